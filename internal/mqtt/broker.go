@@ -1,0 +1,300 @@
+// Package mqtt is the broker: listeners, connections, sessions, QoS flows,
+// the topic tree, retained messages, wills, keep-alive and $SYS. It knows
+// nothing of HTTP or plugins: it calls the small interfaces of Hooks.
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt/topics"
+)
+
+// Version is the broker version reported in $SYS/broker/version.
+const Version = "mqttd 0.1.0"
+
+// Broker is an MQTT broker. Create it with New, open its listeners with
+// Start, stop it with Close.
+type Broker struct {
+	opts    Options
+	limits  Limits
+	log     *slog.Logger
+	hooks   Hooks
+	evMask  EventMask
+	store   SessionStore
+	subs    *topics.Tree[*Session, subscription]
+	retain  *topics.Retained[*Message]
+	stats   counters
+	started time.Time
+
+	ctx    context.Context // ends when Close begins
+	cancel context.CancelFunc
+
+	// connMu serialises the session transitions of CONNECT and disconnect
+	// (create, resume, take over, discard), which are rare next to publishes.
+	connMu sync.Mutex
+
+	mu        sync.Mutex
+	listeners []*listener
+	conns     map[*client]struct{}
+	nconns    atomic.Int64 // open sockets, counted against MaxConnections
+	closing   atomic.Bool
+	wg        sync.WaitGroup // connection goroutines
+	bg        sync.WaitGroup // $SYS and housekeeping
+}
+
+// New returns a broker configured by opts. It opens nothing until Start.
+func New(opts Options) (*Broker, error) {
+	if opts.Name == "" {
+		opts.Name, _ = os.Hostname()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SysInterval == 0 {
+		opts.SysInterval = 10 * time.Second
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 5 * time.Second
+	}
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore()
+	}
+	seen := map[string]bool{}
+	for i, l := range opts.Listeners {
+		if l.Name == "" {
+			l.Name = fmt.Sprintf("listener-%d", i)
+			opts.Listeners[i].Name = l.Name
+		}
+		if seen[l.Name] {
+			return nil, fmt.Errorf("mqtt: listener %q defined twice", l.Name)
+		}
+		seen[l.Name] = true
+		if l.Type != "tcp" && l.Type != "ws" {
+			return nil, fmt.Errorf("mqtt: listener %q: type %q is not tcp or ws", l.Name, l.Type)
+		}
+	}
+	b := &Broker{
+		opts:   opts,
+		limits: opts.Limits.withDefaults(),
+		log:    opts.Logger,
+		hooks:  opts.Hooks,
+		store:  opts.Store,
+		subs:   topics.NewTree[*Session, subscription](),
+		retain: topics.NewRetained[*Message](),
+		conns:  make(map[*client]struct{}),
+	}
+	if b.hooks.Events != nil {
+		b.evMask = b.hooks.Events.Wants()
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// Start opens every configured listener and starts $SYS. It returns once all
+// listeners accept connections; on error none is left open.
+func (b *Broker) Start() error {
+	b.emit(&Event{Type: EventBrokerPreStart})
+	b.started = time.Now()
+	for _, lc := range b.opts.Listeners {
+		l, err := b.listen(lc)
+		if err != nil {
+			b.closeListeners()
+			return err
+		}
+		b.mu.Lock()
+		b.listeners = append(b.listeners, l)
+		b.mu.Unlock()
+		b.log.Info("listening", "listener", lc.Name, "type", l.transport, "addr", l.Addr().String())
+	}
+	b.bg.Add(1)
+	go b.housekeeping()
+	b.emit(&Event{Type: EventBrokerPostStart})
+	return nil
+}
+
+// Addr is the bound address of the named listener, or nil.
+func (b *Broker) Addr(name string) net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, l := range b.listeners {
+		if l.name == name {
+			return l.Addr()
+		}
+	}
+	return nil
+}
+
+// Ready reports whether the broker has started and is not shutting down.
+func (b *Broker) Ready() bool {
+	b.mu.Lock()
+	n := len(b.listeners)
+	b.mu.Unlock()
+	return n > 0 && !b.closing.Load()
+}
+
+// Close stops accepting, disconnects every client (flushing what was already
+// written to them), and waits for their goroutines until ctx ends, after
+// which the remaining connections are cut. Wills are not published for
+// clients the broker itself disconnects on shutdown.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	already := b.closing.Swap(true)
+	b.mu.Unlock()
+	if already {
+		return errors.New("mqtt: broker already closed")
+	}
+	b.emit(&Event{Type: EventBrokerPreShutdown})
+	b.closeListeners()
+	b.cancel()
+	b.mu.Lock()
+	for c := range b.conns {
+		c.shutdown()
+	}
+	b.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); b.bg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		b.mu.Lock()
+		for c := range b.conns {
+			c.conn.Close()
+		}
+		b.mu.Unlock()
+		<-done
+	}
+	b.emit(&Event{Type: EventBrokerPostShutdown})
+	return err
+}
+
+func (b *Broker) closeListeners() {
+	b.mu.Lock()
+	ls := b.listeners
+	b.mu.Unlock()
+	for _, l := range ls {
+		l.close()
+	}
+}
+
+// Stats returns a snapshot of the broker's counters.
+func (b *Broker) Stats() Stats {
+	s := &b.stats
+	st := Stats{
+		ClientsConnected:   s.clientsConnected.Load(),
+		ClientsMaximum:     s.clientsMaximum.Load(),
+		ClientsTotal:       s.clientsTotal.Load(),
+		ConnectionsRefused: s.connsRefused.Load(),
+		MessagesIn:         s.msgsIn.Load(),
+		MessagesOut:        s.msgsOut.Load(),
+		BytesIn:            s.bytesIn.Load(),
+		BytesOut:           s.bytesOut.Load(),
+		PacketsIn:          s.pktsIn.Load(),
+		PacketsOut:         s.pktsOut.Load(),
+		Subscriptions:      int64(b.subs.Len()),
+		Retained:           int64(b.retain.Len()),
+		DroppedQoS0:        s.droppedQoS0.Load(),
+		DroppedQueueFull:   s.droppedQueued.Load(),
+		DroppedExpired:     s.droppedExpired.Load(),
+		DroppedSys:         s.droppedSys.Load(),
+		DroppedDenied:      s.droppedDenied.Load(),
+		Malformed:          s.malformed.Load(),
+		KeepAliveExpired:   s.keepAliveExpired.Load(),
+		Takeovers:          s.takeovers.Load(),
+		AuthRejected:       s.authRejected.Load(),
+	}
+	if !b.started.IsZero() {
+		st.UptimeSeconds = int64(time.Since(b.started).Seconds())
+	}
+	b.store.Range(func(ss *Session) bool {
+		ss.mu.Lock()
+		if ss.client == nil {
+			st.ClientsPersisted++
+		}
+		st.Inflight += int64(ss.inflight.live)
+		st.Queued += int64(ss.queue.len())
+		ss.mu.Unlock()
+		return true
+	})
+	return st
+}
+
+// emit hands e to the event sink when it wants e's type.
+func (b *Broker) emit(e *Event) {
+	if b.evMask.Has(e.Type) {
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		b.hooks.Events.Event(e)
+	}
+}
+
+// housekeeping expires offline sessions.
+func (b *Broker) housekeeping() {
+	defer b.bg.Done()
+	var sysTick <-chan time.Time
+	if b.opts.SysInterval > 0 {
+		t := time.NewTicker(b.opts.SysInterval)
+		defer t.Stop()
+		sysTick = t.C
+		b.publishSys()
+	}
+	sweep := time.NewTicker(time.Second)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-sysTick:
+			b.publishSys()
+		case now := <-sweep.C:
+			b.expireSessions(now)
+		}
+	}
+}
+
+func (b *Broker) expireSessions(now time.Time) {
+	if b.limits.SessionExpiry <= 0 {
+		return
+	}
+	b.store.Range(func(s *Session) bool {
+		b.connMu.Lock()
+		s.mu.Lock()
+		expired := s.client == nil && !s.offlineSince.IsZero() && now.Sub(s.offlineSince) > b.limits.SessionExpiry
+		s.mu.Unlock()
+		if expired {
+			b.discardSession(s)
+		}
+		b.connMu.Unlock()
+		return true
+	})
+}
+
+// discardSession removes s and its subscriptions. Caller holds connMu.
+func (b *Broker) discardSession(s *Session) {
+	s.mu.Lock()
+	filters := make([]string, 0, len(s.subs))
+	for f := range s.subs {
+		filters = append(filters, f)
+	}
+	s.subs = map[string]subscription{}
+	s.inflight = inflightRing{}
+	s.queue.reset()
+	s.mu.Unlock()
+	for _, f := range filters {
+		b.subs.Unsubscribe(f, s)
+	}
+	if cur, ok := b.store.Get(s.id); ok && cur == s {
+		b.store.Delete(s.id)
+	}
+}

@@ -1,0 +1,181 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/x509"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+// Hooks is the seam between the broker and its plugins. Each capability is a
+// small interface; a nil one costs nothing on the hot path (the broker tests
+// for nil once per call site, and builds no event nobody asked for).
+type Hooks struct {
+	// Auth decides CONNECTs. Nil accepts every client.
+	Auth Authenticator
+	// Topics decides subscribe, publish and receive. Nil allows every action.
+	Topics TopicChecker
+	// Events receives the events of EventSink.Wants. Nil builds no event.
+	Events EventSink
+}
+
+// ClientInfo describes a connected (or connecting) client to a hook. It is
+// immutable once the hook sees it and may be retained.
+type ClientInfo struct {
+	ClientID        string
+	Username        string
+	RemoteAddr      string // ip:port of the peer
+	Listener        string // listener name
+	Transport       string // tcp, tls, ws or wss
+	ProtocolVersion byte   // 3, 4 or 5
+	CleanStart      bool
+	KeepAlive       uint16
+	PeerCerts       []*x509.Certificate // verified client chain with mutual TLS
+	AssignedID      bool                // the broker generated ClientID
+}
+
+// AuthResult is the answer to a CONNECT. ReasonCode is an MQTT 5 reason code
+// (0x86 bad user name or password, 0x87 not authorized, 0x88 server
+// unavailable, ...); 0 lets the broker pick. 3.1.1 clients get 0x04 for 0x86
+// and 0x05 for everything else (DESIGN §3.2).
+type AuthResult struct {
+	Allow      bool
+	ReasonCode byte
+	Reason     string
+}
+
+// Authenticator decides whether a client may connect. It runs on the
+// connecting client's goroutine before any session state changes; ctx ends
+// when the client goes away or the broker shuts down.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c *ClientInfo, password []byte) AuthResult
+}
+
+// Action is what a topic check is about.
+type Action uint8
+
+const (
+	ActionSubscribe Action = iota + 1 // a topic filter of a SUBSCRIBE
+	ActionPublish                     // an inbound PUBLISH, before it is acknowledged
+	ActionReceive                     // one delivery of a message to one subscriber
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionSubscribe:
+		return "subscribe"
+	case ActionPublish:
+		return "publish"
+	case ActionReceive:
+		return "receive"
+	}
+	return "unknown"
+}
+
+// TopicRequest is one topic check.
+type TopicRequest struct {
+	Action Action
+	Topic  string // topic name, or topic filter for ActionSubscribe
+	QoS    byte
+	Retain bool
+}
+
+// TopicResult is the answer to a topic check.
+type TopicResult struct {
+	Allow      bool
+	ReasonCode byte // MQTT 5 reason code for a deny; 0 = 0x87 not authorized
+	Reason     string
+}
+
+// TopicChecker decides subscribe, publish and receive actions. Subscribe and
+// publish checks run on the acting client's goroutine; receive checks run on
+// the receiving client's delivery goroutine, so a slow answer delays only the
+// client it is about.
+type TopicChecker interface {
+	CheckTopic(ctx context.Context, c *ClientInfo, req TopicRequest) TopicResult
+}
+
+// EventType names a broker event (DESIGN §3.3).
+type EventType uint8
+
+const (
+	EventBrokerPreStart EventType = iota
+	EventBrokerPostStart
+	EventBrokerPreShutdown
+	EventBrokerPostShutdown
+	EventClientConnected
+	EventClientDisconnected
+	EventClientSubscribed
+	EventClientUnsubscribed
+	EventMessageReceived
+	EventMessageBroadcast
+	EventRetainedMessage
+	EventPacketReceived
+	EventPacketSent
+	numEventTypes
+)
+
+var eventNames = [numEventTypes]string{
+	"broker_pre_start", "broker_post_start", "broker_pre_shutdown", "broker_post_shutdown",
+	"broker_client_connected", "broker_client_disconnected", "broker_client_subscribed",
+	"broker_client_unsubscribed", "broker_message_received", "broker_message_broadcast",
+	"broker_retained_message", "mqtt_packet_received", "mqtt_packet_sent",
+}
+
+func (t EventType) String() string {
+	if t < numEventTypes {
+		return eventNames[t]
+	}
+	return "unknown"
+}
+
+// ParseEventType maps a DESIGN §3.3 event name to its EventType.
+func ParseEventType(name string) (EventType, bool) {
+	for i, n := range eventNames {
+		if n == name {
+			return EventType(i), true
+		}
+	}
+	return 0, false
+}
+
+// EventTypes lists every event type in declaration order.
+func EventTypes() []EventType {
+	ts := make([]EventType, numEventTypes)
+	for i := range ts {
+		ts[i] = EventType(i)
+	}
+	return ts
+}
+
+// EventMask is a set of event types.
+type EventMask uint32
+
+// Has reports whether t is in the set.
+func (m EventMask) Has(t EventType) bool { return m&(1<<t) != 0 }
+
+// With returns the set plus t.
+func (m EventMask) With(t EventType) EventMask { return m | 1<<t }
+
+// Event is one broker event. It and everything it points to are valid only
+// during EventSink.Event: payloads and packets may alias the broker's read
+// buffers, so a sink that keeps anything must copy it.
+type Event struct {
+	Type     EventType
+	Time     time.Time
+	Client   *ClientInfo    // nil for broker lifecycle events
+	Topic    string         // filter for (un)subscribed, topic for message events
+	QoS      byte           // requested QoS for subscribed, message QoS otherwise
+	Message  *Message       // message events and retained_message
+	Packet   packets.Packet // packet events
+	Reason   string         // disconnected: why the connection ended
+	TargetID string         // retained_message for an offline session: the session's client id
+}
+
+// EventSink receives events. Event must not block: the broker calls it on
+// its hot paths. Wants is read once when the broker starts.
+type EventSink interface {
+	Wants() EventMask
+	Event(e *Event)
+}

@@ -1,0 +1,169 @@
+package mqtt
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+type topicFunc func(context.Context, *ClientInfo, TopicRequest) TopicResult
+
+func (f topicFunc) CheckTopic(ctx context.Context, c *ClientInfo, r TopicRequest) TopicResult {
+	return f(ctx, c, r)
+}
+
+// recorder is an EventSink that keeps event names (and copies nothing else).
+type recorder struct {
+	mask EventMask
+	mu   sync.Mutex
+	evs  []string
+}
+
+func (r *recorder) Wants() EventMask { return r.mask }
+func (r *recorder) Event(e *Event) {
+	name := e.Type.String()
+	if e.Packet != nil {
+		name += ":" + e.Packet.Type().String()
+	}
+	r.mu.Lock()
+	r.evs = append(r.evs, name)
+	r.mu.Unlock()
+}
+func (r *recorder) names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.evs)
+}
+
+// The topic check decides subscribe, publish and receive, including
+// retained messages sent on subscribe.
+func TestTopicCheckActions(t *testing.T) {
+	check := topicFunc(func(_ context.Context, c *ClientInfo, r TopicRequest) TopicResult {
+		switch {
+		case r.Action == ActionSubscribe && r.Topic == "forbidden/#":
+			return TopicResult{}
+		case r.Action == ActionPublish && r.Topic == "ro/x":
+			return TopicResult{}
+		case r.Action == ActionReceive && c.ClientID == "sub" && r.Topic == "secret":
+			return TopicResult{}
+		}
+		return TopicResult{Allow: true}
+	})
+	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = check })
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+	pub.send(&packets.Publish{Topic: "secret", Payload: []byte("retained secret"), Retain: true})
+	pub.send(&packets.Publish{Topic: "open", Payload: []byte("retained open"), Retain: true})
+	waitFor(t, "retained", func() bool { return tb.Stats().Retained == 2 })
+
+	sub := dialRaw(t, tb.addr)
+	sub.mustConnect("sub", true)
+	if codes := sub.subscribe(1, "forbidden/#", 0); codes[0] != packets.SubackFailure {
+		t.Fatalf("denied subscribe got %v, want 0x80", codes)
+	}
+	sub.subscribe(2, "#", 0)
+	// Only the open retained message: the secret one fails the receive check.
+	if m := sub.expectPublish(2 * time.Second); m.Topic != "open" || !m.Retain {
+		t.Fatalf("got %+v", m)
+	}
+	sub.expectNothing(100 * time.Millisecond)
+
+	pub.send(&packets.Publish{Topic: "ro/x", Payload: []byte("denied"), QoS: 1, PacketID: 3})
+	if ack, ok := pub.read(time.Second).(*packets.Puback); !ok || ack.PacketID != 3 {
+		t.Fatal("3.1.1 denied publish must still be acknowledged")
+	}
+	pub.send(&packets.Publish{Topic: "secret", Payload: []byte("live secret")})
+	pub.send(&packets.Publish{Topic: "open", Payload: []byte("live open")})
+	if m := sub.expectPublish(2 * time.Second); string(m.Payload) != "live open" {
+		t.Fatalf("got %+v, want only the allowed message", m)
+	}
+	if tb.Stats().DroppedDenied != 1 {
+		t.Fatalf("denied = %d", tb.Stats().DroppedDenied)
+	}
+}
+
+// A receive check that blocks for one subscriber holds back that subscriber
+// only: the publisher and other subscribers carry on. Asserted on order and
+// counts, not on wall-clock thresholds.
+func TestSlowReceiveCheckIsolated(t *testing.T) {
+	release := make(chan struct{})
+	check := topicFunc(func(ctx context.Context, c *ClientInfo, r TopicRequest) TopicResult {
+		if r.Action == ActionReceive && c.ClientID == "slow" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return TopicResult{Allow: true}
+	})
+	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = check })
+	slow := dialRaw(t, tb.addr)
+	slow.mustConnect("slow", true)
+	slow.subscribe(1, "a", 0)
+	fast := dialRaw(t, tb.addr)
+	fast.mustConnect("fast", true)
+	fast.subscribe(1, "a", 0)
+	fast.subscribe(2, "b", 0)
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+
+	pub.send(&packets.Publish{Topic: "a", Payload: []byte("1")})
+	for i := range 20 {
+		pub.send(&packets.Publish{Topic: "b", Payload: []byte{byte('a' + i)}, QoS: 1, PacketID: uint16(i + 1)})
+	}
+	// All 20 acks reach the publisher and the fast subscriber gets all 21
+	// messages while the slow subscriber's check is still blocked.
+	for range 20 {
+		if _, ok := pub.read(2 * time.Second).(*packets.Puback); !ok {
+			t.Fatal("publisher held up by another client's receive check")
+		}
+	}
+	for range 21 {
+		fast.expectPublish(2 * time.Second)
+	}
+	slow.expectNothing(50 * time.Millisecond)
+	close(release)
+	if m := slow.expectPublish(2 * time.Second); string(m.Payload) != "1" {
+		t.Fatalf("slow got %+v", m)
+	}
+}
+
+// Events arrive in aMQTT's order for a full session (DESIGN §3.3).
+func TestEventOrder(t *testing.T) {
+	rec := &recorder{}
+	for _, et := range EventTypes() {
+		rec.mask = rec.mask.With(et)
+	}
+	tb := startBroker(t, func(o *Options) { o.Hooks.Events = rec })
+	c := dialRaw(t, tb.addr)
+	c.mustConnect("ev", true)
+	c.subscribe(1, "ev/t", 0)
+	c.send(&packets.Publish{Topic: "ev/t", Payload: []byte("x"), Retain: true})
+	c.expectPublish(time.Second)
+	c.send(&packets.Unsubscribe{PacketID: 2, Filters: []string{"ev/t"}})
+	c.read(time.Second)
+	c.send(&packets.Disconnect{})
+	c.expectClosed(time.Second)
+	waitFor(t, "disconnected event", func() bool { return slices.Contains(rec.names(), "broker_client_disconnected") })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	tb.Close(ctx)
+
+	want := []string{
+		"broker_pre_start", "broker_post_start",
+		"mqtt_packet_received:CONNECT", "mqtt_packet_sent:CONNACK", "broker_client_connected",
+		"mqtt_packet_received:SUBSCRIBE", "mqtt_packet_sent:SUBACK", "broker_client_subscribed",
+		"mqtt_packet_received:PUBLISH", "broker_message_received", "broker_message_broadcast", "broker_retained_message",
+		"mqtt_packet_sent:PUBLISH",
+		"mqtt_packet_received:UNSUBSCRIBE", "mqtt_packet_sent:UNSUBACK", "broker_client_unsubscribed",
+		"mqtt_packet_received:DISCONNECT", "broker_client_disconnected",
+		"broker_pre_shutdown", "broker_post_shutdown",
+	}
+	if got := rec.names(); !slices.Equal(got, want) {
+		t.Fatalf("events:\n got %q\nwant %q", got, want)
+	}
+}

@@ -1,0 +1,104 @@
+package mqtt
+
+// Outbound QoS 1 and 2 state of a session.
+
+const (
+	awaitAck  uint8 = iota + 1 // QoS 1: PUBACK; QoS 2: PUBREC
+	awaitComp                  // QoS 2: PUBREL sent, awaiting PUBCOMP
+	entryDone                  // acknowledged out of order; slot reclaimed when it reaches the head
+)
+
+type inflightEntry struct {
+	pid   uint16
+	state uint8
+	d     delivery
+}
+
+// inflightRing is the outbound window in send order. Clients acknowledge in
+// order in practice, so lookups hit the head; an out-of-order ack marks its
+// entry done and the slot is reclaimed when the head reaches it. The ring is
+// allocated on the first QoS 1/2 delivery: idle clients pay nothing for it.
+type inflightRing struct {
+	ents []inflightEntry
+	head int
+	n    int // occupied slots, head..head+n
+	live int // entries not done
+}
+
+func (r *inflightRing) full(window int) bool { return r.n >= window }
+
+func (r *inflightRing) push(window int, e inflightEntry) {
+	if r.ents == nil {
+		r.ents = make([]inflightEntry, window)
+	}
+	r.ents[(r.head+r.n)%len(r.ents)] = e
+	r.n++
+	r.live++
+}
+
+// find returns the live entry with packet id pid, or nil.
+func (r *inflightRing) find(pid uint16) *inflightEntry {
+	for i := 0; i < r.n; i++ {
+		e := &r.ents[(r.head+i)%len(r.ents)]
+		if e.pid == pid && e.state != entryDone {
+			return e
+		}
+	}
+	return nil
+}
+
+// done retires e and reclaims every finished slot at the head.
+func (r *inflightRing) done(e *inflightEntry) {
+	e.state = entryDone
+	e.d = delivery{}
+	r.live--
+	for r.n > 0 && r.ents[r.head].state == entryDone {
+		r.head = (r.head + 1) % len(r.ents)
+		r.n--
+	}
+	if r.n == 0 {
+		r.head = 0
+	}
+}
+
+// each visits live entries in send order (for resending on reconnect).
+func (r *inflightRing) each(fn func(e *inflightEntry)) {
+	for i := 0; i < r.n; i++ {
+		e := &r.ents[(r.head+i)%len(r.ents)]
+		if e.state != entryDone {
+			fn(e)
+		}
+	}
+}
+
+// deliveryQueue is a FIFO of deliveries waiting for a window slot, for the
+// client to come back, or for a receive check.
+type deliveryQueue struct {
+	q    []delivery
+	head int
+}
+
+func (q *deliveryQueue) len() int { return len(q.q) - q.head }
+
+func (q *deliveryQueue) push(d delivery) { q.q = append(q.q, d) }
+
+func (q *deliveryQueue) peek() *delivery { return &q.q[q.head] }
+
+func (q *deliveryQueue) pop() delivery {
+	d := q.q[q.head]
+	q.q[q.head] = delivery{}
+	q.head++
+	if q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+		if cap(q.q) > 1024 {
+			q.q = nil // give back the memory of a burst
+		}
+	} else if q.head > 256 && q.head*2 > len(q.q) {
+		n := copy(q.q, q.q[q.head:])
+		clear(q.q[n:])
+		q.q, q.head = q.q[:n], 0
+	}
+	return d
+}
+
+func (q *deliveryQueue) reset() { q.q, q.head = nil, 0 }

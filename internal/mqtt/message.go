@@ -1,0 +1,57 @@
+package mqtt
+
+import (
+	"bytes"
+	"strings"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+// Message is an application message held by the broker: retained, queued for
+// a session, inflight, or a will. It is immutable once created and shared by
+// every delivery of it, so holding one costs a pointer, not a copy.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+	From    string // publishing client id; "" when the broker itself published
+	Created time.Time
+	Props   *packets.Properties // MQTT 5 properties to forward; nil for 3.1.1 publishers
+}
+
+// routed is a message on its way through route. It may alias a connection's
+// read buffer (topic and payload straight from the decoder); msg is the
+// owned copy, made only when some delivery has to outlive the call.
+type routed struct {
+	topic   string
+	payload []byte
+	qos     byte
+	retain  bool
+	from    string
+	props   *packets.Properties
+	msg     *Message
+}
+
+func routedFrom(m *Message) routed {
+	return routed{topic: m.Topic, payload: m.Payload, qos: m.QoS, retain: m.Retain, from: m.From, props: m.Props, msg: m}
+}
+
+// message returns the owned copy, cloning the aliased fields the first time.
+func (r *routed) message() *Message {
+	if r.msg == nil {
+		r.msg = &Message{
+			Topic:   strings.Clone(r.topic),
+			Payload: bytes.Clone(r.payload),
+			QoS:     r.qos,
+			Retain:  r.retain,
+			From:    r.from,
+			Created: time.Now(),
+		}
+		if r.msg.Payload == nil {
+			r.msg.Payload = []byte{}
+		}
+	}
+	return r.msg
+}

@@ -1,0 +1,88 @@
+package mqtt
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+)
+
+// ListenerConfig describes one named listener. Type is "tcp" or "ws";
+// TLS turns either into its secure variant (MQTTS, WSS).
+type ListenerConfig struct {
+	Name string
+	Type string // "tcp" or "ws"
+	Bind string // host:port; ":0" picks a free port (tests)
+	Path string // WebSocket path, default "/mqtt"
+	TLS  *tls.Config
+}
+
+// Limits bounds every resource a client can make the broker hold. Each field
+// is a config key; zero means "use the default" (see DefaultLimits).
+type Limits struct {
+	MaxPacketSize    int           // largest packet accepted, fixed header included
+	MaxConnections   int           // connections beyond this get CONNACK "server unavailable"
+	MaxInflight      int           // outbound QoS 1/2 messages awaiting ack, per client
+	MaxQueued        int           // messages queued per offline or slow session
+	MaxOutboundBytes int           // bytes waiting in one client's write buffer before QoS 0 is dropped
+	MaxInboundQoS2   int           // inbound QoS 2 packet ids awaiting PUBREL, per client
+	ConnectTimeout   time.Duration // time a new connection has to send CONNECT
+	WriteTimeout     time.Duration // a write blocked this long closes the connection
+	MaxKeepAlive     uint16        // 0 = no cap
+	SessionExpiry    time.Duration // offline persistent sessions older than this are removed; 0 = never
+}
+
+// DefaultLimits are the bounds used when a field of Limits is zero.
+var DefaultLimits = Limits{
+	MaxPacketSize:    1 << 20,
+	MaxConnections:   100000,
+	MaxInflight:      64,
+	MaxQueued:        1000,
+	MaxOutboundBytes: 4 << 20,
+	MaxInboundQoS2:   1024,
+	ConnectTimeout:   10 * time.Second,
+	WriteTimeout:     30 * time.Second,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxPacketSize > 0 {
+		d.MaxPacketSize = l.MaxPacketSize
+	}
+	if l.MaxConnections > 0 {
+		d.MaxConnections = l.MaxConnections
+	}
+	if l.MaxInflight > 0 {
+		d.MaxInflight = min(l.MaxInflight, 65535)
+	}
+	if l.MaxQueued > 0 {
+		d.MaxQueued = l.MaxQueued
+	}
+	if l.MaxOutboundBytes > 0 {
+		d.MaxOutboundBytes = l.MaxOutboundBytes
+	}
+	if l.MaxInboundQoS2 > 0 {
+		d.MaxInboundQoS2 = l.MaxInboundQoS2
+	}
+	if l.ConnectTimeout > 0 {
+		d.ConnectTimeout = l.ConnectTimeout
+	}
+	if l.WriteTimeout > 0 {
+		d.WriteTimeout = l.WriteTimeout
+	}
+	d.MaxKeepAlive = l.MaxKeepAlive
+	d.SessionExpiry = l.SessionExpiry
+	return d
+}
+
+// Options configures a Broker. The zero value is a working broker with no
+// listeners: add them with Listen or list them in Listeners.
+type Options struct {
+	Name          string // node name, reported in $SYS and events; default the host name
+	Listeners     []ListenerConfig
+	Limits        Limits
+	SysInterval   time.Duration // $SYS publish period; 0 = default 10s, negative = off
+	ShutdownGrace time.Duration // how long Close waits for writers to flush; default 5s
+	Logger        *slog.Logger
+	Hooks         Hooks
+	Store         SessionStore // nil = in-memory
+}

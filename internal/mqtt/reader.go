@@ -1,0 +1,124 @@
+package mqtt
+
+import (
+	"errors"
+	"net"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+const (
+	minReadBuf = 512      // an idle connection holds no more than this
+	maxReadBuf = 64 << 10 // a busy one reads up to this per syscall
+)
+
+// packetReader frames packets out of a connection with as few read syscalls
+// as the traffic allows: the buffer doubles while reads fill it and halves
+// while they stay small, so a busy publisher reads 64 KiB at a time and an
+// idle device holds 512 bytes.
+type packetReader struct {
+	conn       net.Conn
+	buf        []byte
+	start, end int
+	max        int // largest packet accepted
+	short      int // consecutive reads that used little of buf
+	bytes      int64
+	// beforeRead runs before each blocking read (deadline, stats flush).
+	beforeRead func() error
+}
+
+var errPacketTooLarge = errors.New("packet exceeds the maximum packet size")
+
+// next returns the next complete packet. body aliases the buffer and is
+// valid until the following call.
+func (r *packetReader) next() (packets.FixedHeader, []byte, error) {
+	for {
+		if r.end > r.start {
+			fh, n, err := packets.DecodeFixedHeader(r.buf[r.start:r.end])
+			switch {
+			case err == nil:
+				total := n + fh.Remaining
+				if total > r.max {
+					return fh, nil, errPacketTooLarge
+				}
+				if r.end-r.start >= total {
+					body := r.buf[r.start+n : r.start+total]
+					r.start += total
+					return fh, body, nil
+				}
+				r.reserve(total)
+			case !errors.Is(err, packets.ErrIncomplete):
+				return fh, nil, err
+			}
+		}
+		if err := r.fill(); err != nil {
+			return packets.FixedHeader{}, nil, err
+		}
+	}
+}
+
+// reserve makes room for a packet of total bytes starting at r.start.
+func (r *packetReader) reserve(total int) {
+	if len(r.buf)-r.start >= total {
+		return
+	}
+	if len(r.buf) >= total {
+		r.compact()
+		return
+	}
+	nb := make([]byte, max(total, 2*len(r.buf)))
+	r.end = copy(nb, r.buf[r.start:r.end])
+	r.start = 0
+	r.buf = nb
+}
+
+func (r *packetReader) compact() {
+	r.end = copy(r.buf, r.buf[r.start:r.end])
+	r.start = 0
+}
+
+// fill reads once from the connection.
+func (r *packetReader) fill() error {
+	if r.start == r.end {
+		r.start, r.end = 0, 0
+		if r.short > 64 && len(r.buf) > minReadBuf {
+			r.buf = make([]byte, len(r.buf)/2)
+			r.short = 0
+		}
+	} else if r.start > 0 && len(r.buf)-r.end < minReadBuf {
+		r.compact()
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, minReadBuf)
+	}
+	if r.end == len(r.buf) {
+		r.reserve(len(r.buf) + 1)
+	}
+	if r.beforeRead != nil {
+		if err := r.beforeRead(); err != nil {
+			return err
+		}
+	}
+	free := len(r.buf) - r.end
+	n, err := r.conn.Read(r.buf[r.end:])
+	r.end += n
+	r.bytes += int64(n)
+	switch {
+	case n == free && len(r.buf) < maxReadBuf:
+		// The kernel had more: read more per syscall from now on.
+		nb := make([]byte, 2*len(r.buf))
+		copy(nb, r.buf[r.start:r.end])
+		r.end -= r.start
+		r.start = 0
+		r.buf = nb
+		r.short = 0
+	case n < len(r.buf)/8:
+		r.short++
+	default:
+		r.short = 0
+	}
+	if n > 0 {
+		return nil // hand over what arrived; the error comes back on the next read
+	}
+	return err
+}

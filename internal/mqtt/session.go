@@ -1,0 +1,119 @@
+package mqtt
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// subscription is what a session asked for on one topic filter.
+type subscription struct {
+	qos byte
+}
+
+// delivery is one message on its way to one session.
+type delivery struct {
+	msg    *Message
+	qos    byte // min(publish QoS, subscription QoS)
+	retain bool // true only when sent because of a new subscription
+}
+
+// Session is the state the broker keeps for a client id: its subscriptions,
+// the outbound messages inflight or queued, and the inbound QoS 2 packet ids
+// awaiting PUBREL. A persistent session outlives its connection.
+//
+// mu guards everything below it, including the attached connection's write
+// buffer, so that a publisher routing to this session takes one lock.
+type Session struct {
+	id  string
+	seq uint64 // unique per broker; orders sessions when de-duplicating matches
+
+	mu           sync.Mutex
+	client       *client // attached connection; nil while offline
+	clean        bool    // 3.1.1 clean session: discarded at disconnect
+	subs         map[string]subscription
+	inflight     inflightRing
+	nextID       uint16
+	queue        deliveryQueue
+	inQoS2       map[uint16]struct{}
+	offlineSince time.Time
+	dropLogged   time.Time // last time a queue-full drop was logged
+}
+
+var sessionSeq atomic.Uint64
+
+func newSession(id string, clean bool) *Session {
+	return &Session{id: id, seq: sessionSeq.Add(1), clean: clean, subs: make(map[string]subscription)}
+}
+
+// ClientID is the client id the session belongs to.
+func (s *Session) ClientID() string { return s.id }
+
+// nextPacketID hands out ids in sequence, skipping 0 ([MQTT-2.3.1-1]).
+// Sequential ids in a window smaller than 65535 cannot collide with one still
+// inflight, so no lookup is needed.
+func (s *Session) nextPacketID() uint16 {
+	s.nextID++
+	if s.nextID == 0 {
+		s.nextID = 1
+	}
+	return s.nextID
+}
+
+// SessionStore keeps the broker's sessions by client id. The in-memory store
+// is the default; a persistent store implements the same calls and is handed
+// in through Options.Store. Implementations must be safe for concurrent use.
+type SessionStore interface {
+	Get(clientID string) (*Session, bool)
+	Put(s *Session)
+	Delete(clientID string)
+	Range(fn func(s *Session) bool)
+	Len() int
+}
+
+type memStore struct {
+	mu sync.RWMutex
+	m  map[string]*Session
+}
+
+// NewMemoryStore returns the in-memory SessionStore.
+func NewMemoryStore() SessionStore { return &memStore{m: make(map[string]*Session)} }
+
+func (m *memStore) Get(id string) (*Session, bool) {
+	m.mu.RLock()
+	s, ok := m.m[id]
+	m.mu.RUnlock()
+	return s, ok
+}
+
+func (m *memStore) Put(s *Session) {
+	m.mu.Lock()
+	m.m[s.id] = s
+	m.mu.Unlock()
+}
+
+func (m *memStore) Delete(id string) {
+	m.mu.Lock()
+	delete(m.m, id)
+	m.mu.Unlock()
+}
+
+func (m *memStore) Range(fn func(s *Session) bool) {
+	m.mu.RLock()
+	all := make([]*Session, 0, len(m.m))
+	for _, s := range m.m {
+		all = append(all, s)
+	}
+	m.mu.RUnlock()
+	for _, s := range all {
+		if !fn(s) {
+			return
+		}
+	}
+}
+
+func (m *memStore) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.m)
+}
