@@ -1,9 +1,8 @@
 package mqtt
 
 import (
-	"bytes"
-	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
@@ -41,16 +40,18 @@ func routedFrom(m *Message) routed {
 // message returns the owned copy, cloning the aliased fields the first time.
 func (r *routed) message() *Message {
 	if r.msg == nil {
+		// Topic and payload share one allocation: a QoS 1/2 publish costs
+		// two allocations however many subscribers it reaches.
+		buf := make([]byte, len(r.topic)+len(r.payload))
+		n := copy(buf, r.topic)
+		copy(buf[n:], r.payload)
 		r.msg = &Message{
-			Topic:   strings.Clone(r.topic),
-			Payload: bytes.Clone(r.payload),
+			Topic:   unsafe.String(unsafe.SliceData(buf), n),
+			Payload: buf[n:len(buf):len(buf)],
 			QoS:     r.qos,
 			Retain:  r.retain,
 			From:    r.from,
 			Created: time.Now(),
-		}
-		if r.msg.Payload == nil {
-			r.msg.Payload = []byte{}
 		}
 	}
 	return r.msg
