@@ -16,8 +16,9 @@ import (
 
 // client is one network connection from CONNECT to close. Its reader
 // goroutine decodes and handles inbound packets (so a slow hook delays only
-// this client); its writer goroutine flushes everything queued for it in as
-// few write syscalls as possible.
+// this client). A writer goroutine runs only while there is something to
+// write, flushing all of it in as few syscalls as possible: an idle
+// connection holds one small goroutine and a 512-byte read buffer.
 type client struct {
 	b       *Broker
 	conn    net.Conn
@@ -40,28 +41,54 @@ type client struct {
 	graceful        bool // DISCONNECT received: the will is discarded
 
 	// Guarded by sess.mu once the session is attached.
-	out, spare  []byte
+	out         []byte
 	outMsgs     int64
 	outPkts     int64
-	wakePending bool
+	writing     bool // a writer goroutine is running
+	wakePending bool // the writer has been told to flush and has not yet found the buffer empty
+	closed      bool // finish has begun or a write failed: start no writer
 
-	wake       chan struct{}
-	stop       chan struct{} // closed to make the writer flush and exit
-	stopOnce   sync.Once
-	writerDone chan struct{}
-	stopping   atomic.Bool // the broker is closing this connection
-	takenOver  atomic.Bool
+	wake      chan struct{}
+	spare     []byte // the writer's second buffer; only a writer touches it
+	writers   sync.WaitGroup
+	stopping  atomic.Bool // the broker is closing this connection
+	takenOver atomic.Bool
 }
 
-func (b *Broker) serveConn(conn net.Conn, l *listener) {
-	c := &client{
-		b:          b,
-		conn:       conn,
-		l:          l,
-		wake:       make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		writerDone: make(chan struct{}),
+// runConn serves one admitted socket. Beyond MaxConnections the socket is
+// still accepted (never left queued in the kernel) and answered with
+// "server unavailable". With handoff, the read loop continues on a fresh
+// goroutine once CONNECT is accepted, so the deeper stack the handshake
+// grew is not kept for the connection's whole life.
+func (b *Broker) runConn(conn net.Conn, l *listener, handoff bool) {
+	release := func() {
+		b.nconns.Add(-1)
+		b.wg.Done()
 	}
+	if b.nconns.Add(1) > int64(b.limits.MaxConnections) {
+		b.refuse(conn)
+		release()
+		return
+	}
+	c := b.openConn(conn, l)
+	switch {
+	case c == nil:
+		release()
+	case handoff:
+		go func() {
+			defer release()
+			c.serve()
+		}()
+	default:
+		defer release()
+		c.serve()
+	}
+}
+
+// openConn registers the connection and runs the TLS and MQTT handshakes.
+// It returns nil, with the socket closed, when the client is not accepted.
+func (b *Broker) openConn(conn net.Conn, l *listener) *client {
+	c := &client{b: b, conn: conn, l: l, wake: make(chan struct{}, 1)}
 	c.info.Listener = l.name
 	c.info.Transport = l.transport
 	c.info.RemoteAddr = conn.RemoteAddr().String()
@@ -74,34 +101,56 @@ func (b *Broker) serveConn(conn net.Conn, l *listener) {
 		c.shutdown() // admitted just before Close walked b.conns
 	}
 	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		delete(b.conns, c)
-		b.mu.Unlock()
-	}()
-	defer c.cancel()
 
-	if tc, ok := conn.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(b.limits.ConnectTimeout))
-		if err := tc.HandshakeContext(c.ctx); err != nil {
-			b.log.Debug("tls handshake failed", "remote", c.info.RemoteAddr, "err", err)
-			conn.Close()
-			return
-		}
-		tc.SetDeadline(time.Time{})
-		if st := tc.ConnectionState(); len(st.PeerCertificates) > 0 {
-			c.info.PeerCerts = st.PeerCertificates
-		}
+	if err := c.tlsHandshake(); err != nil {
+		b.log.Debug("tls handshake failed", "remote", c.info.RemoteAddr, "err", err)
+		c.abandon()
+		return nil
 	}
 	if err := c.handshake(); err != nil {
 		b.log.Debug("connection refused", "remote", c.info.RemoteAddr, "err", err)
 		b.flushReadStats(c)
-		conn.Close()
-		return
+		c.abandon()
+		return nil
 	}
-	go c.writeLoop()
+	return c
+}
+
+// abandon drops a connection that never got a session.
+func (c *client) abandon() {
+	c.conn.Close()
+	c.cancel()
+	c.unregister()
+}
+
+func (c *client) unregister() {
+	c.b.mu.Lock()
+	delete(c.b.conns, c)
+	c.b.mu.Unlock()
+}
+
+func (c *client) tlsHandshake() error {
+	tc, ok := c.conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	tc.SetDeadline(time.Now().Add(c.b.limits.ConnectTimeout))
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	if st := tc.ConnectionState(); len(st.PeerCertificates) > 0 {
+		c.info.PeerCerts = st.PeerCertificates
+	}
+	return nil
+}
+
+// serve runs an accepted connection to its end.
+func (c *client) serve() {
 	err := c.readLoop()
 	c.finish(err)
+	c.cancel()
+	c.unregister()
 }
 
 // beforeRead runs before every blocking read: it flushes the batch's
@@ -188,35 +237,75 @@ func (c *client) shutdown() {
 	c.cancel()
 }
 
-// kickLocked wakes the writer at most once per flush. Caller holds sess.mu.
+// writerLinger is how long a writer goroutine waits for more work before
+// it exits: long enough that a busy connection keeps its writer (waking a
+// parked goroutine is cheaper than starting one), short enough that an idle
+// connection holds only its reader.
+const writerLinger = time.Second
+
+// kickLocked makes sure a writer will flush what was just appended: it
+// starts one, or wakes the parked one at most once per flush. Caller holds
+// sess.mu.
 func (c *client) kickLocked() {
-	if !c.wakePending {
+	switch {
+	case c.closed || c.wakePending:
+	case !c.writing:
+		c.writing, c.wakePending = true, true
+		c.writers.Add(1)
+		go c.writeLoop()
+	default:
 		c.wakePending = true
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.signal()
 	}
 }
 
+// signal leaves a wake-up token for the writer. A token may already be
+// waiting (the writer drained the buffer before reading it): one is enough.
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop flushes the write buffer whenever woken, and exits after a
+// writerLinger with nothing to write, or once the connection is closing.
 func (c *client) writeLoop() {
-	defer close(c.writerDone)
+	defer c.writers.Done()
+	idle := time.NewTimer(writerLinger)
+	defer idle.Stop()
+	active := true
 	for {
+		wrote, more := c.flush()
+		if !more {
+			return
+		}
+		active = active || wrote
 		select {
 		case <-c.wake:
-			if !c.flush() {
-				return
+		case <-idle.C:
+			if active {
+				active = false
+				idle.Reset(writerLinger)
+				continue
 			}
-		case <-c.stop:
-			c.flush()
+			s := c.sess
+			s.mu.Lock()
+			if c.wakePending { // a kick raced the timer: its token is in c.wake
+				s.mu.Unlock()
+				continue
+			}
+			c.writing = false
+			s.mu.Unlock()
 			return
 		}
 	}
 }
 
-// flush writes everything queued, one syscall per batch, until the buffer
-// is found empty. It reports false after a write error.
-func (c *client) flush() bool {
+// flush writes everything queued, one syscall per batch, until it finds the
+// buffer empty. more is false when the writer must exit: the connection is
+// closing or a write failed.
+func (c *client) flush() (wrote, more bool) {
 	s := c.sess
 	checked := c.b.hooks.Topics != nil
 	for {
@@ -226,30 +315,42 @@ func (c *client) flush() bool {
 		s.mu.Lock()
 		if len(c.out) == 0 && !(checked && s.client == c && c.b.pumpable(s)) {
 			c.wakePending = false
+			if cap(c.out) > 4<<10 {
+				c.out = nil // an idle connection keeps no burst-sized buffer
+			}
+			if c.closed {
+				c.writing = false
+				s.mu.Unlock()
+				return wrote, false
+			}
 			s.mu.Unlock()
-			return true
+			return wrote, true
 		}
 		buf := c.out
 		c.out = c.spare[:0]
 		msgs, pkts := c.outMsgs, c.outPkts
 		c.outMsgs, c.outPkts = 0, 0
 		s.mu.Unlock()
-		if len(buf) == 0 {
-			continue
+		c.spare = nil
+		if len(buf) > 0 {
+			wrote = true
+			c.conn.SetWriteDeadline(time.Now().Add(c.b.limits.WriteTimeout))
+			n, err := c.conn.Write(buf)
+			c.b.stats.bytesOut.Add(int64(n))
+			c.b.stats.msgsOut.Add(msgs)
+			c.b.stats.pktsOut.Add(pkts)
+			if err != nil {
+				c.conn.Close() // the reader sees it and ends the connection
+				s.mu.Lock()
+				c.writing, c.closed, c.wakePending = false, true, false
+				c.out = nil
+				s.mu.Unlock()
+				return wrote, false
+			}
 		}
-		c.conn.SetWriteDeadline(time.Now().Add(c.b.limits.WriteTimeout))
-		n, err := c.conn.Write(buf)
-		c.b.stats.bytesOut.Add(int64(n))
-		c.b.stats.msgsOut.Add(msgs)
-		c.b.stats.pktsOut.Add(pkts)
-		if err != nil {
-			c.conn.Close() // the reader sees it and ends the connection
-			return false
+		if cap(buf) <= 256<<10 {
+			c.spare = buf[:0] // keep the buffer; let a huge burst's go
 		}
-		if cap(buf) > 256<<10 {
-			buf = nil // do not pin a burst's memory
-		}
-		c.spare = buf[:0]
 	}
 }
 
@@ -257,21 +358,29 @@ func (c *client) flush() bool {
 // the session, publishes the will when the end was abnormal.
 func (c *client) finish(cause error) {
 	b := c.b
+	s := c.sess
+	stopWriters := func() {
+		s.mu.Lock()
+		c.closed = true
+		if c.writing && !c.wakePending {
+			c.wakePending = true
+			c.signal() // a parked writer wakes, sees closed and exits
+		}
+		s.mu.Unlock()
+		c.writers.Wait()
+	}
 	if c.stopping.Load() {
-		// Shutdown: give the writer the chance to flush what is queued.
-		c.stopOnce.Do(func() { close(c.stop) })
-		<-c.writerDone
+		// Shutdown: let the writer flush what is queued, then close.
+		stopWriters()
 		c.conn.Close()
 	} else {
 		c.conn.Close()
-		c.stopOnce.Do(func() { close(c.stop) })
-		<-c.writerDone
+		stopWriters()
 	}
 	c.cancel()
 	b.flushReadStats(c)
 
 	b.connMu.Lock()
-	s := c.sess
 	s.mu.Lock()
 	attached := s.client == c
 	if attached {

@@ -15,7 +15,7 @@ import (
 
 // listener is one open endpoint: a TCP accept loop, or an HTTP server that
 // upgrades WebSocket requests. Either way each connection ends up as a
-// net.Conn handed to Broker.serveConn.
+// net.Conn handed to Broker.runConn.
 type listener struct {
 	name      string
 	transport string // tcp, tls, ws, wss
@@ -97,7 +97,7 @@ func (b *Broker) startConn(conn net.Conn, l *listener) {
 	if !b.admit(conn) {
 		return
 	}
-	go b.runConn(conn, l)
+	go b.runConn(conn, l, true)
 }
 
 // admit registers a new socket with the shutdown wait group, or closes it
@@ -112,20 +112,6 @@ func (b *Broker) admit(conn net.Conn) bool {
 	}
 	b.wg.Add(1)
 	return true
-}
-
-// runConn serves one admitted socket. Beyond MaxConnections the socket is
-// still accepted (never left queued in the kernel) and answered with
-// "server unavailable".
-func (b *Broker) runConn(conn net.Conn, l *listener) {
-	defer b.wg.Done()
-	over := b.nconns.Add(1) > int64(b.limits.MaxConnections)
-	defer b.nconns.Add(-1)
-	if over {
-		b.refuse(conn)
-		return
-	}
-	b.serveConn(conn, l)
 }
 
 // serveWebSocket upgrades an HTTP request to MQTT over WebSocket: binary
@@ -147,7 +133,7 @@ func (b *Broker) serveWebSocket(l *listener, w http.ResponseWriter, r *http.Requ
 	conn := &wsConn{Conn: nc, remote: r.RemoteAddr}
 	// The HTTP server runs this handler on its own goroutine: serve here.
 	if b.admit(conn) {
-		b.runConn(conn, l)
+		b.runConn(conn, l, false)
 	}
 }
 
