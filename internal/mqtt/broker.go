@@ -112,7 +112,7 @@ func (b *Broker) Start() error {
 		b.mu.Lock()
 		b.listeners = append(b.listeners, l)
 		b.mu.Unlock()
-		b.log.Info("listening", "listener", lc.Name, "type", l.transport, "addr", l.Addr().String())
+		b.log.Debug("listening", "listener", lc.Name, "type", l.transport, "addr", l.Addr().String())
 	}
 	b.bg.Add(1)
 	go b.housekeeping()

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/config"
+	"github.com/mqttd/mqttd/internal/mqtt"
+)
+
+// brokerOptions maps a loaded configuration onto the broker's options.
+// Certificates were read and checked by config.Load, so nothing here can
+// fail.
+func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
+	opts := mqtt.Options{
+		Name: c.Name,
+		Limits: mqtt.Limits{
+			MaxPacketSize:    int(c.Limits.MaxPacketSize),
+			MaxConnections:   c.Limits.MaxConnections,
+			MaxInflight:      c.Limits.MaxInflight,
+			MaxQueued:        c.Limits.MaxQueued,
+			MaxOutboundBytes: int(c.Limits.MaxOutboundBytes),
+			MaxInboundQoS2:   c.Limits.MaxInboundQoS2,
+			ConnectTimeout:   c.Limits.ConnectTimeout,
+			WriteTimeout:     c.Limits.WriteTimeout,
+			MaxKeepAlive:     uint16(c.Limits.MaxKeepAlive), // validated to 0..65535
+			SessionExpiry:    c.Limits.SessionExpiry,
+		},
+		SysInterval:   c.SysInterval,
+		ShutdownGrace: c.ShutdownGrace,
+		Logger:        log,
+	}
+	if opts.SysInterval == 0 {
+		opts.SysInterval = -time.Second // config: 0 disables $SYS; Options: negative does
+	}
+	names := make([]string, 0, len(c.Listeners))
+	for name := range c.Listeners {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		l := c.Listeners[name]
+		opts.Listeners = append(opts.Listeners, mqtt.ListenerConfig{
+			Name: name,
+			Type: l.Type,
+			Bind: l.Bind,
+			Path: l.Path,
+			TLS:  c.ListenerTLS(name),
+		})
+	}
+	return opts
+}

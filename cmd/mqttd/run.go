@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/mqttd/mqttd/internal/config"
+	"github.com/mqttd/mqttd/internal/mqtt"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the broker could not start or stopped badly
+	exitUsage   = 2 // bad arguments or configuration
+)
+
+const usage = `usage:
+  mqttd [--config FILE]                run the broker
+  mqttd check-config [--config FILE]   validate the configuration and print it (secrets masked)
+  mqttd version                        print the version
+
+Without --config: $MQTTD_CONFIG, else ./mqttd.{yaml,yml,toml,json}, else
+/etc/mqttd/mqttd.{yaml,yml,toml,json}, else built-in defaults (:1883).
+Any key can be overridden as MQTTD_<KEY>, e.g. MQTTD_LIMITS_MAX_INFLIGHT=32.
+`
+
+// run is the whole command: main adds only the signals (ctx ends on the
+// first one) and the exit.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mqttd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var cfgPath string
+	fs.StringVar(&cfgPath, "config", "", "config file")
+	fs.StringVar(&cfgPath, "c", "", "config file")
+	// parse reads flags; it returns -1 to go on, else the exit status.
+	parse := func(a []string) int {
+		switch err := fs.Parse(a); {
+		case errors.Is(err, flag.ErrHelp):
+			io.WriteString(stdout, usage)
+			return exitOK
+		case err != nil:
+			fmt.Fprintf(stderr, "mqttd: %v\n%s", err, usage)
+			return exitUsage
+		}
+		return -1
+	}
+	if code := parse(args); code >= 0 {
+		return code
+	}
+	var cmd string
+	if fs.NArg() > 0 {
+		cmd = fs.Arg(0)
+		if code := parse(fs.Args()[1:]); code >= 0 { // flags may follow the command too
+			return code
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "mqttd: unexpected argument %q\n%s", fs.Arg(0), usage)
+			return exitUsage
+		}
+	}
+	if cfgPath == "" {
+		cfgPath = os.Getenv(config.EnvConfigFile)
+	}
+
+	switch cmd {
+	case "":
+		return serve(ctx, cfgPath, stderr)
+	case "check-config":
+		return checkConfig(cfgPath, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	case "help":
+		io.WriteString(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "mqttd: unknown command %q\n%s", cmd, usage)
+	return exitUsage
+}
+
+// loadConfig loads and validates everything a start would: the file, the
+// environment, the certificates, and the options the broker is built from.
+func loadConfig(path string, stderr io.Writer) (*config.Config, mqtt.Options, bool) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, mqtt.Options{}, false
+	}
+	return cfg, brokerOptions(cfg, nil), true
+}
+
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	cfg, opts, ok := loadConfig(path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if _, err := mqtt.New(opts); err != nil { // the broker's own checks; New opens nothing
+		fmt.Fprintf(stderr, "config: %v\n", err)
+		return exitUsage
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if err := cfg.WriteYAML(stdout); err != nil {
+		fmt.Fprintf(stderr, "mqttd: printing the configuration: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func versionString() string {
+	v := mqtt.Version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	return v + " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+}

@@ -1,0 +1,114 @@
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Config is the whole mqttd configuration. Its mapstructure tags are the
+// keys of the file; its doc tags are the one-line descriptions printed in
+// the reference (see Reference), and a ref tag, where present, is the
+// default shown there when the Go default cannot say it (it sets nothing).
+type Config struct {
+	Name          string              `mapstructure:"name" ref:"(host name)" doc:"node name, reported in $SYS and plugin events (default: the host name)"`
+	Listeners     map[string]Listener `mapstructure:"listeners" doc:"named MQTT listeners; absent = one tcp listener \"default\" on :1883"`
+	Limits        Limits              `mapstructure:"limits"`
+	SysInterval   time.Duration       `mapstructure:"sys-interval" doc:"$SYS publish period; 0 disables $SYS"`
+	ShutdownGrace time.Duration       `mapstructure:"shutdown-grace" doc:"on SIGINT/SIGTERM, how long clients get to flush before they are cut"`
+	Admin         Admin               `mapstructure:"admin"`
+	Logging       Logging             `mapstructure:"logging"`
+
+	file    string // the file the configuration was read from, "" for none
+	dir     string // relative paths in the file resolve against this directory
+	envSet  map[string]string
+	warns   []string
+	tlsConf map[string]*tlsMaterial
+}
+
+// Listener is one MQTT endpoint. Its name (the key under listeners) is free;
+// the keys inside are not.
+type Listener struct {
+	Type string `mapstructure:"type" ref:"tcp" doc:"tcp or ws (WebSocket); tcp when omitted"`
+	Bind string `mapstructure:"bind" ref:"(required)" doc:"host:port to listen on, e.g. \":1883\" or \"127.0.0.1:1883\""`
+	Path string `mapstructure:"path" ref:"/mqtt (ws)" doc:"HTTP path of a ws listener (default /mqtt)"`
+	TLS  TLS    `mapstructure:"tls"`
+}
+
+// TLS turns a listener into MQTTS (tcp) or WSS (ws). Relative paths resolve
+// against the directory of the config file.
+type TLS struct {
+	Cert     string `mapstructure:"cert" doc:"PEM certificate chain file; setting it enables TLS"`
+	Key      string `mapstructure:"key" doc:"PEM private key file for cert"`
+	ClientCA string `mapstructure:"client-ca" doc:"PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)"`
+}
+
+// Enabled reports whether any TLS key is set.
+func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" || t.ClientCA != "" }
+
+// Limits bounds what one client, or all of them, can make the broker hold.
+type Limits struct {
+	MaxPacketSize    ByteSize      `mapstructure:"max-packet-size" doc:"largest MQTT packet accepted, header included (bytes or 256KiB, 1MiB, 1MB)"`
+	MaxConnections   int           `mapstructure:"max-connections" doc:"open connections beyond this are refused"`
+	MaxInflight      int           `mapstructure:"max-inflight" doc:"outbound QoS 1/2 messages awaiting acknowledgement, per client"`
+	MaxQueued        int           `mapstructure:"max-queued" doc:"messages queued for an offline or slow session; beyond it they are dropped"`
+	MaxOutboundBytes ByteSize      `mapstructure:"max-outbound-bytes" doc:"bytes waiting in one client's write buffer before its QoS 0 messages are dropped"`
+	MaxInboundQoS2   int           `mapstructure:"max-inbound-qos2" doc:"inbound QoS 2 packet ids awaiting PUBREL, per client"`
+	ConnectTimeout   time.Duration `mapstructure:"connect-timeout" doc:"time a new connection has to send CONNECT"`
+	WriteTimeout     time.Duration `mapstructure:"write-timeout" doc:"a write blocked this long closes the connection"`
+	MaxKeepAlive     int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
+	SessionExpiry    time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
+}
+
+// Admin is the HTTP listener for /healthz, /readyz and /metrics.
+type Admin struct {
+	Bind string `mapstructure:"bind" doc:"host:port of the admin HTTP listener; \"\" disables it"`
+}
+
+// Logging configures the process log (always to stderr).
+type Logging struct {
+	Level  string `mapstructure:"level" doc:"debug, info, warn or error"`
+	Format string `mapstructure:"format" doc:"text or json"`
+}
+
+// DefaultListenerName is the name of the listener used when the
+// configuration defines none.
+const DefaultListenerName = "default"
+
+// Default returns the built-in configuration: what mqttd runs with when
+// there is no file and no MQTTD_ variable.
+func Default() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "mqttd"
+	}
+	return Config{
+		Name: host,
+		Listeners: map[string]Listener{
+			DefaultListenerName: {Type: "tcp", Bind: ":1883"},
+		},
+		Limits: Limits{
+			MaxPacketSize:    1 * MiB,
+			MaxConnections:   100000,
+			MaxInflight:      64,
+			MaxQueued:        1000,
+			MaxOutboundBytes: 4 * MiB,
+			MaxInboundQoS2:   1024,
+			ConnectTimeout:   10 * time.Second,
+			WriteTimeout:     30 * time.Second,
+			MaxKeepAlive:     0,
+			SessionExpiry:    0,
+		},
+		SysInterval:   10 * time.Second,
+		ShutdownGrace: 5 * time.Second,
+		Admin:         Admin{Bind: "127.0.0.1:9180"},
+		Logging:       Logging{Level: "info", Format: "text"},
+	}
+}
+
+// File is the config file the configuration was read from, or "" when it
+// is built from defaults and the environment only.
+func (c *Config) File() string { return c.file }
+
+// Warnings are problems that do not stop the broker, such as an MQTTD_
+// variable that names no key. The caller logs them.
+func (c *Config) Warnings() []string { return c.warns }

@@ -1,0 +1,138 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxPacketSizeLimit is the largest packet MQTT can frame: a remaining
+// length of 268,435,455 plus a 5-byte fixed header [MQTT-2.2.3].
+const maxPacketSizeLimit = 268435455 + 5
+
+// validate checks what decoding cannot: ranges, enumerations, and keys that
+// only make sense together. It also fills the defaults that depend on other
+// keys (a ws listener's path).
+func (l *loader) validate(c *Config) []error {
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
+
+	if strings.TrimSpace(c.Name) == "" {
+		add(l.errorf("name", "is empty (give the node a name, or remove the key to use the host name)"))
+	}
+
+	if len(c.Listeners) == 0 {
+		add(l.errorf("listeners", "no listener is defined (add one, e.g. default: {type: tcp, bind: \":1883\"}, or remove the key for that default)"))
+	}
+	binds := map[string]string{} // bind -> key of the listener that has it
+	for _, name := range sortedKeys(c.Listeners) {
+		ln := c.Listeners[name]
+		key := "listeners." + name
+		ln.Type = strings.ToLower(strings.TrimSpace(ln.Type))
+		switch ln.Type {
+		case "":
+			ln.Type = "tcp"
+		case "tcp", "ws":
+		default:
+			add(l.errorf(key+".type", "%q is not a listener type (use tcp or ws; add tls: for MQTTS or WSS)", ln.Type))
+		}
+		if err := checkBind(ln.Bind); err != nil {
+			add(l.errorf(key+".bind", "%v", err))
+		} else if other, dup := binds[ln.Bind]; dup && !strings.HasSuffix(ln.Bind, ":0") {
+			add(l.errorf(key+".bind", "%q is also the bind of %s (give each listener its own port)", ln.Bind, other))
+		} else {
+			binds[ln.Bind] = key
+		}
+		switch {
+		case ln.Type == "ws" && ln.Path == "":
+			ln.Path = "/mqtt"
+		case ln.Type == "ws" && !strings.HasPrefix(ln.Path, "/"):
+			add(l.errorf(key+".path", "%q does not start with / (e.g. /mqtt)", ln.Path))
+		case ln.Type == "tcp" && ln.Path != "":
+			add(l.errorf(key+".path", "%q is set but only a ws listener has a path (remove it, or set type: ws)", ln.Path))
+		}
+		t := ln.TLS
+		switch {
+		case t.Cert != "" && t.Key == "":
+			add(l.errorf(key+".tls.key", "is missing: tls.cert is set, so the listener needs its private key (set %s.tls.key to a PEM key file)", key))
+		case t.Key != "" && t.Cert == "":
+			add(l.errorf(key+".tls.cert", "is missing: tls.key is set, so the listener needs its certificate (set %s.tls.cert to a PEM certificate file)", key))
+		case t.ClientCA != "" && t.Cert == "":
+			add(l.errorf(key+".tls.cert", "is missing: tls.client-ca asks for mutual TLS, which needs a server certificate and key (set %[1]s.tls.cert and %[1]s.tls.key)", key))
+		}
+		c.Listeners[name] = ln
+	}
+
+	lim := &c.Limits
+	intRange := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			add(l.errorf(key, "%d is out of range (use %d to %d)", v, lo, hi))
+		}
+	}
+	if lim.MaxPacketSize < 64 || lim.MaxPacketSize > maxPacketSizeLimit {
+		add(l.errorf("limits.max-packet-size", "%s is out of range (use 64 to 268435460 bytes, e.g. 1MiB)", lim.MaxPacketSize))
+	}
+	intRange("limits.max-connections", lim.MaxConnections, 1, 1<<31-1)
+	intRange("limits.max-inflight", lim.MaxInflight, 1, 65535)
+	intRange("limits.max-queued", lim.MaxQueued, 1, 1<<31-1)
+	if lim.MaxOutboundBytes < 1 {
+		add(l.errorf("limits.max-outbound-bytes", "%s is out of range (use at least 1, e.g. 4MiB)", lim.MaxOutboundBytes))
+	}
+	intRange("limits.max-inbound-qos2", lim.MaxInboundQoS2, 1, 65535)
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			add(l.errorf(key, "%s must be positive (e.g. 10s)", d))
+		}
+	}
+	notNegative := func(key string, d time.Duration) {
+		if d < 0 {
+			add(l.errorf(key, "%s is negative (use 0 or a positive duration, e.g. 1h)", d))
+		}
+	}
+	positive("limits.connect-timeout", lim.ConnectTimeout)
+	positive("limits.write-timeout", lim.WriteTimeout)
+	intRange("limits.max-keep-alive", lim.MaxKeepAlive, 0, 65535)
+	notNegative("limits.session-expiry", lim.SessionExpiry)
+	notNegative("sys-interval", c.SysInterval)
+	positive("shutdown-grace", c.ShutdownGrace)
+
+	if c.Admin.Bind != "" {
+		if err := checkBind(c.Admin.Bind); err != nil {
+			add(l.errorf("admin.bind", "%v (or \"\" to disable the admin listener)", err))
+		} else if other, dup := binds[c.Admin.Bind]; dup && !strings.HasSuffix(c.Admin.Bind, ":0") {
+			add(l.errorf("admin.bind", "%q is also the bind of %s (give the admin listener its own port)", c.Admin.Bind, other))
+		}
+	}
+
+	c.Logging.Level = strings.ToLower(strings.TrimSpace(c.Logging.Level))
+	switch c.Logging.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add(l.errorf("logging.level", "%q is not a log level (use debug, info, warn or error)", c.Logging.Level))
+	}
+	c.Logging.Format = strings.ToLower(strings.TrimSpace(c.Logging.Format))
+	switch c.Logging.Format {
+	case "text", "json":
+	default:
+		add(l.errorf("logging.format", "%q is not a log format (use text or json)", c.Logging.Format))
+	}
+	return errs
+}
+
+// checkBind accepts host:port with a numeric port; the host may be empty
+// (all interfaces).
+func checkBind(bind string) error {
+	if bind == "" {
+		return fmt.Errorf("is missing (set host:port, e.g. \":1883\" or \"127.0.0.1:1883\")")
+	}
+	_, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. \":1883\" or \"127.0.0.1:1883\")", bind)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port (use a number from 0 to 65535, e.g. \":1883\")", bind)
+	}
+	return nil
+}
