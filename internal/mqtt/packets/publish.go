@@ -1,0 +1,279 @@
+package packets
+
+// Publish is the PUBLISH packet.
+type Publish struct {
+	Dup      bool
+	QoS      byte
+	Retain   bool
+	Topic    string // may be empty in v5 when Props carries a Topic Alias
+	PacketID uint16 // only for QoS 1 and 2
+	Payload  []byte // nil when empty
+	Props    Properties
+}
+
+// Type returns PUBLISH.
+func (p *Publish) Type() Type { return PUBLISH }
+
+// PUBLISH fixed header flags (3.3.1).
+const (
+	pubRetain = 0x01
+	pubQoS    = 0x06
+	pubDup    = 0x08
+)
+
+// Decode parses a PUBLISH body into p, reusing p's slices. It does not
+// allocate once p's property slices have grown to fit.
+func (p *Publish) Decode(fh FixedHeader, body []byte, v Version) error {
+	if err := begin(fh, body, PUBLISH); err != nil {
+		return err
+	}
+	p.Dup = fh.Flags&pubDup != 0
+	p.QoS = fh.Flags & pubQoS >> 1
+	p.Retain = fh.Flags&pubRetain != 0
+	p.PacketID = 0
+	p.Props.Reset()
+	switch {
+	case p.QoS == 3:
+		// [MQTT-3.3.1-4] QoS 3 is malformed.
+		return malformed("PUBLISH QoS is 3")
+	case p.Dup && p.QoS == 0:
+		// [MQTT-3.3.1-2] DUP must be 0 for QoS 0 (in 3.1.1 and v5 alike).
+		return malformed("PUBLISH has DUP set with QoS 0")
+	}
+
+	r := reader{b: body}
+	p.Topic = r.rawString("PUBLISH topic")
+	if p.QoS > 0 {
+		p.PacketID = r.u16("PUBLISH packet identifier")
+		if r.err == nil && p.PacketID == 0 {
+			// [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-3] (v5) QoS > 0 needs a non-zero id.
+			return malformed("PUBLISH packet identifier is 0")
+		}
+	}
+	if v == V5 {
+		p.Props.decode(&r, &publishProps)
+	}
+	if r.err != nil {
+		return r.err
+	}
+	p.Payload = r.rest()
+
+	if p.Topic == "" {
+		if v != V5 || !p.Props.Has(PropTopicAlias) {
+			// [MQTT-4.7.3-1] a topic name has at least one character; v5
+			// allows an empty one only with a Topic Alias (3.3.2.3.4).
+			return malformed("PUBLISH topic is empty")
+		}
+		return nil
+	}
+	ok, wild := scanString(p.Topic)
+	if !ok {
+		// [MQTT-3.3.2-1] the topic is a UTF-8 string ([MQTT-1.5.3-1], [MQTT-1.5.3-2]).
+		return malformed("PUBLISH topic is not valid UTF-8 or contains U+0000")
+	}
+	if wild {
+		// [MQTT-3.3.2-2] a topic name has no wildcard characters.
+		return malformed("PUBLISH topic contains a wildcard")
+	}
+	return nil
+}
+
+// Append encodes the PUBLISH. It does not re-validate the topic, which the
+// broker checked when the message arrived; it allocates only when dst
+// lacks capacity.
+func (p *Publish) Append(dst []byte, v Version) ([]byte, error) {
+	switch {
+	case p.QoS > 2:
+		return dst, malformed("PUBLISH QoS is 3") // [MQTT-3.3.1-4]
+	case p.QoS > 0 && p.PacketID == 0:
+		return dst, malformed("PUBLISH packet identifier is 0") // [MQTT-2.3.1-1]
+	case p.QoS == 0 && p.Dup:
+		return dst, malformed("PUBLISH has DUP set with QoS 0") // [MQTT-3.3.1-2]
+	case len(p.Topic) > maxString:
+		return dst, malformed("PUBLISH topic longer than 65535 bytes")
+	}
+	rem := 2 + len(p.Topic) + len(p.Payload)
+	if p.QoS > 0 {
+		rem += 2
+	}
+	var props encoding
+	if v == V5 {
+		var err error
+		if props, err = p.Props.measure(&publishProps); err != nil {
+			return dst, err
+		}
+		rem += props.wireLen()
+	}
+	if p.Topic == "" && (v != V5 || props.mask&(1<<PropTopicAlias) == 0) {
+		return dst, malformed("PUBLISH topic is empty") // [MQTT-4.7.3-1]
+	}
+	flags := p.QoS << 1
+	if p.Dup {
+		flags |= pubDup
+	}
+	if p.Retain {
+		flags |= pubRetain
+	}
+	dst, err := header(dst, PUBLISH, flags, rem)
+	if err != nil {
+		return dst, err
+	}
+	dst = appendString(dst, p.Topic)
+	if p.QoS > 0 {
+		dst = appendU16(dst, p.PacketID)
+	}
+	if v == V5 {
+		dst = p.Props.appendProps(dst, props.mask, props.n)
+	}
+	return append(dst, p.Payload...), nil
+}
+
+// ack is the shared body of PUBACK, PUBREC, PUBREL and PUBCOMP.
+type ack struct {
+	PacketID   uint16
+	ReasonCode ReasonCode // v5 only
+	Props      Properties // v5 only
+}
+
+// decodeAck parses the body of one of the four acknowledgements. In v5 the
+// reason code and properties may be left out when they are 0x00 and empty
+// (3.4.2.1): all three lengths decode.
+func decodeAck(a *ack, fh FixedHeader, body []byte, v Version, t Type, codes *codeSet) error {
+	if err := begin(fh, body, t); err != nil {
+		return err
+	}
+	err := a.decode(body, v, codes)
+	if e, ok := err.(*Error); ok {
+		// The shared code reads with generic names; say which packet it was.
+		e.Reason = t.String() + " " + e.Reason
+	}
+	return err
+}
+
+func (a *ack) decode(body []byte, v Version, codes *codeSet) error {
+	a.ReasonCode = Success
+	a.Props.Reset()
+	r := reader{b: body}
+	a.PacketID = r.u16("packet identifier")
+	if r.err == nil && a.PacketID == 0 {
+		// [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-3] (v5) packet identifiers are non-zero.
+		return malformed("packet identifier is 0")
+	}
+	if v == V5 && r.left() > 0 {
+		a.ReasonCode = ReasonCode(r.u8("reason code"))
+		if !codes.has(a.ReasonCode) {
+			return protocolErr("reason code " + a.ReasonCode.String() + " is not valid")
+		}
+		if r.left() > 0 {
+			a.Props.decode(&r, &ackProps)
+		}
+	}
+	return r.done("body")
+}
+
+// appendAck encodes one of the four acknowledgements in its shortest form.
+func appendAck(a *ack, dst []byte, v Version, t Type, flags byte) ([]byte, error) {
+	if a.PacketID == 0 {
+		return dst, malformed(t.String() + " packet identifier is 0")
+	}
+	if v != V5 {
+		return append(dst, byte(t)<<4|flags, 2, byte(a.PacketID>>8), byte(a.PacketID)), nil
+	}
+	props, err := a.Props.measure(&ackProps)
+	if err != nil {
+		return dst, err
+	}
+	switch {
+	case props.n == 0 && a.ReasonCode == Success:
+		return append(dst, byte(t)<<4|flags, 2, byte(a.PacketID>>8), byte(a.PacketID)), nil
+	case props.n == 0:
+		return append(dst, byte(t)<<4|flags, 3, byte(a.PacketID>>8), byte(a.PacketID), byte(a.ReasonCode)), nil
+	}
+	dst, err = header(dst, t, flags, 3+props.wireLen())
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, byte(a.PacketID>>8), byte(a.PacketID), byte(a.ReasonCode))
+	return a.Props.appendProps(dst, props.mask, props.n), nil
+}
+
+// Puback is the PUBACK packet, the answer to a QoS 1 PUBLISH.
+type Puback struct {
+	PacketID   uint16
+	ReasonCode ReasonCode // v5 only
+	Props      Properties // v5 only
+}
+
+// Type returns PUBACK.
+func (p *Puback) Type() Type { return PUBACK }
+
+// Decode parses a PUBACK body.
+func (p *Puback) Decode(fh FixedHeader, body []byte, v Version) error {
+	return decodeAck((*ack)(p), fh, body, v, PUBACK, &pubackCodes)
+}
+
+// Append encodes the PUBACK in its shortest form.
+func (p *Puback) Append(dst []byte, v Version) ([]byte, error) {
+	return appendAck((*ack)(p), dst, v, PUBACK, 0)
+}
+
+// Pubrec is the PUBREC packet, the first answer to a QoS 2 PUBLISH.
+type Pubrec struct {
+	PacketID   uint16
+	ReasonCode ReasonCode // v5 only
+	Props      Properties // v5 only
+}
+
+// Type returns PUBREC.
+func (p *Pubrec) Type() Type { return PUBREC }
+
+// Decode parses a PUBREC body.
+func (p *Pubrec) Decode(fh FixedHeader, body []byte, v Version) error {
+	return decodeAck((*ack)(p), fh, body, v, PUBREC, &pubackCodes)
+}
+
+// Append encodes the PUBREC in its shortest form.
+func (p *Pubrec) Append(dst []byte, v Version) ([]byte, error) {
+	return appendAck((*ack)(p), dst, v, PUBREC, 0)
+}
+
+// Pubrel is the PUBREL packet, the answer to PUBREC.
+type Pubrel struct {
+	PacketID   uint16
+	ReasonCode ReasonCode // v5 only
+	Props      Properties // v5 only
+}
+
+// Type returns PUBREL.
+func (p *Pubrel) Type() Type { return PUBREL }
+
+// Decode parses a PUBREL body.
+func (p *Pubrel) Decode(fh FixedHeader, body []byte, v Version) error {
+	return decodeAck((*ack)(p), fh, body, v, PUBREL, &pubrelCodes)
+}
+
+// Append encodes the PUBREL in its shortest form.
+func (p *Pubrel) Append(dst []byte, v Version) ([]byte, error) {
+	// [MQTT-3.6.1-1] PUBREL fixed header flags are 0010.
+	return appendAck((*ack)(p), dst, v, PUBREL, 0x2)
+}
+
+// Pubcomp is the PUBCOMP packet, the answer to PUBREL.
+type Pubcomp struct {
+	PacketID   uint16
+	ReasonCode ReasonCode // v5 only
+	Props      Properties // v5 only
+}
+
+// Type returns PUBCOMP.
+func (p *Pubcomp) Type() Type { return PUBCOMP }
+
+// Decode parses a PUBCOMP body.
+func (p *Pubcomp) Decode(fh FixedHeader, body []byte, v Version) error {
+	return decodeAck((*ack)(p), fh, body, v, PUBCOMP, &pubrelCodes)
+}
+
+// Append encodes the PUBCOMP in its shortest form.
+func (p *Pubcomp) Append(dst []byte, v Version) ([]byte, error) {
+	return appendAck((*ack)(p), dst, v, PUBCOMP, 0)
+}
