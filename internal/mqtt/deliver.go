@@ -239,7 +239,7 @@ func (b *Broker) setRetained(r *routed, from *ClientInfo) {
 
 // publishWill routes a will as if its client had published it.
 func (b *Broker) publishWill(m *Message) {
-	if strings.HasPrefix(m.Topic, "$SYS") {
+	if isSysTopic(m.Topic) {
 		b.stats.droppedSys.Add(1)
 		return
 	}

@@ -98,7 +98,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 			Message: &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}})
 	}
 	route := true
-	if strings.HasPrefix(p.Topic, "$SYS") {
+	if isSysTopic(p.Topic) {
 		// $SYS belongs to the broker: a client's publish there is
 		// acknowledged (3.1.1 has no way to refuse it) and dropped.
 		b.stats.droppedSys.Add(1)
@@ -148,6 +148,12 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		c.send(func() { c.appendAck(packets.PUBREC, p.PacketID) })
 	}
 	return nil
+}
+
+// isSysTopic reports whether topic is in the broker's own $SYS tree (the
+// whole first level: "$SYSTEM/x" is an ordinary $ topic).
+func isSysTopic(topic string) bool {
+	return topic == "$SYS" || strings.HasPrefix(topic, "$SYS/")
 }
 
 // publish stores (when retained) and routes an accepted inbound message.
