@@ -1,0 +1,207 @@
+// Command mqttbench loads an MQTT broker over TCP and measures what it
+// delivers: throughput, publish-to-receive latency, message integrity and
+// the CPU the broker spent per delivered message.
+//
+// It is built to load the broker, not itself. It speaks MQTT 3.1.1 through
+// a small codec of its own (so a bug in the broker's codec cannot hide
+// behind the same bug here), runs one reader goroutine per connection that
+// reads into a reused buffer, writes each published message with one
+// write() like a device would, sends acknowledgements in one write per
+// drained read buffer, and allocates nothing per message.
+//
+// Scenarios:
+//
+//	pairs   N publishers, each with its own topic and its own subscriber
+//	fanout  N publishers -> M subscribers, all on one topic
+//	fanin   N publishers on distinct topics -> M subscribers on a '+' filter
+//
+// Every payload carries the publisher index, a per-publisher sequence
+// number and the send time, so each subscriber counts lost, duplicated and
+// reordered messages exactly and measures latency without any clock
+// synchronisation (sender and receiver share this process's clock).
+//
+// Examples:
+//
+//	mqttbench -scenario pairs -pubs 1 -qos 0 -duration 10s -pid $(pidof mosquitto)
+//	mqttbench -scenario fanout -pubs 1 -subs 100 -rate 1000
+//	mqttbench -scenario fanin -pubs 10 -subs 1 -qos 1 -window 64 -json
+//	mqttbench -mode idle -conns 5000 -pid 1234
+//	mqttbench -mode report results.jsonl
+//
+// Exit status: 0 on success; 1 when a connection failed, the broker broke
+// protocol, or a QoS 1/2 promise was broken (loss, unacknowledged
+// publishes, QoS 2 duplicates); 2 on bad flags.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process exit, so tests can drive it.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mqttbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pid := os.Getpid()
+	var (
+		mode      = fs.String("mode", "load", "load: publish and measure; idle: open -conns idle connections and measure broker memory; report: turn -json result files (arguments) into a Markdown table")
+		broker    = fs.String("broker", "127.0.0.1:1883", "broker TCP address")
+		scenario  = fs.String("scenario", "pairs", "pairs, fanout or fanin")
+		pubs      = fs.Int("pubs", 1, "number of publishers")
+		subs      = fs.Int("subs", 0, "number of subscribers (pairs: must equal -pubs; default 1 for fanout/fanin)")
+		qos       = fs.Int("qos", 0, "QoS of publishes and subscriptions: 0, 1 or 2")
+		size      = fs.Int("size", 64, "payload bytes (at least 24: publisher, sequence, timestamp)")
+		duration  = fs.Duration("duration", 10*time.Second, "measured publishing time")
+		warmup    = fs.Duration("warmup", time.Second, "publishing time before measuring starts (counted for loss, not for rates, latency or CPU)")
+		drain     = fs.Duration("drain", 3*time.Second, "how long to wait for stragglers after publishing stops")
+		rate      = fs.Float64("rate", 0, "messages per second per publisher; 0 = closed loop limited by -window")
+		window    = fs.Int("window", 256, "max messages outstanding per publisher (sent, not yet received by all its subscribers; for QoS 1/2 also not yet acknowledged); 0 = unbounded")
+		burst     = fs.Int("burst", 1, "closed loop: a publisher blocked on -window resumes when this many slots are free (1 = smooth load)")
+		inflight  = fs.Int("inflight", 0, "max unacknowledged QoS 1/2 publishes per publisher; 0 = same as -window")
+		bpid      = fs.Int("pid", 0, "broker process id: report its CPU (and RSS in idle mode) from /proc")
+		asJSON    = fs.Bool("json", false, "print one JSON object per run instead of text")
+		topicPfx  = fs.String("topic-prefix", fmt.Sprintf("mqttbench/%d", pid), "topic prefix; topics are PREFIX/N (fanout: PREFIX/all)")
+		clientPfx = fs.String("clients-prefix", fmt.Sprintf("mqttbench-%d-", pid), "client id prefix; ids are PREFIXp0, PREFIXs0, ...")
+		keepAlive = fs.Duration("keepalive", 60*time.Second, "MQTT keep-alive for load connections (PINGREQ sent every half of it)")
+		connTO    = fs.Duration("connect-timeout", 10*time.Second, "timeout for TCP connect, CONNACK and SUBACK")
+		conns     = fs.Int("conns", 5000, "idle mode: number of connections")
+		hold      = fs.Duration("hold", 3*time.Second, "idle mode: wait this long with all connections open before reading RSS")
+		username  = fs.String("username", "", "CONNECT user name (optional)")
+		password  = fs.String("password", "", "CONNECT password (optional, needs -username)")
+		label     = fs.String("label", "", "free text copied into the JSON result (e.g. the broker name)")
+		maxOther  = fs.Float64("max-other", 0, "report mode: leave out runs during which other processes used more than this CPU % (100 = one core); 0 = keep all")
+		caseName  = fs.String("case", "", "scenario title copied into the JSON result (used by -mode report)")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mqttbench [flags]            (load a broker and measure it)")
+		fmt.Fprintln(stderr, "       mqttbench -mode idle [flags]  (broker memory per idle connection)")
+		fmt.Fprintln(stderr, "       mqttbench -mode report FILE.jsonl ...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "mqttbench: "+format+"\n", a...)
+		return 2
+	}
+
+	switch *mode {
+	case "report":
+		rs, bad, err := readResults(fs.Args())
+		if err != nil {
+			fmt.Fprintf(stderr, "mqttbench: %v\n", err)
+			return 1
+		}
+		if bad > 0 {
+			fmt.Fprintf(stderr, "mqttbench: skipped %d lines that are not results\n", bad)
+		}
+		writeReport(stdout, rs, *maxOther)
+		return 0
+
+	case "idle":
+		if *conns < 1 {
+			return usage("-conns must be at least 1")
+		}
+		res := runIdle(idleConfig{
+			broker: *broker, conns: *conns, pid: *bpid, hold: *hold, keepAlive: 300,
+			connectTimeout: *connTO, clientsPrefix: *clientPfx, username: *username, password: *password,
+		})
+		res.Label = *label
+		if *asJSON {
+			if err := writeJSONLine(stdout, res); err != nil {
+				fmt.Fprintf(stderr, "mqttbench: %v\n", err)
+				return 1
+			}
+		} else {
+			res.writeText(stdout)
+		}
+		if !res.OK {
+			return 1
+		}
+		return 0
+
+	case "load":
+	default:
+		return usage("-mode %q: want load, idle or report", *mode)
+	}
+
+	cfg := loadConfig{
+		broker: *broker, scenario: *scenario, pubs: *pubs, subs: *subs, qos: byte(*qos), size: *size,
+		duration: *duration, warmup: *warmup, drain: *drain, rate: *rate, window: *window,
+		inflight: *inflight, burst: *burst, pid: *bpid, keepAlive: *keepAlive, connectTimeout: *connTO,
+		topicPrefix: *topicPfx, clientsPrefix: *clientPfx, username: *username, password: *password,
+	}
+	switch cfg.scenario {
+	case "pairs":
+		if cfg.subs == 0 {
+			cfg.subs = cfg.pubs
+		}
+		if cfg.subs != cfg.pubs {
+			return usage("-scenario pairs gives each publisher one subscriber: -subs must equal -pubs (or be omitted)")
+		}
+	case "fanout", "fanin":
+		if cfg.subs == 0 {
+			cfg.subs = 1
+		}
+	default:
+		return usage("-scenario %q: want pairs, fanout or fanin", cfg.scenario)
+	}
+	switch {
+	case cfg.pubs < 1 || cfg.subs < 1:
+		return usage("-pubs and -subs must be at least 1")
+	case *qos < 0 || *qos > 2:
+		return usage("-qos must be 0, 1 or 2")
+	case cfg.size < payloadHeader:
+		return usage("-size must be at least %d (publisher id, sequence number, timestamp)", payloadHeader)
+	case cfg.size > 1<<20:
+		return usage("-size must be at most 1 MiB")
+	case cfg.duration <= 0:
+		return usage("-duration must be positive")
+	case cfg.warmup < 0 || cfg.drain < 0:
+		return usage("-warmup and -drain must not be negative")
+	case cfg.rate < 0 || cfg.window < 0 || cfg.inflight < 0 || cfg.burst < 0:
+		return usage("-rate, -window, -inflight and -burst must not be negative")
+	case cfg.rate == 0 && cfg.window == 0 && cfg.qos == 0:
+		// Nothing would hold the publishers back: they would measure how
+		// fast the kernel buffers bytes, not what the broker delivers.
+		return usage("closed loop at QoS 0 needs a -window (or give a -rate)")
+	case cfg.keepAlive < 0 || cfg.keepAlive > 65535*time.Second:
+		return usage("-keepalive must be between 0 and 65535s")
+	case *password != "" && *username == "":
+		return usage("-password needs -username (MQTT 3.1.1 [MQTT-3.1.2-22])")
+	}
+	if _, err := raiseFileLimit(); err != nil {
+		fmt.Fprintf(stderr, "mqttbench: raising RLIMIT_NOFILE: %v\n", err)
+	}
+
+	r := &loadRun{cfg: cfg}
+	res, err := r.execute()
+	if res == nil {
+		fmt.Fprintf(stderr, "mqttbench: %v\n", err)
+		return 1
+	}
+	res.Label, res.Case = *label, *caseName
+	if err != nil && len(res.Errors) == 0 {
+		res.Errors, res.OK = []string{err.Error()}, false
+	}
+	if *asJSON {
+		if err := res.writeJSON(stdout); err != nil {
+			fmt.Fprintf(stderr, "mqttbench: %v\n", err)
+			return 1
+		}
+	} else {
+		res.writeText(stdout)
+	}
+	if !res.OK {
+		return 1
+	}
+	return 0
+}

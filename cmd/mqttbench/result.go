@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// result is what one load run measured. Its JSON form is the contract with
+// scripts/compare.sh and -mode report, so fields are only ever added.
+type result struct {
+	Label    string  `json:"label,omitempty"` // e.g. the broker name, from -label
+	Case     string  `json:"case,omitempty"`  // scenario title, from -case
+	Scenario string  `json:"scenario"`
+	Pubs     int     `json:"pubs"`
+	Subs     int     `json:"subs"`
+	QoS      int     `json:"qos"`
+	Size     int     `json:"size"`
+	Rate     float64 `json:"rate"`
+	Window   int     `json:"window"`
+	Inflight int     `json:"inflight"`
+	Duration float64 `json:"duration_s"`
+
+	Published     uint64  `json:"published"` // whole run, warm-up included
+	PublishedRate float64 `json:"published_per_s"`
+	Expected      uint64  `json:"expected"` // deliveries owed for Published
+	Delivered     uint64  `json:"delivered"`
+	DeliveredRate float64 `json:"delivered_per_s"`
+
+	Lost       uint64 `json:"lost"`
+	Duplicated uint64 `json:"duplicated"`
+	Reordered  uint64 `json:"reordered"`
+	Unacked    uint64 `json:"unacked"`
+	Corrupt    uint64 `json:"corrupt"`
+	Misrouted  uint64 `json:"misrouted"`
+
+	LatencySamples uint64  `json:"latency_samples"`
+	MeanUs         float64 `json:"mean_us"`
+	P50Us          float64 `json:"p50_us"`
+	P90Us          float64 `json:"p90_us"`
+	P99Us          float64 `json:"p99_us"`
+	P999Us         float64 `json:"p999_us"`
+	MaxUs          float64 `json:"max_us"`
+
+	LoadgenCPUPct      float64 `json:"loadgen_cpu_pct"`
+	BrokerPID          int     `json:"broker_pid,omitempty"`
+	BrokerCPUPct       float64 `json:"broker_cpu_pct,omitempty"`
+	BrokerUsPerDeliver float64 `json:"broker_us_per_delivery,omitempty"`
+	// OtherCPUPct is CPU used by everything else on the machine during
+	// the window (100 = one core): contention that skews the figures.
+	OtherCPUPct float64 `json:"other_cpu_pct"`
+
+	OK     bool     `json:"ok"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// collect turns the run's counters into a result. It runs after every
+// goroutine of the run has exited, so plain fields are safe to read.
+func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result {
+	cfg := r.cfg
+	res := &result{
+		Scenario: cfg.scenario, Pubs: cfg.pubs, Subs: cfg.subs, QoS: int(cfg.qos),
+		Size: cfg.size, Rate: cfg.rate, Window: cfg.window, Duration: window.Seconds(),
+	}
+	if cfg.qos > 0 {
+		res.Inflight = int(r.inflightLimit())
+	}
+	var inWindowPub, inWindowDel uint64
+	var hist histogram
+	for _, p := range r.pubs {
+		sent := p.sent.Load()
+		res.Published += sent
+		inWindowPub += p.sentInWindow
+		if cfg.qos > 0 {
+			res.Unacked += sent - p.acked.Load()
+		}
+		if p.unexpectedAcks > 0 {
+			r.protoErrs.add("publisher %d: %d acks for packet ids not in flight", p.idx, p.unexpectedAcks)
+		}
+	}
+	for _, s := range r.subs {
+		hist.merge(&s.hist)
+		inWindowDel += s.deliveredInWindow
+		res.Duplicated += s.dups
+		res.Reordered += s.late
+		res.Corrupt += s.corrupt
+		res.Misrouted += s.misrouted
+		for i, p := range r.pubs {
+			if !r.expects(s, i) {
+				continue
+			}
+			want := p.sent.Load()
+			got := s.tracks[i].unique
+			res.Expected += want
+			res.Delivered += got
+			if got < want {
+				res.Lost += want - got
+			}
+		}
+	}
+	if w := window.Seconds(); w > 0 {
+		res.PublishedRate = float64(inWindowPub) / w
+		res.DeliveredRate = float64(inWindowDel) / w
+		self := after.self - before.self
+		res.LoadgenCPUPct = 100 * self.Seconds() / w
+		if cfg.pid > 0 && before.brokerErr == nil && after.brokerErr == nil {
+			b := after.broker - before.broker
+			res.BrokerPID = cfg.pid
+			res.BrokerCPUPct = 100 * b.Seconds() / w
+			if inWindowDel > 0 {
+				res.BrokerUsPerDeliver = float64(b.Microseconds()) / float64(inWindowDel)
+			}
+		} else if cfg.pid > 0 {
+			r.connErrs.add("broker pid %d: could not read CPU time: %v %v", cfg.pid, before.brokerErr, after.brokerErr)
+		}
+		if before.systemErr == nil && after.systemErr == nil {
+			other := after.system - before.system - self
+			if res.BrokerPID > 0 {
+				other -= after.broker - before.broker
+			}
+			// Tick granularity can make the difference slightly negative.
+			res.OtherCPUPct = max(0, 100*other.Seconds()/w)
+		}
+	}
+	res.LatencySamples = hist.n
+	us := func(ns int64) float64 { return float64(ns) / 1e3 }
+	res.MeanUs = hist.mean() / 1e3
+	res.P50Us = us(hist.quantile(0.50))
+	res.P90Us = us(hist.quantile(0.90))
+	res.P99Us = us(hist.quantile(0.99))
+	res.P999Us = us(hist.quantile(0.999))
+	res.MaxUs = us(hist.max)
+
+	// What counts as failure: the transport broke, the broker sent
+	// something we did not ask for, or it broke a QoS promise. QoS 0 may
+	// lose messages by definition; QoS 1 may duplicate them.
+	errs := append([]string(nil), r.connErrs.first...)
+	errs = append(errs, r.protoErrs.first...)
+	if extra := r.connErrs.n + r.protoErrs.n - len(errs); extra > 0 {
+		errs = append(errs, fmt.Sprintf("... and %d more errors", extra))
+	}
+	if res.Corrupt > 0 {
+		errs = append(errs, fmt.Sprintf("%d corrupt payloads", res.Corrupt))
+	}
+	if res.Misrouted > 0 {
+		errs = append(errs, fmt.Sprintf("%d messages delivered to the wrong subscriber or topic", res.Misrouted))
+	}
+	if cfg.qos > 0 && res.Lost > 0 {
+		errs = append(errs, fmt.Sprintf("QoS %d: %d of %d deliveries lost", cfg.qos, res.Lost, res.Expected))
+	}
+	if cfg.qos > 0 && res.Unacked > 0 {
+		errs = append(errs, fmt.Sprintf("QoS %d: %d publishes never acknowledged (longer -drain?)", cfg.qos, res.Unacked))
+	}
+	if cfg.qos == 2 && res.Duplicated > 0 {
+		errs = append(errs, fmt.Sprintf("QoS 2: %d duplicate deliveries", res.Duplicated))
+	}
+	res.Errors = errs
+	res.OK = len(errs) == 0
+	return res
+}
+
+func (res *result) writeJSON(w io.Writer) error { return writeJSONLine(w, res) }
+
+// writeJSONLine writes v as one line, the unit scripts read.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// fmtUs prints a latency in the most readable unit.
+func fmtUs(us float64) string {
+	switch {
+	case us >= 10000:
+		return fmt.Sprintf("%.1f ms", us/1000)
+	case us >= 1000:
+		return fmt.Sprintf("%.2f ms", us/1000)
+	default:
+		return fmt.Sprintf("%.0f µs", us)
+	}
+}
+
+func (res *result) writeText(w io.Writer) {
+	mode := "closed loop"
+	if res.Rate > 0 {
+		mode = fmt.Sprintf("%.0f msg/s per publisher", res.Rate)
+	}
+	fmt.Fprintf(w, "scenario   %s: %d pubs, %d subs, QoS %d, %d-byte payload, %s, window %d, %.0fs measured\n",
+		res.Scenario, res.Pubs, res.Subs, res.QoS, res.Size, mode, res.Window, res.Duration)
+	fmt.Fprintf(w, "published  %10.0f msg/s\n", res.PublishedRate)
+	fmt.Fprintf(w, "delivered  %10.0f msg/s   (unique deliveries; %d of %d owed over the whole run)\n",
+		res.DeliveredRate, res.Delivered, res.Expected)
+	if res.LatencySamples > 0 {
+		fmt.Fprintf(w, "latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%d samples)\n",
+			fmtUs(res.P50Us), fmtUs(res.P90Us), fmtUs(res.P99Us), fmtUs(res.P999Us), fmtUs(res.MaxUs), res.LatencySamples)
+	}
+	fmt.Fprintf(w, "integrity  lost %d  duplicated %d  reordered %d  unacked %d  corrupt %d  misrouted %d\n",
+		res.Lost, res.Duplicated, res.Reordered, res.Unacked, res.Corrupt, res.Misrouted)
+	fmt.Fprintf(w, "loadgen    %.0f%% CPU   (other processes: %.0f%%)\n", res.LoadgenCPUPct, res.OtherCPUPct)
+	if res.BrokerPID > 0 {
+		fmt.Fprintf(w, "broker     %.0f%% CPU, %.2f µs CPU per delivery (pid %d)\n",
+			res.BrokerCPUPct, res.BrokerUsPerDeliver, res.BrokerPID)
+	}
+	if res.OK {
+		fmt.Fprintln(w, "result     ok")
+		return
+	}
+	fmt.Fprintln(w, "result     FAILED")
+	for _, e := range res.Errors {
+		fmt.Fprintf(w, "  - %s\n", e)
+	}
+}

@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# compare.sh: the same MQTT scenarios against mqttd, Mosquitto and mochi,
+# side by side on this machine, measured by cmd/mqttbench.
+#
+# Runs are interleaved (round 1: scenario 1 on every broker, scenario 2 on
+# every broker, ...; then round 2) so that slow drifts of the machine hit
+# every broker alike, and every run gets a freshly started broker so that
+# no run inherits another's memory or queues. Each broker listens on its
+# own loopback port; its pid goes to mqttbench -pid, which reports the
+# broker's CPU per delivered message next to the throughput: on a small
+# shared box throughput alone mostly measures who got the cores.
+#
+# Usage: scripts/compare.sh [options]
+#   --rounds N         rounds of every scenario on every broker (default 3)
+#   --duration D       measured publishing time per run (default 10s)
+#   --warmup D         unmeasured publishing before it (default 1s)
+#   --brokers LIST     comma-separated subset of mqttd,mosquitto,mochi
+#   --scenarios LIST   comma-separated subset of p2p,pairs10,fanout,fanin
+#   --pin              broker on CPU 1, load generator on CPU 0, GOMAXPROCS=1
+#                      for the Go brokers: one core each, comparable
+#   --idle N           also measure broker RSS per idle connection with N
+#                      connections (one fresh broker each; default off)
+#   --port-base P      first of the loopback ports used (default 18831;
+#                      mqttd P (admin P+5), mosquitto P+1, mochi P+2..P+4)
+#   --quiet-wait S     before each run wait up to S seconds for other
+#                      processes to go quiet (default 30; 0 = don't wait)
+#   --max-other PCT    leave runs during which other processes used more than
+#                      PCT % CPU (100 = one core) out of the table; they stay
+#                      in results.jsonl (default 0 = keep all)
+#   --out DIR          keep results.jsonl, report.md and broker logs in DIR
+#
+# What it installs when missing: Mosquitto with apt-get (Debian's package;
+# needs root or password-less sudo) and mochi v2.7.9 with `go install` into
+# a temporary GOBIN. mqttd is built from this repository. A broker that
+# cannot be built or installed is skipped with a message; the others run.
+set -euo pipefail
+
+ROUNDS=3
+DURATION=10s
+WARMUP=1s
+BROKERS=mqttd,mosquitto,mochi
+SCENARIOS=p2p,pairs10,fanout,fanin
+PIN=0
+IDLE=0
+PORT_BASE=18831
+QUIET_WAIT=30
+MAX_OTHER=0
+OUT=""
+MOCHI_VERSION=v2.7.9
+
+die() { echo "compare: $*" >&2; exit 2; }
+log() { echo "compare: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--rounds) ROUNDS=${2:?}; shift 2 ;;
+	--duration) DURATION=${2:?}; shift 2 ;;
+	--warmup) WARMUP=${2:?}; shift 2 ;;
+	--brokers) BROKERS=${2:?}; shift 2 ;;
+	--scenarios) SCENARIOS=${2:?}; shift 2 ;;
+	--pin) PIN=1; shift ;;
+	--idle) IDLE=${2:?}; shift 2 ;;
+	--port-base) PORT_BASE=${2:?}; shift 2 ;;
+	--quiet-wait) QUIET_WAIT=${2:?}; shift 2 ;;
+	--max-other) MAX_OTHER=${2:?}; shift 2 ;;
+	--out) OUT=${2:?}; shift 2 ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown option $1 (see --help)" ;;
+	esac
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+[[ $IDLE =~ ^[0-9]+$ ]] || die "--idle must be a number of connections"
+if ! [[ $PORT_BASE =~ ^[0-9]+$ ]] || [ "$PORT_BASE" -lt 1024 ] || [ "$PORT_BASE" -gt 65529 ]; then
+	die "--port-base must be 1024..65529"
+fi
+command -v go >/dev/null || die "go is needed to build mqttbench and mqttd"
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mqttd-compare.XXXXXX")
+BPID=""
+
+stop_broker() {
+	[ -n "$BPID" ] || return 0
+	kill -TERM "$BPID" 2>/dev/null || true
+	for _ in $(seq 50); do
+		kill -0 "$BPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$BPID" 2>/dev/null || true
+	wait "$BPID" 2>/dev/null || true
+	BPID=""
+}
+cleanup() {
+	stop_broker
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$PIN" = 1 ]; then
+	command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
+	[ "$(nproc)" -ge 2 ] || die "--pin needs at least 2 CPUs"
+fi
+# Each idle connection is a descriptor in the broker too, and brokers
+# inherit this shell's limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+log "building mqttbench"
+(cd "$REPO" && go build -o "$TMP/mqttbench" ./cmd/mqttbench)
+BENCH=("$TMP/mqttbench")
+[ "$PIN" = 1 ] && BENCH=(taskset -c 0 "$TMP/mqttbench")
+
+declare -A PORT=([mqttd]=$PORT_BASE [mosquitto]=$((PORT_BASE + 1)) [mochi]=$((PORT_BASE + 2)))
+declare -A SKIPPED=()
+declare -A VERSION=()
+AVAILABLE=()
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+		sudo -n "$@"
+	else
+		return 1
+	fi
+}
+
+prepare_mqttd() {
+	if [ ! -d "$REPO/cmd/mqttd" ]; then
+		SKIPPED[mqttd]="cmd/mqttd does not exist yet"
+		return 1
+	fi
+	if ! (cd "$REPO" && go build -o "$TMP/mqttd" ./cmd/mqttd) >"$TMP/mqttd-build.log" 2>&1; then
+		SKIPPED[mqttd]="cmd/mqttd does not build: $(head -c 300 "$TMP/mqttd-build.log" | tr '\n' ' ')"
+		return 1
+	fi
+	VERSION[mqttd]="$(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo "working tree")"
+}
+
+# Debian installs mosquitto in /usr/sbin, which is not on every user's PATH.
+find_mosquitto() {
+	command -v mosquitto || { [ -x /usr/sbin/mosquitto ] && echo /usr/sbin/mosquitto; }
+}
+
+MOSQUITTO=""
+prepare_mosquitto() {
+	if ! MOSQUITTO=$(find_mosquitto); then
+		log "mosquitto not found; installing Debian's package"
+		# The package list may be stale or empty on a fresh machine, and
+		# noninteractive keeps debconf from waiting for a terminal.
+		if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; } >"$TMP/apt.log" 2>&1; then
+			SKIPPED[mosquitto]="could not install mosquitto with apt-get (root or sudo needed; see apt output)"
+			tail -5 "$TMP/apt.log" >&2 || true
+			return 1
+		fi
+		MOSQUITTO=$(find_mosquitto) || { SKIPPED[mosquitto]="apt-get installed no mosquitto binary"; return 1; }
+	fi
+	# mosquitto -h prints the version and exits non-zero.
+	VERSION[mosquitto]="$( ("$MOSQUITTO" -h 2>&1 || true) | head -1 | sed 's/^mosquitto version //')"
+}
+
+prepare_mochi() {
+	log "installing mochi $MOCHI_VERSION into a temporary GOBIN"
+	# Outside the repository, so our go.mod neither constrains nor records it.
+	if ! (cd "$TMP" && GOBIN="$TMP/gobin" GOFLAGS=-mod=mod go install "github.com/mochi-mqtt/server/v2/cmd@$MOCHI_VERSION") >"$TMP/mochi-install.log" 2>&1; then
+		SKIPPED[mochi]="go install of mochi $MOCHI_VERSION failed: $(tail -c 300 "$TMP/mochi-install.log" | tr '\n' ' ')"
+		return 1
+	fi
+	VERSION[mochi]=$MOCHI_VERSION
+}
+
+IFS=, read -r -a WANT_BROKERS <<<"$BROKERS"
+for b in "${WANT_BROKERS[@]}"; do
+	case "$b" in
+	mqttd | mosquitto | mochi) ;;
+	*) die "unknown broker $b (want mqttd, mosquitto, mochi)" ;;
+	esac
+	if "prepare_$b"; then
+		AVAILABLE+=("$b")
+	else
+		log "skipping $b: ${SKIPPED[$b]}"
+	fi
+done
+[ ${#AVAILABLE[@]} -gt 0 ] || die "no broker available"
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_broker NAME: starts it fresh in the background, sets BPID and
+# returns once its MQTT port accepts connections.
+start_broker() {
+	local name=$1 port=${PORT[$1]} cmd=() ports=("${PORT[$1]}")
+	[ "$name" = mochi ] && ports+=($((port + 1)) $((port + 2)))
+	[ "$name" = mqttd ] && ports+=($((PORT_BASE + 5)))
+	for p in "${ports[@]}"; do
+		port_free "$p" || die "port $p is already in use on 127.0.0.1 (choose another --port-base)"
+	done
+	case "$name" in
+	mqttd)
+		# No flags for the port: mqttd takes its listeners from config.
+		# Its admin HTTP listener (default 127.0.0.1:9180) moves to one of
+		# our ports too, so another mqttd on this machine cannot clash.
+		printf 'listeners:\n  default: {type: tcp, bind: "127.0.0.1:%s"}\nadmin: {bind: "127.0.0.1:%s"}\n' \
+			"$port" $((PORT_BASE + 5)) >"$TMP/mqttd.yaml"
+		cmd=("$TMP/mqttd" --config "$TMP/mqttd.yaml")
+		;;
+	mosquitto)
+		# Nagle off like the Go brokers (Go sets TCP_NODELAY by default);
+		# with it on, small messages stall ~40 ms on delayed ACKs. Other
+		# limits stay at their defaults (20 in flight, 1000 queued per
+		# client), which the scenarios' windows respect.
+		cat >"$TMP/mosquitto.conf" <<-EOF
+			listener $port 127.0.0.1
+			allow_anonymous true
+			set_tcp_nodelay true
+			persistence false
+		EOF
+		cmd=("$MOSQUITTO" -c "$TMP/mosquitto.conf")
+		;;
+	mochi)
+		# mochi's cmd also opens a WebSocket and an HTTP info listener;
+		# keep them on loopback next to the TCP port.
+		cmd=("$TMP/gobin/cmd" -tcp "127.0.0.1:$port" -ws "127.0.0.1:$((port + 1))" -info "127.0.0.1:$((port + 2))")
+		;;
+	esac
+	if [ "$PIN" = 1 ]; then
+		# Go sizes GOMAXPROCS from the affinity mask anyway; say it
+		# explicitly so the comparison does not rest on that detail.
+		[ "$name" = mosquitto ] || cmd=(env GOMAXPROCS=1 "${cmd[@]}")
+		cmd=(taskset -c 1 "${cmd[@]}")
+	fi
+	# exec chains (taskset, env) keep the pid, so $! is the broker itself.
+	"${cmd[@]}" >>"$TMP/$name.log" 2>&1 &
+	BPID=$!
+	for _ in $(seq 100); do
+		if ! kill -0 "$BPID" 2>/dev/null; then
+			log "$name exited at start-up; last log lines:"
+			tail -5 "$TMP/$name.log" >&2
+			BPID=""
+			return 1
+		fi
+		port_free "$port" || return 0
+		sleep 0.05
+	done
+	log "$name did not listen on 127.0.0.1:$port within 5 s"
+	stop_broker
+	return 1
+}
+
+# cpu_busy: CPU time the whole machine spent running tasks (user, nice,
+# system, steal; as mqttbench counts it), in ticks.
+cpu_busy() { awk '/^cpu /{print $2+$3+$4+$9; exit}' /proc/stat; }
+
+# wait_quiet: other processes (builds, test suites) skew every figure on a
+# 2-core box. Wait until they use under a quarter of a core over a second,
+# or give up after --quiet-wait seconds and say so; mqttbench also reports
+# other processes' CPU per run (the "other CPU %" column).
+wait_quiet() {
+	local waited=0 a b busy hz=100
+	while :; do
+		a=$(cpu_busy)
+		sleep 1
+		b=$(cpu_busy)
+		busy=$(((b - a) * 100 / hz))
+		[ "$busy" -lt 25 ] && return 0
+		if [ "$waited" -ge "$QUIET_WAIT" ]; then
+			log "machine still busy (${busy}% of a core used by other processes); measuring anyway"
+			return 0
+		fi
+		[ "$waited" = 0 ] && log "waiting for other processes to go quiet (${busy}% of a core busy)"
+		waited=$((waited + 1))
+	done
+}
+
+# Scenario id -> title and mqttbench flags. All use 64-byte payloads and
+# a closed loop (window 256 unless stated): saturated throughput.
+declare -A TITLE=(
+	[p2p]="1→1 QoS 0"
+	[pairs10]="10→10 QoS 1 (pairs)"
+	[fanout]="1→100 fan-out QoS 0"
+	[fanin]="10→1 fan-in QoS 1, window 64"
+)
+declare -A ARGS=(
+	[p2p]="-scenario pairs -pubs 1 -qos 0"
+	[pairs10]="-scenario pairs -pubs 10 -qos 1"
+	[fanout]="-scenario fanout -pubs 1 -subs 100 -qos 0"
+	[fanin]="-scenario fanin -pubs 10 -subs 1 -qos 1 -window 64"
+)
+IFS=, read -r -a SCEN <<<"$SCENARIOS"
+for s in "${SCEN[@]}"; do
+	[ -n "${TITLE[$s]:-}" ] || die "unknown scenario $s (want p2p, pairs10, fanout, fanin)"
+done
+
+RESULTS="$TMP/results.jsonl"
+: >"$RESULTS"
+PLACEMENT=shared
+[ "$PIN" = 1 ] && PLACEMENT="pinned (broker CPU 1, mqttbench CPU 0)"
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+log "brokers: ${AVAILABLE[*]}; scenarios: ${SCEN[*]}; $ROUNDS round(s) of $DURATION; $PLACEMENT"
+
+FAILED=0
+for round in $(seq "$ROUNDS"); do
+	for s in "${SCEN[@]}"; do
+		for b in "${AVAILABLE[@]}"; do
+			[ "$QUIET_WAIT" = 0 ] || wait_quiet
+			start_broker "$b" || { FAILED=$((FAILED + 1)); continue; }
+			rc=0
+			# shellcheck disable=SC2086 # ARGS holds several flags
+			line=$("${BENCH[@]}" -json -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" \
+				-size 64 -duration "$DURATION" -warmup "$WARMUP" -label "$b" -case "${TITLE[$s]}" \
+				${ARGS[$s]} 2>>"$TMP/mqttbench.log") || rc=$?
+			stop_broker
+			if [ -z "$line" ]; then
+				log "round $round, $s, $b: mqttbench printed no result (exit $rc; see its log)"
+				FAILED=$((FAILED + 1))
+				continue
+			fi
+			echo "$line" >>"$RESULTS"
+			rate=$(grep -o '"delivered_per_s":[0-9.e+]*' <<<"$line" | cut -d: -f2 || true)
+			other=$(grep -o '"other_cpu_pct":[0-9.e+]*' <<<"$line" | cut -d: -f2 || true)
+			status=ok
+			if [ "$rc" != 0 ]; then
+				status="FAILED (exit $rc): $(grep -o '"errors":\[[^]]*\]' <<<"$line" || true)"
+				FAILED=$((FAILED + 1))
+			fi
+			log "round $round, ${TITLE[$s]}, $b: $(printf '%.0f' "${rate:-0}") del/s, other processes $(printf '%.0f' "${other:-0}")% CPU, $status"
+		done
+	done
+done
+
+IDLE_LINES=()
+if [ "$IDLE" -gt 0 ]; then
+	for b in "${AVAILABLE[@]}"; do
+		start_broker "$b" || continue
+		sleep 0.5 # let start-up allocations settle before the first RSS reading
+		rc=0
+		line=$("${BENCH[@]}" -mode idle -json -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" -conns "$IDLE" -label "$b" 2>>"$TMP/mqttbench.log") || rc=$?
+		stop_broker
+		kb=$(grep -o '"kb_per_conn":[0-9.e+-]*' <<<"$line" | cut -d: -f2 || true)
+		before=$(grep -o '"rss_before_kb":[0-9]*' <<<"$line" | cut -d: -f2 || true)
+		after=$(grep -o '"rss_after_kb":[0-9]*' <<<"$line" | cut -d: -f2 || true)
+		if [ "$rc" = 0 ] && [ -n "$kb" ]; then
+			IDLE_LINES+=("| $b | $IDLE | $((before / 1024)) → $((after / 1024)) MB | $(printf '%.1f' "$kb") kB |")
+		else
+			IDLE_LINES+=("| $b | $IDLE | failed (exit $rc) | |")
+		fi
+	done
+fi
+
+cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+mem=$(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+{
+	echo "### Side by side, $STARTED"
+	echo
+	echo "- machine: $(nproc) CPUs ($cpu_model), $mem, kernel $(uname -r), $(go version | awk '{print $3}')"
+	echo "- placement: $PLACEMENT; $ROUNDS round(s), $DURATION measured after $WARMUP warm-up, 64-byte payloads, closed loop, brokers interleaved and started fresh per run"
+	for b in "${AVAILABLE[@]}"; do
+		echo "- $b: ${VERSION[$b]:-}"
+	done
+	for b in "${!SKIPPED[@]}"; do
+		echo "- $b: skipped, ${SKIPPED[$b]}"
+	done
+	echo
+	"$TMP/mqttbench" -mode report -max-other "$MAX_OTHER" "$RESULTS"
+	if [ ${#IDLE_LINES[@]} -gt 0 ]; then
+		echo
+		echo "| broker | idle connections | broker RSS | per connection |"
+		echo "|---|---|---|---|"
+		printf '%s\n' "${IDLE_LINES[@]}"
+	fi
+	[ "$FAILED" = 0 ] || { echo; echo "$FAILED run(s) failed or lost messages; see the lost column and runs (failed)."; }
+} | tee "$TMP/report.md"
+
+if [ -n "$OUT" ]; then
+	mkdir -p "$OUT"
+	cp "$TMP/results.jsonl" "$TMP/report.md" "$OUT/"
+	cp "$TMP"/*.log "$OUT/" 2>/dev/null || true
+	log "results, report and logs kept in $OUT"
+fi
