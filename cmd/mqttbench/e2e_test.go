@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -11,12 +12,14 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
 // These tests run tiny scenarios against a real broker. There is no fake
 // broker on purpose: a fake written next to this client would share its
-// misreadings of the specification. Mosquitto is used when installed; the
-// mqttd-backed test belongs with the broker.
+// misreadings of the specification. Mosquitto is used when installed; mqttd
+// always.
 
 // startMosquitto runs a private Mosquitto on a free loopback port and
 // returns its address and pid; the test is skipped without mosquitto.
@@ -86,7 +89,32 @@ func runJSON(t *testing.T, args ...string) (*result, int) {
 	return &res, code
 }
 
-func TestEndToEndMosquitto(t *testing.T) {
+func TestEndToEndMosquitto(t *testing.T) { runScenarios(t, startMosquitto) }
+
+// TestEndToEndMqttd runs the same scenarios against this repository's
+// broker, in-process on a loopback port (its CPU is this test's process).
+func TestEndToEndMqttd(t *testing.T) { runScenarios(t, startMqttd) }
+
+func startMqttd(t *testing.T) (string, int) {
+	t.Helper()
+	b, err := mqtt.New(mqtt.Options{Listeners: []mqtt.ListenerConfig{{Name: "tcp", Type: "tcp", Bind: "127.0.0.1:0"}}, SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.Close(ctx)
+	})
+	return b.Addr("tcp").String(), os.Getpid()
+}
+
+// runScenarios runs tiny scenarios of every shape against a fresh broker
+// each, and checks the accounting adds up exactly.
+func runScenarios(t *testing.T, start func(*testing.T) (string, int)) {
 	common := []string{"-warmup", "100ms", "-duration", "500ms", "-drain", "2s"}
 	cases := []struct {
 		name string
@@ -101,9 +129,7 @@ func TestEndToEndMosquitto(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			// A fresh broker per case, so that no case inherits another's
-			// sessions or counters.
-			addr, pid := startMosquitto(t)
+			addr, pid := start(t)
 			args := append([]string{"-broker", addr, "-pid", strconv.Itoa(pid)}, common...)
 			res, code := runJSON(t, append(args, c.args...)...)
 			if code != 0 || !res.OK {
