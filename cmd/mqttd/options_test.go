@@ -42,7 +42,7 @@ shutdown-grace: 3s
 		t.Fatal(err)
 	}
 	opts := brokerOptions(cfg, nil)
-	if opts.Name != "n1" || opts.SysInterval >= 0 || opts.ShutdownGrace != 3*time.Second ||
+	if opts.Name != "n1" || opts.SysInterval >= 0 ||
 		opts.Limits.MaxPacketSize != 64<<10 || opts.Limits.MaxKeepAlive != 300 || opts.Limits.SessionExpiry != time.Hour {
 		t.Errorf("options: %+v", opts)
 	}

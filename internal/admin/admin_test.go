@@ -67,7 +67,7 @@ func TestMetrics(t *testing.T) {
 		ClientsConnected: 3, ClientsMaximum: 7, ClientsTotal: 11, ClientsPersisted: 2,
 		ConnectionsRefused: 4, MessagesIn: 100, MessagesOut: 250, BytesIn: 4096, BytesOut: 8192,
 		PacketsIn: 130, PacketsOut: 290, Subscriptions: 9, Retained: 5, Inflight: 6, Queued: 8,
-		DroppedQoS0: 21, DroppedQueueFull: 22, DroppedExpired: 23, DroppedSys: 24, DroppedDenied: 25,
+		DroppedQoS0: 21, DroppedQueueFull: 22, DroppedExpired: 23, DroppedTooLarge: 26, DroppedSys: 24, DroppedDenied: 25,
 		Malformed: 31, KeepAliveExpired: 32, Takeovers: 33, AuthRejected: 34, UptimeSeconds: 3600,
 	}}
 	h := NewHandler(src, func() error { return nil }, nil) // nil: Go and process collectors too
@@ -95,6 +95,7 @@ func TestMetrics(t *testing.T) {
 		`mqttd_messages_dropped_total{reason="qos0_slow_client"} 21` + "\n",
 		`mqttd_messages_dropped_total{reason="queue_full"} 22` + "\n",
 		`mqttd_messages_dropped_total{reason="expired"} 23` + "\n",
+		`mqttd_messages_dropped_total{reason="too_large"} 26` + "\n",
 		`mqttd_messages_dropped_total{reason="sys_topic"} 24` + "\n",
 		`mqttd_messages_dropped_total{reason="denied"} 25` + "\n",
 		"mqttd_malformed_packets_total 31\n",

@@ -60,6 +60,7 @@ func NewCollector(src StatsSource) *Collector {
 		{"qos0_slow_client", func(s *mqtt.Stats) int64 { return s.DroppedQoS0 }},
 		{"queue_full", func(s *mqtt.Stats) int64 { return s.DroppedQueueFull }},
 		{"expired", func(s *mqtt.Stats) int64 { return s.DroppedExpired }},
+		{"too_large", func(s *mqtt.Stats) int64 { return s.DroppedTooLarge }},
 		{"sys_topic", func(s *mqtt.Stats) int64 { return s.DroppedSys }},
 		{"denied", func(s *mqtt.Stats) int64 { return s.DroppedDenied }},
 	} {

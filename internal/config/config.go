@@ -47,16 +47,17 @@ func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" || t.ClientCA !
 
 // Limits bounds what one client, or all of them, can make the broker hold.
 type Limits struct {
-	MaxPacketSize    ByteSize      `mapstructure:"max-packet-size" doc:"largest MQTT packet accepted, header included (bytes or 256KiB, 1MiB, 1MB)"`
-	MaxConnections   int           `mapstructure:"max-connections" doc:"open connections beyond this are refused"`
-	MaxInflight      int           `mapstructure:"max-inflight" doc:"outbound QoS 1/2 messages awaiting acknowledgement, per client"`
-	MaxQueued        int           `mapstructure:"max-queued" doc:"messages queued for an offline or slow session; beyond it they are dropped"`
-	MaxOutboundBytes ByteSize      `mapstructure:"max-outbound-bytes" doc:"bytes waiting in one client's write buffer before its QoS 0 messages are dropped"`
-	MaxInboundQoS2   int           `mapstructure:"max-inbound-qos2" doc:"inbound QoS 2 packet ids awaiting PUBREL, per client"`
-	ConnectTimeout   time.Duration `mapstructure:"connect-timeout" doc:"time a new connection has to send CONNECT"`
-	WriteTimeout     time.Duration `mapstructure:"write-timeout" doc:"a write blocked this long closes the connection"`
-	MaxKeepAlive     int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
-	SessionExpiry    time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
+	MaxPacketSize     ByteSize      `mapstructure:"max-packet-size" doc:"largest MQTT packet accepted, header included (bytes or 256KiB, 1MiB, 1MB)"`
+	MaxConnections    int           `mapstructure:"max-connections" doc:"open connections beyond this are refused"`
+	MaxInflight       int           `mapstructure:"max-inflight" doc:"outbound QoS 1/2 messages awaiting acknowledgement, per client"`
+	MaxQueued         int           `mapstructure:"max-queued" doc:"messages queued for an offline or slow session; beyond it they are dropped"`
+	MaxOutboundBytes  ByteSize      `mapstructure:"max-outbound-bytes" doc:"bytes waiting in one client's write buffer before its QoS 0 messages are dropped"`
+	MaxInboundQoS2    int           `mapstructure:"max-inbound-qos2" doc:"inbound QoS 2 packet ids awaiting PUBREL, per client"`
+	ConnectTimeout    time.Duration `mapstructure:"connect-timeout" doc:"time a new connection has to send CONNECT"`
+	WriteTimeout      time.Duration `mapstructure:"write-timeout" doc:"a write blocked this long closes the connection"`
+	MaxKeepAlive      int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
+	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
+	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker"`
 }
 
 // Admin is the HTTP listener for /healthz, /readyz and /metrics.
@@ -87,16 +88,17 @@ func Default() Config {
 			DefaultListenerName: {Type: "tcp", Bind: ":1883"},
 		},
 		Limits: Limits{
-			MaxPacketSize:    1 * MiB,
-			MaxConnections:   100000,
-			MaxInflight:      64,
-			MaxQueued:        1000,
-			MaxOutboundBytes: 4 * MiB,
-			MaxInboundQoS2:   1024,
-			ConnectTimeout:   10 * time.Second,
-			WriteTimeout:     30 * time.Second,
-			MaxKeepAlive:     0,
-			SessionExpiry:    0,
+			MaxPacketSize:     1 * MiB,
+			MaxConnections:    100000,
+			MaxInflight:       64,
+			MaxQueued:         1000,
+			MaxOutboundBytes:  4 * MiB,
+			MaxInboundQoS2:    1024,
+			ConnectTimeout:    10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			MaxKeepAlive:      0,
+			SessionExpiry:     0,
+			TopicAliasMaximum: 64,
 		},
 		SysInterval:   10 * time.Second,
 		ShutdownGrace: 5 * time.Second,

@@ -30,6 +30,9 @@ type Broker struct {
 	evMask  EventMask
 	store   SessionStore
 	subs    *topics.Tree[*Session, subscription]
+	shared  *topics.Tree[shareKey, subscription] // $share/{group}/{filter}
+	shareMu sync.Mutex
+	shareRR map[string]uint64 // round-robin position per shared subscription
 	retain  *topics.Retained[*Message]
 	stats   counters
 	started time.Time
@@ -61,9 +64,6 @@ func New(opts Options) (*Broker, error) {
 	if opts.SysInterval == 0 {
 		opts.SysInterval = 10 * time.Second
 	}
-	if opts.ShutdownGrace <= 0 {
-		opts.ShutdownGrace = 5 * time.Second
-	}
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore()
 	}
@@ -82,14 +82,16 @@ func New(opts Options) (*Broker, error) {
 		}
 	}
 	b := &Broker{
-		opts:   opts,
-		limits: opts.Limits.withDefaults(),
-		log:    opts.Logger,
-		hooks:  opts.Hooks,
-		store:  opts.Store,
-		subs:   topics.NewTree[*Session, subscription](),
-		retain: topics.NewRetained[*Message](),
-		conns:  make(map[*client]struct{}),
+		opts:    opts,
+		limits:  opts.Limits.withDefaults(),
+		log:     opts.Logger,
+		hooks:   opts.Hooks,
+		store:   opts.Store,
+		subs:    topics.NewTree[*Session, subscription](),
+		shared:  topics.NewTree[shareKey, subscription](),
+		shareRR: make(map[string]uint64),
+		retain:  topics.NewRetained[*Message](),
+		conns:   make(map[*client]struct{}),
 	}
 	if b.hooks.Events != nil {
 		b.evMask = b.hooks.Events.Wants()
@@ -201,10 +203,11 @@ func (b *Broker) Stats() Stats {
 		BytesOut:           s.bytesOut.Load(),
 		PacketsIn:          s.pktsIn.Load(),
 		PacketsOut:         s.pktsOut.Load(),
-		Subscriptions:      int64(b.subs.Len()),
+		Subscriptions:      int64(b.subs.Len() + b.shared.Len()),
 		Retained:           int64(b.retain.Len()),
 		DroppedQoS0:        s.droppedQoS0.Load(),
 		DroppedQueueFull:   s.droppedQueued.Load(),
+		DroppedTooLarge:    s.droppedTooLarge.Load(),
 		DroppedExpired:     s.droppedExpired.Load(),
 		DroppedSys:         s.droppedSys.Load(),
 		DroppedDenied:      s.droppedDenied.Load(),
@@ -283,18 +286,35 @@ func (b *Broker) expireSessions(now time.Time) {
 // discardSession removes s and its subscriptions. Caller holds connMu.
 func (b *Broker) discardSession(s *Session) {
 	s.mu.Lock()
-	filters := make([]string, 0, len(s.subs))
 	for f := range s.subs {
-		filters = append(filters, f)
+		b.unsubscribe(s, f)
 	}
 	s.subs = map[string]subscription{}
 	s.inflight = inflightRing{}
 	s.queue.reset()
-	s.mu.Unlock()
-	for _, f := range filters {
-		b.subs.Unsubscribe(f, s)
+	will := s.pendingWill
+	s.pendingWill = nil
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
 	}
+	s.mu.Unlock()
 	if cur, ok := b.store.Get(s.id); ok && cur == s {
 		b.store.Delete(s.id)
 	}
+	if will != nil && !b.closing.Load() {
+		// [MQTT-3.1.3-9] a delayed will goes out when the session ends,
+		// whichever comes first.
+		b.publishWill(will)
+	}
+}
+
+// unsubscribe removes s's subscription to filter (plain or shared) from the
+// topic trees. Caller holds s.mu.
+func (b *Broker) unsubscribe(s *Session, filter string) {
+	if group, inner, ok := parseShared(filter); ok && group != "" {
+		b.shared.Unsubscribe(inner, shareKey{s, group})
+		return
+	}
+	b.subs.Unsubscribe(filter, s)
 }

@@ -38,7 +38,17 @@ type client struct {
 	keepAlive       time.Duration
 	connectDeadline time.Time
 	will            *Message
-	graceful        bool // DISCONNECT received: the will is discarded
+	willDelay       uint32   // MQTT 5 Will Delay Interval, seconds
+	graceful        bool     // DISCONNECT received: the will is discarded
+	keepWill        bool     // MQTT 5 DISCONNECT 0x04: publish the will all the same
+	aliases         []string // MQTT 5 inbound topic aliases, indexed by alias
+	reauthing       bool     // an MQTT 5 re-authentication is under way
+
+	// Fixed at CONNECT (MQTT 5; 3.1.1 clients keep the zero values).
+	problemInfo bool   // the client accepts reason strings on any packet
+	maxOut      int    // the client's Maximum Packet Size; 0 = none
+	recvMax     int    // the client's Receive Maximum
+	authMethod  string // enhanced authentication method
 
 	// Guarded by sess.mu once the session is attached.
 	out         []byte
@@ -169,6 +179,9 @@ func (c *client) beforeRead() error {
 	if c.stopping.Load() {
 		return errServerClosing
 	}
+	if c.takenOver.Load() {
+		return errTakenOver
+	}
 	return nil
 }
 
@@ -233,6 +246,14 @@ func (c *client) readError(err error) error {
 // shutdown asks the connection to end because the broker is closing.
 func (c *client) shutdown() {
 	c.stopping.Store(true)
+	c.conn.SetReadDeadline(time.Unix(1, 0))
+	c.cancel()
+}
+
+// kick ends the connection because a new one took its client id over: the
+// reader wakes from its read and finish says why (MQTT 5: DISCONNECT 0x8E).
+func (c *client) kick() {
+	c.takenOver.Store(true)
 	c.conn.SetReadDeadline(time.Unix(1, 0))
 	c.cancel()
 }
@@ -354,8 +375,10 @@ func (c *client) flush() (wrote, more bool) {
 	}
 }
 
-// finish tears the connection down: stops the writer, detaches (or discards)
-// the session, publishes the will when the end was abnormal.
+// finish tears the connection down: tells an MQTT 5 client why when the
+// broker ends it, stops the writer, detaches (or discards) the session,
+// hands shared-subscription messages to other members, and publishes the
+// will when the end was abnormal.
 func (c *client) finish(cause error) {
 	b := c.b
 	s := c.sess
@@ -369,8 +392,18 @@ func (c *client) finish(cause error) {
 		s.mu.Unlock()
 		c.writers.Wait()
 	}
-	if c.stopping.Load() {
-		// Shutdown: let the writer flush what is queued, then close.
+	code := c.disconnectCode(cause)
+	if code != 0 {
+		s.mu.Lock()
+		d := packets.Disconnect{ReasonCode: code}
+		c.out, _ = d.Append(c.out, packets.V5)
+		c.outPkts++
+		c.kickLocked()
+		s.mu.Unlock()
+	}
+	if c.stopping.Load() || code != 0 {
+		// Let the writer flush what is queued (the DISCONNECT last), then
+		// close; the write deadline bounds how long a stuck peer holds us.
 		stopWriters()
 		c.conn.Close()
 	} else {
@@ -383,9 +416,11 @@ func (c *client) finish(cause error) {
 	b.connMu.Lock()
 	s.mu.Lock()
 	attached := s.client == c
+	var orphans []delivery
 	if attached {
 		s.client = nil
 		s.offlineSince = time.Now()
+		orphans = s.takeShared()
 	}
 	s.mu.Unlock()
 	if attached && s.clean {
@@ -393,12 +428,16 @@ func (c *client) finish(cause error) {
 	}
 	b.connMu.Unlock()
 	b.stats.clientsConnected.Add(-1)
+	if len(orphans) > 0 {
+		b.redeliverShared(s, orphans)
+	}
 
 	// [MQTT-3.1.2-8] the will is published when the connection ends without
 	// a DISCONNECT: a network error, a keep-alive timeout, a protocol
-	// violation, or a takeover. Not when the broker itself is going down.
-	if c.will != nil && !c.graceful && !c.stopping.Load() {
-		b.publishWill(c.will)
+	// violation, or a takeover (or MQTT 5's "disconnect with will"). Not
+	// when the broker itself is going down.
+	if c.will != nil && (!c.graceful || c.keepWill) && !c.stopping.Load() {
+		b.scheduleWill(s, c.will, c.willDelay)
 	}
 	reason := "disconnect"
 	if cause != nil {
@@ -406,4 +445,66 @@ func (c *client) finish(cause error) {
 	}
 	b.log.Debug("client disconnected", "client_id", c.info.ClientID, "reason", reason)
 	b.emit(&Event{Type: EventClientDisconnected, Client: &c.info, Reason: reason})
+}
+
+// disconnectCode is the reason an MQTT 5 client is told when the broker
+// ends its connection ([MQTT-4.13.1-1]); 0 when it is not told (3.1.1, the
+// client left, or the network went away).
+func (c *client) disconnectCode(cause error) packets.ReasonCode {
+	if c.version != packets.V5 || cause == nil {
+		return 0
+	}
+	var pe *protoError
+	var ce *packets.Error
+	switch {
+	case c.stopping.Load():
+		return packets.ServerShuttingDown
+	case c.takenOver.Load():
+		return packets.SessionTakenOver
+	case errors.Is(cause, errKeepAlive):
+		return packets.KeepAliveTimeout
+	case errors.Is(cause, errPacketTooLarge):
+		return packets.PacketTooLarge
+	case errors.As(cause, &pe):
+		return pe.Code
+	case errors.As(cause, &ce):
+		return ce.Code
+	}
+	return 0
+}
+
+// scheduleWill publishes a will now, or after its MQTT 5 Will Delay unless
+// the session is resumed first ([MQTT-3.1.3-9]); the delay never outlasts
+// the session.
+func (b *Broker) scheduleWill(s *Session, will *Message, delay uint32) {
+	b.connMu.Lock()
+	defer b.connMu.Unlock()
+	s.mu.Lock()
+	resumed := s.client != nil // a new connection took the session over
+	cur, _ := b.store.Get(s.id)
+	live := cur == s
+	if resumed || !live || delay == 0 || s.clean {
+		s.mu.Unlock()
+		if !resumed || delay == 0 {
+			b.publishWill(will)
+		}
+		return
+	}
+	d := time.Duration(min(delay, s.expiry)) * time.Second
+	s.pendingWill = will
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		if s.willTimer != t {
+			s.mu.Unlock()
+			return // cancelled by a reconnect
+		}
+		s.willTimer, s.pendingWill = nil, nil
+		s.mu.Unlock()
+		if !b.closing.Load() {
+			b.publishWill(will)
+		}
+	})
+	s.willTimer = t
+	s.mu.Unlock()
 }

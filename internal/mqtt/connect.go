@@ -12,7 +12,11 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
-var errNotConnect = errors.New("first packet is not CONNECT")
+var (
+	errNotConnect  = errors.New("first packet is not CONNECT")
+	errAuthProto   = errors.New("AUTH exchange broken by the client")
+	errAuthMissing = errors.New("no authenticator supports the client's authentication method")
+)
 
 // handshake reads and answers CONNECT. It returns nil once the client is
 // accepted and its session attached; on error the caller closes the socket.
@@ -37,16 +41,23 @@ func (c *client) handshake() error {
 	}
 	var p packets.Connect
 	err = p.Decode(fh, body, 0)
-	if errors.Is(err, packets.ErrUnsupportedVersion) || (err == nil && p.ProtocolVersion == packets.V5) {
-		// [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, then close.
-		c.refuse(packets.ConnRefusedProtocolVersion)
+	if errors.Is(err, packets.ErrUnsupportedVersion) {
+		// [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 in the
+		// 3.1.1 format, then close.
+		c.refuse(packets.UnsupportedProtocolVersion, "")
 		return fmt.Errorf("unsupported protocol level %d", p.ProtocolVersion)
 	}
 	if err != nil {
 		b.stats.malformed.Add(1)
+		if p.ProtocolVersion == packets.V5 {
+			// [MQTT-3.1.4-?] a v5 server may say why before closing.
+			c.version = packets.V5
+			c.refuse(packets.CodeOf(err), err.Error())
+		}
 		return err
 	}
 	c.version = p.ProtocolVersion
+	v5 := c.version == packets.V5
 	if b.evMask.Has(EventPacketReceived) {
 		b.emit(&Event{Type: EventPacketReceived, Packet: &p})
 	}
@@ -56,35 +67,43 @@ func (c *client) handshake() error {
 	c.info.ProtocolVersion = byte(p.ProtocolVersion)
 	c.info.CleanStart = p.CleanStart
 	c.info.KeepAlive = p.KeepAlive
+	var ack packets.Properties // CONNACK properties (MQTT 5)
+	if v5 {
+		c.readConnectProps(&p.Props)
+	}
 	if c.info.ClientID == "" {
-		// [MQTT-3.1.3-8] an empty id needs a clean session; [MQTT-3.1.3-6] then
-		// the server assigns one.
-		if !p.CleanStart {
-			c.refuse(packets.ConnRefusedIdentifierRejected)
+		// 3.1.1: [MQTT-3.1.3-8] an empty id needs a clean session, and
+		// [MQTT-3.1.3-6] then the server assigns one. MQTT 5 assigns one
+		// either way and says which ([MQTT-3.2.2-16]).
+		if !v5 && !p.CleanStart {
+			c.refuse(packets.ClientIDNotValid, "")
 			return errors.New("empty client id without clean session")
 		}
 		c.info.ClientID = assignClientID()
 		c.info.AssignedID = true
+		ack.AssignedClientID = c.info.ClientID
 	}
-	if max := b.limits.MaxKeepAlive; max > 0 && (p.KeepAlive == 0 || p.KeepAlive > max) {
-		// 3.1.1 cannot tell a client to ping more often: refuse it, as
-		// Mosquitto's max_keepalive does, rather than cut it later.
-		c.refuse(packets.ConnRefusedIdentifierRejected)
-		return fmt.Errorf("keep alive %ds exceeds the maximum %ds", p.KeepAlive, max)
-	}
-	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
-
-	if b.hooks.Auth != nil {
-		res := b.hooks.Auth.Authenticate(c.ctx, &c.info, p.Password)
-		if !res.Allow {
-			b.stats.authRejected.Add(1)
-			code := packets.ReasonCode(res.ReasonCode)
-			if code == 0 {
-				code = packets.NotAuthorized
-			}
-			c.refuse(packets.ConnackCodeV3(code))
-			return fmt.Errorf("not authorized: %s", res.Reason)
+	keepAlive := p.KeepAlive
+	if max := b.limits.MaxKeepAlive; max > 0 && (keepAlive == 0 || keepAlive > max) {
+		if !v5 {
+			// 3.1.1 cannot tell a client to ping more often: refuse it, as
+			// Mosquitto's max_keepalive does, rather than cut it later.
+			c.refuse(packets.ClientIDNotValid, "")
+			return fmt.Errorf("keep alive %ds exceeds the maximum %ds", p.KeepAlive, max)
 		}
+		// [MQTT-3.2.2-21] the client must use the Server Keep Alive.
+		keepAlive = max
+		ack.ServerKeepAlive = max
+	}
+	c.keepAlive = time.Duration(keepAlive) * time.Second
+
+	authData, err := c.authenticate(&p)
+	if err != nil {
+		return err
+	}
+	if authData != nil || c.authMethod != "" {
+		ack.AuthMethod = c.authMethod
+		ack.AuthData = authData
 	}
 	if p.WillFlag {
 		c.will = &Message{
@@ -94,35 +113,163 @@ func (c *client) handshake() error {
 			Retain:  p.WillRetain,
 			From:    c.info.ClientID,
 		}
+		if v5 {
+			c.willDelay = p.WillProps.WillDelay
+			c.will.Props = p.WillProps.Clone()
+			c.will.Props.Clear(packets.PropWillDelay)
+		}
 	}
-	c.attach(p.CleanStart)
+	expiry := c.sessionExpiry(&p, &ack)
+	c.attach(p.CleanStart, expiry, &ack)
 	b.log.Debug("client connected", "client_id", c.info.ClientID, "remote", c.info.RemoteAddr, "listener", c.info.Listener)
 	b.emit(&Event{Type: EventClientConnected, Client: &c.info})
 	return nil
 }
 
-// refuse answers a CONNECT with a non-zero return code ([MQTT-3.2.2-4]:
-// session present 0) before the connection is closed.
-func (c *client) refuse(code packets.ReasonCode) {
+// readConnectProps takes what an MQTT 5 CONNECT says about the client.
+func (c *client) readConnectProps(pp *packets.Properties) {
+	// [MQTT-3.1.2-28] absent means 1: reason strings are welcome.
+	c.problemInfo = !pp.Has(packets.PropRequestProblemInfo) || pp.RequestProblemInfo == 1
+	c.maxOut = int(pp.MaximumPacketSize) // 0: no limit
+	c.recvMax = 65535
+	if pp.Has(packets.PropReceiveMaximum) {
+		c.recvMax = int(pp.ReceiveMaximum)
+	}
+	if len(pp.User) > 0 {
+		c.info.UserProperties = pp.Clone().User
+	}
+	c.authMethod = strings.Clone(pp.AuthMethod)
+	c.info.AuthMethod = c.authMethod
+}
+
+// sessionExpiry is how long the session outlives the connection, in
+// seconds: 3.1.1 clean session 0, else for ever; MQTT 5 says it in
+// CONNECT. Limits.SessionExpiry caps both (and a v5 client is told).
+func (c *client) sessionExpiry(p *packets.Connect, ack *packets.Properties) uint32 {
+	var expiry uint32
+	switch {
+	case c.version == packets.V5:
+		expiry = p.Props.SessionExpiry
+	case !p.CleanStart:
+		expiry = sessionNeverExpires
+	}
+	if limit := c.b.limits.SessionExpiry; limit > 0 && expiry > 0 {
+		if capped := uint32(min(limit/time.Second, sessionNeverExpires-1)); expiry > capped {
+			expiry = capped
+			if c.version == packets.V5 {
+				ack.SessionExpiry = capped // [MQTT-3.2.2-?] the server's value wins
+			}
+		}
+	}
+	return expiry
+}
+
+// authenticate runs the Authenticator, including an MQTT 5 enhanced
+// authentication exchange (AUTH packets) when the CONNECT names a method.
+// It returns the final authentication data for CONNACK.
+func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
+	b := c.b
+	if c.authMethod != "" {
+		ex, ok := b.hooks.Auth.(AuthExchanger)
+		if !ok {
+			// [MQTT-4.12.0-1] a method the server does not support.
+			c.refuse(packets.BadAuthMethod, "authentication method not supported")
+			return nil, errAuthMissing
+		}
+		data := p.Props.AuthData
+		for {
+			st := ex.AuthStep(c.ctx, &c.info, c.authMethod, data, false)
+			if !st.Continue {
+				return st.Data, c.checkAuth(st.Result)
+			}
+			next, err := c.authRound(st.Data)
+			if err != nil {
+				c.refuse(packets.ProtocolError, err.Error())
+				return nil, err
+			}
+			data = next
+		}
+	}
+	if b.hooks.Auth == nil {
+		return nil, nil
+	}
+	return nil, c.checkAuth(b.hooks.Auth.Authenticate(c.ctx, &c.info, p.Password))
+}
+
+// authRound sends AUTH "continue authentication" during CONNECT and reads
+// the client's answer, which must be an AUTH with the same method.
+func (c *client) authRound(data []byte) ([]byte, error) {
+	out := packets.Auth{ReasonCode: packets.ContinueAuthentication}
+	out.Props.AuthMethod = c.authMethod
+	out.Props.AuthData = data
+	buf, _ := out.Append(nil, packets.V5)
+	c.conn.SetWriteDeadline(time.Now().Add(c.b.limits.ConnectTimeout))
+	if _, err := c.conn.Write(buf); err != nil {
+		return nil, err
+	}
+	fh, body, err := c.r.next()
+	if err != nil {
+		return nil, err
+	}
+	c.pktsIn++
+	var in packets.Auth
+	if fh.Type != packets.AUTH || in.Decode(fh, body, packets.V5) != nil ||
+		in.ReasonCode != packets.ContinueAuthentication || in.Props.AuthMethod != c.authMethod {
+		return nil, errAuthProto
+	}
+	return in.Props.AuthData, nil
+}
+
+// checkAuth refuses the CONNECT unless res allows it.
+func (c *client) checkAuth(res AuthResult) error {
+	if res.Allow {
+		return nil
+	}
+	c.b.stats.authRejected.Add(1)
+	code := packets.ReasonCode(res.ReasonCode)
+	if code < 0x80 {
+		code = packets.NotAuthorized
+	}
+	c.refuse(code, res.Reason)
+	return fmt.Errorf("not authorized (%v): %s", code, res.Reason)
+}
+
+// refuse answers a CONNECT with a failure code before the connection is
+// closed ([MQTT-3.2.2-6]: session present 0). code is an MQTT 5 reason code;
+// 3.1.1 clients get its 3.1.1 equivalent.
+func (c *client) refuse(code packets.ReasonCode, reason string) {
 	ack := packets.Connack{ReasonCode: code}
-	buf, _ := ack.Append(nil, packets.V311)
+	v := c.version
+	if v == packets.V5 {
+		ack.Props.ReasonString = reason
+	} else {
+		v = packets.V311
+		ack.ReasonCode = packets.ConnackCodeV3(code)
+	}
+	buf, _ := ack.Append(nil, v)
 	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	c.conn.Write(buf)
 	c.b.stats.bytesOut.Add(int64(len(buf)))
 	c.b.stats.pktsOut.Add(1)
-	c.b.emitSent(&c.info, buf, packets.V311)
+	c.b.emitSent(&c.info, buf, v)
 }
 
 // refuse turns away a connection over MaxConnections: it reads the CONNECT
-// (briefly) so the answer can be a proper CONNACK "server unavailable".
+// (briefly) so the answer can be a proper CONNACK: "server unavailable"
+// (3.1.1), "server busy" (MQTT 5).
 func (b *Broker) refuse(conn net.Conn) {
 	b.stats.connsRefused.Add(1)
 	b.log.Warn("connection refused: max-connections reached", "remote", conn.RemoteAddr().String(), "max", b.limits.MaxConnections)
 	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 	r := packetReader{conn: conn, max: 4096}
-	if fh, _, err := r.next(); err == nil && fh.Type == packets.CONNECT {
+	if fh, body, err := r.next(); err == nil && fh.Type == packets.CONNECT {
+		var p packets.Connect
 		ack := packets.Connack{ReasonCode: packets.ConnRefusedServerUnavailable}
-		buf, _ := ack.Append(nil, packets.V311)
+		v := packets.V311
+		if p.Decode(fh, body, 0); p.ProtocolVersion == packets.V5 {
+			ack.ReasonCode, v = packets.ServerBusy, packets.V5
+		}
+		buf, _ := ack.Append(nil, v)
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		conn.Write(buf)
 	}
@@ -132,7 +279,7 @@ func (b *Broker) refuse(conn net.Conn) {
 // attach binds the accepted client to its session: a fresh one for a clean
 // start, else the stored one (session present). An older connection with the
 // same id is closed first ([MQTT-3.1.4-2]).
-func (c *client) attach(clean bool) {
+func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties) {
 	b := c.b
 	id := c.info.ClientID
 	b.connMu.Lock()
@@ -146,43 +293,50 @@ func (c *client) attach(clean bool) {
 		old.mu.Unlock()
 		if prev != nil {
 			b.stats.takeovers.Add(1)
-			prev.takenOver.Store(true)
-			prev.conn.Close()
+			prev.kick()
 		}
 	}
 	var s *Session
 	present := false
-	if found && !clean && !old.clean {
+	if found && !cleanStart && !old.clean {
 		s, present = old, true
 	} else {
 		if found {
 			b.discardSession(old)
 		}
-		s = newSession(id, clean)
+		s = newSession(id, expiry == 0)
 		b.store.Put(s)
 	}
 	c.sess = s
 
 	s.mu.Lock()
 	s.client = c
-	s.clean = clean
+	s.clean = expiry == 0
+	s.expiry = expiry
+	s.window = b.limits.MaxInflight
+	if c.version == packets.V5 {
+		// [MQTT-3.3.4-9] no more unacknowledged QoS 1/2 than the client's
+		// Receive Maximum.
+		s.window = min(s.window, c.recvMax)
+	}
 	s.offlineSince = time.Time{}
+	if s.willTimer != nil {
+		// [MQTT-3.1.3-9] reconnecting within the Will Delay cancels the will.
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
 	mark := len(c.out)
-	ack := packets.Connack{SessionPresent: present, ReasonCode: packets.Success}
-	c.out, _ = ack.Append(c.out, c.version)
+	connack := packets.Connack{SessionPresent: present, ReasonCode: packets.Success}
+	if c.version == packets.V5 {
+		connack.Props = *ack
+		b.serverCaps(&connack.Props)
+	}
+	c.out, _ = connack.Append(c.out, c.version)
 	c.outPkts++
 	if b.evMask.Has(EventPacketSent) {
 		b.emitSent(&c.info, c.out[mark:], c.version)
 	}
-	// [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and PUBREL
-	// packets, in their original order, when a session resumes.
-	s.inflight.each(func(e *inflightEntry) {
-		if e.state == awaitComp {
-			c.appendAck(packets.PUBREL, e.pid)
-		} else {
-			c.appendPublish(e.d.msg.Topic, e.d.msg.Payload, e.d.qos, e.pid, e.d.retain, true)
-		}
-	})
+	c.resendInflight(s)
 	b.pumpLocked(s)
 	c.kickLocked()
 	s.mu.Unlock()
@@ -193,6 +347,39 @@ func (c *client) attach(clean bool) {
 		m := b.stats.clientsMaximum.Load()
 		if n <= m || b.stats.clientsMaximum.CompareAndSwap(m, n) {
 			break
+		}
+	}
+}
+
+// serverCaps adds the broker's limits to an MQTT 5 CONNACK, leaving out
+// the ones that equal the protocol defaults.
+func (b *Broker) serverCaps(p *packets.Properties) {
+	if b.limits.MaxInboundQoS2 < 65535 {
+		p.ReceiveMaximum = uint16(b.limits.MaxInboundQoS2)
+	}
+	p.MaximumPacketSize = uint32(b.limits.MaxPacketSize)
+	p.TopicAliasMaximum = b.limits.TopicAliasMaximum
+}
+
+// resendInflight resends unacknowledged PUBLISH (with DUP) and PUBREL
+// packets, in their original order, when a session resumes
+// ([MQTT-4.4.0-1]). Messages that expired meanwhile are dropped. Caller
+// holds s.mu.
+func (c *client) resendInflight(s *Session) {
+	var gone []uint16
+	s.inflight.each(func(e *inflightEntry) {
+		if e.state == awaitComp {
+			c.appendAck(packets.PUBREL, e.pid, 0, "")
+			return
+		}
+		p := pubOutOf(&e.d, e.pid, true)
+		if !c.appendPublish(&p) {
+			gone = append(gone, e.pid)
+		}
+	})
+	for _, pid := range gone {
+		if e := s.inflight.find(pid); e != nil {
+			s.inflight.done(e)
 		}
 	}
 }

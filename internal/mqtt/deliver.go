@@ -9,86 +9,192 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
-// match is one subscribing session found for a routed message.
+// match is one subscription found for a routed message.
 type match struct {
 	s   *Session
-	qos byte
+	sub subscription
 }
 
 // route delivers r to every session subscribed to its topic, once per
-// session at the highest QoS of its matching subscriptions. scratch is the
-// caller's reusable match slice, returned for the next call: routing
+// session at the highest QoS of its matching subscriptions
+// ([MQTT-3.3.5-1]), and to one member of each matching shared subscription
+// group. scratch is the caller's reusable match slice, returned for the next
+// call. It reports how many sessions the message was delivered to. Routing
 // allocates nothing for QoS 0 and one shared copy of the message for QoS 1/2.
-func (b *Broker) route(r *routed, scratch []match) []match {
+func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
 	ms := scratch[:0]
 	b.subs.Match(r.topic, func(s *Session, sub subscription) {
-		ms = append(ms, match{s, sub.qos})
+		ms = append(ms, match{s, sub})
 	})
 	if len(ms) > 1 {
-		// Overlapping subscriptions of one client: one copy, highest QoS.
 		slices.SortFunc(ms, func(a, b match) int { return cmp.Compare(a.s.seq, b.s.seq) })
-		w := 0
-		for _, m := range ms[1:] {
-			if m.s == ms[w].s {
-				ms[w].qos = max(ms[w].qos, m.qos)
-				continue
-			}
-			w++
-			ms[w] = m
-		}
-		clear(ms[w+1:])
-		ms = ms[:w+1]
 	}
-	for _, m := range ms {
-		// Delivered QoS is the lower of the publish's and the subscription's.
-		b.deliver(m.s, r, min(r.qos, m.qos), false)
+	n := 0
+	for i := 0; i < len(ms); {
+		j := i + 1
+		for j < len(ms) && ms[j].s == ms[i].s {
+			j++
+		}
+		if b.deliverMatches(r, ms[i:j]) {
+			n++
+		}
+		i = j
 	}
 	clear(ms)
-	return ms[:0]
+	if b.shared.Len() > 0 {
+		ms, n = b.routeShared(r, ms[:0], n)
+	}
+	return ms[:0], n
+}
+
+// deliverMatches merges one session's matching subscriptions into a single
+// delivery: highest QoS, RETAIN kept if any asked Retain As Published, every
+// Subscription Identifier ([MQTT-3.3.4-3]).
+func (b *Broker) deliverMatches(r *routed, run []match) bool {
+	s := run[0].s
+	var d delivery
+	found := false
+	for _, m := range run {
+		// [MQTT-3.8.3-3] No Local: not to the client that published it.
+		if m.sub.noLocal && r.from == s.id {
+			continue
+		}
+		found = true
+		d.qos = max(d.qos, m.sub.qos)
+		d.retain = d.retain || (m.sub.rap && r.retain)
+		if m.sub.subID != 0 {
+			d.subIDs = append(d.subIDs, m.sub.subID)
+		}
+	}
+	if !found {
+		return false
+	}
+	// Delivered QoS is the lower of the publish's and the subscription's.
+	d.qos = min(r.qos, d.qos)
+	b.deliver(s, r, d)
+	return true
 }
 
 // deliver hands one message to one session: straight into the attached
 // connection's write buffer when the window allows, else into the session's
 // queue (bounded by MaxQueued).
-func (b *Broker) deliver(s *Session, r *routed, qos byte, retain bool) {
+func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.client
 	switch {
 	case c == nil:
 		// Offline: a persistent session keeps QoS 1/2 for its return.
-		if qos > 0 && !s.clean {
-			b.enqueue(s, delivery{msg: r.message(), qos: qos, retain: retain})
+		if d.qos > 0 && !s.clean {
+			d.msg = r.message()
+			b.enqueue(s, d)
 			if b.evMask.Has(EventRetainedMessage) {
-				b.emit(&Event{Type: EventRetainedMessage, Topic: r.topic, QoS: qos, Message: r.message(), TargetID: s.id})
+				b.emit(&Event{Type: EventRetainedMessage, Topic: r.topic, QoS: d.qos, Message: d.msg, TargetID: s.id})
 			}
 		}
 	case b.hooks.Topics != nil:
 		// Receive checks run on the subscriber's writer goroutine so a slow
 		// answer holds back only this subscriber.
-		b.enqueue(s, delivery{msg: r.message(), qos: qos, retain: retain})
+		d.msg = r.message()
+		b.enqueue(s, d)
 		c.kickLocked()
-	case qos == 0:
+	case d.qos == 0:
 		if len(c.out) >= b.limits.MaxOutboundBytes {
 			b.stats.droppedQoS0.Add(1)
 			return
 		}
-		c.appendPublish(r.topic, r.payload, 0, 0, retain, false)
-		c.kickLocked()
-	case s.queue.len() == 0 && !s.inflight.full(b.limits.MaxInflight):
-		b.sendInflight(s, c, delivery{msg: r.message(), qos: qos, retain: retain})
-		c.kickLocked()
+		p := pubOut{topic: r.topic, payload: r.payload, props: r.props, created: r.created(), retain: d.retain, subIDs: d.subIDs}
+		if c.appendPublish(&p) {
+			c.kickLocked()
+		}
+	case s.queue.len() == 0 && !s.inflight.full(s.window):
+		d.msg = r.message()
+		if b.sendInflight(s, c, d) {
+			c.kickLocked()
+		}
 	default:
-		b.enqueue(s, delivery{msg: r.message(), qos: qos, retain: retain})
+		d.msg = r.message()
+		b.enqueue(s, d)
 	}
 }
 
-// sendInflight assigns a packet id, records the delivery in the window and
-// encodes it. Caller holds s.mu.
-func (b *Broker) sendInflight(s *Session, c *client, d delivery) {
+// sendInflight assigns a packet id, encodes the delivery and records it in
+// the window. A delivery that has expired or is too large for the client is
+// dropped as if it had completed ([MQTT-3.1.2-25]). Caller holds s.mu.
+func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
 	pid := s.nextPacketID()
-	s.inflight.push(b.limits.MaxInflight, inflightEntry{pid: pid, state: awaitAck, d: d})
-	c.appendPublish(d.msg.Topic, d.msg.Payload, d.qos, pid, d.retain, false)
+	p := pubOutOf(&d, pid, false)
+	if !c.appendPublish(&p) {
+		return false
+	}
+	s.inflight.push(s.window, inflightEntry{pid: pid, state: awaitAck, d: d})
+	return true
+}
+
+// pubOut is one PUBLISH to encode for one client.
+type pubOut struct {
+	topic   string
+	payload []byte
+	props   *packets.Properties // the publisher's MQTT 5 properties, or nil
+	created time.Time           // for Message Expiry; zero = just now
+	qos     byte
+	pid     uint16
+	retain  bool
+	dup     bool
+	subIDs  []uint32
+}
+
+func pubOutOf(d *delivery, pid uint16, dup bool) pubOut {
+	m := d.msg
+	return pubOut{topic: m.Topic, payload: m.Payload, props: m.Props, created: m.Created, qos: d.qos, pid: pid,
+		retain: d.retain, dup: dup, subIDs: d.subIDs}
+}
+
+// appendPublish encodes a PUBLISH into the write buffer. It encodes nothing
+// and reports false when the message has expired or the packet would exceed
+// the client's Maximum Packet Size. Caller holds s.mu.
+func (c *client) appendPublish(p *pubOut) bool {
+	pk := packets.Publish{Topic: p.topic, Payload: p.payload, QoS: p.qos, PacketID: p.pid, Retain: p.retain, Dup: p.dup}
+	if p.props != nil {
+		if p.props.Has(packets.PropMessageExpiry) {
+			// [MQTT-3.3.2-5] an expired message is not delivered; the
+			// interval sent on is what is left of it ([MQTT-3.3.2-6]).
+			left := int64(p.props.MessageExpiry)
+			if !p.created.IsZero() {
+				left -= int64(time.Since(p.created) / time.Second)
+			}
+			if left <= 0 {
+				c.b.stats.droppedExpired.Add(1)
+				return false
+			}
+			if c.version == packets.V5 {
+				pk.Props = *p.props
+				pk.Props.MessageExpiry = uint32(left)
+			}
+		} else if c.version == packets.V5 {
+			pk.Props = *p.props
+		}
+		// A topic alias belongs to the publisher's own connection; the
+		// Subscription Identifiers are the receiver's, set below.
+		pk.Props.Clear(packets.PropTopicAlias)
+		pk.Props.Clear(packets.PropSubscriptionID)
+	}
+	if c.version == packets.V5 && len(p.subIDs) > 0 {
+		pk.Props.SubscriptionIDs = p.subIDs
+	}
+	mark := len(c.out)
+	c.out, _ = pk.Append(c.out, c.version)
+	if c.maxOut > 0 && len(c.out)-mark > c.maxOut {
+		c.out = c.out[:mark]
+		c.b.stats.droppedTooLarge.Add(1)
+		return false
+	}
+	c.outMsgs++
+	c.outPkts++
+	if c.b.evMask.Has(EventPacketSent) {
+		c.b.emitSent(&c.info, c.out[mark:], c.version)
+	}
+	return true
 }
 
 // enqueue adds d to s's queue unless it is full. The drop policy: the new
@@ -126,16 +232,16 @@ func (b *Broker) pumpLocked(s *Session) {
 	sent := false
 	for s.queue.len() > 0 {
 		d := s.queue.peek()
-		if d.qos > 0 && s.inflight.full(b.limits.MaxInflight) {
+		if d.qos > 0 && s.inflight.full(s.window) {
 			break
 		}
 		dd := s.queue.pop()
 		if dd.qos == 0 {
-			c.appendPublish(dd.msg.Topic, dd.msg.Payload, 0, 0, dd.retain, false)
+			p := pubOutOf(&dd, 0, false)
+			sent = c.appendPublish(&p) || sent
 		} else {
-			b.sendInflight(s, c, dd)
+			sent = b.sendInflight(s, c, dd) || sent
 		}
-		sent = true
 	}
 	if sent {
 		c.kickLocked()
@@ -144,7 +250,7 @@ func (b *Broker) pumpLocked(s *Session) {
 
 // pumpable reports whether the head of s's queue may go out now.
 func (b *Broker) pumpable(s *Session) bool {
-	return s.queue.len() > 0 && (s.queue.peek().qos == 0 || !s.inflight.full(b.limits.MaxInflight))
+	return s.queue.len() > 0 && (s.queue.peek().qos == 0 || !s.inflight.full(s.window))
 }
 
 // pumpChecked runs the receive check for each queued delivery, outside the
@@ -172,7 +278,8 @@ func (c *client) pumpChecked() {
 				b.enqueue(s, d) // the connection went away meanwhile
 			}
 		case d.qos == 0:
-			c.appendPublish(d.msg.Topic, d.msg.Payload, 0, 0, d.retain, false)
+			p := pubOutOf(&d, 0, false)
+			c.appendPublish(&p)
 		default:
 			b.sendInflight(s, c, d)
 		}
@@ -180,33 +287,27 @@ func (c *client) pumpChecked() {
 	}
 }
 
-// appendPublish encodes a PUBLISH into the write buffer. Caller holds s.mu.
-func (c *client) appendPublish(topic string, payload []byte, qos byte, pid uint16, retain, dup bool) {
-	p := packets.Publish{Topic: topic, Payload: payload, QoS: qos, PacketID: pid, Retain: retain, Dup: dup}
-	mark := len(c.out)
-	c.out, _ = p.Append(c.out, c.version)
-	c.outMsgs++
-	c.outPkts++
-	if c.b.evMask.Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[mark:], c.version)
+// appendAck encodes PUBACK, PUBREC, PUBREL or PUBCOMP. code and reason are
+// MQTT 5's (3.1.1 encodes neither); the reason string goes only to clients
+// that asked for problem information ([MQTT-3.1.2-29]). Caller holds s.mu.
+func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
+	var props packets.Properties
+	if c.problemInfo {
+		props.ReasonString = reason
 	}
-}
-
-// appendAck encodes PUBACK, PUBREC, PUBREL or PUBCOMP. Caller holds s.mu.
-func (c *client) appendAck(t packets.Type, pid uint16) {
 	mark := len(c.out)
 	switch t {
 	case packets.PUBACK:
-		p := packets.Puback{PacketID: pid}
+		p := packets.Puback{PacketID: pid, ReasonCode: code, Props: props}
 		c.out, _ = p.Append(c.out, c.version)
 	case packets.PUBREC:
-		p := packets.Pubrec{PacketID: pid}
+		p := packets.Pubrec{PacketID: pid, ReasonCode: code, Props: props}
 		c.out, _ = p.Append(c.out, c.version)
 	case packets.PUBREL:
-		p := packets.Pubrel{PacketID: pid}
+		p := packets.Pubrel{PacketID: pid, ReasonCode: code, Props: props}
 		c.out, _ = p.Append(c.out, c.version)
 	case packets.PUBCOMP:
-		p := packets.Pubcomp{PacketID: pid}
+		p := packets.Pubcomp{PacketID: pid, ReasonCode: code, Props: props}
 		c.out, _ = p.Append(c.out, c.version)
 	}
 	c.outPkts++

@@ -1,17 +1,29 @@
 package mqtt
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
+// protoError ends a connection for a protocol reason; MQTT 5 clients are
+// told Code in a DISCONNECT first.
+type protoError struct {
+	Code packets.ReasonCode
+	Msg  string
+}
+
+func (e *protoError) Error() string { return e.Msg }
+
 var (
-	errSecondConnect = errors.New("second CONNECT")
-	errServerPacket  = errors.New("client sent a packet only a server may send")
-	errTooManyQoS2   = errors.New("too many QoS 2 messages awaiting PUBREL")
+	errSecondConnect = &protoError{packets.ProtocolError, "second CONNECT"}
+	errTooManyQoS2   = &protoError{packets.ReceiveMaxExceeded, "too many QoS 2 messages awaiting PUBREL"}
+	errClientSubID   = &protoError{packets.ProtocolError, "PUBLISH from a client carries a Subscription Identifier"}
+	errUnknownAlias  = &protoError{packets.ProtocolError, "PUBLISH uses a topic alias never set"}
+	errAliasRange    = &protoError{packets.TopicAliasInvalid, "topic alias out of range"}
+	errExpiryFrom0   = &protoError{packets.ProtocolError, "DISCONNECT sets a session expiry on a session that had none"}
 )
 
 // handle dispatches one inbound packet of a connected client.
@@ -27,13 +39,13 @@ func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 		if err := p.Decode(fh, body, c.version); err != nil {
 			return err
 		}
-		c.onAck(p.PacketID, packets.PUBACK)
+		c.onAck(p.PacketID, packets.PUBACK, p.ReasonCode)
 	case packets.PUBREC:
 		var p packets.Pubrec
 		if err := p.Decode(fh, body, c.version); err != nil {
 			return err
 		}
-		c.onAck(p.PacketID, packets.PUBREC)
+		c.onAck(p.PacketID, packets.PUBREC, p.ReasonCode)
 	case packets.PUBREL:
 		var p packets.Pubrel
 		if err := p.Decode(fh, body, c.version); err != nil {
@@ -45,7 +57,7 @@ func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 		if err := p.Decode(fh, body, c.version); err != nil {
 			return err
 		}
-		c.onAck(p.PacketID, packets.PUBCOMP)
+		c.onAck(p.PacketID, packets.PUBCOMP, p.ReasonCode)
 	case packets.SUBSCRIBE:
 		return c.onSubscribe(fh, body)
 	case packets.UNSUBSCRIBE:
@@ -62,13 +74,18 @@ func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 		if err := p.Decode(fh, body, c.version); err != nil {
 			return err
 		}
-		// [MQTT-3.14.4-3] a DISCONNECT discards the will.
-		c.graceful = true
+		return c.onDisconnect(&p)
+	case packets.AUTH:
+		var p packets.Auth
+		if err := p.Decode(fh, body, c.version); err != nil {
+			return err
+		}
+		return c.onAuth(&p)
 	case packets.CONNECT:
 		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
 		return errSecondConnect
 	default:
-		return fmt.Errorf("%w: %v", errServerPacket, fh.Type)
+		return &protoError{packets.ProtocolError, fmt.Sprintf("client sent %v, which only a server may send", fh.Type)}
 	}
 	return nil
 }
@@ -93,37 +110,49 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		return err
 	}
 	c.msgsIn++
+	v5 := c.version == packets.V5
+	if v5 {
+		if len(p.Props.SubscriptionIDs) > 0 {
+			return errClientSubID // [MQTT-3.3.4-6]
+		}
+		if err := c.resolveAlias(p); err != nil {
+			return err
+		}
+	}
 	if b.evMask.Has(EventMessageReceived) {
 		b.emit(&Event{Type: EventMessageReceived, Client: &c.info, Topic: p.Topic, QoS: p.QoS,
 			Message: &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}})
 	}
-	route := true
-	if isSysTopic(p.Topic) {
-		// $SYS belongs to the broker: a client's publish there is
-		// acknowledged (3.1.1 has no way to refuse it) and dropped.
+	code, reason := packets.Success, ""
+	switch {
+	case isSysTopic(p.Topic):
+		// $SYS belongs to the broker: a client's publish there is dropped
+		// (3.1.1 can only acknowledge it; MQTT 5 hears "not authorized").
 		b.stats.droppedSys.Add(1)
-		route = false
-	} else if b.hooks.Topics != nil {
+		code = packets.NotAuthorized
+	case v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
+		// [MQTT-3.3.2-4] the payload is said to be UTF-8 and is not.
+		code = packets.PayloadFormatInvalid
+	case b.hooks.Topics != nil:
 		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain})
 		if !res.Allow {
-			// Denied before it is acknowledged, routed or retained; 3.1.1
-			// can only acknowledge and drop.
+			// Denied before it is acknowledged, routed or retained.
 			b.stats.droppedDenied.Add(1)
-			route = false
+			code, reason = denyCode(res.ReasonCode), res.Reason
 		}
 	}
 	switch p.QoS {
 	case 0:
-		if route {
+		if code == packets.Success {
 			c.publish(p)
 		}
 	case 1:
 		// Route first: by the time PUBACK leaves, the message is in every
 		// subscriber's queue.
-		if route {
-			c.publish(p)
+		if code == packets.Success && c.publish(p) == 0 && v5 {
+			code = packets.NoMatchingSubscribers
 		}
-		c.send(func() { c.appendAck(packets.PUBACK, p.PacketID) })
+		c.send(func() { c.appendAck(packets.PUBACK, p.PacketID, code, reason) })
 	case 2:
 		// Exactly once: the packet id is remembered until PUBREL, and a
 		// resent PUBLISH with that id is acknowledged without routing it again
@@ -131,7 +160,8 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		s := c.sess
 		s.mu.Lock()
 		_, dup := s.inQoS2[p.PacketID]
-		if !dup {
+		if !dup && code == packets.Success {
+			// [MQTT-3.3.4-7] no more than our Receive Maximum at once.
 			if len(s.inQoS2) >= b.limits.MaxInboundQoS2 {
 				s.mu.Unlock()
 				return errTooManyQoS2
@@ -142,11 +172,46 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 			s.inQoS2[p.PacketID] = struct{}{}
 		}
 		s.mu.Unlock()
-		if route && !dup {
-			c.publish(p)
+		if code == packets.Success && !dup && c.publish(p) == 0 && v5 {
+			code = packets.NoMatchingSubscribers
 		}
-		c.send(func() { c.appendAck(packets.PUBREC, p.PacketID) })
+		c.send(func() { c.appendAck(packets.PUBREC, p.PacketID, code, reason) })
 	}
+	return nil
+}
+
+// denyCode is the MQTT 5 reason code for a hook's deny: its own when it
+// gave a failure code, else 0x87 not authorized.
+func denyCode(code byte) packets.ReasonCode {
+	if code >= 0x80 {
+		return packets.ReasonCode(code)
+	}
+	return packets.NotAuthorized
+}
+
+// resolveAlias applies an MQTT 5 Topic Alias: a PUBLISH with a topic and an
+// alias sets it, one with an alias only uses it ([MQTT-3.3.2-12]).
+func (c *client) resolveAlias(p *packets.Publish) error {
+	if !p.Props.Has(packets.PropTopicAlias) {
+		return nil
+	}
+	a := p.Props.TopicAlias
+	if a == 0 || a > c.b.limits.TopicAliasMaximum {
+		return errAliasRange // [MQTT-3.3.2-9], [MQTT-3.3.2-10]
+	}
+	if c.aliases == nil {
+		c.aliases = make([]string, int(c.b.limits.TopicAliasMaximum)+1)
+	}
+	if p.Topic != "" {
+		if c.aliases[a] != p.Topic {
+			c.aliases[a] = strings.Clone(p.Topic)
+		}
+		return nil
+	}
+	if c.aliases[a] == "" {
+		return errUnknownAlias
+	}
+	p.Topic = c.aliases[a]
 	return nil
 }
 
@@ -156,10 +221,14 @@ func isSysTopic(topic string) bool {
 	return topic == "$SYS" || strings.HasPrefix(topic, "$SYS/")
 }
 
-// publish stores (when retained) and routes an accepted inbound message.
-func (c *client) publish(p *packets.Publish) {
+// publish stores (when retained) and routes an accepted inbound message. It
+// returns the number of sessions it was delivered to.
+func (c *client) publish(p *packets.Publish) int {
 	b := c.b
 	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID}
+	if c.version == packets.V5 && forwardable(&p.Props) {
+		r.props = &p.Props
+	}
 	if b.evMask.Has(EventMessageBroadcast) {
 		b.emit(&Event{Type: EventMessageBroadcast, Client: &c.info, Topic: p.Topic, QoS: p.QoS,
 			Message: &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}})
@@ -167,22 +236,35 @@ func (c *client) publish(p *packets.Publish) {
 	if p.Retain {
 		b.setRetained(&r, &c.info)
 	}
-	c.matches = b.route(&r, c.matches)
+	var n int
+	c.matches, n = b.route(&r, c.matches)
+	return n
+}
+
+// forwardable reports whether a PUBLISH carries properties that travel with
+// the message to its subscribers ([MQTT-3.3.2-17] and friends).
+func forwardable(p *packets.Properties) bool {
+	return p.Has(packets.PropPayloadFormat) || p.Has(packets.PropMessageExpiry) || p.Has(packets.PropContentType) ||
+		p.Has(packets.PropResponseTopic) || p.Has(packets.PropCorrelationData) || len(p.User) > 0
 }
 
 func (c *client) onPubrel(pid uint16) {
 	s := c.sess
 	s.mu.Lock()
+	code := packets.Success
+	if _, ok := s.inQoS2[pid]; !ok {
+		code = packets.PacketIDNotFound
+	}
 	delete(s.inQoS2, pid)
 	// [MQTT-4.3.3-2] PUBCOMP even for an id we no longer hold: the client
 	// may be retrying after we already completed it.
-	c.appendAck(packets.PUBCOMP, pid)
+	c.appendAck(packets.PUBCOMP, pid, code, "")
 	c.kickLocked()
 	s.mu.Unlock()
 }
 
 // onAck advances an outbound QoS 1/2 flow.
-func (c *client) onAck(pid uint16, t packets.Type) {
+func (c *client) onAck(pid uint16, t packets.Type, code packets.ReasonCode) {
 	b := c.b
 	s := c.sess
 	s.mu.Lock()
@@ -195,15 +277,25 @@ func (c *client) onAck(pid uint16, t packets.Type) {
 		}
 		s.inflight.done(e)
 	case packets.PUBREC:
-		if e != nil && e.d.qos == 2 && e.state == awaitAck {
+		switch {
+		case e != nil && e.d.qos == 2 && e.state == awaitAck && code >= 0x80:
+			// [MQTT-4.3.3-?] the client refused the message: the flow ends.
+			s.inflight.done(e)
+		case e != nil && e.d.qos == 2 && e.state == awaitAck:
 			e.state = awaitComp
 			e.d.msg = nil // [MQTT-4.3.3-1] the message is delivered; only the id remains
-		} else if e == nil {
+			fallthrough
+		case e != nil && e.state == awaitComp:
+			c.appendAck(packets.PUBREL, pid, 0, "")
+			c.kickLocked()
+			return
+		default:
+			if c.version == packets.V5 {
+				c.appendAck(packets.PUBREL, pid, packets.PacketIDNotFound, "")
+				c.kickLocked()
+			}
 			return
 		}
-		c.appendAck(packets.PUBREL, pid)
-		c.kickLocked()
-		return
 	case packets.PUBCOMP:
 		if e == nil || e.state != awaitComp {
 			return
@@ -219,27 +311,50 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 	if err := p.Decode(fh, body, c.version); err != nil {
 		return err
 	}
+	v5 := c.version == packets.V5
+	var subID uint32
+	if len(p.Props.SubscriptionIDs) > 0 {
+		subID = p.Props.SubscriptionIDs[0]
+	}
 	s := c.sess
 	codes := make([]packets.ReasonCode, len(p.Subscriptions))
+	isNew := make([]bool, len(p.Subscriptions))
+	var reason string
 	for i, sub := range p.Subscriptions {
 		codes[i] = packets.SubackFailure
-		if !packets.ValidTopicFilter(sub.Filter) {
+		group, inner, ok := parseShared(sub.Filter)
+		if !ok {
+			if v5 {
+				codes[i] = packets.TopicFilterInvalid
+			}
 			continue
 		}
 		if b.hooks.Topics != nil {
 			res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionSubscribe, Topic: sub.Filter, QoS: sub.QoS})
 			if !res.Allow {
+				if v5 {
+					codes[i], reason = denyCode(res.ReasonCode), res.Reason
+				}
 				continue
 			}
 		}
-		qos := min(sub.QoS, 2)
+		val := subscription{qos: min(sub.QoS, 2), noLocal: sub.NoLocal, rap: sub.RetainAsPublished, subID: subID}
 		filter := strings.Clone(sub.Filter)
+		if group != "" {
+			val.group = filter
+		}
 		s.mu.Lock()
 		if s.client == c {
+			_, existed := s.subs[filter]
 			// [MQTT-3.8.4-3] a subscription to an existing filter replaces it.
-			s.subs[filter] = subscription{qos: qos}
-			b.subs.Subscribe(filter, s, subscription{qos: qos})
-			codes[i] = packets.ReasonCode(qos)
+			s.subs[filter] = val
+			if group != "" {
+				b.shared.Subscribe(strings.Clone(inner), shareKey{s, group}, val)
+			} else {
+				b.subs.Subscribe(filter, s, val)
+			}
+			codes[i] = packets.ReasonCode(val.qos)
+			isNew[i] = !existed
 		}
 		s.mu.Unlock()
 	}
@@ -247,6 +362,9 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 	// in order ([MQTT-3.8.4-5]).
 	s.mu.Lock()
 	ack := packets.Suback{PacketID: p.PacketID, ReasonCodes: codes}
+	if c.problemInfo {
+		ack.Props.ReasonString = reason
+	}
 	mark := len(c.out)
 	c.out, _ = ack.Append(c.out, c.version)
 	c.outPkts++
@@ -257,16 +375,24 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 	s.mu.Unlock()
 
 	for i, sub := range p.Subscriptions {
-		if codes[i] == packets.SubackFailure {
+		if codes[i] >= 0x80 {
 			continue
 		}
 		b.emit(&Event{Type: EventClientSubscribed, Client: &c.info, Topic: sub.Filter, QoS: sub.QoS})
 		// [MQTT-3.3.1-6] retained messages matching a new subscription are
-		// sent with RETAIN set ([MQTT-3.3.1-8]).
+		// sent with RETAIN set ([MQTT-3.3.1-8]), as Retain Handling allows
+		// ([MQTT-3.3.1-9..11]); none for a shared subscription.
+		if strings.HasPrefix(sub.Filter, sharePrefix) || sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) {
+			continue
+		}
 		granted := byte(codes[i])
+		var ids []uint32
+		if subID != 0 {
+			ids = []uint32{subID}
+		}
 		b.retain.Match(sub.Filter, func(_ string, m *Message) {
 			r := routedFrom(m)
-			b.deliver(s, &r, min(m.QoS, granted), true)
+			b.deliver(s, &r, delivery{qos: min(m.QoS, granted), retain: true, subIDs: ids})
 		})
 	}
 	return nil
@@ -280,15 +406,21 @@ func (c *client) onUnsubscribe(fh packets.FixedHeader, body []byte) error {
 	}
 	s := c.sess
 	s.mu.Lock()
-	for _, f := range p.Filters {
+	var codes []packets.ReasonCode
+	if c.version == packets.V5 {
+		codes = make([]packets.ReasonCode, len(p.Filters))
+	}
+	for i, f := range p.Filters {
 		if _, ok := s.subs[f]; ok {
 			delete(s.subs, f)
-			b.subs.Unsubscribe(f, s)
+			b.unsubscribe(s, f)
+		} else if codes != nil {
+			codes[i] = packets.NoSubscriptionExisted
 		}
 	}
 	// [MQTT-3.10.4-4] UNSUBACK even when nothing matched.
 	mark := len(c.out)
-	ack := packets.Unsuback{PacketID: p.PacketID}
+	ack := packets.Unsuback{PacketID: p.PacketID, ReasonCodes: codes}
 	c.out, _ = ack.Append(c.out, c.version)
 	c.outPkts++
 	if b.evMask.Has(EventPacketSent) {
@@ -299,5 +431,65 @@ func (c *client) onUnsubscribe(fh packets.FixedHeader, body []byte) error {
 	for _, f := range p.Filters {
 		b.emit(&Event{Type: EventClientUnsubscribed, Client: &c.info, Topic: f})
 	}
+	return nil
+}
+
+// onDisconnect ends the connection at the client's request. [MQTT-3.14.4-3]
+// DISCONNECT discards the will, except MQTT 5's "disconnect with will".
+func (c *client) onDisconnect(p *packets.Disconnect) error {
+	c.graceful = true
+	if c.version != packets.V5 {
+		return nil
+	}
+	if p.Props.Has(packets.PropSessionExpiry) {
+		s := c.sess
+		s.mu.Lock()
+		if s.expiry == 0 && p.Props.SessionExpiry != 0 {
+			s.mu.Unlock()
+			return errExpiryFrom0 // [MQTT-3.14.2-2]
+		}
+		s.expiry = p.Props.SessionExpiry
+		if limit := c.b.limits.SessionExpiry; limit > 0 {
+			s.expiry = uint32(min(int64(s.expiry), int64(limit.Seconds())))
+		}
+		s.clean = s.expiry == 0
+		s.mu.Unlock()
+	}
+	if p.ReasonCode == packets.DisconnectWithWill {
+		c.keepWill = true
+	}
+	return nil
+}
+
+// onAuth runs an MQTT 5 re-authentication ([MQTT-4.12.1]): the client
+// starts it with AUTH 0x19 and the same method as at CONNECT.
+func (c *client) onAuth(p *packets.Auth) error {
+	ex, ok := c.b.hooks.Auth.(AuthExchanger)
+	switch {
+	case !ok || c.authMethod == "" || p.Props.AuthMethod != c.authMethod:
+		return &protoError{packets.ProtocolError, "AUTH without the connection's authentication method"}
+	case p.ReasonCode == packets.ReAuthenticate && !c.reauthing:
+		c.reauthing = true
+	case p.ReasonCode == packets.ContinueAuthentication && c.reauthing:
+	default:
+		return &protoError{packets.ProtocolError, fmt.Sprintf("unexpected AUTH %v", p.ReasonCode)}
+	}
+	st := ex.AuthStep(c.ctx, &c.info, c.authMethod, p.Props.AuthData, true)
+	code := packets.ContinueAuthentication
+	if !st.Continue {
+		c.reauthing = false
+		if !st.Result.Allow {
+			c.b.stats.authRejected.Add(1)
+			return &protoError{denyCode(st.Result.ReasonCode), "re-authentication failed: " + st.Result.Reason}
+		}
+		code = packets.Success
+	}
+	c.send(func() {
+		out := packets.Auth{ReasonCode: code}
+		out.Props.AuthMethod = c.authMethod
+		out.Props.AuthData = st.Data
+		c.out, _ = out.Append(c.out, packets.V5)
+		c.outPkts++
+	})
 	return nil
 }

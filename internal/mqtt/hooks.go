@@ -31,8 +31,10 @@ type ClientInfo struct {
 	ProtocolVersion byte   // 3, 4 or 5
 	CleanStart      bool
 	KeepAlive       uint16
-	PeerCerts       []*x509.Certificate // verified client chain with mutual TLS
-	AssignedID      bool                // the broker generated ClientID
+	PeerCerts       []*x509.Certificate    // verified client chain with mutual TLS
+	AssignedID      bool                   // the broker generated ClientID
+	UserProperties  []packets.UserProperty // MQTT 5 CONNECT user properties
+	AuthMethod      string                 // MQTT 5 enhanced authentication method, if any
 }
 
 // AuthResult is the answer to a CONNECT. ReasonCode is an MQTT 5 reason code
@@ -50,6 +52,24 @@ type AuthResult struct {
 // when the client goes away or the broker shuts down.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c *ClientInfo, password []byte) AuthResult
+}
+
+// AuthExchanger is implemented by an Authenticator that also drives MQTT 5
+// enhanced authentication: a CONNECT naming an Authentication Method, then
+// AUTH packets back and forth, and re-authentication during a session
+// (reauth true). A CONNECT with a method and no AuthExchanger is refused
+// with 0x8C (bad authentication method).
+type AuthExchanger interface {
+	AuthStep(ctx context.Context, c *ClientInfo, method string, data []byte, reauth bool) AuthExchange
+}
+
+// AuthExchange is one step of enhanced authentication: Continue sends Data
+// to the client and waits for its answer; otherwise Result decides, and Data
+// (if any) goes to the client with the outcome.
+type AuthExchange struct {
+	Continue bool
+	Data     []byte
+	Result   AuthResult
 }
 
 // Action is what a topic check is about.

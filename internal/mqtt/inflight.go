@@ -16,7 +16,9 @@ type inflightEntry struct {
 
 // inflightRing is the outbound window in send order. Clients acknowledge in
 // order in practice, so lookups hit the head; an out-of-order ack marks its
-// entry done and the slot is reclaimed when the head reaches it. The ring is
+// entry done and the slot is reclaimed when the head reaches it. The window
+// counts entries still awaiting an ack, so one unacknowledged message never
+// holds back the rest: the ring grows past the window instead. It is
 // allocated on the first QoS 1/2 delivery: idle clients pay nothing for it.
 type inflightRing struct {
 	ents []inflightEntry
@@ -25,11 +27,17 @@ type inflightRing struct {
 	live int // entries not done
 }
 
-func (r *inflightRing) full(window int) bool { return r.n >= window }
+func (r *inflightRing) full(window int) bool { return r.live >= window }
 
 func (r *inflightRing) push(window int, e inflightEntry) {
-	if r.ents == nil {
-		r.ents = make([]inflightEntry, window)
+	if r.n == len(r.ents) {
+		// First use, or the session came back with a larger Receive
+		// Maximum than its ring was made for.
+		ents := make([]inflightEntry, max(window, r.n+1))
+		for i := 0; i < r.n; i++ {
+			ents[i] = r.ents[(r.head+i)%len(r.ents)]
+		}
+		r.ents, r.head = ents, 0
 	}
 	r.ents[(r.head+r.n)%len(r.ents)] = e
 	r.n++

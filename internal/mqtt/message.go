@@ -53,6 +53,19 @@ func (r *routed) message() *Message {
 			From:    r.from,
 			Created: time.Now(),
 		}
+		if r.props != nil {
+			r.msg.Props = r.props.Clone()
+			r.msg.Props.Clear(packets.PropTopicAlias)
+		}
 	}
 	return r.msg
+}
+
+// created is when the message entered the broker, for Message Expiry; zero
+// for a message being routed as it arrives.
+func (r *routed) created() time.Time {
+	if r.msg != nil {
+		return r.msg.Created
+	}
+	return time.Time{}
 }

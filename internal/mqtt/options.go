@@ -19,28 +19,30 @@ type ListenerConfig struct {
 // Limits bounds every resource a client can make the broker hold. Each field
 // is a config key; zero means "use the default" (see DefaultLimits).
 type Limits struct {
-	MaxPacketSize    int           // largest packet accepted, fixed header included
-	MaxConnections   int           // connections beyond this get CONNACK "server unavailable"
-	MaxInflight      int           // outbound QoS 1/2 messages awaiting ack, per client
-	MaxQueued        int           // messages queued per offline or slow session
-	MaxOutboundBytes int           // bytes waiting in one client's write buffer before QoS 0 is dropped
-	MaxInboundQoS2   int           // inbound QoS 2 packet ids awaiting PUBREL, per client
-	ConnectTimeout   time.Duration // time a new connection has to send CONNECT
-	WriteTimeout     time.Duration // a write blocked this long closes the connection
-	MaxKeepAlive     uint16        // 0 = no cap
-	SessionExpiry    time.Duration // offline persistent sessions older than this are removed; 0 = never
+	MaxPacketSize     int           // largest packet accepted, fixed header included
+	MaxConnections    int           // connections beyond this get CONNACK "server unavailable"
+	MaxInflight       int           // outbound QoS 1/2 messages awaiting ack, per client
+	MaxQueued         int           // messages queued per offline or slow session
+	MaxOutboundBytes  int           // bytes waiting in one client's write buffer before QoS 0 is dropped
+	MaxInboundQoS2    int           // inbound QoS 2 packet ids awaiting PUBREL, per client
+	ConnectTimeout    time.Duration // time a new connection has to send CONNECT
+	WriteTimeout      time.Duration // a write blocked this long closes the connection
+	MaxKeepAlive      uint16        // 0 = no cap
+	TopicAliasMaximum uint16        // topic aliases an MQTT 5 client may set towards the broker
+	SessionExpiry     time.Duration // offline persistent sessions older than this are removed; 0 = never
 }
 
 // DefaultLimits are the bounds used when a field of Limits is zero.
 var DefaultLimits = Limits{
-	MaxPacketSize:    1 << 20,
-	MaxConnections:   100000,
-	MaxInflight:      64,
-	MaxQueued:        1000,
-	MaxOutboundBytes: 4 << 20,
-	MaxInboundQoS2:   1024,
-	ConnectTimeout:   10 * time.Second,
-	WriteTimeout:     30 * time.Second,
+	MaxPacketSize:     1 << 20,
+	MaxConnections:    100000,
+	MaxInflight:       64,
+	MaxQueued:         1000,
+	MaxOutboundBytes:  4 << 20,
+	MaxInboundQoS2:    1024,
+	ConnectTimeout:    10 * time.Second,
+	WriteTimeout:      30 * time.Second,
+	TopicAliasMaximum: 64,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -69,6 +71,9 @@ func (l Limits) withDefaults() Limits {
 	if l.WriteTimeout > 0 {
 		d.WriteTimeout = l.WriteTimeout
 	}
+	if l.TopicAliasMaximum > 0 {
+		d.TopicAliasMaximum = l.TopicAliasMaximum
+	}
 	d.MaxKeepAlive = l.MaxKeepAlive
 	d.SessionExpiry = l.SessionExpiry
 	return d
@@ -77,12 +82,11 @@ func (l Limits) withDefaults() Limits {
 // Options configures a Broker. The zero value is a working broker with no
 // listeners: add them with Listen or list them in Listeners.
 type Options struct {
-	Name          string // node name, reported in $SYS and events; default the host name
-	Listeners     []ListenerConfig
-	Limits        Limits
-	SysInterval   time.Duration // $SYS publish period; 0 = default 10s, negative = off
-	ShutdownGrace time.Duration // how long Close waits for writers to flush; default 5s
-	Logger        *slog.Logger
-	Hooks         Hooks
-	Store         SessionStore // nil = in-memory
+	Name        string // node name, reported in $SYS and events; default the host name
+	Listeners   []ListenerConfig
+	Limits      Limits
+	SysInterval time.Duration // $SYS publish period; 0 = default 10s, negative = off
+	Logger      *slog.Logger
+	Hooks       Hooks
+	Store       SessionStore // nil = in-memory
 }

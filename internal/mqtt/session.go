@@ -8,15 +8,24 @@ import (
 
 // subscription is what a session asked for on one topic filter.
 type subscription struct {
-	qos byte
+	qos     byte
+	noLocal bool   // MQTT 5: not the subscriber's own publishes
+	rap     bool   // MQTT 5 Retain As Published
+	subID   uint32 // MQTT 5 Subscription Identifier; 0 = none
+	group   string // shared subscription: "group/filter"; "" otherwise
 }
 
 // delivery is one message on its way to one session.
 type delivery struct {
 	msg    *Message
-	qos    byte // min(publish QoS, subscription QoS)
-	retain bool // true only when sent because of a new subscription
+	qos    byte     // min(publish QoS, subscription QoS)
+	retain bool     // RETAIN flag to send
+	subIDs []uint32 // MQTT 5 Subscription Identifiers of the matching subscriptions
+	group  string   // set when delivered through a shared subscription
 }
+
+// sessionNeverExpires is the MQTT 5 Session Expiry Interval meaning "never".
+const sessionNeverExpires = 0xFFFFFFFF
 
 // Session is the state the broker keeps for a client id: its subscriptions,
 // the outbound messages inflight or queued, and the inbound QoS 2 packet ids
@@ -29,8 +38,12 @@ type Session struct {
 	seq uint64 // unique per broker; orders sessions when de-duplicating matches
 
 	mu           sync.Mutex
-	client       *client // attached connection; nil while offline
-	clean        bool    // 3.1.1 clean session: discarded at disconnect
+	client       *client     // attached connection; nil while offline
+	clean        bool        // discarded at disconnect (3.1.1 clean session, or MQTT 5 expiry 0)
+	expiry       uint32      // seconds an offline session is kept (MQTT 5; 3.1.1: never)
+	window       int         // outbound inflight window: min(max-inflight, client's Receive Maximum)
+	willTimer    *time.Timer // a delayed will waiting to be published (MQTT 5 Will Delay)
+	pendingWill  *Message    // the will willTimer will publish
 	subs         map[string]subscription
 	inflight     inflightRing
 	nextID       uint16

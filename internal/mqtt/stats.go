@@ -16,7 +16,8 @@ type counters struct {
 	bytesOut         atomic.Int64
 	pktsIn           atomic.Int64
 	pktsOut          atomic.Int64
-	droppedQoS0      atomic.Int64 // QoS 0 dropped: slow client's write buffer full, or offline
+	droppedQoS0      atomic.Int64 // QoS 0 dropped: slow client's write buffer or queue full (offline sessions are promised no QoS 0)
+	droppedTooLarge  atomic.Int64 // larger than the receiving client's Maximum Packet Size (MQTT 5)
 	droppedQueued    atomic.Int64 // QoS 1/2 dropped: session queue full
 	droppedExpired   atomic.Int64
 	droppedSys       atomic.Int64 // client publishes to $SYS, dropped
@@ -46,6 +47,7 @@ type Stats struct {
 	Queued             int64
 	DroppedQoS0        int64
 	DroppedQueueFull   int64
+	DroppedTooLarge    int64
 	DroppedExpired     int64
 	DroppedSys         int64
 	DroppedDenied      int64

@@ -35,6 +35,6 @@ func (b *Broker) publishSys() {
 		m := &Message{Topic: "$SYS/broker/" + kv[0], Payload: []byte(kv[1]), Retain: true, Created: now}
 		b.retain.Set(m.Topic, m)
 		r := routedFrom(m)
-		scratch = b.route(&r, scratch)
+		scratch, _ = b.route(&r, scratch)
 	}
 }
