@@ -30,7 +30,7 @@ type Broker struct {
 	evMask  EventMask
 	store   SessionStore
 	subs    *topics.Tree[*Session, subscription]
-	shared  *topics.Tree[shareKey, subscription] // $share/{group}/{filter}
+	shared  *topics.Tree[shareKey, shareSub] // $share/{group}/{filter}
 	shareMu sync.Mutex
 	shareRR map[string]uint64 // round-robin position per shared subscription
 	retain  *topics.Retained[*Message]
@@ -88,7 +88,7 @@ func New(opts Options) (*Broker, error) {
 		hooks:   opts.Hooks,
 		store:   opts.Store,
 		subs:    topics.NewTree[*Session, subscription](),
-		shared:  topics.NewTree[shareKey, subscription](),
+		shared:  topics.NewTree[shareKey, shareSub](),
 		shareRR: make(map[string]uint64),
 		retain:  topics.NewRetained[*Message](),
 		conns:   make(map[*client]struct{}),
@@ -267,18 +267,21 @@ func (b *Broker) housekeeping() {
 }
 
 func (b *Broker) expireSessions(now time.Time) {
-	if b.limits.SessionExpiry <= 0 {
-		return
-	}
 	b.store.Range(func(s *Session) bool {
-		b.connMu.Lock()
 		s.mu.Lock()
-		expired := s.client == nil && !s.offlineSince.IsZero() && now.Sub(s.offlineSince) > b.limits.SessionExpiry
+		due := s.client == nil && !s.offlineSince.IsZero() && s.expiry != sessionNeverExpires &&
+			now.Sub(s.offlineSince) >= time.Duration(s.expiry)*time.Second
 		s.mu.Unlock()
-		if expired {
-			b.discardSession(s)
+		if due {
+			b.connMu.Lock()
+			s.mu.Lock()
+			still := s.client == nil // not resumed meanwhile
+			s.mu.Unlock()
+			if still {
+				b.discardSession(s)
+			}
+			b.connMu.Unlock()
 		}
-		b.connMu.Unlock()
 		return true
 	})
 }

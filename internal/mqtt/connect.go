@@ -154,7 +154,10 @@ func (c *client) sessionExpiry(p *packets.Connect, ack *packets.Properties) uint
 		expiry = sessionNeverExpires
 	}
 	if limit := c.b.limits.SessionExpiry; limit > 0 && expiry > 0 {
-		if capped := uint32(min(limit/time.Second, sessionNeverExpires-1)); expiry > capped {
+		// Whole seconds, at least one: a sub-second limit still keeps the
+		// session across a quick reconnect.
+		capped := uint32(max(1, min((limit+time.Second-1)/time.Second, sessionNeverExpires-1)))
+		if expiry > capped {
 			expiry = capped
 			if c.version == packets.V5 {
 				ack.SessionExpiry = capped // [MQTT-3.2.2-?] the server's value wins
@@ -323,7 +326,7 @@ func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties)
 	if s.willTimer != nil {
 		// [MQTT-3.1.3-9] reconnecting within the Will Delay cancels the will.
 		s.willTimer.Stop()
-		s.willTimer = nil
+		s.willTimer, s.pendingWill = nil, nil
 	}
 	mark := len(c.out)
 	connack := packets.Connack{SessionPresent: present, ReasonCode: packets.Success}
@@ -372,8 +375,7 @@ func (c *client) resendInflight(s *Session) {
 			c.appendAck(packets.PUBREL, e.pid, 0, "")
 			return
 		}
-		p := pubOutOf(&e.d, e.pid, true)
-		if !c.appendPublish(&p) {
+		if !c.appendDelivery(&e.d, e.pid, true) {
 			gone = append(gone, e.pid)
 		}
 	})

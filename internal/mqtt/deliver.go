@@ -42,7 +42,7 @@ func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
 	}
 	clear(ms)
 	if b.shared.Len() > 0 {
-		ms, n = b.routeShared(r, ms[:0], n)
+		n = b.routeShared(r, n)
 	}
 	return ms[:0], n
 }
@@ -52,16 +52,21 @@ func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
 // Subscription Identifier ([MQTT-3.3.4-3]).
 func (b *Broker) deliverMatches(r *routed, run []match) bool {
 	s := run[0].s
+	if len(run) == 1 && run[0].sub.opts == 0 && run[0].sub.subID == 0 {
+		// The common case: one plain subscription.
+		b.deliver(s, r, delivery{qos: min(r.qos, run[0].sub.qos)})
+		return true
+	}
 	var d delivery
 	found := false
 	for _, m := range run {
 		// [MQTT-3.8.3-3] No Local: not to the client that published it.
-		if m.sub.noLocal && r.from == s.id {
+		if m.sub.noLocal() && r.from == s.id {
 			continue
 		}
 		found = true
 		d.qos = max(d.qos, m.sub.qos)
-		d.retain = d.retain || (m.sub.rap && r.retain)
+		d.retain = d.retain || (m.sub.rap() && r.retain)
 		if m.sub.subID != 0 {
 			d.subIDs = append(d.subIDs, m.sub.subID)
 		}
@@ -103,8 +108,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 			b.stats.droppedQoS0.Add(1)
 			return
 		}
-		p := pubOut{topic: r.topic, payload: r.payload, props: r.props, created: r.created(), retain: d.retain, subIDs: d.subIDs}
-		if c.appendPublish(&p) {
+		if c.appendPublish(r.topic, r.payload, r.props, r.created(), 0, 0, d.retain, false, d.subIDs) {
 			c.kickLocked()
 		}
 	case s.queue.len() == 0 && !s.inflight.full(s.window):
@@ -123,67 +127,35 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 // dropped as if it had completed ([MQTT-3.1.2-25]). Caller holds s.mu.
 func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
 	pid := s.nextPacketID()
-	p := pubOutOf(&d, pid, false)
-	if !c.appendPublish(&p) {
+	if !c.appendDelivery(&d, pid, false) {
 		return false
 	}
 	s.inflight.push(s.window, inflightEntry{pid: pid, state: awaitAck, d: d})
 	return true
 }
 
-// pubOut is one PUBLISH to encode for one client.
-type pubOut struct {
-	topic   string
-	payload []byte
-	props   *packets.Properties // the publisher's MQTT 5 properties, or nil
-	created time.Time           // for Message Expiry; zero = just now
-	qos     byte
-	pid     uint16
-	retain  bool
-	dup     bool
-	subIDs  []uint32
-}
-
-func pubOutOf(d *delivery, pid uint16, dup bool) pubOut {
+// appendDelivery encodes a stored delivery. Caller holds s.mu.
+func (c *client) appendDelivery(d *delivery, pid uint16, dup bool) bool {
 	m := d.msg
-	return pubOut{topic: m.Topic, payload: m.Payload, props: m.Props, created: m.Created, qos: d.qos, pid: pid,
-		retain: d.retain, dup: dup, subIDs: d.subIDs}
+	return c.appendPublish(m.Topic, m.Payload, m.Props, m.Created, d.qos, pid, d.retain, dup, d.subIDs)
 }
 
-// appendPublish encodes a PUBLISH into the write buffer. It encodes nothing
-// and reports false when the message has expired or the packet would exceed
-// the client's Maximum Packet Size. Caller holds s.mu.
-func (c *client) appendPublish(p *pubOut) bool {
-	pk := packets.Publish{Topic: p.topic, Payload: p.payload, QoS: p.qos, PacketID: p.pid, Retain: p.retain, Dup: p.dup}
-	if p.props != nil {
-		if p.props.Has(packets.PropMessageExpiry) {
-			// [MQTT-3.3.2-5] an expired message is not delivered; the
-			// interval sent on is what is left of it ([MQTT-3.3.2-6]).
-			left := int64(p.props.MessageExpiry)
-			if !p.created.IsZero() {
-				left -= int64(time.Since(p.created) / time.Second)
-			}
-			if left <= 0 {
-				c.b.stats.droppedExpired.Add(1)
-				return false
-			}
-			if c.version == packets.V5 {
-				pk.Props = *p.props
-				pk.Props.MessageExpiry = uint32(left)
-			}
-		} else if c.version == packets.V5 {
-			pk.Props = *p.props
-		}
-		// A topic alias belongs to the publisher's own connection; the
-		// Subscription Identifiers are the receiver's, set below.
-		pk.Props.Clear(packets.PropTopicAlias)
-		pk.Props.Clear(packets.PropSubscriptionID)
-	}
-	if c.version == packets.V5 && len(p.subIDs) > 0 {
-		pk.Props.SubscriptionIDs = p.subIDs
-	}
+// appendPublish encodes a PUBLISH into the write buffer. props are the
+// publisher's MQTT 5 properties (nil for none) and created is when the
+// message entered the broker (zero: just now), for Message Expiry. It
+// encodes nothing and reports false when the message has expired or the
+// packet would exceed the client's Maximum Packet Size. Caller holds s.mu.
+func (c *client) appendPublish(topic string, payload []byte, props *packets.Properties, created time.Time,
+	qos byte, pid uint16, retain, dup bool, subIDs []uint32) bool {
 	mark := len(c.out)
-	c.out, _ = pk.Append(c.out, c.version)
+	if props != nil || (len(subIDs) > 0 && c.version == packets.V5) {
+		var ok bool
+		if c.out, ok = c.appendWithProps(topic, payload, props, created, qos, pid, retain, dup, subIDs); !ok {
+			return false
+		}
+	} else {
+		c.out, _ = packets.AppendPublish(c.out, c.version, topic, payload, qos, pid, retain, dup, nil)
+	}
 	if c.maxOut > 0 && len(c.out)-mark > c.maxOut {
 		c.out = c.out[:mark]
 		c.b.stats.droppedTooLarge.Add(1)
@@ -195,6 +167,41 @@ func (c *client) appendPublish(p *pubOut) bool {
 		c.b.emitSent(&c.info, c.out[mark:], c.version)
 	}
 	return true
+}
+
+// appendWithProps is appendPublish's path for messages with properties (or
+// Subscription Identifiers to add); apart so that the plain path never pays
+// for zeroing a Properties value.
+func (c *client) appendWithProps(topic string, payload []byte, props *packets.Properties, created time.Time,
+	qos byte, pid uint16, retain, dup bool, subIDs []uint32) ([]byte, bool) {
+	var out packets.Properties
+	if props != nil {
+		if props.Has(packets.PropMessageExpiry) {
+			// [MQTT-3.3.2-5] an expired message is not delivered; the
+			// interval sent on is what is left of it ([MQTT-3.3.2-6]).
+			left := int64(props.MessageExpiry)
+			if !created.IsZero() {
+				left -= int64(time.Since(created) / time.Second)
+			}
+			if left <= 0 {
+				c.b.stats.droppedExpired.Add(1)
+				return c.out, false
+			}
+			out = *props
+			out.MessageExpiry = uint32(left)
+		} else {
+			out = *props
+		}
+		// A topic alias belongs to the publisher's own connection; the
+		// Subscription Identifiers are the receiver's, set below.
+		out.Clear(packets.PropTopicAlias)
+		out.Clear(packets.PropSubscriptionID)
+	}
+	if len(subIDs) > 0 {
+		out.SubscriptionIDs = subIDs
+	}
+	buf, _ := packets.AppendPublish(c.out, c.version, topic, payload, qos, pid, retain, dup, &out)
+	return buf, true
 }
 
 // enqueue adds d to s's queue unless it is full. The drop policy: the new
@@ -237,8 +244,7 @@ func (b *Broker) pumpLocked(s *Session) {
 		}
 		dd := s.queue.pop()
 		if dd.qos == 0 {
-			p := pubOutOf(&dd, 0, false)
-			sent = c.appendPublish(&p) || sent
+			sent = c.appendDelivery(&dd, 0, false) || sent
 		} else {
 			sent = b.sendInflight(s, c, dd) || sent
 		}
@@ -278,8 +284,7 @@ func (c *client) pumpChecked() {
 				b.enqueue(s, d) // the connection went away meanwhile
 			}
 		case d.qos == 0:
-			p := pubOutOf(&d, 0, false)
-			c.appendPublish(&p)
+			c.appendDelivery(&d, 0, false)
 		default:
 			b.sendInflight(s, c, d)
 		}

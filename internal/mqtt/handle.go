@@ -3,6 +3,7 @@ package mqtt
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -338,18 +339,21 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 				continue
 			}
 		}
-		val := subscription{qos: min(sub.QoS, 2), noLocal: sub.NoLocal, rap: sub.RetainAsPublished, subID: subID}
-		filter := strings.Clone(sub.Filter)
-		if group != "" {
-			val.group = filter
+		val := subscription{qos: min(sub.QoS, 2), subID: subID}
+		if sub.NoLocal {
+			val.opts |= subNoLocal
 		}
+		if sub.RetainAsPublished {
+			val.opts |= subRAP
+		}
+		filter := strings.Clone(sub.Filter)
 		s.mu.Lock()
 		if s.client == c {
 			_, existed := s.subs[filter]
 			// [MQTT-3.8.4-3] a subscription to an existing filter replaces it.
 			s.subs[filter] = val
 			if group != "" {
-				b.shared.Subscribe(strings.Clone(inner), shareKey{s, group}, val)
+				b.shared.Subscribe(strings.Clone(inner), shareKey{s, group}, shareSub{val, filter})
 			} else {
 				b.subs.Subscribe(filter, s, val)
 			}
@@ -450,7 +454,7 @@ func (c *client) onDisconnect(p *packets.Disconnect) error {
 		}
 		s.expiry = p.Props.SessionExpiry
 		if limit := c.b.limits.SessionExpiry; limit > 0 {
-			s.expiry = uint32(min(int64(s.expiry), int64(limit.Seconds())))
+			s.expiry = uint32(min(int64(s.expiry), max(1, int64((limit+time.Second-1)/time.Second))))
 		}
 		s.clean = s.expiry == 0
 		s.mu.Unlock()

@@ -6,14 +6,22 @@ import (
 	"time"
 )
 
-// subscription is what a session asked for on one topic filter.
+// subscription is what a session asked for on one topic filter. It is kept
+// small and pointer-free: the topic tree copies it into every match of
+// every publish.
 type subscription struct {
-	qos     byte
-	noLocal bool   // MQTT 5: not the subscriber's own publishes
-	rap     bool   // MQTT 5 Retain As Published
-	subID   uint32 // MQTT 5 Subscription Identifier; 0 = none
-	group   string // shared subscription: "group/filter"; "" otherwise
+	qos   byte
+	opts  byte   // subNoLocal | subRAP
+	subID uint32 // MQTT 5 Subscription Identifier; 0 = none
 }
+
+const (
+	subNoLocal = 1 << iota // MQTT 5 No Local: not the subscriber's own publishes
+	subRAP                 // MQTT 5 Retain As Published
+)
+
+func (s subscription) noLocal() bool { return s.opts&subNoLocal != 0 }
+func (s subscription) rap() bool     { return s.opts&subRAP != 0 }
 
 // delivery is one message on its way to one session.
 type delivery struct {

@@ -26,6 +26,19 @@ type shareKey struct {
 	group string
 }
 
+// shareSub is a member's subscription; id names the shared subscription
+// (its full "$share/group/filter"), which is what messages are balanced over.
+type shareSub struct {
+	sub subscription
+	id  string
+}
+
+// shareMatch is one member found for a routed message.
+type shareMatch struct {
+	s *Session
+	shareSub
+}
+
 // parseShared splits a subscribe filter. For "$share/g/f" it returns
 // ("g", "f", true); for a plain filter ("", filter, valid).
 func parseShared(filter string) (group, inner string, ok bool) {
@@ -47,23 +60,21 @@ func parseShared(filter string) (group, inner string, ok bool) {
 
 // routeShared delivers r to one member of every shared subscription whose
 // filter matches. n counts deliveries so far; the new total is returned.
-func (b *Broker) routeShared(r *routed, ms []match, n int) ([]match, int) {
-	b.shared.Match(r.topic, func(k shareKey, sub subscription) {
-		ms = append(ms, match{k.s, sub})
+func (b *Broker) routeShared(r *routed, n int) int {
+	var ms []shareMatch
+	b.shared.Match(r.topic, func(k shareKey, v shareSub) {
+		ms = append(ms, shareMatch{k.s, v})
 	})
-	if len(ms) == 0 {
-		return ms, n
-	}
-	slices.SortFunc(ms, func(a, b match) int {
-		return cmp.Or(strings.Compare(a.sub.group, b.sub.group), cmp.Compare(a.s.seq, b.s.seq))
+	slices.SortFunc(ms, func(a, b shareMatch) int {
+		return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(a.s.seq, b.s.seq))
 	})
 	for i := 0; i < len(ms); {
 		j := i + 1
-		for j < len(ms) && ms[j].sub.group == ms[i].sub.group {
+		for j < len(ms) && ms[j].id == ms[i].id {
 			j++
 		}
 		m := b.pickMember(ms[i:j])
-		d := delivery{qos: min(r.qos, m.sub.qos), retain: m.sub.rap && r.retain, group: m.sub.group}
+		d := delivery{qos: min(r.qos, m.sub.qos), retain: m.sub.rap() && r.retain, group: m.id}
 		if m.sub.subID != 0 {
 			d.subIDs = []uint32{m.sub.subID}
 		}
@@ -71,16 +82,15 @@ func (b *Broker) routeShared(r *routed, ms []match, n int) ([]match, int) {
 		n++
 		i = j
 	}
-	clear(ms)
-	return ms, n
+	return n
 }
 
-// pickMember chooses the next member of one group, preferring connected
-// ones.
-func (b *Broker) pickMember(members []match) match {
+// pickMember chooses the next member of one shared subscription, preferring
+// connected ones.
+func (b *Broker) pickMember(members []shareMatch) shareMatch {
 	b.shareMu.Lock()
-	next := b.shareRR[members[0].sub.group]
-	b.shareRR[members[0].sub.group] = next + 1
+	next := b.shareRR[members[0].id]
+	b.shareRR[members[0].id] = next + 1
 	b.shareMu.Unlock()
 	start := int(next % uint64(len(members)))
 	for k := range members {
@@ -133,19 +143,19 @@ func (s *Session) takeShared() []delivery {
 // of the same group; with no other member left they are dropped (counted
 // as queue-full drops: nobody can take them).
 func (b *Broker) redeliverShared(from *Session, ds []delivery) {
-	var ms []match
+	var ms []shareMatch
 	for _, d := range ds {
 		ms = ms[:0]
-		b.shared.Match(d.msg.Topic, func(k shareKey, sub subscription) {
-			if sub.group == d.group && k.s != from {
-				ms = append(ms, match{k.s, sub})
+		b.shared.Match(d.msg.Topic, func(k shareKey, v shareSub) {
+			if v.id == d.group && k.s != from {
+				ms = append(ms, shareMatch{k.s, v})
 			}
 		})
 		if len(ms) == 0 {
 			b.stats.droppedQueued.Add(1)
 			continue
 		}
-		slices.SortFunc(ms, func(a, b match) int { return cmp.Compare(a.s.seq, b.s.seq) })
+		slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.s.seq, b.s.seq) })
 		m := b.pickMember(ms)
 		r := routedFrom(d.msg)
 		b.deliver(m.s, &r, delivery{qos: min(d.msg.QoS, m.sub.qos), retain: d.retain, group: d.group})

@@ -57,11 +57,13 @@ func (e *Error) kindText() string {
 	return e.Code.String()
 }
 
-// Is reports whether target is an *Error of the same kind and code, which is
-// what makes the sentinels work with errors.Is whatever the Reason says.
+// Is reports whether target is an *Error of the same kind, which is what
+// makes the sentinels work with errors.Is whatever the Reason says, and
+// whatever more precise Code an error carries (a topic alias of 0 is a
+// protocol error whose code is 0x94, Topic Alias invalid).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Code == e.Code && t.kind == e.kind
+	return ok && t.kind == e.kind
 }
 
 // Sentinels for errors.Is. The errors actually returned carry a more precise

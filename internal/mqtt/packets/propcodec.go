@@ -264,8 +264,11 @@ func (p *Properties) decodeValue(r *reader, id PropID) {
 				// 3.1.2.11.3 / 3.2.2.3.3: a Receive Maximum of 0 is a protocol error.
 				r.fail(protocolErr("receive maximum is 0"))
 			case PropTopicAlias:
-				// [MQTT-3.3.2-8] a Topic Alias of 0 is not permitted.
-				r.fail(protocolErr("topic alias is 0"))
+				// [MQTT-3.3.2-8] a Topic Alias of 0 is not permitted; the
+				// receiver says 0x94 Topic Alias invalid.
+				e := protocolErr("topic alias is 0")
+				e.Code = TopicAliasInvalid
+				r.fail(e)
 			}
 		}
 		p.setNum(id, uint32(v))

@@ -82,50 +82,64 @@ func (p *Publish) Decode(fh FixedHeader, body []byte, v Version) error {
 // broker checked when the message arrived; it allocates only when dst
 // lacks capacity.
 func (p *Publish) Append(dst []byte, v Version) ([]byte, error) {
+	return AppendPublish(dst, v, p.Topic, p.Payload, p.QoS, p.PacketID, p.Retain, p.Dup, &p.Props)
+}
+
+// AppendPublish appends a PUBLISH built from its parts: what Publish.Append
+// does, for a sender that would rather not fill a Publish, whose inline
+// Properties make it several hundred bytes to zero per message. props may be
+// nil (no properties); it is ignored below V5.
+func AppendPublish(dst []byte, v Version, topic string, payload []byte, qos byte, pid uint16, retain, dup bool, props *Properties) ([]byte, error) {
 	switch {
-	case p.QoS > 2:
+	case qos > 2:
 		return dst, malformed("PUBLISH QoS is 3") // [MQTT-3.3.1-4]
-	case p.QoS > 0 && p.PacketID == 0:
+	case qos > 0 && pid == 0:
 		return dst, malformed("PUBLISH packet identifier is 0") // [MQTT-2.3.1-1]
-	case p.QoS == 0 && p.Dup:
+	case qos == 0 && dup:
 		return dst, malformed("PUBLISH has DUP set with QoS 0") // [MQTT-3.3.1-2]
-	case len(p.Topic) > maxString:
+	case len(topic) > maxString:
 		return dst, malformed("PUBLISH topic longer than 65535 bytes")
 	}
-	rem := 2 + len(p.Topic) + len(p.Payload)
-	if p.QoS > 0 {
+	rem := 2 + len(topic) + len(payload)
+	if qos > 0 {
 		rem += 2
 	}
-	var props encoding
+	var enc encoding
 	if v == V5 {
-		var err error
-		if props, err = p.Props.measure(&publishProps); err != nil {
-			return dst, err
+		if props != nil {
+			var err error
+			if enc, err = props.measure(&publishProps); err != nil {
+				return dst, err
+			}
 		}
-		rem += props.wireLen()
+		rem += enc.wireLen()
 	}
-	if p.Topic == "" && (v != V5 || props.mask&(1<<PropTopicAlias) == 0) {
+	if topic == "" && (v != V5 || enc.mask&(1<<PropTopicAlias) == 0) {
 		return dst, malformed("PUBLISH topic is empty") // [MQTT-4.7.3-1]
 	}
-	flags := p.QoS << 1
-	if p.Dup {
+	flags := qos << 1
+	if dup {
 		flags |= pubDup
 	}
-	if p.Retain {
+	if retain {
 		flags |= pubRetain
 	}
 	dst, err := header(dst, PUBLISH, flags, rem)
 	if err != nil {
 		return dst, err
 	}
-	dst = appendString(dst, p.Topic)
-	if p.QoS > 0 {
-		dst = appendU16(dst, p.PacketID)
+	dst = appendString(dst, topic)
+	if qos > 0 {
+		dst = appendU16(dst, pid)
 	}
 	if v == V5 {
-		dst = p.Props.appendProps(dst, props.mask, props.n)
+		if props != nil {
+			dst = props.appendProps(dst, enc.mask, enc.n)
+		} else {
+			dst = append(dst, 0) // property length 0
+		}
 	}
-	return append(dst, p.Payload...), nil
+	return append(dst, payload...), nil
 }
 
 // ack is the shared body of PUBACK, PUBREC, PUBREL and PUBCOMP.
