@@ -395,9 +395,7 @@ func (c *client) finish(cause error) {
 	code := c.disconnectCode(cause)
 	if code != 0 {
 		s.mu.Lock()
-		d := packets.Disconnect{ReasonCode: code}
-		c.out, _ = d.Append(c.out, packets.V5)
-		c.outPkts++
+		c.appendControl(&packets.Disconnect{ReasonCode: code})
 		c.kickLocked()
 		s.mu.Unlock()
 	}

@@ -328,17 +328,12 @@ func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties)
 		s.willTimer.Stop()
 		s.willTimer, s.pendingWill = nil, nil
 	}
-	mark := len(c.out)
-	connack := packets.Connack{SessionPresent: present, ReasonCode: packets.Success}
+	connack := &packets.Connack{SessionPresent: present, ReasonCode: packets.Success}
 	if c.version == packets.V5 {
 		connack.Props = *ack
 		b.serverCaps(&connack.Props)
 	}
-	c.out, _ = connack.Append(c.out, c.version)
-	c.outPkts++
-	if b.evMask.Has(EventPacketSent) {
-		b.emitSent(&c.info, c.out[mark:], c.version)
-	}
+	c.appendControl(connack)
 	c.resendInflight(s)
 	b.pumpLocked(s)
 	c.kickLocked()

@@ -294,7 +294,9 @@ func (c *client) pumpChecked() {
 
 // appendAck encodes PUBACK, PUBREC, PUBREL or PUBCOMP. code and reason are
 // MQTT 5's (3.1.1 encodes neither); the reason string goes only to clients
-// that asked for problem information ([MQTT-3.1.2-29]). Caller holds s.mu.
+// that asked for problem information ([MQTT-3.1.2-29]). One case per type
+// rather than appendControl: boxing the ack in a packets.Packet would
+// allocate on the QoS 1/2 hot path. Caller holds s.mu.
 func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
 	var props packets.Properties
 	if c.problemInfo {
@@ -315,6 +317,17 @@ func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, 
 		p := packets.Pubcomp{PacketID: pid, ReasonCode: code, Props: props}
 		c.out, _ = p.Append(c.out, c.version)
 	}
+	c.outPkts++
+	if c.b.evMask.Has(EventPacketSent) {
+		c.b.emitSent(&c.info, c.out[mark:], c.version)
+	}
+}
+
+// appendControl encodes a control packet that is not on the message path
+// (CONNACK, SUBACK, UNSUBACK, AUTH, DISCONNECT). Caller holds s.mu.
+func (c *client) appendControl(p packets.Packet) {
+	mark := len(c.out)
+	c.out, _ = p.Append(c.out, c.version)
 	c.outPkts++
 	if c.b.evMask.Has(EventPacketSent) {
 		c.b.emitSent(&c.info, c.out[mark:], c.version)

@@ -369,12 +369,7 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 	if c.problemInfo {
 		ack.Props.ReasonString = reason
 	}
-	mark := len(c.out)
-	c.out, _ = ack.Append(c.out, c.version)
-	c.outPkts++
-	if b.evMask.Has(EventPacketSent) {
-		b.emitSent(&c.info, c.out[mark:], c.version)
-	}
+	c.appendControl(&ack)
 	c.kickLocked()
 	s.mu.Unlock()
 
@@ -423,13 +418,7 @@ func (c *client) onUnsubscribe(fh packets.FixedHeader, body []byte) error {
 		}
 	}
 	// [MQTT-3.10.4-4] UNSUBACK even when nothing matched.
-	mark := len(c.out)
-	ack := packets.Unsuback{PacketID: p.PacketID, ReasonCodes: codes}
-	c.out, _ = ack.Append(c.out, c.version)
-	c.outPkts++
-	if b.evMask.Has(EventPacketSent) {
-		b.emitSent(&c.info, c.out[mark:], c.version)
-	}
+	c.appendControl(&packets.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
 	c.kickLocked()
 	s.mu.Unlock()
 	for _, f := range p.Filters {
@@ -488,12 +477,9 @@ func (c *client) onAuth(p *packets.Auth) error {
 		}
 		code = packets.Success
 	}
-	c.send(func() {
-		out := packets.Auth{ReasonCode: code}
-		out.Props.AuthMethod = c.authMethod
-		out.Props.AuthData = st.Data
-		c.out, _ = out.Append(c.out, packets.V5)
-		c.outPkts++
-	})
+	out := &packets.Auth{ReasonCode: code}
+	out.Props.AuthMethod = c.authMethod
+	out.Props.AuthData = st.Data
+	c.send(func() { c.appendControl(out) })
 	return nil
 }

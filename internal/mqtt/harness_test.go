@@ -182,22 +182,7 @@ func (c *rawClient) expectNothing(d time.Duration) {
 // pahoClient connects a paho.mqtt.golang client (MQTT 3.1.1) to addr.
 func pahoClient(t *testing.T, addr, id string, mod func(*paho.ClientOptions)) paho.Client {
 	t.Helper()
-	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
-		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).
-		SetConnectTimeout(3 * time.Second).SetKeepAlive(30 * time.Second)
-	if mod != nil {
-		mod(o)
-	}
-	c := paho.NewClient(o)
-	tok := c.Connect()
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("paho connect %s: %v", id, tok.Error())
-	}
-	t.Cleanup(func() {
-		if c.IsConnected() {
-			c.Disconnect(50)
-		}
-	})
+	c, _ := extPaho(t, "tcp://"+addr, id, mod)
 	return c
 }
 
