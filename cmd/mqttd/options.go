@@ -28,6 +28,14 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 			TopicAliasMaximum: uint16(c.Limits.TopicAliasMaximum), // validated to 1..65535
 			SessionExpiry:     c.Limits.SessionExpiry,
 		},
+		Features: mqtt.Features{
+			CapQoS:            c.Features.MaximumQoS < 2,
+			MaximumQoS:        byte(c.Features.MaximumQoS), // validated to 0..2
+			NoRetain:          !c.Features.Retain,
+			NoWildcardSubs:    !c.Features.WildcardSubscriptions,
+			NoSharedSubs:      !c.Features.SharedSubscriptions,
+			NoSubscriptionIDs: !c.Features.SubscriptionIdentifiers,
+		},
 		SysInterval: c.SysInterval,
 		Logger:      log,
 	}

@@ -13,6 +13,7 @@ type Config struct {
 	Name          string              `mapstructure:"name" ref:"(host name)" doc:"node name, reported in $SYS and plugin events (default: the host name)"`
 	Listeners     map[string]Listener `mapstructure:"listeners" doc:"named MQTT listeners; absent = one tcp listener \"default\" on :1883"`
 	Limits        Limits              `mapstructure:"limits"`
+	Features      Features            `mapstructure:"features"`
 	SysInterval   time.Duration       `mapstructure:"sys-interval" doc:"$SYS publish period; 0 disables $SYS"`
 	ShutdownGrace time.Duration       `mapstructure:"shutdown-grace" doc:"on SIGINT/SIGTERM, how long clients get to flush before they are cut"`
 	Admin         Admin               `mapstructure:"admin"`
@@ -40,6 +41,16 @@ type TLS struct {
 	Cert     string `mapstructure:"cert" doc:"PEM certificate chain file; setting it enables TLS"`
 	Key      string `mapstructure:"key" doc:"PEM private key file for cert"`
 	ClientCA string `mapstructure:"client-ca" doc:"PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)"`
+}
+
+// Features are the optional MQTT capabilities; each can be switched off.
+// MQTT 5 clients are told in CONNACK.
+type Features struct {
+	MaximumQoS              int  `mapstructure:"maximum-qos" doc:"highest QoS accepted from and granted to clients (0, 1 or 2)"`
+	Retain                  bool `mapstructure:"retain" doc:"retained messages available"`
+	WildcardSubscriptions   bool `mapstructure:"wildcard-subscriptions" doc:"subscriptions with + or # available"`
+	SharedSubscriptions     bool `mapstructure:"shared-subscriptions" doc:"$share/{group}/{filter} subscriptions available"`
+	SubscriptionIdentifiers bool `mapstructure:"subscription-identifiers" doc:"MQTT 5 Subscription Identifiers available"`
 }
 
 // Enabled reports whether any TLS key is set.
@@ -100,6 +111,8 @@ func Default() Config {
 			SessionExpiry:     0,
 			TopicAliasMaximum: 64,
 		},
+		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
+			SharedSubscriptions: true, SubscriptionIdentifiers: true},
 		SysInterval:   10 * time.Second,
 		ShutdownGrace: 5 * time.Second,
 		Admin:         Admin{Bind: "127.0.0.1:9180"},

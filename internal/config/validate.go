@@ -95,6 +95,7 @@ func (l *loader) validate(c *Config) []error {
 	positive("limits.write-timeout", lim.WriteTimeout)
 	intRange("limits.max-keep-alive", lim.MaxKeepAlive, 0, 65535)
 	intRange("limits.topic-alias-maximum", lim.TopicAliasMaximum, 1, 65535)
+	intRange("features.maximum-qos", c.Features.MaximumQoS, 0, 2)
 	notNegative("limits.session-expiry", lim.SessionExpiry)
 	notNegative("sys-interval", c.SysInterval)
 	positive("shutdown-grace", c.ShutdownGrace)

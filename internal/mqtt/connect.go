@@ -97,6 +97,15 @@ func (c *client) handshake() error {
 	}
 	c.keepAlive = time.Duration(keepAlive) * time.Second
 
+	// [MQTT-3.2.2-12], [MQTT-3.2.2-13] a will the server cannot honour.
+	if p.WillFlag && p.WillQoS > b.opts.Features.maxQoS() {
+		c.refuse(packets.QoSNotSupported, "will QoS above the server's maximum")
+		return errors.New("will QoS not supported")
+	}
+	if p.WillFlag && p.WillRetain && b.opts.Features.NoRetain {
+		c.refuse(packets.RetainNotSupported, "retained messages are not available")
+		return errors.New("will retain not supported")
+	}
 	authData, err := c.authenticate(&p)
 	if err != nil {
 		return err
@@ -229,10 +238,7 @@ func (c *client) checkAuth(res AuthResult) error {
 		return nil
 	}
 	c.b.stats.authRejected.Add(1)
-	code := packets.ReasonCode(res.ReasonCode)
-	if code < 0x80 {
-		code = packets.NotAuthorized
-	}
+	code := denyCode(packets.CONNACK, res.ReasonCode)
 	c.refuse(code, res.Reason)
 	return fmt.Errorf("not authorized (%v): %s", code, res.Reason)
 }
@@ -250,6 +256,9 @@ func (c *client) refuse(code packets.ReasonCode, reason string) {
 		ack.ReasonCode = packets.ConnackCodeV3(code)
 	}
 	buf, _ := ack.Append(nil, v)
+	if c.maxOut > 0 && len(buf) > c.maxOut && stripProblemInfo(&ack) {
+		buf, _ = ack.Append(nil, v)
+	}
 	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	c.conn.Write(buf)
 	c.b.stats.bytesOut.Add(int64(len(buf)))
@@ -357,6 +366,26 @@ func (b *Broker) serverCaps(p *packets.Properties) {
 	}
 	p.MaximumPacketSize = uint32(b.limits.MaxPacketSize)
 	p.TopicAliasMaximum = b.limits.TopicAliasMaximum
+	// The rest default to "available": say so only when switched off,
+	// marking the zero values present.
+	f := b.opts.Features
+	if q := f.maxQoS(); q < 2 {
+		p.MaximumQoS = q
+		p.Set(packets.PropMaximumQoS)
+	}
+	for _, off := range []struct {
+		is bool
+		id packets.PropID
+	}{
+		{f.NoRetain, packets.PropRetainAvailable},
+		{f.NoWildcardSubs, packets.PropWildcardSubAvailable},
+		{f.NoSharedSubs, packets.PropSharedSubAvailable},
+		{f.NoSubscriptionIDs, packets.PropSubIDAvailable},
+	} {
+		if off.is {
+			p.Set(off.id)
+		}
+	}
 }
 
 // resendInflight resends unacknowledged PUBLISH (with DUP) and PUBREL

@@ -298,24 +298,15 @@ func (c *client) pumpChecked() {
 // rather than appendControl: boxing the ack in a packets.Packet would
 // allocate on the QoS 1/2 hot path. Caller holds s.mu.
 func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
-	var props packets.Properties
-	if c.problemInfo {
-		props.ReasonString = reason
+	if !c.problemInfo {
+		reason = ""
 	}
 	mark := len(c.out)
-	switch t {
-	case packets.PUBACK:
-		p := packets.Puback{PacketID: pid, ReasonCode: code, Props: props}
-		c.out, _ = p.Append(c.out, c.version)
-	case packets.PUBREC:
-		p := packets.Pubrec{PacketID: pid, ReasonCode: code, Props: props}
-		c.out, _ = p.Append(c.out, c.version)
-	case packets.PUBREL:
-		p := packets.Pubrel{PacketID: pid, ReasonCode: code, Props: props}
-		c.out, _ = p.Append(c.out, c.version)
-	case packets.PUBCOMP:
-		p := packets.Pubcomp{PacketID: pid, ReasonCode: code, Props: props}
-		c.out, _ = p.Append(c.out, c.version)
+	c.out = appendAckPacket(c.out, c.version, t, pid, code, reason)
+	if reason != "" && c.maxOut > 0 && len(c.out)-mark > c.maxOut {
+		// [MQTT-3.4.2-2] and friends: no reason string that would take
+		// the packet past the client's Maximum Packet Size.
+		c.out = appendAckPacket(c.out[:mark], c.version, t, pid, code, "")
 	}
 	c.outPkts++
 	if c.b.evMask.Has(EventPacketSent) {
@@ -323,15 +314,73 @@ func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, 
 	}
 }
 
+func appendAckPacket(dst []byte, v packets.Version, t packets.Type, pid uint16, code packets.ReasonCode, reason string) []byte {
+	if code == packets.Success && reason == "" {
+		// The common ack, 4 bytes in both versions (MQTT 5 leaves out a
+		// success code with no properties, 3.4.2.1); PUBREL's flags are 0010.
+		var flags byte
+		if t == packets.PUBREL {
+			flags = 0x02
+		}
+		return append(dst, byte(t)<<4|flags, 2, byte(pid>>8), byte(pid))
+	}
+	var props packets.Properties
+	props.ReasonString = reason
+	switch t {
+	case packets.PUBACK:
+		p := packets.Puback{PacketID: pid, ReasonCode: code, Props: props}
+		dst, _ = p.Append(dst, v)
+	case packets.PUBREC:
+		p := packets.Pubrec{PacketID: pid, ReasonCode: code, Props: props}
+		dst, _ = p.Append(dst, v)
+	case packets.PUBREL:
+		p := packets.Pubrel{PacketID: pid, ReasonCode: code, Props: props}
+		dst, _ = p.Append(dst, v)
+	case packets.PUBCOMP:
+		p := packets.Pubcomp{PacketID: pid, ReasonCode: code, Props: props}
+		dst, _ = p.Append(dst, v)
+	}
+	return dst
+}
+
 // appendControl encodes a control packet that is not on the message path
 // (CONNACK, SUBACK, UNSUBACK, AUTH, DISCONNECT). Caller holds s.mu.
 func (c *client) appendControl(p packets.Packet) {
 	mark := len(c.out)
 	c.out, _ = p.Append(c.out, c.version)
+	if c.maxOut > 0 && len(c.out)-mark > c.maxOut && stripProblemInfo(p) {
+		c.out, _ = p.Append(c.out[:mark], c.version)
+	}
 	c.outPkts++
 	if c.b.evMask.Has(EventPacketSent) {
 		c.b.emitSent(&c.info, c.out[mark:], c.version)
 	}
+}
+
+// stripProblemInfo drops the reason string and user properties of a control
+// packet, which the server must leave out rather than exceed the client's
+// Maximum Packet Size ([MQTT-3.1.2-25], e.g. [MQTT-3.2.2-19]). It reports
+// whether there was anything to drop.
+func stripProblemInfo(p packets.Packet) bool {
+	var props *packets.Properties
+	switch p := p.(type) {
+	case *packets.Connack:
+		props = &p.Props
+	case *packets.Suback:
+		props = &p.Props
+	case *packets.Unsuback:
+		props = &p.Props
+	case *packets.Disconnect:
+		props = &p.Props
+	case *packets.Auth:
+		props = &p.Props
+	default:
+		return false
+	}
+	had := props.Has(packets.PropReasonString) || props.Has(packets.PropUser)
+	props.Clear(packets.PropReasonString)
+	props.Clear(packets.PropUser)
+	return had
 }
 
 // appendSimple encodes a packet with no variable header (PINGRESP).

@@ -25,6 +25,9 @@ var (
 	errUnknownAlias  = &protoError{packets.ProtocolError, "PUBLISH uses a topic alias never set"}
 	errAliasRange    = &protoError{packets.TopicAliasInvalid, "topic alias out of range"}
 	errExpiryFrom0   = &protoError{packets.ProtocolError, "DISCONNECT sets a session expiry on a session that had none"}
+	errQoSNotOffered = &protoError{packets.QoSNotSupported, "PUBLISH above the server's maximum QoS"}
+	errNoRetain      = &protoError{packets.RetainNotSupported, "retained PUBLISH while retain is not available"}
+	errNoSubIDs      = &protoError{packets.SubIDsNotSupported, "SUBSCRIBE with a Subscription Identifier while they are not available"}
 )
 
 // handle dispatches one inbound packet of a connected client.
@@ -112,6 +115,14 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	}
 	c.msgsIn++
 	v5 := c.version == packets.V5
+	if f := &b.opts.Features; p.QoS > 0 || p.Retain {
+		switch {
+		case p.QoS > f.maxQoS():
+			return errQoSNotOffered // [MQTT-3.2.2-11]
+		case p.Retain && f.NoRetain:
+			return errNoRetain // [MQTT-3.2.2-14]
+		}
+	}
 	if v5 {
 		if len(p.Props.SubscriptionIDs) > 0 {
 			return errClientSubID // [MQTT-3.3.4-6]
@@ -139,7 +150,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		if !res.Allow {
 			// Denied before it is acknowledged, routed or retained.
 			b.stats.droppedDenied.Add(1)
-			code, reason = denyCode(res.ReasonCode), res.Reason
+			code, reason = denyCode(packets.PUBACK, res.ReasonCode), res.Reason
 		}
 	}
 	switch p.QoS {
@@ -181,11 +192,12 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	return nil
 }
 
-// denyCode is the MQTT 5 reason code for a hook's deny: its own when it
-// gave a failure code, else 0x87 not authorized.
-func denyCode(code byte) packets.ReasonCode {
-	if code >= 0x80 {
-		return packets.ReasonCode(code)
+// denyCode is the MQTT 5 reason code for a hook's deny in a packet of type
+// t: its own when it gave a failure code that packet may carry, else 0x87
+// not authorized.
+func denyCode(t packets.Type, code byte) packets.ReasonCode {
+	if rc := packets.ReasonCode(code); rc >= 0x80 && packets.ValidCode(t, rc) {
+		return rc
 	}
 	return packets.NotAuthorized
 }
@@ -315,8 +327,12 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 	v5 := c.version == packets.V5
 	var subID uint32
 	if len(p.Props.SubscriptionIDs) > 0 {
+		if b.opts.Features.NoSubscriptionIDs {
+			return errNoSubIDs
+		}
 		subID = p.Props.SubscriptionIDs[0]
 	}
+	f := &b.opts.Features
 	s := c.sess
 	codes := make([]packets.ReasonCode, len(p.Subscriptions))
 	isNew := make([]bool, len(p.Subscriptions))
@@ -330,16 +346,22 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 			}
 			continue
 		}
+		if off := c.unavailable(f, group != "", inner); off != 0 {
+			if v5 {
+				codes[i] = off
+			}
+			continue
+		}
 		if b.hooks.Topics != nil {
 			res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionSubscribe, Topic: sub.Filter, QoS: sub.QoS})
 			if !res.Allow {
 				if v5 {
-					codes[i], reason = denyCode(res.ReasonCode), res.Reason
+					codes[i], reason = denyCode(packets.SUBACK, res.ReasonCode), res.Reason
 				}
 				continue
 			}
 		}
-		val := subscription{qos: min(sub.QoS, 2), subID: subID}
+		val := subscription{qos: min(sub.QoS, f.maxQoS()), subID: subID}
 		if sub.NoLocal {
 			val.opts |= subNoLocal
 		}
@@ -395,6 +417,18 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 		})
 	}
 	return nil
+}
+
+// unavailable is the MQTT 5 reason a subscription is refused because its
+// kind is switched off (Features), or 0.
+func (c *client) unavailable(f *Features, shared bool, filter string) packets.ReasonCode {
+	switch {
+	case shared && f.NoSharedSubs:
+		return packets.SharedSubsNotSupported
+	case f.NoWildcardSubs && strings.ContainsAny(filter, "+#"):
+		return packets.WildcardSubsNotSupported
+	}
+	return 0
 }
 
 func (c *client) onUnsubscribe(fh packets.FixedHeader, body []byte) error {
@@ -473,7 +507,7 @@ func (c *client) onAuth(p *packets.Auth) error {
 		c.reauthing = false
 		if !st.Result.Allow {
 			c.b.stats.authRejected.Add(1)
-			return &protoError{denyCode(st.Result.ReasonCode), "re-authentication failed: " + st.Result.Reason}
+			return &protoError{denyCode(packets.DISCONNECT, st.Result.ReasonCode), "re-authentication failed: " + st.Result.Reason}
 		}
 		code = packets.Success
 	}

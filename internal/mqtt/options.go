@@ -79,12 +79,33 @@ func (l Limits) withDefaults() Limits {
 	return d
 }
 
+// Features switches optional MQTT capabilities off. The zero value offers
+// everything; MQTT 5 clients are told in CONNACK what is off and get the
+// matching reason codes; 3.1.1 clients get 0x80 in SUBACK, or are
+// disconnected for what they cannot be told about.
+type Features struct {
+	CapQoS            bool // MaximumQoS applies
+	MaximumQoS        byte // with CapQoS: highest QoS accepted (0x9B beyond) and granted
+	NoRetain          bool // retained messages refused (0x9A)
+	NoWildcardSubs    bool // subscriptions with + or # refused (0xA2)
+	NoSharedSubs      bool // $share/... subscriptions refused (0x9E)
+	NoSubscriptionIDs bool // SUBSCRIBE with a Subscription Identifier refused (0xA1)
+}
+
+func (f Features) maxQoS() byte {
+	if f.CapQoS {
+		return min(f.MaximumQoS, 2)
+	}
+	return 2
+}
+
 // Options configures a Broker. The zero value is a working broker with no
 // listeners: add them with Listen or list them in Listeners.
 type Options struct {
 	Name        string // node name, reported in $SYS and events; default the host name
 	Listeners   []ListenerConfig
 	Limits      Limits
+	Features    Features
 	SysInterval time.Duration // $SYS publish period; 0 = default 10s, negative = off
 	Logger      *slog.Logger
 	Hooks       Hooks

@@ -188,3 +188,26 @@ var (
 		WildcardSubsNotSupported)
 	authCodes = newCodeSet(Success, ContinueAuthentication, ReAuthenticate)
 )
+
+// ValidCode reports whether an MQTT 5 packet of type t may carry code (the
+// reason code tables of chapter 3). A broker passing on a code it got from
+// elsewhere, such as a plugin, checks it here first.
+func ValidCode(t Type, code ReasonCode) bool {
+	switch t {
+	case CONNACK:
+		return connackCodes.has(code)
+	case PUBACK, PUBREC:
+		return pubackCodes.has(code)
+	case PUBREL, PUBCOMP:
+		return pubrelCodes.has(code)
+	case SUBACK:
+		return subackCodes.has(code)
+	case UNSUBACK:
+		return unsubackCodes.has(code)
+	case DISCONNECT:
+		return disconnectCodes.has(code)
+	case AUTH:
+		return authCodes.has(code)
+	}
+	return false
+}
