@@ -386,6 +386,19 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 	}
 	// [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter
 	// in order ([MQTT-3.8.4-5]).
+	// [MQTT-3.3.1-6] retained messages matching a new subscription are sent
+	// with RETAIN set ([MQTT-3.3.1-8]), as Retain Handling allows
+	// ([MQTT-3.3.1-9..11]); none for a shared subscription. The snapshot is
+	// taken before SUBACK goes out: a message published after the client
+	// has seen its SUBACK reaches it live, not a second time as retained.
+	retained := make([][]*Message, len(p.Subscriptions))
+	for i, sub := range p.Subscriptions {
+		if codes[i] >= 0x80 || strings.HasPrefix(sub.Filter, sharePrefix) ||
+			sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) {
+			continue
+		}
+		b.retain.Match(sub.Filter, func(_ string, m *Message) { retained[i] = append(retained[i], m) })
+	}
 	s.mu.Lock()
 	ack := packets.Suback{PacketID: p.PacketID, ReasonCodes: codes}
 	if c.problemInfo {
@@ -400,21 +413,14 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 			continue
 		}
 		b.emit(&Event{Type: EventClientSubscribed, Client: &c.info, Topic: sub.Filter, QoS: sub.QoS})
-		// [MQTT-3.3.1-6] retained messages matching a new subscription are
-		// sent with RETAIN set ([MQTT-3.3.1-8]), as Retain Handling allows
-		// ([MQTT-3.3.1-9..11]); none for a shared subscription.
-		if strings.HasPrefix(sub.Filter, sharePrefix) || sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) {
-			continue
-		}
-		granted := byte(codes[i])
 		var ids []uint32
 		if subID != 0 {
 			ids = []uint32{subID}
 		}
-		b.retain.Match(sub.Filter, func(_ string, m *Message) {
+		for _, m := range retained[i] {
 			r := routedFrom(m)
-			b.deliver(s, &r, delivery{qos: min(m.QoS, granted), retain: true, subIDs: ids})
-		})
+			b.deliver(s, &r, delivery{qos: min(m.QoS, byte(codes[i])), retain: true, subIDs: ids})
+		}
 	}
 	return nil
 }

@@ -130,6 +130,8 @@ func TestSessionExpiry(t *testing.T) {
 	gone.mustConnect("exp-offline", false)
 	gone.subscribe(1, "exp/#", 1)
 	extDisconnect(gone)
+	// Offline first, so the wait for "expired" below cannot pass early.
+	waitFor(t, "session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
 	pub := dialRaw(t, tb.addr)
 	pub.mustConnect("exp-pub", true)
 	pub.send(&packets.Publish{Topic: "exp/a", Payload: []byte("queued"), QoS: 1, PacketID: 1})
