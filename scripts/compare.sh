@@ -16,12 +16,23 @@
 #   --warmup D         unmeasured publishing before it (default 1s)
 #   --brokers LIST     comma-separated subset of mqttd,mosquitto,mochi
 #   --scenarios LIST   comma-separated subset of p2p,pairs10,fanout,fanin
+#   --protocols LIST   MQTT versions, comma-separated: 4 (3.1.1) and/or 5 (5.0);
+#                      default 4. With both, each broker runs each scenario in
+#                      both back to back (order alternating by round), and the
+#                      report adds an MQTT column and 5.0 / 3.1.1 ratios
+#   --protocol P       the same with one version (--protocol 5)
+#   --v5-props         5.0 runs send a message expiry and a user property with
+#                      every PUBLISH (mqttbench -v5-props); default: none
+#   --baseline REV     also run mqttd built from git revision REV (3.1.1 only),
+#                      labelled mqttd@REV, next to the working tree's mqttd:
+#                      earlier figures measured in the same run
 #   --pin              broker on CPU 1, load generator on CPU 0, GOMAXPROCS=1
 #                      for the Go brokers: one core each, comparable
 #   --idle N           also measure broker RSS per idle connection with N
 #                      connections (one fresh broker each; default off)
 #   --port-base P      first of the loopback ports used (default 18831;
-#                      mqttd P (admin P+5), mosquitto P+1, mochi P+2..P+4)
+#                      mqttd P (admin P+5), mosquitto P+1, mochi P+2..P+4,
+#                      --baseline's mqttd P+6 (admin P+7))
 #   --quiet-wait S     before each run wait up to S seconds for other
 #                      processes to go quiet (default 30; 0 = don't wait)
 #   --max-other PCT    leave runs during which other processes used more than
@@ -40,12 +51,15 @@ DURATION=10s
 WARMUP=1s
 BROKERS=mqttd,mosquitto,mochi
 SCENARIOS=p2p,pairs10,fanout,fanin
+PROTOCOLS=4
+V5_PROPS=0
 PIN=0
 IDLE=0
 PORT_BASE=18831
 QUIET_WAIT=30
 MAX_OTHER=0
 OUT=""
+BASELINE=""
 MOCHI_VERSION=v2.7.9
 
 die() { echo "compare: $*" >&2; exit 2; }
@@ -58,6 +72,9 @@ while [ $# -gt 0 ]; do
 	--warmup) WARMUP=${2:?}; shift 2 ;;
 	--brokers) BROKERS=${2:?}; shift 2 ;;
 	--scenarios) SCENARIOS=${2:?}; shift 2 ;;
+	--protocols | --protocol) PROTOCOLS=${2:?}; shift 2 ;;
+	--v5-props) V5_PROPS=1; shift ;;
+	--baseline) BASELINE=${2:?}; shift 2 ;;
 	--pin) PIN=1; shift ;;
 	--idle) IDLE=${2:?}; shift 2 ;;
 	--port-base) PORT_BASE=${2:?}; shift 2 ;;
@@ -70,10 +87,22 @@ while [ $# -gt 0 ]; do
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ $IDLE =~ ^[0-9]+$ ]] || die "--idle must be a number of connections"
-if ! [[ $PORT_BASE =~ ^[0-9]+$ ]] || [ "$PORT_BASE" -lt 1024 ] || [ "$PORT_BASE" -gt 65529 ]; then
-	die "--port-base must be 1024..65529"
+if ! [[ $PORT_BASE =~ ^[0-9]+$ ]] || [ "$PORT_BASE" -lt 1024 ] || [ "$PORT_BASE" -gt 65528 ]; then
+	die "--port-base must be 1024..65528"
 fi
 command -v go >/dev/null || die "go is needed to build mqttbench and mqttd"
+PROTOS=()
+IFS=, read -r -a want_protos <<<"$PROTOCOLS"
+for p in "${want_protos[@]}"; do
+	case "$p" in
+	4 | 3.1.1) p=4 ;;
+	5 | 5.0) p=5 ;;
+	*) die "unknown protocol $p (want 4 or 5)" ;;
+	esac
+	[[ " ${PROTOS[*]} " == *" $p "* ]] || PROTOS+=("$p")
+done
+[ ${#PROTOS[@]} -gt 0 ] || die "--protocols needs 4, 5 or 4,5"
+proto_name() { if [ "$1" = 5 ]; then echo 5.0; else echo 3.1.1; fi; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mqttd-compare.XXXXXX")
@@ -110,7 +139,9 @@ log "building mqttbench"
 BENCH=("$TMP/mqttbench")
 [ "$PIN" = 1 ] && BENCH=(taskset -c 0 "$TMP/mqttbench")
 
-declare -A PORT=([mqttd]=$PORT_BASE [mosquitto]=$((PORT_BASE + 1)) [mochi]=$((PORT_BASE + 2)))
+declare -A PORT=([mqttd]=$PORT_BASE [mosquitto]=$((PORT_BASE + 1)) [mochi]=$((PORT_BASE + 2)) [mqttd-base]=$((PORT_BASE + 6)))
+declare -A ADMIN_PORT=([mqttd]=$((PORT_BASE + 5)) [mqttd-base]=$((PORT_BASE + 7)))
+declare -A LABEL=([mqttd]=mqttd [mosquitto]=mosquitto [mochi]=mochi)
 declare -A SKIPPED=()
 declare -A VERSION=()
 AVAILABLE=()
@@ -169,10 +200,39 @@ prepare_mochi() {
 	VERSION[mochi]=$MOCHI_VERSION
 }
 
+# The baseline: mqttd as it was at a git revision, from `git archive` (the
+# repository and its work tree stay untouched), built like the current one.
+prepare_mqttd-base() {
+	local rev
+	if ! rev=$(cd "$REPO" && git rev-parse --short --verify "$BASELINE^{commit}" 2>/dev/null); then
+		SKIPPED[mqttd-base]="--baseline $BASELINE is not a commit of this repository"
+		return 1
+	fi
+	mkdir -p "$TMP/base"
+	if ! { (cd "$REPO" && git archive "$rev") | tar -x -C "$TMP/base" &&
+		(cd "$TMP/base" && go build -o "$TMP/mqttd-base" ./cmd/mqttd); } >"$TMP/mqttd-base-build.log" 2>&1; then
+		SKIPPED[mqttd-base]="mqttd at $rev does not build: $(tail -c 300 "$TMP/mqttd-base-build.log" | tr '\n' ' ')"
+		return 1
+	fi
+	LABEL[mqttd-base]="mqttd@$rev"
+	VERSION[mqttd-base]="$rev (--baseline $BASELINE; 3.1.1 runs only)"
+}
+
 IFS=, read -r -a WANT_BROKERS <<<"$BROKERS"
+# The baseline runs right after the current mqttd, so the two are measured
+# as close together in time as the interleaving allows.
+if [ -n "$BASELINE" ]; then
+	with_base=()
+	for b in "${WANT_BROKERS[@]}"; do
+		with_base+=("$b")
+		[ "$b" = mqttd ] && with_base+=(mqttd-base)
+	done
+	[[ " ${with_base[*]} " == *" mqttd-base "* ]] || with_base+=(mqttd-base)
+	WANT_BROKERS=("${with_base[@]}")
+fi
 for b in "${WANT_BROKERS[@]}"; do
 	case "$b" in
-	mqttd | mosquitto | mochi) ;;
+	mqttd | mosquitto | mochi | mqttd-base) ;;
 	*) die "unknown broker $b (want mqttd, mosquitto, mochi)" ;;
 	esac
 	if "prepare_$b"; then
@@ -190,18 +250,18 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_broker() {
 	local name=$1 port=${PORT[$1]} cmd=() ports=("${PORT[$1]}")
 	[ "$name" = mochi ] && ports+=($((port + 1)) $((port + 2)))
-	[ "$name" = mqttd ] && ports+=($((PORT_BASE + 5)))
+	[ -n "${ADMIN_PORT[$name]:-}" ] && ports+=("${ADMIN_PORT[$name]}")
 	for p in "${ports[@]}"; do
 		port_free "$p" || die "port $p is already in use on 127.0.0.1 (choose another --port-base)"
 	done
 	case "$name" in
-	mqttd)
+	mqttd | mqttd-base)
 		# No flags for the port: mqttd takes its listeners from config.
 		# Its admin HTTP listener (default 127.0.0.1:9180) moves to one of
 		# our ports too, so another mqttd on this machine cannot clash.
 		printf 'listeners:\n  default: {type: tcp, bind: "127.0.0.1:%s"}\nadmin: {bind: "127.0.0.1:%s"}\n' \
-			"$port" $((PORT_BASE + 5)) >"$TMP/mqttd.yaml"
-		cmd=("$TMP/mqttd" --config "$TMP/mqttd.yaml")
+			"$port" "${ADMIN_PORT[$name]}" >"$TMP/$name.yaml"
+		cmd=("$TMP/$name" --config "$TMP/$name.yaml")
 		;;
 	mosquitto)
 		# Nagle off like the Go brokers (Go sets TCP_NODELAY by default);
@@ -295,34 +355,52 @@ RESULTS="$TMP/results.jsonl"
 PLACEMENT=shared
 [ "$PIN" = 1 ] && PLACEMENT="pinned (broker CPU 1, mqttbench CPU 0)"
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
-log "brokers: ${AVAILABLE[*]}; scenarios: ${SCEN[*]}; $ROUNDS round(s) of $DURATION; $PLACEMENT"
+PROTO_NAMES=()
+for p in "${PROTOS[@]}"; do PROTO_NAMES+=("$(proto_name "$p")"); done
+log "brokers: ${AVAILABLE[*]}; scenarios: ${SCEN[*]}; MQTT ${PROTO_NAMES[*]}; $ROUNDS round(s) of $DURATION; $PLACEMENT"
 
 FAILED=0
 for round in $(seq "$ROUNDS"); do
+	# With two protocols, a broker runs a scenario in both back to back,
+	# 3.1.1 first in odd rounds and 5.0 first in even ones, so neither
+	# always gets the warmer (or cooler) machine.
+	order=("${PROTOS[@]}")
+	if [ ${#PROTOS[@]} = 2 ] && [ $((round % 2)) = 0 ]; then
+		order=("${PROTOS[1]}" "${PROTOS[0]}")
+	fi
 	for s in "${SCEN[@]}"; do
 		for b in "${AVAILABLE[@]}"; do
-			[ "$QUIET_WAIT" = 0 ] || wait_quiet
-			start_broker "$b" || { FAILED=$((FAILED + 1)); continue; }
-			rc=0
-			# shellcheck disable=SC2086 # ARGS holds several flags
-			line=$("${BENCH[@]}" -json -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" \
-				-size 64 -duration "$DURATION" -warmup "$WARMUP" -label "$b" -case "${TITLE[$s]}" \
-				${ARGS[$s]} 2>>"$TMP/mqttbench.log") || rc=$?
-			stop_broker
-			if [ -z "$line" ]; then
-				log "round $round, $s, $b: mqttbench printed no result (exit $rc; see its log)"
-				FAILED=$((FAILED + 1))
-				continue
-			fi
-			echo "$line" >>"$RESULTS"
-			rate=$(grep -o '"delivered_per_s":[0-9.e+]*' <<<"$line" | cut -d: -f2 || true)
-			other=$(grep -o '"other_cpu_pct":[0-9.e+]*' <<<"$line" | cut -d: -f2 || true)
-			status=ok
-			if [ "$rc" != 0 ]; then
-				status="FAILED (exit $rc): $(grep -o '"errors":\[[^]]*\]' <<<"$line" || true)"
-				FAILED=$((FAILED + 1))
-			fi
-			log "round $round, ${TITLE[$s]}, $b: $(printf '%.0f' "${rate:-0}") del/s, other processes $(printf '%.0f' "${other:-0}")% CPU, $status"
+			for proto in "${order[@]}"; do
+				# The baseline stands for the figures before MQTT 5.0.
+				[ "$b" = mqttd-base ] && [ "$proto" = 5 ] && continue
+				pflags=(-protocol "$proto")
+				[ "$proto" = 5 ] && [ "$V5_PROPS" = 1 ] && pflags+=(-v5-props)
+				[ "$QUIET_WAIT" = 0 ] || wait_quiet
+				start_broker "$b" || { FAILED=$((FAILED + 1)); continue; }
+				rc=0
+				# shellcheck disable=SC2086 # ARGS holds several flags
+				line=$("${BENCH[@]}" -json -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" "${pflags[@]}" \
+					-size 64 -duration "$DURATION" -warmup "$WARMUP" -label "${LABEL[$b]}" -case "${TITLE[$s]}" \
+					${ARGS[$s]} 2>>"$TMP/mqttbench.log") || rc=$?
+				stop_broker
+				what="round $round, ${TITLE[$s]}, ${LABEL[$b]}, MQTT $(proto_name "$proto")"
+				if [ -z "$line" ]; then
+					log "$what: mqttbench printed no result (exit $rc; see its log)"
+					FAILED=$((FAILED + 1))
+					continue
+				fi
+				echo "$line" >>"$RESULTS"
+				rate=$(grep -o '"delivered_per_s":[0-9.e+]*' <<<"$line" | cut -d: -f2 || true)
+				other=$(grep -o '"other_cpu_pct":[0-9.e+]*' <<<"$line" | cut -d: -f2 || true)
+				inflight=$(grep -o '"inflight":[0-9]*' <<<"$line" | cut -d: -f2 || true)
+				status=ok
+				if [ "$rc" != 0 ]; then
+					status="FAILED (exit $rc): $(grep -o '"errors":\[[^]]*\]' <<<"$line" || true)"
+					FAILED=$((FAILED + 1))
+				fi
+				[ "${inflight:-0}" = 0 ] || status="$status, in flight ≤ $inflight"
+				log "$what: $(printf '%.0f' "${rate:-0}") del/s, other processes $(printf '%.0f' "${other:-0}")% CPU, $status"
+			done
 		done
 	done
 done
@@ -333,15 +411,16 @@ if [ "$IDLE" -gt 0 ]; then
 		start_broker "$b" || continue
 		sleep 0.5 # let start-up allocations settle before the first RSS reading
 		rc=0
-		line=$("${BENCH[@]}" -mode idle -json -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" -conns "$IDLE" -label "$b" 2>>"$TMP/mqttbench.log") || rc=$?
+		# Idle connections use the first protocol listed.
+		line=$("${BENCH[@]}" -mode idle -json -protocol "${PROTOS[0]}" -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" -conns "$IDLE" -label "${LABEL[$b]}" 2>>"$TMP/mqttbench.log") || rc=$?
 		stop_broker
 		kb=$(grep -o '"kb_per_conn":[0-9.e+-]*' <<<"$line" | cut -d: -f2 || true)
 		before=$(grep -o '"rss_before_kb":[0-9]*' <<<"$line" | cut -d: -f2 || true)
 		after=$(grep -o '"rss_after_kb":[0-9]*' <<<"$line" | cut -d: -f2 || true)
 		if [ "$rc" = 0 ] && [ -n "$kb" ]; then
-			IDLE_LINES+=("| $b | $IDLE | $((before / 1024)) → $((after / 1024)) MB | $(printf '%.1f' "$kb") kB |")
+			IDLE_LINES+=("| ${LABEL[$b]} | $IDLE | $((before / 1024)) → $((after / 1024)) MB | $(printf '%.1f' "$kb") kB |")
 		else
-			IDLE_LINES+=("| $b | $IDLE | failed (exit $rc) | |")
+			IDLE_LINES+=("| ${LABEL[$b]} | $IDLE | failed (exit $rc) | |")
 		fi
 	done
 fi
@@ -353,8 +432,11 @@ mem=$(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 	echo
 	echo "- machine: $(nproc) CPUs ($cpu_model), $mem, kernel $(uname -r), $(go version | awk '{print $3}')"
 	echo "- placement: $PLACEMENT; $ROUNDS round(s), $DURATION measured after $WARMUP warm-up, 64-byte payloads, closed loop, brokers interleaved and started fresh per run"
+	props=""
+	[ "$V5_PROPS" = 1 ] && [[ " ${PROTOS[*]} " == *" 5 "* ]] && props=" (5.0 PUBLISH with a message expiry and a user property)"
+	echo "- MQTT ${PROTO_NAMES[*]}$props"
 	for b in "${AVAILABLE[@]}"; do
-		echo "- $b: ${VERSION[$b]:-}"
+		echo "- ${LABEL[$b]}: ${VERSION[$b]:-}"
 	done
 	for b in "${!SKIPPED[@]}"; do
 		echo "- $b: skipped, ${SKIPPED[$b]}"

@@ -1,6 +1,6 @@
 package main
 
-// A deliberately small MQTT 3.1.1 codec: only the packets a load generator
+// A deliberately small MQTT 3.1.1 codec (5.0 in codec5.go): only the packets a load generator
 // sends or receives. It is written independently of the broker's packet
 // package so that a bug shared by both sides cannot hide itself (a broker
 // that mis-encodes PUBLISH would be "understood" by its own decoder).
@@ -75,7 +75,8 @@ type connectOptions struct {
 	keepAlive    uint16 // seconds; 0 disables keep-alive on the broker side
 	cleanSession bool
 	username     string // sent only when non-empty
-	password     string // sent only when username is set
+	password     string // sent only when username is set (3.1.1)
+	v5           bool   // MQTT 5.0 (appendConnect5) rather than 3.1.1
 }
 
 // appendConnect encodes a 3.1.1 CONNECT (protocol name "MQTT", level 4).

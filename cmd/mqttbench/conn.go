@@ -22,6 +22,8 @@ type mconn struct {
 	buf []byte
 	end int    // valid bytes in buf
 	out []byte // acks to send once the read buffer is drained
+	v5  bool   // MQTT 5.0 framing; else 3.1.1
+	lim serverLimits
 }
 
 // dialMQTT opens a TCP connection and completes CONNECT/CONNACK. bufSize
@@ -32,7 +34,7 @@ func dialMQTT(addr string, o connectOptions, timeout time.Duration, bufSize int)
 	if err != nil {
 		return nil, err
 	}
-	m := &mconn{c: c, buf: make([]byte, bufSize), out: make([]byte, 0, min(bufSize, 4096))}
+	m := &mconn{c: c, buf: make([]byte, bufSize), out: make([]byte, 0, min(bufSize, 4096)), v5: o.v5, lim: defaultLimits}
 	if err := m.connect(o, timeout); err != nil {
 		c.Close()
 		return nil, err
@@ -41,11 +43,16 @@ func dialMQTT(addr string, o connectOptions, timeout time.Duration, bufSize int)
 }
 
 // connect sends CONNECT and waits for CONNACK [MQTT-3.2.0-1: the first
-// packet from the server is CONNACK].
+// packet from the server is CONNACK]. In 5.0 it also takes the limits the
+// CONNACK imposes on this client into m.lim.
 func (m *mconn) connect(o connectOptions, timeout time.Duration) error {
 	m.c.SetDeadline(time.Now().Add(timeout))
 	defer m.c.SetDeadline(time.Time{})
-	if _, err := m.c.Write(appendConnect(nil, o)); err != nil {
+	pkt := appendConnect(nil, o)
+	if m.v5 {
+		pkt = appendConnect5(nil, o)
+	}
+	if _, err := m.c.Write(pkt); err != nil {
 		return fmt.Errorf("%s: write CONNECT: %w", o.clientID, err)
 	}
 	typ, _, body, err := m.next()
@@ -55,13 +62,27 @@ func (m *mconn) connect(o connectOptions, timeout time.Duration) error {
 	if typ != typeConnack {
 		return fmt.Errorf("%s: expected CONNACK, got packet type %d", o.clientID, typ)
 	}
-	_, code, err := parseConnack(body)
+	if !m.v5 {
+		_, code, err := parseConnack(body)
+		if err != nil {
+			return fmt.Errorf("%s: CONNACK: %w", o.clientID, err)
+		}
+		if code != 0 {
+			return fmt.Errorf("%s: CONNACK return code %d (refused)", o.clientID, code)
+		}
+		return nil
+	}
+	_, reason, lim, err := parseConnack5(body)
 	if err != nil {
 		return fmt.Errorf("%s: CONNACK: %w", o.clientID, err)
 	}
-	if code != 0 {
-		return fmt.Errorf("%s: CONNACK return code %d (refused)", o.clientID, code)
+	switch {
+	case reason == 0x01 && len(body) == 2:
+		return fmt.Errorf("%s: CONNACK return code 1 in the 3.1.1 format: the broker does not accept MQTT 5.0", o.clientID)
+	case reason != reasonSuccess:
+		return fmt.Errorf("%s: CONNACK reason code 0x%02x (refused)", o.clientID, reason)
 	}
+	m.lim = lim
 	return nil
 }
 
@@ -71,7 +92,14 @@ func (m *mconn) connect(o connectOptions, timeout time.Duration) error {
 func (m *mconn) subscribe(filter string, qos byte, timeout time.Duration) error {
 	m.c.SetDeadline(time.Now().Add(timeout))
 	defer m.c.SetDeadline(time.Time{})
-	if _, err := m.c.Write(appendSubscribe(nil, 1, filter, qos)); err != nil {
+	// 5.0 subscription options: the QoS and nothing else (No Local off,
+	// Retain As Published off, Retain Handling 0), which is what a 3.1.1
+	// subscription means.
+	pkt := appendSubscribe(nil, 1, filter, qos)
+	if m.v5 {
+		pkt = appendSubscribe5(nil, 1, filter, qos)
+	}
+	if _, err := m.c.Write(pkt); err != nil {
 		return fmt.Errorf("write SUBSCRIBE: %w", err)
 	}
 	typ, _, body, err := m.next()
@@ -81,20 +109,36 @@ func (m *mconn) subscribe(filter string, qos byte, timeout time.Duration) error 
 	if typ != typeSuback {
 		return fmt.Errorf("expected SUBACK, got packet type %d", typ)
 	}
-	id, codes, err := parseSuback(body)
+	var id uint16
+	var codes []byte
+	if m.v5 {
+		id, codes, err = parseSuback5(body)
+	} else {
+		id, codes, err = parseSuback(body)
+	}
 	if err != nil {
 		return fmt.Errorf("SUBACK: %w", err)
 	}
 	if id != 1 || len(codes) != 1 {
 		return fmt.Errorf("SUBACK for id %d with %d codes, want id 1 with 1", id, len(codes))
 	}
-	if codes[0] == 0x80 {
-		return fmt.Errorf("SUBACK refused filter %q", filter)
+	if codes[0] >= reasonFailure {
+		return fmt.Errorf("SUBACK refused filter %q (code 0x%02x)", filter, codes[0])
 	}
 	if codes[0] != qos {
 		return fmt.Errorf("SUBACK granted QoS %d, asked %d", codes[0], qos)
 	}
 	return nil
+}
+
+// disconnect is the DISCONNECT this connection says goodbye with: 5.0
+// with reason code 0x00, normal disconnection (the will, if any, is
+// discarded, as in 3.1.1).
+func (m *mconn) disconnect() []byte {
+	if m.v5 {
+		return appendDisconnect5(nil, reasonSuccess)
+	}
+	return appendDisconnect(nil)
 }
 
 // next returns one whole packet during the handshake, reading as needed.

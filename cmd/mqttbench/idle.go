@@ -21,11 +21,13 @@ type idleConfig struct {
 	clientsPrefix  string
 	username       string
 	password       string
+	v5             bool
 }
 
 type idleResult struct {
 	Label        string   `json:"label,omitempty"`
 	Mode         string   `json:"mode"`
+	MQTT         string   `json:"mqtt,omitempty"`
 	Conns        int      `json:"conns"`
 	Connected    int      `json:"connected"`
 	Dropped      int64    `json:"dropped"`
@@ -45,7 +47,10 @@ type idleResult struct {
 // after. Every connection gets a reader goroutine so that a broker
 // closing idle connections is noticed rather than mistaken for success.
 func runIdle(cfg idleConfig) *idleResult {
-	res := &idleResult{Mode: "idle", Conns: cfg.conns, BrokerPID: cfg.pid}
+	res := &idleResult{Mode: "idle", MQTT: "3.1.1", Conns: cfg.conns, BrokerPID: cfg.pid}
+	if cfg.v5 {
+		res.MQTT = "5.0"
+	}
 	var errs errorList
 	lim, err := raiseFileLimit()
 	res.FileLimit = lim
@@ -82,6 +87,7 @@ func runIdle(cfg idleConfig) *idleResult {
 				cleanSession: true,
 				username:     cfg.username,
 				password:     cfg.password,
+				v5:           cfg.v5,
 			}
 			m, err := dialMQTT(cfg.broker, o, cfg.connectTimeout, 256)
 			if err != nil {
@@ -131,6 +137,9 @@ func runIdle(cfg idleConfig) *idleResult {
 
 	closing.Store(true)
 	bye := appendDisconnect(nil)
+	if cfg.v5 {
+		bye = appendDisconnect5(nil, reasonSuccess)
+	}
 	for _, c := range conns {
 		if c != nil {
 			c.Write(bye)
@@ -151,8 +160,8 @@ func runIdle(cfg idleConfig) *idleResult {
 }
 
 func (res *idleResult) writeText(w io.Writer) {
-	fmt.Fprintf(w, "idle       %d of %d connections open (connect took %.2fs; RLIMIT_NOFILE %d)\n",
-		res.Connected, res.Conns, res.ConnectSecs, res.FileLimit)
+	fmt.Fprintf(w, "idle       %d of %d MQTT %s connections open (connect took %.2fs; RLIMIT_NOFILE %d)\n",
+		res.Connected, res.Conns, res.MQTT, res.ConnectSecs, res.FileLimit)
 	if res.BrokerPID > 0 {
 		fmt.Fprintf(w, "broker     VmRSS %d kB -> %d kB: %.2f kB per idle connection; %.1f%% CPU while idle (pid %d)\n",
 			res.RSSBeforeKB, res.RSSAfterKB, res.KBPerConn, res.BrokerCPUPct, res.BrokerPID)

@@ -16,8 +16,16 @@ import (
 // tool and the aggregation rules are tested Go code.
 
 type reportRow struct {
-	scenario, broker string
-	runs             []*result
+	scenario, broker, mqtt string
+	runs                   []*result
+}
+
+// mqttOf is a result's protocol; results from before 5.0 mode are 3.1.1.
+func mqttOf(r *result) string {
+	if r.MQTT == "" {
+		return "3.1.1"
+	}
+	return r.MQTT
 }
 
 // readResults reads JSON result lines from the named files; lines that do
@@ -53,34 +61,47 @@ func readResults(paths []string) ([]*result, int, error) {
 	return out, bad, nil
 }
 
-// groupResults keeps scenarios and brokers in the order they first
-// appear, which is the order the script ran them.
+// groupResults makes one row per scenario, broker and protocol, keeping
+// scenarios and brokers in the order they first appear, which is the order
+// the script ran them, and 3.1.1 before 5.0 within a broker.
 func groupResults(rs []*result) []*reportRow {
 	var rows []*reportRow
-	idx := map[[2]string]*reportRow{}
+	idx := map[[3]string]*reportRow{}
 	for _, r := range rs {
 		name := r.Case
 		if name == "" {
 			name = fmt.Sprintf("%s %d->%d QoS %d", r.Scenario, r.Pubs, r.Subs, r.QoS)
 		}
-		k := [2]string{name, r.Label}
+		k := [3]string{name, r.Label, mqttOf(r)}
 		row := idx[k]
 		if row == nil {
-			row = &reportRow{scenario: name, broker: r.Label}
+			row = &reportRow{scenario: name, broker: r.Label, mqtt: mqttOf(r)}
 			idx[k] = row
 			rows = append(rows, row)
 		}
 		row.runs = append(row.runs, r)
 	}
-	// Stable sort by scenario first appearance so that the brokers of one
-	// scenario sit together even though runs were interleaved.
-	order := map[string]int{}
+	// Sort by scenario, then broker, by first appearance, so that the
+	// brokers of one scenario sit together even though runs were
+	// interleaved, and a broker's two protocols sit next to each other.
+	scen, broker := map[string]int{}, map[string]int{}
 	for _, row := range rows {
-		if _, ok := order[row.scenario]; !ok {
-			order[row.scenario] = len(order)
+		if _, ok := scen[row.scenario]; !ok {
+			scen[row.scenario] = len(scen)
+		}
+		if _, ok := broker[row.broker]; !ok {
+			broker[row.broker] = len(broker)
 		}
 	}
-	slices.SortStableFunc(rows, func(a, b *reportRow) int { return order[a.scenario] - order[b.scenario] })
+	slices.SortStableFunc(rows, func(a, b *reportRow) int {
+		if d := scen[a.scenario] - scen[b.scenario]; d != 0 {
+			return d
+		}
+		if d := broker[a.broker] - broker[b.broker]; d != 0 {
+			return d
+		}
+		return strings.Compare(a.mqtt, b.mqtt)
+	})
 	return rows
 }
 
@@ -109,46 +130,118 @@ func fmtRate(x float64) string {
 	}
 }
 
-// writeReport prints one row per scenario and broker. Runs during which
-// other processes used more than maxOther % CPU (100 = one core) are left
-// out when maxOther > 0, and the row says how many; a row whose runs were
-// all left out still appears, so a broker never silently vanishes.
-func writeReport(w io.Writer, rs []*result, maxOther float64) {
-	fmt.Fprintln(w, "| scenario | broker | delivered msg/s median [min..max] | broker CPU % | µs broker CPU / delivery | p50 / p99 latency | lost | loadgen CPU % | other CPU % | runs (failed) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
-	for _, row := range groupResults(rs) {
-		var del, cpu, usd, p50, p99, lg, oth []float64
-		var lost uint64
-		failed, excluded := 0, 0
-		for _, r := range row.runs {
-			if maxOther > 0 && r.OtherCPUPct > maxOther {
-				excluded++
-				continue
-			}
-			del = append(del, r.DeliveredRate)
-			cpu = append(cpu, r.BrokerCPUPct)
-			usd = append(usd, r.BrokerUsPerDeliver)
-			p50 = append(p50, r.P50Us)
-			p99 = append(p99, r.P99Us)
-			lg = append(lg, r.LoadgenCPUPct)
-			oth = append(oth, r.OtherCPUPct)
-			lost += r.Lost
-			if !r.OK {
-				failed++
-			}
-		}
-		runs := fmt.Sprintf("%d (%d)", len(del), failed)
-		if excluded > 0 {
-			runs += fmt.Sprintf(", %d busy left out", excluded)
-		}
-		if len(del) == 0 {
-			fmt.Fprintf(w, "| %s | %s | – | | | | | | | %s |\n", row.scenario, row.broker, runs)
+// rowStats are the medians of a row's runs that were kept.
+type rowStats struct {
+	del, cpu, usd, p50, p99, lg, oth []float64
+	lost                             uint64
+	failed, excluded                 int
+}
+
+func statsOf(row *reportRow, maxOther float64) *rowStats {
+	st := &rowStats{}
+	for _, r := range row.runs {
+		if maxOther > 0 && r.OtherCPUPct > maxOther {
+			st.excluded++
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s [%s..%s] | %.0f | %.2f | %s / %s | %d | %.0f | %.0f | %s |\n",
-			row.scenario, row.broker,
-			fmtRate(median(del)), fmtRate(slices.Min(del)), fmtRate(slices.Max(del)),
-			median(cpu), median(usd), fmtUs(median(p50)), fmtUs(median(p99)),
-			lost, median(lg), median(oth), runs)
+		st.del = append(st.del, r.DeliveredRate)
+		st.cpu = append(st.cpu, r.BrokerCPUPct)
+		st.usd = append(st.usd, r.BrokerUsPerDeliver)
+		st.p50 = append(st.p50, r.P50Us)
+		st.p99 = append(st.p99, r.P99Us)
+		st.lg = append(st.lg, r.LoadgenCPUPct)
+		st.oth = append(st.oth, r.OtherCPUPct)
+		st.lost += r.Lost
+		if !r.OK {
+			st.failed++
+		}
+	}
+	return st
+}
+
+// writeReport prints one row per scenario and broker (and protocol, when
+// any run used MQTT 5.0: an "MQTT" column then follows the broker). Runs
+// during which other processes used more than maxOther % CPU (100 = one
+// core) are left out when maxOther > 0, and the row says how many; a row
+// whose runs were all left out still appears, so a broker never silently
+// vanishes. When a scenario and broker were run with both protocols, a
+// second table gives the ratios 5.0 / 3.1.1.
+func writeReport(w io.Writer, rs []*result, maxOther float64) {
+	rows := groupResults(rs)
+	withMQTT := slices.ContainsFunc(rows, func(r *reportRow) bool { return r.mqtt != "3.1.1" })
+	mq, mqSep := "", ""
+	if withMQTT {
+		mq, mqSep = " MQTT |", "---|"
+	}
+	fmt.Fprintf(w, "| scenario | broker |%s delivered msg/s median [min..max] | broker CPU %% | µs broker CPU / delivery | p50 / p99 latency | lost | loadgen CPU %% | other CPU %% | runs (failed) |\n", mq)
+	fmt.Fprintf(w, "|---|---|%s---|---|---|---|---|---|---|---|\n", mqSep)
+	stats := make([]*rowStats, len(rows))
+	for i, row := range rows {
+		st := statsOf(row, maxOther)
+		stats[i] = st
+		lead := fmt.Sprintf("| %s | %s |", row.scenario, row.broker)
+		if withMQTT {
+			lead += fmt.Sprintf(" %s |", row.mqtt)
+		}
+		runs := fmt.Sprintf("%d (%d)", len(st.del), st.failed)
+		if st.excluded > 0 {
+			runs += fmt.Sprintf(", %d busy left out", st.excluded)
+		}
+		if len(st.del) == 0 {
+			fmt.Fprintf(w, "%s – | | | | | | | %s |\n", lead, runs)
+			continue
+		}
+		fmt.Fprintf(w, "%s %s [%s..%s] | %.0f | %.2f | %s / %s | %d | %.0f | %.0f | %s |\n",
+			lead,
+			fmtRate(median(st.del)), fmtRate(slices.Min(st.del)), fmtRate(slices.Max(st.del)),
+			median(st.cpu), median(st.usd), fmtUs(median(st.p50)), fmtUs(median(st.p99)),
+			st.lost, median(st.lg), median(st.oth), runs)
+	}
+	if withMQTT {
+		writeRatios(w, rows, stats)
+	}
+}
+
+// writeRatios prints, for every scenario and broker measured with both
+// protocols, the 5.0 median over the 3.1.1 median of throughput and of
+// broker CPU per delivery.
+func writeRatios(w io.Writer, rows []*reportRow, stats []*rowStats) {
+	type pair struct{ v4, v5 *rowStats }
+	var keys [][2]string
+	pairs := map[[2]string]*pair{}
+	for i, row := range rows {
+		k := [2]string{row.scenario, row.broker}
+		p := pairs[k]
+		if p == nil {
+			p = &pair{}
+			pairs[k] = p
+			keys = append(keys, k)
+		}
+		switch row.mqtt {
+		case "3.1.1":
+			p.v4 = stats[i]
+		case "5.0":
+			p.v5 = stats[i]
+		}
+	}
+	printed := false
+	for _, k := range keys {
+		p := pairs[k]
+		if p.v4 == nil || p.v5 == nil || len(p.v4.del) == 0 || len(p.v5.del) == 0 {
+			continue
+		}
+		if !printed {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "| scenario | broker | delivered msg/s 5.0 / 3.1.1 | µs broker CPU per delivery 5.0 / 3.1.1 |")
+			fmt.Fprintln(w, "|---|---|---|---|")
+			printed = true
+		}
+		ratio := func(a, b []float64) string {
+			if median(b) == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f", median(a)/median(b))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", k[0], k[1], ratio(p.v5.del, p.v4.del), ratio(p.v5.usd, p.v4.usd))
 	}
 }

@@ -13,6 +13,8 @@ type result struct {
 	Label    string  `json:"label,omitempty"` // e.g. the broker name, from -label
 	Case     string  `json:"case,omitempty"`  // scenario title, from -case
 	Scenario string  `json:"scenario"`
+	MQTT     string  `json:"mqtt,omitempty"`     // "3.1.1" or "5.0"; absent in results older than 5.0 mode (3.1.1)
+	V5Props  bool    `json:"v5_props,omitempty"` // 5.0 PUBLISH carried a message expiry and a user property
 	Pubs     int     `json:"pubs"`
 	Subs     int     `json:"subs"`
 	QoS      int     `json:"qos"`
@@ -34,6 +36,10 @@ type result struct {
 	Unacked    uint64 `json:"unacked"`
 	Corrupt    uint64 `json:"corrupt"`
 	Misrouted  uint64 `json:"misrouted"`
+	// 5.0 only: acknowledgements with a failure reason code, and with
+	// -v5-props deliveries that lacked the properties sent.
+	FailedAcks   uint64 `json:"failed_acks,omitempty"`
+	PropsMissing uint64 `json:"props_missing,omitempty"`
 
 	LatencySamples uint64  `json:"latency_samples"`
 	MeanUs         float64 `json:"mean_us"`
@@ -60,11 +66,21 @@ type result struct {
 func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result {
 	cfg := r.cfg
 	res := &result{
-		Scenario: cfg.scenario, Pubs: cfg.pubs, Subs: cfg.subs, QoS: int(cfg.qos),
+		Scenario: cfg.scenario, MQTT: "3.1.1", Pubs: cfg.pubs, Subs: cfg.subs, QoS: int(cfg.qos),
 		Size: cfg.size, Rate: cfg.rate, Window: cfg.window, Duration: window.Seconds(),
 	}
+	if cfg.v5 {
+		res.MQTT, res.V5Props = "5.0", cfg.v5Props
+	}
 	if cfg.qos > 0 {
+		// The in-flight limit in force: a 5.0 broker's Receive Maximum
+		// may have lowered it (the smallest over the publishers).
 		res.Inflight = int(r.inflightLimit())
+		for _, p := range r.pubs {
+			if p.limit > 0 {
+				res.Inflight = min(res.Inflight, int(p.limit))
+			}
+		}
 	}
 	var inWindowPub, inWindowDel uint64
 	var hist histogram
@@ -78,6 +94,7 @@ func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result
 		if p.unexpectedAcks > 0 {
 			r.protoErrs.add("publisher %d: %d acks for packet ids not in flight", p.idx, p.unexpectedAcks)
 		}
+		res.FailedAcks += p.failedAcks
 	}
 	for _, s := range r.subs {
 		hist.merge(&s.hist)
@@ -86,6 +103,8 @@ func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result
 		res.Reordered += s.late
 		res.Corrupt += s.corrupt
 		res.Misrouted += s.misrouted
+		res.FailedAcks += s.failedAcks
+		res.PropsMissing += s.badProps
 		for i, p := range r.pubs {
 			if !r.expects(s, i) {
 				continue
@@ -146,6 +165,12 @@ func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result
 	if res.Misrouted > 0 {
 		errs = append(errs, fmt.Sprintf("%d messages delivered to the wrong subscriber or topic", res.Misrouted))
 	}
+	if res.FailedAcks > 0 {
+		errs = append(errs, fmt.Sprintf("%d acknowledgements with a failure reason code", res.FailedAcks))
+	}
+	if res.PropsMissing > 0 {
+		errs = append(errs, fmt.Sprintf("%d deliveries without the message expiry and user property sent (-v5-props)", res.PropsMissing))
+	}
 	if cfg.qos > 0 && res.Lost > 0 {
 		errs = append(errs, fmt.Sprintf("QoS %d: %d of %d deliveries lost", cfg.qos, res.Lost, res.Expected))
 	}
@@ -189,8 +214,15 @@ func (res *result) writeText(w io.Writer) {
 	if res.Rate > 0 {
 		mode = fmt.Sprintf("%.0f msg/s per publisher", res.Rate)
 	}
-	fmt.Fprintf(w, "scenario   %s: %d pubs, %d subs, QoS %d, %d-byte payload, %s, window %d, %.0fs measured\n",
-		res.Scenario, res.Pubs, res.Subs, res.QoS, res.Size, mode, res.Window, res.Duration)
+	proto := "MQTT " + res.MQTT
+	if res.V5Props {
+		proto += " with properties"
+	}
+	fmt.Fprintf(w, "scenario   %s: %s, %d pubs, %d subs, QoS %d, %d-byte payload, %s, window %d, %.0fs measured\n",
+		res.Scenario, proto, res.Pubs, res.Subs, res.QoS, res.Size, mode, res.Window, res.Duration)
+	if res.QoS > 0 && res.Inflight < res.Window {
+		fmt.Fprintf(w, "in flight  at most %d unacknowledged publishes per publisher\n", res.Inflight)
+	}
 	fmt.Fprintf(w, "published  %10.0f msg/s\n", res.PublishedRate)
 	fmt.Fprintf(w, "delivered  %10.0f msg/s   (unique deliveries; %d of %d owed over the whole run)\n",
 		res.DeliveredRate, res.Delivered, res.Expected)
@@ -198,8 +230,15 @@ func (res *result) writeText(w io.Writer) {
 		fmt.Fprintf(w, "latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%d samples)\n",
 			fmtUs(res.P50Us), fmtUs(res.P90Us), fmtUs(res.P99Us), fmtUs(res.P999Us), fmtUs(res.MaxUs), res.LatencySamples)
 	}
-	fmt.Fprintf(w, "integrity  lost %d  duplicated %d  reordered %d  unacked %d  corrupt %d  misrouted %d\n",
+	fmt.Fprintf(w, "integrity  lost %d  duplicated %d  reordered %d  unacked %d  corrupt %d  misrouted %d",
 		res.Lost, res.Duplicated, res.Reordered, res.Unacked, res.Corrupt, res.Misrouted)
+	if res.MQTT == "5.0" {
+		fmt.Fprintf(w, "  failed acks %d", res.FailedAcks)
+		if res.V5Props {
+			fmt.Fprintf(w, "  properties missing %d", res.PropsMissing)
+		}
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "loadgen    %.0f%% CPU   (other processes: %.0f%%)\n", res.LoadgenCPUPct, res.OtherCPUPct)
 	if res.BrokerPID > 0 {
 		fmt.Fprintf(w, "broker     %.0f%% CPU, %.2f µs CPU per delivery (pid %d)\n",

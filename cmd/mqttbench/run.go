@@ -30,7 +30,18 @@ type loadConfig struct {
 	clientsPrefix  string
 	username       string
 	password       string
+	v5             bool // MQTT 5.0 instead of 3.1.1
+	v5Props        bool // 5.0: every PUBLISH carries a message expiry and a user property
 }
+
+// The properties -v5-props sends and expects back at every subscriber. The
+// expiry is long enough never to expire during a run: the point is that
+// the broker has to keep, count down and re-encode it.
+const (
+	v5PropsExpiry = 3600
+	v5PropsKey    = "mqttbench"
+	v5PropsValue  = "v5-props"
+)
 
 // paddedU64 keeps counters written by different goroutines on different
 // cache lines: a publisher's per-subscriber progress counters are each
@@ -79,9 +90,15 @@ type publisher struct {
 	sentInWindow uint64
 	minDone      uint64 // cached lower bound of min(done)
 
+	// limit is the most QoS 1/2 publishes left unacknowledged: -inflight
+	// (or -window), and in 5.0 no more than the broker's Receive Maximum.
+	// Set before the publisher starts.
+	limit uint64
+
 	// Owned by the reader goroutine, read after it exits.
 	unexpectedAcks uint64
 	pubrecs        uint64
+	failedAcks     uint64 // 5.0: PUBACK/PUBREC/PUBCOMP with a failure reason code
 }
 
 func (p *publisher) idBusy(id uint16) bool {
@@ -161,6 +178,8 @@ type subscriber struct {
 	beyond            uint64
 	corrupt           uint64
 	misrouted         uint64
+	badProps          uint64 // -v5-props: deliveries without the sent properties
+	failedAcks        uint64 // 5.0: PUBREL with a failure reason code
 }
 
 // errorList collects run errors from many goroutines.
@@ -195,6 +214,8 @@ type loadRun struct {
 	pubs      []*publisher
 	subs      []*subscriber
 	topics    [][]byte // publisher index -> topic, for routing checks
+	props     []byte   // encoded PUBLISH properties (5.0; empty unless -v5-props)
+	keepAlive time.Duration
 	connErrs  errorList
 	protoErrs errorList
 
@@ -253,7 +274,51 @@ func (r *loadRun) connectOpts(id string) connectOptions {
 		cleanSession: true,
 		username:     r.cfg.username,
 		password:     r.cfg.password,
+		v5:           r.cfg.v5,
 	}
+}
+
+// publishPacket encodes publisher p's PUBLISH with the given payload; the
+// publisher rewrites its packet id and payload in place.
+func (r *loadRun) publishPacket(p *publisher, payload []byte) []byte {
+	if r.cfg.v5 {
+		return appendPublish5(nil, p.topic, r.cfg.qos, 1, r.props, payload)
+	}
+	return appendPublish(nil, p.topic, r.cfg.qos, 1, payload)
+}
+
+// applyLimits makes every connection obey what a 5.0 broker announced in
+// its CONNACK: Maximum QoS and Maximum Packet Size (checked once, failing
+// the run: this benchmark does not downgrade), Receive Maximum (lowers
+// the publisher's in-flight limit) and Server Keep Alive (sets the ping
+// interval). With 3.1.1 the limits are the defaults and change nothing.
+func (r *loadRun) applyLimits() error {
+	r.keepAlive = r.cfg.keepAlive
+	size := len(r.publishPacket(&publisher{topic: r.pubTopic(0)}, make([]byte, r.cfg.size)))
+	check := func(who string, idx int, l serverLimits) error {
+		if r.cfg.qos > l.maxQoS {
+			return fmt.Errorf("%s %d: broker's Maximum QoS is %d, -qos %d asked", who, idx, l.maxQoS, r.cfg.qos)
+		}
+		if l.maxPacket > 0 && uint32(size) > l.maxPacket {
+			return fmt.Errorf("%s %d: broker's Maximum Packet Size is %d bytes, a PUBLISH here has %d", who, idx, l.maxPacket, size)
+		}
+		if ka := time.Duration(l.keepAlive) * time.Second; ka > 0 && (r.keepAlive == 0 || ka < r.keepAlive) {
+			r.keepAlive = ka
+		}
+		return nil
+	}
+	for _, p := range r.pubs {
+		if err := check("publisher", p.idx, p.conn.lim); err != nil {
+			return err
+		}
+		p.limit = min(r.inflightLimit(), uint64(p.conn.lim.receiveMax))
+	}
+	for _, s := range r.subs {
+		if err := check("subscriber", s.idx, s.conn.lim); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setup opens every connection: subscribers first, so that no message is
@@ -325,6 +390,11 @@ func (r *loadRun) setup() error {
 		r.closeAll()
 		return fmt.Errorf("could not set up connections (%d errors)", r.connErrs.n)
 	}
+	if err := r.applyLimits(); err != nil {
+		r.connErrs.add("%v", err)
+		r.closeAll()
+		return err
+	}
 	return nil
 }
 
@@ -363,21 +433,40 @@ func (r *loadRun) subPacket(s *subscriber, typ, flags byte, body []byte, now int
 	case typePubrel:
 		// Second half of QoS 2 receipt: the broker released the message
 		// we already counted at PUBLISH time [MQTT-4.3.3-2].
-		id, err := parseAck(body)
+		id, reason, err := r.parseAck(body)
 		if err != nil {
 			return err
+		}
+		if reason >= reasonFailure {
+			s.failedAcks++
 		}
 		s.conn.out = appendAck(s.conn.out, typePubcomp, id)
 		return nil
 	case typePingresp:
 		return nil
+	case typeDisconnect:
+		if r.cfg.v5 {
+			return disconnectError(body)
+		}
+		fallthrough
 	default:
 		r.protoErrs.add("subscriber %d: unexpected packet type %d", s.idx, typ)
 		return nil
 	}
-	topic, payload, qos, id, err := parsePublish(flags, body)
+	var topic, props, payload []byte
+	var qos byte
+	var id uint16
+	var err error
+	if r.cfg.v5 {
+		topic, props, payload, qos, id, err = parsePublish5(flags, body)
+	} else {
+		topic, payload, qos, id, err = parsePublish(flags, body)
+	}
 	if err != nil {
 		return err
+	}
+	if r.cfg.v5Props && !publishPropsOK(props, v5PropsExpiry, v5PropsKey, v5PropsValue) {
+		s.badProps++
 	}
 	switch qos {
 	case 1:
@@ -430,11 +519,31 @@ func (r *loadRun) subPacket(s *subscriber, typ, flags byte, body []byte, now int
 	return nil
 }
 
+// parseAck decodes PUBACK, PUBREC, PUBREL or PUBCOMP in the run's
+// protocol; 3.1.1 acks have no reason code and report success.
+func (r *loadRun) parseAck(body []byte) (id uint16, reason byte, err error) {
+	if r.cfg.v5 {
+		return parseAck5(body)
+	}
+	id, err = parseAck(body)
+	return id, reasonSuccess, err
+}
+
+// disconnectError describes a DISCONNECT a 5.0 broker sent us; the
+// connection ends with it.
+func disconnectError(body []byte) error {
+	reason, err := parseDisconnect5(body)
+	if err != nil {
+		return fmt.Errorf("broker sent a malformed DISCONNECT (reason code 0x%02x): %w", reason, err)
+	}
+	return fmt.Errorf("broker sent DISCONNECT with reason code 0x%02x", reason)
+}
+
 // pubPacket handles acknowledgements arriving at a publisher.
 func (r *loadRun) pubPacket(p *publisher, typ byte, body []byte) error {
 	switch typ {
 	case typePuback, typePubcomp:
-		id, err := parseAck(body)
+		id, reason, err := r.parseAck(body)
 		if err != nil {
 			return err
 		}
@@ -446,15 +555,14 @@ func (r *loadRun) pubPacket(p *publisher, typ byte, body []byte) error {
 			p.unexpectedAcks++
 			return nil
 		}
-		p.acked.Add(1)
-		if p.ackWaiting.Load() {
-			select {
-			case p.wake <- struct{}{}:
-			default:
-			}
+		if reason >= reasonFailure {
+			// The broker refused the message; its id and its Receive
+			// Maximum slot are free again, and the loss will show.
+			p.failedAcks++
 		}
+		p.ackDone()
 	case typePubrec:
-		id, err := parseAck(body)
+		id, reason, err := r.parseAck(body)
 		if err != nil {
 			return err
 		}
@@ -463,14 +571,39 @@ func (r *loadRun) pubPacket(p *publisher, typ byte, body []byte) error {
 			return nil
 		}
 		p.pubrecs++
+		if reason >= reasonFailure {
+			// 5.0: a failed PUBREC ends the exchange; no PUBREL follows
+			// and the slot is free (section 4.3.3).
+			p.failedAcks++
+			p.clearID(id)
+			p.ackDone()
+			return nil
+		}
 		// [MQTT-4.3.3-1] answer PUBREC with PUBREL; batched with the
 		// other acks of this read.
 		p.conn.out = appendAck(p.conn.out, typePubrel, id)
 	case typePingresp:
+	case typeDisconnect:
+		if r.cfg.v5 {
+			return disconnectError(body)
+		}
+		fallthrough
 	default:
 		r.protoErrs.add("publisher %d: unexpected packet type %d", p.idx, typ)
 	}
 	return nil
+}
+
+// ackDone counts a finished QoS 1/2 exchange and wakes the publisher if
+// it waits for one.
+func (p *publisher) ackDone() {
+	p.acked.Add(1)
+	if p.ackWaiting.Load() {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // burst is how many window slots must be free before a blocked publisher
@@ -528,11 +661,15 @@ func (r *loadRun) roomFor(p *publisher, seq uint64) (ok, armed bool) {
 		}
 	}
 	if r.cfg.qos > 0 {
-		if seq-p.acked.Load() >= r.inflightLimit() || p.idBusy(packetID(seq)) {
+		limit := p.limit
+		if limit == 0 {
+			limit = r.inflightLimit()
+		}
+		if seq-p.acked.Load() >= limit || p.idBusy(packetID(seq)) {
 			p.ackWaiting.Store(true)
 			// Re-check after announcing, or an ack that arrived in
 			// between would never wake us.
-			if seq-p.acked.Load() < r.inflightLimit() && !p.idBusy(packetID(seq)) {
+			if seq-p.acked.Load() < limit && !p.idBusy(packetID(seq)) {
 				p.ackWaiting.Store(false)
 				return true, false
 			}
@@ -579,9 +716,12 @@ func (r *loadRun) publish(p *publisher, start int64) {
 	for i := payloadHeader; i < len(payload); i++ {
 		payload[i] = byte('a' + i%26)
 	}
-	pkt := appendPublish(nil, p.topic, cfg.qos, 1, payload)
+	pkt := r.publishPacket(p, payload)
 	payOff := len(pkt) - cfg.size
-	idOff := payOff - 2
+	// The packet id follows the topic (in 5.0 the properties come after
+	// it, so it is not simply in front of the payload).
+	_, _, body, _, _, _ := parsePacket(pkt)
+	idOff := len(pkt) - len(body) + 2 + len(p.topic)
 
 	var timer *time.Timer
 	var interval, phase float64
@@ -664,16 +804,15 @@ func (r *loadRun) complete() (bool, uint64) {
 // closeAll says goodbye and closes every connection; readers then exit.
 func (r *loadRun) closeAll() {
 	r.closing.Store(true)
-	bye := appendDisconnect(nil)
 	for _, p := range r.pubs {
 		if p.conn != nil {
-			p.conn.c.Write(bye)
+			p.conn.c.Write(p.conn.disconnect())
 			p.conn.c.Close()
 		}
 	}
 	for _, s := range r.subs {
 		if s.conn != nil {
-			s.conn.c.Write(bye)
+			s.conn.c.Write(s.conn.disconnect())
 			s.conn.c.Close()
 		}
 	}
@@ -684,10 +823,10 @@ func (r *loadRun) closeAll() {
 // concurrent Write on a net.Conn is serialised by the runtime, so a
 // PINGREQ never lands inside another packet.
 func (r *loadRun) pinger(done <-chan struct{}) {
-	if r.cfg.keepAlive <= 0 {
+	if r.keepAlive <= 0 {
 		return
 	}
-	t := time.NewTicker(r.cfg.keepAlive / 2)
+	t := time.NewTicker(r.keepAlive / 2)
 	defer t.Stop()
 	ping := appendPingreq(nil)
 	for {
@@ -734,6 +873,9 @@ func (r *loadRun) execute() (*result, error) {
 		if _, err := procCPU(cfg.pid); err != nil {
 			return nil, fmt.Errorf("-pid %d: %w", cfg.pid, err)
 		}
+	}
+	if cfg.v5Props {
+		r.props = appendPublishProps(nil, v5PropsExpiry, v5PropsKey, v5PropsValue)
 	}
 	if err := r.setup(); err != nil {
 		return r.collect(cpuSample{}, cpuSample{}, 0), err
