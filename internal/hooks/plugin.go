@@ -1,0 +1,161 @@
+// Package hooks is mqttd's plugin framework: the registry of plugins by
+// alias, the authenticate and topic_filtering chains with aMQTT's
+// combination rules (DESIGN §3.2), and the fan-out of broker events to the
+// plugins that asked for them (DESIGN §3.3). It turns the broker's hook seam
+// (mqtt.Hooks) into calls on plugins, whether they live in-process (the
+// built-ins) or behind HTTP (internal/webhook); the broker cannot tell them
+// apart.
+package hooks
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+// Result is a plugin's answer to a decision: aMQTT's True / False / None.
+type Result uint8
+
+const (
+	Ignore Result = iota // no opinion; the zero value
+	Allow
+	Deny
+)
+
+func (r Result) String() string {
+	switch r {
+	case Allow:
+		return "allow"
+	case Deny:
+		return "deny"
+	}
+	return "ignore"
+}
+
+// Decision is one plugin's answer to authenticate or topic_filtering.
+type Decision struct {
+	Result Result
+	// ReasonCode is the MQTT 5 reason code a deny should carry (0x86 bad
+	// user name or password, 0x8A banned, ...). 0 lets the chain pick; a code
+	// the packet does not allow is replaced by 0x87.
+	ReasonCode byte
+	// Reason is a human-readable reason, sent to MQTT 5 clients that asked
+	// for problem information.
+	Reason string
+}
+
+// AuthRequest is what an authenticate call is about. Client is the
+// broker's view of the connecting client; Password is the raw CONNECT
+// password (nil when absent). Neither may be kept after the call returns.
+type AuthRequest struct {
+	Client   *mqtt.ClientInfo
+	Password []byte
+}
+
+// Authenticator is the authenticate capability. An error (or a panic, or
+// missing the deadline of ctx) makes the chain apply the plugin's on-error
+// policy; the plugin need not apply it itself.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req *AuthRequest) (Decision, error)
+}
+
+// TopicFilter is the topic_filtering capability: subscribe, publish and
+// receive checks (req.Action). Errors are treated as for Authenticator.
+type TopicFilter interface {
+	FilterTopic(ctx context.Context, c *mqtt.ClientInfo, req mqtt.TopicRequest) (Decision, error)
+}
+
+// EventSink is the events capability. Wants is read once, when the
+// framework starts; events outside it are never built for this plugin.
+// Event hands over one event and must not block: a sink queues it (see
+// Queue) and does its work on its own goroutines. The event is immutable
+// and shared with other sinks; it may be kept.
+type EventSink interface {
+	Wants() mqtt.EventMask
+	Event(e *Event)
+}
+
+// Closer is implemented by plugins holding resources. Close is called at
+// broker shutdown after broker_post_shutdown has been handed to every sink;
+// ctx bounds how long a sink may take to drain its queue.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Starter is implemented by plugins that must do work before the broker
+// accepts clients, such as fetching an HTTP plugin's manifest. Start runs
+// before broker_pre_start; an error stops the broker from starting.
+type Starter interface {
+	Start(ctx context.Context) error
+}
+
+// Plugin is what a plugin alias resolves to: any value implementing one or
+// more of Authenticator, TopicFilter and EventSink (and optionally Starter
+// and Closer). The framework asks once, at load, which it has.
+type Plugin any
+
+// OnError is what a decision becomes when the plugin fails: it errs,
+// panics, times out, or its circuit breaker is open.
+type OnError uint8
+
+const (
+	OnErrorDeny   OnError = iota // deny (the default); MQTT 5 clients hear 0x88 server unavailable
+	OnErrorAllow                 // allow
+	OnErrorIgnore                // as if the plugin answered ignore
+	OnErrorStale                 // the plugin serves its last decision even if expired (webhook); else deny
+)
+
+// ParseOnError maps a config value to an OnError.
+func ParseOnError(s string) (OnError, bool) {
+	switch s {
+	case "", "deny":
+		return OnErrorDeny, true
+	case "allow":
+		return OnErrorAllow, true
+	case "ignore":
+		return OnErrorIgnore, true
+	case "stale":
+		return OnErrorStale, true
+	}
+	return 0, false
+}
+
+func (o OnError) String() string {
+	return [...]string{"deny", "allow", "ignore", "stale"}[o]
+}
+
+// ErrStale is returned (wrapped) by a plugin whose on-error policy is stale
+// but that has no decision to serve; the chain then denies.
+var ErrStale = errors.New("no stale decision to serve")
+
+// Event is one broker event as plugins see it: an owned, immutable copy of
+// the broker's mqtt.Event (which aliases read buffers), stamped with the
+// fields every plugin event carries (DESIGN §4).
+type Event struct {
+	ID     string    // unique across brokers and restarts
+	Seq    uint64    // per broker, increasing in the order events were built
+	Type   mqtt.EventType
+	Time   time.Time // when the broker saw it, UTC
+	Broker string    // node name (config name)
+
+	Client   *mqtt.ClientInfo // nil for broker lifecycle events; a copy the broker no longer touches
+	Topic    string           // filter for (un)subscribed, topic for message events
+	QoS      byte
+	Message  *Message        // message events and broker_retained_message
+	Packet   packets.Packet  // mqtt_packet_received / mqtt_packet_sent, decoded from an owned buffer
+	Reason   string          // broker_client_disconnected: why the connection ended
+	TargetID string          // broker_retained_message for an offline session: its client id
+	Config   map[string]any  // broker_pre_start only: the receiving plugin's own config block
+}
+
+// Message is an owned copy of an application message.
+type Message struct {
+	Topic      string
+	Payload    []byte
+	QoS        byte
+	Retain     bool
+	Properties *packets.Properties // MQTT 5 properties, nil when none
+}
