@@ -135,8 +135,8 @@ var ErrStale = errors.New("no stale decision to serve")
 // the broker's mqtt.Event (which aliases read buffers), stamped with the
 // fields every plugin event carries (DESIGN §4).
 type Event struct {
-	ID     string    // unique across brokers and restarts
-	Seq    uint64    // per broker, increasing in the order events were built
+	ID     string // unique across brokers and restarts
+	Seq    uint64 // per broker, increasing in the order events were built
 	Type   mqtt.EventType
 	Time   time.Time // when the broker saw it, UTC
 	Broker string    // node name (config name)
@@ -144,11 +144,11 @@ type Event struct {
 	Client   *mqtt.ClientInfo // nil for broker lifecycle events; a copy the broker no longer touches
 	Topic    string           // filter for (un)subscribed, topic for message events
 	QoS      byte
-	Message  *Message        // message events and broker_retained_message
-	Packet   packets.Packet  // mqtt_packet_received / mqtt_packet_sent, decoded from an owned buffer
-	Reason   string          // broker_client_disconnected: why the connection ended
-	TargetID string          // broker_retained_message for an offline session: its client id
-	Config   map[string]any  // broker_pre_start only: the receiving plugin's own config block
+	Message  *Message       // message events and broker_retained_message
+	Packet   packets.Packet // mqtt_packet_received / mqtt_packet_sent, decoded from an owned buffer
+	Reason   string         // broker_client_disconnected: why the connection ended
+	TargetID string         // broker_retained_message for an offline session: its client id
+	Config   map[string]any // broker_pre_start only: the receiving plugin's own config block
 }
 
 // Message is an owned copy of an application message.
