@@ -14,6 +14,9 @@ type Config struct {
 	Listeners     map[string]Listener `mapstructure:"listeners" doc:"named MQTT listeners; absent = one tcp listener \"default\" on :1883"`
 	Limits        Limits              `mapstructure:"limits"`
 	Features      Features            `mapstructure:"features"`
+	Plugins       map[string]Plugin   `mapstructure:"plugins" doc:"plugins by alias: HTTP services (url) or built-ins (type); none by default"`
+	Auth          Auth                `mapstructure:"auth"`
+	TopicCheck    TopicCheck          `mapstructure:"topic-check"`
 	SysInterval   time.Duration       `mapstructure:"sys-interval" doc:"$SYS publish period; 0 disables $SYS"`
 	ShutdownGrace time.Duration       `mapstructure:"shutdown-grace" doc:"on SIGINT/SIGTERM, how long clients get to flush before they are cut"`
 	Admin         Admin               `mapstructure:"admin"`
@@ -113,6 +116,8 @@ func Default() Config {
 		},
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},
+		Auth:          Auth{AllowAnonymous: true, Mode: "all"},
+		TopicCheck:    TopicCheck{Default: "deny", DenyPublish: "drop"},
 		SysInterval:   10 * time.Second,
 		ShutdownGrace: 5 * time.Second,
 		Admin:         Admin{Bind: "127.0.0.1:9180"},

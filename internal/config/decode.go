@@ -166,7 +166,7 @@ func decodeHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
 			return out, nil
 		}
 	case reflect.Struct, reflect.Map:
-		if _, ok := data.(map[string]any); !ok {
+		if reflect.TypeOf(data).Kind() != reflect.Map {
 			return nil, &valueError{data, "a section (a map of keys)"}
 		}
 	}

@@ -84,6 +84,9 @@ func Load(path string) (*Config, error) {
 	}
 	c.envSet = envOverrides(v.AllKeys())
 	c.warns = unusedEnv(v.AllKeys())
+	if errs := l.checkPluginKeys(raw, c); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	if errs := l.validate(c); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

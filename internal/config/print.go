@@ -58,7 +58,11 @@ func (c *Config) node() *yaml.Node {
 // {type, bind}.
 func (c *Config) sectionNode(v reflect.Value, prefix string, compact bool) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
+	plugin, isPlugin := v.Interface().(Plugin)
 	for _, f := range fieldsOf(v.Type()) {
+		if isPlugin && plugin.Type != "" && !plugin.uses(f.key) {
+			continue
+		}
 		key := join(prefix, f.key)
 		fv := v.Field(f.index)
 		var val *yaml.Node

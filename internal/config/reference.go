@@ -43,7 +43,7 @@ func refSection(v reflect.Value, prefix string) []KeyDoc {
 				entries = append(entries, fmt.Sprintf("%s: {%s}", name.String(), strings.Join(parts, ", ")))
 			}
 			out = append(out, KeyDoc{Key: key, Default: "{" + strings.Join(entries, ", ") + "}", Doc: f.doc})
-			out = append(out, refSection(reflect.New(f.typ.Elem()).Elem(), join(key, "<name>"))...)
+			out = append(out, refSection(entryDefault(f.typ.Elem()), join(key, "<name>"))...)
 		default:
 			d := ref
 			if !hasRef {

@@ -202,7 +202,7 @@ func setDefaults(v *viper.Viper, def reflect.Value, prefix string, file map[stri
 		case isEntries(f.typ):
 			inFile, ok := file[f.key].(map[string]any)
 			if ok || file[f.key] != nil {
-				zero := reflect.New(f.typ.Elem()).Elem()
+				zero := entryDefault(f.typ.Elem())
 				for name := range inFile {
 					sub, _ := inFile[name].(map[string]any)
 					setDefaults(v, zero, join(key, name), sub)

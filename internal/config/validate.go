@@ -108,6 +108,8 @@ func (l *loader) validate(c *Config) []error {
 		}
 	}
 
+	errs = append(errs, l.validatePlugins(c)...)
+
 	c.Logging.Level = strings.ToLower(strings.TrimSpace(c.Logging.Level))
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":
