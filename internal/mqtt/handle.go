@@ -28,6 +28,7 @@ var (
 	errQoSNotOffered = &protoError{packets.QoSNotSupported, "PUBLISH above the server's maximum QoS"}
 	errNoRetain      = &protoError{packets.RetainNotSupported, "retained PUBLISH while retain is not available"}
 	errNoSubIDs      = &protoError{packets.SubIDsNotSupported, "SUBSCRIBE with a Subscription Identifier while they are not available"}
+	errPubDenied     = &protoError{packets.NotAuthorized, "PUBLISH denied by the topic check (topic-check.deny-publish: disconnect)"}
 )
 
 // handle dispatches one inbound packet of a connected client.
@@ -150,6 +151,11 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		if !res.Allow {
 			// Denied before it is acknowledged, routed or retained.
 			b.stats.droppedDenied.Add(1)
+			if !v5 && b.opts.DisconnectDeniedPublish {
+				// 3.1.1 has no negative PUBACK: the operator chose to
+				// tell the client by closing rather than by silence.
+				return errPubDenied
+			}
 			code, reason = denyCode(packets.PUBACK, res.ReasonCode), res.Reason
 		}
 	}

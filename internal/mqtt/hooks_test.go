@@ -86,6 +86,34 @@ func TestTopicCheckActions(t *testing.T) {
 	}
 }
 
+// topic-check.deny-publish: disconnect closes a 3.1.1 publisher whose
+// PUBLISH is denied, before anything is acknowledged or routed; MQTT 5
+// publishers still get the reason code in PUBACK.
+func TestDeniedPublishDisconnects(t *testing.T) {
+	check := topicFunc(func(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
+		return TopicResult{Allow: r.Topic != "ro/x"}
+	})
+	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = check; o.DisconnectDeniedPublish = true })
+	sub := dialRaw(t, tb.addr)
+	sub.mustConnect("sub", true)
+	sub.subscribe(1, "#", 1)
+
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+	pub.send(&packets.Publish{Topic: "ro/x", Payload: []byte("denied"), QoS: 1, PacketID: 3, Retain: true})
+	pub.expectClosed(2 * time.Second)
+	sub.expectNothing(100 * time.Millisecond)
+	if st := tb.Stats(); st.DroppedDenied != 1 || st.Retained != 0 {
+		t.Fatalf("denied = %d retained = %d, want 1 and 0", st.DroppedDenied, st.Retained)
+	}
+
+	v5, _ := v5MustConnect(t, tb.addr, "pub5", true, 0)
+	v5.send(&packets.Publish{Topic: "ro/x", QoS: 1, PacketID: 4, Payload: []byte("x")})
+	if a := extExpect(v5, packets.PUBACK, 4).(*packets.Puback); a.ReasonCode != packets.NotAuthorized {
+		t.Fatalf("MQTT 5 denied publish: PUBACK %v, want 0x87", a.ReasonCode)
+	}
+}
+
 // A receive check that blocks for one subscriber holds back that subscriber
 // only: the publisher and other subscribers carry on. Asserted on order and
 // counts, not on wall-clock thresholds.

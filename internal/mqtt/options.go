@@ -109,5 +109,9 @@ type Options struct {
 	SysInterval time.Duration // $SYS publish period; 0 = default 10s, negative = off
 	Logger      *slog.Logger
 	Hooks       Hooks
-	Store       SessionStore // nil = in-memory
+	// DisconnectDeniedPublish closes an MQTT 3.1.1 connection whose PUBLISH
+	// the topic check denies, instead of acknowledging and dropping it.
+	// MQTT 5 clients always get the reason code in PUBACK/PUBREC.
+	DisconnectDeniedPublish bool
+	Store                   SessionStore // nil = in-memory
 }
