@@ -171,3 +171,16 @@ func TestServer(t *testing.T) {
 		t.Errorf("server still answers after Shutdown")
 	}
 }
+
+func TestMounts(t *testing.T) {
+	sub := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		text(w, http.StatusTeapot, "sub "+r.Method+" "+r.URL.Path)
+	})
+	h := NewHandler(&fakeSource{}, func() error { return nil }, prometheus.NewRegistry(), Mount{Pattern: "/plugins", Handler: sub})
+	if code, body, _ := get(t, h, http.MethodPost, "/plugins/a/cache/purge"); code != http.StatusTeapot || body != "sub POST /plugins/a/cache/purge\n" {
+		t.Errorf("mounted route = %d %q, want the mount's answer", code, body)
+	}
+	if code, _, _ := get(t, h, http.MethodGet, "/healthz"); code != http.StatusOK {
+		t.Errorf("healthz next to a mount = %d", code)
+	}
+}

@@ -15,6 +15,13 @@ import (
 // "shutting down").
 type ReadyFunc func() error
 
+// Mount is a subtree of the admin surface owned by another package, such as
+// the HTTP plugins' /plugins.
+type Mount struct {
+	Pattern string // e.g. "/plugins"
+	Handler http.Handler
+}
+
 // NewHandler returns the admin routes:
 //
 //	GET /healthz  200 "ok" while the process serves HTTP at all
@@ -22,9 +29,9 @@ type ReadyFunc func() error
 //	GET /metrics  Prometheus text exposition of reg
 //
 // It registers a Collector for src in reg (nil: a NewRegistry), so other
-// packages can add their own metrics to the same registry. HEAD is
-// answered like GET.
-func NewHandler(src StatsSource, ready ReadyFunc, reg *prometheus.Registry) http.Handler {
+// packages can add their own metrics to the same registry, and mounts
+// each of mounts under its pattern. HEAD is answered like GET.
+func NewHandler(src StatsSource, ready ReadyFunc, reg *prometheus.Registry, mounts ...Mount) http.Handler {
 	if reg == nil {
 		reg = NewRegistry()
 	}
@@ -44,6 +51,9 @@ func NewHandler(src StatsSource, ready ReadyFunc, reg *prometheus.Registry) http
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.InstrumentMetricHandler(reg,
 		promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError})))
+	for _, m := range mounts {
+		r.Mount(m.Pattern, m.Handler)
+	}
 	return r
 }
 
