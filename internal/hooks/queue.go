@@ -1,0 +1,151 @@
+package hooks
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Queue is a bounded FIFO of events between the goroutine that hands events
+// to a sink (the broker's, which must never block) and the one goroutine that
+// delivers them. When it is full the oldest event gives way: a plugin that
+// falls behind loses its stalest news rather than slowing MQTT traffic down
+// (DESIGN §3.3, §5).
+//
+// It is a ring buffer under a mutex with a one-slot wake-up channel, so a
+// Push costs no allocation and starts no goroutine.
+type Queue struct {
+	mu     sync.Mutex
+	buf    []*Event
+	head   int // index of the oldest event
+	n      int // events queued
+	closed bool
+
+	dropped atomic.Uint64
+	// notify holds at most one pending wake-up: a consumer only needs to
+	// learn that something changed, not how many times.
+	notify chan struct{}
+	done   chan struct{} // closed by Close, so a waiting Take sees it at once
+}
+
+// NewQueue returns an empty queue holding at most capacity events (at least
+// one).
+func NewQueue(capacity int) *Queue {
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &Queue{
+		buf:    make([]*Event, capacity),
+		notify: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+}
+
+// Push queues e without blocking. When the queue is full it drops the
+// oldest event and returns it, so the caller can count or log it; it
+// returns nil when nothing was dropped. After Close, e itself is dropped
+// and returned.
+func (q *Queue) Push(e *Event) (dropped *Event) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		q.dropped.Add(1)
+		return e
+	}
+	if q.n == len(q.buf) {
+		dropped = q.buf[q.head]
+		q.buf[q.head] = nil
+		q.head = q.next(q.head)
+		q.n--
+		q.dropped.Add(1)
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = e
+	q.n++
+	q.mu.Unlock()
+	q.wake()
+	return dropped
+}
+
+// Take waits until at least one event is queued, then appends up to max of
+// them (all queued when max < 1), oldest first, to dst and returns it. ctx
+// bounds only the wait: events already queued are returned even when ctx is
+// done, which lets a draining consumer empty the queue without blocking.
+// Take returns dst unchanged when ctx ends while it waits, or when the queue
+// is closed and empty.
+func (q *Queue) Take(ctx context.Context, dst []*Event, max int) []*Event {
+	for {
+		q.mu.Lock()
+		if q.n > 0 {
+			dst = q.takeLocked(dst, max)
+			more := q.n > 0
+			q.mu.Unlock()
+			if more {
+				// The wake-up this Take consumed may have stood for
+				// events it left behind; pass it on.
+				q.wake()
+			}
+			return dst
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return dst
+		}
+		select {
+		case <-q.notify:
+		case <-q.done:
+		case <-ctx.Done():
+			return dst
+		}
+	}
+}
+
+func (q *Queue) takeLocked(dst []*Event, max int) []*Event {
+	k := q.n
+	if max > 0 && max < k {
+		k = max
+	}
+	for range k {
+		dst = append(dst, q.buf[q.head])
+		q.buf[q.head] = nil // the consumer owns it now; let the GC have it when done
+		q.head = q.next(q.head)
+	}
+	q.n -= k
+	return dst
+}
+
+func (q *Queue) next(i int) int {
+	if i++; i == len(q.buf) {
+		return 0
+	}
+	return i
+}
+
+func (q *Queue) wake() {
+	select {
+	case q.notify <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// Len is the number of events queued.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+// Dropped counts the events dropped so far: overflow, and pushes after
+// Close.
+func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
+
+// Close stops the queue from taking events; Take still hands out what is
+// left, then returns at once. Close is idempotent.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.done)
+	}
+}

@@ -1,0 +1,221 @@
+// Package batch is the event delivery pipeline of an HTTP plugin: it queues
+// the broker's events without ever blocking the broker, groups them into
+// POST /events bodies (by count, size and a short linger), keeps each
+// client's events in order while different clients go in parallel, retries
+// what the plugin may accept later, and drains within a deadline at shutdown
+// (DESIGN §3.3, §4). How a body reaches the plugin (URL, headers, signing)
+// is the Sender's business, not this package's.
+package batch
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/hooks"
+)
+
+// Options bound and pace a Pipeline. Zero values take the defaults in
+// brackets.
+type Options struct {
+	QueueSize  int           // events queued at most, all lanes together [10000]
+	Lanes      int           // batches in flight at once, one per lane [4]
+	MaxEvents  int           // events per POST [100]
+	MaxBytes   int           // bytes per POST body; a larger single event goes alone [256 KiB]
+	Linger     time.Duration // after a batch's first event, how long to wait for more; negative: never wait [50ms]
+	Retries    int           // attempts after the first for a retryable failure; negative: none [5]
+	Backoff    time.Duration // first retry's backoff ceiling, doubling per retry, full jitter [100ms]
+	MaxBackoff time.Duration // cap on any wait between attempts, Retry-After included [10s]
+	Logger     *slog.Logger  // where rate-limited failure reports go; give it the plugin alias [slog.Default()]
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.QueueSize, 10000)
+	def(&o.Lanes, 4)
+	def(&o.MaxEvents, 100)
+	def(&o.MaxBytes, 256<<10)
+	if o.Retries == 0 {
+		o.Retries = 5
+	}
+	o.Retries = max(o.Retries, 0)
+	if o.Linger == 0 {
+		o.Linger = 50 * time.Millisecond
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 10 * time.Second
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.Backoff)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Encoder appends one event's JSON object to dst. On error the event is
+// dropped and counted; whatever it appended is discarded.
+type Encoder func(dst []byte, e *hooks.Event) ([]byte, error)
+
+// Sender POSTs body, `{"events":[...]}` holding n events, to the plugin. It
+// returns nil when the plugin took the batch, a *RetryableError when trying
+// again may help (see Classify), and any other error to drop the batch. It
+// must return soon after ctx is done (Close waits for it), and must not
+// touch body once it returns: the lane reuses it for the next batch. Note
+// that net/http may still be writing a request body after a cancelled or
+// timed-out Do returns; a Sender on net/http waits for the body's Close (or
+// sends a copy) before returning.
+type Sender func(ctx context.Context, body []byte, n int) error
+
+// Stats is a snapshot of a Pipeline's counters.
+type Stats struct {
+	Queued  int    // events waiting in the lanes' queues
+	Batches uint64 // POSTs the plugin accepted
+	Sent    uint64 // events in those POSTs
+	Retried uint64 // POSTs sent again after a retryable failure
+	Dropped Drops
+}
+
+// Drops counts undelivered events by why they were given up.
+type Drops struct {
+	Overflow uint64 // pushed out of a full queue, oldest first
+	Failed   uint64 // in a batch the plugin refused, or that ran out of retries
+	Encode   uint64 // the Encoder failed on them
+	Shutdown uint64 // pushed after Close, or still undelivered when Close's deadline passed
+}
+
+// Pipeline delivers events to one plugin. Push may be called from any
+// goroutine; Close must be called to stop its goroutines.
+type Pipeline struct {
+	opts  Options
+	enc   Encoder
+	send  Sender
+	lanes []*lane
+	seed  maphash.Seed
+
+	// stop ends sends and backoff waits once Close's deadline passes;
+	// until then Close lets the lanes finish on their own.
+	stop    context.Context
+	abort   context.CancelFunc
+	closing atomic.Bool
+	running atomic.Int32
+	done    chan struct{} // closed when the last lane has returned
+
+	batches, sent, retried             atomic.Uint64
+	overflow, failed, encode, shutdown atomic.Uint64
+
+	rep reporter
+}
+
+// New starts a pipeline of opts.Lanes goroutines that encode events with enc
+// and deliver them with send.
+func New(opts Options, enc Encoder, send Sender) *Pipeline {
+	opts = opts.withDefaults()
+	p := &Pipeline{
+		opts: opts,
+		enc:  enc,
+		send: send,
+		seed: maphash.MakeSeed(),
+		done: make(chan struct{}),
+		rep:  reporter{log: opts.Logger},
+	}
+	p.stop, p.abort = context.WithCancel(context.Background())
+	perLane := max(opts.QueueSize/opts.Lanes, 1)
+	p.lanes = make([]*lane, opts.Lanes)
+	p.running.Store(int32(opts.Lanes))
+	for i := range p.lanes {
+		p.lanes[i] = newLane(p, perLane)
+		go p.lanes[i].run()
+	}
+	return p
+}
+
+// Push queues e for delivery and never blocks. A full lane drops its oldest
+// event. All events of one client share a lane, so they reach the plugin in
+// the order they were pushed; lifecycle events (no client) use lane 0.
+func (p *Pipeline) Push(e *hooks.Event) {
+	if p.closing.Load() {
+		p.shutdown.Add(1)
+		return
+	}
+	switch d := p.lanes[p.laneOf(e)].q.Push(e); d {
+	case nil:
+	case e: // Close won the race with this Push
+		p.shutdown.Add(1)
+	default:
+		p.overflow.Add(1)
+	}
+}
+
+func (p *Pipeline) laneOf(e *hooks.Event) int {
+	if e.Client == nil || len(p.lanes) == 1 {
+		return 0
+	}
+	return int(maphash.String(p.seed, e.Client.ClientID) % uint64(len(p.lanes)))
+}
+
+// Close stops taking events and delivers what is queued, still batching
+// and retrying, until ctx ends; then it abandons the rest (counted as
+// shutdown drops) and returns once every lane goroutine has. The error
+// says how many events were abandoned. Close may be called more than once.
+func (p *Pipeline) Close(ctx context.Context) error {
+	if !p.closing.Swap(true) {
+		for _, l := range p.lanes {
+			l.q.Close()
+		}
+	}
+	var late error
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		late = ctx.Err()
+		p.abort()
+		<-p.done
+	}
+	p.abort()
+	p.rep.flush(p)
+	if late != nil {
+		return fmt.Errorf("batch: %d plugin events dropped undelivered at shutdown (%w): allow more shutdown time or check the plugin service",
+			p.shutdown.Load(), late)
+	}
+	return nil
+}
+
+func (p *Pipeline) laneDone() {
+	if p.running.Add(-1) == 0 {
+		close(p.done)
+	}
+}
+
+// Stats returns the pipeline's counters.
+func (p *Pipeline) Stats() Stats {
+	s := p.counters()
+	for _, l := range p.lanes {
+		s.Queued += l.q.Len()
+	}
+	return s
+}
+
+// counters is Stats without Queued, which needs every lane's lock.
+func (p *Pipeline) counters() Stats {
+	return Stats{
+		Batches: p.batches.Load(),
+		Sent:    p.sent.Load(),
+		Retried: p.retried.Load(),
+		Dropped: Drops{
+			Overflow: p.overflow.Load(),
+			Failed:   p.failed.Load(),
+			Encode:   p.encode.Load(),
+			Shutdown: p.shutdown.Load(),
+		},
+	}
+}
