@@ -157,3 +157,62 @@ func TestHookSeamNilAndWanted(t *testing.T) {
 		}
 	}
 }
+
+// While a slow Authenticate decides, the broker reads the socket to notice
+// the client leaving; packets the client pipelined behind its CONNECT in
+// the meantime are kept and handled, in order, once it is accepted. The
+// password and will given to the hook stay intact although more bytes
+// arrived after them.
+func TestAuthPipelinedPacketsKept(t *testing.T) {
+	release := make(chan struct{})
+	seen := make(chan string, 1)
+	auth := extAuth(func(_ context.Context, c *ClientInfo, pw []byte) AuthResult {
+		<-release
+		select {
+		case seen <- c.ClientID + "/" + string(pw):
+		default:
+		}
+		return AuthResult{Allow: true}
+	})
+	tb := startBroker(t, func(o *Options) { o.Hooks.Auth = auth })
+	c := dialRaw(t, tb.addr)
+	var batch []byte
+	for _, p := range []packets.Packet{
+		&packets.Connect{ProtocolVersion: packets.V311, ClientID: "pipeliner", CleanStart: true, KeepAlive: 30,
+			UsernameFlag: true, Username: "u", PasswordFlag: true, Password: []byte("pw-intact"),
+			WillFlag: true, WillTopic: "will/t", WillPayload: []byte("bye")},
+		&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "echo/#", QoS: 1}}},
+		&packets.Publish{Topic: "echo/1", QoS: 1, PacketID: 2, Payload: make([]byte, 3000)},
+	} {
+		batch, _ = p.Append(batch, packets.V311)
+	}
+	c.write(batch)
+	time.Sleep(50 * time.Millisecond) // lets the watcher read the pipelined packets; not asserted
+	close(release)
+	if got := <-seen; got != "pipeliner/pw-intact" {
+		t.Fatalf("hook saw %q", got)
+	}
+	if ack, ok := c.read(2 * time.Second).(*packets.Connack); !ok || ack.ReasonCode != 0 {
+		t.Fatalf("want CONNACK 0, got %v", ack)
+	}
+	var gotSuback, gotPuback, gotPublish bool
+	for !(gotSuback && gotPuback && gotPublish) {
+		switch p := c.read(2 * time.Second).(type) {
+		case *packets.Suback:
+			gotSuback = true
+		case *packets.Puback:
+			gotPuback = p.PacketID == 2
+		case *packets.Publish:
+			gotPublish = p.Topic == "echo/1" && len(p.Payload) == 3000
+		}
+	}
+	// The will (from the CONNECT whose bytes preceded the pipelined ones)
+	// is published intact on the abnormal close.
+	w := dialRaw(t, tb.addr)
+	w.mustConnect("will-watcher", true)
+	w.subscribe(1, "will/#", 0)
+	c.conn.Close()
+	if m := w.expectPublish(2 * time.Second); m.Topic != "will/t" || string(m.Payload) != "bye" {
+		t.Fatalf("will arrived as %q %q", m.Topic, m.Payload)
+	}
+}

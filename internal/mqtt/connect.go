@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -205,7 +206,9 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 	if b.hooks.Auth == nil {
 		return nil, nil
 	}
-	return nil, c.checkAuth(b.hooks.Auth.Authenticate(c.ctx, &c.info, p.Password))
+	var res AuthResult
+	c.decideWatched(func(ctx context.Context) { res = b.hooks.Auth.Authenticate(ctx, &c.info, p.Password) })
+	return nil, c.checkAuth(res)
 }
 
 // authRound sends AUTH "continue authentication" during CONNECT and reads

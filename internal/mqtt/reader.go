@@ -77,6 +77,23 @@ func (r *packetReader) compact() {
 	r.start = 0
 }
 
+// unread puts bytes read from the connection by someone else (the CONNECT
+// watcher) back in front of what the reader will read next. It never moves
+// bytes already in the buffer: the CONNECT being handled aliases them.
+func (r *packetReader) unread(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if len(r.buf)-r.end < len(b) {
+		nb := make([]byte, max(r.end-r.start+len(b), minReadBuf))
+		r.end = copy(nb, r.buf[r.start:r.end])
+		r.start = 0
+		r.buf = nb
+	}
+	r.end += copy(r.buf[r.end:], b)
+	r.bytes += int64(len(b))
+}
+
 // fill reads once from the connection.
 func (r *packetReader) fill() error {
 	if r.start == r.end {

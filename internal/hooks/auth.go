@@ -1,0 +1,117 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+// authChain is the broker's mqtt.Authenticator: the auth rules of DESIGN
+// §3.2 over the auth plugins of the current state.
+type authChain struct{ m *Manager }
+
+// Authenticate decides one CONNECT. The broker calls it on the connecting
+// client's goroutine before any session state changes, with a ctx that
+// ends when the client goes away or the broker closes.
+func (a *authChain) Authenticate(ctx context.Context, c *mqtt.ClientInfo, password []byte) mqtt.AuthResult {
+	st := a.m.acquire()
+	defer st.release()
+	var res mqtt.AuthResult
+	if len(st.auth) > 1 && !st.authFirst {
+		res = st.authConcurrently(ctx, c, password)
+	} else {
+		// Mode first, or one plugin (where the modes agree): in order, the
+		// first answer that is not ignore decides, on this goroutine.
+		res = st.authInOrder(ctx, &AuthRequest{Client: c, Password: password})
+	}
+	a.m.chains.count(actAuthenticate, res.Allow)
+	return res
+}
+
+func (st *state) authInOrder(ctx context.Context, req *AuthRequest) mqtt.AuthResult {
+	for _, p := range st.auth {
+		switch ans := p.askAuth(ctx, req); ans.Result {
+		case Allow:
+			return mqtt.AuthResult{Allow: true}
+		case Deny:
+			return authDenied(req.Client, ans)
+		}
+	}
+	return st.anonymousResult()
+}
+
+// authConcurrently is mode all (aMQTT's): every plugin is asked at once;
+// the first deny refuses the client without waiting for the others, whose
+// contexts are then cancelled; else any allow accepts.
+func (st *state) authConcurrently(ctx context.Context, c *mqtt.ClientInfo, password []byte) mqtt.AuthResult {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// A plugin may still be at work when this returns, after the broker
+	// has reused the CONNECT buffer the password lives in: copy it.
+	req := &AuthRequest{Client: c, Password: bytes.Clone(password)}
+	answers := make(chan answer, len(st.auth))
+	for _, p := range st.auth {
+		st.refs.Add(1) // held until the plugin answers, so a Reload does not close it under the call
+		go func() {
+			defer st.release()
+			answers <- p.askAuth(ctx, req)
+		}()
+	}
+	allowed := false
+	for range st.auth {
+		switch ans := <-answers; ans.Result {
+		case Deny:
+			return authDenied(c, ans)
+		case Allow:
+			allowed = true
+		}
+	}
+	if allowed {
+		return mqtt.AuthResult{Allow: true}
+	}
+	return st.anonymousResult()
+}
+
+func (p *plugin) askAuth(ctx context.Context, req *AuthRequest) answer {
+	return p.ask(ctx, actAuthenticate, func(ctx context.Context) (Decision, error) {
+		return p.auth.Authenticate(ctx, req)
+	})
+}
+
+// anonymousResult decides a client no plugin had an opinion about.
+func (st *state) anonymousResult() mqtt.AuthResult {
+	if st.anonymous {
+		return mqtt.AuthResult{Allow: true}
+	}
+	return mqtt.AuthResult{ReasonCode: byte(packets.NotAuthorized), Reason: "not authorized"}
+}
+
+// authDenied is the CONNACK for a deny: the plugin's code when CONNACK may
+// carry it, else 0x87; 0x88 server unavailable when the deny is an outage
+// (the plugin failed and its on-error policy denied).
+func authDenied(c *mqtt.ClientInfo, ans answer) mqtt.AuthResult {
+	code, reason := packets.NotAuthorized, ans.Reason
+	switch {
+	case ans.failed:
+		code, reason = packets.ServerUnavailable, "authentication is unavailable; try again later"
+	case validDeny(packets.CONNACK, ans.ReasonCode):
+		code = packets.ReasonCode(ans.ReasonCode)
+	}
+	if c.ProtocolVersion != byte(packets.V5) && code != packets.BadUsernameOrPassword {
+		// DESIGN §3.2: a refused 3.1.1 client hears 0x04 for bad
+		// credentials and 0x05 for everything else. The broker turns 0x86
+		// into 0x04 and 0x87 into 0x05, but 0x88 into 0x03 and 0x85 into
+		// 0x02, so anything else is handed over as 0x87.
+		code = packets.NotAuthorized
+	}
+	return mqtt.AuthResult{ReasonCode: byte(code), Reason: reason}
+}
+
+// validDeny reports whether a plugin's reason code is a failure code that
+// packets of type t may carry.
+func validDeny(t packets.Type, code byte) bool {
+	rc := packets.ReasonCode(code)
+	return rc >= packets.UnspecifiedError && packets.ValidCode(t, rc)
+}

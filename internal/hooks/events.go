@@ -1,0 +1,174 @@
+package hooks
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+// eventFan is the broker's mqtt.EventSink: it turns each broker event into
+// one owned Event and hands the same pointer to every plugin that wants it.
+type eventFan struct{ m *Manager }
+
+// Wants is the mask fixed at New: the broker reads it once, at start, so a
+// Reload can narrow what plugins receive but never widen what is built.
+func (f *eventFan) Wants() mqtt.EventMask { return f.m.mask }
+
+// Event copies e (nothing of it may be kept: it aliases the broker's
+// buffers) and hands the copy to the sinks that want its type. It runs on
+// the broker's goroutines and never blocks on a plugin beyond the plugin's
+// own (non-blocking) Event.
+func (f *eventFan) Event(e *mqtt.Event) {
+	st := f.m.acquire()
+	defer st.release()
+	if !st.mask.Has(e.Type) {
+		return // no current plugin wants it: nothing is built
+	}
+	ev := f.m.own(e)
+	for _, p := range st.sinks {
+		switch {
+		case e.Type == mqtt.EventBrokerPreStart && p.config != nil:
+			p.deliver(withConfig(ev, p.config))
+		case p.wants.Has(e.Type):
+			p.deliver(ev)
+		}
+	}
+}
+
+// withConfig is broker_pre_start for one plugin: the shared event plus the
+// plugin's own config block (DESIGN §4).
+func withConfig(ev *Event, config map[string]any) *Event {
+	cp := *ev
+	cp.Config = config
+	return &cp
+}
+
+// deliver hands ev to p's sink. A sink that panics loses the event, is
+// counted and logged, and the broker carries on.
+func (p *plugin) deliver(ev *Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.counters.panics.Inc()
+			p.warn("plugin panicked on an event; the event is lost to it", "event", ev.Type.String(), "panic", v)
+		}
+	}()
+	p.counters.events.Inc()
+	p.sink.Event(ev)
+}
+
+// newIDPrefix returns the random part of event ids: 64 bits per process, so
+// ids from different brokers and restarts do not collide.
+func newIDPrefix() string {
+	var r [8]byte
+	rand.Read(r[:])
+	return hex.EncodeToString(r[:]) + "-"
+}
+
+// owned is an Event with room for the copies it points to, so building
+// one costs one allocation for the structs and one for the bytes.
+type owned struct {
+	ev  Event
+	ci  mqtt.ClientInfo
+	msg Message
+}
+
+// own builds the owned copy of e, stamped with id, seq, time and broker.
+// Strings and bytes that may alias a read buffer are copied; packets are
+// re-encoded and decoded from a buffer of their own.
+func (m *Manager) own(e *mqtt.Event) *Event {
+	seq := m.seq.Add(1)
+	t := e.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	var payload []byte
+	if e.Message != nil {
+		payload = e.Message.Payload
+	}
+	// The id, the topic and the payload share one buffer, which is never
+	// appended to beyond the capacity reserved here.
+	buf := make([]byte, 0, len(m.idPrefix)+16+len(e.Topic)+len(payload))
+	buf = strconv.AppendUint(append(buf, m.idPrefix...), seq, 16)
+	idEnd := len(buf)
+	buf = append(buf, e.Topic...)
+	topicEnd := len(buf)
+	buf = append(buf, payload...)
+
+	o := &owned{}
+	ev := &o.ev
+	*ev = Event{
+		ID:       unsafe.String(unsafe.SliceData(buf), idEnd),
+		Seq:      seq,
+		Type:     e.Type,
+		Time:     t.UTC(),
+		Broker:   m.broker,
+		Topic:    unsafe.String(unsafe.SliceData(buf[idEnd:]), topicEnd-idEnd),
+		QoS:      e.QoS,
+		Reason:   strings.Clone(e.Reason),
+		TargetID: strings.Clone(e.TargetID),
+	}
+	if e.Client != nil {
+		o.ci = *e.Client // its slices are immutable once a hook sees it (mqtt.ClientInfo)
+		ev.Client = &o.ci
+	}
+	if msg := e.Message; msg != nil {
+		o.msg = Message{Topic: ev.Topic, QoS: msg.QoS, Retain: msg.Retain}
+		if payload != nil {
+			o.msg.Payload = buf[topicEnd:len(buf):len(buf)]
+		}
+		if msg.Topic != e.Topic {
+			o.msg.Topic = strings.Clone(msg.Topic)
+		}
+		if msg.Props != nil {
+			o.msg.Properties = msg.Props.Clone()
+		}
+		ev.Message = &o.msg
+	}
+	if e.Packet != nil {
+		ev.Packet = ownPacket(e.Packet, packetVersion(e))
+	}
+	return ev
+}
+
+// packetVersion is the protocol version a packet event was encoded in: a
+// CONNECT says so itself; other packets follow their client's.
+func packetVersion(e *mqtt.Event) packets.Version {
+	if c, ok := e.Packet.(*packets.Connect); ok {
+		return c.ProtocolVersion
+	}
+	if e.Client != nil {
+		return packets.Version(e.Client.ProtocolVersion)
+	}
+	return 0
+}
+
+// ownPacket copies p by encoding it for v and decoding the result, which
+// then aliases only its own buffer. A packet from a connection whose version
+// is not yet known (a CONNACK refusing an unreadable CONNECT) is tried as
+// MQTT 5 and as 3.1.1. It returns nil if no encoding round-trips, which a
+// packet the broker itself decoded or built always does.
+func ownPacket(p packets.Packet, v packets.Version) packets.Packet {
+	for _, v := range [...]packets.Version{v, packets.V5, packets.V311} {
+		if v == 0 {
+			continue
+		}
+		buf, err := p.Append(nil, v)
+		if err != nil {
+			continue
+		}
+		fh, n, err := packets.DecodeFixedHeader(buf)
+		if err != nil {
+			continue
+		}
+		if q, err := packets.Decode(fh, buf[n:], v); err == nil {
+			return q
+		}
+	}
+	return nil
+}

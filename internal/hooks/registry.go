@@ -1,0 +1,215 @@
+package hooks
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+)
+
+// plugin is one alias as the chains see it: the capabilities found once, at
+// load, and the counters its answers feed.
+type plugin struct {
+	alias   string
+	kind    string // PluginSpec.Type, or the Go type when none was given
+	value   Plugin
+	onError OnError
+	timeout time.Duration
+	config  map[string]any // nil when the alias has no config block
+
+	auth   Authenticator
+	filter TopicFilter
+	sink   EventSink
+	wants  mqtt.EventMask
+
+	counters *pluginCounters
+	logger   *slog.Logger
+	logs     throttle
+}
+
+// state is one generation of the registry: what New or a Reload built. The
+// chains load it once per call, so a call started before a Reload finishes
+// on the plugins it started with.
+type state struct {
+	plugins []*plugin // every alias, sorted
+
+	auth      []*plugin // auth.plugins, in config order
+	authFirst bool
+	anonymous bool
+
+	topicsOn bool
+	topics   []*plugin // topic-check.plugins, in config order
+	fallback Result    // topic-check.default: Allow or Deny
+
+	sinks []*plugin      // plugins that are EventSinks
+	mask  mqtt.EventMask // union of the sinks' wants
+
+	// Retirement: once a Reload replaced this state and the last call
+	// using it returned, idle runs (once) and closes the plugins the new
+	// state no longer has.
+	refs     atomic.Int64
+	retired  atomic.Bool
+	idleOnce sync.Once
+	idle     func()
+}
+
+// release ends one call's use of st.
+func (st *state) release() {
+	if st.refs.Add(-1) == 0 && st.retired.Load() {
+		st.idleOnce.Do(st.idle)
+	}
+}
+
+// retire marks st replaced; idle runs now or when its last call returns.
+func (st *state) retire(idle func()) {
+	st.idle = idle
+	st.retired.Store(true)
+	if st.refs.Load() == 0 {
+		st.idleOnce.Do(st.idle)
+	}
+}
+
+// has reports whether the state holds v (under any alias).
+func (st *state) has(v Plugin) bool {
+	return slices.ContainsFunc(st.plugins, func(p *plugin) bool { return samePlugin(p.value, v) })
+}
+
+// distinct lists the state's plugins with each plugin value once, since
+// one value may serve several aliases and must be started and closed once.
+func (st *state) distinct() []*plugin {
+	var out []*plugin
+	for _, p := range st.plugins {
+		if !slices.ContainsFunc(out, func(q *plugin) bool { return samePlugin(q.value, p.value) }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// samePlugin compares plugin values without panicking on types that ==
+// cannot compare (those are never the same plugin).
+func samePlugin(a, b Plugin) bool {
+	ta := reflect.TypeOf(a)
+	return ta != nil && ta == reflect.TypeOf(b) && ta.Comparable() && a == b
+}
+
+// compile validates opts and builds a state from them. Errors name the
+// config key at fault.
+func (m *Manager) compile(opts Options) (*state, error) {
+	st := &state{anonymous: opts.Auth.AllowAnonymous, topicsOn: opts.Topics.Enable}
+	byAlias := make(map[string]*plugin, len(opts.Plugins))
+	for _, alias := range slices.Sorted(maps.Keys(opts.Plugins)) {
+		p, err := m.load(alias, opts.Plugins[alias])
+		if err != nil {
+			return nil, err
+		}
+		byAlias[alias] = p
+		st.plugins = append(st.plugins, p)
+		if p.sink != nil {
+			st.sinks = append(st.sinks, p)
+			st.mask |= p.wants
+			if p.config != nil {
+				// DESIGN §4: the config block travels in broker_pre_start,
+				// sent to such a plugin whether it subscribed or not.
+				st.mask = st.mask.With(mqtt.EventBrokerPreStart)
+			}
+		}
+	}
+	defined := "none"
+	if len(opts.Plugins) > 0 {
+		defined = strings.Join(slices.Sorted(maps.Keys(opts.Plugins)), ", ")
+	}
+
+	switch opts.Auth.Mode {
+	case "", "all":
+	case "first":
+		st.authFirst = true
+	default:
+		return nil, fmt.Errorf("auth.mode: %q is not a mode (all, first)", opts.Auth.Mode)
+	}
+	var err error
+	st.auth, err = pick(byAlias, defined, "auth.plugins", opts.Auth.Plugins, "authenticate",
+		func(p *plugin) bool { return p.auth != nil })
+	if err != nil {
+		return nil, err
+	}
+	st.topics, err = pick(byAlias, defined, "topic-check.plugins", opts.Topics.Plugins, "filter topics",
+		func(p *plugin) bool { return p.filter != nil })
+	if err != nil {
+		return nil, err
+	}
+	switch opts.Topics.Default {
+	case Ignore, Deny: // unset means deny (DESIGN §3.2)
+		st.fallback = Deny
+	case Allow:
+		st.fallback = Allow
+	default:
+		return nil, fmt.Errorf("topic-check.default: %d is not allow or deny", opts.Topics.Default)
+	}
+	if !st.topicsOn && len(st.topics) > 0 {
+		m.log.Warn("topic-check.plugins are listed but topic-check.enable is false: no topic is checked",
+			"plugins", opts.Topics.Plugins)
+	}
+	return st, nil
+}
+
+// load finds which capabilities one alias's plugin has.
+func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
+	key := "plugins." + alias
+	switch {
+	case alias == "":
+		return nil, fmt.Errorf("plugins: an alias is empty; name every plugin")
+	case spec.Plugin == nil:
+		return nil, fmt.Errorf("%s: no plugin was built for this alias (type %q)", key, spec.Type)
+	case spec.OnError > OnErrorStale:
+		return nil, fmt.Errorf("%s.on-error: %d is not a policy (deny, allow, ignore, stale)", key, spec.OnError)
+	case spec.Timeout < 0:
+		return nil, fmt.Errorf("%s.timeout: %v is negative; use 0 for none or a duration such as 500ms", key, spec.Timeout)
+	}
+	p := &plugin{
+		alias:    alias,
+		kind:     spec.Type,
+		value:    spec.Plugin,
+		onError:  spec.OnError,
+		timeout:  spec.Timeout,
+		counters: m.metrics.forPlugin(alias),
+		logger:   m.log,
+	}
+	if p.kind == "" {
+		p.kind = fmt.Sprintf("%T", spec.Plugin)
+	}
+	if len(spec.Config) > 0 {
+		p.config = spec.Config
+	}
+	p.auth, _ = spec.Plugin.(Authenticator)
+	p.filter, _ = spec.Plugin.(TopicFilter)
+	if p.sink, _ = spec.Plugin.(EventSink); p.sink != nil {
+		p.wants = p.sink.Wants() // read once (EventSink's contract)
+	}
+	return p, nil
+}
+
+// pick resolves a list of aliases for one capability.
+func pick(byAlias map[string]*plugin, defined, key string, aliases []string, verb string, able func(*plugin) bool) ([]*plugin, error) {
+	out := make([]*plugin, 0, len(aliases))
+	for i, alias := range aliases {
+		p, ok := byAlias[alias]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%s: %q is not a plugin (defined: %s)", key, alias, defined)
+		case !able(p):
+			return nil, fmt.Errorf("%s: %q (type %s) cannot %s", key, alias, p.kind, verb)
+		case slices.Contains(aliases[:i], alias):
+			return nil, fmt.Errorf("%s: %q is listed twice; list each plugin once", key, alias)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

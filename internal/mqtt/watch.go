@@ -1,0 +1,55 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+)
+
+// errClientGone ends a hook's context when the client disconnects while the
+// hook is deciding its CONNECT.
+var errClientGone = errors.New("client disconnected while its CONNECT was being decided")
+
+// maxPipelined bounds what the watcher buffers from a client that keeps
+// sending while it is not yet authenticated; past it the watcher stops
+// reading and lets TCP flow control hold the client back.
+const maxPipelined = 64 << 10
+
+// decideWatched runs decide with a context that ends when the client goes
+// away, so a slow authentication plugin stops working for a client nobody
+// waits for. During CONNECT nothing else reads the socket, so a goroutine
+// reads it meanwhile; whatever the client pipelined after CONNECT is handed
+// back to the packet reader afterwards, in order. WebSocket connections
+// are not watched: a read deadline closes a coder/websocket net.Conn, and
+// the deadline is how the watcher is stopped.
+func (c *client) decideWatched(decide func(ctx context.Context)) {
+	if c.info.Transport == "ws" || c.info.Transport == "wss" {
+		decide(c.ctx)
+		return
+	}
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	defer cancel(nil)
+	var got []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for len(got) < maxPipelined {
+			n, err := c.conn.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					cancel(errClientGone)
+				}
+				return
+			}
+		}
+	}()
+	decide(ctx)
+	c.conn.SetReadDeadline(time.Now()) // wakes the watcher's Read
+	<-done
+	c.conn.SetReadDeadline(c.connectDeadline)
+	c.r.unread(got)
+}
