@@ -324,3 +324,19 @@ func eventNames() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// reloadable are the top-level keys SIGHUP applies to a running broker.
+var reloadable = []string{"plugins", "auth", "topic-check"}
+
+// RestartNeeded lists the top-level keys whose values differ between c
+// and next and that a reload does not apply.
+func (c *Config) RestartNeeded(next *Config) []string {
+	var keys []string
+	a, b := reflect.ValueOf(*c), reflect.ValueOf(*next)
+	for _, f := range fieldsOf(a.Type()) {
+		if !slices.Contains(reloadable, f.key) && !reflect.DeepEqual(a.Field(f.index).Interface(), b.Field(f.index).Interface()) {
+			keys = append(keys, f.key)
+		}
+	}
+	return keys
+}

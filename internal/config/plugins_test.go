@@ -108,3 +108,22 @@ func TestPluginErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRestartNeeded(t *testing.T) {
+	isolate(t)
+	dir := t.TempDir()
+	a, err := Load(writeFile(t, dir, "a.yaml", "limits: {max-inflight: 8}\nauth: {allow-anonymous: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(writeFile(t, dir, "b.yaml", "limits: {max-inflight: 9}\nauth: {allow-anonymous: false}\nplugins:\n  p: {url: \"http://h:1\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.RestartNeeded(b); !reflect.DeepEqual(got, []string{"limits"}) {
+		t.Errorf("RestartNeeded = %v, want [limits] (plugins and auth reload)", got)
+	}
+	if got := a.RestartNeeded(a); got != nil {
+		t.Errorf("RestartNeeded(same) = %v, want none", got)
+	}
+}
