@@ -1,0 +1,135 @@
+package webhook
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// Status is what the admin API shows of one plugin.
+type Status struct {
+	Alias          string                    `json:"alias"`
+	URL            string                    `json:"url"`
+	Ready          bool                      `json:"ready"`
+	Endpoints      map[string]EndpointStatus `json:"endpoints"`
+	CacheEntries   int                       `json:"cache_entries"`
+	CacheEvictions uint64                    `json:"cache_evictions"`
+	QueueDepth     int                       `json:"queue_depth"`
+	Events         EventStatus               `json:"events"`
+}
+
+// EndpointStatus is one decision endpoint's breaker.
+type EndpointStatus struct {
+	BreakerState        string `json:"breaker_state"` // closed, half_open or open
+	Requests            uint32 `json:"requests"`      // in the breaker's current window
+	Failures            uint32 `json:"failures"`
+	ConsecutiveFailures uint32 `json:"consecutive_failures"`
+}
+
+// EventStatus counts this plugin instance's event deliveries.
+type EventStatus struct {
+	Sent    uint64            `json:"sent"`
+	Retried uint64            `json:"retried"`
+	Dropped map[string]uint64 `json:"dropped"`
+}
+
+// Status returns a snapshot of the plugin for the admin API.
+func (p *Plugin) Status() Status {
+	st := p.events.Stats()
+	s := Status{
+		Alias:        p.opts.Alias,
+		URL:          p.opts.URL,
+		Ready:        p.Ready(),
+		Endpoints:    map[string]EndpointStatus{},
+		CacheEntries: p.cacheLen(),
+		QueueDepth:   st.Queued,
+		Events: EventStatus{Sent: st.Sent, Retried: st.Retried, Dropped: map[string]uint64{
+			"overflow": st.Dropped.Overflow, "failed": st.Dropped.Failed,
+			"encode": st.Dropped.Encode, "shutdown": st.Dropped.Shutdown,
+		}},
+	}
+	if p.cache != nil {
+		s.CacheEvictions = p.cache.Evictions()
+	}
+	for _, ep := range p.endpoints() {
+		c := ep.breaker.Counts()
+		s.Endpoints[ep.name] = EndpointStatus{
+			BreakerState:        stateName(ep.breaker.State()),
+			Requests:            c.Requests,
+			Failures:            c.TotalFailures,
+			ConsecutiveFailures: c.ConsecutiveFailures,
+		}
+	}
+	return s
+}
+
+// PurgeCache drops cached decisions: all of them, or only those of one
+// client id or one user name (give at most one). It returns how many.
+// Filtering scans the whole cache (see cache.PurgeClient).
+func (p *Plugin) PurgeCache(clientID, username string) int {
+	switch {
+	case p.cache == nil:
+		return 0
+	case clientID != "":
+		return p.cache.PurgeClient(p.keys.Tag(domainClientID, clientID))
+	case username != "":
+		return p.cache.PurgeUser(p.keys.Tag(domainUsername, username))
+	}
+	return p.cache.Purge()
+}
+
+// AdminRoutes serves the plugins' admin API, meant to be mounted under
+// /plugins on the admin listener:
+//
+//	GET  /                      every plugin's Status
+//	GET  /{alias}               one plugin's Status
+//	POST /{alias}/cache/purge   drop its cached decisions; ?client_id= or
+//	                            ?username= limits the purge to those
+//
+// list is called per request, so a config reload is seen at once.
+func AdminRoutes(list func() []*Plugin) http.Handler {
+	r := chi.NewRouter()
+	find := func(w http.ResponseWriter, req *http.Request) *Plugin {
+		alias := chi.URLParam(req, "alias")
+		for _, p := range list() {
+			if p.Alias() == alias {
+				return p
+			}
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no HTTP plugin with alias " + alias + " (GET / lists them)"})
+		return nil
+	}
+	r.Get("/", func(w http.ResponseWriter, _ *http.Request) {
+		out := []Status{}
+		for _, p := range list() {
+			out = append(out, p.Status())
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	r.Get("/{alias}", func(w http.ResponseWriter, req *http.Request) {
+		if p := find(w, req); p != nil {
+			writeJSON(w, http.StatusOK, p.Status())
+		}
+	})
+	r.Post("/{alias}/cache/purge", func(w http.ResponseWriter, req *http.Request) {
+		p := find(w, req)
+		if p == nil {
+			return
+		}
+		q := req.URL.Query()
+		client, user := q.Get("client_id"), q.Get("username")
+		if client != "" && user != "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give client_id or username, not both (or neither to purge everything)"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int{"purged": p.PurgeCache(client, user)})
+	})
+	return r
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

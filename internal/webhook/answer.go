@@ -1,0 +1,118 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/webhook/wire"
+)
+
+// verdict is a decision as the plugin answered it, with what it said
+// about reuse.
+type verdict struct {
+	d     hooks.Decision
+	ttl   time.Duration // the plugin's lifetime, when given
+	given bool
+}
+
+// readDecision applies the answer rules of DESIGN §4: 2xx with a body is
+// its result, 204 allows, 401 and 403 deny, anything else is an error. A
+// 404 in particular is never "ignore": a wrong URL must not let anyone in.
+func readDecision(r *response) (verdict, Kind, error) {
+	switch {
+	case r.status == http.StatusNoContent:
+		v := verdict{d: hooks.Decision{Result: hooks.Allow}}
+		v.ttl, v.given = cacheControl(r.header)
+		return v, 0, nil
+	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
+		v := verdict{d: hooks.Decision{Result: hooks.Deny}}
+		v.ttl, v.given = cacheControl(r.header)
+		// A body is optional here; its reason is used when it parses.
+		if d, err := parseDecision(r); err == nil && d.d.Result == hooks.Deny {
+			v = d
+		}
+		return v, 0, nil
+	case r.status >= 200 && r.status < 300:
+		v, err := parseDecision(r)
+		if err != nil {
+			return verdict{}, KindBadAnswer, err
+		}
+		return v, 0, nil
+	}
+	return verdict{}, KindStatus, nil
+}
+
+// parseDecision reads a Decision body. Unknown fields are allowed (a
+// plugin may answer more than this broker version knows); an unknown
+// result, an out-of-range reason code or TTL, or a cut-off body is not.
+func parseDecision(r *response) (verdict, error) {
+	if r.tooLong {
+		return verdict{}, fmt.Errorf("answer longer than max-body (%d bytes)", len(r.body))
+	}
+	if len(r.body) == 0 {
+		return verdict{}, errors.New("empty body (answer 204 to allow without one)")
+	}
+	var d wire.Decision
+	if err := json.Unmarshal(r.body, &d); err != nil {
+		return verdict{}, fmt.Errorf("not a JSON decision: %w", err)
+	}
+	var v verdict
+	switch d.Result {
+	case wire.DecisionResultAllow:
+		v.d.Result = hooks.Allow
+	case wire.DecisionResultDeny:
+		v.d.Result = hooks.Deny
+	case wire.DecisionResultIgnore:
+		v.d.Result = hooks.Ignore
+	default:
+		return verdict{}, fmt.Errorf("result %q is not allow, deny or ignore", d.Result)
+	}
+	if d.Reason != nil {
+		v.d.Reason = *d.Reason
+	}
+	if d.ReasonCode != nil {
+		if *d.ReasonCode < 0 || *d.ReasonCode > 255 {
+			return verdict{}, fmt.Errorf("reason_code %d is not 0 to 255", *d.ReasonCode)
+		}
+		v.d.ReasonCode = byte(*d.ReasonCode)
+	}
+	// cache_ttl in the body wins over Cache-Control (api/openapi.yaml).
+	if d.CacheTTL != nil {
+		if *d.CacheTTL < 0 {
+			return verdict{}, fmt.Errorf("cache_ttl %d is negative (0 means do not reuse)", *d.CacheTTL)
+		}
+		v.ttl, v.given = time.Duration(*d.CacheTTL)*time.Second, true
+	} else {
+		v.ttl, v.given = cacheControl(r.header)
+	}
+	return v, nil
+}
+
+// cacheControl reads what Cache-Control says about reusing an answer:
+// no-store and no-cache forbid it (given, 0), max-age=N allows N seconds.
+// Other directives and malformed values say nothing.
+func cacheControl(h http.Header) (time.Duration, bool) {
+	var ttl time.Duration
+	given := false
+	for _, line := range h.Values("Cache-Control") {
+		for dir := range strings.SplitSeq(line, ",") {
+			dir = strings.ToLower(strings.TrimSpace(dir))
+			if dir == "no-store" || dir == "no-cache" {
+				return 0, true
+			}
+			if v, ok := strings.CutPrefix(dir, "max-age="); ok {
+				n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
+				if err == nil && n >= 0 {
+					ttl, given = time.Duration(min(n, 1<<30))*time.Second, true
+				}
+			}
+		}
+	}
+	return ttl, given
+}

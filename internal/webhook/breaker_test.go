@@ -1,0 +1,102 @@
+package webhook
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/mqttd/mqttd/internal/hooks"
+)
+
+// breakerPlugin is a plugin without a cache, so every call reaches the
+// breaker, against a fake whose /authenticate answers status.
+func breakerPlugin(t *testing.T, status int, b BreakerOptions) (*fake, *Plugin) {
+	f := newFake(t)
+	f.handle("/authenticate", answer(status, ``))
+	return f, newPlugin(t, f.url(), func(o *Options) { o.Cache.Size, o.Breaker = 0, b })
+}
+
+func TestBreakerOpensThenAProbeClosesIt(t *testing.T) {
+	f, p := breakerPlugin(t, 500, BreakerOptions{ConsecutiveFailures: 3, OpenFor: 50 * time.Millisecond})
+	for i := range 3 {
+		if _, err := auth(p, mqttClient("c1", "alice"), "pw"); kindOf(err) != KindStatus {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	for range 5 {
+		if _, err := auth(p, mqttClient("c1", "alice"), "pw"); kindOf(err) != KindBreakerOpen {
+			t.Fatalf("open breaker: %v, want breaker_open", err)
+		}
+	}
+	if n := f.count("/authenticate"); n != 3 {
+		t.Fatalf("an open breaker let %d calls through, want the 3 that opened it", n)
+	}
+	// topic_filtering has its own breaker, still closed.
+	if _, err := p.FilterTopic(context.Background(), mqttClient("c1", "alice"), publish); err != nil {
+		t.Fatalf("topic_filtering shares authenticate's breaker: %v", err)
+	}
+
+	f.handle("/authenticate", answer(200, `{"result":"allow"}`))
+	eventually(t, "the breaker to half-open", func() bool { return p.auth.breaker.State() == gobreaker.StateHalfOpen })
+	if d, err := auth(p, mqttClient("c1", "alice"), "pw"); err != nil || d.Result != hooks.Allow {
+		t.Fatalf("probe: %+v, %v", d, err)
+	}
+	if s := p.auth.breaker.State(); s != gobreaker.StateClosed {
+		t.Fatalf("after a good probe the breaker is %v", s)
+	}
+	for to, want := range map[string]float64{"open": 1, "half_open": 1, "closed": 1} {
+		if got := counterValue(t, p, "mqttd_webhook_breaker_transitions_total", map[string]string{"to": to}); got != want {
+			t.Errorf("transitions to %s = %v, want %v", to, got, want)
+		}
+	}
+	if got := counterValue(t, p, "mqttd_webhook_decisions_total", map[string]string{"outcome": "breaker_open"}); got != 5 {
+		t.Errorf("breaker_open outcomes = %v, want 5", got)
+	}
+}
+
+func TestBreakerFailedProbeReopens(t *testing.T) {
+	_, p := breakerPlugin(t, 502, BreakerOptions{ConsecutiveFailures: 1, OpenFor: 20 * time.Millisecond})
+	auth(p, mqttClient("c1", "alice"), "pw")
+	eventually(t, "half-open", func() bool { return p.auth.breaker.State() == gobreaker.StateHalfOpen })
+	if _, err := auth(p, mqttClient("c1", "alice"), "pw"); kindOf(err) != KindStatus {
+		t.Fatalf("probe: %v", err)
+	}
+	if s := p.auth.breaker.State(); s != gobreaker.StateOpen {
+		t.Fatalf("after a failed probe the breaker is %v, want open", s)
+	}
+}
+
+func TestDenialsDoNotTripTheBreaker(t *testing.T) {
+	_, p := breakerPlugin(t, 401, BreakerOptions{ConsecutiveFailures: 2})
+	for range 10 {
+		if d, err := auth(p, mqttClient("c1", "alice"), "pw"); err != nil || d.Result != hooks.Deny {
+			t.Fatalf("%+v %v", d, err)
+		}
+	}
+	if s := p.auth.breaker.State(); s != gobreaker.StateClosed {
+		t.Fatalf("denials opened the breaker: %v", s)
+	}
+}
+
+func TestBreakerFailureRatio(t *testing.T) {
+	f, p := breakerPlugin(t, 204, BreakerOptions{ConsecutiveFailures: 100, FailureRatio: 0.5, MinRequests: 6})
+	// ok, fail, ok, fail, ok: 2 of 5 failed, under the minimum anyway.
+	for i := range 5 {
+		if i%2 == 1 {
+			f.handle("/authenticate", answer(500, ``))
+		} else {
+			f.handle("/authenticate", answer(204, ``))
+		}
+		auth(p, mqttClient("c1", "alice"), "pw")
+	}
+	if s := p.auth.breaker.State(); s != gobreaker.StateClosed {
+		t.Fatalf("opened before min-requests: %v", s)
+	}
+	f.handle("/authenticate", answer(500, ``))
+	auth(p, mqttClient("c1", "alice"), "pw") // 3 of 6 failed: ratio reached
+	if s := p.auth.breaker.State(); s != gobreaker.StateOpen {
+		t.Fatalf("3 of 6 failed with failure-ratio 0.5: breaker %v, want open", s)
+	}
+}

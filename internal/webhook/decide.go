@@ -1,0 +1,168 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/webhook/cache"
+)
+
+// Authenticate asks POST /authenticate, or answers from the cache.
+func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hooks.Decision, error) {
+	key := authKey(p.keys, req)
+	if d, ok := p.lookup(key); ok {
+		return d, nil
+	}
+	// The body is built before joining a shared call: the request may not
+	// be kept once this returns, and the shared call may outlive it.
+	body, err := authBody(req)
+	if err != nil {
+		return hooks.Decision{}, err
+	}
+	return p.decide(ctx, p.auth, key, req.Client, body)
+}
+
+// FilterTopic asks POST /topic_filtering, or answers from the cache.
+func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, error) {
+	key := topicKey(p.keys, c, r)
+	if d, ok := p.lookup(key); ok {
+		return d, nil
+	}
+	body, err := topicBody(c, r)
+	if err != nil {
+		return hooks.Decision{}, err
+	}
+	return p.decide(ctx, p.topic, key, c, body)
+}
+
+// lookup is the hot path: a fresh cached decision, without allocating.
+func (p *Plugin) lookup(key cache.Key) (hooks.Decision, bool) {
+	if p.cache == nil {
+		return hooks.Decision{}, false
+	}
+	if e, ok := p.cache.Get(key); ok && e.Fresh(p.now()) {
+		p.hits.Inc()
+		return e.Value, true
+	}
+	p.misses.Inc()
+	return hooks.Decision{}, false
+}
+
+// decide makes the call for a miss, shared with identical concurrent
+// misses, caches what the plugin allows to be cached, and turns a failure
+// into a stale decision when the policy says so.
+func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqtt.ClientInfo, body []byte) (hooks.Decision, error) {
+	client, user := c.ClientID, c.Username
+	d, err := p.flights.do(ctx, key, func(ctx context.Context) (hooks.Decision, error) {
+		v, err := p.call(ctx, ep, body)
+		if err == nil {
+			p.store(key, client, user, v)
+		}
+		return v.d, err
+	})
+	if err == nil {
+		return d, nil
+	}
+	var we *Error
+	if !errors.As(err, &we) { // the caller's ctx ended, or the plugin closed
+		kind := KindTimeout
+		if errors.Is(err, errClosed) {
+			kind = KindRefused
+		}
+		err = &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: kind, Err: err}
+	}
+	return p.fail(ep, key, err)
+}
+
+// fail applies the part of the on-error policy that only the plugin can:
+// with "stale" it serves the last decision it has for key, however old.
+// Every other policy is the chain's to apply.
+func (p *Plugin) fail(ep *endpoint, key cache.Key, err error) (hooks.Decision, error) {
+	if p.opts.OnError != hooks.OnErrorStale {
+		return hooks.Decision{}, err
+	}
+	if p.cache != nil {
+		if e, ok := p.cache.Get(key); ok {
+			p.stale.Inc()
+			ep.m.outcome["stale"].Inc()
+			return e.Value, nil
+		}
+	}
+	return hooks.Decision{}, fmt.Errorf("%w: %w", hooks.ErrStale, err)
+}
+
+// call runs one request through the endpoint's breaker and counts its
+// outcome.
+func (p *Plugin) call(ctx context.Context, ep *endpoint, body []byte) (verdict, error) {
+	v, err := ep.breaker.Execute(func() (verdict, error) { return p.post(ctx, ep, body) })
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		err = &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: KindBreakerOpen}
+	}
+	var we *Error
+	switch {
+	case err == nil:
+		ep.m.outcome[v.d.Result.String()].Inc()
+	case errors.Is(err, errAbandoned): // nobody is told, nothing is counted
+	case errors.As(err, &we):
+		ep.m.outcome[we.Kind.outcome()].Inc()
+	}
+	return v, err
+}
+
+// post sends one decision request under the per-call timeout and reads
+// the answer. Errors are *Error.
+func (p *Plugin) post(ctx context.Context, ep *endpoint, body []byte) (verdict, error) {
+	fail := func(kind Kind, status int, err error) (verdict, error) {
+		return verdict{}, &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: kind, Status: status, Err: err}
+	}
+	if ctx.Err() != nil {
+		return fail(KindTimeout, 0, errAbandoned)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	start := time.Now()
+	r, err := p.client.do(callCtx, http.MethodPost, ep.path, body)
+	ep.m.duration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() != nil { // every waiter left, or the plugin closed: not the plugin's fault
+			return fail(KindTimeout, 0, errAbandoned)
+		}
+		return fail(classify(callCtx, err), 0, err)
+	}
+	v, kind, err := readDecision(r)
+	if kind != 0 {
+		return fail(kind, r.status, err)
+	}
+	p.ready.Store(true)
+	return v, nil
+}
+
+// store caches v for as long as the plugin and the policy allow. An answer
+// that may not be reused also removes the older decision under key, which
+// stale serving would otherwise still hand out.
+func (p *Plugin) store(key cache.Key, client, user string, v verdict) {
+	if p.cache == nil {
+		return
+	}
+	life := p.policy.Lifetime(v.ttl, v.given, v.d.Result == hooks.Deny)
+	if life <= 0 {
+		p.cache.Remove(key)
+		return
+	}
+	e := &cache.Entry[hooks.Decision]{
+		Value:   v.d,
+		Expires: p.now().Add(life).UnixNano(),
+		Client:  p.keys.Tag(domainClientID, client),
+		User:    p.keys.Tag(domainUsername, user),
+	}
+	if p.cache.Add(key, e) {
+		p.evicts.Inc()
+	}
+}

@@ -1,0 +1,127 @@
+package webhook
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"unicode/utf8"
+
+	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/webhook/cache"
+	"github.com/mqttd/mqttd/internal/webhook/wire"
+)
+
+// Endpoint names, as in metrics, keys and paths.
+const (
+	epAuthenticate   = "authenticate"
+	epTopicFiltering = "topic_filtering"
+)
+
+// Key and tag domains (cache.Keyer): one byte each, all different, so no
+// two kinds of key can collide.
+const (
+	domainAuthenticate byte = iota + 1
+	domainTopicFiltering
+	domainClientID
+	domainUsername
+)
+
+// leaf returns the client's verified certificate, if any, and the SHA-256
+// of its DER bytes.
+func leaf(c *mqtt.ClientInfo) (*x509.Certificate, [sha256.Size]byte) {
+	if len(c.PeerCerts) == 0 {
+		return nil, [sha256.Size]byte{}
+	}
+	return c.PeerCerts[0], sha256.Sum256(c.PeerCerts[0].Raw)
+}
+
+// peerIP is the address without its port: a client reconnecting from a new
+// source port must hit the cache (the port in VerneMQ's key made every
+// reconnect a miss).
+func peerIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// authKey covers exactly what a plugin may decide on (DESIGN §4): client
+// id, user name, password (and whether there was one), peer IP, listener
+// and client certificate.
+func authKey(k *cache.Keyer, req *hooks.AuthRequest) cache.Key {
+	c := req.Client
+	present := byte(0)
+	if req.Password != nil {
+		present = 1
+	}
+	b := k.Begin(domainAuthenticate).String(c.ClientID).String(c.Username).
+		Byte(present).Bytes(req.Password).String(peerIP(c.RemoteAddr)).String(c.Listener)
+	if cert, fp := leaf(c); cert != nil {
+		return b.Bytes(fp[:]).Sum()
+	}
+	return b.Bytes(nil).Sum() // a short key hashes in fewer blocks
+}
+
+// topicKey covers every field of a topic_filtering request.
+func topicKey(k *cache.Keyer, c *mqtt.ClientInfo, r mqtt.TopicRequest) cache.Key {
+	retain := byte(0)
+	if r.Retain {
+		retain = 1
+	}
+	return k.Begin(domainTopicFiltering).String(c.ClientID).String(c.Username).
+		String(r.Topic).Byte(byte(r.Action)).Byte(r.QoS).Byte(retain).Sum()
+}
+
+// authJSON is the POST /authenticate body: the session fields plus the
+// credentials. It embeds wire.Session rather than filling
+// wire.AuthenticateRequest field by field, so the two mappings cannot
+// drift; contract tests prove the result matches the spec.
+type authJSON struct {
+	wire.Session
+	Password       *string                 `json:"password,omitempty"`
+	PasswordBase64 []byte                  `json:"password_base64,omitempty"`
+	TLS            *wire.ClientCertificate `json:"tls,omitempty"`
+	UserProperties []wire.UserProperty     `json:"user_properties,omitempty"`
+}
+
+// authBody is the POST /authenticate body.
+func authBody(req *hooks.AuthRequest) ([]byte, error) {
+	c := req.Client
+	body := authJSON{Session: *session(c)}
+	switch {
+	case req.Password == nil:
+	case utf8.Valid(req.Password):
+		s := string(req.Password)
+		body.Password = &s
+	default:
+		body.PasswordBase64 = req.Password
+	}
+	if cert, fp := leaf(c); cert != nil {
+		body.TLS = &wire.ClientCertificate{
+			Subject:           cert.Subject.String(),
+			Issuer:            cert.Issuer.String(),
+			Serial:            cert.SerialNumber.Text(16),
+			DNSNames:          append([]string{}, cert.DNSNames...), // [] rather than null: the field is required
+			FingerprintSha256: hex.EncodeToString(fp[:]),
+		}
+	}
+	for _, p := range c.UserProperties {
+		body.UserProperties = append(body.UserProperties, wire.UserProperty{Key: p.Key, Value: p.Value})
+	}
+	return json.Marshal(&body)
+}
+
+// topicBody is the POST /topic_filtering body.
+func topicBody(c *mqtt.ClientInfo, r mqtt.TopicRequest) ([]byte, error) {
+	return json.Marshal(&wire.TopicFilteringRequest{
+		ClientID: c.ClientID,
+		Username: c.Username,
+		Topic:    r.Topic,
+		Action:   wire.TopicFilteringRequestAction(r.Action.String()),
+		QOS:      int(r.QoS),
+		Retain:   r.Retain,
+	})
+}
