@@ -36,8 +36,9 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 			NoSharedSubs:      !c.Features.SharedSubscriptions,
 			NoSubscriptionIDs: !c.Features.SubscriptionIdentifiers,
 		},
-		SysInterval: c.SysInterval,
-		Logger:      log,
+		SysInterval:             c.SysInterval,
+		Logger:                  log,
+		DisconnectDeniedPublish: c.TopicCheck.DenyPublish == "disconnect",
 	}
 	if opts.SysInterval == 0 {
 		opts.SysInterval = -time.Second // config: 0 disables $SYS; Options: negative does

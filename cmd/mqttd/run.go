@@ -6,11 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 
 	"github.com/mqttd/mqttd/internal/config"
+	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
@@ -25,6 +29,7 @@ const usage = `usage:
   mqttd [--config FILE]                run the broker
   mqttd check-config [--config FILE]   validate the configuration and print it (secrets masked)
   mqttd version                        print the version
+  mqttd passwd [-D] FILE USER          set a password-file user's password (-D: delete the user)
 
 Without --config: $MQTTD_CONFIG, else ./mqttd.{yaml,yml,toml,json}, else
 /etc/mqttd/mqttd.{yaml,yml,toml,json}, else built-in defaults (:1883).
@@ -57,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cmd string
 	if fs.NArg() > 0 {
 		cmd = fs.Arg(0)
+		switch cmd {
+		case "passwd": // its own flags and arguments
+			return passwd(fs.Args()[1:], stdout, stderr)
+		}
 		if code := parse(fs.Args()[1:]); code >= 0 { // flags may follow the command too
 			return code
 		}
@@ -102,6 +111,17 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if _, err := mqtt.New(opts); err != nil { // the broker's own checks; New opens nothing
+		fmt.Fprintf(stderr, "config: %v\n", err)
+		return exitUsage
+	}
+	// Build the plugins too: a password or ACL file that does not parse
+	// should fail here, not at start. Nothing is started or dialled.
+	ps, err := buildPlugins(cfg, nil, slog.New(slog.DiscardHandler), nil)
+	if err == nil {
+		_, err = hooks.New(ps.opts)
+		closePlugins(slices.Collect(maps.Values(ps.built)))
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "config: %v\n", err)
 		return exitUsage
 	}

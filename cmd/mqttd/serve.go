@@ -3,13 +3,26 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mqttd/mqttd/internal/admin"
+	"github.com/mqttd/mqttd/internal/config"
+	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/webhook"
 )
 
 // adminShutdownTimeout bounds how long a scrape in progress may hold up the
@@ -33,15 +46,40 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	}
 	log.Info("starting", "version", mqtt.Version, "name", cfg.Name, "config", source)
 
+	reg := admin.NewRegistry()
+	ps, err := buildPlugins(cfg, nil, log, reg)
+	if err != nil {
+		log.Error("cannot load the plugins; fix the configuration", "err", err)
+		return exitUsage
+	}
+	mgr, err := hooks.New(ps.opts)
+	if err != nil {
+		closePlugins(slices.Collect(maps.Values(ps.built)))
+		log.Error("cannot load the plugins; fix the configuration", "err", err)
+		return exitUsage
+	}
+	var current atomic.Pointer[plugins]
+	current.Store(ps)
+	drain := sync.OnceFunc(func() { closeHooks(mgr, cfg.ShutdownGrace, log) })
+	defer drain()
+
 	opts.Logger = log
+	opts.Hooks = mgr.Hooks()
 	b, err := mqtt.New(opts)
 	if err != nil {
 		log.Error("invalid broker options; fix the configuration", "err", err)
 		return exitUsage
 	}
+	if err := mgr.Start(ctx); err != nil {
+		log.Error("cannot start the plugins", "err", err)
+		return exitFailure
+	}
 	if err := b.Start(); err != nil {
 		log.Error("cannot start the broker; if a port is in use, stop what holds it or change the listener's bind", "err", err)
 		return exitFailure
+	}
+	if len(ps.conf) > 0 {
+		log.Info("plugins loaded", "plugins", ps.String())
 	}
 
 	var stopping atomic.Bool
@@ -52,17 +90,21 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		case !b.Ready():
 			return errors.New("broker listeners are not up")
 		}
+		if waiting := current.Load().notReady(); len(waiting) > 0 {
+			return fmt.Errorf("auth plugins not answering yet: %s", strings.Join(waiting, ", "))
+		}
 		return nil
 	}
 	var adm *admin.Server
 	if cfg.Admin.Bind != "" {
-		adm, err = admin.Listen(cfg.Admin.Bind, admin.NewHandler(b, ready, admin.NewRegistry()), log)
+		pluginRoutes := admin.Mount{Pattern: "/plugins", Handler: webhook.AdminRoutes(func() []*webhook.Plugin { return current.Load().webhooks() })}
+		adm, err = admin.Listen(cfg.Admin.Bind, admin.NewHandler(b, ready, reg, pluginRoutes), log)
 		if err != nil {
 			log.Error("cannot start the admin listener", "err", err)
 			closeBroker(b, cfg.ShutdownGrace, log)
 			return exitFailure
 		}
-		log.Info("admin listening", "addr", adm.Addr().String(), "paths", "/healthz /readyz /metrics")
+		log.Info("admin listening", "addr", adm.Addr().String(), "paths", "/healthz /readyz /metrics /plugins")
 	}
 	for _, lc := range opts.Listeners {
 		addr := "?"
@@ -76,7 +118,23 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		log.Info("listener ready", attrs...)
 	}
 
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-hup:
+			if next, err := reload(cfgPath, cfg, current.Load(), mgr, log, reg); err != nil {
+				log.Error("reload failed; the running configuration stays", "err", err)
+			} else {
+				current.Store(next)
+				log.Info("reloaded plugins, auth and topic-check", "plugins", next.String())
+			}
+		case <-ctx.Done():
+			break wait
+		}
+	}
 	log.Info("shutting down", "reason", context.Cause(ctx).Error(), "grace", cfg.ShutdownGrace.String())
 	stopping.Store(true)
 	code := closeBroker(b, cfg.ShutdownGrace, log)
@@ -87,8 +145,47 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		}
 		cancel()
 	}
+	drain()
 	log.Info("stopped")
 	return code
+}
+
+// reload re-reads the config file on SIGHUP and applies its plugins, auth
+// and topic-check sections without touching connected clients. The other
+// sections need a restart: a change there is logged, not applied.
+func reload(path string, running *config.Config, cur *plugins, mgr *hooks.Manager, log *slog.Logger, reg prometheus.Registerer) (*plugins, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if changed := running.RestartNeeded(cfg); len(changed) > 0 {
+		log.Warn("these sections changed but need a restart to apply", "sections", strings.Join(changed, ", "))
+	}
+	next, err := buildPlugins(cfg, cur, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Reload(next.opts); err != nil {
+		var fresh []hooks.Plugin
+		for alias, p := range next.built {
+			if cur.built[alias] != p {
+				fresh = append(fresh, p)
+			}
+		}
+		closePlugins(fresh)
+		return nil, err
+	}
+	return next, nil
+}
+
+// closeHooks drains the plugins' event queues (broker_post_shutdown
+// included) within grace.
+func closeHooks(mgr *hooks.Manager, grace time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := mgr.Close(ctx); err != nil {
+		log.Warn("plugins did not drain their events in time", "err", err)
+	}
 }
 
 // closeBroker closes b within grace. Running out of grace is not a
