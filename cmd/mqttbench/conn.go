@@ -46,6 +46,23 @@ func dialMQTT(addr string, o connectOptions, timeout time.Duration, bufSize int)
 // packet from the server is CONNACK]. In 5.0 it also takes the limits the
 // CONNACK imposes on this client into m.lim.
 func (m *mconn) connect(o connectOptions, timeout time.Duration) error {
+	code, err := m.handshake(o, timeout)
+	if err != nil {
+		return err
+	}
+	if code == 0 {
+		return nil
+	}
+	if !m.v5 {
+		return fmt.Errorf("%s: CONNACK return code %d (refused)", o.clientID, code)
+	}
+	return fmt.Errorf("%s: CONNACK reason code 0x%02x (refused)", o.clientID, code)
+}
+
+// handshake sends CONNECT and reads the CONNACK. err is a transport or
+// protocol failure (no valid CONNACK); otherwise code is the CONNACK's
+// return code (3.1.1) or reason code (5.0), 0 when accepted.
+func (m *mconn) handshake(o connectOptions, timeout time.Duration) (code byte, err error) {
 	m.c.SetDeadline(time.Now().Add(timeout))
 	defer m.c.SetDeadline(time.Time{})
 	pkt := appendConnect(nil, o)
@@ -53,37 +70,33 @@ func (m *mconn) connect(o connectOptions, timeout time.Duration) error {
 		pkt = appendConnect5(nil, o)
 	}
 	if _, err := m.c.Write(pkt); err != nil {
-		return fmt.Errorf("%s: write CONNECT: %w", o.clientID, err)
+		return 0, fmt.Errorf("%s: write CONNECT: %w", o.clientID, err)
 	}
 	typ, _, body, err := m.next()
 	if err != nil {
-		return fmt.Errorf("%s: waiting for CONNACK: %w", o.clientID, err)
+		return 0, fmt.Errorf("%s: waiting for CONNACK: %w", o.clientID, err)
 	}
 	if typ != typeConnack {
-		return fmt.Errorf("%s: expected CONNACK, got packet type %d", o.clientID, typ)
+		return 0, fmt.Errorf("%s: expected CONNACK, got packet type %d", o.clientID, typ)
 	}
 	if !m.v5 {
 		_, code, err := parseConnack(body)
 		if err != nil {
-			return fmt.Errorf("%s: CONNACK: %w", o.clientID, err)
+			return 0, fmt.Errorf("%s: CONNACK: %w", o.clientID, err)
 		}
-		if code != 0 {
-			return fmt.Errorf("%s: CONNACK return code %d (refused)", o.clientID, code)
-		}
-		return nil
+		return code, nil
 	}
 	_, reason, lim, err := parseConnack5(body)
 	if err != nil {
-		return fmt.Errorf("%s: CONNACK: %w", o.clientID, err)
+		return 0, fmt.Errorf("%s: CONNACK: %w", o.clientID, err)
 	}
-	switch {
-	case reason == 0x01 && len(body) == 2:
-		return fmt.Errorf("%s: CONNACK return code 1 in the 3.1.1 format: the broker does not accept MQTT 5.0", o.clientID)
-	case reason != reasonSuccess:
-		return fmt.Errorf("%s: CONNACK reason code 0x%02x (refused)", o.clientID, reason)
+	if reason == 0x01 && len(body) == 2 {
+		return 0, fmt.Errorf("%s: CONNACK return code 1 in the 3.1.1 format: the broker does not accept MQTT 5.0", o.clientID)
 	}
-	m.lim = lim
-	return nil
+	if reason == reasonSuccess {
+		m.lim = lim
+	}
+	return reason, nil
 }
 
 // subscribe sends one SUBSCRIBE and waits for its SUBACK; the broker may

@@ -57,8 +57,32 @@ type result struct {
 	// the window (100 = one core): contention that skews the figures.
 	OtherCPUPct float64 `json:"other_cpu_pct"`
 
+	// With -plugin: what the bench plugin received. With -metrics: the
+	// broker's plugin counters that changed over the run, and the events
+	// it dropped (all reasons) within it.
+	Plugin        *pluginUsage       `json:"plugin,omitempty"`
+	BrokerMetrics map[string]float64 `json:"broker_metrics,omitempty"`
+	EventsDropped *float64           `json:"events_dropped,omitempty"`
+
 	OK     bool     `json:"ok"`
 	Errors []string `json:"errors,omitempty"`
+}
+
+// addProbes adds what the probes saw: pre before connecting, start and end
+// around the measured window, final once events settled. A probe that
+// failed, or a plugin that received anything malformed, fails the run.
+func (res *result) addProbes(p probes, pre, start, end, final probeSnap, errs *errorList) {
+	if p.plugin != "" && errs.n == 0 {
+		res.Plugin = newPluginUsage(pre, start, end, final)
+		res.Errors = append(res.Errors, res.Plugin.problems()...)
+	}
+	if p.metrics != "" && pre.metrics != nil && final.metrics != nil {
+		res.BrokerMetrics = metricsDelta(pre.metrics, final.metrics)
+		d := sumMetric(res.BrokerMetrics, "mqttd_webhook_events_dropped_total", "")
+		res.EventsDropped = &d
+	}
+	res.Errors = append(res.Errors, errs.first...)
+	res.OK = len(res.Errors) == 0
 }
 
 // collect turns the run's counters into a result. It runs after every
@@ -243,6 +267,13 @@ func (res *result) writeText(w io.Writer) {
 	if res.BrokerPID > 0 {
 		fmt.Fprintf(w, "broker     %.0f%% CPU, %.2f µs CPU per delivery (pid %d)\n",
 			res.BrokerCPUPct, res.BrokerUsPerDeliver, res.BrokerPID)
+	}
+	if u := res.Plugin; u != nil {
+		fmt.Fprintf(w, "plugin     %.0f events/s in %.0f batches/s (%.1f per batch), %.0f%% CPU; over the run: %d events, topic_filtering %d, authenticate %d\n",
+			u.EventsPerS, u.BatchesPerS, u.EventsPerBatch, u.CPUPct, u.Run.Events, u.Run.TopicFiltering, u.Run.Authenticate)
+	}
+	if res.EventsDropped != nil {
+		fmt.Fprintf(w, "dropped    %.0f events (broker's mqttd_webhook_events_dropped_total over the run)\n", *res.EventsDropped)
 	}
 	if res.OK {
 		fmt.Fprintln(w, "result     ok")

@@ -32,6 +32,7 @@ type loadConfig struct {
 	password       string
 	v5             bool // MQTT 5.0 instead of 3.1.1
 	v5Props        bool // 5.0: every PUBLISH carries a message expiry and a user property
+	probes         probes
 }
 
 // The properties -v5-props sends and expects back at every subscriber. The
@@ -877,6 +878,8 @@ func (r *loadRun) execute() (*result, error) {
 	if cfg.v5Props {
 		r.props = appendPublishProps(nil, v5PropsExpiry, v5PropsKey, v5PropsValue)
 	}
+	var probeErrs errorList
+	pre := cfg.probes.snap(&probeErrs)
 	if err := r.setup(); err != nil {
 		return r.collect(cpuSample{}, cpuSample{}, 0), err
 	}
@@ -897,8 +900,10 @@ func (r *loadRun) execute() (*result, error) {
 	}
 	time.Sleep(time.Duration(r.winStart.Load() - r.now()))
 	before := r.sampleCPU()
+	snapStart := cfg.probes.snap(&probeErrs)
 	time.Sleep(time.Duration(r.winEnd.Load() - r.now()))
 	after := r.sampleCPU()
+	snapEnd := cfg.probes.snap(&probeErrs)
 	r.stop.Store(true)
 	close(r.stopCh)
 	pubWG.Wait()
@@ -923,5 +928,10 @@ func (r *loadRun) execute() (*result, error) {
 	close(pingDone)
 	r.closeAll()
 	r.readers.Wait()
-	return r.collect(before, after, cfg.duration), nil
+	res := r.collect(before, after, cfg.duration)
+	if cfg.probes != (probes{}) {
+		final := cfg.probes.settle(&probeErrs, 10*time.Second)
+		res.addProbes(cfg.probes, pre, snapStart, snapEnd, final, &probeErrs)
+	}
+	return res, nil
 }

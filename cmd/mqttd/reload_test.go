@@ -38,7 +38,7 @@ func connectAs(addr, id, user, pw string, onMsg paho.MessageHandler) (paho.Clien
 func subscribeCode(t *testing.T, c paho.Client, filter string) byte {
 	t.Helper()
 	tok := c.Subscribe(filter, 1, nil)
-	if !tok.WaitTimeout(5 * time.Second) || tok.Error() != nil {
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe %s: %v", filter, tok.Error())
 	}
 	return tok.(*paho.SubscribeToken).Result()[filter]
