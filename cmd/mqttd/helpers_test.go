@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -133,4 +135,23 @@ func waitReady(t *testing.T, base string, done <-chan int, logs fmt.Stringer) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s/readyz did not answer 200 within 15s\n%s", base, logs)
+}
+
+// serveUntilCleanup runs mqttd on cfg until the test ends, waits until its
+// admin listener on adminAddr says ready, and returns its log. At cleanup
+// it must exit 0.
+func serveUntilCleanup(t *testing.T, cfg, adminAddr string) *syncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	errb := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"--config", cfg}, &bytes.Buffer{}, errb) }()
+	t.Cleanup(func() {
+		cancel(fmt.Errorf("test over"))
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d\n%s", code, errb.String())
+		}
+	})
+	waitReady(t, "http://"+adminAddr, done, errb)
+	return errb
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,17 +69,7 @@ plugins:
 auth: {allow-anonymous: false, plugins: [pw]}
 topic-check: {enable: true, plugins: [acl]}
 `, mqttAddr, adminAddr))
-	ctx, cancel := context.WithCancelCause(context.Background())
-	var errb syncBuffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--config", cfg}, &bytes.Buffer{}, &errb) }()
-	defer func() {
-		cancel(fmt.Errorf("test over"))
-		if code := <-done; code != 0 {
-			t.Errorf("exit %d\n%s", code, errb.String())
-		}
-	}()
-	waitReady(t, "http://"+adminAddr, done, &errb)
+	errb := serveUntilCleanup(t, cfg, adminAddr)
 
 	got := make(chan string, 16)
 	alice, err := connectAs(mqttAddr, "alice-1", "alice", "pw1", func(_ paho.Client, m paho.Message) { got <- m.Topic() })

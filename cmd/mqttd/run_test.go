@@ -162,17 +162,7 @@ listeners:
 admin: {bind: %q}
 shutdown-grace: 2s
 `, mqttAddr, adminAddr))
-	ctx, cancel := context.WithCancelCause(context.Background())
-	var errb syncBuffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--config", cfg}, &bytes.Buffer{}, &errb) }()
-	defer func() {
-		cancel(fmt.Errorf("test over"))
-		if code := <-done; code != 0 {
-			t.Errorf("exit %d\n%s", code, errb.String())
-		}
-	}()
-	waitReady(t, "http://"+adminAddr, done, &errb)
+	serveUntilCleanup(t, cfg, adminAddr)
 
 	pair, err := tls.LoadX509KeyPair(crt, key)
 	if err != nil {
