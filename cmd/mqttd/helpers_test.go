@@ -115,14 +115,14 @@ func (s *syncBuffer) String() string {
 
 // waitReady polls base/readyz until it answers 200. done delivers the exit
 // status if the server stops first; logs are shown on failure.
-func waitReady(t *testing.T, base string, done <-chan int, logs fmt.Stringer) {
+func waitReady[T any](t *testing.T, base string, done <-chan T, logs fmt.Stringer) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case code := <-done:
-			t.Fatalf("mqttd exited with %d before it was ready\n%s", code, logs)
+		case <-done:
+			t.Fatalf("mqttd exited before it was ready\n%s", logs)
 		default:
 		}
 		resp, err := client.Get(base + "/readyz")
@@ -144,11 +144,16 @@ func serveUntilCleanup(t *testing.T, cfg, adminAddr string) *syncBuffer {
 	t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	errb := &syncBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--config", cfg}, &bytes.Buffer{}, errb) }()
+	done := make(chan struct{})
+	var code int
+	go func() {
+		code = run(ctx, []string{"--config", cfg}, &bytes.Buffer{}, errb)
+		close(done)
+	}()
 	t.Cleanup(func() {
 		cancel(fmt.Errorf("test over"))
-		if code := <-done; code != 0 {
+		<-done
+		if code != 0 {
 			t.Errorf("exit %d\n%s", code, errb.String())
 		}
 	})

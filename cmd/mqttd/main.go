@@ -2,12 +2,19 @@
 //
 //	mqttd [--config FILE]                run the broker
 //	mqttd check-config [--config FILE]   validate the configuration and print it, secrets masked
+//	mqttd passwd [--bcrypt] FILE USER    add USER to a password-file plugin's FILE, or change the password
+//	mqttd passwd -D FILE USER            delete USER from FILE
 //	mqttd version                        print the version
 //
 // Without --config the file is $MQTTD_CONFIG, else the first of
 // ./mqttd.yaml, ./mqttd.yml, ./mqttd.toml, ./mqttd.json and the same names
 // in /etc/mqttd/, else none: the built-in defaults (a broker on :1883).
 // MQTTD_ variables override any key (see internal/config).
+//
+// SIGHUP re-reads the config file and applies its plugins, auth and
+// topic-check sections without dropping a client (a password or ACL file
+// is re-read too); other sections need a restart, and a reload that fails
+// changes nothing and is logged (README, "What a reload applies").
 //
 // Exit status: 0 after a clean shutdown on SIGINT or SIGTERM, 1 when the
 // broker fails or a second signal cuts the shutdown short, 2 for a usage or
