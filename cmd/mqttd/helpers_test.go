@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,9 +114,10 @@ func (s *syncBuffer) String() string {
 	return string(s.b)
 }
 
-// waitReady polls base/readyz until it answers 200. done delivers the exit
-// status if the server stops first; logs are shown on failure.
-func waitReady[T any](t *testing.T, base string, done <-chan T, logs fmt.Stringer) {
+// waitReady polls base/readyz until it answers 200 or, with notReady, until
+// it answers 503 with that reason. done ends if the server stops first;
+// logs are shown on failure.
+func waitReady[T any](t *testing.T, base string, done <-chan T, logs fmt.Stringer, notReady ...string) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(15 * time.Second)
@@ -127,8 +129,12 @@ func waitReady[T any](t *testing.T, base string, done <-chan T, logs fmt.Stringe
 		}
 		resp, err := client.Get(base + "/readyz")
 		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			switch {
+			case len(notReady) == 0 && resp.StatusCode == http.StatusOK:
+				return
+			case len(notReady) > 0 && resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), notReady[0]):
 				return
 			}
 		}
@@ -138,9 +144,10 @@ func waitReady[T any](t *testing.T, base string, done <-chan T, logs fmt.Stringe
 }
 
 // serveUntilCleanup runs mqttd on cfg until the test ends, waits until its
-// admin listener on adminAddr says ready, and returns its log. At cleanup
+// admin listener on adminAddr says ready (or not ready for the reason
+// notReady), and returns its log. At cleanup
 // it must exit 0.
-func serveUntilCleanup(t *testing.T, cfg, adminAddr string) *syncBuffer {
+func serveUntilCleanup(t *testing.T, cfg, adminAddr string, notReady ...string) *syncBuffer {
 	t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	errb := &syncBuffer{}
@@ -157,6 +164,6 @@ func serveUntilCleanup(t *testing.T, cfg, adminAddr string) *syncBuffer {
 			t.Errorf("exit %d\n%s", code, errb.String())
 		}
 	})
-	waitReady(t, "http://"+adminAddr, done, errb)
+	waitReady(t, "http://"+adminAddr, done, errb, notReady...)
 	return errb
 }
