@@ -10,36 +10,22 @@ import (
 
 	pahov5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mqttd/mqttd/internal/hooks/hookstest"
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
 // startBroker runs a real broker on 127.0.0.1 with m's hooks, after m's
-// Start; cleanup closes the broker and then m, the order cmd/mqttd uses.
+// Start; cleanup closes the broker and then m. It and stopBroker are
+// hookstest's Serve and Stop, named for this package's e2e tests.
 func startBroker(t *testing.T, m *Manager) (*mqtt.Broker, string) {
 	t.Helper()
-	b, err := mqtt.New(mqtt.Options{Name: "test", SysInterval: -1,
-		Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}, Hooks: m.Hooks()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopBroker(t, b, m) })
-	return b, b.Addr("t").String()
+	return hookstest.Serve(t, m)
 }
 
 // stopBroker closes the broker, then the plugins; a second call is a no-op.
 func stopBroker(t *testing.T, b *mqtt.Broker, m *Manager) {
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	b.Close(ctx)
-	if err := m.Close(ctx); err != nil {
-		t.Errorf("closing plugins: %v", err)
-	}
+	t.Helper()
+	hookstest.Stop(t, b, m)
 }
 
 // v3 is a paho.mqtt.golang (MQTT 3.1.1) client whose messages arrive on msgs

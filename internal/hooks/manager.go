@@ -93,6 +93,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m.cur.Store(st)
+	m.metrics.drops.join(m)
 	// A capability nothing needs stays nil so the broker's hot path skips
 	// it; that is also why a Reload cannot add one (see Reload).
 	if len(st.auth) > 0 || !st.anonymous {
@@ -188,6 +189,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.closed = true
 	err := closeAll(ctx, m.cur.Load().distinct())
+	m.metrics.drops.leave(m) // a closed plugin's count stands still: stop exporting it
 	done := make(chan struct{})
 	go func() { m.retired.Wait(); close(done) }()
 	select {

@@ -3,6 +3,7 @@ package hooks
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -40,6 +41,7 @@ type metrics struct {
 	chain       *prometheus.CounterVec
 	events      *prometheus.CounterVec
 	eventPanics *prometheus.CounterVec
+	drops       *drops
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -60,27 +62,97 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mqttd_plugin_event_panics_total",
 			Help: "Events whose hand-over to a plugin panicked (the broker carried on).",
 		}, []string{"plugin"}),
+		drops: &drops{live: map[*Manager]struct{}{}},
 	}
 	if reg == nil {
 		return m, nil
 	}
+	var err error
 	for _, cv := range []**prometheus.CounterVec{&m.decisions, &m.chain, &m.events, &m.eventPanics} {
-		err := reg.Register(*cv)
-		var are prometheus.AlreadyRegisteredError
-		switch {
-		case errors.As(err, &are):
-			// A second Manager on the same registry (a restart within the
-			// process, tests): share the series rather than fail.
-			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-			if !ok {
-				return nil, fmt.Errorf("hooks: metrics: another collector is registered under the plugin metric names: %w", err)
-			}
-			*cv = existing
-		case err != nil:
-			return nil, fmt.Errorf("hooks: metrics: %w", err)
+		if *cv, err = share(reg, *cv); err != nil {
+			return nil, err
 		}
 	}
+	if m.drops, err = share(reg, m.drops); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// share registers c on reg, or returns the collector already registered
+// there under the same metrics: a second Manager on one registry (a restart
+// within the process, tests) shares the series rather than fail.
+func share[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	switch {
+	case errors.As(err, &are):
+		existing, ok := are.ExistingCollector.(C)
+		if !ok {
+			return c, fmt.Errorf("hooks: metrics: another collector is registered under the plugin metric names: %w", err)
+		}
+		return existing, nil
+	case err != nil:
+		return c, fmt.Errorf("hooks: metrics: %w", err)
+	}
+	return c, nil
+}
+
+// Dropper is an optional capability of a plugin that queues events (see
+// Queue) and gives up some when it falls behind: Dropped counts them. The
+// Manager exports it as mqttd_plugin_events_dropped_total{plugin}.
+type Dropper interface {
+	Dropped() uint64
+}
+
+var descDropped = prometheus.NewDesc("mqttd_plugin_events_dropped_total",
+	"Events a plugin lost because its queue was full (plugins that count them, such as event-log). "+
+		"A reload that builds the plugin anew starts its count again.",
+	[]string{"plugin"}, nil)
+
+// drops collects mqttd_plugin_events_dropped_total. The plugins keep the
+// counts (a drop is an atomic add in their queue, on the broker's event
+// path), so they are read at scrape time instead of copied into a counter.
+// One drops serves every Manager on a registry, as the vectors do; it
+// reads the plugins of those that are live (from New to Close).
+type drops struct {
+	mu   sync.Mutex
+	live map[*Manager]struct{}
+}
+
+// join and leave bracket a Manager's life: after New built its state,
+// and once Close closed its plugins.
+func (d *drops) join(m *Manager) {
+	d.mu.Lock()
+	d.live[m] = struct{}{}
+	d.mu.Unlock()
+}
+
+func (d *drops) leave(m *Manager) {
+	d.mu.Lock()
+	delete(d.live, m)
+	d.mu.Unlock()
+}
+
+func (d *drops) Describe(ch chan<- *prometheus.Desc) { ch <- descDropped }
+
+// Collect reports the current plugins of each live Manager. A registry
+// takes each label set once, so Managers sharing an alias are summed; a
+// plugin serving several aliases counts once, under the first (distinct).
+func (d *drops) Collect(ch chan<- prometheus.Metric) {
+	byAlias := map[string]uint64{}
+	d.mu.Lock()
+	for m := range d.live {
+		for _, p := range m.cur.Load().distinct() {
+			if dp, ok := p.value.(Dropper); ok {
+				byAlias[p.alias] += dp.Dropped()
+			}
+		}
+	}
+	d.mu.Unlock()
+	for alias, n := range byAlias {
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), alias)
+	}
 }
 
 // pluginCounters are one alias's children of the vectors, looked up once so

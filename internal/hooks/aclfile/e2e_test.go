@@ -12,7 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqttd/mqttd/internal/hooks"
-	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/hooks/hookstest"
 )
 
 const wait = 10 * time.Second
@@ -29,24 +29,8 @@ func serveACL(t *testing.T, p *Plugin) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := mqtt.New(mqtt.Options{SysInterval: -1, Hooks: m.Hooks(),
-		Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		b.Close(ctx)
-		m.Close(ctx)
-	})
-	return b.Addr("t").String()
+	_, addr := hookstest.Serve(t, m)
+	return addr
 }
 
 // client is a paho 3.1.1 client whose messages arrive on msgs as topics.
@@ -128,7 +112,7 @@ const e2eACL = `rules:
 // receive (a denied topic is not delivered, live or retained), %c, MQTT
 // 5's reason codes, and a reload that applies to connected clients.
 func TestEndToEnd(t *testing.T) {
-	path := writeACL(t, "acl.yaml", e2eACL)
+	path := hookstest.WriteFile(t, "acl.yaml", e2eACL)
 	p, err := New(Options{File: path})
 	if err != nil {
 		t.Fatal(err)

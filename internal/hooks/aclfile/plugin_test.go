@@ -10,23 +10,15 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/hooks/hookstest"
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func writeACL(t testing.TB, name, data string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func load(t testing.TB, name, data string) *Plugin {
 	t.Helper()
-	p, err := New(Options{File: writeACL(t, name, data)})
+	p, err := New(Options{File: hookstest.WriteFile(t, name, data)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +297,7 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(Options{File: missing}); err == nil || err.Error() != "acl-file: open "+missing+": no such file or directory" {
 		t.Errorf("New with a missing file: %v", err)
 	}
-	path := writeACL(t, "acl.YAML", "rules:\n  - {topic: a, result: nope}\n")
+	path := hookstest.WriteFile(t, "acl.YAML", "rules:\n  - {topic: a, result: nope}\n")
 	if _, err := New(Options{File: path}); err == nil || err.Error() != "acl-file: "+path+`:2: rule 1: result "nope" is not allow or deny` {
 		t.Errorf("New with a bad file (extension in capitals is still YAML): %v", err)
 	}
@@ -313,7 +305,7 @@ func TestNewErrors(t *testing.T) {
 
 // Reload swaps the rules at once; a broken file leaves the old ones.
 func TestReload(t *testing.T) {
-	path := writeACL(t, "acl.yaml", "rules:\n  - {user: a, topic: x}\n")
+	path := hookstest.WriteFile(t, "acl.yaml", "rules:\n  - {user: a, topic: x}\n")
 	p, err := New(Options{File: path})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package eventlog
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -10,7 +9,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqttd/mqttd/internal/hooks"
-	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/hooks/hookstest"
 )
 
 // A whole session through the hooks framework and a real client: every
@@ -27,19 +26,9 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := mqtt.New(mqtt.Options{Name: "node-1", SysInterval: -1, Hooks: m.Hooks(),
-		Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
+	b, addr := hookstest.Serve(t, m)
 
-	o := paho.NewClientOptions().AddBroker("tcp://" + b.Addr("t").String()).SetClientID("logged").SetUsername("alice").
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("logged").SetUsername("alice").
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
 	c := paho.NewClient(o)
 	got := make(chan string, 1)
@@ -67,12 +56,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b.Close(ctx)
-	if err := m.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// Only a closed plugin has written every line it queued.
+	hookstest.Stop(t, b, m)
 
 	var seen []string
 	var msg map[string]any

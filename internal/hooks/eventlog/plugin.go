@@ -6,7 +6,7 @@
 // (hooks.Queue, bounded), and one goroutine writes the lines. When the
 // writer falls behind, the oldest queued events are dropped; how many is
 // logged as a warning, at most once every 10 seconds, and once more at
-// Close.
+// Close, and counted in mqttd_plugin_events_dropped_total (hooks.Dropper).
 package eventlog
 
 import (
@@ -65,6 +65,7 @@ type Plugin struct {
 var (
 	_ hooks.EventSink = (*Plugin)(nil)
 	_ hooks.Closer    = (*Plugin)(nil)
+	_ hooks.Dropper   = (*Plugin)(nil) // the Manager exports Dropped; a rename must not silently lose the metric
 )
 
 // New validates o and starts the writer; Close stops it.

@@ -12,7 +12,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqttd/mqttd/internal/hooks"
-	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/hooks/hookstest"
 )
 
 // connect311 connects a paho 3.1.1 client and returns the CONNACK code.
@@ -36,7 +36,7 @@ func connect311(t *testing.T, addr, user, pw string) byte {
 // not know; MQTT 5.0 hears 0x86; a reload takes effect for the next CONNECT
 // while a connected client stays connected.
 func TestEndToEnd(t *testing.T) {
-	path := writeFile(t, "passwd", "alice:"+refArgon2id+"\nbob:"+refBcrypt2y+"\n")
+	path := hookstest.WriteFile(t, "passwd", "alice:"+refArgon2id+"\nbob:"+refBcrypt2y+"\n")
 	p, err := New(Options{File: path})
 	if err != nil {
 		t.Fatal(err)
@@ -50,24 +50,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := mqtt.New(mqtt.Options{Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}},
-		Hooks: m.Hooks(), SysInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		b.Close(ctx)
-		m.Close(ctx)
-	}()
-	addr := b.Addr("t").String()
+	_, addr := hookstest.Serve(t, m)
 
 	for _, tc := range []struct {
 		user, pw string

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/hooks/hookstest"
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
@@ -24,17 +25,6 @@ const (
 	refArgon2id = "$argon2id$v=19$m=4096,t=3,p=2$c2FsdHlzYWx0MTIz$wbCRRsaZjnBtCqEfy/OYsqCoWSld37U5rVJhk7GK7Wo"
 	refBcrypt2y = "$2y$05$QxZQ.Y1f9CNqPX7tpA.yYeh78JZ6RQxsE7hanj0MVCZ2Bp2M7OMKm"
 )
-
-// writeFile writes a file named name with data into a fresh directory and
-// returns its path.
-func writeFile(t testing.TB, name, data string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func mustHash(t testing.TB, f func([]byte) (string, error), pw string) string {
 	t.Helper()
@@ -61,7 +51,7 @@ func TestAuthenticateDecisions(t *testing.T) {
 	bcryptNew := mustHash(t, HashBcrypt, "fresh-bcrypt")
 	long := strings.Repeat("x", 72)
 	bcryptLong := mustHash(t, HashBcrypt, long)
-	path := writeFile(t, "passwd", "# users\n\nalice:"+refArgon2id+"\nbob:"+refBcrypt2y+"\r\n"+
+	path := hookstest.WriteFile(t, "passwd", "# users\n\nalice:"+refArgon2id+"\nbob:"+refBcrypt2y+"\r\n"+
 		"carol:"+argonNew+"\n  # indented comment\ndave:"+bcryptNew+"\nerin:"+bcryptLong+"\n"+
 		"user with spaces:"+argonNew+"\n")
 	p, err := New(Options{File: path})
@@ -174,11 +164,11 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(Options{File: missing}); err == nil || err.Error() != want {
 		t.Errorf("New with a missing file:\n got %v\nwant %s", err, want)
 	}
-	path := writeFile(t, "pw", "x\n")
+	path := hookstest.WriteFile(t, "pw", "x\n")
 	if _, err := New(Options{File: path}); err == nil || !strings.HasPrefix(err.Error(), "password-file: "+path+":1: no ':'") {
 		t.Errorf("New with a bad file: %v", err)
 	}
-	if p, err := New(Options{File: writeFile(t, "empty", "")}); err != nil || p.Users() != 0 {
+	if p, err := New(Options{File: hookstest.WriteFile(t, "empty", "")}); err != nil || p.Users() != 0 {
 		t.Errorf("an empty file should load with no users: %v", err)
 	}
 }
@@ -186,7 +176,7 @@ func TestNewErrors(t *testing.T) {
 // Reload applies a good file at once and keeps the old entries when the
 // new file is broken.
 func TestReload(t *testing.T) {
-	path := writeFile(t, "passwd", "bob:"+refBcrypt2y+"\n")
+	path := hookstest.WriteFile(t, "passwd", "bob:"+refBcrypt2y+"\n")
 	p, err := New(Options{File: path})
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +212,7 @@ func TestReload(t *testing.T) {
 // With every verification slot taken, a CONNECT waits for one, and gives up
 // with its context's cause when the context ends first.
 func TestAuthenticateWaitsForSlotAndHonoursContext(t *testing.T) {
-	p, err := New(Options{File: writeFile(t, "passwd", "bob:"+refBcrypt2y+"\n")})
+	p, err := New(Options{File: hookstest.WriteFile(t, "passwd", "bob:"+refBcrypt2y+"\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +338,7 @@ func BenchmarkVerify(b *testing.B) {
 		{"bcrypt-cost10", HashBcrypt},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			p, err := New(Options{File: writeFile(b, "passwd", "u:"+mustHash(b, bc.hash, "pw")+"\n")})
+			p, err := New(Options{File: hookstest.WriteFile(b, "passwd", "u:"+mustHash(b, bc.hash, "pw")+"\n")})
 			if err != nil {
 				b.Fatal(err)
 			}
