@@ -21,6 +21,12 @@ type verdict struct {
 	given bool
 }
 
+// maxAnswerSeconds bounds the reuse an answer may ask for, by cache_ttl or
+// max-age: about 34 years, past any useful lifetime, and small enough that
+// the conversion to a time.Duration cannot overflow (an unclamped
+// cache_ttl of 1e10 would wrap to a negative or a short lifetime).
+const maxAnswerSeconds = 1 << 30
+
 // readDecision applies the answer rules of DESIGN §4: 2xx with a body is
 // its result, 204 allows, 401 and 403 deny, anything else is an error. A
 // 404 in particular is never "ignore": a wrong URL must not let anyone in.
@@ -87,7 +93,7 @@ func parseDecision(r *response) (verdict, error) {
 		if *d.CacheTTL < 0 {
 			return verdict{}, fmt.Errorf("cache_ttl %d is negative (0 means do not reuse)", *d.CacheTTL)
 		}
-		v.ttl, v.given = time.Duration(*d.CacheTTL)*time.Second, true
+		v.ttl, v.given = time.Duration(min(*d.CacheTTL, maxAnswerSeconds))*time.Second, true
 	} else {
 		v.ttl, v.given = cacheControl(r.header)
 	}
@@ -109,7 +115,7 @@ func cacheControl(h http.Header) (time.Duration, bool) {
 			if v, ok := strings.CutPrefix(dir, "max-age="); ok {
 				n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
 				if err == nil && n >= 0 {
-					ttl, given = time.Duration(min(n, 1<<30))*time.Second, true
+					ttl, given = time.Duration(min(n, maxAnswerSeconds))*time.Second, true
 				}
 			}
 		}

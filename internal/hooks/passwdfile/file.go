@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // The file holds one username:hash entry per line. Lines whose first
@@ -26,7 +27,9 @@ func ValidUsername(name string) error {
 	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
 		return fmt.Errorf("the user name %q contains a control character", name)
 	}
-	if strings.TrimSpace(name[:1]) == "" || strings.HasPrefix(name, "#") {
+	// Any Unicode blank counts, not only ASCII ones: entry trims with
+	// strings.TrimSpace, so "\u00a0#x" would be read back as a comment.
+	if r, _ := utf8.DecodeRuneInString(name); unicode.IsSpace(r) || r == '#' {
 		return fmt.Errorf("the user name %q starts with a blank or '#', which the file would read as indentation or a comment", name)
 	}
 	return nil
