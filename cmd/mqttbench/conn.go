@@ -26,6 +26,8 @@ type mconn struct {
 	lim serverLimits
 }
 
+var errClosedByBroker = errors.New("connection closed by broker")
+
 // dialMQTT opens a TCP connection and completes CONNECT/CONNACK. bufSize
 // is the read buffer: readBufSize for load, tiny for idle connections,
 // where thousands of 64 KiB buffers would only inflate our own memory.
@@ -178,7 +180,7 @@ func (m *mconn) next() (typ, flags byte, body []byte, err error) {
 		m.end += r
 		if err != nil {
 			if err == io.EOF {
-				err = errors.New("connection closed by broker")
+				err = errClosedByBroker
 			}
 			return 0, 0, nil, err
 		}

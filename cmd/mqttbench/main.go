@@ -28,6 +28,13 @@
 //	mqttbench -v5 -v5-props -scenario pairs -pubs 10 -qos 1
 //	mqttbench -mode idle -conns 5000 -pid 1234
 //	mqttbench -mode report results.jsonl
+//	mqttbench -mode report -baseline "no plugins" results.jsonl   (ratios to a baseline)
+//
+// Plugin benchmarks (docs/benchmarks.md, "Plugins"; scripts/plugin-bench.sh):
+//
+//	mqttbench -mode plugin -listen 127.0.0.1:9300 -topic-cache-ttl 60 -manifest-events broker_message_received
+//	mqttbench -scenario pairs -pubs 10 -plugin http://127.0.0.1:9300 -metrics http://127.0.0.1:9180/metrics
+//	mqttbench -mode storm -conns 1000 -username u -password p -plugin http://127.0.0.1:9300
 //
 // Exit status: 0 on success; 1 when a connection failed, the broker broke
 // protocol, or a QoS 1/2 promise was broken (loss, unacknowledged
@@ -39,6 +46,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -52,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	pid := os.Getpid()
 	var (
-		mode      = fs.String("mode", "load", "load: publish and measure; idle: open -conns idle connections and measure broker memory; report: turn -json result files (arguments) into a Markdown table")
+		mode      = fs.String("mode", "load", "load: publish and measure; idle: open -conns idle connections and measure broker memory; storm: -conns clients send CONNECT at once, time to the last CONNACK; plugin: serve the plugin HTTP contract on -listen and count what arrives; report: turn -json result files (arguments) into a Markdown table")
 		broker    = fs.String("broker", "127.0.0.1:1883", "broker TCP address")
 		scenario  = fs.String("scenario", "pairs", "pairs, fanout or fanin")
 		pubs      = fs.Int("pubs", 1, "number of publishers")
@@ -82,6 +91,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		protocol  = fs.String("protocol", "4", "MQTT version: 4 (3.1.1) or 5 (5.0)")
 		v5        = fs.Bool("v5", false, "MQTT 5.0: short for -protocol 5")
 		v5Props   = fs.Bool("v5-props", false, "MQTT 5.0: every PUBLISH carries a message expiry interval and a user property, and every subscriber checks that the broker forwarded them")
+
+		pluginURL  = fs.String("plugin", "", "load, storm: base URL of a -mode plugin server; its counters over the run go into the result")
+		metricsURL = fs.String("metrics", "", "load, storm: the broker's Prometheus URL (e.g. http://127.0.0.1:9180/metrics); plugin counters and event drops over the run go into the result")
+		baseline   = fs.String("baseline", "", "report mode: label of the baseline runs; prints each other label's throughput as a ratio to it, run by run")
+
+		sameID     = fs.Bool("same-id", false, "storm: every client uses the same client id (identical authenticate requests)")
+		bursts     = fs.Int("bursts", 1, "storm: split -conns into this many bursts, one after another")
+		expectCode = fs.Int("expect-code", 0, "storm: the CONNACK code every client must get (0 accepted, 5 not authorised, 0x87...); -1 = any")
+
+		listen       = fs.String("listen", "127.0.0.1:9300", "plugin mode: address to serve on")
+		delay        = fs.Duration("delay", 0, "plugin mode: delay before answering authenticate and topic_filtering")
+		authDelay    = fs.Duration("auth-delay", -1, "plugin mode: delay before answering authenticate (default -delay)")
+		topicDelay   = fs.Duration("topic-delay", -1, "plugin mode: delay before answering topic_filtering (default -delay)")
+		cacheTTL     = fs.Int("cache-ttl", 60, "plugin mode: cache_ttl (seconds) in decisions; negative leaves it out")
+		authTTL      = fs.Int("auth-cache-ttl", -2, "plugin mode: cache_ttl of authenticate answers (default -cache-ttl)")
+		topicTTL     = fs.Int("topic-cache-ttl", -2, "plugin mode: cache_ttl of topic_filtering answers (default -cache-ttl)")
+		authResult   = fs.String("auth-result", "allow", "plugin mode: authenticate answer: allow, deny or ignore")
+		topicResult  = fs.String("topic-result", "allow", "plugin mode: topic_filtering answer: allow, deny or ignore")
+		authReason   = fs.Int("auth-reason-code", 0, "plugin mode: reason_code in a deny (e.g. 134 = 0x86 bad user name or password); 0 = none")
+		manifestEvts = fs.String("manifest-events", "", "plugin mode: comma-separated event types the manifest asks for (e.g. broker_message_received)")
+		noManifest   = fs.Bool("no-manifest", false, "plugin mode: answer GET /manifest with 404")
+		cpuProfile   = fs.String("cpuprofile", "", "write this process's CPU profile to the file (any mode; go tool pprof reads it)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mqttbench [flags]            (load a broker and measure it)")
@@ -91,6 +122,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "mqttbench: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "mqttbench: "+format+"\n", a...)
@@ -119,10 +164,83 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "mqttbench: %v\n", err)
 			return 1
 		}
-		if bad > 0 {
+		storms, err := readStorms(fs.Args())
+		if err != nil {
+			fmt.Fprintf(stderr, "mqttbench: %v\n", err)
+			return 1
+		}
+		if bad -= len(storms); bad > 0 {
 			fmt.Fprintf(stderr, "mqttbench: skipped %d lines that are not results\n", bad)
 		}
-		writeReport(stdout, rs, *maxOther)
+		if *baseline != "" {
+			writeRatioReport(stdout, rs, *baseline, *maxOther)
+		} else if len(rs) > 0 {
+			writeReport(stdout, rs, *maxOther)
+		}
+		if len(storms) > 0 {
+			if len(rs) > 0 {
+				fmt.Fprintln(stdout)
+			}
+			writeStormReport(stdout, storms)
+		}
+		return 0
+
+	case "plugin":
+		pick := func(own time.Duration, def time.Duration) time.Duration {
+			if own < 0 {
+				return def
+			}
+			return own
+		}
+		pickTTL := func(own, def int) int {
+			if own == -2 {
+				return def
+			}
+			return own
+		}
+		var events []string
+		for e := range strings.SplitSeq(*manifestEvts, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				events = append(events, e)
+			}
+		}
+		return runPlugin(*listen, pluginConfig{
+			authDelay: pick(*authDelay, *delay), topicDelay: pick(*topicDelay, *delay),
+			authTTL: pickTTL(*authTTL, *cacheTTL), topicTTL: pickTTL(*topicTTL, *cacheTTL),
+			authResult: *authResult, topicResult: *topicResult, authReasonCode: *authReason,
+			manifestEvents: events, noManifest: *noManifest,
+		}, *asJSON, stdout, stderr, nil)
+
+	case "storm":
+		n := *conns
+		if !flagSet(fs, "conns") {
+			n = 1000
+		}
+		switch {
+		case n < 1 || *bursts < 1 || *bursts > n:
+			return usage("storm: -conns and -bursts must be at least 1, and -bursts at most -conns")
+		case *password != "" && *username == "" && !useV5:
+			return usage("-password needs -username in MQTT 3.1.1 [MQTT-3.1.2-22]")
+		case *expectCode < -1 || *expectCode > 255:
+			return usage("-expect-code must be a CONNACK code (0..255) or -1")
+		}
+		res := runStorm(stormConfig{
+			broker: *broker, conns: n, bursts: *bursts, sameID: *sameID, clientsPrefix: *clientPfx,
+			username: *username, password: *password, v5: useV5, keepAlive: uint16(*keepAlive / time.Second),
+			connectTimeout: *connTO, expectCode: *expectCode, probes: probes{plugin: *pluginURL, metrics: *metricsURL},
+		})
+		res.Label, res.Case = *label, *caseName
+		if *asJSON {
+			if err := writeJSONLine(stdout, res); err != nil {
+				fmt.Fprintf(stderr, "mqttbench: %v\n", err)
+				return 1
+			}
+		} else {
+			res.writeText(stdout)
+		}
+		if !res.OK {
+			return 1
+		}
 		return 0
 
 	case "idle":
@@ -150,7 +268,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	case "load":
 	default:
-		return usage("-mode %q: want load, idle or report", *mode)
+		return usage("-mode %q: want load, idle, storm, plugin or report", *mode)
 	}
 
 	cfg := loadConfig{
@@ -158,7 +276,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		duration: *duration, warmup: *warmup, drain: *drain, rate: *rate, window: *window,
 		inflight: *inflight, burst: *burst, pid: *bpid, keepAlive: *keepAlive, connectTimeout: *connTO,
 		topicPrefix: *topicPfx, clientsPrefix: *clientPfx, username: *username, password: *password,
-		v5: useV5, v5Props: *v5Props,
+		v5: useV5, v5Props: *v5Props, probes: probes{plugin: *pluginURL, metrics: *metricsURL},
 	}
 	switch cfg.scenario {
 	case "pairs":
@@ -228,8 +346,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // protocolSet reports whether -protocol was given on the command line.
-func protocolSet(fs *flag.FlagSet) bool {
+func protocolSet(fs *flag.FlagSet) bool { return flagSet(fs, "protocol") }
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "protocol" })
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
 }

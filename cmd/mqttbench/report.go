@@ -245,3 +245,130 @@ func writeRatios(w io.Writer, rows []*reportRow, stats []*rowStats) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", k[0], k[1], ratio(p.v5.del, p.v4.del), ratio(p.v5.usd, p.v4.usd))
 	}
 }
+
+// readStorms reads the -mode storm results among JSON lines; other lines
+// are left to readResults.
+func readStorms(paths []string) ([]*stormResult, error) {
+	var out []*stormResult
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			var r stormResult
+			if json.Unmarshal(sc.Bytes(), &r) == nil && r.Mode == "storm" {
+				out = append(out, &r)
+			}
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// spread formats the median of xs and its range.
+func spread(xs []float64, f func(float64) string) string {
+	if len(xs) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s [%s..%s]", f(median(xs)), f(slices.Min(xs)), f(slices.Max(xs)))
+}
+
+func fmtRatio(x float64) string { return fmt.Sprintf("%.2f", x) }
+
+// writeRatioReport compares every label with the baseline label, case by
+// case. The script interleaves them (baseline, variant, baseline, ...), so
+// the i-th run of a variant is paired with the i-th run of the baseline in
+// the same case, and the ratio is taken pair by pair: its median and range
+// are what the table shows. A pair in which either run was busy (other
+// processes above maxOther % CPU) is left out, as is a failed run's pair.
+func writeRatioReport(w io.Writer, rs []*result, baseline string, maxOther float64) {
+	rows := groupResults(rs)
+	base := map[string]*reportRow{}
+	for _, row := range rows {
+		if row.broker == baseline {
+			base[row.scenario+"\x00"+row.mqtt] = row
+		}
+	}
+	fmt.Fprintf(w, "| case | variant | %s msg/s | variant msg/s | ratio (per run pair) | µs broker CPU / delivery, baseline → variant | plugin events/s | events dropped / run | plugin calls / run | plugin CPU %% | other CPU %% (max) | pairs (left out) |\n", baseline)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, row := range rows {
+		b := base[row.scenario+"\x00"+row.mqtt]
+		if row.broker == baseline || b == nil {
+			continue
+		}
+		var bRate, vRate, ratio, bUs, vUs, evs, drops, calls, pcpu []float64
+		other, skipped := 0.0, 0
+		for i, v := range row.runs {
+			if i >= len(b.runs) {
+				skipped++
+				continue
+			}
+			br := b.runs[i]
+			if !v.OK || !br.OK || (maxOther > 0 && (v.OtherCPUPct > maxOther || br.OtherCPUPct > maxOther)) || br.DeliveredRate == 0 {
+				skipped++
+				continue
+			}
+			other = max(other, v.OtherCPUPct, br.OtherCPUPct)
+			bRate = append(bRate, br.DeliveredRate)
+			vRate = append(vRate, v.DeliveredRate)
+			ratio = append(ratio, v.DeliveredRate/br.DeliveredRate)
+			bUs = append(bUs, br.BrokerUsPerDeliver)
+			vUs = append(vUs, v.BrokerUsPerDeliver)
+			if v.Plugin != nil {
+				evs = append(evs, v.Plugin.EventsPerS)
+				pcpu = append(pcpu, v.Plugin.CPUPct)
+				calls = append(calls, float64(v.Plugin.Run.TopicFiltering+v.Plugin.Run.Authenticate))
+			}
+			if v.EventsDropped != nil {
+				drops = append(drops, *v.EventsDropped)
+			}
+		}
+		num := func(x float64) string { return fmt.Sprintf("%.0f", x) }
+		us := "–"
+		if len(bUs) > 0 {
+			us = fmt.Sprintf("%.2f → %.2f", median(bUs), median(vUs))
+		}
+		pc := "–"
+		if len(pcpu) > 0 {
+			pc = num(median(pcpu))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %d (%d) |\n",
+			row.scenario, row.broker, spread(bRate, fmtRate), spread(vRate, fmtRate), spread(ratio, fmtRatio), us,
+			spread(evs, fmtRate), spread(drops, num), spread(calls, num), pc, other, len(ratio), skipped)
+	}
+}
+
+// writeStormReport prints one row per storm run.
+func writeStormReport(w io.Writer, storms []*stormResult) {
+	fmt.Fprintln(w, "| case | clients | client ids | accepted | refused | taken over before CONNACK | no CONNACK | last CONNACK | p50 / p99 | authenticate calls (distinct) | at most at once | ok |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, s := range storms {
+		ids := "distinct"
+		if s.SameID {
+			ids = "one"
+		}
+		var refused []string
+		for k, v := range s.Refused {
+			refused = append(refused, fmt.Sprintf("%s ×%d", k, v))
+		}
+		slices.Sort(refused)
+		calls, most := "–", "–"
+		if s.Plugin != nil {
+			calls = fmt.Sprintf("%d (%d)", s.Plugin.Authenticate, s.Plugin.AuthDistinct)
+			most = fmt.Sprint(s.Plugin.AuthMaxConcur)
+		}
+		name := s.Case
+		if name == "" {
+			name = s.Label
+		}
+		fmt.Fprintf(w, "| %s | %d in %d burst(s) | %s | %d | %s | %d | %d | %.0f ms | %.0f / %.0f ms | %s | %s | %v |\n",
+			name, s.Conns, s.Bursts, ids, s.Accepted, strings.Join(refused, ", "), s.TakenOver, s.NoConnack, s.LastConnackMs,
+			s.P50Ms, s.P99Ms, calls, most, s.OK)
+	}
+}

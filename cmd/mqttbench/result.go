@@ -54,7 +54,8 @@ type result struct {
 	BrokerCPUPct       float64 `json:"broker_cpu_pct,omitempty"`
 	BrokerUsPerDeliver float64 `json:"broker_us_per_delivery,omitempty"`
 	// OtherCPUPct is CPU used by everything else on the machine during
-	// the window (100 = one core): contention that skews the figures.
+	// the window (100 = one core): contention that skews the figures. With
+	// -plugin, the bench plugin's own CPU is not in it.
 	OtherCPUPct float64 `json:"other_cpu_pct"`
 
 	// With -plugin: what the bench plugin received. With -metrics: the
@@ -75,6 +76,9 @@ func (res *result) addProbes(p probes, pre, start, end, final probeSnap, errs *e
 	if p.plugin != "" && errs.n == 0 {
 		res.Plugin = newPluginUsage(pre, start, end, final)
 		res.Errors = append(res.Errors, res.Plugin.problems()...)
+		// The plugin is part of the set-up, not other load: its CPU is
+		// reported on its own (plugin.cpu_pct) and taken out of "other".
+		res.OtherCPUPct = max(0, res.OtherCPUPct-res.Plugin.CPUPct)
 	}
 	if p.metrics != "" && pre.metrics != nil && final.metrics != nil {
 		res.BrokerMetrics = metricsDelta(pre.metrics, final.metrics)

@@ -261,6 +261,7 @@ func TestValidUsername(t *testing.T) {
 		{"a\x7fb", `the user name "a\x7fb" contains a control character`},
 		{"#root", `the user name "#root" starts with a blank or '#', which the file would read as indentation or a comment`},
 		{"\tx", `the user name "\tx" contains a control character`},
+		{"\u00a0#x", `the user name "\u00a0#x" starts with a blank or '#', which the file would read as indentation or a comment`},
 	} {
 		err := ValidUsername(tc.name)
 		if got := ""; err != nil {
