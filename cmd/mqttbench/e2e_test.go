@@ -215,6 +215,11 @@ func TestBadFlags(t *testing.T) {
 		{"-v5-props"},                 // needs 5.0
 		{"-v5", "-protocol", "3.1.1"}, // contradiction
 		{"-password", "p"},            // 3.1.1 needs a user name with it
+		{"-mode", "storm", "-bursts", "0"},
+		{"-mode", "storm", "-conns", "5", "-bursts", "6"},
+		{"-mode", "storm", "-expect-code", "300"},
+		{"-mode", "plugin", "-auth-result", "maybe"},
+		{"-mode", "mesh"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 {

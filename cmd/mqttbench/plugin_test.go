@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/webhook"
+)
+
+// These tests run a tiny version of each plugin benchmark (-mode plugin,
+// load with -plugin and -metrics, -mode storm, report -baseline) against
+// the broker in-process, wired to the bench plugin the way cmd/mqttd wires
+// an HTTP plugin: webhook.Plugin behind a hooks.Manager. They check that
+// the tools count correctly, not how fast anything is.
+
+// startBenchPlugin serves a plugin with cfg on loopback.
+func startBenchPlugin(t testing.TB, cfg pluginConfig) (*pluginServer, string) {
+	t.Helper()
+	s, err := newPluginServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return s, srv.URL
+}
+
+// pluginBroker says how the broker uses the bench plugin.
+type pluginBroker struct {
+	auth, topics bool
+	events       []string // the alias's events key; nil = what the manifest asks
+}
+
+// startPluginBroker runs the broker with the plugin at url as alias
+// "bench", and serves the broker's metrics; it returns the MQTT address
+// and the metrics URL.
+func startPluginBroker(t testing.TB, url string, pb pluginBroker) (string, string) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	quiet := slog.New(slog.DiscardHandler)
+	wp, err := webhook.New(webhook.Options{Alias: "bench", URL: url, Events: pb.events, Cache: webhook.DefaultCache,
+		Registerer: reg, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := hooks.Options{
+		Broker:     "bench",
+		Plugins:    map[string]hooks.PluginSpec{"bench": {Plugin: wp, Timeout: time.Second, Type: "http"}},
+		Auth:       hooks.AuthOptions{AllowAnonymous: true},
+		Registerer: reg,
+		Logger:     quiet,
+	}
+	if pb.auth {
+		opts.Auth = hooks.AuthOptions{Plugins: []string{"bench"}}
+	}
+	if pb.topics {
+		opts.Topics = hooks.TopicOptions{Enable: true, Plugins: []string{"bench"}}
+	}
+	m, err := hooks.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := mqtt.New(mqtt.Options{Name: "bench", SysInterval: -1, Hooks: m.Hooks(), Logger: quiet,
+		Listeners: []mqtt.ListenerConfig{{Name: "tcp", Type: "tcp", Bind: "127.0.0.1:0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	metrics := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(func() {
+		metrics.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.Close(ctx)
+		if err := m.Close(ctx); err != nil {
+			t.Errorf("closing plugins: %v", err)
+		}
+	})
+	return b.Addr("tcp").String(), metrics.URL
+}
+
+var quickLoad = []string{"-warmup", "100ms", "-duration", "400ms", "-drain", "2s", "-scenario", "pairs", "-pubs", "2"}
+
+// TestPluginTopicCheck: with the bench plugin as topic filter, every
+// check is counted by action, and the warm cache keeps the plugin's calls
+// to one per client, topic and action however many messages flow.
+func TestPluginTopicCheck(t *testing.T) {
+	for _, qos := range []string{"0", "1"} {
+		t.Run("QoS "+qos, func(t *testing.T) {
+			ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", authTTL: 60, topicTTL: 60})
+			addr, metrics := startPluginBroker(t, url, pluginBroker{topics: true, events: []string{}})
+			res, code := runJSON(t, append([]string{"-broker", addr, "-qos", qos, "-plugin", url, "-metrics", metrics}, quickLoad...)...)
+			if code != 0 || !res.OK {
+				t.Fatalf("exit %d, errors %v", code, res.Errors)
+			}
+			if res.Published == 0 || res.Delivered != res.Published || res.Plugin == nil {
+				t.Fatalf("published %d, delivered %d, plugin %+v", res.Published, res.Delivered, res.Plugin)
+			}
+			run := res.Plugin.Run
+			// 2 publishers and 2 subscribers: one subscribe, publish and
+			// receive check each per client, then cache hits.
+			if run.TopicSubscribe != 2 || run.TopicPublish != 2 || run.TopicReceive != 2 || run.TopicFiltering != 6 {
+				t.Fatalf("plugin saw %+v, want 2 checks per action", run)
+			}
+			if run.Events != 0 || run.Authenticate != 0 {
+				t.Fatalf("plugin got events or authenticate calls it did not ask for: %+v", run)
+			}
+			hits := sumMetric(res.BrokerMetrics, "mqttd_webhook_cache_hits_total", "")
+			if want := float64(2*res.Published + 2 - 6); hits < want {
+				t.Fatalf("broker counted %.0f cache hits, want at least %.0f (publish + receive per message)", hits, want)
+			}
+			if st := ps.stats(); st.TopicFiltering != 6 || st.Manifest != 1 {
+				t.Fatalf("server stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestPluginEvents: every message published becomes one
+// broker_message_received event at the plugin, well-formed, in batches,
+// none dropped.
+func TestPluginEvents(t *testing.T) {
+	_, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow",
+		manifestEvents: []string{"broker_message_received"}})
+	addr, metrics := startPluginBroker(t, url, pluginBroker{events: []string{"broker_message_received"}})
+	// At a fixed rate the queue never overflows, so every event must
+	// arrive (closed loop, this process would publish faster than it
+	// delivers events to itself, and drop some, as it should).
+	args := append([]string{"-broker", addr, "-qos", "1", "-plugin", url, "-metrics", metrics}, quickLoad...)
+	res, code := runJSON(t, append(args, "-rate", "2000", "-window", "64")...)
+	if code != 0 || !res.OK {
+		t.Fatalf("exit %d, errors %v", code, res.Errors)
+	}
+	u := res.Plugin
+	if u == nil || res.EventsDropped == nil {
+		t.Fatalf("no plugin usage or drop count in %+v", res)
+	}
+	if u.Run.Events != res.Published || u.Run.EventsByType["broker_message_received"] != res.Published || len(u.Run.EventsByType) != 1 {
+		t.Fatalf("plugin received %d events (%v), %d messages were published", u.Run.Events, u.Run.EventsByType, res.Published)
+	}
+	if u.Run.EventPosts == 0 || u.Run.EventPosts >= u.Run.Events || u.Window.Events == 0 || u.EventsPerS <= 0 {
+		t.Fatalf("events not batched or not in the window: %+v", u)
+	}
+	if *res.EventsDropped != 0 || sumMetric(res.BrokerMetrics, "mqttd_webhook_events_sent_total", "") != float64(res.Published) {
+		t.Fatalf("broker dropped %.0f, sent %v", *res.EventsDropped, res.BrokerMetrics)
+	}
+}
+
+// TestPluginRejectsMalformedEvents: the plugin's checks can fail, and a
+// load run whose plugin saw a malformed batch fails.
+func TestPluginRejectsMalformedEvents(t *testing.T) {
+	ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow"})
+	post := func(body string) int {
+		resp, err := http.Post(url+"/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	good := `{"id":"a","seq":1,"type":"broker_message_received","time":"2026-01-02T03:04:05.123456789Z","broker":"b","client_id":"c","message":{"topic":"t","payload":"aGk=","qos":0,"retain":false}}`
+	if code := post(`{"events":[` + good + `]}`); code != http.StatusNoContent {
+		t.Fatalf("a good batch: status %d", code)
+	}
+	for _, body := range []string{
+		`{"events":[` + good + `]}`, // seq 1 again: a duplicate
+		`{"events":[{"id":"b","seq":2,"type":"broker_message_received","time":"yesterday","broker":"b","client_id":"c","message":{"topic":"t","payload":""}}]}`,
+		`{"events":[{"id":"c","seq":3,"type":"broker_message_received","time":"2026-01-02T03:04:05Z","broker":"b","client_id":"c","message":{"topic":"t","payload":"not base64!"}}]}`,
+		`{"events":[{"seq":4,"type":"broker_client_connected","time":"2026-01-02T03:04:05Z","broker":"b"}]}`,
+	} {
+		post(body)
+	}
+	if code := post(`{"events":[`); code != http.StatusBadRequest {
+		t.Fatalf("truncated JSON: status %d", code)
+	}
+	st := ps.stats()
+	if st.Events != 5 || st.Duplicates != 1 || st.BadEvents != 3 || st.BadRequests != 1 || st.EventPosts != 6 {
+		t.Fatalf("stats %+v", st)
+	}
+	if u := (&pluginUsage{Run: st}); len(u.problems()) != 1 {
+		t.Fatalf("problems %v", u.problems())
+	}
+}
+
+// TestStorm: a storm against an auth plugin that takes a while. Distinct
+// client ids make distinct requests, one call each; one client id makes
+// identical requests, which the broker collapses while one is in flight
+// and then answers from its cache.
+func TestStorm(t *testing.T) {
+	cases := []struct {
+		name       string
+		args       []string
+		ttl        int
+		minC, maxC uint64 // authenticate calls the plugin may see
+		distinct   uint64
+	}{
+		{"distinct ids", nil, 60, 50, 50, 50},
+		{"one id, cached", []string{"-same-id"}, 60, 1, 1, 1},
+		// Without a cache only the collapse of concurrent identical calls
+		// helps: at most one call per round of the delay, never one each.
+		{"one id, not cached", []string{"-same-id", "-bursts", "2"}, 0, 1, 49, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", authTTL: c.ttl,
+				topicTTL: 60, authDelay: 50 * time.Millisecond})
+			addr, _ := startPluginBroker(t, url, pluginBroker{auth: true, events: []string{}})
+			args := append([]string{"-mode", "storm", "-broker", addr, "-conns", "50", "-username", "u", "-password", "p",
+				"-plugin", url, "-json"}, c.args...)
+			var out, errb bytes.Buffer
+			code := run(args, &out, &errb)
+			var res stormResult
+			if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+				t.Fatalf("exit %d, %q, %q", code, out.String(), errb.String())
+			}
+			// With one id, a connection may be taken over before its
+			// CONNACK is flushed; it is counted, and only then allowed.
+			if code != 0 || !res.OK || res.Accepted+res.TakenOver != 50 || res.Answered != res.Accepted ||
+				res.NoConnack != 0 || len(res.Refused) != 0 || (res.TakenOver > 0 && !res.SameID) {
+				t.Fatalf("exit %d: %+v", code, res)
+			}
+			if res.Plugin == nil || res.Plugin.Authenticate < c.minC || res.Plugin.Authenticate > c.maxC || res.Plugin.AuthDistinct != c.distinct {
+				t.Fatalf("plugin saw %+v, want %d..%d calls, %d distinct", res.Plugin, c.minC, c.maxC, c.distinct)
+			}
+			if res.LastConnackMs <= 0 || res.P50Ms > res.P99Ms || res.P99Ms > res.LastConnackMs || len(res.BurstsMs) != res.Bursts {
+				t.Fatalf("timings %+v", res)
+			}
+		})
+	}
+}
+
+// TestStormRefused: refusals are counted by code, and -expect-code decides
+// the exit status.
+func TestStormRefused(t *testing.T) {
+	_, url := startBenchPlugin(t, pluginConfig{authResult: "deny", topicResult: "allow", authReasonCode: 0x86})
+	addr, _ := startPluginBroker(t, url, pluginBroker{auth: true, events: []string{}})
+	for _, c := range []struct {
+		v5   bool
+		code string
+	}{{false, "0x04"}, {true, "0x86"}} {
+		args := []string{"-mode", "storm", "-broker", addr, "-conns", "10", "-username", "u", "-password", "p", "-json"}
+		if c.v5 {
+			args = append(args, "-v5")
+		}
+		var out, errb bytes.Buffer
+		code := run(args, &out, &errb)
+		var res stormResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatal(err, errb.String())
+		}
+		if code != 1 || res.OK || res.Accepted != 0 || res.Refused[c.code] != 10 {
+			t.Fatalf("v5 %v: exit %d, %+v", c.v5, code, res)
+		}
+		want, _ := strconv.ParseInt(c.code, 0, 0)
+		out.Reset()
+		if code := run(append(args, "-expect-code", strconv.Itoa(int(want))), &out, &errb); code != 0 {
+			t.Fatalf("v5 %v: -expect-code %d: exit %d, %s", c.v5, want, code, out.String())
+		}
+	}
+}
+
+// TestRatioReport pairs the runs of a variant with the baseline's, run by
+// run, and prints the ratio's median and range.
+func TestRatioReport(t *testing.T) {
+	dir := t.TempDir()
+	var lines bytes.Buffer
+	drop := 7.0
+	for i, rates := range [][2]float64{{100, 90}, {200, 150}, {100, 95}} {
+		for j, label := range []string{"none", "topic"} {
+			r := result{Scenario: "pairs", Case: "QoS 0", Label: label, DeliveredRate: rates[j], OK: true}
+			if label == "topic" {
+				r.Plugin = &pluginUsage{EventsPerS: 1000 * float64(i+1)}
+				r.EventsDropped = &drop
+			}
+			b, _ := json.Marshal(r)
+			lines.Write(append(b, '\n'))
+		}
+	}
+	storm, _ := json.Marshal(stormResult{Mode: "storm", Case: "storm", Conns: 3, Bursts: 1, Accepted: 3, OK: true})
+	lines.Write(append(storm, '\n'))
+	path := dir + "/r.jsonl"
+	if err := os.WriteFile(path, lines.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-mode", "report", "-baseline", "none", path}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	got := out.String()
+	// Ratios 0.90, 0.75, 0.95: median 0.90, range 0.75..0.95.
+	for _, want := range []string{"| QoS 0 | topic | 100 [100..200] | 95 [90..150] | 0.90 [0.75..0.95] |", "| 2 k [1 k..3 k] | 7 [7..7] |", "| storm | 3 in 1 burst(s) |"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "| QoS 0 | none |") || errb.Len() != 0 {
+		t.Errorf("baseline compared with itself, or complaints: %s %s", got, errb.String())
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	m := parseMetrics(`# HELP x
+mqttd_webhook_events_dropped_total{plugin="a",reason="overflow"} 5
+mqttd_webhook_events_dropped_total{plugin="a",reason="failed"} 2
+mqttd_webhook_request_duration_seconds_bucket{le="0.1"} 9
+mqttd_messages_total 3
+mqttd_plugin_events_total{plugin="a"} 1.5e+06
+`)
+	if len(m) != 3 || sumMetric(m, "mqttd_webhook_events_dropped_total", "") != 7 ||
+		sumMetric(m, "mqttd_webhook_events_dropped_total", `reason="overflow"`) != 5 || m[`mqttd_plugin_events_total{plugin="a"}`] != 1.5e6 {
+		t.Fatalf("%v", m)
+	}
+	d := metricsDelta(map[string]float64{"a": 1, "b": 2}, map[string]float64{"a": 1, "b": 5, "c": 1})
+	if len(d) != 2 || d["b"] != 3 || d["c"] != 1 {
+		t.Fatalf("%v", d)
+	}
+}
