@@ -16,9 +16,15 @@ import (
 // one owned Event and hands the same pointer to every plugin that wants it.
 type eventFan struct{ m *Manager }
 
-// Wants is the mask fixed at New: the broker reads it once, at start, so a
-// Reload can narrow what plugins receive but never widen what is built.
-func (f *eventFan) Wants() mqtt.EventMask { return f.m.mask }
+// Wants is what the current plugins want now. Sinks may narrow their set
+// while running (an HTTP plugin once its manifest has answered), and the
+// broker re-reads this every second, so it stops building what nobody
+// wants.
+func (f *eventFan) Wants() mqtt.EventMask {
+	st := f.m.acquire()
+	defer st.release()
+	return st.wantsNow()
+}
 
 // Event copies e (nothing of it may be kept: it aliases the broker's
 // buffers) and hands the copy to the sinks that want its type. It runs on
@@ -27,7 +33,7 @@ func (f *eventFan) Wants() mqtt.EventMask { return f.m.mask }
 func (f *eventFan) Event(e *mqtt.Event) {
 	st := f.m.acquire()
 	defer st.release()
-	if !st.mask.Has(e.Type) {
+	if !st.wantsNow().Has(e.Type) {
 		return // no current plugin wants it: nothing is built
 	}
 	ev := f.m.own(e)
@@ -35,10 +41,24 @@ func (f *eventFan) Event(e *mqtt.Event) {
 		switch {
 		case e.Type == mqtt.EventBrokerPreStart && p.config != nil:
 			p.deliver(withConfig(ev, p.config))
-		case p.wants.Has(e.Type):
+		case p.sink.Wants().Has(e.Type):
 			p.deliver(ev)
 		}
 	}
+}
+
+// wantsNow is the union of what the sinks want at this moment, plus
+// broker_pre_start for plugins with a config block (DESIGN §4: it is sent
+// to them whether they subscribed or not).
+func (st *state) wantsNow() mqtt.EventMask {
+	var m mqtt.EventMask
+	for _, p := range st.sinks {
+		m |= p.sink.Wants()
+		if p.config != nil {
+			m = m.With(mqtt.EventBrokerPreStart)
+		}
+	}
+	return m
 }
 
 // withConfig is broker_pre_start for one plugin: the shared event plus the

@@ -68,8 +68,10 @@ type TopicFilter interface {
 	FilterTopic(ctx context.Context, c *mqtt.ClientInfo, req mqtt.TopicRequest) (Decision, error)
 }
 
-// EventSink is the events capability. Wants is read once, when the
-// framework starts; events outside it are never built for this plugin.
+// EventSink is the events capability. Wants may change while the plugin
+// runs (an HTTP plugin narrows it once its manifest answers); it is read
+// for every event and by the broker every second, and events no plugin
+// wants are never built. It must be cheap and safe for concurrent use.
 // Event hands over one event and must not block: a sink queues it (see
 // Queue) and does its work on its own goroutines. The event is immutable
 // and shared with other sinks; it may be kept.

@@ -191,7 +191,7 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 	p.auth, _ = spec.Plugin.(Authenticator)
 	p.filter, _ = spec.Plugin.(TopicFilter)
 	if p.sink, _ = spec.Plugin.(EventSink); p.sink != nil {
-		p.wants = p.sink.Wants() // read once (EventSink's contract)
+		p.wants = p.sink.Wants() // at load: what a Reload may not exceed
 	}
 	return p, nil
 }

@@ -152,8 +152,8 @@ func TestHookSeamNilAndWanted(t *testing.T) {
 		s.mu.Lock()
 		w := s.wants
 		s.mu.Unlock()
-		if w != 1 {
-			t.Fatalf("Wants called %d times, want once", w)
+		if w < 1 {
+			t.Fatalf("Wants never called")
 		}
 	}
 }

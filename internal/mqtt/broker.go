@@ -27,7 +27,7 @@ type Broker struct {
 	limits  Limits
 	log     *slog.Logger
 	hooks   Hooks
-	evMask  EventMask
+	evBits  atomic.Uint32 // EventMask: the events some sink wants now
 	store   SessionStore
 	subs    *topics.Tree[*Session, subscription]
 	shared  *topics.Tree[shareKey, shareSub] // $share/{group}/{filter}
@@ -93,9 +93,7 @@ func New(opts Options) (*Broker, error) {
 		retain:  topics.NewRetained[*Message](),
 		conns:   make(map[*client]struct{}),
 	}
-	if b.hooks.Events != nil {
-		b.evMask = b.hooks.Events.Wants()
-	}
+	b.refreshEvents()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
 }
@@ -234,11 +232,24 @@ func (b *Broker) Stats() Stats {
 
 // emit hands e to the event sink when it wants e's type.
 func (b *Broker) emit(e *Event) {
-	if b.evMask.Has(e.Type) {
+	if b.evMask().Has(e.Type) {
 		if e.Time.IsZero() {
 			e.Time = time.Now()
 		}
 		b.hooks.Events.Event(e)
+	}
+}
+
+// evMask is the set of events worth building: an event outside it costs one
+// atomic load.
+func (b *Broker) evMask() EventMask { return EventMask(b.evBits.Load()) }
+
+// refreshEvents re-reads what the event sink wants. It runs at New and
+// every second, so a sink that learns its wants late (an HTTP plugin's
+// manifest) stops the broker building events it would only drop.
+func (b *Broker) refreshEvents() {
+	if b.hooks.Events != nil {
+		b.evBits.Store(uint32(b.hooks.Events.Wants()))
 	}
 }
 
@@ -262,6 +273,7 @@ func (b *Broker) housekeeping() {
 			b.publishSys()
 		case now := <-sweep.C:
 			b.expireSessions(now)
+			b.refreshEvents()
 		}
 	}
 }

@@ -59,7 +59,7 @@ func (c *client) handshake() error {
 	}
 	c.version = p.ProtocolVersion
 	v5 := c.version == packets.V5
-	if b.evMask.Has(EventPacketReceived) {
+	if b.evMask().Has(EventPacketReceived) {
 		b.emit(&Event{Type: EventPacketReceived, Packet: &p})
 	}
 

@@ -93,7 +93,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 		if d.qos > 0 && !s.clean {
 			d.msg = r.message()
 			b.enqueue(s, d)
-			if b.evMask.Has(EventRetainedMessage) {
+			if b.evMask().Has(EventRetainedMessage) {
 				b.emit(&Event{Type: EventRetainedMessage, Topic: r.topic, QoS: d.qos, Message: d.msg, TargetID: s.id})
 			}
 		}
@@ -163,7 +163,7 @@ func (c *client) appendPublish(topic string, payload []byte, props *packets.Prop
 	}
 	c.outMsgs++
 	c.outPkts++
-	if c.b.evMask.Has(EventPacketSent) {
+	if c.b.evMask().Has(EventPacketSent) {
 		c.b.emitSent(&c.info, c.out[mark:], c.version)
 	}
 	return true
@@ -309,7 +309,7 @@ func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, 
 		c.out = appendAckPacket(c.out[:mark], c.version, t, pid, code, "")
 	}
 	c.outPkts++
-	if c.b.evMask.Has(EventPacketSent) {
+	if c.b.evMask().Has(EventPacketSent) {
 		c.b.emitSent(&c.info, c.out[mark:], c.version)
 	}
 }
@@ -352,7 +352,7 @@ func (c *client) appendControl(p packets.Packet) {
 		c.out, _ = p.Append(c.out[:mark], c.version)
 	}
 	c.outPkts++
-	if c.b.evMask.Has(EventPacketSent) {
+	if c.b.evMask().Has(EventPacketSent) {
 		c.b.emitSent(&c.info, c.out[mark:], c.version)
 	}
 }
@@ -387,7 +387,7 @@ func stripProblemInfo(p packets.Packet) bool {
 func (c *client) appendSimple(t packets.Type) {
 	c.out = append(c.out, byte(t)<<4, 0)
 	c.outPkts++
-	if c.b.evMask.Has(EventPacketSent) {
+	if c.b.evMask().Has(EventPacketSent) {
 		c.b.emitSent(&c.info, c.out[len(c.out)-2:], c.version)
 	}
 }
@@ -400,7 +400,7 @@ func (b *Broker) setRetained(r *routed, from *ClientInfo) {
 	} else {
 		b.retain.Set(strings.Clone(r.topic), r.message())
 	}
-	if b.evMask.Has(EventRetainedMessage) {
+	if b.evMask().Has(EventRetainedMessage) {
 		b.emit(&Event{Type: EventRetainedMessage, Client: from, Topic: r.topic, QoS: r.qos, Message: r.message()})
 	}
 }
@@ -421,7 +421,7 @@ func (b *Broker) publishWill(m *Message) {
 
 // emitSent reports an encoded outbound packet to the event sink.
 func (b *Broker) emitSent(ci *ClientInfo, raw []byte, v packets.Version) {
-	if !b.evMask.Has(EventPacketSent) {
+	if !b.evMask().Has(EventPacketSent) {
 		return
 	}
 	if pk := decodeCopy(raw, v); pk != nil {

@@ -33,7 +33,7 @@ var (
 
 // handle dispatches one inbound packet of a connected client.
 func (c *client) handle(fh packets.FixedHeader, body []byte) error {
-	if c.b.evMask.Has(EventPacketReceived) {
+	if c.b.evMask().Has(EventPacketReceived) {
 		c.b.emitReceived(&c.info, fh, body, c.version)
 	}
 	switch fh.Type {
@@ -132,7 +132,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 			return err
 		}
 	}
-	if b.evMask.Has(EventMessageReceived) {
+	if b.evMask().Has(EventMessageReceived) {
 		b.emit(&Event{Type: EventMessageReceived, Client: &c.info, Topic: p.Topic, QoS: p.QoS,
 			Message: &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}})
 	}
@@ -248,7 +248,7 @@ func (c *client) publish(p *packets.Publish) int {
 	if c.version == packets.V5 && forwardable(&p.Props) {
 		r.props = &p.Props
 	}
-	if b.evMask.Has(EventMessageBroadcast) {
+	if b.evMask().Has(EventMessageBroadcast) {
 		b.emit(&Event{Type: EventMessageBroadcast, Client: &c.info, Topic: p.Topic, QoS: p.QoS,
 			Message: &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}})
 	}

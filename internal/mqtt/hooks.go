@@ -194,7 +194,9 @@ type Event struct {
 }
 
 // EventSink receives events. Event must not block: the broker calls it on
-// its hot paths. Wants is read once when the broker starts.
+// its hot paths. Wants is read when the broker is built and again every
+// second, so a sink may narrow or widen its set while the broker runs; an
+// event of a type it just dropped may still reach it for that second.
 type EventSink interface {
 	Wants() EventMask
 	Event(e *Event)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,5 +194,41 @@ func TestEventOrder(t *testing.T) {
 	}
 	if got := rec.names(); !slices.Equal(got, want) {
 		t.Fatalf("events:\n got %q\nwant %q", got, want)
+	}
+}
+
+// narrowingSink wants what its mask says at the moment, and counts the
+// events it is handed.
+type narrowingSink struct {
+	mask atomic.Uint32
+	got  atomic.Int64
+}
+
+func (s *narrowingSink) Wants() EventMask { return EventMask(s.mask.Load()) }
+func (s *narrowingSink) Event(*Event)     { s.got.Add(1) }
+
+// A sink that narrows its Wants while the broker runs (an HTTP plugin whose
+// manifest arrives late) stops being sent those events within the
+// broker's refresh: the broker stops building them.
+func TestEventMaskRefreshed(t *testing.T) {
+	sink := &narrowingSink{}
+	sink.mask.Store(uint32(EventMask(0).With(EventMessageReceived)))
+	tb := startBroker(t, func(o *Options) { o.Hooks.Events = sink })
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+	pub.send(&packets.Publish{Topic: "t", Payload: []byte("1")})
+	waitFor(t, "the first message_received", func() bool { return sink.got.Load() == 1 })
+
+	sink.mask.Store(0)
+	waitFor(t, "the broker to re-read the mask", func() bool { return tb.evMask() == 0 })
+	for range 10 {
+		pub.send(&packets.Publish{Topic: "t", Payload: []byte("x")})
+	}
+	pub.send(&packets.Pingreq{})
+	if _, ok := pub.read(2 * time.Second).(*packets.Pingresp); !ok {
+		t.Fatal("no PINGRESP")
+	}
+	if n := sink.got.Load(); n != 1 {
+		t.Fatalf("sink got %d events after narrowing to none, want still 1", n)
 	}
 }
