@@ -399,9 +399,11 @@ func (c *client) finish(cause error) {
 		c.kickLocked()
 		s.mu.Unlock()
 	}
-	if c.stopping.Load() || code != 0 {
+	if c.stopping.Load() || code != 0 || errors.Is(cause, errTakenOver) {
 		// Let the writer flush what is queued (the DISCONNECT last), then
 		// close; the write deadline bounds how long a stuck peer holds us.
+		// A connection taken over right after it was accepted still gets
+		// the CONNACK it was already sent.
 		stopWriters()
 		c.conn.Close()
 	} else {

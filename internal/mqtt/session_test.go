@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -137,5 +138,30 @@ func TestKeepAlive(t *testing.T) {
 	}
 	if tb.Stats().KeepAliveExpired != 1 {
 		t.Fatalf("keep-alive expiries = %d, want 1", tb.Stats().KeepAliveExpired)
+	}
+}
+
+// A storm of connections with one client id: each takes the session over
+// from the one before, often right after that one was accepted. Every
+// accepted connection still receives its CONNACK before it is closed.
+func TestTakeoverStormEveryConnectionGetsConnack(t *testing.T) {
+	tb := startBroker(t, nil)
+	const n = 60
+	conns := make([]*rawClient, n)
+	for i := range conns {
+		conns[i] = dialRaw(t, tb.addr)
+	}
+	connect, _ := (&packets.Connect{ProtocolVersion: packets.V311, ClientID: "storm", CleanStart: true, KeepAlive: 30}).Append(nil, packets.V311)
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.write(connect) }()
+	}
+	wg.Wait()
+	for i, c := range conns {
+		p, err := c.tryRead(5 * time.Second)
+		if ack, ok := p.(*packets.Connack); err != nil || !ok || ack.ReasonCode != 0 {
+			t.Fatalf("connection %d: got %v, %v; want CONNACK 0 before any close", i, p, err)
+		}
 	}
 }
