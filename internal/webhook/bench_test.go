@@ -64,7 +64,7 @@ func BenchmarkAuthenticateUncached(b *testing.B) {
 }
 
 // BenchmarkEncodeEvent is one broker_message_received event encoded for a
-// batch.
+// batch. Goal: <= 250 ns/op, and no allocation when dst has room.
 func BenchmarkEncodeEvent(b *testing.B) {
 	p := benchPlugin(b, "http://127.0.0.1:1", true)
 	e := allEvents()[8]

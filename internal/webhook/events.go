@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -58,89 +57,10 @@ func (p *Plugin) Event(e *hooks.Event) {
 	}
 }
 
-// eventJSON is one event on the wire. The spec has a schema per event
-// type; they share every field they have, so one struct with the
-// type-specific fields optional covers all thirteen. contract tests prove
-// each type's encoding valid against its schema.
-type eventJSON struct {
-	ID       string          `json:"id"`
-	Seq      uint64          `json:"seq"`
-	Type     string          `json:"type"`
-	Time     string          `json:"time"`
-	Broker   string          `json:"broker"`
-	ClientID *string         `json:"client_id,omitempty"`
-	Session  *wire.Session   `json:"session,omitempty"`
-	Topic    *string         `json:"topic,omitempty"`
-	QoS      *int            `json:"qos,omitempty"`
-	Reason   *string         `json:"reason,omitempty"`
-	Target   string          `json:"target_client_id,omitempty"`
-	Message  *wire.Message   `json:"message,omitempty"`
-	Packet   any             `json:"packet,omitempty"`
-	Config   *map[string]any `json:"config,omitempty"`
-}
-
-// encodeEvent is the batch.Encoder: it appends e as one JSON object.
+// encodeEvent is the batch.Encoder: it appends e as one JSON object (see
+// appendEvent).
 func (p *Plugin) encodeEvent(dst []byte, e *hooks.Event) ([]byte, error) {
-	j := eventJSON{
-		ID:     e.ID,
-		Seq:    e.Seq,
-		Type:   e.Type.String(),
-		Time:   e.Time.UTC().Format(time.RFC3339Nano),
-		Broker: p.opts.Broker,
-	}
-	if e.Broker != "" {
-		j.Broker = e.Broker
-	}
-	if c := e.Client; c != nil {
-		j.ClientID = &c.ClientID
-	}
-	switch e.Type {
-	case mqtt.EventBrokerPreStart:
-		cfg := e.Config
-		if cfg == nil {
-			cfg = p.opts.Config
-		}
-		if cfg == nil {
-			cfg = map[string]any{}
-		}
-		j.Config = &cfg
-	case mqtt.EventClientConnected, mqtt.EventClientDisconnected, mqtt.EventClientSubscribed, mqtt.EventClientUnsubscribed:
-		if e.Client == nil {
-			return dst, fmt.Errorf("%s event without a client", e.Type)
-		}
-		j.Session = session(e.Client)
-		switch e.Type {
-		case mqtt.EventClientDisconnected:
-			j.Reason = &e.Reason
-		case mqtt.EventClientSubscribed:
-			qos := int(e.QoS)
-			j.Topic, j.QoS = &e.Topic, &qos
-		case mqtt.EventClientUnsubscribed:
-			j.Topic = &e.Topic
-		}
-	case mqtt.EventMessageReceived, mqtt.EventMessageBroadcast, mqtt.EventRetainedMessage:
-		if e.Message == nil {
-			return dst, fmt.Errorf("%s event without a message", e.Type)
-		}
-		m := e.Message
-		j.Message = &wire.Message{Topic: m.Topic, Payload: nonNil(m.Payload), QOS: int(m.QoS), Retain: m.Retain,
-			Properties: messageProps(m.Properties)}
-		j.Target = e.TargetID
-	case mqtt.EventPacketReceived, mqtt.EventPacketSent:
-		pk, err := packetJSON(e.Packet)
-		if err != nil {
-			return dst, err
-		}
-		j.Packet = pk
-	}
-	if j.ClientID == nil && needsClient(e.Type) {
-		return dst, fmt.Errorf("%s event without a client", e.Type)
-	}
-	b, err := json.Marshal(&j)
-	if err != nil {
-		return dst, fmt.Errorf("%s event: %w", e.Type, err)
-	}
-	return append(dst, b...), nil
+	return appendEvent(dst, e, p.opts.Broker, p.opts.Config)
 }
 
 // needsClient reports whether the spec requires client_id on t.
@@ -163,15 +83,6 @@ func session(c *mqtt.ClientInfo) *wire.Session {
 		CleanStart:      c.CleanStart,
 		KeepAlive:       int(c.KeepAlive),
 	}
-}
-
-// nonNil keeps an empty payload a "" rather than null, which the spec's
-// string type would refuse.
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
 }
 
 // sendEvents is the batch.Sender: POST /events, classified for retry.

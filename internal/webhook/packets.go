@@ -2,109 +2,165 @@ package webhook
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
-	"github.com/mqttd/mqttd/internal/webhook/wire"
 )
 
-// ackJSON is PUBACK, PUBREC, PUBREL and PUBCOMP: four schemas of one shape.
-type ackJSON struct {
-	PacketType string `json:"packet_type"`
-	PacketID   int    `json:"packet_id"`
-	ReasonCode int    `json:"reason_code"`
+// knownPacket reports whether appendPacket can write pk, so that an event
+// is refused before any of it is written.
+func knownPacket(pk packets.Packet) bool {
+	switch pk.(type) {
+	case *packets.Connect, *packets.Connack, *packets.Publish, *packets.Puback, *packets.Pubrec, *packets.Pubrel,
+		*packets.Pubcomp, *packets.Subscribe, *packets.Suback, *packets.Unsubscribe, *packets.Unsuback,
+		*packets.Pingreq, *packets.Pingresp, *packets.Disconnect, *packets.Auth:
+		return true
+	}
+	return false
 }
 
-// packetJSON is the spec's form of a packet for the packet events. The
-// password and authentication data stay out of it: a plugin learns only
-// that they were there.
-func packetJSON(pk packets.Packet) (any, error) {
+// appendPacket appends the spec's form of a packet for the packet events,
+// fields in the order the generated wire types (and so encoding/json) put
+// them. The password and authentication data stay out of it: a plugin
+// learns only that they were there. Arrays are [] when empty, never null:
+// the spec requires them.
+func appendPacket(dst []byte, pk packets.Packet) ([]byte, error) {
 	switch p := pk.(type) {
 	case *packets.Connect:
-		c := wire.ConnectPacket{PacketType: "connect", ProtocolVersion: wire.ProtocolVersion(p.ProtocolVersion),
-			ClientID: p.ClientID, Username: p.Username, PasswordPresent: p.PasswordFlag,
-			CleanStart: p.CleanStart, KeepAlive: int(p.KeepAlive)}
+		dst = append(dst, `{"clean_start":`...)
+		dst = strconv.AppendBool(dst, p.CleanStart)
+		dst = append(dst, `,"client_id":`...)
+		dst = appendString(dst, p.ClientID)
+		dst = append(dst, `,"keep_alive":`...)
+		dst = strconv.AppendUint(dst, uint64(p.KeepAlive), 10)
+		dst = append(dst, `,"packet_type":"connect","password_present":`...)
+		dst = strconv.AppendBool(dst, p.PasswordFlag)
+		dst = append(dst, `,"protocol_version":`...)
+		dst = strconv.AppendUint(dst, uint64(p.ProtocolVersion), 10)
+		dst = append(dst, `,"username":`...)
+		dst = appendString(dst, p.Username)
 		if p.WillFlag {
-			c.Will = &wire.Will{Topic: p.WillTopic, QOS: int(p.WillQoS), Retain: p.WillRetain, Payload: nonNil(p.WillPayload)}
+			dst = append(dst, `,"will":{"payload":`...)
+			dst = appendBase64(dst, p.WillPayload)
+			dst = append(dst, `,"qos":`...)
+			dst = strconv.AppendUint(dst, uint64(p.WillQoS), 10)
+			dst = append(dst, `,"retain":`...)
+			dst = strconv.AppendBool(dst, p.WillRetain)
+			dst = append(dst, `,"topic":`...)
+			dst = appendString(dst, p.WillTopic)
+			dst = append(dst, '}')
 		}
-		return c, nil
 	case *packets.Connack:
-		return wire.ConnackPacket{PacketType: "connack", SessionPresent: p.SessionPresent, ReasonCode: int(p.ReasonCode)}, nil
+		dst = append(dst, `{"packet_type":"connack","reason_code":`...)
+		dst = strconv.AppendUint(dst, uint64(p.ReasonCode), 10)
+		dst = append(dst, `,"session_present":`...)
+		dst = strconv.AppendBool(dst, p.SessionPresent)
 	case *packets.Publish:
-		return wire.PublishPacket{PacketType: "publish", Topic: p.Topic, QOS: int(p.QoS), Retain: p.Retain, Dup: p.Dup,
-			PacketID: int(p.PacketID), Payload: nonNil(p.Payload), Properties: messageProps(&p.Props)}, nil
+		dst = append(dst, `{"dup":`...)
+		dst = strconv.AppendBool(dst, p.Dup)
+		dst = append(dst, `,"packet_id":`...)
+		dst = strconv.AppendUint(dst, uint64(p.PacketID), 10)
+		dst = append(dst, `,"packet_type":"publish","payload":`...)
+		dst = appendBase64(dst, p.Payload)
+		dst = appendProperties(dst, &p.Props)
+		dst = append(dst, `,"qos":`...)
+		dst = strconv.AppendUint(dst, uint64(p.QoS), 10)
+		dst = append(dst, `,"retain":`...)
+		dst = strconv.AppendBool(dst, p.Retain)
+		dst = append(dst, `,"topic":`...)
+		dst = appendString(dst, p.Topic)
 	case *packets.Puback:
-		return ackJSON{"puback", int(p.PacketID), int(p.ReasonCode)}, nil
+		dst = appendAck(dst, "puback", p.PacketID, p.ReasonCode)
 	case *packets.Pubrec:
-		return ackJSON{"pubrec", int(p.PacketID), int(p.ReasonCode)}, nil
+		dst = appendAck(dst, "pubrec", p.PacketID, p.ReasonCode)
 	case *packets.Pubrel:
-		return ackJSON{"pubrel", int(p.PacketID), int(p.ReasonCode)}, nil
+		dst = appendAck(dst, "pubrel", p.PacketID, p.ReasonCode)
 	case *packets.Pubcomp:
-		return ackJSON{"pubcomp", int(p.PacketID), int(p.ReasonCode)}, nil
+		dst = appendAck(dst, "pubcomp", p.PacketID, p.ReasonCode)
 	case *packets.Subscribe:
-		subs := make([]wire.Subscription, len(p.Subscriptions))
+		dst = appendPacketID(dst, p.PacketID, "subscribe")
+		dst = append(dst, `,"subscriptions":[`...)
 		for i, s := range p.Subscriptions {
-			subs[i] = wire.Subscription{TopicFilter: s.Filter, QOS: int(s.QoS), NoLocal: s.NoLocal,
-				RetainAsPublished: s.RetainAsPublished, RetainHandling: int(s.RetainHandling)}
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"no_local":`...)
+			dst = strconv.AppendBool(dst, s.NoLocal)
+			dst = append(dst, `,"qos":`...)
+			dst = strconv.AppendUint(dst, uint64(s.QoS), 10)
+			dst = append(dst, `,"retain_as_published":`...)
+			dst = strconv.AppendBool(dst, s.RetainAsPublished)
+			dst = append(dst, `,"retain_handling":`...)
+			dst = strconv.AppendUint(dst, uint64(s.RetainHandling), 10)
+			dst = append(dst, `,"topic_filter":`...)
+			dst = appendString(dst, s.Filter)
+			dst = append(dst, '}')
 		}
-		return wire.SubscribePacket{PacketType: "subscribe", PacketID: int(p.PacketID), Subscriptions: subs}, nil
+		dst = append(dst, ']')
 	case *packets.Suback:
-		return wire.SubackPacket{PacketType: "suback", PacketID: int(p.PacketID), ReasonCodes: codes(p.ReasonCodes)}, nil
+		dst = appendPacketID(dst, p.PacketID, "suback")
+		dst = appendCodes(dst, p.ReasonCodes)
 	case *packets.Unsubscribe:
-		return wire.UnsubscribePacket{PacketType: "unsubscribe", PacketID: int(p.PacketID),
-			TopicFilters: append([]string{}, p.Filters...)}, nil
+		dst = appendPacketID(dst, p.PacketID, "unsubscribe")
+		dst = append(dst, `,"topic_filters":[`...)
+		for i, f := range p.Filters {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, f)
+		}
+		dst = append(dst, ']')
 	case *packets.Unsuback:
-		return wire.UnsubackPacket{PacketType: "unsuback", PacketID: int(p.PacketID), ReasonCodes: codes(p.ReasonCodes)}, nil
+		dst = appendPacketID(dst, p.PacketID, "unsuback")
+		dst = appendCodes(dst, p.ReasonCodes)
 	case *packets.Pingreq:
-		return wire.PingreqPacket{PacketType: "pingreq"}, nil
+		dst = append(dst, `{"packet_type":"pingreq"`...)
 	case *packets.Pingresp:
-		return wire.PingrespPacket{PacketType: "pingresp"}, nil
+		dst = append(dst, `{"packet_type":"pingresp"`...)
 	case *packets.Disconnect:
-		return wire.DisconnectPacket{PacketType: "disconnect", ReasonCode: int(p.ReasonCode)}, nil
+		dst = append(dst, `{"packet_type":"disconnect","reason_code":`...)
+		dst = strconv.AppendUint(dst, uint64(p.ReasonCode), 10)
 	case *packets.Auth:
-		return wire.AuthPacket{PacketType: "auth", ReasonCode: int(p.ReasonCode), Method: p.Props.AuthMethod}, nil
+		dst = append(dst, `{"method":`...)
+		dst = appendString(dst, p.Props.AuthMethod)
+		dst = append(dst, `,"packet_type":"auth","reason_code":`...)
+		dst = strconv.AppendUint(dst, uint64(p.ReasonCode), 10)
+	default:
+		return dst, fmt.Errorf("packet event without a known packet (%T)", pk)
 	}
-	return nil, fmt.Errorf("packet event without a known packet (%T)", pk)
+	return append(dst, '}'), nil
 }
 
-// codes is never nil: reason_codes is a required array.
-func codes(rcs []packets.ReasonCode) []int {
-	out := make([]int, len(rcs))
+// appendAck appends PUBACK, PUBREC, PUBREL or PUBCOMP: four schemas of one
+// shape, whose packet_type comes first.
+func appendAck(dst []byte, typ string, id uint16, rc packets.ReasonCode) []byte {
+	dst = append(dst, `{"packet_type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, `","packet_id":`...)
+	dst = strconv.AppendUint(dst, uint64(id), 10)
+	dst = append(dst, `,"reason_code":`...)
+	return strconv.AppendUint(dst, uint64(rc), 10)
+}
+
+// appendPacketID opens the packets whose packet_id sorts before their
+// packet_type.
+func appendPacketID(dst []byte, id uint16, typ string) []byte {
+	dst = append(dst, `{"packet_id":`...)
+	dst = strconv.AppendUint(dst, uint64(id), 10)
+	dst = append(dst, `,"packet_type":"`...)
+	dst = append(dst, typ...)
+	return append(dst, '"')
+}
+
+// appendCodes appends a reason_codes array, [] when there are none: the
+// field is required.
+func appendCodes(dst []byte, rcs []packets.ReasonCode) []byte {
+	dst = append(dst, `,"reason_codes":[`...)
 	for i, rc := range rcs {
-		out[i] = int(rc)
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendUint(dst, uint64(rc), 10)
 	}
-	return out
-}
-
-// messageProps keeps the MQTT 5 properties that belong to the message
-// (the ones a subscriber receives), or nil when it has none.
-func messageProps(p *packets.Properties) *wire.MessageProperties {
-	if p == nil {
-		return nil
-	}
-	var m wire.MessageProperties
-	some := false
-	if p.Has(packets.PropPayloadFormat) {
-		v := int(p.PayloadFormat)
-		m.PayloadFormatIndicator, some = &v, true
-	}
-	if p.Has(packets.PropMessageExpiry) {
-		v := int64(p.MessageExpiry)
-		m.MessageExpiryInterval, some = &v, true
-	}
-	if p.Has(packets.PropContentType) {
-		m.ContentType, some = &p.ContentType, true
-	}
-	if p.Has(packets.PropResponseTopic) {
-		m.ResponseTopic, some = &p.ResponseTopic, true
-	}
-	if p.Has(packets.PropCorrelationData) {
-		m.CorrelationData, some = nonNil(p.CorrelationData), true
-	}
-	for _, u := range p.User {
-		m.UserProperties, some = append(m.UserProperties, wire.UserProperty{Key: u.Key, Value: u.Value}), true
-	}
-	if !some {
-		return nil
-	}
-	return &m
+	return append(dst, ']')
 }
