@@ -230,18 +230,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			connectTimeout: *connTO, expectCode: *expectCode, probes: probes{plugin: *pluginURL, metrics: *metricsURL},
 		})
 		res.Label, res.Case = *label, *caseName
-		if *asJSON {
-			if err := writeJSONLine(stdout, res); err != nil {
-				fmt.Fprintf(stderr, "mqttbench: %v\n", err)
-				return 1
-			}
-		} else {
-			res.writeText(stdout)
-		}
-		if !res.OK {
-			return 1
-		}
-		return 0
+		return printResult(res, res.OK, *asJSON, stdout, stderr)
 
 	case "idle":
 		if *conns < 1 {
@@ -253,18 +242,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			v5: useV5,
 		})
 		res.Label = *label
-		if *asJSON {
-			if err := writeJSONLine(stdout, res); err != nil {
-				fmt.Fprintf(stderr, "mqttbench: %v\n", err)
-				return 1
-			}
-		} else {
-			res.writeText(stdout)
-		}
-		if !res.OK {
-			return 1
-		}
-		return 0
+		return printResult(res, res.OK, *asJSON, stdout, stderr)
 
 	case "load":
 	default:
@@ -353,4 +331,22 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// printResult writes a storm or idle result as one JSON line or as text;
+// the exit status is 1 when the result failed its checks or could not be
+// written.
+func printResult(res interface{ writeText(io.Writer) }, ok, asJSON bool, stdout, stderr io.Writer) int {
+	if asJSON {
+		if err := writeJSONLine(stdout, res); err != nil {
+			fmt.Fprintf(stderr, "mqttbench: %v\n", err)
+			return 1
+		}
+	} else {
+		res.writeText(stdout)
+	}
+	if !ok {
+		return 1
+	}
+	return 0
 }
