@@ -65,18 +65,29 @@ func (p *Plugin) Status() Status {
 }
 
 // PurgeCache drops cached decisions: all of them, or only those of one
-// client id or one user name (give at most one). It returns how many.
-// Filtering scans the whole cache (see cache.PurgeClient).
+// client id or one user name (give at most one). It returns how many the
+// cache held; the topic memo's copies of them go too but are not counted
+// again. Filtering scans the whole cache (see cache.PurgeClient).
+//
+// The cache goes before the memo: a memo insert racing the purge then
+// either read the cache before the purge, and is refused or cleared by the
+// memo purge, or read it after and found nothing to memoize.
 func (p *Plugin) PurgeCache(clientID, username string) int {
+	var n int
 	switch {
 	case p.cache == nil:
 		return 0
 	case clientID != "":
-		return p.cache.PurgeClient(p.keys.Tag(domainClientID, clientID))
+		n = p.cache.PurgeClient(p.keys.Tag(domainClientID, clientID))
+		p.memo.purge(func(k *memoKey) bool { return k.clientID == clientID })
 	case username != "":
-		return p.cache.PurgeUser(p.keys.Tag(domainUsername, username))
+		n = p.cache.PurgeUser(p.keys.Tag(domainUsername, username))
+		p.memo.purge(func(k *memoKey) bool { return k.username == username })
+	default:
+		n = p.cache.Purge()
+		p.memo.purge(nil)
 	}
-	return p.cache.Purge()
+	return n
 }
 
 // AdminRoutes serves the plugins' admin API, meant to be mounted under

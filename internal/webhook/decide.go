@@ -29,30 +29,60 @@ func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hook
 	return p.decide(ctx, p.auth, key, req.Client, body)
 }
 
-// FilterTopic asks POST /topic_filtering, or answers from the cache.
+// FilterTopic asks POST /topic_filtering, or answers from the memo or the
+// cache. A memo hit counts as a cache hit: it serves a cached decision.
 func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, error) {
+	var mk memoKey
+	var gen uint64
+	if p.memo != nil {
+		mk = keyOf(c, r)
+		if d, ok := p.memo.get(&mk, p.now().UnixNano()); ok {
+			p.hits.Inc()
+			return d, nil
+		}
+		gen = p.memo.generation() // before the cache is read, see topicMemo.gen
+	}
 	key := topicKey(p.keys, c, r)
-	if d, ok := p.lookup(key); ok {
-		return d, nil
+	if e := p.fresh(key); e != nil {
+		p.memo.put(mk, gen, e)
+		return e.Value, nil
 	}
 	body, err := topicBody(c, r)
 	if err != nil {
 		return hooks.Decision{}, err
 	}
-	return p.decide(ctx, p.topic, key, c, body)
+	d, err := p.decide(ctx, p.topic, key, c, body)
+	// Memoize what the call left in the cache, not d: only the cache knows
+	// whether the answer may be reused and until when, and d may be a stale
+	// decision served on error, whose entry is no longer fresh.
+	if err == nil && p.memo != nil {
+		if e, ok := p.cache.Get(key); ok && e.Fresh(p.now()) {
+			p.memo.put(mk, gen, e)
+		}
+	}
+	return d, err
 }
 
 // lookup is the hot path: a fresh cached decision, without allocating.
 func (p *Plugin) lookup(key cache.Key) (hooks.Decision, bool) {
+	if e := p.fresh(key); e != nil {
+		return e.Value, true
+	}
+	return hooks.Decision{}, false
+}
+
+// fresh returns the fresh cache entry under key, or nil, and counts the
+// hit or miss.
+func (p *Plugin) fresh(key cache.Key) *cache.Entry[hooks.Decision] {
 	if p.cache == nil {
-		return hooks.Decision{}, false
+		return nil
 	}
 	if e, ok := p.cache.Get(key); ok && e.Fresh(p.now()) {
 		p.hits.Inc()
-		return e.Value, true
+		return e
 	}
 	p.misses.Inc()
-	return hooks.Decision{}, false
+	return nil
 }
 
 // decide makes the call for a miss, shared with identical concurrent

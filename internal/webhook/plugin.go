@@ -26,6 +26,7 @@ type Plugin struct {
 
 	keys   *cache.Keyer
 	cache  *cache.Cache[hooks.Decision] // nil when Cache.Size is 0
+	memo   *topicMemo                   // in front of cache for topic checks; nil with it
 	policy cache.Policy
 
 	auth, topic *endpoint
@@ -78,6 +79,7 @@ func New(opts Options) (*Plugin, error) {
 		if p.cache, err = cache.New[hooks.Decision](o.Cache.Size); err != nil {
 			return nil, fmt.Errorf("webhook %s: cache: %w", o.Alias, err)
 		}
+		p.memo = newTopicMemo(o.Cache.Size)
 	}
 	reg := o.Registerer
 	if reg == nil {
@@ -173,6 +175,9 @@ func (p *Plugin) Close(ctx context.Context) error {
 			<-done
 		}
 		p.stopCalls()
+		if p.memo != nil {
+			p.memo.close()
+		}
 		p.closeErr = p.events.Close(ctx)
 		p.metrics.release(p, p.events.Stats())
 		p.client.close()

@@ -1,0 +1,178 @@
+package webhook
+
+import (
+	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+
+	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/webhook/cache"
+)
+
+// topicMemo sits in front of the decision cache for topic_filtering only.
+// Every delivered message costs a publish and a receive check, and a cache
+// hit spends most of its time on the salted SHA-256 key and the LRU lock;
+// the memo answers a repeated check from a table read without a lock.
+//
+// DESIGN §4 forbids plaintext credentials in cache keys, but a topic check
+// carries no password, so the memo keys on the request's fields themselves
+// and compares them exactly: no collision can hand one client another's
+// decision.
+//
+// The memo never decides lifetimes: it only copies entries the main cache
+// stored, with their expiry, so every TTL rule (cache_ttl, max-age,
+// no-store, deny TTL, clamp, jitter) applies unchanged. An expired entry is
+// a miss that falls through to the normal path, which also serves stale
+// decisions when the plugin is down.
+//
+// The table is two-way set associative with one slot per cache entry, so
+// it is bounded by the cache size. Slots hold pointers to immutable items:
+// a lookup is an atomic load and a compare, and writes nothing shared, so
+// cores do not queue on a mutex or bounce its cache line as they would on a
+// map under a lock. The price is that an insert into a full set replaces
+// one of its two items at random even when others elsewhere are colder; a
+// replaced item only costs one ordinary cache hit to put back.
+type topicMemo struct {
+	seed  maphash.Seed
+	slots []atomic.Pointer[memoItem]
+	ways  int // 2, or 1 for a one-entry cache
+	sets  uint64
+	// gen is bumped by every purge and by close. A filler reads it before
+	// the main cache and withdraws its insert if it changed, so a decision
+	// read just before a purge does not survive in the memo.
+	gen atomic.Uint64
+	off atomic.Bool // set by close: no more inserts
+}
+
+// memoKey is exactly the fields of a topic_filtering request.
+type memoKey struct {
+	clientID, username, topic string
+	action, qos               uint8
+	retain                    bool
+}
+
+// memoItem is one memoized decision. It is never changed once stored.
+type memoItem struct {
+	key     memoKey // strings owned by the item, never the broker's buffers
+	d       hooks.Decision
+	expires int64 // unix nanoseconds, copied from the cache entry
+}
+
+// newTopicMemo returns a memo of at most size entries (size > 0).
+func newTopicMemo(size int) *topicMemo {
+	ways := min(2, size)
+	sets := size / ways
+	return &topicMemo{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[memoItem], sets*ways),
+		ways: ways, sets: uint64(sets)}
+}
+
+func keyOf(c *mqtt.ClientInfo, r mqtt.TopicRequest) memoKey {
+	return memoKey{clientID: c.ClientID, username: c.Username, topic: r.Topic,
+		action: uint8(r.Action), qos: r.QoS, retain: r.Retain}
+}
+
+// set returns the slots k may occupy.
+func (t *topicMemo) set(k *memoKey) []atomic.Pointer[memoItem] {
+	// The high half of a 64x64 product maps the hash onto [0, sets)
+	// without a division and without needing a power-of-two table.
+	i, _ := bits.Mul64(maphash.Comparable(t.seed, *k), t.sets)
+	base := int(i) * t.ways
+	return t.slots[base : base+t.ways]
+}
+
+// get returns the memoized decision for k if it is still fresh at now.
+// It does not allocate.
+func (t *topicMemo) get(k *memoKey, now int64) (hooks.Decision, bool) {
+	set := t.set(k)
+	for i := range set {
+		if it := set[i].Load(); it != nil && it.key == *k && now < it.expires {
+			return it.d, true
+		}
+	}
+	return hooks.Decision{}, false
+}
+
+// generation is what put must be given: read it before the cache.
+func (t *topicMemo) generation() uint64 { return t.gen.Load() }
+
+// put memoizes e under k (nothing on a nil memo) unless a purge or close
+// came after gen. The strings are copied because the broker may pass a
+// topic that aliases its read buffer, which it reuses once the check
+// returns.
+func (t *topicMemo) put(k memoKey, gen uint64, e *cache.Entry[hooks.Decision]) {
+	if t == nil || t.off.Load() {
+		return
+	}
+	it := &memoItem{key: ownKey(k), d: e.Value, expires: e.Expires}
+	set := t.set(&it.key)
+	// Replace k's own older item, else an empty slot, else a random one.
+	victim := -1
+	for i := range set {
+		old := set[i].Load()
+		if old != nil && old.key == k {
+			victim = i
+			break
+		}
+		if old == nil && victim < 0 {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		victim = rand.IntN(len(set))
+	}
+	set[victim].Store(it)
+	// A purge bumps gen before it scans, so either this sees the bump or
+	// the scan comes after the Store and clears the item itself.
+	if t.gen.Load() != gen {
+		set[victim].CompareAndSwap(it, nil)
+	}
+}
+
+// ownKey returns k with its strings copied into one allocation. A plain
+// concatenation would not do: Go returns the lone non-empty operand
+// itself, which may be the aliased topic.
+func ownKey(k memoKey) memoKey {
+	var b strings.Builder
+	b.Grow(len(k.clientID) + len(k.username) + len(k.topic))
+	b.WriteString(k.clientID)
+	b.WriteString(k.username)
+	b.WriteString(k.topic)
+	s := b.String()
+	c, u := len(k.clientID), len(k.clientID)+len(k.username)
+	k.clientID, k.username, k.topic = s[:c], s[c:u], s[u:]
+	return k
+}
+
+// purge removes the items match selects (all when match is nil; nothing
+// on a nil memo).
+func (t *topicMemo) purge(match func(*memoKey) bool) {
+	if t == nil {
+		return
+	}
+	t.gen.Add(1)
+	for i := range t.slots {
+		if it := t.slots[i].Load(); it != nil && (match == nil || match(&it.key)) {
+			t.slots[i].CompareAndSwap(it, nil)
+		}
+	}
+}
+
+// close empties the memo for good.
+func (t *topicMemo) close() {
+	t.off.Store(true)
+	t.purge(nil)
+}
+
+// entries is the number of items, expired ones included (for tests).
+func (t *topicMemo) entries() int {
+	n := 0
+	for i := range t.slots {
+		if t.slots[i].Load() != nil {
+			n++
+		}
+	}
+	return n
+}
