@@ -63,12 +63,15 @@ func guard(ctx context.Context, q func(context.Context) (Decision, error)) (d De
 	return d, err
 }
 
+// outcomeOf is the outcome of each answer a plugin may give.
+var outcomeOf = [...]outcome{Ignore: outIgnore, Allow: outAllow, Deny: outDeny}
+
 // classify names how a call ended. ctx is the caller's, cctx the one the
 // plugin got (ctx plus the plugin's timeout).
 func classify(ctx, cctx context.Context, d Decision, err error) outcome {
 	switch _, panicked := err.(*panicError); { // guard returns it unwrapped
 	case err == nil:
-		return [...]outcome{Ignore: outIgnore, Allow: outAllow, Deny: outDeny}[d.Result]
+		return outcomeOf[d.Result]
 	case panicked:
 		return outPanic
 	case ctx.Err() != nil:

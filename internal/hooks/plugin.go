@@ -68,6 +68,16 @@ type TopicFilter interface {
 	FilterTopic(ctx context.Context, c *mqtt.ClientInfo, req mqtt.TopicRequest) (Decision, error)
 }
 
+// TopicFilterNow is implemented by a TopicFilter that can often decide at
+// once, without blocking or I/O: from a cache, or from in-process rules.
+// When every topic plugin answers so, the broker delivers a message in line
+// instead of through the subscriber's writer goroutine. ok false means "ask
+// FilterTopic". It runs with the subscriber's session locked: it must never
+// wait, and must not panic.
+type TopicFilterNow interface {
+	FilterTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (d Decision, ok bool)
+}
+
 // EventSink is the events capability. Wants may change while the plugin
 // runs (an HTTP plugin narrows it once its manifest answers); it is read
 // for every event and by the broker every second, and events no plugin

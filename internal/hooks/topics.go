@@ -51,6 +51,42 @@ func (st *state) checkTopic(ctx context.Context, act int, c *mqtt.ClientInfo, re
 	return mqtt.TopicResult{Allow: allowed}
 }
 
+// CheckTopicNow decides at once when every topic plugin can (each
+// implements TopicFilterNow and has the answer at hand); the rules are
+// CheckTopic's. ok false sends the broker the slow way.
+func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (mqtt.TopicResult, bool) {
+	st := t.m.acquire()
+	defer st.release()
+	if !st.topicsOn {
+		return mqtt.TopicResult{Allow: true}, true
+	}
+	act := int(req.Action)
+	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
+		return mqtt.TopicResult{}, false
+	}
+	allowed := st.fallback == Allow
+	for _, p := range st.topics {
+		now, ok := p.filter.(TopicFilterNow)
+		if !ok {
+			return mqtt.TopicResult{}, false
+		}
+		d, ok := now.FilterTopicNow(c, req)
+		if !ok || d.Result > Deny {
+			return mqtt.TopicResult{}, false
+		}
+		p.counters.decisions[act][outcomeOf[d.Result]].Inc()
+		switch d.Result {
+		case Deny:
+			t.m.chains.count(act, false)
+			return topicDenied(req.Action, answer{Decision: d}), true
+		case Allow:
+			allowed = true
+		}
+	}
+	t.m.chains.count(act, allowed)
+	return mqtt.TopicResult{Allow: allowed}, true
+}
+
 // topicDenied is the answer for a deny: the plugin's reason code when the
 // acknowledgement may carry it (SUBACK for subscribe, PUBACK/PUBREC for
 // publish), else 0x87; 0x80 unspecified error when the deny is an outage.

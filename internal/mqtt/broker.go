@@ -23,19 +23,21 @@ const Version = "mqttd 0.1.0"
 // Broker is an MQTT broker. Create it with New, open its listeners with
 // Start, stop it with Close.
 type Broker struct {
-	opts    Options
-	limits  Limits
-	log     *slog.Logger
-	hooks   Hooks
-	evBits  atomic.Uint32 // EventMask: the events some sink wants now
-	store   SessionStore
-	subs    *topics.Tree[*Session, subscription]
-	shared  *topics.Tree[shareKey, shareSub] // $share/{group}/{filter}
-	shareMu sync.Mutex
-	shareRR map[string]uint64 // round-robin position per shared subscription
-	retain  *topics.Retained[*Message]
-	stats   counters
-	started time.Time
+	opts   Options
+	limits Limits
+	log    *slog.Logger
+	hooks  Hooks
+	// topicsNow is hooks.Topics when it can answer receive checks at once.
+	topicsNow TopicCheckerNow
+	evBits    atomic.Uint32 // EventMask: the events some sink wants now
+	store     SessionStore
+	subs      *topics.Tree[*Session, subscription]
+	shared    *topics.Tree[shareKey, shareSub] // $share/{group}/{filter}
+	shareMu   sync.Mutex
+	shareRR   map[string]uint64 // round-robin position per shared subscription
+	retain    *topics.Retained[*Message]
+	stats     counters
+	started   time.Time
 
 	ctx    context.Context // ends when Close begins
 	cancel context.CancelFunc
@@ -94,6 +96,7 @@ func New(opts Options) (*Broker, error) {
 		conns:   make(map[*client]struct{}),
 	}
 	b.refreshEvents()
+	b.topicsNow, _ = b.hooks.Topics.(TopicCheckerNow)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
 }

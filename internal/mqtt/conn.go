@@ -40,6 +40,7 @@ type client struct {
 	will            *Message
 	willDelay       uint32   // MQTT 5 Will Delay Interval, seconds
 	graceful        bool     // DISCONNECT received: the will is discarded
+	checking        bool     // a queued delivery's receive check is running (guarded by sess.mu)
 	keepWill        bool     // MQTT 5 DISCONNECT 0x04: publish the will all the same
 	aliases         []string // MQTT 5 inbound topic aliases, indexed by alias
 	reauthing       bool     // an MQTT 5 re-authentication is under way

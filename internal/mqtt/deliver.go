@@ -87,6 +87,19 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.client
+	if c != nil && b.hooks.Topics != nil {
+		switch b.receiveNow(s, c, r, &d) {
+		case checkDenied:
+			return
+		case checkLater:
+			// Receive checks that may wait run on the subscriber's writer
+			// goroutine, so a slow answer holds back only this subscriber.
+			d.msg = r.message()
+			b.enqueue(s, d)
+			c.kickLocked()
+			return
+		}
+	}
 	switch {
 	case c == nil:
 		// Offline: a persistent session keeps QoS 1/2 for its return.
@@ -97,12 +110,6 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 				b.emit(&Event{Type: EventRetainedMessage, Topic: r.topic, QoS: d.qos, Message: d.msg, TargetID: s.id})
 			}
 		}
-	case b.hooks.Topics != nil:
-		// Receive checks run on the subscriber's writer goroutine so a slow
-		// answer holds back only this subscriber.
-		d.msg = r.message()
-		b.enqueue(s, d)
-		c.kickLocked()
 	case d.qos == 0:
 		if len(c.out) >= b.limits.MaxOutboundBytes {
 			b.stats.droppedQoS0.Add(1)
@@ -120,6 +127,31 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 		d.msg = r.message()
 		b.enqueue(s, d)
 	}
+}
+
+// A receive check decided in line, or left for the writer goroutine.
+const (
+	checkAllowed = iota
+	checkDenied
+	checkLater
+)
+
+// receiveNow asks the checker for an answer it can give at once. Only when
+// nothing for this subscriber is queued or being checked: a message
+// decided in line must not overtake one still waiting for its check.
+// Caller holds s.mu.
+func (b *Broker) receiveNow(s *Session, c *client, r *routed, d *delivery) int {
+	if b.topicsNow == nil || c.checking || s.queue.len() > 0 {
+		return checkLater
+	}
+	res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})
+	switch {
+	case !ok:
+		return checkLater
+	case !res.Allow:
+		return checkDenied
+	}
+	return checkAllowed
 }
 
 // sendInflight assigns a packet id, encodes the delivery and records it in
@@ -271,13 +303,16 @@ func (c *client) pumpChecked() {
 			return
 		}
 		d := s.queue.pop()
+		c.checking = true
 		s.mu.Unlock()
 
 		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionReceive, Topic: d.msg.Topic, QoS: d.qos, Retain: d.retain})
+		s.mu.Lock()
+		c.checking = false
 		if !res.Allow {
+			s.mu.Unlock()
 			continue
 		}
-		s.mu.Lock()
 		switch {
 		case s.client != c:
 			if d.qos > 0 && !s.clean {

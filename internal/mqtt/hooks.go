@@ -116,6 +116,16 @@ type TopicChecker interface {
 	CheckTopic(ctx context.Context, c *ClientInfo, req TopicRequest) TopicResult
 }
 
+// TopicCheckerNow is implemented by a TopicChecker that can often answer a
+// receive check at once, without blocking or I/O (from a cache, or from
+// in-process rules). The broker then delivers in line, as with no checker,
+// instead of handing the message to the subscriber's writer goroutine; ok
+// false sends it the slow way. It is called with the subscriber's session
+// locked, so it must never wait.
+type TopicCheckerNow interface {
+	CheckTopicNow(c *ClientInfo, req TopicRequest) (res TopicResult, ok bool)
+}
+
 // EventType names a broker event (DESIGN §3.3).
 type EventType uint8
 

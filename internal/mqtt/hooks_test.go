@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -230,5 +231,73 @@ func TestEventMaskRefreshed(t *testing.T) {
 	}
 	if n := sink.got.Load(); n != 1 {
 		t.Fatalf("sink got %d events after narrowing to none, want still 1", n)
+	}
+}
+
+// nowChecker answers receive checks at once for topics under "fast/", and
+// makes the slow way wait for release on "slow/".
+type nowChecker struct {
+	release chan struct{}
+	slow    atomic.Int64 // receive checks that took the slow way
+	now     atomic.Int64 // answered at once
+}
+
+func (n *nowChecker) CheckTopic(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
+	if r.Action == ActionReceive {
+		n.slow.Add(1)
+		if strings.HasPrefix(r.Topic, "slow/") {
+			<-n.release
+		}
+	}
+	return TopicResult{Allow: r.Action != ActionReceive || r.Topic != "fast/denied"}
+}
+
+func (n *nowChecker) CheckTopicNow(_ *ClientInfo, r TopicRequest) (TopicResult, bool) {
+	if !strings.HasPrefix(r.Topic, "fast/") {
+		return TopicResult{}, false
+	}
+	n.now.Add(1)
+	return TopicResult{Allow: r.Topic != "fast/denied"}, true
+}
+
+// A checker that can answer at once is asked in line, and its denials drop
+// the message; but a message never overtakes an earlier one still waiting
+// for its (slow) check: order per subscriber holds.
+func TestReceiveCheckedInLineKeepsOrder(t *testing.T) {
+	chk := &nowChecker{release: make(chan struct{})}
+	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = chk })
+	sub := dialRaw(t, tb.addr)
+	sub.mustConnect("sub", true)
+	sub.subscribe(1, "#", 0)
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+
+	pub.send(&packets.Publish{Topic: "fast/1", Payload: []byte("a")})
+	pub.send(&packets.Publish{Topic: "fast/denied", Payload: []byte("b")})
+	pub.send(&packets.Publish{Topic: "fast/2", Payload: []byte("c")})
+	for _, want := range []string{"fast/1", "fast/2"} {
+		if m := sub.expectPublish(2 * time.Second); m.Topic != want {
+			t.Fatalf("got %s, want %s", m.Topic, want)
+		}
+	}
+	if chk.slow.Load() != 0 || chk.now.Load() != 3 {
+		t.Fatalf("slow %d, in line %d receive checks; want 0 and 3", chk.slow.Load(), chk.now.Load())
+	}
+
+	// slow/1 waits for its check on the writer goroutine; fast/3 behind it
+	// must wait too, not be delivered in line first.
+	pub.send(&packets.Publish{Topic: "slow/1", Payload: []byte("d")})
+	waitFor(t, "the slow check to start", func() bool { return chk.slow.Load() == 1 })
+	pub.send(&packets.Publish{Topic: "fast/3", Payload: []byte("e")})
+	pub.send(&packets.Pingreq{})
+	if _, ok := pub.read(2 * time.Second).(*packets.Pingresp); !ok {
+		t.Fatal("no PINGRESP: the publisher was held up by the subscriber's check")
+	}
+	sub.expectNothing(100 * time.Millisecond)
+	close(chk.release)
+	for _, want := range []string{"slow/1", "fast/3"} {
+		if m := sub.expectPublish(2 * time.Second); m.Topic != want {
+			t.Fatalf("got %s, want %s: a message overtook one waiting for its check", m.Topic, want)
+		}
 	}
 }

@@ -29,6 +29,21 @@ func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hook
 	return p.decide(ctx, p.auth, key, req.Client, body)
 }
 
+// FilterTopicNow implements hooks.TopicFilterNow from the memo of fresh
+// decisions alone: no hashing, no lock, no call. A miss sends the broker to
+// FilterTopic, which fills the memo.
+func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, bool) {
+	if p.memo == nil {
+		return hooks.Decision{}, false
+	}
+	mk := keyOf(c, r)
+	d, ok := p.memo.get(&mk, p.now().UnixNano())
+	if ok {
+		p.hits.Inc()
+	}
+	return d, ok
+}
+
 // FilterTopic asks POST /topic_filtering, or answers from the memo or the
 // cache. A memo hit counts as a cache hit: it serves a cached decision.
 func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, error) {

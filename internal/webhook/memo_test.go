@@ -240,3 +240,27 @@ func TestTopicMemoBounded(t *testing.T) {
 		}
 	}
 }
+
+// FilterTopicNow answers only from the memo: nothing before a FilterTopic
+// has filled it, the same decision after, and no HTTP call either way.
+func TestFilterTopicNowServesTheMemoOnly(t *testing.T) {
+	f := newFake(t)
+	f.handle("/topic_filtering", answer(200, `{"result":"allow","cache_ttl":30}`))
+	p := newPlugin(t, f.url(), nil)
+	c := mqttClient("sensor-17", "alice")
+	if _, ok := p.FilterTopicNow(c, publish); ok {
+		t.Fatal("answered at once before anything was decided")
+	}
+	first := filter(t, p, c, publish)
+	calls := f.count("/topic_filtering")
+	d, ok := p.FilterTopicNow(c, publish)
+	if !ok || d != first {
+		t.Fatalf("at once: %+v %v, want %+v", d, ok, first)
+	}
+	if _, ok := p.FilterTopicNow(mqttClient("sensor-17", "mallory"), publish); ok {
+		t.Fatal("another user got alice's decision")
+	}
+	if f.count("/topic_filtering") != calls {
+		t.Fatal("FilterTopicNow called the plugin")
+	}
+}

@@ -90,3 +90,9 @@ func (p *Plugin) Rules() int { return p.rules.Load().n }
 func (p *Plugin) FilterTopic(_ context.Context, c *mqtt.ClientInfo, req mqtt.TopicRequest) (hooks.Decision, error) {
 	return p.rules.Load().check(c, req), nil
 }
+
+// FilterTopicNow implements hooks.TopicFilterNow: the rules are in memory,
+// so every answer is at hand and the broker can deliver in line.
+func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (hooks.Decision, bool) {
+	return p.rules.Load().check(c, req), true
+}
