@@ -66,7 +66,13 @@ func (r *packetReader) reserve(total int) {
 		r.compact()
 		return
 	}
-	nb := make([]byte, max(total, 2*len(r.buf)))
+	r.grow(max(total, 2*len(r.buf)))
+}
+
+// grow moves the unread bytes to the start of a new buffer of size bytes.
+// The old buffer is left as it was, so what aliases it stays valid.
+func (r *packetReader) grow(size int) {
+	nb := make([]byte, size)
 	r.end = copy(nb, r.buf[r.start:r.end])
 	r.start = 0
 	r.buf = nb
@@ -85,10 +91,7 @@ func (r *packetReader) unread(b []byte) {
 		return
 	}
 	if len(r.buf)-r.end < len(b) {
-		nb := make([]byte, max(r.end-r.start+len(b), minReadBuf))
-		r.end = copy(nb, r.buf[r.start:r.end])
-		r.start = 0
-		r.buf = nb
+		r.grow(max(r.end-r.start+len(b), minReadBuf))
 	}
 	r.end += copy(r.buf[r.end:], b)
 	r.bytes += int64(len(b))
@@ -123,11 +126,7 @@ func (r *packetReader) fill() error {
 	switch {
 	case n == free && len(r.buf) < maxReadBuf:
 		// The kernel had more: read more per syscall from now on.
-		nb := make([]byte, 2*len(r.buf))
-		copy(nb, r.buf[r.start:r.end])
-		r.end -= r.start
-		r.start = 0
-		r.buf = nb
+		r.grow(2 * len(r.buf))
 		r.short = 0
 	case n < len(r.buf)/8:
 		r.short++
