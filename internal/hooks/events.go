@@ -33,15 +33,18 @@ func (f *eventFan) Wants() mqtt.EventMask {
 func (f *eventFan) Event(e *mqtt.Event) {
 	st := f.m.acquire()
 	defer st.release()
-	if !st.wantsNow().Has(e.Type) {
-		return // no current plugin wants it: nothing is built
-	}
-	ev := f.m.own(e)
+	var ev *Event // built for the first sink that wants it: if none does, nothing is built
 	for _, p := range st.sinks {
-		switch {
-		case e.Type == mqtt.EventBrokerPreStart && p.config != nil:
+		withConf := e.Type == mqtt.EventBrokerPreStart && p.config != nil
+		if !withConf && !p.sink.Wants().Has(e.Type) {
+			continue
+		}
+		if ev == nil {
+			ev = f.m.own(e)
+		}
+		if withConf {
 			p.deliver(withConfig(ev, p.config))
-		case p.sink.Wants().Has(e.Type):
+		} else {
 			p.deliver(ev)
 		}
 	}
