@@ -47,14 +47,13 @@ func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.
 // FilterTopic asks POST /topic_filtering, or answers from the memo or the
 // cache. A memo hit counts as a cache hit: it serves a cached decision.
 func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, error) {
+	if d, ok := p.FilterTopicNow(c, r); ok {
+		return d, nil
+	}
 	var mk memoKey
 	var gen uint64
 	if p.memo != nil {
 		mk = keyOf(c, r)
-		if d, ok := p.memo.get(&mk, p.now().UnixNano()); ok {
-			p.hits.Inc()
-			return d, nil
-		}
 		gen = p.memo.generation() // before the cache is read, see topicMemo.gen
 	}
 	key := topicKey(p.keys, c, r)
