@@ -269,51 +269,33 @@ func (l *loader) validatePlugins(c *Config) []error {
 // queue sections.
 func (l *loader) validateHTTPTuning(key string, p *Plugin) []error {
 	var errs []error
-	atLeast := func(k string, v, lo int) {
-		if v < lo {
-			errs = append(errs, l.errorf(key+"."+k, "%d is out of range (use at least %d)", v, lo))
-		}
-	}
-	fraction := func(k string, v float64) {
-		if v < 0 || v > 1 {
-			errs = append(errs, l.errorf(key+"."+k, "%g is out of range (use a fraction from 0 to 1, e.g. 0.1)", v))
-		}
-	}
-	positive := func(k string, d time.Duration) {
-		if d <= 0 {
-			errs = append(errs, l.errorf(key+"."+k, "%s must be positive (e.g. 10s)", d))
-		}
-	}
-	atLeast("max-conns", p.MaxConns, 1)
+	chk := bounds{l, &errs}
+	k := func(sub string) string { return key + "." + sub }
+	chk.atLeast(k("max-conns"), p.MaxConns, 1)
 	if p.MaxBody < 1 {
-		errs = append(errs, l.errorf(key+".max-body", "%s is out of range (use at least 1, e.g. 64KiB)", p.MaxBody))
+		chk.add(k("max-body"), "%s is out of range (use at least 1, e.g. 64KiB)", p.MaxBody)
 	}
-	atLeast("cache.size", p.Cache.Size, 0)
-	fraction("cache.jitter", p.Cache.Jitter)
-	for k, d := range map[string]time.Duration{"cache.ttl": p.Cache.TTL, "cache.deny-ttl": p.Cache.DenyTTL, "cache.max-ttl": p.Cache.MaxTTL} {
-		if d < 0 {
-			errs = append(errs, l.errorf(key+"."+k, "%s is negative (use 0 or a positive duration)", d))
-		}
-	}
-	atLeast("breaker.consecutive-failures", p.Breaker.ConsecutiveFailures, 1)
-	fraction("breaker.failure-ratio", p.Breaker.FailureRatio)
-	atLeast("breaker.min-requests", p.Breaker.MinRequests, 1)
-	atLeast("breaker.half-open-requests", p.Breaker.HalfOpenRequests, 1)
-	positive("breaker.open-for", p.Breaker.OpenFor)
-	positive("breaker.interval", p.Breaker.Interval)
-	atLeast("queue.size", p.Queue.Size, 1)
-	atLeast("queue.lanes", p.Queue.Lanes, 1)
-	atLeast("queue.max-events", p.Queue.MaxEvents, 1)
-	atLeast("queue.retries", p.Queue.Retries, 0)
+	chk.atLeast(k("cache.size"), p.Cache.Size, 0)
+	chk.fraction(k("cache.jitter"), p.Cache.Jitter)
+	chk.notNegative(k("cache.ttl"), p.Cache.TTL)
+	chk.notNegative(k("cache.deny-ttl"), p.Cache.DenyTTL)
+	chk.notNegative(k("cache.max-ttl"), p.Cache.MaxTTL)
+	chk.atLeast(k("breaker.consecutive-failures"), p.Breaker.ConsecutiveFailures, 1)
+	chk.fraction(k("breaker.failure-ratio"), p.Breaker.FailureRatio)
+	chk.atLeast(k("breaker.min-requests"), p.Breaker.MinRequests, 1)
+	chk.atLeast(k("breaker.half-open-requests"), p.Breaker.HalfOpenRequests, 1)
+	chk.positive(k("breaker.open-for"), p.Breaker.OpenFor)
+	chk.positive(k("breaker.interval"), p.Breaker.Interval)
+	chk.atLeast(k("queue.size"), p.Queue.Size, 1)
+	chk.atLeast(k("queue.lanes"), p.Queue.Lanes, 1)
+	chk.atLeast(k("queue.max-events"), p.Queue.MaxEvents, 1)
+	chk.atLeast(k("queue.retries"), p.Queue.Retries, 0)
 	if p.Queue.MaxBytes < 1 {
-		errs = append(errs, l.errorf(key+".queue.max-bytes", "%s is out of range (use at least 1, e.g. 256KiB)", p.Queue.MaxBytes))
+		chk.add(k("queue.max-bytes"), "%s is out of range (use at least 1, e.g. 256KiB)", p.Queue.MaxBytes)
 	}
-	positive("queue.backoff", p.Queue.Backoff)
-	positive("queue.max-backoff", p.Queue.MaxBackoff)
-	if p.Queue.Linger < 0 {
-		errs = append(errs, l.errorf(key+".queue.linger", "%s is negative (use 0 or a positive duration)", p.Queue.Linger))
-	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	chk.positive(k("queue.backoff"), p.Queue.Backoff)
+	chk.positive(k("queue.max-backoff"), p.Queue.MaxBackoff)
+	chk.notNegative(k("queue.linger"), p.Queue.Linger)
 	return errs
 }
 

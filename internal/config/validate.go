@@ -66,39 +66,25 @@ func (l *loader) validate(c *Config) []error {
 	}
 
 	lim := &c.Limits
-	intRange := func(key string, v, lo, hi int) {
-		if v < lo || v > hi {
-			add(l.errorf(key, "%d is out of range (use %d to %d)", v, lo, hi))
-		}
-	}
+	chk := bounds{l, &errs}
 	if lim.MaxPacketSize < 64 || lim.MaxPacketSize > maxPacketSizeLimit {
 		add(l.errorf("limits.max-packet-size", "%s is out of range (use 64 to 268435460 bytes, e.g. 1MiB)", lim.MaxPacketSize))
 	}
-	intRange("limits.max-connections", lim.MaxConnections, 1, 1<<31-1)
-	intRange("limits.max-inflight", lim.MaxInflight, 1, 65535)
-	intRange("limits.max-queued", lim.MaxQueued, 1, 1<<31-1)
+	chk.intRange("limits.max-connections", lim.MaxConnections, 1, 1<<31-1)
+	chk.intRange("limits.max-inflight", lim.MaxInflight, 1, 65535)
+	chk.intRange("limits.max-queued", lim.MaxQueued, 1, 1<<31-1)
 	if lim.MaxOutboundBytes < 1 {
 		add(l.errorf("limits.max-outbound-bytes", "%s is out of range (use at least 1, e.g. 4MiB)", lim.MaxOutboundBytes))
 	}
-	intRange("limits.max-inbound-qos2", lim.MaxInboundQoS2, 1, 65535)
-	positive := func(key string, d time.Duration) {
-		if d <= 0 {
-			add(l.errorf(key, "%s must be positive (e.g. 10s)", d))
-		}
-	}
-	notNegative := func(key string, d time.Duration) {
-		if d < 0 {
-			add(l.errorf(key, "%s is negative (use 0 or a positive duration, e.g. 1h)", d))
-		}
-	}
-	positive("limits.connect-timeout", lim.ConnectTimeout)
-	positive("limits.write-timeout", lim.WriteTimeout)
-	intRange("limits.max-keep-alive", lim.MaxKeepAlive, 0, 65535)
-	intRange("limits.topic-alias-maximum", lim.TopicAliasMaximum, 1, 65535)
-	intRange("features.maximum-qos", c.Features.MaximumQoS, 0, 2)
-	notNegative("limits.session-expiry", lim.SessionExpiry)
-	notNegative("sys-interval", c.SysInterval)
-	positive("shutdown-grace", c.ShutdownGrace)
+	chk.intRange("limits.max-inbound-qos2", lim.MaxInboundQoS2, 1, 65535)
+	chk.positive("limits.connect-timeout", lim.ConnectTimeout)
+	chk.positive("limits.write-timeout", lim.WriteTimeout)
+	chk.intRange("limits.max-keep-alive", lim.MaxKeepAlive, 0, 65535)
+	chk.intRange("limits.topic-alias-maximum", lim.TopicAliasMaximum, 1, 65535)
+	chk.intRange("features.maximum-qos", c.Features.MaximumQoS, 0, 2)
+	chk.notNegative("limits.session-expiry", lim.SessionExpiry)
+	chk.notNegative("sys-interval", c.SysInterval)
+	chk.positive("shutdown-grace", c.ShutdownGrace)
 
 	if c.Admin.Bind != "" {
 		if err := checkBind(c.Admin.Bind); err != nil {
@@ -123,6 +109,47 @@ func (l *loader) validate(c *Config) []error {
 		add(l.errorf("logging.format", "%q is not a log format (use text or json)", c.Logging.Format))
 	}
 	return errs
+}
+
+// bounds appends an error to *errs for each numeric key out of its range,
+// in the order checked.
+type bounds struct {
+	l    *loader
+	errs *[]error
+}
+
+func (b bounds) add(key, format string, args ...any) {
+	*b.errs = append(*b.errs, b.l.errorf(key, format, args...))
+}
+
+func (b bounds) intRange(key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		b.add(key, "%d is out of range (use %d to %d)", v, lo, hi)
+	}
+}
+
+func (b bounds) atLeast(key string, v, lo int) {
+	if v < lo {
+		b.add(key, "%d is out of range (use at least %d)", v, lo)
+	}
+}
+
+func (b bounds) fraction(key string, v float64) {
+	if v < 0 || v > 1 {
+		b.add(key, "%g is out of range (use a fraction from 0 to 1, e.g. 0.1)", v)
+	}
+}
+
+func (b bounds) positive(key string, d time.Duration) {
+	if d <= 0 {
+		b.add(key, "%s must be positive (e.g. 10s)", d)
+	}
+}
+
+func (b bounds) notNegative(key string, d time.Duration) {
+	if d < 0 {
+		b.add(key, "%s is negative (use 0 or a positive duration, e.g. 1h)", d)
+	}
 }
 
 // checkBind accepts host:port with a numeric port; the host may be empty
