@@ -10,6 +10,7 @@ import (
 
 	"github.com/mqttd/mqttd/internal/config"
 	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/testpki"
 )
 
 // The config defaults and the broker's agree, so `mqttd` with no file runs
@@ -26,7 +27,7 @@ func ptr[T any](v T) *T { return &v }
 func TestBrokerOptions(t *testing.T) {
 	isolate(t)
 	dir := t.TempDir()
-	crt, key := writeCert(t, dir)
+	crt, key := testpki.SelfSigned(t, dir, "srv")
 	path := writeConfig(t, dir, `
 name: n1
 listeners:

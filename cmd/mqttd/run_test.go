@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqttd/mqttd/internal/testpki"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
@@ -154,7 +156,7 @@ func TestSignals(t *testing.T) {
 func TestRunServesMutualTLS(t *testing.T) {
 	isolate(t)
 	dir := t.TempDir()
-	crt, key := writeCert(t, dir)
+	crt, key := testpki.SelfSigned(t, dir, "srv")
 	mqttAddr, adminAddr := freePort(t), freePort(t)
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
 listeners:

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqttd/mqttd/internal/testpki"
 )
 
 func TestLoadDefaultsWithoutFile(t *testing.T) {
@@ -303,7 +305,7 @@ func TestParseByteSize(t *testing.T) {
 // what would be accepted.
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	crt, key := writeCert(t, dir, "srv")
+	crt, key := testpki.SelfSigned(t, dir, "srv")
 	garbage := writeFile(t, dir, "garbage.pem", "not pem\n")
 	for _, tc := range []struct {
 		name, file, content string
@@ -441,8 +443,8 @@ func TestLoadMissingFile(t *testing.T) {
 func TestLoadTLS(t *testing.T) {
 	isolate(t)
 	dir := t.TempDir()
-	writeCert(t, filepath.Join(dir, "certs"), "srv")
-	writeCert(t, filepath.Join(dir, "certs"), "ca")
+	testpki.SelfSigned(t, filepath.Join(dir, "certs"), "srv")
+	testpki.SelfSigned(t, filepath.Join(dir, "certs"), "ca")
 	path := writeFile(t, dir, "mqttd.yaml", `
 listeners:
   plain: {bind: ":1883"}

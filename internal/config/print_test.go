@@ -7,12 +7,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mqttd/mqttd/internal/testpki"
 )
 
 func TestWriteYAMLRoundTrips(t *testing.T) {
 	isolate(t)
 	dir := t.TempDir()
-	writeCert(t, dir, "srv")
+	testpki.SelfSigned(t, dir, "srv")
 	path := writeFile(t, dir, "in.yaml", `
 name: n1
 listeners:
