@@ -55,6 +55,9 @@
 #   --max-other PCT    leave run pairs during which other processes used more
 #                      than PCT % CPU out of the ratios (default 0 = keep all)
 #   --out DIR          keep results.jsonl, report.md and the logs in DIR
+#   --profile          CPU profiles of the broker (admin.pprof) and of the
+#                      bench plugin over each load run's measured part, as
+#                      prof-*.pb.gz in the --out directory (go tool pprof)
 set -euo pipefail
 
 ROUNDS=3
@@ -72,6 +75,7 @@ PORT_BASE=21883
 QUIET_WAIT=20
 MAX_OTHER=0
 OUT=""
+PROFILE=0
 
 die() { echo "plugin-bench: $*" >&2; exit 2; }
 log() { echo "plugin-bench: $*" >&2; }
@@ -93,6 +97,7 @@ while [ $# -gt 0 ]; do
 	--quiet-wait) QUIET_WAIT=${2:?}; shift 2 ;;
 	--max-other) MAX_OTHER=${2:?}; shift 2 ;;
 	--out) OUT=${2:?}; shift 2 ;;
+	--profile) PROFILE=1; shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
@@ -181,7 +186,7 @@ start_plugin() {
 write_config() {
 	{
 		printf 'listeners:\n  default: {type: tcp, bind: "127.0.0.1:%s"}\n' "$MQTT_PORT"
-		printf 'admin: {bind: "127.0.0.1:%s"}\nsys-interval: 0s\n' "$ADMIN_PORT"
+		printf 'admin: {bind: "127.0.0.1:%s", pprof: %s}\nsys-interval: 0s\n' "$ADMIN_PORT" "$([ "$PROFILE" = 1 ] && echo true || echo false)"
 		case "$1" in
 		none) ;;
 		topic)
@@ -219,6 +224,16 @@ start_broker() {
 	done
 	log "mqttd did not listen within 5 s"
 	return 1
+}
+
+# profile_broker FILE: the broker's CPU profile over the measured part of
+# a run (from the end of the warm-up to a second before the end).
+profile_broker() {
+	local secs
+	secs=$(awk -v d="${DURATION%s}" 'BEGIN{s=int(d)-1; print (s<1?1:s)}')
+	sleep "$(awk -v w="${WARMUP%s}" 'BEGIN{print w+0.5}')"
+	curl -fsS -o "$1" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs" 2>>"$TMP/mqttbench.log" ||
+		log "no broker profile for $1"
 }
 
 cpu_busy() { awk '/^cpu /{print $2+$3+$4+$9; exit}' /proc/stat; }
@@ -299,8 +314,12 @@ for round in $(seq "$ROUNDS"); do
 			wait_quiet
 			pflags=(-topic-cache-ttl 60)
 			[ "$v" = events ] && pflags+=(-manifest-events broker_message_received)
+			prof="$TMP/prof-$v-q$q-r$round"
+			[ "$rate" != 0 ] && prof="$prof-rate"
+			[ "$PROFILE" = 1 ] && pflags+=(-cpuprofile "$prof-plugin.pb.gz")
 			start_plugin "${pflags[@]}" || { FAILED=$((FAILED + 1)); stop_all; continue; }
 			start_broker "$TMP/$v.yaml" || { FAILED=$((FAILED + 1)); stop_all; continue; }
+			[ "$PROFILE" = 1 ] && profile_broker "$prof-broker.pb.gz" &
 			rc=0
 			line=$("$TMP/mqttbench" -json -broker "127.0.0.1:$MQTT_PORT" -pid "$BPID" -plugin "$PLUGIN_URL" \
 				-metrics "$METRICS_URL" -scenario pairs -pubs "$PUBS" -qos "$q" -size 64 -duration "$DURATION" \
@@ -369,6 +388,7 @@ if [ -n "$OUT" ]; then
 	mkdir -p "$OUT"
 	cp "$TMP/results.jsonl" "$TMP/report.md" "$OUT/"
 	cp "$TMP"/*.log "$TMP/plugin.out" "$OUT/" 2>/dev/null || true
+	cp "$TMP"/prof-*.pb.gz "$OUT/" 2>/dev/null || true
 	log "results, report and logs kept in $OUT"
 fi
 [ "$FAILED" = 0 ]

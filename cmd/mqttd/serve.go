@@ -98,7 +98,11 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	var adm *admin.Server
 	if cfg.Admin.Bind != "" {
 		pluginRoutes := admin.Mount{Pattern: "/plugins", Handler: webhook.AdminRoutes(func() []*webhook.Plugin { return current.Load().webhooks() })}
-		adm, err = admin.Listen(cfg.Admin.Bind, admin.NewHandler(b, ready, reg, pluginRoutes), log)
+		mounts := []admin.Mount{pluginRoutes}
+		if cfg.Admin.Pprof {
+			mounts = append(mounts, admin.Profiler())
+		}
+		adm, err = admin.Listen(cfg.Admin.Bind, admin.NewHandler(b, ready, reg, mounts...), log)
 		if err != nil {
 			log.Error("cannot start the admin listener", "err", err)
 			closeBroker(b, cfg.ShutdownGrace, log)

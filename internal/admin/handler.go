@@ -22,6 +22,10 @@ type Mount struct {
 	Handler http.Handler
 }
 
+// Profiler mounts Go's runtime profiles (net/http/pprof) and expvar
+// under /debug: /debug/pprof/, /debug/pprof/profile?seconds=N, ...
+func Profiler() Mount { return Mount{Pattern: "/debug", Handler: middleware.Profiler()} }
+
 // NewHandler returns the admin routes:
 //
 //	GET /healthz  200 "ok" while the process serves HTTP at all

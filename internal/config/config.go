@@ -76,7 +76,8 @@ type Limits struct {
 
 // Admin is the HTTP listener for /healthz, /readyz and /metrics.
 type Admin struct {
-	Bind string `mapstructure:"bind" doc:"host:port of the admin HTTP listener; \"\" disables it"`
+	Bind  string `mapstructure:"bind" doc:"host:port of the admin HTTP listener; \"\" disables it"`
+	Pprof bool   `mapstructure:"pprof" doc:"serve Go's runtime profiles under /debug/pprof on the admin listener (they show the broker's internals: keep the listener private)"`
 }
 
 // Logging configures the process log (always to stderr).
