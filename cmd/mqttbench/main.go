@@ -112,6 +112,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		authReason   = fs.Int("auth-reason-code", 0, "plugin mode: reason_code in a deny (e.g. 134 = 0x86 bad user name or password); 0 = none")
 		manifestEvts = fs.String("manifest-events", "", "plugin mode: comma-separated event types the manifest asks for (e.g. broker_message_received)")
 		noManifest   = fs.Bool("no-manifest", false, "plugin mode: answer GET /manifest with 404")
+		validFirst   = fs.Int("validate-first", 100, "plugin mode: check the first N event batches in full (valid JSON, every field the contract requires)")
+		validEvery   = fs.Int("validate-every", 16, "plugin mode: after -validate-first, check one event batch in K in full, picked at random (1 = all); the others are only counted (events, by type, duplicate ids) in one cheap pass, as the plugin's CPU is taken from the broker it measures")
 		cpuProfile   = fs.String("cpuprofile", "", "write this process's CPU profile to the file (any mode; go tool pprof reads it)")
 	)
 	fs.Usage = func() {
@@ -198,6 +200,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return own
 		}
+		if *validFirst < 0 || *validEvery < 1 {
+			return usage("-validate-first must be 0 or more and -validate-every 1 or more")
+		}
 		var events []string
 		for e := range strings.SplitSeq(*manifestEvts, ",") {
 			if e = strings.TrimSpace(e); e != "" {
@@ -209,6 +214,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			authTTL: pickTTL(*authTTL, *cacheTTL), topicTTL: pickTTL(*topicTTL, *cacheTTL),
 			authResult: *authResult, topicResult: *topicResult, authReasonCode: *authReason,
 			manifestEvents: events, noManifest: *noManifest,
+			validateFirst: *validFirst, validateEvery: *validEvery,
 		}, *asJSON, stdout, stderr, nil)
 
 	case "storm":

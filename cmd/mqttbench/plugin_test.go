@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -137,10 +141,17 @@ func TestPluginTopicCheck(t *testing.T) {
 
 // TestPluginEvents: every message published becomes one
 // broker_message_received event at the plugin, well-formed, in batches,
-// none dropped.
+// none dropped; counted exactly whether every batch is checked in full or
+// only a sample.
 func TestPluginEvents(t *testing.T) {
-	_, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow",
-		manifestEvents: []string{"broker_message_received"}})
+	for _, every := range []int{1, 4} {
+		t.Run(fmt.Sprintf("validate-every %d", every), func(t *testing.T) { testPluginEvents(t, every) })
+	}
+}
+
+func testPluginEvents(t *testing.T, every int) {
+	ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow",
+		manifestEvents: []string{"broker_message_received"}, validateFirst: 2, validateEvery: every})
 	addr, metrics := startPluginBroker(t, url, pluginBroker{events: []string{"broker_message_received"}})
 	// At a fixed rate the queue never overflows, so every event must
 	// arrive (closed loop, this process would publish faster than it
@@ -163,12 +174,25 @@ func TestPluginEvents(t *testing.T) {
 	if *res.EventsDropped != 0 || sumMetric(res.BrokerMetrics, "mqttd_webhook_events_sent_total", "") != float64(res.Published) {
 		t.Fatalf("broker dropped %.0f, sent %v", *res.EventsDropped, res.BrokerMetrics)
 	}
+	st := ps.stats()
+	if st.ValidatedPosts < 2 || (every == 1) != (st.ValidatedPosts == st.EventPosts) || st.ValidatedEvents > st.Events {
+		t.Fatalf("%d of %d batches (%d of %d events) checked in full, with -validate-every %d",
+			st.ValidatedPosts, st.EventPosts, st.ValidatedEvents, st.Events, every)
+	}
 }
 
 // TestPluginRejectsMalformedEvents: the plugin's checks can fail, and a
-// load run whose plugin saw a malformed batch fails.
+// load run whose plugin saw a malformed batch fails. With every batch
+// checked (-validate-every 1, or the zero config) this is what the plugin
+// did before it sampled.
 func TestPluginRejectsMalformedEvents(t *testing.T) {
-	ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow"})
+	for _, every := range []int{0, 1} {
+		t.Run(fmt.Sprintf("validate-every %d", every), func(t *testing.T) { testPluginRejectsMalformedEvents(t, every) })
+	}
+}
+
+func testPluginRejectsMalformedEvents(t *testing.T, every int) {
+	ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", validateEvery: every})
 	post := func(body string) int {
 		resp, err := http.Post(url+"/events", "application/json", strings.NewReader(body))
 		if err != nil {
@@ -193,12 +217,103 @@ func TestPluginRejectsMalformedEvents(t *testing.T) {
 		t.Fatalf("truncated JSON: status %d", code)
 	}
 	st := ps.stats()
-	if st.Events != 5 || st.Duplicates != 1 || st.BadEvents != 3 || st.BadRequests != 1 || st.EventPosts != 6 {
+	if st.Events != 5 || st.Duplicates != 1 || st.BadEvents != 3 || st.BadRequests != 1 || st.EventPosts != 6 ||
+		st.ValidatedPosts != 6 || st.ValidatedEvents != 5 {
 		t.Fatalf("stats %+v", st)
 	}
 	if u := (&pluginUsage{Run: st}); len(u.problems()) != 1 {
 		t.Fatalf("problems %v", u.problems())
 	}
+}
+
+// postBatches posts each body to the plugin at url; it returns the
+// status codes.
+func postBatches(t *testing.T, url string, bodies ...[]byte) []int {
+	t.Helper()
+	var codes []int
+	for _, b := range bodies {
+		resp, err := http.Post(url+"/events", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	return codes
+}
+
+// TestPluginSampledChecks: with sampling on, batches the fast path reads
+// are still counted exactly, by type, with every duplicate id found; a
+// sampled bad batch is reported as before, and a batch the fast path
+// cannot read is checked in full whether sampled or not.
+func TestPluginSampledChecks(t *testing.T) {
+	never := math.MaxInt // after validateFirst
+	t.Run("duplicates unsampled", func(t *testing.T) {
+		ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", validateEvery: never})
+		bodies := encodeBatches(t, 100, messageEvents(300, "0a1b2c3d4e5f6a7b-", 1))
+		postBatches(t, url, bodies...)
+		// ids 0x101..0x130 again (257..304: 44 seen, 4 new), and one id
+		// twice within a batch.
+		again := messageEvents(48, "0a1b2c3d4e5f6a7b-", 257)
+		again = append(again, again[47])
+		postBatches(t, url, encodeBatches(t, 100, again)...)
+		// A duplicate of an id not in the broker's form.
+		other := `{"id":"a","seq":1,"type":"x","time":"2026-01-02T03:04:05Z","broker":"b"}`
+		postBatches(t, url, []byte(`{"events":[`+other+`,`+other+`]}`))
+		st := ps.stats()
+		if st.Events != 351 || st.Duplicates != 44+1+1 || st.ValidatedPosts != 0 || st.BadEvents+st.BadRequests != 0 ||
+			st.EventsByType["broker_message_received"] != 349 || st.EventsByType["x"] != 2 || st.MaxBatch != 100 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+	t.Run("bad batches", func(t *testing.T) {
+		ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", validateFirst: 1, validateEvery: never})
+		badTime := []byte(`{"events":[{"id":"p-1","seq":1,"type":"broker_post_start","time":"yesterday","broker":"b"}]}`)
+		codes := postBatches(t, url,
+			// Sampled, being the first batch: a bad event.
+			badTime,
+			// Not sampled, so only counted.
+			bytes.Replace(badTime, []byte("p-1"), []byte("p-2"), 1),
+			// Glued or cut events: the fast path declines, the full check
+			// finds a bad request.
+			[]byte(`{"events":[{"id":"p-3","seq":3,"type":"t"}{"id":"p-4","seq":4,"type":"t"}]}`),
+			[]byte(`{"events":[{"id":"p-5","seq":5,"type":"t"},{"id":"p-6"`),
+			// No broker: not sampled, so only counted.
+			[]byte(`{"events":[{"id":"p-7","seq":7,"type":"t","time":"2026-01-02T03:04:05Z"}]}`),
+			// Not in the encoder's order: checked in full, a bad event.
+			[]byte(`{"events":[{"type":"t","id":"p-8","seq":8,"time":"2026-01-02T03:04:05Z"}]}`),
+		)
+		if want := []int{204, 204, 400, 400, 204, 204}; !slices.Equal(codes, want) {
+			t.Fatalf("status codes %v, want %v", codes, want)
+		}
+		st := ps.stats()
+		if st.Events != 4 || st.BadEvents != 2 || st.BadRequests != 2 || st.ValidatedPosts != 4 || st.ValidatedEvents != 2 ||
+			st.Duplicates != 0 || len(st.Errors) != 4 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+	t.Run("counts by type", func(t *testing.T) {
+		ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", validateFirst: 2, validateEvery: 4})
+		evs := mixedEvents(5000, "0a1b2c3d4e5f6a7b-")
+		want := map[string]uint64{}
+		for _, e := range evs {
+			want[e.Type.String()]++
+		}
+		bodies := encodeBatches(t, 37, evs)
+		postBatches(t, url, bodies...)
+		st := ps.stats()
+		if st.Events != 5000 || !maps.Equal(st.EventsByType, want) || st.Duplicates+st.BadEvents+st.BadRequests != 0 {
+			t.Fatalf("stats %+v, want by type %v", st, want)
+		}
+		// About a quarter of the rest are checked, at random.
+		if n := uint64(len(bodies)); st.ValidatedPosts < 2+n/16 || st.ValidatedPosts > n/2 {
+			t.Fatalf("%d of %d batches checked in full", st.ValidatedPosts, n)
+		}
+		postBatches(t, url, bodies...)
+		if st := ps.stats(); st.Duplicates != 5000 || st.EventsByType["broker_client_connected"] != 2*want["broker_client_connected"] {
+			t.Fatalf("posted twice: %+v", st)
+		}
+	})
 }
 
 // TestStorm: a storm against an auth plugin that takes a while. Distinct
