@@ -302,7 +302,7 @@ func TestAuthAllConcurrentAndCancels(t *testing.T) {
 }
 
 // waitCount waits for a counter that a background goroutine bumps.
-func waitCount(t *testing.T, c prometheus.Counter, want float64) {
+func waitCount(t *testing.T, c prometheus.Metric, want float64) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("counter to reach %v", want), func() bool { return counterValue(c) == want })
 }

@@ -158,7 +158,7 @@ func wait[T any](t testing.TB, what string, ch <-chan T) T {
 }
 
 // counterValue reads a counter.
-func counterValue(c prometheus.Counter) float64 {
+func counterValue(c prometheus.Metric) float64 {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
 		panic(err)

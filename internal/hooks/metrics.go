@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqttd/mqttd/internal/metrics/striped"
 )
 
 // Decisions are counted per action; the index is the mqtt.Action value, with
@@ -36,9 +38,12 @@ var outcomeNames = [numOutcomes]string{"allow", "deny", "ignore", "error", "time
 
 // metrics are the framework's collectors. They are created and registered
 // once per Manager, so a Reload reuses them instead of registering again.
+//
+// The decision counters are striped (see package striped): the topic chain
+// counts two decisions per delivered message, on every core at once.
 type metrics struct {
-	decisions   *prometheus.CounterVec
-	chain       *prometheus.CounterVec
+	decisions   *striped.CounterVec
+	chain       *striped.CounterVec
 	events      *prometheus.CounterVec
 	eventPanics *prometheus.CounterVec
 	drops       *drops
@@ -46,11 +51,11 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		decisions: striped.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_plugin_decisions_total",
 			Help: "Answers of one plugin to authenticate and topic checks, by action and result (allow, deny, ignore, error, timeout, panic, canceled).",
 		}, []string{"plugin", "action", "result"}),
-		chain: prometheus.NewCounterVec(prometheus.CounterOpts{
+		chain: striped.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_plugin_chain_decisions_total",
 			Help: "Final decisions of the authenticate and topic-check chains, by action and result.",
 		}, []string{"action", "result"}),
@@ -68,7 +73,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	for _, cv := range []**prometheus.CounterVec{&m.decisions, &m.chain, &m.events, &m.eventPanics} {
+	for _, sv := range []**striped.CounterVec{&m.decisions, &m.chain} {
+		if *sv, err = share(reg, *sv); err != nil {
+			return nil, err
+		}
+	}
+	for _, cv := range []**prometheus.CounterVec{&m.events, &m.eventPanics} {
 		if *cv, err = share(reg, *cv); err != nil {
 			return nil, err
 		}
@@ -158,7 +168,7 @@ func (d *drops) Collect(ch chan<- prometheus.Metric) {
 // pluginCounters are one alias's children of the vectors, looked up once so
 // a decision costs an atomic add and no label hashing.
 type pluginCounters struct {
-	decisions [numActs][numOutcomes]prometheus.Counter
+	decisions [numActs][numOutcomes]*striped.Counter
 	events    prometheus.Counter
 	panics    prometheus.Counter
 }
@@ -185,7 +195,7 @@ func (m *metrics) forget(alias string) {
 }
 
 // chainCounters are the chain's children, looked up once.
-type chainCounters [numActs][2]prometheus.Counter // [action][deny, allow]
+type chainCounters [numActs][2]*striped.Counter // [action][deny, allow]
 
 func (m *metrics) forChains() *chainCounters {
 	var cc chainCounters

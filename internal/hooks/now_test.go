@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -58,5 +60,142 @@ func TestCheckTopicNow(t *testing.T) {
 				t.Fatalf("CheckTopicNow = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
 			}
 		})
+	}
+}
+
+// cached is a topic plugin with a decision cache in front of a slow path:
+// FilterTopicNow answers d when ok, FilterTopic always answers d.
+type cached struct {
+	lifecycle
+	d    Decision
+	ok   bool
+	slow atomic.Int64 // FilterTopic calls
+}
+
+func (c *cached) FilterTopic(context.Context, *mqtt.ClientInfo, mqtt.TopicRequest) (Decision, error) {
+	c.slow.Add(1)
+	return c.d, nil
+}
+
+func (c *cached) FilterTopicNow(*mqtt.ClientInfo, mqtt.TopicRequest) (Decision, bool) {
+	return c.d, c.ok
+}
+
+// decisionCounts reads mqttd_plugin_decisions_total of plugins a and b and
+// mqttd_plugin_chain_decisions_total for one action and result.
+func decisionCounts(m *Manager, action, result string) (a, b, chain float64) {
+	return counterValue(m.metrics.decisions.WithLabelValues("a", action, result)),
+		counterValue(m.metrics.decisions.WithLabelValues("b", action, result)),
+		counterValue(m.metrics.chain.WithLabelValues(action, result))
+}
+
+func twoTopicPlugins(t *testing.T, a, b Plugin) *Manager {
+	return mustNew(t, Options{
+		Plugins: map[string]PluginSpec{"a": {Plugin: a}, "b": {Plugin: b}},
+		Topics:  TopicOptions{Enable: true, Plugins: []string{"a", "b"}},
+	})
+}
+
+// CheckTopic (the publish check) answers in line when every plugin can,
+// without FilterTopic, and counts each answer and the chain's once.
+func TestCheckTopicAnswersInLine(t *testing.T) {
+	a, b := &cached{d: Decision{Result: Allow}, ok: true}, &cached{d: Decision{}, ok: true}
+	m := twoTopicPlugins(t, a, b)
+	req := mqtt.TopicRequest{Action: mqtt.ActionPublish, Topic: "t"}
+	if res := m.Hooks().Topics.CheckTopic(context.Background(), &mqtt.ClientInfo{ClientID: "c"}, req); !res.Allow {
+		t.Fatalf("got %+v, want allow", res)
+	}
+	if a.slow.Load()+b.slow.Load() != 0 {
+		t.Fatal("CheckTopic asked FilterTopic although every answer was at hand")
+	}
+	if na, _, chain := decisionCounts(m, "publish", "allow"); na != 1 || chain != 1 {
+		t.Fatalf("allow counted %v (a), %v (chain); want 1, 1", na, chain)
+	}
+	if _, nb, _ := decisionCounts(m, "publish", "ignore"); nb != 1 {
+		t.Fatalf("b's ignore counted %v times, want 1", nb)
+	}
+}
+
+// The broker asks CheckTopicNow and, when it cannot answer, CheckTopic:
+// each plugin's answer and the chain's decision are counted once, not
+// once per attempt.
+func TestDecisionsCountedOnceWhenInLineFails(t *testing.T) {
+	a, b := &cached{d: Decision{Result: Allow}, ok: true}, &cached{d: Decision{Result: Allow}}
+	m := twoTopicPlugins(t, a, b)
+	c, req := &mqtt.ClientInfo{ClientID: "c"}, mqtt.TopicRequest{Action: mqtt.ActionReceive, Topic: "t"}
+	if _, ok := m.Hooks().Topics.(mqtt.TopicCheckerNow).CheckTopicNow(c, req); ok {
+		t.Fatal("answered in line although b has no answer at hand")
+	}
+	if res := m.Hooks().Topics.CheckTopic(context.Background(), c, req); !res.Allow {
+		t.Fatalf("got %+v, want allow", res)
+	}
+	if na, nb, chain := decisionCounts(m, "receive", "allow"); na != 1 || nb != 1 || chain != 1 {
+		t.Fatalf("allow counted %v (a), %v (b), %v (chain); want 1 each", na, nb, chain)
+	}
+}
+
+// A deny in line ends the round: plugins after it are neither asked nor
+// counted.
+func TestInLineDenyCountsUpToTheDenier(t *testing.T) {
+	a, b := &cached{d: Decision{Result: Deny}, ok: true}, &cached{d: Decision{Result: Allow}, ok: true}
+	m := twoTopicPlugins(t, a, b)
+	res, ok := m.Hooks().Topics.(mqtt.TopicCheckerNow).CheckTopicNow(&mqtt.ClientInfo{}, mqtt.TopicRequest{Action: mqtt.ActionReceive, Topic: "t"})
+	if !ok || res.Allow {
+		t.Fatalf("got %+v, %v; want a deny in line", res, ok)
+	}
+	if na, _, chain := decisionCounts(m, "receive", "deny"); na != 1 || chain != 1 {
+		t.Fatalf("deny counted %v (a), %v (chain); want 1, 1", na, chain)
+	}
+	if _, nb, _ := decisionCounts(m, "receive", "allow"); nb != 0 {
+		t.Fatalf("b counted %v answers after a's deny, want 0", nb)
+	}
+}
+
+// In-line checks take no hold on the plugin set (see checkTopicNow): run
+// under -race, checks racing Reloads that close the plugins they replace
+// must neither race nor fail, and every replaced plugin is closed.
+func TestInLineChecksRaceReload(t *testing.T) {
+	opts := func(p *cached) Options {
+		return Options{Plugins: map[string]PluginSpec{"acl": {Plugin: p}}, Topics: TopicOptions{Enable: true, Plugins: []string{"acl"}}}
+	}
+	first := &cached{d: Decision{Result: Allow}, ok: true}
+	m := mustNew(t, opts(first))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			c, req := &mqtt.ClientInfo{ClientID: "c"}, mqtt.TopicRequest{Action: mqtt.ActionPublish, Topic: "t"}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if res := m.Hooks().Topics.CheckTopic(context.Background(), c, req); !res.Allow {
+					t.Errorf("got %+v, want allow", res)
+					return
+				}
+			}
+		})
+	}
+	replaced := []*cached{first}
+	for range 50 {
+		next := &cached{d: Decision{Result: Allow}, ok: true}
+		if err := m.Reload(opts(next)); err != nil {
+			t.Fatal(err)
+		}
+		replaced = append(replaced, next)
+	}
+	close(stop)
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range replaced {
+		if n := p.closes.Load(); n != 1 {
+			t.Fatalf("plugin %d closed %d times, want 1", i, n)
+		}
 	}
 }

@@ -74,6 +74,11 @@ type TopicFilter interface {
 // instead of through the subscriber's writer goroutine. ok false means "ask
 // FilterTopic". It runs with the subscriber's session locked: it must never
 // wait, and must not panic.
+//
+// Unlike the other calls, it is made without holding the plugin against
+// a Reload (see topicChain.checkTopicNow): it may run concurrently with,
+// and after, Close of a plugin that a Reload replaced. It must then answer
+// from what it holds, or say ok false, and never use what Close released.
 type TopicFilterNow interface {
 	FilterTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (d Decision, ok bool)
 }
@@ -88,6 +93,21 @@ type TopicFilterNow interface {
 type EventSink interface {
 	Wants() mqtt.EventMask
 	Event(e *Event)
+}
+
+// EventSinkNow is an EventSink that takes events it will not keep: a sink
+// that serialises each event at once (an HTTP plugin encodes it into its
+// next batch). The framework then hands it the broker's event as it is,
+// without the owned copy an Event call gets, so an event costs it no
+// allocation.
+//
+// EventNow must not block, and e and everything it points to (topic,
+// payload, packet, id) are valid only during the call: they alias buffers
+// the broker reuses. The sink copies what it keeps. When a sink has both
+// methods the framework calls only EventNow.
+type EventSinkNow interface {
+	EventSink
+	EventNow(e *Event)
 }
 
 // Closer is implemented by plugins holding resources. Close is called at

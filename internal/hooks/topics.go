@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"slices"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -19,14 +20,21 @@ type topicChain struct{ m *Manager }
 // runs per message, where a goroutine per plugin would cost more than most
 // answers (in-process, or from a webhook's decision cache) take. A slow
 // plugin still delays only the client the check is about.
+//
+// Most checks, publish checks included, are answered at once, so that way
+// is tried first; only a plugin without the answer at hand is asked
+// through FilterTopic, with its timeout and on-error policy.
 func (t *topicChain) CheckTopic(ctx context.Context, c *mqtt.ClientInfo, req mqtt.TopicRequest) mqtt.TopicResult {
 	act := int(req.Action)
 	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
 		return mqtt.TopicResult{ReasonCode: byte(packets.ImplementationSpecific), Reason: "unknown topic action"}
 	}
-	st := t.m.acquire()
-	defer st.release()
-	res := st.checkTopic(ctx, act, c, req)
+	res, ok := t.m.cur.Load().checkTopicNow(act, c, req)
+	if !ok {
+		st := t.m.acquire()
+		defer st.release()
+		res = st.checkTopic(ctx, act, c, req)
+	}
 	t.m.chains.count(act, res.Allow)
 	return res
 }
@@ -55,36 +63,59 @@ func (st *state) checkTopic(ctx context.Context, act int, c *mqtt.ClientInfo, re
 // implements TopicFilterNow and has the answer at hand); the rules are
 // CheckTopic's. ok false sends the broker the slow way.
 func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (mqtt.TopicResult, bool) {
-	st := t.m.acquire()
-	defer st.release()
+	act := int(req.Action)
+	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
+		return mqtt.TopicResult{}, false // CheckTopic refuses it
+	}
+	res, ok := t.m.cur.Load().checkTopicNow(act, c, req)
+	if ok {
+		t.m.chains.count(act, res.Allow)
+	}
+	return res, ok
+}
+
+// checkTopicNow is one round of CheckTopic answered in line, or ok false.
+//
+// It takes no hold on st (acquire), unlike the calls that may wait: it
+// runs for every delivered message on every core, and the hold's counter
+// is one cache line that all of them would write twice per check. Nothing
+// needs the hold: TopicFilterNow answers from what the plugin holds even
+// after a Reload closed it, so a check that raced the Reload is answered
+// as if it had started just before it, which it could have.
+//
+// The plugins' answers are counted only once the round is decided: a round
+// that falls back to FilterTopic asks them all again, and counts there.
+func (st *state) checkTopicNow(act int, c *mqtt.ClientInfo, req mqtt.TopicRequest) (mqtt.TopicResult, bool) {
 	if !st.topicsOn {
 		return mqtt.TopicResult{Allow: true}, true
 	}
-	act := int(req.Action)
-	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
-		return mqtt.TopicResult{}, false
-	}
-	allowed := st.fallback == Allow
 	for _, p := range st.topics {
-		now, ok := p.filter.(TopicFilterNow)
-		if !ok {
-			return mqtt.TopicResult{}, false
+		if _, ok := p.filter.(TopicFilterNow); !ok {
+			return mqtt.TopicResult{}, false // don't ask the others in vain
 		}
-		d, ok := now.FilterTopicNow(c, req)
+	}
+	var buf [8]Result
+	results := buf[:0]
+	for _, p := range st.topics {
+		d, ok := p.filter.(TopicFilterNow).FilterTopicNow(c, req)
 		if !ok || d.Result > Deny {
 			return mqtt.TopicResult{}, false
 		}
-		p.counters.decisions[act][outcomeOf[d.Result]].Inc()
-		switch d.Result {
-		case Deny:
-			t.m.chains.count(act, false)
+		if results = append(results, d.Result); d.Result == Deny {
+			st.countNow(act, results)
 			return topicDenied(req.Action, answer{Decision: d}), true
-		case Allow:
-			allowed = true
 		}
 	}
-	t.m.chains.count(act, allowed)
+	st.countNow(act, results)
+	allowed := st.fallback == Allow || slices.Contains(results, Allow)
 	return mqtt.TopicResult{Allow: allowed}, true
+}
+
+// countNow counts the answers of the first len(results) topic plugins.
+func (st *state) countNow(act int, results []Result) {
+	for i, r := range results {
+		st.topics[i].counters.decisions[act][outcomeOf[r]].Inc()
+	}
 }
 
 // topicDenied is the answer for a deny: the plugin's reason code when the

@@ -31,13 +31,15 @@ func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hook
 
 // FilterTopicNow implements hooks.TopicFilterNow from the memo of fresh
 // decisions alone: no hashing, no lock, no call. A miss sends the broker to
-// FilterTopic, which fills the memo.
+// FilterTopic, which fills the memo. hooks may call it during and after
+// Close (see hooks.TopicFilterNow): it then only reads the memo, which
+// Close empties and shuts, so it misses.
 func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, bool) {
 	if p.memo == nil {
 		return hooks.Decision{}, false
 	}
 	mk := keyOf(c, r)
-	d, ok := p.memo.get(&mk, p.now().UnixNano())
+	d, ok := p.memo.get(&mk, p.memo.now())
 	if ok {
 		p.hits.Inc()
 	}

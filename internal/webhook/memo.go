@@ -5,7 +5,11 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/cpu"
 
 	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -24,9 +28,10 @@ import (
 //
 // The memo never decides lifetimes: it only copies entries the main cache
 // stored, with their expiry, so every TTL rule (cache_ttl, max-age,
-// no-store, deny TTL, clamp, jitter) applies unchanged. An expired entry is
-// a miss that falls through to the normal path, which also serves stale
-// decisions when the plugin is down.
+// no-store, deny TTL, clamp, jitter) applies unchanged. An entry that has
+// expired, or is about to (see coarseClock), is a miss that falls through
+// to the normal path, which also serves stale decisions when the plugin is
+// down.
 //
 // The table is two-way set associative with one slot per cache entry, so
 // it is bounded by the cache size. Slots hold pointers to immutable items:
@@ -45,6 +50,9 @@ type topicMemo struct {
 	// read just before a purge does not survive in the memo.
 	gen atomic.Uint64
 	off atomic.Bool // set by close: no more inserts
+
+	clock   coarseClock
+	testNow func() int64 // when set, the time for lookups instead of clock
 }
 
 // memoKey is exactly the fields of a topic_filtering request.
@@ -76,9 +84,15 @@ func keyOf(c *mqtt.ClientInfo, r mqtt.TopicRequest) memoKey {
 
 // set returns the slots k may occupy.
 func (t *topicMemo) set(k *memoKey) []atomic.Pointer[memoItem] {
+	// Only the client id, topic and action are hashed: hashing the whole
+	// key (maphash.Comparable) costs a third of a hit, and the user name
+	// and the small fields seldom tell apart keys the others do not. Keys
+	// that differ only there share a set; get still compares whole keys.
+	h := maphash.String(t.seed, k.topic) + 31*maphash.String(t.seed, k.clientID)
+	h ^= uint64(k.action) * 0x9e3779b97f4a7c15
 	// The high half of a 64x64 product maps the hash onto [0, sets)
 	// without a division and without needing a power-of-two table.
-	i, _ := bits.Mul64(maphash.Comparable(t.seed, *k), t.sets)
+	i, _ := bits.Mul64(h, t.sets)
 	base := int(i) * t.ways
 	return t.slots[base : base+t.ways]
 }
@@ -95,6 +109,15 @@ func (t *topicMemo) get(k *memoKey, now int64) (hooks.Decision, bool) {
 	return hooks.Decision{}, false
 }
 
+// now is the time to give get. It is coarse (see coarseClock): a lookup
+// must not cost a clock read, which takes as long as the rest of a hit.
+func (t *topicMemo) now() int64 {
+	if t.testNow != nil {
+		return t.testNow()
+	}
+	return t.clock.now()
+}
+
 // generation is what put must be given: read it before the cache.
 func (t *topicMemo) generation() uint64 { return t.gen.Load() }
 
@@ -105,6 +128,10 @@ func (t *topicMemo) generation() uint64 { return t.gen.Load() }
 func (t *topicMemo) put(k memoKey, gen uint64, e *cache.Entry[hooks.Decision]) {
 	if t == nil || t.off.Load() {
 		return
+	}
+	t.clock.start()
+	if e.Expires <= t.now() {
+		return // get would not serve it; don't churn the slot
 	}
 	it := &memoItem{key: ownKey(k), d: e.Value, expires: e.Expires}
 	set := t.set(&it.key)
@@ -164,6 +191,84 @@ func (t *topicMemo) purge(match func(*memoKey) bool) {
 func (t *topicMemo) close() {
 	t.off.Store(true)
 	t.purge(nil)
+	t.clock.halt()
+}
+
+// The memo's clock ticks every memoTick and runs memoLead ahead.
+const (
+	memoTick = 10 * time.Millisecond
+	memoLead = 50 * time.Millisecond
+)
+
+// coarseClock is the time the memo compares expiries with. time.Now costs
+// about as much as the rest of a memo hit (two clock reads), and a hit is
+// made twice per delivered message; instead a goroutine stores the time
+// every memoTick, and a lookup loads it. The stored time runs memoLead
+// ahead, so the memo takes an entry for expired a little early and never
+// late, unless that goroutine is held up for longer than memoLead -
+// memoTick. A lookup the memo refuses falls through to the cache, which
+// reads the exact time, so every TTL is kept as the cache keeps it; only
+// the last memoLead of an entry's life costs cache lookups.
+//
+// The clock runs from the memo's first insert (before it, there is
+// nothing to look up) to close, so a plugin that is never used, or whose
+// New failed after building the memo, starts no goroutine.
+type coarseClock struct {
+	_       cpu.CacheLinePad // ns is read by every lookup: keep writes to neighbours off its line
+	ns      atomic.Int64     // unix nanoseconds, memoLead ahead; 0 before start
+	_       cpu.CacheLinePad
+	running atomic.Bool
+	mu      sync.Mutex // serialises start and halt
+	halted  bool
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func (c *coarseClock) now() int64 { return c.ns.Load() }
+
+func (c *coarseClock) set() { c.ns.Store(time.Now().Add(memoLead).UnixNano()) }
+
+// start makes the clock run unless it runs already or was halted.
+func (c *coarseClock) start() {
+	if c.running.Load() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running.Load() || c.halted {
+		return
+	}
+	c.set()
+	stop, done := make(chan struct{}), make(chan struct{})
+	c.stop, c.done = stop, done
+	c.running.Store(true)
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(memoTick)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				c.set()
+			case <-stop:
+				return
+			}
+		}
+	}()
+}
+
+// halt stops the clock for good and waits for its goroutine to end.
+func (c *coarseClock) halt() {
+	c.mu.Lock()
+	c.halted = true
+	running := c.running.Load()
+	if running {
+		close(c.stop)
+	}
+	c.mu.Unlock()
+	if running {
+		<-c.done
+	}
 }
 
 // entries is the number of items, expired ones included (for tests).

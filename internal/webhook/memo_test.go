@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/webhook/cache"
 )
 
 func filter(t *testing.T, p *Plugin, c *mqtt.ClientInfo, r mqtt.TopicRequest) hooks.Decision {
@@ -23,7 +24,7 @@ func filter(t *testing.T, p *Plugin, c *mqtt.ClientInfo, r mqtt.TopicRequest) ho
 	return d
 }
 
-func counted(t *testing.T, c prometheus.Counter) float64 {
+func counted(t *testing.T, c prometheus.Metric) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
@@ -263,4 +264,45 @@ func TestFilterTopicNowServesTheMemoOnly(t *testing.T) {
 	if f.count("/topic_filtering") != calls {
 		t.Fatal("FilterTopicNow called the plugin")
 	}
+}
+
+// hooks may call FilterTopicNow after Close (a check that raced the Reload
+// replacing the plugin): it must be safe and answer nothing.
+func TestFilterTopicNowAfterClose(t *testing.T) {
+	f := newFake(t)
+	p := newPlugin(t, f.url(), nil)
+	c := mqttClient("sensor-17", "alice")
+	filter(t, p, c, publish)
+	if _, ok := p.FilterTopicNow(c, publish); !ok {
+		t.Fatal("not memoized")
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := p.FilterTopicNow(c, publish); ok {
+		t.Fatalf("answered %+v after Close", d)
+	}
+}
+
+// The memo's clock runs ahead: it does not take an entry that expires
+// within memoLead (the cache serves it, with the exact time), takes one
+// that lives longer, and keeps moving.
+func TestTopicMemoClockRunsAhead(t *testing.T) {
+	f := newFake(t)
+	p := newPlugin(t, f.url(), nil)
+	c := mqttClient("sensor-17", "alice")
+	put := func(life time.Duration) {
+		p.memo.put(keyOf(c, publish), p.memo.generation(),
+			&cache.Entry[hooks.Decision]{Value: hooks.Decision{Result: hooks.Allow}, Expires: time.Now().Add(life).UnixNano()})
+	}
+	put(memoLead / 2)
+	if n := p.memo.entries(); n != 0 {
+		t.Fatalf("memo took an entry expiring within memoLead (%d entries)", n)
+	}
+	put(time.Hour)
+	if _, ok := p.FilterTopicNow(c, publish); !ok {
+		t.Fatal("memo does not serve an entry that lives an hour")
+	}
+	later := time.Now().Add(memoLead).UnixNano()
+	eventually(t, "the memo's clock to move on", func() bool { return p.memo.now() > later })
 }

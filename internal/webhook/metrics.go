@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqttd/mqttd/internal/metrics/striped"
 	"github.com/mqttd/mqttd/internal/webhook/batch"
 )
 
@@ -46,9 +47,12 @@ type metricSet struct {
 	reg  prometheus.Registerer
 	refs int // live plugins using the set; guarded by registries.mu
 
-	duration                    *prometheus.HistogramVec
-	decisions, transitions      *prometheus.CounterVec
-	hits, misses, stale, evicts *prometheus.CounterVec
+	duration               *prometheus.HistogramVec
+	decisions, transitions *prometheus.CounterVec
+	// hits is striped (see package striped): every delivered message costs
+	// two topic checks answered from the memo, on every core at once.
+	hits                  *striped.CounterVec
+	misses, stale, evicts *prometheus.CounterVec
 
 	mu   sync.Mutex
 	live map[string][]*Plugin   // by alias, oldest first
@@ -137,7 +141,8 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 			Name: "mqttd_webhook_breaker_transitions_total",
 			Help: "Circuit breaker state changes, by the state entered.",
 		}, []string{"plugin", "endpoint", "to"}),
-		hits:   perPlugin("mqttd_webhook_cache_hits_total", "Decisions answered from a fresh cache entry."),
+		hits: striped.NewCounterVec(prometheus.CounterOpts{Name: "mqttd_webhook_cache_hits_total",
+			Help: "Decisions answered from a fresh cache entry."}, []string{"plugin"}),
 		misses: perPlugin("mqttd_webhook_cache_misses_total", "Decisions not in the cache or expired."),
 		stale:  perPlugin("mqttd_webhook_cache_stale_serves_total", "Expired decisions served because the plugin failed (on-error: stale)."),
 		evicts: perPlugin("mqttd_webhook_cache_evictions_total", "Entries pushed out of a full cache."),

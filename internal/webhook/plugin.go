@@ -11,6 +11,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/metrics/striped"
 	"github.com/mqttd/mqttd/internal/webhook/batch"
 	"github.com/mqttd/mqttd/internal/webhook/cache"
 	"github.com/mqttd/mqttd/internal/webhook/wire"
@@ -33,8 +34,9 @@ type Plugin struct {
 	flights     *flights
 	stopCalls   context.CancelFunc // ends decision calls still running at Close's deadline
 
-	metrics                     *metricSet
-	hits, misses, stale, evicts prometheus.Counter
+	metrics               *metricSet
+	hits                  *striped.Counter
+	misses, stale, evicts prometheus.Counter
 
 	events   *batch.Pipeline
 	mask     atomic.Uint32 // mqtt.EventMask: what Event lets through (the manifest narrows it)
