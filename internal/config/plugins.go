@@ -107,7 +107,7 @@ func defaultPlugin() Plugin {
 		Cache:    PluginCache{Size: 10000, TTL: time.Minute, DenyTTL: 10 * time.Second, MaxTTL: time.Hour, Jitter: 0.1},
 		Breaker: PluginBreaker{ConsecutiveFailures: 5, MinRequests: 20, Interval: time.Minute,
 			OpenFor: 10 * time.Second, HalfOpenRequests: 1},
-		Queue: PluginQueue{Size: 10000, Lanes: 4, MaxEvents: 100, MaxBytes: 256 * KiB, Linger: 50 * time.Millisecond,
+		Queue: PluginQueue{Size: 10000, Lanes: 4, MaxEvents: 1000, MaxBytes: 1 * MiB, Linger: 50 * time.Millisecond,
 			Retries: 5, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second},
 	}
 }

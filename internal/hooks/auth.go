@@ -53,7 +53,7 @@ func (st *state) authConcurrently(ctx context.Context, c *mqtt.ClientInfo, passw
 	req := &AuthRequest{Client: c, Password: bytes.Clone(password)}
 	answers := make(chan answer, len(st.auth))
 	for _, p := range st.auth {
-		st.refs.Add(1) // held until the plugin answers, so a Reload does not close it under the call
+		st.hold() // held until the plugin answers, so a Reload does not close it under the call
 		go func() {
 			defer st.release()
 			answers <- p.askAuth(ctx, req)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -26,27 +27,45 @@ func (f *eventFan) Wants() mqtt.EventMask {
 	return st.wantsNow()
 }
 
-// Event copies e (nothing of it may be kept: it aliases the broker's
-// buffers) and hands the copy to the sinks that want its type. It runs on
-// the broker's goroutines and never blocks on a plugin beyond the plugin's
-// own (non-blocking) Event.
+// Event hands e to the sinks that want its type: sinks that take borrowed
+// events (EventSinkNow) get it as it is, stamped; the others share one
+// owned copy, since e aliases the broker's buffers. It runs on the
+// broker's goroutines and never blocks on a plugin beyond the plugin's own
+// (non-blocking) Event.
 func (f *eventFan) Event(e *mqtt.Event) {
 	st := f.m.acquire()
 	defer st.release()
-	var ev *Event // built for the first sink that wants it: if none does, nothing is built
+	var st0 stamp // taken when the first sink wants e: events nobody wants use no seq
+	var owned *Event
+	var lent *lentEvent
 	for _, p := range st.sinks {
 		withConf := e.Type == mqtt.EventBrokerPreStart && p.config != nil
 		if !withConf && !p.sink.Wants().Has(e.Type) {
 			continue
 		}
-		if ev == nil {
-			ev = f.m.own(e)
+		if st0.seq == 0 {
+			st0 = f.m.stamp(e)
+		}
+		var ev *Event
+		switch {
+		case p.now != nil:
+			if lent == nil {
+				lent = f.m.lend(e, st0)
+			}
+			ev = &lent.ev
+		default:
+			if owned == nil {
+				owned = f.m.own(e, st0)
+			}
+			ev = owned
 		}
 		if withConf {
-			p.deliver(withConfig(ev, p.config))
-		} else {
-			p.deliver(ev)
+			ev = withConfig(ev, p.config)
 		}
+		p.deliver(ev)
+	}
+	if lent != nil {
+		lent.release()
 	}
 }
 
@@ -82,6 +101,10 @@ func (p *plugin) deliver(ev *Event) {
 		}
 	}()
 	p.counters.events.Inc()
+	if p.now != nil {
+		p.now.EventNow(ev)
+		return
+	}
 	p.sink.Event(ev)
 }
 
@@ -101,15 +124,68 @@ type owned struct {
 	msg Message
 }
 
-// own builds the owned copy of e, stamped with id, seq, time and broker.
-// Strings and bytes that may alias a read buffer are copied; packets are
-// re-encoded and decoded from a buffer of their own.
-func (m *Manager) own(e *mqtt.Event) *Event {
-	seq := m.seq.Add(1)
+// lentEvent is a borrowed Event with room for what it cannot borrow from
+// the broker's: its Message and its id. They are pooled, so lending costs
+// no allocation.
+type lentEvent struct {
+	ev  Event
+	msg Message
+	id  [48]byte // idPrefix (17 bytes) and up to 16 hex digits of seq
+}
+
+var lentEvents = sync.Pool{New: func() any { return new(lentEvent) }}
+
+// lend stamps e as own does but copies nothing: the result aliases e and
+// is valid until release, for EventSinkNow sinks only.
+func (m *Manager) lend(e *mqtt.Event, st stamp) *lentEvent {
+	l := lentEvents.Get().(*lentEvent)
+	id := strconv.AppendUint(append(l.id[:0], m.idPrefix...), st.seq, 16)
+	l.ev = Event{
+		ID:       unsafe.String(unsafe.SliceData(id), len(id)),
+		Seq:      st.seq,
+		Type:     e.Type,
+		Time:     st.time,
+		Broker:   m.broker,
+		Client:   e.Client,
+		Topic:    e.Topic,
+		QoS:      e.QoS,
+		Packet:   e.Packet,
+		Reason:   e.Reason,
+		TargetID: e.TargetID,
+	}
+	if msg := e.Message; msg != nil {
+		l.msg = Message{Topic: msg.Topic, Payload: msg.Payload, QoS: msg.QoS, Retain: msg.Retain, Properties: msg.Props}
+		l.ev.Message = &l.msg
+	}
+	return l
+}
+
+// release returns l to the pool, keeping nothing of the broker's alive.
+func (l *lentEvent) release() {
+	l.ev, l.msg = Event{}, Message{}
+	lentEvents.Put(l)
+}
+
+// stamp is what every sink's copy of one event shares: its seq (and so
+// its id) and when the broker saw it, in UTC.
+type stamp struct {
+	seq  uint64
+	time time.Time
+}
+
+func (m *Manager) stamp(e *mqtt.Event) stamp {
 	t := e.Time
 	if t.IsZero() {
 		t = time.Now()
 	}
+	return stamp{seq: m.seq.Add(1), time: t.UTC()}
+}
+
+// own builds the owned copy of e, stamped with id, seq, time and broker.
+// Strings and bytes that may alias a read buffer are copied; packets are
+// re-encoded and decoded from a buffer of their own.
+func (m *Manager) own(e *mqtt.Event, st stamp) *Event {
+	seq := st.seq
 	var payload []byte
 	if e.Message != nil {
 		payload = e.Message.Payload
@@ -129,7 +205,7 @@ func (m *Manager) own(e *mqtt.Event) *Event {
 		ID:       unsafe.String(unsafe.SliceData(buf), idEnd),
 		Seq:      seq,
 		Type:     e.Type,
-		Time:     t.UTC(),
+		Time:     st.time,
 		Broker:   m.broker,
 		Topic:    unsafe.String(unsafe.SliceData(buf[idEnd:]), topicEnd-idEnd),
 		QoS:      e.QoS,

@@ -3,6 +3,7 @@ package hooks
 import (
 	"bytes"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,5 +180,105 @@ func TestOwnPacket(t *testing.T) {
 		if !bytes.Equal(a, b) {
 			t.Fatalf("%T: copy encodes as % x, original as % x", tc.p, b, a)
 		}
+	}
+}
+
+// snapshot is what a borrowing sink copies out of an event during the call.
+type snapshot struct {
+	id, topic, payload, client string
+	seq                        uint64
+	time                       time.Time
+}
+
+// borrower is an EventSinkNow that copies what it needs while it may, and
+// panics on request.
+type borrower struct {
+	mask  mqtt.EventMask
+	panic bool
+	mu    sync.Mutex
+	got   []snapshot
+	plain int // Event calls, which the framework must not make
+}
+
+func (b *borrower) Wants() mqtt.EventMask { return b.mask }
+func (b *borrower) Event(*Event) {
+	b.mu.Lock()
+	b.plain++
+	b.mu.Unlock()
+}
+func (b *borrower) EventNow(e *Event) {
+	if b.panic {
+		panic("borrower")
+	}
+	s := snapshot{id: strings.Clone(e.ID), topic: strings.Clone(e.Topic), seq: e.Seq, time: e.Time}
+	if e.Message != nil {
+		s.payload = string(e.Message.Payload)
+	}
+	if e.Client != nil {
+		s.client = e.Client.ClientID
+	}
+	b.mu.Lock()
+	b.got = append(b.got, s)
+	b.mu.Unlock()
+}
+
+// A borrowing sink gets the broker's event as it is, stamped with the same
+// id, seq and time as the owned copy other sinks get of the same event; a
+// panicking borrower loses the event without harming the others.
+func TestEventNowSharesStampsWithTheOwnedCopy(t *testing.T) {
+	mask := eventsOf(mqtt.EventMessageReceived)
+	rec, now, bad := &recorder{mask: mask}, &borrower{mask: mask}, &borrower{mask: mask, panic: true}
+	m := mustNew(t, Options{Broker: "node-1", Plugins: map[string]PluginSpec{"rec": {Plugin: rec}, "now": {Plugin: now}, "bad": {Plugin: bad}}})
+	payload := []byte("hello")
+	for i := range 3 {
+		m.Hooks().Events.Event(&mqtt.Event{Type: mqtt.EventMessageReceived, Client: &mqtt.ClientInfo{ClientID: "c"}, Topic: "a/b",
+			Message: &mqtt.Message{Topic: "a/b", Payload: payload}})
+		payload[0] = byte('0' + i) // the broker reuses its buffer
+	}
+	owned := rec.events()
+	if len(owned) != 3 || len(now.got) != 3 || now.plain != 0 || bad.plain != 0 {
+		t.Fatalf("owned %d, borrowed %d, plain calls %d/%d; want 3, 3, 0/0", len(owned), len(now.got), now.plain, bad.plain)
+	}
+	for i, s := range now.got {
+		o := owned[i]
+		want := snapshot{id: o.ID, topic: o.Topic, payload: string(o.Message.Payload), client: o.Client.ClientID, seq: o.Seq, time: o.Time}
+		if s != want {
+			t.Errorf("event %d: borrowed %+v, owned %+v", i, s, want)
+		}
+	}
+	if now.got[0].payload != "hello" || now.got[1].payload != "0ello" {
+		t.Errorf("borrowed payloads %q %q, want what the buffer held at each call", now.got[0].payload, now.got[1].payload)
+	}
+	if n := counterValue(m.metrics.eventPanics.WithLabelValues("bad")); n != 3 {
+		t.Errorf("bad's panics counted %v, want 3", n)
+	}
+}
+
+// Handing an event to borrowing sinks only costs no allocation.
+func TestEventNowDoesNotAllocate(t *testing.T) {
+	b := &borrower{mask: eventsOf(mqtt.EventMessageReceived)}
+	m := mustNew(t, Options{Plugins: map[string]PluginSpec{"b": {Plugin: discardNow{b.mask}}}})
+	e := &mqtt.Event{Type: mqtt.EventMessageReceived, Time: time.Now(), Client: &mqtt.ClientInfo{ClientID: "c"}, Topic: "a/b",
+		Message: &mqtt.Message{Topic: "a/b", Payload: []byte("hello")}}
+	if n := testing.AllocsPerRun(1000, func() { m.Hooks().Events.Event(e) }); n != 0 {
+		t.Errorf("%v allocations per event, want 0", n)
+	}
+}
+
+type discardNow struct{ mask mqtt.EventMask }
+
+func (d discardNow) Wants() mqtt.EventMask { return d.mask }
+func (discardNow) Event(*Event)            {}
+func (discardNow) EventNow(*Event)         {}
+
+// BenchmarkEventFanOutNow is BenchmarkEventFanOut for a borrowing sink.
+func BenchmarkEventFanOutNow(b *testing.B) {
+	ev := mustNew(b, Options{Plugins: map[string]PluginSpec{"s": {Plugin: discardNow{eventsOf(mqtt.EventMessageReceived)}}}}).Hooks().Events
+	ci := &mqtt.ClientInfo{ClientID: "publisher", Username: "u", ProtocolVersion: 4}
+	e := &mqtt.Event{Type: mqtt.EventMessageReceived, Client: ci, Topic: "bench/t",
+		Message: &mqtt.Message{Topic: "bench/t", Payload: make([]byte, 64)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		ev.Event(e)
 	}
 }

@@ -118,7 +118,7 @@ func (m *Manager) Hooks() mqtt.Hooks { return m.hooks }
 func (m *Manager) acquire() *state {
 	for {
 		st := m.cur.Load()
-		st.refs.Add(1)
+		st.hold()
 		// Still current after taking the hold: a Reload that swaps now
 		// sees the hold and leaves the closing to our release.
 		if m.cur.Load() == st {
@@ -281,7 +281,8 @@ func (m *Manager) announce(st *state, fresh []*plugin) {
 			continue
 		}
 		if ev == nil {
-			ev = m.own(&mqtt.Event{Type: mqtt.EventBrokerPreStart})
+			pre := &mqtt.Event{Type: mqtt.EventBrokerPreStart}
+			ev = m.own(pre, m.stamp(pre))
 		}
 		p.deliver(withConfig(ev, p.config))
 	}

@@ -39,12 +39,13 @@ var outcomeNames = [numOutcomes]string{"allow", "deny", "ignore", "error", "time
 // metrics are the framework's collectors. They are created and registered
 // once per Manager, so a Reload reuses them instead of registering again.
 //
-// The decision counters are striped (see package striped): the topic chain
-// counts two decisions per delivered message, on every core at once.
+// The decision and event counters are striped (see package striped): the
+// topic chain counts two decisions per delivered message, and an events
+// plugin one event per message, on every core at once.
 type metrics struct {
 	decisions   *striped.CounterVec
 	chain       *striped.CounterVec
-	events      *prometheus.CounterVec
+	events      *striped.CounterVec
 	eventPanics *prometheus.CounterVec
 	drops       *drops
 }
@@ -59,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mqttd_plugin_chain_decisions_total",
 			Help: "Final decisions of the authenticate and topic-check chains, by action and result.",
 		}, []string{"action", "result"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		events: striped.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_plugin_events_total",
 			Help: "Events handed to each plugin.",
 		}, []string{"plugin"}),
@@ -73,15 +74,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	for _, sv := range []**striped.CounterVec{&m.decisions, &m.chain} {
+	for _, sv := range []**striped.CounterVec{&m.decisions, &m.chain, &m.events} {
 		if *sv, err = share(reg, *sv); err != nil {
 			return nil, err
 		}
 	}
-	for _, cv := range []**prometheus.CounterVec{&m.events, &m.eventPanics} {
-		if *cv, err = share(reg, *cv); err != nil {
-			return nil, err
-		}
+	if m.eventPanics, err = share(reg, m.eventPanics); err != nil {
+		return nil, err
 	}
 	if m.drops, err = share(reg, m.drops); err != nil {
 		return nil, err
@@ -169,7 +168,7 @@ func (d *drops) Collect(ch chan<- prometheus.Metric) {
 // a decision costs an atomic add and no label hashing.
 type pluginCounters struct {
 	decisions [numActs][numOutcomes]*striped.Counter
-	events    prometheus.Counter
+	events    *striped.Counter
 	panics    prometheus.Counter
 }
 

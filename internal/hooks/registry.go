@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqttd/mqttd/internal/metrics/striped"
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
@@ -27,6 +28,7 @@ type plugin struct {
 	auth   Authenticator
 	filter TopicFilter
 	sink   EventSink
+	now    EventSinkNow // sink, when it takes borrowed events
 	wants  mqtt.EventMask
 
 	counters *pluginCounters
@@ -53,16 +55,25 @@ type state struct {
 
 	// Retirement: once a Reload replaced this state and the last call
 	// using it returned, idle runs (once) and closes the plugins the new
-	// state no longer has.
-	refs     atomic.Int64
+	// state no longer has. refs is striped: every event takes and drops a
+	// hold, on every core at once.
+	refs     *striped.Int
 	retired  atomic.Bool
 	idleOnce sync.Once
 	idle     func()
 }
 
-// release ends one call's use of st.
+// hold starts one call's use of st.
+func (st *state) hold() { st.refs.Add(1) }
+
+// release ends one call's use of st. Once st is retired, whichever of
+// release and retire changes the count last sees it at zero and runs idle:
+// the atomics are sequentially consistent, so the last change's sum sees
+// every change before it, whichever shard it fell on. (A hold taken on a
+// retired state by acquire is given back at once, unused.)
 func (st *state) release() {
-	if st.refs.Add(-1) == 0 && st.retired.Load() {
+	st.refs.Add(-1)
+	if st.retired.Load() && st.refs.Sum() == 0 {
 		st.idleOnce.Do(st.idle)
 	}
 }
@@ -71,7 +82,7 @@ func (st *state) release() {
 func (st *state) retire(idle func()) {
 	st.idle = idle
 	st.retired.Store(true)
-	if st.refs.Load() == 0 {
+	if st.refs.Sum() == 0 {
 		st.idleOnce.Do(st.idle)
 	}
 }
@@ -103,7 +114,7 @@ func samePlugin(a, b Plugin) bool {
 // compile validates opts and builds a state from them. Errors name the
 // config key at fault.
 func (m *Manager) compile(opts Options) (*state, error) {
-	st := &state{anonymous: opts.Auth.AllowAnonymous, topicsOn: opts.Topics.Enable}
+	st := &state{anonymous: opts.Auth.AllowAnonymous, topicsOn: opts.Topics.Enable, refs: striped.NewInt()}
 	byAlias := make(map[string]*plugin, len(opts.Plugins))
 	for _, alias := range slices.Sorted(maps.Keys(opts.Plugins)) {
 		p, err := m.load(alias, opts.Plugins[alias])
@@ -192,6 +203,7 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 	p.filter, _ = spec.Plugin.(TopicFilter)
 	if p.sink, _ = spec.Plugin.(EventSink); p.sink != nil {
 		p.wants = p.sink.Wants() // at load: what a Reload may not exceed
+		p.now, _ = p.sink.(EventSinkNow)
 	}
 	return p, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -184,5 +186,72 @@ func TestReloadAnnouncesConfigAndForgetsSeries(t *testing.T) {
 	}
 	if n := gatheredSeries(t, reg, "mqttd_plugin_events_total"); n != 1 {
 		t.Fatalf("%d event series after the reload, want only the added plugin's", n)
+	}
+}
+
+// closingSink counts the events it is handed after its Close began: the
+// hold that every event takes on the plugin set must keep that at zero.
+type closingSink struct {
+	closed, late, events, closes atomic.Int64
+}
+
+func (s *closingSink) Wants() mqtt.EventMask { return eventsOf(mqtt.EventClientConnected) }
+func (s *closingSink) Event(*Event)          { s.EventNow(nil) }
+func (s *closingSink) EventNow(*Event) {
+	s.events.Add(1)
+	if s.closed.Load() != 0 {
+		s.late.Add(1)
+	}
+}
+func (s *closingSink) Close(context.Context) error {
+	s.closed.Store(1)
+	s.closes.Add(1)
+	return nil
+}
+
+// Events flowing from several goroutines while Reload replaces their sink
+// again and again: no sink is closed while an event is being handed to it,
+// and every replaced sink is closed exactly once.
+func TestReloadNeverClosesASinkUnderAnEvent(t *testing.T) {
+	opts := func(s *closingSink) Options { return Options{Plugins: map[string]PluginSpec{"s": {Plugin: s}}} }
+	sinks := []*closingSink{{}}
+	m := mustNew(t, opts(sinks[0]))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					m.Hooks().Events.Event(&mqtt.Event{Type: mqtt.EventClientConnected, Client: &mqtt.ClientInfo{ClientID: "c"}})
+				}
+			}
+		})
+	}
+	for range 50 {
+		s := &closingSink{}
+		sinks = append(sinks, s)
+		if err := m.Reload(opts(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var events int64
+	for i, s := range sinks {
+		if s.late.Load() != 0 || s.closes.Load() != 1 {
+			t.Errorf("sink %d: %d events after Close, closed %d times; want 0 and 1", i, s.late.Load(), s.closes.Load())
+		}
+		events += s.events.Load()
+	}
+	if events == 0 {
+		t.Fatal("no event was handed over: the test proved nothing")
 	}
 }

@@ -32,6 +32,7 @@ type client struct {
 
 	// Owned by the reader goroutine.
 	pub             *packets.Publish
+	received        *receivedEvent // made at the first broker_message_received
 	matches         []match
 	pktsIn          int64
 	msgsIn          int64

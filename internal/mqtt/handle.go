@@ -105,6 +105,26 @@ func (c *client) send(fn func()) {
 	s.mu.Unlock()
 }
 
+// receivedEvent is the room a connection's broker_message_received is
+// built in. The sink keeps nothing of an event (EventSink), so one per
+// connection serves every message, where a fresh Event and Message cost
+// two allocations per PUBLISH.
+type receivedEvent struct {
+	ev  Event
+	msg Message
+}
+
+func (c *client) emitReceived(p *packets.Publish) {
+	r := c.received
+	if r == nil {
+		r = new(receivedEvent)
+		c.received = r
+	}
+	r.msg = Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}
+	r.ev = Event{Type: EventMessageReceived, Client: &c.info, Topic: p.Topic, QoS: p.QoS, Message: &r.msg}
+	c.b.emit(&r.ev) // what it points to stays alive with the connection anyway
+}
+
 func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	b := c.b
 	if c.pub == nil {
@@ -133,8 +153,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		}
 	}
 	if b.evMask().Has(EventMessageReceived) {
-		b.emit(&Event{Type: EventMessageReceived, Client: &c.info, Topic: p.Topic, QoS: p.QoS,
-			Message: &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}})
+		c.emitReceived(p)
 	}
 	code, reason := packets.Success, ""
 	switch {

@@ -2,9 +2,11 @@ package webhook
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -54,11 +56,9 @@ func appendEvent(dst []byte, e *hooks.Event, broker string, config map[string]an
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, e.Seq, 10)
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, e.Type.String())
+	dst = appendType(dst, e.Type)
 	dst = append(dst, `,"time":"`...)
-	// The layout only ever writes digits, signs, 'T', ':', '.' and 'Z', none
-	// of which needs escaping.
-	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = appendTime(dst, e.Time)
 	dst = append(dst, `","broker":`...)
 	dst = appendString(dst, broker)
 	if c := e.Client; c != nil {
@@ -108,6 +108,59 @@ func appendEvent(dst []byte, e *hooks.Event, broker string, config map[string]an
 		dst = append(dst, cfg...)
 	}
 	return append(dst, '}'), nil
+}
+
+// typeNames holds each event type's name as a JSON string.
+var typeNames = func() (t [64]string) {
+	for i := range t {
+		t[i] = string(appendString(nil, mqtt.EventType(i).String()))
+	}
+	return t
+}()
+
+func appendType(dst []byte, t mqtt.EventType) []byte {
+	if int(t) < len(typeNames) {
+		return append(dst, typeNames[t]...)
+	}
+	return appendString(dst, t.String())
+}
+
+// second is the text of one second of UTC time as RFC 3339 writes it
+// before the fraction. Every event of that second shares it, so the date
+// and clock are formatted about once a second instead of once per event.
+type second struct {
+	unix int64
+	text []byte
+}
+
+var lastSecond atomic.Pointer[second]
+
+// appendTime appends t in UTC as time.RFC3339Nano formats it, without the
+// quotes: the layout only ever writes digits, signs, 'T', ':', '.' and
+// 'Z', none of which needs escaping.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	unix := t.Unix()
+	s := lastSecond.Load()
+	if s == nil || s.unix != unix {
+		s = &second{unix: unix, text: t.AppendFormat(nil, "2006-01-02T15:04:05")}
+		lastSecond.Store(s)
+	}
+	dst = append(dst, s.text...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		dst = append(dst, frac[:n]...)
+	}
+	return append(dst, 'Z')
 }
 
 // checkEvent refuses what the spec cannot express, in the order the
@@ -171,11 +224,13 @@ func appendProperties(dst []byte, p *packets.Properties) []byte {
 	if p == nil {
 		return dst
 	}
-	// Has is asked once per property: a property may be marked present
-	// with a zero value (a payload format of 0, say), and then it is sent.
-	pf, me := p.Has(packets.PropPayloadFormat), p.Has(packets.PropMessageExpiry)
-	ct, rt := p.Has(packets.PropContentType), p.Has(packets.PropResponseTopic)
-	cd := p.Has(packets.PropCorrelationData)
+	// Presence is asked, not read off the values: a property may be marked
+	// present with a zero value (a payload format of 0, say), and then it
+	// is sent.
+	set := p.Present()
+	pf, me := set.Has(packets.PropPayloadFormat), set.Has(packets.PropMessageExpiry)
+	ct, rt := set.Has(packets.PropContentType), set.Has(packets.PropResponseTopic)
+	cd := set.Has(packets.PropCorrelationData)
 	if !pf && !me && !ct && !rt && !cd && len(p.User) == 0 {
 		return dst
 	}
@@ -257,13 +312,40 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+// safePrefix returns how many leading bytes of s, in whole words of eight,
+// are jsonSafe: names, ids and topics usually are entirely, and checking a
+// word at a time costs a fraction of a table lookup per byte. A word is
+// safe when no byte is 0x80 or above, below 0x20, or one of " \ < > &.
+func safePrefix(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+		bad := w | (w - 0x20*ones) | zeroByte(w^('"'*ones)) | zeroByte(w^('\\'*ones)) |
+			zeroByte(w^('<'*ones)) | zeroByte(w^('>'*ones)) | zeroByte(w^('&'*ones))
+		if bad&high != 0 {
+			break
+		}
+	}
+	return i
+}
+
+// zeroByte has the high bit of each byte set where w has a zero byte (and
+// possibly of some bytes above one, which only makes safePrefix stop early).
+func zeroByte(w uint64) uint64 { return (w - ones) &^ w }
+
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
 // and U+2028 and U+2029 are escaped: they are valid JSON but end a line in
 // JavaScript, which breaks an event evaluated as a script.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	done := 0 // s[:done] is in dst
-	for i := 0; i < len(s); {
+	i := safePrefix(s)
+	for i < len(s) {
 		b := s[i]
 		if b < utf8.RuneSelf {
 			if jsonSafe[b] {

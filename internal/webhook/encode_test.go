@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -442,6 +443,39 @@ func BenchmarkEncodeEventReference(b *testing.B) {
 		var err error
 		if buf, err = refEncodeEvent(buf[:0], e, "node-1", nil); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// appendString writes what encoding/json writes for every byte in every
+// position of a word, so safePrefix's word-at-a-time check lets nothing
+// through that needs escaping.
+func TestAppendStringEveryByteEveryPosition(t *testing.T) {
+	base := []byte("abcdefghijklmnopqrstuvwx") // three words
+	for pos := range base {
+		for b := range 256 {
+			s := slices.Clone(base)
+			s[pos] = byte(b)
+			want, _ := json.Marshal(string(s))
+			if got := appendString(nil, string(s)); !bytes.Equal(got, want) {
+				t.Fatalf("byte %#x at %d: got %s, want %s", b, pos, got, want)
+			}
+		}
+	}
+}
+
+// appendTime writes what time.RFC3339Nano writes, across second
+// boundaries (where its cache changes) and for every fraction length.
+func TestAppendTimeMatchesRFC3339Nano(t *testing.T) {
+	zone := time.FixedZone("X", -5*3600)
+	start := time.Date(2026, 12, 31, 23, 59, 58, 0, zone)
+	for _, t0 := range []time.Time{start, time.Unix(0, 0), time.Date(1969, 7, 20, 20, 17, 40, 5, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)} {
+		for _, d := range []time.Duration{0, 1, 10, 120, 1000, 1e6 + 7, 5e8, 999999999, 1e9, 1e9 + 1, 2e9 + 30} {
+			tm := t0.Add(d)
+			want := tm.UTC().Format(time.RFC3339Nano)
+			if got := string(appendTime(nil, tm)); got != want {
+				t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+			}
 		}
 	}
 }

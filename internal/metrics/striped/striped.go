@@ -6,7 +6,8 @@
 // more than the work being counted. A Counter here keeps its count in
 // shards, each on a cache line of its own, and sums them when scraped: an
 // increment writes a line that usually no other core is writing, and the
-// value exported is still exact.
+// value exported is still exact. Int is the same for a signed count that
+// is not exported.
 package striped
 
 import (
@@ -66,7 +67,7 @@ func (c *Counter) Inc() { c.Add(1) }
 
 // Add adds n.
 func (c *Counter) Add(n uint64) {
-	c.shards[c.slot()].n.Add(n)
+	c.shards[slot(c.shift)].n.Add(n)
 }
 
 // slot picks the calling goroutine's shard from the address of a variable
@@ -80,9 +81,39 @@ func (c *Counter) Add(n uint64) {
 // 11 bits are dropped so that nearby call depths in one goroutine (the
 // publish and the receive check) share a shard; the multiply spreads
 // neighbouring stacks apart.
-func (c *Counter) slot() uint64 {
+func slot(shift uint8) uint64 {
 	var here byte
-	return (uint64(uintptr(unsafe.Pointer(&here))>>11) * 0x9e3779b97f4a7c15) >> c.shift
+	return (uint64(uintptr(unsafe.Pointer(&here))>>11) * 0x9e3779b97f4a7c15) >> shift
+}
+
+// Int is a signed count that many goroutines change at once and that is
+// seldom read, striped as a Counter is but not exported: the plugin
+// framework counts with it the calls holding a set of plugins, two
+// changes per broker event.
+type Int struct {
+	shards []shard
+	shift  uint8
+}
+
+// NewInt returns a zero Int.
+func NewInt() *Int {
+	n := shardCount()
+	return &Int{shards: make([]shard, n), shift: uint8(64 - bits.Len(uint(n-1)))}
+}
+
+// Add adds n (which may be negative). A decrement need not land on the
+// shard its increment did: only the sum means anything.
+func (i *Int) Add(n int64) { i.shards[slot(i.shift)].n.Add(uint64(n)) }
+
+// Sum is the total. Read while others change it, it is exact only about
+// changes that happened before the call; a caller that changed it itself
+// last sees every change made before its own.
+func (i *Int) Sum() int64 {
+	var sum uint64
+	for j := range i.shards {
+		sum += i.shards[j].n.Load()
+	}
+	return int64(sum)
 }
 
 // Value is the count: the sum of the shards. Increments that race it are

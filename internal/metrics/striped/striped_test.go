@@ -136,3 +136,30 @@ func BenchmarkInc(b *testing.B) {
 		})
 	}
 }
+
+// An Int's sum is exact once the changes are done, however the increments
+// and decrements fell on the shards, and it goes negative like an int64.
+func TestIntSumsSignedChanges(t *testing.T) {
+	n := NewInt()
+	const goroutines, each = 16, 10000
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				n.Add(1)
+				if i%2 == 0 || g%2 == 0 {
+					n.Add(-1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := int64(goroutines / 2 * each / 2) // odd goroutines keep every odd increment
+	if got := n.Sum(); got != want {
+		t.Fatalf("Sum = %d, want %d", got, want)
+	}
+	n.Add(-want - 5)
+	if got := n.Sum(); got != -5 {
+		t.Fatalf("Sum = %d, want -5", got)
+	}
+}

@@ -161,6 +161,17 @@ func (p *Properties) Has(id PropID) bool {
 	return id < 64 && p.present()&(1<<id) != 0
 }
 
+// Present is the set of present properties, bit id for property id: one
+// call answers what several Has calls would, each of which looks at every
+// field.
+func (p *Properties) Present() PropSet { return PropSet(p.present()) }
+
+// PropSet is a set of property identifiers.
+type PropSet uint64
+
+// Has reports whether id is in s.
+func (s PropSet) Has(id PropID) bool { return id < 64 && s&(1<<id) != 0 }
+
 // Reset empties p for reuse, keeping the capacity of its slices.
 func (p *Properties) Reset() {
 	*p = Properties{User: p.User[:0], SubscriptionIDs: p.SubscriptionIDs[:0]}

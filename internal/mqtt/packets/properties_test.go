@@ -221,3 +221,21 @@ func TestClone(t *testing.T) {
 		t.Fatal("empty correlation data became absent")
 	}
 }
+
+// Present answers what Has answers, for every identifier.
+func TestPresentAgreesWithHas(t *testing.T) {
+	var p Properties
+	p.ContentType = "text/plain"
+	p.MessageExpiry = 60
+	p.Set(PropPayloadFormat) // present with its zero value
+	p.User = []UserProperty{{Key: "k", Value: "v"}}
+	set := p.Present()
+	for id := range PropID(70) {
+		if set.Has(id) != p.Has(id) {
+			t.Errorf("property %#x: Present says %v, Has %v", byte(id), set.Has(id), p.Has(id))
+		}
+	}
+	if !set.Has(PropPayloadFormat) || !set.Has(PropContentType) || set.Has(PropResponseTopic) {
+		t.Errorf("Present = %#x", uint64(set))
+	}
+}

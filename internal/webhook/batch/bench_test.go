@@ -99,7 +99,7 @@ var quiet = slog.New(slog.DiscardHandler)
 func (p *Pipeline) busiestLane() int {
 	n := 0
 	for _, l := range p.lanes {
-		n = max(n, l.q.Len())
+		n = max(n, l.len())
 	}
 	return n
 }

@@ -1,8 +1,8 @@
 package batch
 
 import (
-	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/hooks"
@@ -13,131 +13,245 @@ const (
 	tail = `]}`
 )
 
-// noWait is an already-done context: a Take under it returns what is
-// queued without waiting, which is what a negative Linger asks for.
-var noWait = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
-
-// lane is one queue and the goroutine that empties it, one batch at a
-// time: while a batch is being sent or retried the lane's later events
-// wait, which is what keeps a client's events in order.
+// lane is one queue of encoded events and the goroutine that sends it, one
+// batch at a time: while a batch is being sent or retried the lane's later
+// events wait, which is what keeps a client's events in order.
+//
+// Events are encoded when they are pushed, straight into the body of the
+// batch they will travel in. The broker's goroutine pays for the encoding
+// either way, and doing it here means the event need not be copied, kept
+// or collected: a pushed event costs no allocation at all, where an owned
+// copy queued for later encoding cost two and most of a core's worth of
+// garbage collection at a million events a second.
 type lane struct {
-	p       *Pipeline
-	q       *hooks.Queue
-	pending []*hooks.Event // taken from q; pending[next:] are not in a batch yet
-	next    int
-	body    []byte // the batch being built or sent, reused across batches
+	p        *Pipeline
+	capacity int           // events queued at most; the batch being sent does not count
+	wake     chan struct{} // one pending wake-up for the goroutine
+	timer    *time.Timer   // the linger of the oldest batch; used by the goroutine only
+
+	mu     sync.Mutex
+	queue  []*chunk // batches waiting, oldest first; only the last may still be filling
+	queued int      // events in queue
+	closed bool
+	free   []*chunk // sent batches, kept for their buffers
+}
+
+// chunk is one batch: its body so far and where each event in it starts.
+type chunk struct {
+	body   []byte // head, then the events separated by commas; no tail yet
+	starts []int  // offset of each event in body
+	first  int    // events before it were dropped to make room for newer ones
+	full   bool   // nothing more goes in: MaxEvents or MaxBytes reached
+	opened time.Time
+}
+
+func (c *chunk) events() int { return len(c.starts) - c.first }
+
+// payload is the body of what c still holds. Dropped events are cut off
+// by writing head over the bytes just before the first one kept: they
+// belong to dropped events (or are the original head), so nothing is
+// copied.
+func (c *chunk) payload() []byte {
+	if c.first == 0 {
+		return c.body
+	}
+	from := c.starts[c.first] - len(head)
+	copy(c.body[from:], head)
+	return c.body[from:]
+}
+
+// size is the length the body will have once sent, tail included.
+func (c *chunk) size() int {
+	if c.events() == 0 {
+		return len(c.body) + len(tail)
+	}
+	return len(head) + len(c.body) - c.starts[c.first] + len(tail)
 }
 
 func newLane(p *Pipeline, capacity int) *lane {
-	return &lane{
-		p:       p,
-		q:       hooks.NewQueue(capacity),
-		pending: make([]*hooks.Event, 0, p.opts.MaxEvents),
-		body:    make([]byte, 0, 4096),
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &lane{p: p, capacity: capacity, wake: make(chan struct{}, 1), timer: t}
+}
+
+// push encodes e into the lane's open batch. It reports encode failures
+// to the caller, which logs them outside the lane's lock.
+func (l *lane) push(e *hooks.Event) error {
+	p := l.p
+	o := &p.opts
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		p.shutdown.Add(1)
+		return nil
 	}
+	c, opened := l.open()
+	mark := len(c.body)
+	if len(c.starts) > 0 {
+		c.body = append(c.body, ',')
+	}
+	start := len(c.body)
+	b, err := p.enc(c.body, e)
+	if err != nil {
+		c.body = b[:mark]
+		if c.events() == 0 {
+			l.dropChunk(len(l.queue) - 1)
+		}
+		l.mu.Unlock()
+		p.encode.Add(1)
+		return err
+	}
+	c.body = b
+	if c.events() > 0 && c.size() > o.MaxBytes {
+		// e opens the next batch instead; its bytes move there.
+		c.full = true
+		next, _ := l.open()
+		next.body = append(next.body, b[start:]...)
+		c.body = b[:mark]
+		c, start, opened = next, len(head), true
+	}
+	c.starts = append(c.starts, start)
+	l.queued++
+	if c.events() >= o.MaxEvents || c.size() >= o.MaxBytes {
+		c.full = true
+	}
+	for l.queued > l.capacity {
+		l.dropOldest()
+	}
+	wake := opened || c.full // the goroutine arms a linger, or sends
+	l.mu.Unlock()
+	if wake {
+		l.signal()
+	}
+	return nil
+}
+
+// open returns the batch still filling, starting one if there is none.
+func (l *lane) open() (c *chunk, opened bool) {
+	if n := len(l.queue); n > 0 && !l.queue[n-1].full {
+		return l.queue[n-1], false
+	}
+	if n := len(l.free); n > 0 {
+		c = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		c = &chunk{body: make([]byte, 0, 4096)}
+	}
+	c.body = append(c.body[:0], head...)
+	c.starts, c.first, c.full = c.starts[:0], 0, false
+	c.opened = time.Now()
+	l.queue = append(l.queue, c)
+	return c, true
+}
+
+// dropOldest gives up the oldest queued event to make room.
+func (l *lane) dropOldest() {
+	c := l.queue[0]
+	c.first++
+	l.queued--
+	l.p.overflow.Add(1)
+	if c.events() == 0 {
+		l.dropChunk(0)
+	}
+}
+
+// dropChunk removes the empty batch queue[i] and keeps its buffers.
+func (l *lane) dropChunk(i int) {
+	l.free = append(l.free, l.queue[i])
+	l.unqueue(i)
+}
+
+// unqueue removes queue[i], leaving no pointer to it behind.
+func (l *lane) unqueue(i int) {
+	n := len(l.queue) - 1
+	copy(l.queue[i:], l.queue[i+1:])
+	l.queue[n] = nil
+	l.queue = l.queue[:n]
+}
+
+func (l *lane) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close makes the lane take no more events and send what it has without
+// lingering.
+func (l *lane) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.signal()
 }
 
 func (l *lane) run() {
 	defer l.p.laneDone()
 	for {
-		n, more := l.fill()
-		if n > 0 {
-			l.deliver(n)
-		}
-		if l.p.stop.Err() != nil {
+		c := l.next()
+		if c == nil {
 			l.abandon()
 			return
 		}
-		if !more {
-			return
-		}
+		n := c.events()
+		body := append(c.payload(), tail...)
+		l.deliver(body, n)
+		l.mu.Lock()
+		l.free = append(l.free, c)
+		l.mu.Unlock()
 	}
 }
 
-// fill builds the next batch in l.body and returns how many events it
-// holds. more is false once the queue is closed and empty, or the pipeline
-// is stopped, with nothing left to send.
-func (l *lane) fill() (n int, more bool) {
-	o := &l.p.opts
-	l.body = append(l.body[:0], head...)
-	var linger context.Context
-	var cancel context.CancelFunc
-	defer func() {
-		if cancel != nil {
-			cancel()
+// next waits for a batch to send: a full one, one whose linger ran out, or
+// any at all once the lane is closed. It returns nil when the lane is
+// closed and empty, or the pipeline stopped.
+func (l *lane) next() *chunk {
+	p := l.p
+	for {
+		if p.stop.Err() != nil {
+			return nil
 		}
-	}()
-	for n < o.MaxEvents {
-		if l.next == len(l.pending) {
-			ctx := l.p.stop // nothing in the batch yet: wait as long as it takes
-			if n > 0 {
-				if linger == nil {
-					linger, cancel = l.lingerCtx()
-				}
-				ctx = linger
+		var wait time.Duration
+		l.mu.Lock()
+		if len(l.queue) > 0 {
+			c := l.queue[0]
+			wait = p.opts.Linger - time.Since(c.opened)
+			if c.full || l.closed || wait <= 0 {
+				c.full = true
+				l.unqueue(0)
+				l.queued -= c.events()
+				l.mu.Unlock()
+				return c
 			}
-			l.refill(ctx, o.MaxEvents-n)
-			if l.next == len(l.pending) {
-				// n == 0: closed and empty, or stopped. Otherwise the linger
-				// ran out (or the queue closed): send what we have.
-				break
-			}
+		} else if l.closed {
+			l.mu.Unlock()
+			return nil
 		}
-		e := l.pending[l.next]
-		mark := len(l.body)
-		if n > 0 {
-			l.body = append(l.body, ',')
+		l.mu.Unlock()
+		var expired <-chan time.Time
+		if wait > 0 {
+			l.timer.Reset(wait)
+			expired = l.timer.C
 		}
-		b, err := l.p.enc(l.body, e)
-		if err != nil {
-			l.body = l.body[:mark]
-			l.next++
-			l.p.encode.Add(1)
-			l.p.report(err)
-			continue
+		select {
+		case <-l.wake:
+		case <-expired:
+		case <-p.stop.Done():
 		}
-		if n > 0 && len(b)+len(tail) > o.MaxBytes {
-			l.body = b[:mark] // e opens the next batch instead
-			break
-		}
-		l.body = b
-		l.next++
-		n++
-		if len(l.body)+len(tail) >= o.MaxBytes {
-			break
-		}
+		l.timer.Stop()
 	}
-	l.body = append(l.body, tail...)
-	return n, n > 0 || l.next < len(l.pending)
 }
 
-func (l *lane) lingerCtx() (context.Context, context.CancelFunc) {
-	if l.p.opts.Linger < 0 {
-		return noWait, nil
-	}
-	return context.WithTimeout(l.p.stop, l.p.opts.Linger)
-}
-
-func (l *lane) refill(ctx context.Context, max int) {
-	clear(l.pending) // delivered events must not stay reachable from here
-	l.pending = l.q.Take(ctx, l.pending[:0], max)
-	l.next = 0
-}
-
-// deliver sends the batch in l.body until the plugin takes it, refuses it,
-// the retries run out, or the pipeline is stopped.
-func (l *lane) deliver(n int) {
+// deliver sends body, holding n events, until the plugin takes it, refuses
+// it, the retries run out, or the pipeline is stopped.
+func (l *lane) deliver(body []byte, n int) {
 	p := l.p
 	for attempt := 0; ; attempt++ {
 		if p.stop.Err() != nil {
 			p.shutdown.Add(uint64(n))
 			return
 		}
-		err := p.send(p.stop, l.body, n)
+		err := p.send(p.stop, body, n)
 		if err == nil {
 			p.batches.Add(1)
 			p.sent.Add(uint64(n))
@@ -176,15 +290,20 @@ func (l *lane) sleep(d time.Duration) bool {
 	}
 }
 
-// abandon counts what the lane holds and has queued as shutdown drops.
+// abandon counts what the lane still holds as shutdown drops and takes no
+// more.
 func (l *lane) abandon() {
-	n := len(l.pending) - l.next
-	for {
-		l.refill(noWait, 0)
-		if len(l.pending) == 0 {
-			break
-		}
-		n += len(l.pending)
-	}
+	l.mu.Lock()
+	l.closed = true
+	n := l.queued
+	l.queue, l.queued = l.queue[:0], 0
+	l.mu.Unlock()
 	l.p.shutdown.Add(uint64(n))
+}
+
+// len is the number of events waiting in the lane.
+func (l *lane) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queued
 }

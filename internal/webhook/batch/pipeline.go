@@ -23,8 +23,8 @@ import (
 type Options struct {
 	QueueSize  int           // events queued at most, all lanes together [10000]
 	Lanes      int           // batches in flight at once, one per lane [4]
-	MaxEvents  int           // events per POST [100]
-	MaxBytes   int           // bytes per POST body; a larger single event goes alone [256 KiB]
+	MaxEvents  int           // events per POST [1000]
+	MaxBytes   int           // bytes per POST body; a larger single event goes alone [1 MiB]
 	Linger     time.Duration // after a batch's first event, how long to wait for more; negative: never wait [50ms]
 	Retries    int           // attempts after the first for a retryable failure; negative: none [5]
 	Backoff    time.Duration // first retry's backoff ceiling, doubling per retry, full jitter [100ms]
@@ -40,8 +40,8 @@ func (o Options) withDefaults() Options {
 	}
 	def(&o.QueueSize, 10000)
 	def(&o.Lanes, 4)
-	def(&o.MaxEvents, 100)
-	def(&o.MaxBytes, 256<<10)
+	def(&o.MaxEvents, 1000)
+	def(&o.MaxBytes, 1<<20)
 	if o.Retries == 0 {
 		o.Retries = 5
 	}
@@ -116,8 +116,8 @@ type Pipeline struct {
 	rep reporter
 }
 
-// New starts a pipeline of opts.Lanes goroutines that encode events with enc
-// and deliver them with send.
+// New starts a pipeline of opts.Lanes goroutines that deliver events with
+// send; Push encodes them with enc.
 func New(opts Options, enc Encoder, send Sender) *Pipeline {
 	opts = opts.withDefaults()
 	p := &Pipeline{
@@ -139,20 +139,18 @@ func New(opts Options, enc Encoder, send Sender) *Pipeline {
 	return p
 }
 
-// Push queues e for delivery and never blocks. A full lane drops its oldest
-// event. All events of one client share a lane, so they reach the plugin in
-// the order they were pushed; lifecycle events (no client) use lane 0.
+// Push encodes e into its lane's next batch and never blocks; e is not
+// kept, so it may alias buffers its caller reuses once Push returns. A
+// full lane drops its oldest event. All events of one client share a
+// lane, so they reach the plugin in the order they were pushed; lifecycle
+// events (no client) use lane 0.
 func (p *Pipeline) Push(e *hooks.Event) {
 	if p.closing.Load() {
 		p.shutdown.Add(1)
 		return
 	}
-	switch d := p.lanes[p.laneOf(e)].q.Push(e); d {
-	case nil:
-	case e: // Close won the race with this Push
-		p.shutdown.Add(1)
-	default:
-		p.overflow.Add(1)
+	if err := p.lanes[p.laneOf(e)].push(e); err != nil {
+		p.report(err)
 	}
 }
 
@@ -170,7 +168,7 @@ func (p *Pipeline) laneOf(e *hooks.Event) int {
 func (p *Pipeline) Close(ctx context.Context) error {
 	if !p.closing.Swap(true) {
 		for _, l := range p.lanes {
-			l.q.Close()
+			l.close()
 		}
 	}
 	var late error
@@ -200,7 +198,7 @@ func (p *Pipeline) laneDone() {
 func (p *Pipeline) Stats() Stats {
 	s := p.counters()
 	for _, l := range p.lanes {
-		s.Queued += l.q.Len()
+		s.Queued += l.len()
 	}
 	return s
 }

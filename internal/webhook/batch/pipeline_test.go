@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mqttd/mqttd/internal/hooks"
 )
@@ -264,6 +265,58 @@ func TestOverflowDropsOldest(t *testing.T) {
 	g.open()
 	closeWithin(t, p)
 	wantInts(t, "seqs", pl.seqs("c"), 0, 6, 7, 8, 9, 10)
+}
+
+// Overflow drops single events, also from the middle of a batch that is
+// already encoded: the batch then starts at its first kept event and is
+// still valid JSON (the test plugin fails on anything else).
+func TestOverflowDropsOldestWithinABatch(t *testing.T) {
+	g := newGate(t)
+	pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
+		if req == 1 {
+			g.wait(r)
+		}
+		return http.StatusOK
+	})
+	p := pipe(t, Options{Lanes: 1, QueueSize: 5, MaxEvents: 3, Linger: -1}, pl)
+	p.Push(ev("c", 0))
+	pl.waitFor(t, "the first batch in flight", func() bool { return pl.requests == 1 })
+	for i := 1; i <= 10; i++ { // batches 1-3, 4-6, 7-9, 10; 1-5 make way
+		p.Push(ev("c", i))
+	}
+	if s := p.Stats(); s.Dropped.Overflow != 5 || s.Queued != 5 {
+		t.Fatalf("stats %+v; want 5 overflow drops, 5 queued", s)
+	}
+	g.open()
+	closeWithin(t, p)
+	wantInts(t, "seqs", pl.seqs("c"), 0, 6, 7, 8, 9, 10)
+	wantInts(t, "batch sizes", pl.batchSizes(), 1, 1, 3, 1)
+}
+
+// Push encodes at once and keeps nothing of the event: the broker may
+// reuse its buffers as soon as Push returns. It allocates nothing once
+// the lane's buffers have grown.
+func TestPushKeepsNothingAndDoesNotAllocate(t *testing.T) {
+	pl := newPlugin(t, 0, nil)
+	p := pipe(t, Options{Lanes: 1, QueueSize: 1 << 20, MaxEvents: 1 << 20, MaxBytes: 1 << 30, Linger: 3600e9}, pl)
+	topic := []byte("before")
+	e := ev("c", 0)
+	e.Topic = unsafe.String(&topic[0], len(topic))
+	p.Push(e)
+	copy(topic, "after!")
+	for i := range 1000 { // grow the buffers
+		p.Push(ev("c", i+1))
+	}
+	e = ev("c", 1001)
+	if n := testing.AllocsPerRun(1000, func() { p.Push(e) }); n != 0 {
+		t.Errorf("Push allocates %v times per event, want 0", n)
+	}
+	closeWithin(t, p)
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if got := pl.accepted[0][0].Topic; got != "before" {
+		t.Errorf("first event's topic = %q, want %q as it was at Push", got, "before")
+	}
 }
 
 func TestEncodeErrorsAreDroppedAndCounted(t *testing.T) {
