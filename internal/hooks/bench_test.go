@@ -75,14 +75,24 @@ func BenchmarkAuthenticate(b *testing.B) {
 }
 
 func BenchmarkEventFanOut(b *testing.B) {
-	sink := discard{mask: eventsOf(mqtt.EventMessageReceived)}
-	ev := mustNew(b, Options{Plugins: map[string]PluginSpec{"s": {Plugin: sink}}}).Hooks().Events
-	ci := &mqtt.ClientInfo{ClientID: "publisher", Username: "u", ProtocolVersion: 4}
-	e := &mqtt.Event{Type: mqtt.EventMessageReceived, Client: ci, Topic: "bench/t",
-		Message: &mqtt.Message{Topic: "bench/t", Payload: make([]byte, 64)}}
-	b.ReportAllocs()
-	for b.Loop() {
-		ev.Event(e)
+	mask := eventsOf(mqtt.EventMessageReceived)
+	for _, bc := range []struct {
+		name string
+		sink Plugin
+	}{
+		{"copy", discard{mask: mask}}, // an EventSink: the event is copied for it
+		{"borrow", discardNow{mask}},  // an EventSinkNow: the broker's event, stamped
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ev := mustNew(b, Options{Plugins: map[string]PluginSpec{"s": {Plugin: bc.sink}}}).Hooks().Events
+			ci := &mqtt.ClientInfo{ClientID: "publisher", Username: "u", ProtocolVersion: 4}
+			e := &mqtt.Event{Type: mqtt.EventMessageReceived, Client: ci, Topic: "bench/t",
+				Message: &mqtt.Message{Topic: "bench/t", Payload: make([]byte, 64)}}
+			b.ReportAllocs()
+			for b.Loop() {
+				ev.Event(e)
+			}
+		})
 	}
 }
 

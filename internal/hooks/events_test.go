@@ -270,15 +270,3 @@ type discardNow struct{ mask mqtt.EventMask }
 func (d discardNow) Wants() mqtt.EventMask { return d.mask }
 func (discardNow) Event(*Event)            {}
 func (discardNow) EventNow(*Event)         {}
-
-// BenchmarkEventFanOutNow is BenchmarkEventFanOut for a borrowing sink.
-func BenchmarkEventFanOutNow(b *testing.B) {
-	ev := mustNew(b, Options{Plugins: map[string]PluginSpec{"s": {Plugin: discardNow{eventsOf(mqtt.EventMessageReceived)}}}}).Hooks().Events
-	ci := &mqtt.ClientInfo{ClientID: "publisher", Username: "u", ProtocolVersion: 4}
-	e := &mqtt.Event{Type: mqtt.EventMessageReceived, Client: ci, Topic: "bench/t",
-		Message: &mqtt.Message{Topic: "bench/t", Payload: make([]byte, 64)}}
-	b.ReportAllocs()
-	for b.Loop() {
-		ev.Event(e)
-	}
-}

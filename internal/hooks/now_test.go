@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -160,39 +159,19 @@ func TestInLineChecksRaceReload(t *testing.T) {
 	}
 	first := &cached{d: Decision{Result: Allow}, ok: true}
 	m := mustNew(t, opts(first))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			c, req := &mqtt.ClientInfo{ClientID: "c"}, mqtt.TopicRequest{Action: mqtt.ActionPublish, Topic: "t"}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if res := m.Hooks().Topics.CheckTopic(context.Background(), c, req); !res.Allow {
-					t.Errorf("got %+v, want allow", res)
-					return
-				}
-			}
-		})
-	}
+	c, req := &mqtt.ClientInfo{ClientID: "c"}, mqtt.TopicRequest{Action: mqtt.ActionPublish, Topic: "t"}
 	replaced := []*cached{first}
-	for range 50 {
-		next := &cached{d: Decision{Result: Allow}, ok: true}
-		if err := m.Reload(opts(next)); err != nil {
-			t.Fatal(err)
+	reloadUnderTraffic(t, m, func() bool {
+		if res := m.Hooks().Topics.CheckTopic(context.Background(), c, req); !res.Allow {
+			t.Errorf("got %+v, want allow", res)
+			return false
 		}
+		return true
+	}, func() Options {
+		next := &cached{d: Decision{Result: Allow}, ok: true}
 		replaced = append(replaced, next)
-	}
-	close(stop)
-	wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	if err := m.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+		return opts(next)
+	})
 	for i, p := range replaced {
 		if n := p.closes.Load(); n != 1 {
 			t.Fatalf("plugin %d closed %d times, want 1", i, n)

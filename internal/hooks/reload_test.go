@@ -3,10 +3,12 @@ package hooks
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -216,34 +218,15 @@ func TestReloadNeverClosesASinkUnderAnEvent(t *testing.T) {
 	opts := func(s *closingSink) Options { return Options{Plugins: map[string]PluginSpec{"s": {Plugin: s}}} }
 	sinks := []*closingSink{{}}
 	m := mustNew(t, opts(sinks[0]))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					m.Hooks().Events.Event(&mqtt.Event{Type: mqtt.EventClientConnected, Client: &mqtt.ClientInfo{ClientID: "c"}})
-				}
-			}
-		})
-	}
-	for range 50 {
+	e := &mqtt.Event{Type: mqtt.EventClientConnected, Client: &mqtt.ClientInfo{ClientID: "c"}}
+	reloadUnderTraffic(t, m, func() bool {
+		m.Hooks().Events.Event(e)
+		return true
+	}, func() Options {
 		s := &closingSink{}
 		sinks = append(sinks, s)
-		if err := m.Reload(opts(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	close(stop)
-	wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	if err := m.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+		return opts(s)
+	})
 	var events int64
 	for i, s := range sinks {
 		if s.late.Load() != 0 || s.closes.Load() != 1 {
@@ -253,5 +236,47 @@ func TestReloadNeverClosesASinkUnderAnEvent(t *testing.T) {
 	}
 	if events == 0 {
 		t.Fatal("no event was handed over: the test proved nothing")
+	}
+}
+
+// reloadUnderTraffic runs traffic on four goroutines, each until it
+// returns false or the test is over, while m is reloaded 50 times with
+// next's options, each time after some traffic ran on the set before;
+// then it closes m.
+func reloadUnderTraffic(t *testing.T, m *Manager, traffic func() bool, next func() Options) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var calls atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				calls.Add(1)
+				if !traffic() {
+					return
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(bound)
+	for range 50 {
+		for seen := calls.Load(); calls.Load() < seen+8 && time.Now().Before(deadline); {
+			runtime.Gosched()
+		}
+		if err := m.Reload(next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -245,52 +245,40 @@ func TestNoRetryOnOther4xx(t *testing.T) {
 	}
 }
 
+// Overflow drops single events, oldest first, also from the middle of a
+// batch that is already encoded: the batch then starts at its first kept
+// event and is still valid JSON (the test plugin fails on anything else).
 func TestOverflowDropsOldest(t *testing.T) {
-	g := newGate(t)
-	pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
-		if req == 1 {
-			g.wait(r)
-		}
-		return http.StatusOK
-	})
-	p := pipe(t, Options{Lanes: 1, QueueSize: 5, MaxEvents: 1, Linger: -1}, pl)
-	p.Push(ev("c", 0))
-	pl.waitFor(t, "the first batch in flight", func() bool { return pl.requests == 1 })
-	for i := 1; i <= 10; i++ {
-		p.Push(ev("c", i))
+	for _, tc := range []struct {
+		maxEvents int
+		sizes     []int // batches: the one in flight, then what is left of 1-3, 4-6, ...
+	}{
+		{maxEvents: 1, sizes: []int{1, 1, 1, 1, 1, 1}},
+		{maxEvents: 3, sizes: []int{1, 1, 3, 1}}, // 4 and 5 of 4-6 make way
+	} {
+		t.Run(fmt.Sprint("max-events=", tc.maxEvents), func(t *testing.T) {
+			g := newGate(t)
+			pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
+				if req == 1 {
+					g.wait(r)
+				}
+				return http.StatusOK
+			})
+			p := pipe(t, Options{Lanes: 1, QueueSize: 5, MaxEvents: tc.maxEvents, Linger: -1}, pl)
+			p.Push(ev("c", 0))
+			pl.waitFor(t, "the first batch in flight", func() bool { return pl.requests == 1 })
+			for i := 1; i <= 10; i++ {
+				p.Push(ev("c", i))
+			}
+			if s := p.Stats(); s.Dropped.Overflow != 5 || s.Queued != 5 {
+				t.Fatalf("stats %+v; want 5 overflow drops, 5 queued", s)
+			}
+			g.open()
+			closeWithin(t, p)
+			wantInts(t, "seqs", pl.seqs("c"), 0, 6, 7, 8, 9, 10)
+			wantInts(t, "batch sizes", pl.batchSizes(), tc.sizes...)
+		})
 	}
-	if s := p.Stats(); s.Dropped.Overflow != 5 || s.Queued != 5 {
-		t.Fatalf("stats %+v; want 5 overflow drops, 5 queued", s)
-	}
-	g.open()
-	closeWithin(t, p)
-	wantInts(t, "seqs", pl.seqs("c"), 0, 6, 7, 8, 9, 10)
-}
-
-// Overflow drops single events, also from the middle of a batch that is
-// already encoded: the batch then starts at its first kept event and is
-// still valid JSON (the test plugin fails on anything else).
-func TestOverflowDropsOldestWithinABatch(t *testing.T) {
-	g := newGate(t)
-	pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
-		if req == 1 {
-			g.wait(r)
-		}
-		return http.StatusOK
-	})
-	p := pipe(t, Options{Lanes: 1, QueueSize: 5, MaxEvents: 3, Linger: -1}, pl)
-	p.Push(ev("c", 0))
-	pl.waitFor(t, "the first batch in flight", func() bool { return pl.requests == 1 })
-	for i := 1; i <= 10; i++ { // batches 1-3, 4-6, 7-9, 10; 1-5 make way
-		p.Push(ev("c", i))
-	}
-	if s := p.Stats(); s.Dropped.Overflow != 5 || s.Queued != 5 {
-		t.Fatalf("stats %+v; want 5 overflow drops, 5 queued", s)
-	}
-	g.open()
-	closeWithin(t, p)
-	wantInts(t, "seqs", pl.seqs("c"), 0, 6, 7, 8, 9, 10)
-	wantInts(t, "batch sizes", pl.batchSizes(), 1, 1, 3, 1)
 }
 
 // Push encodes at once and keeps nothing of the event: the broker may
