@@ -74,13 +74,7 @@ func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prome
 			fresh = append(fresh, p)
 		}
 		onErr, _ := hooks.ParseOnError(pc.OnError) // validated by config
-		timeout := pc.Timeout
-		if pc.Type == config.PluginHTTP {
-			// The HTTP plugin bounds each call itself, and only when it
-			// makes one: a cached decision then costs no timer.
-			timeout = 0
-		}
-		ps.opts.Plugins[alias] = hooks.PluginSpec{Plugin: p, OnError: onErr, Timeout: timeout, Config: pc.Config, Type: pc.Type}
+		ps.opts.Plugins[alias] = hooks.PluginSpec{Plugin: p, OnError: onErr, Timeout: pc.Timeout, Config: pc.Config, Type: pc.Type}
 		ps.conf[alias] = pc
 		ps.built[alias] = p
 	}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -366,5 +367,32 @@ func TestDecisionMetrics(t *testing.T) {
 	}
 	if n := gatheredSeries(t, reg, "mqttd_plugin_decisions_total"); n == 0 {
 		t.Fatal("no decision series gathered from the registry")
+	}
+}
+
+// deadlineProbe records whether its check ran under a deadline.
+type deadlineProbe struct {
+	self     bool
+	deadline atomic.Bool
+}
+
+func (d *deadlineProbe) TimesOwnCalls() bool { return d.self }
+func (d *deadlineProbe) FilterTopic(ctx context.Context, _ *mqtt.ClientInfo, _ mqtt.TopicRequest) (Decision, error) {
+	_, ok := ctx.Deadline()
+	d.deadline.Store(ok)
+	return Decision{Result: Allow}, nil
+}
+
+// A plugin that times its own calls (SelfTimed) gets no timeout from the
+// framework; one that does not, or says it does not, gets its spec's.
+func TestSelfTimedPluginsGetNoFrameworkTimeout(t *testing.T) {
+	for _, self := range []bool{false, true} {
+		p := &deadlineProbe{self: self}
+		m := mustNew(t, Options{Plugins: map[string]PluginSpec{"p": {Plugin: p, Timeout: time.Hour}},
+			Topics: TopicOptions{Enable: true, Plugins: []string{"p"}}})
+		res := m.Hooks().Topics.CheckTopic(context.Background(), &mqtt.ClientInfo{}, mqtt.TopicRequest{Action: mqtt.ActionPublish, Topic: "t"})
+		if !res.Allow || p.deadline.Load() == self {
+			t.Errorf("TimesOwnCalls %v: allowed %v, ran under a deadline %v; want allowed, deadline %v", self, res.Allow, p.deadline.Load(), !self)
+		}
 	}
 }

@@ -30,7 +30,7 @@ type Options struct {
 type PluginSpec struct {
 	Plugin  Plugin
 	OnError OnError        // what an error, panic or timeout becomes
-	Timeout time.Duration  // per decision; 0 = none (the plugin must honour ctx)
+	Timeout time.Duration  // per decision; 0 = none (the plugin must honour ctx); unused for a SelfTimed plugin
 	Config  map[string]any // free-form; reaches the plugin in broker_pre_start
 	Type    string         // the plugin's type, for messages ("webhook", "acl-file")
 }

@@ -110,6 +110,16 @@ type EventSinkNow interface {
 	EventNow(e *Event)
 }
 
+// SelfTimed is implemented by plugins that bound each call themselves,
+// and only when the call waits on something: an HTTP plugin times its
+// requests, so a decision from its cache costs no timer. When
+// TimesOwnCalls says so, the framework puts no timeout of its own around
+// the plugin's calls and PluginSpec.Timeout is not used; the plugin must
+// still honour ctx, which ends when the client goes.
+type SelfTimed interface {
+	TimesOwnCalls() bool
+}
+
 // Closer is implemented by plugins holding resources. Close is called at
 // broker shutdown after broker_post_shutdown has been handed to every sink;
 // ctx bounds how long a sink may take to drain its queue.

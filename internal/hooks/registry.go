@@ -196,6 +196,9 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 	if p.kind == "" {
 		p.kind = fmt.Sprintf("%T", spec.Plugin)
 	}
+	if st, ok := spec.Plugin.(SelfTimed); ok && st.TimesOwnCalls() {
+		p.timeout = 0
+	}
 	if len(spec.Config) > 0 {
 		p.config = spec.Config
 	}

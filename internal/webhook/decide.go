@@ -162,6 +162,11 @@ func (p *Plugin) call(ctx context.Context, ep *endpoint, body []byte) (verdict, 
 	return v, err
 }
 
+// TimesOwnCalls implements hooks.SelfTimed: every request runs under the
+// plugin's Timeout (post), and a decision from the memo or the cache, which
+// makes none, needs no timer.
+func (p *Plugin) TimesOwnCalls() bool { return true }
+
 // post sends one decision request under the per-call timeout and reads
 // the answer. Errors are *Error.
 func (p *Plugin) post(ctx context.Context, ep *endpoint, body []byte) (verdict, error) {
