@@ -33,7 +33,7 @@ type lane struct {
 	queue  []*chunk // batches waiting, oldest first; only the last may still be filling
 	queued int      // events in queue
 	closed bool
-	free   []*chunk // sent batches, kept for their buffers
+	free   []*chunk // spent batches, kept for their buffers (keepFree at most)
 }
 
 // chunk is one batch: its body so far and where each event in it starts.
@@ -135,7 +135,7 @@ func (l *lane) open() (c *chunk, opened bool) {
 		c = l.free[n-1]
 		l.free = l.free[:n-1]
 	} else {
-		c = &chunk{body: make([]byte, 0, 4096)}
+		c = &chunk{body: make([]byte, 0, min(4096, l.p.opts.MaxBytes))}
 	}
 	c.body = append(c.body[:0], head...)
 	c.starts, c.first, c.full = c.starts[:0], 0, false
@@ -157,8 +157,19 @@ func (l *lane) dropOldest() {
 
 // dropChunk removes the empty batch queue[i] and keeps its buffers.
 func (l *lane) dropChunk(i int) {
-	l.free = append(l.free, l.queue[i])
+	l.recycle(l.queue[i])
 	l.unqueue(i)
+}
+
+// keepFree is how many spent batches a lane keeps for their buffers: one
+// being filled while one is sent needs two; more would only hold memory
+// that a burst of small batches once needed.
+const keepFree = 4
+
+func (l *lane) recycle(c *chunk) {
+	if len(l.free) < keepFree {
+		l.free = append(l.free, c)
+	}
 }
 
 // unqueue removes queue[i], leaving no pointer to it behind.
@@ -197,7 +208,7 @@ func (l *lane) run() {
 		body := append(c.payload(), tail...)
 		l.deliver(body, n)
 		l.mu.Lock()
-		l.free = append(l.free, c)
+		l.recycle(c)
 		l.mu.Unlock()
 	}
 }

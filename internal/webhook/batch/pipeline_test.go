@@ -395,3 +395,30 @@ func TestHangingSenderNeitherBlocksPushNorLeaks(t *testing.T) {
 	}
 	// TestMain's goleak check fails the run if a lane or request outlived Close.
 }
+
+// A burst of many small batches does not leave the lane holding all their
+// buffers once it is over.
+func TestSpentBatchesAreNotAllKept(t *testing.T) {
+	g := newGate(t)
+	pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
+		if req == 1 {
+			g.wait(r)
+		}
+		return http.StatusOK
+	})
+	p := pipe(t, Options{Lanes: 1, QueueSize: 1000, MaxEvents: 1, Linger: -1}, pl)
+	for i := range 500 {
+		p.Push(ev("c", i))
+	}
+	l := p.lanes[0]
+	if n := l.len(); n < 400 {
+		t.Fatalf("%d events queued behind the held batch, want most of 500", n)
+	}
+	g.open()
+	pl.waitFor(t, "every event", func() bool { return len(pl.seqsLocked("c")) == 500 })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) > keepFree || len(l.queue) != 0 {
+		t.Fatalf("lane keeps %d spent and %d queued batches, want at most %d and 0", len(l.free), len(l.queue), keepFree)
+	}
+}
