@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"strings"
@@ -69,12 +70,14 @@ type memoItem struct {
 	expires int64 // unix nanoseconds, copied from the cache entry
 }
 
-// newTopicMemo returns a memo of at most size entries (size > 0).
-func newTopicMemo(size int) *topicMemo {
+// newTopicMemo returns a memo of at most size entries (size > 0). served
+// counts the decisions it serves (the plugin's cache hits): while it stands
+// still the memo's clock sleeps.
+func newTopicMemo(size int, served func() uint64) *topicMemo {
 	ways := min(2, size)
 	sets := size / ways
 	return &topicMemo{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[memoItem], sets*ways),
-		ways: ways, sets: uint64(sets)}
+		ways: ways, sets: uint64(sets), clock: coarseClock{served: served}}
 }
 
 func keyOf(c *mqtt.ClientInfo, r mqtt.TopicRequest) memoKey {
@@ -194,11 +197,17 @@ func (t *topicMemo) close() {
 	t.clock.halt()
 }
 
-// The memo's clock ticks every memoTick and runs memoLead ahead.
+// The memo's clock ticks every memoTick and runs memoLead ahead; it goes
+// to sleep after memoIdle without a decision served.
 const (
 	memoTick = 10 * time.Millisecond
 	memoLead = 50 * time.Millisecond
+	memoIdle = time.Second
 )
+
+// asleep is the clock's time while it sleeps: later than every expiry, so
+// every lookup misses and goes the cache's way, whose insert wakes it.
+const asleep = math.MaxInt64
 
 // coarseClock is the time the memo compares expiries with. time.Now costs
 // about as much as the rest of a memo hit (two clock reads), and a hit is
@@ -212,13 +221,17 @@ const (
 //
 // The clock runs from the memo's first insert (before it, there is
 // nothing to look up) to close, so a plugin that is never used, or whose
-// New failed after building the memo, starts no goroutine.
+// New failed after building the memo, starts no goroutine. It sleeps when
+// no decision was served for memoIdle, so an idle broker is not woken 100
+// times a second per plugin: asleep, it reads as asleep, every lookup
+// misses, and the cache hit that follows inserts again, which wakes it.
 type coarseClock struct {
 	_       cpu.CacheLinePad // ns is read by every lookup: keep writes to neighbours off its line
-	ns      atomic.Int64     // unix nanoseconds, memoLead ahead; 0 before start
+	ns      atomic.Int64     // unix nanoseconds, memoLead ahead; 0 before start, asleep while asleep
 	_       cpu.CacheLinePad
+	served  func() uint64 // decisions served so far; nil: never sleep
 	running atomic.Bool
-	mu      sync.Mutex // serialises start and halt
+	mu      sync.Mutex // serialises start, sleep and halt
 	halted  bool
 	stop    chan struct{}
 	done    chan struct{}
@@ -242,19 +255,50 @@ func (c *coarseClock) start() {
 	stop, done := make(chan struct{}), make(chan struct{})
 	c.stop, c.done = stop, done
 	c.running.Store(true)
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(memoTick)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				c.set()
-			case <-stop:
+	go c.run(stop, done)
+}
+
+func (c *coarseClock) run(stop, done chan struct{}) {
+	defer close(done)
+	tick := time.NewTicker(memoTick)
+	defer tick.Stop()
+	var ticks int
+	var served uint64
+	if c.served != nil {
+		served = c.served()
+	}
+	for {
+		select {
+		case <-tick.C:
+			c.set()
+			if ticks++; c.served == nil || ticks < int(memoIdle/memoTick) {
+				continue
+			}
+			ticks = 0
+			if n := c.served(); n != served {
+				served = n
+				continue
+			}
+			if c.sleep() {
 				return
 			}
+		case <-stop:
+			return
 		}
-	}()
+	}
+}
+
+// sleep stops the running clock unless halt is stopping it already, and
+// reports whether it did.
+func (c *coarseClock) sleep() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.halted {
+		return false // halt closes stop and waits for run to see it
+	}
+	c.ns.Store(asleep)
+	c.running.Store(false)
+	return true
 }
 
 // halt stops the clock for good and waits for its goroutine to end.

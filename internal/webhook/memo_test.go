@@ -306,3 +306,28 @@ func TestTopicMemoClockRunsAhead(t *testing.T) {
 	later := time.Now().Add(memoLead).UnixNano()
 	eventually(t, "the memo's clock to move on", func() bool { return p.memo.now() > later })
 }
+
+// With no decision served for memoIdle the memo's clock goes to sleep
+// (no goroutine waking 100 times a second on an idle broker); the next
+// check misses the memo, is answered from the cache without a call, and
+// wakes the clock, after which the memo serves again.
+func TestTopicMemoClockSleepsWhenIdle(t *testing.T) {
+	f := newFake(t)
+	f.handle("/topic_filtering", answer(200, `{"result":"allow","cache_ttl":60}`))
+	p := newPlugin(t, f.url(), nil)
+	c := mqttClient("sensor-17", "alice")
+	filter(t, p, c, publish)
+	if _, ok := p.FilterTopicNow(c, publish); !ok {
+		t.Fatal("memo does not serve the fresh decision")
+	}
+	eventually(t, "the idle clock to sleep", func() bool { return !p.memo.clock.running.Load() })
+	if _, ok := p.FilterTopicNow(c, publish); ok {
+		t.Fatal("memo served a decision with its clock asleep")
+	}
+	if d := filter(t, p, c, publish); d.Result != hooks.Allow || f.count("/topic_filtering") != 1 {
+		t.Fatalf("after the sleep: %+v with %d calls, want allow from the cache and 1 call", d, f.count("/topic_filtering"))
+	}
+	if _, ok := p.FilterTopicNow(c, publish); !ok || !p.memo.clock.running.Load() {
+		t.Fatalf("memo serves %v, clock running %v after the cache hit; want both", ok, p.memo.clock.running.Load())
+	}
+}

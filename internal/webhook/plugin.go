@@ -81,7 +81,7 @@ func New(opts Options) (*Plugin, error) {
 		if p.cache, err = cache.New[hooks.Decision](o.Cache.Size); err != nil {
 			return nil, fmt.Errorf("webhook %s: cache: %w", o.Alias, err)
 		}
-		p.memo = newTopicMemo(o.Cache.Size)
+		p.memo = newTopicMemo(o.Cache.Size, func() uint64 { return p.hits.Value() })
 	}
 	reg := o.Registerer
 	if reg == nil {
