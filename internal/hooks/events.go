@@ -35,7 +35,7 @@ func (f *eventFan) Wants() mqtt.EventMask {
 func (f *eventFan) Event(e *mqtt.Event) {
 	st := f.m.acquire()
 	defer st.release()
-	var st0 stamp // taken when the first sink wants e: events nobody wants use no seq
+	var stamped stamp // taken when the first sink wants e: events nobody wants use no seq
 	var owned *Event
 	var lent *lentEvent
 	for _, p := range st.sinks {
@@ -43,19 +43,18 @@ func (f *eventFan) Event(e *mqtt.Event) {
 		if !withConf && !p.sink.Wants().Has(e.Type) {
 			continue
 		}
-		if st0.seq == 0 {
-			st0 = f.m.stamp(e)
+		if stamped.seq == 0 {
+			stamped = f.m.stamp(e)
 		}
 		var ev *Event
-		switch {
-		case p.now != nil:
+		if p.now != nil {
 			if lent == nil {
-				lent = f.m.lend(e, st0)
+				lent = f.m.lend(e, stamped)
 			}
 			ev = &lent.ev
-		default:
+		} else {
 			if owned == nil {
-				owned = f.m.own(e, st0)
+				owned = f.m.own(e, stamped)
 			}
 			ev = owned
 		}
