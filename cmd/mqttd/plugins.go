@@ -126,7 +126,7 @@ func webhookOptions(alias string, pc config.Plugin, broker string, log *slog.Log
 		Breaker: webhook.BreakerOptions{ConsecutiveFailures: pc.Breaker.ConsecutiveFailures, FailureRatio: pc.Breaker.FailureRatio,
 			MinRequests: pc.Breaker.MinRequests, OpenFor: pc.Breaker.OpenFor, HalfOpenRequests: pc.Breaker.HalfOpenRequests,
 			Interval: pc.Breaker.Interval},
-		Queue: batch.Options{QueueSize: q.Size, Lanes: q.Lanes, MaxEvents: q.MaxEvents, MaxBytes: int(q.MaxBytes),
+		Queue: batch.Options{QueueSize: q.Size, QueueBytes: int(q.SizeBytes), Lanes: q.Lanes, MaxEvents: q.MaxEvents, MaxBytes: int(q.MaxBytes),
 			Linger: q.Linger, Retries: q.Retries, Backoff: q.Backoff, MaxBackoff: q.MaxBackoff},
 		Broker: broker, Logger: log, Registerer: reg,
 	}

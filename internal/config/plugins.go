@@ -62,6 +62,7 @@ type PluginBreaker struct {
 // PluginQueue is the event delivery of an HTTP plugin (or event-log).
 type PluginQueue struct {
 	Size       int           `mapstructure:"size" doc:"events held; beyond it the oldest are dropped and counted"`
+	SizeBytes  ByteSize      `mapstructure:"size-bytes" doc:"http: bytes of encoded events held; beyond it the oldest are dropped and counted (large payloads reach it long before size)"`
 	Lanes      int           `mapstructure:"lanes" doc:"http: batches in flight at once (one client's events always share a lane)"`
 	MaxEvents  int           `mapstructure:"max-events" doc:"http: events per POST /events"`
 	MaxBytes   ByteSize      `mapstructure:"max-bytes" doc:"http: body size per POST /events"`
@@ -107,7 +108,7 @@ func defaultPlugin() Plugin {
 		Cache:    PluginCache{Size: 10000, TTL: time.Minute, DenyTTL: 10 * time.Second, MaxTTL: time.Hour, Jitter: 0.1},
 		Breaker: PluginBreaker{ConsecutiveFailures: 5, MinRequests: 20, Interval: time.Minute,
 			OpenFor: 10 * time.Second, HalfOpenRequests: 1},
-		Queue: PluginQueue{Size: 10000, Lanes: 4, MaxEvents: 1000, MaxBytes: 1 * MiB, Linger: 50 * time.Millisecond,
+		Queue: PluginQueue{Size: 10000, SizeBytes: 64 * MiB, Lanes: 4, MaxEvents: 1000, MaxBytes: 1 * MiB, Linger: 50 * time.Millisecond,
 			Retries: 5, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second},
 	}
 }
@@ -287,12 +288,11 @@ func (l *loader) validateHTTPTuning(key string, p *Plugin) []error {
 	chk.positive(k("breaker.open-for"), p.Breaker.OpenFor)
 	chk.positive(k("breaker.interval"), p.Breaker.Interval)
 	chk.atLeast(k("queue.size"), p.Queue.Size, 1)
+	chk.size(k("queue.size-bytes"), p.Queue.SizeBytes, "64MiB")
 	chk.atLeast(k("queue.lanes"), p.Queue.Lanes, 1)
 	chk.atLeast(k("queue.max-events"), p.Queue.MaxEvents, 1)
 	chk.atLeast(k("queue.retries"), p.Queue.Retries, 0)
-	if p.Queue.MaxBytes < 1 {
-		chk.add(k("queue.max-bytes"), "%s is out of range (use at least 1, e.g. 256KiB)", p.Queue.MaxBytes)
-	}
+	chk.size(k("queue.max-bytes"), p.Queue.MaxBytes, "1MiB")
 	chk.positive(k("queue.backoff"), p.Queue.Backoff)
 	chk.positive(k("queue.max-backoff"), p.Queue.MaxBackoff)
 	chk.notNegative(k("queue.linger"), p.Queue.Linger)

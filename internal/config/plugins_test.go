@@ -89,6 +89,7 @@ func TestPluginErrors(t *testing.T) {
 		{"event name", "plugins:\n  p: {url: \"http://h:1\", events: [on_broker_pre_start]}\n", `plugins.p.events: "on_broker_pre_start" is not an event (use broker_pre_start, broker_post_start,`},
 		{"timeout", "plugins:\n  p: {url: \"http://h:1\", timeout: 0s}\n", `plugins.p.timeout: 0s must be positive (e.g. 500ms)`},
 		{"jitter", "plugins:\n  p: {url: \"http://h:1\", cache: {jitter: 2}}\n", `plugins.p.cache.jitter: 2 is out of range (use a fraction from 0 to 1, e.g. 0.1)`},
+		{"queue bytes", "plugins:\n  p: {url: \"http://h:1\", queue: {size-bytes: 0}}\n", `plugins.p.queue.size-bytes: 0 is out of range (use at least 1, e.g. 64MiB)`},
 		{"unknown cache key", "plugins:\n  p: {url: \"http://h:1\", cache: {tll: 1s}}\n", `unknown key "plugins.p.cache.tll" (did you mean "plugins.p.cache.ttl"?`},
 		{"tls half", "plugins:\n  p: {url: \"https://h:1\", tls: {cert: c.pem}}\n", `plugins.p.tls: cert and key go together (set both, or neither)`},
 		{"auth alias", "plugins:\n  a: {url: \"http://h:1\"}\nauth: {plugins: [b]}\n", `auth.plugins: "b" is not a plugin alias (defined: a)`},

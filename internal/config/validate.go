@@ -134,6 +134,13 @@ func (b bounds) atLeast(key string, v, lo int) {
 	}
 }
 
+// size wants at least one byte; example is a sensible value to suggest.
+func (b bounds) size(key string, v ByteSize, example string) {
+	if v < 1 {
+		b.add(key, "%s is out of range (use at least 1, e.g. %s)", v, example)
+	}
+}
+
 func (b bounds) fraction(key string, v float64) {
 	if v < 0 || v > 1 {
 		b.add(key, "%g is out of range (use a fraction from 0 to 1, e.g. 0.1)", v)

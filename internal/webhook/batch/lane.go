@@ -26,12 +26,14 @@ const (
 type lane struct {
 	p        *Pipeline
 	capacity int           // events queued at most; the batch being sent does not count
+	maxBytes int           // bytes queued at most, likewise: large payloads fill memory long before capacity
 	wake     chan struct{} // one pending wake-up for the goroutine
 	timer    *time.Timer   // the linger of the oldest batch; used by the goroutine only
 
 	mu     sync.Mutex
 	queue  []*chunk // batches waiting, oldest first; only the last may still be filling
 	queued int      // events in queue
+	bytes  int      // their encoded bytes, with the commas between them
 	closed bool
 	free   []*chunk // spent batches, kept for their buffers (keepFree at most)
 }
@@ -60,6 +62,14 @@ func (c *chunk) payload() []byte {
 	return c.body[from:]
 }
 
+// live is how many bytes of body its kept events take, commas included.
+func (c *chunk) live() int {
+	if c.events() == 0 {
+		return 0
+	}
+	return len(c.body) - c.starts[c.first]
+}
+
 // size is the length the body will have once sent, tail included.
 func (c *chunk) size() int {
 	if c.events() == 0 {
@@ -68,10 +78,10 @@ func (c *chunk) size() int {
 	return len(head) + len(c.body) - c.starts[c.first] + len(tail)
 }
 
-func newLane(p *Pipeline, capacity int) *lane {
+func newLane(p *Pipeline, capacity, maxBytes int) *lane {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &lane{p: p, capacity: capacity, wake: make(chan struct{}, 1), timer: t}
+	return &lane{p: p, capacity: capacity, maxBytes: maxBytes, wake: make(chan struct{}, 1), timer: t}
 }
 
 // push encodes e into the lane's open batch. It reports encode failures
@@ -110,12 +120,18 @@ func (l *lane) push(e *hooks.Event) error {
 		c.body = b[:mark]
 		c, start, opened = next, len(head), true
 	}
+	if len(c.starts) > 0 {
+		l.bytes++ // the comma before it
+	}
 	c.starts = append(c.starts, start)
 	l.queued++
+	l.bytes += len(c.body) - start
 	if c.events() >= o.MaxEvents || c.size() >= o.MaxBytes {
 		c.full = true
 	}
-	for l.queued > l.capacity {
+	// The newest event always stays: a single event larger than maxBytes
+	// is still delivered.
+	for l.queued > l.capacity || (l.bytes > l.maxBytes && l.queued > 1) {
 		l.dropOldest()
 	}
 	wake := opened || c.full // the goroutine arms a linger, or sends
@@ -147,6 +163,11 @@ func (l *lane) open() (c *chunk, opened bool) {
 // dropOldest gives up the oldest queued event to make room.
 func (l *lane) dropOldest() {
 	c := l.queue[0]
+	if c.events() > 1 {
+		l.bytes -= c.starts[c.first+1] - c.starts[c.first] // and the comma after it
+	} else {
+		l.bytes -= len(c.body) - c.starts[c.first]
+	}
 	c.first++
 	l.queued--
 	l.p.overflow.Add(1)
@@ -231,6 +252,7 @@ func (l *lane) next() *chunk {
 				c.full = true
 				l.unqueue(0)
 				l.queued -= c.events()
+				l.bytes -= c.live()
 				l.mu.Unlock()
 				return c
 			}
@@ -307,7 +329,7 @@ func (l *lane) abandon() {
 	l.mu.Lock()
 	l.closed = true
 	n := l.queued
-	l.queue, l.queued = l.queue[:0], 0
+	l.queue, l.queued, l.bytes = l.queue[:0], 0, 0
 	l.mu.Unlock()
 	l.p.shutdown.Add(uint64(n))
 }

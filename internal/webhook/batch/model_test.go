@@ -34,6 +34,9 @@ func laneModelRun(t *testing.T, seed uint64) {
 		Linger:    -1,
 		Logger:    quiet,
 	}
+	if rng.IntN(2) == 0 {
+		opts.QueueBytes = len(one) * (1 + rng.IntN(30))
+	}
 	permits := make(chan struct{})
 	var mu sync.Mutex
 	var bodies [][]byte
@@ -61,6 +64,7 @@ func laneModelRun(t *testing.T, seed uint64) {
 			}
 			p.Push(e)
 			pushed++
+			checkLaneCounts(t, p.lanes[0])
 		default:
 			for range rng.IntN(3) { // answer a batch if one is waiting
 				select {
@@ -95,8 +99,31 @@ func laneModelRun(t *testing.T, seed uint64) {
 			delivered++
 		}
 	}
+	checkLaneCounts(t, p.lanes[0])
 	s := p.Stats()
 	if int(s.Sent) != delivered || int(s.Dropped.Overflow) != pushed-delivered || s.Dropped.Failed+s.Dropped.Encode+s.Dropped.Shutdown != 0 || s.Queued != 0 {
 		t.Fatalf("opts %+v: pushed %d, delivered %d, stats %+v", opts, pushed, delivered, s)
+	}
+}
+
+// checkLaneCounts holds the lane's running counts to what its queue holds,
+// and its bytes to the bound (the newest event may exceed it alone).
+func checkLaneCounts(t *testing.T, l *lane) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	events, bytes := 0, 0
+	for i, c := range l.queue {
+		if c.events() == 0 {
+			t.Fatalf("queued batch %d holds no event", i)
+		}
+		events += c.events()
+		bytes += c.live()
+	}
+	if events != l.queued || bytes != l.bytes {
+		t.Fatalf("lane counts %d events, %d bytes; its queue holds %d and %d", l.queued, l.bytes, events, bytes)
+	}
+	if l.queued > l.capacity || (l.bytes > l.maxBytes && l.queued > 1) {
+		t.Fatalf("lane holds %d events, %d bytes; bounds %d and %d", l.queued, l.bytes, l.capacity, l.maxBytes)
 	}
 }

@@ -22,6 +22,7 @@ import (
 // brackets.
 type Options struct {
 	QueueSize  int           // events queued at most, all lanes together [10000]
+	QueueBytes int           // bytes of encoded events queued at most, all lanes together [64 MiB]
 	Lanes      int           // batches in flight at once, one per lane [4]
 	MaxEvents  int           // events per POST [1000]
 	MaxBytes   int           // bytes per POST body; a larger single event goes alone [1 MiB]
@@ -39,6 +40,7 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	def(&o.QueueSize, 10000)
+	def(&o.QueueBytes, 64<<20)
 	def(&o.Lanes, 4)
 	def(&o.MaxEvents, 1000)
 	def(&o.MaxBytes, 1<<20)
@@ -87,7 +89,7 @@ type Stats struct {
 
 // Drops counts undelivered events by why they were given up.
 type Drops struct {
-	Overflow uint64 // pushed out of a full queue, oldest first
+	Overflow uint64 // pushed out of a full queue (QueueSize or QueueBytes), oldest first
 	Failed   uint64 // in a batch the plugin refused, or that ran out of retries
 	Encode   uint64 // the Encoder failed on them
 	Shutdown uint64 // pushed after Close, or still undelivered when Close's deadline passed
@@ -130,10 +132,11 @@ func New(opts Options, enc Encoder, send Sender) *Pipeline {
 	}
 	p.stop, p.abort = context.WithCancel(context.Background())
 	perLane := max(opts.QueueSize/opts.Lanes, 1)
+	perLaneBytes := max(opts.QueueBytes/opts.Lanes, 1)
 	p.lanes = make([]*lane, opts.Lanes)
 	p.running.Store(int32(opts.Lanes))
 	for i := range p.lanes {
-		p.lanes[i] = newLane(p, perLane)
+		p.lanes[i] = newLane(p, perLane, perLaneBytes)
 		go p.lanes[i].run()
 	}
 	return p

@@ -422,3 +422,33 @@ func TestSpentBatchesAreNotAllKept(t *testing.T) {
 		t.Fatalf("lane keeps %d spent and %d queued batches, want at most %d and 0", len(l.free), len(l.queue), keepFree)
 	}
 }
+
+// Large events fill memory long before the event count does: past
+// QueueBytes the oldest make way too, however few there are.
+func TestOverflowByBytes(t *testing.T) {
+	g := newGate(t)
+	pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
+		if req == 1 {
+			g.wait(r)
+		}
+		return http.StatusOK
+	})
+	big := func(i int) *hooks.Event {
+		e := ev("c", i)
+		e.Topic = strings.Repeat("t", 1000)
+		return e
+	}
+	one, _ := encode(nil, big(0)) // later seqs and ids take up to 4 bytes more
+	p := pipe(t, Options{Lanes: 1, QueueSize: 1000, QueueBytes: 3*(len(one)+4) + 2, MaxEvents: 2, Linger: -1}, pl)
+	p.Push(big(0))
+	pl.waitFor(t, "the first batch in flight", func() bool { return pl.requests == 1 })
+	for i := 1; i <= 10; i++ {
+		p.Push(big(i))
+	}
+	if s := p.Stats(); s.Dropped.Overflow != 7 || s.Queued != 3 {
+		t.Fatalf("stats %+v; want 7 overflow drops, 3 queued", s)
+	}
+	g.open()
+	closeWithin(t, p)
+	wantInts(t, "seqs", pl.seqs("c"), 0, 8, 9, 10)
+}
