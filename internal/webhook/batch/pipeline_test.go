@@ -257,13 +257,7 @@ func TestOverflowDropsOldest(t *testing.T) {
 		{maxEvents: 3, sizes: []int{1, 1, 3, 1}}, // 4 and 5 of 4-6 make way
 	} {
 		t.Run(fmt.Sprint("max-events=", tc.maxEvents), func(t *testing.T) {
-			g := newGate(t)
-			pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
-				if req == 1 {
-					g.wait(r)
-				}
-				return http.StatusOK
-			})
+			g, pl := holdingFirst(t)
 			p := pipe(t, Options{Lanes: 1, QueueSize: 5, MaxEvents: tc.maxEvents, Linger: -1}, pl)
 			p.Push(ev("c", 0))
 			pl.waitFor(t, "the first batch in flight", func() bool { return pl.requests == 1 })
@@ -399,13 +393,7 @@ func TestHangingSenderNeitherBlocksPushNorLeaks(t *testing.T) {
 // A burst of many small batches does not leave the lane holding all their
 // buffers once it is over.
 func TestSpentBatchesAreNotAllKept(t *testing.T) {
-	g := newGate(t)
-	pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
-		if req == 1 {
-			g.wait(r)
-		}
-		return http.StatusOK
-	})
+	g, pl := holdingFirst(t)
 	p := pipe(t, Options{Lanes: 1, QueueSize: 1000, MaxEvents: 1, Linger: -1}, pl)
 	for i := range 500 {
 		p.Push(ev("c", i))
@@ -426,13 +414,7 @@ func TestSpentBatchesAreNotAllKept(t *testing.T) {
 // Large events fill memory long before the event count does: past
 // QueueBytes the oldest make way too, however few there are.
 func TestOverflowByBytes(t *testing.T) {
-	g := newGate(t)
-	pl := newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
-		if req == 1 {
-			g.wait(r)
-		}
-		return http.StatusOK
-	})
+	g, pl := holdingFirst(t)
 	big := func(i int) *hooks.Event {
 		e := ev("c", i)
 		e.Topic = strings.Repeat("t", 1000)
@@ -451,4 +433,17 @@ func TestOverflowByBytes(t *testing.T) {
 	g.open()
 	closeWithin(t, p)
 	wantInts(t, "seqs", pl.seqs("c"), 0, 8, 9, 10)
+}
+
+// holdingFirst is a plugin that holds its first request until g opens (or
+// the request is given up) and accepts every request.
+func holdingFirst(t *testing.T) (g gate, pl *plugin) {
+	g = newGate(t)
+	pl = newPlugin(t, 0, func(_ http.ResponseWriter, r *http.Request, req int, _ []wireEvent) int {
+		if req == 1 {
+			g.wait(r)
+		}
+		return http.StatusOK
+	})
+	return g, pl
 }
