@@ -106,7 +106,7 @@ func newPlugin(alias string, pc config.Plugin, broker string, log *slog.Logger, 
 		return aclfile.New(aclfile.Options{File: pc.File})
 	case config.PluginEventLog:
 		return eventlog.New(eventlog.Options{Logger: log.With("plugin", alias), Level: pc.Level, Payload: pc.Payload,
-			Events: pc.Events, QueueSize: pc.Queue.Size})
+			Events: pc.Events, QueueSize: pc.Queue.Size, QueueBytes: int(pc.Queue.SizeBytes)})
 	case config.PluginHTTP:
 		return webhook.New(webhookOptions(alias, pc, broker, log, reg))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
 // Queue is a bounded FIFO of events between the goroutine that hands events
@@ -15,11 +17,13 @@ import (
 // It is a ring buffer under a mutex with a one-slot wake-up channel, so a
 // Push costs no allocation and starts no goroutine.
 type Queue struct {
-	mu     sync.Mutex
-	buf    []*Event
-	head   int // index of the oldest event
-	n      int // events queued
-	closed bool
+	mu       sync.Mutex
+	buf      []*Event
+	head     int // index of the oldest event
+	n        int // events queued
+	bytes    int // their payload bytes (see weight)
+	maxBytes int // bound on bytes; 0 = none
+	closed   bool
 
 	dropped atomic.Uint64
 	// notify holds at most one pending wake-up: a consumer only needs to
@@ -41,10 +45,29 @@ func NewQueue(capacity int) *Queue {
 	}
 }
 
+// LimitBytes bounds the payload bytes the queue holds as well (0: no
+// bound): ten thousand events of 1 MiB messages would hold 10 GiB. Past
+// it the oldest events give way, but the newest always stays. Call it
+// before the first Push.
+func (q *Queue) LimitBytes(n int) { q.maxBytes = max(n, 0) }
+
+// weight is what an event holds beyond its fixed size: the payloads of its
+// message and of a PUBLISH packet.
+func weight(e *Event) int {
+	n := 0
+	if e.Message != nil {
+		n += len(e.Message.Payload)
+	}
+	if p, ok := e.Packet.(*packets.Publish); ok {
+		n += len(p.Payload)
+	}
+	return n
+}
+
 // Push queues e without blocking. When the queue is full it drops the
-// oldest event and returns it, so the caller can count or log it; it
-// returns nil when nothing was dropped. After Close, e itself is dropped
-// and returned.
+// oldest events and returns the first it dropped, so the caller can count
+// or log it; it returns nil when nothing was dropped. After Close, e
+// itself is dropped and returned.
 func (q *Queue) Push(e *Event) (dropped *Event) {
 	q.mu.Lock()
 	if q.closed {
@@ -52,18 +75,28 @@ func (q *Queue) Push(e *Event) (dropped *Event) {
 		q.dropped.Add(1)
 		return e
 	}
-	if q.n == len(q.buf) {
-		dropped = q.buf[q.head]
-		q.buf[q.head] = nil
-		q.head = q.next(q.head)
-		q.n--
-		q.dropped.Add(1)
+	w := weight(e)
+	for q.n == len(q.buf) || (q.maxBytes > 0 && q.n > 0 && q.bytes+w > q.maxBytes) {
+		if d := q.dropOldest(); dropped == nil {
+			dropped = d
+		}
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = e
 	q.n++
+	q.bytes += w
 	q.mu.Unlock()
 	q.wake()
 	return dropped
+}
+
+func (q *Queue) dropOldest() *Event {
+	d := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head = q.next(q.head)
+	q.n--
+	q.bytes -= weight(d)
+	q.dropped.Add(1)
+	return d
 }
 
 // Take waits until at least one event is queued, then appends up to max of
@@ -107,6 +140,7 @@ func (q *Queue) takeLocked(dst []*Event, max int) []*Event {
 	}
 	for range k {
 		dst = append(dst, q.buf[q.head])
+		q.bytes -= weight(q.buf[q.head])
 		q.buf[q.head] = nil // the consumer owns it now; let the GC have it when done
 		q.head = q.next(q.head)
 	}

@@ -293,3 +293,29 @@ func BenchmarkQueueProducerConsumer(b *testing.B) {
 	q.Close()
 	<-done
 }
+
+// With a byte bound, large payloads make the oldest events give way long
+// before the count does; the newest stays even when it alone is larger.
+func TestQueueBoundedInBytes(t *testing.T) {
+	q := hooks.NewQueue(100)
+	q.LimitBytes(3000)
+	msg := func(seq uint64, size int) *hooks.Event {
+		return &hooks.Event{Seq: seq, Message: &hooks.Message{Payload: make([]byte, size)}}
+	}
+	var dropped []*hooks.Event
+	for i := range uint64(5) {
+		if d := q.Push(msg(i, 1000)); d != nil {
+			dropped = append(dropped, d)
+		}
+	}
+	wantSeqs(t, dropped, 0, 1)
+	if d := q.Push(msg(5, 5000)); d == nil || d.Seq != 2 || q.Dropped() != 5 || q.Len() != 1 {
+		t.Fatalf("a 5000-byte push dropped from %v, %d in all, %d left; want from seq 2, 5 dropped, 1 left", d, q.Dropped(), q.Len())
+	}
+	wantSeqs(t, q.Take(context.Background(), nil, 0), 5)
+	for i := range uint64(3) { // taken events no longer count
+		if d := q.Push(msg(6+i, 1000)); d != nil {
+			t.Fatalf("push %d dropped seq %d with the queue emptied", i, d.Seq)
+		}
+	}
+}

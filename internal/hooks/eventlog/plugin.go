@@ -29,10 +29,16 @@ type Options struct {
 	Events    []string     // event names to log (DESIGN §3.3); none = all
 	Payload   bool         // include message payloads, not only their size
 	QueueSize int          // events held while the logger is behind; 0 = DefaultQueueSize
+	// QueueBytes bounds the payload bytes those events hold; 0 =
+	// DefaultQueueBytes.
+	QueueBytes int
 }
 
-// DefaultQueueSize is the queue bound when Options.QueueSize is 0.
-const DefaultQueueSize = 10000
+// The queue's bounds when Options leaves them 0.
+const (
+	DefaultQueueSize  = 10000
+	DefaultQueueBytes = 64 << 20
+)
 
 // Payload rendering: short UTF-8 payloads as text, anything else as
 // base64, and no line carries more than maxPayload bytes of payload.
@@ -91,6 +97,14 @@ func newPlugin(o Options, now func() time.Time) (*Plugin, error) {
 		size = DefaultQueueSize
 	}
 	p.q = hooks.NewQueue(size)
+	switch {
+	case o.QueueBytes < 0:
+		return nil, fmt.Errorf("event-log: queue bytes %d is negative (0 means the default, %d)", o.QueueBytes, DefaultQueueBytes)
+	case o.QueueBytes == 0:
+		p.q.LimitBytes(DefaultQueueBytes)
+	default:
+		p.q.LimitBytes(o.QueueBytes)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	p.stop = stop
 	go p.write(ctx)

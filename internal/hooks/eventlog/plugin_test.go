@@ -96,6 +96,7 @@ func TestOptions(t *testing.T) {
 		{Options{Events: []string{"broker_client_connected", "client_connected"}},
 			`event-log: unknown event "client_connected" (valid: broker_pre_start, broker_post_start, broker_pre_shutdown, broker_post_shutdown, broker_client_connected, broker_client_disconnected, broker_client_subscribed, broker_client_unsubscribed, broker_message_received, broker_message_broadcast, broker_retained_message, mqtt_packet_received, mqtt_packet_sent)`},
 		{Options{QueueSize: -1}, `event-log: queue size -1 is negative (0 means the default, 10000)`},
+		{Options{QueueBytes: -1}, `event-log: queue bytes -1 is negative (0 means the default, 67108864)`},
 	} {
 		if _, err := New(tc.o); err == nil || err.Error() != tc.want {
 			t.Errorf("New(%+v):\n got %v\nwant %s", tc.o, err, tc.want)
