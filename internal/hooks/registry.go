@@ -27,6 +27,7 @@ type plugin struct {
 
 	auth   Authenticator
 	filter TopicFilter
+	inline TopicFilterNow // filter, when it can answer at once
 	sink   EventSink
 	now    EventSinkNow // sink, when it takes borrowed events
 	wants  mqtt.EventMask
@@ -46,9 +47,10 @@ type state struct {
 	authFirst bool
 	anonymous bool
 
-	topicsOn bool
-	topics   []*plugin // topic-check.plugins, in config order
-	fallback Result    // topic-check.default: Allow or Deny
+	topicsOn  bool
+	topics    []*plugin // topic-check.plugins, in config order
+	topicsNow bool      // every one of them is a TopicFilterNow
+	fallback  Result    // topic-check.default: Allow or Deny
 
 	sinks []*plugin      // plugins that are EventSinks
 	mask  mqtt.EventMask // union of the sinks' wants
@@ -156,6 +158,7 @@ func (m *Manager) compile(opts Options) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.topicsNow = !slices.ContainsFunc(st.topics, func(p *plugin) bool { return p.inline == nil })
 	switch opts.Topics.Default {
 	case Ignore, Deny: // unset means deny (DESIGN §3.2)
 		st.fallback = Deny
@@ -203,7 +206,9 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 		p.config = spec.Config
 	}
 	p.auth, _ = spec.Plugin.(Authenticator)
-	p.filter, _ = spec.Plugin.(TopicFilter)
+	if p.filter, _ = spec.Plugin.(TopicFilter); p.filter != nil {
+		p.inline, _ = p.filter.(TopicFilterNow)
+	}
 	if p.sink, _ = spec.Plugin.(EventSink); p.sink != nil {
 		p.wants = p.sink.Wants() // at load: what a Reload may not exceed
 		p.now, _ = p.sink.(EventSinkNow)

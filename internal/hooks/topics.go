@@ -89,15 +89,13 @@ func (st *state) checkTopicNow(act int, c *mqtt.ClientInfo, req mqtt.TopicReques
 	if !st.topicsOn {
 		return mqtt.TopicResult{Allow: true}, true
 	}
-	for _, p := range st.topics {
-		if _, ok := p.filter.(TopicFilterNow); !ok {
-			return mqtt.TopicResult{}, false // don't ask the others in vain
-		}
+	if !st.topicsNow {
+		return mqtt.TopicResult{}, false // a plugin cannot answer at once: none is asked
 	}
 	var buf [8]Result
 	results := buf[:0]
 	for _, p := range st.topics {
-		d, ok := p.filter.(TopicFilterNow).FilterTopicNow(c, req)
+		d, ok := p.inline.FilterTopicNow(c, req)
 		if !ok || d.Result > Deny {
 			return mqtt.TopicResult{}, false
 		}
