@@ -90,13 +90,19 @@ func (q *Queue) Push(e *Event) (dropped *Event) {
 }
 
 func (q *Queue) dropOldest() *Event {
-	d := q.buf[q.head]
+	q.dropped.Add(1)
+	return q.pop()
+}
+
+// pop removes the oldest event and returns it; the queue keeps no pointer
+// to it, so the GC may have it once its taker is done.
+func (q *Queue) pop() *Event {
+	e := q.buf[q.head]
 	q.buf[q.head] = nil
 	q.head = q.next(q.head)
 	q.n--
-	q.bytes -= weight(d)
-	q.dropped.Add(1)
-	return d
+	q.bytes -= weight(e)
+	return e
 }
 
 // Take waits until at least one event is queued, then appends up to max of
@@ -139,12 +145,8 @@ func (q *Queue) takeLocked(dst []*Event, max int) []*Event {
 		k = max
 	}
 	for range k {
-		dst = append(dst, q.buf[q.head])
-		q.bytes -= weight(q.buf[q.head])
-		q.buf[q.head] = nil // the consumer owns it now; let the GC have it when done
-		q.head = q.next(q.head)
+		dst = append(dst, q.pop())
 	}
-	q.n -= k
 	return dst
 }
 
