@@ -71,12 +71,7 @@ func (c *chunk) live() int {
 }
 
 // size is the length the body will have once sent, tail included.
-func (c *chunk) size() int {
-	if c.events() == 0 {
-		return len(c.body) + len(tail)
-	}
-	return len(head) + len(c.body) - c.starts[c.first] + len(tail)
-}
+func (c *chunk) size() int { return len(head) + c.live() + len(tail) }
 
 func newLane(p *Pipeline, capacity, maxBytes int) *lane {
 	t := time.NewTimer(time.Hour)
@@ -96,6 +91,7 @@ func (l *lane) push(e *hooks.Event) error {
 		return nil
 	}
 	c, opened := l.open()
+	was := c.live()
 	mark := len(c.body)
 	if len(c.starts) > 0 {
 		c.body = append(c.body, ',')
@@ -118,14 +114,11 @@ func (l *lane) push(e *hooks.Event) error {
 		next, _ := l.open()
 		next.body = append(next.body, b[start:]...)
 		c.body = b[:mark]
-		c, start, opened = next, len(head), true
-	}
-	if len(c.starts) > 0 {
-		l.bytes++ // the comma before it
+		c, start, opened, was = next, len(head), true, 0
 	}
 	c.starts = append(c.starts, start)
 	l.queued++
-	l.bytes += len(c.body) - start
+	l.bytes += c.live() - was // the event, and the comma before it if any
 	if c.events() >= o.MaxEvents || c.size() >= o.MaxBytes {
 		c.full = true
 	}
@@ -163,12 +156,9 @@ func (l *lane) open() (c *chunk, opened bool) {
 // dropOldest gives up the oldest queued event to make room.
 func (l *lane) dropOldest() {
 	c := l.queue[0]
-	if c.events() > 1 {
-		l.bytes -= c.starts[c.first+1] - c.starts[c.first] // and the comma after it
-	} else {
-		l.bytes -= len(c.body) - c.starts[c.first]
-	}
+	was := c.live()
 	c.first++
+	l.bytes -= was - c.live() // the event, and the comma after it if any
 	l.queued--
 	l.p.overflow.Add(1)
 	if c.events() == 0 {
