@@ -40,6 +40,17 @@ const (
 	DefaultQueueBytes = 64 << 20
 )
 
+// orDefault is v, or def when v is 0; a negative v is an error.
+func orDefault(what string, v, def int) (int, error) {
+	switch {
+	case v < 0:
+		return 0, fmt.Errorf("event-log: %s %d is negative (0 means the default, %d)", what, v, def)
+	case v == 0:
+		return def, nil
+	}
+	return v, nil
+}
+
 // Payload rendering: short UTF-8 payloads as text, anything else as
 // base64, and no line carries more than maxPayload bytes of payload.
 const (
@@ -89,22 +100,16 @@ func newPlugin(o Options, now func() time.Time) (*Plugin, error) {
 	if p.mask, err = parseEvents(o.Events); err != nil {
 		return nil, err
 	}
-	size := o.QueueSize
-	if size < 0 {
-		return nil, fmt.Errorf("event-log: queue size %d is negative (0 means the default, %d)", size, DefaultQueueSize)
+	size, err := orDefault("queue size", o.QueueSize, DefaultQueueSize)
+	if err != nil {
+		return nil, err
 	}
-	if size == 0 {
-		size = DefaultQueueSize
+	maxBytes, err := orDefault("queue bytes", o.QueueBytes, DefaultQueueBytes)
+	if err != nil {
+		return nil, err
 	}
 	p.q = hooks.NewQueue(size)
-	switch {
-	case o.QueueBytes < 0:
-		return nil, fmt.Errorf("event-log: queue bytes %d is negative (0 means the default, %d)", o.QueueBytes, DefaultQueueBytes)
-	case o.QueueBytes == 0:
-		p.q.LimitBytes(DefaultQueueBytes)
-	default:
-		p.q.LimitBytes(o.QueueBytes)
-	}
+	p.q.LimitBytes(maxBytes)
 	ctx, stop := context.WithCancel(context.Background())
 	p.stop = stop
 	go p.write(ctx)
