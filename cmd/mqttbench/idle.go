@@ -166,12 +166,5 @@ func (res *idleResult) writeText(w io.Writer) {
 		fmt.Fprintf(w, "broker     VmRSS %d kB -> %d kB: %.2f kB per idle connection; %.1f%% CPU while idle (pid %d)\n",
 			res.RSSBeforeKB, res.RSSAfterKB, res.KBPerConn, res.BrokerCPUPct, res.BrokerPID)
 	}
-	if res.OK {
-		fmt.Fprintln(w, "result     ok")
-		return
-	}
-	fmt.Fprintln(w, "result     FAILED")
-	for _, e := range res.Errors {
-		fmt.Fprintf(w, "  - %s\n", e)
-	}
+	printVerdict(w, res.OK, res.Errors)
 }

@@ -279,12 +279,17 @@ func (res *result) writeText(w io.Writer) {
 	if res.EventsDropped != nil {
 		fmt.Fprintf(w, "dropped    %.0f events (broker's mqttd_webhook_events_dropped_total over the run)\n", *res.EventsDropped)
 	}
-	if res.OK {
+	printVerdict(w, res.OK, res.Errors)
+}
+
+// printVerdict ends a text report: ok, or FAILED and why.
+func printVerdict(w io.Writer, ok bool, errs []string) {
+	if ok {
 		fmt.Fprintln(w, "result     ok")
 		return
 	}
 	fmt.Fprintln(w, "result     FAILED")
-	for _, e := range res.Errors {
+	for _, e := range errs {
 		fmt.Fprintf(w, "  - %s\n", e)
 	}
 }

@@ -262,12 +262,5 @@ func (res *stormResult) writeText(w io.Writer) {
 		fmt.Fprintf(w, "plugin     authenticate called %d times (%d distinct requests, at most %d at once)\n",
 			p.Authenticate, p.AuthDistinct, p.AuthMaxConcur)
 	}
-	if res.OK {
-		fmt.Fprintln(w, "result     ok")
-		return
-	}
-	fmt.Fprintln(w, "result     FAILED")
-	for _, e := range res.Errors {
-		fmt.Fprintf(w, "  - %s\n", e)
-	}
+	printVerdict(w, res.OK, res.Errors)
 }
