@@ -37,6 +37,7 @@ type Broker struct {
 	shareRR   map[string]uint64 // round-robin position per shared subscription
 	retain    *topics.Retained[*Message]
 	stats     counters
+	refusals  refusalRing // the latest refused CONNECTs, for operators
 	started   time.Time
 
 	ctx    context.Context // ends when Close begins

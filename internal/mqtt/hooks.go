@@ -45,6 +45,9 @@ type AuthResult struct {
 	Allow      bool
 	ReasonCode byte
 	Reason     string
+	// Plugin names who decided (a plugin alias), for the operator's log and
+	// the admin API; "" when the broker's own rules decided.
+	Plugin string
 }
 
 // Authenticator decides whether a client may connect. It runs on the
