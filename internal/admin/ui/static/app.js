@@ -170,6 +170,7 @@
     const w = c.clientWidth, h = c.clientHeight;
     if (c.width !== w * ratio || c.height !== h * ratio) { c.width = w * ratio; c.height = h * ratio; }
     const g = c.getContext('2d');
+    c.dataset.points = state.rates.length;
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, w, h);
     const left = 48, top = 8, bottom = h - 18, right = w - 8;
@@ -182,7 +183,8 @@
     for (let i = 0; i <= 4; i++) {
       const y = bottom - (bottom - top) * i / 4;
       g.beginPath(); g.moveTo(left, y); g.lineTo(right, y); g.stroke();
-      g.fillText(fmtRate(max * i / 4), 4, y + 4);
+      const v = max * i / 4;
+      g.fillText(Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(1), 4, y + 4);
     }
     g.fillText(`last ${Math.round(RATE_POINTS * REFRESH_MS / 1000)} s`, left, h - 4);
     const x = (i) => right - (state.rates.length - 1 - i) * (right - left) / (RATE_POINTS - 1);
@@ -347,6 +349,9 @@
       const why = Object.entries(dropped).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(', ');
       panel.append(row('Events dropped', fmtInt(total) + (why ? ` (${why})` : ''), { 'data-dropped': total }));
     }
+    if (!eps.length && st.url === undefined) {
+      panel.append(el('p', { class: 'muted' }, 'Decides in the broker: no breaker, cache or event queue.'));
+    }
     const mine = refusals.filter((r) => r.plugin === p.alias);
     panel.append(row('Recent refusals', mine.length ? `${mine.length}, last ${fmtTime(mine[0].time)}` : 'none'));
     return panel;
@@ -396,7 +401,7 @@
       body.append(el('tr', { 'data-client-id': c.client_id },
         el('td', { class: 'id' }, c.client_id), el('td', {}, c.username), el('td', {}, c.remote_addr),
         el('td', {}, fmtProtocol(c.protocol)),
-        el('td', {}, c.listener + (c.transport ? ` (${c.transport})` : '')),
+        el('td', {}, c.listener + (c.transport && c.transport !== c.listener ? ` (${c.transport})` : '')),
         el('td', { title: c.connected_at }, fmtSince(c.connected_at)),
         el('td', { class: 'num' }, fmtInt(c.subscriptions)), el('td', { class: 'num' }, fmtInt(c.inflight)),
         el('td', { class: 'num' }, fmtInt(c.queued)),

@@ -1,0 +1,59 @@
+package ui_test
+
+import (
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/admin"
+	"github.com/mqttd/mqttd/internal/admin/ui/uitest"
+)
+
+// TestDashboardInBrowser runs the dashboard scenario in headless Chromium
+// against the admin handler (the real /ui/ mount and /metrics) with the
+// fake API mounted at /api/v1. Set MQTTD_DASHBOARD_PNG to a path to keep
+// the screenshot there too (docs/dashboard.png is made that way, after a
+// fuller chart).
+func TestDashboardInBrowser(t *testing.T) {
+	points := 0
+	if os.Getenv("MQTTD_DASHBOARD_PNG") != "" {
+		points = 60
+	}
+	const token = "s3cret-admin-token"
+	reg := admin.NewRegistry()
+	api := newFakeAPI(token, reg)
+	srv := httptest.NewServer(admin.NewHandler(api, func() error { return nil }, reg,
+		admin.Mount{Pattern: "/api/v1", Handler: api.routes()}))
+	t.Cleanup(srv.Close)
+
+	uitest.Scenario(t, uitest.Target{
+		URL: srv.URL, Token: token, Plugin: "auth", Client: "dash-client-1", ChartPoints: points,
+		Connect:     func(testing.TB) { api.connect("dash-client-1", "carol") },
+		OpenBreaker: func(testing.TB) { api.setBreaker("open") },
+		Kicked: func(t testing.TB) {
+			select {
+			case k := <-api.kicks:
+				if k.ClientID != "dash-client-1" || k.Authorization != "Bearer "+token ||
+					!strings.HasPrefix(k.ContentType, "application/json") || k.DiscardSession {
+					t.Errorf("kick arrived as %+v, want dash-client-1 with the token, JSON, discard_session false", k)
+				}
+			case <-time.After(90 * time.Second):
+				t.Fatal("no kick request reached the API within 90 s")
+			}
+		},
+		Screenshot: func(t testing.TB, png []byte) {
+			if path := os.Getenv("MQTTD_DASHBOARD_PNG"); path != "" {
+				if err := os.WriteFile(path, png, 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+		},
+	})
+	// The page waited for the token before calling the API: no request
+	// went out without it.
+	if n := api.unauthorized.Load(); n != 0 {
+		t.Errorf("%d API requests came without the token", n)
+	}
+}
