@@ -30,6 +30,15 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	uitest.Scenario(t, uitest.Target{
 		URL: srv.URL, Token: token, Plugin: "auth", Client: "dash-client-1", ChartPoints: points,
+		WantText: map[string]string{
+			`[data-plugin="auth"] [data-latency]`:                 "p50 1.0 ms · p99 45 ms",
+			`[data-plugin="auth"] [data-cache-ratio]`:             "90.0 %",
+			`[data-plugin="auth"] [data-queue-depth]`:             "12",
+			`[data-plugin="auth"] [data-dropped]`:                 "2 (overflow 2)",
+			`#retained`:                                           "42",
+			`#refusals tr[data-refusal="laptop-3"] td:last-child`: "auth",
+			`#refusals tr[data-refusal="probe"] td:last-child`:    "broker",
+		},
 		Connect:     func(testing.TB) { api.connect("dash-client-1", "carol") },
 		OpenBreaker: func(testing.TB) { api.setBreaker("open") },
 		Kicked: func(t testing.TB) {

@@ -7,6 +7,7 @@ package uitest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -83,6 +84,10 @@ type Target struct {
 	Kicked      func(t testing.TB)             // returns once the kick of Client reached the broker
 	Screenshot  func(t testing.TB, png []byte) // optional: keeps the screenshot beyond the test
 	ChartPoints int                            // rate points charted before the screenshot; 0 means 5
+	// WantText, optional, maps CSS selectors to the exact text the page
+	// must come to show there once the breaker is open, for a target whose
+	// numbers are known.
+	WantText map[string]string
 }
 
 // Scenario loads the dashboard, types the token, sees Client connect and
@@ -116,6 +121,10 @@ func Scenario(t *testing.T, tg Target) {
 		chromedp.WaitVisible(chromedp.CSS(panel+`[data-breaker="open"] .breaker.open`)))
 	s.poll("the plugin panel shows decision latency",
 		fmt.Sprintf(`/p50 \d/.test(document.querySelector('%s [data-latency]').textContent)`, panel))
+	for sel, want := range tg.WantText {
+		s.poll(fmt.Sprintf("%s shows %q", sel, want), fmt.Sprintf(
+			`(document.querySelector(%s) || {}).textContent === %s`, jsString(sel), jsString(want)))
+	}
 	points := max(tg.ChartPoints, 5)
 	s.poll("message rates are computed and charted", fmt.Sprintf(
 		`document.getElementById("rate-in").textContent !== "–" && Number(document.getElementById("chart").dataset.points) >= %d`, points))
@@ -180,6 +189,12 @@ func (s *scenario) eval(expr string) string {
 		s.t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // describe says what the page shows, for a failed step's message.
