@@ -225,10 +225,10 @@ func (f *fakeAPI) plugins(w http.ResponseWriter, _ *http.Request) {
 		CacheEntries: 318, CacheEvictions: 4, QueueDepth: 12,
 		Events: webhook.EventStatus{Sent: 20418, Retried: 3, Dropped: map[string]uint64{"overflow": 2, "failed": 0, "encode": 0, "shutdown": 0}},
 	}
-	writeJSON(w, http.StatusOK, []map[string]any{
+	writeJSON(w, http.StatusOK, map[string]any{"items": []map[string]any{
 		{"alias": "auth", "type": "http", "capabilities": []string{"authenticate", "topic_filtering", "events"}, "status": auth},
-		{"alias": "users", "type": "passwd_file", "capabilities": []string{"authenticate"}, "status": map[string]any{}},
-	})
+		{"alias": "users", "type": "passwd_file", "capabilities": []string{"authenticate"}},
+	}})
 }
 
 func (f *fakeAPI) refusals(w http.ResponseWriter, _ *http.Request) {
@@ -240,10 +240,10 @@ func (f *fakeAPI) refusals(w http.ResponseWriter, _ *http.Request) {
 			"reason_code": code, "reason": reason, "plugin": plugin,
 		}
 	}
-	writeJSON(w, http.StatusOK, []map[string]any{
+	writeJSON(w, http.StatusOK, map[string]any{"items": []map[string]any{
 		refusal(40*time.Second, "laptop-3", "mallory", "bad user name or password", "auth", 0x86),
 		refusal(3*time.Minute, "probe", "", "anonymous clients are not allowed", "", 0x87),
-	})
+	}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -65,6 +65,8 @@
   }
 
   const api = async (path, opts) => JSON.parse(await request(path, opts));
+  // items reads a list answer: {"items": [...]} or a bare array.
+  const items = (x) => (Array.isArray(x) ? x : (x && x.items) || []);
 
   // ---- formatting
 
@@ -290,11 +292,25 @@
     return { p50: quantile(0.5, cur), p99: quantile(0.99, cur), span: 'since start' };
   }
 
-  function cacheHitRatio(plugin) {
-    const now = state.scrapes[state.scrapes.length - 1];
-    if (!now) return null;
-    const hits = sum(now.samples, 'mqttd_webhook_cache_hits_total', plugin);
-    const misses = sum(now.samples, 'mqttd_webhook_cache_misses_total', plugin);
+  // statusLatency is the fallback when /metrics is unreadable: the worst
+  // endpoint's percentiles since start, from the plugin's status.
+  function statusLatency(st) {
+    const eps = Object.values(st.endpoints || {}).filter((e) => e.calls > 0);
+    if (!eps.length) return null;
+    const worst = (k) => Math.max(...eps.map((e) => e[k] || 0)) / 1000;
+    return { p50: worst('latency_p50_ms'), p99: worst('latency_p99_ms'), span: 'since start' };
+  }
+
+  // cacheHitRatio is since start: from the status when it counts hits,
+  // else from /metrics.
+  function cacheHitRatio(plugin, st) {
+    let hits = st.cache_hits, misses = st.cache_misses;
+    if (typeof hits !== 'number' || typeof misses !== 'number') {
+      const now = state.scrapes[state.scrapes.length - 1];
+      if (!now) return null;
+      hits = sum(now.samples, 'mqttd_webhook_cache_hits_total', plugin);
+      misses = sum(now.samples, 'mqttd_webhook_cache_misses_total', plugin);
+    }
     return hits + misses ? hits / (hits + misses) : null;
   }
 
@@ -336,8 +352,8 @@
       panel.append(row('Breaker', list));
     }
     if (st.endpoints !== undefined || st.url !== undefined) {
-      const lat = metricsOK ? latency(p.alias) : null;
-      const ratio = metricsOK ? cacheHitRatio(p.alias) : null;
+      const lat = (metricsOK && latency(p.alias)) || statusLatency(st);
+      const ratio = cacheHitRatio(p.alias, st);
       panel.append(
         row('Decision latency', lat ? `p50 ${fmtSeconds(lat.p50)} · p99 ${fmtSeconds(lat.p99)}` : '–',
           { title: lat ? lat.span : '/metrics unavailable', 'data-latency': '' }),
@@ -389,15 +405,15 @@
   }
 
   function renderClients(page) {
-    const items = page.items || [];
+    const list = items(page);
     state.next = page.next || '';
     $('page-next').disabled = !state.next;
     $('page-first').disabled = !state.cursor;
     $('clients-total').textContent = typeof page.total === 'number' ? `(${fmtInt(page.total)})` : '';
     const body = $('clients');
     body.replaceChildren();
-    if (!items.length) body.append(el('tr', {}, el('td', { colSpan: 10, class: 'muted' }, state.query ? 'No client matches.' : 'No clients connected.')));
-    for (const c of items) {
+    if (!list.length) body.append(el('tr', {}, el('td', { colSpan: 10, class: 'muted' }, state.query ? 'No client matches.' : 'No clients connected.')));
+    for (const c of list) {
       body.append(el('tr', { 'data-client-id': c.client_id },
         el('td', { class: 'id' }, c.client_id), el('td', {}, c.username), el('td', {}, c.remote_addr),
         el('td', {}, fmtProtocol(c.protocol)),
@@ -449,9 +465,9 @@
       return;
     }
     if (stats.status === 'fulfilled') renderStats(stats.value);
-    const refused = refusals.status === 'fulfilled' ? refusals.value || [] : [];
+    const refused = refusals.status === 'fulfilled' ? items(refusals.value) : [];
     if (refusals.status === 'fulfilled') renderRefusals(refused);
-    if (plugins.status === 'fulfilled') renderPlugins(plugins.value || [], refused, metrics.status === 'fulfilled');
+    if (plugins.status === 'fulfilled') renderPlugins(items(plugins.value), refused, metrics.status === 'fulfilled');
     banner(failed.map((e) => e.message).join(' · '));
     document.body.dataset.state = failed.length ? 'error' : 'ok';
     $('updated').textContent = 'updated ' + new Date().toLocaleTimeString('en-GB');
