@@ -186,7 +186,7 @@
       const y = bottom - (bottom - top) * i / 4;
       g.beginPath(); g.moveTo(left, y); g.lineTo(right, y); g.stroke();
       const v = max * i / 4;
-      g.fillText(Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(1), 4, y + 4);
+      g.fillText(Number.isInteger(v) ? v.toLocaleString('en-US') : String(Number(v.toFixed(2))), 4, y + 4);
     }
     g.fillText(`last ${Math.round(RATE_POINTS * REFRESH_MS / 1000)} s`, left, h - 4);
     const x = (i) => right - (state.rates.length - 1 - i) * (right - left) / (RATE_POINTS - 1);
