@@ -19,6 +19,7 @@
     prev: null, // last stats sample: {t, in, out}
     rates: [], // [{in, out}]
     scrapes: [], // [{t, samples}] of /metrics, oldest first
+    clientsShown: '', // what the client rows show, to skip redrawing them
     cursor: '', // cursor of the client page shown
     next: '', // cursor of the page after it
     query: '',
@@ -96,8 +97,9 @@
   function fmtSince(iso) {
     const t = Date.parse(iso);
     if (isNaN(t)) return iso || '–';
+    // Minutes at most, so a row's text stays put between polls.
     const s = Math.max(0, (Date.now() - t) / 1000);
-    return (s < 60 ? `${Math.floor(s)}s` : fmtUptime(s)) + ' ago';
+    return s < 60 ? 'under a minute ago' : fmtUptime(s).replace(/ \d+s$/, '') + ' ago';
   }
 
   function fmtTime(iso) {
@@ -301,11 +303,11 @@
     return { p50: worst('latency_p50_ms'), p99: worst('latency_p99_ms'), span: 'since start' };
   }
 
-  // cacheHitRatio is since start: from the status when it counts hits,
-  // else from /metrics.
+  // cacheHitRatio is since start: from the status when it has counted
+  // lookups, else from /metrics (the same counters).
   function cacheHitRatio(plugin, st) {
     let hits = st.cache_hits, misses = st.cache_misses;
-    if (typeof hits !== 'number' || typeof misses !== 'number') {
+    if (!(hits + misses > 0)) {
       const now = state.scrapes[state.scrapes.length - 1];
       if (!now) return null;
       hits = sum(now.samples, 'mqttd_webhook_cache_hits_total', plugin);
@@ -410,6 +412,12 @@
     $('page-next').disabled = !state.next;
     $('page-first').disabled = !state.cursor;
     $('clients-total').textContent = typeof page.total === 'number' ? `(${fmtInt(page.total)})` : '';
+    // The rows are rebuilt only when what they show changed, so a poll
+    // does not take away the operator's text selection or the button
+    // under the mouse.
+    const shown = JSON.stringify([state.query, list, list.map((c) => fmtSince(c.connected_at))]);
+    if (shown === state.clientsShown) return;
+    state.clientsShown = shown;
     const body = $('clients');
     body.replaceChildren();
     if (!list.length) body.append(el('tr', {}, el('td', { colSpan: 10, class: 'muted' }, state.query ? 'No client matches.' : 'No clients connected.')));
@@ -436,6 +444,7 @@
         body: JSON.stringify({ discard_session: $('discard-session').checked }),
       });
       toast(`Kicked ${id}`);
+      state.clientsShown = ''; // redraw even if the list reads the same
       await loadClients();
     } catch (err) {
       if (err.status === 401) { setToken(''); needToken('The broker refused the admin token (401). Enter admin.token from its config.'); return; }
