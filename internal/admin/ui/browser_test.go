@@ -1,11 +1,14 @@
 package ui_test
 
 import (
+	"context"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/mqttd/mqttd/internal/admin"
 	"github.com/mqttd/mqttd/internal/admin/ui/uitest"
@@ -64,5 +67,39 @@ func TestDashboardInBrowser(t *testing.T) {
 	// went out without it.
 	if n := api.unauthorized.Load(); n != 0 {
 		t.Errorf("%d API requests came without the token", n)
+	}
+}
+
+// TestDashboardWrongToken: a refused token brings the prompt back with the
+// reason, and the page does not keep the token.
+func TestDashboardWrongToken(t *testing.T) {
+	reg := admin.NewRegistry()
+	api := newFakeAPI("right-token", reg)
+	srv := httptest.NewServer(admin.NewHandler(api, func() error { return nil }, reg,
+		admin.Mount{Pattern: "/api/v1", Handler: api.routes()}))
+	t.Cleanup(srv.Close)
+
+	tab := uitest.NewBrowser(t, 3*time.Minute)
+	ctx, cancel := context.WithTimeout(tab, 2*time.Minute)
+	defer cancel()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/ui/?refresh=500"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-state="need-token"]`)),
+		chromedp.SendKeys(chromedp.CSS("#token"), "wrong-token"),
+		chromedp.Click(chromedp.CSS("#token-use")),
+	)
+	if err == nil {
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.body.dataset.state === "need-token" && `+
+			`/refused the admin token \(401\)/.test(document.getElementById("banner").textContent)`, chromedp.WithPollingTimeout(0)))
+	}
+	if err != nil {
+		t.Fatalf("the page did not say the token was refused: %v", err)
+	}
+	kept, err := chromedp.Run(ctx, chromedp.Evaluate[string](`String(sessionStorage.getItem("mqttd.admin.token"))`))
+	if err != nil || kept != "null" {
+		t.Errorf("sessionStorage keeps %q (%v) after a refused token, want nothing", kept, err)
+	}
+	if api.unauthorized.Load() == 0 {
+		t.Error("the fake API saw no request with the wrong token")
 	}
 }
