@@ -41,7 +41,6 @@ type client struct {
 	will            *Message
 	willDelay       uint32   // MQTT 5 Will Delay Interval, seconds
 	graceful        bool     // DISCONNECT received: the will is discarded
-	checking        bool     // a queued delivery's receive check is running (guarded by sess.mu)
 	keepWill        bool     // MQTT 5 DISCONNECT 0x04: publish the will all the same
 	aliases         []string // MQTT 5 inbound topic aliases, indexed by alias
 	reauthing       bool     // an MQTT 5 re-authentication is under way
@@ -59,6 +58,11 @@ type client struct {
 	writing     bool // a writer goroutine is running
 	wakePending bool // the writer has been told to flush and has not yet found the buffer empty
 	closed      bool // finish has begun or a write failed: start no writer
+	// checking is set by the writer goroutine (pumpChecked) while the receive
+	// check of a delivery it took off the queue runs outside the lock;
+	// publishers read it (deliveryModeFor) so that no message checked in
+	// line overtakes that one.
+	checking bool
 
 	wake      chan struct{}
 	spare     []byte // the writer's second buffer; only a writer touches it

@@ -40,8 +40,9 @@ func (b *Broker) enqueue(s *Session, d delivery) {
 }
 
 // pumpLocked moves queued deliveries into the window of the attached
-// connection. With a topic checker the writer does this (pumpChecked),
-// since each delivery waits for a receive check first. Caller holds s.mu.
+// connection. With a topic checker the writer does this (pumpChecked,
+// deliverQueuedChecked), since each delivery waits for a receive check
+// first. Caller holds s.mu.
 func (b *Broker) pumpLocked(s *Session) {
 	c := s.client
 	if c == nil || s.queue.len() == 0 {
@@ -75,7 +76,9 @@ func (b *Broker) pumpable(s *Session) bool {
 }
 
 // pumpChecked runs the receive check for each queued delivery, outside the
-// session lock, and sends the ones allowed. Runs on c's writer goroutine.
+// session lock, and sends the ones allowed: the deliverQueuedChecked mode.
+// Runs on c's writer goroutine; c.checking tells publishers a check is
+// under way.
 func (c *client) pumpChecked() {
 	b := c.b
 	s := c.sess

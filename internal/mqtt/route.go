@@ -1,5 +1,6 @@
 // Routing a message to its subscribers and delivering it to each: into the
-// write buffer, the inflight window or the session queue.
+// write buffer, the inflight window or the session queue, in one of three
+// delivery modes (deliveryMode).
 
 package mqtt
 
@@ -79,26 +80,69 @@ func (b *Broker) deliverMatches(r *routed, run []match) bool {
 	return true
 }
 
-// deliver hands one message to one session: straight into the attached
-// connection's write buffer when the window allows, else into the session's
-// queue (bounded by MaxQueued).
+// deliveryMode is how deliver hands one message to one session. It is
+// chosen in one place, deliveryModeFor, under the session lock.
+type deliveryMode uint8
+
+const (
+	// deliverDirect: no topic checker is configured, or the session has no
+	// connection to check for. The message goes straight into the client's
+	// write buffer (QoS 0, or QoS 1/2 while the inflight window has room),
+	// else into the session queue; an offline persistent session queues
+	// QoS 1/2 for its return. Nothing waits.
+	deliverDirect deliveryMode = iota
+
+	// deliverCheckedInline: a topic checker that can answer at once
+	// (TopicCheckerNow, e.g. from its cache) is asked in line, on the
+	// publisher's goroutine. Allowed, the message goes on as deliverDirect;
+	// denied, it is dropped; when the checker cannot answer at once, it is
+	// queued as deliverQueuedChecked.
+	deliverCheckedInline
+
+	// deliverQueuedChecked: the message is queued, and the subscriber's
+	// writer goroutine runs the receive check (pumpChecked) and sends it if
+	// allowed, so a slow answer holds back only this subscriber. Chosen when
+	// the checker cannot answer at once, or when something for this
+	// subscriber is already queued or being checked: a message decided in
+	// line must not overtake one still waiting for its check.
+	deliverQueuedChecked
+)
+
+// deliveryModeFor chooses how a message for s is delivered, c being its
+// attached connection (nil when offline). Caller holds s.mu.
+func (b *Broker) deliveryModeFor(s *Session, c *client) deliveryMode {
+	switch {
+	case c == nil || b.hooks.Topics == nil:
+		return deliverDirect
+	case b.topicsNow == nil || c.checking || s.queue.len() > 0:
+		return deliverQueuedChecked
+	}
+	return deliverCheckedInline
+}
+
+// deliver hands one message to one session in the mode deliveryModeFor
+// chooses.
 func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.client
-	if c != nil && b.hooks.Topics != nil {
-		switch b.receiveNow(s, c, r, &d) {
-		case checkDenied:
-			return
-		case checkLater:
-			// Receive checks that may wait run on the subscriber's writer
-			// goroutine, so a slow answer holds back only this subscriber.
-			d.msg = r.message()
-			b.enqueue(s, d)
-			c.kickLocked()
+	mode := b.deliveryModeFor(s, c)
+	if mode == deliverCheckedInline {
+		res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})
+		switch {
+		case !ok:
+			mode = deliverQueuedChecked
+		case !res.Allow:
 			return
 		}
 	}
+	if mode == deliverQueuedChecked {
+		d.msg = r.message()
+		b.enqueue(s, d)
+		c.kickLocked()
+		return
+	}
+	// deliverDirect, or checked in line and allowed.
 	switch {
 	case c == nil:
 		// Offline: a persistent session keeps QoS 1/2 for its return.
@@ -126,29 +170,4 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 		d.msg = r.message()
 		b.enqueue(s, d)
 	}
-}
-
-// A receive check decided in line, or left for the writer goroutine.
-const (
-	checkAllowed = iota
-	checkDenied
-	checkLater
-)
-
-// receiveNow asks the checker for an answer it can give at once. Only when
-// nothing for this subscriber is queued or being checked: a message
-// decided in line must not overtake one still waiting for its check.
-// Caller holds s.mu.
-func (b *Broker) receiveNow(s *Session, c *client, r *routed, d *delivery) int {
-	if b.topicsNow == nil || c.checking || s.queue.len() > 0 {
-		return checkLater
-	}
-	res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})
-	switch {
-	case !ok:
-		return checkLater
-	case !res.Allow:
-		return checkDenied
-	}
-	return checkAllowed
 }

@@ -76,7 +76,7 @@ func (c *client) writeLoop() {
 // closing or a write failed.
 func (c *client) flush() (wrote, more bool) {
 	s := c.sess
-	checked := c.b.hooks.Topics != nil
+	checked := c.b.hooks.Topics != nil // queued deliveries wait for pumpChecked's receive check
 	for {
 		if checked {
 			c.pumpChecked()
