@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # compare.sh: the same MQTT scenarios against mqttd, Mosquitto and mochi,
-# side by side on this machine, measured by cmd/mqttbench.
+# side by side on this machine, measured by tools/mqttbench.
 #
 # Runs are interleaved (round 1: scenario 1 on every broker, scenario 2 on
 # every broker, ...; then round 2) so that slow drifts of the machine hit
@@ -135,7 +135,7 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 log "building mqttbench"
-(cd "$REPO" && go build -o "$TMP/mqttbench" ./cmd/mqttbench)
+(cd "$REPO" && go build -o "$TMP/mqttbench" ./tools/mqttbench)
 BENCH=("$TMP/mqttbench")
 [ "$PIN" = 1 ] && BENCH=(taskset -c 0 "$TMP/mqttbench")
 

@@ -165,7 +165,7 @@ for p in "$MQTT_PORT" "$ADMIN_PORT" "$PLUGIN_PORT"; do
 done
 
 log "building mqttd and mqttbench"
-(cd "$REPO" && go build -o "$TMP/mqttd" ./cmd/mqttd && go build -o "$TMP/mqttbench" ./cmd/mqttbench) ||
+(cd "$REPO" && go build -o "$TMP/mqttd" ./cmd/mqttd && go build -o "$TMP/mqttbench" ./tools/mqttbench) ||
 	die "build failed"
 REV="$(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo "working tree")"
 
