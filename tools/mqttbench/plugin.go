@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +19,8 @@ import (
 	"time"
 )
 
-// -mode plugin is a loopback plugin service for benchmarks: it speaks the
-// broker's plugin contract (api/openapi.yaml, DESIGN §4) with answers
+// `mqttbench plugin` is a loopback plugin service for benchmarks: it speaks the
+// broker's plugin contract (api/openapi.yaml) with answers
 // fixed by flags, and counts what it receives so a script can read the
 // counters from GET /stats.
 //
@@ -66,70 +64,6 @@ type pluginConfig struct {
 	validateFirst, validateEvery int
 }
 
-// pluginStats are the plugin's counters since it started. Its JSON form is
-// what GET /stats serves and what mqttbench reads back, so fields are only
-// ever added.
-type pluginStats struct {
-	UptimeS float64 `json:"uptime_s"`
-	CPUS    float64 `json:"cpu_s"` // this process's CPU time, user + system
-
-	Manifest       uint64 `json:"manifest"`
-	Authenticate   uint64 `json:"authenticate"`
-	AuthDistinct   uint64 `json:"authenticate_distinct"` // distinct (client_id, username, password)
-	AuthMaxConcur  uint64 `json:"authenticate_max_concurrent"`
-	TopicFiltering uint64 `json:"topic_filtering"`
-	TopicSubscribe uint64 `json:"topic_subscribe"`
-	TopicPublish   uint64 `json:"topic_publish"`
-	TopicReceive   uint64 `json:"topic_receive"`
-
-	EventPosts      uint64            `json:"event_posts"` // POST /events, i.e. batches
-	Events          uint64            `json:"events"`
-	EventsByType    map[string]uint64 `json:"events_by_type,omitempty"`
-	EventBytes      uint64            `json:"event_bytes"`
-	MaxBatch        uint64            `json:"max_batch"`
-	Duplicates      uint64            `json:"duplicate_events"` // an event id seen before
-	BadEvents       uint64            `json:"bad_events"`       // events missing a required field (checked batches only)
-	BadRequests     uint64            `json:"bad_requests"`     // bodies that are not the contract's JSON
-	ValidatedPosts  uint64            `json:"validated_posts"`  // batches checked in full
-	ValidatedEvents uint64            `json:"validated_events"` // the events in them
-
-	Errors []string `json:"errors,omitempty"` // the first few problems, for humans
-}
-
-// minus is s - o for every counter (o taken earlier from the same plugin).
-// UptimeS and CPUS become the elapsed wall and CPU time; maxima and
-// errors are s's.
-func (s pluginStats) minus(o pluginStats) pluginStats {
-	d := s
-	d.UptimeS -= o.UptimeS
-	d.CPUS -= o.CPUS
-	d.Manifest -= o.Manifest
-	d.Authenticate -= o.Authenticate
-	d.AuthDistinct -= o.AuthDistinct
-	d.TopicFiltering -= o.TopicFiltering
-	d.TopicSubscribe -= o.TopicSubscribe
-	d.TopicPublish -= o.TopicPublish
-	d.TopicReceive -= o.TopicReceive
-	d.EventPosts -= o.EventPosts
-	d.Events -= o.Events
-	d.EventBytes -= o.EventBytes
-	d.Duplicates -= o.Duplicates
-	d.BadEvents -= o.BadEvents
-	d.BadRequests -= o.BadRequests
-	d.ValidatedPosts -= o.ValidatedPosts
-	d.ValidatedEvents -= o.ValidatedEvents
-	d.EventsByType = nil
-	for k, v := range s.EventsByType {
-		if v -= o.EventsByType[k]; v > 0 {
-			if d.EventsByType == nil {
-				d.EventsByType = map[string]uint64{}
-			}
-			d.EventsByType[k] = v
-		}
-	}
-	return d
-}
-
 // benchEvent is the part of an event the plugin checks.
 type benchEvent struct {
 	ID       string        `json:"id"`
@@ -150,7 +84,7 @@ type eventBatch struct {
 	Events []benchEvent `json:"events"`
 }
 
-// pluginServer is the http.Handler of -mode plugin.
+// pluginServer is the http.Handler of `mqttbench plugin`.
 type pluginServer struct {
 	cfg       pluginConfig
 	start     time.Time
@@ -380,208 +314,6 @@ func (s *pluginServer) topicFiltering(w http.ResponseWriter, r *http.Request) {
 	writeJSONBody(w, s.topicBody)
 }
 
-// isMessageEvent reports the event types that carry a message.
-func isMessageEvent(t string) bool {
-	return t == "broker_message_received" || t == "broker_message_broadcast" || t == "broker_retained_message"
-}
-
-func (s *pluginServer) postEvents(w http.ResponseWriter, r *http.Request) {
-	n := s.posts.Add(1)
-	buf := s.readBody(r)
-	if buf == nil {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
-	}
-	h := s.heads.Get().(*eventHeads)
-	ok, fast := true, false
-	if !s.sampled(n) {
-		h.events, fast = scanFast(buf.Bytes(), h.events[:0])
-	}
-	if fast {
-		s.count(buf.Len(), h.events)
-	} else {
-		ok = s.checkBatch(buf.Bytes(), h)
-	}
-	clear(h.events) // they point into buf, which goes back to its pool
-	s.heads.Put(h)
-	s.bufs.Put(buf)
-	if !ok {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// sampled reports whether batch n (from 1) is checked in full. The sample
-// is random, not every k-th batch: the broker sends from several lanes
-// (one per client group) in turn, and a fixed stride could keep landing on
-// the same lane.
-func (s *pluginServer) sampled(n uint64) bool {
-	k := s.cfg.validateEvery
-	return n <= uint64(max(s.cfg.validateFirst, 0)) || k <= 1 || rand.N(k) == 0
-}
-
-// checkBatch checks body in full, counts it, and reports whether it was a
-// batch at all (it is then a bad request, counted).
-func (s *pluginServer) checkBatch(body []byte, h *eventHeads) bool {
-	s.validated.Add(1)
-	b := s.batches.Get().(*eventBatch)
-	defer s.putBatch(b)
-	var err error
-	b.Events, err = scanBatch(body, b.Events[:0])
-	if err != nil || len(b.Events) == 0 {
-		s.bad("/events: not a batch of events (%d bytes, err %v)", len(body), err)
-		return false
-	}
-	var bad uint64
-	for i := range b.Events {
-		e := &b.Events[i]
-		why := ""
-		switch {
-		case e.ID == "" || e.Seq == 0 || e.Type == "" || e.Broker == "":
-			why = "id, seq, type or broker missing"
-		case !validTime(e.Time):
-			why = fmt.Sprintf("time %q is not RFC 3339", e.Time)
-		case isMessageEvent(e.Type) && (e.Message == nil || e.Message.Topic == ""):
-			why = "message or its topic missing"
-		case e.Type == "broker_message_received" && e.ClientID == nil:
-			why = "client_id missing"
-		case isMessageEvent(e.Type) && !validBase64(e.Message.Payload):
-			why = "payload is not base64"
-		}
-		if why != "" {
-			bad++
-			s.note("/events: event %q (seq %d, %s): %s", e.ID, e.Seq, e.Type, why)
-		}
-	}
-	s.badEvents.Add(bad)
-	s.validatedEvents.Add(uint64(len(b.Events)))
-	h.arena = h.arena[:0]
-	for i := range b.Events {
-		h.arena = append(append(h.arena, b.Events[i].ID...), b.Events[i].Type...)
-	}
-	h.events = h.events[:0]
-	at := 0
-	for i := range b.Events {
-		e := &b.Events[i]
-		id, typ := at, at+len(e.ID)
-		at = typ + len(e.Type)
-		h.events = append(h.events, fastEvent{id: h.arena[id:typ:typ], typ: h.arena[typ:at:at]})
-	}
-	s.count(len(body), h.events)
-	return true
-}
-
-// count adds a batch of size bytes and its events to the counters. An
-// event without an id is not looked up: the full check has counted it
-// bad, and the fast path never yields one.
-func (s *pluginServer) count(size int, events []fastEvent) {
-	s.mu.Lock()
-	// Types come in runs (a batch is often one type), so the map is
-	// touched once per run rather than once per event.
-	var run []byte
-	var runN uint64
-	for _, e := range events {
-		id, typ := e.id, e.typ
-		if len(id) > 0 && !s.ids.add(id) {
-			s.dups++
-		}
-		if runN > 0 && string(typ) == string(run) {
-			runN++
-			continue
-		}
-		if runN > 0 {
-			s.addType(run, runN)
-		}
-		run, runN = typ, 1
-	}
-	if runN > 0 {
-		s.addType(run, runN)
-	}
-	s.maxBatch = max(s.maxBatch, uint64(len(events)))
-	s.mu.Unlock()
-	s.events.Add(uint64(len(events)))
-	s.eventBytes.Add(uint64(size))
-}
-
-// addType counts n events of type t; s.mu must be held.
-func (s *pluginServer) addType(t []byte, n uint64) {
-	c := s.byType[string(t)]
-	if c == nil {
-		c = new(uint64)
-		s.byType[string(t)] = c
-	}
-	*c += n
-}
-
-// putBatch returns b to the pool with its events zeroed: json.Unmarshal
-// decodes into the elements a slice already has, so a field the next batch
-// leaves out would otherwise keep this batch's value.
-func (s *pluginServer) putBatch(b *eventBatch) {
-	clear(b.Events[:cap(b.Events)])
-	b.Events = b.Events[:0]
-	s.batches.Put(b)
-}
-
-func validTime(v string) bool {
-	_, err := time.Parse(time.RFC3339Nano, v)
-	return err == nil
-}
-
-// validBase64 reports whether v is standard, padded base64.
-func validBase64(v string) bool {
-	if len(v)%4 != 0 {
-		return false
-	}
-	pad := 0
-	for i := len(v) - 1; i >= 0 && i >= len(v)-2 && v[i] == '='; i-- {
-		pad++
-	}
-	for i := 0; i < len(v)-pad; i++ {
-		c := v[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/') {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *pluginServer) stats() pluginStats {
-	st := pluginStats{
-		UptimeS:         time.Since(s.start).Seconds(),
-		Manifest:        s.manifestN.Load(),
-		Authenticate:    s.authN.Load(),
-		AuthMaxConcur:   uint64(s.authMax.Load()),
-		TopicFiltering:  s.topicN.Load(),
-		TopicSubscribe:  s.topicSub.Load(),
-		TopicPublish:    s.topicPub.Load(),
-		TopicReceive:    s.topicRcv.Load(),
-		EventPosts:      s.posts.Load(),
-		Events:          s.events.Load(),
-		EventBytes:      s.eventBytes.Load(),
-		BadEvents:       s.badEvents.Load(),
-		BadRequests:     s.badRequests.Load(),
-		ValidatedPosts:  s.validated.Load(),
-		ValidatedEvents: s.validatedEvents.Load(),
-	}
-	if cpu, err := procCPU(0); err == nil {
-		st.CPUS = cpu.Seconds()
-	}
-	s.mu.Lock()
-	st.AuthDistinct = uint64(len(s.authKeys))
-	st.Duplicates = s.dups
-	st.MaxBatch = s.maxBatch
-	if len(s.byType) > 0 {
-		st.EventsByType = make(map[string]uint64, len(s.byType))
-		for k, v := range s.byType {
-			st.EventsByType[k] = *v
-		}
-	}
-	st.Errors = slices.Clone(s.errs)
-	s.mu.Unlock()
-	return st
-}
-
 // runPlugin serves until SIGINT or SIGTERM (or stop is closed, in tests),
 // then prints the final counters: JSON with asJSON, else text.
 func runPlugin(listen string, cfg pluginConfig, asJSON bool, stdout, stderr io.Writer, stop <-chan struct{}) int {
@@ -624,16 +356,4 @@ func runPlugin(listen string, cfg pluginConfig, asJSON bool, stdout, stderr io.W
 		return 1
 	}
 	return 0
-}
-
-func (st *pluginStats) writeText(w io.Writer) {
-	fmt.Fprintf(w, "plugin     up %.1fs, %.2fs CPU\n", st.UptimeS, st.CPUS)
-	fmt.Fprintf(w, "calls      manifest %d, authenticate %d (%d distinct, at most %d at once), topic_filtering %d (subscribe %d, publish %d, receive %d)\n",
-		st.Manifest, st.Authenticate, st.AuthDistinct, st.AuthMaxConcur, st.TopicFiltering, st.TopicSubscribe, st.TopicPublish, st.TopicReceive)
-	fmt.Fprintf(w, "events     %d in %d batches (largest %d), %d bytes; by type %v\n", st.Events, st.EventPosts, st.MaxBatch, st.EventBytes, st.EventsByType)
-	fmt.Fprintf(w, "checked    %d batches (%d events) in full, the rest counted only\n", st.ValidatedPosts, st.ValidatedEvents)
-	fmt.Fprintf(w, "problems   %d bad requests, %d bad events, %d duplicate events\n", st.BadRequests, st.BadEvents, st.Duplicates)
-	for _, e := range st.Errors {
-		fmt.Fprintf(w, "  - %s\n", e)
-	}
 }

@@ -339,7 +339,7 @@ func TestStorm(t *testing.T) {
 			_, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", authTTL: c.ttl,
 				topicTTL: 60, authDelay: 50 * time.Millisecond})
 			addr, _ := startPluginBroker(t, url, pluginBroker{auth: true, events: []string{}})
-			args := append([]string{"-mode", "storm", "-broker", addr, "-conns", "50", "-username", "u", "-password", "p",
+			args := append([]string{"storm", "-broker", addr, "-conns", "50", "-username", "u", "-password", "p",
 				"-plugin", url, "-json"}, c.args...)
 			var out, errb bytes.Buffer
 			code := run(args, &out, &errb)
@@ -372,7 +372,7 @@ func TestStormRefused(t *testing.T) {
 		v5   bool
 		code string
 	}{{false, "0x04"}, {true, "0x86"}} {
-		args := []string{"-mode", "storm", "-broker", addr, "-conns", "10", "-username", "u", "-password", "p", "-json"}
+		args := []string{"storm", "-broker", addr, "-conns", "10", "-username", "u", "-password", "p", "-json"}
 		if c.v5 {
 			args = append(args, "-v5")
 		}
@@ -417,7 +417,7 @@ func TestRatioReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"-mode", "report", "-baseline", "none", path}, &out, &errb); code != 0 {
+	if code := run([]string{"report", "-baseline", "none", path}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	got := out.String()
