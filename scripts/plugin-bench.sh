@@ -313,7 +313,7 @@ for round in $(seq "$ROUNDS"); do
 			write_config "$v" "$TMP/$v.yaml"
 			wait_quiet
 			pflags=(-topic-cache-ttl 60)
-			[ "$v" = events ] && pflags+=(-manifest-events broker_message_received -validate-every 64)
+			[ "$v" = events ] && pflags+=(-manifest-events broker_message_received -validate-every 512)
 			prof="$TMP/prof-$v-q$q-r$round"
 			[ "$rate" != 0 ] && prof="$prof-rate"
 			[ "$PROFILE" = 1 ] && pflags+=(-cpuprofile "$prof-plugin.pb.gz")

@@ -17,19 +17,20 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mqttd/mqttd/internal/webhook/contract"
 )
 
-// `mqttbench plugin` is a loopback plugin service for benchmarks: it speaks the
-// broker's plugin contract (api/openapi.yaml) with answers
-// fixed by flags, and counts what it receives so a script can read the
-// counters from GET /stats.
+// `mqttbench plugin` is a loopback plugin service for benchmarks: it speaks
+// the broker's plugin contract (api/openapi.yaml) with answers fixed by
+// flags, and counts what it receives so a script can read the counters
+// from GET /stats.
 //
 //	GET  /manifest         name, version, authenticate and topic_filtering true, -manifest-events
 //	POST /authenticate     after -auth-delay: -auth-result with -auth-cache-ttl
 //	POST /topic_filtering  after -topic-delay: -topic-result with -topic-cache-ttl
 //	POST /events           counts every event, by type, and duplicate ids; on a sample of batches
-//	                       also checks each is well-formed (valid JSON; each event's id, seq, type,
-//	                       time and broker; a message event's client and base64 payload); 204
+//	                       also checks the whole request against api/openapi.yaml; 204
 //	GET  /stats            the counters below, as JSON
 //
 // It is a plain net/http server: decisions are answered from one
@@ -41,14 +42,14 @@ import (
 // lowers the ratio being measured. Every batch therefore gets only what a
 // count needs: one pass that finds each event's id and type where the
 // broker's encoder puts them (scanFast), with the ids kept as bits. The
-// full check, which costs several times as much, runs on the first
-// validateFirst batches and then on one batch in validateEvery, picked at
-// random, and on any batch the fast pass cannot read. A broker bug that
-// loses, repeats or mislabels events, or breaks the head of one, is caught
-// on every batch; one that damages a field further inside events is caught
-// once a damaged batch is sampled: at 1,000 batches/s, one in 16 is some
-// 60 batches checked in full every second. The fast pass costs about a
-// twentieth of the full check (BenchmarkPostEvents).
+// full check (internal/webhook/contract: every header, field, type, format
+// and enum the spec names, and no field it does not), which costs a
+// hundred times as much, runs on the first validateFirst batches, then on
+// one batch in validateEvery, picked at random, and on any batch the fast
+// pass cannot read. A broker bug that loses, repeats or mislabels events,
+// or breaks the head of one, is caught on every batch; one that damages a
+// field further inside events is caught once a damaged batch is sampled.
+// BenchmarkPostEvents measures both readings and the sampled mix.
 
 // pluginConfig are the answers the plugin gives.
 type pluginConfig struct {
@@ -62,26 +63,6 @@ type pluginConfig struct {
 	// The first validateFirst batches are checked in full, then one in
 	// validateEvery at random; validateEvery 0 or 1 checks every batch.
 	validateFirst, validateEvery int
-}
-
-// benchEvent is the part of an event the plugin checks.
-type benchEvent struct {
-	ID       string        `json:"id"`
-	Seq      uint64        `json:"seq"`
-	Type     string        `json:"type"`
-	Time     string        `json:"time"`
-	Broker   string        `json:"broker"`
-	ClientID *string       `json:"client_id"`
-	Message  *eventMessage `json:"message"`
-}
-
-type eventMessage struct {
-	Topic   string `json:"topic"`
-	Payload string `json:"payload"`
-}
-
-type eventBatch struct {
-	Events []benchEvent `json:"events"`
 }
 
 // pluginServer is the http.Handler of `mqttbench plugin`.
@@ -107,9 +88,9 @@ type pluginServer struct {
 	authKeys map[string]struct{}
 	errs     []string
 
-	bufs    sync.Pool // *bytes.Buffer for request bodies
-	batches sync.Pool // *eventBatch
-	heads   sync.Pool // *eventHeads
+	contract *contract.Validator // the full check of event batches
+	bufs     sync.Pool           // *bytes.Buffer for request bodies
+	heads    sync.Pool           // *eventHeads
 }
 
 // eventHeads is what count needs of a batch's events. arena holds copies
@@ -136,15 +117,18 @@ func newPluginServer(cfg pluginConfig) (*pluginServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	v, err := contract.New()
+	if err != nil {
+		return nil, err
+	}
 	s := &pluginServer{
-		cfg: cfg, start: time.Now(), manifest: manifest,
+		cfg: cfg, start: time.Now(), manifest: manifest, contract: v,
 		authBody:  decisionBody(cfg.authResult, cfg.authTTL, cfg.authReasonCode),
 		topicBody: decisionBody(cfg.topicResult, cfg.topicTTL, 0),
 		byType:    map[string]*uint64{},
 		authKeys:  map[string]struct{}{},
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
-	s.batches.New = func() any { return new(eventBatch) }
 	s.heads.New = func() any { return new(eventHeads) }
 	return s, nil
 }

@@ -1,16 +1,24 @@
 package main
 
 import (
-	"fmt"
+	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net/http"
-	"time"
+	"strconv"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
 )
 
-// isMessageEvent reports the event types that carry a message.
-func isMessageEvent(t string) bool {
-	return t == "broker_message_received" || t == "broker_message_broadcast" || t == "broker_retained_message"
-}
+// POST /events gets one of two readings (why two: plugin.go, at its top):
+//
+//   - on most batches, scanFast (eventcount.go): one allocation-free pass
+//     that takes each event's id and type, which is all counting needs;
+//   - on the first -validate-first batches, one in -validate-every at
+//     random after that, and any batch scanFast declines: the full check,
+//     the whole request (headers and body) validated against
+//     api/openapi.yaml by internal/webhook/contract, then counted.
 
 func (s *pluginServer) postEvents(w http.ResponseWriter, r *http.Request) {
 	n := s.posts.Add(1)
@@ -27,7 +35,7 @@ func (s *pluginServer) postEvents(w http.ResponseWriter, r *http.Request) {
 	if fast {
 		s.count(buf.Len(), h.events)
 	} else {
-		ok = s.checkBatch(buf.Bytes(), h)
+		ok = s.checkBatch(r, buf.Bytes(), h)
 	}
 	clear(h.events) // they point into buf, which goes back to its pool
 	s.heads.Put(h)
@@ -48,55 +56,112 @@ func (s *pluginServer) sampled(n uint64) bool {
 	return n <= uint64(max(s.cfg.validateFirst, 0)) || k <= 1 || rand.N(k) == 0
 }
 
-// checkBatch checks body in full, counts it, and reports whether it was a
-// batch at all (it is then a bad request, counted).
-func (s *pluginServer) checkBatch(body []byte, h *eventHeads) bool {
+// checkBatch validates the request r with body against the contract,
+// counts its events, and reports whether it was a batch of events at all.
+// A batch whose only faults are inside some events is counted, those
+// events as bad; anything else (not JSON, no events, a missing header) is
+// a bad request, not counted.
+func (s *pluginServer) checkBatch(r *http.Request, body []byte, h *eventHeads) bool {
 	s.validated.Add(1)
-	b := s.batches.Get().(*eventBatch)
-	defer s.putBatch(b)
-	var err error
-	b.Events, err = scanBatch(body, b.Events[:0])
-	if err != nil || len(b.Events) == 0 {
-		s.bad("/events: not a batch of events (%d bytes, err %v)", len(body), err)
+	err := s.contract.Request(r, body)
+	var bad []int
+	if err != nil {
+		var whole bool
+		if bad, whole = badEvents(err); whole {
+			s.bad("/events: %v", err)
+			return false
+		}
+	}
+	var batch eventBatchHeads
+	if err := json.Unmarshal(body, &batch); err != nil {
+		// The contract check parsed it; only a bug here gets this far.
+		s.bad("/events: %v", err)
 		return false
 	}
-	var bad uint64
-	for i := range b.Events {
-		e := &b.Events[i]
-		why := ""
-		switch {
-		case e.ID == "" || e.Seq == 0 || e.Type == "" || e.Broker == "":
-			why = "id, seq, type or broker missing"
-		case !validTime(e.Time):
-			why = fmt.Sprintf("time %q is not RFC 3339", e.Time)
-		case isMessageEvent(e.Type) && (e.Message == nil || e.Message.Topic == ""):
-			why = "message or its topic missing"
-		case e.Type == "broker_message_received" && e.ClientID == nil:
-			why = "client_id missing"
-		case isMessageEvent(e.Type) && !validBase64(e.Message.Payload):
-			why = "payload is not base64"
-		}
-		if why != "" {
-			bad++
-			s.note("/events: event %q (seq %d, %s): %s", e.ID, e.Seq, e.Type, why)
-		}
+	if len(bad) > 0 && bad[0] < len(batch.Events) {
+		e := batch.Events[bad[0]]
+		s.note("/events: %d of %d events break the contract, the first (id %q, type %q): %v",
+			len(bad), len(batch.Events), e.ID, e.Type, err)
 	}
-	s.badEvents.Add(bad)
-	s.validatedEvents.Add(uint64(len(b.Events)))
+	s.badEvents.Add(uint64(len(bad)))
+	s.validatedEvents.Add(uint64(len(batch.Events)))
+	h.fromHeads(batch.Events)
+	s.count(len(body), h.events)
+	return true
+}
+
+// eventBatchHeads is what counting needs of a batch read by encoding/json.
+type eventBatchHeads struct {
+	Events []eventIDType `json:"events"`
+}
+
+type eventIDType struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+// fromHeads copies the ids and types into h's arena, so that count gets
+// the same []byte form from both readings without a conversion per event.
+func (h *eventHeads) fromHeads(events []eventIDType) {
 	h.arena = h.arena[:0]
-	for i := range b.Events {
-		h.arena = append(append(h.arena, b.Events[i].ID...), b.Events[i].Type...)
+	for _, e := range events {
+		h.arena = append(append(h.arena, e.ID...), e.Type...)
 	}
 	h.events = h.events[:0]
 	at := 0
-	for i := range b.Events {
-		e := &b.Events[i]
+	for _, e := range events {
 		id, typ := at, at+len(e.ID)
 		at = typ + len(e.Type)
 		h.events = append(h.events, fastEvent{id: h.arena[id:typ:typ], typ: h.arena[typ:at:at]})
 	}
-	s.count(len(body), h.events)
-	return true
+}
+
+// badEvents reads a contract failure of an events request: the indexes of
+// the events it blames, each once, or whole = true when something other
+// than individual events is wrong (the body is not JSON or has no events,
+// a header is missing). It relies on the validator reporting each schema
+// failure with its JSON pointer (/events/N/...).
+func badEvents(err error) (bad []int, whole bool) {
+	var reqErrs openapi3.MultiError
+	if !errors.As(err, &reqErrs) {
+		reqErrs = openapi3.MultiError{err}
+	}
+	seen := map[int]bool{}
+	for _, e := range reqErrs {
+		var re *openapi3filter.RequestError
+		if !errors.As(e, &re) || re.RequestBody == nil {
+			return nil, true
+		}
+		var schemaErrs openapi3.MultiError
+		if !errors.As(re.Err, &schemaErrs) {
+			schemaErrs = openapi3.MultiError{re.Err}
+		}
+		for _, se := range schemaErrs {
+			i, ok := eventIndex(se)
+			if !ok {
+				return nil, true
+			}
+			if !seen[i] {
+				seen[i] = true
+				bad = append(bad, i)
+			}
+		}
+	}
+	return bad, len(bad) == 0
+}
+
+// eventIndex is the index of the event a schema error points into.
+func eventIndex(err error) (int, bool) {
+	var se *openapi3.SchemaError
+	if !errors.As(err, &se) {
+		return 0, false
+	}
+	p := se.JSONPointer()
+	if len(p) < 2 || p[0] != "events" {
+		return 0, false
+	}
+	i, err := strconv.Atoi(p[1])
+	return i, err == nil && i >= 0
 }
 
 // count adds a batch of size bytes and its events to the counters. An
@@ -139,36 +204,4 @@ func (s *pluginServer) addType(t []byte, n uint64) {
 		s.byType[string(t)] = c
 	}
 	*c += n
-}
-
-// putBatch returns b to the pool with its events zeroed: json.Unmarshal
-// decodes into the elements a slice already has, so a field the next batch
-// leaves out would otherwise keep this batch's value.
-func (s *pluginServer) putBatch(b *eventBatch) {
-	clear(b.Events[:cap(b.Events)])
-	b.Events = b.Events[:0]
-	s.batches.Put(b)
-}
-
-func validTime(v string) bool {
-	_, err := time.Parse(time.RFC3339Nano, v)
-	return err == nil
-}
-
-// validBase64 reports whether v is standard, padded base64.
-func validBase64(v string) bool {
-	if len(v)%4 != 0 {
-		return false
-	}
-	pad := 0
-	for i := len(v) - 1; i >= 0 && i >= len(v)-2 && v[i] == '='; i-- {
-		pad++
-	}
-	for i := 0; i < len(v)-pad; i++ {
-		c := v[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/') {
-			return false
-		}
-	}
-	return true
 }

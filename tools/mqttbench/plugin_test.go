@@ -193,14 +193,7 @@ func TestPluginRejectsMalformedEvents(t *testing.T) {
 
 func testPluginRejectsMalformedEvents(t *testing.T, every int) {
 	ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", validateEvery: every})
-	post := func(body string) int {
-		resp, err := http.Post(url+"/events", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	post := func(body string) int { return postBatches(t, url, []byte(body))[0] }
 	good := `{"id":"a","seq":1,"type":"broker_message_received","time":"2026-01-02T03:04:05.123456789Z","broker":"b","client_id":"c","message":{"topic":"t","payload":"aGk=","qos":0,"retain":false}}`
 	if code := post(`{"events":[` + good + `]}`); code != http.StatusNoContent {
 		t.Fatalf("a good batch: status %d", code)
@@ -226,13 +219,33 @@ func testPluginRejectsMalformedEvents(t *testing.T, every int) {
 	}
 }
 
-// postBatches posts each body to the plugin at url; it returns the
-// status codes.
+// setEventHeaders sets the headers the broker sends with every POST
+// /events; the contract requires them.
+func setEventHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Mqttd-Plugin", "bench")
+	h.Set("X-Mqttd-Request-Id", "bench-1")
+}
+
+// eventsRequest is a POST /events of body as the broker sends it.
+func eventsRequest(body []byte) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/events", bytes.NewReader(body))
+	setEventHeaders(req.Header)
+	return req
+}
+
+// postBatches posts each body to the plugin at url as the broker would;
+// it returns the status codes.
 func postBatches(t *testing.T, url string, bodies ...[]byte) []int {
 	t.Helper()
 	var codes []int
 	for _, b := range bodies {
-		resp, err := http.Post(url+"/events", "application/json", bytes.NewReader(b))
+		req, err := http.NewRequest(http.MethodPost, url+"/events", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		setEventHeaders(req.Header)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,5 +460,43 @@ mqttd_plugin_events_total{plugin="a"} 1.5e+06
 	d := metricsDelta(map[string]float64{"a": 1, "b": 2}, map[string]float64{"a": 1, "b": 5, "c": 1})
 	if len(d) != 2 || d["b"] != 3 || d["c"] != 1 {
 		t.Fatalf("%v", d)
+	}
+}
+
+// TestPluginContractCheck: the full check is api/openapi.yaml's, not a
+// list of fields of the plugin's own: a request without the headers the
+// contract requires is a bad request, and an event with a field the spec
+// does not name, or a field of the wrong type, is a bad event (counted
+// once however many of its fields are wrong), while the events around it
+// are counted as usual.
+func TestPluginContractCheck(t *testing.T) {
+	ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", validateEvery: 1})
+	good := func(id string, seq int) string {
+		return fmt.Sprintf(`{"id":%q,"seq":%d,"type":"broker_post_start","time":"2026-01-02T03:04:05Z","broker":"b"}`, id, seq)
+	}
+	resp, err := http.Post(url+"/events", "application/json", strings.NewReader(`{"events":[`+good("h-1", 1)+`]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("no X-Mqttd-Plugin or X-Mqttd-Request-Id: status %d", resp.StatusCode)
+	}
+	codes := postBatches(t, url,
+		[]byte(`{"events":[`+good("h-2", 2)+`,`+strings.Replace(good("h-3", 3), `"broker":"b"`, `"broker":"b","extra":1`, 1)+`]}`),
+		[]byte(`{"events":[`+strings.Replace(good("h-4", 4), `"seq":4`, `"seq":"4","broker_name":"b"`, 1)+`,`+good("h-5", 5)+`]}`),
+	)
+	if !slices.Equal(codes, []int{204, 204}) {
+		t.Fatalf("status codes %v", codes)
+	}
+	st := ps.stats()
+	if st.BadRequests != 1 || st.BadEvents != 2 || st.Events != 4 || st.EventsByType["broker_post_start"] != 4 ||
+		st.ValidatedPosts != 3 || st.ValidatedEvents != 4 || len(st.Errors) != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	for i, want := range []string{"X-Mqttd-Plugin", `"h-3"`, `"h-4"`} {
+		if !strings.Contains(st.Errors[i], want) {
+			t.Errorf("error %d does not name %s: %s", i, want, st.Errors[i])
+		}
 	}
 }
