@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # plugin-bench.sh: what HTTP plugins cost the broker, end to end, as ratios
 # to the same broker without plugins measured in the same run
-# (docs/benchmarks.md, "Plugins"; issues 4 and 5).
+# (docs/benchmarks.md, "Plugins").
 #
 # Everything runs on loopback: mqttd built from this repository and started
 # as a process with one config file per variant, the bench plugin

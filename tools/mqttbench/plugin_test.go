@@ -485,16 +485,17 @@ func TestPluginContractCheck(t *testing.T) {
 	codes := postBatches(t, url,
 		[]byte(`{"events":[`+good("h-2", 2)+`,`+strings.Replace(good("h-3", 3), `"broker":"b"`, `"broker":"b","extra":1`, 1)+`]}`),
 		[]byte(`{"events":[`+strings.Replace(good("h-4", 4), `"seq":4`, `"seq":"4","broker_name":"b"`, 1)+`,`+good("h-5", 5)+`]}`),
+		[]byte(`{"events":[`+good("h-6", 6)+`,`+strings.Replace(good("h-7", 7), `"h-7"`, `7`, 1)+`]}`),
 	)
-	if !slices.Equal(codes, []int{204, 204}) {
+	if !slices.Equal(codes, []int{204, 204, 204}) {
 		t.Fatalf("status codes %v", codes)
 	}
 	st := ps.stats()
-	if st.BadRequests != 1 || st.BadEvents != 2 || st.Events != 4 || st.EventsByType["broker_post_start"] != 4 ||
-		st.ValidatedPosts != 3 || st.ValidatedEvents != 4 || len(st.Errors) != 3 {
+	if st.BadRequests != 1 || st.BadEvents != 3 || st.Events != 6 || st.EventsByType["broker_post_start"] != 6 ||
+		st.ValidatedPosts != 4 || st.ValidatedEvents != 6 || len(st.Errors) != 4 {
 		t.Fatalf("stats %+v", st)
 	}
-	for i, want := range []string{"X-Mqttd-Plugin", `"h-3"`, `"h-4"`} {
+	for i, want := range []string{"X-Mqttd-Plugin", `"h-3"`, `"h-4"`, `"/id": value must be a string`} {
 		if !strings.Contains(st.Errors[i], want) {
 			t.Errorf("error %d does not name %s: %s", i, want, st.Errors[i])
 		}
