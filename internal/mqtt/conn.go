@@ -41,7 +41,6 @@ type client struct {
 	will            *Message
 	willDelay       uint32   // MQTT 5 Will Delay Interval, seconds
 	graceful        bool     // DISCONNECT received: the will is discarded
-	checking        bool     // a queued delivery's receive check is running (guarded by sess.mu)
 	keepWill        bool     // MQTT 5 DISCONNECT 0x04: publish the will all the same
 	aliases         []string // MQTT 5 inbound topic aliases, indexed by alias
 	reauthing       bool     // an MQTT 5 re-authentication is under way
@@ -59,6 +58,11 @@ type client struct {
 	writing     bool // a writer goroutine is running
 	wakePending bool // the writer has been told to flush and has not yet found the buffer empty
 	closed      bool // finish has begun or a write failed: start no writer
+	// checking is set by the writer goroutine (pumpChecked) while the receive
+	// check of a delivery it took off the queue runs outside the lock;
+	// publishers read it (deliveryModeFor) so that no message checked in
+	// line overtakes that one.
+	checking bool
 
 	wake      chan struct{}
 	spare     []byte // the writer's second buffer; only a writer touches it
@@ -260,123 +264,6 @@ func (c *client) kick() {
 	c.cancel()
 }
 
-// writerLinger is how long a writer goroutine waits for more work before
-// it exits: long enough that a busy connection keeps its writer (waking a
-// parked goroutine is cheaper than starting one), short enough that an idle
-// connection holds only its reader.
-const writerLinger = time.Second
-
-// kickLocked makes sure a writer will flush what was just appended: it
-// starts one, or wakes the parked one at most once per flush. Caller holds
-// sess.mu.
-func (c *client) kickLocked() {
-	switch {
-	case c.closed || c.wakePending:
-	case !c.writing:
-		c.writing, c.wakePending = true, true
-		c.writers.Add(1)
-		go c.writeLoop()
-	default:
-		c.wakePending = true
-		c.signal()
-	}
-}
-
-// signal leaves a wake-up token for the writer. A token may already be
-// waiting (the writer drained the buffer before reading it): one is enough.
-func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop flushes the write buffer whenever woken, and exits after a
-// writerLinger with nothing to write, or once the connection is closing.
-func (c *client) writeLoop() {
-	defer c.writers.Done()
-	idle := time.NewTimer(writerLinger)
-	defer idle.Stop()
-	active := true
-	for {
-		wrote, more := c.flush()
-		if !more {
-			return
-		}
-		active = active || wrote
-		select {
-		case <-c.wake:
-		case <-idle.C:
-			if active {
-				active = false
-				idle.Reset(writerLinger)
-				continue
-			}
-			s := c.sess
-			s.mu.Lock()
-			if c.wakePending { // a kick raced the timer: its token is in c.wake
-				s.mu.Unlock()
-				continue
-			}
-			c.writing = false
-			s.mu.Unlock()
-			return
-		}
-	}
-}
-
-// flush writes everything queued, one syscall per batch, until it finds the
-// buffer empty. more is false when the writer must exit: the connection is
-// closing or a write failed.
-func (c *client) flush() (wrote, more bool) {
-	s := c.sess
-	checked := c.b.hooks.Topics != nil
-	for {
-		if checked {
-			c.pumpChecked()
-		}
-		s.mu.Lock()
-		if len(c.out) == 0 && !(checked && s.client == c && c.b.pumpable(s)) {
-			c.wakePending = false
-			if cap(c.out) > 4<<10 {
-				c.out = nil // an idle connection keeps no burst-sized buffer
-			}
-			if c.closed {
-				c.writing = false
-				s.mu.Unlock()
-				return wrote, false
-			}
-			s.mu.Unlock()
-			return wrote, true
-		}
-		buf := c.out
-		c.out = c.spare[:0]
-		msgs, pkts := c.outMsgs, c.outPkts
-		c.outMsgs, c.outPkts = 0, 0
-		s.mu.Unlock()
-		c.spare = nil
-		if len(buf) > 0 {
-			wrote = true
-			c.conn.SetWriteDeadline(time.Now().Add(c.b.limits.WriteTimeout))
-			n, err := c.conn.Write(buf)
-			c.b.stats.bytesOut.Add(int64(n))
-			c.b.stats.msgsOut.Add(msgs)
-			c.b.stats.pktsOut.Add(pkts)
-			if err != nil {
-				c.conn.Close() // the reader sees it and ends the connection
-				s.mu.Lock()
-				c.writing, c.closed, c.wakePending = false, true, false
-				c.out = nil
-				s.mu.Unlock()
-				return wrote, false
-			}
-		}
-		if cap(buf) <= 256<<10 {
-			c.spare = buf[:0] // keep the buffer; let a huge burst's go
-		}
-	}
-}
-
 // finish tears the connection down: tells an MQTT 5 client why when the
 // broker ends it, stops the writer, detaches (or discards) the session,
 // hands shared-subscription messages to other members, and publishes the
@@ -473,40 +360,4 @@ func (c *client) disconnectCode(cause error) packets.ReasonCode {
 		return ce.Code
 	}
 	return 0
-}
-
-// scheduleWill publishes a will now, or after its MQTT 5 Will Delay unless
-// the session is resumed first ([MQTT-3.1.3-9]); the delay never outlasts
-// the session.
-func (b *Broker) scheduleWill(s *Session, will *Message, delay uint32) {
-	b.connMu.Lock()
-	defer b.connMu.Unlock()
-	s.mu.Lock()
-	resumed := s.client != nil // a new connection took the session over
-	cur, _ := b.store.Get(s.id)
-	live := cur == s
-	if resumed || !live || delay == 0 || s.clean {
-		s.mu.Unlock()
-		if !resumed || delay == 0 {
-			b.publishWill(will)
-		}
-		return
-	}
-	d := time.Duration(min(delay, s.expiry)) * time.Second
-	s.pendingWill = will
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		s.mu.Lock()
-		if s.willTimer != t {
-			s.mu.Unlock()
-			return // cancelled by a reconnect
-		}
-		s.willTimer, s.pendingWill = nil, nil
-		s.mu.Unlock()
-		if !b.closing.Load() {
-			b.publishWill(will)
-		}
-	})
-	s.willTimer = t
-	s.mu.Unlock()
 }
