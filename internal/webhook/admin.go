@@ -161,7 +161,11 @@ func (p *Plugin) PurgeCache(clientID, username string) int {
 //	POST /{alias}/cache/purge   drop its cached decisions; ?client_id= or
 //	                            ?username= limits the purge to those
 //
-// list is called per request, so a config reload is seen at once.
+// list is called per request, so a config reload is seen at once. These
+// are the routes from before the admin REST API, kept for compatibility:
+// /api/v1/plugins and its purge routes (internal/admin) serve the same
+// data, and the admin listener's guard (token, same-origin, JSON bodies)
+// covers both.
 func AdminRoutes(list func() []*Plugin) http.Handler {
 	r := chi.NewRouter()
 	find := func(w http.ResponseWriter, req *http.Request) *Plugin {
