@@ -169,18 +169,29 @@ var errKicked = errors.New("disconnected by an administrator")
 // is offline. found is false when no session has that id; kicked is true
 // when a connection was closed.
 func (b *Broker) Kick(id string, discard bool) (kicked, found bool) {
+	c, orphans, found := b.kick(id, discard)
+	if len(orphans) > 0 {
+		// As when a member leaves: what it held of a shared subscription
+		// goes to the group's other members.
+		b.redeliverShared(nil, orphans)
+	}
+	return c != nil, found
+}
+
+func (b *Broker) kick(id string, discard bool) (c *client, orphans []delivery, found bool) {
 	b.connMu.Lock()
 	defer b.connMu.Unlock()
 	s, ok := b.store.Get(id)
 	if !ok {
-		return false, false
+		return nil, nil, false
 	}
 	s.mu.Lock()
-	c := s.client
-	if c != nil && discard {
+	c = s.client
+	if discard {
 		// Detached here, as a takeover does: the connection's own finish
 		// then leaves the session alone and publishes the will at once.
 		s.client = nil
+		orphans = s.takeShared()
 	}
 	s.mu.Unlock()
 	if c != nil {
@@ -191,7 +202,7 @@ func (b *Broker) Kick(id string, discard bool) (kicked, found bool) {
 	if discard {
 		b.discardSession(s)
 	}
-	return c != nil, true
+	return c, orphans, true
 }
 
 // PublishRequest is a message an operator publishes as the broker itself.

@@ -140,3 +140,41 @@ func TestAdminPublishRefusesBadInput(t *testing.T) {
 		t.Errorf("a too large message: %v, want ErrPublishTooLarge", err)
 	}
 }
+
+// Kicking a shared-subscription member with its session hands what it held
+// unacknowledged to the group's other member, as its leaving would.
+func TestKickDiscardRedeliversShared(t *testing.T) {
+	tb := startBroker(t, nil)
+	a := dialRaw(t, tb.addr)
+	a.mustConnect("member-a", true)
+	a.subscribe(1, "$share/g/jobs", 1)
+	bc := dialRaw(t, tb.addr)
+	bc.mustConnect("member-b", true)
+	bc.subscribe(1, "$share/g/jobs", 1)
+
+	// Publish until member-a holds one job it never acknowledges.
+	var held *packets.Publish
+	for i := 0; held == nil && i < 10; i++ {
+		if _, err := tb.Publish(PublishRequest{Topic: "jobs", Payload: []byte{byte('0' + i)}, QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := a.tryRead(200 * time.Millisecond); err == nil {
+			held, _ = p.(*packets.Publish)
+		}
+	}
+	if held == nil {
+		t.Fatal("member-a never got a job")
+	}
+	for { // drain what member-b got so far, acknowledging nothing
+		if _, err := bc.tryRead(200 * time.Millisecond); err != nil {
+			break
+		}
+	}
+	if kicked, _ := tb.Kick("member-a", true); !kicked {
+		t.Fatal("member-a not kicked")
+	}
+	got := bc.expectPublish(3 * time.Second)
+	if string(got.Payload) != string(held.Payload) {
+		t.Fatalf("member-b got %q, want member-a's unacknowledged %q", got.Payload, held.Payload)
+	}
+}
