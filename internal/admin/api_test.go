@@ -302,6 +302,7 @@ func TestPluginsPurgeAndRefusals(t *testing.T) {
 		t.Fatalf("purge c2 = %+v", pr)
 	}
 	e.must(400, "POST", "/api/v1/cache/purge", `{"client_id":"c2","username":"bob"}`)
+	e.must(413, "POST", "/api/v1/cache/purge", `{"username":"`+strings.Repeat("x", 70<<10)+`"}`) // over MaxBody
 	e.must(404, "POST", "/api/v1/plugins/nope/cache/purge", `{}`)
 	if msg := e.must(404, "POST", "/api/v1/plugins/audit/cache/purge", `{}`).errorText(t); !strings.Contains(msg, "built-in") {
 		t.Fatalf("purging a built-in: %q", msg)
