@@ -74,10 +74,12 @@ type Limits struct {
 	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker"`
 }
 
-// Admin is the HTTP listener for /healthz, /readyz and /metrics.
+// Admin is the HTTP listener for /healthz, /readyz, /metrics and the admin
+// REST API (/api/v1).
 type Admin struct {
 	Bind  string `mapstructure:"bind" doc:"host:port of the admin HTTP listener; \"\" disables it"`
 	Pprof bool   `mapstructure:"pprof" doc:"serve Go's runtime profiles under /debug/pprof on the admin listener (they show the broker's internals: keep the listener private)"`
+	Token string `mapstructure:"token" doc:"bearer token the admin API (/api/v1, /plugins, /debug) requires; use ${VAR}. \"\": the API answers only over loopback"`
 }
 
 // Logging configures the process log (always to stderr).

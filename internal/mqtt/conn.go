@@ -69,6 +69,9 @@ type client struct {
 	writers   sync.WaitGroup
 	stopping  atomic.Bool // the broker is closing this connection
 	takenOver atomic.Bool
+	kicked    atomic.Bool // an operator closed it (Broker.Kick)
+
+	connectedAt time.Time // when CONNECT was accepted; set before the session is attached
 }
 
 // runConn serves one admitted socket. Beyond MaxConnections the socket is
@@ -188,6 +191,9 @@ func (c *client) beforeRead() error {
 	if c.takenOver.Load() {
 		return errTakenOver
 	}
+	if c.kicked.Load() {
+		return errKicked
+	}
 	return nil
 }
 
@@ -236,6 +242,8 @@ func (c *client) readError(err error) error {
 		return errServerClosing
 	case c.takenOver.Load():
 		return errTakenOver
+	case c.kicked.Load():
+		return errKicked
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.b.stats.keepAliveExpired.Add(1)
 		return errKeepAlive
@@ -350,6 +358,8 @@ func (c *client) disconnectCode(cause error) packets.ReasonCode {
 		return packets.ServerShuttingDown
 	case c.takenOver.Load():
 		return packets.SessionTakenOver
+	case c.kicked.Load():
+		return packets.AdministrativeAction
 	case errors.Is(cause, errKeepAlive):
 		return packets.KeepAliveTimeout
 	case errors.Is(cause, errPacketTooLarge):

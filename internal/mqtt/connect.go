@@ -323,6 +323,7 @@ func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties)
 		b.store.Put(s)
 	}
 	c.sess = s
+	c.connectedAt = time.Now()
 
 	s.mu.Lock()
 	s.client = c
