@@ -210,6 +210,9 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 		data := p.Props.AuthData
 		for {
 			st := ex.AuthStep(c.ctx, &c.info, c.authMethod, data, false)
+			if c.ctx.Err() != nil {
+				return nil, c.abandonedAuth(context.Cause(c.ctx), st.Result.Plugin)
+			}
 			if !st.Continue {
 				return st.Data, c.checkAuth(st.Result)
 			}

@@ -10,7 +10,7 @@ import (
 const (
 	minReadBuf = 512      // an idle connection holds no more than this
 	maxReadBuf = 64 << 10 // a busy one reads up to this per syscall
-	wariChunk  = 4 << 10  // a wary reader's growth step beyond the bytes it holds
+	waryChunk  = 4 << 10  // a wary reader's growth step beyond the bytes it holds
 )
 
 // packetReader frames packets out of a connection with as few read syscalls
@@ -19,7 +19,7 @@ const (
 // idle device holds 512 bytes.
 //
 // Before the client is authenticated (wary), the buffer grows only when the
-// bytes that arrived fill it, by wariChunk at a time: a packet's announced
+// bytes that arrived fill it, by waryChunk at a time: a packet's announced
 // length costs nothing until its bytes are there, so a socket that announces
 // a large CONNECT and sends nothing holds the 512-byte buffer.
 type packetReader struct {
@@ -127,7 +127,7 @@ func (r *packetReader) fill() error {
 	switch {
 	case r.end < len(r.buf):
 	case r.wary:
-		r.reserve(r.end - r.start + wariChunk)
+		r.reserve(r.end - r.start + waryChunk)
 	default:
 		r.reserve(len(r.buf) + 1)
 	}
