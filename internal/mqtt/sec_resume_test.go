@@ -1,10 +1,14 @@
 package mqtt
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
+	"github.com/mqttd/mqttd/internal/testpki"
 )
 
 // A session belongs to the identity that made it. A client with another
@@ -53,4 +57,41 @@ func TestSessionResumedByOtherUserStartsClean(t *testing.T) {
 	m.expectNothing(300 * time.Millisecond)
 	secPublish1(pub, 3, "private/alice", "live", false)
 	m.expectNothing(300 * time.Millisecond)
+}
+
+// With mutual TLS the client certificate is part of the identity: the same
+// certificate resumes its session, another certificate naming the same
+// client id (and no user name either) starts clean.
+func TestSessionResumedByOtherCertificateStartsClean(t *testing.T) {
+	ca := testpki.NewCA(t, "mqttd session CA")
+	srv := ca.Issue(t, "localhost", x509.ExtKeyUsageServerAuth)
+	mtls := &tls.Config{Certificates: []tls.Certificate{srv}, ClientCAs: ca.Pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	tb := startBroker(t, func(o *Options) {
+		o.Listeners = []ListenerConfig{{Name: "mtls", Type: "tcp", Bind: "127.0.0.1:0", TLS: mtls}}
+	})
+	url := "ssl://" + tb.Addr("mtls").String()
+	as := func(cn string) func(*paho.ClientOptions) {
+		cert := ca.Issue(t, cn, x509.ExtKeyUsageClientAuth)
+		return func(o *paho.ClientOptions) {
+			o.SetCleanSession(false).SetTLSConfig(&tls.Config{RootCAs: ca.Pool, ServerName: "localhost",
+				Certificates: []tls.Certificate{cert}})
+		}
+	}
+	dev1, dev2 := as("device-1"), as("device-2")
+	first, present := extPaho(t, url, "cert-shared", dev1)
+	if present {
+		t.Fatal("a new session was present")
+	}
+	first.Disconnect(50)
+	waitFor(t, "the session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
+	again, present := extPaho(t, url, "cert-shared", dev1)
+	if !present {
+		t.Fatal("the same certificate did not resume its session")
+	}
+	again.Disconnect(50)
+	waitFor(t, "the session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
+	if _, present := extPaho(t, url, "cert-shared", dev2); present {
+		t.Fatal("another certificate resumed device-1's session")
+	}
 }
