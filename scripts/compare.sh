@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # compare.sh: the same MQTT scenarios against mqttd, Mosquitto and mochi,
-# side by side on this machine, measured by cmd/mqttbench.
+# side by side on this machine, measured by tools/mqttbench.
 #
 # Runs are interleaved (round 1: scenario 1 on every broker, scenario 2 on
 # every broker, ...; then round 2) so that slow drifts of the machine hit
 # every broker alike, and every run gets a freshly started broker so that
 # no run inherits another's memory or queues. Each broker listens on its
-# own loopback port; its pid goes to mqttbench -pid, which reports the
+# own loopback port; its pid goes to mqttbench load -pid, which reports the
 # broker's CPU per delivered message next to the throughput: on a small
 # shared box throughput alone mostly measures who got the cores.
 #
@@ -22,7 +22,7 @@
 #                      report adds an MQTT column and 5.0 / 3.1.1 ratios
 #   --protocol P       the same with one version (--protocol 5)
 #   --v5-props         5.0 runs send a message expiry and a user property with
-#                      every PUBLISH (mqttbench -v5-props); default: none
+#                      every PUBLISH (mqttbench load -v5-props); default: none
 #   --baseline REV     also run mqttd built from git revision REV (3.1.1 only),
 #                      labelled mqttd@REV, next to the working tree's mqttd:
 #                      earlier figures measured in the same run
@@ -135,7 +135,7 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 log "building mqttbench"
-(cd "$REPO" && go build -o "$TMP/mqttbench" ./cmd/mqttbench)
+(cd "$REPO" && go build -o "$TMP/mqttbench" ./tools/mqttbench)
 BENCH=("$TMP/mqttbench")
 [ "$PIN" = 1 ] && BENCH=(taskset -c 0 "$TMP/mqttbench")
 
@@ -379,7 +379,7 @@ for round in $(seq "$ROUNDS"); do
 				start_broker "$b" || { FAILED=$((FAILED + 1)); continue; }
 				rc=0
 				# shellcheck disable=SC2086 # ARGS holds several flags
-				line=$("${BENCH[@]}" -json -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" "${pflags[@]}" \
+				line=$("${BENCH[@]}" load -json -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" "${pflags[@]}" \
 					-size 64 -duration "$DURATION" -warmup "$WARMUP" -label "${LABEL[$b]}" -case "${TITLE[$s]}" \
 					${ARGS[$s]} 2>>"$TMP/mqttbench.log") || rc=$?
 				stop_broker
@@ -412,7 +412,7 @@ if [ "$IDLE" -gt 0 ]; then
 		sleep 0.5 # let start-up allocations settle before the first RSS reading
 		rc=0
 		# Idle connections use the first protocol listed.
-		line=$("${BENCH[@]}" -mode idle -json -protocol "${PROTOS[0]}" -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" -conns "$IDLE" -label "${LABEL[$b]}" 2>>"$TMP/mqttbench.log") || rc=$?
+		line=$("${BENCH[@]}" idle -json -protocol "${PROTOS[0]}" -broker "127.0.0.1:${PORT[$b]}" -pid "$BPID" -conns "$IDLE" -label "${LABEL[$b]}" 2>>"$TMP/mqttbench.log") || rc=$?
 		stop_broker
 		kb=$(grep -o '"kb_per_conn":[0-9.e+-]*' <<<"$line" | cut -d: -f2 || true)
 		before=$(grep -o '"rss_before_kb":[0-9]*' <<<"$line" | cut -d: -f2 || true)
@@ -442,7 +442,7 @@ mem=$(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 		echo "- $b: skipped, ${SKIPPED[$b]}"
 	done
 	echo
-	"$TMP/mqttbench" -mode report -max-other "$MAX_OTHER" "$RESULTS"
+	"$TMP/mqttbench" report -max-other "$MAX_OTHER" "$RESULTS"
 	if [ ${#IDLE_LINES[@]} -gt 0 ]; then
 		echo
 		echo "| broker | idle connections | broker RSS | per connection |"

@@ -193,14 +193,7 @@ func TestPluginRejectsMalformedEvents(t *testing.T) {
 
 func testPluginRejectsMalformedEvents(t *testing.T, every int) {
 	ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", validateEvery: every})
-	post := func(body string) int {
-		resp, err := http.Post(url+"/events", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	post := func(body string) int { return postBatches(t, url, []byte(body))[0] }
 	good := `{"id":"a","seq":1,"type":"broker_message_received","time":"2026-01-02T03:04:05.123456789Z","broker":"b","client_id":"c","message":{"topic":"t","payload":"aGk=","qos":0,"retain":false}}`
 	if code := post(`{"events":[` + good + `]}`); code != http.StatusNoContent {
 		t.Fatalf("a good batch: status %d", code)
@@ -226,13 +219,33 @@ func testPluginRejectsMalformedEvents(t *testing.T, every int) {
 	}
 }
 
-// postBatches posts each body to the plugin at url; it returns the
-// status codes.
+// setEventHeaders sets the headers the broker sends with every POST
+// /events; the contract requires them.
+func setEventHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Mqttd-Plugin", "bench")
+	h.Set("X-Mqttd-Request-Id", "bench-1")
+}
+
+// eventsRequest is a POST /events of body as the broker sends it.
+func eventsRequest(body []byte) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/events", bytes.NewReader(body))
+	setEventHeaders(req.Header)
+	return req
+}
+
+// postBatches posts each body to the plugin at url as the broker would;
+// it returns the status codes.
 func postBatches(t *testing.T, url string, bodies ...[]byte) []int {
 	t.Helper()
 	var codes []int
 	for _, b := range bodies {
-		resp, err := http.Post(url+"/events", "application/json", bytes.NewReader(b))
+		req, err := http.NewRequest(http.MethodPost, url+"/events", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		setEventHeaders(req.Header)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,7 +352,7 @@ func TestStorm(t *testing.T) {
 			_, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", authTTL: c.ttl,
 				topicTTL: 60, authDelay: 50 * time.Millisecond})
 			addr, _ := startPluginBroker(t, url, pluginBroker{auth: true, events: []string{}})
-			args := append([]string{"-mode", "storm", "-broker", addr, "-conns", "50", "-username", "u", "-password", "p",
+			args := append([]string{"storm", "-broker", addr, "-conns", "50", "-username", "u", "-password", "p",
 				"-plugin", url, "-json"}, c.args...)
 			var out, errb bytes.Buffer
 			code := run(args, &out, &errb)
@@ -372,7 +385,7 @@ func TestStormRefused(t *testing.T) {
 		v5   bool
 		code string
 	}{{false, "0x04"}, {true, "0x86"}} {
-		args := []string{"-mode", "storm", "-broker", addr, "-conns", "10", "-username", "u", "-password", "p", "-json"}
+		args := []string{"storm", "-broker", addr, "-conns", "10", "-username", "u", "-password", "p", "-json"}
 		if c.v5 {
 			args = append(args, "-v5")
 		}
@@ -417,7 +430,7 @@ func TestRatioReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"-mode", "report", "-baseline", "none", path}, &out, &errb); code != 0 {
+	if code := run([]string{"report", "-baseline", "none", path}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	got := out.String()
@@ -447,5 +460,44 @@ mqttd_plugin_events_total{plugin="a"} 1.5e+06
 	d := metricsDelta(map[string]float64{"a": 1, "b": 2}, map[string]float64{"a": 1, "b": 5, "c": 1})
 	if len(d) != 2 || d["b"] != 3 || d["c"] != 1 {
 		t.Fatalf("%v", d)
+	}
+}
+
+// TestPluginContractCheck: the full check is api/openapi.yaml's, not a
+// list of fields of the plugin's own: a request without the headers the
+// contract requires is a bad request, and an event with a field the spec
+// does not name, or a field of the wrong type, is a bad event (counted
+// once however many of its fields are wrong), while the events around it
+// are counted as usual.
+func TestPluginContractCheck(t *testing.T) {
+	ps, url := startBenchPlugin(t, pluginConfig{authResult: "allow", topicResult: "allow", validateEvery: 1})
+	good := func(id string, seq int) string {
+		return fmt.Sprintf(`{"id":%q,"seq":%d,"type":"broker_post_start","time":"2026-01-02T03:04:05Z","broker":"b"}`, id, seq)
+	}
+	resp, err := http.Post(url+"/events", "application/json", strings.NewReader(`{"events":[`+good("h-1", 1)+`]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("no X-Mqttd-Plugin or X-Mqttd-Request-Id: status %d", resp.StatusCode)
+	}
+	codes := postBatches(t, url,
+		[]byte(`{"events":[`+good("h-2", 2)+`,`+strings.Replace(good("h-3", 3), `"broker":"b"`, `"broker":"b","extra":1`, 1)+`]}`),
+		[]byte(`{"events":[`+strings.Replace(good("h-4", 4), `"seq":4`, `"seq":"4","broker_name":"b"`, 1)+`,`+good("h-5", 5)+`]}`),
+		[]byte(`{"events":[`+good("h-6", 6)+`,`+strings.Replace(good("h-7", 7), `"h-7"`, `7`, 1)+`]}`),
+	)
+	if !slices.Equal(codes, []int{204, 204, 204}) {
+		t.Fatalf("status codes %v", codes)
+	}
+	st := ps.stats()
+	if st.BadRequests != 1 || st.BadEvents != 3 || st.Events != 6 || st.EventsByType["broker_post_start"] != 6 ||
+		st.ValidatedPosts != 4 || st.ValidatedEvents != 6 || len(st.Errors) != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	for i, want := range []string{"X-Mqttd-Plugin", `"h-3"`, `"h-4"`, `"/id": value must be a string`} {
+		if !strings.Contains(st.Errors[i], want) {
+			t.Errorf("error %d does not name %s: %s", i, want, st.Errors[i])
+		}
 	}
 }

@@ -82,7 +82,7 @@ func startMosquitto(t *testing.T) (string, int) {
 func runJSON(t *testing.T, args ...string) (*result, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(append(args, "-json"), &out, &errb)
+	code := run(append(append([]string{"load"}, args...), "-json"), &out, &errb)
 	var res result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("mqttbench %v: exit %d, output %q, stderr %q", args, code, out.String(), errb.String())
@@ -180,7 +180,7 @@ func runScenarios(t *testing.T, start func(*testing.T) (string, int), extra ...s
 func TestEndToEndMosquittoIdle(t *testing.T) {
 	addr, pid := startMosquitto(t)
 	var out, errb bytes.Buffer
-	code := run([]string{"-mode", "idle", "-broker", addr, "-pid", strconv.Itoa(pid), "-conns", "200", "-hold", "200ms", "-json"}, &out, &errb)
+	code := run([]string{"idle", "-broker", addr, "-pid", strconv.Itoa(pid), "-conns", "200", "-hold", "200ms", "-json"}, &out, &errb)
 	var res idleResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil || code != 0 || !res.OK {
 		t.Fatalf("exit %d, %q, %q, %v", code, out.String(), errb.String(), err)
@@ -206,20 +206,28 @@ func TestConnectionRefused(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"-scenario", "mesh"},
-		{"-size", "10"},
-		{"-qos", "3"},
-		{"-scenario", "pairs", "-pubs", "2", "-subs", "3"},
-		{"-window", "0"},
-		{"-protocol", "6"},
-		{"-v5-props"},                 // needs 5.0
-		{"-v5", "-protocol", "3.1.1"}, // contradiction
-		{"-password", "p"},            // 3.1.1 needs a user name with it
-		{"-mode", "storm", "-bursts", "0"},
-		{"-mode", "storm", "-conns", "5", "-bursts", "6"},
-		{"-mode", "storm", "-expect-code", "300"},
-		{"-mode", "plugin", "-auth-result", "maybe"},
-		{"-mode", "mesh"},
+		{"load", "-scenario", "mesh"},
+		{"load", "-size", "10"},
+		{"load", "-qos", "3"},
+		{"load", "-scenario", "pairs", "-pubs", "2", "-subs", "3"},
+		{"load", "-window", "0"},
+		{"load", "-protocol", "6"},
+		{"load", "-v5-props"},                 // needs 5.0
+		{"load", "-v5", "-protocol", "3.1.1"}, // contradiction
+		{"load", "-password", "p"},            // 3.1.1 needs a user name with it
+		{"idle", "-password", "p"},
+		{"storm", "-password", "p"},
+		{"idle", "-conns", "0"},
+		{"storm", "-bursts", "0"},
+		{"storm", "-conns", "5", "-bursts", "6"},
+		{"storm", "-expect-code", "300"},
+		{"plugin", "-auth-result", "maybe"},
+		{"mesh"},                  // not a subcommand
+		{"-mode", "load"},         // the flag that chose the tool before subcommands
+		{"load", "-listen", ":0"}, // a plugin flag
+		{"plugin", "-pubs", "2"},  // a load flag
+		{"plugin", "-validate-every", "0"},
+		{},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 {

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// -mode report turns the JSON lines of many runs (one per run, as written
+// `mqttbench report` turns the JSON lines of many runs (one per run, as written
 // with -json) into the Markdown table docs/benchmarks.md shows. It lives
 // here rather than in the shell script so that the script needs no JSON
 // tool and the aggregation rules are tested Go code.
@@ -246,7 +246,7 @@ func writeRatios(w io.Writer, rows []*reportRow, stats []*rowStats) {
 	}
 }
 
-// readStorms reads the -mode storm results among JSON lines; other lines
+// readStorms reads the `mqttbench storm` results among JSON lines; other lines
 // are left to readResults.
 func readStorms(paths []string) ([]*stormResult, error) {
 	var out []*stormResult

@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,62 +20,8 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/webhook"
 	"github.com/mqttd/mqttd/internal/webhook/batch"
+	"github.com/mqttd/mqttd/internal/webhook/contract"
 )
-
-// scanBatch must read what encoding/json reads, for every shape an event
-// can take: unknown fields of every kind, escapes, whitespace, wrong types.
-func TestScanBatchMatchesEncodingJSON(t *testing.T) {
-	events := []string{
-		`{"id":"a","seq":1,"type":"broker_message_received","time":"2026-01-02T03:04:05.1Z","broker":"b","client_id":"c","message":{"topic":"t/1","payload":"aGk=","qos":1,"retain":false,"properties":{"user_properties":[{"key":"k","value":"v"}]}}}`,
-		`{ "id" : "e\"scaped\\u00e9" , "seq" : 42 , "type" : "broker_client_connected", "session": {"clean_start": true, "will": null, "keep_alive": 60, "nested": [1, [2, {"x": "]}"}]]}, "broker": "n\/1" }`,
-		`{"id":"x","seq":2,"type":"t","null":null,"packet":{"type":"PUBLISH","payload":"QUJD"},"f":-1.5e-3,"t":true}`,
-		`{}`,
-	}
-	for i := range events {
-		for _, body := range []string{
-			`{"events":[` + events[i] + `]}`,
-			`{"other":{"events":[]},"events":[` + strings.Join(events[i:], ",") + `],"tail":[1,2]}`,
-			"\n{ \"events\" : [ " + strings.Join(events[:i+1], " ,\n ") + " ] }\n",
-		} {
-			var want eventBatch
-			if err := json.Unmarshal([]byte(body), &want); err != nil {
-				t.Fatalf("%s: %v", body, err)
-			}
-			got, err := scanBatch([]byte(body), nil)
-			if err != nil {
-				t.Fatalf("%s: %v", body, err)
-			}
-			if len(got) != len(want.Events) {
-				t.Fatalf("%s: %d events, encoding/json %d", body, len(got), len(want.Events))
-			}
-			for j := range got {
-				if !reflect.DeepEqual(got[j], want.Events[j]) {
-					t.Errorf("%s\nevent %d: scanBatch %+v, encoding/json %+v", body, j, got[j], want.Events[j])
-				}
-			}
-		}
-	}
-	// Values of the wrong type are left empty (encoding/json would fail
-	// the whole batch), so the plugin's checks catch them.
-	got, err := scanBatch([]byte(`{"events":[{"seq":3.5,"id":7,"type":null,"time":"t","message":"no"},{"seq":1e3,"client_id":null,"message":{"topic":["x"],"payload":false}},{"seq":-1}]}`), nil)
-	if err != nil || len(got) != 3 {
-		t.Fatal(got, err)
-	}
-	if e := got[0]; e.Seq != 0 || e.ID != "" || e.Type != "" || e.Time != "t" || e.Message != nil {
-		t.Errorf("%+v", e)
-	}
-	if e := got[1]; e.Seq != 0 || e.ClientID != nil || e.Message == nil || *e.Message != (eventMessage{}) {
-		t.Errorf("%+v", e)
-	}
-	if got[2].Seq != 0 {
-		t.Errorf("%+v", got[2])
-	}
-	for _, bad := range []string{`{"events":[`, `[]`, `{"events":{}}`, `{"events":[1]}`, `{"nothing":[]}`, `{"events":[{"id":"a"}]} x`} {
-		if _, err := scanBatch([]byte(bad), nil); err == nil {
-			t.Errorf("%s: no error", bad)
-		}
-	}
-}
 
 // encodeBatches has the broker's own encoder and batcher
 // (internal/webhook) turn evs into batches of up to per events, in order.
@@ -177,22 +122,22 @@ func (w *nullWriter) WriteHeader(int)             {}
 // BenchmarkPostEvents is what the plugin spends on one POST /events past
 // net/http's own work (the body read into a pooled buffer, the checks,
 // the counters), for batches made by the broker's encoder: with the
-// default sample (-validate-every 16), with every batch checked in full
-// (1, which is what every batch cost before the fast path) and with no
-// batch checked (the fast path alone).
+// default sample (-validate-every 128), with the old default of 16, with
+// every batch checked in full against the contract (1) and with no batch
+// checked (the fast path alone).
 func BenchmarkPostEvents(b *testing.B) {
 	for _, per := range []int{100, 1000} {
 		bodies := encodeBatches(b, per, messageEvents(100_000, "0a1b2c3d4e5f6a7b-", 1))
 		for _, c := range []struct {
 			name  string
 			every int
-		}{{"sampled-16", 16}, {"all", 1}, {"fast", math.MaxInt}} {
+		}{{fmt.Sprintf("sampled-%d", defaultValidateEvery), defaultValidateEvery}, {"sampled-16", 16}, {"all", 1}, {"fast", math.MaxInt}} {
 			b.Run(fmt.Sprintf("%d-events/%s", per, c.name), func(b *testing.B) {
 				cfg := pluginConfig{authResult: "allow", topicResult: "allow", validateEvery: c.every}
 				s, _ := newPluginServer(cfg)
 				body := bytes.NewReader(nil)
 				req := httptest.NewRequest(http.MethodPost, "/events", io.NopCloser(body))
-				req.Header.Set("Content-Type", "application/json")
+				setEventHeaders(req.Header)
 				w := &nullWriter{h: http.Header{}}
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bodies[0])))
@@ -231,19 +176,22 @@ func BenchmarkScanBatch(b *testing.B) {
 			}
 		}
 	})
-	b.Run("scanBatch", func(b *testing.B) {
-		var dst []benchEvent
+	b.Run("contract", func(b *testing.B) {
+		v, err := contract.New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := eventsRequest(body)
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
 		for b.Loop() {
-			var err error
-			if dst, err = scanBatch(body, dst[:0]); err != nil || len(dst) != 100 {
+			if err := v.Request(req, body); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("encoding/json", func(b *testing.B) {
-		var batch eventBatch
+		var batch eventBatchHeads
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
 		for b.Loop() {
@@ -255,9 +203,9 @@ func BenchmarkScanBatch(b *testing.B) {
 	})
 }
 
-// scanFast must read the same ids and types as scanBatch from whatever
-// the broker's encoder writes, or decline the batch.
-func TestScanFastMatchesScanBatch(t *testing.T) {
+// scanFast must read the same ids and types as encoding/json from
+// whatever the broker's encoder writes, or decline the batch.
+func TestScanFastMatchesEncodingJSON(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		evs      []*hooks.Event
@@ -271,21 +219,22 @@ func TestScanFastMatchesScanBatch(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			declined := 0
 			for _, body := range encodeBatches(t, 37, c.evs) {
-				want, err := scanBatch(body, nil)
-				if err != nil {
+				var batch eventBatchHeads
+				if err := json.Unmarshal(body, &batch); err != nil {
 					t.Fatal(err)
 				}
+				want := batch.Events
 				got, ok := scanFast(body, nil)
 				if !ok {
 					declined++
 					continue
 				}
 				if len(got) != len(want) {
-					t.Fatalf("%d events, scanBatch %d: %s", len(got), len(want), body)
+					t.Fatalf("%d events, encoding/json %d: %s", len(got), len(want), body)
 				}
 				for i := range got {
 					if string(got[i].id) != want[i].ID || string(got[i].typ) != want[i].Type {
-						t.Fatalf("event %d: %s %s, scanBatch %s %s", i, got[i].id, got[i].typ, want[i].ID, want[i].Type)
+						t.Fatalf("event %d: %s %s, encoding/json %s %s", i, got[i].id, got[i].typ, want[i].ID, want[i].Type)
 					}
 				}
 			}

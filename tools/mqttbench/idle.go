@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// idleConfig drives -mode idle: how much memory does a broker spend on a
+// idleConfig drives `mqttbench idle`: how much memory does a broker spend on a
 // connection that does nothing?
 type idleConfig struct {
 	broker         string
@@ -42,6 +42,17 @@ type idleResult struct {
 	Errors       []string `json:"errors,omitempty"`
 }
 
+// idleRun is one run of the idle subcommand: its connections and what
+// their readers saw.
+type idleRun struct {
+	cfg     idleConfig
+	errs    errorList
+	conns   []net.Conn
+	closing atomic.Bool  // set before we close the connections ourselves
+	dropped atomic.Int64 // connections the broker closed while holding
+	readers sync.WaitGroup
+}
+
 // runIdle opens cfg.conns connections, each sending CONNECT with a long
 // keep-alive and then nothing, and reads the broker's RSS before and
 // after. Every connection gets a reader goroutine so that a broker
@@ -51,32 +62,44 @@ func runIdle(cfg idleConfig) *idleResult {
 	if cfg.v5 {
 		res.MQTT = "5.0"
 	}
-	var errs errorList
+	r := &idleRun{cfg: cfg, conns: make([]net.Conn, cfg.conns)}
 	lim, err := raiseFileLimit()
 	res.FileLimit = lim
 	if err != nil {
-		errs.add("raising RLIMIT_NOFILE: %v", err)
+		r.errs.add("raising RLIMIT_NOFILE: %v", err)
 	} else if uint64(cfg.conns)+64 > lim {
-		errs.add("-conns %d needs more file descriptors than RLIMIT_NOFILE %d allows", cfg.conns, lim)
+		r.errs.add("-conns %d needs more file descriptors than RLIMIT_NOFILE %d allows", cfg.conns, lim)
 	}
 	if cfg.pid > 0 {
 		if res.RSSBeforeKB, err = procRSS(cfg.pid); err != nil {
-			errs.add("broker pid %d: %v", cfg.pid, err)
+			r.errs.add("broker pid %d: %v", cfg.pid, err)
 		}
 	}
-	if errs.n > 0 {
-		res.Errors = errs.first
+	if r.errs.n > 0 {
+		res.Errors = r.errs.first
 		return res
 	}
+	t0 := time.Now()
+	res.Connected = r.open()
+	res.ConnectSecs = time.Since(t0).Seconds()
+	r.hold(res)
+	r.closeAll()
+	res.Dropped = r.dropped.Load()
+	if res.Dropped > 0 {
+		r.errs.add("%d idle connections were closed by the broker while holding", res.Dropped)
+	}
+	res.Errors = r.errs.list()
+	res.OK = r.errs.n == 0
+	return res
+}
 
-	conns := make([]net.Conn, cfg.conns)
-	var closing atomic.Bool
-	var dropped atomic.Int64
-	var readers sync.WaitGroup
+// open connects every connection (32 at a time) and starts its reader; it
+// returns how many connected.
+func (r *idleRun) open() int {
+	cfg := r.cfg
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
-	t0 := time.Now()
-	for i := range conns {
+	for i := range r.conns {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -91,72 +114,75 @@ func runIdle(cfg idleConfig) *idleResult {
 			}
 			m, err := dialMQTT(cfg.broker, o, cfg.connectTimeout, 256)
 			if err != nil {
-				errs.add("connection %d: %v", i, err)
+				r.errs.add("connection %d: %v", i, err)
 				return
 			}
-			conns[i] = m.c
-			readers.Add(1)
-			go func() {
-				defer readers.Done()
-				// Nothing should arrive; a small buffer suffices and
-				// keeps the load generator's own footprint low.
-				var b [64]byte
-				for {
-					if _, err := m.c.Read(b[:]); err != nil {
-						if !closing.Load() {
-							dropped.Add(1)
-						}
-						return
-					}
-				}
-			}()
+			r.conns[i] = m.c
+			r.readers.Add(1)
+			go r.read(m.c)
 		}()
 	}
 	wg.Wait()
-	res.ConnectSecs = time.Since(t0).Seconds()
-	for _, c := range conns {
+	n := 0
+	for _, c := range r.conns {
 		if c != nil {
-			res.Connected++
+			n++
 		}
 	}
+	return n
+}
 
+// read waits for the connection to end: nothing should arrive, so a small
+// buffer suffices and keeps the load generator's own footprint low.
+func (r *idleRun) read(c net.Conn) {
+	defer r.readers.Done()
+	var b [64]byte
+	for {
+		if _, err := c.Read(b[:]); err != nil {
+			if !r.closing.Load() {
+				r.dropped.Add(1)
+			}
+			return
+		}
+	}
+}
+
+// hold keeps every connection open for cfg.hold and then reads the
+// broker's RSS and the CPU it spent meanwhile.
+func (r *idleRun) hold(res *idleResult) {
+	pid := r.cfg.pid
 	var cpu0 time.Duration
-	if cfg.pid > 0 {
-		cpu0, _ = procCPU(cfg.pid)
+	if pid > 0 {
+		cpu0, _ = procCPU(pid)
 	}
-	time.Sleep(cfg.hold)
-	if cfg.pid > 0 {
-		cpu1, _ := procCPU(cfg.pid)
-		res.BrokerCPUPct = 100 * (cpu1 - cpu0).Seconds() / cfg.hold.Seconds()
-		if res.RSSAfterKB, err = procRSS(cfg.pid); err != nil {
-			errs.add("broker pid %d: %v", cfg.pid, err)
-		} else if res.Connected > 0 {
-			res.KBPerConn = float64(res.RSSAfterKB-res.RSSBeforeKB) / float64(res.Connected)
-		}
+	time.Sleep(r.cfg.hold)
+	if pid <= 0 {
+		return
 	}
+	cpu1, _ := procCPU(pid)
+	res.BrokerCPUPct = 100 * (cpu1 - cpu0).Seconds() / r.cfg.hold.Seconds()
+	var err error
+	if res.RSSAfterKB, err = procRSS(pid); err != nil {
+		r.errs.add("broker pid %d: %v", pid, err)
+	} else if res.Connected > 0 {
+		res.KBPerConn = float64(res.RSSAfterKB-res.RSSBeforeKB) / float64(res.Connected)
+	}
+}
 
-	closing.Store(true)
+// closeAll says goodbye on every connection and waits for the readers.
+func (r *idleRun) closeAll() {
+	r.closing.Store(true)
 	bye := appendDisconnect(nil)
-	if cfg.v5 {
+	if r.cfg.v5 {
 		bye = appendDisconnect5(nil, reasonSuccess)
 	}
-	for _, c := range conns {
+	for _, c := range r.conns {
 		if c != nil {
 			c.Write(bye)
 			c.Close()
 		}
 	}
-	readers.Wait()
-	res.Dropped = dropped.Load()
-	if res.Dropped > 0 {
-		errs.add("%d idle connections were closed by the broker while holding", res.Dropped)
-	}
-	res.Errors = errs.first
-	if extra := errs.n - len(errs.first); extra > 0 {
-		res.Errors = append(res.Errors, fmt.Sprintf("... and %d more errors", extra))
-	}
-	res.OK = errs.n == 0
-	return res
+	r.readers.Wait()
 }
 
 func (res *idleResult) writeText(w io.Writer) {

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 )
 
 // result is what one load run measured. Its JSON form is the contract with
-// scripts/compare.sh and -mode report, so fields are only ever added.
+// scripts/compare.sh and `mqttbench report`, so fields are only ever added.
 type result struct {
 	Label    string  `json:"label,omitempty"` // e.g. the broker name, from -label
 	Case     string  `json:"case,omitempty"`  // scenario title, from -case
@@ -110,13 +109,31 @@ func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result
 			}
 		}
 	}
-	var inWindowPub, inWindowDel uint64
 	var hist histogram
+	inWindowPub, inWindowDel := r.countDeliveries(res, &hist)
+	r.addRates(res, before, after, window, inWindowPub, inWindowDel)
+	res.LatencySamples = hist.n
+	us := func(ns int64) float64 { return float64(ns) / 1e3 }
+	res.MeanUs = hist.mean() / 1e3
+	res.P50Us = us(hist.quantile(0.50))
+	res.P90Us = us(hist.quantile(0.90))
+	res.P99Us = us(hist.quantile(0.99))
+	res.P999Us = us(hist.quantile(0.999))
+	res.MaxUs = us(hist.max)
+	res.Errors = r.failures(res)
+	res.OK = len(res.Errors) == 0
+	return res
+}
+
+// countDeliveries adds up what the publishers sent and the subscribers
+// received, merges the subscribers' latencies into hist, and returns the
+// messages published and delivered within the measured window.
+func (r *loadRun) countDeliveries(res *result, hist *histogram) (inWindowPub, inWindowDel uint64) {
 	for _, p := range r.pubs {
 		sent := p.sent.Load()
 		res.Published += sent
 		inWindowPub += p.sentInWindow
-		if cfg.qos > 0 {
+		if r.cfg.qos > 0 {
 			res.Unacked += sent - p.acked.Load()
 		}
 		if p.unexpectedAcks > 0 {
@@ -146,42 +163,45 @@ func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result
 			}
 		}
 	}
-	if w := window.Seconds(); w > 0 {
-		res.PublishedRate = float64(inWindowPub) / w
-		res.DeliveredRate = float64(inWindowDel) / w
-		self := after.self - before.self
-		res.LoadgenCPUPct = 100 * self.Seconds() / w
-		if cfg.pid > 0 && before.brokerErr == nil && after.brokerErr == nil {
-			b := after.broker - before.broker
-			res.BrokerPID = cfg.pid
-			res.BrokerCPUPct = 100 * b.Seconds() / w
-			if inWindowDel > 0 {
-				res.BrokerUsPerDeliver = float64(b.Microseconds()) / float64(inWindowDel)
-			}
-		} else if cfg.pid > 0 {
-			r.connErrs.add("broker pid %d: could not read CPU time: %v %v", cfg.pid, before.brokerErr, after.brokerErr)
-		}
-		if before.systemErr == nil && after.systemErr == nil {
-			other := after.system - before.system - self
-			if res.BrokerPID > 0 {
-				other -= after.broker - before.broker
-			}
-			// Tick granularity can make the difference slightly negative.
-			res.OtherCPUPct = max(0, 100*other.Seconds()/w)
-		}
-	}
-	res.LatencySamples = hist.n
-	us := func(ns int64) float64 { return float64(ns) / 1e3 }
-	res.MeanUs = hist.mean() / 1e3
-	res.P50Us = us(hist.quantile(0.50))
-	res.P90Us = us(hist.quantile(0.90))
-	res.P99Us = us(hist.quantile(0.99))
-	res.P999Us = us(hist.quantile(0.999))
-	res.MaxUs = us(hist.max)
+	return inWindowPub, inWindowDel
+}
 
-	// What counts as failure: the transport broke, the broker sent
-	// something we did not ask for, or it broke a QoS promise. QoS 0 may
-	// lose messages by definition; QoS 1 may duplicate them.
+// addRates sets the rates and CPU shares over the measured window.
+func (r *loadRun) addRates(res *result, before, after cpuSample, window time.Duration, inWindowPub, inWindowDel uint64) {
+	w := window.Seconds()
+	if w <= 0 {
+		return
+	}
+	pid := r.cfg.pid
+	res.PublishedRate = float64(inWindowPub) / w
+	res.DeliveredRate = float64(inWindowDel) / w
+	self := after.self - before.self
+	res.LoadgenCPUPct = 100 * self.Seconds() / w
+	if pid > 0 && before.brokerErr == nil && after.brokerErr == nil {
+		b := after.broker - before.broker
+		res.BrokerPID = pid
+		res.BrokerCPUPct = 100 * b.Seconds() / w
+		if inWindowDel > 0 {
+			res.BrokerUsPerDeliver = float64(b.Microseconds()) / float64(inWindowDel)
+		}
+	} else if pid > 0 {
+		r.connErrs.add("broker pid %d: could not read CPU time: %v %v", pid, before.brokerErr, after.brokerErr)
+	}
+	if before.systemErr == nil && after.systemErr == nil {
+		other := after.system - before.system - self
+		if res.BrokerPID > 0 {
+			other -= after.broker - before.broker
+		}
+		// Tick granularity can make the difference slightly negative.
+		res.OtherCPUPct = max(0, 100*other.Seconds()/w)
+	}
+}
+
+// failures lists what makes the run fail: the transport broke, the broker
+// sent something we did not ask for, or it broke a QoS promise. QoS 0 may
+// lose messages by definition; QoS 1 may duplicate them.
+func (r *loadRun) failures(res *result) []string {
+	qos := r.cfg.qos
 	errs := append([]string(nil), r.connErrs.first...)
 	errs = append(errs, r.protoErrs.first...)
 	if extra := r.connErrs.n + r.protoErrs.n - len(errs); extra > 0 {
@@ -199,30 +219,16 @@ func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result
 	if res.PropsMissing > 0 {
 		errs = append(errs, fmt.Sprintf("%d deliveries without the message expiry and user property sent (-v5-props)", res.PropsMissing))
 	}
-	if cfg.qos > 0 && res.Lost > 0 {
-		errs = append(errs, fmt.Sprintf("QoS %d: %d of %d deliveries lost", cfg.qos, res.Lost, res.Expected))
+	if qos > 0 && res.Lost > 0 {
+		errs = append(errs, fmt.Sprintf("QoS %d: %d of %d deliveries lost", qos, res.Lost, res.Expected))
 	}
-	if cfg.qos > 0 && res.Unacked > 0 {
-		errs = append(errs, fmt.Sprintf("QoS %d: %d publishes never acknowledged (longer -drain?)", cfg.qos, res.Unacked))
+	if qos > 0 && res.Unacked > 0 {
+		errs = append(errs, fmt.Sprintf("QoS %d: %d publishes never acknowledged (longer -drain?)", qos, res.Unacked))
 	}
-	if cfg.qos == 2 && res.Duplicated > 0 {
+	if qos == 2 && res.Duplicated > 0 {
 		errs = append(errs, fmt.Sprintf("QoS 2: %d duplicate deliveries", res.Duplicated))
 	}
-	res.Errors = errs
-	res.OK = len(errs) == 0
-	return res
-}
-
-func (res *result) writeJSON(w io.Writer) error { return writeJSONLine(w, res) }
-
-// writeJSONLine writes v as one line, the unit scripts read.
-func writeJSONLine(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
+	return errs
 }
 
 // fmtUs prints a latency in the most readable unit.
@@ -280,16 +286,4 @@ func (res *result) writeText(w io.Writer) {
 		fmt.Fprintf(w, "dropped    %.0f events (broker's mqttd_webhook_events_dropped_total over the run)\n", *res.EventsDropped)
 	}
 	printVerdict(w, res.OK, res.Errors)
-}
-
-// printVerdict ends a text report: ok, or FAILED and why.
-func printVerdict(w io.Writer, ok bool, errs []string) {
-	if ok {
-		fmt.Fprintln(w, "result     ok")
-		return
-	}
-	fmt.Fprintln(w, "result     FAILED")
-	for _, e := range errs {
-		fmt.Fprintf(w, "  - %s\n", e)
-	}
 }

@@ -34,7 +34,7 @@ func httpGet(url string) ([]byte, error) {
 	return b, nil
 }
 
-// fetchPluginStats reads GET base/stats of a -mode plugin server.
+// fetchPluginStats reads GET base/stats of a `mqttbench plugin` server.
 func fetchPluginStats(base string) (pluginStats, error) {
 	var st pluginStats
 	b, err := httpGet(strings.TrimRight(base, "/") + "/stats")
@@ -123,7 +123,7 @@ func sumMetric(m map[string]float64, name, sel string) float64 {
 
 // probes are the optional snapshot sources of a run.
 type probes struct {
-	plugin  string // base URL of a -mode plugin server, or ""
+	plugin  string // base URL of a `mqttbench plugin` server, or ""
 	metrics string // URL of the broker's /metrics, or ""
 }
 

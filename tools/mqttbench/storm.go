@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// -mode storm: N clients connect at once. Every TCP connection is opened
+// mqttbench storm: N clients connect at once. Every TCP connection is opened
 // first (with bounded parallelism, so the broker's accept backlog is not
 // what is measured); then all of a burst send CONNECT together and the
 // time from that moment to each CONNACK is recorded. That is what an
@@ -21,8 +21,8 @@ import (
 //
 // -same-id gives every client the same client id, so with the same user
 // name and password the broker's authenticate requests are identical
-// (DESIGN §4: the decision cache key covers client_id, username,
-// password, peer IP and listener). Those clients take each other's
+// (the broker's decision cache key covers client_id, username, password,
+// peer IP and listener). Those clients take each other's
 // session over; a connection closed after its CONNACK is expected then
 // and counted, not a failure.
 
@@ -130,10 +130,7 @@ func runStorm(cfg stormConfig) *stormResult {
 			errs.add("%d CONNACKs did not carry the expected code 0x%02x (refused: %v)", got, cfg.expectCode, res.Refused)
 		}
 	}
-	res.Errors = errs.first
-	if extra := errs.n - len(errs.first); extra > 0 {
-		res.Errors = append(res.Errors, fmt.Sprintf("... and %d more errors", extra))
-	}
+	res.Errors = errs.list()
 	res.OK = errs.n == 0
 	return res
 }
@@ -146,67 +143,21 @@ func (res *stormResult) countCode(code byte) int {
 	return res.Refused[fmt.Sprintf("0x%02x", code)]
 }
 
+// stormAnswer is what one client of a burst got.
+type stormAnswer struct {
+	code      byte
+	lat       time.Duration // from the burst's start to the CONNACK
+	ok        bool          // a CONNACK arrived
+	takenOver bool          // -same-id: closed by the broker before its CONNACK
+}
+
 // stormBurst runs one burst of n clients and returns the latency of each
 // CONNACK and the time to the last one, in ms.
 func stormBurst(cfg stormConfig, burst, n int, res *stormResult, errs *errorList) ([]time.Duration, float64) {
-	conns := make([]*mconn, n)
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
 	t := time.Now()
-	for i := range conns {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c, err := net.DialTimeout("tcp", cfg.broker, cfg.connectTimeout)
-			if err != nil {
-				errs.add("burst %d, connection %d: %v", burst, i, err)
-				return
-			}
-			conns[i] = &mconn{c: c, buf: make([]byte, 512), v5: cfg.v5, lim: defaultLimits}
-		}()
-	}
-	wg.Wait()
+	conns := stormDial(cfg, burst, n, errs)
 	res.DialS += time.Since(t).Seconds()
-
-	type answer struct {
-		code      byte
-		lat       time.Duration
-		ok        bool
-		takenOver bool
-	}
-	answers := make([]answer, n)
-	start := make(chan struct{})
-	var t0 time.Time
-	for i, m := range conns {
-		if m == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id := fmt.Sprintf("%sc%d", cfg.clientsPrefix, burst*cfg.conns+i)
-			if cfg.sameID {
-				id = cfg.clientsPrefix + "storm"
-			}
-			o := connectOptions{clientID: id, keepAlive: cfg.keepAlive, cleanSession: true,
-				username: cfg.username, password: cfg.password, v5: cfg.v5}
-			<-start
-			code, err := m.handshake(o, cfg.connectTimeout)
-			if err != nil && cfg.sameID && (errors.Is(err, errClosedByBroker) || errors.Is(err, syscall.ECONNRESET)) {
-				answers[i].takenOver = true
-				return
-			}
-			if err != nil {
-				errs.add("burst %d: %v", burst, err)
-				return
-			}
-			answers[i] = answer{code: code, lat: time.Since(t0), ok: true}
-		}()
-	}
-	t0 = time.Now()
-	close(start)
-	wg.Wait()
+	answers := stormConnect(cfg, burst, conns, errs)
 	bye := appendDisconnect(nil)
 	if cfg.v5 {
 		bye = appendDisconnect5(nil, reasonSuccess)
@@ -236,6 +187,69 @@ func stormBurst(cfg stormConfig, burst, n int, res *stormResult, errs *errorList
 		}
 	}
 	return lat, float64(last) / 1e6
+}
+
+// stormDial opens a burst's n TCP connections, 64 at a time, so that the
+// broker's accept backlog is not what the storm measures. A connection
+// that failed is nil.
+func stormDial(cfg stormConfig, burst, n int, errs *errorList) []*mconn {
+	conns := make([]*mconn, n)
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c, err := net.DialTimeout("tcp", cfg.broker, cfg.connectTimeout)
+			if err != nil {
+				errs.add("burst %d, connection %d: %v", burst, i, err)
+				return
+			}
+			conns[i] = &mconn{c: c, buf: make([]byte, 512), v5: cfg.v5, lim: defaultLimits}
+		}()
+	}
+	wg.Wait()
+	return conns
+}
+
+// stormConnect lets every open connection of a burst send CONNECT at the
+// same moment and waits for each answer.
+func stormConnect(cfg stormConfig, burst int, conns []*mconn, errs *errorList) []stormAnswer {
+	answers := make([]stormAnswer, len(conns))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var t0 time.Time
+	for i, m := range conns {
+		if m == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("%sc%d", cfg.clientsPrefix, burst*cfg.conns+i)
+			if cfg.sameID {
+				id = cfg.clientsPrefix + "storm"
+			}
+			o := connectOptions{clientID: id, keepAlive: cfg.keepAlive, cleanSession: true,
+				username: cfg.username, password: cfg.password, v5: cfg.v5}
+			<-start
+			code, err := m.handshake(o, cfg.connectTimeout)
+			if err != nil && cfg.sameID && (errors.Is(err, errClosedByBroker) || errors.Is(err, syscall.ECONNRESET)) {
+				answers[i].takenOver = true
+				return
+			}
+			if err != nil {
+				errs.add("burst %d: %v", burst, err)
+				return
+			}
+			answers[i] = stormAnswer{code: code, lat: time.Since(t0), ok: true}
+		}()
+	}
+	t0 = time.Now()
+	close(start)
+	wg.Wait()
+	return answers
 }
 
 func (res *stormResult) writeText(w io.Writer) {
