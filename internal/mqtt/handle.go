@@ -187,8 +187,8 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 			code, reason = denyCode(packets.PUBACK, res.ReasonCode), res.Reason
 		}
 	}
-	if setAlias != 0 && code == packets.Success {
-		c.storeAlias(setAlias, p.Topic)
+	if setAlias != 0 {
+		c.storeAlias(setAlias, p.Topic, code == packets.Success)
 	}
 	switch p.QoS {
 	case 0:
@@ -262,12 +262,22 @@ func (c *client) resolveAlias(p *packets.Publish) (set uint16, err error) {
 	return 0, nil
 }
 
-// storeAlias maps alias a to topic for the rest of the connection.
-func (c *client) storeAlias(a uint16, topic string) {
+// storeAlias maps alias a to topic for the rest of the connection when its
+// PUBLISH was allowed. When it was not, the alias is unset rather than left
+// on its old topic: the client believes it now names topic, and a later
+// PUBLISH by alias alone must not go to the old one (it is a protocol error
+// instead, 0x82).
+func (c *client) storeAlias(a uint16, topic string, allowed bool) {
 	if c.aliases == nil {
+		if !allowed {
+			return
+		}
 		c.aliases = make([]string, int(c.b.limits.TopicAliasMaximum)+1)
 	}
-	if c.aliases[a] != topic {
+	switch {
+	case !allowed:
+		c.aliases[a] = ""
+	case c.aliases[a] != topic:
 		c.aliases[a] = strings.Clone(topic)
 	}
 }

@@ -120,6 +120,9 @@ func TestOversizedConnectRefused(t *testing.T) {
 // A topic alias is stored only once its PUBLISH is allowed: a denied
 // publish that sets an alias leaves it unset, so using it afterwards is
 // a protocol error (the alias was never set), not a way to fill memory.
+// A denied publish that re-maps an alias unsets it too: the client believes
+// the alias names the denied topic, so a publish by alias alone must not
+// go to the topic it named before.
 func TestTopicAliasNotStoredForDeniedPublish(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = secDenyUser("mallory", ActionPublish, "deny/") })
 	c := secConnectAs(t, tb.addr, packets.V5, &packets.Connect{ClientID: "alias", CleanStart: true}, "mallory")
@@ -129,6 +132,20 @@ func TestTopicAliasNotStoredForDeniedPublish(t *testing.T) {
 	}
 	c.send(v5AliasPub("", 1, 2, "b"))
 	v5ExpectDisconnect(c, packets.ProtocolError)
+
+	watch := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "alias-watch", CleanStart: true}, "ops")
+	watch.subscribe(1, "open/#", 1)
+	c = secConnectAs(t, tb.addr, packets.V5, &packets.Connect{ClientID: "alias", CleanStart: true}, "mallory")
+	c.send(v5AliasPub("open/door", 2, 1, "allowed"))
+	extExpect(c, packets.PUBACK, 1)
+	if got := secNextPayload(watch, 2*time.Second); got != "allowed" {
+		t.Fatalf("watcher got %q", got)
+	}
+	c.send(v5AliasPub("deny/door", 2, 2, "denied"))
+	extExpect(c, packets.PUBACK, 2)
+	c.send(v5AliasPub("", 2, 3, "meant for deny/door"))
+	v5ExpectDisconnect(c, packets.ProtocolError)
+	watch.expectNothing(300 * time.Millisecond)
 }
 
 // A persistent session's offline queue is bounded in bytes as well as in
