@@ -44,6 +44,7 @@ type client struct {
 	keepWill        bool     // MQTT 5 DISCONNECT 0x04: publish the will all the same
 	aliases         []string // MQTT 5 inbound topic aliases, indexed by alias
 	reauthing       bool     // an MQTT 5 re-authentication is under way
+	refused         bool     // a refusing CONNACK was sent (and logged)
 
 	// Fixed at CONNECT (MQTT 5; 3.1.1 clients keep the zero values).
 	problemInfo bool   // the client accepts reason strings on any packet
@@ -85,7 +86,7 @@ func (b *Broker) runConn(conn net.Conn, l *listener, handoff bool) {
 		b.wg.Done()
 	}
 	if b.nconns.Add(1) > int64(b.limits.MaxConnections) {
-		b.refuse(conn)
+		b.refuse(conn, l)
 		release()
 		return
 	}
@@ -112,7 +113,9 @@ func (b *Broker) openConn(conn net.Conn, l *listener) *client {
 	c.info.Transport = l.transport
 	c.info.RemoteAddr = conn.RemoteAddr().String()
 	c.ctx, c.cancel = context.WithCancel(b.ctx)
-	c.r = packetReader{conn: conn, max: b.limits.MaxPacketSize, beforeRead: c.beforeRead}
+	// Until CONNECT is accepted the reader is wary: it holds what arrived,
+	// not what a packet announces, up to the pre-authentication bound.
+	c.r = packetReader{conn: conn, max: b.limits.MaxConnectSize, wary: true, beforeRead: c.beforeRead}
 
 	b.mu.Lock()
 	b.conns[c] = struct{}{}
@@ -127,7 +130,10 @@ func (b *Broker) openConn(conn net.Conn, l *listener) *client {
 		return nil
 	}
 	if err := c.handshake(); err != nil {
-		b.log.Debug("connection refused", "remote", c.info.RemoteAddr, "err", err)
+		if !c.refused { // a refusal was logged at info already
+			b.log.Debug("connection closed before CONNECT was accepted", "remote", c.info.RemoteAddr,
+				"listener", c.info.Listener, "err", err)
+		}
 		b.flushReadStats(c)
 		c.abandon()
 		return nil
@@ -320,10 +326,12 @@ func (c *client) finish(cause error) {
 		orphans = s.takeShared()
 	}
 	s.mu.Unlock()
+	var delayed *clientWill
 	if attached && s.clean {
-		b.discardSession(s)
+		delayed = b.discardSession(s)
 	}
 	b.connMu.Unlock()
+	b.publishWill(delayed)
 	b.stats.clientsConnected.Add(-1)
 	if len(orphans) > 0 {
 		b.redeliverShared(s, orphans)
@@ -334,13 +342,14 @@ func (c *client) finish(cause error) {
 	// violation, or a takeover (or MQTT 5's "disconnect with will"). Not
 	// when the broker itself is going down.
 	if c.will != nil && (!c.graceful || c.keepWill) && !c.stopping.Load() {
-		b.scheduleWill(s, c.will, c.willDelay)
+		b.scheduleWill(s, &clientWill{msg: c.will, client: &c.info}, c.willDelay)
 	}
 	reason := "disconnect"
 	if cause != nil {
 		reason = cause.Error()
 	}
-	b.log.Debug("client disconnected", "client_id", c.info.ClientID, "reason", reason)
+	b.log.Info("client disconnected", "client_id", c.info.ClientID, "username", c.info.Username,
+		"remote", c.info.RemoteAddr, "listener", c.info.Listener, "protocol", int(c.info.ProtocolVersion), "reason", reason)
 	b.emit(&Event{Type: EventClientDisconnected, Client: &c.info, Reason: reason})
 }
 

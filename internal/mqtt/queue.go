@@ -23,7 +23,7 @@ func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
 // message is the one dropped (the queue keeps its order), counted, and for
 // QoS 1/2 logged at most once a minute per session.
 func (b *Broker) enqueue(s *Session, d delivery) {
-	if s.queue.len() >= b.limits.MaxQueued {
+	if s.queue.len() >= b.limits.MaxQueued || s.queue.bytes+d.size() > b.limits.MaxQueuedBytes {
 		if d.qos == 0 {
 			b.stats.droppedQoS0.Add(1)
 			return
@@ -32,7 +32,8 @@ func (b *Broker) enqueue(s *Session, d delivery) {
 		if now := time.Now(); now.Sub(s.dropLogged) > time.Minute {
 			s.dropLogged = now
 			b.log.Warn("session queue full: dropping QoS 1/2 messages",
-				"client_id", s.id, "max_queued", b.limits.MaxQueued, "topic", d.msg.Topic)
+				"client_id", s.id, "max_queued", b.limits.MaxQueued, "max_queued_bytes", b.limits.MaxQueuedBytes,
+				"queued", s.queue.len(), "queued_bytes", s.queue.bytes, "topic", d.msg.Topic)
 		}
 		return
 	}
@@ -95,15 +96,19 @@ func (c *client) pumpChecked() {
 		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionReceive, Topic: d.msg.Topic, QoS: d.qos, Retain: d.retain})
 		s.mu.Lock()
 		c.checking = false
-		if !res.Allow {
+		decided := c.ctx.Err() == nil // else the connection is ending: the answer may not be the checker's
+		if decided && !res.Allow {
 			s.mu.Unlock()
+			b.logDenied(&c.info, "receive", d.msg.Topic, res)
 			continue
 		}
 		switch {
-		case s.client != c:
+		case s.client != c || !decided:
 			if d.qos > 0 && !s.clean {
 				b.enqueue(s, d) // the connection went away meanwhile
 			}
+			s.mu.Unlock()
+			return
 		case d.qos == 0:
 			c.appendDelivery(&d, 0, false)
 		default:

@@ -133,6 +133,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 		case !ok:
 			mode = deliverQueuedChecked
 		case !res.Allow:
+			b.logDenied(&c.info, "receive", r.topic, res)
 			return
 		}
 	}
