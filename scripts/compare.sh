@@ -20,7 +20,10 @@
 #   --rounds N         rounds of every scenario on every broker (default 3)
 #   --duration D       measured publishing time per run (default 10s)
 #   --warmup D         unmeasured publishing before it (default 1s)
-#   --drain D          most time to wait for stragglers after it (default 3s)
+#   --drain D          most time to wait for stragglers after it (default 10s;
+#                      a run stops waiting as soon as everything arrived or
+#                      nothing moved for a second, so a slow broker's queue
+#                      is not counted as lost)
 #   --brokers LIST     comma-separated subset of mqttd,mosquitto,mochi,nats,flashmq
 #   --scenarios LIST   comma-separated subset of
 #                      p2p,pairs10q0,pairs10,pairs100,fanout,fanin (the
@@ -115,9 +118,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 if [ "$QUICK" = 1 ]; then
-	: "${ROUNDS:=1}" "${DURATION:=2s}" "${WARMUP:=500ms}" "${DRAIN:=1s}" "${QUIET_WAIT:=0}"
+	: "${ROUNDS:=1}" "${DURATION:=2s}" "${WARMUP:=500ms}" "${DRAIN:=10s}" "${QUIET_WAIT:=0}"
 else
-	: "${ROUNDS:=3}" "${DURATION:=10s}" "${WARMUP:=1s}" "${DRAIN:=3s}" "${QUIET_WAIT:=30}"
+	: "${ROUNDS:=3}" "${DURATION:=10s}" "${WARMUP:=1s}" "${DRAIN:=10s}" "${QUIET_WAIT:=30}"
 fi
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ $IDLE =~ ^[0-9]+$ ]] || die "--idle must be a number of connections"
