@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "$SRC" ] || die "usage: scripts/build-flashmq.sh [--cache DIR] SRC_DIR (see --help)"
-[ -f "$SRC/CMakeLists.txt" ] && grep -q 'project(FlashMQ' "$SRC/CMakeLists.txt" ||
+grep -qs 'project(FlashMQ' "$SRC/CMakeLists.txt" ||
 	die "$SRC does not look like a FlashMQ source tree (no CMakeLists.txt with project(FlashMQ ...))"
 SRC=$(cd "$SRC" && pwd)
 

@@ -585,7 +585,8 @@ mem=$(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 	[ "$QUICK" = 1 ] && echo "- **--quick: a smoke check of the script; these figures are not results**"
 	echo "- placement: $PLACEMENT; $ROUNDS round(s) (median shown), brokers interleaved and started fresh per run"
 	echo "- load generator: tools/mqttbench at $(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo "working tree"), raw sockets, one write() per PUBLISH; \`load ${LOADGEN_FLAGS[*]}\`, closed loop with $WINDOW messages outstanding per publisher (fanin64: 64), in-flight limit = window"
-	echo "- scenarios:$(for s in "${SCEN[@]}"; do printf ' %s = `%s`;' "$s" "${ARGS[$s]}"; done)"
+	# shellcheck disable=SC2016 # the backquotes are Markdown
+	echo "- scenarios:$(for s in "${SCEN[@]}"; do printf ' %s = `%s`;' "$s" "${ARGS[$s]}"; done | sed 's/;$//')"
 	echo "- broker CPU per delivery from /proc/PID/stat; latency from publish to receipt; lost = messages published and never delivered, summed over the cell's runs (at QoS 1 any loss fails the run; \`unacked\` in results.jsonl counts those never acknowledged either)"
 	props=""
 	[ "$V5_PROPS" = 1 ] && [[ " ${PROTOS[*]} " == *" 5 "* ]] && props=" (5.0 PUBLISH with a message expiry and a user property)"
