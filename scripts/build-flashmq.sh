@@ -9,7 +9,8 @@
 #   --cache DIR  where compare.sh looks for peers (default: $MQTTD_PEERS_CACHE,
 #                else ${XDG_CACHE_HOME:-~/.cache}/mqttd-compare). The binary
 #                lands in DIR/flashmq/flashmq, the build tree in
-#                DIR/flashmq/build.
+#                DIR/flashmq/build (reused when it was built from
+#                the same SRC_DIR, so a rebuild compiles only what changed).
 #
 # This script never fetches FlashMQ itself (CI reaches only the Debian, npm
 # and Go proxies). It installs what the build needs when missing, with
@@ -61,8 +62,12 @@ fi
 DEST="$CACHE/flashmq"
 BUILD="$DEST/build"
 mkdir -p "$DEST"
-# A build tree from another source or version would mix objects.
-rm -rf "$BUILD"
+# A build tree configured from the same source tree is reused (make then
+# rebuilds only what changed); one from another tree is started afresh, as
+# CMake refuses to reconfigure it.
+if ! grep -qsx "CMAKE_HOME_DIRECTORY:INTERNAL=$SRC" "$BUILD/CMakeCache.txt"; then
+	rm -rf "$BUILD"
+fi
 log "configuring $SRC in $BUILD"
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$DEST/cmake.log" 2>&1 ||
 	{ tail -20 "$DEST/cmake.log" >&2; die "cmake failed (log: $DEST/cmake.log)"; }
@@ -73,5 +78,6 @@ cmake --build "$BUILD" -j "$(nproc)" >"$DEST/build.log" 2>&1 ||
 cp "$BUILD/flashmq" "$DEST/flashmq.new"
 mv "$DEST/flashmq.new" "$DEST/flashmq"
 version=$("$DEST/flashmq" --version 2>&1 | grep -Eio 'version [0-9][^ ]*' | head -1 || true)
-log "built FlashMQ ${version:-(version unknown)}: $DEST/flashmq"
+[ -n "$version" ] || version="? (version unknown)"
+log "built FlashMQ ${version#* }: $DEST/flashmq"
 log "scripts/compare.sh finds it there (or point FLASHMQ=path at another binary)"
