@@ -283,7 +283,7 @@ prepare_flashmq() {
 		return 1
 	fi
 	VERSION[flashmq]="$("$FLASHMQ_BIN" --version 2>&1 | grep -Eio 'version [0-9][^ ]*' | head -1 | awk '{print $2}') ($FLASHMQ_BIN)"
-	CONFIG[flashmq]="thread_count $(flashmq_threads), allow_anonymous true, no storage_dir (no persistence), tcp_nodelay true on the listener, log_level warning; limits at their defaults (max_qos_msg_pending_per_client 512)"
+	CONFIG[flashmq]="thread_count $(flashmq_threads), rlimit_nofile = this shell's limit, allow_anonymous true, no storage_dir (no persistence), tcp_nodelay true on the listener, log_level warning; limits at their defaults (max_qos_msg_pending_per_client 512)"
 }
 
 # FlashMQ runs one worker thread per core it may use, like the Go brokers'
@@ -394,9 +394,12 @@ start_broker() {
 	flashmq)
 		# No storage_dir: nothing is persisted. Nagle off as for the
 		# others (FlashMQ's default is on). Queue limits stay at their
-		# defaults, as for Mosquitto.
+		# defaults, as for Mosquitto. Its descriptor limit is the one this
+		# shell has (it would try to raise it to a million and log an
+		# error when not allowed).
 		cat >"$TMP/flashmq.conf" <<-EOF
 			thread_count $(flashmq_threads)
+			rlimit_nofile $(ulimit -n | sed s/unlimited/1000000/)
 			allow_anonymous true
 			log_level warning
 			listen {
