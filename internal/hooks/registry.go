@@ -226,7 +226,7 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 		p.inline, _ = p.filter.(TopicFilterNow)
 	}
 	if p.sink, _ = spec.Plugin.(EventSink); p.sink != nil {
-		p.wants = p.sink.Wants() // at load: what a Reload may not exceed
+		p.wants = p.sink.Wants() // at load, before a manifest may narrow it
 		p.now, _ = p.sink.(EventSinkNow)
 	}
 	return p, nil
