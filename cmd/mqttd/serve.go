@@ -44,7 +44,7 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	if source == "" {
 		source = "built-in defaults"
 	}
-	log.Info("starting", "version", mqtt.Version, "name", cfg.Name, "config", source)
+	log.Info("starting", "version", versionString(), "name", cfg.Name, "config", source)
 
 	reg := admin.NewRegistry()
 	ps, err := buildPlugins(cfg, nil, log, reg)
