@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 
 	"github.com/mqttd/mqttd/internal/config"
@@ -78,10 +77,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	if cfgPath == "" {
-		cfgPath = os.Getenv(config.EnvConfigFile)
-	}
-
 	switch cmd {
 	case "":
 		return serve(ctx, cfgPath, stderr)
