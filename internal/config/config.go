@@ -80,10 +80,12 @@ type Admin struct {
 	Pprof bool   `mapstructure:"pprof" doc:"serve Go's runtime profiles under /debug/pprof on the admin listener (they show the broker's internals: keep the listener private)"`
 }
 
-// Logging configures the process log (always to stderr).
+// Logging configures the process log: stderr (journald keeps it under
+// systemd), or a file that SIGHUP reopens for logrotate.
 type Logging struct {
 	Level  string `mapstructure:"level" doc:"debug, info, warn or error"`
 	Format string `mapstructure:"format" doc:"text or json"`
+	File   string `mapstructure:"file" doc:"append the log to this file instead of stderr; SIGHUP reopens it (logrotate); relative to the config file"`
 }
 
 // DefaultListenerName is the name of the listener used when the
