@@ -116,6 +116,13 @@ func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqt
 	if err == nil {
 		return d, nil
 	}
+	if ctx.Err() != nil {
+		// The caller gave up (its client went away): not the plugin's
+		// failure, and no stale decision is served for it, or a client
+		// could pick an old allow by hanging up mid-call. The chain
+		// refuses it.
+		return hooks.Decision{}, &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: KindTimeout, Err: ctx.Err()}
+	}
 	var we *Error
 	if !errors.As(err, &we) { // the caller's ctx ended, or the plugin closed
 		kind := KindTimeout
