@@ -124,7 +124,10 @@ func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqt
 		return hooks.Decision{}, &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: KindTimeout, Err: ctx.Err()}
 	}
 	var we *Error
-	if !errors.As(err, &we) { // the caller's ctx ended, or the plugin closed
+	if errors.As(err, &we) && we.Kind.refusal() {
+		return refused(we), nil
+	}
+	if !errors.As(err, &we) { // the plugin closed
 		kind := KindTimeout
 		if errors.Is(err, errClosed) {
 			kind = KindRefused
@@ -132,6 +135,13 @@ func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqt
 		err = &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: kind, Err: err}
 	}
 	return p.fail(ep, key, err)
+}
+
+// refused is the deny for a refusal: the request, not the plugin, was at
+// fault. The chain hears a deny, not an error, so neither on-error nor a
+// stale decision can answer it.
+func refused(we *Error) hooks.Decision {
+	return hooks.Decision{Result: hooks.Deny, Reason: we.advice()}
 }
 
 // fail applies the part of the on-error policy that only the plugin can:

@@ -13,8 +13,9 @@ import (
 
 // FuzzReadDecision feeds arbitrary statuses, Cache-Control values and
 // bodies to the answer rules. Nothing may panic; statuses keep their
-// meaning whatever the body says (204 allows, 401 and 403 deny, non-2xx
-// others are KindStatus errors, never "ignore"); a 2xx body that parses has
+// meaning whatever the body says (204 allows, 401 and 403 deny, other 4xx
+// but 408 and 429 are KindRejected refusals, non-2xx others are KindStatus
+// errors, never "ignore"); a 2xx body that parses has
 // a result the wire format knows, and any other result is an error; and
 // no answer gives a negative or unbounded lifetime, nor a cache policy a
 // negative one. Seeds live in testdata/fuzz/FuzzReadDecision.
@@ -44,6 +45,10 @@ func FuzzReadDecision(f *testing.F) {
 			_, perr := parseDecision(r)
 			if (perr != nil) != (kind == KindBadAnswer) || (perr == nil && kind != 0) {
 				t.Fatalf("%d: parse error %v but kind %v", status, perr, kind)
+			}
+		case status >= 400 && status < 500 && status != 408 && status != 429:
+			if kind != KindRejected {
+				t.Fatalf("%d gave %+v, kind %v; want a KindRejected refusal", status, v, kind)
 			}
 		default:
 			if kind != KindStatus {

@@ -24,7 +24,7 @@ import (
 var outcomes = []string{
 	"allow", "deny", "ignore",
 	KindTimeout.outcome(), KindRefused.outcome(), KindStatus.outcome(), KindBadAnswer.outcome(),
-	KindBreakerOpen.outcome(), "stale",
+	KindBreakerOpen.outcome(), KindRejected.outcome(), KindTooLarge.outcome(), KindBusy.outcome(), "stale",
 }
 
 var (
@@ -135,7 +135,7 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 		}, []string{"plugin", "endpoint"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_webhook_decisions_total",
-			Help: "Outcomes of decision calls (allow, deny, ignore, error_<kind>, breaker_open) and stale serves.",
+			Help: "Outcomes of decision calls (allow, deny, ignore, error_<kind>, breaker_open), refusals without a decision (rejected, too_large, busy) and stale serves.",
 		}, []string{"plugin", "endpoint", "outcome"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_webhook_breaker_transitions_total",

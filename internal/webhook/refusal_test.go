@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
@@ -82,6 +84,47 @@ func TestClientGoneIsRefusal(t *testing.T) {
 			cancelWhenEntered(t, entered, cancel)
 			if res := h.Topics.CheckTopic(ctx, c, publish); res.Allow {
 				t.Errorf("a publish check whose client went away mid-call allowed (%+v)", res)
+			}
+		})
+	}
+}
+
+// TestRequestBlamingAnswersRefuse: a 4xx that blames the request (413 for a
+// body too large for the plugin, 400, 422) refuses the client whatever the
+// on-error policy, and never counts against the breaker: a client that
+// sends such requests on purpose must neither pick the on-error answer nor
+// lock everyone else out by opening the breaker.
+func TestRequestBlamingAnswersRefuse(t *testing.T) {
+	for _, status := range []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			f := newFake(t)
+			f.handle("/authenticate", answer(status, ``))
+			f.handle("/topic_filtering", answer(status, ``))
+			p := newPlugin(t, f.url(), func(o *Options) {
+				o.OnError = hooks.OnErrorAllow
+				o.Breaker = BreakerOptions{ConsecutiveFailures: 3}
+			})
+			h := chainOf(t, p)
+			const tries = 20
+			for i := range tries {
+				c := mqttClient("mallory", "mallory")
+				if res := h.Auth.Authenticate(context.Background(), c, []byte{byte(i)}); res.Allow {
+					t.Fatalf("login %d: HTTP %d let the client in (%+v)", i, status, res)
+				}
+				if res := h.Topics.CheckTopic(context.Background(), c, mqtt.TopicRequest{Action: mqtt.ActionPublish, Topic: string(rune('a' + i))}); res.Allow {
+					t.Fatalf("publish %d: HTTP %d allowed it (%+v)", i, status, res)
+				}
+			}
+			for _, ep := range p.endpoints() {
+				if s := ep.breaker.State(); s != gobreaker.StateClosed {
+					t.Errorf("%s: %d answers of HTTP %d opened the breaker (%v)", ep.name, tries, status, s)
+				}
+			}
+			if n := f.count("/authenticate"); n != tries {
+				t.Errorf("the plugin was asked %d times for %d logins", n, tries)
+			}
+			if got := counterValue(t, p, "mqttd_webhook_decisions_total", map[string]string{"outcome": "rejected", "endpoint": "authenticate"}); got != tries {
+				t.Errorf("rejected outcomes = %v, want %d", got, tries)
 			}
 		})
 	}
