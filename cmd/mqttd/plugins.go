@@ -120,7 +120,7 @@ func webhookOptions(alias string, pc config.Plugin, broker string, log *slog.Log
 		Alias: alias, URL: pc.URL, Timeout: pc.Timeout, Secret: pc.Secret, Headers: pc.Headers,
 		Events: pc.Events, Config: pc.Config, OnError: onErr,
 		TLS:      webhook.TLSOptions{CAFile: pc.TLS.CA, CertFile: pc.TLS.Cert, KeyFile: pc.TLS.Key},
-		MaxConns: pc.MaxConns, MaxBody: int64(pc.MaxBody),
+		MaxConns: pc.MaxConns, MaxBody: int64(pc.MaxBody), MaxRequest: int64(pc.MaxRequest), MaxConcurrent: pc.MaxConcurrent,
 		Cache: webhook.CacheOptions{Size: pc.Cache.Size, TTL: pc.Cache.TTL, DenyTTL: pc.Cache.DenyTTL,
 			MaxTTL: pc.Cache.MaxTTL, Jitter: pc.Cache.Jitter},
 		Breaker: webhook.BreakerOptions{ConsecutiveFailures: pc.Breaker.ConsecutiveFailures, FailureRatio: pc.Breaker.FailureRatio,

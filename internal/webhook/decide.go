@@ -26,6 +26,9 @@ func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hook
 	if err != nil {
 		return hooks.Decision{}, err
 	}
+	if d, ok := p.tooLarge(p.auth, body); ok {
+		return d, nil
+	}
 	return p.decide(ctx, p.auth, key, req.Client, body)
 }
 
@@ -67,6 +70,9 @@ func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.Top
 	if err != nil {
 		return hooks.Decision{}, err
 	}
+	if d, ok := p.tooLarge(p.topic, body); ok {
+		return d, nil
+	}
 	d, err := p.decide(ctx, p.topic, key, c, body)
 	// Memoize what the call left in the cache, not d: only the cache knows
 	// whether the answer may be reused and until when, and d may be a stale
@@ -77,6 +83,16 @@ func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.Top
 		}
 	}
 	return d, err
+}
+
+// tooLarge refuses a request body over MaxRequest, without a call: the
+// plugin would have to read it, and a 413 from it is a refusal anyway.
+func (p *Plugin) tooLarge(ep *endpoint, body []byte) (hooks.Decision, bool) {
+	if int64(len(body)) <= p.opts.MaxRequest {
+		return hooks.Decision{}, false
+	}
+	ep.m.outcome[KindTooLarge.outcome()].Inc()
+	return refused(&Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: KindTooLarge}), true
 }
 
 // lookup is the hot path: a fresh cached decision, without allocating.
@@ -141,7 +157,11 @@ func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqt
 // fault. The chain hears a deny, not an error, so neither on-error nor a
 // stale decision can answer it.
 func refused(we *Error) hooks.Decision {
-	return hooks.Decision{Result: hooks.Deny, Reason: we.advice()}
+	d := hooks.Decision{Result: hooks.Deny, Reason: we.advice()}
+	if we.Kind == KindBusy {
+		d.ReasonCode = 0x89 // server busy, where the packet may carry it
+	}
+	return d
 }
 
 // fail applies the part of the on-error policy that only the plugin can:
@@ -195,6 +215,15 @@ func (p *Plugin) post(ctx context.Context, ep *endpoint, body []byte) (verdict, 
 	}
 	callCtx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
+	if ep.slots != nil {
+		if !ep.slots.take(callCtx) {
+			if ctx.Err() != nil {
+				return fail(KindTimeout, 0, errAbandoned)
+			}
+			return fail(KindBusy, 0, nil)
+		}
+		defer ep.slots.give()
+	}
 	start := time.Now()
 	r, err := p.client.do(callCtx, http.MethodPost, ep.path, body)
 	ep.m.duration.Observe(time.Since(start).Seconds())

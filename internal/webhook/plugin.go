@@ -55,6 +55,7 @@ type Plugin struct {
 type endpoint struct {
 	name, path string
 	breaker    *gobreaker.CircuitBreaker[verdict]
+	slots      *slots // bounds concurrent calls; nil for an endpoint without a bound
 	m          endpointMetrics
 }
 
@@ -95,6 +96,7 @@ func New(opts Options) (*Plugin, error) {
 	p.stale = p.metrics.stale.WithLabelValues(o.Alias)
 	p.evicts = p.metrics.evicts.WithLabelValues(o.Alias)
 	p.auth = p.newEndpoint(epAuthenticate)
+	p.auth.slots = newSlots(o.MaxConcurrent, p.metrics.slotWaits.WithLabelValues(o.Alias))
 	p.topic = p.newEndpoint(epTopicFiltering)
 
 	root, stop := context.WithCancel(context.Background())

@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
 // chainOf builds a hooks.Manager whose auth chain and topic chain are p
@@ -127,5 +130,100 @@ func TestRequestBlamingAnswersRefuse(t *testing.T) {
 				t.Errorf("rejected outcomes = %v, want %d", got, tries)
 			}
 		})
+	}
+}
+
+// TestOversizedRequestRefusedLocally: a request whose body would be larger
+// than max-request (a CONNECT stuffed with user properties, a huge topic)
+// is refused without a call, whatever the on-error policy, and however many
+// come the breaker stays closed.
+func TestOversizedRequestRefusedLocally(t *testing.T) {
+	f := newFake(t)
+	p := newPlugin(t, f.url(), func(o *Options) {
+		o.OnError = hooks.OnErrorAllow
+		o.MaxRequest = 4 << 10
+		o.Breaker = BreakerOptions{ConsecutiveFailures: 3}
+	})
+	h := chainOf(t, p)
+	const tries = 20
+	for i := range tries {
+		c := mqttClient("stuffed", "mallory")
+		c.ProtocolVersion = byte(4 + i%2) // 3.1.1 and 5.0
+		for j := range 64 {
+			c.UserProperties = append(c.UserProperties, packets.UserProperty{Key: fmt.Sprint("k", i, j), Value: strings.Repeat("v", 100)})
+		}
+		res := h.Auth.Authenticate(context.Background(), c, []byte("pw"))
+		if res.Allow || res.ReasonCode != 0x87 {
+			t.Fatalf("login %d (version %d) with %d bytes of user properties: %+v, want refused with 0x87 (0x05 for 3.1.1)",
+				i, c.ProtocolVersion, 64*100, res)
+		}
+		long := mqtt.TopicRequest{Action: mqtt.ActionPublish, Topic: strings.Repeat("t", 5<<10) + fmt.Sprint(i)}
+		if res := h.Topics.CheckTopic(context.Background(), c, long); res.Allow {
+			t.Fatalf("publish %d on a topic over max-request was allowed", i)
+		}
+	}
+	if n := f.count("/authenticate") + f.count("/topic_filtering"); n != 0 {
+		t.Errorf("the plugin was asked %d times about requests over max-request", n)
+	}
+	for _, ep := range p.endpoints() {
+		if s := ep.breaker.State(); s != gobreaker.StateClosed {
+			t.Errorf("%s: oversized requests opened the breaker (%v)", ep.name, s)
+		}
+		if got := counterValue(t, p, "mqttd_webhook_decisions_total", map[string]string{"outcome": "too_large", "endpoint": ep.name}); got != tries {
+			t.Errorf("%s: too_large outcomes = %v, want %d", ep.name, got, tries)
+		}
+	}
+	// A request within the bound is asked as before.
+	if res := h.Auth.Authenticate(context.Background(), mqttClient("small", "alice"), []byte("pw")); !res.Allow {
+		t.Fatalf("a small login was refused: %+v", res)
+	}
+}
+
+// TestAuthSlotsBoundConcurrentCalls: with max-concurrent 1, a second login
+// that finds the slot taken waits its timeout, then is refused with 0x89
+// (server busy) without a call; the wait is counted, and the breaker, which
+// such refusals say nothing to, stays closed.
+func TestAuthSlotsBoundConcurrentCalls(t *testing.T) {
+	f := newFake(t)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	f.handle("/authenticate", func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	p := newPlugin(t, f.url(), func(o *Options) {
+		o.OnError = hooks.OnErrorAllow
+		o.MaxConcurrent = 1
+		o.Timeout = 5 * time.Second
+		o.Breaker = BreakerOptions{ConsecutiveFailures: 1}
+	})
+	h := chainOf(t, p)
+	first := make(chan mqtt.AuthResult, 1)
+	go func() { first <- h.Auth.Authenticate(context.Background(), mqttClient("first", "alice"), []byte("pw")) }()
+	<-entered
+	p.opts.Timeout = 50 * time.Millisecond // the second call's wait for a slot
+	res := h.Auth.Authenticate(context.Background(), mqttClient("second", "bob"), []byte("pw"))
+	close(release)
+	if res.Allow || res.ReasonCode != 0x89 {
+		t.Fatalf("a login without a free slot: %+v, want refused with 0x89", res)
+	}
+	if r := <-first; !r.Allow {
+		t.Fatalf("the login holding the slot: %+v", r)
+	}
+	if n := f.count("/authenticate"); n != 1 {
+		t.Errorf("the plugin was asked %d times, want once", n)
+	}
+	if got := counterValue(t, p, "mqttd_webhook_auth_slot_waits_total", nil); got != 1 {
+		t.Errorf("slot waits = %v, want 1", got)
+	}
+	if got := counterValue(t, p, "mqttd_webhook_decisions_total", map[string]string{"outcome": "busy"}); got != 1 {
+		t.Errorf("busy outcomes = %v, want 1", got)
+	}
+	if s := p.auth.breaker.State(); s != gobreaker.StateClosed {
+		t.Errorf("a busy refusal opened the breaker (%v)", s)
 	}
 }
