@@ -41,9 +41,10 @@ func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prome
 		conf:  map[string]config.Plugin{},
 		built: map[string]hooks.Plugin{},
 		opts: hooks.Options{
-			Broker:     cfg.Name,
-			Plugins:    map[string]hooks.PluginSpec{},
-			Auth:       hooks.AuthOptions{Plugins: cfg.Auth.Plugins, Mode: cfg.Auth.Mode, AllowAnonymous: cfg.Auth.AllowAnonymous},
+			Broker:  cfg.Name,
+			Plugins: map[string]hooks.PluginSpec{},
+			Auth: hooks.AuthOptions{Plugins: cfg.Auth.Plugins, Mode: cfg.Auth.Mode, AllowAnonymous: cfg.Auth.AllowAnonymous,
+				RateLimit: hooks.RateLimitOptions(cfg.Auth.RateLimit)},
 			Topics:     hooks.TopicOptions{Enable: cfg.TopicCheck.Enable, Plugins: cfg.TopicCheck.Plugins, Default: hooks.Deny},
 			Logger:     log,
 			Registerer: reg,

@@ -118,7 +118,7 @@ func Default() Config {
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},
 		Auth: Auth{AllowAnonymous: true, Mode: "all",
-			RateLimit: AuthRateLimit{FailuresPerSecond: 1, Burst: 10, MaxSources: 100000}},
+			RateLimit: AuthRateLimit{FailuresPerSecond: 1, Burst: 10, MaxPending: 10, MaxSources: 100000}},
 		TopicCheck:    TopicCheck{Default: "deny", DenyPublish: "drop"},
 		SysInterval:   10 * time.Second,
 		ShutdownGrace: 5 * time.Second,

@@ -84,10 +84,12 @@ type Auth struct {
 	RateLimit      AuthRateLimit `mapstructure:"rate-limit"`
 }
 
-// AuthRateLimit is the token bucket of failed logins per source address.
+// AuthRateLimit bounds the logins of each source address: a token bucket
+// of failed logins, and the logins in progress at once.
 type AuthRateLimit struct {
 	FailuresPerSecond float64 `mapstructure:"failures-per-second" doc:"failed logins a source address earns back per second; 0 turns the limit off"`
 	Burst             int     `mapstructure:"burst" doc:"failed logins a source address may have in a row before it is refused at once (0x97, 3.1.1 0x05)"`
+	MaxPending        int     `mapstructure:"max-pending" doc:"logins one source address may have in progress at once; more are refused at once (0x97, 3.1.1 0x05); 0 = no bound"`
 	MaxSources        int     `mapstructure:"max-sources" doc:"source addresses tracked (IPv6 by /64); beyond it the least recently failed are forgotten"`
 }
 
@@ -269,6 +271,7 @@ func (l *loader) validatePlugins(c *Config) []error {
 		chk.add("auth.rate-limit.failures-per-second", "%v is negative (use 0 to turn the limit off)", rl.FailuresPerSecond)
 	}
 	chk.atLeast("auth.rate-limit.burst", c.Auth.RateLimit.Burst, 1)
+	chk.atLeast("auth.rate-limit.max-pending", c.Auth.RateLimit.MaxPending, 0)
 	chk.atLeast("auth.rate-limit.max-sources", c.Auth.RateLimit.MaxSources, 1)
 	checkList("topic-check.plugins", c.TopicCheck.Plugins)
 	c.Auth.Mode = strings.ToLower(strings.TrimSpace(c.Auth.Mode))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
 // answer is one plugin's contribution to a chain.
@@ -14,6 +16,12 @@ type answer struct {
 	// failed: the decision is the plugin's on-error policy, not its own
 	// answer. A deny then means an outage, which clients are told apart.
 	failed bool
+}
+
+// outage reports whether a deny says the plugin could not decide: its
+// on-error policy answered, or it was too busy to take the call (0x89).
+func (a answer) outage() bool {
+	return a.failed || (a.Result == Deny && packets.ReasonCode(a.ReasonCode) == packets.ServerBusy)
 }
 
 // clientGone is the answer to a question whose asker left before the
