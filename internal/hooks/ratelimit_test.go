@@ -3,7 +3,9 @@ package hooks
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,7 +172,9 @@ func TestLimiterBoundedSources(t *testing.T) {
 // neighbour is unaffected. Refusals are counted.
 func TestAuthChainRateLimit(t *testing.T) {
 	var asked atomic.Int64
+	var logs strings.Builder
 	m := mustNew(t, Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Plugins: map[string]PluginSpec{"accounts": {Plugin: authFunc(func(_ context.Context, r *AuthRequest) (Decision, error) {
 			asked.Add(1)
 			if string(r.Password) == "good" {
@@ -207,6 +211,11 @@ func TestAuthChainRateLimit(t *testing.T) {
 	}
 	if got := testCounter(t, m.metrics.rateLimited.WithLabelValues("failures")); got != 2 {
 		t.Fatalf("rate-limited refusals counted %v, want 2", got)
+	}
+	// Logged at info, once per interval however many: one line for two.
+	if n := strings.Count(logs.String(), "login refused by auth.rate-limit"); n != 1 || !strings.Contains(logs.String(), "level=INFO") ||
+		!strings.Contains(logs.String(), "remote=127.0.0.2:5000") {
+		t.Fatalf("want one info line naming the source, got %d:\n%s", n, logs.String())
 	}
 }
 

@@ -227,3 +227,22 @@ func TestAuthSlotsBoundConcurrentCalls(t *testing.T) {
 		t.Errorf("a busy refusal opened the breaker (%v)", s)
 	}
 }
+
+// TestPluginTimeoutIsAFailure: the plugin's own timeout, with the client
+// still there, is the plugin failing: on-error answers (here allow), unlike
+// a client that went away.
+func TestPluginTimeoutIsAFailure(t *testing.T) {
+	f := newFake(t)
+	hold(f, "/authenticate")
+	p := newPlugin(t, f.url(), func(o *Options) {
+		o.OnError = hooks.OnErrorAllow
+		o.Timeout = 50 * time.Millisecond
+	})
+	h := chainOf(t, p)
+	if res := h.Auth.Authenticate(context.Background(), mqttClient("c", "alice"), []byte("pw")); !res.Allow {
+		t.Fatalf("a plugin timeout with on-error allow: %+v, want allowed by on-error", res)
+	}
+	if got := counterValue(t, p, "mqttd_webhook_decisions_total", map[string]string{"outcome": "error_timeout"}); got != 1 {
+		t.Fatalf("error_timeout outcomes = %v, want 1", got)
+	}
+}
