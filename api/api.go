@@ -12,3 +12,10 @@ import _ "embed"
 //
 //go:embed openapi.yaml
 var Spec []byte
+
+// AdminSpec is the OpenAPI 3.0 document of the broker's admin REST API
+// (api/admin.yaml), as YAML. Its Go types are generated into
+// internal/admin/adminapi.
+//
+//go:embed admin.yaml
+var AdminSpec []byte

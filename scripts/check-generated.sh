@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Fails when internal/webhook/wire is not what api/openapi.yaml generates:
-# the generated Go must be committed and never edited by hand (DESIGN §1).
+# Fails when generated Go is not what its OpenAPI document generates:
+# internal/webhook/wire from api/openapi.yaml (the plugin protocol) and
+# internal/admin/adminapi from api/admin.yaml (the admin REST API). The
+# generated Go must be committed and never edited by hand.
 # Run from anywhere; CI runs it after the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-go generate ./internal/webhook/wire
-# Untracked files count too: a newly generated file that was never added is
-# as stale as an edited one.
-untracked=$(git ls-files --others --exclude-standard -- internal/webhook/wire)
-if ! git diff --exit-code -- internal/webhook/wire || [ -n "$untracked" ]; then
-  [ -n "$untracked" ] && echo "untracked: $untracked"
-  echo >&2 "internal/webhook/wire is out of date with api/openapi.yaml."
-  echo >&2 "Fix: run 'go generate ./internal/webhook/wire' and commit the result (never edit wire.gen.go by hand)."
-  exit 1
-fi
-echo "internal/webhook/wire matches api/openapi.yaml"
+check() {
+  local pkg=$1 spec=$2
+  go generate "./$pkg"
+  # Untracked files count too: a newly generated file that was never added is
+  # as stale as an edited one.
+  local untracked
+  untracked=$(git ls-files --others --exclude-standard -- "$pkg")
+  if ! git diff --exit-code -- "$pkg" || [ -n "$untracked" ]; then
+    [ -n "$untracked" ] && echo "untracked: $untracked"
+    echo >&2 "$pkg is out of date with $spec."
+    echo >&2 "Fix: run 'go generate ./$pkg' and commit the result (never edit the .gen.go file by hand)."
+    exit 1
+  fi
+  echo "$pkg matches $spec"
+}
+
+check internal/webhook/wire api/openapi.yaml
+check internal/admin/adminapi api/admin.yaml

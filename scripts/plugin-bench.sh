@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # plugin-bench.sh: what HTTP plugins cost the broker, end to end, as ratios
 # to the same broker without plugins measured in the same run
-# (docs/benchmarks.md, "Plugins"; issues 4 and 5).
+# (docs/benchmarks.md, "Plugins").
 #
 # Everything runs on loopback: mqttd built from this repository and started
 # as a process with one config file per variant, the bench plugin
-# (mqttbench -mode plugin) as the HTTP plugin, and mqttbench as the load.
+# (mqttbench plugin) as the HTTP plugin, and mqttbench as the load.
 # Every run gets a fresh broker and a fresh plugin; variants are
 # interleaved (round 1: every variant, round 2: every variant in reverse
 # order, ...) so that drifts of the machine hit all of them alike, and each
@@ -165,13 +165,13 @@ for p in "$MQTT_PORT" "$ADMIN_PORT" "$PLUGIN_PORT"; do
 done
 
 log "building mqttd and mqttbench"
-(cd "$REPO" && go build -o "$TMP/mqttd" ./cmd/mqttd && go build -o "$TMP/mqttbench" ./cmd/mqttbench) ||
+(cd "$REPO" && go build -o "$TMP/mqttd" ./cmd/mqttd && go build -o "$TMP/mqttbench" ./tools/mqttbench) ||
 	die "build failed"
 REV="$(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo "working tree")"
 
 # start_plugin ARGS...: a fresh bench plugin on PLUGIN_PORT.
 start_plugin() {
-	"$TMP/mqttbench" -mode plugin -listen "127.0.0.1:$PLUGIN_PORT" -json "$@" >>"$TMP/plugin.out" 2>>"$TMP/plugin.log" &
+	"$TMP/mqttbench" plugin -listen "127.0.0.1:$PLUGIN_PORT" -json "$@" >>"$TMP/plugin.out" 2>>"$TMP/plugin.log" &
 	PPID_=$!
 	for _ in $(seq 100); do
 		kill -0 "$PPID_" 2>/dev/null || { log "the bench plugin exited at start-up"; PPID_=""; return 1; }
@@ -313,7 +313,7 @@ for round in $(seq "$ROUNDS"); do
 			write_config "$v" "$TMP/$v.yaml"
 			wait_quiet
 			pflags=(-topic-cache-ttl 60)
-			[ "$v" = events ] && pflags+=(-manifest-events broker_message_received -validate-every 64)
+			[ "$v" = events ] && pflags+=(-manifest-events broker_message_received -validate-every 512)
 			prof="$TMP/prof-$v-q$q-r$round"
 			[ "$rate" != 0 ] && prof="$prof-rate"
 			[ "$PROFILE" = 1 ] && pflags+=(-cpuprofile "$prof-plugin.pb.gz")
@@ -321,7 +321,7 @@ for round in $(seq "$ROUNDS"); do
 			start_broker "$TMP/$v.yaml" || { FAILED=$((FAILED + 1)); stop_all; continue; }
 			[ "$PROFILE" = 1 ] && profile_broker "$prof-broker.pb.gz" &
 			rc=0
-			line=$("$TMP/mqttbench" -json -broker "127.0.0.1:$MQTT_PORT" -pid "$BPID" -plugin "$PLUGIN_URL" \
+			line=$("$TMP/mqttbench" load -json -broker "127.0.0.1:$MQTT_PORT" -pid "$BPID" -plugin "$PLUGIN_URL" \
 				-metrics "$METRICS_URL" -scenario pairs -pubs "$PUBS" -qos "$q" -size 64 -duration "$DURATION" \
 				-warmup "$WARMUP" "${rflags[@]}" -label "${LABEL[$v]}" -case "$title" 2>>"$TMP/mqttbench.log") || rc=$?
 			stop_all
@@ -344,7 +344,7 @@ if [ "$STORM" -gt 0 ]; then
 			start_plugin -auth-delay "$AUTH_DELAY" -auth-cache-ttl "$ttl" || { FAILED=$((FAILED + 1)); stop_all; continue; }
 			start_broker "$TMP/auth.yaml" || { FAILED=$((FAILED + 1)); stop_all; continue; }
 			rc=0
-			line=$("$TMP/mqttbench" -mode storm -json -broker "127.0.0.1:$MQTT_PORT" -conns "$STORM" \
+			line=$("$TMP/mqttbench" storm -json -broker "127.0.0.1:$MQTT_PORT" -conns "$STORM" \
 				-username bench -password "s3cret" -plugin "$PLUGIN_URL" -metrics "$METRICS_URL" \
 				-case "$title" "${sflags[@]}" 2>>"$TMP/mqttbench.log") || rc=$?
 			stop_all
@@ -374,7 +374,7 @@ cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 	echo "- uptime at end:   ${UPTIME_END# }"
 	echo "- load: mqttbench pairs $PUBS→$PUBS, 64-byte payloads, closed loop (window 256), $DURATION measured after $WARMUP warm-up, $ROUNDS round(s), variants interleaved, fresh broker and plugin per run"
 	echo
-	"$TMP/mqttbench" -mode report -baseline "${LABEL[none]}" -max-other "$MAX_OTHER" "$RESULTS"
+	"$TMP/mqttbench" report -baseline "${LABEL[none]}" -max-other "$MAX_OTHER" "$RESULTS"
 	if [ -n "$GO_BENCH_OUT" ]; then
 		echo
 		echo '```'

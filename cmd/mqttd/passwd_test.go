@@ -125,8 +125,8 @@ func TestPasswdAddUpdateDelete(t *testing.T) {
 	if got := readFile(t, file); got != "# staff\r\n\n# end\n" {
 		t.Errorf("after deleting both users only the comments should be left: %q", got)
 	}
-	if got := checkLogin(t, file, "alice", "n3w"); got != hooks.Ignore {
-		t.Errorf("a deleted user is unknown to the plugin, got %v", got)
+	if got := checkLogin(t, file, "alice", "n3w"); got != hooks.Deny {
+		t.Errorf("a deleted user is unknown to the plugin, so refused; got %v", got)
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(file)); len(entries) != 1 {
 		t.Errorf("temporary files left behind: %v", entries)

@@ -98,17 +98,21 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	var adm *admin.Server
 	if cfg.Admin.Bind != "" {
 		pluginRoutes := admin.Mount{Pattern: "/plugins", Handler: webhook.AdminRoutes(func() []*webhook.Plugin { return current.Load().webhooks() })}
-		mounts := []admin.Mount{pluginRoutes}
+		mounts := []admin.Mount{pluginRoutes, adminAPI(b, cfg, current.Load).Mount()}
 		if cfg.Admin.Pprof {
 			mounts = append(mounts, admin.Profiler())
 		}
-		adm, err = admin.Listen(cfg.Admin.Bind, admin.NewHandler(b, ready, reg, mounts...), log)
+		guard := admin.NewGuard(cfg.Admin.Token, reg)
+		adm, err = admin.Listen(cfg.Admin.Bind, guard.Wrap(admin.NewHandler(b, ready, reg, mounts...)), log)
 		if err != nil {
 			log.Error("cannot start the admin listener", "err", err)
 			closeBroker(b, cfg.ShutdownGrace, log)
 			return exitFailure
 		}
-		log.Info("admin listening", "addr", adm.Addr().String(), "paths", "/healthz /readyz /metrics /plugins")
+		log.Info("admin listening", "addr", adm.Addr().String(), "paths", "/healthz /readyz /metrics /api/v1 /plugins", "token", cfg.Admin.Token != "")
+		if cfg.Admin.Token == "" && !admin.Loopback(adm.Addr()) {
+			log.Warn("admin.token is not set: the admin API answers only over loopback; set admin.token to use it on " + adm.Addr().String())
+		}
 	}
 	for _, lc := range opts.Listeners {
 		addr := "?"

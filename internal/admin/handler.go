@@ -55,6 +55,7 @@ func NewHandler(src StatsSource, ready ReadyFunc, reg *prometheus.Registry, moun
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.InstrumentMetricHandler(reg,
 		promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError})))
+	mountDashboard(r)
 	for _, m := range mounts {
 		r.Mount(m.Pattern, m.Handler)
 	}

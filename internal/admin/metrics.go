@@ -63,6 +63,7 @@ func NewCollector(src StatsSource) *Collector {
 		{"too_large", func(s *mqtt.Stats) int64 { return s.DroppedTooLarge }},
 		{"sys_topic", func(s *mqtt.Stats) int64 { return s.DroppedSys }},
 		{"denied", func(s *mqtt.Stats) int64 { return s.DroppedDenied }},
+		{"will_denied", func(s *mqtt.Stats) int64 { return s.DroppedWillDenied }},
 	} {
 		c.metrics = append(c.metrics, metric{dropped, prometheus.CounterValue, d.v, d.reason})
 	}

@@ -65,19 +65,23 @@ type Limits struct {
 	MaxConnections    int           `mapstructure:"max-connections" doc:"open connections beyond this are refused"`
 	MaxInflight       int           `mapstructure:"max-inflight" doc:"outbound QoS 1/2 messages awaiting acknowledgement, per client"`
 	MaxQueued         int           `mapstructure:"max-queued" doc:"messages queued for an offline or slow session; beyond it they are dropped"`
+	MaxQueuedBytes    ByteSize      `mapstructure:"max-queued-bytes" doc:"bytes (topic + payload) queued for an offline or slow session; beyond it new messages are dropped"`
 	MaxOutboundBytes  ByteSize      `mapstructure:"max-outbound-bytes" doc:"bytes waiting in one client's write buffer before its QoS 0 messages are dropped"`
 	MaxInboundQoS2    int           `mapstructure:"max-inbound-qos2" doc:"inbound QoS 2 packet ids awaiting PUBREL, per client"`
 	ConnectTimeout    time.Duration `mapstructure:"connect-timeout" doc:"time a new connection has to send CONNECT"`
+	MaxConnectSize    ByteSize      `mapstructure:"max-connect-size" doc:"largest packet accepted before a client is authenticated (CONNECT, MQTT 5 AUTH); at most max-packet-size"`
 	WriteTimeout      time.Duration `mapstructure:"write-timeout" doc:"a write blocked this long closes the connection"`
 	MaxKeepAlive      int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
 	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
 	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker"`
 }
 
-// Admin is the HTTP listener for /healthz, /readyz and /metrics.
+// Admin is the HTTP listener for /healthz, /readyz, /metrics and the admin
+// REST API (/api/v1).
 type Admin struct {
 	Bind  string `mapstructure:"bind" doc:"host:port of the admin HTTP listener; \"\" disables it"`
 	Pprof bool   `mapstructure:"pprof" doc:"serve Go's runtime profiles under /debug/pprof on the admin listener (they show the broker's internals: keep the listener private)"`
+	Token string `mapstructure:"token" doc:"bearer token the admin API (/api/v1, /plugins, /debug) requires; use ${VAR}. \"\": the API answers only over loopback"`
 }
 
 // Logging configures the process log (always to stderr).
@@ -107,9 +111,11 @@ func Default() Config {
 			MaxConnections:    100000,
 			MaxInflight:       64,
 			MaxQueued:         1000,
+			MaxQueuedBytes:    16 * MiB,
 			MaxOutboundBytes:  4 * MiB,
 			MaxInboundQoS2:    1024,
 			ConnectTimeout:    10 * time.Second,
+			MaxConnectSize:    64 * KiB,
 			WriteTimeout:      30 * time.Second,
 			MaxKeepAlive:      0,
 			SessionExpiry:     0,

@@ -73,6 +73,12 @@ func (l *loader) validate(c *Config) []error {
 	chk.intRange("limits.max-connections", lim.MaxConnections, 1, 1<<31-1)
 	chk.intRange("limits.max-inflight", lim.MaxInflight, 1, 65535)
 	chk.intRange("limits.max-queued", lim.MaxQueued, 1, 1<<31-1)
+	if lim.MaxQueuedBytes < 1 {
+		add(l.errorf("limits.max-queued-bytes", "%s is out of range (use at least 1, e.g. 16MiB)", lim.MaxQueuedBytes))
+	}
+	if lim.MaxConnectSize < 64 || lim.MaxConnectSize > maxPacketSizeLimit {
+		add(l.errorf("limits.max-connect-size", "%s is out of range (use 64 to 268435460 bytes, e.g. 64KiB)", lim.MaxConnectSize))
+	}
 	if lim.MaxOutboundBytes < 1 {
 		add(l.errorf("limits.max-outbound-bytes", "%s is out of range (use at least 1, e.g. 4MiB)", lim.MaxOutboundBytes))
 	}

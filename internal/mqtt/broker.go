@@ -34,7 +34,7 @@ type Broker struct {
 	subs      *topics.Tree[*Session, subscription]
 	shared    *topics.Tree[shareKey, shareSub] // $share/{group}/{filter}
 	shareMu   sync.Mutex
-	shareRR   map[string]uint64 // round-robin position per shared subscription
+	shareRR   map[string]*shareRound // per shared subscription, while it has members
 	retain    *topics.Retained[*Message]
 	stats     counters
 	refusals  refusalRing // the latest refused CONNECTs, for operators
@@ -92,7 +92,7 @@ func New(opts Options) (*Broker, error) {
 		store:   opts.Store,
 		subs:    topics.NewTree[*Session, subscription](),
 		shared:  topics.NewTree[shareKey, shareSub](),
-		shareRR: make(map[string]uint64),
+		shareRR: make(map[string]*shareRound),
 		retain:  topics.NewRetained[*Message](),
 		conns:   make(map[*client]struct{}),
 	}
@@ -213,6 +213,7 @@ func (b *Broker) Stats() Stats {
 		DroppedExpired:     s.droppedExpired.Load(),
 		DroppedSys:         s.droppedSys.Load(),
 		DroppedDenied:      s.droppedDenied.Load(),
+		DroppedWillDenied:  s.droppedWill.Load(),
 		Malformed:          s.malformed.Load(),
 		KeepAliveExpired:   s.keepAliveExpired.Load(),
 		Takeovers:          s.takeovers.Load(),
@@ -293,17 +294,22 @@ func (b *Broker) expireSessions(now time.Time) {
 			s.mu.Lock()
 			still := s.client == nil // not resumed meanwhile
 			s.mu.Unlock()
+			var will *clientWill
 			if still {
-				b.discardSession(s)
+				will = b.discardSession(s)
 			}
 			b.connMu.Unlock()
+			b.publishWill(will)
 		}
 		return true
 	})
 }
 
-// discardSession removes s and its subscriptions. Caller holds connMu.
-func (b *Broker) discardSession(s *Session) {
+// discardSession removes s and its subscriptions. Caller holds connMu. It
+// returns the session's delayed will, which goes out when the session ends
+// ([MQTT-3.1.3-9], whichever comes first); the caller publishes it once it
+// has released connMu, since the will's topic check may wait on a plugin.
+func (b *Broker) discardSession(s *Session) *clientWill {
 	s.mu.Lock()
 	for f := range s.subs {
 		b.unsubscribe(s, f)
@@ -321,18 +327,17 @@ func (b *Broker) discardSession(s *Session) {
 	if cur, ok := b.store.Get(s.id); ok && cur == s {
 		b.store.Delete(s.id)
 	}
-	if will != nil && !b.closing.Load() {
-		// [MQTT-3.1.3-9] a delayed will goes out when the session ends,
-		// whichever comes first.
-		b.publishWill(will)
+	if b.closing.Load() {
+		return nil
 	}
+	return will
 }
 
 // unsubscribe removes s's subscription to filter (plain or shared) from the
 // topic trees. Caller holds s.mu.
 func (b *Broker) unsubscribe(s *Session, filter string) {
 	if group, inner, ok := parseShared(filter); ok && group != "" {
-		b.shared.Unsubscribe(inner, shareKey{s, group})
+		b.unsubscribeShared(s, group, inner, filter)
 		return
 	}
 	b.subs.Unsubscribe(filter, s)

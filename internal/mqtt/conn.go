@@ -41,10 +41,10 @@ type client struct {
 	will            *Message
 	willDelay       uint32   // MQTT 5 Will Delay Interval, seconds
 	graceful        bool     // DISCONNECT received: the will is discarded
-	checking        bool     // a queued delivery's receive check is running (guarded by sess.mu)
 	keepWill        bool     // MQTT 5 DISCONNECT 0x04: publish the will all the same
 	aliases         []string // MQTT 5 inbound topic aliases, indexed by alias
 	reauthing       bool     // an MQTT 5 re-authentication is under way
+	refused         bool     // a refusing CONNACK was sent (and logged)
 
 	// Fixed at CONNECT (MQTT 5; 3.1.1 clients keep the zero values).
 	problemInfo bool   // the client accepts reason strings on any packet
@@ -59,12 +59,20 @@ type client struct {
 	writing     bool // a writer goroutine is running
 	wakePending bool // the writer has been told to flush and has not yet found the buffer empty
 	closed      bool // finish has begun or a write failed: start no writer
+	// checking is set by the writer goroutine (pumpChecked) while the receive
+	// check of a delivery it took off the queue runs outside the lock;
+	// publishers read it (deliveryModeFor) so that no message checked in
+	// line overtakes that one.
+	checking bool
 
 	wake      chan struct{}
 	spare     []byte // the writer's second buffer; only a writer touches it
 	writers   sync.WaitGroup
 	stopping  atomic.Bool // the broker is closing this connection
 	takenOver atomic.Bool
+	kicked    atomic.Bool // an operator closed it (Broker.Kick)
+
+	connectedAt time.Time // when CONNECT was accepted; set before the session is attached
 }
 
 // runConn serves one admitted socket. Beyond MaxConnections the socket is
@@ -78,7 +86,7 @@ func (b *Broker) runConn(conn net.Conn, l *listener, handoff bool) {
 		b.wg.Done()
 	}
 	if b.nconns.Add(1) > int64(b.limits.MaxConnections) {
-		b.refuse(conn)
+		b.refuse(conn, l)
 		release()
 		return
 	}
@@ -105,7 +113,9 @@ func (b *Broker) openConn(conn net.Conn, l *listener) *client {
 	c.info.Transport = l.transport
 	c.info.RemoteAddr = conn.RemoteAddr().String()
 	c.ctx, c.cancel = context.WithCancel(b.ctx)
-	c.r = packetReader{conn: conn, max: b.limits.MaxPacketSize, beforeRead: c.beforeRead}
+	// Until CONNECT is accepted the reader is wary: it holds what arrived,
+	// not what a packet announces, up to the pre-authentication bound.
+	c.r = packetReader{conn: conn, max: b.limits.MaxConnectSize, wary: true, beforeRead: c.beforeRead}
 
 	b.mu.Lock()
 	b.conns[c] = struct{}{}
@@ -120,7 +130,10 @@ func (b *Broker) openConn(conn net.Conn, l *listener) *client {
 		return nil
 	}
 	if err := c.handshake(); err != nil {
-		b.log.Debug("connection refused", "remote", c.info.RemoteAddr, "err", err)
+		if !c.refused { // a refusal was logged at info already
+			b.log.Debug("connection closed before CONNECT was accepted", "remote", c.info.RemoteAddr,
+				"listener", c.info.Listener, "err", err)
+		}
 		b.flushReadStats(c)
 		c.abandon()
 		return nil
@@ -184,6 +197,9 @@ func (c *client) beforeRead() error {
 	if c.takenOver.Load() {
 		return errTakenOver
 	}
+	if c.kicked.Load() {
+		return errKicked
+	}
 	return nil
 }
 
@@ -232,6 +248,8 @@ func (c *client) readError(err error) error {
 		return errServerClosing
 	case c.takenOver.Load():
 		return errTakenOver
+	case c.kicked.Load():
+		return errKicked
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.b.stats.keepAliveExpired.Add(1)
 		return errKeepAlive
@@ -258,123 +276,6 @@ func (c *client) kick() {
 	c.takenOver.Store(true)
 	c.conn.SetReadDeadline(time.Unix(1, 0))
 	c.cancel()
-}
-
-// writerLinger is how long a writer goroutine waits for more work before
-// it exits: long enough that a busy connection keeps its writer (waking a
-// parked goroutine is cheaper than starting one), short enough that an idle
-// connection holds only its reader.
-const writerLinger = time.Second
-
-// kickLocked makes sure a writer will flush what was just appended: it
-// starts one, or wakes the parked one at most once per flush. Caller holds
-// sess.mu.
-func (c *client) kickLocked() {
-	switch {
-	case c.closed || c.wakePending:
-	case !c.writing:
-		c.writing, c.wakePending = true, true
-		c.writers.Add(1)
-		go c.writeLoop()
-	default:
-		c.wakePending = true
-		c.signal()
-	}
-}
-
-// signal leaves a wake-up token for the writer. A token may already be
-// waiting (the writer drained the buffer before reading it): one is enough.
-func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop flushes the write buffer whenever woken, and exits after a
-// writerLinger with nothing to write, or once the connection is closing.
-func (c *client) writeLoop() {
-	defer c.writers.Done()
-	idle := time.NewTimer(writerLinger)
-	defer idle.Stop()
-	active := true
-	for {
-		wrote, more := c.flush()
-		if !more {
-			return
-		}
-		active = active || wrote
-		select {
-		case <-c.wake:
-		case <-idle.C:
-			if active {
-				active = false
-				idle.Reset(writerLinger)
-				continue
-			}
-			s := c.sess
-			s.mu.Lock()
-			if c.wakePending { // a kick raced the timer: its token is in c.wake
-				s.mu.Unlock()
-				continue
-			}
-			c.writing = false
-			s.mu.Unlock()
-			return
-		}
-	}
-}
-
-// flush writes everything queued, one syscall per batch, until it finds the
-// buffer empty. more is false when the writer must exit: the connection is
-// closing or a write failed.
-func (c *client) flush() (wrote, more bool) {
-	s := c.sess
-	checked := c.b.hooks.Topics != nil
-	for {
-		if checked {
-			c.pumpChecked()
-		}
-		s.mu.Lock()
-		if len(c.out) == 0 && !(checked && s.client == c && c.b.pumpable(s)) {
-			c.wakePending = false
-			if cap(c.out) > 4<<10 {
-				c.out = nil // an idle connection keeps no burst-sized buffer
-			}
-			if c.closed {
-				c.writing = false
-				s.mu.Unlock()
-				return wrote, false
-			}
-			s.mu.Unlock()
-			return wrote, true
-		}
-		buf := c.out
-		c.out = c.spare[:0]
-		msgs, pkts := c.outMsgs, c.outPkts
-		c.outMsgs, c.outPkts = 0, 0
-		s.mu.Unlock()
-		c.spare = nil
-		if len(buf) > 0 {
-			wrote = true
-			c.conn.SetWriteDeadline(time.Now().Add(c.b.limits.WriteTimeout))
-			n, err := c.conn.Write(buf)
-			c.b.stats.bytesOut.Add(int64(n))
-			c.b.stats.msgsOut.Add(msgs)
-			c.b.stats.pktsOut.Add(pkts)
-			if err != nil {
-				c.conn.Close() // the reader sees it and ends the connection
-				s.mu.Lock()
-				c.writing, c.closed, c.wakePending = false, true, false
-				c.out = nil
-				s.mu.Unlock()
-				return wrote, false
-			}
-		}
-		if cap(buf) <= 256<<10 {
-			c.spare = buf[:0] // keep the buffer; let a huge burst's go
-		}
-	}
 }
 
 // finish tears the connection down: tells an MQTT 5 client why when the
@@ -425,10 +326,12 @@ func (c *client) finish(cause error) {
 		orphans = s.takeShared()
 	}
 	s.mu.Unlock()
+	var delayed *clientWill
 	if attached && s.clean {
-		b.discardSession(s)
+		delayed = b.discardSession(s)
 	}
 	b.connMu.Unlock()
+	b.publishWill(delayed)
 	b.stats.clientsConnected.Add(-1)
 	if len(orphans) > 0 {
 		b.redeliverShared(s, orphans)
@@ -439,13 +342,14 @@ func (c *client) finish(cause error) {
 	// violation, or a takeover (or MQTT 5's "disconnect with will"). Not
 	// when the broker itself is going down.
 	if c.will != nil && (!c.graceful || c.keepWill) && !c.stopping.Load() {
-		b.scheduleWill(s, c.will, c.willDelay)
+		b.scheduleWill(s, &clientWill{msg: c.will, client: &c.info}, c.willDelay)
 	}
 	reason := "disconnect"
 	if cause != nil {
 		reason = cause.Error()
 	}
-	b.log.Debug("client disconnected", "client_id", c.info.ClientID, "reason", reason)
+	b.log.Info("client disconnected", "client_id", c.info.ClientID, "username", c.info.Username,
+		"remote", c.info.RemoteAddr, "listener", c.info.Listener, "protocol", int(c.info.ProtocolVersion), "reason", reason)
 	b.emit(&Event{Type: EventClientDisconnected, Client: &c.info, Reason: reason})
 }
 
@@ -463,6 +367,8 @@ func (c *client) disconnectCode(cause error) packets.ReasonCode {
 		return packets.ServerShuttingDown
 	case c.takenOver.Load():
 		return packets.SessionTakenOver
+	case c.kicked.Load():
+		return packets.AdministrativeAction
 	case errors.Is(cause, errKeepAlive):
 		return packets.KeepAliveTimeout
 	case errors.Is(cause, errPacketTooLarge):
@@ -473,40 +379,4 @@ func (c *client) disconnectCode(cause error) packets.ReasonCode {
 		return ce.Code
 	}
 	return 0
-}
-
-// scheduleWill publishes a will now, or after its MQTT 5 Will Delay unless
-// the session is resumed first ([MQTT-3.1.3-9]); the delay never outlasts
-// the session.
-func (b *Broker) scheduleWill(s *Session, will *Message, delay uint32) {
-	b.connMu.Lock()
-	defer b.connMu.Unlock()
-	s.mu.Lock()
-	resumed := s.client != nil // a new connection took the session over
-	cur, _ := b.store.Get(s.id)
-	live := cur == s
-	if resumed || !live || delay == 0 || s.clean {
-		s.mu.Unlock()
-		if !resumed || delay == 0 {
-			b.publishWill(will)
-		}
-		return
-	}
-	d := time.Duration(min(delay, s.expiry)) * time.Second
-	s.pendingWill = will
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		s.mu.Lock()
-		if s.willTimer != t {
-			s.mu.Unlock()
-			return // cancelled by a reconnect
-		}
-		s.willTimer, s.pendingWill = nil, nil
-		s.mu.Unlock()
-		if !b.closing.Load() {
-			b.publishWill(will)
-		}
-	})
-	s.willTimer = t
-	s.mu.Unlock()
 }

@@ -32,6 +32,9 @@ func (c *client) handshake() error {
 		if errors.As(err, &pe) || errors.Is(err, errPacketTooLarge) {
 			b.stats.malformed.Add(1)
 		}
+		if errors.Is(err, errPacketTooLarge) && fh.Type == packets.CONNECT {
+			c.refuseTooLarge(fh.Remaining)
+		}
 		return err
 	}
 	c.pktsIn++
@@ -131,9 +134,24 @@ func (c *client) handshake() error {
 	}
 	expiry := c.sessionExpiry(&p, &ack)
 	c.attach(p.CleanStart, expiry, &ack)
-	b.log.Debug("client connected", "client_id", c.info.ClientID, "remote", c.info.RemoteAddr, "listener", c.info.Listener)
+	c.r.max, c.r.wary = b.limits.MaxPacketSize, false // authenticated
+	b.log.Info("client connected", "client_id", c.info.ClientID, "username", c.info.Username,
+		"remote", c.info.RemoteAddr, "listener", c.info.Listener, "protocol", int(c.info.ProtocolVersion))
 	b.emit(&Event{Type: EventClientConnected, Client: &c.info})
 	return nil
+}
+
+// refuseTooLarge turns away a CONNECT larger than the pre-authentication
+// bound. An MQTT 5 client hears 0x95 (packet too large) when its CONNECT's
+// first bytes say it is one; 3.1.1 has no code for it and is only closed.
+func (c *client) refuseTooLarge(size int) {
+	reason := fmt.Sprintf("CONNECT of %d bytes exceeds limits.max-connect-size (%d)", size, c.b.limits.MaxConnectSize)
+	if c.r.connectLevel() == packets.V5 {
+		c.version = packets.V5
+		c.refuse(packets.PacketTooLarge, reason)
+		return
+	}
+	c.recordRefusal(packets.PacketTooLarge, reason, "")
 }
 
 // readConnectProps takes what an MQTT 5 CONNECT says about the client.
@@ -192,6 +210,9 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 		data := p.Props.AuthData
 		for {
 			st := ex.AuthStep(c.ctx, &c.info, c.authMethod, data, false)
+			if c.ctx.Err() != nil {
+				return nil, c.abandonedAuth(context.Cause(c.ctx), st.Result.Plugin)
+			}
 			if !st.Continue {
 				return st.Data, c.checkAuth(st.Result)
 			}
@@ -207,8 +228,24 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 		return nil, nil
 	}
 	var res AuthResult
-	c.decideWatched(func(ctx context.Context) { res = b.hooks.Auth.Authenticate(ctx, &c.info, p.Password) })
+	if gone := c.decideWatched(func(ctx context.Context) { res = b.hooks.Auth.Authenticate(ctx, &c.info, p.Password) }); gone != nil {
+		return nil, c.abandonedAuth(gone, res.Plugin)
+	}
 	return nil, c.checkAuth(res)
+}
+
+// abandonedAuth refuses a CONNECT whose decision ended because the client
+// went away (or the broker began closing) before it was made: whatever the
+// Authenticator answered then (a plugin chain may answer a cancelled call
+// with its on-error policy), nothing the client pipelined may run.
+func (c *client) abandonedAuth(why error, plugin string) error {
+	c.b.stats.authRejected.Add(1)
+	code, reason := packets.NotAuthorized, "the client left before its CONNECT was decided"
+	if !errors.Is(why, errClientGone) {
+		code, reason = packets.ServerUnavailable, "the server is shutting down"
+	}
+	c.refuseBy(code, reason, plugin)
+	return fmt.Errorf("CONNECT not decided: %w", why)
 }
 
 // authRound sends AUTH "continue authentication" during CONNECT and reads
@@ -242,14 +279,19 @@ func (c *client) checkAuth(res AuthResult) error {
 	}
 	c.b.stats.authRejected.Add(1)
 	code := denyCode(packets.CONNACK, res.ReasonCode)
-	c.refuse(code, res.Reason)
+	c.refuseBy(code, res.Reason, res.Plugin)
 	return fmt.Errorf("not authorized (%v): %s", code, res.Reason)
 }
 
-// refuse answers a CONNECT with a failure code before the connection is
-// closed ([MQTT-3.2.2-6]: session present 0). code is an MQTT 5 reason code;
-// 3.1.1 clients get its 3.1.1 equivalent.
-func (c *client) refuse(code packets.ReasonCode, reason string) {
+// refuse answers a CONNECT the broker's own rules turn away.
+func (c *client) refuse(code packets.ReasonCode, reason string) { c.refuseBy(code, reason, "") }
+
+// refuseBy answers a CONNECT with a failure code before the connection is
+// closed ([MQTT-3.2.2-6]: session present 0), and records the refusal for
+// the operator. code is an MQTT 5 reason code; 3.1.1 clients get its 3.1.1
+// equivalent. plugin names who decided ("" for the broker's own rules).
+func (c *client) refuseBy(code packets.ReasonCode, reason, plugin string) {
+	c.recordRefusal(code, reason, plugin)
 	ack := packets.Connack{ReasonCode: code}
 	v := c.version
 	if v == packets.V5 {
@@ -269,12 +311,20 @@ func (c *client) refuse(code packets.ReasonCode, reason string) {
 	c.b.emitSent(&c.info, buf, v)
 }
 
+// recordRefusal logs a refused CONNECT and keeps it in the refusal ring.
+func (c *client) recordRefusal(code packets.ReasonCode, reason, plugin string) {
+	c.refused = true
+	c.b.refused(Refusal{ClientID: c.info.ClientID, Username: c.info.Username, RemoteAddr: c.info.RemoteAddr,
+		Listener: c.info.Listener, Protocol: byte(c.version), ReasonCode: byte(code), Reason: reason, Plugin: plugin})
+}
+
 // refuse turns away a connection over MaxConnections: it reads the CONNECT
 // (briefly) so the answer can be a proper CONNACK: "server unavailable"
 // (3.1.1), "server busy" (MQTT 5).
-func (b *Broker) refuse(conn net.Conn) {
+func (b *Broker) refuse(conn net.Conn, l *listener) {
 	b.stats.connsRefused.Add(1)
-	b.log.Warn("connection refused: max-connections reached", "remote", conn.RemoteAddr().String(), "max", b.limits.MaxConnections)
+	f := Refusal{RemoteAddr: conn.RemoteAddr().String(), Listener: l.name, ReasonCode: byte(packets.ServerBusy),
+		Reason: fmt.Sprintf("max-connections (%d) reached", b.limits.MaxConnections)}
 	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 	r := packetReader{conn: conn, max: 4096}
 	if fh, body, err := r.next(); err == nil && fh.Type == packets.CONNECT {
@@ -284,21 +334,40 @@ func (b *Broker) refuse(conn net.Conn) {
 		if p.Decode(fh, body, 0); p.ProtocolVersion == packets.V5 {
 			ack.ReasonCode, v = packets.ServerBusy, packets.V5
 		}
+		f.ClientID, f.Username, f.Protocol = strings.Clone(p.ClientID), strings.Clone(p.Username), byte(p.ProtocolVersion)
 		buf, _ := ack.Append(nil, v)
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		conn.Write(buf)
 	}
 	conn.Close()
+	b.refused(f)
 }
 
 // attach binds the accepted client to its session: a fresh one for a clean
-// start, else the stored one (session present). An older connection with the
-// same id is closed first ([MQTT-3.1.4-2]).
+// start, else the stored one (session present) when the same identity made
+// it. An older connection with the same id is closed first ([MQTT-3.1.4-2]).
+// A session it discards may leave a delayed will to publish.
 func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties) {
 	b := c.b
-	id := c.info.ClientID
 	b.connMu.Lock()
-	defer b.connMu.Unlock()
+	will := c.attachLocked(cleanStart, expiry, ack)
+	b.connMu.Unlock()
+	b.publishWill(will)
+	n := b.stats.clientsConnected.Add(1)
+	b.stats.clientsTotal.Add(1)
+	for {
+		m := b.stats.clientsMaximum.Load()
+		if n <= m || b.stats.clientsMaximum.CompareAndSwap(m, n) {
+			break
+		}
+	}
+}
+
+// attachLocked is attach under connMu.
+func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Properties) *clientWill {
+	b := c.b
+	id := c.info.ClientID
+	owner := c.identity()
 
 	old, found := b.store.Get(id)
 	if found {
@@ -312,17 +381,27 @@ func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties)
 		}
 	}
 	var s *Session
+	var will *clientWill
 	present := false
-	if found && !cleanStart && !old.clean {
+	if found && !cleanStart && !old.clean && old.owner != owner {
+		// A session belongs to the identity that made it: another user
+		// (or certificate) naming its client id starts afresh, so nothing
+		// addressed to the first one reaches it.
+		b.log.Info("session not resumed: the client id is now used by another identity",
+			"client_id", id, "username", c.info.Username, "remote", c.info.RemoteAddr, "listener", c.info.Listener)
+	}
+	if found && !cleanStart && !old.clean && old.owner == owner {
 		s, present = old, true
 	} else {
 		if found {
-			b.discardSession(old)
+			will = b.discardSession(old)
 		}
 		s = newSession(id, expiry == 0)
+		s.owner = owner
 		b.store.Put(s)
 	}
 	c.sess = s
+	c.connectedAt = time.Now()
 
 	s.mu.Lock()
 	s.client = c
@@ -350,15 +429,17 @@ func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties)
 	b.pumpLocked(s)
 	c.kickLocked()
 	s.mu.Unlock()
+	return will
+}
 
-	n := b.stats.clientsConnected.Add(1)
-	b.stats.clientsTotal.Add(1)
-	for {
-		m := b.stats.clientsMaximum.Load()
-		if n <= m || b.stats.clientsMaximum.CompareAndSwap(m, n) {
-			break
-		}
+// identity is who a session belongs to: the user name and, with mutual
+// TLS, the client certificate's subject.
+func (c *client) identity() string {
+	id := c.info.Username
+	if len(c.info.PeerCerts) > 0 {
+		id += "\x00" + c.info.PeerCerts[0].Subject.String()
 	}
+	return id
 }
 
 // serverCaps adds the broker's limits to an MQTT 5 CONNACK, leaving out

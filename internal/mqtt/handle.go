@@ -144,11 +144,13 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 			return errNoRetain // [MQTT-3.2.2-14]
 		}
 	}
+	var setAlias uint16 // stored once the publish is allowed
 	if v5 {
 		if len(p.Props.SubscriptionIDs) > 0 {
 			return errClientSubID // [MQTT-3.3.4-6]
 		}
-		if err := c.resolveAlias(p); err != nil {
+		var err error
+		if setAlias, err = c.resolveAlias(p); err != nil {
 			return err
 		}
 	}
@@ -167,7 +169,14 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		code = packets.PayloadFormatInvalid
 	case b.hooks.Topics != nil:
 		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain})
+		if c.ctx.Err() != nil {
+			// The check did not complete: the connection is ending (taken
+			// over, closed, broker shutting down). Whatever it answered,
+			// the message is neither routed nor acknowledged.
+			return nil
+		}
 		if !res.Allow {
+			b.logDenied(&c.info, "publish", p.Topic, res)
 			// Denied before it is acknowledged, routed or retained.
 			b.stats.droppedDenied.Add(1)
 			if !v5 && b.opts.DisconnectDeniedPublish {
@@ -177,6 +186,9 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 			}
 			code, reason = denyCode(packets.PUBACK, res.ReasonCode), res.Reason
 		}
+	}
+	if setAlias != 0 {
+		c.storeAlias(setAlias, p.Topic, code == packets.Success)
 	}
 	switch p.QoS {
 	case 0:
@@ -227,30 +239,47 @@ func denyCode(t packets.Type, code byte) packets.ReasonCode {
 	return packets.NotAuthorized
 }
 
-// resolveAlias applies an MQTT 5 Topic Alias: a PUBLISH with a topic and an
-// alias sets it, one with an alias only uses it ([MQTT-3.3.2-12]).
-func (c *client) resolveAlias(p *packets.Publish) error {
+// resolveAlias applies an MQTT 5 Topic Alias: a PUBLISH with an alias only
+// uses it; one with a topic and an alias sets it ([MQTT-3.3.2-12]), which
+// resolveAlias leaves to the caller (it returns the alias to set): an alias
+// is stored only once its PUBLISH is allowed, so denied publishes cannot
+// fill the alias table.
+func (c *client) resolveAlias(p *packets.Publish) (set uint16, err error) {
 	if !p.Props.Has(packets.PropTopicAlias) {
-		return nil
+		return 0, nil
 	}
 	a := p.Props.TopicAlias
 	if a == 0 || a > c.b.limits.TopicAliasMaximum {
-		return errAliasRange // [MQTT-3.3.2-9], [MQTT-3.3.2-10]
-	}
-	if c.aliases == nil {
-		c.aliases = make([]string, int(c.b.limits.TopicAliasMaximum)+1)
+		return 0, errAliasRange // [MQTT-3.3.2-9], [MQTT-3.3.2-10]
 	}
 	if p.Topic != "" {
-		if c.aliases[a] != p.Topic {
-			c.aliases[a] = strings.Clone(p.Topic)
-		}
-		return nil
+		return a, nil
 	}
-	if c.aliases[a] == "" {
-		return errUnknownAlias
+	if int(a) >= len(c.aliases) || c.aliases[a] == "" {
+		return 0, errUnknownAlias
 	}
 	p.Topic = c.aliases[a]
-	return nil
+	return 0, nil
+}
+
+// storeAlias maps alias a to topic for the rest of the connection when its
+// PUBLISH was allowed. When it was not, the alias is unset rather than left
+// on its old topic: the client believes it now names topic, and a later
+// PUBLISH by alias alone must not go to the old one (it is a protocol error
+// instead, 0x82).
+func (c *client) storeAlias(a uint16, topic string, allowed bool) {
+	if c.aliases == nil {
+		if !allowed {
+			return
+		}
+		c.aliases = make([]string, int(c.b.limits.TopicAliasMaximum)+1)
+	}
+	switch {
+	case !allowed:
+		c.aliases[a] = ""
+	case c.aliases[a] != topic:
+		c.aliases[a] = strings.Clone(topic)
+	}
 }
 
 // isSysTopic reports whether topic is in the broker's own $SYS tree (the
@@ -379,7 +408,11 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 		}
 		if b.hooks.Topics != nil {
 			res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionSubscribe, Topic: sub.Filter, QoS: sub.QoS})
+			if c.ctx.Err() != nil {
+				continue // not decided: the connection is ending
+			}
 			if !res.Allow {
+				b.logDenied(&c.info, "subscribe", sub.Filter, res)
 				if v5 {
 					codes[i], reason = denyCode(packets.SUBACK, res.ReasonCode), res.Reason
 				}
@@ -393,14 +426,18 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 		if sub.RetainAsPublished {
 			val.opts |= subRAP
 		}
+		// The filter is owned memory, and so are the share group and the
+		// inner filter cut from it: sub.Filter aliases the read buffer,
+		// which the next packet overwrites.
 		filter := strings.Clone(sub.Filter)
+		group, inner, _ = parseShared(filter)
 		s.mu.Lock()
 		if s.client == c {
 			_, existed := s.subs[filter]
 			// [MQTT-3.8.4-3] a subscription to an existing filter replaces it.
 			s.subs[filter] = val
 			if group != "" {
-				b.shared.Subscribe(strings.Clone(inner), shareKey{s, group}, shareSub{val, filter})
+				b.subscribeShared(s, group, inner, shareSub{val, filter}, existed)
 			} else {
 				b.subs.Subscribe(filter, s, val)
 			}

@@ -80,20 +80,31 @@ func (r *inflightRing) each(fn func(e *inflightEntry)) {
 }
 
 // deliveryQueue is a FIFO of deliveries waiting for a window slot, for the
-// client to come back, or for a receive check.
+// client to come back, or for a receive check. bytes counts the topic and
+// payload bytes of the deliveries it holds, for the byte bound.
 type deliveryQueue struct {
-	q    []delivery
-	head int
+	q     []delivery
+	head  int
+	bytes int
 }
+
+// size is what a queued delivery counts against the byte bound: its
+// message's topic and payload (a message shared by many sessions counts in
+// each queue, as each would keep it alive alone).
+func (d *delivery) size() int { return len(d.msg.Topic) + len(d.msg.Payload) }
 
 func (q *deliveryQueue) len() int { return len(q.q) - q.head }
 
-func (q *deliveryQueue) push(d delivery) { q.q = append(q.q, d) }
+func (q *deliveryQueue) push(d delivery) {
+	q.q = append(q.q, d)
+	q.bytes += d.size()
+}
 
 func (q *deliveryQueue) peek() *delivery { return &q.q[q.head] }
 
 func (q *deliveryQueue) pop() delivery {
 	d := q.q[q.head]
+	q.bytes -= d.size()
 	q.q[q.head] = delivery{}
 	q.head++
 	if q.head == len(q.q) {
@@ -109,4 +120,4 @@ func (q *deliveryQueue) pop() delivery {
 	return d
 }
 
-func (q *deliveryQueue) reset() { q.q, q.head = nil, 0 }
+func (q *deliveryQueue) reset() { q.q, q.head, q.bytes = nil, 0, 0 }

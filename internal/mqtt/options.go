@@ -23,9 +23,11 @@ type Limits struct {
 	MaxConnections    int           // connections beyond this get CONNACK "server unavailable"
 	MaxInflight       int           // outbound QoS 1/2 messages awaiting ack, per client
 	MaxQueued         int           // messages queued per offline or slow session
+	MaxQueuedBytes    int           // bytes (topic + payload) queued per offline or slow session
 	MaxOutboundBytes  int           // bytes waiting in one client's write buffer before QoS 0 is dropped
 	MaxInboundQoS2    int           // inbound QoS 2 packet ids awaiting PUBREL, per client
 	ConnectTimeout    time.Duration // time a new connection has to send CONNECT
+	MaxConnectSize    int           // largest packet before the client is authenticated; at most MaxPacketSize
 	WriteTimeout      time.Duration // a write blocked this long closes the connection
 	MaxKeepAlive      uint16        // 0 = no cap
 	TopicAliasMaximum uint16        // topic aliases an MQTT 5 client may set towards the broker
@@ -38,9 +40,11 @@ var DefaultLimits = Limits{
 	MaxConnections:    100000,
 	MaxInflight:       64,
 	MaxQueued:         1000,
+	MaxQueuedBytes:    16 << 20,
 	MaxOutboundBytes:  4 << 20,
 	MaxInboundQoS2:    1024,
 	ConnectTimeout:    10 * time.Second,
+	MaxConnectSize:    64 << 10,
 	WriteTimeout:      30 * time.Second,
 	TopicAliasMaximum: 64,
 }
@@ -59,6 +63,13 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxQueued > 0 {
 		d.MaxQueued = l.MaxQueued
 	}
+	if l.MaxQueuedBytes > 0 {
+		d.MaxQueuedBytes = l.MaxQueuedBytes
+	}
+	if l.MaxConnectSize > 0 {
+		d.MaxConnectSize = l.MaxConnectSize
+	}
+	d.MaxConnectSize = min(d.MaxConnectSize, d.MaxPacketSize)
 	if l.MaxOutboundBytes > 0 {
 		d.MaxOutboundBytes = l.MaxOutboundBytes
 	}

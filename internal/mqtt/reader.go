@@ -10,18 +10,25 @@ import (
 const (
 	minReadBuf = 512      // an idle connection holds no more than this
 	maxReadBuf = 64 << 10 // a busy one reads up to this per syscall
+	waryChunk  = 4 << 10  // a wary reader's growth step beyond the bytes it holds
 )
 
 // packetReader frames packets out of a connection with as few read syscalls
 // as the traffic allows: the buffer doubles while reads fill it and halves
 // while they stay small, so a busy publisher reads 64 KiB at a time and an
 // idle device holds 512 bytes.
+//
+// Before the client is authenticated (wary), the buffer grows only when the
+// bytes that arrived fill it, by waryChunk at a time: a packet's announced
+// length costs nothing until its bytes are there, so a socket that announces
+// a large CONNECT and sends nothing holds the 512-byte buffer.
 type packetReader struct {
 	conn       net.Conn
 	buf        []byte
 	start, end int
-	max        int // largest packet accepted
-	short      int // consecutive reads that used little of buf
+	max        int  // largest packet accepted
+	wary       bool // grow with the bytes received, not the lengths announced
+	short      int  // consecutive reads that used little of buf
 	bytes      int64
 	// beforeRead runs before each blocking read (deadline, stats flush).
 	beforeRead func() error
@@ -46,7 +53,9 @@ func (r *packetReader) next() (packets.FixedHeader, []byte, error) {
 					r.start += total
 					return fh, body, nil
 				}
-				r.reserve(total)
+				if !r.wary {
+					r.reserve(total)
+				}
 			case !errors.Is(err, packets.ErrIncomplete):
 				return fh, nil, err
 			}
@@ -64,6 +73,10 @@ func (r *packetReader) reserve(total int) {
 	}
 	if len(r.buf) >= total {
 		r.compact()
+		return
+	}
+	if r.wary {
+		r.grow(total) // fill asked for what it holds plus a chunk
 		return
 	}
 	r.grow(max(total, 2*len(r.buf)))
@@ -111,7 +124,11 @@ func (r *packetReader) fill() error {
 	if r.buf == nil {
 		r.buf = make([]byte, minReadBuf)
 	}
-	if r.end == len(r.buf) {
+	switch {
+	case r.end < len(r.buf):
+	case r.wary:
+		r.reserve(r.end - r.start + waryChunk)
+	default:
 		r.reserve(len(r.buf) + 1)
 	}
 	if r.beforeRead != nil {
@@ -124,7 +141,7 @@ func (r *packetReader) fill() error {
 	r.end += n
 	r.bytes += int64(n)
 	switch {
-	case n == free && len(r.buf) < maxReadBuf:
+	case n == free && len(r.buf) < maxReadBuf && !r.wary:
 		// The kernel had more: read more per syscall from now on.
 		r.grow(2 * len(r.buf))
 		r.short = 0
@@ -137,4 +154,15 @@ func (r *packetReader) fill() error {
 		return nil // hand over what arrived; the error comes back on the next read
 	}
 	return err
+}
+
+// connectLevel is the protocol level of the CONNECT at the head of the
+// buffer, or 0 when its first bytes have not arrived or are not a CONNECT's.
+func (r *packetReader) connectLevel() packets.Version {
+	b := r.buf[r.start:r.end]
+	_, n, err := packets.DecodeFixedHeader(b)
+	if err != nil || len(b) < n+7 || string(b[n:n+6]) != "\x00\x04MQTT" {
+		return 0
+	}
+	return packets.Version(b[n+6])
 }

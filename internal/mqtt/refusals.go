@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -55,3 +56,19 @@ func (r *refusalRing) latest() []Refusal {
 // RecentRefusals returns the latest refused CONNECTs (at most 100), newest
 // first.
 func (b *Broker) RecentRefusals() []Refusal { return b.refusals.latest() }
+
+// refused records a refused CONNECT: one info record for the operator's log
+// and an entry in the refusal ring.
+func (b *Broker) refused(f Refusal) {
+	if f.Time.IsZero() {
+		f.Time = time.Now()
+	}
+	b.refusals.add(f)
+	b.log.Info("connection refused", "client_id", f.ClientID, "username", f.Username, "remote", f.RemoteAddr,
+		"listener", f.Listener, "protocol", int(f.Protocol), "reason_code", reasonCode(f.ReasonCode),
+		"reason", f.Reason, "plugin", f.Plugin)
+}
+
+// reasonCode formats an MQTT reason code for the log, as the specification
+// writes them (0x87).
+func reasonCode(code byte) string { return fmt.Sprintf("0x%02x", code) }

@@ -42,8 +42,9 @@ const sessionNeverExpires = 0xFFFFFFFF
 // mu guards everything below it, including the attached connection's write
 // buffer, so that a publisher routing to this session takes one lock.
 type Session struct {
-	id  string
-	seq uint64 // unique per broker; orders sessions when de-duplicating matches
+	id    string
+	seq   uint64 // unique per broker; orders sessions when de-duplicating matches
+	owner string // identity of the client that made it (user name, certificate); see client.identity
 
 	mu           sync.Mutex
 	client       *client     // attached connection; nil while offline
@@ -51,7 +52,7 @@ type Session struct {
 	expiry       uint32      // seconds an offline session is kept (MQTT 5; 3.1.1: never)
 	window       int         // outbound inflight window: min(max-inflight, client's Receive Maximum)
 	willTimer    *time.Timer // a delayed will waiting to be published (MQTT 5 Will Delay)
-	pendingWill  *Message    // the will willTimer will publish
+	pendingWill  *clientWill // the will willTimer will publish
 	subs         map[string]subscription
 	inflight     inflightRing
 	nextID       uint16

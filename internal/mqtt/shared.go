@@ -33,6 +33,45 @@ type shareSub struct {
 	id  string
 }
 
+// shareRound is the round-robin state of one shared subscription: kept
+// while it has members, so subscribe / unsubscribe rounds leave nothing.
+type shareRound struct {
+	next    uint64 // position of the next pick
+	members int    // sessions subscribed to it
+}
+
+// subscribeShared adds (or, when existed, replaces) s's membership of the
+// shared subscription id ("$share/group/inner"). group, inner and id must
+// be owned strings. Caller holds s.mu.
+func (b *Broker) subscribeShared(s *Session, group, inner string, v shareSub, existed bool) {
+	b.shared.Subscribe(inner, shareKey{s, group}, v)
+	if existed {
+		return
+	}
+	b.shareMu.Lock()
+	rr := b.shareRR[v.id]
+	if rr == nil {
+		rr = &shareRound{}
+		b.shareRR[v.id] = rr
+	}
+	rr.members++
+	b.shareMu.Unlock()
+}
+
+// unsubscribeShared removes s's membership of the shared subscription id,
+// and the subscription's round-robin state with its last member. Caller
+// holds s.mu.
+func (b *Broker) unsubscribeShared(s *Session, group, inner, id string) {
+	b.shared.Unsubscribe(inner, shareKey{s, group})
+	b.shareMu.Lock()
+	if rr := b.shareRR[id]; rr != nil {
+		if rr.members--; rr.members <= 0 {
+			delete(b.shareRR, id)
+		}
+	}
+	b.shareMu.Unlock()
+}
+
 // shareMatch is one member found for a routed message.
 type shareMatch struct {
 	s *Session
@@ -88,9 +127,12 @@ func (b *Broker) routeShared(r *routed, n int) int {
 // pickMember chooses the next member of one shared subscription, preferring
 // connected ones.
 func (b *Broker) pickMember(members []shareMatch) shareMatch {
+	var next uint64
 	b.shareMu.Lock()
-	next := b.shareRR[members[0].id]
-	b.shareRR[members[0].id] = next + 1
+	if rr := b.shareRR[members[0].id]; rr != nil { // nil: the last member just left
+		next = rr.next
+		rr.next++
+	}
 	b.shareMu.Unlock()
 	start := int(next % uint64(len(members)))
 	for k := range members {

@@ -22,6 +22,7 @@ type counters struct {
 	droppedExpired   atomic.Int64
 	droppedSys       atomic.Int64 // client publishes to $SYS, dropped
 	droppedDenied    atomic.Int64 // publishes denied by a topic check
+	droppedWill      atomic.Int64 // wills denied by a topic check when they would go out
 	malformed        atomic.Int64 // connections closed for a protocol violation
 	keepAliveExpired atomic.Int64
 	takeovers        atomic.Int64
@@ -51,6 +52,7 @@ type Stats struct {
 	DroppedExpired     int64
 	DroppedSys         int64
 	DroppedDenied      int64
+	DroppedWillDenied  int64
 	Malformed          int64
 	KeepAliveExpired   int64
 	Takeovers          int64

@@ -23,10 +23,14 @@ const maxPipelined = 64 << 10
 // back to the packet reader afterwards, in order. WebSocket connections
 // are not watched: a read deadline closes a coder/websocket net.Conn, and
 // the deadline is how the watcher is stopped.
-func (c *client) decideWatched(decide func(ctx context.Context)) {
+//
+// It returns why the context ended before decide returned (the client went
+// away, the broker is closing), or nil: a decision made on an ended context
+// did not complete, whatever it says, and the caller refuses the CONNECT.
+func (c *client) decideWatched(decide func(ctx context.Context)) error {
 	if c.info.Transport == "ws" || c.info.Transport == "wss" {
 		decide(c.ctx)
-		return
+		return context.Cause(c.ctx)
 	}
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	defer cancel(nil)
@@ -48,8 +52,12 @@ func (c *client) decideWatched(decide func(ctx context.Context)) {
 		}
 	}()
 	decide(ctx)
+	// Read before the watcher is stopped: a context that ended while decide
+	// ran may have shaped its answer; one that ends after did not.
+	abandoned := context.Cause(ctx)
 	c.conn.SetReadDeadline(time.Now()) // wakes the watcher's Read
 	<-done
 	c.conn.SetReadDeadline(c.connectDeadline)
 	c.r.unread(got)
+	return abandoned
 }

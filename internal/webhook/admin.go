@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Status is what the admin API shows of one plugin.
@@ -15,6 +17,8 @@ type Status struct {
 	Endpoints      map[string]EndpointStatus `json:"endpoints"`
 	CacheEntries   int                       `json:"cache_entries"`
 	CacheEvictions uint64                    `json:"cache_evictions"`
+	CacheHits      uint64                    `json:"cache_hits"`   // since start
+	CacheMisses    uint64                    `json:"cache_misses"` // since start
 	QueueDepth     int                       `json:"queue_depth"`
 	Events         EventStatus               `json:"events"`
 }
@@ -25,6 +29,12 @@ type EndpointStatus struct {
 	Requests            uint32 `json:"requests"`      // in the breaker's current window
 	Failures            uint32 `json:"failures"`
 	ConsecutiveFailures uint32 `json:"consecutive_failures"`
+	// Decision call times since start, from the request duration
+	// histogram: how many, and the median and 99th percentile estimated
+	// within its buckets (0 before any call).
+	Calls        uint64  `json:"calls"`
+	LatencyP50Ms float64 `json:"latency_p50_ms"`
+	LatencyP99Ms float64 `json:"latency_p99_ms"`
 }
 
 // EventStatus counts this plugin instance's event deliveries.
@@ -43,6 +53,8 @@ func (p *Plugin) Status() Status {
 		Ready:        p.Ready(),
 		Endpoints:    map[string]EndpointStatus{},
 		CacheEntries: p.cacheLen(),
+		CacheHits:    p.hits.Value(),
+		CacheMisses:  uint64(readCounter(p.misses)),
 		QueueDepth:   st.Queued,
 		Events: EventStatus{Sent: st.Sent, Retried: st.Retried, Dropped: map[string]uint64{
 			"overflow": st.Dropped.Overflow, "failed": st.Dropped.Failed,
@@ -54,14 +66,65 @@ func (p *Plugin) Status() Status {
 	}
 	for _, ep := range p.endpoints() {
 		c := ep.breaker.Counts()
-		s.Endpoints[ep.name] = EndpointStatus{
+		es := EndpointStatus{
 			BreakerState:        stateName(ep.breaker.State()),
 			Requests:            c.Requests,
 			Failures:            c.TotalFailures,
 			ConsecutiveFailures: c.ConsecutiveFailures,
 		}
+		if h := histogramOf(ep.m.duration); h != nil {
+			es.Calls = h.GetSampleCount()
+			es.LatencyP50Ms = quantile(h, 0.5) * 1000
+			es.LatencyP99Ms = quantile(h, 0.99) * 1000
+		}
+		s.Endpoints[ep.name] = es
 	}
 	return s
+}
+
+// readCounter reads a Prometheus counter; 0 if it cannot be read.
+func readCounter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if c == nil || c.Write(&m) != nil || m.Counter == nil {
+		return 0
+	}
+	return m.Counter.GetValue()
+}
+
+// histogramOf reads a Prometheus histogram; nil if o is not one.
+func histogramOf(o prometheus.Observer) *dto.Histogram {
+	pm, ok := o.(prometheus.Metric)
+	if !ok {
+		return nil
+	}
+	var m dto.Metric
+	if pm.Write(&m) != nil {
+		return nil
+	}
+	return m.Histogram
+}
+
+// quantile estimates the q-quantile of h as Prometheus's
+// histogram_quantile does: linearly within the bucket that holds it. A
+// quantile beyond the last bucket is reported as that bucket's bound.
+func quantile(h *dto.Histogram, q float64) float64 {
+	total := float64(h.GetSampleCount())
+	if total == 0 {
+		return 0
+	}
+	rank := q * total
+	lower, below := 0.0, 0.0
+	for _, b := range h.GetBucket() {
+		upper, cum := b.GetUpperBound(), float64(b.GetCumulativeCount())
+		if cum >= rank {
+			if cum == below {
+				return upper
+			}
+			return lower + (upper-lower)*(rank-below)/(cum-below)
+		}
+		lower, below = upper, cum
+	}
+	return lower
 }
 
 // PurgeCache drops cached decisions: all of them, or only those of one
@@ -98,7 +161,11 @@ func (p *Plugin) PurgeCache(clientID, username string) int {
 //	POST /{alias}/cache/purge   drop its cached decisions; ?client_id= or
 //	                            ?username= limits the purge to those
 //
-// list is called per request, so a config reload is seen at once.
+// list is called per request, so a config reload is seen at once. These
+// are the routes from before the admin REST API, kept for compatibility:
+// /api/v1/plugins and its purge routes (internal/admin) serve the same
+// data, and the admin listener's guard (token, same-origin, JSON bodies)
+// covers both.
 func AdminRoutes(list func() []*Plugin) http.Handler {
 	r := chi.NewRouter()
 	find := func(w http.ResponseWriter, req *http.Request) *Plugin {

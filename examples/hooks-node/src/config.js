@@ -37,6 +37,10 @@ export const DEFAULT_EVENTS = [
  * @property {number} maxBodyBytes
  * @property {number} recentEvents
  * @property {EventType[]} events
+ * @property {string} disabledFile "" = disabled users kept in memory only
+ * @property {string} adminToken bearer token of the /users admin routes; "" = routes off
+ * @property {string} mqttdAdminURL the broker's admin listener, for the revoke recipe
+ * @property {string} mqttdAdminToken the broker's admin.token
  */
 
 export class ConfigError extends Error {}
@@ -87,5 +91,9 @@ export function loadConfig(env) {
     maxBodyBytes: intVar(env.MAX_BODY_BYTES, 'MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     recentEvents: intVar(env.RECENT_EVENTS, 'RECENT_EVENTS', 100, 0, 100000),
     events,
+    disabledFile: env.DISABLED_FILE ?? '',
+    adminToken: env.HOOKS_ADMIN_TOKEN ?? '',
+    mqttdAdminURL: env.MQTTD_ADMIN_URL || 'http://127.0.0.1:9180',
+    mqttdAdminToken: env.MQTTD_ADMIN_TOKEN ?? '',
   };
 }

@@ -5,13 +5,14 @@
 //   SIGTERM, SIGINT  stop accepting, finish the requests in flight, exit 0
 //                    (connections still open after 10 s are cut; a second
 //                    signal exits at once)
-//   SIGHUP           reload USERS_FILE and ACL_FILE; a broken file is
+//   SIGHUP           reload USERS_FILE, ACL_FILE and DISABLED_FILE; a broken file is
 //                    reported and the previous content stays in force
 import { readFileSync } from 'node:fs';
 import { AclFileError, emptyAcl, loadAcl } from './acl.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createServer } from './server.js';
 import { loadUsers, UsersFileError } from './users.js';
+import { loadDisabled } from './revoke.js';
 
 /** @typedef {import('./server.js').Log} Log */
 
@@ -27,6 +28,8 @@ async function loadState(config) {
   return {
     users: config.usersFile ? await loadUsers(config.usersFile) : new Map(),
     acl: config.aclFile ? await loadAcl(config.aclFile) : emptyAcl(),
+    // Without DISABLED_FILE the list lives in memory: a reload keeps it.
+    ...(config.disabledFile ? { disabled: await loadDisabled(config.disabledFile) } : {}),
   };
 }
 

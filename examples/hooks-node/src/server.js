@@ -6,6 +6,7 @@
 //   POST /events           event batches, logged to stdout     signed
 //   GET  /events/recent    the last events, for demos/tests    open
 //   GET  /healthz          liveness, for the container         open
+//   POST /users/{name}/disable|enable  revoke now (src/revoke.js)  HOOKS_ADMIN_TOKEN
 //
 // "signed": with HOOKS_SECRET set, a request without a valid X-Mqttd-Signature
 // gets 401. On a decision call the broker reads 401 as deny, so a broker with
@@ -16,13 +17,15 @@ import { decide, parseTopicFiltering, TOPIC_TTL } from './acl.js';
 import { batchProblem, RecentEvents } from './events.js';
 import { HttpError, parseJSONObject, readBody, sendJSON } from './http.js';
 import { ReplayGuard, verifySignature } from './signature.js';
+import { brokerAdmin } from './broker-admin.js';
+import { disabledAnswer, serveUsers } from './revoke.js';
 
 /**
  * @typedef {import('./api.js').components['schemas']['Manifest']} Manifest
  * @typedef {import('./api.js').components['schemas']['Decision']} Decision
  * @typedef {import('./api.js').components['schemas']['EventBatch']} EventBatch
  * @typedef {import('./config.js').Config} Config
- * @typedef {{users: Map<string, import('./users.js').ScryptHash>, acl: import('./acl.js').Acl}} State
+ * @typedef {{users: Map<string, import('./users.js').ScryptHash>, acl: import('./acl.js').Acl, disabled?: Set<string>}} State
  * @typedef {(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void} Log
  *
  * @typedef {object} Options
@@ -32,6 +35,7 @@ import { ReplayGuard, verifySignature } from './signature.js';
  * @property {Log} [log] diagnostics (default: none)
  * @property {(line: string) => void} [eventOut] one JSON line per new event (default: stdout)
  * @property {() => number} [now] the clock in ms (tests set it; default Date.now)
+ * @property {import('./broker-admin.js').BrokerAdmin} [broker] the broker's admin API (default: from the config)
  *
  * @typedef {{req: http.IncomingMessage, res: http.ServerResponse, body: Buffer}} Call
  * @typedef {{signed: boolean, handle: (c: Call) => Promise<void> | void}} Route
@@ -48,6 +52,7 @@ export function createServer(opts) {
   const now = opts.now ?? Date.now;
   const recent = new RecentEvents(config.recentEvents);
   const replays = new ReplayGuard();
+  const broker = opts.broker ?? brokerAdmin({ url: config.mqttdAdminURL, token: config.mqttdAdminToken });
 
   /** @type {Manifest} */
   const manifest = { name: 'hooks-node', version, authenticate: true, topic_filtering: true, events: config.events };
@@ -60,7 +65,7 @@ export function createServer(opts) {
         signed: true,
         async handle({ req, res, body }) {
           const ask = parseAuthenticate(parseJSONObject(body));
-          const d = await authenticate(state.users, ask);
+          const d = disabledAnswer(state.disabled, ask.username) ?? await authenticate(state.users, ask);
           log('info', 'authenticate', { client_id: ask.client_id, username: ask.username, result: d.result, request_id: req.headers['x-mqttd-request-id'] });
           sendJSON(res, 200, d);
         },
@@ -103,6 +108,10 @@ export function createServer(opts) {
    */
   async function serve(req, res) {
     const path = new URL(req.url ?? '/', 'http://plugin').pathname;
+    if (path.startsWith('/users/')) {
+      await readBody(req, config.maxBodyBytes);
+      return serveUsers(path, req, res, { state, disabledFile: config.disabledFile, broker, token: config.adminToken });
+    }
     const methods = routes[path];
     if (!methods) throw new HttpError(404, `no such path: ${path}`);
     const route = methods[req.method === 'HEAD' ? 'GET' : req.method ?? ''];

@@ -32,8 +32,8 @@ func connect311(t *testing.T, addr, user, pw string) byte {
 }
 
 // Real clients against a broker whose auth chain is the plugin: MQTT
-// 3.1.1 hears 0x04 for a wrong password and 0x05 for a user the file does
-// not know; MQTT 5.0 hears 0x86; a reload takes effect for the next CONNECT
+// 3.1.1 hears 0x04 for a wrong password and for a user the file does not
+// know alike; MQTT 5.0 hears 0x86; a reload takes effect for the next CONNECT
 // while a connected client stays connected.
 func TestEndToEnd(t *testing.T) {
 	path := hookstest.WriteFile(t, "passwd", "alice:"+refArgon2id+"\nbob:"+refBcrypt2y+"\n")
@@ -41,8 +41,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The auth chain with this plugin alone and anonymous clients refused:
-	// users the file does not know are turned away too.
+	// The auth chain with this plugin alone and anonymous clients refused.
 	m, err := hooks.New(hooks.Options{
 		Plugins: map[string]hooks.PluginSpec{"passwd": {Plugin: p, Type: "password-file"}},
 		Auth:    hooks.AuthOptions{Plugins: []string{"passwd"}},
@@ -60,7 +59,7 @@ func TestEndToEnd(t *testing.T) {
 		{"bob", "battery staple", packets.Accepted},
 		{"alice", "battery staple", packets.ErrRefusedBadUsernameOrPassword},
 		{"bob", "", packets.ErrRefusedBadUsernameOrPassword},
-		{"mallory", "correct horse", packets.ErrRefusedNotAuthorised},
+		{"mallory", "correct horse", packets.ErrRefusedBadUsernameOrPassword},
 	} {
 		if got := connect311(t, addr, tc.user, tc.pw); got != tc.want {
 			t.Errorf("3.1.1 CONNECT as %s/%q: CONNACK %#x, want %#x", tc.user, tc.pw, got, tc.want)
@@ -87,7 +86,7 @@ func TestEndToEnd(t *testing.T) {
 	if got := connect311(t, addr, "alice", "battery staple"); got != packets.Accepted {
 		t.Errorf("new password after reload: CONNACK %#x", got)
 	}
-	if got := connect311(t, addr, "bob", "battery staple"); got != packets.ErrRefusedNotAuthorised {
+	if got := connect311(t, addr, "bob", "battery staple"); got != packets.ErrRefusedBadUsernameOrPassword {
 		t.Errorf("bob was removed by the reload: CONNACK %#x", got)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -118,4 +117,46 @@ func connect5(t *testing.T, addr, user, pw string) (*pahov5.Client, *pahov5.Conn
 		return nil, ack
 	}
 	return c, ack
+}
+
+// With anonymous clients allowed, a user name the file does not list is
+// still refused, with the answer a wrong password gets (so the CONNACK does
+// not tell which names exist); a client without a user name is the
+// plugin's to ignore and follows allow-anonymous.
+func TestUnknownUserRefusedWhenAnonymousAllowed(t *testing.T) {
+	path := hookstest.WriteFile(t, "passwd", "alice:"+refArgon2id+"\n")
+	p, err := New(Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := hooks.New(hooks.Options{
+		Plugins: map[string]hooks.PluginSpec{"passwd": {Plugin: p, Type: "password-file"}},
+		Auth:    hooks.AuthOptions{Plugins: []string{"passwd"}, AllowAnonymous: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := hookstest.Serve(t, m)
+
+	for _, tc := range []struct {
+		user, pw string
+		want     byte
+	}{
+		{"bob", "anything", packets.ErrRefusedBadUsernameOrPassword},
+		{"bob", "", packets.ErrRefusedBadUsernameOrPassword},
+		{"Alice", "correct horse", packets.ErrRefusedBadUsernameOrPassword},
+		{"", "", packets.Accepted},
+		{"alice", "correct horse", packets.Accepted},
+		{"alice", "wrong", packets.ErrRefusedBadUsernameOrPassword},
+	} {
+		if got := connect311(t, addr, tc.user, tc.pw); got != tc.want {
+			t.Errorf("3.1.1 CONNECT as %q/%q: CONNACK %#x, want %#x", tc.user, tc.pw, got, tc.want)
+		}
+	}
+	if c, ack := connect5(t, addr, "bob", "anything"); ack.ReasonCode != ReasonBadCredentials {
+		if c != nil {
+			c.Disconnect(&pahov5.Disconnect{})
+		}
+		t.Errorf("5.0 CONNECT as an unknown user: CONNACK %#x, want 0x86", ack.ReasonCode)
+	}
 }

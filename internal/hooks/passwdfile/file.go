@@ -42,11 +42,21 @@ func Check(name string, data []byte) error {
 	return err
 }
 
+// table is a loaded password file.
+type table struct {
+	byName map[string]hash
+	// decoy is the first entry's hash (nil when there is none): an
+	// unknown user's password is verified against it and the result
+	// thrown away, so refusing an unknown name costs what a wrong
+	// password costs.
+	decoy hash
+}
+
 // parse reads a password file's contents; name is the file name used in
 // errors. Each error names the line and what is wrong with it, never its
 // hash.
-func parse(name string, data []byte) (map[string]hash, error) {
-	users := make(map[string]hash)
+func parse(name string, data []byte) (*table, error) {
+	users := &table{byName: make(map[string]hash)}
 	firstLine := make(map[string]int)
 	for n, line := range lines(data) {
 		user, h, ok := entry(line)
@@ -69,8 +79,11 @@ func parse(name string, data []byte) (map[string]hash, error) {
 		if err != nil {
 			return nil, fail("user %q: %v (set a new password with: mqttd passwd %s %s)", user, err, name, quoteArg(user))
 		}
-		users[user] = parsed
+		users.byName[user] = parsed
 		firstLine[user] = n
+		if users.decoy == nil {
+			users.decoy = parsed
+		}
 	}
 	return users, nil
 }

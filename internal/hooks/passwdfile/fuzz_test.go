@@ -47,7 +47,7 @@ func phc(h *argonHash) string {
 // testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, user string) {
-		users, err := parse("F", data)
+		users, err := parseUsers(t, data)
 		if err != nil {
 			checkParseError(t, data, err)
 			return
@@ -71,7 +71,7 @@ func FuzzParse(f *testing.F) {
 			if !found {
 				t.Fatalf("DeleteUser(%q) did not find a user parse returned", u)
 			}
-			after, err := parse("F", out)
+			after, err := parseUsers(t, out)
 			if err != nil {
 				t.Fatalf("after DeleteUser(%q) the file no longer parses: %v\n%q", u, err, out)
 			}
@@ -92,7 +92,7 @@ func FuzzParse(f *testing.F) {
 		if _, had := users[user]; added == had {
 			t.Fatalf("SetUser(%q) added=%v, but the user was present=%v", user, added, had)
 		}
-		after, err := parse("F", out)
+		after, err := parseUsers(t, out)
 		if err != nil {
 			t.Fatalf("after SetUser(%q) the file no longer parses: %v\n%q", user, err, out)
 		}
@@ -226,4 +226,17 @@ func checkHashError(t *testing.T, s string, err error) {
 			t.Fatalf("error for an unknown kind of hash: %v", err)
 		}
 	}
+}
+
+// parseUsers parses data as file "F" and returns its users, checking that
+// the decoy hash is there exactly when some user is.
+func parseUsers(t *testing.T, data []byte) (map[string]hash, error) {
+	tab, err := parse("F", data)
+	if err != nil {
+		return nil, err
+	}
+	if (tab.decoy == nil) != (len(tab.byName) == 0) {
+		t.Fatalf("%d users but decoy %v", len(tab.byName), tab.decoy)
+	}
+	return tab.byName, nil
 }

@@ -2,10 +2,15 @@
 // authenticates CONNECTs against a file of username:hash lines, the hashes
 // argon2id (PHC string form) or bcrypt, as written by `mqttd passwd`.
 //
-// It answers only for the users it knows. A client without a user name, or
-// with one the file does not list, gets Ignore, so another plugin (or
-// auth.allow-anonymous) decides; a listed user gets Allow with the right
-// password and Deny with 0x86 (bad user name or password) otherwise.
+// A client that gives a user name is judged by the file: Allow for a listed
+// user with the right password, else Deny with 0x86 (bad user name or
+// password), a name the file does not list included. Without that, a
+// client claiming a name nobody wrote down would fall through to
+// auth.allow-anonymous and, where the ACL has rules for that name, gain
+// its rights. An unknown name gets the same answer as a wrong password,
+// after as much hashing work, so neither the CONNACK nor its timing tells
+// which names exist. A client without a user name gets Ignore: another
+// plugin, or auth.allow-anonymous, decides.
 //
 // Hashing is deliberately slow, so a storm of CONNECTs could take every
 // core: at most runtime.NumCPU() verifications run at once, and a CONNECT
@@ -35,7 +40,7 @@ type Options struct {
 // Plugin is a password-file plugin. It implements hooks.Authenticator.
 type Plugin struct {
 	file  string
-	users atomic.Pointer[map[string]hash]
+	users atomic.Pointer[table]
 	// sem holds one token per verification in progress.
 	sem chan struct{}
 }
@@ -73,25 +78,29 @@ func (p *Plugin) Reload() error {
 	if err != nil {
 		return fmt.Errorf("password-file: %w", err)
 	}
-	p.users.Store(&users)
+	p.users.Store(users)
 	return nil
 }
 
 // Users is the number of users loaded.
-func (p *Plugin) Users() int { return len(*p.users.Load()) }
+func (p *Plugin) Users() int { return len(p.users.Load().byName) }
 
 // Authenticate implements hooks.Authenticator.
 func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hooks.Decision, error) {
 	name := req.Client.Username
 	if name == "" {
-		return hooks.Decision{}, nil // anonymous: not ours to judge
-	}
-	h, ok := (*p.users.Load())[name]
-	if !ok {
-		return hooks.Decision{}, nil // another plugin may know this user
+		return hooks.Decision{}, nil // anonymous: auth.allow-anonymous (or another plugin) decides
 	}
 	if req.Password == nil {
-		return hooks.Decision{Result: hooks.Deny, ReasonCode: ReasonBadCredentials, Reason: "password required"}, nil
+		return deny("password required"), nil
+	}
+	users := p.users.Load()
+	h, known := users.byName[name]
+	if !known {
+		h = users.decoy // hash anyway, so the answer takes as long as for a listed user
+	}
+	if h == nil {
+		return deny("bad user name or password"), nil // the file lists nobody
 	}
 	select {
 	case p.sem <- struct{}{}:
@@ -100,8 +109,12 @@ func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hook
 	}
 	match := h.verify(req.Password)
 	<-p.sem
-	if !match {
-		return hooks.Decision{Result: hooks.Deny, ReasonCode: ReasonBadCredentials, Reason: "bad user name or password"}, nil
+	if !known || !match {
+		return deny("bad user name or password"), nil
 	}
 	return hooks.Decision{Result: hooks.Allow}, nil
+}
+
+func deny(reason string) hooks.Decision {
+	return hooks.Decision{Result: hooks.Deny, ReasonCode: ReasonBadCredentials, Reason: reason}
 }

@@ -43,9 +43,10 @@ func auth(p *Plugin, user, pw string) (hooks.Decision, error) {
 	return p.Authenticate(context.Background(), req)
 }
 
-// Every answer of Authenticate: the user the file does not know and the
-// client without a user name are someone else's call (Ignore); a known user
-// is allowed only with the right password, else denied with 0x86.
+// Every answer of Authenticate: the client without a user name is someone
+// else's call (Ignore); a known user is allowed only with the right
+// password, and everyone else is denied with 0x86, a user the file does not
+// know with the very answer a wrong password gets.
 func TestAuthenticateDecisions(t *testing.T) {
 	argonNew := mustHash(t, HashArgon2id, "fresh-argon")
 	bcryptNew := mustHash(t, HashBcrypt, "fresh-bcrypt")
@@ -68,8 +69,9 @@ func TestAuthenticateDecisions(t *testing.T) {
 		want           hooks.Decision
 	}{
 		{"no user name", "", "whatever", hooks.Decision{}},
-		{"unknown user", "mallory", "correct horse", hooks.Decision{}},
-		{"user names are case sensitive", "Alice", "correct horse", hooks.Decision{}},
+		{"unknown user", "mallory", "correct horse", badPW},
+		{"unknown user without a password", "mallory", "\x00none", hooks.Decision{Result: hooks.Deny, ReasonCode: 0x86, Reason: "password required"}},
+		{"user names are case sensitive", "Alice", "correct horse", badPW},
 		{"argon2id from the reference tool", "alice", "correct horse", allow},
 		{"argon2id wrong password", "alice", "correct horsE", badPW},
 		{"argon2id empty password", "alice", "", badPW},
@@ -188,7 +190,7 @@ func TestReload(t *testing.T) {
 	if err := p.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := auth(p, "bob", "battery staple"); d.Result != hooks.Ignore {
+	if d, _ := auth(p, "bob", "battery staple"); d.Result != hooks.Deny {
 		t.Errorf("bob was removed from the file but got %+v", d)
 	}
 	if d, _ := auth(p, "alice", "correct horse"); d.Result != hooks.Allow {
@@ -351,5 +353,39 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// An unknown user name costs a verification like a listed one (it queues
+// for a slot, then hashes against the decoy), so the time to the answer does
+// not tell which names exist; with an empty file there is nothing to hash.
+func TestUnknownUserHashesLikeAKnownOne(t *testing.T) {
+	p, err := New(Options{File: hookstest.WriteFile(t, "passwd", "bob:"+refBcrypt2y+"\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cap(p.sem) {
+		p.sem <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := &hooks.AuthRequest{Client: &mqtt.ClientInfo{Username: "mallory"}, Password: []byte("battery staple")}
+	if d, err := p.Authenticate(ctx, req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("unknown user with every slot taken: %+v, %v; want it to wait for a slot like a known user", d, err)
+	}
+	for range cap(p.sem) {
+		<-p.sem
+	}
+	// The decoy is bob's hash: bob's password does not let mallory in.
+	if d, err := p.Authenticate(context.Background(), req); err != nil || d.Result != hooks.Deny {
+		t.Fatalf("unknown user with a listed user's password: %+v, %v", d, err)
+	}
+
+	empty, err := New(Options{File: hookstest.WriteFile(t, "passwd", "# nobody yet\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := empty.Authenticate(ctx, req); err != nil || d.Result != hooks.Deny || d.ReasonCode != ReasonBadCredentials {
+		t.Fatalf("unknown user, empty file: %+v, %v", d, err)
 	}
 }

@@ -1,0 +1,119 @@
+// The session queue and the inflight window: queueing deliveries that cannot
+// go out yet, and pumping them into the write buffer as the window opens
+// (under the session lock, or on the writer goroutine when each one waits
+// for a receive check).
+
+package mqtt
+
+import "time"
+
+// sendInflight assigns a packet id, encodes the delivery and records it in
+// the window. A delivery that has expired or is too large for the client is
+// dropped as if it had completed ([MQTT-3.1.2-25]). Caller holds s.mu.
+func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
+	pid := s.nextPacketID()
+	if !c.appendDelivery(&d, pid, false) {
+		return false
+	}
+	s.inflight.push(s.window, inflightEntry{pid: pid, state: awaitAck, d: d})
+	return true
+}
+
+// enqueue adds d to s's queue unless it is full. The drop policy: the new
+// message is the one dropped (the queue keeps its order), counted, and for
+// QoS 1/2 logged at most once a minute per session.
+func (b *Broker) enqueue(s *Session, d delivery) {
+	if s.queue.len() >= b.limits.MaxQueued || s.queue.bytes+d.size() > b.limits.MaxQueuedBytes {
+		if d.qos == 0 {
+			b.stats.droppedQoS0.Add(1)
+			return
+		}
+		b.stats.droppedQueued.Add(1)
+		if now := time.Now(); now.Sub(s.dropLogged) > time.Minute {
+			s.dropLogged = now
+			b.log.Warn("session queue full: dropping QoS 1/2 messages",
+				"client_id", s.id, "max_queued", b.limits.MaxQueued, "max_queued_bytes", b.limits.MaxQueuedBytes,
+				"queued", s.queue.len(), "queued_bytes", s.queue.bytes, "topic", d.msg.Topic)
+		}
+		return
+	}
+	s.queue.push(d)
+}
+
+// pumpLocked moves queued deliveries into the window of the attached
+// connection. With a topic checker the writer does this (pumpChecked,
+// deliverQueuedChecked), since each delivery waits for a receive check
+// first. Caller holds s.mu.
+func (b *Broker) pumpLocked(s *Session) {
+	c := s.client
+	if c == nil || s.queue.len() == 0 {
+		return
+	}
+	if b.hooks.Topics != nil {
+		c.kickLocked()
+		return
+	}
+	sent := false
+	for s.queue.len() > 0 {
+		d := s.queue.peek()
+		if d.qos > 0 && s.inflight.full(s.window) {
+			break
+		}
+		dd := s.queue.pop()
+		if dd.qos == 0 {
+			sent = c.appendDelivery(&dd, 0, false) || sent
+		} else {
+			sent = b.sendInflight(s, c, dd) || sent
+		}
+	}
+	if sent {
+		c.kickLocked()
+	}
+}
+
+// pumpable reports whether the head of s's queue may go out now.
+func (b *Broker) pumpable(s *Session) bool {
+	return s.queue.len() > 0 && (s.queue.peek().qos == 0 || !s.inflight.full(s.window))
+}
+
+// pumpChecked runs the receive check for each queued delivery, outside the
+// session lock, and sends the ones allowed: the deliverQueuedChecked mode.
+// Runs on c's writer goroutine; c.checking tells publishers a check is
+// under way.
+func (c *client) pumpChecked() {
+	b := c.b
+	s := c.sess
+	for {
+		s.mu.Lock()
+		if s.client != c || !b.pumpable(s) {
+			s.mu.Unlock()
+			return
+		}
+		d := s.queue.pop()
+		c.checking = true
+		s.mu.Unlock()
+
+		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionReceive, Topic: d.msg.Topic, QoS: d.qos, Retain: d.retain})
+		s.mu.Lock()
+		c.checking = false
+		decided := c.ctx.Err() == nil // else the connection is ending: the answer may not be the checker's
+		if decided && !res.Allow {
+			s.mu.Unlock()
+			b.logDenied(&c.info, "receive", d.msg.Topic, res)
+			continue
+		}
+		switch {
+		case s.client != c || !decided:
+			if d.qos > 0 && !s.clean {
+				b.enqueue(s, d) // the connection went away meanwhile
+			}
+			s.mu.Unlock()
+			return
+		case d.qos == 0:
+			c.appendDelivery(&d, 0, false)
+		default:
+			b.sendInflight(s, c, d)
+		}
+		s.mu.Unlock()
+	}
+}

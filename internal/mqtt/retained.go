@@ -1,0 +1,18 @@
+// Retained messages: storing and clearing them as PUBLISHes with RETAIN arrive.
+
+package mqtt
+
+import "strings"
+
+// setRetained stores or clears the retained message for r's topic
+// ([MQTT-3.3.1-5]; [MQTT-3.3.1-10] an empty payload removes it).
+func (b *Broker) setRetained(r *routed, from *ClientInfo) {
+	if len(r.payload) == 0 {
+		b.retain.Delete(r.topic)
+	} else {
+		b.retain.Set(strings.Clone(r.topic), r.message())
+	}
+	if b.evMask().Has(EventRetainedMessage) {
+		b.emit(&Event{Type: EventRetainedMessage, Client: from, Topic: r.topic, QoS: r.qos, Message: r.message()})
+	}
+}

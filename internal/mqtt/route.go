@@ -1,0 +1,174 @@
+// Routing a message to its subscribers and delivering it to each: into the
+// write buffer, the inflight window or the session queue, in one of three
+// delivery modes (deliveryMode).
+
+package mqtt
+
+import (
+	"cmp"
+	"slices"
+)
+
+// match is one subscription found for a routed message.
+type match struct {
+	s   *Session
+	sub subscription
+}
+
+// route delivers r to every session subscribed to its topic, once per
+// session at the highest QoS of its matching subscriptions
+// ([MQTT-3.3.5-1]), and to one member of each matching shared subscription
+// group. scratch is the caller's reusable match slice, returned for the next
+// call. It reports how many sessions the message was delivered to. Routing
+// allocates nothing for QoS 0 and one shared copy of the message for QoS 1/2.
+func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
+	ms := scratch[:0]
+	b.subs.Match(r.topic, func(s *Session, sub subscription) {
+		ms = append(ms, match{s, sub})
+	})
+	if len(ms) > 1 {
+		slices.SortFunc(ms, func(a, b match) int { return cmp.Compare(a.s.seq, b.s.seq) })
+	}
+	n := 0
+	for i := 0; i < len(ms); {
+		j := i + 1
+		for j < len(ms) && ms[j].s == ms[i].s {
+			j++
+		}
+		if b.deliverMatches(r, ms[i:j]) {
+			n++
+		}
+		i = j
+	}
+	clear(ms)
+	if b.shared.Len() > 0 {
+		n = b.routeShared(r, n)
+	}
+	return ms[:0], n
+}
+
+// deliverMatches merges one session's matching subscriptions into a single
+// delivery: highest QoS, RETAIN kept if any asked Retain As Published, every
+// Subscription Identifier ([MQTT-3.3.4-3]).
+func (b *Broker) deliverMatches(r *routed, run []match) bool {
+	s := run[0].s
+	if len(run) == 1 && run[0].sub.opts == 0 && run[0].sub.subID == 0 {
+		// The common case: one plain subscription.
+		b.deliver(s, r, delivery{qos: min(r.qos, run[0].sub.qos)})
+		return true
+	}
+	var d delivery
+	found := false
+	for _, m := range run {
+		// [MQTT-3.8.3-3] No Local: not to the client that published it.
+		if m.sub.noLocal() && r.from == s.id {
+			continue
+		}
+		found = true
+		d.qos = max(d.qos, m.sub.qos)
+		d.retain = d.retain || (m.sub.rap() && r.retain)
+		if m.sub.subID != 0 {
+			d.subIDs = append(d.subIDs, m.sub.subID)
+		}
+	}
+	if !found {
+		return false
+	}
+	// Delivered QoS is the lower of the publish's and the subscription's.
+	d.qos = min(r.qos, d.qos)
+	b.deliver(s, r, d)
+	return true
+}
+
+// deliveryMode is how deliver hands one message to one session. It is
+// chosen in one place, deliveryModeFor, under the session lock.
+type deliveryMode uint8
+
+const (
+	// deliverDirect: no topic checker is configured, or the session has no
+	// connection to check for. The message goes straight into the client's
+	// write buffer (QoS 0, or QoS 1/2 while the inflight window has room),
+	// else into the session queue; an offline persistent session queues
+	// QoS 1/2 for its return. Nothing waits.
+	deliverDirect deliveryMode = iota
+
+	// deliverCheckedInline: a topic checker that can answer at once
+	// (TopicCheckerNow, e.g. from its cache) is asked in line, on the
+	// publisher's goroutine. Allowed, the message goes on as deliverDirect;
+	// denied, it is dropped; when the checker cannot answer at once, it is
+	// queued as deliverQueuedChecked.
+	deliverCheckedInline
+
+	// deliverQueuedChecked: the message is queued, and the subscriber's
+	// writer goroutine runs the receive check (pumpChecked) and sends it if
+	// allowed, so a slow answer holds back only this subscriber. Chosen when
+	// the checker cannot answer at once, or when something for this
+	// subscriber is already queued or being checked: a message decided in
+	// line must not overtake one still waiting for its check.
+	deliverQueuedChecked
+)
+
+// deliveryModeFor chooses how a message for s is delivered, c being its
+// attached connection (nil when offline). Caller holds s.mu.
+func (b *Broker) deliveryModeFor(s *Session, c *client) deliveryMode {
+	switch {
+	case c == nil || b.hooks.Topics == nil:
+		return deliverDirect
+	case b.topicsNow == nil || c.checking || s.queue.len() > 0:
+		return deliverQueuedChecked
+	}
+	return deliverCheckedInline
+}
+
+// deliver hands one message to one session in the mode deliveryModeFor
+// chooses.
+func (b *Broker) deliver(s *Session, r *routed, d delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.client
+	mode := b.deliveryModeFor(s, c)
+	if mode == deliverCheckedInline {
+		res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})
+		switch {
+		case !ok:
+			mode = deliverQueuedChecked
+		case !res.Allow:
+			b.logDenied(&c.info, "receive", r.topic, res)
+			return
+		}
+	}
+	if mode == deliverQueuedChecked {
+		d.msg = r.message()
+		b.enqueue(s, d)
+		c.kickLocked()
+		return
+	}
+	// deliverDirect, or checked in line and allowed.
+	switch {
+	case c == nil:
+		// Offline: a persistent session keeps QoS 1/2 for its return.
+		if d.qos > 0 && !s.clean {
+			d.msg = r.message()
+			b.enqueue(s, d)
+			if b.evMask().Has(EventRetainedMessage) {
+				b.emit(&Event{Type: EventRetainedMessage, Topic: r.topic, QoS: d.qos, Message: d.msg, TargetID: s.id})
+			}
+		}
+	case d.qos == 0:
+		if len(c.out) >= b.limits.MaxOutboundBytes {
+			b.stats.droppedQoS0.Add(1)
+			return
+		}
+		if c.appendPublish(r.topic, r.payload, r.props, r.created(), 0, 0, d.retain, false, d.subIDs) {
+			c.kickLocked()
+		}
+	case s.queue.len() == 0 && !s.inflight.full(s.window):
+		d.msg = r.message()
+		if b.sendInflight(s, c, d) {
+			c.kickLocked()
+		}
+	default:
+		d.msg = r.message()
+		b.enqueue(s, d)
+	}
+}

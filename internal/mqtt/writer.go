@@ -1,0 +1,124 @@
+// The writer side of a connection: a goroutine started on demand that
+// flushes the write buffer in as few syscalls as possible and exits when the
+// connection has been idle for writerLinger.
+
+package mqtt
+
+import "time"
+
+// writerLinger is how long a writer goroutine waits for more work before
+// it exits: long enough that a busy connection keeps its writer (waking a
+// parked goroutine is cheaper than starting one), short enough that an idle
+// connection holds only its reader.
+const writerLinger = time.Second
+
+// kickLocked makes sure a writer will flush what was just appended: it
+// starts one, or wakes the parked one at most once per flush. Caller holds
+// sess.mu.
+func (c *client) kickLocked() {
+	switch {
+	case c.closed || c.wakePending:
+	case !c.writing:
+		c.writing, c.wakePending = true, true
+		c.writers.Add(1)
+		go c.writeLoop()
+	default:
+		c.wakePending = true
+		c.signal()
+	}
+}
+
+// signal leaves a wake-up token for the writer. A token may already be
+// waiting (the writer drained the buffer before reading it): one is enough.
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop flushes the write buffer whenever woken, and exits after a
+// writerLinger with nothing to write, or once the connection is closing.
+func (c *client) writeLoop() {
+	defer c.writers.Done()
+	idle := time.NewTimer(writerLinger)
+	defer idle.Stop()
+	active := true
+	for {
+		wrote, more := c.flush()
+		if !more {
+			return
+		}
+		active = active || wrote
+		select {
+		case <-c.wake:
+		case <-idle.C:
+			if active {
+				active = false
+				idle.Reset(writerLinger)
+				continue
+			}
+			s := c.sess
+			s.mu.Lock()
+			if c.wakePending { // a kick raced the timer: its token is in c.wake
+				s.mu.Unlock()
+				continue
+			}
+			c.writing = false
+			s.mu.Unlock()
+			return
+		}
+	}
+}
+
+// flush writes everything queued, one syscall per batch, until it finds the
+// buffer empty. more is false when the writer must exit: the connection is
+// closing or a write failed.
+func (c *client) flush() (wrote, more bool) {
+	s := c.sess
+	checked := c.b.hooks.Topics != nil // queued deliveries wait for pumpChecked's receive check
+	for {
+		if checked {
+			c.pumpChecked()
+		}
+		s.mu.Lock()
+		if len(c.out) == 0 && !(checked && s.client == c && c.b.pumpable(s)) {
+			c.wakePending = false
+			if cap(c.out) > 4<<10 {
+				c.out = nil // an idle connection keeps no burst-sized buffer
+			}
+			if c.closed {
+				c.writing = false
+				s.mu.Unlock()
+				return wrote, false
+			}
+			s.mu.Unlock()
+			return wrote, true
+		}
+		buf := c.out
+		c.out = c.spare[:0]
+		msgs, pkts := c.outMsgs, c.outPkts
+		c.outMsgs, c.outPkts = 0, 0
+		s.mu.Unlock()
+		c.spare = nil
+		if len(buf) > 0 {
+			wrote = true
+			c.conn.SetWriteDeadline(time.Now().Add(c.b.limits.WriteTimeout))
+			n, err := c.conn.Write(buf)
+			c.b.stats.bytesOut.Add(int64(n))
+			c.b.stats.msgsOut.Add(msgs)
+			c.b.stats.pktsOut.Add(pkts)
+			if err != nil {
+				c.conn.Close() // the reader sees it and ends the connection
+				s.mu.Lock()
+				c.writing, c.closed, c.wakePending = false, true, false
+				c.out = nil
+				s.mu.Unlock()
+				return wrote, false
+			}
+		}
+		if cap(buf) <= 256<<10 {
+			c.spare = buf[:0] // keep the buffer; let a huge burst's go
+		}
+	}
+}
