@@ -1,0 +1,83 @@
+package pebblestore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/mqttd/mqttd/internal/store"
+)
+
+// Commit applies b and waits until it is durable.
+func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pb, err := s.apply(b)
+	if err != nil {
+		return err
+	}
+	return s.wait(pb)
+}
+
+// CommitAsync applies b and calls done, in commit order, once durable.
+func (s *Store) CommitAsync(b *store.Batch, done func(error)) {
+	pb, err := s.apply(b)
+	if err != nil {
+		s.notify.Push(nil, func(error) { done(err) })
+		return
+	}
+	s.notify.Push(func() error { return s.wait(pb) }, done)
+}
+
+// wait returns once pb is as durable as the store's mode says; pb may be
+// nil (nothing was written).
+func (s *Store) wait(pb *pebble.Batch) error {
+	if pb == nil {
+		return nil
+	}
+	var err error
+	if s.opts.Durability == store.Sync {
+		err = pb.SyncWait()
+	}
+	pb.Close()
+	if err != nil {
+		return fmt.Errorf("store %s: write failed: %w", s.dir, err)
+	}
+	return nil
+}
+
+// apply turns b into one Pebble batch and applies it to the memtable
+// under s.mu (see the package doc); the fsync is left to wait.
+func (s *Store) apply(b *store.Batch) (*pebble.Batch, error) {
+	if b.Len() == 0 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	pb := s.db.NewIndexedBatch()
+	w := writer{s: s, pb: pb}
+	for i := range b.Ops {
+		if err := w.op(&b.Ops[i]); err != nil {
+			pb.Close()
+			s.nextMsg = w.firstMsg(s.nextMsg)
+			return nil, fmt.Errorf("store %s: %w", s.dir, err)
+		}
+	}
+	var err error
+	if s.opts.Durability == store.Sync {
+		err = s.db.ApplyNoSyncWait(pb, pebble.Sync)
+	} else {
+		err = s.db.Apply(pb, pebble.NoSync)
+		s.dirty = true
+	}
+	if err != nil {
+		pb.Close()
+		return nil, fmt.Errorf("store %s: write failed: %w", s.dir, err)
+	}
+	return pb, nil
+}
