@@ -28,8 +28,10 @@
 // numbers are visible in the order they were handed out; the fsync is
 // awaited outside the mutex, so concurrent commits share one fsync (Pebble's
 // group commit). Sync waits for that fsync; Interval fsyncs the log every
-// SyncInterval from a background goroutine; None leaves it to the operating
-// system. Close fsyncs whatever is outstanding in every mode.
+// SyncInterval from a background goroutine; None never asks, so the log
+// reaches the disk as its buffer fills and a crash, even of the process
+// alone, loses recent commits. Close fsyncs whatever is outstanding in every
+// mode.
 //
 // # Faults
 //
