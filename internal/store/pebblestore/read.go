@@ -1,16 +1,13 @@
 package pebblestore
 
 import (
-	"errors"
+	"bytes"
 	"fmt"
 
 	"github.com/cockroachdb/pebble"
 
 	"github.com/mqttd/mqttd/internal/store"
 )
-
-// errStop ends an iteration early without an error.
-var errStop = errors.New("stop")
 
 // each visits the keys in [lo, hi) in order.
 func (s *Store) each(lo, hi []byte, fn func(k, v []byte) error) error {
@@ -68,44 +65,71 @@ func (s *Store) Retained(fn func(*store.MessageRecord) error) error {
 }
 
 // Scan returns up to limit deliveries of clientID with Seq >= from. Only
-// those entries and their messages are read.
+// those entries and their messages are read, from one snapshot: a
+// concurrent Ack cannot take a message away between reading its entry and
+// reading it.
 func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, error) {
-	var out []store.Queued
 	if limit <= 0 {
 		return nil, nil
 	}
-	lo := queueKey(clientID, from)
-	hi := upperBound(clientPrefix(pQueue, clientID, 0))
-	err := s.each(lo, hi, func(k, v []byte) error {
-		seq, _ := tailUint(k, 8)
-		r, err := decodeRef(v)
-		if err != nil {
-			return err
-		}
-		mv, ok, err := get(s.db, idKey(pMessage, r.msg))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%w: queue entry %d of %q refers to missing message %d", store.ErrCorrupt, seq, clientID, r.msg)
-		}
-		m, err := store.DecodeMessage(mv)
-		if err != nil {
-			return err
-		}
-		out = append(out, store.Queued{
-			Delivery: store.Delivery{ClientID: clientID, Seq: seq, QoS: r.qos, Retain: r.retain, SubIDs: r.subIDs, Group: r.group},
-			Msg:      m,
-		})
-		if len(out) == limit {
-			return errStop
-		}
-		return nil
+	s.rmu.RLock()
+	defer s.rmu.RUnlock()
+	if s.rclosed {
+		return nil, store.ErrClosed
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	qit, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: queueKey(clientID, from),
+		UpperBound: upperBound(clientPrefix(pQueue, clientID, 0)),
 	})
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, err
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer qit.Close()
+	mit, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{pMessage}, UpperBound: []byte{pMessage + 1}})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer mit.Close()
+	var out []store.Queued
+	for ok := qit.First(); ok && len(out) < limit; ok = qit.Next() {
+		q, err := readEntry(clientID, qit, mit)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		out = append(out, q)
+	}
+	if err := qit.Error(); err != nil {
+		return nil, s.wrap(err)
 	}
 	return out, nil
+}
+
+// readEntry decodes the queue entry at qit and its message, found by
+// seeking mit (entries of one queue mostly point forward in message ids,
+// so the seeks are short).
+func readEntry(clientID string, qit, mit *pebble.Iterator) (store.Queued, error) {
+	seq, _ := tailUint(qit.Key(), 8)
+	r, err := decodeRef(qit.Value())
+	if err != nil {
+		return store.Queued{}, err
+	}
+	mk := idKey(pMessage, r.msg)
+	if !mit.SeekGE(mk) || !bytes.Equal(mit.Key(), mk) {
+		if err := mit.Error(); err != nil {
+			return store.Queued{}, err
+		}
+		return store.Queued{}, fmt.Errorf("%w: queue entry %d of %q refers to missing message %d", store.ErrCorrupt, seq, clientID, r.msg)
+	}
+	m, err := store.DecodeMessage(mit.Value())
+	if err != nil {
+		return store.Queued{}, err
+	}
+	return store.Queued{
+		Delivery: store.Delivery{ClientID: clientID, Seq: seq, QoS: r.qos, Retain: r.retain, SubIDs: r.subIDs, Group: r.group},
+		Msg:      m,
+	}, nil
 }
 
 // QueueLen is the number of deliveries queued for clientID.
