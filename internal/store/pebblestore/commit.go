@@ -43,7 +43,7 @@ func (s *Store) wait(pb *pebble.Batch) error {
 	}
 	pb.Close()
 	if err != nil {
-		return fmt.Errorf("store %s: write failed: %w", s.dir, err)
+		return s.fail(err)
 	}
 	return nil
 }
@@ -58,6 +58,9 @@ func (s *Store) apply(b *store.Batch) (*pebble.Batch, error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, store.ErrClosed
+	}
+	if err := s.failure(); err != nil {
+		return nil, err
 	}
 	pb := s.db.NewIndexedBatch()
 	w := writer{s: s, pb: pb}
@@ -75,9 +78,12 @@ func (s *Store) apply(b *store.Batch) (*pebble.Batch, error) {
 		err = s.db.Apply(pb, pebble.NoSync)
 		s.dirty = true
 	}
+	if err == nil {
+		err = s.failure() // Pebble's fatal path ran (see pebbleLogger)
+	}
 	if err != nil {
-		pb.Close()
-		return nil, fmt.Errorf("store %s: write failed: %w", s.dir, err)
+		// Not closed: after a failed log write Pebble may still hold it.
+		return nil, s.fail(err)
 	}
 	return pb, nil
 }

@@ -18,7 +18,7 @@ import (
 // might) and applies fn.
 func damage(t *testing.T, dir string, fn func(db *pebble.DB)) {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet()}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{l: quiet()}})
 	must(t, err)
 	fn(db)
 	must(t, db.Close())

@@ -30,6 +30,9 @@ type Store struct {
 	rmu     sync.RWMutex // held by readers; Close takes it to stop them first
 	rclosed bool
 
+	fmu    sync.Mutex
+	failed error // see fail.go
+
 	notify   *store.Notifier
 	stopSync chan struct{}
 	syncDone chan struct{}
@@ -76,14 +79,16 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 	existed := hasManifest(dir)
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{Cache: cache, Logger: pebbleLogger{opts.Logger}})
+	s := &Store{dir: dir, opts: opts, lock: lock}
+	logger := pebbleLogger{l: opts.Logger, onFatal: func(err error) { s.fail(err) }}
+	db, err := pebble.Open(dir, &pebble.Options{Cache: cache, Logger: logger, FS: opts.fs})
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
 			return nil, corrupt(dir, err)
 		}
 		return nil, fmt.Errorf("store %s: cannot open it: %w", dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, db: db, lock: lock}
+	s.db = db
 	if err := s.recover(existed); err != nil {
 		db.Close()
 		if errors.Is(err, store.ErrCorrupt) || pebble.IsCorruptionError(err) {
@@ -194,7 +199,10 @@ func (s *Store) Close() error {
 		close(s.stopSync)
 		<-s.syncDone
 	}
-	err := s.db.LogData(nil, pebble.Sync)
+	var err error
+	if s.failure() == nil {
+		err = s.syncLog()
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
@@ -221,9 +229,9 @@ func (s *Store) syncLoop() {
 		dirty := s.dirty
 		s.dirty = false
 		s.mu.Unlock()
-		if dirty {
-			if err := s.db.LogData(nil, pebble.Sync); err != nil {
-				s.opts.Logger.Error("store: periodic fsync failed", "dir", s.dir, "error", err)
+		if dirty && s.failure() == nil {
+			if err := s.syncLog(); err != nil {
+				s.fail(err)
 			}
 		}
 	}

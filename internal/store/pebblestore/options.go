@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
+
 	"github.com/mqttd/mqttd/internal/store"
 )
 
@@ -38,6 +40,8 @@ type Options struct {
 	OnCorrupt    OnCorrupt
 	Logger       *slog.Logger // default slog.Default()
 	CacheBytes   int64        // Pebble block cache (default 8 MiB)
+
+	fs vfs.FS // tests inject write errors through it; nil = the OS
 }
 
 func (o *Options) withDefaults() Options {
@@ -55,8 +59,14 @@ func (o *Options) withDefaults() Options {
 }
 
 // pebbleLogger sends Pebble's own messages to slog: its routine chatter at
-// debug level, its fatal errors at error level before stopping.
-type pebbleLogger struct{ l *slog.Logger }
+// debug level, its fatal errors at error level. A fatal error (Pebble's
+// commit pipeline cannot go on after a failed log write) fails the store
+// through onFatal instead of stopping the process; without onFatal it
+// panics.
+type pebbleLogger struct {
+	l       *slog.Logger
+	onFatal func(error)
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
@@ -69,5 +79,8 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := "pebble: " + fmt.Sprintf(format, args...)
 	p.l.Error(msg)
-	panic(msg)
+	if p.onFatal == nil {
+		panic(msg)
+	}
+	p.onFatal(errors.New(msg))
 }
