@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -13,11 +14,42 @@ import (
 
 var payload64 = make([]byte, 64)
 
-func enqueueOne(s store.Store, client string) error {
+// enqueueOne commits one 64-byte message queued for client.
+func enqueueOne(s store.Store, client string) error { return enqueueFan(s, client, 1) }
+
+// enqueueFan commits one 64-byte message queued for client (fan 1) or
+// for fan sessions client/0, client/1, ...
+func enqueueFan(s store.Store, client string, fan int) error {
 	var b store.Batch
-	ds := []store.Delivery{{ClientID: client, QoS: 1}}
+	ds := make([]store.Delivery, fan)
+	for i := range ds {
+		ds[i] = store.Delivery{ClientID: client, QoS: 1}
+		if fan > 1 {
+			ds[i].ClientID += "/" + strconv.Itoa(i)
+		}
+	}
 	b.Enqueue(&store.MessageRecord{Topic: "bench/topic", Payload: payload64, QoS: 1}, ds)
 	return s.Commit(context.Background(), &b)
+}
+
+// BenchmarkAppendFan10: 32 writers each committing one message queued for
+// 10 persistent sessions (the 10 -> 10 QoS 1 case), sync durability.
+func BenchmarkAppendFan10(b *testing.B) {
+	s := mustOpenB(b, Options{Durability: store.Sync})
+	defer s.Close()
+	b.ReportAllocs()
+	var id atomic.Int64
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		client := fmt.Sprintf("s%d", id.Add(1))
+		for pb.Next() {
+			if err := enqueueFan(s, client, 10); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "deliveries/s")
 }
 
 // BenchmarkAppend: one 64-byte message queued for one session per commit,

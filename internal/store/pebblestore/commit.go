@@ -67,7 +67,7 @@ func (s *Store) apply(b *store.Batch) (*pebble.Batch, error) {
 	for i := range b.Ops {
 		if err := w.op(&b.Ops[i]); err != nil {
 			pb.Close()
-			s.nextMsg = w.firstMsg(s.nextMsg)
+			w.undo()
 			return nil, fmt.Errorf("store %s: %w", s.dir, err)
 		}
 	}
@@ -82,6 +82,7 @@ func (s *Store) apply(b *store.Batch) (*pebble.Batch, error) {
 		err = s.failure() // Pebble's fatal path ran (see pebbleLogger)
 	}
 	if err != nil {
+		w.undo()
 		// Not closed: after a failed log write Pebble may still hold it.
 		return nil, s.fail(err)
 	}
