@@ -137,7 +137,9 @@ var (
 // are safe for concurrent use.
 type Store interface {
 	// Commit applies b atomically and returns once it is durable (see
-	// Durability). Enqueue's deliveries have their Seq set on success.
+	// Durability). Enqueue's deliveries have their Seq set on success. ctx
+	// is checked before applying; an applied batch is waited for. On error
+	// nothing in b may be acknowledged.
 	Commit(ctx context.Context, b *Batch) error
 	// CommitAsync applies b and calls done once it is durable, or with the
 	// error. Callbacks run one at a time in commit order; they must not
