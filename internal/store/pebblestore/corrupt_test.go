@@ -127,3 +127,22 @@ func TestQuarantineMovesAsideLoudly(t *testing.T) {
 		t.Fatalf("quarantine not logged loudly: %s", l)
 	}
 }
+
+func TestVerify(t *testing.T) {
+	dir := filledStore(t)
+	s := mustOpen(t, dir, Options{})
+	st, err := s.Verify()
+	must(t, err)
+	want := Stats{Sessions: 1, Retained: 1, Messages: 10, QueueEntries: 20, Inflight: 1, QoS2In: 1}
+	if st != want {
+		t.Fatalf("stats %+v, want %+v", st, want)
+	}
+	must(t, s.Close())
+	// A reference count that disagrees with the queues is found.
+	damage(t, dir, func(db *pebble.DB) { must(t, db.Set(idKey(pCount, 3), appendCount(nil, 1), pebble.Sync)) })
+	s = mustOpen(t, dir, Options{}) // not checked at open: recovery reads sessions only
+	defer s.Close()
+	if _, err := s.Verify(); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "reference count") {
+		t.Fatalf("verify: %v", err)
+	}
+}

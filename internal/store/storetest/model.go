@@ -17,6 +17,9 @@ type Config struct {
 	Seeds, Ops int
 	Budget     time.Duration // stop starting seeds after this long (logged)
 	MinSeeds   int           // fail if fewer seeds ran within the budget
+	// Check, if set, runs on the store under test after every step: an
+	// implementation's own consistency check.
+	Check func(store.Store) error
 }
 
 // Opener opens the store under test for one seed; called again after
@@ -33,7 +36,7 @@ func Run(t *testing.T, cfg Config, newOpener func(t *testing.T, seed int) Opener
 		if time.Since(start) > cfg.Budget {
 			break
 		}
-		runSeed(t, seed, cfg.Ops, newOpener(t, seed))
+		runSeed(t, seed, cfg, newOpener(t, seed))
 		if t.Failed() {
 			return
 		}
@@ -45,7 +48,7 @@ func Run(t *testing.T, cfg Config, newOpener func(t *testing.T, seed int) Opener
 	}
 }
 
-func runSeed(t *testing.T, seed, ops int, open Opener) {
+func runSeed(t *testing.T, seed int, cfg Config, open Opener) {
 	g := &gen{r: rand.New(rand.NewPCG(uint64(seed), 42)), seq: map[string][]uint64{}}
 	model := memstore.New()
 	defer model.Close()
@@ -55,7 +58,7 @@ func runSeed(t *testing.T, seed, ops int, open Opener) {
 	}
 	defer func() { real.Close() }()
 	var log []string
-	for step := 0; step < ops; {
+	for step := 0; step < cfg.Ops; {
 		if g.r.IntN(25) == 0 {
 			if err := real.Close(); err != nil {
 				t.Fatalf("seed %d step %d: close: %v", seed, step, err)
@@ -92,6 +95,11 @@ func runSeed(t *testing.T, seed, ops int, open Opener) {
 		}
 		if diff := compare(model, real, g.r); diff != "" {
 			t.Fatalf("seed %d step %d: %s\nops: %q", seed, step, diff, log)
+		}
+		if cfg.Check != nil {
+			if err := cfg.Check(real); err != nil {
+				t.Fatalf("seed %d step %d: check: %v\nops: %q", seed, step, err, log)
+			}
 		}
 	}
 }
