@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +13,16 @@ import (
 	"github.com/mqttd/mqttd/internal/store"
 )
 
-var payload64 = make([]byte, 64)
+// payload64 is 64 random bytes: zeros would compress to nothing and flatter
+// the disk figures.
+var payload64 = func() []byte {
+	b := make([]byte, 64)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = byte(r.UintN(256))
+	}
+	return b
+}()
 
 // enqueueOne commits one 64-byte message queued for client.
 func enqueueOne(s store.Store, client string) error { return enqueueFan(s, client, 1) }
@@ -131,6 +141,7 @@ func BenchmarkDiskBytesPerMessage(b *testing.B) {
 		b.Run(fmt.Sprintf("sessions=%d", fan), func(b *testing.B) {
 			const n = 50_000
 			var perMsg float64
+			r := rand.New(rand.NewPCG(3, 4))
 			for range b.N {
 				dir := b.TempDir()
 				s, err := Open(dir, Options{Durability: store.None, Logger: quiet()})
@@ -144,7 +155,11 @@ func BenchmarkDiskBytesPerMessage(b *testing.B) {
 						for j := range ds {
 							ds[j] = store.Delivery{ClientID: fmt.Sprintf("session-%d", j), QoS: 1}
 						}
-						bt.Enqueue(&store.MessageRecord{Topic: "sensors/site-1/temperature", Payload: payload64, QoS: 1}, ds)
+						p := make([]byte, 64) // distinct random payloads: nothing to compress
+						for k := range p {
+							p[k] = byte(r.UintN(256))
+						}
+						bt.Enqueue(&store.MessageRecord{Topic: "sensors/site-1/temperature", Payload: p, QoS: 1}, ds)
 					}
 					if err := s.Commit(context.Background(), &bt); err != nil {
 						b.Fatal(err)
