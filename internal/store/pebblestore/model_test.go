@@ -19,7 +19,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // Durability None: what is compared is the data, not the fsync; the kill
 // test covers the fsync. Bounded in time for a loaded machine.
 func TestModel(t *testing.T) {
-	cfg := storetest.Config{Seeds: 200, Ops: 200, Budget: 60 * time.Second, MinSeeds: 2,
+	cfg := storetest.Config{Seeds: 200, Ops: 200, Budget: 30 * time.Second, MinSeeds: 2,
 		Check: func(s store.Store) error { _, err := s.(*Store).Verify(); return err }}
 	if testing.Short() {
 		cfg.Seeds, cfg.Budget = 20, 20*time.Second
