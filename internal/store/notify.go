@@ -28,8 +28,9 @@ func NewNotifier() *Notifier {
 	return n
 }
 
-// Push queues cb to run after wait returns; wait may be nil. Pushing after
-// Close runs cb with ErrClosed.
+// Push queues cb to run after wait returns; wait may be nil. After Close,
+// Push runs wait and then cb with ErrClosed at once, on the caller's
+// goroutine.
 func (n *Notifier) Push(wait func() error, cb func(error)) {
 	n.mu.Lock()
 	if n.closing {

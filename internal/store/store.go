@@ -142,8 +142,9 @@ type Store interface {
 	// nothing in b may be acknowledged.
 	Commit(ctx context.Context, b *Batch) error
 	// CommitAsync applies b and calls done once it is durable, or with the
-	// error. Callbacks run one at a time in commit order; they must not
-	// block on the store.
+	// error. Callbacks run one at a time in commit order, never inside
+	// CommitAsync (except on a closed store: at once, with ErrClosed); they
+	// must not block on the store.
 	CommitAsync(b *Batch, done func(error))
 
 	// Sessions calls fn for every session record, in client id order.

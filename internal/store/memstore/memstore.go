@@ -62,18 +62,27 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.apply(b)
 }
 
-// CommitAsync applies b and reports on the notifier goroutine.
+// CommitAsync applies b and reports on the notifier goroutine, queued
+// under the lock so that callbacks follow commit order.
 func (s *Store) CommitAsync(b *store.Batch, done func(error)) {
+	s.mu.Lock()
 	err := s.apply(b)
-	s.notify.Push(nil, func(error) { done(err) })
+	if err == nil {
+		s.notify.Push(nil, done)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.notify.Push(nil, func(error) { done(err) })
+	}
 }
 
+// apply runs b's operations; s.mu is held.
 func (s *Store) apply(b *store.Batch) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
 		return store.ErrClosed
 	}

@@ -14,7 +14,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	pb, err := s.apply(b)
+	pb, err := s.apply(b, nil)
 	if err != nil {
 		return err
 	}
@@ -23,12 +23,14 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 
 // CommitAsync applies b and calls done, in commit order, once durable.
 func (s *Store) CommitAsync(b *store.Batch, done func(error)) {
-	pb, err := s.apply(b)
+	// Queued under the commit mutex, so callbacks follow commit order and
+	// Close (which takes the mutex first) drains every applied batch.
+	_, err := s.apply(b, func(pb *pebble.Batch) {
+		s.notify.Push(func() error { return s.wait(pb) }, done)
+	})
 	if err != nil {
 		s.notify.Push(nil, func(error) { done(err) })
-		return
 	}
-	s.notify.Push(func() error { return s.wait(pb) }, done)
 }
 
 // wait returns once pb is as durable as the store's mode says; pb may be
@@ -49,9 +51,13 @@ func (s *Store) wait(pb *pebble.Batch) error {
 }
 
 // apply turns b into one Pebble batch and applies it to the memtable
-// under s.mu (see the package doc); the fsync is left to wait.
-func (s *Store) apply(b *store.Batch) (*pebble.Batch, error) {
+// under s.mu (see the package doc); the fsync is left to wait. applied, if
+// set, runs under s.mu after a successful apply.
+func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batch, error) {
 	if b.Len() == 0 {
+		if applied != nil {
+			applied(nil)
+		}
 		return nil, nil
 	}
 	s.mu.Lock()
@@ -85,6 +91,9 @@ func (s *Store) apply(b *store.Batch) (*pebble.Batch, error) {
 		w.undo()
 		// Not closed: after a failed log write Pebble may still hold it.
 		return nil, s.fail(err)
+	}
+	if applied != nil {
+		applied(pb)
 	}
 	return pb, nil
 }

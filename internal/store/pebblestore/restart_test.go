@@ -77,34 +77,39 @@ func TestMessageStoredOnceAndFreed(t *testing.T) {
 	}
 }
 
-// CommitAsync callbacks run in commit order, and a Sync commit's
-// sequence numbers are set before its callback.
+// CommitAsync callbacks run in commit order, also when committed from
+// many goroutines at once, and a commit's sequence numbers are set before
+// its callback.
 func TestCommitAsyncOrder(t *testing.T) {
 	s := mustOpen(t, t.TempDir(), Options{Durability: store.Sync})
 	defer s.Close()
-	const n = 200
+	const writers, each = 8, 50
 	var mu sync.Mutex
 	var got []uint64
 	var wg sync.WaitGroup
-	wg.Add(n)
-	for range n {
-		b := &store.Batch{}
-		ds := []store.Delivery{{ClientID: "q"}}
-		b.Enqueue(&store.MessageRecord{Topic: "t"}, ds)
-		s.CommitAsync(b, func(err error) {
-			defer wg.Done()
-			if err != nil {
-				t.Error(err)
+	wg.Add(writers * each)
+	for range writers {
+		go func() {
+			for range each {
+				b := &store.Batch{}
+				ds := []store.Delivery{{ClientID: "q"}}
+				b.Enqueue(&store.MessageRecord{Topic: "t"}, ds)
+				s.CommitAsync(b, func(err error) {
+					defer wg.Done()
+					if err != nil {
+						t.Error(err)
+					}
+					mu.Lock()
+					got = append(got, ds[0].Seq)
+					mu.Unlock()
+				})
 			}
-			mu.Lock()
-			got = append(got, ds[0].Seq)
-			mu.Unlock()
-		})
+		}()
 	}
 	wg.Wait()
 	for i, seq := range got {
 		if seq != uint64(i+1) {
-			t.Fatalf("callback %d carried seq %d: out of order", i, seq)
+			t.Fatalf("callback %d carried seq %d: out of commit order", i, seq)
 		}
 	}
 }
