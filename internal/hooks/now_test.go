@@ -66,9 +66,10 @@ func TestCheckTopicNow(t *testing.T) {
 // FilterTopicNow answers d when ok, FilterTopic always answers d.
 type cached struct {
 	lifecycle
-	d    Decision
-	ok   bool
-	slow atomic.Int64 // FilterTopic calls
+	d      Decision
+	ok     bool
+	slow   atomic.Int64 // FilterTopic calls
+	inline atomic.Int64 // FilterTopicNow calls
 }
 
 func (c *cached) FilterTopic(context.Context, *mqtt.ClientInfo, mqtt.TopicRequest) (Decision, error) {
@@ -77,6 +78,7 @@ func (c *cached) FilterTopic(context.Context, *mqtt.ClientInfo, mqtt.TopicReques
 }
 
 func (c *cached) FilterTopicNow(*mqtt.ClientInfo, mqtt.TopicRequest) (Decision, bool) {
+	c.inline.Add(1)
 	return c.d, c.ok
 }
 
@@ -131,6 +133,49 @@ func TestDecisionsCountedOnceWhenInLineFails(t *testing.T) {
 	if na, nb, chain := decisionCounts(m, "receive", "allow"); na != 1 || nb != 1 || chain != 1 {
 		t.Fatalf("allow counted %v (a), %v (b), %v (chain); want 1 each", na, nb, chain)
 	}
+}
+
+// Each plugin is asked in line at most once per check. A publish check
+// (CheckTopic alone) asks a in line, then b, which misses, and only b
+// through FilterTopic. A receive check the broker tried in line first
+// (CheckTopicNow, then CheckTopic with InlineMissed) asks nobody in line
+// again: a's in-line answer was not final, so a goes the slow way too.
+func TestOneInLineAttemptPerCheck(t *testing.T) {
+	c := &mqtt.ClientInfo{ClientID: "c"}
+	check := func(t *testing.T, m *Manager, req mqtt.TopicRequest) {
+		t.Helper()
+		if res := m.Hooks().Topics.CheckTopic(context.Background(), c, req); !res.Allow {
+			t.Fatalf("got %+v, want allow", res)
+		}
+	}
+	want := func(t *testing.T, name string, p *cached, inline, slow int64) {
+		t.Helper()
+		if gi, gs := p.inline.Load(), p.slow.Load(); gi != inline || gs != slow {
+			t.Fatalf("%s: %d in-line and %d slow lookups, want %d and %d", name, gi, gs, inline, slow)
+		}
+	}
+	t.Run("publish", func(t *testing.T) {
+		a, b := &cached{d: Decision{Result: Allow}, ok: true}, &cached{d: Decision{Result: Allow}}
+		m := twoTopicPlugins(t, a, b)
+		check(t, m, mqtt.TopicRequest{Action: mqtt.ActionPublish, Topic: "t"})
+		want(t, "a", a, 1, 0)
+		want(t, "b", b, 1, 1)
+	})
+	t.Run("receive after an in-line miss", func(t *testing.T) {
+		a, b := &cached{d: Decision{Result: Allow}, ok: true}, &cached{d: Decision{Result: Allow}}
+		m := twoTopicPlugins(t, a, b)
+		req := mqtt.TopicRequest{Action: mqtt.ActionReceive, Topic: "t"}
+		if _, ok := m.Hooks().Topics.(mqtt.TopicCheckerNow).CheckTopicNow(c, req); ok {
+			t.Fatal("answered in line although b has no answer at hand")
+		}
+		req.InlineMissed = true
+		check(t, m, req)
+		want(t, "a", a, 1, 1)
+		want(t, "b", b, 1, 1)
+		if na, nb, chain := decisionCounts(m, "receive", "allow"); na != 1 || nb != 1 || chain != 1 {
+			t.Fatalf("allow counted %v (a), %v (b), %v (chain); want 1 each", na, nb, chain)
+		}
+	})
 }
 
 // A deny in line ends the round: plugins after it are neither asked nor

@@ -75,6 +75,11 @@ type TopicFilter interface {
 // FilterTopic". It runs with the subscriber's session locked: it must never
 // wait, and must not panic.
 //
+// The chain asks each plugin in line at most once per check, and calls
+// FilterTopic only after FilterTopicNow said ok false for that check (or
+// when the broker's own in-line attempt already missed), so FilterTopic
+// need not repeat the in-line lookup; it must still answer on its own.
+//
 // Unlike the other calls, it is made without holding the plugin against
 // a Reload (see topicChain.checkTopicNow): it may run concurrently with,
 // and after, Close of a plugin that a Reload replaced. It must then answer

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"slices"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -13,7 +12,7 @@ import (
 type topicChain struct{ m *Manager }
 
 // CheckTopic decides one subscribe, publish or receive. Any deny denies,
-// else any allow allows, else topic-check.default decides.
+// else any allow allows, else topic-check.default decides (topicRound).
 //
 // Plugins are asked one after another, on the caller's goroutine, and the
 // first deny ends the round: its answer cannot be overruled, and a check
@@ -21,60 +20,109 @@ type topicChain struct{ m *Manager }
 // answers (in-process, or from a webhook's decision cache) take. A slow
 // plugin still delays only the client the check is about.
 //
-// Most checks, publish checks included, are answered at once, so that way
-// is tried first; only a plugin without the answer at hand is asked
-// through FilterTopic, with its timeout and on-error policy.
+// Most checks, publish checks included, are answered at once, so each
+// plugin is first asked in line (TopicFilterNow), once; only a plugin
+// without the answer at hand is then asked through FilterTopic, with its
+// timeout and on-error policy. When the broker already tried this check in
+// line (req.InlineMissed), nobody is asked in line again: the answers it
+// had are not final until every plugin has answered, and the one it missed
+// is missing still.
 func (t *topicChain) CheckTopic(ctx context.Context, c *mqtt.ClientInfo, req mqtt.TopicRequest) mqtt.TopicResult {
 	act := int(req.Action)
 	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
 		return mqtt.TopicResult{ReasonCode: byte(packets.ImplementationSpecific), Reason: "unknown topic action"}
 	}
-	res, ok := t.m.cur.Load().checkTopicNow(act, c, req)
-	if !ok {
-		st := t.m.acquire()
-		defer st.release()
-		res = st.checkTopic(ctx, act, c, req)
-	}
+	res := t.m.cur.Load().checkTopic(ctx, t.m, act, c, req)
 	t.m.chains.count(act, res.Allow)
 	return res
 }
 
-func (st *state) checkTopic(ctx context.Context, act int, c *mqtt.ClientInfo, req mqtt.TopicRequest) mqtt.TopicResult {
+// checkTopic is CheckTopic on st: the in-line answers first, without a
+// hold on st (see inlineRound), then, if they did not decide, the rest of
+// the plugins under a hold. A Reload between the two starts the check over
+// on the plugins it installed.
+func (st *state) checkTopic(ctx context.Context, m *Manager, act int, c *mqtt.ClientInfo, req mqtt.TopicRequest) mqtt.TopicResult {
 	if !st.topicsOn {
 		// A Reload switched topic-check off; the broker still asks.
 		return mqtt.TopicResult{Allow: true}
 	}
-	allowed := st.fallback == Allow
-	for _, p := range st.topics {
-		ans := p.ask(ctx, act, func(ctx context.Context) (Decision, error) {
-			return p.filter.FilterTopic(ctx, c, req)
-		})
-		switch ans.Result {
-		case Deny:
-			return topicDenied(req.Action, ans)
-		case Allow:
-			allowed = true
+	round := st.newRound()
+	inline := !req.InlineMissed
+	if inline {
+		var buf [8]Result
+		answered := st.inlineRound(&round, c, req, buf[:0])
+		st.countInline(act, answered) // final: these plugins are not asked again
+		if round.decided(len(st.topics)) {
+			return round.result(req.Action)
 		}
 	}
-	return mqtt.TopicResult{Allow: allowed}
+	held := m.acquire()
+	defer held.release()
+	if held != st {
+		return held.checkTopic(ctx, m, act, c, req)
+	}
+	for i, p := range st.topics[round.answered:] {
+		// The plugin that stopped the in-line round is not asked in line
+		// again; those after it have not been asked yet.
+		round.add(st.askTopic(ctx, act, p, c, req, inline && i > 0))
+		if round.denied {
+			break
+		}
+	}
+	return round.result(req.Action)
+}
+
+// askTopic is one plugin's answer to a check: in line when inline is set
+// and the plugin has the answer at hand, else through FilterTopic with its
+// timeout and on-error policy. FilterTopic comes only after an in-line
+// miss for the same check (or with none tried), so a plugin need not
+// repeat the in-line lookup there (see TopicFilterNow).
+func (st *state) askTopic(ctx context.Context, act int, p *plugin, c *mqtt.ClientInfo, req mqtt.TopicRequest, inline bool) answer {
+	if inline && p.inline != nil {
+		if d, ok := p.inline.FilterTopicNow(c, req); ok && d.Result <= Deny {
+			p.counters.decisions[act][outcomeOf[d.Result]].Inc()
+			return answer{Decision: d}
+		}
+	}
+	return p.ask(ctx, act, func(ctx context.Context) (Decision, error) {
+		return p.filter.FilterTopic(ctx, c, req)
+	})
 }
 
 // CheckTopicNow decides at once when every topic plugin can (each
 // implements TopicFilterNow and has the answer at hand); the rules are
-// CheckTopic's. ok false sends the broker the slow way.
+// CheckTopic's. ok false sends the broker the slow way: it queues the
+// message and later calls CheckTopic with req.InlineMissed set.
 func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (mqtt.TopicResult, bool) {
 	act := int(req.Action)
 	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
 		return mqtt.TopicResult{}, false // CheckTopic refuses it
 	}
-	res, ok := t.m.cur.Load().checkTopicNow(act, c, req)
-	if ok {
-		t.m.chains.count(act, res.Allow)
+	st := t.m.cur.Load()
+	if !st.topicsOn {
+		t.m.chains.count(act, true)
+		return mqtt.TopicResult{Allow: true}, true
 	}
-	return res, ok
+	if !st.topicsNow {
+		return mqtt.TopicResult{}, false // a plugin cannot answer at once: none is asked
+	}
+	round := st.newRound()
+	var buf [8]Result
+	answered := st.inlineRound(&round, c, req, buf[:0])
+	if !round.decided(len(st.topics)) {
+		// Nothing is counted: CheckTopic asks these plugins again.
+		return mqtt.TopicResult{}, false
+	}
+	st.countInline(act, answered)
+	res := round.result(req.Action)
+	t.m.chains.count(act, res.Allow)
+	return res, true
 }
 
-// checkTopicNow is one round of CheckTopic answered in line, or ok false.
+// inlineRound asks st's topic plugins in line, in order, into round, until
+// one denies or one cannot answer at once; round.answered is then that
+// one's index. It returns the answers, appended to results,
+// for the caller to count once they are final.
 //
 // It takes no hold on st (acquire), unlike the calls that may wait: it
 // runs for every delivered message on every core, and the hold's counter
@@ -82,38 +130,70 @@ func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (m
 // needs the hold: TopicFilterNow answers from what the plugin holds even
 // after a Reload closed it, so a check that raced the Reload is answered
 // as if it had started just before it, which it could have.
-//
-// The plugins' answers are counted only once the round is decided: a round
-// that falls back to FilterTopic asks them all again, and counts there.
-func (st *state) checkTopicNow(act int, c *mqtt.ClientInfo, req mqtt.TopicRequest) (mqtt.TopicResult, bool) {
-	if !st.topicsOn {
-		return mqtt.TopicResult{Allow: true}, true
-	}
-	if !st.topicsNow {
-		return mqtt.TopicResult{}, false // a plugin cannot answer at once: none is asked
-	}
-	var buf [8]Result
-	results := buf[:0]
+func (st *state) inlineRound(round *topicRound, c *mqtt.ClientInfo, req mqtt.TopicRequest, results []Result) []Result {
 	for _, p := range st.topics {
+		if p.inline == nil {
+			break
+		}
 		d, ok := p.inline.FilterTopicNow(c, req)
 		if !ok || d.Result > Deny {
-			return mqtt.TopicResult{}, false
+			break
 		}
-		if results = append(results, d.Result); d.Result == Deny {
-			st.countNow(act, results)
-			return topicDenied(req.Action, answer{Decision: d}), true
+		results = append(results, d.Result)
+		round.answered++
+		if round.add(answer{Decision: d}); round.denied {
+			break
 		}
 	}
-	st.countNow(act, results)
-	allowed := st.fallback == Allow || slices.Contains(results, Allow)
-	return mqtt.TopicResult{Allow: allowed}, true
+	return results
 }
 
-// countNow counts the answers of the first len(results) topic plugins.
-func (st *state) countNow(act int, results []Result) {
+// countInline counts the in-line answers of the first len(results) topic
+// plugins.
+func (st *state) countInline(act int, results []Result) {
 	for i, r := range results {
 		st.topics[i].counters.decisions[act][outcomeOf[r]].Inc()
 	}
+}
+
+// topicRound combines the answers of one check's topic plugins, in the
+// chain's order, however each was asked: the first deny decides, else any
+// allow allows, else topic-check.default decides. It is the one home of
+// that rule.
+type topicRound struct {
+	allowed  bool   // an allow was heard, or the default allows
+	denied   bool   // a plugin denied: the round is over
+	deny     answer // that plugin's answer
+	answered int    // how many plugins answered in line
+}
+
+// newRound starts a check with st's topic-check.default.
+func (st *state) newRound() topicRound {
+	return topicRound{allowed: st.fallback == Allow}
+}
+
+// add folds one plugin's answer in.
+func (r *topicRound) add(a answer) {
+	switch a.Result {
+	case Deny:
+		r.denied, r.deny = true, a
+	case Allow:
+		r.allowed = true
+	}
+}
+
+// decided reports whether the round has its answer: a deny, or every one
+// of the n plugins answered.
+func (r *topicRound) decided(n int) bool {
+	return r.denied || r.answered == n
+}
+
+// result is the broker's answer for the round.
+func (r *topicRound) result(a mqtt.Action) mqtt.TopicResult {
+	if r.denied {
+		return topicDenied(a, r.deny)
+	}
+	return mqtt.TopicResult{Allow: r.allowed}
 }
 
 // topicDenied is the answer for a deny: the plugin's reason code when the

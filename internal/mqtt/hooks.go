@@ -102,6 +102,10 @@ type TopicRequest struct {
 	Topic  string // topic name, or topic filter for ActionSubscribe
 	QoS    byte
 	Retain bool
+	// InlineMissed: this receive check was put to TopicCheckerNow, which
+	// could not answer at once, and comes back through CheckTopic. The
+	// checker need not try its in-line answers again.
+	InlineMissed bool
 }
 
 // TopicResult is the answer to a topic check.

@@ -93,7 +93,7 @@ func (c *client) pumpChecked() {
 		c.checking = true
 		s.mu.Unlock()
 
-		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionReceive, Topic: d.msg.Topic, QoS: d.qos, Retain: d.retain})
+		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionReceive, Topic: d.msg.Topic, QoS: d.qos, Retain: d.retain, InlineMissed: d.inlineMissed})
 		s.mu.Lock()
 		c.checking = false
 		decided := c.ctx.Err() == nil // else the connection is ending: the answer may not be the checker's

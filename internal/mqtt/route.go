@@ -131,7 +131,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 		res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})
 		switch {
 		case !ok:
-			mode = deliverQueuedChecked
+			mode, d.inlineMissed = deliverQueuedChecked, true
 		case !res.Allow:
 			b.logDenied(&c.info, "receive", r.topic, res)
 			return

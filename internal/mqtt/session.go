@@ -30,6 +30,10 @@ type delivery struct {
 	retain bool     // RETAIN flag to send
 	subIDs []uint32 // MQTT 5 Subscription Identifiers of the matching subscriptions
 	group  string   // set when delivered through a shared subscription
+
+	// inlineMissed: the in-line receive check (deliverCheckedInline) could
+	// not answer, so the writer's check need not try in line again.
+	inlineMissed bool
 }
 
 // sessionNeverExpires is the MQTT 5 Session Expiry Interval meaning "never".

@@ -33,8 +33,9 @@ func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hook
 }
 
 // FilterTopicNow implements hooks.TopicFilterNow from the memo of fresh
-// decisions alone: no hashing, no lock, no call. A miss sends the broker to
-// FilterTopic, which fills the memo. hooks may call it during and after
+// decisions alone: no hashing, no lock, no call. A hit counts as a cache
+// hit: it serves a cached decision. A miss sends the broker to FilterTopic,
+// which fills the memo. hooks may call it during and after
 // Close (see hooks.TopicFilterNow): it then only reads the memo, which
 // Close empties and shuts, so it misses.
 func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, bool) {
@@ -49,12 +50,11 @@ func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.
 	return d, ok
 }
 
-// FilterTopic asks POST /topic_filtering, or answers from the memo or the
-// cache. A memo hit counts as a cache hit: it serves a cached decision.
+// FilterTopic asks POST /topic_filtering, or answers from the cache, and
+// fills the memo. It starts where FilterTopicNow stopped: the chain calls it
+// only after FilterTopicNow missed for the same check (see
+// hooks.TopicFilterNow), so it does not look in the memo again.
 func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, error) {
-	if d, ok := p.FilterTopicNow(c, r); ok {
-		return d, nil
-	}
 	var mk memoKey
 	var gen uint64
 	if p.memo != nil {
