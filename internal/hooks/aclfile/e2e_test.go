@@ -210,3 +210,26 @@ func dialV5(t *testing.T, addr, user, id string) *pahov5.Client {
 	t.Cleanup(func() { c.Disconnect(&pahov5.Disconnect{}) })
 	return c
 }
+
+// The Eclipse Paho interoperability tests' ACL: everything allowed, and a
+// subscribe-only deny on test/nosubscribe. Their clean-up subscribes to #,
+// which must be granted (and receive the retained messages to clear), while
+// test/nosubscribe itself is refused.
+func TestSubscribeOnlyDenyBesideAllowAll(t *testing.T) {
+	p := load(t, "acl.yaml", `rules:
+  - {topic: "#"}
+  - {topic: test/nosubscribe, actions: [subscribe], result: deny}
+`)
+	addr := serveACL(t, p)
+	pub := dial(t, addr, "", "pub")
+	pub.publish(t, "test/retained", true)
+	c := dial(t, addr, "", "cleaner")
+	if got := c.subscribe(t, "#", "test/nosubscribe"); !slices.Equal(got, []byte{1, 0x80}) {
+		t.Fatalf("SUBACK codes %#v, want [1 0x80]", got)
+	}
+	pub.publish(t, "test/nosubscribe", false) // a subscribe-only deny filters no delivery
+	pub.publish(t, "test/end", false)
+	if got := c.until(t, "test/end"); !slices.Equal(got, []string{"test/retained", "test/nosubscribe"}) {
+		t.Errorf("the # subscriber received %v, want test/retained then test/nosubscribe", got)
+	}
+}
