@@ -174,7 +174,8 @@ function substitute(topic, username, clientId) {
   const usesC = topic.includes('%c');
   if ((usesU && unsafe(username)) || (usesC && unsafe(clientId))) return UNSAFE;
   if ((usesU && username === '') || (usesC && clientId === '')) return SKIP;
-  return topic.replaceAll('%u', username).replaceAll('%c', clientId);
+  // One pass: a user name "%c" must not be replaced again by the client id.
+  return topic.replace(/%[uc]/g, (m) => (m === '%u' ? username : clientId));
 }
 
 /**
