@@ -22,9 +22,9 @@ func (ps *plugins) adminInfo() []admin.PluginInfo {
 				info.Capabilities = capabilities(m.Authenticate, m.TopicFiltering, len(m.Events) > 0)
 			}
 		} else {
-			_, auth := p.(hooks.Authenticator)
+			_, auth := p.(hooks.AuthPlugin)
 			_, topics := p.(hooks.TopicFilter)
-			_, events := p.(hooks.EventSink)
+			_, events := p.(hooks.EventPlugin)
 			info.Capabilities = capabilities(auth, topics, events)
 		}
 		out = append(out, info)

@@ -80,8 +80,8 @@ func BenchmarkEventFanOut(b *testing.B) {
 		name string
 		sink Plugin
 	}{
-		{"copy", discard{mask: mask}}, // an EventSink: the event is copied for it
-		{"borrow", discardNow{mask}},  // an EventSinkNow: the broker's event, stamped
+		{"copy", discard{mask: mask}},      // an EventPlugin: the event is copied for it
+		{"borrow", discardBorrowing{mask}}, // an BorrowingEventPlugin: the broker's event, stamped
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ev := mustNew(b, Options{Plugins: map[string]PluginSpec{"s": {Plugin: bc.sink}}}).Hooks().Events

@@ -28,7 +28,7 @@ func (f *eventFan) Wants() mqtt.EventMask {
 }
 
 // Event hands e to the sinks that want its type: sinks that take borrowed
-// events (EventSinkNow) get it as it is, stamped; the others share one
+// events (BorrowingEventPlugin) get it as it is, stamped; the others share one
 // owned copy, since e aliases the broker's buffers. It runs on the
 // broker's goroutines and never blocks on a plugin beyond the plugin's own
 // (non-blocking) Event.
@@ -47,7 +47,7 @@ func (f *eventFan) Event(e *mqtt.Event) {
 			stamped = f.m.stamp(e)
 		}
 		var ev *Event
-		if p.now != nil {
+		if p.borrow != nil {
 			if lent == nil {
 				lent = f.m.lend(e, stamped)
 			}
@@ -100,8 +100,8 @@ func (p *plugin) deliver(ev *Event) {
 		}
 	}()
 	p.counters.events.Inc()
-	if p.now != nil {
-		p.now.EventNow(ev)
+	if p.borrow != nil {
+		p.borrow.BorrowEvent(ev)
 		return
 	}
 	p.sink.Event(ev)
@@ -135,7 +135,7 @@ type lentEvent struct {
 var lentEvents = sync.Pool{New: func() any { return new(lentEvent) }}
 
 // lend stamps e as own does but copies nothing: the result aliases e and
-// is valid until release, for EventSinkNow sinks only.
+// is valid until release, for BorrowingEventPlugin sinks only.
 func (m *Manager) lend(e *mqtt.Event, st stamp) *lentEvent {
 	l := lentEvents.Get().(*lentEvent)
 	id := strconv.AppendUint(append(l.id[:0], m.idPrefix...), st.seq, 16)

@@ -190,7 +190,7 @@ type snapshot struct {
 	time                       time.Time
 }
 
-// borrower is an EventSinkNow that copies what it needs while it may, and
+// borrower is an BorrowingEventPlugin that copies what it needs while it may, and
 // panics on request.
 type borrower struct {
 	mask  mqtt.EventMask
@@ -206,7 +206,7 @@ func (b *borrower) Event(*Event) {
 	b.plain++
 	b.mu.Unlock()
 }
-func (b *borrower) EventNow(e *Event) {
+func (b *borrower) BorrowEvent(e *Event) {
 	if b.panic {
 		panic("borrower")
 	}
@@ -225,7 +225,7 @@ func (b *borrower) EventNow(e *Event) {
 // A borrowing sink gets the broker's event as it is, stamped with the same
 // id, seq and time as the owned copy other sinks get of the same event; a
 // panicking borrower loses the event without harming the others.
-func TestEventNowSharesStampsWithTheOwnedCopy(t *testing.T) {
+func TestBorrowEventSharesStampsWithTheOwnedCopy(t *testing.T) {
 	mask := eventsOf(mqtt.EventMessageReceived)
 	rec, now, bad := &recorder{mask: mask}, &borrower{mask: mask}, &borrower{mask: mask, panic: true}
 	m := mustNew(t, Options{Broker: "node-1", Plugins: map[string]PluginSpec{"rec": {Plugin: rec}, "now": {Plugin: now}, "bad": {Plugin: bad}}})
@@ -255,9 +255,9 @@ func TestEventNowSharesStampsWithTheOwnedCopy(t *testing.T) {
 }
 
 // Handing an event to borrowing sinks only costs no allocation.
-func TestEventNowDoesNotAllocate(t *testing.T) {
+func TestBorrowEventDoesNotAllocate(t *testing.T) {
 	b := &borrower{mask: eventsOf(mqtt.EventMessageReceived)}
-	m := mustNew(t, Options{Plugins: map[string]PluginSpec{"b": {Plugin: discardNow{b.mask}}}})
+	m := mustNew(t, Options{Plugins: map[string]PluginSpec{"b": {Plugin: discardBorrowing{b.mask}}}})
 	e := &mqtt.Event{Type: mqtt.EventMessageReceived, Time: time.Now(), Client: &mqtt.ClientInfo{ClientID: "c"}, Topic: "a/b",
 		Message: &mqtt.Message{Topic: "a/b", Payload: []byte("hello")}}
 	if n := testing.AllocsPerRun(1000, func() { m.Hooks().Events.Event(e) }); n != 0 {
@@ -265,8 +265,8 @@ func TestEventNowDoesNotAllocate(t *testing.T) {
 	}
 }
 
-type discardNow struct{ mask mqtt.EventMask }
+type discardBorrowing struct{ mask mqtt.EventMask }
 
-func (d discardNow) Wants() mqtt.EventMask { return d.mask }
-func (discardNow) Event(*Event)            {}
-func (discardNow) EventNow(*Event)         {}
+func (d discardBorrowing) Wants() mqtt.EventMask { return d.mask }
+func (discardBorrowing) Event(*Event)            {}
+func (discardBorrowing) BorrowEvent(*Event)      {}

@@ -91,7 +91,7 @@ func (f topicFunc) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.T
 	return f(ctx, c, r)
 }
 
-// recorder is an EventSink keeping every event it is handed.
+// recorder is an EventPlugin keeping every event it is handed.
 type recorder struct {
 	mask mqtt.EventMask
 	mu   sync.Mutex

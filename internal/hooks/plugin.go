@@ -55,15 +55,15 @@ type AuthRequest struct {
 	Password []byte
 }
 
-// Authenticator is the authenticate capability. An error (or a panic, or
+// AuthPlugin is the authenticate capability. An error (or a panic, or
 // missing the deadline of ctx) makes the chain apply the plugin's on-error
 // policy; the plugin need not apply it itself.
-type Authenticator interface {
+type AuthPlugin interface {
 	Authenticate(ctx context.Context, req *AuthRequest) (Decision, error)
 }
 
 // TopicFilter is the topic_filtering capability: subscribe, publish and
-// receive checks (req.Action). Errors are treated as for Authenticator.
+// receive checks (req.Action). Errors are treated as for AuthPlugin.
 type TopicFilter interface {
 	FilterTopic(ctx context.Context, c *mqtt.ClientInfo, req mqtt.TopicRequest) (Decision, error)
 }
@@ -88,31 +88,31 @@ type TopicFilterNow interface {
 	FilterTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (d Decision, ok bool)
 }
 
-// EventSink is the events capability. Wants may change while the plugin
+// EventPlugin is the events capability. Wants may change while the plugin
 // runs (an HTTP plugin narrows it once its manifest answers); it is read
 // for every event and by the broker every second, and events no plugin
 // wants are never built. It must be cheap and safe for concurrent use.
 // Event hands over one event and must not block: a sink queues it (see
 // Queue) and does its work on its own goroutines. The event is immutable
 // and shared with other sinks; it may be kept.
-type EventSink interface {
+type EventPlugin interface {
 	Wants() mqtt.EventMask
 	Event(e *Event)
 }
 
-// EventSinkNow is an EventSink that takes events it will not keep: a sink
+// BorrowingEventPlugin is an EventPlugin that takes events it will not keep: a sink
 // that serialises each event at once (an HTTP plugin encodes it into its
 // next batch). The framework then hands it the broker's event as it is,
 // without the owned copy an Event call gets, so an event costs it no
 // allocation.
 //
-// EventNow must not block, and e and everything it points to (topic,
+// BorrowEvent must not block, and e and everything it points to (topic,
 // payload, packet, id) are valid only during the call: they alias buffers
 // the broker reuses. The sink copies what it keeps. When a sink has both
-// methods the framework calls only EventNow.
-type EventSinkNow interface {
-	EventSink
-	EventNow(e *Event)
+// methods the framework calls only BorrowEvent.
+type BorrowingEventPlugin interface {
+	EventPlugin
+	BorrowEvent(e *Event)
 }
 
 // SelfTimed is implemented by plugins that bound each call themselves,
@@ -140,7 +140,7 @@ type Starter interface {
 }
 
 // Plugin is what a plugin alias resolves to: any value implementing one or
-// more of Authenticator, TopicFilter and EventSink (and optionally Starter
+// more of AuthPlugin, TopicFilter and EventPlugin (and optionally Starter
 // and Closer). The framework asks once, at load, which it has.
 type Plugin any
 

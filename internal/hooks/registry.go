@@ -25,11 +25,11 @@ type plugin struct {
 	timeout time.Duration
 	config  map[string]any // nil when the alias has no config block
 
-	auth   Authenticator
+	auth   AuthPlugin
 	filter TopicFilter
 	inline TopicFilterNow // filter, when it can answer at once
-	sink   EventSink
-	now    EventSinkNow // sink, when it takes borrowed events
+	sink   EventPlugin
+	borrow BorrowingEventPlugin // sink, when it takes borrowed events
 	wants  mqtt.EventMask
 
 	counters *pluginCounters
@@ -52,7 +52,7 @@ type state struct {
 	topicsNow bool      // every one of them is a TopicFilterNow
 	fallback  Result    // topic-check.default: Allow or Deny
 
-	sinks []*plugin      // plugins that are EventSinks
+	sinks []*plugin      // plugins that are EventPlugins
 	mask  mqtt.EventMask // union of the sinks' wants
 
 	// Retirement: once a Reload replaced this state and the last call
@@ -221,13 +221,13 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 	if len(spec.Config) > 0 {
 		p.config = spec.Config
 	}
-	p.auth, _ = spec.Plugin.(Authenticator)
+	p.auth, _ = spec.Plugin.(AuthPlugin)
 	if p.filter, _ = spec.Plugin.(TopicFilter); p.filter != nil {
 		p.inline, _ = p.filter.(TopicFilterNow)
 	}
-	if p.sink, _ = spec.Plugin.(EventSink); p.sink != nil {
+	if p.sink, _ = spec.Plugin.(EventPlugin); p.sink != nil {
 		p.wants = p.sink.Wants() // at load, before a manifest may narrow it
-		p.now, _ = p.sink.(EventSinkNow)
+		p.borrow, _ = p.sink.(BorrowingEventPlugin)
 	}
 	return p, nil
 }

@@ -227,8 +227,8 @@ type closingSink struct {
 }
 
 func (s *closingSink) Wants() mqtt.EventMask { return eventsOf(mqtt.EventClientConnected) }
-func (s *closingSink) Event(*Event)          { s.EventNow(nil) }
-func (s *closingSink) EventNow(*Event) {
+func (s *closingSink) Event(*Event)          { s.BorrowEvent(nil) }
+func (s *closingSink) BorrowEvent(*Event) {
 	s.events.Add(1)
 	if s.closed.Load() != 0 {
 		s.late.Add(1)

@@ -43,7 +43,7 @@ func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.
 		return hooks.Decision{}, false
 	}
 	mk := keyOf(c, r)
-	d, ok := p.memo.get(&mk, p.memo.now())
+	d, ok := p.memo.get(&mk, p.memo.readClock())
 	if ok {
 		p.hits.Inc()
 	}
@@ -78,7 +78,7 @@ func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.Top
 	// whether the answer may be reused and until when, and d may be a stale
 	// decision served on error, whose entry is no longer fresh.
 	if err == nil && p.memo != nil {
-		if e, ok := p.cache.Get(key); ok && e.Fresh(p.now()) {
+		if e, ok := p.cache.Get(key); ok && e.Fresh(p.clock()) {
 			p.memo.put(mk, gen, e)
 		}
 	}
@@ -109,7 +109,7 @@ func (p *Plugin) fresh(key cache.Key) *cache.Entry[hooks.Decision] {
 	if p.cache == nil {
 		return nil
 	}
-	if e, ok := p.cache.Get(key); ok && e.Fresh(p.now()) {
+	if e, ok := p.cache.Get(key); ok && e.Fresh(p.clock()) {
 		p.hits.Inc()
 		return e
 	}
@@ -255,7 +255,7 @@ func (p *Plugin) store(key cache.Key, client, user string, v verdict) {
 	}
 	e := &cache.Entry[hooks.Decision]{
 		Value:   v.d,
-		Expires: p.now().Add(life).UnixNano(),
+		Expires: p.clock().Add(life).UnixNano(),
 		Client:  p.keys.Tag(domainClientID, client),
 		User:    p.keys.Tag(domainUsername, user),
 	}

@@ -48,18 +48,18 @@ func maskOf(ts []mqtt.EventType) mqtt.EventMask {
 // Event drops the rest.
 func (p *Plugin) Wants() mqtt.EventMask { return mqtt.EventMask(p.mask.Load()) }
 
-// EventNow implements hooks.EventSinkNow: when the plugin wants e, it is
+// BorrowEvent implements hooks.BorrowingEventPlugin: when the plugin wants e, it is
 // encoded into the plugin's next batch at once, so the framework need not
 // copy it. It never blocks; events the manifest left out are dropped here,
 // before anything is serialised.
-func (p *Plugin) EventNow(e *hooks.Event) {
+func (p *Plugin) BorrowEvent(e *hooks.Event) {
 	if mqtt.EventMask(p.mask.Load()).Has(e.Type) {
 		p.events.Push(e)
 	}
 }
 
-// Event is EventNow for an event the caller owns.
-func (p *Plugin) Event(e *hooks.Event) { p.EventNow(e) }
+// Event is BorrowEvent for an event the caller owns.
+func (p *Plugin) Event(e *hooks.Event) { p.BorrowEvent(e) }
 
 // encodeEvent is the batch.Encoder: it appends e as one JSON object (see
 // appendEvent).

@@ -16,7 +16,7 @@ import (
 )
 
 // A plugin service (here an httptest server on loopback) answers POST
-// /authenticate; the webhook plugin pointed at it is a hooks.Authenticator.
+// /authenticate; the webhook plugin pointed at it is a hooks.AuthPlugin.
 // The service allows alice with the right password for 60 s and denies
 // everyone else with 0x86, so the second identical CONNECT is answered
 // from the decision cache without a call.

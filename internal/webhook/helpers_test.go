@@ -176,9 +176,9 @@ type clock struct {
 
 func newClock(p *Plugin) *clock {
 	c := &clock{now: time.Unix(1_700_000_000, 0)}
-	p.now = c.Now
+	p.clock = c.Now
 	if p.memo != nil { // the memo follows it exactly, not coarsely
-		p.memo.testNow = func() int64 { return c.Now().UnixNano() }
+		p.memo.testClock = func() int64 { return c.Now().UnixNano() }
 	}
 	return c
 }

@@ -52,8 +52,8 @@ type topicMemo struct {
 	gen atomic.Uint64
 	off atomic.Bool // set by close: no more inserts
 
-	clock   coarseClock
-	testNow func() int64 // when set, the time for lookups instead of clock
+	clock     coarseClock
+	testClock func() int64 // when set, the time for lookups instead of clock
 }
 
 // memoKey is exactly the fields of a topic_filtering request.
@@ -100,25 +100,26 @@ func (t *topicMemo) set(k *memoKey) []atomic.Pointer[memoItem] {
 	return t.slots[base : base+t.ways]
 }
 
-// get returns the memoized decision for k if it is still fresh at now.
-// It does not allocate.
-func (t *topicMemo) get(k *memoKey, now int64) (hooks.Decision, bool) {
+// get returns the memoized decision for k if it is still fresh at the
+// clock reading at (readClock). It does not allocate.
+func (t *topicMemo) get(k *memoKey, at int64) (hooks.Decision, bool) {
 	set := t.set(k)
 	for i := range set {
-		if it := set[i].Load(); it != nil && it.key == *k && now < it.expires {
+		if it := set[i].Load(); it != nil && it.key == *k && at < it.expires {
 			return it.d, true
 		}
 	}
 	return hooks.Decision{}, false
 }
 
-// now is the time to give get. It is coarse (see coarseClock): a lookup
-// must not cost a clock read, which takes as long as the rest of a hit.
-func (t *topicMemo) now() int64 {
-	if t.testNow != nil {
-		return t.testNow()
+// readClock is the time to give get, in Unix nanoseconds. It is coarse
+// (see coarseClock): a lookup must not cost a system clock read, which
+// takes as long as the rest of a hit.
+func (t *topicMemo) readClock() int64 {
+	if t.testClock != nil {
+		return t.testClock()
 	}
-	return t.clock.now()
+	return t.clock.read()
 }
 
 // generation is what put must be given: read it before the cache.
@@ -133,7 +134,7 @@ func (t *topicMemo) put(k memoKey, gen uint64, e *cache.Entry[hooks.Decision]) {
 		return
 	}
 	t.clock.start()
-	if e.Expires <= t.now() {
+	if e.Expires <= t.readClock() {
 		return // get would not serve it; don't churn the slot
 	}
 	it := &memoItem{key: ownKey(k), d: e.Value, expires: e.Expires}
@@ -237,8 +238,10 @@ type coarseClock struct {
 	done    chan struct{}
 }
 
-func (c *coarseClock) now() int64 { return c.ns.Load() }
+// read is the stored time, in Unix nanoseconds, memoLead ahead.
+func (c *coarseClock) read() int64 { return c.ns.Load() }
 
+// set stores the system time, memoLead ahead.
 func (c *coarseClock) set() { c.ns.Store(time.Now().Add(memoLead).UnixNano()) }
 
 // start makes the clock run unless it runs already or was halted.

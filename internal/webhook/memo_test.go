@@ -42,7 +42,7 @@ func counted(t *testing.T, c prometheus.Metric) float64 {
 // the cache, so a test can tell a memo hit from a cache hit.
 func memoized(p *Plugin, c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, bool) {
 	k := keyOf(c, r)
-	return p.memo.get(&k, p.now().UnixNano())
+	return p.memo.get(&k, p.clock().UnixNano())
 }
 
 func TestTopicMemoHitIsTheCachedDecision(t *testing.T) {
@@ -309,7 +309,7 @@ func TestTopicMemoClockRunsAhead(t *testing.T) {
 		t.Fatal("memo does not serve an entry that lives an hour")
 	}
 	later := time.Now().Add(memoLead).UnixNano()
-	eventually(t, "the memo's clock to move on", func() bool { return p.memo.now() > later })
+	eventually(t, "the memo's clock to move on", func() bool { return p.memo.readClock() > later })
 }
 
 // With no decision served for memoIdle the memo's clock goes to sleep

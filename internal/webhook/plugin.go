@@ -18,13 +18,13 @@ import (
 	"github.com/mqttd/mqttd/internal/webhook/wire"
 )
 
-// Plugin is one HTTP plugin alias. It implements hooks.Authenticator,
-// hooks.TopicFilter, hooks.EventSink, hooks.Starter and hooks.Closer; the
+// Plugin is one HTTP plugin alias. It implements hooks.AuthPlugin,
+// hooks.TopicFilter, hooks.EventPlugin, hooks.Starter and hooks.Closer; the
 // framework uses whichever its config asks for.
 type Plugin struct {
 	opts   Options
 	client *client
-	now    func() time.Time
+	clock  func() time.Time
 
 	keys   *cache.Keyer
 	cache  *cache.Cache[hooks.Decision] // nil when Cache.Size is 0
@@ -75,7 +75,7 @@ func New(opts Options) (*Plugin, error) {
 	p := &Plugin{
 		opts:   o,
 		client: c,
-		now:    time.Now,
+		clock:  time.Now,
 		keys:   cache.NewKeyer(),
 		policy: cache.Policy{TTL: o.Cache.TTL, DenyTTL: o.Cache.DenyTTL, MaxTTL: o.Cache.MaxTTL, Jitter: o.Cache.Jitter},
 	}

@@ -13,14 +13,14 @@ import (
 
 // The plugin provides every capability the framework can ask for.
 var (
-	_ hooks.Authenticator  = (*Plugin)(nil)
-	_ hooks.TopicFilter    = (*Plugin)(nil)
-	_ hooks.TopicFilterNow = (*Plugin)(nil)
-	_ hooks.EventSink      = (*Plugin)(nil)
-	_ hooks.EventSinkNow   = (*Plugin)(nil)
-	_ hooks.SelfTimed      = (*Plugin)(nil)
-	_ hooks.Starter        = (*Plugin)(nil)
-	_ hooks.Closer         = (*Plugin)(nil)
+	_ hooks.AuthPlugin           = (*Plugin)(nil)
+	_ hooks.TopicFilter          = (*Plugin)(nil)
+	_ hooks.TopicFilterNow       = (*Plugin)(nil)
+	_ hooks.EventPlugin          = (*Plugin)(nil)
+	_ hooks.BorrowingEventPlugin = (*Plugin)(nil)
+	_ hooks.SelfTimed            = (*Plugin)(nil)
+	_ hooks.Starter              = (*Plugin)(nil)
+	_ hooks.Closer               = (*Plugin)(nil)
 )
 
 func TestNewRejectsBadOptions(t *testing.T) {

@@ -61,7 +61,7 @@ const (
 // warnEvery is the least time between two warnings about dropped events.
 const warnEvery = 10 * time.Second
 
-// Plugin is an event-log plugin: a hooks.EventSink and hooks.Closer.
+// Plugin is an event-log plugin: a hooks.EventPlugin and hooks.Closer.
 type Plugin struct {
 	log     *slog.Logger
 	level   slog.Level
@@ -80,9 +80,9 @@ type Plugin struct {
 }
 
 var (
-	_ hooks.EventSink = (*Plugin)(nil)
-	_ hooks.Closer    = (*Plugin)(nil)
-	_ hooks.Dropper   = (*Plugin)(nil) // the Manager exports Dropped; a rename must not silently lose the metric
+	_ hooks.EventPlugin = (*Plugin)(nil)
+	_ hooks.Closer      = (*Plugin)(nil)
+	_ hooks.Dropper     = (*Plugin)(nil) // the Manager exports Dropped; a rename must not silently lose the metric
 )
 
 // New validates o and starts the writer; Close stops it.
@@ -141,10 +141,10 @@ func parseEvents(names []string) (mqtt.EventMask, error) {
 	return m, nil
 }
 
-// Wants implements hooks.EventSink: the configured events.
+// Wants implements hooks.EventPlugin: the configured events.
 func (p *Plugin) Wants() mqtt.EventMask { return p.mask }
 
-// Event implements hooks.EventSink. It queues e and returns at once.
+// Event implements hooks.EventPlugin. It queues e and returns at once.
 func (p *Plugin) Event(e *hooks.Event) { p.q.Push(e) }
 
 // Dropped counts the events lost because the queue was full.

@@ -37,7 +37,7 @@ type Options struct {
 	File string
 }
 
-// Plugin is a password-file plugin. It implements hooks.Authenticator.
+// Plugin is a password-file plugin. It implements hooks.AuthPlugin.
 type Plugin struct {
 	file  string
 	users atomic.Pointer[table]
@@ -45,7 +45,7 @@ type Plugin struct {
 	sem chan struct{}
 }
 
-var _ hooks.Authenticator = (*Plugin)(nil)
+var _ hooks.AuthPlugin = (*Plugin)(nil)
 
 // ReasonBadCredentials is the MQTT 5 reason code of a wrong password:
 // 0x86, bad user name or password (3.1.1 clients hear 0x04).
@@ -85,7 +85,7 @@ func (p *Plugin) Reload() error {
 // Users is the number of users loaded.
 func (p *Plugin) Users() int { return len(p.users.Load().byName) }
 
-// Authenticate implements hooks.Authenticator.
+// Authenticate implements hooks.AuthPlugin.
 func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hooks.Decision, error) {
 	name := req.Client.Username
 	if name == "" {
