@@ -15,6 +15,8 @@ type Error struct {
 	Msg    string
 }
 
+// Error formats the problem as "config: source: key: message", leaving out
+// the parts that are empty, so an operator sees where to look first.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("config: ")

@@ -115,6 +115,8 @@ func ParseDurability(s string) (Durability, error) {
 	return 0, errors.New(`store: durability must be "sync", "interval" or "none", not "` + s + `"`)
 }
 
+// String returns the configuration word for d (the inverse of
+// ParseDurability), so logs and the admin API show what an operator wrote.
 func (d Durability) String() string {
 	switch d {
 	case Sync:

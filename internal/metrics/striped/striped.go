@@ -179,8 +179,13 @@ func (c *Counter) Write(out *dto.Metric) error {
 }
 
 // Describe and Collect make a Counter from NewCounter a
-// prometheus.Collector.
+// prometheus.Collector, so it can be registered on its own.
+//
+// Describe sends the counter's one descriptor.
 func (c *Counter) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect sends the counter itself; its Write sums the stripes at scrape
+// time.
 func (c *Counter) Collect(ch chan<- prometheus.Metric) { ch <- c }
 
 // CounterVec is a family of Counters partitioned by labels, a drop-in for
