@@ -3,7 +3,7 @@ package store
 // OpKind names a batch operation.
 type OpKind byte
 
-// Batch operations.
+// Batch operations, one per Batch method of the same name.
 const (
 	OpPutSession OpKind = iota + 1
 	OpDeleteSession

@@ -70,7 +70,8 @@ type Queued struct {
 // InflightState is where an outbound QoS 1/2 delivery stands.
 type InflightState byte
 
-// Outbound in-flight states.
+// Outbound in-flight states: which acknowledgement a packet id waits for,
+// so a resumed session resends PUBLISH or PUBREL as the protocol requires.
 const (
 	AwaitAck  InflightState = 1 // QoS 1: PUBACK; QoS 2: PUBREC
 	AwaitComp InflightState = 2 // QoS 2: PUBREL sent, awaiting PUBCOMP
@@ -88,7 +89,8 @@ type InflightRecord struct {
 // Durability says when a commit counts as done.
 type Durability byte
 
-// Durability modes.
+// Durability modes, from safest to fastest (ParseDurability reads their
+// configuration words).
 const (
 	// Sync: a commit returns after the write-ahead log holding it has been
 	// fsynced; concurrent commits share one fsync.
@@ -129,9 +131,15 @@ func (d Durability) String() string {
 	return "unknown"
 }
 
-// Errors every implementation returns.
+// Errors every implementation returns, for callers to test with errors.Is.
 var (
-	ErrClosed  = errors.New("store: closed")
+	// ErrClosed is returned by operations on a store after Close, and
+	// passed to a CommitAsync callback queued after it: the batch was not
+	// applied, so nothing in it may be acknowledged.
+	ErrClosed = errors.New("store: closed")
+	// ErrCorrupt is wrapped by every decoding failure (a record that is
+	// truncated, has trailing bytes or an unknown version), so the caller
+	// can tell damaged data from an I/O error and refuse or quarantine.
 	ErrCorrupt = errors.New("store: corrupt record")
 )
 
