@@ -178,14 +178,13 @@ func (c *Counter) Write(out *dto.Metric) error {
 	return m.Write(out)
 }
 
-// Describe and Collect make a Counter from NewCounter a
-// prometheus.Collector, so it can be registered on its own.
-//
-// Describe sends the counter's one descriptor.
+// Describe sends the counter's one descriptor. With Collect it makes a
+// Counter from NewCounter a prometheus.Collector, so it can be registered
+// on its own.
 func (c *Counter) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
-// Collect sends the counter itself; its Write sums the stripes at scrape
-// time.
+// Collect sends the counter itself (see Describe); its Write sums the
+// stripes at scrape time.
 func (c *Counter) Collect(ch chan<- prometheus.Metric) { ch <- c }
 
 // CounterVec is a family of Counters partitioned by labels, a drop-in for

@@ -57,7 +57,9 @@ func New() *Store {
 	}
 }
 
-// Commit applies b.
+// Commit applies b at once, unless ctx has already ended. There is no
+// disk to wait for, so it returns as soon as b is applied: every
+// Durability is the same here.
 func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err

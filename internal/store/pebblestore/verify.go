@@ -6,7 +6,8 @@ import (
 	"github.com/mqttd/mqttd/internal/store"
 )
 
-// Stats counts what a store holds.
+// Stats counts what a store holds, as Verify found it, so an offline
+// check can report the size of what it checked.
 type Stats struct {
 	Sessions, Retained, Messages, QueueEntries, Inflight, QoS2In int
 }
