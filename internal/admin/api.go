@@ -20,7 +20,9 @@ import (
 	"github.com/mqttd/mqttd/internal/webhook"
 )
 
-// Broker is what the REST API reads and acts on: *mqtt.Broker.
+// Broker is what the REST API reads and acts on: *mqtt.Broker in the
+// mqttd command; in handler tests, a real broker wrapped to show a state
+// that is slow to reach for real, such as a list of refused logins.
 type Broker interface {
 	Stats() mqtt.Stats
 	Clients() []mqtt.ClientView
