@@ -58,7 +58,8 @@ func refSection(v reflect.Value, prefix string) []KeyDoc {
 	return out
 }
 
-// WriteReference prints Reference as a Markdown table.
+// WriteReference prints Reference as a Markdown table: the configuration
+// reference of the README, which a test keeps equal to this output.
 func WriteReference(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("| key | default | environment | meaning |\n|---|---|---|---|\n")

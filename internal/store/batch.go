@@ -81,7 +81,8 @@ func (b *Batch) SetInflight(clientID string, r InflightRecord) {
 	b.Ops = append(b.Ops, Op{Kind: OpSetInflight, ClientID: clientID, Inflight: r})
 }
 
-// ClearInflight forgets an outbound packet id.
+// ClearInflight forgets an outbound packet id once its flow is complete
+// (PUBACK, or PUBCOMP), so a resumed session does not resend it.
 func (b *Batch) ClearInflight(clientID string, pid uint16) {
 	b.Ops = append(b.Ops, Op{Kind: OpClearInflight, ClientID: clientID, PacketID: pid})
 }
@@ -99,7 +100,9 @@ func (b *Batch) RemoveQoS2In(clientID string, pid uint16) {
 // Len is the number of recorded operations.
 func (b *Batch) Len() int { return len(b.Ops) }
 
-// Reset empties b for reuse.
+// Reset empties b for reuse, keeping its capacity so that one Batch can
+// serve many commits without allocating, and dropping its references to
+// the records of the last one.
 func (b *Batch) Reset() {
 	clear(b.Ops)
 	b.Ops = b.Ops[:0]

@@ -291,7 +291,8 @@ func (s *Store) MessageCount() (int, error) {
 	return len(s.msgs), nil
 }
 
-// Close refuses further commits.
+// Close refuses further commits (with store.ErrClosed) and returns once
+// the callbacks already queued by CommitAsync have run.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true

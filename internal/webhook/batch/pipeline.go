@@ -197,7 +197,9 @@ func (p *Pipeline) laneDone() {
 	}
 }
 
-// Stats returns the pipeline's counters.
+// Stats returns a snapshot of the pipeline's counters, for metrics and
+// tests. Queued takes each lane's lock in turn, so it is not one instant
+// across lanes.
 func (p *Pipeline) Stats() Stats {
 	s := p.counters()
 	for _, l := range p.lanes {
