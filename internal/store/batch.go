@@ -20,10 +20,10 @@ const (
 // Op is one recorded write. Implementations read it; the broker builds it
 // through Batch's methods.
 type Op struct {
-	Kind       OpKind
-	ClientID   string // session ops, Ack, inflight and QoS 2 ops
-	Topic      string // DeleteRetained
-	Session    *SessionRecord
+	Kind       OpKind         // which fields below apply
+	ClientID   string         // session ops, Ack, inflight and QoS 2 ops
+	Topic      string         // DeleteRetained
+	Session    *SessionRecord // PutSession
 	Msg        *MessageRecord // PutRetained, Enqueue
 	Deliveries []Delivery     // Enqueue: Seq written at commit
 	Seq        uint64         // Ack
@@ -36,7 +36,7 @@ type Op struct {
 // the commit is done. A Batch is not safe for concurrent use; reuse one
 // after its commit with Reset.
 type Batch struct {
-	Ops []Op
+	Ops []Op // in the order recorded, which is the order applied
 }
 
 // PutSession creates or replaces a session record (its queue and packet

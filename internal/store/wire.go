@@ -9,7 +9,9 @@ import (
 // Encoder and Decoder are the primitives of the record encodings: unsigned
 // varints, length-prefixed bytes, times as Unix nanoseconds (0 = zero time).
 // Implementations use them for their own records too.
-type Encoder struct{ B []byte }
+type Encoder struct {
+	B []byte // the encoding so far; start it with a reused buffer to avoid allocating
+}
 
 // Byte appends v as it is: version bytes, QoS and flags.
 func (e *Encoder) Byte(v byte) { e.B = append(e.B, v) }
@@ -48,7 +50,7 @@ func (e *Encoder) Time(t time.Time) {
 // Decoder reads what Encoder wrote. The first failure sticks: check Err
 // (or Finish) once at the end.
 type Decoder struct {
-	B    []byte
+	B    []byte // what is left to read
 	What string // record name, for errors
 	err  error
 }
