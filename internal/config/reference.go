@@ -10,9 +10,9 @@ import (
 // KeyDoc documents one key for the reference table.
 type KeyDoc struct {
 	Key     string // e.g. limits.max-inflight; entries as listeners.<name>.type
-	Default string
-	Env     string
-	Doc     string
+	Default string // as an operator would write it: the ref tag, else the Go default
+	Env     string // the MQTTD_ variable that overrides it; "" for map entries
+	Doc     string // the doc tag: one line, what the key does
 }
 
 // Reference lists every key of the schema with its default and variable,

@@ -84,7 +84,7 @@ type Stats struct {
 	Batches uint64 // POSTs the plugin accepted
 	Sent    uint64 // events in those POSTs
 	Retried uint64 // POSTs sent again after a retryable failure
-	Dropped Drops
+	Dropped Drops  // events given up, by reason
 }
 
 // Drops counts undelivered events by why they were given up.

@@ -20,8 +20,8 @@ import (
 // Entry is one cached decision. It is never changed once added, so a
 // reader may keep the pointer without a lock.
 type Entry[V any] struct {
-	Value   V
-	Expires int64 // unix nanoseconds
+	Value   V     // the decision, as the plugin client stores it
+	Expires int64 // unix nanoseconds; past it the entry is stale, not gone (see Fresh)
 	Client  Tag   // of the request's client id, for PurgeClient
 	User    Tag   // of the request's user name, for PurgeUser
 }
