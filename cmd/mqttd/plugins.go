@@ -35,7 +35,9 @@ type reloader interface{ Reload() error }
 // buildPlugins constructs every alias of cfg. An alias configured exactly as
 // in prev reuses prev's instance (an HTTP plugin keeps its cache and
 // breaker; a file plugin re-reads its file); the others are new. On error
-// the new instances are closed and prev is untouched.
+// the new instances are closed and prev's stay in place; but a reused file
+// plugin that re-read its file before another alias failed keeps what it
+// read.
 func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prometheus.Registerer) (*plugins, error) {
 	ps := &plugins{
 		conf:  map[string]config.Plugin{},

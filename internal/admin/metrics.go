@@ -7,7 +7,9 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
-// StatsSource is what the admin surface needs from the broker.
+// StatsSource is what the probes and /metrics need from the broker: one
+// consistent Stats snapshot. It is narrower than Broker so that the
+// metrics can be served, and tested, without the REST API.
 type StatsSource interface {
 	Stats() mqtt.Stats
 }
@@ -75,7 +77,8 @@ func NewCollector(src StatsSource) *Collector {
 	return c
 }
 
-// Describe implements prometheus.Collector.
+// Describe implements prometheus.Collector: each metric's descriptor
+// once, although several series (one per label value) share it.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	seen := map[*prometheus.Desc]bool{}
 	for _, m := range c.metrics {
