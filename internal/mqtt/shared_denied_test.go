@@ -141,3 +141,48 @@ func testSharedDenied(t *testing.T, chk TopicChecker) {
 		t.Fatalf("A received %d denied messages", got)
 	}
 }
+
+// labOnlyA lets only "share-a" receive lab/..., answering on the
+// receiver's writer goroutine.
+type labOnlyA struct{}
+
+func (labOnlyA) CheckTopic(_ context.Context, ci *ClientInfo, r TopicRequest) TopicResult {
+	return TopicResult{Allow: r.Action != ActionReceive || ci.ClientID == "share-a" || !strings.HasPrefix(r.Topic, "lab/")}
+}
+
+// A message can be handed back more than once: with three members of whom
+// two are denied, a message first offered to one of those passes through
+// every refusing member's writer and reaches the allowed one, exactly once.
+// (That a hand-back carries who refused it is what ends the all-deny case
+// of TestSharedDeliveryOffersDeniedToNextMember: without it the two
+// members would pass the message back and forth for ever.)
+func TestSharedHandBackPassesEveryRefusingMember(t *testing.T) {
+	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = labOnlyA{} })
+	inboxes := map[string]*shareInbox{}
+	for _, id := range []string{"share-a", "share-b", "share-c"} {
+		in := &shareInbox{got: map[string]int{}}
+		inboxes[id] = in
+		c := pahoClient(t, tb.addr, id, nil)
+		extWait(t, "subscribe "+id, c.Subscribe("$share/g/lab/#", 1, in.add))
+	}
+	pub := pahoClient(t, tb.addr, "share-pub", nil)
+	const n = 30
+	for i := range n {
+		extWait(t, "publish", pub.Publish("lab/x", 1, false, fmt.Sprint(i)))
+	}
+	waitFor(t, "every lab message at A", func() bool {
+		got, _ := inboxes["share-a"].count("lab/")
+		return got == n
+	})
+	if _, dup := inboxes["share-a"].count("lab/"); dup != 0 {
+		t.Fatalf("A got %d lab messages more than once", dup)
+	}
+	for _, id := range []string{"share-b", "share-c"} {
+		if got, _ := inboxes[id].count("lab/"); got != 0 {
+			t.Fatalf("%s, denied lab/..., received %d", id, got)
+		}
+	}
+	if got := tb.Stats().DroppedShareDenied; got != 0 {
+		t.Fatalf("DroppedShareDenied = %d while A could receive each message", got)
+	}
+}
