@@ -66,6 +66,7 @@ func NewCollector(src StatsSource) *Collector {
 		{"sys_topic", func(s *mqtt.Stats) int64 { return s.DroppedSys }},
 		{"denied", func(s *mqtt.Stats) int64 { return s.DroppedDenied }},
 		{"will_denied", func(s *mqtt.Stats) int64 { return s.DroppedWillDenied }},
+		{"share_denied", func(s *mqtt.Stats) int64 { return s.DroppedShareDenied }},
 	} {
 		c.metrics = append(c.metrics, metric{dropped, prometheus.CounterValue, d.v, d.reason})
 	}
