@@ -4,42 +4,12 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
-
-type topicFunc func(context.Context, *ClientInfo, TopicRequest) TopicResult
-
-func (f topicFunc) CheckTopic(ctx context.Context, c *ClientInfo, r TopicRequest) TopicResult {
-	return f(ctx, c, r)
-}
-
-// recorder is an EventSink that keeps event names (and copies nothing else).
-type recorder struct {
-	mask EventMask
-	mu   sync.Mutex
-	evs  []string
-}
-
-func (r *recorder) Wants() EventMask { return r.mask }
-func (r *recorder) Event(e *Event) {
-	name := e.Type.String()
-	if e.Packet != nil {
-		name += ":" + e.Packet.Type().String()
-	}
-	r.mu.Lock()
-	r.evs = append(r.evs, name)
-	r.mu.Unlock()
-}
-func (r *recorder) names() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.evs)
-}
 
 // The topic check decides subscribe, publish and receive, including
 // retained messages sent on subscribe.
@@ -109,9 +79,9 @@ func TestDeniedPublishDisconnects(t *testing.T) {
 		t.Fatalf("denied = %d retained = %d, want 1 and 0", st.DroppedDenied, st.Retained)
 	}
 
-	v5, _ := v5MustConnect(t, tb.addr, "pub5", true, 0)
+	v5, _ := mustConnectV5(t, tb.addr, "pub5", true, 0)
 	v5.send(&packets.Publish{Topic: "ro/x", QoS: 1, PacketID: 4, Payload: []byte("x")})
-	if a := extExpect(v5, packets.PUBACK, 4).(*packets.Puback); a.ReasonCode != packets.NotAuthorized {
+	if a := v5.expect(packets.PUBACK, 4).(*packets.Puback); a.ReasonCode != packets.NotAuthorized {
 		t.Fatalf("MQTT 5 denied publish: PUBACK %v, want 0x87", a.ReasonCode)
 	}
 }
@@ -164,10 +134,7 @@ func TestSlowReceiveCheckIsolated(t *testing.T) {
 
 // Events arrive in aMQTT's order for a full session (DESIGN §3.3).
 func TestEventOrder(t *testing.T) {
-	rec := &recorder{}
-	for _, et := range EventTypes() {
-		rec.mask = rec.mask.With(et)
-	}
+	rec := &recordingSink{mask: allEvents()}
 	tb := startBroker(t, func(o *Options) { o.Hooks.Events = rec })
 	c := dialRaw(t, tb.addr)
 	c.mustConnect("ev", true)

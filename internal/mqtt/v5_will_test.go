@@ -11,14 +11,14 @@ import (
 // given Will Delay Interval and Session Expiry Interval.
 func v5WillConnect(t *testing.T, addr, id, topic string, delay, expiry uint32) *rawClient {
 	t.Helper()
-	c := v5Dial(t, addr)
+	c := dialRawV5(t, addr)
 	p := &packets.Connect{ClientID: id, CleanStart: true, KeepAlive: 60,
 		WillFlag: true, WillTopic: topic, WillQoS: 1, WillPayload: []byte("gone:" + id)}
 	p.Props.SessionExpiry = expiry
 	p.WillProps.WillDelay = delay
 	p.WillProps.ContentType = "text/plain"
 	p.WillProps.User = []packets.UserProperty{{Key: "who", Value: id}}
-	if ack := v5Connect(c, p); ack.ReasonCode != packets.Success {
+	if ack := c.connectWith(p); ack.ReasonCode != packets.Success {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
 	return c
@@ -27,8 +27,8 @@ func v5WillConnect(t *testing.T, addr, id, topic string, delay, expiry uint32) *
 // v5WillWatcher subscribes a raw v5 client to the will topics.
 func v5WillWatcher(t *testing.T, addr, filter string) *rawClient {
 	t.Helper()
-	w, _ := v5MustConnect(t, addr, "v5-will-watch-"+filter, true, 0)
-	v5Sub(w, 1, 0, packets.Subscription{Filter: filter, QoS: 1})
+	w, _ := mustConnectV5(t, addr, "v5-will-watch-"+filter, true, 0)
+	w.subscribeOpts(1, 0, packets.Subscription{Filter: filter, QoS: 1})
 	return w
 }
 
@@ -58,16 +58,16 @@ func TestV5WillCancelledByReconnect(t *testing.T) {
 	w := v5WillWatcher(t, tb.addr, "v5/will/cancel")
 	c := v5WillConnect(t, tb.addr, "v5-wc", "v5/will/cancel", 1, 60)
 	c.conn.Close()
-	time.Sleep(200 * time.Millisecond)
+	waitOffline(t, tb, "v5-wc")
 
 	// Resume the session: no will on this connection, Session Expiry 0, so
 	// the session ends when it does.
-	c2, ack := v5MustConnect(t, tb.addr, "v5-wc", false, 0)
+	c2, ack := mustConnectV5(t, tb.addr, "v5-wc", false, 0)
 	if !ack.SessionPresent {
 		t.Fatal("session not resumed")
 	}
 	w.expectNothing(1500 * time.Millisecond) // past the 1 s delay
-	extDisconnect(c2)
+	c2.disconnect()
 	waitFor(t, "session ended", func() bool { _, ok := tb.store.Get("v5-wc"); return !ok })
 	if p, err := w.tryRead(500 * time.Millisecond); err == nil {
 		t.Fatalf("the will cancelled by the reconnect was published when the resumed session ended: %v %+v", p.Type(), p)
@@ -102,7 +102,7 @@ func TestV5DisconnectWithWill(t *testing.T) {
 	if string(m.Payload) != "gone:v5-dw" {
 		t.Fatalf("will %q", m.Payload)
 	}
-	v5Ack(w, m)
+	w.ack(m)
 
 	c = v5WillConnect(t, tb.addr, "v5-dn", "v5/will/dw", 0, 0)
 	c.send(&packets.Disconnect{ReasonCode: packets.NormalDisconnection})
@@ -119,16 +119,16 @@ func TestV5WillOnTakeover(t *testing.T) {
 	w := v5WillWatcher(t, tb.addr, "v5/will/takeover/#")
 
 	delayed := v5WillConnect(t, tb.addr, "v5-wt-delayed", "v5/will/takeover/delayed", 1, 60)
-	v5MustConnect(t, tb.addr, "v5-wt-delayed", false, 60)
-	v5ExpectDisconnect(delayed, packets.SessionTakenOver)
+	mustConnectV5(t, tb.addr, "v5-wt-delayed", false, 60)
+	delayed.expectDisconnect(packets.SessionTakenOver)
 
 	now := v5WillConnect(t, tb.addr, "v5-wt-now", "v5/will/takeover/now", 0, 60)
-	v5MustConnect(t, tb.addr, "v5-wt-now", false, 60)
-	v5ExpectDisconnect(now, packets.SessionTakenOver)
+	mustConnectV5(t, tb.addr, "v5-wt-now", false, 60)
+	now.expectDisconnect(packets.SessionTakenOver)
 	m := w.expectPublish(2 * time.Second)
 	if m.Topic != "v5/will/takeover/now" {
 		t.Fatalf("will %s, want v5/will/takeover/now", m.Topic)
 	}
-	v5Ack(w, m)
+	w.ack(m)
 	w.expectNothing(1500 * time.Millisecond) // past the delayed will's 1 s
 }
