@@ -168,7 +168,7 @@ func TestSubscribePerFilterReturnCodes(t *testing.T) {
 	c.expectNothing(200 * time.Millisecond)
 }
 
-// [MQTT-3-8.3-4] a SUBSCRIBE asking for QoS 3 is malformed: the connection
+// [MQTT-3.8.3-4] a SUBSCRIBE asking for QoS 3 is malformed: the connection
 // is closed and no SUBACK sent.
 func TestSubscribeQoS3Closes(t *testing.T) {
 	tb := startBroker(t, nil)

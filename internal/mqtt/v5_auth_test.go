@@ -79,10 +79,10 @@ func v5ExpectAuth(c *rawClient, code packets.ReasonCode, data string) *packets.A
 	return a
 }
 
-// Enhanced authentication ([MQTT-4.12.0-*]) over a raw socket, byte-exact:
+// Enhanced authentication (5.0 §4.12) over a raw socket, byte-exact:
 // CONNECT with an Authentication Method → AUTH 0x18 with the hook's
 // challenge → the client's AUTH 0x18 → CONNACK success carrying the method
-// and the hook's final data. Then re-authentication ([MQTT-4.12.1-*]): AUTH
+// and the hook's final data. Then re-authentication (5.0 §4.12.1): AUTH
 // 0x19 → AUTH 0x18 → AUTH 0x18 → AUTH 0x00, the connection carrying on; a
 // failed re-authentication ends it with DISCONNECT and the hook's code.
 func TestV5EnhancedAuth(t *testing.T) {
@@ -164,7 +164,7 @@ func TestV5EnhancedAuth(t *testing.T) {
 
 // A CONNECT naming an Authentication Method the broker cannot drive — its
 // Authenticator is no AuthExchanger, or there is none — is refused with
-// CONNACK 0x8C "bad authentication method" ([MQTT-4.12.0-1]).
+// CONNACK 0x8C "bad authentication method" ([MQTT5-4.12.0-1]).
 func TestV5AuthMethodUnsupported(t *testing.T) {
 	plainAuth := authFunc(func(context.Context, *ClientInfo, []byte) AuthResult { return AuthResult{Allow: true} })
 	for name, hook := range map[string]Authenticator{"plain authenticator": plainAuth, "no authenticator": nil} {

@@ -12,10 +12,10 @@ import (
 )
 
 // An MQTT 5 CONNACK announces the broker's limits, each taken from Limits:
-// Server Keep Alive when MaxKeepAlive caps the client's ([MQTT-3.2.2-21]),
+// Server Keep Alive when MaxKeepAlive caps the client's ([MQTT5-3.2.2-21]),
 // Receive Maximum from MaxInboundQoS2, Maximum Packet Size, Topic Alias
 // Maximum; and an Assigned Client Identifier for an empty client id
-// ([MQTT-3.2.2-16]), with or without clean start.
+// ([MQTT5-3.2.2-16]), with or without clean start.
 func TestV5ConnackProperties(t *testing.T) {
 	tb := startBroker(t, func(o *Options) {
 		o.Limits = Limits{MaxKeepAlive: 20, MaxInboundQoS2: 10, MaxPacketSize: 4096, TopicAliasMaximum: 5}
@@ -104,10 +104,10 @@ func TestV5ConnackProperties(t *testing.T) {
 	}
 }
 
-// A CONNECT whose properties break the rules of spec 2.2.2.2 is answered
+// A CONNECT whose properties break the rules of 5.0 §2.2.2.2 is answered
 // with CONNACK 0x81 (malformed: an unknown identifier, or one CONNECT may
 // not carry) or 0x82 (protocol error: a property given twice, a value out of
-// range), then closed ([MQTT-3.1.4-?], [MQTT-4.13.1-1]); no session is made.
+// range), then closed ([MQTT5-3.1.4-1], [MQTT5-4.13.1-1]); no session is made.
 func TestV5ConnectMalformedProperties(t *testing.T) {
 	tb := startBroker(t, nil)
 	for _, tc := range []struct {
@@ -167,7 +167,7 @@ func TestV5UnsupportedProtocolLevel(t *testing.T) {
 }
 
 // Session Expiry Interval 0 (or absent): the session ends with the
-// connection ([MQTT-3.1.2-23] in reverse): nothing is kept, queued or
+// connection ([MQTT5-3.1.2-23] in reverse): nothing is kept, queued or
 // resumed.
 func TestV5SessionExpiryZero(t *testing.T) {
 	tb := startBroker(t, nil)
@@ -192,7 +192,7 @@ func TestV5SessionExpiryZero(t *testing.T) {
 
 // A session is kept while its Session Expiry Interval runs (session
 // present, queued messages delivered) and ends once it has passed
-// ([MQTT-3.1.2-23]; 4.1: the server deletes the session when it expires):
+// ([MQTT5-3.1.2-23]; 5.0 §4.1: the server deletes the session when it expires):
 // the resuming CONNECT sets a short interval (2 s) that the broker's own
 // sweep must honour.
 func TestV5SessionExpiryShort(t *testing.T) {
@@ -259,7 +259,7 @@ func TestV5SessionExpiryNever(t *testing.T) {
 }
 
 // Limits.SessionExpiry caps a v5 request, and the CONNACK says so with the
-// capped Session Expiry Interval (3.2.2.3.2: the server's value wins); the
+// capped Session Expiry Interval (5.0 §3.2.2.3.2: the server's value wins); the
 // session then ends after the capped interval. A request under the cap is
 // not echoed. A raise at DISCONNECT is capped as well.
 func TestV5SessionExpiryCapped(t *testing.T) {
@@ -297,7 +297,7 @@ func TestV5SessionExpiryCapped(t *testing.T) {
 	waitFor(t, "the session raised past the cap to expire", func() bool { _, ok := tb.store.Get("v5-cap2"); return !ok })
 }
 
-// The Session Expiry Interval may change at DISCONNECT ([MQTT-3.14.2-2]
+// The Session Expiry Interval may change at DISCONNECT (5.0 §3.14.2.2.2
 // forbids only 0 → non-zero): raised, the session outlives the interval it
 // connected with; lowered to 0, it ends at once; set on a session that had
 // 0, the server answers DISCONNECT 0x82 and keeps nothing.
@@ -338,8 +338,8 @@ func TestV5SessionExpiryChangedAtDisconnect(t *testing.T) {
 }
 
 // Clean Start 1 discards the existing session: no session present, its
-// queued messages and subscriptions are gone ([MQTT-3.1.2-4]); Clean Start
-// 0 resumes it ([MQTT-3.1.2-5]).
+// queued messages and subscriptions are gone ([MQTT5-3.1.2-4]); Clean Start
+// 0 resumes it ([MQTT5-3.1.2-5]).
 func TestV5CleanStartDiscards(t *testing.T) {
 	tb := startBroker(t, nil)
 	pub, _ := mustConnectV5(t, tb.addr, "v5-cs-pub", true, 0)
@@ -373,7 +373,7 @@ func TestV5CleanStartDiscards(t *testing.T) {
 }
 
 // Request Problem Information 0 forbids reason strings on anything but
-// CONNACK and DISCONNECT ([MQTT-3.1.2-29]): a publish denied by the topic
+// CONNACK and DISCONNECT ([MQTT5-3.1.2-29]): a publish denied by the topic
 // hook gets PUBACK 0x87 without one, while a client with the default (1)
 // gets the hook's reason. Request Response Information 1 is accepted; the
 // broker provides no Response Information.

@@ -9,7 +9,7 @@ import (
 )
 
 // When the broker ends an MQTT 5 connection it says why in a DISCONNECT
-// ([MQTT-4.13.1-1], 3.14.2.1); a 3.1.1 connection is just closed, with no
+// ([MQTT5-4.13.1-1], 5.0 §3.14.2.1); a 3.1.1 connection is just closed, with no
 // bytes (3.1.1 has no server DISCONNECT). These tests cover each cause.
 
 // Session taken over: the old connection gets DISCONNECT 0x8E; the new one
@@ -43,7 +43,7 @@ func TestV5DisconnectSessionTakenOver(t *testing.T) {
 
 // Keep-alive timeout: DISCONNECT 0x8D after 1.5 × the keep alive in force,
 // which is the Server Keep Alive the CONNACK announced when Limits caps the
-// client's ([MQTT-3.1.2-22], [MQTT-3.2.2-21]).
+// client's ([MQTT5-3.1.2-22], [MQTT5-3.2.2-21]).
 func TestV5DisconnectKeepAliveTimeout(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, func(o *Options) { o.Limits.MaxKeepAlive = 1 })
@@ -90,7 +90,7 @@ func TestV5DisconnectServerShuttingDown(t *testing.T) {
 }
 
 // Packet too large: a packet over Limits.MaxPacketSize (announced as the
-// CONNACK's Maximum Packet Size) gets DISCONNECT 0x95 ([MQTT-3.2.2-15]:
+// CONNACK's Maximum Packet Size) gets DISCONNECT 0x95 ([MQTT5-3.2.2-15]:
 // the client must not send one; the server treats it as 0x95).
 func TestV5DisconnectPacketTooLarge(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Limits.MaxPacketSize = 256 })
@@ -117,8 +117,8 @@ func TestV5DisconnectPacketTooLarge(t *testing.T) {
 	v3.expectClosed(2 * time.Second)
 }
 
-// Protocol error (0x82): a second CONNECT ([MQTT-3.1.0-2]), a PUBLISH from a
-// client carrying a Subscription Identifier ([MQTT-3.3.4-6]), a packet
+// Protocol error (0x82): a second CONNECT ([MQTT5-3.1.0-2]), a PUBLISH from a
+// client carrying a Subscription Identifier ([MQTT5-3.3.4-6]), a packet
 // only a server sends.
 func TestV5DisconnectProtocolError(t *testing.T) {
 	tb := startBroker(t, nil)
@@ -147,7 +147,7 @@ func TestV5DisconnectProtocolError(t *testing.T) {
 
 // Malformed packet (0x81): a PUBLISH with a property PUBLISH may not carry,
 // or an unknown property identifier (spec 2.2.2.2). A property given twice,
-// or a Response Topic with a wildcard ([MQTT-3.3.2-14]), is a protocol
+// or a Response Topic with a wildcard ([MQTT5-3.3.2-14]), is a protocol
 // error (0x82). A 3.1.1 client sending garbage is just
 // closed.
 func TestV5DisconnectMalformed(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
-// Message Expiry Interval ([MQTT-3.3.2-5], [MQTT-3.3.2-6]): a message whose
+// Message Expiry Interval ([MQTT5-3.3.2-5], [MQTT5-3.3.2-6]): a message whose
 // interval has passed before onward delivery starts is not delivered —
 // whether it waited in an offline session's queue, in the inflight window
 // of a connection that went away, or as a retained message — and each such

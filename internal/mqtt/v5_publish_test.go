@@ -21,10 +21,10 @@ func v5AliasPub(topic string, alias uint16, pid uint16, payload string) *packets
 	return p
 }
 
-// Topic aliases client → server ([MQTT-3.3.2-12]): a PUBLISH with a topic
+// Topic aliases client → server ([MQTT5-3.3.2-12]): a PUBLISH with a topic
 // and an alias sets it, one with only the alias uses it, a new topic
 // re-maps it; subscribers get the full topic and never the publisher's
-// alias. Aliases belong to one connection ([MQTT-3.3.2-7]).
+// alias. Aliases belong to one connection ([MQTT5-3.3.2-7]).
 func TestV5TopicAliasInbound(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Limits.TopicAliasMaximum = 3 })
 	sub, _ := mustConnectV5(t, tb.addr, "v5-alias-sub", true, 0)
@@ -79,7 +79,7 @@ func TestV5TopicAliasInbound(t *testing.T) {
 
 // An invalid Topic Alias ends the connection: 0, or above the Topic Alias
 // Maximum the broker announced → DISCONNECT 0x94 "topic alias invalid"
-// ([MQTT-3.3.2-8], [MQTT-3.3.2-9], [MQTT-3.3.2-10]); an alias that was never
+// ([MQTT5-3.3.2-8], [MQTT5-3.3.2-9]); an alias that was never
 // set, with no topic → protocol error 0x82.
 func TestV5TopicAliasInvalid(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Limits.TopicAliasMaximum = 3 })
@@ -102,7 +102,7 @@ func TestV5TopicAliasInvalid(t *testing.T) {
 }
 
 // The client's Receive Maximum bounds the QoS 1 and QoS 2 deliveries the
-// broker leaves unacknowledged ([MQTT-3.3.4-9]): with 2, two arrive, the
+// broker leaves unacknowledged ([MQTT5-3.3.4-9]): with 2, two arrive, the
 // rest wait, and each acknowledgement lets one more out, in order. A QoS 2
 // delivery holds its slot until PUBCOMP, not PUBREC (4.9).
 func TestV5ReceiveMaximumOutbound(t *testing.T) {
@@ -211,7 +211,7 @@ func TestV5UnsubackReasonCodes(t *testing.T) {
 
 // The broker's Receive Maximum (Limits.MaxInboundQoS2, announced in
 // CONNACK) bounds the QoS 2 publishes a client may leave awaiting PUBREL;
-// one more is DISCONNECT 0x93 "receive maximum exceeded" ([MQTT-3.3.4-7]).
+// one more is DISCONNECT 0x93 "receive maximum exceeded" ([MQTT5-3.3.4-7]).
 // Releasing one makes room.
 func TestV5ReceiveMaximumInbound(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Limits.MaxInboundQoS2 = 2 })
@@ -235,7 +235,7 @@ func TestV5ReceiveMaximumInbound(t *testing.T) {
 }
 
 // The client's Maximum Packet Size: a message whose PUBLISH would exceed it
-// is not sent to that client ([MQTT-3.1.2-24], [MQTT-3.1.2-25]) — it is
+// is not sent to that client ([MQTT5-3.1.2-24], [MQTT5-3.1.2-25]) — it is
 // dropped for it as if delivered, counted in DroppedTooLarge — while other
 // subscribers get it and the small client keeps receiving what fits.
 func TestV5MaximumPacketSizeOutbound(t *testing.T) {
@@ -281,8 +281,8 @@ func TestV5MaximumPacketSizeOutbound(t *testing.T) {
 
 // The client's Maximum Packet Size bounds every packet the broker sends it,
 // not only PUBLISH: a reason string (or user property) that would push a
-// CONNACK, SUBACK or PUBACK past it is left out ([MQTT-3.1.2-24],
-// [MQTT-3.2.2-19], [MQTT-3.9.2-1], [MQTT-3.4.2-2]); the reason code stays.
+// CONNACK, SUBACK or PUBACK past it is left out ([MQTT5-3.1.2-24],
+// [MQTT5-3.2.2-19], [MQTT5-3.9.2-1], [MQTT5-3.4.2-2]); the reason code stays.
 func TestV5ReasonStringWithinMaximumPacketSize(t *testing.T) {
 	long := strings.Repeat("r", 200)
 	tb := startBroker(t, func(o *Options) {
@@ -344,7 +344,7 @@ func TestV5ReasonStringWithinMaximumPacketSize(t *testing.T) {
 	})
 }
 
-// No Local ([MQTT-3.8.3-3]): a subscription with No Local does not get the
+// No Local ([MQTT5-3.8.3-3]): a subscription with No Local does not get the
 // subscriber's own publishes; other subscribers do, and so does the
 // subscriber for what others publish, or through another matching
 // subscription without No Local.
@@ -393,10 +393,10 @@ func TestV5NoLocal(t *testing.T) {
 	c.expectNothing(300 * time.Millisecond)
 }
 
-// Retain As Published ([MQTT-3.3.1-12], [MQTT-3.3.1-13]): on live
+// Retain As Published ([MQTT5-3.3.1-12], [MQTT5-3.3.1-13]): on live
 // forwarding, the RETAIN flag is kept only for subscriptions with RAP; a
 // retained message sent because of a new subscription always has RETAIN
-// set ([MQTT-3.3.1-9]).
+// set (5.0 §3.8.3.1).
 func TestV5RetainAsPublished(t *testing.T) {
 	tb := startBroker(t, nil)
 	rap, _ := mustConnectV5(t, tb.addr, "v5-rap-1", true, 0)
@@ -427,7 +427,7 @@ func TestV5RetainAsPublished(t *testing.T) {
 	}
 }
 
-// Retain Handling ([MQTT-3.3.1-9], [MQTT-3.3.1-10], [MQTT-3.3.1-11]): 0
+// Retain Handling ([MQTT5-3.3.1-9], [MQTT5-3.3.1-10], [MQTT5-3.3.1-11]): 0
 // sends retained messages on every subscribe, 1 only when the subscription
 // is new, 2 never. Live messages flow in all three cases.
 func TestV5RetainHandling(t *testing.T) {
@@ -467,10 +467,10 @@ func TestV5RetainHandling(t *testing.T) {
 	}
 }
 
-// Subscription Identifiers ([MQTT-3.3.4-3], [MQTT-3.3.4-4], [MQTT-3.8.4-?]):
+// Subscription Identifiers ([MQTT5-3.3.4-3], [MQTT5-3.3.4-4], [MQTT5-3.8.4-3]):
 // a delivery carries the identifiers of every matching subscription of the
 // session — one PUBLISH for two overlapping subscriptions with ids 1 and 2,
-// at the higher QoS ([MQTT-3.3.4-2]); a subscription without an identifier
+// at the higher QoS ([MQTT5-3.3.4-2]); a subscription without an identifier
 // adds none; re-subscribing without one removes it; retained messages sent
 // on subscribe carry the new subscription's identifier.
 func TestV5SubscriptionIdentifiers(t *testing.T) {
@@ -523,8 +523,8 @@ func TestV5SubscriptionIdentifiers(t *testing.T) {
 	}
 }
 
-// Properties travel with the message ([MQTT-3.3.2-4], [MQTT-3.3.2-15],
-// [MQTT-3.3.2-16], [MQTT-3.3.2-17], [MQTT-3.3.2-18], [MQTT-3.3.2-20]):
+// Properties travel with the message ([MQTT5-3.3.2-4], [MQTT5-3.3.2-15],
+// [MQTT5-3.3.2-16], [MQTT5-3.3.2-17], [MQTT5-3.3.2-18], [MQTT5-3.3.2-20]):
 // user properties (order and duplicates kept), payload format indicator,
 // content type, response topic and correlation data from a v5 publisher
 // reach v5 subscribers unchanged at every QoS; a 3.1.1 subscriber on the
@@ -609,7 +609,7 @@ func TestV5PropertyPassthrough(t *testing.T) {
 
 // Payload Format Indicator 1 promises UTF-8: a payload that is not is
 // refused with PUBACK/PUBREC 0x99 "payload format invalid" and not routed
-// ([MQTT-3.3.2-4]); valid UTF-8 passes.
+// (5.0 §3.3.2.3.2); valid UTF-8 passes.
 func TestV5PayloadFormatInvalid(t *testing.T) {
 	tb := startBroker(t, nil)
 	sub, _ := mustConnectV5(t, tb.addr, "v5-pfi-sub", true, 0)

@@ -138,7 +138,7 @@ func TestV5SharedSubscriptionRedelivery(t *testing.T) {
 }
 
 // Share names must be at least one character with no wildcard and be
-// followed by a valid filter ([MQTT-4.8.2-1], [MQTT-4.8.2-2]): otherwise
+// followed by a valid filter ([MQTT5-4.8.2-1], [MQTT5-4.8.2-2]): otherwise
 // SUBACK 0x8F "topic filter invalid" for that slot (3.1.1: 0x80).
 func TestV5SharedSubscriptionInvalid(t *testing.T) {
 	tb := startBroker(t, nil)
@@ -166,7 +166,7 @@ func TestV5SharedSubscriptionInvalid(t *testing.T) {
 	}
 }
 
-// Retained messages are not sent for a shared subscription ([MQTT-3.8.4-?],
+// Retained messages are not sent for a shared subscription (5.0
 // §4.8.2: "retained messages are not sent to the session when it
 // establishes a new Shared Subscription"); a plain subscription gets them,
 // and live messages reach the group.
@@ -235,8 +235,8 @@ func TestV5SharedSubscriptionMixedVersions(t *testing.T) {
 }
 
 // Subscription options that break the rules end the connection: No Local on
-// a shared subscription ([MQTT-3.8.3-4]) and Retain Handling 3 are protocol
-// errors (0x82), reserved option bits are malformed (0x81, [MQTT-3.8.3-5]).
+// a shared subscription ([MQTT5-3.8.3-4]) and Retain Handling 3 are protocol
+// errors (0x82), reserved option bits are malformed (0x81, [MQTT5-3.8.3-5]).
 func TestV5SubscribeOptionErrors(t *testing.T) {
 	tb := startBroker(t, nil)
 	// subscribeBytes hand-encodes a SUBSCRIBE of one filter with raw options.

@@ -32,7 +32,7 @@ func v5WillWatcher(t *testing.T, addr, filter string) *rawClient {
 	return w
 }
 
-// Will Delay Interval ([MQTT-3.1.3-9]): after an abnormal disconnect the
+// Will Delay Interval ([MQTT5-3.1.3-9]): after an abnormal disconnect the
 // will waits for the delay, then goes out with its properties (the delay
 // itself is not a PUBLISH property).
 func TestV5WillDelay(t *testing.T) {
@@ -50,7 +50,7 @@ func TestV5WillDelay(t *testing.T) {
 }
 
 // A reconnect (Clean Start 0) within the Will Delay Interval cancels the will
-// ([MQTT-3.1.3-9]): it is not published when the delay would have run out,
+// ([MQTT5-3.1.3-9]): it is not published when the delay would have run out,
 // nor later when the resumed session ends.
 func TestV5WillCancelledByReconnect(t *testing.T) {
 	t.Parallel()
@@ -75,7 +75,7 @@ func TestV5WillCancelledByReconnect(t *testing.T) {
 }
 
 // A Will Delay longer than the Session Expiry: the will goes out when the
-// session ends ([MQTT-3.1.3-9]: whichever happens first), not after the
+// session ends ([MQTT5-3.1.2-8]: whichever happens first), not after the
 // delay.
 func TestV5WillDelayBeyondSessionExpiry(t *testing.T) {
 	t.Parallel()
@@ -91,7 +91,7 @@ func TestV5WillDelayBeyondSessionExpiry(t *testing.T) {
 }
 
 // DISCONNECT with reason 0x04 "disconnect with will message" publishes the
-// will at once; a normal DISCONNECT (0x00) discards it ([MQTT-3.14.4-3]).
+// will at once; a normal DISCONNECT (0x00) discards it ([MQTT5-3.14.4-3]).
 func TestV5DisconnectWithWill(t *testing.T) {
 	tb := startBroker(t, nil)
 	w := v5WillWatcher(t, tb.addr, "v5/will/dw")
@@ -111,7 +111,7 @@ func TestV5DisconnectWithWill(t *testing.T) {
 }
 
 // A session taken over by a new connection (Clean Start 0) is a reconnect:
-// a will with a delay is not published ([MQTT-3.1.3-9]); one without a delay
+// a will with a delay is not published ([MQTT5-3.1.3-9]); one without a delay
 // is, as for any connection that ends without DISCONNECT.
 func TestV5WillOnTakeover(t *testing.T) {
 	t.Parallel()
