@@ -207,6 +207,7 @@ type nowChecker struct {
 	release chan struct{}
 	slow    atomic.Int64 // receive checks that took the slow way
 	now     atomic.Int64 // answered at once
+	asked   atomic.Int64 // CheckTopicNow calls, answered or not
 }
 
 func (n *nowChecker) CheckTopic(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
@@ -220,6 +221,7 @@ func (n *nowChecker) CheckTopic(_ context.Context, _ *ClientInfo, r TopicRequest
 }
 
 func (n *nowChecker) CheckTopicNow(_ *ClientInfo, r TopicRequest) (TopicResult, bool) {
+	n.asked.Add(1)
 	if !strings.HasPrefix(r.Topic, "fast/") {
 		return TopicResult{}, false
 	}
@@ -266,5 +268,38 @@ func TestReceiveCheckedInLineKeepsOrder(t *testing.T) {
 		if m := sub.expectPublish(2 * time.Second); m.Topic != want {
 			t.Fatalf("got %s, want %s: a message overtook one waiting for its check", m.Topic, want)
 		}
+	}
+}
+
+// A receive check the checker cannot answer at once is tried in line once
+// (or not at all, when the subscriber already has a check under way) and
+// then goes to the subscriber's writer, which asks the blocking way: no
+// second in-line attempt anywhere on the way.
+func TestReceiveCheckOneInlineAttempt(t *testing.T) {
+	chk := &nowChecker{release: make(chan struct{})}
+	close(chk.release) // slow checks answer without waiting
+	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = chk })
+	sub := dialRaw(t, tb.addr)
+	sub.mustConnect("sub", true)
+	sub.subscribe(1, "slow/#", 1)
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+
+	const n = 20
+	for i := range n {
+		pub.send(&packets.Publish{Topic: "slow/x", Payload: []byte{byte(i)}, QoS: byte(i % 2), PacketID: uint16(i + 1)})
+	}
+	for i := range n {
+		m := sub.expectPublish(2 * time.Second)
+		if m.Payload[0] != byte(i) {
+			t.Fatalf("message %d arrived as %d", i, m.Payload[0])
+		}
+		sub.ack(m)
+	}
+	if got := chk.slow.Load(); got != n {
+		t.Fatalf("%d blocking receive checks for %d deliveries, want one each", got, n)
+	}
+	if got := chk.asked.Load(); got > n {
+		t.Fatalf("%d in-line receive checks for %d deliveries: a check that could not be answered at once was tried in line again", got, n)
 	}
 }
