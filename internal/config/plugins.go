@@ -223,7 +223,7 @@ func (l *loader) validatePlugins(c *Config) []error {
 		}
 		for _, ev := range p.Events {
 			if _, ok := mqtt.ParseEventType(ev); !ok {
-				add(l.errorf(key+".events", "%q is not an event (use %s)", ev, eventNames()))
+				add(l.errorf(key+".events", "%q is not an event (use %s)", ev, mqtt.EventNames()))
 			}
 		}
 		if len(p.Events) == 0 {
@@ -297,14 +297,6 @@ func (l *loader) validateHTTPTuning(key string, p *Plugin) []error {
 	chk.positive(k("queue.max-backoff"), p.Queue.MaxBackoff)
 	chk.notNegative(k("queue.linger"), p.Queue.Linger)
 	return errs
-}
-
-func eventNames() string {
-	var names []string
-	for _, t := range mqtt.EventTypes() {
-		names = append(names, t.String())
-	}
-	return strings.Join(names, ", ")
 }
 
 // reloadable are the top-level keys SIGHUP applies to a running broker.

@@ -172,3 +172,16 @@ func rawExchange(b *testing.B, conn net.Conn, out []byte, answer int) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkHoldRelease is the hold every waiting check and every event
+// takes on the plugin set, and gives back: with -cpu 2 and more it should
+// stay near its -cpu 1 cost, with no allocation.
+func BenchmarkHoldRelease(b *testing.B) {
+	m := benchManager(b, 1, true)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.acquire().release()
+		}
+	})
+}

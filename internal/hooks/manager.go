@@ -64,9 +64,9 @@ type Manager struct {
 	idPrefix string
 	seq      atomic.Uint64
 
-	// Fixed at New: the broker reads them once (Hooks, then Wants).
+	// Fixed at New: the broker reads it once. (What Events wants it
+	// re-reads every second, so that may change.)
 	hooks mqtt.Hooks
-	mask  mqtt.EventMask
 
 	cur atomic.Pointer[state]
 
@@ -102,7 +102,7 @@ func New(opts Options) (*Manager, error) {
 	if st.topicsOn {
 		m.hooks.Topics = &topicChain{m}
 	}
-	if m.mask = st.mask; m.mask != 0 {
+	if st.mask != 0 {
 		m.hooks.Events = &eventFan{m}
 	}
 	return m, nil
@@ -207,10 +207,11 @@ func (m *Manager) Close(ctx context.Context) error {
 // those with a config block get broker_pre_start with it.
 //
 // Some changes need a restart, and Reload refuses them, changing nothing:
-// adding authentication or topic-check where New had none (the broker then
-// holds no hook to call), and plugins wanting events New did not (the
-// broker reads the event mask once, at start). Broker, Logger and
-// Registerer keep their values from New. On any error nothing changes, and
+// adding authentication, topic-check or event sinks where New had none
+// (the broker reads Hooks once, at start, and holds no hook to call).
+// Event types may change freely once New had a sink: the broker re-reads
+// what the sinks want every second. Broker, Logger and Registerer keep
+// their values from New. On any error nothing changes, and
 // the plugins of opts remain the caller's to close (those Reload started
 // it has closed again).
 func (m *Manager) Reload(opts Options) error {
@@ -299,20 +300,13 @@ func (m *Manager) fits(next *state) error {
 		return errors.New("topic-check.enable: mqttd started with topic-check off; turning it on needs a restart")
 	}
 	// broker_pre_start is past by then; announce delivers config blocks.
-	if extra := next.mask &^ m.mask &^ mqtt.EventMask(0).With(mqtt.EventBrokerPreStart); extra != 0 {
-		var names, who []string
-		for _, t := range mqtt.EventTypes() {
-			if extra.Has(t) {
-				names = append(names, t.String())
-			}
-		}
+	if m.hooks.Events == nil && next.mask&^mqtt.EventMask(0).With(mqtt.EventBrokerPreStart) != 0 {
+		var who []string
 		for _, p := range next.sinks {
-			if p.wants&extra != 0 {
-				who = append(who, p.alias)
-			}
+			who = append(who, p.alias)
 		}
-		return fmt.Errorf("plugins: %s want events mqttd started without (%s); adding event types needs a restart",
-			strings.Join(who, ", "), strings.Join(names, ", "))
+		return fmt.Errorf("plugins: %s want events, and mqttd started with no plugin that wants any; "+
+			"adding the first event plugin needs a restart", strings.Join(who, ", "))
 	}
 	return nil
 }

@@ -8,22 +8,44 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
+// QueueLimit is the one rule every queue of events on its way to a plugin
+// follows, whatever it holds: at most Events events and Bytes bytes (0:
+// no byte bound). When a new event would pass either, the oldest events
+// make way, one at a time, each counted as dropped by its queue; the
+// newest always stays, even alone past Bytes, so a large event is still
+// delivered. A plugin that falls behind loses its stalest news rather
+// than slowing MQTT traffic down or filling memory.
+//
+// Two queues follow it: Queue, which holds owned events for a consumer
+// that formats them itself (the event-log plugin), and the HTTP plugin's
+// batch lanes, which encode each event as it is pushed and hold only the
+// bytes. What they hold differs too much to share the storage; they share
+// this rule: each pushes, then drops its oldest while Over says so.
+type QueueLimit struct {
+	Events int // at least 1
+	Bytes  int // 0: no bound
+}
+
+// Over reports whether a queue holding events events of bytes bytes, the
+// newest included, must drop its oldest.
+func (l QueueLimit) Over(events, bytes int) bool {
+	return events > l.Events || (l.Bytes > 0 && bytes > l.Bytes && events > 1)
+}
+
 // Queue is a bounded FIFO of events between the goroutine that hands events
 // to a sink (the broker's, which must never block) and the one goroutine that
-// delivers them. When it is full the oldest event gives way: a plugin that
-// falls behind loses its stalest news rather than slowing MQTT traffic down
-// (DESIGN §3.3, §5).
+// delivers them, bounded by a QueueLimit.
 //
 // It is a ring buffer under a mutex with a one-slot wake-up channel, so a
 // Push costs no allocation and starts no goroutine.
 type Queue struct {
-	mu       sync.Mutex
-	buf      []*Event
-	head     int // index of the oldest event
-	n        int // events queued
-	bytes    int // their payload bytes (see weight)
-	maxBytes int // bound on bytes; 0 = none
-	closed   bool
+	mu     sync.Mutex
+	buf    []*Event
+	head   int // index of the oldest event
+	n      int // events queued
+	bytes  int // their payload bytes (see weight)
+	limit  QueueLimit
+	closed bool
 
 	dropped atomic.Uint64
 	// notify holds at most one pending wake-up: a consumer only needs to
@@ -40,6 +62,7 @@ func NewQueue(capacity int) *Queue {
 	}
 	return &Queue{
 		buf:    make([]*Event, capacity),
+		limit:  QueueLimit{Events: capacity},
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
@@ -49,7 +72,7 @@ func NewQueue(capacity int) *Queue {
 // bound): ten thousand events of 1 MiB messages would hold 10 GiB. Past
 // it the oldest events give way, but the newest always stays. Call it
 // before the first Push.
-func (q *Queue) LimitBytes(n int) { q.maxBytes = max(n, 0) }
+func (q *Queue) LimitBytes(n int) { q.limit.Bytes = max(n, 0) }
 
 // weight is what an event holds beyond its fixed size: the payloads of its
 // message and of a PUBLISH packet.
@@ -76,7 +99,9 @@ func (q *Queue) Push(e *Event) (dropped *Event) {
 		return e
 	}
 	w := weight(e)
-	for q.n == len(q.buf) || (q.maxBytes > 0 && q.n > 0 && q.bytes+w > q.maxBytes) {
+	// The ring has no slot to spare, so room is made before e goes in:
+	// the limit is asked about the queue as it will be with e.
+	for q.limit.Over(q.n+1, q.bytes+w) {
 		if d := q.dropOldest(); dropped == nil {
 			dropped = d
 		}

@@ -319,3 +319,24 @@ func TestQueueBoundedInBytes(t *testing.T) {
 		}
 	}
 }
+
+// The queue rule, case by case: a count or byte bound passed makes the
+// oldest drop, but never the newest, and Bytes 0 bounds nothing.
+func TestQueueLimitOver(t *testing.T) {
+	for _, c := range []struct {
+		limit         hooks.QueueLimit
+		events, bytes int
+		over          bool
+	}{
+		{hooks.QueueLimit{Events: 3, Bytes: 100}, 3, 100, false},  // full, not past
+		{hooks.QueueLimit{Events: 3, Bytes: 100}, 4, 10, true},    // one event too many
+		{hooks.QueueLimit{Events: 3, Bytes: 100}, 2, 101, true},   // bytes past, an older event can go
+		{hooks.QueueLimit{Events: 3, Bytes: 100}, 1, 5000, false}, // the newest alone stays, however large
+		{hooks.QueueLimit{Events: 1}, 1, 1 << 30, false},          // no byte bound
+		{hooks.QueueLimit{Events: 1}, 2, 0, true},
+	} {
+		if got := c.limit.Over(c.events, c.bytes); got != c.over {
+			t.Errorf("%+v.Over(%d events, %d bytes) = %v, want %v", c.limit, c.events, c.bytes, got, c.over)
+		}
+	}
+}

@@ -59,32 +59,48 @@ type state struct {
 	// using it returned, idle runs (once) and closes the plugins the new
 	// state no longer has. refs is striped: every event takes and drops a
 	// hold, on every core at once.
-	refs     *striped.Int
+	refs     *striped.Refs
 	retired  atomic.Bool
 	idleOnce sync.Once
 	idle     func()
 }
 
-// hold starts one call's use of st.
-func (st *state) hold() { st.refs.Add(1) }
+// hold starts one use of st. A call takes its first hold through
+// Manager.acquire; a call already holding st may take more and give them
+// back on other goroutines (the concurrent auth chain holds st once per
+// plugin it asks).
+func (st *state) hold() { st.refs.Hold() }
 
-// release ends one call's use of st. Once st is retired, whichever of
-// release and retire changes the count last sees it at zero and runs idle:
-// the atomics are sequentially consistent, so the last change's sum sees
-// every change before it, whichever shard it fell on. (A hold taken on a
-// retired state by acquire is given back at once, unused.)
+// release ends one use of st, and runs idle if st is retired and this was
+// the last.
 func (st *state) release() {
-	st.refs.Add(-1)
-	if st.retired.Load() && st.refs.Sum() == 0 {
+	st.refs.Release()
+	if st.retired.Load() && st.refs.Held() == 0 {
 		st.idleOnce.Do(st.idle)
 	}
 }
 
 // retire marks st replaced; idle runs now or when its last call returns.
+// Reload calls it after swapping in the next state.
+//
+// Idle never runs while a call uses st. A call uses st only once
+// acquire's second look found st still current after its hold, so that
+// hold came before Reload's swap, and so before retired was set and
+// before any Held that can run idle; Held never reads zero while a hold
+// made before it began is still in (striped.Refs.Held says why). Nested
+// holds are taken while the caller's first is in, so the same holds.
+// A call that loaded st but held it only after the swap sees the new
+// state on its second look and releases at once without touching a
+// plugin: its hold can delay idle, never hasten it.
+//
+// And idle does run once the last call returns: the atomics are
+// sequentially consistent, so of the last release and the Store below,
+// whichever comes second sees the other, and its Held, made after every
+// change, is exact: zero.
 func (st *state) retire(idle func()) {
 	st.idle = idle
 	st.retired.Store(true)
-	if st.refs.Sum() == 0 {
+	if st.refs.Held() == 0 {
 		st.idleOnce.Do(st.idle)
 	}
 }
@@ -116,7 +132,7 @@ func samePlugin(a, b Plugin) bool {
 // compile validates opts and builds a state from them. Errors name the
 // config key at fault.
 func (m *Manager) compile(opts Options) (*state, error) {
-	st := &state{anonymous: opts.Auth.AllowAnonymous, topicsOn: opts.Topics.Enable, refs: striped.NewInt()}
+	st := &state{anonymous: opts.Auth.AllowAnonymous, topicsOn: opts.Topics.Enable, refs: striped.NewRefs()}
 	byAlias := make(map[string]*plugin, len(opts.Plugins))
 	for _, alias := range slices.Sorted(maps.Keys(opts.Plugins)) {
 		p, err := m.load(alias, opts.Plugins[alias])
@@ -210,7 +226,7 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 		p.inline, _ = p.filter.(TopicFilterNow)
 	}
 	if p.sink, _ = spec.Plugin.(EventSink); p.sink != nil {
-		p.wants = p.sink.Wants() // at load: what a Reload may not exceed
+		p.wants = p.sink.Wants() // at load, before a manifest may narrow it
 		p.now, _ = p.sink.(EventSinkNow)
 	}
 	return p, nil

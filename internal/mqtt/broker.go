@@ -64,9 +64,6 @@ func New(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.SysInterval == 0 {
-		opts.SysInterval = 10 * time.Second
-	}
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore()
 	}

@@ -111,13 +111,13 @@ func (f Features) maxQoS() byte {
 }
 
 // Options configures a Broker. The zero value is a working broker with no
-// listeners: add them with Listen or list them in Listeners.
+// listeners and no $SYS topics: list listeners in Listeners.
 type Options struct {
 	Name        string // node name, reported in $SYS and events; default the host name
 	Listeners   []ListenerConfig
 	Limits      Limits
 	Features    Features
-	SysInterval time.Duration // $SYS publish period; 0 = default 10s, negative = off
+	SysInterval time.Duration // $SYS publish period; 0 or negative = off, as sys-interval 0 is in the config
 	Logger      *slog.Logger
 	Hooks       Hooks
 	// DisconnectDeniedPublish closes an MQTT 3.1.1 connection whose PUBLISH

@@ -129,24 +129,14 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// parseEvents is the configured set: every event when none is named.
 func parseEvents(names []string) (mqtt.EventMask, error) {
-	var m mqtt.EventMask
 	if len(names) == 0 {
-		for _, t := range mqtt.EventTypes() {
-			m = m.With(t)
-		}
-		return m, nil
+		return mqtt.AllEvents(), nil
 	}
-	for _, n := range names {
-		t, ok := mqtt.ParseEventType(n)
-		if !ok {
-			valid := make([]string, 0, 13)
-			for _, t := range mqtt.EventTypes() {
-				valid = append(valid, t.String())
-			}
-			return 0, fmt.Errorf("event-log: unknown event %q (valid: %s)", n, strings.Join(valid, ", "))
-		}
-		m = m.With(t)
+	m, err := mqtt.ParseEvents(names)
+	if err != nil {
+		return 0, fmt.Errorf("event-log: %w", err)
 	}
 	return m, nil
 }

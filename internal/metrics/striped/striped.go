@@ -6,8 +6,8 @@
 // more than the work being counted. A Counter here keeps its count in
 // shards, each on a cache line of its own, and sums them when scraped: an
 // increment writes a line that usually no other core is writing, and the
-// value exported is still exact. Int is the same for a signed count that
-// is not exported.
+// value exported is still exact. Refs uses the same striping to count the
+// holders of a shared resource.
 package striped
 
 import (
@@ -86,34 +86,73 @@ func slot(shift uint8) uint64 {
 	return (uint64(uintptr(unsafe.Pointer(&here))>>11) * 0x9e3779b97f4a7c15) >> shift
 }
 
-// Int is a signed count that many goroutines change at once and that is
-// seldom read, striped as a Counter is but not exported: the plugin
-// framework counts with it the calls holding a set of plugins, two
-// changes per broker event.
-type Int struct {
-	shards []shard
+// Refs counts the holders of something shared, such as a set of plugins
+// that may be closed only once no call uses it. Hold and Release are
+// striped as a Counter's Add is, since every broker event takes and gives
+// back a hold on every core at once; Held, the rare question "does anyone
+// still hold it?", reads every shard.
+//
+// A shard keeps two counts that only grow, holds and releases, instead of
+// one that goes up and down: a Release may run on another goroutine than
+// its Hold, or at another stack depth, and so land on another shard. With
+// one signed count per shard, a Held racing a hold on a shard it had
+// already read and the matching release on a shard it had not would read
+// that release without its hold, and could see zero while another holder
+// was inside. See Held for why two growing counts cannot.
+type Refs struct {
+	shards []refShard
 	shift  uint8
 }
 
-// NewInt returns a zero Int.
-func NewInt() *Int {
-	n := shardCount()
-	return &Int{shards: make([]shard, n), shift: uint8(64 - bits.Len(uint(n-1)))}
+// refShard is one stripe of a Refs, on a cache line of its own.
+type refShard struct {
+	holds, releases atomic.Uint64
+	_               cpu.CacheLinePad
 }
 
-// Add adds n (which may be negative). A decrement need not land on the
-// shard its increment did: only the sum means anything.
-func (i *Int) Add(n int64) { i.shards[slot(i.shift)].n.Add(uint64(n)) }
+// NewRefs returns a Refs that nobody holds.
+func NewRefs() *Refs {
+	n := shardCount()
+	return &Refs{shards: make([]refShard, n), shift: uint8(64 - bits.Len(uint(n-1)))}
+}
 
-// Sum is the total. Read while others change it, it is exact only about
-// changes that happened before the call; a caller that changed it itself
-// last sees every change made before its own.
-func (i *Int) Sum() int64 {
-	var sum uint64
-	for j := range i.shards {
-		sum += i.shards[j].n.Load()
+// Hold counts one more holder.
+func (r *Refs) Hold() { r.shards[slot(r.shift)].holds.Add(1) }
+
+// Release counts one holder gone; call it once per Hold, from any
+// goroutine.
+func (r *Refs) Release() { r.shards[slot(r.shift)].releases.Add(1) }
+
+// Held is how many hold now: exact when nothing races it, and never less
+// than the holders that were holding all through the call, so it is never
+// zero while one of them is.
+//
+// Why: it reads every shard's releases first and every shard's holds
+// after, and both only grow. Let T be when the releases are read. Every
+// release counted was made before T, so its hold was too, and the holds,
+// read after T, count that hold. The releases read are at most those made
+// by T and the holds read at least those made by T, so Held is at least
+// the number holding at T. A holder inside for the whole call is one of
+// them. (Counts wrap at 2^64; their difference is still exact.)
+func (r *Refs) Held() int64 { return r.held(nil) }
+
+// held is Held, calling between (if not nil) before each shard read, so a
+// test can interleave holds and releases at every point of the reads.
+func (r *Refs) held(between func(releases bool, shard int)) int64 {
+	var holds, releases uint64
+	for i := range r.shards {
+		if between != nil {
+			between(true, i)
+		}
+		releases += r.shards[i].releases.Load()
 	}
-	return int64(sum)
+	for i := range r.shards {
+		if between != nil {
+			between(false, i)
+		}
+		holds += r.shards[i].holds.Load()
+	}
+	return int64(holds - releases)
 }
 
 // Value is the count: the sum of the shards. Increments that race it are

@@ -24,11 +24,10 @@ const (
 // copy queued for later encoding cost two and most of a core's worth of
 // garbage collection at a million events a second.
 type lane struct {
-	p        *Pipeline
-	capacity int           // events queued at most; the batch being sent does not count
-	maxBytes int           // bytes queued at most, likewise: large payloads fill memory long before capacity
-	wake     chan struct{} // one pending wake-up for the goroutine
-	timer    *time.Timer   // the linger of the oldest batch; used by the goroutine only
+	p     *Pipeline
+	limit hooks.QueueLimit // events and encoded bytes queued at most; the batch being sent does not count
+	wake  chan struct{}    // one pending wake-up for the goroutine
+	timer *time.Timer      // the linger of the oldest batch; used by the goroutine only
 
 	mu     sync.Mutex
 	queue  []*chunk // batches waiting, oldest first; only the last may still be filling
@@ -76,7 +75,7 @@ func (c *chunk) size() int { return len(head) + c.live() + len(tail) }
 func newLane(p *Pipeline, capacity, maxBytes int) *lane {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &lane{p: p, capacity: capacity, maxBytes: maxBytes, wake: make(chan struct{}, 1), timer: t}
+	return &lane{p: p, limit: hooks.QueueLimit{Events: capacity, Bytes: maxBytes}, wake: make(chan struct{}, 1), timer: t}
 }
 
 // push encodes e into the lane's open batch. It reports encode failures
@@ -122,9 +121,7 @@ func (l *lane) push(e *hooks.Event) error {
 	if c.events() >= o.MaxEvents || c.size() >= o.MaxBytes {
 		c.full = true
 	}
-	// The newest event always stays: a single event larger than maxBytes
-	// is still delivered.
-	for l.queued > l.capacity || (l.bytes > l.maxBytes && l.queued > 1) {
+	for l.limit.Over(l.queued, l.bytes) {
 		l.dropOldest()
 	}
 	wake := opened || c.full // the goroutine arms a linger, or sends

@@ -123,7 +123,7 @@ func checkLaneCounts(t *testing.T, l *lane) {
 	if events != l.queued || bytes != l.bytes {
 		t.Fatalf("lane counts %d events, %d bytes; its queue holds %d and %d", l.queued, l.bytes, events, bytes)
 	}
-	if l.queued > l.capacity || (l.bytes > l.maxBytes && l.queued > 1) {
-		t.Fatalf("lane holds %d events, %d bytes; bounds %d and %d", l.queued, l.bytes, l.capacity, l.maxBytes)
+	if l.queued > l.limit.Events || (l.bytes > l.limit.Bytes && l.queued > 1) {
+		t.Fatalf("lane holds %d events, %d bytes; bounds %d and %d", l.queued, l.bytes, l.limit.Events, l.limit.Bytes)
 	}
 }
