@@ -4,12 +4,19 @@
 #   docker run --rm -p 1883:1883 mqttd                       # defaults: anonymous broker on :1883
 #   docker run --rm -p 1883:1883 -v "$PWD/mqttd.yaml:/etc/mqttd/mqttd.yaml:ro" mqttd
 #
+# The container runs as uid 65532 (distroless "nonroot"): every file mounted
+# into it (config, password or ACL file, TLS key) must be readable by that
+# user. mqttd stops at start, naming the file, when one is not (a checkout
+# made under umask 077 is the usual cause: chmod a+r the file).
+#
 # mqttd reads /etc/mqttd/mqttd.yaml when it exists (or --config FILE). The
 # admin listener (/healthz, /readyz, /metrics) binds 127.0.0.1:9180 unless
 # the config says otherwise: set admin.bind: "0.0.0.0:9180" (or
 # MQTTD_ADMIN_BIND) to reach it through a published port.
 
-FROM golang:1.26 AS build
+# The patch level go.mod's go line asks for: an older image would try to
+# download that toolchain during the build, and fail offline.
+FROM golang:1.26.8 AS build
 WORKDIR /src
 # Modules first, so this layer is reused until go.mod or go.sum change.
 COPY go.mod go.sum ./

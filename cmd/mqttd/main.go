@@ -4,7 +4,7 @@
 //	mqttd check-config [--config FILE]   validate the configuration and print it, secrets masked
 //	mqttd passwd [--bcrypt] FILE USER    add USER to a password-file plugin's FILE, or change the password
 //	mqttd passwd -D FILE USER            delete USER from FILE
-//	mqttd version                        print the version
+//	mqttd version (or --version)         print the version: module version and commit
 //
 // Without --config the file is $MQTTD_CONFIG, else the first of
 // ./mqttd.yaml, ./mqttd.yml, ./mqttd.toml, ./mqttd.json and the same names

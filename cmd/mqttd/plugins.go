@@ -61,14 +61,14 @@ func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prome
 			p = old
 			if r, ok := p.(reloader); ok {
 				if err := r.Reload(); err != nil {
-					errs = append(errs, fmt.Errorf("plugins.%s: %w", alias, err))
+					errs = append(errs, config.ExplainUnreadable(fmt.Errorf("plugins.%s: %w", alias, err)))
 					continue
 				}
 			}
 		} else {
 			var err error
 			if p, err = newPlugin(alias, pc, cfg.Name, log, reg); err != nil {
-				errs = append(errs, fmt.Errorf("plugins.%s: %w", alias, err))
+				errs = append(errs, config.ExplainUnreadable(fmt.Errorf("plugins.%s: %w", alias, err)))
 				continue
 			}
 			fresh = append(fresh, p)

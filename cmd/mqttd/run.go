@@ -8,9 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
-	"runtime"
-	"runtime/debug"
 	"slices"
 
 	"github.com/mqttd/mqttd/internal/config"
@@ -28,7 +25,7 @@ const (
 const usage = `usage:
   mqttd [--config FILE]                run the broker
   mqttd check-config [--config FILE]   validate the configuration and print it (secrets masked)
-  mqttd version                        print the version
+  mqttd version, mqttd --version      print the version (module version and commit)
   mqttd passwd [-D] FILE USER          set a password-file user's password (-D: delete the user)
 
 Without --config: $MQTTD_CONFIG, else ./mqttd.{yaml,yml,toml,json}, else
@@ -44,6 +41,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfgPath string
 	fs.StringVar(&cfgPath, "config", "", "config file")
 	fs.StringVar(&cfgPath, "c", "", "config file")
+	var showVersion bool
+	fs.BoolVar(&showVersion, "version", false, "print the version")
 	// parse reads flags; it returns -1 to go on, else the exit status.
 	parse := func(a []string) int {
 		switch err := fs.Parse(a); {
@@ -58,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if code := parse(args); code >= 0 {
 		return code
+	}
+	if showVersion && fs.NArg() == 0 {
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
 	}
 	var cmd string
 	if fs.NArg() > 0 {
@@ -74,10 +77,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	if cfgPath == "" {
-		cfgPath = os.Getenv(config.EnvConfigFile)
-	}
-
 	switch cmd {
 	case "":
 		return serve(ctx, cfgPath, stderr)
@@ -133,16 +132,4 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
-}
-
-func versionString() string {
-	v := mqtt.Version
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (" + s.Value[:12] + ")"
-			}
-		}
-	}
-	return v + " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
 }

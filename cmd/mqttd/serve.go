@@ -36,7 +36,18 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	log := cfg.Logging.NewLogger(stderr)
+	var logOut io.Writer = stderr
+	var lf *logFile
+	if path := cfg.LogFile(); path != "" {
+		var err error
+		if lf, err = openLogFile(path); err != nil {
+			fmt.Fprintf(stderr, "config: %v\n", err)
+			return exitUsage
+		}
+		defer lf.Close()
+		logOut = lf
+	}
+	log := cfg.Logging.NewLogger(logOut)
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
@@ -44,7 +55,7 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	if source == "" {
 		source = "built-in defaults"
 	}
-	log.Info("starting", "version", mqtt.Version, "name", cfg.Name, "config", source)
+	log.Info("starting", "version", versionString(), "name", cfg.Name, "config", source)
 
 	reg := admin.NewRegistry()
 	ps, err := buildPlugins(cfg, nil, log, reg)
@@ -133,6 +144,11 @@ wait:
 	for {
 		select {
 		case <-hup:
+			if lf != nil {
+				if err := lf.Reopen(); err != nil {
+					log.Error("cannot reopen the log file; logging on into the one open before", "err", err)
+				}
+			}
 			if next, err := reload(cfgPath, cfg, current.Load(), mgr, log, reg); err != nil {
 				log.Error("reload failed; the running configuration stays", "err", err)
 			} else {

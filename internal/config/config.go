@@ -84,10 +84,12 @@ type Admin struct {
 	Token string `mapstructure:"token" doc:"bearer token the admin API (/api/v1, /plugins, /debug) requires; use ${VAR}. \"\": the API answers only over loopback"`
 }
 
-// Logging configures the process log (always to stderr).
+// Logging configures the process log: stderr (journald keeps it under
+// systemd), or a file that SIGHUP reopens for logrotate.
 type Logging struct {
 	Level  string `mapstructure:"level" doc:"debug, info, warn or error"`
 	Format string `mapstructure:"format" doc:"text or json"`
+	File   string `mapstructure:"file" doc:"append the log to this file instead of stderr; SIGHUP reopens it (logrotate); relative to the config file"`
 }
 
 // DefaultListenerName is the name of the listener used when the

@@ -32,22 +32,27 @@ const EnvConfigFile = EnvPrefix + "CONFIG"
 
 type loader struct {
 	file string // as the operator named it, for messages
+	via  string // how the operator named it: "--config" or "$MQTTD_CONFIG"
 }
 
 // Load reads the configuration from path (YAML, TOML or JSON by its
-// extension), or, when path is "", from the first file of SearchPath that
-// exists, or from the built-in defaults when there is none. The
-// environment overrides both (see the package documentation). Every
+// extension), or, when path is "", from the file $MQTTD_CONFIG names, else
+// the first file of SearchPath that exists, else the built-in defaults. The
+// environment overrides any of them (see the package documentation). Every
 // problem found is reported, joined in one error whose parts are *Error.
 func Load(path string) (*Config, error) {
+	l := &loader{file: path, via: "--config"}
 	if path == "" {
-		p, err := search()
-		if err != nil {
-			return nil, err
+		l.via = "$" + EnvConfigFile
+		if path = os.Getenv(EnvConfigFile); path == "" {
+			p, err := search()
+			if err != nil {
+				return nil, err
+			}
+			path, l.via = p, "the search path"
 		}
-		path = p
+		l.file = path
 	}
-	l := &loader{file: path}
 
 	var raw map[string]any
 	dir := "."
@@ -115,6 +120,10 @@ func search() (string, error) {
 // readFile parses the file into a tree whose keys are lower-cased, as viper
 // treats keys case-insensitively.
 func (l *loader) readFile(path string) (map[string]any, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, &Error{Source: path, Msg: fmt.Sprintf("is a directory, not a config file (%s must name the file itself, e.g. %s)",
+			l.via, filepath.Join(path, "mqttd.yaml"))}
+	}
 	ext := strings.ToLower(filepath.Ext(path))
 	if ext != ".yaml" && ext != ".yml" && ext != ".toml" && ext != ".json" {
 		return nil, &Error{Source: path, Msg: fmt.Sprintf("unknown file type %q (name the file .yaml, .yml, .toml or .json)", ext)}
@@ -122,8 +131,13 @@ func (l *loader) readFile(path string) (map[string]any, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		msg := err.Error()
-		if errors.Is(err, fs.ErrNotExist) {
-			msg = "no such file (check the path given with --config)"
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && l.via == "$"+EnvConfigFile:
+			msg = "no such file (the path came from $" + EnvConfigFile + ": fix it, or unset it to use the search path)"
+		case errors.Is(err, fs.ErrNotExist):
+			msg = "no such file (check the path given with " + l.via + ")"
+		case errors.Is(err, fs.ErrPermission):
+			return nil, &Error{Msg: Unreadable(path)}
 		}
 		return nil, &Error{Source: path, Msg: msg}
 	}
@@ -132,7 +146,7 @@ func (l *loader) readFile(path string) (map[string]any, error) {
 	case ".yaml", ".yml":
 		err = yaml.Unmarshal(data, &m)
 		if err != nil {
-			err = fmt.Errorf("not valid YAML: %w", err)
+			err = yamlError(data, err)
 		}
 	case ".toml":
 		err = toml.Unmarshal(data, &m)

@@ -27,3 +27,7 @@ func (l Logging) NewLogger(w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
+
+// LogFile is logging.file resolved against the config file's directory, or
+// "" for stderr.
+func (c *Config) LogFile() string { return c.resolve(c.Logging.File) }

@@ -75,7 +75,7 @@ func readPEM(path string) ([]byte, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("cannot read %s: no such file (relative paths are resolved against the config file's directory)", path)
 	case errors.Is(err, fs.ErrPermission):
-		return nil, fmt.Errorf("cannot read %s: permission denied (make it readable by the user running mqttd)", path)
+		return nil, errors.New(Unreadable(path))
 	case err != nil:
 		return nil, fmt.Errorf("cannot read %s: %v", path, err)
 	}

@@ -64,6 +64,8 @@ func (p *Plugin) askManifest(ctx context.Context) error {
 		p.ready.Store(true)
 		p.opts.Logger.Info("webhook plugin has no manifest; using the config")
 		return nil
+	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
+		return fmt.Errorf("plugin %s: manifest: answered HTTP %d: the plugin refused the broker's signed request; the alias's secret must be the one the plugin checks signatures with (HOOKS_SECRET for examples/hooks-node)", p.opts.Alias, r.status)
 	case r.status != http.StatusOK:
 		return &Error{Plugin: p.opts.Alias, Endpoint: "manifest", Kind: KindStatus, Status: r.status}
 	case r.tooLong:

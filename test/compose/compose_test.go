@@ -187,7 +187,7 @@ func TestBuildContextsAndDockerfiles(t *testing.T) {
 
 	mqttdDocker := string(readFile(t, "Dockerfile"))
 	for _, re := range []string{
-		`(?m)^FROM golang:1\.26 AS build$`,
+		`(?m)^FROM golang:` + regexp.QuoteMeta(goModVersion(t)) + ` AS build$`,
 		`CGO_ENABLED=0 go build .* \./cmd/mqttd`,
 		`(?m)^FROM gcr\.io/distroless/static[^ ]*:nonroot$`,
 		`(?m)^USER nonroot`,
@@ -248,9 +248,9 @@ func TestMqttd(t *testing.T) {
 	if host, _, _ := net.SplitHostPort(cfg.Admin.Bind); host != "0.0.0.0" && host != "" {
 		t.Errorf("%s: admin.bind %q is not reachable from outside the container (use 0.0.0.0)", cfgHost, cfg.Admin.Bind)
 	}
-	wantPorts := []string{mqttPort + ":" + mqttPort, "127.0.0.1:" + adminPort + ":" + adminPort}
+	wantPorts := []string{"127.0.0.1:" + mqttPort + ":" + mqttPort, "127.0.0.1:" + adminPort + ":" + adminPort}
 	if !slices.Equal(s.Ports, wantPorts) {
-		t.Errorf("ports %v, want %v (MQTT for everyone, admin on the host's loopback only)", s.Ports, wantPorts)
+		t.Errorf("ports %v, want %v (the host's loopback only: the demo passwords are public)", s.Ports, wantPorts)
 	}
 
 	readyz := "http://127.0.0.1:" + adminPort + "/readyz"
@@ -412,4 +412,20 @@ func TestDockerCompose(t *testing.T) {
 
 func withoutVar(env []string, name string) []string {
 	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+}
+
+// goModVersion is go.mod's toolchain version, else its go version: the Go
+// image the Dockerfile builds with must be at that patch level, or the
+// build tries to download the toolchain (and fails offline).
+func goModVersion(t *testing.T) string {
+	t.Helper()
+	mod := string(readFile(t, "go.mod"))
+	if m := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindStringSubmatch(mod); m != nil {
+		return m[1]
+	}
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+\.\d+)$`).FindStringSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod has no toolchain line and no go line with a patch level")
+	}
+	return m[1]
 }

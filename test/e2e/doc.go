@@ -8,6 +8,11 @@
 //
 //	go test -race -count=1 ./test/e2e/
 //
-// It skips when node is not on PATH or examples/hooks-node/node_modules is
-// missing (run npm ci there first).
+// TestWalkthroughWithoutDocker runs, line by line, the steps of
+// examples/hooks-node/README.md that start both beside each other without
+// Docker.
+//
+// The tests never skip: they run npm ci in examples/hooks-node when its
+// node_modules is missing, and fail saying what to install when node is not
+// on PATH.
 package e2e

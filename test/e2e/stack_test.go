@@ -82,13 +82,7 @@ func repoRoot(t *testing.T) string {
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	root := repoRoot(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not on PATH: the end-to-end test runs examples/hooks-node (Node 20+)")
-	}
-	if fi, err := os.Stat(filepath.Join(root, "examples", "hooks-node", "node_modules")); err != nil || !fi.IsDir() {
-		t.Skip("examples/hooks-node/node_modules is missing: run npm ci in examples/hooks-node first (CI does)")
-	}
+	node := needHooksNode(t, root)
 
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "mqttd")

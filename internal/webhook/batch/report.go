@@ -56,7 +56,18 @@ func (r *reporter) line(p *Pipeline) bool {
 	if r.lastErr != nil {
 		args = append(args, "last_error", r.lastErr.Error())
 	}
-	r.log.Warn("plugin events retried or dropped since the last report: check the plugin service (last_error); if overflow keeps growing, raise its queue size", args...)
+	r.log.Warn(reportAdvice(s.Dropped.Encode > was.Dropped.Encode), args...)
 	r.logged, r.lastErr = s, nil
 	return true
+}
+
+// reportAdvice is the report's message. An event that cannot be encoded is
+// the broker's fault, not the plugin's: the broker handed over an event
+// the contract does not allow, so that part of the report says so.
+func reportAdvice(encodeFailed bool) string {
+	msg := "plugin events retried or dropped since the last report: check the plugin service (last_error); if overflow keeps growing, raise its queue size"
+	if encodeFailed {
+		msg += "; dropped_encode counts events the broker could not encode, which is a broker bug, not the plugin's: please report it with last_error"
+	}
+	return msg
 }
