@@ -86,7 +86,7 @@ func (b *Broker) runConn(conn net.Conn, l *listener, handoff bool) {
 		b.wg.Done()
 	}
 	if b.nconns.Add(1) > int64(b.limits.MaxConnections) {
-		b.refuse(conn, l)
+		b.refuseOverCapacity(conn, l)
 		release()
 		return
 	}
@@ -270,9 +270,9 @@ func (c *client) shutdown() {
 	c.cancel()
 }
 
-// kick ends the connection because a new one took its client id over: the
+// closeTakenOver ends the connection because a new one took its client id over: the
 // reader wakes from its read and finish says why (MQTT 5: DISCONNECT 0x8E).
-func (c *client) kick() {
+func (c *client) closeTakenOver() {
 	c.takenOver.Store(true)
 	c.conn.SetReadDeadline(time.Unix(1, 0))
 	c.cancel()
@@ -299,7 +299,7 @@ func (c *client) finish(cause error) {
 	if code != 0 {
 		s.mu.Lock()
 		c.appendControl(&packets.Disconnect{ReasonCode: code})
-		c.kickLocked()
+		c.wakeWriterLocked()
 		s.mu.Unlock()
 	}
 	if c.stopping.Load() || code != 0 || errors.Is(cause, errTakenOver) {

@@ -48,7 +48,7 @@ func (c *client) handshake() error {
 	if errors.Is(err, packets.ErrUnsupportedVersion) {
 		// [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 in the
 		// 3.1.1 format, then close.
-		c.refuse(packets.UnsupportedProtocolVersion, "")
+		c.refuseConnect(packets.UnsupportedProtocolVersion, "")
 		return fmt.Errorf("unsupported protocol level %d", p.ProtocolVersion)
 	}
 	if err != nil {
@@ -56,7 +56,7 @@ func (c *client) handshake() error {
 		if p.ProtocolVersion == packets.V5 {
 			// [MQTT-3.1.4-?] a v5 server may say why before closing.
 			c.version = packets.V5
-			c.refuse(packets.CodeOf(err), err.Error())
+			c.refuseConnect(packets.CodeOf(err), err.Error())
 		}
 		return err
 	}
@@ -80,7 +80,7 @@ func (c *client) handshake() error {
 		// [MQTT-3.1.3-6] then the server assigns one. MQTT 5 assigns one
 		// either way and says which ([MQTT-3.2.2-16]).
 		if !v5 && !p.CleanStart {
-			c.refuse(packets.ClientIDNotValid, "")
+			c.refuseConnect(packets.ClientIDNotValid, "")
 			return errors.New("empty client id without clean session")
 		}
 		c.info.ClientID = assignClientID()
@@ -92,7 +92,7 @@ func (c *client) handshake() error {
 		if !v5 {
 			// 3.1.1 cannot tell a client to ping more often: refuse it, as
 			// Mosquitto's max_keepalive does, rather than cut it later.
-			c.refuse(packets.ClientIDNotValid, "")
+			c.refuseConnect(packets.ClientIDNotValid, "")
 			return fmt.Errorf("keep alive %ds exceeds the maximum %ds", p.KeepAlive, max)
 		}
 		// [MQTT-3.2.2-21] the client must use the Server Keep Alive.
@@ -103,11 +103,11 @@ func (c *client) handshake() error {
 
 	// [MQTT-3.2.2-12], [MQTT-3.2.2-13] a will the server cannot honour.
 	if p.WillFlag && p.WillQoS > b.opts.Features.maxQoS() {
-		c.refuse(packets.QoSNotSupported, "will QoS above the server's maximum")
+		c.refuseConnect(packets.QoSNotSupported, "will QoS above the server's maximum")
 		return errors.New("will QoS not supported")
 	}
 	if p.WillFlag && p.WillRetain && b.opts.Features.NoRetain {
-		c.refuse(packets.RetainNotSupported, "retained messages are not available")
+		c.refuseConnect(packets.RetainNotSupported, "retained messages are not available")
 		return errors.New("will retain not supported")
 	}
 	authData, err := c.authenticate(&p)
@@ -148,7 +148,7 @@ func (c *client) refuseTooLarge(size int) {
 	reason := fmt.Sprintf("CONNECT of %d bytes exceeds limits.max-connect-size (%d)", size, c.b.limits.MaxConnectSize)
 	if c.r.connectLevel() == packets.V5 {
 		c.version = packets.V5
-		c.refuse(packets.PacketTooLarge, reason)
+		c.refuseConnect(packets.PacketTooLarge, reason)
 		return
 	}
 	c.recordRefusal(packets.PacketTooLarge, reason, "")
@@ -204,7 +204,7 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 		ex, ok := b.hooks.Auth.(AuthExchanger)
 		if !ok {
 			// [MQTT-4.12.0-1] a method the server does not support.
-			c.refuse(packets.BadAuthMethod, "authentication method not supported")
+			c.refuseConnect(packets.BadAuthMethod, "authentication method not supported")
 			return nil, errAuthMissing
 		}
 		data := p.Props.AuthData
@@ -218,7 +218,7 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 			}
 			next, err := c.authRound(st.Data)
 			if err != nil {
-				c.refuse(packets.ProtocolError, err.Error())
+				c.refuseConnect(packets.ProtocolError, err.Error())
 				return nil, err
 			}
 			data = next
@@ -244,7 +244,7 @@ func (c *client) abandonedAuth(why error, plugin string) error {
 	if !errors.Is(why, errClientGone) {
 		code, reason = packets.ServerUnavailable, "the server is shutting down"
 	}
-	c.refuseBy(code, reason, plugin)
+	c.refuseConnectBy(code, reason, plugin)
 	return fmt.Errorf("CONNECT not decided: %w", why)
 }
 
@@ -279,18 +279,20 @@ func (c *client) checkAuth(res AuthResult) error {
 	}
 	c.b.stats.authRejected.Add(1)
 	code := denyCode(packets.CONNACK, res.ReasonCode)
-	c.refuseBy(code, res.Reason, res.Plugin)
+	c.refuseConnectBy(code, res.Reason, res.Plugin)
 	return fmt.Errorf("not authorized (%v): %s", code, res.Reason)
 }
 
-// refuse answers a CONNECT the broker's own rules turn away.
-func (c *client) refuse(code packets.ReasonCode, reason string) { c.refuseBy(code, reason, "") }
+// refuseConnect answers a CONNECT the broker's own rules turn away.
+func (c *client) refuseConnect(code packets.ReasonCode, reason string) {
+	c.refuseConnectBy(code, reason, "")
+}
 
-// refuseBy answers a CONNECT with a failure code before the connection is
+// refuseConnectBy answers a CONNECT with a failure code before the connection is
 // closed ([MQTT-3.2.2-6]: session present 0), and records the refusal for
 // the operator. code is an MQTT 5 reason code; 3.1.1 clients get its 3.1.1
 // equivalent. plugin names who decided ("" for the broker's own rules).
-func (c *client) refuseBy(code packets.ReasonCode, reason, plugin string) {
+func (c *client) refuseConnectBy(code packets.ReasonCode, reason, plugin string) {
 	c.recordRefusal(code, reason, plugin)
 	ack := packets.Connack{ReasonCode: code}
 	v := c.version
@@ -308,7 +310,7 @@ func (c *client) refuseBy(code packets.ReasonCode, reason, plugin string) {
 	c.conn.Write(buf)
 	c.b.stats.bytesOut.Add(int64(len(buf)))
 	c.b.stats.pktsOut.Add(1)
-	c.b.emitSent(&c.info, buf, v)
+	c.b.emitPacketSent(&c.info, buf, v)
 }
 
 // recordRefusal logs a refused CONNECT and keeps it in the refusal ring.
@@ -318,10 +320,10 @@ func (c *client) recordRefusal(code packets.ReasonCode, reason, plugin string) {
 		Listener: c.info.Listener, Protocol: byte(c.version), ReasonCode: byte(code), Reason: reason, Plugin: plugin})
 }
 
-// refuse turns away a connection over MaxConnections: it reads the CONNECT
+// refuseOverCapacity turns away a connection over MaxConnections: it reads the CONNECT
 // (briefly) so the answer can be a proper CONNACK: "server unavailable"
 // (3.1.1), "server busy" (MQTT 5).
-func (b *Broker) refuse(conn net.Conn, l *listener) {
+func (b *Broker) refuseOverCapacity(conn net.Conn, l *listener) {
 	b.stats.connsRefused.Add(1)
 	f := Refusal{RemoteAddr: conn.RemoteAddr().String(), Listener: l.name, ReasonCode: byte(packets.ServerBusy),
 		Reason: fmt.Sprintf("max-connections (%d) reached", b.limits.MaxConnections)}
@@ -377,7 +379,7 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 		old.mu.Unlock()
 		if prev != nil {
 			b.stats.takeovers.Add(1)
-			prev.kick()
+			prev.closeTakenOver()
 		}
 	}
 	var s *Session
@@ -427,7 +429,7 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 	c.appendControl(connack)
 	c.resendInflight(s)
 	b.pumpLocked(s)
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 	return will
 }

@@ -40,7 +40,7 @@ func (c *client) appendPublish(topic string, payload []byte, props *packets.Prop
 	c.outMsgs++
 	c.outPkts++
 	if c.b.evMask().Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[mark:], c.version)
+		c.b.emitPacketSent(&c.info, c.out[mark:], c.version)
 	}
 	return true
 }
@@ -98,7 +98,7 @@ func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, 
 	}
 	c.outPkts++
 	if c.b.evMask().Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[mark:], c.version)
+		c.b.emitPacketSent(&c.info, c.out[mark:], c.version)
 	}
 }
 
@@ -141,7 +141,7 @@ func (c *client) appendControl(p packets.Packet) {
 	}
 	c.outPkts++
 	if c.b.evMask().Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[mark:], c.version)
+		c.b.emitPacketSent(&c.info, c.out[mark:], c.version)
 	}
 }
 
@@ -176,6 +176,6 @@ func (c *client) appendSimple(t packets.Type) {
 	c.out = append(c.out, byte(t)<<4, 0)
 	c.outPkts++
 	if c.b.evMask().Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[len(c.out)-2:], c.version)
+		c.b.emitPacketSent(&c.info, c.out[len(c.out)-2:], c.version)
 	}
 }

@@ -34,7 +34,7 @@ var (
 // handle dispatches one inbound packet of a connected client.
 func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 	if c.b.evMask().Has(EventPacketReceived) {
-		c.b.emitReceived(&c.info, fh, body, c.version)
+		c.b.emitPacketReceived(&c.info, fh, body, c.version)
 	}
 	switch fh.Type {
 	case packets.PUBLISH:
@@ -101,7 +101,7 @@ func (c *client) send(fn func()) {
 	s := c.sess
 	s.mu.Lock()
 	fn()
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 }
 
@@ -114,7 +114,9 @@ type receivedEvent struct {
 	msg Message
 }
 
-func (c *client) emitReceived(p *packets.Publish) {
+// emitMessageReceived reports an inbound PUBLISH as broker_message_received
+// (the packet itself is emitPacketReceived's, mqtt_packet_received).
+func (c *client) emitMessageReceived(p *packets.Publish) {
 	r := c.received
 	if r == nil {
 		r = new(receivedEvent)
@@ -155,7 +157,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		}
 	}
 	if b.evMask().Has(EventMessageReceived) {
-		c.emitReceived(p)
+		c.emitMessageReceived(p)
 	}
 	code, reason := packets.Success, ""
 	switch {
@@ -326,7 +328,7 @@ func (c *client) onPubrel(pid uint16) {
 	// [MQTT-4.3.3-2] PUBCOMP even for an id we no longer hold: the client
 	// may be retrying after we already completed it.
 	c.appendAck(packets.PUBCOMP, pid, code, "")
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 }
 
@@ -354,12 +356,12 @@ func (c *client) onAck(pid uint16, t packets.Type, code packets.ReasonCode) {
 			fallthrough
 		case e != nil && e.state == awaitComp:
 			c.appendAck(packets.PUBREL, pid, 0, "")
-			c.kickLocked()
+			c.wakeWriterLocked()
 			return
 		default:
 			if c.version == packets.V5 {
 				c.appendAck(packets.PUBREL, pid, packets.PacketIDNotFound, "")
-				c.kickLocked()
+				c.wakeWriterLocked()
 			}
 			return
 		}
@@ -467,7 +469,7 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 		ack.Props.ReasonString = reason
 	}
 	c.appendControl(&ack)
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 
 	for i, sub := range p.Subscriptions {
@@ -521,7 +523,7 @@ func (c *client) onUnsubscribe(fh packets.FixedHeader, body []byte) error {
 	}
 	// [MQTT-3.10.4-4] UNSUBACK even when nothing matched.
 	c.appendControl(&packets.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 	for _, f := range p.Filters {
 		b.emit(&Event{Type: EventClientUnsubscribed, Client: &c.info, Topic: f})

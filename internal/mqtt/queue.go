@@ -50,7 +50,7 @@ func (b *Broker) pumpLocked(s *Session) {
 		return
 	}
 	if b.hooks.Topics != nil {
-		c.kickLocked()
+		c.wakeWriterLocked()
 		return
 	}
 	sent := false
@@ -67,7 +67,7 @@ func (b *Broker) pumpLocked(s *Session) {
 		}
 	}
 	if sent {
-		c.kickLocked()
+		c.wakeWriterLocked()
 	}
 }
 

@@ -140,7 +140,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 	if mode == deliverQueuedChecked {
 		d.msg = r.message()
 		b.enqueue(s, d)
-		c.kickLocked()
+		c.wakeWriterLocked()
 		return
 	}
 	// deliverDirect, or checked in line and allowed.
@@ -160,12 +160,12 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 			return
 		}
 		if c.appendPublish(r.topic, r.payload, r.props, r.created(), 0, 0, d.retain, false, d.subIDs) {
-			c.kickLocked()
+			c.wakeWriterLocked()
 		}
 	case s.queue.len() == 0 && !s.inflight.full(s.window):
 		d.msg = r.message()
 		if b.sendInflight(s, c, d) {
-			c.kickLocked()
+			c.wakeWriterLocked()
 		}
 	default:
 		d.msg = r.message()
