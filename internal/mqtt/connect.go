@@ -54,7 +54,7 @@ func (c *client) handshake() error {
 	if err != nil {
 		b.stats.malformed.Add(1)
 		if p.ProtocolVersion == packets.V5 {
-			// [MQTT-3.1.4-?] a v5 server may say why before closing.
+			// [MQTT5-3.1.4-1] close; a v5 server may say why first (5.0 §4.13.1).
 			c.version = packets.V5
 			c.refuseConnect(packets.CodeOf(err), err.Error())
 		}
@@ -78,7 +78,7 @@ func (c *client) handshake() error {
 	if c.info.ClientID == "" {
 		// 3.1.1: [MQTT-3.1.3-8] an empty id needs a clean session, and
 		// [MQTT-3.1.3-6] then the server assigns one. MQTT 5 assigns one
-		// either way and says which ([MQTT-3.2.2-16]).
+		// either way and says which ([MQTT5-3.2.2-16]).
 		if !v5 && !p.CleanStart {
 			c.refuseConnect(packets.ClientIDNotValid, "")
 			return errors.New("empty client id without clean session")
@@ -95,13 +95,13 @@ func (c *client) handshake() error {
 			c.refuseConnect(packets.ClientIDNotValid, "")
 			return fmt.Errorf("keep alive %ds exceeds the maximum %ds", p.KeepAlive, max)
 		}
-		// [MQTT-3.2.2-21] the client must use the Server Keep Alive.
+		// [MQTT5-3.2.2-21] the client must use the Server Keep Alive.
 		keepAlive = max
 		ack.ServerKeepAlive = max
 	}
 	c.keepAlive = time.Duration(keepAlive) * time.Second
 
-	// [MQTT-3.2.2-12], [MQTT-3.2.2-13] a will the server cannot honour.
+	// [MQTT5-3.2.2-12], [MQTT5-3.2.2-13] a will the server cannot honour.
 	if p.WillFlag && p.WillQoS > b.opts.Features.maxQoS() {
 		c.refuseConnect(packets.QoSNotSupported, "will QoS above the server's maximum")
 		return errors.New("will QoS not supported")
@@ -156,7 +156,7 @@ func (c *client) refuseTooLarge(size int) {
 
 // readConnectProps takes what an MQTT 5 CONNECT says about the client.
 func (c *client) readConnectProps(pp *packets.Properties) {
-	// [MQTT-3.1.2-28] absent means 1: reason strings are welcome.
+	// [MQTT5-3.1.2-29] absent means 1: reason strings are welcome.
 	c.problemInfo = !pp.Has(packets.PropRequestProblemInfo) || pp.RequestProblemInfo == 1
 	c.maxOut = int(pp.MaximumPacketSize) // 0: no limit
 	c.recvMax = 65535
@@ -188,7 +188,7 @@ func (c *client) sessionExpiry(p *packets.Connect, ack *packets.Properties) uint
 		if expiry > capped {
 			expiry = capped
 			if c.version == packets.V5 {
-				ack.SessionExpiry = capped // [MQTT-3.2.2-?] the server's value wins
+				ack.SessionExpiry = capped // the server's value wins (5.0 §3.2.2.3.2)
 			}
 		}
 	}
@@ -203,7 +203,7 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 	if c.authMethod != "" {
 		ex, ok := b.hooks.Auth.(AuthExchanger)
 		if !ok {
-			// [MQTT-4.12.0-1] a method the server does not support.
+			// [MQTT5-4.12.0-1] a method the server does not support.
 			c.refuseConnect(packets.BadAuthMethod, "authentication method not supported")
 			return nil, errAuthMissing
 		}
@@ -288,10 +288,11 @@ func (c *client) refuseConnect(code packets.ReasonCode, reason string) {
 	c.refuseConnectBy(code, reason, "")
 }
 
-// refuseConnectBy answers a CONNECT with a failure code before the connection is
-// closed ([MQTT-3.2.2-6]: session present 0), and records the refusal for
-// the operator. code is an MQTT 5 reason code; 3.1.1 clients get its 3.1.1
-// equivalent. plugin names who decided ("" for the broker's own rules).
+// refuseConnectBy answers a CONNECT with a failure code before the
+// connection is closed ([MQTT-3.2.2-4], [MQTT5-3.2.2-6]: session present 0),
+// and records the refusal for the operator. code is an MQTT 5 reason code;
+// 3.1.1 clients get its 3.1.1 equivalent. plugin names who decided ("" for
+// the broker's own rules).
 func (c *client) refuseConnectBy(code packets.ReasonCode, reason, plugin string) {
 	c.recordRefusal(code, reason, plugin)
 	ack := packets.Connack{ReasonCode: code}
@@ -347,8 +348,8 @@ func (b *Broker) refuseOverCapacity(conn net.Conn, l *listener) {
 
 // attach binds the accepted client to its session: a fresh one for a clean
 // start, else the stored one (session present) when the same identity made
-// it. An older connection with the same id is closed first ([MQTT-3.1.4-2]).
-// A session it discards may leave a delayed will to publish.
+// it. An older connection with the same id is closed first ([MQTT-3.1.4-2],
+// [MQTT5-3.1.4-3]). A session it discards may leave a delayed will to publish.
 func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties) {
 	b := c.b
 	b.connMu.Lock()
@@ -411,13 +412,13 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 	s.expiry = expiry
 	s.window = b.limits.MaxInflight
 	if c.version == packets.V5 {
-		// [MQTT-3.3.4-9] no more unacknowledged QoS 1/2 than the client's
+		// [MQTT5-3.3.4-9] no more unacknowledged QoS 1/2 than the client's
 		// Receive Maximum.
 		s.window = min(s.window, c.recvMax)
 	}
 	s.offlineSince = time.Time{}
 	if s.willTimer != nil {
-		// [MQTT-3.1.3-9] reconnecting within the Will Delay cancels the will.
+		// [MQTT5-3.1.3-9] reconnecting within the Will Delay cancels the will.
 		s.willTimer.Stop()
 		s.willTimer, s.pendingWill = nil, nil
 	}

@@ -9,7 +9,7 @@ import "time"
 
 // sendInflight assigns a packet id, encodes the delivery and records it in
 // the window. A delivery that has expired or is too large for the client is
-// dropped as if it had completed ([MQTT-3.1.2-25]). Caller holds s.mu.
+// dropped as if it had completed ([MQTT5-3.1.2-25]). Caller holds s.mu.
 func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
 	pid := s.nextPacketID()
 	if !c.appendDelivery(&d, pid, false) {
