@@ -35,15 +35,18 @@ type reloader interface{ Reload() error }
 // buildPlugins constructs every alias of cfg. An alias configured exactly as
 // in prev reuses prev's instance (an HTTP plugin keeps its cache and
 // breaker; a file plugin re-reads its file); the others are new. On error
-// the new instances are closed and prev is untouched.
+// the new instances are closed and prev's stay in place; but a reused file
+// plugin that re-read its file before another alias failed keeps what it
+// read.
 func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prometheus.Registerer) (*plugins, error) {
 	ps := &plugins{
 		conf:  map[string]config.Plugin{},
 		built: map[string]hooks.Plugin{},
 		opts: hooks.Options{
-			Broker:     cfg.Name,
-			Plugins:    map[string]hooks.PluginSpec{},
-			Auth:       hooks.AuthOptions{Plugins: cfg.Auth.Plugins, Mode: cfg.Auth.Mode, AllowAnonymous: cfg.Auth.AllowAnonymous},
+			Broker:  cfg.Name,
+			Plugins: map[string]hooks.PluginSpec{},
+			Auth: hooks.AuthOptions{Plugins: cfg.Auth.Plugins, Mode: cfg.Auth.Mode, AllowAnonymous: cfg.Auth.AllowAnonymous,
+				RateLimit: hooks.RateLimitOptions(cfg.Auth.RateLimit)},
 			Topics:     hooks.TopicOptions{Enable: cfg.TopicCheck.Enable, Plugins: cfg.TopicCheck.Plugins, Default: hooks.Deny},
 			Logger:     log,
 			Registerer: reg,
@@ -120,7 +123,7 @@ func webhookOptions(alias string, pc config.Plugin, broker string, log *slog.Log
 		Alias: alias, URL: pc.URL, Timeout: pc.Timeout, Secret: pc.Secret, Headers: pc.Headers,
 		Events: pc.Events, Config: pc.Config, OnError: onErr,
 		TLS:      webhook.TLSOptions{CAFile: pc.TLS.CA, CertFile: pc.TLS.Cert, KeyFile: pc.TLS.Key},
-		MaxConns: pc.MaxConns, MaxBody: int64(pc.MaxBody),
+		MaxConns: pc.MaxConns, MaxBody: int64(pc.MaxBody), MaxRequest: int64(pc.MaxRequest), MaxConcurrent: pc.MaxConcurrent,
 		Cache: webhook.CacheOptions{Size: pc.Cache.Size, TTL: pc.Cache.TTL, DenyTTL: pc.Cache.DenyTTL,
 			MaxTTL: pc.Cache.MaxTTL, Jitter: pc.Cache.Jitter},
 		Breaker: webhook.BreakerOptions{ConsecutiveFailures: pc.Breaker.ConsecutiveFailures, FailureRatio: pc.Breaker.FailureRatio,

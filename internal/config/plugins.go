@@ -27,10 +27,14 @@ type Plugin struct {
 	Payload  bool              `mapstructure:"payload" doc:"event-log: include message payloads"`
 	MaxConns int               `mapstructure:"max-conns" doc:"http: pooled keep-alive connections to the plugin"`
 	MaxBody  ByteSize          `mapstructure:"max-body" doc:"http: largest answer body read; a longer one is an error"`
-	TLS      PluginTLS         `mapstructure:"tls"`
-	Cache    PluginCache       `mapstructure:"cache"`
-	Breaker  PluginBreaker     `mapstructure:"breaker"`
-	Queue    PluginQueue       `mapstructure:"queue"`
+	// MaxRequest and MaxConcurrent bound what a client can make the
+	// plugin do: a request it stuffed, a flood of logins.
+	MaxRequest    ByteSize      `mapstructure:"max-request" doc:"http: largest decision request body; a larger one is refused without a call (counted as too_large)"`
+	MaxConcurrent int           `mapstructure:"max-concurrent" doc:"http: authenticate calls in flight at once; a call waits up to timeout for a slot, then is refused (counted as busy)"`
+	TLS           PluginTLS     `mapstructure:"tls"`
+	Cache         PluginCache   `mapstructure:"cache"`
+	Breaker       PluginBreaker `mapstructure:"breaker"`
+	Queue         PluginQueue   `mapstructure:"queue"`
 }
 
 // PluginTLS is the client side of TLS towards an https:// plugin.
@@ -74,9 +78,19 @@ type PluginQueue struct {
 
 // Auth is the authenticate chain (DESIGN §3.2).
 type Auth struct {
-	AllowAnonymous bool     `mapstructure:"allow-anonymous" doc:"accept a client when no plugin allowed or denied it"`
-	Plugins        []string `mapstructure:"plugins" doc:"aliases asked at every CONNECT"`
-	Mode           string   `mapstructure:"mode" doc:"all (any deny rejects, else any allow accepts) or first (first non-ignore answer wins)"`
+	AllowAnonymous bool          `mapstructure:"allow-anonymous" doc:"accept a client when no plugin allowed or denied it"`
+	Plugins        []string      `mapstructure:"plugins" doc:"aliases asked at every CONNECT"`
+	Mode           string        `mapstructure:"mode" doc:"all (any deny rejects, else any allow accepts) or first (first non-ignore answer wins)"`
+	RateLimit      AuthRateLimit `mapstructure:"rate-limit"`
+}
+
+// AuthRateLimit bounds the logins of each source address: a token bucket
+// of failed logins, and the logins in progress at once.
+type AuthRateLimit struct {
+	FailuresPerSecond float64 `mapstructure:"failures-per-second" doc:"failed logins a source address earns back per second; 0 turns the limit off"`
+	Burst             int     `mapstructure:"burst" doc:"failed logins a source address may have in a row before it is refused at once (0x97, 3.1.1 0x05)"`
+	MaxPending        int     `mapstructure:"max-pending" doc:"logins one source address may have in progress at once; more are refused at once (0x97, 3.1.1 0x05); 0 = no bound"`
+	MaxSources        int     `mapstructure:"max-sources" doc:"source addresses tracked (IPv6 by /64); beyond it the least recently failed are forgotten"`
 }
 
 // TopicCheck is the topic_filtering chain (DESIGN §3.2).
@@ -87,7 +101,9 @@ type TopicCheck struct {
 	DenyPublish string   `mapstructure:"deny-publish" doc:"a denied MQTT 3.1.1 publish is acknowledged and dropped (drop) or closes the connection (disconnect)"`
 }
 
-// Plugin types.
+// Plugin types are the values of a plugin's type key: an HTTP service or
+// one of the built-ins compiled into mqttd. Each type accepts only its own
+// keys (see Plugin).
 const (
 	PluginHTTP         = "http"
 	PluginPasswordFile = "password-file"
@@ -100,12 +116,14 @@ var pluginTypes = []string{PluginHTTP, PluginPasswordFile, PluginACLFile, Plugin
 // defaultPlugin is what every key of a plugin entry defaults to.
 func defaultPlugin() Plugin {
 	return Plugin{
-		Timeout:  time.Second,
-		OnError:  "deny",
-		Level:    "info",
-		MaxConns: 64,
-		MaxBody:  64 * KiB,
-		Cache:    PluginCache{Size: 10000, TTL: time.Minute, DenyTTL: 10 * time.Second, MaxTTL: time.Hour, Jitter: 0.1},
+		Timeout:       time.Second,
+		OnError:       "deny",
+		Level:         "info",
+		MaxConns:      64,
+		MaxBody:       64 * KiB,
+		MaxRequest:    64 * KiB,
+		MaxConcurrent: 64,
+		Cache:         PluginCache{Size: 10000, TTL: time.Minute, DenyTTL: 10 * time.Second, MaxTTL: time.Hour, Jitter: 0.1},
 		Breaker: PluginBreaker{ConsecutiveFailures: 5, MinRequests: 20, Interval: time.Minute,
 			OpenFor: 10 * time.Second, HalfOpenRequests: 1},
 		Queue: PluginQueue{Size: 10000, SizeBytes: 64 * MiB, Lanes: 4, MaxEvents: 1000, MaxBytes: 1 * MiB, Linger: 50 * time.Millisecond,
@@ -125,7 +143,7 @@ func entryDefault(t reflect.Type) reflect.Value {
 // pluginKeys lists, per type, the keys that apply to it beyond the common
 // ones (type, timeout, on-error, events, config).
 var pluginKeys = map[string][]string{
-	PluginHTTP:         {"url", "secret", "headers", "max-conns", "max-body", "tls", "cache", "breaker", "queue"},
+	PluginHTTP:         {"url", "secret", "headers", "max-conns", "max-body", "max-request", "max-concurrent", "tls", "cache", "breaker", "queue"},
 	PluginPasswordFile: {"file"},
 	PluginACLFile:      {"file"},
 	PluginEventLog:     {"level", "payload", "queue"},
@@ -250,6 +268,13 @@ func (l *loader) validatePlugins(c *Config) []error {
 		}
 	}
 	checkList("auth.plugins", c.Auth.Plugins)
+	chk := bounds{l, &errs}
+	if rl := c.Auth.RateLimit; rl.FailuresPerSecond < 0 {
+		chk.add("auth.rate-limit.failures-per-second", "%v is negative (use 0 to turn the limit off)", rl.FailuresPerSecond)
+	}
+	chk.atLeast("auth.rate-limit.burst", c.Auth.RateLimit.Burst, 1)
+	chk.atLeast("auth.rate-limit.max-pending", c.Auth.RateLimit.MaxPending, 0)
+	chk.atLeast("auth.rate-limit.max-sources", c.Auth.RateLimit.MaxSources, 1)
 	checkList("topic-check.plugins", c.TopicCheck.Plugins)
 	c.Auth.Mode = strings.ToLower(strings.TrimSpace(c.Auth.Mode))
 	if c.Auth.Mode != "all" && c.Auth.Mode != "first" {
@@ -276,6 +301,10 @@ func (l *loader) validateHTTPTuning(key string, p *Plugin) []error {
 	if p.MaxBody < 1 {
 		chk.add(k("max-body"), "%s is out of range (use at least 1, e.g. 64KiB)", p.MaxBody)
 	}
+	if p.MaxRequest < 1 {
+		chk.add(k("max-request"), "%s is out of range (use at least 1, e.g. 64KiB)", p.MaxRequest)
+	}
+	chk.atLeast(k("max-concurrent"), p.MaxConcurrent, 1)
 	chk.atLeast(k("cache.size"), p.Cache.Size, 0)
 	chk.fraction(k("cache.jitter"), p.Cache.Jitter)
 	chk.notNegative(k("cache.ttl"), p.Cache.TTL)

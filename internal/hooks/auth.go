@@ -8,70 +8,116 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
-// authChain is the broker's mqtt.Authenticator: the auth rules of DESIGN
-// §3.2 over the auth plugins of the current state.
+// authChain is the broker's mqtt.Authenticator: the auth rules (see
+// AuthOptions) over the auth plugins of the current state.
 type authChain struct{ m *Manager }
 
 // Authenticate decides one CONNECT. The broker calls it on the connecting
 // client's goroutine before any session state changes, with a ctx that
 // ends when the client goes away or the broker closes.
+//
+// A source address that used up its failed logins (auth.rate-limit) is
+// refused before any plugin is asked.
 func (a *authChain) Authenticate(ctx context.Context, c *mqtt.ClientInfo, password []byte) mqtt.AuthResult {
+	src, limited := sourceOf(c.RemoteAddr)
+	if limited {
+		if why := a.m.limits.begin(src); why != limitNone {
+			a.m.chains.count(actAuthenticate, false)
+			return a.m.rateLimited(c, why)
+		}
+	}
 	st := a.m.acquire()
 	defer st.release()
 	var res mqtt.AuthResult
+	var outage bool
 	if len(st.auth) > 1 && !st.authFirst {
-		res = st.authConcurrently(ctx, c, password)
+		res, outage = st.authConcurrently(ctx, c, password)
 	} else {
 		// Mode first, or one plugin (where the modes agree): in order, the
 		// first answer that is not ignore decides, on this goroutine.
-		res = st.authInOrder(ctx, &AuthRequest{Client: c, Password: password})
+		res, outage = st.authInOrder(ctx, &AuthRequest{Client: c, Password: password})
+	}
+	if limited {
+		// A refusal because a plugin could not decide (it failed, or was
+		// busy) is no sign of guessing: it spends nothing.
+		a.m.limits.end(src, !res.Allow && !outage)
 	}
 	a.m.chains.count(actAuthenticate, res.Allow)
 	return res
 }
 
-func (st *state) authInOrder(ctx context.Context, req *AuthRequest) mqtt.AuthResult {
+// rateLimited is the answer to a source the limiter refused (why):
+// 0x97 quota exceeded, or 0x05 not authorized for 3.1.1 (handed over as
+// 0x87, see authDenied). It is counted and logged, at most once per
+// logEvery with the number held back.
+func (m *Manager) rateLimited(c *mqtt.ClientInfo, why int) mqtt.AuthResult {
+	reason, label := "too many failed logins from this address; try again later", "failures"
+	if why == limitPending {
+		reason, label = "too many logins in progress from this address; try again later", "pending"
+	}
+	m.metrics.rateLimited.WithLabelValues(label).Inc()
+	if ok, held := m.limitedLog.allow(); ok {
+		m.log.Info("login refused by auth.rate-limit", "reason", reason,
+			"remote", c.RemoteAddr, "client_id", c.ClientID, "username", c.Username, "listener", c.Listener,
+			"suppressed", held)
+	}
+	code := packets.QuotaExceeded
+	if c.ProtocolVersion != byte(packets.V5) {
+		code = packets.NotAuthorized
+	}
+	return mqtt.AuthResult{ReasonCode: byte(code), Reason: reason}
+}
+
+// authInOrder and authConcurrently return the result and whether it is a
+// refusal because a plugin could not decide.
+func (st *state) authInOrder(ctx context.Context, req *AuthRequest) (mqtt.AuthResult, bool) {
 	for _, p := range st.auth {
 		switch ans := p.askAuth(ctx, req); ans.Result {
 		case Allow:
-			return mqtt.AuthResult{Allow: true}
+			return mqtt.AuthResult{Allow: true, Plugin: p.alias}, false
 		case Deny:
-			return authDenied(req.Client, ans)
+			return authDenied(req.Client, p.alias, ans), ans.outage()
 		}
 	}
-	return st.anonymousResult()
+	return st.anonymousResult(), false
 }
 
 // authConcurrently is mode all (aMQTT's): every plugin is asked at once;
 // the first deny refuses the client without waiting for the others, whose
 // contexts are then cancelled; else any allow accepts.
-func (st *state) authConcurrently(ctx context.Context, c *mqtt.ClientInfo, password []byte) mqtt.AuthResult {
+func (st *state) authConcurrently(ctx context.Context, c *mqtt.ClientInfo, password []byte) (mqtt.AuthResult, bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// A plugin may still be at work when this returns, after the broker
 	// has reused the CONNECT buffer the password lives in: copy it.
 	req := &AuthRequest{Client: c, Password: bytes.Clone(password)}
-	answers := make(chan answer, len(st.auth))
+	type said struct {
+		alias string
+		answer
+	}
+	answers := make(chan said, len(st.auth))
 	for _, p := range st.auth {
 		st.hold() // held until the plugin answers, so a Reload does not close it under the call
 		go func() {
 			defer st.release()
-			answers <- p.askAuth(ctx, req)
+			answers <- said{p.alias, p.askAuth(ctx, req)}
 		}()
 	}
-	allowed := false
+	allowedBy := "" // the first plugin that allowed
 	for range st.auth {
 		switch ans := <-answers; ans.Result {
 		case Deny:
-			return authDenied(c, ans)
+			return authDenied(c, ans.alias, ans.answer), ans.outage()
 		case Allow:
-			allowed = true
+			if allowedBy == "" {
+				allowedBy = ans.alias
+			}
 		}
 	}
-	if allowed {
-		return mqtt.AuthResult{Allow: true}
+	if allowedBy != "" {
+		return mqtt.AuthResult{Allow: true, Plugin: allowedBy}, false
 	}
-	return st.anonymousResult()
+	return st.anonymousResult(), false
 }
 
 func (p *plugin) askAuth(ctx context.Context, req *AuthRequest) answer {
@@ -88,10 +134,10 @@ func (st *state) anonymousResult() mqtt.AuthResult {
 	return mqtt.AuthResult{ReasonCode: byte(packets.NotAuthorized), Reason: "not authorized"}
 }
 
-// authDenied is the CONNACK for a deny: the plugin's code when CONNACK may
-// carry it, else 0x87; 0x88 server unavailable when the deny is an outage
-// (the plugin failed and its on-error policy denied).
-func authDenied(c *mqtt.ClientInfo, ans answer) mqtt.AuthResult {
+// authDenied is the CONNACK for a deny by the plugin alias: the plugin's
+// code when CONNACK may carry it, else 0x87; 0x88 server unavailable when
+// the deny is an outage (the plugin failed and its on-error policy denied).
+func authDenied(c *mqtt.ClientInfo, alias string, ans answer) mqtt.AuthResult {
 	code, reason := packets.NotAuthorized, ans.Reason
 	switch {
 	case ans.failed:
@@ -106,7 +152,7 @@ func authDenied(c *mqtt.ClientInfo, ans answer) mqtt.AuthResult {
 		// 0x02, so anything else is handed over as 0x87.
 		code = packets.NotAuthorized
 	}
-	return mqtt.AuthResult{ReasonCode: byte(code), Reason: reason}
+	return mqtt.AuthResult{ReasonCode: byte(code), Reason: reason, Plugin: alias}
 }
 
 // validDeny reports whether a plugin's reason code is a failure code that

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
 // answer is one plugin's contribution to a chain.
@@ -15,6 +17,16 @@ type answer struct {
 	// answer. A deny then means an outage, which clients are told apart.
 	failed bool
 }
+
+// outage reports whether a deny says the plugin could not decide: its
+// on-error policy answered, or it was too busy to take the call (0x89).
+func (a answer) outage() bool {
+	return a.failed || (a.Result == Deny && packets.ReasonCode(a.ReasonCode) == packets.ServerBusy)
+}
+
+// clientGone is the answer to a question whose asker left before the
+// plugin answered.
+var clientGone = answer{Decision: Decision{Result: Deny, Reason: "the client went away before the decision"}}
 
 // panicError is what a plugin's panic becomes.
 type panicError struct{ v any }
@@ -40,7 +52,10 @@ func (p *plugin) ask(ctx context.Context, act int, q func(context.Context) (Deci
 	case outAllow, outDeny, outIgnore:
 		return answer{Decision: d}
 	case outCanceled:
-		// Nobody waits for this answer; the policy keeps the result sane.
+		// The caller's ctx ended (the client went away, or the broker is
+		// closing): a refusal, never the on-error answer, or a client
+		// could choose that answer by hanging up mid-call.
+		return clientGone
 	default:
 		p.warn("plugin failed; its on-error policy decides", "action", actNames[act], "result", outcomeNames[out],
 			"on_error", p.onError.String(), "err", err)
@@ -67,7 +82,9 @@ func guard(ctx context.Context, q func(context.Context) (Decision, error)) (d De
 var outcomeOf = [...]outcome{Ignore: outIgnore, Allow: outAllow, Deny: outDeny}
 
 // classify names how a call ended. ctx is the caller's, cctx the one the
-// plugin got (ctx plus the plugin's timeout).
+// plugin got (ctx plus the plugin's timeout). The caller's ctx is looked at
+// before the timeout: when both ended, the client left, and a call nobody
+// waits for is not the plugin's failure.
 func classify(ctx, cctx context.Context, d Decision, err error) outcome {
 	switch _, panicked := err.(*panicError); { // guard returns it unwrapped
 	case err == nil:

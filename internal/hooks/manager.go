@@ -40,6 +40,7 @@ type AuthOptions struct {
 	Plugins        []string // aliases that authenticate, in order
 	Mode           string   // "all" (default: asked concurrently, any deny wins) or "first" (ordered, first non-ignore wins)
 	AllowAnonymous bool     // accept a client no plugin allowed or denied
+	RateLimit      RateLimitOptions
 }
 
 // TopicOptions is the topic-check section.
@@ -70,6 +71,11 @@ type Manager struct {
 
 	cur atomic.Pointer[state]
 
+	// limits outlives the states: a Reload must not hand a source that
+	// spent its failed logins a fresh budget.
+	limits     *loginLimiter
+	limitedLog throttle
+
 	mu      sync.Mutex // serialises Start, Reload and Close
 	started bool
 	closed  bool
@@ -88,6 +94,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m.chains = m.metrics.forChains()
+	m.limits = newLoginLimiter(opts.Auth.RateLimit)
 	st, err := m.compile(opts)
 	if err != nil {
 		return nil, err
@@ -245,6 +252,7 @@ func (m *Manager) Reload(opts Options) error {
 		cancel()
 	}
 	m.cur.Store(next)
+	m.limits.configure(opts.Auth.RateLimit)
 
 	var gone []*plugin
 	for _, p := range old.distinct() {

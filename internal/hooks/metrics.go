@@ -47,6 +47,7 @@ type metrics struct {
 	chain       *striped.CounterVec
 	events      *striped.CounterVec
 	eventPanics *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
 	drops       *drops
 }
 
@@ -68,6 +69,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mqttd_plugin_event_panics_total",
 			Help: "Events whose hand-over to a plugin panicked (the broker carried on).",
 		}, []string{"plugin"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqttd_auth_rate_limited_total",
+			Help: "CONNECTs refused at once, without asking a plugin, by auth.rate-limit: their source address used up its failed logins (reason failures) or had max-pending logins in progress (reason pending).",
+		}, []string{"reason"}),
 		drops: &drops{live: map[*Manager]struct{}{}},
 	}
 	if reg == nil {
@@ -80,6 +85,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if m.eventPanics, err = share(reg, m.eventPanics); err != nil {
+		return nil, err
+	}
+	if m.rateLimited, err = share(reg, m.rateLimited); err != nil {
 		return nil, err
 	}
 	if m.drops, err = share(reg, m.drops); err != nil {

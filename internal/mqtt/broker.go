@@ -211,6 +211,7 @@ func (b *Broker) Stats() Stats {
 		DroppedSys:         s.droppedSys.Load(),
 		DroppedDenied:      s.droppedDenied.Load(),
 		DroppedWillDenied:  s.droppedWill.Load(),
+		DroppedShareDenied: s.droppedShare.Load(),
 		Malformed:          s.malformed.Load(),
 		KeepAliveExpired:   s.keepAliveExpired.Load(),
 		Takeovers:          s.takeovers.Load(),

@@ -100,6 +100,9 @@ func (c *client) pumpChecked() {
 		if decided && !res.Allow {
 			s.mu.Unlock()
 			b.logDenied(&c.info, "receive", d.msg.Topic, res)
+			if d.group != "" {
+				b.handBackShared(s, d) // another member may be allowed it
+			}
 			continue
 		}
 		switch {

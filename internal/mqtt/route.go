@@ -95,7 +95,8 @@ const (
 	// deliverCheckedInline: a topic checker that can answer at once
 	// (TopicCheckerNow, e.g. from its cache) is asked in line, on the
 	// publisher's goroutine. Allowed, the message goes on as deliverDirect;
-	// denied, it is dropped; when the checker cannot answer at once, it is
+	// denied, it is dropped (for a shared subscription: offered to another
+	// member of the group); when the checker cannot answer at once, it is
 	// queued as deliverQueuedChecked.
 	deliverCheckedInline
 
@@ -121,8 +122,9 @@ func (b *Broker) deliveryModeFor(s *Session, c *client) deliveryMode {
 }
 
 // deliver hands one message to one session in the mode deliveryModeFor
-// chooses.
-func (b *Broker) deliver(s *Session, r *routed, d delivery) {
+// chooses. It reports false only when a receive check answered in line
+// denied it (a shared subscription then offers it to another member).
+func (b *Broker) deliver(s *Session, r *routed, d delivery) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.client
@@ -134,14 +136,14 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 			mode = deliverQueuedChecked
 		case !res.Allow:
 			b.logDenied(&c.info, "receive", r.topic, res)
-			return
+			return false
 		}
 	}
 	if mode == deliverQueuedChecked {
 		d.msg = r.message()
 		b.enqueue(s, d)
 		c.wakeWriterLocked()
-		return
+		return true
 	}
 	// deliverDirect, or checked in line and allowed.
 	switch {
@@ -157,7 +159,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 	case d.qos == 0:
 		if len(c.out) >= b.limits.MaxOutboundBytes {
 			b.stats.droppedQoS0.Add(1)
-			return
+			return true
 		}
 		if c.appendPublish(r.topic, r.payload, r.props, r.created(), 0, 0, d.retain, false, d.subIDs) {
 			c.wakeWriterLocked()
@@ -171,4 +173,5 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 		d.msg = r.message()
 		b.enqueue(s, d)
 	}
+	return true
 }

@@ -27,9 +27,10 @@ type verdict struct {
 // cache_ttl of 1e10 would wrap to a negative or a short lifetime).
 const maxAnswerSeconds = 1 << 30
 
-// readDecision applies the answer rules of DESIGN §4: 2xx with a body is
-// its result, 204 allows, 401 and 403 deny, anything else is an error. A
-// 404 in particular is never "ignore": a wrong URL must not let anyone in.
+// readDecision applies the answer rules of api/openapi.yaml: 2xx with a
+// body is its result, 204 allows, 401 and 403 deny, another 4xx rejects the
+// request (KindRejected, a refusal), and anything else is an error. A 404
+// in particular is never "ignore": a wrong URL must not let anyone in.
 func readDecision(r *response) (verdict, Kind, error) {
 	switch {
 	case r.status == http.StatusNoContent:
@@ -50,8 +51,19 @@ func readDecision(r *response) (verdict, Kind, error) {
 			return verdict{}, KindBadAnswer, err
 		}
 		return v, 0, nil
+	case blamesRequest(r.status):
+		return verdict{}, KindRejected, nil
 	}
 	return verdict{}, KindStatus, nil
+}
+
+// blamesRequest reports whether a status says the request was at fault
+// rather than the plugin: a 4xx other than 401 and 403 (decisions), 408 (the
+// plugin timed out reading) and 429 (the plugin is overloaded). A client
+// can provoke these at will, with a huge or odd CONNECT, so they refuse it
+// and are never a plugin failure.
+func blamesRequest(status int) bool {
+	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
 }
 
 // parseDecision reads a Decision body. Unknown fields are allowed (a

@@ -29,8 +29,16 @@ func newBreaker(name string, o BreakerOptions, changed func(from, to gobreaker.S
 				float64(c.TotalFailures) >= o.FailureRatio*float64(c.Requests)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) { changed(from, to) },
-		IsExcluded:    func(err error) bool { return errors.Is(err, errAbandoned) },
+		IsExcluded:    excluded,
 	})
+}
+
+// excluded reports the errors a breaker counts neither way: a call nobody
+// waits for, and refusals, which the client provoked and which say nothing
+// about the plugin's health (one client must not open the breaker for all).
+func excluded(err error) bool {
+	var we *Error
+	return errors.Is(err, errAbandoned) || (errors.As(err, &we) && we.Kind.refusal())
 }
 
 // stateName is how metrics and the admin API spell a breaker state.

@@ -1,7 +1,11 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,4 +103,49 @@ func TestBreakerFailureRatio(t *testing.T) {
 	if s := p.auth.breaker.State(); s != gobreaker.StateOpen {
 		t.Fatalf("3 of 6 failed with failure-ratio 0.5: breaker %v, want open", s)
 	}
+}
+
+// Every breaker transition is one log line naming the alias, the endpoint,
+// its URL and the two states, at info or above (warn for an opening).
+func TestBreakerTransitionsAreLogged(t *testing.T) {
+	var buf syncBuffer
+	f := newFake(t)
+	f.handle("/authenticate", answer(500, ``))
+	p := newPlugin(t, f.url(), func(o *Options) {
+		o.Cache.Size = 0
+		o.Breaker = BreakerOptions{ConsecutiveFailures: 1, OpenFor: 20 * time.Millisecond}
+		o.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	auth(p, mqttClient("c1", "alice"), "pw")
+	f.handle("/authenticate", answer(204, ``))
+	eventually(t, "half-open", func() bool { return p.auth.breaker.State() == gobreaker.StateHalfOpen })
+	auth(p, mqttClient("c1", "alice"), "pw")
+	out := buf.String()
+	for _, want := range []string{
+		"level=WARN msg=\"webhook circuit breaker changed state\" plugin=accounts endpoint=authenticate url=" + f.url() + "/authenticate from=closed to=open",
+		"level=INFO msg=\"webhook circuit breaker changed state\" plugin=accounts endpoint=authenticate url=" + f.url() + "/authenticate from=open to=half_open",
+		"from=half_open to=closed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the breaker's callbacks.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -36,8 +36,8 @@ func TestChaos(t *testing.T) {
 		return func(o *Options) {
 			o.Alias = "chaos-" + policy.String()
 			o.OnError = policy
-			o.Timeout = 100 * time.Millisecond
-			o.Cache.TTL = time.Nanosecond // stored but never fresh: every call asks the plugin
+			o.Timeout = 400 * time.Millisecond // ends the slow phase's calls; shorter ones time out healthy calls on a loaded machine
+			o.Cache.TTL = time.Nanosecond      // stored but never fresh: every call asks the plugin
 			o.Breaker = BreakerOptions{ConsecutiveFailures: 5, OpenFor: 100 * time.Millisecond}
 		}
 	}

@@ -138,10 +138,13 @@ func (c *client) do(ctx context.Context, method, path string, body []byte) (*res
 	// Set after the configured headers, so these cannot be overridden.
 	h.Set("User-Agent", userAgent)
 	h.Set("X-Mqttd-Plugin", c.alias)
-	h.Set("X-Mqttd-Request-Id", c.idPrefix+strconv.FormatUint(c.seq.Add(1), 10))
+	id := c.idPrefix + strconv.FormatUint(c.seq.Add(1), 10)
+	h.Set("X-Mqttd-Request-Id", id)
 	h.Set("Content-Type", "application/json")
 	if c.secret != nil {
-		h.Set(signing.Header, signing.Sign(c.secret, body, c.now()))
+		// The path as it goes on the wire, the alias's base path included.
+		r := signing.Request{Method: method, Path: req.URL.EscapedPath(), ID: id, Body: body}
+		h.Set(signing.Header, signing.Sign(c.secret, r, c.now()))
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

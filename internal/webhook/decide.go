@@ -26,6 +26,9 @@ func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hook
 	if err != nil {
 		return hooks.Decision{}, err
 	}
+	if d, ok := p.tooLarge(p.auth, body); ok {
+		return d, nil
+	}
 	return p.decide(ctx, p.auth, key, req.Client, body)
 }
 
@@ -67,6 +70,9 @@ func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.Top
 	if err != nil {
 		return hooks.Decision{}, err
 	}
+	if d, ok := p.tooLarge(p.topic, body); ok {
+		return d, nil
+	}
 	d, err := p.decide(ctx, p.topic, key, c, body)
 	// Memoize what the call left in the cache, not d: only the cache knows
 	// whether the answer may be reused and until when, and d may be a stale
@@ -77,6 +83,16 @@ func (p *Plugin) FilterTopic(ctx context.Context, c *mqtt.ClientInfo, r mqtt.Top
 		}
 	}
 	return d, err
+}
+
+// tooLarge refuses a request body over MaxRequest, without a call: the
+// plugin would have to read it, and a 413 from it is a refusal anyway.
+func (p *Plugin) tooLarge(ep *endpoint, body []byte) (hooks.Decision, bool) {
+	if int64(len(body)) <= p.opts.MaxRequest {
+		return hooks.Decision{}, false
+	}
+	ep.m.outcome[KindTooLarge.outcome()].Inc()
+	return refused(&Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: KindTooLarge}), true
 }
 
 // lookup is the hot path: a fresh cached decision, without allocating.
@@ -116,8 +132,18 @@ func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqt
 	if err == nil {
 		return d, nil
 	}
+	if ctx.Err() != nil {
+		// The caller gave up (its client went away): not the plugin's
+		// failure, and no stale decision is served for it, or a client
+		// could pick an old allow by hanging up mid-call. The chain
+		// refuses it.
+		return hooks.Decision{}, &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: KindTimeout, Err: ctx.Err()}
+	}
 	var we *Error
-	if !errors.As(err, &we) { // the caller's ctx ended, or the plugin closed
+	if errors.As(err, &we) && we.Kind.refusal() {
+		return refused(we), nil
+	}
+	if !errors.As(err, &we) { // the plugin closed
 		kind := KindTimeout
 		if errors.Is(err, errClosed) {
 			kind = KindRefused
@@ -125,6 +151,17 @@ func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqt
 		err = &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: kind, Err: err}
 	}
 	return p.fail(ep, key, err)
+}
+
+// refused is the deny for a refusal: the request, not the plugin, was at
+// fault. The chain hears a deny, not an error, so neither on-error nor a
+// stale decision can answer it.
+func refused(we *Error) hooks.Decision {
+	d := hooks.Decision{Result: hooks.Deny, Reason: we.advice()}
+	if we.Kind == KindBusy {
+		d.ReasonCode = 0x89 // server busy, where the packet may carry it
+	}
+	return d
 }
 
 // fail applies the part of the on-error policy that only the plugin can:
@@ -178,6 +215,15 @@ func (p *Plugin) post(ctx context.Context, ep *endpoint, body []byte) (verdict, 
 	}
 	callCtx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
+	if ep.slots != nil {
+		if !ep.slots.take(callCtx) {
+			if ctx.Err() != nil {
+				return fail(KindTimeout, 0, errAbandoned)
+			}
+			return fail(KindBusy, 0, nil)
+		}
+		defer ep.slots.give()
+	}
 	start := time.Now()
 	r, err := p.client.do(callCtx, http.MethodPost, ep.path, body)
 	ep.m.duration.Observe(time.Since(start).Seconds())

@@ -31,9 +31,12 @@ func TestAnswerRules(t *testing.T) {
 		{"401 deny", answer(401, ``), hooks.Decision{Result: hooks.Deny}, 0},
 		{"403 deny", answer(403, `not json`), hooks.Decision{Result: hooks.Deny}, 0},
 		{"403 deny with reason", answer(403, `{"result":"deny","reason":"no"}`), hooks.Decision{Result: hooks.Deny, Reason: "no"}, 0},
-		{"404 is an error, never ignore", answer(404, `{"result":"ignore"}`), hooks.Decision{}, KindStatus},
-		{"400", answer(400, ``), hooks.Decision{}, KindStatus},
-		{"429", answer(429, ``), hooks.Decision{}, KindStatus},
+		{"404 refuses, never ignores", answer(404, `{"result":"ignore"}`), hooks.Decision{}, KindRejected},
+		{"400 refuses", answer(400, ``), hooks.Decision{}, KindRejected},
+		{"413 refuses", answer(413, `{"result":"allow"}`), hooks.Decision{}, KindRejected},
+		{"422 refuses", answer(422, ``), hooks.Decision{}, KindRejected},
+		{"408 is an error", answer(408, ``), hooks.Decision{}, KindStatus},
+		{"429 is an error", answer(429, ``), hooks.Decision{}, KindStatus},
 		{"500", answer(500, `{"result":"allow"}`), hooks.Decision{}, KindStatus},
 		{"503", answer(503, ``), hooks.Decision{}, KindStatus},
 		{"redirect not followed", func(w http.ResponseWriter, r *http.Request) {
@@ -56,6 +59,19 @@ func TestAnswerRules(t *testing.T) {
 			f.handle("/topic_filtering", c.h)
 			before := f.count("/authenticate")
 			d, err := auth(p, mqttClient("c1", "alice"), "pw")
+			if c.kind.refusal() {
+				// A refusal is a deny, with no error for on-error to answer.
+				if err != nil || d.Result != hooks.Deny {
+					t.Fatalf("authenticate: %+v, %v; want a deny without an error", d, err)
+				}
+				if td, terr := p.FilterTopic(context.Background(), mqttClient("c1", "alice"), publish); terr != nil || td.Result != hooks.Deny {
+					t.Fatalf("topic_filtering: %+v, %v; want a deny without an error", td, terr)
+				}
+				if auth(p, mqttClient("c1", "alice"), "pw"); f.count("/authenticate")-before != 2 {
+					t.Fatal("a refusal was cached")
+				}
+				return
+			}
 			if kindOf(err) != c.kind || (c.kind == 0 && err != nil) {
 				t.Fatalf("authenticate: error %v (kind %v), want kind %v", err, kindOf(err), c.kind)
 			}

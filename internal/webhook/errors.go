@@ -16,10 +16,23 @@ type Kind uint8
 const (
 	KindTimeout     Kind = iota + 1 // the call outlived the timeout (or the client went away first)
 	KindRefused                     // no connection: refused, DNS, TLS handshake, reset
-	KindStatus                      // an HTTP status that is not a decision (404, 5xx, 3xx, other 4xx)
+	KindStatus                      // an HTTP status that is not a decision (5xx, 3xx, 408, 429)
 	KindBadAnswer                   // a 2xx whose body is not a decision: not JSON, unknown result, too long
 	KindBreakerOpen                 // the breaker is open: no call was made
+
+	// The kinds below are refusals, not failures (see Kind.refusal): the
+	// request itself was at fault, so the client is refused, the on-error
+	// policy is not applied and the breaker does not count them.
+	KindRejected // the plugin answered a 4xx that blames the request (400, 413, 422, ...)
+	KindTooLarge // the request body is larger than max-request: no call was made
+	KindBusy     // no free authenticate slot (max-concurrent) within the timeout: no call was made
 )
+
+// refusal reports whether errors of kind k refuse the client rather than
+// fail the plugin. A client can provoke each of them at will (a huge user
+// property, a flood of logins), so none may lead to the on-error answer or
+// open the breaker for everyone else.
+func (k Kind) refusal() bool { return k >= KindRejected }
 
 func (k Kind) String() string {
 	switch k {
@@ -33,14 +46,20 @@ func (k Kind) String() string {
 		return "bad_answer"
 	case KindBreakerOpen:
 		return "breaker_open"
+	case KindRejected:
+		return "rejected"
+	case KindTooLarge:
+		return "too_large"
+	case KindBusy:
+		return "busy"
 	}
 	return "unknown"
 }
 
 // outcome is the decisions_total label of an error of this kind.
 func (k Kind) outcome() string {
-	if k == KindBreakerOpen {
-		return "breaker_open"
+	if k == KindBreakerOpen || k.refusal() {
+		return k.String()
 	}
 	return "error_" + k.String()
 }
@@ -76,6 +95,12 @@ func (e *Error) advice() string {
 		return fmt.Sprintf("answered HTTP %d, which is not a decision (want 2xx, 204, 401 or 403; check the url path and the plugin's logs)", e.Status)
 	case KindBadAnswer:
 		return `answered something that is not a decision (want {"result":"allow"|"deny"|"ignore"}; see api/openapi.yaml)`
+	case KindRejected:
+		return fmt.Sprintf("answered HTTP %d: the plugin rejects the request itself, so the client is refused", e.Status)
+	case KindTooLarge:
+		return "the request is larger than max-request; refused without a call"
+	case KindBusy:
+		return "every authenticate slot (max-concurrent) stayed busy for the timeout; refused without a call"
 	case KindBreakerOpen:
 		return "circuit breaker open after repeated errors; on-error answers until a probe succeeds"
 	}

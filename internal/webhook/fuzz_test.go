@@ -3,18 +3,24 @@ package webhook
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
 	"github.com/mqttd/mqttd/internal/webhook/cache"
 	"github.com/mqttd/mqttd/internal/webhook/wire"
 )
 
 // FuzzReadDecision feeds arbitrary statuses, Cache-Control values and
 // bodies to the answer rules. Nothing may panic; statuses keep their
-// meaning whatever the body says (204 allows, 401 and 403 deny, non-2xx
-// others are KindStatus errors, never "ignore"); a 2xx body that parses has
+// meaning whatever the body says (204 allows, 401 and 403 deny, other 4xx
+// but 408 and 429 are KindRejected refusals, non-2xx others are KindStatus
+// errors, never "ignore"); a 2xx body that parses has
 // a result the wire format knows, and any other result is an error; and
 // no answer gives a negative or unbounded lifetime, nor a cache policy a
 // negative one. Seeds live in testdata/fuzz/FuzzReadDecision.
@@ -44,6 +50,10 @@ func FuzzReadDecision(f *testing.F) {
 			_, perr := parseDecision(r)
 			if (perr != nil) != (kind == KindBadAnswer) || (perr == nil && kind != 0) {
 				t.Fatalf("%d: parse error %v but kind %v", status, perr, kind)
+			}
+		case status >= 400 && status < 500 && status != 408 && status != 429:
+			if kind != KindRejected {
+				t.Fatalf("%d gave %+v, kind %v; want a KindRejected refusal", status, v, kind)
 			}
 		default:
 			if kind != KindStatus {
@@ -93,4 +103,49 @@ func checkVerdict(t *testing.T, v verdict) {
 	if life := p.Lifetime(v.ttl, v.given, v.d.Result == hooks.Deny); life < 0 {
 		t.Fatalf("lifetime %v from ttl %v", life, v.ttl)
 	}
+}
+
+// FuzzRequestSizeGuard builds authenticate requests from arbitrary client
+// ids, user names, passwords and user properties. The body is always valid
+// JSON; the guard refuses exactly the bodies over max-request, with a deny
+// that neither on-error nor the breaker sees (no error) and without a call;
+// and two requests differing only in a user property never share a cache
+// key.
+func FuzzRequestSizeGuard(f *testing.F) {
+	f.Add("door-1", "alice", []byte("pw"), "tenant", "plant-7", 3, int64(512))
+	f.Add("", "", []byte{0xff, 0xfe}, "", "", 0, int64(1))
+	f.Add("c", "u", []byte(nil), "k\x00", "v\"\\", 200, int64(64<<10))
+	p := &Plugin{keys: cache.NewKeyer(), auth: &endpoint{name: epAuthenticate, m: endpointMetrics{outcome: map[string]prometheus.Counter{
+		KindTooLarge.outcome(): prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
+	}}}}
+	f.Fuzz(func(t *testing.T, id, user string, password []byte, key, value string, n int, max int64) {
+		if n < 0 || n > 500 || max < 1 {
+			return
+		}
+		p.opts.MaxRequest = max
+		c := mqttClient(id, user)
+		for i := range n {
+			c.UserProperties = append(c.UserProperties, packets.UserProperty{Key: key, Value: value + strconv.Itoa(i)})
+		}
+		req := &hooks.AuthRequest{Client: c, Password: password}
+		body, err := authBody(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(body) {
+			t.Fatalf("authenticate body is not JSON: %q", body)
+		}
+		d, refused := p.tooLarge(p.auth, body)
+		if refused != (int64(len(body)) > max) {
+			t.Fatalf("a body of %d bytes with max-request %d: refused %v", len(body), max, refused)
+		}
+		if refused && d.Result != hooks.Deny {
+			t.Fatalf("a refused request answered %+v", d)
+		}
+		other := *c
+		other.UserProperties = append(slices.Clone(c.UserProperties), packets.UserProperty{Key: key, Value: value})
+		if authKey(p.keys, req) == authKey(p.keys, &hooks.AuthRequest{Client: &other, Password: password}) {
+			t.Fatal("an extra user property left the cache key unchanged")
+		}
+	})
 }

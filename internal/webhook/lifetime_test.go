@@ -100,7 +100,6 @@ func TestCacheKeyFields(t *testing.T) {
 	// A reconnect from another source port is the same request.
 	b := *a
 	b.RemoteAddr = "127.0.0.1:50000"
-	b.KeepAlive = 10
 	if ask(func() (hooks.Decision, error) { return auth(p, &b, "pw") }) != 0 {
 		t.Fatal("a new source port missed the cache")
 	}
@@ -119,6 +118,11 @@ func TestCacheKeyFields(t *testing.T) {
 		"listener": func() (hooks.Decision, error) {
 			c := *a
 			c.Listener = "tls"
+			return auth(p, &c, "pw")
+		},
+		"keep alive": func() (hooks.Decision, error) {
+			c := *a
+			c.KeepAlive = 10
 			return auth(p, &c, "pw")
 		},
 	}

@@ -24,7 +24,7 @@ import (
 var outcomes = []string{
 	"allow", "deny", "ignore",
 	KindTimeout.outcome(), KindRefused.outcome(), KindStatus.outcome(), KindBadAnswer.outcome(),
-	KindBreakerOpen.outcome(), "stale",
+	KindBreakerOpen.outcome(), KindRejected.outcome(), KindTooLarge.outcome(), KindBusy.outcome(), "stale",
 }
 
 var (
@@ -53,6 +53,7 @@ type metricSet struct {
 	// two topic checks answered from the memo, on every core at once.
 	hits                  *striped.CounterVec
 	misses, stale, evicts *prometheus.CounterVec
+	slotWaits             *prometheus.CounterVec
 
 	mu   sync.Mutex
 	live map[string][]*Plugin   // by alias, oldest first
@@ -110,7 +111,7 @@ func (s *metricSet) release(p *Plugin, final batch.Stats) {
 		delete(s.base, alias)
 		only := prometheus.Labels{"plugin": alias}
 		for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-			s.duration, s.decisions, s.transitions, s.hits, s.misses, s.stale, s.evicts,
+			s.duration, s.decisions, s.transitions, s.hits, s.misses, s.stale, s.evicts, s.slotWaits,
 		} {
 			v.DeletePartialMatch(only)
 		}
@@ -135,7 +136,7 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 		}, []string{"plugin", "endpoint"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_webhook_decisions_total",
-			Help: "Outcomes of decision calls (allow, deny, ignore, error_<kind>, breaker_open) and stale serves.",
+			Help: "Outcomes of decision calls (allow, deny, ignore, error_<kind>, breaker_open), refusals without a decision (rejected, too_large, busy) and stale serves.",
 		}, []string{"plugin", "endpoint", "outcome"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_webhook_breaker_transitions_total",
@@ -146,13 +147,15 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 		misses: perPlugin("mqttd_webhook_cache_misses_total", "Decisions not in the cache or expired."),
 		stale:  perPlugin("mqttd_webhook_cache_stale_serves_total", "Expired decisions served because the plugin failed (on-error: stale)."),
 		evicts: perPlugin("mqttd_webhook_cache_evictions_total", "Entries pushed out of a full cache."),
-		live:   map[string][]*Plugin{},
-		base:   map[string]batch.Stats{},
+		slotWaits: perPlugin("mqttd_webhook_auth_slot_waits_total",
+			"Authenticate calls that found every max-concurrent slot taken and waited (those still waiting at the timeout are refused: decisions_total outcome busy)."),
+		live: map[string][]*Plugin{},
+		base: map[string]batch.Stats{},
 	}
 }
 
 func (s *metricSet) collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.duration, s.decisions, s.transitions, s.hits, s.misses, s.stale, s.evicts, s}
+	return []prometheus.Collector{s.duration, s.decisions, s.transitions, s.hits, s.misses, s.stale, s.evicts, s.slotWaits, s}
 }
 
 func (s *metricSet) unregister() {

@@ -19,23 +19,30 @@ import (
 // brackets, except in Cache, where zero means zero (config supplies
 // DefaultCache) because "0 disables" is a setting an operator makes.
 type Options struct {
-	Alias      string
-	URL        string            // base URL; endpoint paths are appended to it
-	Timeout    time.Duration     // per decision call [1s]
-	Secret     string            // HMAC key for X-Mqttd-Signature; "" signs nothing
-	Headers    map[string]string // extra request headers, ${VAR} already expanded
-	Events     []string          // event names; nil = what the manifest asks (all until it answers)
-	Config     map[string]any    // handed to the plugin in broker_pre_start
-	OnError    hooks.OnError     // the chain applies it; the plugin serves stale decisions for OnErrorStale
-	TLS        TLSOptions
-	MaxConns   int   // pooled keep-alive connections to the plugin [64]
-	MaxBody    int64 // largest answer body read; longer is an error [64 KiB]
-	Cache      CacheOptions
-	Breaker    BreakerOptions
-	Queue      batch.Options         // event delivery; Logger defaults to this plugin's
-	Broker     string                // the node's name, in every event [mqttd]
-	Logger     *slog.Logger          // [slog.Default()]
-	Registerer prometheus.Registerer // where metrics go; nil = nowhere
+	Alias    string
+	URL      string            // base URL; endpoint paths are appended to it
+	Timeout  time.Duration     // per decision call [1s]
+	Secret   string            // HMAC key for X-Mqttd-Signature; "" signs nothing
+	Headers  map[string]string // extra request headers, ${VAR} already expanded
+	Events   []string          // event names; nil = what the manifest asks (all until it answers)
+	Config   map[string]any    // handed to the plugin in broker_pre_start
+	OnError  hooks.OnError     // the chain applies it; the plugin serves stale decisions for OnErrorStale
+	TLS      TLSOptions
+	MaxConns int   // pooled keep-alive connections to the plugin [64]
+	MaxBody  int64 // largest answer body read; longer is an error [64 KiB]
+	// MaxRequest bounds a decision request's encoded body; a larger one
+	// is refused without a call [64 KiB]. A CONNECT's user properties are
+	// the client's to fill, and the plugin's limit is not its to probe.
+	MaxRequest int64
+	// MaxConcurrent bounds the authenticate calls in flight at once; a
+	// call waits for a slot within its timeout, then is refused [64].
+	MaxConcurrent int
+	Cache         CacheOptions
+	Breaker       BreakerOptions
+	Queue         batch.Options         // event delivery; Logger defaults to this plugin's
+	Broker        string                // the node's name, in every event [mqttd]
+	Logger        *slog.Logger          // [slog.Default()]
+	Registerer    prometheus.Registerer // where metrics go; nil = nowhere
 }
 
 // TLSOptions are the client side of TLS towards an https:// plugin.
@@ -91,6 +98,8 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.Timeout, time.Second)
 	setDefault(&o.MaxConns, 64)
 	setDefault(&o.MaxBody, 64<<10)
+	setDefault(&o.MaxRequest, 64<<10)
+	setDefault(&o.MaxConcurrent, 64)
 	b := &o.Breaker
 	setDefault(&b.ConsecutiveFailures, 5)
 	setDefault(&b.MinRequests, 20)

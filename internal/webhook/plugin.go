@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,7 @@ type Plugin struct {
 type endpoint struct {
 	name, path string
 	breaker    *gobreaker.CircuitBreaker[verdict]
+	slots      *slots // bounds concurrent calls; nil for an endpoint without a bound
 	m          endpointMetrics
 }
 
@@ -95,6 +97,7 @@ func New(opts Options) (*Plugin, error) {
 	p.stale = p.metrics.stale.WithLabelValues(o.Alias)
 	p.evicts = p.metrics.evicts.WithLabelValues(o.Alias)
 	p.auth = p.newEndpoint(epAuthenticate)
+	p.auth.slots = newSlots(o.MaxConcurrent, p.metrics.slotWaits.WithLabelValues(o.Alias))
 	p.topic = p.newEndpoint(epTopicFiltering)
 
 	root, stop := context.WithCancel(context.Background())
@@ -109,7 +112,13 @@ func (p *Plugin) newEndpoint(name string) *endpoint {
 	ep := &endpoint{name: name, path: "/" + name, m: p.metrics.endpoint(p.opts.Alias, name)}
 	ep.breaker = newBreaker(p.opts.Alias+"/"+name, p.opts.Breaker, func(from, to gobreaker.State) {
 		p.metrics.transitions.WithLabelValues(p.opts.Alias, name, stateName(to)).Inc()
-		p.opts.Logger.Warn("webhook circuit breaker", "endpoint", name, "from", stateName(from), "to", stateName(to))
+		// An opening is a warning: on-error answers every call for open-for.
+		level := slog.LevelInfo
+		if to == gobreaker.StateOpen {
+			level = slog.LevelWarn
+		}
+		p.opts.Logger.Log(context.Background(), level, "webhook circuit breaker changed state",
+			"endpoint", name, "url", p.opts.URL+ep.path, "from", stateName(from), "to", stateName(to))
 	})
 	return ep
 }

@@ -48,31 +48,40 @@ func peerIP(addr string) string {
 	return addr
 }
 
-// authKey covers exactly what a plugin may decide on (DESIGN §4): client
-// id, user name, password (and whether there was one), peer IP, listener
-// and client certificate.
+// authKey covers every field of the POST /authenticate body (authBody), so
+// a cached decision is only ever reused for a request the plugin would
+// have seen as the same: client id, user name, password (and whether there
+// was one), listener, transport, protocol version, clean start, keep
+// alive, the user properties in order, and the client certificate (by
+// fingerprint, which fixes every tls field). The one exception is the
+// source port of remote_addr: the key has the IP alone, or every reconnect
+// would miss; a plugin that decides on the port answers cache_ttl 0.
 func authKey(k *cache.Keyer, req *hooks.AuthRequest) cache.Key {
 	c := req.Client
-	present := byte(0)
-	if req.Password != nil {
-		present = 1
-	}
 	b := k.Begin(domainAuthenticate).String(c.ClientID).String(c.Username).
-		Byte(present).Bytes(req.Password).String(peerIP(c.RemoteAddr)).String(c.Listener)
+		Byte(flag(req.Password != nil)).Bytes(req.Password).String(peerIP(c.RemoteAddr)).String(c.Listener).
+		String(c.Transport).Byte(c.ProtocolVersion).Byte(flag(c.CleanStart)).
+		Byte(byte(c.KeepAlive >> 8)).Byte(byte(c.KeepAlive)).Uvarint(uint64(len(c.UserProperties)))
+	for _, p := range c.UserProperties {
+		b = b.String(p.Key).String(p.Value)
+	}
 	if cert, fp := leaf(c); cert != nil {
 		return b.Bytes(fp[:]).Sum()
 	}
 	return b.Bytes(nil).Sum() // a short key hashes in fewer blocks
 }
 
+func flag(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
 // topicKey covers every field of a topic_filtering request.
 func topicKey(k *cache.Keyer, c *mqtt.ClientInfo, r mqtt.TopicRequest) cache.Key {
-	retain := byte(0)
-	if r.Retain {
-		retain = 1
-	}
 	return k.Begin(domainTopicFiltering).String(c.ClientID).String(c.Username).
-		String(r.Topic).Byte(byte(r.Action)).Byte(r.QoS).Byte(retain).Sum()
+		String(r.Topic).Byte(byte(r.Action)).Byte(r.QoS).Byte(flag(r.Retain)).Sum()
 }
 
 // authJSON is the POST /authenticate body: the session fields plus the

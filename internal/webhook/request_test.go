@@ -39,9 +39,22 @@ func TestRequestHeaders(t *testing.T) {
 				t.Errorf("%s = %q, want %q", k, got, want)
 			}
 		}
-		ids[h.Get("X-Mqttd-Request-Id")] = true
-		if err := signing.Verify(h.Get(signing.Header), f.bodies["/authenticate"][i], []string{"s3cret"}, time.Minute, time.Now()); err != nil {
+		id := h.Get("X-Mqttd-Request-Id")
+		ids[id] = true
+		r := signing.Request{Method: "POST", Path: "/authenticate", ID: id, Body: f.bodies["/authenticate"][i]}
+		if err := signing.Verify(h.Get(signing.Header), r, []string{"s3cret"}, time.Minute, time.Now()); err != nil {
 			t.Errorf("signature: %v", err)
+		}
+		// The signature binds the endpoint, the method and the request id:
+		// replayed elsewhere, or under another id, it does not verify.
+		for _, other := range []signing.Request{
+			{Method: "POST", Path: "/topic_filtering", ID: id, Body: r.Body},
+			{Method: "GET", Path: "/authenticate", ID: id, Body: r.Body},
+			{Method: "POST", Path: "/authenticate", ID: id + "0", Body: r.Body},
+		} {
+			if err := signing.Verify(h.Get(signing.Header), other, []string{"s3cret"}, time.Minute, time.Now()); err == nil {
+				t.Errorf("the signature of POST /authenticate also verifies for %s %s id %s", other.Method, other.Path, other.ID)
+			}
 		}
 	}
 	if len(ids) != 3 || ids[""] {
@@ -49,6 +62,24 @@ func TestRequestHeaders(t *testing.T) {
 	}
 	if userAgent != "mqttd/0.1.0" && !strings.HasPrefix(userAgent, "mqttd/") {
 		t.Fatalf("user agent %q", userAgent)
+	}
+}
+
+// The signed path is the one on the wire: with a base path in the alias's
+// url, the base path is part of it.
+func TestSignatureCoversTheBasePath(t *testing.T) {
+	f := newFake(t)
+	f.handle("/hooks/authenticate", answer(204, ``))
+	p := newPlugin(t, f.url()+"/hooks", func(o *Options) { o.Secret = "s3cret" })
+	if d, err := auth(p, mqttClient("c1", "alice"), "pw"); err != nil || d.Result != hooks.Allow {
+		t.Fatalf("%+v, %v", d, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.headers["/hooks/authenticate"][0]
+	r := signing.Request{Method: "POST", Path: "/hooks/authenticate", ID: h.Get("X-Mqttd-Request-Id"), Body: f.bodies["/hooks/authenticate"][0]}
+	if err := signing.Verify(h.Get(signing.Header), r, []string{"s3cret"}, time.Minute, time.Now()); err != nil {
+		t.Fatalf("signature over the base path: %v", err)
 	}
 }
 

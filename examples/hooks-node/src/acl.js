@@ -9,20 +9,26 @@
 //   rule = {"topic": "sensors/%c/#", "actions": ["publish"], "result": "allow"}
 //
 // topic is an MQTT filter (+, #); %u is replaced by the user name and %c by
-// the client id (a rule with %u never matches an anonymous client, and one
-// whose substituted value contains "/", "+" or "#" never matches, so a client
-// cannot widen a rule by picking its id). actions: subscribe, publish, receive.
+// the client id. A rule with %u does not apply to an anonymous client. A value
+// that is not one plain level (it contains "/", "+" or "#", or starts with "$")
+// never lets a grant match, and makes a deny match everything: a client cannot
+// widen its access by picking its id. actions: subscribe, publish, receive.
 // result: allow (default) or deny. A matching deny wins over any allow.
 //
-// publish and receive match the topic name; subscribe needs the rule to cover
-// the whole subscription filter (see topics.js). Partial overlaps are left to
-// the receive check, which the broker runs per delivered message.
+// publish and receive match the topic name. A subscription is refused only by
+// a deny that covers the whole filter, and allowed by a grant that allows at
+// least one topic the filter can match (see topics.js); a deny on part of the
+// filter is left to the receive check, which the broker runs per delivered
+// message. A deny for subscribe alone therefore filters no delivery: deny
+// receive too to keep messages from a client. acl-file, mqttd's built-in ACL,
+// follows the same rule; both are tested against
+// internal/hooks/aclfile/testdata/acl-cases.json.
 //
 // "default": "ignore" lets other plugins and the broker's topic-check.default
 // (deny unless configured) decide; "deny" closes the door here.
 import { readFile } from 'node:fs/promises';
 import { HttpError } from './http.js';
-import { covers, filterProblem, hasWildcard, matches, stripShare } from './topics.js';
+import { covers, filterProblem, hasWildcard, matches, overlaps, stripShare } from './topics.js';
 
 /**
  * @typedef {import('./api.js').components['schemas']['TopicFilteringRequest']} TopicFilteringRequest
@@ -144,17 +150,44 @@ export function parseTopicFiltering(body) {
   };
 }
 
+/** What substitute answers when a rule cannot apply as written. */
+const SKIP = Symbol('skip'); // no user name for %u: the rule does not apply
+const UNSAFE = Symbol('unsafe'); // a value wider than one level: no grant, and any deny matches
+
 /**
- * The rule's filter with %u and %c replaced, or null when it cannot apply.
+ * A user name or client id that cannot stand in for %u / %c as one literal
+ * level: a wildcard, a level separator, or a leading "$" (a client named
+ * "$SYS" must not reach $SYS/# through "%c/#").
+ * @param {string} v
+ */
+const unsafe = (v) => v.startsWith('$') || v.includes('/') || v.includes('\0') || hasWildcard(v);
+
+/**
+ * The rule's filter with %u and %c replaced, or SKIP or UNSAFE.
  * @param {string} topic
  * @param {string} username
  * @param {string} clientId
+ * @returns {string | symbol}
  */
 function substitute(topic, username, clientId) {
-  const unsafe = (/** @type {string} */ v) => v === '' || v.includes('/') || hasWildcard(v);
-  if (topic.includes('%u') && unsafe(username)) return null;
-  if (topic.includes('%c') && unsafe(clientId)) return null;
-  return topic.replaceAll('%u', username).replaceAll('%c', clientId);
+  const usesU = topic.includes('%u');
+  const usesC = topic.includes('%c');
+  if ((usesU && unsafe(username)) || (usesC && unsafe(clientId))) return UNSAFE;
+  if ((usesU && username === '') || (usesC && clientId === '')) return SKIP;
+  // One pass: a user name "%c" must not be replaced again by the client id.
+  return topic.replace(/%[uc]/g, (m) => (m === '%u' ? username : clientId));
+}
+
+/**
+ * Whether a rule's (substituted) filter applies to the request's topic.
+ * @param {string} filter
+ * @param {Rule} rule
+ * @param {Action} action
+ * @param {string} topic a topic name, or for subscribe a filter
+ */
+function applies(filter, rule, action, topic) {
+  if (action !== 'subscribe') return matches(filter, topic);
+  return rule.result === 'deny' ? covers(filter, topic) : overlaps(filter, topic);
 }
 
 /**
@@ -179,8 +212,11 @@ export function decide(acl, req) {
   for (const rule of rules) {
     if (!rule.actions.includes(action)) continue;
     const filter = substitute(rule.topic, username, clientId);
-    if (filter === null) continue;
-    if (!(action === 'subscribe' ? covers(filter, topic) : matches(filter, topic))) continue;
+    if (filter === SKIP || (filter === UNSAFE && rule.result === 'allow')) continue;
+    if (filter === UNSAFE) {
+      return { result: 'deny', reason: `${action} ${topic}: denied by ${rule.where} (the user name or client id cannot stand in for %u or %c)` };
+    }
+    if (!applies(/** @type {string} */ (filter), rule, action, topic)) continue;
     if (rule.result === 'deny') return { result: 'deny', reason: `${action} ${topic}: denied by ${rule.where}` };
     allowed ??= rule;
   }

@@ -1157,14 +1157,16 @@ export interface components {
          */
         PluginHeader: string;
         /**
-         * @description Identifies the call, for logs; a retry of the same events batch carries the same id.
+         * @description Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+         *     batch is a new request with a new id; its events keep their `id`). Covered by the signature.
          * @example 7d3f9a2c-1b4e-4f7a-9c2d-5e6f7a8b9c0d
          */
         RequestIDHeader: string;
         /**
-         * @description Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-         *     See "Headers and signatures" above for verification and secret rotation.
-         * @example t=1740824130,v1=5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592
+         * @description Present when the alias has a `secret`:
+         *     `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+         *     See "Headers and signatures" above for verification, replays and secret rotation.
+         * @example t=1740824130,v2=9f6cf56a67aaa91cfbeb3a441a2fc0f2229a828ea7fe32b1beb5aa3f7db4a305
          */
         SignatureHeader: string;
     };
@@ -1184,14 +1186,16 @@ export interface operations {
                  */
                 "X-Mqttd-Plugin": components["parameters"]["PluginHeader"];
                 /**
-                 * @description Identifies the call, for logs; a retry of the same events batch carries the same id.
+                 * @description Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+                 *     batch is a new request with a new id; its events keep their `id`). Covered by the signature.
                  * @example 7d3f9a2c-1b4e-4f7a-9c2d-5e6f7a8b9c0d
                  */
                 "X-Mqttd-Request-Id": components["parameters"]["RequestIDHeader"];
                 /**
-                 * @description Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-                 *     See "Headers and signatures" above for verification and secret rotation.
-                 * @example t=1740824130,v1=5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592
+                 * @description Present when the alias has a `secret`:
+                 *     `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+                 *     See "Headers and signatures" above for verification, replays and secret rotation.
+                 * @example t=1740824130,v2=9f6cf56a67aaa91cfbeb3a441a2fc0f2229a828ea7fe32b1beb5aa3f7db4a305
                  */
                 "X-Mqttd-Signature"?: components["parameters"]["SignatureHeader"];
             };
@@ -1248,14 +1252,16 @@ export interface operations {
                  */
                 "X-Mqttd-Plugin": components["parameters"]["PluginHeader"];
                 /**
-                 * @description Identifies the call, for logs; a retry of the same events batch carries the same id.
+                 * @description Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+                 *     batch is a new request with a new id; its events keep their `id`). Covered by the signature.
                  * @example 7d3f9a2c-1b4e-4f7a-9c2d-5e6f7a8b9c0d
                  */
                 "X-Mqttd-Request-Id": components["parameters"]["RequestIDHeader"];
                 /**
-                 * @description Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-                 *     See "Headers and signatures" above for verification and secret rotation.
-                 * @example t=1740824130,v1=5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592
+                 * @description Present when the alias has a `secret`:
+                 *     `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+                 *     See "Headers and signatures" above for verification, replays and secret rotation.
+                 * @example t=1740824130,v2=9f6cf56a67aaa91cfbeb3a441a2fc0f2229a828ea7fe32b1beb5aa3f7db4a305
                  */
                 "X-Mqttd-Signature"?: components["parameters"]["SignatureHeader"];
             };
@@ -1337,14 +1343,16 @@ export interface operations {
                  */
                 "X-Mqttd-Plugin": components["parameters"]["PluginHeader"];
                 /**
-                 * @description Identifies the call, for logs; a retry of the same events batch carries the same id.
+                 * @description Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+                 *     batch is a new request with a new id; its events keep their `id`). Covered by the signature.
                  * @example 7d3f9a2c-1b4e-4f7a-9c2d-5e6f7a8b9c0d
                  */
                 "X-Mqttd-Request-Id": components["parameters"]["RequestIDHeader"];
                 /**
-                 * @description Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-                 *     See "Headers and signatures" above for verification and secret rotation.
-                 * @example t=1740824130,v1=5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592
+                 * @description Present when the alias has a `secret`:
+                 *     `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+                 *     See "Headers and signatures" above for verification, replays and secret rotation.
+                 * @example t=1740824130,v2=9f6cf56a67aaa91cfbeb3a441a2fc0f2229a828ea7fe32b1beb5aa3f7db4a305
                  */
                 "X-Mqttd-Signature"?: components["parameters"]["SignatureHeader"];
             };
@@ -1408,14 +1416,16 @@ export interface operations {
                  */
                 "X-Mqttd-Plugin": components["parameters"]["PluginHeader"];
                 /**
-                 * @description Identifies the call, for logs; a retry of the same events batch carries the same id.
+                 * @description Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+                 *     batch is a new request with a new id; its events keep their `id`). Covered by the signature.
                  * @example 7d3f9a2c-1b4e-4f7a-9c2d-5e6f7a8b9c0d
                  */
                 "X-Mqttd-Request-Id": components["parameters"]["RequestIDHeader"];
                 /**
-                 * @description Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-                 *     See "Headers and signatures" above for verification and secret rotation.
-                 * @example t=1740824130,v1=5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592
+                 * @description Present when the alias has a `secret`:
+                 *     `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+                 *     See "Headers and signatures" above for verification, replays and secret rotation.
+                 * @example t=1740824130,v2=9f6cf56a67aaa91cfbeb3a441a2fc0f2229a828ea7fe32b1beb5aa3f7db4a305
                  */
                 "X-Mqttd-Signature"?: components["parameters"]["SignatureHeader"];
             };

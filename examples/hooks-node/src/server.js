@@ -16,7 +16,7 @@ import { authenticate, parseAuthenticate } from './authenticate.js';
 import { decide, parseTopicFiltering, TOPIC_TTL } from './acl.js';
 import { batchProblem, RecentEvents } from './events.js';
 import { HttpError, parseJSONObject, readBody, sendJSON } from './http.js';
-import { verifySignature } from './signature.js';
+import { ReplayGuard, verifySignature } from './signature.js';
 import { brokerAdmin } from './broker-admin.js';
 import { disabledAnswer, serveUsers } from './revoke.js';
 
@@ -51,6 +51,7 @@ export function createServer(opts) {
   const eventOut = opts.eventOut ?? ((line) => process.stdout.write(line + '\n'));
   const now = opts.now ?? Date.now;
   const recent = new RecentEvents(config.recentEvents);
+  const replays = new ReplayGuard();
   const broker = opts.broker ?? brokerAdmin({ url: config.mqttdAdminURL, token: config.mqttdAdminToken });
 
   /** @type {Manifest} */
@@ -120,9 +121,15 @@ export function createServer(opts) {
     if (!server.listening) res.setHeader('Connection', 'close');
     const body = await readBody(req, config.maxBodyBytes);
     if (route.signed && config.secrets.length > 0) {
-      const v = verifySignature(req.headers['x-mqttd-signature']?.toString(), body, config.secrets, Math.floor(now() / 1000));
+      const nowSeconds = Math.floor(now() / 1000);
+      const requestId = req.headers['x-mqttd-request-id']?.toString() ?? '';
+      // The path as it came on the wire, not the parsed one: the broker signs
+      // what it sent, and a proxy that rewrites it breaks the signature.
+      const signed = { method: req.method ?? '', path: (req.url ?? '').split('?')[0], requestId, body };
+      const sig = verifySignature(req.headers['x-mqttd-signature']?.toString(), signed, config.secrets, nowSeconds);
+      const v = sig.ok ? replays.check(requestId, sig.t, nowSeconds) : sig;
       if (!v.ok) {
-        log('warn', 'signature rejected', { path, reason: v.reason, request_id: req.headers['x-mqttd-request-id'] });
+        log('warn', 'signature rejected', { path, reason: v.reason, request_id: requestId });
         // no-store: this deny is about the sender, not the client asked
         // about; the broker must not cache it as that client's answer.
         throw new HttpError(401, v.reason, { 'Cache-Control': 'no-store' });

@@ -1,14 +1,17 @@
-// MQTT topic matching for the ACL. Two questions are asked of a rule's filter:
+// MQTT topic matching for the ACL. Three questions are asked of a rule's filter:
 //
 //   matches(filter, name):  does the filter match this topic name? (publish, receive)
 //   covers(filter, sub):    does the filter match every topic the subscription
-//                           filter `sub` can match? (subscribe)
+//                           filter `sub` can match? (a deny refuses a subscription)
+//   overlaps(filter, sub):  does the filter match at least one topic `sub` can
+//                           match? (a grant allows a subscription)
 //
-// "covers" is what makes a subscribe check sound: a rule `sensors/#` allows a
-// subscription to `sensors/+/temp`, but a rule `sensors/+/temp` does not allow
-// `sensors/#`, which would also deliver `sensors/secret`. The check is
-// level by level and errs on the side of "no": `+/#` does not cover `#`,
-// although both match every topic not starting with "$".
+// A deny `sensors/#` covers a subscription to `sensors/+/temp` and refuses it;
+// a deny `sensors/secret/#` only overlaps `sensors/#`, which is then granted,
+// and the broker's receive check keeps sensors/secret/... from each delivery.
+// Both are exact: the same answers as trying every topic (the Go acl-file
+// checks its versions against brute force; testdata/acl-cases.json holds
+// the rows both read).
 
 /** @param {string} s */
 export function hasWildcard(s) {
@@ -65,6 +68,9 @@ export function covers(filter, sub) {
   const f = filter.split('/');
   const s = sub.split('/');
   if (dollarBlocked(f, s)) return false;
+  // "+/#" matches every topic of one level or more, as "#" does: "#" has no
+  // parent level to add at the top.
+  if (filter === '+/#' && sub === '#') return true;
   for (let i = 0; i < f.length; i++) {
     if (f[i] === '#') return true;
     if (i >= s.length) return false;
@@ -75,6 +81,22 @@ export function covers(filter, sub) {
   // The rule ran out of levels: covered only if the subscription did too
   // ("a/b" is not covered by "a", and neither is "a/#").
   return s.length === f.length;
+}
+
+/**
+ * @param {string} filter a valid topic filter (the rule)
+ * @param {string} sub a valid topic filter (the subscription)
+ */
+export function overlaps(filter, sub) {
+  const f = filter.split('/');
+  const s = sub.split('/');
+  if (dollarBlocked(f, s) || dollarBlocked(s, f)) return false;
+  for (let i = 0; ; i++) {
+    // "#" on either side matches what is left of the other, or nothing.
+    if (f[i] === '#' || s[i] === '#') return true;
+    if (i === f.length || i === s.length) return f.length === s.length; // both used up at once
+    if (f[i] !== '+' && s[i] !== '+' && f[i] !== s[i]) return false;
+  }
 }
 
 /**

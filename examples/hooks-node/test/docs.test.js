@@ -23,18 +23,18 @@ function has(name) {
 }
 
 describe('docs/plugins.md', () => {
-  it('worked signature example: v1 is HMAC-SHA256(secret, t + "." + body)', () => {
+  it('worked signature example: v2 is HMAC-SHA256(secret, t LF method LF path LF request-id LF body)', () => {
     /** @param {string} key */
     const field = (key) => {
       const m = new RegExp(`^${key}: +(.+)$`, 'm').exec(doc);
       assert.ok(m, `docs/plugins.md has no "${key}:" line in the worked example`);
       return m[1];
     };
-    const [secret, t, body, signed, v1] = ['secret', 't', 'body', 'signed', 'v1'].map(field);
-    assert.equal(signed, `${t}.${body}`);
-    assert.equal(computeSignature(secret, t, body), v1);
-    assert.ok(doc.includes(`X-Mqttd-Signature: t=${t},v1=${v1}`), 'the header line matches the example');
-    assert.equal(verifySignature(`t=${t},v1=${v1}`, Buffer.from(body), [secret], Number(t)).ok, true);
+    const [secret, t, method, path, requestId, body, v2] = ['secret', 't', 'method', 'path', 'request-id', 'body', 'v2'].map(field);
+    const signed = { method, path, requestId, body: Buffer.from(body) };
+    assert.equal(computeSignature(secret, t, signed), v2);
+    assert.ok(doc.includes(`X-Mqttd-Signature: t=${t},v2=${v2}`), 'the header line matches the example');
+    assert.equal(verifySignature(`t=${t},v2=${v2}`, signed, [secret], Number(t)).ok, true);
   });
 
   it('the curl session answers what the guide says', { skip: !(has('curl') && has('openssl')) && 'needs curl and openssl' }, async () => {

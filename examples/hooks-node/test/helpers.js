@@ -45,6 +45,7 @@ export async function startServer(o = {}) {
   }));
   const addr = /** @type {import('node:net').AddressInfo} */ (server.address());
   const url = `http://127.0.0.1:${addr.port}`;
+  let requests = 0; // each request gets its own id, as from the broker
 
   /**
    * @param {string} method
@@ -54,9 +55,12 @@ export async function startServer(o = {}) {
    */
   const request = (method, path, body, opts) => {
     /** @type {Record<string, string>} */
-    const headers = { 'X-Mqttd-Plugin': 'hooks', 'X-Mqttd-Request-Id': 'test', ...opts.headers };
+    const headers = { 'X-Mqttd-Plugin': 'hooks', 'X-Mqttd-Request-Id': `test-${++requests}`, ...opts.headers };
     const secret = opts.secret === undefined ? SECRET : opts.secret;
-    if (secret !== null) headers['X-Mqttd-Signature'] = signatureHeader(secret, opts.t ?? Math.floor(clock.ms / 1000), body);
+    if (secret !== null) {
+      const signed = { method, path, requestId: headers['X-Mqttd-Request-Id'], body };
+      headers['X-Mqttd-Signature'] = signatureHeader(secret, opts.t ?? Math.floor(clock.ms / 1000), signed);
+    }
     if (method === 'POST') headers['Content-Type'] = 'application/json';
     return fetch(url + path, { method, headers, body: method === 'GET' ? undefined : body });
   };

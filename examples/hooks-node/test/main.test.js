@@ -65,6 +65,8 @@ function start(env) {
   };
 }
 
+let openRequests = 0;
+
 /**
  * A signed POST with node:http, so a test can hold the body back.
  * @param {number} port
@@ -74,9 +76,14 @@ function start(env) {
  * @param {Record<string, string>} [headers]
  */
 function openRequest(port, path, body, secret, headers = {}) {
+  const requestId = `main-${++openRequests}`;
+  const signature = signatureHeader(secret, Math.floor(Date.now() / 1000), { method: 'POST', path, requestId, body });
   const req = http.request({
     host: '127.0.0.1', port, path, method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-Mqttd-Signature': signatureHeader(secret, Math.floor(Date.now() / 1000), body), ...headers },
+    headers: {
+      'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body),
+      'X-Mqttd-Request-Id': requestId, 'X-Mqttd-Signature': signature, ...headers,
+    },
   });
   const response = new Promise((resolve, reject) => {
     req.on('response', (res) => {

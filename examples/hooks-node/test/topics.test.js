@@ -1,8 +1,9 @@
-// Topic matching tables: filter vs name (publish, receive) and filter covers
-// filter (subscribe).
+// Topic matching tables: filter vs name (publish, receive), filter covers
+// filter (a deny refuses a subscription) and filter overlaps filter (a grant
+// allows one). test/cases.test.js checks both against brute force.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { covers, filterProblem, matches, stripShare } from '../src/topics.js';
+import { covers, filterProblem, matches, overlaps, stripShare } from '../src/topics.js';
 
 describe('matches', () => {
   const table = [
@@ -48,10 +49,30 @@ describe('covers (rule filter vs subscription filter)', () => {
     ['a/+/c', 'a/+/+', false],
     ['#', '$SYS/#', false],
     ['$SYS/#', '$SYS/broker/+', true],
-    ['+/#', '#', false], // equivalent in practice; refused (conservative)
+    ['+/#', '#', true], // both match every topic of one level or more
+    ['a/+/#', 'a/#', false], // a/# also matches a
   ];
   for (const [rule, sub, want] of table) {
     it(`${rule} ${want ? 'covers' : 'does not cover'} ${sub}`, () => assert.equal(covers(/** @type {string} */ (rule), /** @type {string} */ (sub)), want));
+  }
+});
+
+describe('overlaps (rule filter vs subscription filter)', () => {
+  const table = [
+    ['sensors/+/temp', 'sensors/#', true],
+    ['sensors/secret/#', 'sensors/#', true],
+    ['sensors/+/temp', 'sensors/+/humidity', false],
+    ['a/#', 'a', true],
+    ['a', 'a/#', true],
+    ['a/+', 'a', false],
+    ['a/b', 'a/b/c', false],
+    ['+/b', 'a/+', true],
+    ['#', '$SYS/#', false],
+    ['$SYS/#', '+/broker', false],
+    ['$SYS/+', '$SYS/#', true],
+  ];
+  for (const [rule, sub, want] of table) {
+    it(`${rule} ${want ? 'overlaps' : 'does not overlap'} ${sub}`, () => assert.equal(overlaps(/** @type {string} */ (rule), /** @type {string} */ (sub)), want));
   }
 });
 

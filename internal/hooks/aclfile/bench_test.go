@@ -49,7 +49,8 @@ func BenchmarkFilterTopic1000Rules(b *testing.B) {
 		{"receive-no-rule", mqtt.ActionReceive, "site/8/user208/lamp", hooks.Ignore},
 		{"publish-pattern", mqtt.ActionPublish, "devices/dev-207/state", hooks.Allow},
 		{"subscribe-wildcard", mqtt.ActionSubscribe, "site/7/user207/lamp/+", hooks.Allow},
-		{"subscribe-overlaps-deny", mqtt.ActionSubscribe, "site/7/user207/#", hooks.Deny},
+		{"subscribe-overlaps-deny", mqtt.ActionSubscribe, "site/7/user207/#", hooks.Allow},
+		{"subscribe-covered-by-deny", mqtt.ActionSubscribe, "site/7/user207/keys/+", hooks.Deny},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			req := mqtt.TopicRequest{Action: bc.action, Topic: bc.topic}

@@ -102,13 +102,14 @@ const e2eACL = `rules:
   - {user: alice, topic: "sensors/alice/#", actions: readwrite}
   - {user: bob, topic: "sensors/#", actions: read}
   - {topic: "sensors/+/secret", actions: [receive], result: deny}
-  - {topic: "devices/%c/state", actions: [publish]}
+  - {topic: "devices/%c/#", actions: [publish]}
   - {topic: "devices/#", actions: [subscribe, receive]}
   - {topic: "devices/+/secret", actions: [subscribe], result: deny}
 `
 
 // Real clients through the hooks chain: subscribe (granted and refused
-// filters in one SUBSCRIBE), publish (a refused message is not routed),
+// filters in one SUBSCRIBE; a deny on part of a filter filters deliveries
+// instead of refusing it), publish (a refused message is not routed),
 // receive (a denied topic is not delivered, live or retained), %c, MQTT
 // 5's reason codes, and a reload that applies to connected clients.
 func TestEndToEnd(t *testing.T) {
@@ -135,16 +136,19 @@ func TestEndToEnd(t *testing.T) {
 	if got := bob.until(t, "sensors/alice/end"); !slices.Equal(got, []string{"sensors/alice/temp"}) {
 		t.Errorf("bob received %v, want only sensors/alice/temp", got)
 	}
-	// %c: a device publishes its own state only.
+	// %c: a device publishes under its own id only. The subscribe-only
+	// deny on devices/+/secret refuses the filters it covers, not the
+	// wider devices/#, and does not filter deliveries (receive rules do).
 	watch := dial(t, addr, "", "watcher")
-	if got := watch.subscribe(t, "devices/+/state", "devices/#"); !slices.Equal(got, []byte{1, 0x80}) {
-		t.Errorf("watcher's SUBACK codes %#v, want [1 0x80] (devices/# overlaps the deny on devices/+/secret)", got)
+	if got := watch.subscribe(t, "devices/+/secret", "devices/#"); !slices.Equal(got, []byte{0x80, 1}) {
+		t.Errorf("watcher's SUBACK codes %#v, want [0x80 1]", got)
 	}
 	dev := dial(t, addr, "", "dev-9")
 	dev.publish(t, "devices/dev-8/state", false) // refused: another device's
+	dev.publish(t, "devices/dev-9/secret", false)
 	dev.publish(t, "devices/dev-9/state", false)
-	if got := watch.until(t, "devices/dev-9/state"); len(got) != 0 {
-		t.Errorf("the watcher received %v before dev-9's own state", got)
+	if got := watch.until(t, "devices/dev-9/state"); !slices.Equal(got, []string{"devices/dev-9/secret"}) {
+		t.Errorf("the watcher received %v before dev-9's state, want [devices/dev-9/secret]", got)
 	}
 
 	// Retained messages are checked on delivery too.
@@ -160,11 +164,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("bob received %v live, want sensors/alice/temp only", got)
 	}
 
-	// MQTT 5 clients hear 0x87 for a refused subscription and publish.
+	// MQTT 5 clients hear 0x87 for a refused subscription and publish;
+	// sensors/# is granted to alice, who may read part of it.
 	v5 := dialV5(t, addr, "alice", "alice-5")
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	sa, err := v5.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: "sensors/alice/#", QoS: 1}, {Topic: "sensors/#", QoS: 1}}})
+	sa, err := v5.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: "sensors/#", QoS: 1}, {Topic: "alerts/#", QoS: 1}}})
 	if sa == nil || !slices.Equal(sa.Reasons, []byte{1, 0x87}) {
 		t.Errorf("5.0 SUBACK %+v, %v; want reasons [1 0x87]", sa, err)
 	}
@@ -204,4 +209,27 @@ func dialV5(t *testing.T, addr, user, id string) *pahov5.Client {
 	}
 	t.Cleanup(func() { c.Disconnect(&pahov5.Disconnect{}) })
 	return c
+}
+
+// The Eclipse Paho interoperability tests' ACL: everything allowed, and a
+// subscribe-only deny on test/nosubscribe. Their clean-up subscribes to #,
+// which must be granted (and receive the retained messages to clear), while
+// test/nosubscribe itself is refused.
+func TestSubscribeOnlyDenyBesideAllowAll(t *testing.T) {
+	p := load(t, "acl.yaml", `rules:
+  - {topic: "#"}
+  - {topic: test/nosubscribe, actions: [subscribe], result: deny}
+`)
+	addr := serveACL(t, p)
+	pub := dial(t, addr, "", "pub")
+	pub.publish(t, "test/retained", true)
+	c := dial(t, addr, "", "cleaner")
+	if got := c.subscribe(t, "#", "test/nosubscribe"); !slices.Equal(got, []byte{1, 0x80}) {
+		t.Fatalf("SUBACK codes %#v, want [1 0x80]", got)
+	}
+	pub.publish(t, "test/nosubscribe", false) // a subscribe-only deny filters no delivery
+	pub.publish(t, "test/end", false)
+	if got := c.until(t, "test/end"); !slices.Equal(got, []string{"test/retained", "test/nosubscribe"}) {
+		t.Errorf("the # subscriber received %v, want test/retained then test/nosubscribe", got)
+	}
 }

@@ -156,12 +156,17 @@ func levelEnd(s string, pos int) int {
 
 // covers reports whether the pattern matches every topic that filter can
 // match. For a topic name (no wildcards) that is plain matching, so this
-// one walk serves publish and receive as well as subscribe. A grant
+// one walk serves publish and receive as well as a subscribe deny. A deny
 // "sensors/#" covers "sensors/+/temp"; "sensors/+/temp" does not cover
 // "sensors/#".
 func (p *pattern) covers(filter, u, c string) bool {
 	if strings.HasPrefix(filter, "$") && p.wildFirst() {
 		return false // the filter reaches $ topics the pattern cannot
+	}
+	if filter == "#" && len(p.levels) == 2 && p.levels[0].kind == plus && p.levels[1].kind == hash {
+		// "+/#" matches every topic of one level or more, as "#" does:
+		// there is no parent above the first level for "#" to add.
+		return true
 	}
 	i, f := 0, 0 // the pattern's level; the start of the filter's level
 	for {
@@ -184,7 +189,7 @@ func (p *pattern) covers(filter, u, c string) bool {
 }
 
 // overlaps reports whether some topic matches both the pattern and filter:
-// a deny matches a subscription that could receive anything it denies.
+// a grant matches a subscription that could receive something it allows.
 func (p *pattern) overlaps(filter, u, c string) bool {
 	fWild := len(filter) > 0 && (filter[0] == '+' || filter[0] == '#') && (len(filter) == 1 || filter[1] == '/')
 	if (strings.HasPrefix(filter, "$") && p.wildFirst()) || (fWild && p.dollarFirst()) {

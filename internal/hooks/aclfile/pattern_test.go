@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/mqtt/topics"
 )
 
@@ -61,6 +63,10 @@ var coverTable = []struct {
 	{"$SYS/#", "$SYS/broker/+", true, true},
 	{"$SYS/+/uptime", "$SYS/#", false, true},
 	{"#", "+/x", true, true},
+	{"+/#", "#", true, true}, // one level or more, both: "#" has no parent to add at the top
+	{"+/#", "+", true, true},
+	{"a/+/#", "a/#", false, true}, // a/# matches a, a/+/# does not
+	{"+/+/#", "#", false, true},
 	{"a/#", "$SYS/#", false, false},
 	// '$' below the first level is an ordinary character.
 	{"a/#", "a/$x", true, true},
@@ -245,6 +251,46 @@ func FuzzTemplate(f *testing.F) {
 		}
 		if got, want := tmpl.overlaps(sub, u, c), plain.overlaps(sub, "", ""); got != want {
 			t.Errorf("overlaps(%q, %q) with u=%q c=%q = %v; with the values written in: %v", acl, sub, u, c, got, want)
+		}
+	})
+}
+
+// FuzzSubscribeRule checks the subscribe rule on one grant and one deny
+// against brute force over the topics that can tell the answers apart: a
+// subscription is denied when the deny covers every topic the filter can
+// match, else allowed when the grant allows one of them, else ignored.
+// The deny is for reading (subscribe and receive) or for subscribe alone;
+// either way it refuses only what it covers. Seeds are in
+// testdata/fuzz/FuzzSubscribeRule.
+func FuzzSubscribeRule(f *testing.F) {
+	for _, tc := range coverTable {
+		f.Add(tc.acl, tc.acl, tc.sub, true)
+	}
+	f.Fuzz(func(t *testing.T, grant, deny, sub string, read bool) {
+		for _, s := range []string{grant, deny, sub} {
+			if validFilter(s) != nil || strings.Count(s, "/") > 3 || len(s) > 32 {
+				return
+			}
+		}
+		denyAccess := accRead
+		if !read {
+			denyAccess = accSubscribe
+		}
+		rs := newRuleSet()
+		rs.add(scopeAll, "", &rule{access: accRead, pat: mustCompile(t, grant, false)}, 1)
+		rs.add(scopeAll, "", &rule{deny: true, access: denyAccess, pat: mustCompile(t, deny, false)}, 2)
+		got := rs.check(&mqtt.ClientInfo{Username: "u", ClientID: "c"}, mqtt.TopicRequest{Action: mqtt.ActionSubscribe, Topic: sub}).Result
+		denyCovers, _ := bruteCovers(deny, sub)
+		_, grantOverlaps := bruteCovers(grant, sub)
+		want := hooks.Ignore
+		switch {
+		case denyCovers:
+			want = hooks.Deny
+		case grantOverlaps:
+			want = hooks.Allow
+		}
+		if got != want {
+			t.Errorf("grant %q, deny %q (read %v), subscribe %q: %v, want %v", grant, deny, read, sub, got, want)
 		}
 	})
 }

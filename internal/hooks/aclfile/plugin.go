@@ -11,10 +11,14 @@
 //   - a deny that matches the request denies it; else a grant that matches
 //     allows it; else the plugin ignores it, and the chain's
 //     topic-check.default decides;
-//   - a subscription is granted only by a rule that covers every topic the
+//   - a subscription is denied only by a deny that covers every topic the
 //     filter can match ("sensors/#" covers "sensors/+/temp", not the other
-//     way round), and denied by any deny it overlaps; $share/GROUP/ is
-//     stripped first, so shared subscriptions are checked by their filter;
+//     way round), and allowed by a grant that allows at least one of them;
+//     a deny on part of the filter is enforced on each delivery by the
+//     receive rules instead, as in Mosquitto (a deny for subscribe alone
+//     refuses the filters it covers and filters no delivery: deny receive,
+//     or read, to keep messages from a client); $share/GROUP/ is stripped
+//     first, so shared subscriptions are checked by their filter;
 //   - %u or %c whose value is unusable (contains + # / or starts with $)
 //     never grants, and a deny using it matches everything, so a client
 //     cannot widen its access by choosing an odd client id; rules using %u

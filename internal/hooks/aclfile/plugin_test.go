@@ -90,16 +90,21 @@ const yamlACL = `rules:
 var policyChecks = []check{
 	// anonymous topic lines
 	{"", "anon1", sub, "public/news", 'A'},
-	{"", "anon1", sub, "public/#", 'D'}, // overlaps the deny on public/secret
-	{"", "anon1", sub, "public/+", 'D'},
+	{"", "anon1", sub, "public/#", 'A'}, // the deny on public/secret is enforced per message
+	{"", "anon1", sub, "public/+", 'A'},
+	{"", "anon1", sub, "public/secret", 'D'}, // the deny covers the whole filter
+	{"", "anon1", sub, "+/secret", 'A'},      // the deny covers one topic of it; the grant public/# overlaps
+	{"", "anon1", sub, "private/#", 'I'},     // nothing it can match is allowed
 	{"", "anon1", sub, "public/+/x", 'A'},
 	{"", "anon1", rcv, "public/news", 'A'},
 	{"", "anon1", rcv, "public/secret", 'D'},
 	{"", "anon1", pub, "public/news", 'I'}, // read only
 	{"", "anon1", sub, "home/alice/x", 'I'},
 	// alice: readwrite, write, deny, default readwrite
-	{"alice", "a1", sub, "home/alice/#", 'D'}, // overlaps vault
-	{"alice", "a1", sub, "home/alice/+", 'D'}, // matches home/alice/vault, which '#' includes
+	{"alice", "a1", sub, "home/alice/#", 'A'}, // vault is enforced per message
+	{"alice", "a1", sub, "home/alice/+", 'A'},
+	{"alice", "a1", sub, "home/alice/vault/+", 'D'},
+	{"alice", "a1", sub, "home/alice/vault", 'D'}, // '#' includes the parent level
 	{"alice", "a1", sub, "home/alice/lamp/+", 'A'},
 	{"alice", "a1", pub, "home/alice/lamp", 'A'},
 	{"alice", "a1", rcv, "home/alice/lamp", 'A'},
@@ -123,11 +128,12 @@ var policyChecks = []check{
 	{"alice", "dev-7", sub, "devices/dev-7/state", 'I'},
 	{"alice", "a1", sub, "inbox/alice/#", 'A'},
 	{"alice", "a1", rcv, "inbox/alice/m1", 'A'},
-	{"alice", "a1", sub, "inbox/+/#", 'I'},
+	{"alice", "a1", sub, "inbox/+/#", 'A'}, // may match inbox/alice/...; other inboxes fail the receive check
 	{"alice", "a1", sub, "inbox/bob/#", 'I'},
 	{"", "anon1", sub, "inbox//#", 'I'}, // %u rules skip clients without a user name
 	{"alice", "a1", sub, "$SYS/broker/uptime", 'D'},
-	{"bob with spaces", "b", sub, "#", 'I'}, // '#' does not reach $SYS: no deny overlaps, no grant covers
+	{"bob with spaces", "b", sub, "#", 'A'}, // overlaps home/#; the deny on $SYS/# does not cover '#'
+	{"bob with spaces", "b", sub, "$SYS/#", 'D'},
 	{"", "anon1", rcv, "$SYS/x", 'D'},
 	// shared subscriptions are checked by their filter
 	{"alice", "a1", sub, "$share/g/home/alice/lamp/+", 'A'},

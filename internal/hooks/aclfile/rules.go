@@ -135,15 +135,21 @@ type request struct {
 	uv, cv    subValue
 }
 
-// matches reports whether r applies to q. A rule whose %u or %c has no
-// usable value never grants; a deny with an unsafe value matches anything
-// (it fails closed) and one with an empty value does not apply.
+// matches reports whether r applies to q. For a topic name (publish,
+// receive) both mean "the rule's filter matches it". For a subscription
+// filter a deny applies only when it covers the whole filter, and a grant
+// as soon as the filter can match one topic it allows: what the
+// subscription then delivers is decided message by message by the receive
+// rules, so a narrower deny is enforced there rather than refusing the
+// subscription. A rule whose %u or %c has no usable value never grants; a
+// deny with an unsafe value matches anything (it fails closed) and one
+// with an empty value does not apply.
 func (r *rule) matches(q *request) bool {
 	uBad, cBad := r.pat.usesU && q.uv != valueOK, r.pat.usesC && q.cv != valueOK
 	if uBad || cBad {
 		return r.deny && ((uBad && q.uv == valueUnsafe) || (cBad && q.cv == valueUnsafe))
 	}
-	if q.subscribe && r.deny {
+	if q.subscribe && !r.deny {
 		return r.pat.overlaps(q.topic, q.u, q.c)
 	}
 	return r.pat.covers(q.topic, q.u, q.c)

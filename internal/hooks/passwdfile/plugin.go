@@ -51,7 +51,9 @@ var _ hooks.Authenticator = (*Plugin)(nil)
 // 0x86, bad user name or password (3.1.1 clients hear 0x04).
 const ReasonBadCredentials = 0x86
 
-// New loads o.File.
+// New loads o.File. A missing file or one that does not parse is an
+// error naming the file (and line), so the broker does not start with a
+// password file it cannot use.
 func New(o Options) (*Plugin, error) {
 	if o.File == "" {
 		return nil, errors.New("password-file: no file given (set file: PATH, a file written by mqttd passwd)")
@@ -85,7 +87,11 @@ func (p *Plugin) Reload() error {
 // Users is the number of users loaded.
 func (p *Plugin) Users() int { return len(p.users.Load().byName) }
 
-// Authenticate implements hooks.Authenticator.
+// Authenticate implements hooks.Authenticator: Ignore for a client
+// without a user name; for one with a name, Allow when the file lists it
+// with that password and Deny with ReasonBadCredentials otherwise (no
+// password given included). It returns an error only when ctx ends while
+// it waits for a hashing slot.
 func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hooks.Decision, error) {
 	name := req.Client.Username
 	if name == "" {

@@ -59,6 +59,12 @@ func (b *Builder) Bytes(p []byte) *Builder {
 	return b
 }
 
+// Uvarint adds a number (a count of the fields that follow, say).
+func (b *Builder) Uvarint(v uint64) *Builder {
+	b.buf = binary.AppendUvarint(b.buf, v)
+	return b
+}
+
 // Byte adds a one-byte field (fixed width, so it needs no prefix).
 func (b *Builder) Byte(c byte) *Builder {
 	b.buf = append(b.buf, c)

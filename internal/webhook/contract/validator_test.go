@@ -231,7 +231,7 @@ func TestInvalidRequestLine(t *testing.T) {
 	// The same request with a well-formed signature passes: the failure
 	// above is the signature's format, not its presence.
 	r, b := request(t, "POST", "/authenticate", authRequest())
-	r.Header.Set("X-Mqttd-Signature", "t=1740824130,v1="+strings.Repeat("0f", 32))
+	r.Header.Set("X-Mqttd-Signature", "t=1740824130,v2="+strings.Repeat("0f", 32))
 	if err := v.Request(r, b); err != nil {
 		t.Fatal(err)
 	}

@@ -1741,11 +1741,13 @@ type AuthenticateParams struct {
 	// XMqttdPlugin The alias under which the broker knows this plugin.
 	XMqttdPlugin PluginHeader `json:"X-Mqttd-Plugin"`
 
-	// XMqttdRequestID Identifies the call, for logs; a retry of the same events batch carries the same id.
+	// XMqttdRequestID Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+	// batch is a new request with a new id; its events keep their `id`). Covered by the signature.
 	XMqttdRequestID RequestIDHeader `json:"X-Mqttd-Request-Id"`
 
-	// XMqttdSignature Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-	// See "Headers and signatures" above for verification and secret rotation.
+	// XMqttdSignature Present when the alias has a `secret`:
+	// `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+	// See "Headers and signatures" above for verification, replays and secret rotation.
 	XMqttdSignature *SignatureHeader `json:"X-Mqttd-Signature,omitempty"`
 }
 
@@ -1754,11 +1756,13 @@ type PostEventsParams struct {
 	// XMqttdPlugin The alias under which the broker knows this plugin.
 	XMqttdPlugin PluginHeader `json:"X-Mqttd-Plugin"`
 
-	// XMqttdRequestID Identifies the call, for logs; a retry of the same events batch carries the same id.
+	// XMqttdRequestID Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+	// batch is a new request with a new id; its events keep their `id`). Covered by the signature.
 	XMqttdRequestID RequestIDHeader `json:"X-Mqttd-Request-Id"`
 
-	// XMqttdSignature Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-	// See "Headers and signatures" above for verification and secret rotation.
+	// XMqttdSignature Present when the alias has a `secret`:
+	// `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+	// See "Headers and signatures" above for verification, replays and secret rotation.
 	XMqttdSignature *SignatureHeader `json:"X-Mqttd-Signature,omitempty"`
 }
 
@@ -1767,11 +1771,13 @@ type GetManifestParams struct {
 	// XMqttdPlugin The alias under which the broker knows this plugin.
 	XMqttdPlugin PluginHeader `json:"X-Mqttd-Plugin"`
 
-	// XMqttdRequestID Identifies the call, for logs; a retry of the same events batch carries the same id.
+	// XMqttdRequestID Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+	// batch is a new request with a new id; its events keep their `id`). Covered by the signature.
 	XMqttdRequestID RequestIDHeader `json:"X-Mqttd-Request-Id"`
 
-	// XMqttdSignature Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-	// See "Headers and signatures" above for verification and secret rotation.
+	// XMqttdSignature Present when the alias has a `secret`:
+	// `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+	// See "Headers and signatures" above for verification, replays and secret rotation.
 	XMqttdSignature *SignatureHeader `json:"X-Mqttd-Signature,omitempty"`
 }
 
@@ -1780,11 +1786,13 @@ type TopicFilteringParams struct {
 	// XMqttdPlugin The alias under which the broker knows this plugin.
 	XMqttdPlugin PluginHeader `json:"X-Mqttd-Plugin"`
 
-	// XMqttdRequestID Identifies the call, for logs; a retry of the same events batch carries the same id.
+	// XMqttdRequestID Identifies the HTTP request, for logs and replay detection; unique per request (a retried events
+	// batch is a new request with a new id; its events keep their `id`). Covered by the signature.
 	XMqttdRequestID RequestIDHeader `json:"X-Mqttd-Request-Id"`
 
-	// XMqttdSignature Present when the alias has a `secret`: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>`.
-	// See "Headers and signatures" above for verification and secret rotation.
+	// XMqttdSignature Present when the alias has a `secret`:
+	// `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, t LF method LF path LF request-id LF raw body)>`.
+	// See "Headers and signatures" above for verification, replays and secret rotation.
 	XMqttdSignature *SignatureHeader `json:"X-Mqttd-Signature,omitempty"`
 }
 

@@ -1,0 +1,99 @@
+package pebblestore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/mqttd/mqttd/internal/store"
+)
+
+// Commit applies b and waits until it is durable.
+func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pb, err := s.apply(b, nil)
+	if err != nil {
+		return err
+	}
+	return s.wait(pb)
+}
+
+// CommitAsync applies b and calls done, in commit order, once durable.
+func (s *Store) CommitAsync(b *store.Batch, done func(error)) {
+	// Queued under the commit mutex, so callbacks follow commit order and
+	// Close (which takes the mutex first) drains every applied batch.
+	_, err := s.apply(b, func(pb *pebble.Batch) {
+		s.notify.Push(func() error { return s.wait(pb) }, done)
+	})
+	if err != nil {
+		s.notify.Push(nil, func(error) { done(err) })
+	}
+}
+
+// wait returns once pb is as durable as the store's mode says; pb may be
+// nil (nothing was written).
+func (s *Store) wait(pb *pebble.Batch) error {
+	if pb == nil {
+		return nil
+	}
+	var err error
+	if s.opts.Durability == store.Sync {
+		err = pb.SyncWait()
+	}
+	pb.Close()
+	if err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// apply turns b into one Pebble batch and applies it to the memtable
+// under s.mu (see the package doc); the fsync is left to wait. applied, if
+// set, runs under s.mu after a successful apply.
+func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batch, error) {
+	if b.Len() == 0 {
+		if applied != nil {
+			applied(nil)
+		}
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	if err := s.failure(); err != nil {
+		return nil, err
+	}
+	pb := s.db.NewIndexedBatch()
+	w := writer{s: s, pb: pb}
+	for i := range b.Ops {
+		if err := w.op(&b.Ops[i]); err != nil {
+			pb.Close()
+			w.undo()
+			return nil, fmt.Errorf("store %s: %w", s.dir, err)
+		}
+	}
+	var err error
+	if s.opts.Durability == store.Sync {
+		err = s.db.ApplyNoSyncWait(pb, pebble.Sync)
+	} else {
+		err = s.db.Apply(pb, pebble.NoSync)
+		s.dirty = true
+	}
+	if err == nil {
+		err = s.failure() // Pebble's fatal path ran (see pebbleLogger)
+	}
+	if err != nil {
+		w.undo()
+		// Not closed: after a failed log write Pebble may still hold it.
+		return nil, s.fail(err)
+	}
+	if applied != nil {
+		applied(pb)
+	}
+	return pb, nil
+}

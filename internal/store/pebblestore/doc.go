@@ -1,0 +1,45 @@
+// Package pebblestore is the on-disk store.Store, on Pebble (an LSM
+// key-value store with a write-ahead log and group commit).
+//
+// # Key layout
+//
+// One keyspace; the first byte says what a key holds. Numbers in keys are
+// big-endian so that ordered iteration follows them; client ids inside
+// composite keys are prefixed by their 16-bit length so one client's keys
+// never run into another's.
+//
+//	0x00                          format version of the store (1 byte)
+//	's' client-id                 session record (store.AppendSession)
+//	'r' topic                     retained message (store.AppendMessage)
+//	'm' msg-id(8)                 queued message body, stored once (store.AppendMessage)
+//	'c' msg-id(8)                 number of queue references to msg-id (uvarint)
+//	'n' client-id                 queue head: last sequence number, entry count
+//	'q' len(2) client-id seq(8)   queue entry: msg-id and delivery options
+//	'i' len(2) client-id pid(2)   outbound in-flight packet id: seq and state
+//	'p' len(2) client-id pid(2)   inbound QoS 2 packet id awaiting PUBREL (empty value)
+//
+// Every value starts with a version byte; decoders refuse anything else
+// with an error wrapping store.ErrCorrupt.
+//
+// # Commits and durability
+//
+// Commits are serialised by one mutex while they read what they need (a
+// queue head, a reference count) and apply to the memtable, so sequence
+// numbers are visible in the order they were handed out; the fsync is
+// awaited outside the mutex, so concurrent commits share one fsync (Pebble's
+// group commit). Sync waits for that fsync; Interval fsyncs the log every
+// SyncInterval from a background goroutine; None never asks, so the log
+// reaches the disk as its buffer fills and a crash, even of the process
+// alone, loses recent commits. Close fsyncs whatever is outstanding in every
+// mode.
+//
+// # Faults
+//
+// The directory is locked (a second process, or a second Open in this one,
+// is refused with an error naming the directory). A store that Pebble
+// reports corrupt, whose format marker is missing or unknown, or holding a
+// session or retained record that does not decode is refused with an error
+// naming the directory and the fix; with OnCorrupt: Quarantine it is moved
+// aside to DIR.corrupt-TIMESTAMP and an empty store started, logged at
+// error level. Compaction is Pebble's, in the background.
+package pebblestore

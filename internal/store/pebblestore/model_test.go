@@ -1,0 +1,33 @@
+package pebblestore
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/store"
+	"github.com/mqttd/mqttd/internal/store/storetest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestModel: random batches against Pebble and the in-memory model, with
+// restarts (Close, Open) in between, full state compared after each step.
+// Durability None: what is compared is the data, not the fsync; the kill
+// test covers the fsync. Bounded in time for a loaded machine.
+func TestModel(t *testing.T) {
+	cfg := storetest.Config{Seeds: 200, Ops: 200, Budget: 30 * time.Second, MinSeeds: 2,
+		Check: func(s store.Store) error { _, err := s.(*Store).Verify(); return err }}
+	if testing.Short() {
+		cfg.Seeds, cfg.Budget = 20, 20*time.Second
+	}
+	storetest.Run(t, cfg, func(t *testing.T, seed int) storetest.Opener {
+		dir := filepath.Join(t.TempDir(), strconv.Itoa(seed))
+		return func() (store.Store, error) {
+			return Open(dir, Options{Durability: store.None, Logger: quiet()})
+		}
+	})
+}

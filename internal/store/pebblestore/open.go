@@ -1,0 +1,244 @@
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/mqttd/mqttd/internal/store"
+)
+
+const formatV1 = 1
+
+// Store is the on-disk store.Store, on Pebble. It is safe for concurrent
+// use; Open one per directory.
+type Store struct {
+	dir  string
+	opts Options
+	db   *pebble.DB
+	lock *os.File
+
+	mu      sync.Mutex // serialises commits; see the package doc
+	closed  bool
+	nextMsg uint64          // last message id handed out
+	heads   map[string]head // queue heads read or written since Open
+	dirty   bool            // Interval: written since the last fsync
+
+	rmu     sync.RWMutex // held by readers; Close takes it to stop them first
+	rclosed bool
+
+	fmu    sync.Mutex
+	failed error // see fail.go
+
+	notify   *store.Notifier
+	stopSync chan struct{}
+	syncDone chan struct{}
+}
+
+var _ store.Store = (*Store)(nil)
+
+// ErrCorruptStore wraps the error Open returns for a corrupt store.
+var ErrCorruptStore = errors.New("store is corrupt")
+
+// Open opens the store in dir, creating dir when it does not exist. It
+// takes the directory's lock, so a second Open of the same directory fails
+// until Close, and checks the format marker and the session and retained
+// records; a store that fails that check is refused, or moved aside and
+// replaced by an empty one, as o.OnCorrupt says.
+func Open(dir string, o Options) (*Store, error) {
+	opts := o.withDefaults()
+	s, err := open(dir, opts)
+	if err == nil || !errors.Is(err, ErrCorruptStore) || opts.OnCorrupt != Quarantine {
+		return s, err
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", filepath.Clean(dir), time.Now().UTC().Format("20060102T150405Z"))
+	if rerr := os.Rename(dir, aside); rerr != nil {
+		return nil, fmt.Errorf("%w; quarantining it failed: %v", err, rerr)
+	}
+	opts.Logger.Error("store was corrupt: moved it aside and started EMPTY (storage.on-corrupt: quarantine); sessions, queued and retained messages in it are not restored",
+		"dir", dir, "moved_to", aside, "error", err)
+	return open(dir, opts)
+}
+
+func open(dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store %s: cannot create it: %w", dir, err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openLocked(dir, opts, lock)
+	if err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
+	return s, nil
+}
+
+func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
+	existed := hasManifest(dir)
+	cache := pebble.NewCache(opts.CacheBytes)
+	defer cache.Unref()
+	s := &Store{dir: dir, opts: opts, lock: lock, heads: map[string]head{}}
+	logger := pebbleLogger{l: opts.Logger, onFatal: func(err error) { s.fail(err) }}
+	db, err := pebble.Open(dir, &pebble.Options{Cache: cache, Logger: logger, FS: opts.fs})
+	if err != nil {
+		if pebble.IsCorruptionError(err) {
+			return nil, corrupt(dir, err)
+		}
+		return nil, fmt.Errorf("store %s: cannot open it: %w", dir, err)
+	}
+	s.db = db
+	if err := s.recover(existed); err != nil {
+		db.Close()
+		if errors.Is(err, store.ErrCorrupt) || pebble.IsCorruptionError(err) {
+			return nil, corrupt(dir, err)
+		}
+		return nil, fmt.Errorf("store %s: %w", dir, err)
+	}
+	s.notify = store.NewNotifier()
+	if opts.Durability == store.Interval {
+		s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
+		go s.syncLoop()
+	}
+	return s, nil
+}
+
+func corrupt(dir string, err error) error {
+	return fmt.Errorf("%w: %s: %v; to keep it for inspection and start empty set storage.on-corrupt: quarantine (it is moved to %s.corrupt-TIME), or move the directory away yourself",
+		ErrCorruptStore, dir, err, filepath.Clean(dir))
+}
+
+// hasManifest tells whether dir already held a Pebble store, so that a
+// missing format marker after opening means damage, not a new store.
+func hasManifest(dir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+	return len(m) > 0
+}
+
+// recover checks the format marker and decodes every session and retained
+// record (work in proportion to sessions, not to queued messages), and
+// finds the last message id.
+func (s *Store) recover(existed bool) error {
+	v, ok, err := get(s.db, formatKey)
+	switch {
+	case err != nil:
+		return err
+	case !ok && existed:
+		return fmt.Errorf("%w: format marker missing", store.ErrCorrupt)
+	case !ok:
+		if err := s.db.Set(formatKey, []byte{formatV1}, pebble.Sync); err != nil {
+			return err
+		}
+	case len(v) != 1 || v[0] != formatV1:
+		return fmt.Errorf("%w: unknown store format %x (written by a newer mqttd?)", store.ErrCorrupt, v)
+	}
+	if err := s.Sessions(func(*store.SessionRecord) error { return nil }); err != nil {
+		return err
+	}
+	if err := s.Retained(func(*store.MessageRecord) error { return nil }); err != nil {
+		return err
+	}
+	last, err := s.lastKey(pMessage)
+	if err != nil {
+		return err
+	}
+	if last != nil {
+		id, ok := tailUint(last, 8)
+		if !ok || len(last) != 9 {
+			return fmt.Errorf("%w: bad message key %x", store.ErrCorrupt, last)
+		}
+		s.nextMsg = id
+	}
+	return nil
+}
+
+func (s *Store) lastKey(prefix byte) ([]byte, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return nil, it.Error()
+	}
+	return append([]byte(nil), it.Key()...), nil
+}
+
+// get returns a copy of key's value.
+func get(r pebble.Reader, key []byte) ([]byte, bool, error) {
+	v, c, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := append([]byte(nil), v...)
+	c.Close()
+	return out, true, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close waits for pending commits, fsyncs and releases the directory.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.notify.Close()
+	s.rmu.Lock()
+	s.rclosed = true
+	s.rmu.Unlock()
+	if s.stopSync != nil {
+		close(s.stopSync)
+		<-s.syncDone
+	}
+	var err error
+	if s.failure() == nil {
+		err = s.syncLog()
+	}
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	unlockDir(s.lock)
+	if err != nil {
+		return fmt.Errorf("store %s: close: %w", s.dir, err)
+	}
+	return nil
+}
+
+// syncLoop is Interval durability: fsync the log when something was
+// written since the last time.
+func (s *Store) syncLoop() {
+	defer close(s.syncDone)
+	t := time.NewTicker(s.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSync:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		dirty := s.dirty
+		s.dirty = false
+		s.mu.Unlock()
+		if dirty && s.failure() == nil {
+			if err := s.syncLog(); err != nil {
+				s.fail(err)
+			}
+		}
+	}
+}
