@@ -245,7 +245,8 @@ func TestV5SessionExpiryNever(t *testing.T) {
 	pub.send(&packets.Publish{Topic: "v5/se-max", QoS: 1, PacketID: 1, Payload: []byte("forever")})
 	pub.expect(packets.PUBACK, 1)
 	waitOffline(t, tb, "v5-se-max")
-	tb.expireSessions(time.Now().Add(100 * 365 * 24 * time.Hour)) // a sweep a century later
+	// A sweep 200 years on, past the 136 years 0xFFFFFFFF seconds would be.
+	tb.expireSessions(time.Now().Add(200 * 365 * 24 * time.Hour))
 	if n := tb.Stats().ClientsPersisted; n != 1 {
 		t.Fatalf("%d sessions kept, want 1", n)
 	}
