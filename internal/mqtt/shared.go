@@ -87,10 +87,10 @@ func parseShared(filter string) (group, inner string, ok bool) {
 	rest := filter[len(sharePrefix):]
 	i := strings.IndexByte(rest, '/')
 	if i <= 0 {
-		return "", "", false // [MQTT-4.8.2-1] a share name of at least one character, then a filter
+		return "", "", false // [MQTT5-4.8.2-1] a share name of at least one character, then a filter
 	}
 	group, inner = rest[:i], rest[i+1:]
-	// [MQTT-4.8.2-2] the share name has no wildcards.
+	// [MQTT5-4.8.2-2] the share name has no wildcards.
 	if strings.ContainsAny(group, "+#") || !packets.ValidTopicFilter(inner) {
 		return "", "", false
 	}

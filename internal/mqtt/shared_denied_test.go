@@ -91,12 +91,12 @@ func testSharedDenied(t *testing.T, chk TopicChecker) {
 		in *shareInbox
 	}{{"share-a", a}, {"share-b", b}} {
 		c := pahoClient(t, tb.addr, m.id, nil)
-		extWait(t, "subscribe "+m.id, c.Subscribe("$share/g/+/x", 1, m.in.add))
+		waitToken(t, "subscribe "+m.id, c.Subscribe("$share/g/+/x", 1, m.in.add))
 	}
 	pub := pahoClient(t, tb.addr, "share-pub", nil)
 	publish := func(topic string, n int) {
 		for i := range n {
-			extWait(t, "publish", pub.Publish(topic, 1, false, fmt.Sprint(i)))
+			waitToken(t, "publish", pub.Publish(topic, 1, false, fmt.Sprint(i)))
 		}
 	}
 
@@ -129,7 +129,7 @@ func testSharedDenied(t *testing.T, chk TopicChecker) {
 	const m = 10
 	publish("deny/x", m)
 	waitFor(t, "the denied messages to be counted", func() bool { return tb.Stats().DroppedShareDenied == m })
-	extWait(t, "publish", pub.Publish("lab/x", 1, false, "after"))
+	waitToken(t, "publish", pub.Publish("lab/x", 1, false, "after"))
 	waitFor(t, "a lab message after the denied ones", func() bool {
 		lab, _ := a.count("lab/x after")
 		return lab == 1
@@ -163,12 +163,12 @@ func TestSharedHandBackPassesEveryRefusingMember(t *testing.T) {
 		in := &shareInbox{got: map[string]int{}}
 		inboxes[id] = in
 		c := pahoClient(t, tb.addr, id, nil)
-		extWait(t, "subscribe "+id, c.Subscribe("$share/g/lab/#", 1, in.add))
+		waitToken(t, "subscribe "+id, c.Subscribe("$share/g/lab/#", 1, in.add))
 	}
 	pub := pahoClient(t, tb.addr, "share-pub", nil)
 	const n = 30
 	for i := range n {
-		extWait(t, "publish", pub.Publish("lab/x", 1, false, fmt.Sprint(i)))
+		waitToken(t, "publish", pub.Publish("lab/x", 1, false, fmt.Sprint(i)))
 	}
 	waitFor(t, "every lab message at A", func() bool {
 		got, _ := inboxes["share-a"].count("lab/")
