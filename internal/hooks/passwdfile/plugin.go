@@ -65,23 +65,37 @@ func New(o Options) (*Plugin, error) {
 	return p, nil
 }
 
-// Reload reads the file again. Clients keep their connections; the new
-// entries apply from the next CONNECT. On error the entries loaded before
-// stay in force, and the error names the file and line to fix.
+// Reload reads the file again and applies it: Prepare, then its commit.
+// Clients keep their connections; the new entries apply from the next
+// CONNECT. On error the entries loaded before stay in force, and the error
+// names the file and line to fix.
 func (p *Plugin) Reload() error {
+	commit, err := p.Prepare()
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// Prepare reads and parses the file without applying it; commit applies
+// what it read, at once. A reload of several plugins prepares them all
+// first and commits only when none failed, so a failed reload changes
+// nothing. On error nothing is pending and the error names the file and
+// line to fix.
+func (p *Plugin) Prepare() (commit func(), err error) {
 	data, err := os.ReadFile(p.file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("password-file: %w (create it with: mqttd passwd %s USER)", err, p.file)
+		return nil, fmt.Errorf("password-file: %w (create it with: mqttd passwd %s USER)", err, p.file)
 	}
 	if err != nil {
-		return fmt.Errorf("password-file: %w", err)
+		return nil, fmt.Errorf("password-file: %w", err)
 	}
 	users, err := parse(p.file, data)
 	if err != nil {
-		return fmt.Errorf("password-file: %w", err)
+		return nil, fmt.Errorf("password-file: %w", err)
 	}
-	p.users.Store(users)
-	return nil
+	return func() { p.users.Store(users) }, nil
 }
 
 // Users is the number of users loaded.
