@@ -43,7 +43,7 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 		DisconnectDeniedPublish: c.TopicCheck.DenyPublish == "disconnect",
 	}
 	if opts.SysInterval == 0 {
-		opts.SysInterval = -time.Second // config: 0 disables $SYS; Options: negative does
+		opts.SysInterval = -time.Second // config: 0 disables $SYS; Options reads any value <= 0 as off, negative says so plainly
 	}
 	names := make([]string, 0, len(c.Listeners))
 	for name := range c.Listeners {

@@ -27,15 +27,22 @@ type plugins struct {
 	opts  hooks.Options
 	conf  map[string]config.Plugin // the configuration each instance was built from
 	built map[string]hooks.Plugin
+	// pending applies the files that reused file plugins re-read: commit
+	// runs them once the whole reload has succeeded.
+	pending []func()
 }
 
-// reloader is a built-in whose file SIGHUP re-reads.
-type reloader interface{ Reload() error }
+// preparer is a built-in whose file SIGHUP re-reads: Prepare reads and
+// parses it, the commit it returns applies it.
+type preparer interface {
+	Prepare() (commit func(), err error)
+}
 
 // buildPlugins constructs every alias of cfg. An alias configured exactly as
 // in prev reuses prev's instance (an HTTP plugin keeps its cache and
-// breaker; a file plugin re-reads its file); the others are new. On error
-// the new instances are closed and prev is untouched.
+// breaker; a file plugin re-reads its file, applied only by commit); the
+// others are new. On error the new instances are closed and prev's stay
+// in place, unchanged: no file read here is applied.
 func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prometheus.Registerer) (*plugins, error) {
 	ps := &plugins{
 		conf:  map[string]config.Plugin{},
@@ -60,11 +67,13 @@ func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prome
 		var p hooks.Plugin
 		if old, ok := prev.reusable(alias, pc); ok {
 			p = old
-			if r, ok := p.(reloader); ok {
-				if err := r.Reload(); err != nil {
+			if r, ok := p.(preparer); ok {
+				apply, err := r.Prepare()
+				if err != nil {
 					errs = append(errs, config.ExplainUnreadable(fmt.Errorf("plugins.%s: %w", alias, err)))
 					continue
 				}
+				ps.pending = append(ps.pending, apply)
 			}
 		} else {
 			var err error
@@ -84,6 +93,15 @@ func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prome
 		return nil, errors.Join(errs...)
 	}
 	return ps, nil
+}
+
+// commit applies the files that buildPlugins re-read for reused file
+// plugins. The caller runs it once nothing else in the reload can fail.
+func (ps *plugins) commit() {
+	for _, apply := range ps.pending {
+		apply()
+	}
+	ps.pending = nil
 }
 
 // reusable returns prev's instance for alias when its configuration is the

@@ -139,3 +139,150 @@ topic-check: {enable: true, plugins: [acl]}
 		t.Fatal("alice was disconnected by the failed reload")
 	}
 }
+
+// hupAndWait sends SIGHUP and waits until the log holds one more marker
+// than before.
+func hupAndWait(t *testing.T, errb *syncBuffer, marker string) {
+	t.Helper()
+	before := strings.Count(errb.String(), marker)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(errb.String(), marker) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new %q in the log after SIGHUP:\n%s", marker, errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A reload that fails on one alias changes no other: a password file whose
+// plugin is configured as before is read during the reload, but what it
+// read applies only once every alias has been built and the manager took
+// them. Here the password file loses bob while the ACL file breaks; bob
+// must still get in until the ACL is fixed and a second SIGHUP applies both.
+func TestSIGHUPFailedReloadKeepsEveryFile(t *testing.T) {
+	isolate(t)
+	dir := t.TempDir()
+	pwFile, aclFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl.conf")
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice, bob := passwdLine(t, "alice", "pw1"), passwdLine(t, "bob", "pw2")
+	write(pwFile, alice+bob)
+	write(aclFile, "user alice\ntopic readwrite sensors/#\n")
+	mqttAddr, adminAddr := freePort(t), freePort(t)
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+listeners:
+  default: {bind: %q}
+admin: {bind: %q}
+shutdown-grace: 2s
+plugins:
+  a: {type: password-file, file: passwd}
+  b: {type: acl-file, file: acl.conf}
+auth: {allow-anonymous: false, plugins: [a]}
+topic-check: {enable: true, plugins: [b]}
+`, mqttAddr, adminAddr))
+	errb := serveUntilCleanup(t, cfg, adminAddr)
+	canConnect := func(id, user, pw string) bool {
+		t.Helper()
+		c, err := connectAs(mqttAddr, id, user, pw, nil)
+		if err != nil {
+			return false
+		}
+		c.Disconnect(100)
+		return true
+	}
+	if !canConnect("bob-1", "bob", "pw2") {
+		t.Fatalf("bob cannot connect at start\n%s", errb.String())
+	}
+	watcher, err := connectAs(mqttAddr, "alice-1", "alice", "pw1", nil)
+	if err != nil {
+		t.Fatalf("alice: %v\n%s", err, errb.String())
+	}
+	defer watcher.Disconnect(100)
+
+	write(pwFile, alice) // bob removed
+	write(aclFile, "user alice\nfrobnicate alerts/#\n")
+	hupAndWait(t, errb, "reload failed")
+	if !strings.Contains(errb.String(), "plugins.b") {
+		t.Fatalf("the failed reload's log does not name the broken alias:\n%s", errb.String())
+	}
+	if !canConnect("bob-2", "bob", "pw2") {
+		t.Fatalf("a failed reload applied the password file: bob was refused\n%s", errb.String())
+	}
+	if code := subscribeCode(t, watcher, "alerts/x"); code != 0x80 {
+		t.Fatalf("alerts/x after the failed reload: %#x, want the old rules (0x80)", code)
+	}
+
+	write(aclFile, "user alice\ntopic readwrite sensors/#\ntopic read alerts/#\n")
+	hupAndWait(t, errb, "reloaded plugins")
+	if canConnect("bob-3", "bob", "pw2") {
+		t.Fatal("bob still connects after a successful reload removed him")
+	}
+	if code := subscribeCode(t, watcher, "alerts/x"); code != 1 {
+		t.Fatalf("alerts/x after the successful reload: %#x, want QoS 1", code)
+	}
+	if !watcher.IsConnectionOpen() {
+		t.Fatal("alice was disconnected by a reload")
+	}
+}
+
+// A reload the hooks manager refuses (turning topic-check on needs a
+// restart) comes after every alias was built, the unchanged password file
+// re-read included: that file must not apply either.
+func TestSIGHUPRefusedReloadKeepsPasswordFile(t *testing.T) {
+	isolate(t)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "passwd")
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice, bob := passwdLine(t, "alice", "pw1"), passwdLine(t, "bob", "pw2")
+	write(pwFile, alice+bob)
+	write(filepath.Join(dir, "acl.conf"), "user alice\ntopic readwrite sensors/#\n")
+	mqttAddr, adminAddr := freePort(t), freePort(t)
+	head := fmt.Sprintf(`
+listeners:
+  default: {bind: %q}
+admin: {bind: %q}
+shutdown-grace: 2s
+auth: {allow-anonymous: false, plugins: [a]}
+`, mqttAddr, adminAddr)
+	cfg := writeConfig(t, dir, head+`
+plugins:
+  a: {type: password-file, file: passwd}
+`)
+	errb := serveUntilCleanup(t, cfg, adminAddr)
+	canConnect := func(id string) bool {
+		t.Helper()
+		c, err := connectAs(mqttAddr, id, "bob", "pw2", nil)
+		if err != nil {
+			return false
+		}
+		c.Disconnect(100)
+		return true
+	}
+	if !canConnect("bob-1") {
+		t.Fatalf("bob cannot connect at start\n%s", errb.String())
+	}
+	write(pwFile, alice) // bob removed
+	writeConfig(t, dir, head+`
+plugins:
+  a: {type: password-file, file: passwd}
+  b: {type: acl-file, file: acl.conf}
+topic-check: {enable: true, plugins: [b]}
+`)
+	hupAndWait(t, errb, "reload failed")
+	if !strings.Contains(errb.String(), "needs a restart") {
+		t.Fatalf("the refused reload does not say why:\n%s", errb.String())
+	}
+	if !canConnect("bob-2") {
+		t.Fatalf("a refused reload applied the password file: bob was refused\n%s", errb.String())
+	}
+}

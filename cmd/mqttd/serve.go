@@ -176,7 +176,9 @@ wait:
 
 // reload re-reads the config file on SIGHUP and applies its plugins, auth
 // and topic-check sections without touching connected clients. The other
-// sections need a restart: a change there is logged, not applied.
+// sections need a restart: a change there is logged, not applied. It
+// changes nothing unless it succeeds: the files of reused plugins are read
+// with the rest but applied only after the manager took the new plugins.
 func reload(path string, running *config.Config, cur *plugins, mgr *hooks.Manager, log *slog.Logger, reg prometheus.Registerer) (*plugins, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -199,6 +201,7 @@ func reload(path string, running *config.Config, cur *plugins, mgr *hooks.Manage
 		closePlugins(fresh)
 		return nil, err
 	}
+	next.commit()
 	return next, nil
 }
 

@@ -68,7 +68,7 @@ func TestMetrics(t *testing.T) {
 		ConnectionsRefused: 4, MessagesIn: 100, MessagesOut: 250, BytesIn: 4096, BytesOut: 8192,
 		PacketsIn: 130, PacketsOut: 290, Subscriptions: 9, Retained: 5, Inflight: 6, Queued: 8,
 		DroppedQoS0: 21, DroppedQueueFull: 22, DroppedExpired: 23, DroppedTooLarge: 26, DroppedSys: 24, DroppedDenied: 25,
-		DroppedWillDenied: 27, Malformed: 31, KeepAliveExpired: 32, Takeovers: 33, AuthRejected: 34, UptimeSeconds: 3600,
+		DroppedWillDenied: 27, DroppedShareDenied: 28, Malformed: 31, KeepAliveExpired: 32, Takeovers: 33, AuthRejected: 34, UptimeSeconds: 3600,
 	}}
 	h := NewHandler(src, func() error { return nil }, nil) // nil: Go and process collectors too
 	code, body, hdr := get(t, h, http.MethodGet, "/metrics")
@@ -99,6 +99,7 @@ func TestMetrics(t *testing.T) {
 		`mqttd_messages_dropped_total{reason="sys_topic"} 24` + "\n",
 		`mqttd_messages_dropped_total{reason="denied"} 25` + "\n",
 		`mqttd_messages_dropped_total{reason="will_denied"} 27` + "\n",
+		`mqttd_messages_dropped_total{reason="share_denied"} 28` + "\n",
 		"mqttd_malformed_packets_total 31\n",
 		"mqttd_keepalive_timeouts_total 32\n",
 		"mqttd_takeovers_total 33\n",

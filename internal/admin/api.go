@@ -20,26 +20,30 @@ import (
 	"github.com/mqttd/mqttd/internal/webhook"
 )
 
-// Broker is what the REST API reads and acts on: *mqtt.Broker.
+// Broker is what the REST API reads and acts on: *mqtt.Broker in the
+// mqttd command; in handler tests, a real broker wrapped to show a state
+// that is slow to reach for real, such as a list of refused logins.
+//
+// Each method serves the routes named beside it (under APIPrefix).
 type Broker interface {
-	Stats() mqtt.Stats
-	Clients() []mqtt.ClientView
-	Client(id string) (mqtt.SessionView, bool)
-	Subscriptions() []mqtt.SubscriptionView
-	RetainedMatching(filter string) ([]*mqtt.Message, error)
-	Retained(topic string) (*mqtt.Message, bool)
-	DeleteRetained(topic string) bool
-	Kick(id string, discard bool) (kicked, found bool)
-	Publish(p mqtt.PublishRequest) (int, error)
-	RecentRefusals() []mqtt.Refusal
+	Stats() mqtt.Stats                                       // GET /stats
+	Clients() []mqtt.ClientView                              // GET /clients
+	Client(id string) (mqtt.SessionView, bool)               // GET /clients/{id}
+	Subscriptions() []mqtt.SubscriptionView                  // GET /subscriptions
+	RetainedMatching(filter string) ([]*mqtt.Message, error) // GET /retained?filter=
+	Retained(topic string) (*mqtt.Message, bool)             // GET /retained/{topic}
+	DeleteRetained(topic string) bool                        // DELETE /retained/{topic}
+	Kick(id string, discard bool) (kicked, found bool)       // POST /clients/{id}/kick
+	Publish(p mqtt.PublishRequest) (int, error)              // POST /publish
+	RecentRefusals() []mqtt.Refusal                          // GET /refusals
 }
 
 // PluginInfo is one configured plugin. HTTP is set for an HTTP plugin.
 type PluginInfo struct {
-	Alias        string
-	Type         string   // "http" or the built-in's type
-	Capabilities []string // authenticate, topic_filtering, events
-	HTTP         *webhook.Plugin
+	Alias        string          // the key under plugins in the config
+	Type         string          // "http" or the built-in's type
+	Capabilities []string        // authenticate, topic_filtering, events
+	HTTP         *webhook.Plugin // nil for a built-in; its breaker, cache and queue feed GET /plugins
 }
 
 // APIPrefix is where the REST API is mounted.
@@ -47,7 +51,7 @@ const APIPrefix = "/api/v1"
 
 // API is the REST API described by api/admin.yaml.
 type API struct {
-	Broker Broker
+	Broker Broker // what every route reads or acts on; required
 	// Plugins lists the configured plugins; it is called per request, so
 	// a config reload is seen at once. Nil means none.
 	Plugins func() []PluginInfo

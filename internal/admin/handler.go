@@ -18,8 +18,8 @@ type ReadyFunc func() error
 // Mount is a subtree of the admin surface owned by another package, such as
 // the HTTP plugins' /plugins.
 type Mount struct {
-	Pattern string // e.g. "/plugins"
-	Handler http.Handler
+	Pattern string       // e.g. "/plugins"
+	Handler http.Handler // mounted with chi: a chi router here routes relative to Pattern
 }
 
 // Profiler mounts Go's runtime profiles (net/http/pprof) and expvar

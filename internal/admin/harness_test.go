@@ -23,6 +23,7 @@ import (
 
 	"github.com/mqttd/mqttd/api"
 	"github.com/mqttd/mqttd/internal/mqtt"
+	webcontract "github.com/mqttd/mqttd/internal/webhook/contract"
 )
 
 // contract validates the API's requests and answers against
@@ -59,7 +60,7 @@ func loadContract(t *testing.T) *contract {
 			_, err := base64.StdEncoding.DecodeString(s)
 			return err
 		}))
-		forbidUnknown(doc)
+		webcontract.ForbidUnknownFields(doc)
 		c := &contract{doc: doc, seen: map[string]bool{}}
 		for tmpl := range doc.Paths.Map() {
 			// A path parameter is one escaped segment; a topic may also
@@ -91,30 +92,6 @@ func loadContract(t *testing.T) *contract {
 		t.Fatalf("load api/admin.yaml: %v", contractErr)
 	}
 	return theContract
-}
-
-func forbidUnknown(doc *openapi3.T) {
-	seen := map[*openapi3.Schema]bool{}
-	var walk func(ref *openapi3.SchemaRef)
-	walk = func(ref *openapi3.SchemaRef) {
-		if ref == nil || ref.Value == nil || seen[ref.Value] {
-			return
-		}
-		s := ref.Value
-		seen[s] = true
-		if len(s.Properties) > 0 && s.AdditionalProperties.Has == nil && s.AdditionalProperties.Schema == nil {
-			no := false
-			s.AdditionalProperties.Has = &no
-		}
-		for _, p := range s.Properties {
-			walk(p)
-		}
-		walk(s.Items)
-		walk(s.AdditionalProperties.Schema)
-	}
-	for _, s := range doc.Components.Schemas {
-		walk(s)
-	}
 }
 
 // check validates one exchange. Requests are validated only when the

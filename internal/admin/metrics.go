@@ -7,7 +7,9 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
-// StatsSource is what the admin surface needs from the broker.
+// StatsSource is what the probes and /metrics need from the broker: one
+// consistent Stats snapshot. It is narrower than Broker so that the
+// metrics can be served, and tested, without the REST API.
 type StatsSource interface {
 	Stats() mqtt.Stats
 }
@@ -64,6 +66,7 @@ func NewCollector(src StatsSource) *Collector {
 		{"sys_topic", func(s *mqtt.Stats) int64 { return s.DroppedSys }},
 		{"denied", func(s *mqtt.Stats) int64 { return s.DroppedDenied }},
 		{"will_denied", func(s *mqtt.Stats) int64 { return s.DroppedWillDenied }},
+		{"share_denied", func(s *mqtt.Stats) int64 { return s.DroppedShareDenied }},
 	} {
 		c.metrics = append(c.metrics, metric{dropped, prometheus.CounterValue, d.v, d.reason})
 	}
@@ -75,7 +78,8 @@ func NewCollector(src StatsSource) *Collector {
 	return c
 }
 
-// Describe implements prometheus.Collector.
+// Describe implements prometheus.Collector: each metric's descriptor
+// once, although several series (one per label value) share it.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	seen := map[*prometheus.Desc]bool{}
 	for _, m := range c.metrics {

@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-// Server is the admin HTTP listener.
+// Server is the admin HTTP listener, kept apart from the MQTT listeners so
+// that probes, metrics and the API have their own address (and can be
+// bound to loopback alone). Start one with Listen.
 type Server struct {
 	srv  *http.Server
 	ln   net.Listener

@@ -17,7 +17,10 @@ import (
 // GiB, e.g. 1048576, "512KiB", "1MiB", "1MB".
 type ByteSize int64
 
-// Byte size units.
+// Byte size units, the multipliers behind the suffixes ParseByteSize
+// accepts: KB, MB and GB are decimal (powers of 1000), KiB, MiB and GiB
+// binary (powers of 1024), because operators write both and mean different
+// numbers by them.
 const (
 	KB  ByteSize = 1000
 	MB           = 1000 * KB

@@ -12,9 +12,11 @@ import (
 type Error struct {
 	Source string // the config file, or "$MQTTD_..." when the value came from the environment; "" for the defaults
 	Key    string // the key path, e.g. "limits.connect-timeout"; "" for file-level problems
-	Msg    string
+	Msg    string // the value and what would be accepted, e.g. `"5" is not a duration (e.g. 500ms, 2s)`
 }
 
+// Error formats the problem as "config: source: key: message", leaving out
+// the parts that are empty, so an operator sees where to look first.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("config: ")

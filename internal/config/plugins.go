@@ -101,7 +101,9 @@ type TopicCheck struct {
 	DenyPublish string   `mapstructure:"deny-publish" doc:"a denied MQTT 3.1.1 publish is acknowledged and dropped (drop) or closes the connection (disconnect)"`
 }
 
-// Plugin types.
+// Plugin types are the values of a plugin's type key: an HTTP service or
+// one of the built-ins compiled into mqttd. Each type accepts only its own
+// keys (see Plugin).
 const (
 	PluginHTTP         = "http"
 	PluginPasswordFile = "password-file"

@@ -10,9 +10,9 @@ import (
 // KeyDoc documents one key for the reference table.
 type KeyDoc struct {
 	Key     string // e.g. limits.max-inflight; entries as listeners.<name>.type
-	Default string
-	Env     string
-	Doc     string
+	Default string // as an operator would write it: the ref tag, else the Go default
+	Env     string // the MQTTD_ variable that overrides it; "" for map entries
+	Doc     string // the doc tag: one line, what the key does
 }
 
 // Reference lists every key of the schema with its default and variable,
@@ -58,7 +58,8 @@ func refSection(v reflect.Value, prefix string) []KeyDoc {
 	return out
 }
 
-// WriteReference prints Reference as a Markdown table.
+// WriteReference prints Reference as a Markdown table: the configuration
+// reference of the README, which a test keeps equal to this output.
 func WriteReference(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("| key | default | environment | meaning |\n|---|---|---|---|\n")

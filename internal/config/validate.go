@@ -9,7 +9,8 @@ import (
 )
 
 // maxPacketSizeLimit is the largest packet MQTT can frame: a remaining
-// length of 268,435,455 plus a 5-byte fixed header [MQTT-2.2.3].
+// length of 268,435,455 plus a 5-byte fixed header (Remaining Length:
+// MQTT 3.1.1 section 2.2.3, 5.0 section 2.1.4).
 const maxPacketSizeLimit = 268435455 + 5
 
 // validate checks what decoding cannot: ranges, enumerations, and keys that

@@ -19,7 +19,7 @@ func TestAuthenticatorReceivesClientInfo(t *testing.T) {
 		pw   string
 	}
 	calls := make(chan call, 4)
-	auth := extAuth(func(_ context.Context, c *ClientInfo, pw []byte) AuthResult {
+	auth := authFunc(func(_ context.Context, c *ClientInfo, pw []byte) AuthResult {
 		calls <- call{*c, string(pw)}
 		return AuthResult{Allow: true}
 	})
@@ -29,7 +29,7 @@ func TestAuthenticatorReceivesClientInfo(t *testing.T) {
 	})
 
 	c := dialRaw(t, tb.addr)
-	if ack := extConnect(c, &packets.Connect{ClientID: "auth-info", CleanStart: true, KeepAlive: 30,
+	if ack := c.connectWith(&packets.Connect{ClientID: "auth-info", CleanStart: true, KeepAlive: 30,
 		UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte("s3cret")}); ack.ReasonCode != 0 {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
@@ -45,7 +45,7 @@ func TestAuthenticatorReceivesClientInfo(t *testing.T) {
 		t.Errorf("ClientInfo\n got %+v\nwant %+v", got.info, want)
 	}
 
-	extPaho(t, "ws://"+tb.Addr("web").String()+"/mq", "auth-ws", func(o *paho.ClientOptions) {
+	pahoConnect(t, "ws://"+tb.Addr("web").String()+"/mq", "auth-ws", func(o *paho.ClientOptions) {
 		o.SetUsername("bob").SetPassword("pw2").SetCleanSession(false)
 	})
 	got = <-calls
@@ -63,7 +63,7 @@ func TestAuthenticatorReceivesClientInfo(t *testing.T) {
 // → 0x05, none given → 0x05. The refused client gets session present 0
 // ([MQTT-3.2.2-4]), is closed ([MQTT-3.2.2-5]), and leaves no session.
 func TestAuthDenyReasonCodes(t *testing.T) {
-	auth := extAuth(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
+	auth := authFunc(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
 		switch c.Username {
 		case "badpw":
 			return AuthResult{ReasonCode: 0x86, Reason: "bad password"}
@@ -85,7 +85,7 @@ func TestAuthDenyReasonCodes(t *testing.T) {
 	} {
 		t.Run(tc.user, func(t *testing.T) {
 			c := dialRaw(t, tb.addr)
-			ack := extConnect(c, &packets.Connect{ClientID: "deny-" + tc.user, CleanStart: false,
+			ack := c.connectWith(&packets.Connect{ClientID: "deny-" + tc.user, CleanStart: false,
 				UsernameFlag: true, Username: tc.user, PasswordFlag: true, Password: []byte("x")})
 			if ack.ReasonCode != tc.code || ack.SessionPresent {
 				t.Fatalf("CONNACK code %#x present %v, want %#x and false", byte(ack.ReasonCode), ack.SessionPresent, byte(tc.code))
@@ -98,7 +98,7 @@ func TestAuthDenyReasonCodes(t *testing.T) {
 		t.Fatalf("auth rejected %d, clients total %d, persisted %d; want 3, 0, 0", st.AuthRejected, st.ClientsTotal, st.ClientsPersisted)
 	}
 	c := dialRaw(t, tb.addr)
-	if ack := extConnect(c, &packets.Connect{ClientID: "allowed", CleanStart: true, UsernameFlag: true, Username: "fine"}); ack.ReasonCode != 0 {
+	if ack := c.connectWith(&packets.Connect{ClientID: "allowed", CleanStart: true, UsernameFlag: true, Username: "fine"}); ack.ReasonCode != 0 {
 		t.Fatalf("allowed client got %#x", byte(ack.ReasonCode))
 	}
 }
@@ -109,7 +109,7 @@ func TestAuthDenyReasonCodes(t *testing.T) {
 func TestHookSeamNilAndWanted(t *testing.T) {
 	plain := startBroker(t, nil)
 	c := dialRaw(t, plain.addr)
-	if ack := extConnect(c, &packets.Connect{ClientID: "nohooks", CleanStart: true,
+	if ack := c.connectWith(&packets.Connect{ClientID: "nohooks", CleanStart: true,
 		UsernameFlag: true, Username: "anyone", PasswordFlag: true, Password: []byte("anything")}); ack.ReasonCode != 0 {
 		t.Fatalf("nil Auth refused a client: %#x", byte(ack.ReasonCode))
 	}
@@ -117,9 +117,9 @@ func TestHookSeamNilAndWanted(t *testing.T) {
 		t.Fatalf("nil Topics refused a subscription: %v", codes)
 	}
 
-	connected := &extSink{mask: EventMask(0).With(EventClientConnected)}
-	silent := &extSink{}
-	for _, sink := range []*extSink{connected, silent} {
+	connected := &recordingSink{mask: EventMask(0).With(EventClientConnected)}
+	silent := &recordingSink{}
+	for _, sink := range []*recordingSink{connected, silent} {
 		tb := startBroker(t, func(o *Options) { o.Hooks.Events = sink })
 		for _, id := range []string{"ev-a", "ev-b"} {
 			c := dialRaw(t, tb.addr)
@@ -129,9 +129,9 @@ func TestHookSeamNilAndWanted(t *testing.T) {
 			for range 2 { // PUBACK and the PUBLISH, in either order
 				c.read(2 * time.Second)
 			}
-			extDisconnect(c)
+			c.disconnect()
 		}
-		extClose(t, tb.Broker, 2*time.Second)
+		closeBroker(t, tb.Broker, 2*time.Second)
 	}
 	evs := connected.events()
 	if len(evs) != 2 {
@@ -148,7 +148,7 @@ func TestHookSeamNilAndWanted(t *testing.T) {
 	if n := len(silent.events()); n != 0 {
 		t.Fatalf("sink wanting nothing got %d events", n)
 	}
-	for _, s := range []*extSink{connected, silent} {
+	for _, s := range []*recordingSink{connected, silent} {
 		s.mu.Lock()
 		w := s.wants
 		s.mu.Unlock()
@@ -166,7 +166,7 @@ func TestHookSeamNilAndWanted(t *testing.T) {
 func TestAuthPipelinedPacketsKept(t *testing.T) {
 	release := make(chan struct{})
 	seen := make(chan string, 1)
-	auth := extAuth(func(_ context.Context, c *ClientInfo, pw []byte) AuthResult {
+	auth := authFunc(func(_ context.Context, c *ClientInfo, pw []byte) AuthResult {
 		<-release
 		select {
 		case seen <- c.ClientID + "/" + string(pw):

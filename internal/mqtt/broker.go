@@ -211,6 +211,7 @@ func (b *Broker) Stats() Stats {
 		DroppedSys:         s.droppedSys.Load(),
 		DroppedDenied:      s.droppedDenied.Load(),
 		DroppedWillDenied:  s.droppedWill.Load(),
+		DroppedShareDenied: s.droppedShare.Load(),
 		Malformed:          s.malformed.Load(),
 		KeepAliveExpired:   s.keepAliveExpired.Load(),
 		Takeovers:          s.takeovers.Load(),
@@ -304,7 +305,7 @@ func (b *Broker) expireSessions(now time.Time) {
 
 // discardSession removes s and its subscriptions. Caller holds connMu. It
 // returns the session's delayed will, which goes out when the session ends
-// ([MQTT-3.1.3-9], whichever comes first); the caller publishes it once it
+// ([MQTT5-3.1.2-8], whichever comes first); the caller publishes it once it
 // has released connMu, since the will's topic check may wait on a plugin.
 func (b *Broker) discardSession(s *Session) *clientWill {
 	s.mu.Lock()

@@ -86,7 +86,7 @@ func (b *Broker) runConn(conn net.Conn, l *listener, handoff bool) {
 		b.wg.Done()
 	}
 	if b.nconns.Add(1) > int64(b.limits.MaxConnections) {
-		b.refuse(conn, l)
+		b.refuseOverCapacity(conn, l)
 		release()
 		return
 	}
@@ -179,8 +179,9 @@ func (c *client) serve() {
 }
 
 // beforeRead runs before every blocking read: it flushes the batch's
-// counters and arms the keep-alive deadline ([MQTT-3.1.2-24]: 1.5 times the
-// keep alive without a packet closes the connection).
+// counters and arms the keep-alive deadline: 1.5 times the keep alive
+// without a packet closes the connection ([MQTT-3.1.2-24] in 3.1.1,
+// [MQTT5-3.1.2-22] in 5.0, whose 3.1.2-24 is the Maximum Packet Size rule).
 func (c *client) beforeRead() error {
 	c.b.flushReadStats(c)
 	d := c.connectDeadline // until CONNECT is accepted
@@ -270,9 +271,9 @@ func (c *client) shutdown() {
 	c.cancel()
 }
 
-// kick ends the connection because a new one took its client id over: the
+// closeTakenOver ends the connection because a new one took its client id over: the
 // reader wakes from its read and finish says why (MQTT 5: DISCONNECT 0x8E).
-func (c *client) kick() {
+func (c *client) closeTakenOver() {
 	c.takenOver.Store(true)
 	c.conn.SetReadDeadline(time.Unix(1, 0))
 	c.cancel()
@@ -299,7 +300,7 @@ func (c *client) finish(cause error) {
 	if code != 0 {
 		s.mu.Lock()
 		c.appendControl(&packets.Disconnect{ReasonCode: code})
-		c.kickLocked()
+		c.wakeWriterLocked()
 		s.mu.Unlock()
 	}
 	if c.stopping.Load() || code != 0 || errors.Is(cause, errTakenOver) {
@@ -354,7 +355,7 @@ func (c *client) finish(cause error) {
 }
 
 // disconnectCode is the reason an MQTT 5 client is told when the broker
-// ends its connection ([MQTT-4.13.1-1]); 0 when it is not told (3.1.1, the
+// ends its connection ([MQTT5-4.13.1-1]); 0 when it is not told (3.1.1, the
 // client left, or the network went away).
 func (c *client) disconnectCode(cause error) packets.ReasonCode {
 	if c.version != packets.V5 || cause == nil {

@@ -48,15 +48,15 @@ func (c *client) handshake() error {
 	if errors.Is(err, packets.ErrUnsupportedVersion) {
 		// [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 in the
 		// 3.1.1 format, then close.
-		c.refuse(packets.UnsupportedProtocolVersion, "")
+		c.refuseConnect(packets.UnsupportedProtocolVersion, "")
 		return fmt.Errorf("unsupported protocol level %d", p.ProtocolVersion)
 	}
 	if err != nil {
 		b.stats.malformed.Add(1)
 		if p.ProtocolVersion == packets.V5 {
-			// [MQTT-3.1.4-?] a v5 server may say why before closing.
+			// [MQTT5-3.1.4-1] close; a v5 server may say why first (5.0 §4.13.1).
 			c.version = packets.V5
-			c.refuse(packets.CodeOf(err), err.Error())
+			c.refuseConnect(packets.CodeOf(err), err.Error())
 		}
 		return err
 	}
@@ -78,9 +78,9 @@ func (c *client) handshake() error {
 	if c.info.ClientID == "" {
 		// 3.1.1: [MQTT-3.1.3-8] an empty id needs a clean session, and
 		// [MQTT-3.1.3-6] then the server assigns one. MQTT 5 assigns one
-		// either way and says which ([MQTT-3.2.2-16]).
+		// either way and says which ([MQTT5-3.2.2-16]).
 		if !v5 && !p.CleanStart {
-			c.refuse(packets.ClientIDNotValid, "")
+			c.refuseConnect(packets.ClientIDNotValid, "")
 			return errors.New("empty client id without clean session")
 		}
 		c.info.ClientID = assignClientID()
@@ -92,22 +92,22 @@ func (c *client) handshake() error {
 		if !v5 {
 			// 3.1.1 cannot tell a client to ping more often: refuse it, as
 			// Mosquitto's max_keepalive does, rather than cut it later.
-			c.refuse(packets.ClientIDNotValid, "")
+			c.refuseConnect(packets.ClientIDNotValid, "")
 			return fmt.Errorf("keep alive %ds exceeds the maximum %ds", p.KeepAlive, max)
 		}
-		// [MQTT-3.2.2-21] the client must use the Server Keep Alive.
+		// [MQTT5-3.2.2-21] the client must use the Server Keep Alive.
 		keepAlive = max
 		ack.ServerKeepAlive = max
 	}
 	c.keepAlive = time.Duration(keepAlive) * time.Second
 
-	// [MQTT-3.2.2-12], [MQTT-3.2.2-13] a will the server cannot honour.
+	// [MQTT5-3.2.2-12], [MQTT5-3.2.2-13] a will the server cannot honour.
 	if p.WillFlag && p.WillQoS > b.opts.Features.maxQoS() {
-		c.refuse(packets.QoSNotSupported, "will QoS above the server's maximum")
+		c.refuseConnect(packets.QoSNotSupported, "will QoS above the server's maximum")
 		return errors.New("will QoS not supported")
 	}
 	if p.WillFlag && p.WillRetain && b.opts.Features.NoRetain {
-		c.refuse(packets.RetainNotSupported, "retained messages are not available")
+		c.refuseConnect(packets.RetainNotSupported, "retained messages are not available")
 		return errors.New("will retain not supported")
 	}
 	authData, err := c.authenticate(&p)
@@ -148,7 +148,7 @@ func (c *client) refuseTooLarge(size int) {
 	reason := fmt.Sprintf("CONNECT of %d bytes exceeds limits.max-connect-size (%d)", size, c.b.limits.MaxConnectSize)
 	if c.r.connectLevel() == packets.V5 {
 		c.version = packets.V5
-		c.refuse(packets.PacketTooLarge, reason)
+		c.refuseConnect(packets.PacketTooLarge, reason)
 		return
 	}
 	c.recordRefusal(packets.PacketTooLarge, reason, "")
@@ -156,7 +156,7 @@ func (c *client) refuseTooLarge(size int) {
 
 // readConnectProps takes what an MQTT 5 CONNECT says about the client.
 func (c *client) readConnectProps(pp *packets.Properties) {
-	// [MQTT-3.1.2-28] absent means 1: reason strings are welcome.
+	// [MQTT5-3.1.2-29] absent means 1: reason strings are welcome.
 	c.problemInfo = !pp.Has(packets.PropRequestProblemInfo) || pp.RequestProblemInfo == 1
 	c.maxOut = int(pp.MaximumPacketSize) // 0: no limit
 	c.recvMax = 65535
@@ -188,7 +188,7 @@ func (c *client) sessionExpiry(p *packets.Connect, ack *packets.Properties) uint
 		if expiry > capped {
 			expiry = capped
 			if c.version == packets.V5 {
-				ack.SessionExpiry = capped // [MQTT-3.2.2-?] the server's value wins
+				ack.SessionExpiry = capped // the server's value wins (5.0 §3.2.2.3.2)
 			}
 		}
 	}
@@ -203,8 +203,8 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 	if c.authMethod != "" {
 		ex, ok := b.hooks.Auth.(AuthExchanger)
 		if !ok {
-			// [MQTT-4.12.0-1] a method the server does not support.
-			c.refuse(packets.BadAuthMethod, "authentication method not supported")
+			// [MQTT5-4.12.0-1] a method the server does not support.
+			c.refuseConnect(packets.BadAuthMethod, "authentication method not supported")
 			return nil, errAuthMissing
 		}
 		data := p.Props.AuthData
@@ -218,7 +218,7 @@ func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 			}
 			next, err := c.authRound(st.Data)
 			if err != nil {
-				c.refuse(packets.ProtocolError, err.Error())
+				c.refuseConnect(packets.ProtocolError, err.Error())
 				return nil, err
 			}
 			data = next
@@ -244,7 +244,7 @@ func (c *client) abandonedAuth(why error, plugin string) error {
 	if !errors.Is(why, errClientGone) {
 		code, reason = packets.ServerUnavailable, "the server is shutting down"
 	}
-	c.refuseBy(code, reason, plugin)
+	c.refuseConnectBy(code, reason, plugin)
 	return fmt.Errorf("CONNECT not decided: %w", why)
 }
 
@@ -279,18 +279,21 @@ func (c *client) checkAuth(res AuthResult) error {
 	}
 	c.b.stats.authRejected.Add(1)
 	code := denyCode(packets.CONNACK, res.ReasonCode)
-	c.refuseBy(code, res.Reason, res.Plugin)
+	c.refuseConnectBy(code, res.Reason, res.Plugin)
 	return fmt.Errorf("not authorized (%v): %s", code, res.Reason)
 }
 
-// refuse answers a CONNECT the broker's own rules turn away.
-func (c *client) refuse(code packets.ReasonCode, reason string) { c.refuseBy(code, reason, "") }
+// refuseConnect answers a CONNECT the broker's own rules turn away.
+func (c *client) refuseConnect(code packets.ReasonCode, reason string) {
+	c.refuseConnectBy(code, reason, "")
+}
 
-// refuseBy answers a CONNECT with a failure code before the connection is
-// closed ([MQTT-3.2.2-6]: session present 0), and records the refusal for
-// the operator. code is an MQTT 5 reason code; 3.1.1 clients get its 3.1.1
-// equivalent. plugin names who decided ("" for the broker's own rules).
-func (c *client) refuseBy(code packets.ReasonCode, reason, plugin string) {
+// refuseConnectBy answers a CONNECT with a failure code before the
+// connection is closed ([MQTT-3.2.2-4], [MQTT5-3.2.2-6]: session present 0),
+// and records the refusal for the operator. code is an MQTT 5 reason code;
+// 3.1.1 clients get its 3.1.1 equivalent. plugin names who decided ("" for
+// the broker's own rules).
+func (c *client) refuseConnectBy(code packets.ReasonCode, reason, plugin string) {
 	c.recordRefusal(code, reason, plugin)
 	ack := packets.Connack{ReasonCode: code}
 	v := c.version
@@ -308,7 +311,7 @@ func (c *client) refuseBy(code packets.ReasonCode, reason, plugin string) {
 	c.conn.Write(buf)
 	c.b.stats.bytesOut.Add(int64(len(buf)))
 	c.b.stats.pktsOut.Add(1)
-	c.b.emitSent(&c.info, buf, v)
+	c.b.emitPacketSent(&c.info, buf, v)
 }
 
 // recordRefusal logs a refused CONNECT and keeps it in the refusal ring.
@@ -318,10 +321,10 @@ func (c *client) recordRefusal(code packets.ReasonCode, reason, plugin string) {
 		Listener: c.info.Listener, Protocol: byte(c.version), ReasonCode: byte(code), Reason: reason, Plugin: plugin})
 }
 
-// refuse turns away a connection over MaxConnections: it reads the CONNECT
+// refuseOverCapacity turns away a connection over MaxConnections: it reads the CONNECT
 // (briefly) so the answer can be a proper CONNACK: "server unavailable"
 // (3.1.1), "server busy" (MQTT 5).
-func (b *Broker) refuse(conn net.Conn, l *listener) {
+func (b *Broker) refuseOverCapacity(conn net.Conn, l *listener) {
 	b.stats.connsRefused.Add(1)
 	f := Refusal{RemoteAddr: conn.RemoteAddr().String(), Listener: l.name, ReasonCode: byte(packets.ServerBusy),
 		Reason: fmt.Sprintf("max-connections (%d) reached", b.limits.MaxConnections)}
@@ -345,8 +348,8 @@ func (b *Broker) refuse(conn net.Conn, l *listener) {
 
 // attach binds the accepted client to its session: a fresh one for a clean
 // start, else the stored one (session present) when the same identity made
-// it. An older connection with the same id is closed first ([MQTT-3.1.4-2]).
-// A session it discards may leave a delayed will to publish.
+// it. An older connection with the same id is closed first ([MQTT-3.1.4-2],
+// [MQTT5-3.1.4-3]). A session it discards may leave a delayed will to publish.
 func (c *client) attach(cleanStart bool, expiry uint32, ack *packets.Properties) {
 	b := c.b
 	b.connMu.Lock()
@@ -377,7 +380,7 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 		old.mu.Unlock()
 		if prev != nil {
 			b.stats.takeovers.Add(1)
-			prev.kick()
+			prev.closeTakenOver()
 		}
 	}
 	var s *Session
@@ -409,13 +412,13 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 	s.expiry = expiry
 	s.window = b.limits.MaxInflight
 	if c.version == packets.V5 {
-		// [MQTT-3.3.4-9] no more unacknowledged QoS 1/2 than the client's
+		// [MQTT5-3.3.4-9] no more unacknowledged QoS 1/2 than the client's
 		// Receive Maximum.
 		s.window = min(s.window, c.recvMax)
 	}
 	s.offlineSince = time.Time{}
 	if s.willTimer != nil {
-		// [MQTT-3.1.3-9] reconnecting within the Will Delay cancels the will.
+		// [MQTT5-3.1.3-9] reconnecting within the Will Delay cancels the will.
 		s.willTimer.Stop()
 		s.willTimer, s.pendingWill = nil, nil
 	}
@@ -427,7 +430,7 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 	c.appendControl(connack)
 	c.resendInflight(s)
 	b.pumpLocked(s)
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 	return will
 }

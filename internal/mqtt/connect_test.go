@@ -184,9 +184,3 @@ func TestRefusedConnectLeavesSessionAlone(t *testing.T) {
 	pub.send(&packets.Publish{Topic: "v", Payload: []byte("x")})
 	victim.expectPublish(2 * time.Second)
 }
-
-type authFunc func(context.Context, *ClientInfo, []byte) AuthResult
-
-func (f authFunc) Authenticate(ctx context.Context, c *ClientInfo, pw []byte) AuthResult {
-	return f(ctx, c, pw)
-}

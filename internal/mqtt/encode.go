@@ -40,7 +40,7 @@ func (c *client) appendPublish(topic string, payload []byte, props *packets.Prop
 	c.outMsgs++
 	c.outPkts++
 	if c.b.evMask().Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[mark:], c.version)
+		c.b.emitPacketSent(&c.info, c.out[mark:], c.version)
 	}
 	return true
 }
@@ -53,8 +53,8 @@ func (c *client) appendWithProps(topic string, payload []byte, props *packets.Pr
 	var out packets.Properties
 	if props != nil {
 		if props.Has(packets.PropMessageExpiry) {
-			// [MQTT-3.3.2-5] an expired message is not delivered; the
-			// interval sent on is what is left of it ([MQTT-3.3.2-6]).
+			// [MQTT5-3.3.2-5] an expired message is not delivered; the
+			// interval sent on is what is left of it ([MQTT5-3.3.2-6]).
 			left := int64(props.MessageExpiry)
 			if !created.IsZero() {
 				left -= int64(time.Since(created) / time.Second)
@@ -82,7 +82,7 @@ func (c *client) appendWithProps(topic string, payload []byte, props *packets.Pr
 
 // appendAck encodes PUBACK, PUBREC, PUBREL or PUBCOMP. code and reason are
 // MQTT 5's (3.1.1 encodes neither); the reason string goes only to clients
-// that asked for problem information ([MQTT-3.1.2-29]). One case per type
+// that asked for problem information ([MQTT5-3.1.2-29]). One case per type
 // rather than appendControl: boxing the ack in a packets.Packet would
 // allocate on the QoS 1/2 hot path. Caller holds s.mu.
 func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
@@ -92,13 +92,13 @@ func (c *client) appendAck(t packets.Type, pid uint16, code packets.ReasonCode, 
 	mark := len(c.out)
 	c.out = appendAckPacket(c.out, c.version, t, pid, code, reason)
 	if reason != "" && c.maxOut > 0 && len(c.out)-mark > c.maxOut {
-		// [MQTT-3.4.2-2] and friends: no reason string that would take
+		// [MQTT5-3.4.2-2] and friends: no reason string that would take
 		// the packet past the client's Maximum Packet Size.
 		c.out = appendAckPacket(c.out[:mark], c.version, t, pid, code, "")
 	}
 	c.outPkts++
 	if c.b.evMask().Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[mark:], c.version)
+		c.b.emitPacketSent(&c.info, c.out[mark:], c.version)
 	}
 }
 
@@ -141,13 +141,13 @@ func (c *client) appendControl(p packets.Packet) {
 	}
 	c.outPkts++
 	if c.b.evMask().Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[mark:], c.version)
+		c.b.emitPacketSent(&c.info, c.out[mark:], c.version)
 	}
 }
 
 // stripProblemInfo drops the reason string and user properties of a control
 // packet, which the server must leave out rather than exceed the client's
-// Maximum Packet Size ([MQTT-3.1.2-25], e.g. [MQTT-3.2.2-19]). It reports
+// Maximum Packet Size ([MQTT5-3.1.2-24], e.g. [MQTT5-3.2.2-19]). It reports
 // whether there was anything to drop.
 func stripProblemInfo(p packets.Packet) bool {
 	var props *packets.Properties
@@ -176,6 +176,6 @@ func (c *client) appendSimple(t packets.Type) {
 	c.out = append(c.out, byte(t)<<4, 0)
 	c.outPkts++
 	if c.b.evMask().Has(EventPacketSent) {
-		c.b.emitSent(&c.info, c.out[len(c.out)-2:], c.version)
+		c.b.emitPacketSent(&c.info, c.out[len(c.out)-2:], c.version)
 	}
 }

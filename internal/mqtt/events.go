@@ -5,8 +5,8 @@ package mqtt
 
 import "github.com/mqttd/mqttd/internal/mqtt/packets"
 
-// emitSent reports an encoded outbound packet to the event sink.
-func (b *Broker) emitSent(ci *ClientInfo, raw []byte, v packets.Version) {
+// emitPacketSent reports an encoded outbound packet to the event sink.
+func (b *Broker) emitPacketSent(ci *ClientInfo, raw []byte, v packets.Version) {
 	if !b.evMask().Has(EventPacketSent) {
 		return
 	}
@@ -15,8 +15,8 @@ func (b *Broker) emitSent(ci *ClientInfo, raw []byte, v packets.Version) {
 	}
 }
 
-// emitReceived reports an inbound packet to the event sink.
-func (b *Broker) emitReceived(ci *ClientInfo, fh packets.FixedHeader, body []byte, v packets.Version) {
+// emitPacketReceived reports an inbound packet to the event sink.
+func (b *Broker) emitPacketReceived(ci *ClientInfo, fh packets.FixedHeader, body []byte, v packets.Version) {
 	if pk, err := packets.Decode(fh, body, v); err == nil {
 		b.emit(&Event{Type: EventPacketReceived, Client: ci, Packet: pk})
 	}

@@ -34,7 +34,7 @@ var (
 // handle dispatches one inbound packet of a connected client.
 func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 	if c.b.evMask().Has(EventPacketReceived) {
-		c.b.emitReceived(&c.info, fh, body, c.version)
+		c.b.emitPacketReceived(&c.info, fh, body, c.version)
 	}
 	switch fh.Type {
 	case packets.PUBLISH:
@@ -101,7 +101,7 @@ func (c *client) send(fn func()) {
 	s := c.sess
 	s.mu.Lock()
 	fn()
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 }
 
@@ -114,7 +114,9 @@ type receivedEvent struct {
 	msg Message
 }
 
-func (c *client) emitReceived(p *packets.Publish) {
+// emitMessageReceived reports an inbound PUBLISH as broker_message_received
+// (the packet itself is emitPacketReceived's, mqtt_packet_received).
+func (c *client) emitMessageReceived(p *packets.Publish) {
 	r := c.received
 	if r == nil {
 		r = new(receivedEvent)
@@ -139,15 +141,15 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	if f := &b.opts.Features; p.QoS > 0 || p.Retain {
 		switch {
 		case p.QoS > f.maxQoS():
-			return errQoSNotOffered // [MQTT-3.2.2-11]
+			return errQoSNotOffered // [MQTT5-3.2.2-11]
 		case p.Retain && f.NoRetain:
-			return errNoRetain // [MQTT-3.2.2-14]
+			return errNoRetain // [MQTT5-3.2.2-14]
 		}
 	}
 	var setAlias uint16 // stored once the publish is allowed
 	if v5 {
 		if len(p.Props.SubscriptionIDs) > 0 {
-			return errClientSubID // [MQTT-3.3.4-6]
+			return errClientSubID // [MQTT5-3.3.4-6]
 		}
 		var err error
 		if setAlias, err = c.resolveAlias(p); err != nil {
@@ -155,7 +157,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		}
 	}
 	if b.evMask().Has(EventMessageReceived) {
-		c.emitReceived(p)
+		c.emitMessageReceived(p)
 	}
 	code, reason := packets.Success, ""
 	switch {
@@ -165,7 +167,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		b.stats.droppedSys.Add(1)
 		code = packets.NotAuthorized
 	case v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
-		// [MQTT-3.3.2-4] the payload is said to be UTF-8 and is not.
+		// 5.0 §3.3.2.3.2: the payload is said to be UTF-8 and is not.
 		code = packets.PayloadFormatInvalid
 	case b.hooks.Topics != nil:
 		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain})
@@ -210,7 +212,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		s.mu.Lock()
 		_, dup := s.inQoS2[p.PacketID]
 		if !dup && code == packets.Success {
-			// [MQTT-3.3.4-7] no more than our Receive Maximum at once.
+			// [MQTT5-3.3.4-7] no more than our Receive Maximum at once.
 			if len(s.inQoS2) >= b.limits.MaxInboundQoS2 {
 				s.mu.Unlock()
 				return errTooManyQoS2
@@ -240,7 +242,7 @@ func denyCode(t packets.Type, code byte) packets.ReasonCode {
 }
 
 // resolveAlias applies an MQTT 5 Topic Alias: a PUBLISH with an alias only
-// uses it; one with a topic and an alias sets it ([MQTT-3.3.2-12]), which
+// uses it; one with a topic and an alias sets it ([MQTT5-3.3.2-12]), which
 // resolveAlias leaves to the caller (it returns the alias to set): an alias
 // is stored only once its PUBLISH is allowed, so denied publishes cannot
 // fill the alias table.
@@ -250,7 +252,7 @@ func (c *client) resolveAlias(p *packets.Publish) (set uint16, err error) {
 	}
 	a := p.Props.TopicAlias
 	if a == 0 || a > c.b.limits.TopicAliasMaximum {
-		return 0, errAliasRange // [MQTT-3.3.2-9], [MQTT-3.3.2-10]
+		return 0, errAliasRange // [MQTT5-3.3.2-8], [MQTT5-3.3.2-9]
 	}
 	if p.Topic != "" {
 		return a, nil
@@ -309,7 +311,7 @@ func (c *client) publish(p *packets.Publish) int {
 }
 
 // forwardable reports whether a PUBLISH carries properties that travel with
-// the message to its subscribers ([MQTT-3.3.2-17] and friends).
+// the message to its subscribers ([MQTT5-3.3.2-17] and friends).
 func forwardable(p *packets.Properties) bool {
 	return p.Has(packets.PropPayloadFormat) || p.Has(packets.PropMessageExpiry) || p.Has(packets.PropContentType) ||
 		p.Has(packets.PropResponseTopic) || p.Has(packets.PropCorrelationData) || len(p.User) > 0
@@ -326,7 +328,7 @@ func (c *client) onPubrel(pid uint16) {
 	// [MQTT-4.3.3-2] PUBCOMP even for an id we no longer hold: the client
 	// may be retrying after we already completed it.
 	c.appendAck(packets.PUBCOMP, pid, code, "")
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 }
 
@@ -346,7 +348,7 @@ func (c *client) onAck(pid uint16, t packets.Type, code packets.ReasonCode) {
 	case packets.PUBREC:
 		switch {
 		case e != nil && e.d.qos == 2 && e.state == awaitAck && code >= 0x80:
-			// [MQTT-4.3.3-?] the client refused the message: the flow ends.
+			// [MQTT5-4.3.3-4], [MQTT5-4.4.0-2] the client refused the message: the flow ends.
 			s.inflight.done(e)
 		case e != nil && e.d.qos == 2 && e.state == awaitAck:
 			e.state = awaitComp
@@ -354,12 +356,12 @@ func (c *client) onAck(pid uint16, t packets.Type, code packets.ReasonCode) {
 			fallthrough
 		case e != nil && e.state == awaitComp:
 			c.appendAck(packets.PUBREL, pid, 0, "")
-			c.kickLocked()
+			c.wakeWriterLocked()
 			return
 		default:
 			if c.version == packets.V5 {
 				c.appendAck(packets.PUBREL, pid, packets.PacketIDNotFound, "")
-				c.kickLocked()
+				c.wakeWriterLocked()
 			}
 			return
 		}
@@ -450,7 +452,7 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 	// in order ([MQTT-3.8.4-5]).
 	// [MQTT-3.3.1-6] retained messages matching a new subscription are sent
 	// with RETAIN set ([MQTT-3.3.1-8]), as Retain Handling allows
-	// ([MQTT-3.3.1-9..11]); none for a shared subscription. The snapshot is
+	// ([MQTT5-3.3.1-9] to [MQTT5-3.3.1-11]); none for a shared subscription. The snapshot is
 	// taken before SUBACK goes out: a message published after the client
 	// has seen its SUBACK reaches it live, not a second time as retained.
 	retained := make([][]*Message, len(p.Subscriptions))
@@ -467,7 +469,7 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 		ack.Props.ReasonString = reason
 	}
 	c.appendControl(&ack)
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 
 	for i, sub := range p.Subscriptions {
@@ -519,9 +521,9 @@ func (c *client) onUnsubscribe(fh packets.FixedHeader, body []byte) error {
 			codes[i] = packets.NoSubscriptionExisted
 		}
 	}
-	// [MQTT-3.10.4-4] UNSUBACK even when nothing matched.
+	// [MQTT-3.10.4-5] UNSUBACK even when nothing matched.
 	c.appendControl(&packets.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
-	c.kickLocked()
+	c.wakeWriterLocked()
 	s.mu.Unlock()
 	for _, f := range p.Filters {
 		b.emit(&Event{Type: EventClientUnsubscribed, Client: &c.info, Topic: f})
@@ -541,7 +543,7 @@ func (c *client) onDisconnect(p *packets.Disconnect) error {
 		s.mu.Lock()
 		if s.expiry == 0 && p.Props.SessionExpiry != 0 {
 			s.mu.Unlock()
-			return errExpiryFrom0 // [MQTT-3.14.2-2]
+			return errExpiryFrom0 // 5.0 §3.14.2.2.2
 		}
 		s.expiry = p.Props.SessionExpiry
 		if limit := c.b.limits.SessionExpiry; limit > 0 {
@@ -556,7 +558,7 @@ func (c *client) onDisconnect(p *packets.Disconnect) error {
 	return nil
 }
 
-// onAuth runs an MQTT 5 re-authentication ([MQTT-4.12.1]): the client
+// onAuth runs an MQTT 5 re-authentication ([MQTT5-4.12.1-1]): the client
 // starts it with AUTH 0x19 and the same method as at CONNECT.
 func (c *client) onAuth(p *packets.Auth) error {
 	ex, ok := c.b.hooks.Auth.(AuthExchanger)

@@ -1,15 +1,21 @@
 package mqtt
 
+// The test harness, one for every test file in this package, in three parts:
+//   - harness_test.go: the broker under test, hook adapters, an event
+//     recorder and waits on asynchronous effects;
+//   - harness_raw_test.go: rawClient, MQTT byte by byte over a real socket
+//     (3.1.1 or 5.0), for exact bytes and hostile input;
+//   - harness_paho_test.go: real client libraries, paho.mqtt.golang (3.1.1)
+//     and paho.golang (5.0).
+
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
 // testBroker is a broker on a loopback port, closed when the test ends.
@@ -55,142 +61,50 @@ func startBroker(t *testing.T, mod func(*Options)) *testBroker {
 	return tb
 }
 
-// rawClient speaks MQTT byte by byte over a real socket, for exact-bytes and
-// malformed-input tests.
-type rawClient struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-	v    packets.Version
-}
+func (tb *testBroker) String() string { return fmt.Sprintf("broker@%s", tb.addr) }
 
-func dialRaw(t *testing.T, addr string) *rawClient {
+// closeBroker closes the broker with a bounded context, failing the test if
+// Close does not return at all (a hang would otherwise stall the run).
+func closeBroker(t *testing.T, b *Broker, ctxTimeout time.Duration) error {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), ctxTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Close(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(ctxTimeout + 5*time.Second):
+		t.Fatalf("Broker.Close did not return %v after its context ended", 5*time.Second)
+		return nil
+	}
+}
+
+// dialRefused reports whether a TCP dial to addr is refused.
+func dialRefused(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		return true
 	}
-	t.Cleanup(func() { conn.Close() })
-	return &rawClient{t: t, conn: conn, r: bufio.NewReader(conn), v: packets.V311}
+	conn.Close()
+	return false
 }
 
-// write sends raw bytes.
-func (c *rawClient) write(b []byte) {
-	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.conn.Write(b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// send encodes and sends a packet.
-func (c *rawClient) send(p packets.Packet) {
-	c.t.Helper()
-	b, err := p.Append(nil, c.v)
-	if err != nil {
-		c.t.Fatalf("encode %v: %v", p.Type(), err)
-	}
-	c.write(b)
-}
-
-// read returns the next packet, failing the test after timeout.
-func (c *rawClient) read(timeout time.Duration) packets.Packet {
-	c.t.Helper()
-	p, err := c.tryRead(timeout)
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return p
-}
-
-func (c *rawClient) tryRead(timeout time.Duration) (packets.Packet, error) {
-	c.conn.SetReadDeadline(time.Now().Add(timeout))
-	return packets.ReadPacket(c.r, c.v, 1<<24)
-}
-
-// expectClosed asserts the broker closes the connection within timeout
-// without sending anything more.
-func (c *rawClient) expectClosed(timeout time.Duration) {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(timeout))
-	var one [1]byte
-	n, err := c.r.Read(one[:])
-	if err == nil {
-		c.t.Fatalf("expected the connection to close, got byte %#x", one[:n])
-	}
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		c.t.Fatalf("connection still open after %v", timeout)
-	}
-}
-
-// connect sends CONNECT with the given id and clean flag and returns CONNACK.
-func (c *rawClient) connect(id string, clean bool, keepAlive uint16) *packets.Connack {
-	c.t.Helper()
-	c.send(&packets.Connect{ProtocolName: "MQTT", ProtocolVersion: c.v, ClientID: id, CleanStart: clean, KeepAlive: keepAlive})
-	p := c.read(2 * time.Second)
-	ack, ok := p.(*packets.Connack)
-	if !ok {
-		c.t.Fatalf("expected CONNACK, got %v", p.Type())
-	}
-	return ack
-}
-
-// mustConnect connects and fails unless accepted.
-func (c *rawClient) mustConnect(id string, clean bool) *packets.Connack {
-	c.t.Helper()
-	ack := c.connect(id, clean, 0)
-	if ack.ReasonCode != 0 {
-		c.t.Fatalf("CONNACK code %#x", byte(ack.ReasonCode))
-	}
-	return ack
-}
-
-// subscribe subscribes and returns the SUBACK codes.
-func (c *rawClient) subscribe(pid uint16, filter string, qos byte) []packets.ReasonCode {
-	c.t.Helper()
-	c.send(&packets.Subscribe{PacketID: pid, Subscriptions: []packets.Subscription{{Filter: filter, QoS: qos}}})
-	for {
-		p := c.read(2 * time.Second)
-		if ack, ok := p.(*packets.Suback); ok {
-			if ack.PacketID != pid {
-				c.t.Fatalf("SUBACK id %d, want %d", ack.PacketID, pid)
-			}
-			return ack.ReasonCodes
-		}
-	}
-}
-
-// expectPublish reads packets until a PUBLISH arrives.
-func (c *rawClient) expectPublish(timeout time.Duration) *packets.Publish {
-	c.t.Helper()
-	p := c.read(timeout)
-	pub, ok := p.(*packets.Publish)
-	if !ok {
-		c.t.Fatalf("expected PUBLISH, got %v", p.Type())
-	}
-	return pub
-}
-
-// expectNothing asserts no packet arrives within d.
-func (c *rawClient) expectNothing(d time.Duration) {
-	c.t.Helper()
-	if p, err := c.tryRead(d); err == nil {
-		c.t.Fatalf("expected nothing, got %v %+v", p.Type(), p)
-	}
-}
-
-// pahoClient connects a paho.mqtt.golang client (MQTT 3.1.1) to addr.
-func pahoClient(t *testing.T, addr, id string, mod func(*paho.ClientOptions)) paho.Client {
-	t.Helper()
-	c, _ := extPaho(t, "tcp://"+addr, id, mod)
-	return c
+// retainedPayload returns the payload retained on topic, and whether there
+// is one.
+func retainedPayload(b *Broker, topic string) (string, bool) {
+	var got string
+	found := false
+	b.retain.Match(topic, func(_ string, m *Message) { got, found = string(m.Payload), true })
+	return got, found
 }
 
 // waitFor polls cond until it holds or the deadline passes. It measures no
-// performance: it only bounds how long an asynchronous effect may take.
+// performance: it only bounds how long an asynchronous effect may take, so
+// the bound is generous for a loaded machine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -199,4 +113,137 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (tb *testBroker) String() string { return fmt.Sprintf("broker@%s", tb.addr) }
+// waitSessionGone waits until the session of client id has left the store.
+func waitSessionGone(t *testing.T, tb *testBroker, id string) {
+	t.Helper()
+	waitFor(t, "session "+id+" to be removed", func() bool { _, ok := tb.store.Get(id); return !ok })
+}
+
+// waitOffline waits until the session of client id is kept with no
+// connection attached: the broker has handled the connection's end.
+func waitOffline(t *testing.T, tb *testBroker, id string) {
+	t.Helper()
+	waitFor(t, "session "+id+" to go offline", func() bool {
+		s, ok := tb.store.Get(id)
+		if !ok {
+			return false
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.client == nil && !s.offlineSince.IsZero()
+	})
+}
+
+// authFunc adapts a function to Authenticator.
+type authFunc func(context.Context, *ClientInfo, []byte) AuthResult
+
+func (f authFunc) Authenticate(ctx context.Context, c *ClientInfo, pw []byte) AuthResult {
+	return f(ctx, c, pw)
+}
+
+// topicFunc adapts a function to TopicChecker.
+type topicFunc func(context.Context, *ClientInfo, TopicRequest) TopicResult
+
+func (f topicFunc) CheckTopic(ctx context.Context, c *ClientInfo, r TopicRequest) TopicResult {
+	return f(ctx, c, r)
+}
+
+// denyUserTopics is a topic checker that denies user the given action on
+// every topic under prefix and allows everything else.
+func denyUserTopics(user string, action Action, prefix string) topicFunc {
+	return func(_ context.Context, c *ClientInfo, r TopicRequest) TopicResult {
+		if c.Username == user && r.Action == action && strings.HasPrefix(r.Topic, prefix) {
+			return TopicResult{Reason: "not yours"}
+		}
+		return TopicResult{Allow: true}
+	}
+}
+
+// recordingSink is an EventSink that records a copy of what tests look at.
+type recordingSink struct {
+	mask  EventMask
+	mu    sync.Mutex
+	evs   []recordedEvent
+	wants int // calls to Wants
+}
+
+type recordedEvent struct {
+	Type     EventType
+	Name     string // the event name, with ":" and the packet type for packet events
+	Topic    string
+	ClientID string
+	TargetID string
+	Retain   bool
+}
+
+// allEvents returns a mask with every event type.
+func allEvents() EventMask {
+	var m EventMask
+	for _, et := range EventTypes() {
+		m = m.With(et)
+	}
+	return m
+}
+
+func (s *recordingSink) Wants() EventMask {
+	s.mu.Lock()
+	s.wants++
+	s.mu.Unlock()
+	return s.mask
+}
+
+func (s *recordingSink) Event(e *Event) {
+	ev := recordedEvent{Type: e.Type, Name: e.Type.String(), Topic: e.Topic, TargetID: e.TargetID}
+	if e.Packet != nil {
+		ev.Name += ":" + e.Packet.Type().String()
+	}
+	if e.Client != nil {
+		ev.ClientID = e.Client.ClientID
+	}
+	if e.Message != nil {
+		ev.Retain = e.Message.Retain
+	}
+	s.mu.Lock()
+	s.evs = append(s.evs, ev)
+	s.mu.Unlock()
+}
+
+func (s *recordingSink) events() []recordedEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]recordedEvent(nil), s.evs...)
+}
+
+// names returns the recorded event names in order.
+func (s *recordingSink) names() []string {
+	evs := s.events()
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Name
+	}
+	return out
+}
+
+func (s *recordingSink) count(t EventType) int {
+	n := 0
+	for _, e := range s.events() {
+		if e.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
+// waitDisconnected waits until the sink saw client id's disconnect event:
+// the broker emits it after the connection's will was handled.
+func waitDisconnected(t *testing.T, sink *recordingSink, id string) {
+	t.Helper()
+	waitFor(t, id+" disconnected", func() bool {
+		for _, e := range sink.events() {
+			if e.Type == EventClientDisconnected && e.ClientID == id {
+				return true
+			}
+		}
+		return false
+	})
+}

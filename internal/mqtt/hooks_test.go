@@ -4,42 +4,12 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
-
-type topicFunc func(context.Context, *ClientInfo, TopicRequest) TopicResult
-
-func (f topicFunc) CheckTopic(ctx context.Context, c *ClientInfo, r TopicRequest) TopicResult {
-	return f(ctx, c, r)
-}
-
-// recorder is an EventSink that keeps event names (and copies nothing else).
-type recorder struct {
-	mask EventMask
-	mu   sync.Mutex
-	evs  []string
-}
-
-func (r *recorder) Wants() EventMask { return r.mask }
-func (r *recorder) Event(e *Event) {
-	name := e.Type.String()
-	if e.Packet != nil {
-		name += ":" + e.Packet.Type().String()
-	}
-	r.mu.Lock()
-	r.evs = append(r.evs, name)
-	r.mu.Unlock()
-}
-func (r *recorder) names() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.evs)
-}
 
 // The topic check decides subscribe, publish and receive, including
 // retained messages sent on subscribe.
@@ -109,9 +79,9 @@ func TestDeniedPublishDisconnects(t *testing.T) {
 		t.Fatalf("denied = %d retained = %d, want 1 and 0", st.DroppedDenied, st.Retained)
 	}
 
-	v5, _ := v5MustConnect(t, tb.addr, "pub5", true, 0)
+	v5, _ := mustConnectV5(t, tb.addr, "pub5", true, 0)
 	v5.send(&packets.Publish{Topic: "ro/x", QoS: 1, PacketID: 4, Payload: []byte("x")})
-	if a := extExpect(v5, packets.PUBACK, 4).(*packets.Puback); a.ReasonCode != packets.NotAuthorized {
+	if a := v5.expect(packets.PUBACK, 4).(*packets.Puback); a.ReasonCode != packets.NotAuthorized {
 		t.Fatalf("MQTT 5 denied publish: PUBACK %v, want 0x87", a.ReasonCode)
 	}
 }
@@ -164,10 +134,7 @@ func TestSlowReceiveCheckIsolated(t *testing.T) {
 
 // Events arrive in aMQTT's order for a full session (DESIGN §3.3).
 func TestEventOrder(t *testing.T) {
-	rec := &recorder{}
-	for _, et := range EventTypes() {
-		rec.mask = rec.mask.With(et)
-	}
+	rec := &recordingSink{mask: allEvents()}
 	tb := startBroker(t, func(o *Options) { o.Hooks.Events = rec })
 	c := dialRaw(t, tb.addr)
 	c.mustConnect("ev", true)
@@ -240,6 +207,7 @@ type nowChecker struct {
 	release chan struct{}
 	slow    atomic.Int64 // receive checks that took the slow way
 	now     atomic.Int64 // answered at once
+	asked   atomic.Int64 // CheckTopicNow calls, answered or not
 }
 
 func (n *nowChecker) CheckTopic(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
@@ -253,6 +221,7 @@ func (n *nowChecker) CheckTopic(_ context.Context, _ *ClientInfo, r TopicRequest
 }
 
 func (n *nowChecker) CheckTopicNow(_ *ClientInfo, r TopicRequest) (TopicResult, bool) {
+	n.asked.Add(1)
 	if !strings.HasPrefix(r.Topic, "fast/") {
 		return TopicResult{}, false
 	}
@@ -299,5 +268,38 @@ func TestReceiveCheckedInLineKeepsOrder(t *testing.T) {
 		if m := sub.expectPublish(2 * time.Second); m.Topic != want {
 			t.Fatalf("got %s, want %s: a message overtook one waiting for its check", m.Topic, want)
 		}
+	}
+}
+
+// A receive check the checker cannot answer at once is tried in line once
+// (or not at all, when the subscriber already has a check under way) and
+// then goes to the subscriber's writer, which asks the blocking way: no
+// second in-line attempt anywhere on the way.
+func TestReceiveCheckOneInlineAttempt(t *testing.T) {
+	chk := &nowChecker{release: make(chan struct{})}
+	close(chk.release) // slow checks answer without waiting
+	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = chk })
+	sub := dialRaw(t, tb.addr)
+	sub.mustConnect("sub", true)
+	sub.subscribe(1, "slow/#", 1)
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+
+	const n = 20
+	for i := range n {
+		pub.send(&packets.Publish{Topic: "slow/x", Payload: []byte{byte(i)}, QoS: byte(i % 2), PacketID: uint16(i + 1)})
+	}
+	for i := range n {
+		m := sub.expectPublish(2 * time.Second)
+		if m.Payload[0] != byte(i) {
+			t.Fatalf("message %d arrived as %d", i, m.Payload[0])
+		}
+		sub.ack(m)
+	}
+	if got := chk.slow.Load(); got != n {
+		t.Fatalf("%d blocking receive checks for %d deliveries, want one each", got, n)
+	}
+	if got := chk.asked.Load(); got > n {
+		t.Fatalf("%d in-line receive checks for %d deliveries: a check that could not be answered at once was tried in line again", got, n)
 	}
 }

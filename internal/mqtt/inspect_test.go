@@ -17,10 +17,10 @@ func TestKickV5TellsWhyAndPublishesWill(t *testing.T) {
 	watcher.mustConnect("watcher", true)
 	watcher.subscribe(1, "wills/#", 0)
 
-	c := v5Dial(t, tb.addr)
+	c := dialRawV5(t, tb.addr)
 	p := &packets.Connect{ClientID: "victim", KeepAlive: 60, WillFlag: true, WillTopic: "wills/victim", WillPayload: []byte("gone")}
 	p.Props.SessionExpiry = 300
-	if ack := v5Connect(c, p); ack.ReasonCode != packets.Success {
+	if ack := c.connectWith(p); ack.ReasonCode != packets.Success {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
 	c.send(&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "a/+", QoS: 1}}})
@@ -34,7 +34,7 @@ func TestKickV5TellsWhyAndPublishesWill(t *testing.T) {
 	if !kicked || !found {
 		t.Fatalf("Kick = %v, %v", kicked, found)
 	}
-	v5ExpectDisconnect(c, packets.AdministrativeAction)
+	c.expectDisconnect(packets.AdministrativeAction)
 	if pub := watcher.expectPublish(3 * time.Second); pub.Topic != "wills/victim" {
 		t.Fatalf("watcher got %q, want the will", pub.Topic)
 	}

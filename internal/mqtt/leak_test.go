@@ -38,12 +38,12 @@ func TestNoGoroutineLeak(t *testing.T) {
 	got := make(chan string, 16)
 	var pahos []paho.Client
 	for _, url := range []string{"tcp://" + tb.addr, "ws://" + tb.Addr("ws").String() + "/mqtt"} {
-		c, _ := extPaho(t, url, "leak-"+url[:2], nil)
+		c, _ := pahoConnect(t, url, "leak-"+url[:2], nil)
 		pahos = append(pahos, c)
 	}
-	extWait(t, "subscribe", pahos[1].Subscribe("leak/#", 2, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }))
+	waitToken(t, "subscribe", pahos[1].Subscribe("leak/#", 2, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }))
 	for q := byte(0); q <= 2; q++ {
-		extWait(t, "publish", pahos[0].Publish(fmt.Sprintf("leak/%d", q), q, q == 1, fmt.Sprint(q)))
+		waitToken(t, "publish", pahos[0].Publish(fmt.Sprintf("leak/%d", q), q, q == 1, fmt.Sprint(q)))
 	}
 	for range 3 {
 		select {
@@ -56,10 +56,10 @@ func TestNoGoroutineLeak(t *testing.T) {
 	// Raw QoS 2 inbound left half done, a QoS 1 delivery never acknowledged.
 	q := raw("leak-raw", 0)
 	q.subscribe(1, "leakq", 1)
-	extWait(t, "publish", pahos[0].Publish("leakq", 1, false, "unacked"))
+	waitToken(t, "publish", pahos[0].Publish("leakq", 1, false, "unacked"))
 	q.expectPublish(2 * time.Second)
 	q.send(&packets.Publish{Topic: "leakraw", Payload: []byte("x"), QoS: 2, PacketID: 3})
-	extExpect(q, packets.PUBREC, 3)
+	q.expect(packets.PUBREC, 3)
 
 	// Malformed input after CONNECT, and garbage instead of CONNECT.
 	bad := raw("leak-bad", 0)
@@ -82,15 +82,15 @@ func TestNoGoroutineLeak(t *testing.T) {
 	p := raw("", 0)
 	p.mustConnect("leak-persist", false)
 	p.subscribe(1, "leakp/#", 1)
-	extDisconnect(p)
+	p.disconnect()
 	waitFor(t, "session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
-	extWait(t, "publish", pahos[0].Publish("leakp/queued", 1, false, "q"))
+	waitToken(t, "publish", pahos[0].Publish("leakp/queued", 1, false, "q"))
 	waitFor(t, "queued", func() bool { return tb.Stats().Queued == 1 })
 
 	for _, c := range pahos {
 		c.Disconnect(100)
 	}
-	if err := extClose(t, tb.Broker, 5*time.Second); err != nil {
+	if err := closeBroker(t, tb.Broker, 5*time.Second); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	for _, c := range raws {

@@ -20,7 +20,7 @@ import (
 // window after each receive check.
 func TestInflightWindowQoS1(t *testing.T) {
 	t.Run("direct", func(t *testing.T) { testInflightWindowQoS1(t, nil) })
-	allow := extTopics(func(context.Context, *ClientInfo, TopicRequest) TopicResult { return TopicResult{Allow: true} })
+	allow := topicFunc(func(context.Context, *ClientInfo, TopicRequest) TopicResult { return TopicResult{Allow: true} })
 	t.Run("checked", func(t *testing.T) { testInflightWindowQoS1(t, allow) })
 }
 
@@ -38,7 +38,7 @@ func testInflightWindowQoS1(t *testing.T, check TopicChecker) {
 		pub.send(&packets.Publish{Topic: "win", Payload: []byte(strconv.Itoa(i)), QoS: 1, PacketID: uint16(i + 1)})
 	}
 	for i := range 5 {
-		extExpect(pub, packets.PUBACK, uint16(i+1))
+		pub.expect(packets.PUBACK, uint16(i+1))
 	}
 
 	var got []*packets.Publish
@@ -85,9 +85,9 @@ func TestInflightWindowQoS2(t *testing.T) {
 	for i := range 2 {
 		id := uint16(i + 1)
 		pub.send(&packets.Publish{Topic: "win2", Payload: []byte(strconv.Itoa(i)), QoS: 2, PacketID: id})
-		extExpect(pub, packets.PUBREC, id)
+		pub.expect(packets.PUBREC, id)
 		pub.send(&packets.Pubrel{PacketID: id})
-		extExpect(pub, packets.PUBCOMP, id)
+		pub.expect(packets.PUBCOMP, id)
 	}
 	m0 := sub.expectPublish(2 * time.Second)
 	if string(m0.Payload) != "0" || m0.QoS != 2 {
@@ -95,7 +95,7 @@ func TestInflightWindowQoS2(t *testing.T) {
 	}
 	sub.expectNothing(100 * time.Millisecond)
 	sub.send(&packets.Pubrec{PacketID: m0.PacketID})
-	extExpect(sub, packets.PUBREL, m0.PacketID)
+	sub.expect(packets.PUBREL, m0.PacketID)
 	sub.expectNothing(200 * time.Millisecond) // still inflight until PUBCOMP
 	if st := tb.Stats(); st.Inflight != 1 || st.Queued != 1 {
 		t.Fatalf("inflight %d queued %d, want 1 and 1", st.Inflight, st.Queued)
@@ -115,7 +115,7 @@ func TestOfflineQueueBound(t *testing.T) {
 	sub := dialRaw(t, tb.addr)
 	sub.mustConnect("qb-sub", false)
 	sub.subscribe(1, "qb", 1)
-	extDisconnect(sub)
+	sub.disconnect()
 	waitFor(t, "offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
 
 	pub := dialRaw(t, tb.addr)
@@ -124,7 +124,7 @@ func TestOfflineQueueBound(t *testing.T) {
 		pub.send(&packets.Publish{Topic: "qb", Payload: []byte(strconv.Itoa(i)), QoS: 1, PacketID: uint16(i + 1)})
 	}
 	for i := range 8 {
-		extExpect(pub, packets.PUBACK, uint16(i+1))
+		pub.expect(packets.PUBACK, uint16(i+1))
 	}
 	st := tb.Stats()
 	if st.Queued != 5 || st.DroppedQueueFull != 3 {
@@ -167,8 +167,8 @@ func TestSlowQoS0SubscriberDropsWithoutBlocking(t *testing.T) {
 
 	var mu sync.Mutex
 	var got []string
-	fast, _ := extPaho(t, "tcp://"+tb.addr, "fast-reader", func(o *paho.ClientOptions) { o.SetOrderMatters(true) })
-	extWait(t, "subscribe", fast.Subscribe("flood", 1, func(_ paho.Client, m paho.Message) {
+	fast, _ := pahoConnect(t, "tcp://"+tb.addr, "fast-reader", func(o *paho.ClientOptions) { o.SetOrderMatters(true) })
+	waitToken(t, "subscribe", fast.Subscribe("flood", 1, func(_ paho.Client, m paho.Message) {
 		mu.Lock()
 		got = append(got, string(m.Payload()))
 		mu.Unlock()
@@ -190,7 +190,7 @@ func TestSlowQoS0SubscriberDropsWithoutBlocking(t *testing.T) {
 		copy(payload, fmt.Sprintf("%08d", sent))
 		id := uint16(sent%65535 + 1)
 		pub.send(&packets.Publish{Topic: "flood", Payload: payload, QoS: 1, PacketID: id})
-		extExpect(pub, packets.PUBACK, id)   // the publisher is not held up
+		pub.expect(packets.PUBACK, id)       // the publisher is not held up
 		if tb.Stats().DroppedQoS0 > before { // routed before acknowledged
 			run++
 		} else {

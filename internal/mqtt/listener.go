@@ -115,7 +115,7 @@ func (b *Broker) admit(conn net.Conn) bool {
 }
 
 // serveWebSocket upgrades an HTTP request to MQTT over WebSocket: binary
-// frames, subprotocol "mqtt" ([MQTT-6.0.0-3]; "mqttv3.1" too for old clients).
+// frames, subprotocol "mqtt" ([MQTT-6.0.0-4]; "mqttv3.1" too for old clients).
 func (b *Broker) serveWebSocket(l *listener, w http.ResponseWriter, r *http.Request) {
 	if !offersMQTT(r.Header.Values("Sec-WebSocket-Protocol")) {
 		http.Error(w, `mqttd: WebSocket subprotocol "mqtt" required`, http.StatusBadRequest)

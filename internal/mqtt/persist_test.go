@@ -18,25 +18,25 @@ import (
 func TestPahoPersistentSession(t *testing.T) {
 	tb := startBroker(t, nil)
 	url := "tcp://" + tb.addr
-	first, present := extPaho(t, url, "paho-persist", func(o *paho.ClientOptions) { o.SetCleanSession(false) })
+	first, present := pahoConnect(t, url, "paho-persist", func(o *paho.ClientOptions) { o.SetCleanSession(false) })
 	if present {
 		t.Fatal("first connect reported session present")
 	}
-	extWait(t, "subscribe", first.Subscribe("pp/#", 1, nil))
+	waitToken(t, "subscribe", first.Subscribe("pp/#", 1, nil))
 	first.Disconnect(250)
 	waitFor(t, "session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
 
-	pub, _ := extPaho(t, url, "paho-persist-pub", nil)
+	pub, _ := pahoConnect(t, url, "paho-persist-pub", nil)
 	const n = 5
 	for i := range n {
-		extWait(t, "publish", pub.Publish(fmt.Sprintf("pp/%d", i), 1, false, strconv.Itoa(i)))
+		waitToken(t, "publish", pub.Publish(fmt.Sprintf("pp/%d", i), 1, false, strconv.Itoa(i)))
 	}
 	waitFor(t, "queued", func() bool { return tb.Stats().Queued == n })
 
 	var mu sync.Mutex
 	var got []paho.Message
 	all := make(chan struct{})
-	_, present = extPaho(t, url, "paho-persist", func(o *paho.ClientOptions) {
+	_, present = pahoConnect(t, url, "paho-persist", func(o *paho.ClientOptions) {
 		o.SetCleanSession(false).SetOrderMatters(true).
 			SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 				mu.Lock()
@@ -75,14 +75,14 @@ func TestCleanSessionDiscardsPrevious(t *testing.T) {
 	c := dialRaw(t, tb.addr)
 	c.mustConnect("cs", false)
 	c.subscribe(1, "cs/#", 1)
-	extDisconnect(c)
+	c.disconnect()
 	waitFor(t, "offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
 
 	pub := dialRaw(t, tb.addr)
 	pub.mustConnect("cs-pub", true)
 	for i := range 3 {
 		pub.send(&packets.Publish{Topic: "cs/x", Payload: []byte{'q', byte('0' + i)}, QoS: 1, PacketID: uint16(i + 1)})
-		extExpect(pub, packets.PUBACK, uint16(i+1))
+		pub.expect(packets.PUBACK, uint16(i+1))
 	}
 	if st := tb.Stats(); st.Queued != 3 || st.Subscriptions != 1 {
 		t.Fatalf("before: queued %d subscriptions %d", st.Queued, st.Subscriptions)
@@ -97,15 +97,15 @@ func TestCleanSessionDiscardsPrevious(t *testing.T) {
 		t.Fatalf("after clean connect: queued %d subscriptions %d, want 0 and 0", st.Queued, st.Subscriptions)
 	}
 	pub.send(&packets.Publish{Topic: "cs/x", Payload: []byte("live"), QoS: 1, PacketID: 9})
-	extExpect(pub, packets.PUBACK, 9)
+	pub.expect(packets.PUBACK, 9)
 	c2.expectNothing(200 * time.Millisecond) // and so is the subscription
 
 	// The clean session ends with its connection.
 	c2.subscribe(2, "cs/#", 1)
-	extDisconnect(c2)
+	c2.disconnect()
 	waitFor(t, "clean session gone", func() bool { return tb.Stats().ClientsConnected == 1 })
 	pub.send(&packets.Publish{Topic: "cs/x", Payload: []byte("while away"), QoS: 1, PacketID: 10})
-	extExpect(pub, packets.PUBACK, 10)
+	pub.expect(packets.PUBACK, 10)
 	c3 := dialRaw(t, tb.addr)
 	if ack := c3.mustConnect("cs", false); ack.SessionPresent {
 		t.Fatal("a clean session survived its connection")
@@ -129,13 +129,13 @@ func TestSessionExpiry(t *testing.T) {
 	gone := dialRaw(t, tb.addr)
 	gone.mustConnect("exp-offline", false)
 	gone.subscribe(1, "exp/#", 1)
-	extDisconnect(gone)
+	gone.disconnect()
 	// Offline first, so the wait for "expired" below cannot pass early.
 	waitFor(t, "session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
 	pub := dialRaw(t, tb.addr)
 	pub.mustConnect("exp-pub", true)
 	pub.send(&packets.Publish{Topic: "exp/a", Payload: []byte("queued"), QoS: 1, PacketID: 1})
-	extExpect(pub, packets.PUBACK, 1)
+	pub.expect(packets.PUBACK, 1)
 	m := online.expectPublish(2 * time.Second)
 	online.send(&packets.Puback{PacketID: m.PacketID})
 

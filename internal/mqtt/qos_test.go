@@ -22,17 +22,17 @@ func TestInboundQoS2ExactlyOnce(t *testing.T) {
 	pub.mustConnect("eo-pub", true)
 
 	pub.send(&packets.Publish{Topic: "eo/t", Payload: []byte("first"), QoS: 2, PacketID: 10})
-	extExpect(pub, packets.PUBREC, 10)
+	pub.expect(packets.PUBREC, 10)
 	if m := sub.expectPublish(2 * time.Second); string(m.Payload) != "first" {
 		t.Fatalf("got %q, want first", m.Payload)
 	}
 
 	// The resend (PUBREC lost, say) is acknowledged again, not routed again.
 	pub.send(&packets.Publish{Topic: "eo/t", Payload: []byte("first"), QoS: 2, PacketID: 10, Dup: true})
-	extExpect(pub, packets.PUBREC, 10)
+	pub.expect(packets.PUBREC, 10)
 	// A resend without DUP but with the same id is the same message too.
 	pub.send(&packets.Publish{Topic: "eo/t", Payload: []byte("first"), QoS: 2, PacketID: 10})
-	extExpect(pub, packets.PUBREC, 10)
+	pub.expect(packets.PUBREC, 10)
 	// Messages from one publisher are forwarded in order ([MQTT-4.6.0-6]):
 	// the marker is the next thing the subscriber sees only if the resends
 	// were not delivered.
@@ -42,22 +42,22 @@ func TestInboundQoS2ExactlyOnce(t *testing.T) {
 	}
 
 	pub.send(&packets.Pubrel{PacketID: 10})
-	extExpect(pub, packets.PUBCOMP, 10)
+	pub.expect(packets.PUBCOMP, 10)
 
 	// The id is free again: the same id now carries a new message.
 	pub.send(&packets.Publish{Topic: "eo/t", Payload: []byte("second"), QoS: 2, PacketID: 10})
-	extExpect(pub, packets.PUBREC, 10)
+	pub.expect(packets.PUBREC, 10)
 	if m := sub.expectPublish(2 * time.Second); string(m.Payload) != "second" {
 		t.Fatalf("got %q, want second (a new message on a released id)", m.Payload)
 	}
 	pub.send(&packets.Pubrel{PacketID: 10})
-	extExpect(pub, packets.PUBCOMP, 10)
+	pub.expect(packets.PUBCOMP, 10)
 
 	// PUBREL retried after completion, and PUBREL for an id never used.
 	pub.send(&packets.Pubrel{PacketID: 10})
-	extExpect(pub, packets.PUBCOMP, 10)
+	pub.expect(packets.PUBCOMP, 10)
 	pub.send(&packets.Pubrel{PacketID: 999})
-	extExpect(pub, packets.PUBCOMP, 999)
+	pub.expect(packets.PUBCOMP, 999)
 
 	pub.send(&packets.Publish{Topic: "eo/t", Payload: []byte("marker-2")})
 	if m := sub.expectPublish(2 * time.Second); string(m.Payload) != "marker-2" {
@@ -82,7 +82,7 @@ func TestInboundQoS2ExactlyOnceAcrossReconnect(t *testing.T) {
 	pub := dialRaw(t, tb.addr)
 	pub.mustConnect("eor-pub", false)
 	pub.send(&packets.Publish{Topic: "eor/t", Payload: []byte("once"), QoS: 2, PacketID: 7})
-	extExpect(pub, packets.PUBREC, 7)
+	pub.expect(packets.PUBREC, 7)
 	if m := sub.expectPublish(2 * time.Second); string(m.Payload) != "once" {
 		t.Fatalf("got %q", m.Payload)
 	}
@@ -94,13 +94,13 @@ func TestInboundQoS2ExactlyOnceAcrossReconnect(t *testing.T) {
 		t.Fatal("session not resumed")
 	}
 	pub2.send(&packets.Publish{Topic: "eor/t", Payload: []byte("once"), QoS: 2, PacketID: 7, Dup: true})
-	extExpect(pub2, packets.PUBREC, 7)
+	pub2.expect(packets.PUBREC, 7)
 	pub2.send(&packets.Publish{Topic: "eor/t", Payload: []byte("marker")})
 	if m := sub.expectPublish(2 * time.Second); string(m.Payload) != "marker" {
 		t.Fatalf("QoS 2 message delivered again after the publisher reconnected: got %q", m.Payload)
 	}
 	pub2.send(&packets.Pubrel{PacketID: 7})
-	extExpect(pub2, packets.PUBCOMP, 7)
+	pub2.expect(packets.PUBCOMP, 7)
 }
 
 // MaxInboundQoS2 bounds the packet ids awaiting PUBREL: a resend of a held id
@@ -115,11 +115,11 @@ func TestInboundQoS2Bound(t *testing.T) {
 	pub.mustConnect("bound-pub", true)
 	for _, id := range []uint16{1, 2} {
 		pub.send(&packets.Publish{Topic: "b2", Payload: []byte{byte('0' + id)}, QoS: 2, PacketID: id})
-		extExpect(pub, packets.PUBREC, id)
+		pub.expect(packets.PUBREC, id)
 		sub.expectPublish(2 * time.Second)
 	}
 	pub.send(&packets.Publish{Topic: "b2", Payload: []byte("1"), QoS: 2, PacketID: 1, Dup: true})
-	extExpect(pub, packets.PUBREC, 1)
+	pub.expect(packets.PUBREC, 1)
 
 	pub.send(&packets.Publish{Topic: "b2", Payload: []byte("3"), QoS: 2, PacketID: 3})
 	pub.expectClosed(2 * time.Second)
@@ -143,9 +143,9 @@ func TestOutboundQoS2Resume(t *testing.T) {
 	for i := range 2 {
 		id := uint16(i + 1)
 		pub.send(&packets.Publish{Topic: "o2", Payload: []byte{byte('a' + i)}, QoS: 2, PacketID: id})
-		extExpect(pub, packets.PUBREC, id)
+		pub.expect(packets.PUBREC, id)
 		pub.send(&packets.Pubrel{PacketID: id})
-		extExpect(pub, packets.PUBCOMP, id)
+		pub.expect(packets.PUBCOMP, id)
 	}
 	m0 := sub.expectPublish(2 * time.Second)
 	m1 := sub.expectPublish(2 * time.Second)
@@ -153,14 +153,14 @@ func TestOutboundQoS2Resume(t *testing.T) {
 		t.Fatalf("got %+v %+v", m0, m1)
 	}
 	sub.send(&packets.Pubrec{PacketID: m0.PacketID})
-	extExpect(sub, packets.PUBREL, m0.PacketID)
+	sub.expect(packets.PUBREL, m0.PacketID)
 	sub.conn.Close() // no PUBCOMP for m0, nothing at all for m1
 
 	sub2 := dialRaw(t, tb.addr)
 	if ack := sub2.mustConnect("o2-sub", false); !ack.SessionPresent {
 		t.Fatal("session not present")
 	}
-	extExpect(sub2, packets.PUBREL, m0.PacketID)
+	sub2.expect(packets.PUBREL, m0.PacketID)
 	again := sub2.expectPublish(2 * time.Second)
 	if again.PacketID != m1.PacketID || !again.Dup || string(again.Payload) != "b" || again.QoS != 2 {
 		t.Fatalf("resend %+v, want DUP PUBLISH id %d", again, m1.PacketID)
@@ -168,7 +168,7 @@ func TestOutboundQoS2Resume(t *testing.T) {
 	sub2.expectNothing(100 * time.Millisecond)
 	sub2.send(&packets.Pubcomp{PacketID: m0.PacketID})
 	sub2.send(&packets.Pubrec{PacketID: again.PacketID})
-	extExpect(sub2, packets.PUBREL, again.PacketID)
+	sub2.expect(packets.PUBREL, again.PacketID)
 	sub2.send(&packets.Pubcomp{PacketID: again.PacketID})
 	waitFor(t, "flows complete", func() bool { return tb.Stats().Inflight == 0 })
 }

@@ -9,7 +9,7 @@ import "time"
 
 // sendInflight assigns a packet id, encodes the delivery and records it in
 // the window. A delivery that has expired or is too large for the client is
-// dropped as if it had completed ([MQTT-3.1.2-25]). Caller holds s.mu.
+// dropped as if it had completed ([MQTT5-3.1.2-25]). Caller holds s.mu.
 func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
 	pid := s.nextPacketID()
 	if !c.appendDelivery(&d, pid, false) {
@@ -50,7 +50,7 @@ func (b *Broker) pumpLocked(s *Session) {
 		return
 	}
 	if b.hooks.Topics != nil {
-		c.kickLocked()
+		c.wakeWriterLocked()
 		return
 	}
 	sent := false
@@ -67,7 +67,7 @@ func (b *Broker) pumpLocked(s *Session) {
 		}
 	}
 	if sent {
-		c.kickLocked()
+		c.wakeWriterLocked()
 	}
 }
 
@@ -100,6 +100,9 @@ func (c *client) pumpChecked() {
 		if decided && !res.Allow {
 			s.mu.Unlock()
 			b.logDenied(&c.info, "receive", d.msg.Topic, res)
+			if d.group != "" {
+				b.handBackShared(s, d) // another member may be allowed it
+			}
 			continue
 		}
 		switch {

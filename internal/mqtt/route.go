@@ -17,8 +17,8 @@ type match struct {
 
 // route delivers r to every session subscribed to its topic, once per
 // session at the highest QoS of its matching subscriptions
-// ([MQTT-3.3.5-1]), and to one member of each matching shared subscription
-// group. scratch is the caller's reusable match slice, returned for the next
+// ([MQTT-3.3.5-1], [MQTT5-3.3.4-2]), and to one member of each matching
+// shared subscription group. scratch is the caller's reusable match slice, returned for the next
 // call. It reports how many sessions the message was delivered to. Routing
 // allocates nothing for QoS 0 and one shared copy of the message for QoS 1/2.
 func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
@@ -49,7 +49,7 @@ func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
 
 // deliverMatches merges one session's matching subscriptions into a single
 // delivery: highest QoS, RETAIN kept if any asked Retain As Published, every
-// Subscription Identifier ([MQTT-3.3.4-3]).
+// Subscription Identifier ([MQTT5-3.3.4-3]).
 func (b *Broker) deliverMatches(r *routed, run []match) bool {
 	s := run[0].s
 	if len(run) == 1 && run[0].sub.opts == 0 && run[0].sub.subID == 0 {
@@ -60,7 +60,7 @@ func (b *Broker) deliverMatches(r *routed, run []match) bool {
 	var d delivery
 	found := false
 	for _, m := range run {
-		// [MQTT-3.8.3-3] No Local: not to the client that published it.
+		// [MQTT5-3.8.3-3] No Local: not to the client that published it.
 		if m.sub.noLocal() && r.from == s.id {
 			continue
 		}
@@ -95,7 +95,8 @@ const (
 	// deliverCheckedInline: a topic checker that can answer at once
 	// (TopicCheckerNow, e.g. from its cache) is asked in line, on the
 	// publisher's goroutine. Allowed, the message goes on as deliverDirect;
-	// denied, it is dropped; when the checker cannot answer at once, it is
+	// denied, it is dropped (for a shared subscription: offered to another
+	// member of the group); when the checker cannot answer at once, it is
 	// queued as deliverQueuedChecked.
 	deliverCheckedInline
 
@@ -121,8 +122,9 @@ func (b *Broker) deliveryModeFor(s *Session, c *client) deliveryMode {
 }
 
 // deliver hands one message to one session in the mode deliveryModeFor
-// chooses.
-func (b *Broker) deliver(s *Session, r *routed, d delivery) {
+// chooses. It reports false only when a receive check answered in line
+// denied it (a shared subscription then offers it to another member).
+func (b *Broker) deliver(s *Session, r *routed, d delivery) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.client
@@ -134,14 +136,14 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 			mode, d.inlineMissed = deliverQueuedChecked, true
 		case !res.Allow:
 			b.logDenied(&c.info, "receive", r.topic, res)
-			return
+			return false
 		}
 	}
 	if mode == deliverQueuedChecked {
 		d.msg = r.message()
 		b.enqueue(s, d)
-		c.kickLocked()
-		return
+		c.wakeWriterLocked()
+		return true
 	}
 	// deliverDirect, or checked in line and allowed.
 	switch {
@@ -157,18 +159,19 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) {
 	case d.qos == 0:
 		if len(c.out) >= b.limits.MaxOutboundBytes {
 			b.stats.droppedQoS0.Add(1)
-			return
+			return true
 		}
 		if c.appendPublish(r.topic, r.payload, r.props, r.created(), 0, 0, d.retain, false, d.subIDs) {
-			c.kickLocked()
+			c.wakeWriterLocked()
 		}
 	case s.queue.len() == 0 && !s.inflight.full(s.window):
 		d.msg = r.message()
 		if b.sendInflight(s, c, d) {
-			c.kickLocked()
+			c.wakeWriterLocked()
 		}
 	default:
 		d.msg = r.message()
 		b.enqueue(s, d)
 	}
+	return true
 }

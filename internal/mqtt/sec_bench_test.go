@@ -19,7 +19,7 @@ import (
 // checker that allows; "none" has no checker, so the ratio of the two is
 // what the checker (the will's check among it) adds to the path.
 func BenchmarkConnectWillDisconnect(b *testing.B) {
-	allow := extTopics(func(context.Context, *ClientInfo, TopicRequest) TopicResult { return TopicResult{Allow: true} })
+	allow := topicFunc(func(context.Context, *ClientInfo, TopicRequest) TopicResult { return TopicResult{Allow: true} })
 	for _, bc := range []struct {
 		name  string
 		check TopicChecker

@@ -31,7 +31,7 @@ func secAllowOnCancel(ctx context.Context, entered chan<- struct{}) bool {
 // refused, whatever the Authenticator answers for the cancelled call: what
 // it pipelined is never processed, so its forged publish reaches nobody.
 func TestConnectDecidedAfterClientLeftIsRefused(t *testing.T) {
-	auth := extAuth(func(ctx context.Context, c *ClientInfo, pw []byte) AuthResult {
+	auth := authFunc(func(ctx context.Context, c *ClientInfo, pw []byte) AuthResult {
 		if string(pw) == "good" {
 			return AuthResult{Allow: true}
 		}
@@ -42,7 +42,7 @@ func TestConnectDecidedAfterClientLeftIsRefused(t *testing.T) {
 	})
 	tb := startBroker(t, func(o *Options) { o.Hooks.Auth = auth })
 	watch := dialRaw(t, tb.addr)
-	if ack := extConnect(watch, &packets.Connect{ClientID: "watch", CleanStart: true, KeepAlive: 60,
+	if ack := watch.connectWith(&packets.Connect{ClientID: "watch", CleanStart: true, KeepAlive: 60,
 		UsernameFlag: true, Username: "ops", PasswordFlag: true, Password: []byte("good")}); ack.ReasonCode != 0 {
 		t.Fatalf("watcher refused: %v", ack.ReasonCode)
 	}
@@ -86,24 +86,24 @@ func TestConnectDecidedAfterClientLeftIsRefused(t *testing.T) {
 // answers for the cancelled call.
 func TestPublishCheckCancelledByTakeoverNotRouted(t *testing.T) {
 	entered := make(chan struct{}, 1)
-	check := extTopics(func(ctx context.Context, c *ClientInfo, r TopicRequest) TopicResult {
+	check := topicFunc(func(ctx context.Context, c *ClientInfo, r TopicRequest) TopicResult {
 		if c.Username == "mallory" && r.Action == ActionPublish {
 			return TopicResult{Allow: secAllowOnCancel(ctx, entered)}
 		}
 		return TopicResult{Allow: true}
 	})
 	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = check })
-	watch := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "watch", CleanStart: true}, "ops")
+	watch := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "watch", CleanStart: true}, "ops")
 	watch.subscribe(1, "secret/#", 1)
 
-	m := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "mallory"}, "mallory")
+	m := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "mallory"}, "mallory")
 	m.send(&packets.Publish{Topic: "secret/valve", Payload: []byte("forged"), QoS: 1, PacketID: 7})
 	select {
 	case <-entered:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the publish check never started")
 	}
-	secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "mallory"}, "mallory")
+	connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "mallory"}, "mallory")
 	// The old connection ends once its PUBLISH was handled.
 	for {
 		p, err := m.tryRead(5 * time.Second)

@@ -90,7 +90,7 @@ func (h *secLog) waitOne(t *testing.T, level slog.Level, msg string, want map[st
 // user, topic, action and reason code.
 func TestSecurityLogging(t *testing.T) {
 	lg := &secLog{}
-	auth := extAuth(func(_ context.Context, c *ClientInfo, pw []byte) AuthResult {
+	auth := authFunc(func(_ context.Context, c *ClientInfo, pw []byte) AuthResult {
 		if string(pw) != "pw" {
 			return AuthResult{ReasonCode: 0x86, Reason: "bad password", Plugin: "accounts"}
 		}
@@ -99,11 +99,11 @@ func TestSecurityLogging(t *testing.T) {
 	tb := startBroker(t, func(o *Options) {
 		o.Logger = slog.New(lg)
 		o.Hooks.Auth = auth
-		o.Hooks.Topics = secDenyUser("mallory", ActionSubscribe, "secret/")
+		o.Hooks.Topics = denyUserTopics("mallory", ActionSubscribe, "secret/")
 	})
 
 	bad := dialRaw(t, tb.addr)
-	if ack := extConnect(bad, &packets.Connect{ClientID: "guesser", CleanStart: true, KeepAlive: 60,
+	if ack := bad.connectWith(&packets.Connect{ClientID: "guesser", CleanStart: true, KeepAlive: 60,
 		UsernameFlag: true, Username: "root", PasswordFlag: true, Password: []byte("123456")}); ack.ReasonCode != packets.ConnRefusedBadUsernameOrPassword {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
@@ -120,7 +120,7 @@ func TestSecurityLogging(t *testing.T) {
 
 	// A refusal by the broker's own rules names no plugin.
 	empty := dialRaw(t, tb.addr)
-	if ack := extConnect(empty, &packets.Connect{CleanStart: false, KeepAlive: 60}); ack.ReasonCode == 0 {
+	if ack := empty.connectWith(&packets.Connect{CleanStart: false, KeepAlive: 60}); ack.ReasonCode == 0 {
 		t.Fatal("empty client id without clean session accepted")
 	}
 	lg.waitOne(t, slog.LevelInfo, "connection refused", map[string]string{"client_id": "", "plugin": "", "protocol": "4", "reason_code": "0x85"})
@@ -128,10 +128,10 @@ func TestSecurityLogging(t *testing.T) {
 		t.Fatalf("refusal ring after the broker's refusal: %+v", refs)
 	}
 
-	m := secConnectAs(t, tb.addr, packets.V5, &packets.Connect{ClientID: "mal", CleanStart: true}, "mallory")
+	m := connectAs(t, tb.addr, packets.V5, &packets.Connect{ClientID: "mal", CleanStart: true}, "mallory")
 	lg.waitOne(t, slog.LevelInfo, "client connected", map[string]string{
 		"client_id": "mal", "username": "mallory", "remote": m.conn.LocalAddr().String(), "listener": "tcp", "protocol": "5"})
-	if codes := v5Sub(m, 1, 0, packets.Subscription{Filter: "secret/#", QoS: 1}); codes[0] != packets.NotAuthorized {
+	if codes := m.subscribeOpts(1, 0, packets.Subscription{Filter: "secret/#", QoS: 1}); codes[0] != packets.NotAuthorized {
 		t.Fatalf("SUBACK %v", codes)
 	}
 	lg.waitOne(t, slog.LevelDebug, "denied", map[string]string{

@@ -101,18 +101,18 @@ func secConnectHeader(remaining int) []byte {
 // too large) and is closed, and the refusal is recorded.
 func TestOversizedConnectRefused(t *testing.T) {
 	tb := startBroker(t, nil)
-	c := v5Dial(t, tb.addr)
+	c := dialRawV5(t, tb.addr)
 	c.write(secConnectHeader(1<<20 - 8))
-	v5ExpectConnackClose(c, packets.PacketTooLarge)
+	c.expectConnackClose(packets.PacketTooLarge)
 	if refs := tb.RecentRefusals(); len(refs) != 1 || refs[0].ReasonCode != byte(packets.PacketTooLarge) || refs[0].Protocol != 5 {
 		t.Fatalf("refusals %+v", refs)
 	}
 	// Under the bound the CONNECT is read in full as it arrives (here 40 KiB
 	// of it, a valid one with a large user property) and accepted.
-	ok := v5Dial(t, tb.addr)
+	ok := dialRawV5(t, tb.addr)
 	p := &packets.Connect{ClientID: "big-connect", CleanStart: true, KeepAlive: 60}
 	p.Props.User = []packets.UserProperty{{Key: "blob", Value: strings.Repeat("b", 40<<10)}}
-	if ack := v5Connect(ok, p); ack.ReasonCode != packets.Success {
+	if ack := ok.connectWith(p); ack.ReasonCode != packets.Success {
 		t.Fatalf("a 40 KiB CONNECT: CONNACK %v", ack.ReasonCode)
 	}
 }
@@ -124,27 +124,27 @@ func TestOversizedConnectRefused(t *testing.T) {
 // the alias names the denied topic, so a publish by alias alone must not
 // go to the topic it named before.
 func TestTopicAliasNotStoredForDeniedPublish(t *testing.T) {
-	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = secDenyUser("mallory", ActionPublish, "deny/") })
-	c := secConnectAs(t, tb.addr, packets.V5, &packets.Connect{ClientID: "alias", CleanStart: true}, "mallory")
+	tb := startBroker(t, func(o *Options) { o.Hooks.Topics = denyUserTopics("mallory", ActionPublish, "deny/") })
+	c := connectAs(t, tb.addr, packets.V5, &packets.Connect{ClientID: "alias", CleanStart: true}, "mallory")
 	c.send(v5AliasPub("deny/"+strings.Repeat("x", 1000), 1, 1, "a"))
-	if ack := extExpect(c, packets.PUBACK, 1).(*packets.Puback); ack.ReasonCode != packets.NotAuthorized {
+	if ack := c.expect(packets.PUBACK, 1).(*packets.Puback); ack.ReasonCode != packets.NotAuthorized {
 		t.Fatalf("denied publish: PUBACK %v", ack.ReasonCode)
 	}
 	c.send(v5AliasPub("", 1, 2, "b"))
-	v5ExpectDisconnect(c, packets.ProtocolError)
+	c.expectDisconnect(packets.ProtocolError)
 
-	watch := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "alias-watch", CleanStart: true}, "ops")
+	watch := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "alias-watch", CleanStart: true}, "ops")
 	watch.subscribe(1, "open/#", 1)
-	c = secConnectAs(t, tb.addr, packets.V5, &packets.Connect{ClientID: "alias", CleanStart: true}, "mallory")
+	c = connectAs(t, tb.addr, packets.V5, &packets.Connect{ClientID: "alias", CleanStart: true}, "mallory")
 	c.send(v5AliasPub("open/door", 2, 1, "allowed"))
-	extExpect(c, packets.PUBACK, 1)
-	if got := secNextPayload(watch, 2*time.Second); got != "allowed" {
+	c.expect(packets.PUBACK, 1)
+	if got := watch.nextPayload(2 * time.Second); got != "allowed" {
 		t.Fatalf("watcher got %q", got)
 	}
 	c.send(v5AliasPub("deny/door", 2, 2, "denied"))
-	extExpect(c, packets.PUBACK, 2)
+	c.expect(packets.PUBACK, 2)
 	c.send(v5AliasPub("", 2, 3, "meant for deny/door"))
-	v5ExpectDisconnect(c, packets.ProtocolError)
+	c.expectDisconnect(packets.ProtocolError)
 	watch.expectNothing(300 * time.Millisecond)
 }
 
@@ -157,7 +157,7 @@ func TestOfflineQueueBoundedInBytes(t *testing.T) {
 	sub := dialRaw(t, tb.addr)
 	sub.mustConnect("queue-bytes", false)
 	sub.subscribe(1, "bulk/#", 1)
-	extDisconnect(sub)
+	sub.disconnect()
 	waitFor(t, "the session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
 
 	pub := dialRaw(t, tb.addr)
@@ -166,7 +166,7 @@ func TestOfflineQueueBoundedInBytes(t *testing.T) {
 	const sent = 300
 	for i := range sent {
 		pub.send(&packets.Publish{Topic: fmt.Sprintf("bulk/%d", i), Payload: payload, QoS: 1, PacketID: uint16(i + 1)})
-		extExpect(pub, packets.PUBACK, uint16(i+1))
+		pub.expect(packets.PUBACK, uint16(i+1))
 	}
 	st := tb.Stats()
 	if max := int64(16<<20) / int64(len(payload)); st.Queued > max || st.Queued+st.DroppedQueueFull != sent {

@@ -18,24 +18,24 @@ import (
 // subscriptions do not carry over. The same user resuming keeps its session.
 func TestSessionResumedByOtherUserStartsClean(t *testing.T) {
 	tb := startBroker(t, func(o *Options) {
-		o.Hooks.Topics = secDenyUser("mallory", ActionReceive, "private/")
+		o.Hooks.Topics = denyUserTopics("mallory", ActionReceive, "private/")
 	})
-	pub := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "pub", CleanStart: true}, "ops")
+	pub := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "pub", CleanStart: true}, "ops")
 
-	alice := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "device-7"}, "alice")
+	alice := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "device-7"}, "alice")
 	alice.subscribe(1, "private/#", 1)
-	secPublish1(pub, 1, "private/alice", "in flight", false)
+	pub.publish1(1, "private/alice", "in flight", false)
 	if p := alice.expectPublish(2 * time.Second); string(p.Payload) != "in flight" {
 		t.Fatalf("alice got %q", p.Payload)
 	}
 	alice.conn.Close() // without acknowledging it
 	waitFor(t, "alice's session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
-	secPublish1(pub, 2, "private/alice", "queued", false)
+	pub.publish1(2, "private/alice", "queued", false)
 	waitFor(t, "the message queued", func() bool { return tb.Stats().Queued == 1 })
 
 	// Alice herself resumes her session: present, with both messages.
 	again := dialRaw(t, tb.addr)
-	if ack := extConnect(again, &packets.Connect{ClientID: "device-7", KeepAlive: 60,
+	if ack := again.connectWith(&packets.Connect{ClientID: "device-7", KeepAlive: 60,
 		UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte("pw")}); ack.ReasonCode != 0 || !ack.SessionPresent {
 		t.Fatalf("alice's resume: CONNACK %v present %v", ack.ReasonCode, ack.SessionPresent)
 	}
@@ -46,7 +46,7 @@ func TestSessionResumedByOtherUserStartsClean(t *testing.T) {
 	waitFor(t, "alice's session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
 
 	m := dialRaw(t, tb.addr)
-	ack := extConnect(m, &packets.Connect{ClientID: "device-7", KeepAlive: 60,
+	ack := m.connectWith(&packets.Connect{ClientID: "device-7", KeepAlive: 60,
 		UsernameFlag: true, Username: "mallory", PasswordFlag: true, Password: []byte("pw")})
 	if ack.ReasonCode != 0 {
 		t.Fatalf("mallory refused: %v", ack.ReasonCode)
@@ -55,7 +55,7 @@ func TestSessionResumedByOtherUserStartsClean(t *testing.T) {
 		t.Errorf("mallory resumed alice's session (session present 1)")
 	}
 	m.expectNothing(300 * time.Millisecond)
-	secPublish1(pub, 3, "private/alice", "live", false)
+	pub.publish1(3, "private/alice", "live", false)
 	m.expectNothing(300 * time.Millisecond)
 }
 
@@ -79,19 +79,19 @@ func TestSessionResumedByOtherCertificateStartsClean(t *testing.T) {
 		}
 	}
 	dev1, dev2 := as("device-1"), as("device-2")
-	first, present := extPaho(t, url, "cert-shared", dev1)
+	first, present := pahoConnect(t, url, "cert-shared", dev1)
 	if present {
 		t.Fatal("a new session was present")
 	}
 	first.Disconnect(50)
 	waitFor(t, "the session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
-	again, present := extPaho(t, url, "cert-shared", dev1)
+	again, present := pahoConnect(t, url, "cert-shared", dev1)
 	if !present {
 		t.Fatal("the same certificate did not resume its session")
 	}
 	again.Disconnect(50)
 	waitFor(t, "the session offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
-	if _, present := extPaho(t, url, "cert-shared", dev2); present {
+	if _, present := pahoConnect(t, url, "cert-shared", dev2); present {
 		t.Fatal("another certificate resumed device-1's session")
 	}
 }

@@ -32,12 +32,12 @@ func TestSharedSubscriptionsEnd(t *testing.T) {
 	for i := range rounds {
 		filter := fmt.Sprintf("$share/g%d/share/%d", i, i)
 		c.subscribe(uint16(2*i+1), filter, 1)
-		secPublish1(pub, uint16(i+1), fmt.Sprintf("share/%d", i), "m", false)
-		if got := secNextPayload(c, 2*time.Second); got != "m" {
+		pub.publish1(uint16(i+1), fmt.Sprintf("share/%d", i), "m", false)
+		if got := c.nextPayload(2 * time.Second); got != "m" {
 			t.Fatalf("round %d: got %q", i, got)
 		}
 		c.send(&packets.Unsubscribe{PacketID: uint16(2*i + 2), Filters: []string{filter}})
-		extExpect(c, packets.UNSUBACK, uint16(2*i+2))
+		c.expect(packets.UNSUBACK, uint16(2*i+2))
 	}
 	for i := range rounds {
 		pub.send(&packets.Publish{Topic: fmt.Sprintf("share/%d", i), Payload: []byte("after")})
@@ -57,7 +57,7 @@ func TestSharedSubscriptionsEnd(t *testing.T) {
 	for range 10 {
 		d.expectPublish(2 * time.Second)
 	}
-	extDisconnect(d)
+	d.disconnect()
 	waitFor(t, "the leaver's subscriptions and round-robin entries to go", func() bool {
 		subs, rr := secShareState(tb.Broker)
 		return subs == 0 && rr == 0

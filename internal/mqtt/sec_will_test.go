@@ -13,25 +13,25 @@ import (
 // retained or not, nor delete a retained message there with an empty
 // retained will. A will the check allows still goes out.
 func TestWillDeniedByTopicCheck(t *testing.T) {
-	sink := &extSink{mask: EventMask(0).With(EventClientDisconnected)}
+	sink := &recordingSink{mask: EventMask(0).With(EventClientDisconnected)}
 	tb := startBroker(t, func(o *Options) {
-		o.Hooks.Topics = secDenyUser("mallory", ActionPublish, "door/")
+		o.Hooks.Topics = denyUserTopics("mallory", ActionPublish, "door/")
 		o.Hooks.Events = sink
 	})
-	owner := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "owner", CleanStart: true}, "owner")
-	if ack := secPublish1(owner, 1, "door/1/cmd", "keep", true); ack.ReasonCode != 0 {
+	owner := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "owner", CleanStart: true}, "owner")
+	if ack := owner.publish1(1, "door/1/cmd", "keep", true); ack.ReasonCode != 0 {
 		t.Fatalf("owner's retained publish: PUBACK %v", ack.ReasonCode)
 	}
-	watch := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "watch", CleanStart: true}, "watch")
+	watch := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "watch", CleanStart: true}, "watch")
 	watch.subscribe(1, "door/#", 1)
-	if got := secNextPayload(watch, 2*time.Second); got != "keep" {
+	if got := watch.nextPayload(2 * time.Second); got != "keep" {
 		t.Fatalf("retained %q, want keep", got)
 	}
 	// sentinel proves the watcher got nothing before it: the owner publishes
 	// after the will was handled, and the next message must be the owner's.
 	sentinel := func(pid uint16, what string) {
-		secPublish1(owner, pid, "door/1/status", what, false)
-		if got := secNextPayload(watch, 2*time.Second); got != what {
+		owner.publish1(pid, "door/1/status", what, false)
+		if got := watch.nextPayload(2 * time.Second); got != what {
 			t.Fatalf("%s: watcher got %q before the sentinel", what, got)
 		}
 	}
@@ -39,12 +39,12 @@ func TestWillDeniedByTopicCheck(t *testing.T) {
 
 	{ // immediate retained
 		before := dropped()
-		m := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "mallory-1", CleanStart: true,
+		m := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "mallory-1", CleanStart: true,
 			WillFlag: true, WillTopic: "door/1/cmd", WillQoS: 1, WillRetain: true, WillPayload: []byte("open")}, "mallory")
 		m.conn.Close()
-		secWaitDisconnected(t, sink, "mallory-1")
+		waitDisconnected(t, sink, "mallory-1")
 		sentinel(2, "after immediate")
-		if got, _ := secRetained(tb.Broker, "door/1/cmd"); got != "keep" {
+		if got, _ := retainedPayload(tb.Broker, "door/1/cmd"); got != "keep" {
 			t.Fatalf("retained on door/1/cmd: %q, want keep", got)
 		}
 		if dropped() <= before {
@@ -52,12 +52,12 @@ func TestWillDeniedByTopicCheck(t *testing.T) {
 		}
 	}
 	{ // empty retained
-		m := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "mallory-2", CleanStart: true,
+		m := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "mallory-2", CleanStart: true,
 			WillFlag: true, WillTopic: "door/1/cmd", WillQoS: 0, WillRetain: true}, "mallory")
 		m.conn.Close()
-		secWaitDisconnected(t, sink, "mallory-2")
+		waitDisconnected(t, sink, "mallory-2")
 		sentinel(3, "after empty")
-		if got, ok := secRetained(tb.Broker, "door/1/cmd"); !ok || got != "keep" {
+		if got, ok := retainedPayload(tb.Broker, "door/1/cmd"); !ok || got != "keep" {
 			t.Fatalf("retained on door/1/cmd: %q (present %v), want keep", got, ok)
 		}
 	}
@@ -66,9 +66,9 @@ func TestWillDeniedByTopicCheck(t *testing.T) {
 			WillFlag: true, WillTopic: "door/1/cmd", WillQoS: 1, WillPayload: []byte("later")}
 		p.Props.SessionExpiry = 60
 		p.WillProps.WillDelay = 1
-		m := secConnectAs(t, tb.addr, packets.V5, p, "mallory")
+		m := connectAs(t, tb.addr, packets.V5, p, "mallory")
 		m.conn.Close()
-		secWaitDisconnected(t, sink, "mallory-3")
+		waitDisconnected(t, sink, "mallory-3")
 		s, ok := tb.store.Get("mallory-3")
 		if !ok {
 			t.Fatal("mallory-3's session is gone")
@@ -85,10 +85,10 @@ func TestWillDeniedByTopicCheck(t *testing.T) {
 		}
 	}
 	{ // allowed will still goes out
-		m := secConnectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "owner-2", CleanStart: true,
+		m := connectAs(t, tb.addr, packets.V311, &packets.Connect{ClientID: "owner-2", CleanStart: true,
 			WillFlag: true, WillTopic: "door/2/cmd", WillQoS: 1, WillPayload: []byte("bye")}, "owner")
 		m.conn.Close()
-		if got := secNextPayload(watch, 2*time.Second); got != "bye" {
+		if got := watch.nextPayload(2 * time.Second); got != "bye" {
 			t.Fatalf("allowed will: got %q", got)
 		}
 	}

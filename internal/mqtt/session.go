@@ -30,6 +30,10 @@ type delivery struct {
 	retain bool     // RETAIN flag to send
 	subIDs []uint32 // MQTT 5 Subscription Identifiers of the matching subscriptions
 	group  string   // set when delivered through a shared subscription
+	// refused lists the members of group whose receive check denied this
+	// message already (Session.seq), so a denial found on the writer hands
+	// it to one not yet tried; nil until a member refuses.
+	refused *shareRefusals
 
 	// inlineMissed: the in-line receive check (deliverCheckedInline) could
 	// not answer, so the writer's check need not try in line again.

@@ -87,10 +87,10 @@ func parseShared(filter string) (group, inner string, ok bool) {
 	rest := filter[len(sharePrefix):]
 	i := strings.IndexByte(rest, '/')
 	if i <= 0 {
-		return "", "", false // [MQTT-4.8.2-1] a share name of at least one character, then a filter
+		return "", "", false // [MQTT5-4.8.2-1] a share name of at least one character, then a filter
 	}
 	group, inner = rest[:i], rest[i+1:]
-	// [MQTT-4.8.2-2] the share name has no wildcards.
+	// [MQTT5-4.8.2-2] the share name has no wildcards.
 	if strings.ContainsAny(group, "+#") || !packets.ValidTopicFilter(inner) {
 		return "", "", false
 	}
@@ -112,39 +112,98 @@ func (b *Broker) routeShared(r *routed, n int) int {
 		for j < len(ms) && ms[j].id == ms[i].id {
 			j++
 		}
-		m := b.pickMember(ms[i:j])
-		d := delivery{qos: min(r.qos, m.sub.qos), retain: m.sub.rap() && r.retain, group: m.id}
-		if m.sub.subID != 0 {
-			d.subIDs = []uint32{m.sub.subID}
+		if b.offerShared(r, ms[i:j], b.shareStart(ms[i].id, j-i), nil) {
+			n++
 		}
-		b.deliver(m.s, r, d)
-		n++
 		i = j
 	}
 	return n
 }
 
-// pickMember chooses the next member of one shared subscription, preferring
-// connected ones.
-func (b *Broker) pickMember(members []shareMatch) shareMatch {
+// shareStart advances the round robin of the shared subscription id and
+// returns where, among its n members, this message's offer starts.
+func (b *Broker) shareStart(id string, n int) int {
 	var next uint64
 	b.shareMu.Lock()
-	if rr := b.shareRR[members[0].id]; rr != nil { // nil: the last member just left
+	if rr := b.shareRR[id]; rr != nil { // nil: the last member just left
 		next = rr.next
 		rr.next++
 	}
 	b.shareMu.Unlock()
-	start := int(next % uint64(len(members)))
-	for k := range members {
-		m := members[(start+k)%len(members)]
-		m.s.mu.Lock()
-		up := m.s.client != nil
-		m.s.mu.Unlock()
-		if up {
-			return m
+	return int(next % uint64(n))
+}
+
+// shareRefusals is the set of members (Session.seq) whose receive check
+// denied one message of a group. Never changed once attached to a
+// delivery: extending it copies.
+type shareRefusals struct{ seqs []uint64 }
+
+// offerShared gives r to one member of one shared subscription: members are
+// its members sorted by seq (without those that refused r already, listed
+// in refused), tried in round-robin order from start, connected members
+// before offline ones (a persistent offline member's session queues it). A
+// member whose receive check denies it in line is passed over; a denial
+// found later on the member's writer hands it back (handBackShared). Each
+// member is tried at most once; when every one denies, the message is
+// dropped for the group, counted. It reports whether a member took it.
+func (b *Broker) offerShared(r *routed, members []shareMatch, start int, refused []uint64) bool {
+	for _, online := range [2]bool{true, false} {
+		for k := range members {
+			m := members[(start+k)%len(members)]
+			if m.s.online() != online {
+				continue
+			}
+			d := delivery{qos: min(r.qos, m.sub.qos), retain: m.sub.rap() && r.retain, group: m.id}
+			if m.sub.subID != 0 {
+				d.subIDs = []uint32{m.sub.subID}
+			}
+			if len(refused) > 0 {
+				d.refused = &shareRefusals{refused}
+			}
+			if b.deliver(m.s, r, d) {
+				return true
+			}
+			refused = append(refused[:len(refused):len(refused)], m.s.seq)
 		}
 	}
-	return members[start]
+	b.stats.droppedShare.Add(1)
+	return false
+}
+
+// online reports whether s has a connection attached.
+func (s *Session) online() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client != nil
+}
+
+// handBackShared offers d, which from's receive check denied on from's
+// writer, to the members of d.group that have not refused it yet, starting
+// with the one after from: the asynchronous half of offerShared. Called
+// without locks.
+func (b *Broker) handBackShared(from *Session, d delivery) {
+	var refused []uint64
+	if d.refused != nil {
+		refused = slices.Clone(d.refused.seqs)
+	}
+	refused = append(refused, from.seq)
+	var ms []shareMatch
+	b.shared.Match(d.msg.Topic, func(k shareKey, v shareSub) {
+		if v.id == d.group && !slices.Contains(refused, k.s.seq) {
+			ms = append(ms, shareMatch{k.s, v})
+		}
+	})
+	if len(ms) == 0 {
+		b.stats.droppedShare.Add(1)
+		return
+	}
+	slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.s.seq, b.s.seq) })
+	start := 0
+	if i := slices.IndexFunc(ms, func(m shareMatch) bool { return m.s.seq > from.seq }); i >= 0 {
+		start = i
+	}
+	r := routedFrom(d.msg)
+	b.offerShared(&r, ms, start, refused)
 }
 
 // takeShared removes from s the deliveries it got through shared
@@ -198,8 +257,7 @@ func (b *Broker) redeliverShared(from *Session, ds []delivery) {
 			continue
 		}
 		slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.s.seq, b.s.seq) })
-		m := b.pickMember(ms)
 		r := routedFrom(d.msg)
-		b.deliver(m.s, &r, delivery{qos: min(d.msg.QoS, m.sub.qos), retain: d.retain, group: d.group})
+		b.offerShared(&r, ms, b.shareStart(d.group, len(ms)), nil)
 	}
 }

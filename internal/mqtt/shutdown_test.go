@@ -17,7 +17,7 @@ import (
 // retained_message event), a second Close is an error, and the listeners no
 // longer accept.
 func TestGracefulShutdown(t *testing.T) {
-	sink := &extSink{mask: EventMask(0).With(EventRetainedMessage).With(EventMessageBroadcast).With(EventClientDisconnected)}
+	sink := &recordingSink{mask: EventMask(0).With(EventRetainedMessage).With(EventMessageBroadcast).With(EventClientDisconnected)}
 	tb := startBroker(t, func(o *Options) {
 		o.Listeners = append(o.Listeners, ListenerConfig{Name: "ws", Type: "ws", Bind: "127.0.0.1:0"})
 		o.Hooks.Events = sink
@@ -29,16 +29,16 @@ func TestGracefulShutdown(t *testing.T) {
 	watch := dialRaw(t, tb.addr)
 	watch.mustConnect("sd-watch", false)
 	watch.subscribe(1, "will/#", 1)
-	extDisconnect(watch)
+	watch.disconnect()
 
 	raw := dialRaw(t, tb.addr)
-	if ack := extConnect(raw, &packets.Connect{ClientID: "sd-raw", CleanStart: true, KeepAlive: 30,
+	if ack := raw.connectWith(&packets.Connect{ClientID: "sd-raw", CleanStart: true, KeepAlive: 30,
 		WillFlag: true, WillTopic: "will/raw", WillPayload: []byte("raw gone"), WillQoS: 1, WillRetain: true}); ack.ReasonCode != 0 {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
 	lost := make(chan string, 2)
 	for name, url := range map[string]string{"tcp": "tcp://" + tb.addr, "ws": "ws://" + wsAddr + "/mqtt"} {
-		extPaho(t, url, "sd-paho-"+name, func(o *paho.ClientOptions) {
+		pahoConnect(t, url, "sd-paho-"+name, func(o *paho.ClientOptions) {
 			o.SetWill("will/paho-"+name, "paho gone", 1, true).
 				SetConnectionLostHandler(func(paho.Client, error) { lost <- name })
 		})
@@ -47,7 +47,7 @@ func TestGracefulShutdown(t *testing.T) {
 	idle := dialRaw(t, tb.addr)
 	waitFor(t, "3 clients", func() bool { return tb.Stats().ClientsConnected == 3 })
 
-	if err := extClose(t, tb.Broker, 5*time.Second); err != nil {
+	if err := closeBroker(t, tb.Broker, 5*time.Second); err != nil {
 		t.Fatalf("Close: %v, want nil (every connection ends well within the context)", err)
 	}
 	raw.expectClosed(2 * time.Second)
@@ -74,14 +74,14 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("disconnected events = %d, want 4", n)
 	}
 
-	if err := extClose(t, tb.Broker, time.Second); err == nil {
+	if err := closeBroker(t, tb.Broker, time.Second); err == nil {
 		t.Fatal("second Close returned nil")
 	}
 	if tb.Ready() {
 		t.Fatal("Ready after Close")
 	}
 	for _, a := range []string{tb.addr, wsAddr} {
-		if !extDialFails(a) {
+		if !dialRefused(a) {
 			t.Fatalf("dial %s succeeded after Close", a)
 		}
 	}
@@ -96,7 +96,7 @@ func TestAuthContextCancelledOnClose(t *testing.T) {
 	returned := make(chan error, 2)
 	release := make(chan struct{})
 	defer close(release) // never leave a hook blocked past the test
-	auth := extAuth(func(ctx context.Context, c *ClientInfo, _ []byte) AuthResult {
+	auth := authFunc(func(ctx context.Context, c *ClientInfo, _ []byte) AuthResult {
 		if c.ClientID == "ok" {
 			return AuthResult{Allow: true}
 		}
@@ -127,7 +127,7 @@ func TestAuthContextCancelledOnClose(t *testing.T) {
 		}
 	}
 
-	if err := extClose(t, tb.Broker, 5*time.Second); err != nil {
+	if err := closeBroker(t, tb.Broker, 5*time.Second); err != nil {
 		t.Fatalf("Close: %v, want nil", err)
 	}
 	for range 2 {
@@ -204,7 +204,7 @@ func TestCloseCutsStuckWriter(t *testing.T) {
 		before := tb.Stats().DroppedQoS0
 		id := uint16(i%65535 + 1)
 		fine.send(&packets.Publish{Topic: "fill", Payload: payload, QoS: 1, PacketID: id})
-		extExpect(fine, packets.PUBACK, id) // routed before acknowledged
+		fine.expect(packets.PUBACK, id) // routed before acknowledged
 		if tb.Stats().DroppedQoS0 > before {
 			run++
 		} else {
@@ -222,7 +222,7 @@ func TestCloseCutsStuckWriter(t *testing.T) {
 			run = 0
 		}
 	}
-	err := extClose(t, tb.Broker, 300*time.Millisecond)
+	err := closeBroker(t, tb.Broker, 300*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close: %v, want the context's deadline error", err)
 	}

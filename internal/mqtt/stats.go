@@ -23,6 +23,7 @@ type counters struct {
 	droppedSys       atomic.Int64 // client publishes to $SYS, dropped
 	droppedDenied    atomic.Int64 // publishes denied by a topic check
 	droppedWill      atomic.Int64 // wills denied by a topic check when they would go out
+	droppedShare     atomic.Int64 // shared-subscription messages no member of the group may receive
 	malformed        atomic.Int64 // connections closed for a protocol violation
 	keepAliveExpired atomic.Int64
 	takeovers        atomic.Int64
@@ -53,6 +54,7 @@ type Stats struct {
 	DroppedSys         int64
 	DroppedDenied      int64
 	DroppedWillDenied  int64
+	DroppedShareDenied int64 // every member of a shared subscription's group was denied receiving it
 	Malformed          int64
 	KeepAliveExpired   int64
 	Takeovers          int64

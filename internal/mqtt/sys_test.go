@@ -30,10 +30,10 @@ func TestSysTopicsPublished(t *testing.T) {
 	b.mustConnect("sys-b", true)
 	gone := dialRaw(t, tb.addr) // counts in clients/total, not clients/connected
 	gone.mustConnect("sys-gone", true)
-	extDisconnect(gone)
+	gone.disconnect()
 	for i := range 3 {
 		a.send(&packets.Publish{Topic: "sys/t", Payload: []byte("hello"), QoS: 1, PacketID: uint16(i + 1)})
-		extExpect(a, packets.PUBACK, uint16(i+1))
+		a.expect(packets.PUBACK, uint16(i+1))
 	}
 
 	latest := map[string]string{}

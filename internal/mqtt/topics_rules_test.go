@@ -67,11 +67,11 @@ func TestClientPublishToSYSDropped(t *testing.T) {
 	pub.mustConnect("sysd-pub", true)
 
 	pub.send(&packets.Publish{Topic: "$SYS/x", Payload: []byte("forged"), QoS: 1, PacketID: 5, Retain: true})
-	extExpect(pub, packets.PUBACK, 5)
+	pub.expect(packets.PUBACK, 5)
 	pub.send(&packets.Publish{Topic: "$SYS/broker/version", Payload: []byte("forged"), QoS: 2, PacketID: 6})
-	extExpect(pub, packets.PUBREC, 6)
+	pub.expect(packets.PUBREC, 6)
 	pub.send(&packets.Pubrel{PacketID: 6})
-	extExpect(pub, packets.PUBCOMP, 6)
+	pub.expect(packets.PUBCOMP, 6)
 	sys.expectNothing(200 * time.Millisecond)
 	st := tb.Stats()
 	if st.DroppedSys != 2 {
@@ -126,7 +126,7 @@ func TestSubscribePerFilterReturnCodes(t *testing.T) {
 		{Filter: "#/", QoS: 1},
 	}
 	want := []packets.ReasonCode{2, 0x80, 0x80, 1, 0x80, 0x80, 0, 0x80, 0x80}
-	codes := extSubscribe(c, 42, subs...)
+	codes := c.subscribeOpts(42, 0, subs...)
 	if !slices.Equal(codes, want) {
 		t.Fatalf("SUBACK codes %v, want %v", codes, want)
 	}
@@ -158,7 +158,7 @@ func TestSubscribePerFilterReturnCodes(t *testing.T) {
 			c.send(&packets.Puback{PacketID: m.PacketID})
 		case 2:
 			c.send(&packets.Pubrec{PacketID: m.PacketID})
-			extExpect(c, packets.PUBREL, m.PacketID)
+			c.expect(packets.PUBREL, m.PacketID)
 			c.send(&packets.Pubcomp{PacketID: m.PacketID})
 		}
 	}
@@ -168,7 +168,7 @@ func TestSubscribePerFilterReturnCodes(t *testing.T) {
 	c.expectNothing(200 * time.Millisecond)
 }
 
-// [MQTT-3-8.3-4] a SUBSCRIBE asking for QoS 3 is malformed: the connection
+// [MQTT-3.8.3-4] a SUBSCRIBE asking for QoS 3 is malformed: the connection
 // is closed and no SUBACK sent.
 func TestSubscribeQoS3Closes(t *testing.T) {
 	tb := startBroker(t, nil)
@@ -188,7 +188,7 @@ func TestUnsubscribe(t *testing.T) {
 	tb := startBroker(t, nil)
 	c := dialRaw(t, tb.addr)
 	c.mustConnect("unsub", true)
-	codes := extSubscribe(c, 1,
+	codes := c.subscribeOpts(1, 0,
 		packets.Subscription{Filter: "u/a", QoS: 0},
 		packets.Subscription{Filter: "v/+", QoS: 0})
 	if !slices.Equal(codes, []packets.ReasonCode{0, 0}) {
@@ -202,7 +202,7 @@ func TestUnsubscribe(t *testing.T) {
 	}
 
 	c.send(&packets.Unsubscribe{PacketID: 77, Filters: []string{"u/a", "never/subscribed"}})
-	extExpect(c, packets.UNSUBACK, 77)
+	c.expect(packets.UNSUBACK, 77)
 	waitFor(t, "one subscription left", func() bool { return tb.Stats().Subscriptions == 1 })
 	pub.send(&packets.Publish{Topic: "u/a", Payload: []byte("2")})
 	pub.send(&packets.Publish{Topic: "v/a", Payload: []byte("3")})
@@ -214,7 +214,7 @@ func TestUnsubscribe(t *testing.T) {
 	// filter is compared character by character ([MQTT-3.10.4-1]): "v/#"
 	// does not remove "v/+".
 	c.send(&packets.Unsubscribe{PacketID: 78, Filters: []string{"nothing/here", "v/#"}})
-	extExpect(c, packets.UNSUBACK, 78)
+	c.expect(packets.UNSUBACK, 78)
 	pub.send(&packets.Publish{Topic: "v/b", Payload: []byte("4")})
 	if m := c.expectPublish(2 * time.Second); m.Topic != "v/b" {
 		t.Fatalf("got %+v", m)

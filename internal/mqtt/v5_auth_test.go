@@ -79,17 +79,17 @@ func v5ExpectAuth(c *rawClient, code packets.ReasonCode, data string) *packets.A
 	return a
 }
 
-// Enhanced authentication ([MQTT-4.12.0-*]) over a raw socket, byte-exact:
+// Enhanced authentication (5.0 §4.12) over a raw socket, byte-exact:
 // CONNECT with an Authentication Method → AUTH 0x18 with the hook's
 // challenge → the client's AUTH 0x18 → CONNACK success carrying the method
-// and the hook's final data. Then re-authentication ([MQTT-4.12.1-*]): AUTH
+// and the hook's final data. Then re-authentication (5.0 §4.12.1): AUTH
 // 0x19 → AUTH 0x18 → AUTH 0x18 → AUTH 0x00, the connection carrying on; a
 // failed re-authentication ends it with DISCONNECT and the hook's code.
 func TestV5EnhancedAuth(t *testing.T) {
 	hook := &v5Challenger{}
 	tb := startBroker(t, func(o *Options) { o.Hooks.Auth = hook })
 	connect := func(id, first string) *rawClient {
-		c := v5Dial(t, tb.addr)
+		c := dialRawV5(t, tb.addr)
 		p := &packets.Connect{ProtocolVersion: packets.V5, ClientID: id, CleanStart: true, KeepAlive: 30}
 		p.Props.AuthMethod = "TOKEN"
 		p.Props.AuthData = []byte(first)
@@ -129,7 +129,7 @@ func TestV5EnhancedAuth(t *testing.T) {
 	// A failed re-authentication: DISCONNECT with the hook's code (none
 	// given → 0x87).
 	c.send(v5Auth(packets.ReAuthenticate, "stale"))
-	v5ExpectDisconnect(c, packets.NotAuthorized)
+	c.expectDisconnect(packets.NotAuthorized)
 
 	// A wrong answer during CONNECT: CONNACK 0x87, closed; the hook's own
 	// code when it gives one.
@@ -141,7 +141,7 @@ func TestV5EnhancedAuth(t *testing.T) {
 		c := connect("v5-ea-"+tc.answer, "hello")
 		v5ExpectAuth(c, packets.ContinueAuthentication, "challenge-1")
 		c.send(v5Auth(packets.ContinueAuthentication, tc.answer))
-		v5ExpectConnackClose(c, tc.code)
+		c.expectConnackClose(tc.code)
 		if tb.Stats().AuthRejected != rejected+1 {
 			t.Errorf("%s: AuthRejected not counted", tc.answer)
 		}
@@ -153,30 +153,30 @@ func TestV5EnhancedAuth(t *testing.T) {
 	other := v5Auth(packets.ContinueAuthentication, "answer-1")
 	other.Props.AuthMethod = "OTHER"
 	c.send(other)
-	v5ExpectConnackClose(c, packets.ProtocolError)
+	c.expectConnackClose(packets.ProtocolError)
 
 	// AUTH on a connection that did not authenticate with a method is a
 	// protocol error.
-	plain, _ := v5MustConnect(t, tb.addr, "v5-ea-plain", true, 0)
+	plain, _ := mustConnectV5(t, tb.addr, "v5-ea-plain", true, 0)
 	plain.send(v5Auth(packets.ReAuthenticate, "again"))
-	v5ExpectDisconnect(plain, packets.ProtocolError)
+	plain.expectDisconnect(packets.ProtocolError)
 }
 
 // A CONNECT naming an Authentication Method the broker cannot drive — its
 // Authenticator is no AuthExchanger, or there is none — is refused with
-// CONNACK 0x8C "bad authentication method" ([MQTT-4.12.0-1]).
+// CONNACK 0x8C "bad authentication method" ([MQTT5-4.12.0-1]).
 func TestV5AuthMethodUnsupported(t *testing.T) {
-	plainAuth := extAuth(func(context.Context, *ClientInfo, []byte) AuthResult { return AuthResult{Allow: true} })
+	plainAuth := authFunc(func(context.Context, *ClientInfo, []byte) AuthResult { return AuthResult{Allow: true} })
 	for name, hook := range map[string]Authenticator{"plain authenticator": plainAuth, "no authenticator": nil} {
 		t.Run(name, func(t *testing.T) {
 			tb := startBroker(t, func(o *Options) { o.Hooks.Auth = hook })
-			c := v5Dial(t, tb.addr)
+			c := dialRawV5(t, tb.addr)
 			p := &packets.Connect{ProtocolVersion: packets.V5, ClientID: "v5-am", CleanStart: true}
 			p.Props.AuthMethod = "SCRAM-SHA-1"
 			c.send(p)
-			v5ExpectConnackClose(c, packets.BadAuthMethod)
+			c.expectConnackClose(packets.BadAuthMethod)
 			// The same client without a method is let in.
-			if _, ack := v5MustConnect(t, tb.addr, "v5-am", true, 0); ack.Props.Has(packets.PropAuthMethod) {
+			if _, ack := mustConnectV5(t, tb.addr, "v5-am", true, 0); ack.Props.Has(packets.PropAuthMethod) {
 				t.Errorf("CONNACK carries Authentication Method %q for a client that gave none", ack.Props.AuthMethod)
 			}
 		})
@@ -214,7 +214,7 @@ func TestV5EnhancedAuthPaho(t *testing.T) {
 	auther := &v5PahoAuther{authenticated: make(chan struct{}, 4)}
 	cp := &pahov5.Connect{ClientID: "v5-ea-paho", CleanStart: true,
 		Properties: &pahov5.ConnectProperties{AuthMethod: "TOKEN", AuthData: []byte("hello"), RequestProblemInfo: true}}
-	c := v5Paho(t, tb.addr, cp, func(cfg *pahov5.ClientConfig) { cfg.AuthHandler = auther })
+	c := pahoV5(t, tb.addr, cp, func(cfg *pahov5.ClientConfig) { cfg.AuthHandler = auther })
 	if c.ack.Properties.AuthMethod != "TOKEN" || string(c.ack.Properties.AuthData) != "welcome" {
 		t.Fatalf("CONNACK method %q data %q", c.ack.Properties.AuthMethod, c.ack.Properties.AuthData)
 	}
@@ -244,7 +244,7 @@ func TestV5EnhancedAuthPaho(t *testing.T) {
 // is down yields), 0x8A banned; no code → 0x87. paho.golang sees the same.
 func TestV5AuthenticateReasonCodes(t *testing.T) {
 	tb := startBroker(t, func(o *Options) {
-		o.Hooks.Auth = extAuth(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
+		o.Hooks.Auth = authFunc(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
 			switch c.Username {
 			case "badpw":
 				return AuthResult{ReasonCode: 0x86, Reason: "bad password"}
@@ -271,10 +271,10 @@ func TestV5AuthenticateReasonCodes(t *testing.T) {
 		{"busy", packets.ServerBusy, "auth plugin overloaded"},
 		{"nocode", packets.NotAuthorized, "no"},
 	} {
-		c := v5Dial(t, tb.addr)
+		c := dialRawV5(t, tb.addr)
 		c.send(&packets.Connect{ProtocolVersion: packets.V5, ClientID: "v5-deny-" + tc.user, CleanStart: true,
 			Username: tc.user, Password: []byte("pw")})
-		ack := v5ExpectConnackClose(c, tc.code)
+		ack := c.expectConnackClose(tc.code)
 		if ack.SessionPresent || ack.Props.ReasonString != tc.reason {
 			t.Errorf("%s: session present %v, reason string %q, want %q", tc.user, ack.SessionPresent, ack.Props.ReasonString, tc.reason)
 		}
@@ -283,12 +283,12 @@ func TestV5AuthenticateReasonCodes(t *testing.T) {
 		}
 	}
 
-	pc, err := v5PahoTry(t, tb.addr, &pahov5.Connect{ClientID: "v5-deny-paho", CleanStart: true,
+	pc, err := tryPahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-deny-paho", CleanStart: true,
 		Username: "badpw", UsernameFlag: true, Password: []byte("x"), PasswordFlag: true}, nil)
 	if err == nil || pc.ack == nil || pc.ack.ReasonCode != 0x86 || pc.ack.Properties.ReasonString != "bad password" {
 		t.Fatalf("paho: err %v, CONNACK %+v", err, pc.ack)
 	}
-	v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-allowed", CleanStart: true, Username: "ok", UsernameFlag: true}, nil)
+	pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-allowed", CleanStart: true, Username: "ok", UsernameFlag: true}, nil)
 }
 
 // Topic hook denials carry reason codes (DESIGN §3.2): SUBSCRIBE → SUBACK
@@ -296,7 +296,7 @@ func TestV5AuthenticateReasonCodes(t *testing.T) {
 // 0x87, or the hook's own failure code, and the message is not routed.
 func TestV5TopicCheckReasonCodes(t *testing.T) {
 	tb := startBroker(t, func(o *Options) {
-		o.Hooks.Topics = extTopics(func(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
+		o.Hooks.Topics = topicFunc(func(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
 			switch {
 			case strings.HasPrefix(r.Topic, "deny/"):
 				return TopicResult{Reason: "no access"}
@@ -306,8 +306,8 @@ func TestV5TopicCheckReasonCodes(t *testing.T) {
 			return TopicResult{Allow: true}
 		})
 	})
-	sub, _ := v5MustConnect(t, tb.addr, "v5-tc-sub", true, 0)
-	codes := v5Sub(sub, 1, 0,
+	sub, _ := mustConnectV5(t, tb.addr, "v5-tc-sub", true, 0)
+	codes := sub.subscribeOpts(1, 0,
 		packets.Subscription{Filter: "ok/t", QoS: 1},
 		packets.Subscription{Filter: "deny/t", QoS: 1},
 		packets.Subscription{Filter: "quota/#", QoS: 2},
@@ -322,23 +322,23 @@ func TestV5TopicCheckReasonCodes(t *testing.T) {
 		}
 	}
 
-	pub, _ := v5MustConnect(t, tb.addr, "v5-tc-pub", true, 0)
+	pub, _ := mustConnectV5(t, tb.addr, "v5-tc-pub", true, 0)
 	pub.send(&packets.Publish{Topic: "deny/t", QoS: 1, PacketID: 1, Payload: []byte("x")})
-	if a := extExpect(pub, packets.PUBACK, 1).(*packets.Puback); a.ReasonCode != packets.NotAuthorized || a.Props.ReasonString != "no access" {
+	if a := pub.expect(packets.PUBACK, 1).(*packets.Puback); a.ReasonCode != packets.NotAuthorized || a.Props.ReasonString != "no access" {
 		t.Errorf("denied QoS 1: PUBACK %v %q", a.ReasonCode, a.Props.ReasonString)
 	}
 	pub.send(&packets.Publish{Topic: "deny/t", QoS: 2, PacketID: 2, Payload: []byte("x")})
-	if a := extExpect(pub, packets.PUBREC, 2).(*packets.Pubrec); a.ReasonCode != packets.NotAuthorized {
+	if a := pub.expect(packets.PUBREC, 2).(*packets.Pubrec); a.ReasonCode != packets.NotAuthorized {
 		t.Errorf("denied QoS 2: PUBREC %v", a.ReasonCode)
 	}
 	pub.send(&packets.Publish{Topic: "quota/t", QoS: 1, PacketID: 3, Payload: []byte("x")})
-	if a := extExpect(pub, packets.PUBACK, 3).(*packets.Puback); a.ReasonCode != packets.QuotaExceeded || a.Props.ReasonString != "quota" {
+	if a := pub.expect(packets.PUBACK, 3).(*packets.Puback); a.ReasonCode != packets.QuotaExceeded || a.Props.ReasonString != "quota" {
 		t.Errorf("hook code 0x97: PUBACK %v %q", a.ReasonCode, a.Props.ReasonString)
 	}
 	sub.expectNothing(300 * time.Millisecond) // none of the denied messages was routed
 
 	pub.send(&packets.Publish{Topic: "ok/t", QoS: 1, PacketID: 4, Payload: []byte("fine")})
-	if a := extExpect(pub, packets.PUBACK, 4).(*packets.Puback); a.ReasonCode != packets.Success {
+	if a := pub.expect(packets.PUBACK, 4).(*packets.Puback); a.ReasonCode != packets.Success {
 		t.Errorf("allowed publish: PUBACK %v", a.ReasonCode)
 	}
 	if m := sub.expectPublish(2 * time.Second); m.Topic != "ok/t" || string(m.Payload) != "fine" {
@@ -351,17 +351,17 @@ func TestV5TopicCheckReasonCodes(t *testing.T) {
 // then completes normally); once one matches, with 0x00.
 func TestV5NoMatchingSubscribers(t *testing.T) {
 	tb := startBroker(t, nil)
-	pc := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-nms", CleanStart: true}, nil)
+	pc := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-nms", CleanStart: true}, nil)
 	if r := pc.pub(&pahov5.Publish{Topic: "v5/nobody", QoS: 1, Payload: []byte("x")}); r.ReasonCode != 0x10 {
 		t.Errorf("QoS 1 to nobody: PUBACK %#x, want 0x10", r.ReasonCode)
 	}
-	raw, _ := v5MustConnect(t, tb.addr, "v5-nms-raw", true, 0)
+	raw, _ := mustConnectV5(t, tb.addr, "v5-nms-raw", true, 0)
 	raw.send(&packets.Publish{Topic: "v5/nobody", QoS: 2, PacketID: 9, Payload: []byte("x")})
-	if a := extExpect(raw, packets.PUBREC, 9).(*packets.Pubrec); a.ReasonCode != packets.NoMatchingSubscribers {
+	if a := raw.expect(packets.PUBREC, 9).(*packets.Pubrec); a.ReasonCode != packets.NoMatchingSubscribers {
 		t.Errorf("QoS 2 to nobody: PUBREC %v, want 0x10", a.ReasonCode)
 	}
 	raw.send(&packets.Pubrel{PacketID: 9})
-	if a := extExpect(raw, packets.PUBCOMP, 9).(*packets.Pubcomp); a.ReasonCode != packets.Success {
+	if a := raw.expect(packets.PUBCOMP, 9).(*packets.Pubcomp); a.ReasonCode != packets.Success {
 		t.Errorf("PUBCOMP %v", a.ReasonCode)
 	}
 
@@ -370,7 +370,7 @@ func TestV5NoMatchingSubscribers(t *testing.T) {
 		t.Errorf("QoS 1 with a subscriber: PUBACK %#x, want 0", r.ReasonCode)
 	}
 	raw.send(&packets.Publish{Topic: "v5/nobody", QoS: 2, PacketID: 10, Payload: []byte("x")})
-	if a := extExpect(raw, packets.PUBREC, 10).(*packets.Pubrec); a.ReasonCode != packets.Success {
+	if a := raw.expect(packets.PUBREC, 10).(*packets.Pubrec); a.ReasonCode != packets.Success {
 		t.Errorf("QoS 2 with a subscriber: PUBREC %v, want 0", a.ReasonCode)
 	}
 }
@@ -393,13 +393,13 @@ func TestV5HookInvalidReasonCodes(t *testing.T) {
 		return 0
 	}
 	tb := startBroker(t, func(o *Options) {
-		o.Hooks.Auth = extAuth(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
+		o.Hooks.Auth = authFunc(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
 			if c.Username == "ok" {
 				return AuthResult{Allow: true}
 			}
 			return AuthResult{ReasonCode: code(c.Username), Reason: "denied"}
 		})
-		o.Hooks.Topics = extTopics(func(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
+		o.Hooks.Topics = topicFunc(func(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
 			if name, ok := strings.CutPrefix(r.Topic, "deny/"); ok {
 				return TopicResult{ReasonCode: code(name), Reason: "denied"}
 			}
@@ -408,26 +408,26 @@ func TestV5HookInvalidReasonCodes(t *testing.T) {
 	})
 	for _, name := range []string{"x8e", "x94", "xff"} {
 		t.Run(name+"/CONNACK", func(t *testing.T) {
-			c := v5Dial(t, tb.addr)
+			c := dialRawV5(t, tb.addr)
 			c.send(&packets.Connect{ProtocolVersion: packets.V5, ClientID: "v5-badcode", CleanStart: true, Username: name})
-			v5ExpectConnackClose(c, packets.NotAuthorized)
+			c.expectConnackClose(packets.NotAuthorized)
 		})
 		t.Run(name+"/SUBACK", func(t *testing.T) {
-			c := v5Dial(t, tb.addr)
-			if ack := v5Connect(c, &packets.Connect{ClientID: "v5-badcode", CleanStart: true, Username: "ok"}); ack.ReasonCode != 0 {
+			c := dialRawV5(t, tb.addr)
+			if ack := c.connectWith(&packets.Connect{ClientID: "v5-badcode", CleanStart: true, Username: "ok"}); ack.ReasonCode != 0 {
 				t.Fatalf("CONNACK %v", ack.ReasonCode)
 			}
-			if codes := v5Sub(c, 1, 0, packets.Subscription{Filter: "deny/" + name, QoS: 1}); len(codes) != 1 || codes[0] != packets.NotAuthorized {
+			if codes := c.subscribeOpts(1, 0, packets.Subscription{Filter: "deny/" + name, QoS: 1}); len(codes) != 1 || codes[0] != packets.NotAuthorized {
 				t.Errorf("SUBACK %v, want [0x87]", codes)
 			}
 		})
 		t.Run(name+"/PUBACK", func(t *testing.T) {
-			c := v5Dial(t, tb.addr)
-			if ack := v5Connect(c, &packets.Connect{ClientID: "v5-badcode", CleanStart: true, Username: "ok"}); ack.ReasonCode != 0 {
+			c := dialRawV5(t, tb.addr)
+			if ack := c.connectWith(&packets.Connect{ClientID: "v5-badcode", CleanStart: true, Username: "ok"}); ack.ReasonCode != 0 {
 				t.Fatalf("CONNACK %v", ack.ReasonCode)
 			}
 			c.send(&packets.Publish{Topic: "deny/" + name, QoS: 1, PacketID: 2, Payload: []byte("x")})
-			if a := extExpect(c, packets.PUBACK, 2).(*packets.Puback); a.ReasonCode != packets.NotAuthorized {
+			if a := c.expect(packets.PUBACK, 2).(*packets.Puback); a.ReasonCode != packets.NotAuthorized {
 				t.Errorf("PUBACK %v, want 0x87", a.ReasonCode)
 			}
 		})

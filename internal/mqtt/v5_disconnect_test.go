@@ -9,23 +9,23 @@ import (
 )
 
 // When the broker ends an MQTT 5 connection it says why in a DISCONNECT
-// ([MQTT-4.13.1-1], 3.14.2.1); a 3.1.1 connection is just closed, with no
+// ([MQTT5-4.13.1-1], 5.0 §3.14.2.1); a 3.1.1 connection is just closed, with no
 // bytes (3.1.1 has no server DISCONNECT). These tests cover each cause.
 
 // Session taken over: the old connection gets DISCONNECT 0x8E; the new one
 // carries on. paho.golang reports the code to OnServerDisconnect.
 func TestV5DisconnectSessionTakenOver(t *testing.T) {
 	tb := startBroker(t, nil)
-	old, _ := v5MustConnect(t, tb.addr, "v5-takeover", true, 0)
-	cur, _ := v5MustConnect(t, tb.addr, "v5-takeover", true, 0)
-	v5ExpectDisconnect(old, packets.SessionTakenOver)
+	old, _ := mustConnectV5(t, tb.addr, "v5-takeover", true, 0)
+	cur, _ := mustConnectV5(t, tb.addr, "v5-takeover", true, 0)
+	old.expectDisconnect(packets.SessionTakenOver)
 	cur.send(&packets.Pingreq{})
 	if p := cur.read(2 * time.Second); p.Type() != packets.PINGRESP {
 		t.Fatalf("new connection: %v", p.Type())
 	}
 
-	pc := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-takeover-paho", CleanStart: true}, nil)
-	v5MustConnect(t, tb.addr, "v5-takeover-paho", true, 0)
+	pc := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-takeover-paho", CleanStart: true}, nil)
+	mustConnectV5(t, tb.addr, "v5-takeover-paho", true, 0)
 	select {
 	case d := <-pc.disc:
 		if d.ReasonCode != 0x8E {
@@ -43,12 +43,12 @@ func TestV5DisconnectSessionTakenOver(t *testing.T) {
 
 // Keep-alive timeout: DISCONNECT 0x8D after 1.5 × the keep alive in force,
 // which is the Server Keep Alive the CONNACK announced when Limits caps the
-// client's ([MQTT-3.1.2-22], [MQTT-3.2.2-21]).
+// client's ([MQTT5-3.1.2-22], [MQTT5-3.2.2-21]).
 func TestV5DisconnectKeepAliveTimeout(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, func(o *Options) { o.Limits.MaxKeepAlive = 1 })
-	c := v5Dial(t, tb.addr)
-	ack := v5Connect(c, &packets.Connect{ClientID: "v5-ka", CleanStart: true, KeepAlive: 600})
+	c := dialRawV5(t, tb.addr)
+	ack := c.connectWith(&packets.Connect{ClientID: "v5-ka", CleanStart: true, KeepAlive: 600})
 	if ack.ReasonCode != packets.Success || ack.Props.ServerKeepAlive != 1 {
 		t.Fatalf("CONNACK %v Server Keep Alive %d, want 1", ack.ReasonCode, ack.Props.ServerKeepAlive)
 	}
@@ -56,7 +56,7 @@ func TestV5DisconnectKeepAliveTimeout(t *testing.T) {
 	if a := v3.connect("v3-ka", true, 1); a.ReasonCode != 0 {
 		t.Fatalf("3.1.1 CONNACK %v", a.ReasonCode)
 	}
-	v5ExpectDisconnect(c, packets.KeepAliveTimeout)
+	c.expectDisconnect(packets.KeepAliveTimeout)
 	v3.expectClosed(3 * time.Second)
 	if n := tb.Stats().KeepAliveExpired; n != 2 {
 		t.Errorf("KeepAliveExpired %d, want 2", n)
@@ -67,14 +67,14 @@ func TestV5DisconnectKeepAliveTimeout(t *testing.T) {
 // client (raw and paho.golang) and closes 3.1.1 clients silently.
 func TestV5DisconnectServerShuttingDown(t *testing.T) {
 	tb := startBroker(t, nil)
-	c, _ := v5MustConnect(t, tb.addr, "v5-shutdown", true, 0)
-	pc := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-shutdown-paho", CleanStart: true}, nil)
+	c, _ := mustConnectV5(t, tb.addr, "v5-shutdown", true, 0)
+	pc := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-shutdown-paho", CleanStart: true}, nil)
 	v3 := dialRaw(t, tb.addr)
 	v3.mustConnect("v3-shutdown", true)
 
 	done := make(chan error, 1)
-	go func() { done <- extClose(t, tb.Broker, 5*time.Second) }()
-	v5ExpectDisconnect(c, packets.ServerShuttingDown)
+	go func() { done <- closeBroker(t, tb.Broker, 5*time.Second) }()
+	c.expectDisconnect(packets.ServerShuttingDown)
 	v3.expectClosed(2 * time.Second)
 	select {
 	case d := <-pc.disc:
@@ -90,11 +90,11 @@ func TestV5DisconnectServerShuttingDown(t *testing.T) {
 }
 
 // Packet too large: a packet over Limits.MaxPacketSize (announced as the
-// CONNACK's Maximum Packet Size) gets DISCONNECT 0x95 ([MQTT-3.2.2-15]:
+// CONNACK's Maximum Packet Size) gets DISCONNECT 0x95 ([MQTT5-3.2.2-15]:
 // the client must not send one; the server treats it as 0x95).
 func TestV5DisconnectPacketTooLarge(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Limits.MaxPacketSize = 256 })
-	c, ack := v5MustConnect(t, tb.addr, "v5-big", true, 0)
+	c, ack := mustConnectV5(t, tb.addr, "v5-big", true, 0)
 	if ack.Props.MaximumPacketSize != 256 {
 		t.Fatalf("Maximum Packet Size %d, want 256", ack.Props.MaximumPacketSize)
 	}
@@ -107,9 +107,9 @@ func TestV5DisconnectPacketTooLarge(t *testing.T) {
 		t.Fatalf("test packet is %d bytes", len(b))
 	}
 	c.send(ok)
-	extExpect(c, packets.PUBACK, 1)
+	c.expect(packets.PUBACK, 1)
 	c.send(&packets.Publish{Topic: "v5/big", QoS: 1, PacketID: 2, Payload: make([]byte, 400)})
-	v5ExpectDisconnect(c, packets.PacketTooLarge)
+	c.expectDisconnect(packets.PacketTooLarge)
 
 	v3 := dialRaw(t, tb.addr)
 	v3.mustConnect("v3-big", true)
@@ -117,8 +117,8 @@ func TestV5DisconnectPacketTooLarge(t *testing.T) {
 	v3.expectClosed(2 * time.Second)
 }
 
-// Protocol error (0x82): a second CONNECT ([MQTT-3.1.0-2]), a PUBLISH from a
-// client carrying a Subscription Identifier ([MQTT-3.3.4-6]), a packet
+// Protocol error (0x82): a second CONNECT ([MQTT5-3.1.0-2]), a PUBLISH from a
+// client carrying a Subscription Identifier ([MQTT5-3.3.4-6]), a packet
 // only a server sends.
 func TestV5DisconnectProtocolError(t *testing.T) {
 	tb := startBroker(t, nil)
@@ -134,9 +134,9 @@ func TestV5DisconnectProtocolError(t *testing.T) {
 		"CONNACK from a client": func(c *rawClient) { c.send(&packets.Connack{}) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, _ := v5MustConnect(t, tb.addr, "v5-proto", true, 0)
+			c, _ := mustConnectV5(t, tb.addr, "v5-proto", true, 0)
 			send(c)
-			v5ExpectDisconnect(c, packets.ProtocolError)
+			c.expectDisconnect(packets.ProtocolError)
 		})
 	}
 	v3 := dialRaw(t, tb.addr)
@@ -147,7 +147,7 @@ func TestV5DisconnectProtocolError(t *testing.T) {
 
 // Malformed packet (0x81): a PUBLISH with a property PUBLISH may not carry,
 // or an unknown property identifier (spec 2.2.2.2). A property given twice,
-// or a Response Topic with a wildcard ([MQTT-3.3.2-14]), is a protocol
+// or a Response Topic with a wildcard ([MQTT5-3.3.2-14]), is a protocol
 // error (0x82). A 3.1.1 client sending garbage is just
 // closed.
 func TestV5DisconnectMalformed(t *testing.T) {
@@ -165,9 +165,9 @@ func TestV5DisconnectMalformed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tb.Stats().Malformed
-			c, _ := v5MustConnect(t, tb.addr, "v5-malformed", true, 0)
-			c.write(v5PublishBytes("v5/m", 1, tc.props, "x"))
-			v5ExpectDisconnect(c, tc.code)
+			c, _ := mustConnectV5(t, tb.addr, "v5-malformed", true, 0)
+			c.write(publishBytesV5("v5/m", 1, tc.props, "x"))
+			c.expectDisconnect(tc.code)
 			waitFor(t, "malformed counted", func() bool { return tb.Stats().Malformed > before })
 		})
 	}

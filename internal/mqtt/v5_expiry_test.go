@@ -8,7 +8,7 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
-// Message Expiry Interval ([MQTT-3.3.2-5], [MQTT-3.3.2-6]): a message whose
+// Message Expiry Interval ([MQTT5-3.3.2-5], [MQTT5-3.3.2-6]): a message whose
 // interval has passed before onward delivery starts is not delivered —
 // whether it waited in an offline session's queue, in the inflight window
 // of a connection that went away, or as a retained message — and each such
@@ -19,19 +19,19 @@ func TestV5MessageExpiry(t *testing.T) {
 	tb := startBroker(t, nil)
 
 	// An offline session, and one whose delivery is inflight (unacknowledged).
-	off, _ := v5MustConnect(t, tb.addr, "v5-me-off", false, 3600)
-	v5Sub(off, 1, 0, packets.Subscription{Filter: "v5/me/q/#", QoS: 1})
-	extDisconnect(off)
-	infl, _ := v5MustConnect(t, tb.addr, "v5-me-infl", false, 3600)
-	v5Sub(infl, 1, 0, packets.Subscription{Filter: "v5/me/i", QoS: 1})
-	live := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-me-live", CleanStart: true}, nil)
+	off, _ := mustConnectV5(t, tb.addr, "v5-me-off", false, 3600)
+	off.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/me/q/#", QoS: 1})
+	off.disconnect()
+	infl, _ := mustConnectV5(t, tb.addr, "v5-me-infl", false, 3600)
+	infl.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/me/i", QoS: 1})
+	live := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-me-live", CleanStart: true}, nil)
 	live.sub(0, pahov5.SubscribeOptions{Topic: "v5/me/q/#", QoS: 1})
 
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-me-pub", CleanStart: true}, nil)
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-me-pub", CleanStart: true}, nil)
 	send := func(topic string, expiry uint32, retain bool) {
 		p := &pahov5.Publish{Topic: topic, QoS: 1, Retain: retain, Payload: []byte(topic)}
 		if expiry != 0 {
-			p.Properties = &pahov5.PublishProperties{MessageExpiry: v5Ptr(expiry)}
+			p.Properties = &pahov5.PublishProperties{MessageExpiry: ptr(expiry)}
 		}
 		pub.pub(p)
 	}
@@ -64,7 +64,7 @@ func TestV5MessageExpiry(t *testing.T) {
 
 	time.Sleep(2100 * time.Millisecond)
 
-	off, ack := v5MustConnect(t, tb.addr, "v5-me-off", false, 3600)
+	off, ack := mustConnectV5(t, tb.addr, "v5-me-off", false, 3600)
 	if !ack.SessionPresent {
 		t.Fatal("session lost")
 	}
@@ -73,27 +73,27 @@ func TestV5MessageExpiry(t *testing.T) {
 		t.Fatalf("after 2 s offline: %s expiry %d (present %v), want v5/me/q/long with at most 58 s left",
 			m.Topic, m.Props.MessageExpiry, m.Props.Has(packets.PropMessageExpiry))
 	}
-	v5Ack(off, m)
+	off.ack(m)
 	m = off.expectPublish(2 * time.Second)
 	if m.Topic != "v5/me/q/none" || m.Props.Has(packets.PropMessageExpiry) {
 		t.Fatalf("got %s expiry %d, want v5/me/q/none without expiry", m.Topic, m.Props.MessageExpiry)
 	}
-	v5Ack(off, m)
+	off.ack(m)
 	off.expectNothing(300 * time.Millisecond) // v5/me/q/short expired in the queue
 
-	infl, ack = v5MustConnect(t, tb.addr, "v5-me-infl", false, 3600)
+	infl, ack = mustConnectV5(t, tb.addr, "v5-me-infl", false, 3600)
 	if !ack.SessionPresent {
 		t.Fatal("inflight session lost")
 	}
 	infl.expectNothing(300 * time.Millisecond) // not resent: it expired
 
-	r, _ := v5MustConnect(t, tb.addr, "v5-me-ret", true, 0)
-	v5Sub(r, 1, 0, packets.Subscription{Filter: "v5/me/r/#", QoS: 1})
+	r, _ := mustConnectV5(t, tb.addr, "v5-me-ret", true, 0)
+	r.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/me/r/#", QoS: 1})
 	m = r.expectPublish(2 * time.Second)
 	if m.Topic != "v5/me/r/long" || !m.Retain || m.Props.MessageExpiry == 0 || m.Props.MessageExpiry > 58 {
 		t.Fatalf("retained: %s retain %v expiry %d, want v5/me/r/long with at most 58 s left", m.Topic, m.Retain, m.Props.MessageExpiry)
 	}
-	v5Ack(r, m)
+	r.ack(m)
 	r.expectNothing(300 * time.Millisecond) // the expired retained message is not sent
 
 	if n := tb.Stats().DroppedExpired; n < 3 {

@@ -15,7 +15,7 @@ import (
 func v3Inbox(t *testing.T, c paho.Client, filter string, qos byte) chan paho.Message {
 	t.Helper()
 	ch := make(chan paho.Message, 64)
-	extWait(t, "3.1.1 subscribe "+filter, c.Subscribe(filter, qos, func(_ paho.Client, m paho.Message) { ch <- m }))
+	waitToken(t, "3.1.1 subscribe "+filter, c.Subscribe(filter, qos, func(_ paho.Client, m paho.Message) { ch <- m }))
 	return ch
 }
 
@@ -36,12 +36,12 @@ func TestV5MixedQoSBothWays(t *testing.T) {
 	tb := startBroker(t, nil)
 	v3 := pahoClient(t, tb.addr, "v3-mix", nil)
 	v3in := v3Inbox(t, v3, "mix/from-v5/#", 2)
-	v5 := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-mix", CleanStart: true}, nil)
+	v5 := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-mix", CleanStart: true}, nil)
 	v5.sub(0, pahov5.SubscribeOptions{Topic: "mix/from-v3/#", QoS: 2})
 
 	for qos := byte(0); qos <= 2; qos++ {
 		topic := fmt.Sprintf("mix/from-v3/%d", qos)
-		extWait(t, "3.1.1 publish", v3.Publish(topic, qos, false, "v3-"+topic))
+		waitToken(t, "3.1.1 publish", v3.Publish(topic, qos, false, "v3-"+topic))
 		m := v5.recv(3 * time.Second)
 		if m.Topic != topic || m.QoS != qos || string(m.Payload) != "v3-"+topic {
 			t.Fatalf("v5 got %s QoS %d %q, want %s QoS %d", m.Topic, m.QoS, m.Payload, topic, qos)
@@ -70,8 +70,8 @@ func TestV5MixedQoSBothWays(t *testing.T) {
 func TestV5MixedRetained(t *testing.T) {
 	tb := startBroker(t, nil)
 	v3pub := pahoClient(t, tb.addr, "v3-mixr-pub", nil)
-	extWait(t, "3.1.1 retained publish", v3pub.Publish("mixr/v3", 1, true, "from-v3"))
-	v5pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-mixr-pub", CleanStart: true}, nil)
+	waitToken(t, "3.1.1 retained publish", v3pub.Publish("mixr/v3", 1, true, "from-v3"))
+	v5pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-mixr-pub", CleanStart: true}, nil)
 	v5pub.pub(&pahov5.Publish{Topic: "mixr/v5", QoS: 1, Retain: true, Payload: []byte("from-v5"),
 		Properties: &pahov5.PublishProperties{ContentType: "text/plain", User: pahov5.UserProperties{{Key: "src", Value: "v5"}}}})
 
@@ -89,7 +89,7 @@ func TestV5MixedRetained(t *testing.T) {
 		t.Fatalf("3.1.1 subscriber got %v", got3)
 	}
 
-	v5 := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-mixr-sub", CleanStart: true}, nil)
+	v5 := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-mixr-sub", CleanStart: true}, nil)
 	v5.sub(0, pahov5.SubscribeOptions{Topic: "mixr/#", QoS: 1})
 	for range 2 {
 		m := v5.recv(3 * time.Second)
@@ -119,11 +119,11 @@ func TestV5MixedWills(t *testing.T) {
 	tb := startBroker(t, nil)
 	v3 := pahoClient(t, tb.addr, "v3-mixw-sub", nil)
 	v3in := v3Inbox(t, v3, "mixw/#", 1)
-	v5 := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-mixw-sub", CleanStart: true}, nil)
+	v5 := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-mixw-sub", CleanStart: true}, nil)
 	v5.sub(0, pahov5.SubscribeOptions{Topic: "mixw/#", QoS: 1})
 
 	w3 := dialRaw(t, tb.addr)
-	if ack := extConnect(w3, &packets.Connect{ClientID: "v3-mixw", CleanStart: true, KeepAlive: 60,
+	if ack := w3.connectWith(&packets.Connect{ClientID: "v3-mixw", CleanStart: true, KeepAlive: 60,
 		WillFlag: true, WillTopic: "mixw/v3", WillQoS: 1, WillPayload: []byte("v3 died")}); ack.ReasonCode != 0 {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
@@ -135,11 +135,11 @@ func TestV5MixedWills(t *testing.T) {
 		t.Fatalf("3.1.1 got %s", m.Topic())
 	}
 
-	w5 := v5Dial(t, tb.addr)
+	w5 := dialRawV5(t, tb.addr)
 	p := &packets.Connect{ClientID: "v5-mixw", CleanStart: true, KeepAlive: 60,
 		WillFlag: true, WillTopic: "mixw/v5", WillQoS: 1, WillPayload: []byte("v5 died")}
 	p.WillProps.User = []packets.UserProperty{{Key: "reason", Value: "crash"}}
-	if ack := v5Connect(w5, p); ack.ReasonCode != packets.Success {
+	if ack := w5.connectWith(p); ack.ReasonCode != packets.Success {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
 	w5.conn.Close()

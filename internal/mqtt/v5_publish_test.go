@@ -21,15 +21,15 @@ func v5AliasPub(topic string, alias uint16, pid uint16, payload string) *packets
 	return p
 }
 
-// Topic aliases client → server ([MQTT-3.3.2-12]): a PUBLISH with a topic
+// Topic aliases client → server ([MQTT5-3.3.2-12]): a PUBLISH with a topic
 // and an alias sets it, one with only the alias uses it, a new topic
 // re-maps it; subscribers get the full topic and never the publisher's
-// alias. Aliases belong to one connection ([MQTT-3.3.2-7]).
+// alias. Aliases belong to one connection ([MQTT5-3.3.2-7]).
 func TestV5TopicAliasInbound(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Limits.TopicAliasMaximum = 3 })
-	sub, _ := v5MustConnect(t, tb.addr, "v5-alias-sub", true, 0)
-	v5Sub(sub, 1, 0, packets.Subscription{Filter: "v5/alias/#", QoS: 1})
-	pub, ack := v5MustConnect(t, tb.addr, "v5-alias-pub", true, 0)
+	sub, _ := mustConnectV5(t, tb.addr, "v5-alias-sub", true, 0)
+	sub.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/alias/#", QoS: 1})
+	pub, ack := mustConnectV5(t, tb.addr, "v5-alias-pub", true, 0)
 	if ack.Props.TopicAliasMaximum != 3 {
 		t.Fatalf("Topic Alias Maximum %d, want 3", ack.Props.TopicAliasMaximum)
 	}
@@ -47,7 +47,7 @@ func TestV5TopicAliasInbound(t *testing.T) {
 	} {
 		pid := uint16(i + 1)
 		pub.send(v5AliasPub(step.topic, step.alias, pid, fmt.Sprint(i)))
-		extExpect(pub, packets.PUBACK, pid)
+		pub.expect(packets.PUBACK, pid)
 		m := sub.expectPublish(2 * time.Second)
 		if m.Topic != step.want || string(m.Payload) != fmt.Sprint(i) {
 			t.Fatalf("step %d: delivered %q %q, want %q", i, m.Topic, m.Payload, step.want)
@@ -55,31 +55,31 @@ func TestV5TopicAliasInbound(t *testing.T) {
 		if m.Props.Has(packets.PropTopicAlias) {
 			t.Fatalf("step %d: the publisher's Topic Alias %d was forwarded", i, m.Props.TopicAlias)
 		}
-		v5Ack(sub, m)
+		sub.ack(m)
 	}
 
 	// A new connection of the same client starts with no aliases.
 	pub.conn.Close()
-	pub2, _ := v5MustConnect(t, tb.addr, "v5-alias-pub", true, 0)
+	pub2, _ := mustConnectV5(t, tb.addr, "v5-alias-pub", true, 0)
 	pub2.send(v5AliasPub("", 1, 1, "x"))
-	v5ExpectDisconnect(pub2, packets.ProtocolError)
+	pub2.expectDisconnect(packets.ProtocolError)
 
 	// paho.golang sending its own aliases works the same.
-	pc := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-alias-paho", CleanStart: true}, nil)
-	pc.pub(&pahov5.Publish{Topic: "v5/alias/paho", QoS: 1, Payload: []byte("p1"), Properties: &pahov5.PublishProperties{TopicAlias: v5Ptr[uint16](2)}})
-	pc.pub(&pahov5.Publish{QoS: 1, Payload: []byte("p2"), Properties: &pahov5.PublishProperties{TopicAlias: v5Ptr[uint16](2)}})
+	pc := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-alias-paho", CleanStart: true}, nil)
+	pc.pub(&pahov5.Publish{Topic: "v5/alias/paho", QoS: 1, Payload: []byte("p1"), Properties: &pahov5.PublishProperties{TopicAlias: ptr[uint16](2)}})
+	pc.pub(&pahov5.Publish{QoS: 1, Payload: []byte("p2"), Properties: &pahov5.PublishProperties{TopicAlias: ptr[uint16](2)}})
 	for _, want := range []string{"p1", "p2"} {
 		m := sub.expectPublish(2 * time.Second)
 		if m.Topic != "v5/alias/paho" || string(m.Payload) != want {
 			t.Fatalf("paho alias: delivered %q %q", m.Topic, m.Payload)
 		}
-		v5Ack(sub, m)
+		sub.ack(m)
 	}
 }
 
 // An invalid Topic Alias ends the connection: 0, or above the Topic Alias
 // Maximum the broker announced → DISCONNECT 0x94 "topic alias invalid"
-// ([MQTT-3.3.2-8], [MQTT-3.3.2-9], [MQTT-3.3.2-10]); an alias that was never
+// ([MQTT5-3.3.2-8], [MQTT5-3.3.2-9]); an alias that was never
 // set, with no topic → protocol error 0x82.
 func TestV5TopicAliasInvalid(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Limits.TopicAliasMaximum = 3 })
@@ -94,32 +94,32 @@ func TestV5TopicAliasInvalid(t *testing.T) {
 		{"alias never set", v5AliasPub("", 2, 1, "x"), packets.ProtocolError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := v5MustConnect(t, tb.addr, "v5-alias-bad", true, 0)
+			c, _ := mustConnectV5(t, tb.addr, "v5-alias-bad", true, 0)
 			c.send(tc.pub)
-			v5ExpectDisconnect(c, tc.code)
+			c.expectDisconnect(tc.code)
 		})
 	}
 }
 
 // The client's Receive Maximum bounds the QoS 1 and QoS 2 deliveries the
-// broker leaves unacknowledged ([MQTT-3.3.4-9]): with 2, two arrive, the
+// broker leaves unacknowledged ([MQTT5-3.3.4-9]): with 2, two arrive, the
 // rest wait, and each acknowledgement lets one more out, in order. A QoS 2
 // delivery holds its slot until PUBCOMP, not PUBREC (4.9).
 func TestV5ReceiveMaximumOutbound(t *testing.T) {
 	tb := startBroker(t, nil)
 	connect := func(id string, recvMax uint16) *rawClient {
-		c := v5Dial(t, tb.addr)
+		c := dialRawV5(t, tb.addr)
 		p := &packets.Connect{ClientID: id, CleanStart: true}
 		p.Props.ReceiveMaximum = recvMax
-		if ack := v5Connect(c, p); ack.ReasonCode != packets.Success {
+		if ack := c.connectWith(p); ack.ReasonCode != packets.Success {
 			t.Fatalf("CONNACK %v", ack.ReasonCode)
 		}
 		return c
 	}
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-rm-pub", CleanStart: true}, nil)
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-rm-pub", CleanStart: true}, nil)
 
 	sub := connect("v5-rm-sub", 2)
-	v5Sub(sub, 1, 0, packets.Subscription{Filter: "v5/rm", QoS: 1})
+	sub.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/rm", QoS: 1})
 	for i := range 5 {
 		pub.pub(&pahov5.Publish{Topic: "v5/rm", QoS: 1, Payload: []byte(fmt.Sprint(i))})
 	}
@@ -139,20 +139,20 @@ func TestV5ReceiveMaximumOutbound(t *testing.T) {
 	}
 	take(2) // the window is full
 	for next < 5 {
-		v5Ack(sub, pending[0])
+		sub.ack(pending[0])
 		pending = pending[1:]
 		take(1)
 	}
 
 	q2 := connect("v5-rm-q2", 1)
-	v5Sub(q2, 1, 0, packets.Subscription{Filter: "v5/rm2", QoS: 2})
+	q2.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/rm2", QoS: 2})
 	for i := range 2 {
 		pub.pub(&pahov5.Publish{Topic: "v5/rm2", QoS: 2, Payload: []byte(fmt.Sprint(i))})
 	}
 	m := q2.expectPublish(2 * time.Second)
 	q2.expectNothing(300 * time.Millisecond)
 	q2.send(&packets.Pubrec{PacketID: m.PacketID})
-	extExpect(q2, packets.PUBREL, m.PacketID)
+	q2.expect(packets.PUBREL, m.PacketID)
 	q2.expectNothing(300 * time.Millisecond) // still held until PUBCOMP
 	q2.send(&packets.Pubcomp{PacketID: m.PacketID})
 	if m2 := q2.expectPublish(2 * time.Second); string(m2.Payload) != "1" {
@@ -166,14 +166,14 @@ func TestV5ReceiveMaximumOutbound(t *testing.T) {
 // with PUBCOMP 0x92 "packet identifier not found".
 func TestV5QoS2ReasonCodes(t *testing.T) {
 	tb := startBroker(t, nil)
-	c := v5Dial(t, tb.addr)
+	c := dialRawV5(t, tb.addr)
 	p := &packets.Connect{ClientID: "v5-q2rc", CleanStart: true}
 	p.Props.ReceiveMaximum = 1
-	if ack := v5Connect(c, p); ack.ReasonCode != 0 {
+	if ack := c.connectWith(p); ack.ReasonCode != 0 {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
-	v5Sub(c, 1, 0, packets.Subscription{Filter: "v5/q2rc", QoS: 2})
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-q2rc-pub", CleanStart: true}, nil)
+	c.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/q2rc", QoS: 2})
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-q2rc-pub", CleanStart: true}, nil)
 	pub.pub(&pahov5.Publish{Topic: "v5/q2rc", QoS: 2, Payload: []byte("refused")})
 	pub.pub(&pahov5.Publish{Topic: "v5/q2rc", QoS: 2, Payload: []byte("next")})
 	m := c.expectPublish(2 * time.Second)
@@ -186,7 +186,7 @@ func TestV5QoS2ReasonCodes(t *testing.T) {
 		t.Fatalf("second %q", m2.Payload)
 	}
 	c.send(&packets.Pubrel{PacketID: 77})
-	if a := extExpect(c, packets.PUBCOMP, 77).(*packets.Pubcomp); a.ReasonCode != packets.PacketIDNotFound {
+	if a := c.expect(packets.PUBCOMP, 77).(*packets.Pubcomp); a.ReasonCode != packets.PacketIDNotFound {
 		t.Fatalf("PUBCOMP %v, want 0x92", a.ReasonCode)
 	}
 }
@@ -195,27 +195,27 @@ func TestV5QoS2ReasonCodes(t *testing.T) {
 // removed, 0x11 "no subscription existed" otherwise (3.11.3).
 func TestV5UnsubackReasonCodes(t *testing.T) {
 	tb := startBroker(t, nil)
-	c, _ := v5MustConnect(t, tb.addr, "v5-unsub", true, 0)
-	v5Sub(c, 1, 0, packets.Subscription{Filter: "v5/u/a", QoS: 1}, packets.Subscription{Filter: "$share/g/v5/u/b", QoS: 1})
+	c, _ := mustConnectV5(t, tb.addr, "v5-unsub", true, 0)
+	c.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/u/a", QoS: 1}, packets.Subscription{Filter: "$share/g/v5/u/b", QoS: 1})
 	c.send(&packets.Unsubscribe{PacketID: 2, Filters: []string{"v5/u/a", "v5/u/none", "$share/g/v5/u/b"}})
-	got := extExpect(c, packets.UNSUBACK, 2).(*packets.Unsuback).ReasonCodes
+	got := c.expect(packets.UNSUBACK, 2).(*packets.Unsuback).ReasonCodes
 	want := []packets.ReasonCode{packets.Success, packets.NoSubscriptionExisted, packets.Success}
 	if !slices.Equal(got, want) {
 		t.Fatalf("UNSUBACK %v, want %v", got, want)
 	}
 	c.send(&packets.Unsubscribe{PacketID: 3, Filters: []string{"v5/u/a"}})
-	if got := extExpect(c, packets.UNSUBACK, 3).(*packets.Unsuback).ReasonCodes; !slices.Equal(got, []packets.ReasonCode{packets.NoSubscriptionExisted}) {
+	if got := c.expect(packets.UNSUBACK, 3).(*packets.Unsuback).ReasonCodes; !slices.Equal(got, []packets.ReasonCode{packets.NoSubscriptionExisted}) {
 		t.Fatalf("second UNSUBACK %v", got)
 	}
 }
 
 // The broker's Receive Maximum (Limits.MaxInboundQoS2, announced in
 // CONNACK) bounds the QoS 2 publishes a client may leave awaiting PUBREL;
-// one more is DISCONNECT 0x93 "receive maximum exceeded" ([MQTT-3.3.4-7]).
+// one more is DISCONNECT 0x93 "receive maximum exceeded" ([MQTT5-3.3.4-7]).
 // Releasing one makes room.
 func TestV5ReceiveMaximumInbound(t *testing.T) {
 	tb := startBroker(t, func(o *Options) { o.Limits.MaxInboundQoS2 = 2 })
-	c, ack := v5MustConnect(t, tb.addr, "v5-rmi", true, 0)
+	c, ack := mustConnectV5(t, tb.addr, "v5-rmi", true, 0)
 	if ack.Props.ReceiveMaximum != 2 {
 		t.Fatalf("CONNACK Receive Maximum %d, want 2", ack.Props.ReceiveMaximum)
 	}
@@ -223,33 +223,33 @@ func TestV5ReceiveMaximumInbound(t *testing.T) {
 		c.send(&packets.Publish{Topic: "v5/rmi", QoS: 2, PacketID: pid, Payload: []byte("x")})
 	}
 	q2(1)
-	extExpect(c, packets.PUBREC, 1)
+	c.expect(packets.PUBREC, 1)
 	q2(2)
-	extExpect(c, packets.PUBREC, 2)
+	c.expect(packets.PUBREC, 2)
 	c.send(&packets.Pubrel{PacketID: 1})
-	extExpect(c, packets.PUBCOMP, 1)
+	c.expect(packets.PUBCOMP, 1)
 	q2(3) // two outstanding again: 2 and 3
-	extExpect(c, packets.PUBREC, 3)
+	c.expect(packets.PUBREC, 3)
 	q2(4)
-	v5ExpectDisconnect(c, packets.ReceiveMaxExceeded)
+	c.expectDisconnect(packets.ReceiveMaxExceeded)
 }
 
 // The client's Maximum Packet Size: a message whose PUBLISH would exceed it
-// is not sent to that client ([MQTT-3.1.2-24], [MQTT-3.1.2-25]) — it is
+// is not sent to that client ([MQTT5-3.1.2-24], [MQTT5-3.1.2-25]) — it is
 // dropped for it as if delivered, counted in DroppedTooLarge — while other
 // subscribers get it and the small client keeps receiving what fits.
 func TestV5MaximumPacketSizeOutbound(t *testing.T) {
 	tb := startBroker(t, nil)
-	small := v5Dial(t, tb.addr)
+	small := dialRawV5(t, tb.addr)
 	p := &packets.Connect{ClientID: "v5-mps-small", CleanStart: true}
 	p.Props.MaximumPacketSize = 64
-	if ack := v5Connect(small, p); ack.ReasonCode != packets.Success {
+	if ack := small.connectWith(p); ack.ReasonCode != packets.Success {
 		t.Fatalf("CONNACK %v", ack.ReasonCode)
 	}
-	v5Sub(small, 1, 0, packets.Subscription{Filter: "v5/mps/#", QoS: 1})
-	big := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-mps-big", CleanStart: true}, nil)
+	small.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/mps/#", QoS: 1})
+	big := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-mps-big", CleanStart: true}, nil)
 	big.sub(0, pahov5.SubscribeOptions{Topic: "v5/mps/#", QoS: 1})
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-mps-pub", CleanStart: true}, nil)
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-mps-pub", CleanStart: true}, nil)
 
 	large := string(make([]byte, 100))
 	sends := []struct {
@@ -269,7 +269,7 @@ func TestV5MaximumPacketSizeOutbound(t *testing.T) {
 		if string(m.Payload) != want {
 			t.Fatalf("limited subscriber got %d bytes %q, want %q", len(m.Payload), m.Payload, want)
 		}
-		v5Ack(small, m)
+		small.ack(m)
 	}
 	small.expectNothing(300 * time.Millisecond)
 	if n := tb.Stats().DroppedTooLarge; n != 2 {
@@ -281,18 +281,18 @@ func TestV5MaximumPacketSizeOutbound(t *testing.T) {
 
 // The client's Maximum Packet Size bounds every packet the broker sends it,
 // not only PUBLISH: a reason string (or user property) that would push a
-// CONNACK, SUBACK or PUBACK past it is left out ([MQTT-3.1.2-24],
-// [MQTT-3.2.2-19], [MQTT-3.9.2-1], [MQTT-3.4.2-2]); the reason code stays.
+// CONNACK, SUBACK or PUBACK past it is left out ([MQTT5-3.1.2-24],
+// [MQTT5-3.2.2-19], [MQTT5-3.9.2-1], [MQTT5-3.4.2-2]); the reason code stays.
 func TestV5ReasonStringWithinMaximumPacketSize(t *testing.T) {
 	long := strings.Repeat("r", 200)
 	tb := startBroker(t, func(o *Options) {
-		o.Hooks.Auth = extAuth(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
+		o.Hooks.Auth = authFunc(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
 			if c.Username == "deny" {
 				return AuthResult{ReasonCode: 0x87, Reason: long}
 			}
 			return AuthResult{Allow: true}
 		})
-		o.Hooks.Topics = extTopics(func(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
+		o.Hooks.Topics = topicFunc(func(_ context.Context, _ *ClientInfo, r TopicRequest) TopicResult {
 			if strings.HasPrefix(r.Topic, "deny/") {
 				return TopicResult{Reason: long}
 			}
@@ -311,7 +311,7 @@ func TestV5ReasonStringWithinMaximumPacketSize(t *testing.T) {
 		return p
 	}
 	connect := func(t *testing.T, user string) *rawClient {
-		c := v5Dial(t, tb.addr)
+		c := dialRawV5(t, tb.addr)
 		p := &packets.Connect{ProtocolVersion: packets.V5, ClientID: "v5-rsmps-" + user, CleanStart: true, Username: user}
 		p.Props.MaximumPacketSize = limit
 		c.send(p)
@@ -344,14 +344,14 @@ func TestV5ReasonStringWithinMaximumPacketSize(t *testing.T) {
 	})
 }
 
-// No Local ([MQTT-3.8.3-3]): a subscription with No Local does not get the
+// No Local ([MQTT5-3.8.3-3]): a subscription with No Local does not get the
 // subscriber's own publishes; other subscribers do, and so does the
 // subscriber for what others publish, or through another matching
 // subscription without No Local.
 func TestV5NoLocal(t *testing.T) {
 	tb := startBroker(t, nil)
-	a := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-nl-a", CleanStart: true}, nil)
-	b := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-nl-b", CleanStart: true}, nil)
+	a := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-nl-a", CleanStart: true}, nil)
+	b := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-nl-b", CleanStart: true}, nil)
 	a.sub(0, pahov5.SubscribeOptions{Topic: "v5/nl", QoS: 1, NoLocal: true})
 	b.sub(0, pahov5.SubscribeOptions{Topic: "v5/nl", QoS: 1})
 
@@ -369,19 +369,19 @@ func TestV5NoLocal(t *testing.T) {
 	a.none(300 * time.Millisecond)
 
 	// Overlapping subscriptions: the one without No Local delivers (once).
-	c, _ := v5MustConnect(t, tb.addr, "v5-nl-c", true, 0)
-	v5Sub(c, 1, 0, packets.Subscription{Filter: "v5/nl2", QoS: 1, NoLocal: true})
+	c, _ := mustConnectV5(t, tb.addr, "v5-nl-c", true, 0)
+	c.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/nl2", QoS: 1, NoLocal: true})
 	c.send(&packets.Publish{Topic: "v5/nl2", QoS: 1, PacketID: 2, Payload: []byte("own")})
-	extExpect(c, packets.PUBACK, 2)
+	c.expect(packets.PUBACK, 2)
 	c.expectNothing(300 * time.Millisecond)
-	v5Sub(c, 3, 0, packets.Subscription{Filter: "v5/+", QoS: 1})
+	c.subscribeOpts(3, 0, packets.Subscription{Filter: "v5/+", QoS: 1})
 	c.send(&packets.Publish{Topic: "v5/nl2", QoS: 1, PacketID: 4, Payload: []byte("own2")})
 	var got []string
 	for range 2 {
 		switch p := c.read(2 * time.Second).(type) {
 		case *packets.Publish:
 			got = append(got, string(p.Payload))
-			v5Ack(c, p)
+			c.ack(p)
 		case *packets.Puback:
 		default:
 			t.Fatalf("unexpected %v", p.Type())
@@ -393,46 +393,46 @@ func TestV5NoLocal(t *testing.T) {
 	c.expectNothing(300 * time.Millisecond)
 }
 
-// Retain As Published ([MQTT-3.3.1-12], [MQTT-3.3.1-13]): on live
+// Retain As Published ([MQTT5-3.3.1-12], [MQTT5-3.3.1-13]): on live
 // forwarding, the RETAIN flag is kept only for subscriptions with RAP; a
 // retained message sent because of a new subscription always has RETAIN
-// set ([MQTT-3.3.1-9]).
+// set (5.0 §3.8.3.1).
 func TestV5RetainAsPublished(t *testing.T) {
 	tb := startBroker(t, nil)
-	rap, _ := v5MustConnect(t, tb.addr, "v5-rap-1", true, 0)
-	v5Sub(rap, 1, 0, packets.Subscription{Filter: "v5/rap", QoS: 1, RetainAsPublished: true})
-	plain, _ := v5MustConnect(t, tb.addr, "v5-rap-0", true, 0)
-	v5Sub(plain, 1, 0, packets.Subscription{Filter: "v5/rap", QoS: 1})
-	pc := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-rap-pub", CleanStart: true}, nil)
+	rap, _ := mustConnectV5(t, tb.addr, "v5-rap-1", true, 0)
+	rap.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/rap", QoS: 1, RetainAsPublished: true})
+	plain, _ := mustConnectV5(t, tb.addr, "v5-rap-0", true, 0)
+	plain.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/rap", QoS: 1})
+	pc := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-rap-pub", CleanStart: true}, nil)
 
 	for _, retain := range []bool{true, false} {
 		pc.pub(&pahov5.Publish{Topic: "v5/rap", QoS: 1, Retain: retain, Payload: []byte(fmt.Sprint(retain))})
 		if m := rap.expectPublish(2 * time.Second); m.Retain != retain {
 			t.Errorf("RAP subscription: RETAIN %v for a publish with retain %v", m.Retain, retain)
 		} else {
-			v5Ack(rap, m)
+			rap.ack(m)
 		}
 		if m := plain.expectPublish(2 * time.Second); m.Retain {
 			t.Errorf("subscription without RAP: RETAIN set on live forwarding (publish retain %v)", retain)
 		} else {
-			v5Ack(plain, m)
+			plain.ack(m)
 		}
 	}
 	for _, opt := range []bool{true, false} {
-		c, _ := v5MustConnect(t, tb.addr, fmt.Sprint("v5-rap-new-", opt), true, 0)
-		v5Sub(c, 1, 0, packets.Subscription{Filter: "v5/rap", QoS: 1, RetainAsPublished: opt})
+		c, _ := mustConnectV5(t, tb.addr, fmt.Sprint("v5-rap-new-", opt), true, 0)
+		c.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/rap", QoS: 1, RetainAsPublished: opt})
 		if m := c.expectPublish(2 * time.Second); !m.Retain || string(m.Payload) != "true" {
 			t.Errorf("retained on subscribe (RAP %v): RETAIN %v payload %q", opt, m.Retain, m.Payload)
 		}
 	}
 }
 
-// Retain Handling ([MQTT-3.3.1-9], [MQTT-3.3.1-10], [MQTT-3.3.1-11]): 0
+// Retain Handling ([MQTT5-3.3.1-9], [MQTT5-3.3.1-10], [MQTT5-3.3.1-11]): 0
 // sends retained messages on every subscribe, 1 only when the subscription
 // is new, 2 never. Live messages flow in all three cases.
 func TestV5RetainHandling(t *testing.T) {
 	tb := startBroker(t, nil)
-	pc := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-rh-pub", CleanStart: true}, nil)
+	pc := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-rh-pub", CleanStart: true}, nil)
 	pc.pub(&pahov5.Publish{Topic: "v5/rh/x", QoS: 1, Retain: true, Payload: []byte("retained")})
 
 	for _, tc := range []struct {
@@ -440,16 +440,16 @@ func TestV5RetainHandling(t *testing.T) {
 		onNew, onResubscr bool
 	}{{0, true, true}, {1, true, false}, {2, false, false}} {
 		t.Run(fmt.Sprint("retain handling ", tc.rh), func(t *testing.T) {
-			c, _ := v5MustConnect(t, tb.addr, fmt.Sprint("v5-rh-", tc.rh), true, 0)
+			c, _ := mustConnectV5(t, tb.addr, fmt.Sprint("v5-rh-", tc.rh), true, 0)
 			check := func(pid uint16, want bool, what string) {
 				t.Helper()
-				v5Sub(c, pid, 0, packets.Subscription{Filter: "v5/rh/#", QoS: 1, RetainHandling: tc.rh})
+				c.subscribeOpts(pid, 0, packets.Subscription{Filter: "v5/rh/#", QoS: 1, RetainHandling: tc.rh})
 				if want {
 					m := c.expectPublish(2 * time.Second)
 					if !m.Retain || string(m.Payload) != "retained" {
 						t.Fatalf("%s: got %q retain %v", what, m.Payload, m.Retain)
 					}
-					v5Ack(c, m)
+					c.ack(m)
 				} else {
 					c.expectNothing(300 * time.Millisecond)
 				}
@@ -457,7 +457,7 @@ func TestV5RetainHandling(t *testing.T) {
 			check(1, tc.onNew, "new subscription")
 			check(2, tc.onResubscr, "re-subscription")
 			c.send(&packets.Unsubscribe{PacketID: 3, Filters: []string{"v5/rh/#"}})
-			extExpect(c, packets.UNSUBACK, 3)
+			c.expect(packets.UNSUBACK, 3)
 			check(4, tc.onNew, "subscription new again after UNSUBSCRIBE")
 			pc.pub(&pahov5.Publish{Topic: "v5/rh/live", QoS: 1, Payload: []byte("live")})
 			if m := c.expectPublish(2 * time.Second); string(m.Payload) != "live" || m.Retain {
@@ -467,32 +467,32 @@ func TestV5RetainHandling(t *testing.T) {
 	}
 }
 
-// Subscription Identifiers ([MQTT-3.3.4-3], [MQTT-3.3.4-4], [MQTT-3.8.4-?]):
+// Subscription Identifiers ([MQTT5-3.3.4-3], [MQTT5-3.3.4-4], [MQTT5-3.8.4-3]):
 // a delivery carries the identifiers of every matching subscription of the
 // session — one PUBLISH for two overlapping subscriptions with ids 1 and 2,
-// at the higher QoS ([MQTT-3.3.4-2]); a subscription without an identifier
+// at the higher QoS ([MQTT5-3.3.4-2]); a subscription without an identifier
 // adds none; re-subscribing without one removes it; retained messages sent
 // on subscribe carry the new subscription's identifier.
 func TestV5SubscriptionIdentifiers(t *testing.T) {
 	tb := startBroker(t, nil)
-	c, _ := v5MustConnect(t, tb.addr, "v5-sid", true, 0)
-	v5Sub(c, 1, 1, packets.Subscription{Filter: "v5/sid/+", QoS: 0})
-	v5Sub(c, 2, 2, packets.Subscription{Filter: "v5/sid/#", QoS: 1})
-	v5Sub(c, 3, 0, packets.Subscription{Filter: "v5/plain", QoS: 1})
-	pub, _ := v5MustConnect(t, tb.addr, "v5-sid-pub", true, 0)
+	c, _ := mustConnectV5(t, tb.addr, "v5-sid", true, 0)
+	c.subscribeOpts(1, 1, packets.Subscription{Filter: "v5/sid/+", QoS: 0})
+	c.subscribeOpts(2, 2, packets.Subscription{Filter: "v5/sid/#", QoS: 1})
+	c.subscribeOpts(3, 0, packets.Subscription{Filter: "v5/plain", QoS: 1})
+	pub, _ := mustConnectV5(t, tb.addr, "v5-sid-pub", true, 0)
 	var pid uint16
 	publish := func(topic string, retain bool) {
 		pid++
 		pub.send(&packets.Publish{Topic: topic, QoS: 1, PacketID: pid, Retain: retain, Payload: []byte(topic)})
-		extExpect(pub, packets.PUBACK, pid)
+		pub.expect(packets.PUBACK, pid)
 	}
 	expect := func(topic string, qos byte, ids ...uint32) {
 		t.Helper()
 		m := c.expectPublish(2 * time.Second)
-		if m.Topic != topic || m.QoS != qos || !v5SameIDs(m.Props.SubscriptionIDs, ids) {
+		if m.Topic != topic || m.QoS != qos || !sameIDs(m.Props.SubscriptionIDs, ids) {
 			t.Fatalf("got %s QoS %d ids %v, want %s QoS %d ids %v", m.Topic, m.QoS, m.Props.SubscriptionIDs, topic, qos, ids)
 		}
-		v5Ack(c, m)
+		c.ack(m)
 		c.expectNothing(200 * time.Millisecond) // one delivery, not one per subscription
 	}
 	publish("v5/sid/a", false)
@@ -502,20 +502,20 @@ func TestV5SubscriptionIdentifiers(t *testing.T) {
 	publish("v5/plain", false)
 	expect("v5/plain", 1)
 
-	v5Sub(c, 4, 0, packets.Subscription{Filter: "v5/sid/#", QoS: 1}) // replaced without an id
+	c.subscribeOpts(4, 0, packets.Subscription{Filter: "v5/sid/#", QoS: 1}) // replaced without an id
 	publish("v5/sid/a", false)
 	expect("v5/sid/a", 1, 1)
 
 	publish("v5/sid/r", true)
 	expect("v5/sid/r", 1, 1)
-	v5Sub(c, 5, 77, packets.Subscription{Filter: "v5/sid/r", QoS: 1})
+	c.subscribeOpts(5, 77, packets.Subscription{Filter: "v5/sid/r", QoS: 1})
 	m := c.expectPublish(2 * time.Second)
-	if !m.Retain || !v5SameIDs(m.Props.SubscriptionIDs, []uint32{77}) {
+	if !m.Retain || !sameIDs(m.Props.SubscriptionIDs, []uint32{77}) {
 		t.Fatalf("retained on subscribe: retain %v ids %v, want [77]", m.Retain, m.Props.SubscriptionIDs)
 	}
 
 	// paho.golang sees the identifier too.
-	pc := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-sid-paho", CleanStart: true}, nil)
+	pc := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-sid-paho", CleanStart: true}, nil)
 	pc.sub(9, pahov5.SubscribeOptions{Topic: "v5/sid/paho", QoS: 1})
 	publish("v5/sid/paho", false)
 	if m := pc.recv(2 * time.Second); m.Properties == nil || m.Properties.SubscriptionIdentifier == nil || *m.Properties.SubscriptionIdentifier != 9 {
@@ -523,8 +523,8 @@ func TestV5SubscriptionIdentifiers(t *testing.T) {
 	}
 }
 
-// Properties travel with the message ([MQTT-3.3.2-4], [MQTT-3.3.2-15],
-// [MQTT-3.3.2-16], [MQTT-3.3.2-17], [MQTT-3.3.2-18], [MQTT-3.3.2-20]):
+// Properties travel with the message ([MQTT5-3.3.2-4], [MQTT5-3.3.2-15],
+// [MQTT5-3.3.2-16], [MQTT5-3.3.2-17], [MQTT5-3.3.2-18], [MQTT5-3.3.2-20]):
 // user properties (order and duplicates kept), payload format indicator,
 // content type, response topic and correlation data from a v5 publisher
 // reach v5 subscribers unchanged at every QoS; a 3.1.1 subscriber on the
@@ -532,20 +532,20 @@ func TestV5SubscriptionIdentifiers(t *testing.T) {
 // 3.1.1 publisher's message reaches a v5 subscriber with no properties.
 func TestV5PropertyPassthrough(t *testing.T) {
 	tb := startBroker(t, nil)
-	sub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-pt-sub", CleanStart: true}, nil)
+	sub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-pt-sub", CleanStart: true}, nil)
 	sub.sub(0, pahov5.SubscribeOptions{Topic: "v5/pt/#", QoS: 2})
-	raw, _ := v5MustConnect(t, tb.addr, "v5-pt-raw", true, 0)
-	v5Sub(raw, 1, 0, packets.Subscription{Filter: "v5/pt/#", QoS: 0})
+	raw, _ := mustConnectV5(t, tb.addr, "v5-pt-raw", true, 0)
+	raw.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/pt/#", QoS: 0})
 	v3got := make(chan paho.Message, 8)
 	v3 := pahoClient(t, tb.addr, "v3-pt-sub", nil)
-	extWait(t, "3.1.1 subscribe", v3.Subscribe("v5/pt/#", 2, func(_ paho.Client, m paho.Message) { v3got <- m }))
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-pt-pub", CleanStart: true}, nil)
+	waitToken(t, "3.1.1 subscribe", v3.Subscribe("v5/pt/#", 2, func(_ paho.Client, m paho.Message) { v3got <- m }))
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-pt-pub", CleanStart: true}, nil)
 
 	user := pahov5.UserProperties{{Key: "k", Value: "1"}, {Key: "other", Value: "x"}, {Key: "k", Value: "2"}}
 	for qos := byte(0); qos <= 2; qos++ {
 		payload := fmt.Sprintf(`{"qos":%d}`, qos)
 		pub.pub(&pahov5.Publish{Topic: "v5/pt/data", QoS: qos, Payload: []byte(payload), Properties: &pahov5.PublishProperties{
-			PayloadFormat: v5Ptr[byte](1), ContentType: "application/json", ResponseTopic: "v5/pt/reply",
+			PayloadFormat: ptr[byte](1), ContentType: "application/json", ResponseTopic: "v5/pt/reply",
 			CorrelationData: []byte{0, 1, 2, 0xFF}, User: user}})
 
 		m := sub.recv(3 * time.Second)
@@ -576,7 +576,7 @@ func TestV5PropertyPassthrough(t *testing.T) {
 
 	// Request/response: a responder answers on the Response Topic with the
 	// request's Correlation Data.
-	responder := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-pt-responder", CleanStart: true}, nil)
+	responder := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-pt-responder", CleanStart: true}, nil)
 	responder.sub(0, pahov5.SubscribeOptions{Topic: "svc/req", QoS: 1})
 	pub.sub(0, pahov5.SubscribeOptions{Topic: "v5/pt/reply/me", QoS: 1})
 	pub.pub(&pahov5.Publish{Topic: "svc/req", QoS: 1, Payload: []byte("ping"), Properties: &pahov5.PublishProperties{
@@ -597,7 +597,7 @@ func TestV5PropertyPassthrough(t *testing.T) {
 	}
 
 	// 3.1.1 publisher → v5 subscriber: the payload, no properties.
-	extWait(t, "3.1.1 publish", v3.Publish("v5/pt/from-v3", 1, false, "plain"))
+	waitToken(t, "3.1.1 publish", v3.Publish("v5/pt/from-v3", 1, false, "plain"))
 	m := sub.recv(3 * time.Second)
 	if string(m.Payload) != "plain" || m.QoS != 1 {
 		t.Fatalf("from 3.1.1: %q QoS %d", m.Payload, m.QoS)
@@ -609,28 +609,28 @@ func TestV5PropertyPassthrough(t *testing.T) {
 
 // Payload Format Indicator 1 promises UTF-8: a payload that is not is
 // refused with PUBACK/PUBREC 0x99 "payload format invalid" and not routed
-// ([MQTT-3.3.2-4]); valid UTF-8 passes.
+// (5.0 §3.3.2.3.2); valid UTF-8 passes.
 func TestV5PayloadFormatInvalid(t *testing.T) {
 	tb := startBroker(t, nil)
-	sub, _ := v5MustConnect(t, tb.addr, "v5-pfi-sub", true, 0)
-	v5Sub(sub, 1, 0, packets.Subscription{Filter: "v5/pfi", QoS: 1})
-	c, _ := v5MustConnect(t, tb.addr, "v5-pfi", true, 0)
+	sub, _ := mustConnectV5(t, tb.addr, "v5-pfi-sub", true, 0)
+	sub.subscribeOpts(1, 0, packets.Subscription{Filter: "v5/pfi", QoS: 1})
+	c, _ := mustConnectV5(t, tb.addr, "v5-pfi", true, 0)
 	send := func(qos byte, pid uint16, payload string) {
 		p := &packets.Publish{Topic: "v5/pfi", QoS: qos, PacketID: pid, Payload: []byte(payload)}
 		p.Props.PayloadFormat = 1
 		c.send(p)
 	}
 	send(1, 1, "\xff\xfe not utf-8")
-	if a := extExpect(c, packets.PUBACK, 1).(*packets.Puback); a.ReasonCode != packets.PayloadFormatInvalid {
+	if a := c.expect(packets.PUBACK, 1).(*packets.Puback); a.ReasonCode != packets.PayloadFormatInvalid {
 		t.Fatalf("PUBACK %v, want 0x99", a.ReasonCode)
 	}
 	send(2, 2, "\xc3\x28")
-	if a := extExpect(c, packets.PUBREC, 2).(*packets.Pubrec); a.ReasonCode != packets.PayloadFormatInvalid {
+	if a := c.expect(packets.PUBREC, 2).(*packets.Pubrec); a.ReasonCode != packets.PayloadFormatInvalid {
 		t.Fatalf("PUBREC %v, want 0x99", a.ReasonCode)
 	}
 	sub.expectNothing(300 * time.Millisecond)
 	send(1, 3, "héllo ✓")
-	if a := extExpect(c, packets.PUBACK, 3).(*packets.Puback); a.ReasonCode != packets.Success {
+	if a := c.expect(packets.PUBACK, 3).(*packets.Puback); a.ReasonCode != packets.Success {
 		t.Fatalf("valid UTF-8: PUBACK %v", a.ReasonCode)
 	}
 	if m := sub.expectPublish(2 * time.Second); string(m.Payload) != "héllo ✓" || m.Props.PayloadFormat != 1 {

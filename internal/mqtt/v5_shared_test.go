@@ -14,7 +14,7 @@ import (
 
 // v5Collect drains messages from paho.golang clients until total messages
 // have arrived (or the bounded wait ends) and returns the payloads each got.
-func v5Collect(t *testing.T, total int, cs ...*v5Client) [][]string {
+func v5Collect(t *testing.T, total int, cs ...*pahoV5Client) [][]string {
 	t.Helper()
 	got := make([][]string, len(cs))
 	n := 0
@@ -63,16 +63,16 @@ func v5CheckOnce(t *testing.T, parts [][]string, want []string) {
 // too; a non-shared subscription alongside gets all of them.
 func TestV5SharedSubscriptionBalancing(t *testing.T) {
 	tb := startBroker(t, nil)
-	m1 := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-m1", CleanStart: true}, nil)
-	m2 := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-m2", CleanStart: true}, nil)
-	solo := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-solo", CleanStart: true}, nil)
-	plain := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-plain", CleanStart: true}, nil)
-	for _, m := range []*v5Client{m1, m2} {
+	m1 := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-m1", CleanStart: true}, nil)
+	m2 := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-m2", CleanStart: true}, nil)
+	solo := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-solo", CleanStart: true}, nil)
+	plain := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-plain", CleanStart: true}, nil)
+	for _, m := range []*pahoV5Client{m1, m2} {
 		m.sub(0, pahov5.SubscribeOptions{Topic: "$share/g1/v5/sh/#", QoS: 1})
 	}
 	solo.sub(0, pahov5.SubscribeOptions{Topic: "$share/g2/v5/sh/+", QoS: 1})
 	plain.sub(0, pahov5.SubscribeOptions{Topic: "v5/sh/#", QoS: 1})
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-pub", CleanStart: true}, nil)
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-sh-pub", CleanStart: true}, nil)
 
 	const n = 20
 	var want []string
@@ -101,11 +101,11 @@ func TestV5SharedSubscriptionBalancing(t *testing.T) {
 // when it resumes its session.
 func TestV5SharedSubscriptionRedelivery(t *testing.T) {
 	tb := startBroker(t, nil)
-	lazy, _ := v5MustConnect(t, tb.addr, "v5-shr-lazy", true, 3600) // persistent: it may come back
-	v5Sub(lazy, 1, 0, packets.Subscription{Filter: "$share/rd/v5/shr", QoS: 2})
-	good := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-shr-good", CleanStart: true}, nil)
+	lazy, _ := mustConnectV5(t, tb.addr, "v5-shr-lazy", true, 3600) // persistent: it may come back
+	lazy.subscribeOpts(1, 0, packets.Subscription{Filter: "$share/rd/v5/shr", QoS: 2})
+	good := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-shr-good", CleanStart: true}, nil)
 	good.sub(0, pahov5.SubscribeOptions{Topic: "$share/rd/v5/shr", QoS: 2})
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-shr-pub", CleanStart: true}, nil)
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-shr-pub", CleanStart: true}, nil)
 
 	var want []string
 	for i := range 6 {
@@ -130,7 +130,7 @@ func TestV5SharedSubscriptionRedelivery(t *testing.T) {
 
 	// Handed over means handed over: the lazy member, back on its session,
 	// is not sent them again (each message once across the group).
-	lazy, ack := v5MustConnect(t, tb.addr, "v5-shr-lazy", false, 3600)
+	lazy, ack := mustConnectV5(t, tb.addr, "v5-shr-lazy", false, 3600)
 	if !ack.SessionPresent {
 		t.Fatal("lazy member's session lost")
 	}
@@ -138,7 +138,7 @@ func TestV5SharedSubscriptionRedelivery(t *testing.T) {
 }
 
 // Share names must be at least one character with no wildcard and be
-// followed by a valid filter ([MQTT-4.8.2-1], [MQTT-4.8.2-2]): otherwise
+// followed by a valid filter ([MQTT5-4.8.2-1], [MQTT5-4.8.2-2]): otherwise
 // SUBACK 0x8F "topic filter invalid" for that slot (3.1.1: 0x80).
 func TestV5SharedSubscriptionInvalid(t *testing.T) {
 	tb := startBroker(t, nil)
@@ -147,11 +147,11 @@ func TestV5SharedSubscriptionInvalid(t *testing.T) {
 	for i, f := range filters {
 		subs[i] = packets.Subscription{Filter: f, QoS: 1}
 	}
-	c, _ := v5MustConnect(t, tb.addr, "v5-shi", true, 0)
-	codes := v5Sub(c, 1, 0, subs...)
+	c, _ := mustConnectV5(t, tb.addr, "v5-shi", true, 0)
+	codes := c.subscribeOpts(1, 0, subs...)
 	v3 := dialRaw(t, tb.addr)
 	v3.mustConnect("v3-shi", true)
-	codes3 := extSubscribe(v3, 1, subs...)
+	codes3 := v3.subscribeOpts(1, 0, subs...)
 	for i, f := range filters {
 		want, want3 := packets.TopicFilterInvalid, packets.SubackFailure
 		if f == "$share/ok/t" {
@@ -166,24 +166,24 @@ func TestV5SharedSubscriptionInvalid(t *testing.T) {
 	}
 }
 
-// Retained messages are not sent for a shared subscription ([MQTT-3.8.4-?],
+// Retained messages are not sent for a shared subscription (5.0
 // §4.8.2: "retained messages are not sent to the session when it
 // establishes a new Shared Subscription"); a plain subscription gets them,
 // and live messages reach the group.
 func TestV5SharedSubscriptionNoRetained(t *testing.T) {
 	tb := startBroker(t, nil)
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-shret-pub", CleanStart: true}, nil)
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-shret-pub", CleanStart: true}, nil)
 	pub.pub(&pahov5.Publish{Topic: "v5/shret", QoS: 1, Retain: true, Payload: []byte("kept")})
 
-	c, _ := v5MustConnect(t, tb.addr, "v5-shret", true, 0)
-	v5Sub(c, 1, 0, packets.Subscription{Filter: "$share/g/v5/shret", QoS: 1})
+	c, _ := mustConnectV5(t, tb.addr, "v5-shret", true, 0)
+	c.subscribeOpts(1, 0, packets.Subscription{Filter: "$share/g/v5/shret", QoS: 1})
 	c.expectNothing(300 * time.Millisecond)
-	v5Sub(c, 2, 0, packets.Subscription{Filter: "v5/shret", QoS: 1})
+	c.subscribeOpts(2, 0, packets.Subscription{Filter: "v5/shret", QoS: 1})
 	if m := c.expectPublish(2 * time.Second); !m.Retain || string(m.Payload) != "kept" {
 		t.Fatalf("plain subscription: %q retain %v", m.Payload, m.Retain)
 	}
 	c.send(&packets.Unsubscribe{PacketID: 3, Filters: []string{"v5/shret"}})
-	extExpect(c, packets.UNSUBACK, 3)
+	c.expect(packets.UNSUBACK, 3)
 	pub.pub(&pahov5.Publish{Topic: "v5/shret", QoS: 1, Payload: []byte("live")})
 	if m := c.expectPublish(2 * time.Second); string(m.Payload) != "live" {
 		t.Fatalf("shared subscription live: %q", m.Payload)
@@ -197,14 +197,14 @@ func TestV5SharedSubscriptionMixedVersions(t *testing.T) {
 	var mu sync.Mutex
 	var v3got []string
 	v3 := pahoClient(t, tb.addr, "v3-shmix", nil)
-	extWait(t, "3.1.1 shared subscribe", v3.Subscribe("$share/mix/v5/shmix", 1, func(_ paho.Client, m paho.Message) {
+	waitToken(t, "3.1.1 shared subscribe", v3.Subscribe("$share/mix/v5/shmix", 1, func(_ paho.Client, m paho.Message) {
 		mu.Lock()
 		v3got = append(v3got, string(m.Payload()))
 		mu.Unlock()
 	}))
-	v5m := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-shmix", CleanStart: true}, nil)
+	v5m := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-shmix", CleanStart: true}, nil)
 	v5m.sub(0, pahov5.SubscribeOptions{Topic: "$share/mix/v5/shmix", QoS: 1})
-	pub := v5Paho(t, tb.addr, &pahov5.Connect{ClientID: "v5-shmix-pub", CleanStart: true}, nil)
+	pub := pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-shmix-pub", CleanStart: true}, nil)
 	var want []string
 	for i := range 10 {
 		want = append(want, fmt.Sprint(i))
@@ -235,8 +235,8 @@ func TestV5SharedSubscriptionMixedVersions(t *testing.T) {
 }
 
 // Subscription options that break the rules end the connection: No Local on
-// a shared subscription ([MQTT-3.8.3-4]) and Retain Handling 3 are protocol
-// errors (0x82), reserved option bits are malformed (0x81, [MQTT-3.8.3-5]).
+// a shared subscription ([MQTT5-3.8.3-4]) and Retain Handling 3 are protocol
+// errors (0x82), reserved option bits are malformed (0x81, [MQTT5-3.8.3-5]).
 func TestV5SubscribeOptionErrors(t *testing.T) {
 	tb := startBroker(t, nil)
 	// subscribeBytes hand-encodes a SUBSCRIBE of one filter with raw options.
@@ -257,15 +257,15 @@ func TestV5SubscribeOptionErrors(t *testing.T) {
 		{"reserved bits", "v5/opt", 0x40 | 1, packets.MalformedPacket},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := v5MustConnect(t, tb.addr, "v5-opt", true, 0)
+			c, _ := mustConnectV5(t, tb.addr, "v5-opt", true, 0)
 			c.write(subscribeBytes(tc.filter, tc.opts))
-			v5ExpectDisconnect(c, tc.code)
+			c.expectDisconnect(tc.code)
 		})
 	}
 	// No Local on an ordinary filter is fine.
-	c, _ := v5MustConnect(t, tb.addr, "v5-opt", true, 0)
+	c, _ := mustConnectV5(t, tb.addr, "v5-opt", true, 0)
 	c.write(subscribeBytes("v5/opt", 0x04|1))
-	if s := extExpect(c, packets.SUBACK, 1).(*packets.Suback); s.ReasonCodes[0] != packets.GrantedQoS1 {
+	if s := c.expect(packets.SUBACK, 1).(*packets.Suback); s.ReasonCodes[0] != packets.GrantedQoS1 {
 		t.Fatalf("SUBACK %v", s.ReasonCodes)
 	}
 }

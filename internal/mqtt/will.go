@@ -29,7 +29,7 @@ func (b *Broker) publishWill(w *clientWill) {
 }
 
 // scheduleWill publishes a will now, or after its MQTT 5 Will Delay unless
-// the session is resumed first ([MQTT-3.1.3-9]); the delay never outlasts
+// the session is resumed first ([MQTT5-3.1.3-9]); the delay never outlasts
 // the session.
 func (b *Broker) scheduleWill(s *Session, will *clientWill, delay uint32) {
 	b.connMu.Lock()

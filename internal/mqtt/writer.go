@@ -12,10 +12,10 @@ import "time"
 // connection holds only its reader.
 const writerLinger = time.Second
 
-// kickLocked makes sure a writer will flush what was just appended: it
+// wakeWriterLocked makes sure a writer will flush what was just appended: it
 // starts one, or wakes the parked one at most once per flush. Caller holds
 // sess.mu.
-func (c *client) kickLocked() {
+func (c *client) wakeWriterLocked() {
 	switch {
 	case c.closed || c.wakePending:
 	case !c.writing:
@@ -60,7 +60,7 @@ func (c *client) writeLoop() {
 			}
 			s := c.sess
 			s.mu.Lock()
-			if c.wakePending { // a kick raced the timer: its token is in c.wake
+			if c.wakePending { // a wake raced the timer: its token is in c.wake
 				s.mu.Unlock()
 				continue
 			}

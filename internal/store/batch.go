@@ -3,7 +3,7 @@ package store
 // OpKind names a batch operation.
 type OpKind byte
 
-// Batch operations.
+// Batch operations, one per Batch method of the same name.
 const (
 	OpPutSession OpKind = iota + 1
 	OpDeleteSession
@@ -20,10 +20,10 @@ const (
 // Op is one recorded write. Implementations read it; the broker builds it
 // through Batch's methods.
 type Op struct {
-	Kind       OpKind
-	ClientID   string // session ops, Ack, inflight and QoS 2 ops
-	Topic      string // DeleteRetained
-	Session    *SessionRecord
+	Kind       OpKind         // which fields below apply
+	ClientID   string         // session ops, Ack, inflight and QoS 2 ops
+	Topic      string         // DeleteRetained
+	Session    *SessionRecord // PutSession
 	Msg        *MessageRecord // PutRetained, Enqueue
 	Deliveries []Delivery     // Enqueue: Seq written at commit
 	Seq        uint64         // Ack
@@ -36,7 +36,7 @@ type Op struct {
 // the commit is done. A Batch is not safe for concurrent use; reuse one
 // after its commit with Reset.
 type Batch struct {
-	Ops []Op
+	Ops []Op // in the order recorded, which is the order applied
 }
 
 // PutSession creates or replaces a session record (its queue and packet
@@ -81,7 +81,8 @@ func (b *Batch) SetInflight(clientID string, r InflightRecord) {
 	b.Ops = append(b.Ops, Op{Kind: OpSetInflight, ClientID: clientID, Inflight: r})
 }
 
-// ClearInflight forgets an outbound packet id.
+// ClearInflight forgets an outbound packet id once its flow is complete
+// (PUBACK, or PUBCOMP), so a resumed session does not resend it.
 func (b *Batch) ClearInflight(clientID string, pid uint16) {
 	b.Ops = append(b.Ops, Op{Kind: OpClearInflight, ClientID: clientID, PacketID: pid})
 }
@@ -99,7 +100,9 @@ func (b *Batch) RemoveQoS2In(clientID string, pid uint16) {
 // Len is the number of recorded operations.
 func (b *Batch) Len() int { return len(b.Ops) }
 
-// Reset empties b for reuse.
+// Reset empties b for reuse, keeping its capacity so that one Batch can
+// serve many commits without allocating, and dropping its references to
+// the records of the last one.
 func (b *Batch) Reset() {
 	clear(b.Ops)
 	b.Ops = b.Ops[:0]

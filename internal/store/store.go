@@ -16,8 +16,8 @@ const NeverExpires = 0xFFFFFFFF
 type MessageRecord struct {
 	Topic   string
 	Payload []byte
-	QoS     byte
-	Retain  bool
+	QoS     byte      // as published; each Delivery carries the QoS it is sent with
+	Retain  bool      // the RETAIN flag as published
 	From    string    // publishing client id; "" for the broker itself
 	Created time.Time // when it entered the broker: Message Expiry counts from here
 	// Props is the MQTT 5 property block of the PUBLISH in its wire
@@ -29,9 +29,9 @@ type MessageRecord struct {
 // as subscribed, "$share/group/filter" for a shared one.
 type SubscriptionRecord struct {
 	Filter            string
-	QoS               byte
-	NoLocal           bool
-	RetainAsPublished bool
+	QoS               byte   // the maximum QoS granted
+	NoLocal           bool   // MQTT 5: not sent the session's own publishes
+	RetainAsPublished bool   // MQTT 5: RETAIN forwarded as published
 	SubscriptionID    uint32 // MQTT 5 Subscription Identifier; 0 = none
 }
 
@@ -41,20 +41,20 @@ type SessionRecord struct {
 	// Username and the protocol version are what the session was created
 	// with, for the broker's resume policy.
 	Username     string
-	Version      byte
-	Expiry       uint32    // seconds kept while offline; NeverExpires = never
-	OfflineSince time.Time // zero while connected; expiry counts from here across restarts
-	Will         *MessageRecord
-	WillDelay    uint32 // seconds (MQTT 5 Will Delay)
-	Subs         []SubscriptionRecord
+	Version      byte                 // protocol level of that CONNECT: 4 for 3.1.1, 5 for 5.0
+	Expiry       uint32               // seconds kept while offline; NeverExpires = never
+	OfflineSince time.Time            // zero while connected; expiry counts from here across restarts
+	Will         *MessageRecord       // nil when the session has no will
+	WillDelay    uint32               // seconds (MQTT 5 Will Delay)
+	Subs         []SubscriptionRecord // restored with the session
 }
 
 // Delivery is one session's reference to a queued message: what to send it
 // with. Seq is assigned by the store when the batch commits; sequence
 // numbers grow per session in commit order.
 type Delivery struct {
-	ClientID string
-	Seq      uint64
+	ClientID string   // the session whose queue holds it
+	Seq      uint64   // its place in that queue: Ack and Scan name it
 	QoS      byte     // min(publish QoS, subscription QoS)
 	Retain   bool     // RETAIN flag to send
 	SubIDs   []uint32 // MQTT 5 Subscription Identifiers of the matching subscriptions
@@ -64,13 +64,14 @@ type Delivery struct {
 // Queued is a delivery read back with its message.
 type Queued struct {
 	Delivery
-	Msg *MessageRecord
+	Msg *MessageRecord // the body, stored once however many queues reference it
 }
 
 // InflightState is where an outbound QoS 1/2 delivery stands.
 type InflightState byte
 
-// Outbound in-flight states.
+// Outbound in-flight states: which acknowledgement a packet id waits for,
+// so a resumed session resends PUBLISH or PUBREL as the protocol requires.
 const (
 	AwaitAck  InflightState = 1 // QoS 1: PUBACK; QoS 2: PUBREC
 	AwaitComp InflightState = 2 // QoS 2: PUBREL sent, awaiting PUBCOMP
@@ -80,15 +81,16 @@ const (
 // it carries; once PUBREC has arrived the entry may be acknowledged and only
 // the packet id remains (state AwaitComp).
 type InflightRecord struct {
-	PacketID uint16
-	Seq      uint64
-	State    InflightState
+	PacketID uint16        // the id on the wire
+	Seq      uint64        // the queue entry it carries (see above)
+	State    InflightState // the acknowledgement it waits for
 }
 
 // Durability says when a commit counts as done.
 type Durability byte
 
-// Durability modes.
+// Durability modes, from safest to fastest (ParseDurability reads their
+// configuration words).
 const (
 	// Sync: a commit returns after the write-ahead log holding it has been
 	// fsynced; concurrent commits share one fsync.
@@ -115,6 +117,8 @@ func ParseDurability(s string) (Durability, error) {
 	return 0, errors.New(`store: durability must be "sync", "interval" or "none", not "` + s + `"`)
 }
 
+// String returns the configuration word for d (the inverse of
+// ParseDurability), so logs and the admin API show what an operator wrote.
 func (d Durability) String() string {
 	switch d {
 	case Sync:
@@ -127,9 +131,15 @@ func (d Durability) String() string {
 	return "unknown"
 }
 
-// Errors every implementation returns.
+// Errors every implementation returns, for callers to test with errors.Is.
 var (
-	ErrClosed  = errors.New("store: closed")
+	// ErrClosed is returned by operations on a store after Close, and
+	// passed to a CommitAsync callback queued after it: the batch was not
+	// applied, so nothing in it may be acknowledged.
+	ErrClosed = errors.New("store: closed")
+	// ErrCorrupt is wrapped by every decoding failure (a record that is
+	// truncated, has trailing bytes or an unknown version), so the caller
+	// can tell damaged data from an I/O error and refuse or quarantine.
 	ErrCorrupt = errors.New("store: corrupt record")
 )
 
@@ -171,7 +181,7 @@ type Store interface {
 // Counter is implemented by stores that can count their stored message
 // bodies (to check that shared messages are stored once and freed).
 type Counter interface {
-	MessageCount() (int, error)
+	MessageCount() (int, error) // distinct message bodies held for queues
 }
 
 // SortInflight puts in-flight records in send order: by Seq, then packet id.

@@ -9,13 +9,25 @@ import (
 // Encoder and Decoder are the primitives of the record encodings: unsigned
 // varints, length-prefixed bytes, times as Unix nanoseconds (0 = zero time).
 // Implementations use them for their own records too.
-type Encoder struct{ B []byte }
+type Encoder struct {
+	B []byte // the encoding so far; start it with a reused buffer to avoid allocating
+}
 
-func (e *Encoder) Byte(v byte)      { e.B = append(e.B, v) }
+// Byte appends v as it is: version bytes, QoS and flags.
+func (e *Encoder) Byte(v byte) { e.B = append(e.B, v) }
+
+// Uvarint appends v as an unsigned varint, so small counts, lengths and
+// ids cost one byte.
 func (e *Encoder) Uvarint(v uint64) { e.B = binary.AppendUvarint(e.B, v) }
-func (e *Encoder) Bytes(p []byte)   { e.Uvarint(uint64(len(p))); e.B = append(e.B, p...) }
-func (e *Encoder) String(s string)  { e.Uvarint(uint64(len(s))); e.B = append(e.B, s...) }
 
+// Bytes appends p prefixed by its length; Decoder.Bytes reads it back.
+// Nil and empty encode the same.
+func (e *Encoder) Bytes(p []byte) { e.Uvarint(uint64(len(p))); e.B = append(e.B, p...) }
+
+// String appends s prefixed by its length, the same layout as Bytes.
+func (e *Encoder) String(s string) { e.Uvarint(uint64(len(s))); e.B = append(e.B, s...) }
+
+// Bool appends v as one byte, 1 or 0; Decoder.Bool rejects anything else.
 func (e *Encoder) Bool(v bool) {
 	if v {
 		e.Byte(1)
@@ -24,6 +36,9 @@ func (e *Encoder) Bool(v bool) {
 	}
 }
 
+// Time appends t as Unix nanoseconds, with 0 standing for the zero time
+// (no expiry, never seen). The location and monotonic reading are not
+// kept: see NormalTime.
 func (e *Encoder) Time(t time.Time) {
 	if t.IsZero() {
 		e.Uvarint(0)
@@ -35,7 +50,7 @@ func (e *Encoder) Time(t time.Time) {
 // Decoder reads what Encoder wrote. The first failure sticks: check Err
 // (or Finish) once at the end.
 type Decoder struct {
-	B    []byte
+	B    []byte // what is left to read
 	What string // record name, for errors
 	err  error
 }
@@ -57,6 +72,7 @@ func (d *Decoder) Finish() error {
 	return d.err
 }
 
+// Byte reads one byte, failing on an empty record.
 func (d *Decoder) Byte() byte {
 	if d.err != nil {
 		return 0
@@ -70,6 +86,7 @@ func (d *Decoder) Byte() byte {
 	return v
 }
 
+// Uvarint reads an unsigned varint, failing on a truncated or overlong one.
 func (d *Decoder) Uvarint() uint64 {
 	if d.err != nil {
 		return 0
@@ -112,6 +129,8 @@ func (d *Decoder) Bytes() []byte {
 	return p
 }
 
+// String reads what Encoder.String wrote, failing when the length runs
+// past the end of the record. The result never aliases the buffer.
 func (d *Decoder) String() string {
 	n := d.Uvarint()
 	if d.err != nil {
@@ -126,6 +145,8 @@ func (d *Decoder) String() string {
 	return s
 }
 
+// Bool reads a byte that must be 0 or 1, so a corrupt record is caught
+// rather than read as true.
 func (d *Decoder) Bool() bool {
 	switch v := d.Byte(); v {
 	case 0:
@@ -148,6 +169,8 @@ func (d *Decoder) QoS() byte {
 	return v
 }
 
+// Time reads what Encoder.Time wrote: 0 is the zero time, anything above
+// the largest int64 is corruption.
 func (d *Decoder) Time() time.Time {
 	v := d.Uvarint()
 	if v == 0 || d.err != nil {

@@ -43,9 +43,9 @@ func SelfSigned(t testing.TB, dir, name string) (certPath, keyPath string) {
 
 // CA is a throwaway certificate authority.
 type CA struct {
-	Cert *x509.Certificate
-	Key  *ecdsa.PrivateKey
-	Pool *x509.CertPool // holds Cert alone, for RootCAs or ClientCAs
+	Cert *x509.Certificate // the self-signed root; WriteCA saves it as PEM
+	Key  *ecdsa.PrivateKey // signs what Issue issues
+	Pool *x509.CertPool    // holds Cert alone, for RootCAs or ClientCAs
 }
 
 // NewCA makes a certificate authority named cn.

@@ -214,7 +214,7 @@ func checkProps(props []byte) error {
 func appendConnect5(dst []byte, o connectOptions) []byte {
 	var flags byte
 	if o.cleanSession {
-		flags |= 0x02 // Clean Start [MQTT-3.1.2-4]
+		flags |= 0x02 // Clean Start [MQTT5-3.1.2-4]
 	}
 	rl := 10 + 1 + 2 + len(o.clientID)
 	if o.username != "" {
@@ -244,10 +244,10 @@ func appendConnect5(dst []byte, o connectOptions) []byte {
 
 // serverLimits are the CONNACK properties a 5.0 client must obey.
 type serverLimits struct {
-	receiveMax uint16 // QoS 1/2 publishes we may leave unacknowledged [MQTT-3.3.4-7]
-	maxPacket  uint32 // largest packet we may send; 0 = no limit [MQTT-3.1.2-24]
-	keepAlive  int    // Server Keep Alive in seconds, -1 when absent [MQTT-3.2.2-21]
-	maxQoS     byte   // highest QoS the server accepts [MQTT-3.2.2-11]
+	receiveMax uint16 // QoS 1/2 publishes we may leave unacknowledged [MQTT5-3.3.4-7]
+	maxPacket  uint32 // largest packet we may send; 0 = no limit [MQTT5-3.2.2-15]
+	keepAlive  int    // Server Keep Alive in seconds, -1 when absent [MQTT5-3.2.2-21]
+	maxQoS     byte   // highest QoS the server accepts [MQTT5-3.2.2-11]
 }
 
 // defaultLimits are the values the specification gives absent properties,
@@ -337,8 +337,8 @@ func parseSuback5(body []byte) (id uint16, codes []byte, err error) {
 
 // appendPublishProps encodes the property section -v5-props sends with
 // every message: a Message Expiry Interval, which the broker must count
-// down when it forwards [MQTT-3.3.2-6], and one User Property, which it
-// must pass through unaltered [MQTT-3.3.2-17]. The result goes to
+// down when it forwards [MQTT5-3.3.2-6], and one User Property, which it
+// must pass through unaltered [MQTT5-3.3.2-17]. The result goes to
 // appendPublish5 as props.
 func appendPublishProps(dst []byte, expiry uint32, key, value string) []byte {
 	dst = append(dst, propMessageExpiry)
@@ -372,7 +372,7 @@ func appendPublish5(dst []byte, topic string, qos byte, id uint16, props, payloa
 func parsePublish5(flags byte, body []byte) (topic, props, payload []byte, qos byte, id uint16, err error) {
 	qos = flags >> 1 & 3
 	if qos == 3 {
-		return nil, nil, nil, 0, 0, errBadFlags // [MQTT-3.3.1-4]
+		return nil, nil, nil, 0, 0, errBadFlags // [MQTT5-3.3.1-4]
 	}
 	if len(body) < 2 {
 		return nil, nil, nil, 0, 0, errShortPacket

@@ -65,14 +65,29 @@ func New(o Options) (*Plugin, error) {
 	return p, nil
 }
 
-// Reload reads the file again. Checks from then on use the new rules;
-// connections and granted subscriptions stay (receive checks apply the new
-// rules to each message). On error the rules loaded before stay in force
-// and the error names the file and line to fix.
+// Reload reads the file again and applies it: Prepare, then its commit.
+// Checks from then on use the new rules; connections and granted
+// subscriptions stay (receive checks apply the new rules to each message).
+// On error the rules loaded before stay in force and the error names the
+// file and line to fix.
 func (p *Plugin) Reload() error {
+	commit, err := p.Prepare()
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// Prepare reads and parses the file without applying it; commit applies
+// the new rules, at once. A reload of several plugins prepares them all
+// first and commits only when none failed, so a failed reload changes
+// nothing. On error nothing is pending and the error names the file and
+// line to fix.
+func (p *Plugin) Prepare() (commit func(), err error) {
 	data, err := os.ReadFile(p.file)
 	if err != nil {
-		return fmt.Errorf("acl-file: %w", err)
+		return nil, fmt.Errorf("acl-file: %w", err)
 	}
 	parse := parseMosquitto
 	if ext := strings.ToLower(filepath.Ext(p.file)); ext == ".yaml" || ext == ".yml" {
@@ -80,10 +95,9 @@ func (p *Plugin) Reload() error {
 	}
 	rs, err := parse(p.file, data)
 	if err != nil {
-		return fmt.Errorf("acl-file: %w", err)
+		return nil, fmt.Errorf("acl-file: %w", err)
 	}
-	p.rules.Store(rs)
-	return nil
+	return func() { p.rules.Store(rs) }, nil
 }
 
 // Rules is the number of rules loaded.

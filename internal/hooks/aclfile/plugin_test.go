@@ -329,6 +329,29 @@ func TestReload(t *testing.T) {
 	runChecks(t, p, []check{{"a", "c", pub, "x", 'D'}, {"a", "c", pub, "y", 'I'}})
 }
 
+// Prepare reads the file but changes nothing until its commit runs, so a
+// reload of several plugins can give up without having applied any.
+func TestPrepareAppliesOnCommit(t *testing.T) {
+	path := hookstest.WriteFile(t, "acl.yaml", "rules:\n  - {user: a, topic: x}\n")
+	p, err := New(Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte("rules:\n  - {user: a, topic: x, result: deny}\n"), 0o600)
+	commit, err := p.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runChecks(t, p, []check{{"a", "c", pub, "x", 'A'}})
+	commit()
+	runChecks(t, p, []check{{"a", "c", pub, "x", 'D'}})
+	os.WriteFile(path, []byte("rules:\n  - {user: a, topic: x, actions: [peek]}\n"), 0o600)
+	if commit, err := p.Prepare(); err == nil || commit != nil {
+		t.Errorf("Prepare of a broken file: %v, commit %v", err, commit != nil)
+	}
+	runChecks(t, p, []check{{"a", "c", pub, "x", 'D'}})
+}
+
 // A deny says which line denied, so an operator can find it.
 func TestDenyReason(t *testing.T) {
 	p := load(t, "acl", "# c\nuser u\ntopic deny a\n")

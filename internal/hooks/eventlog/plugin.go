@@ -147,7 +147,10 @@ func (p *Plugin) Wants() mqtt.EventMask { return p.mask }
 // Event implements hooks.EventPlugin. It queues e and returns at once.
 func (p *Plugin) Event(e *hooks.Event) { p.q.Push(e) }
 
-// Dropped counts the events lost because the queue was full.
+// Dropped counts the events never logged because the queue was full (the
+// oldest go first) or because they arrived after Close. The hooks Manager
+// exports it as mqttd_plugin_events_dropped_total; events still queued
+// when Close gives up are not in it, Close's error says how many.
 func (p *Plugin) Dropped() uint64 { return p.q.Dropped() }
 
 // Close writes what is queued and stops the writer. When ctx ends first,

@@ -23,9 +23,9 @@ const closeTimeout = 10 * time.Second
 // Plugins is what a broker's life needs of a hooks.Manager: its hooks, a
 // Start before the broker starts, and a Close after the broker closed.
 type Plugins interface {
-	Hooks() mqtt.Hooks
-	Start(context.Context) error
-	Close(context.Context) error
+	Hooks() mqtt.Hooks           // given to the broker's Options
+	Start(context.Context) error // before the broker starts: each plugin's own Start
+	Close(context.Context) error // after the broker closed, so its last events arrive
 }
 
 // Serve starts p, then a broker with p's hooks and one TCP listener on

@@ -13,9 +13,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Parameters of new argon2id hashes: OWASP's Password Storage Cheat Sheet
-// minimum for argon2id (19 MiB, two passes, one lane), with a 16-byte salt
-// and a 32-byte key.
+// Parameters of new hashes. For argon2id, OWASP's Password Storage Cheat
+// Sheet minimum (19 MiB, two passes, one lane), with a 16-byte salt and a
+// 32-byte key; for bcrypt, BcryptCost. Existing hashes keep the parameters
+// they were written with.
 const (
 	argonMemory  = 19456 // KiB
 	argonTime    = 2

@@ -51,7 +51,9 @@ var _ hooks.AuthPlugin = (*Plugin)(nil)
 // 0x86, bad user name or password (3.1.1 clients hear 0x04).
 const ReasonBadCredentials = 0x86
 
-// New loads o.File.
+// New loads o.File. A missing file or one that does not parse is an
+// error naming the file (and line), so the broker does not start with a
+// password file it cannot use.
 func New(o Options) (*Plugin, error) {
 	if o.File == "" {
 		return nil, errors.New("password-file: no file given (set file: PATH, a file written by mqttd passwd)")
@@ -63,29 +65,47 @@ func New(o Options) (*Plugin, error) {
 	return p, nil
 }
 
-// Reload reads the file again. Clients keep their connections; the new
-// entries apply from the next CONNECT. On error the entries loaded before
-// stay in force, and the error names the file and line to fix.
+// Reload reads the file again and applies it: Prepare, then its commit.
+// Clients keep their connections; the new entries apply from the next
+// CONNECT. On error the entries loaded before stay in force, and the error
+// names the file and line to fix.
 func (p *Plugin) Reload() error {
+	commit, err := p.Prepare()
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// Prepare reads and parses the file without applying it; commit applies
+// what it read, at once. A reload of several plugins prepares them all
+// first and commits only when none failed, so a failed reload changes
+// nothing. On error nothing is pending and the error names the file and
+// line to fix.
+func (p *Plugin) Prepare() (commit func(), err error) {
 	data, err := os.ReadFile(p.file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("password-file: %w (create it with: mqttd passwd %s USER)", err, p.file)
+		return nil, fmt.Errorf("password-file: %w (create it with: mqttd passwd %s USER)", err, p.file)
 	}
 	if err != nil {
-		return fmt.Errorf("password-file: %w", err)
+		return nil, fmt.Errorf("password-file: %w", err)
 	}
 	users, err := parse(p.file, data)
 	if err != nil {
-		return fmt.Errorf("password-file: %w", err)
+		return nil, fmt.Errorf("password-file: %w", err)
 	}
-	p.users.Store(users)
-	return nil
+	return func() { p.users.Store(users) }, nil
 }
 
 // Users is the number of users loaded.
 func (p *Plugin) Users() int { return len(p.users.Load().byName) }
 
-// Authenticate implements hooks.AuthPlugin.
+// Authenticate implements hooks.AuthPlugin: Ignore for a client
+// without a user name; for one with a name, Allow when the file lists it
+// with that password and Deny with ReasonBadCredentials otherwise (no
+// password given included). It returns an error only when ctx ends while
+// it waits for a hashing slot.
 func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hooks.Decision, error) {
 	name := req.Client.Username
 	if name == "" {

@@ -211,6 +211,35 @@ func TestReload(t *testing.T) {
 	}
 }
 
+// Prepare reads the file but changes nothing until its commit runs, so a
+// reload of several plugins can give up without having applied any.
+func TestPrepareAppliesOnCommit(t *testing.T) {
+	path := hookstest.WriteFile(t, "passwd", "bob:"+refBcrypt2y+"\n")
+	p, err := New(Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte("alice:"+refArgon2id+"\n"), 0o600)
+	commit, err := p.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := auth(p, "bob", "battery staple"); d.Result != hooks.Allow {
+		t.Fatalf("a prepared, uncommitted file already applies: bob got %+v", d)
+	}
+	commit()
+	if d, _ := auth(p, "bob", "battery staple"); d.Result != hooks.Deny {
+		t.Errorf("after commit bob, removed, got %+v", d)
+	}
+	if d, _ := auth(p, "alice", "correct horse"); d.Result != hooks.Allow {
+		t.Errorf("after commit alice, added, got %+v", d)
+	}
+	os.WriteFile(path, []byte("bob:plaintext\n"), 0o600)
+	if commit, err := p.Prepare(); err == nil || commit != nil {
+		t.Errorf("Prepare of a broken file: %v, commit %v", err, commit != nil)
+	}
+}
+
 // With every verification slot taken, a CONNECT waits for one, and gives up
 // with its context's cause when the context ends first.
 func TestAuthenticateWaitsForSlotAndHonoursContext(t *testing.T) {

@@ -62,10 +62,12 @@ func NewCounter(opts prometheus.CounterOpts) *Counter {
 		opts.Help, nil, opts.ConstLabels), nil)
 }
 
-// Inc adds 1.
+// Inc adds 1; see Add.
 func (c *Counter) Inc() { c.Add(1) }
 
-// Add adds n.
+// Add adds n to the calling goroutine's shard, which goroutines running
+// on other cores seldom share, so the increment stays on a cache line the
+// core already owns.
 func (c *Counter) Add(n uint64) {
 	c.shards[slot(c.shift)].n.Add(n)
 }
@@ -178,9 +180,13 @@ func (c *Counter) Write(out *dto.Metric) error {
 	return m.Write(out)
 }
 
-// Describe and Collect make a Counter from NewCounter a
-// prometheus.Collector.
+// Describe sends the counter's one descriptor. With Collect it makes a
+// Counter from NewCounter a prometheus.Collector, so it can be registered
+// on its own.
 func (c *Counter) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect sends the counter itself (see Describe); its Write sums the
+// stripes at scrape time.
 func (c *Counter) Collect(ch chan<- prometheus.Metric) { ch <- c }
 
 // CounterVec is a family of Counters partitioned by labels, a drop-in for

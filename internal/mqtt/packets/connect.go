@@ -92,14 +92,14 @@ func (p *Connect) Decode(fh FixedHeader, body []byte, _ Version) error {
 	p.UsernameFlag = flags&connUsername != 0
 	switch {
 	case !p.WillFlag && (p.WillQoS != 0 || p.WillRetain):
-		// [MQTT-3.1.2-11], [MQTT-3.1.2-13] (v5) / [MQTT-3.1.2-11], [MQTT-3.1.2-15]
+		// [MQTT5-3.1.2-11], [MQTT5-3.1.2-13] / [MQTT-3.1.2-11], [MQTT-3.1.2-15]
 		// (3.1.1): without a will, will QoS and will retain are 0.
 		return malformed("CONNECT will QoS or will retain set without the will flag")
 	case p.WillQoS == 3:
-		// [MQTT-3.1.2-12] (v5) / [MQTT-3.1.2-14] (3.1.1) will QoS 3 is malformed.
+		// [MQTT5-3.1.2-12] / [MQTT-3.1.2-14] will QoS 3 is malformed.
 		return malformed("CONNECT will QoS is 3")
 	case !v5 && p.PasswordFlag && !p.UsernameFlag:
-		// [MQTT-3.1.2-22] (3.1.1) a password needs a user name; v5 lifts this.
+		// [MQTT-3.1.2-22] a password needs a user name; v5 lifts this.
 		return malformed("CONNECT password flag set without the user name flag")
 	}
 
@@ -107,7 +107,7 @@ func (p *Connect) Decode(fh FixedHeader, body []byte, _ Version) error {
 		p.Props.decode(&r, &connectProps)
 	}
 	// [MQTT-3.1.3-4] the client identifier is a UTF-8 string. Whether an
-	// empty one is acceptable is the broker's decision ([MQTT-3.1.3-7]).
+	// empty one is acceptable is the broker's decision ([MQTT-3.1.3-6]).
 	p.ClientID = r.str("CONNECT client identifier")
 	if p.WillFlag {
 		if v5 {
@@ -122,7 +122,7 @@ func (p *Connect) Decode(fh FixedHeader, body []byte, _ Version) error {
 		p.WillPayload = r.binary("CONNECT will payload")
 	}
 	if p.UsernameFlag {
-		p.Username = r.str("CONNECT user name") // [MQTT-3.1.3-11]
+		p.Username = r.str("CONNECT user name") // [MQTT-3.1.3-11] / [MQTT5-3.1.3-12]
 	}
 	if p.PasswordFlag {
 		p.Password = r.binary("CONNECT password")
@@ -251,7 +251,7 @@ func (p *Connack) Decode(fh FixedHeader, body []byte, v Version) error {
 		return r.err
 	}
 	if flags&^1 != 0 {
-		// [MQTT-3.2.2-1] bits 7-1 of the acknowledge flags are reserved.
+		// 3.1.1 §3.2.2.1 / [MQTT5-3.2.2-1]: bits 7-1 of the acknowledge flags are reserved.
 		return malformed("CONNACK reserved flags are set")
 	}
 	p.SessionPresent = flags&1 != 0
@@ -265,7 +265,7 @@ func (p *Connack) Decode(fh FixedHeader, body []byte, v Version) error {
 		return protocolErr("CONNACK return code is reserved")
 	}
 	if p.SessionPresent && p.ReasonCode != Success {
-		// [MQTT-3.2.2-4] (3.1.1) / [MQTT-3.2.2-6] (v5): a refusal has Session Present 0.
+		// [MQTT-3.2.2-4] / [MQTT5-3.2.2-6]: a refusal has Session Present 0.
 		r.fail(protocolErr("CONNACK refuses the connection with session present set"))
 	}
 	return r.done("CONNACK")

@@ -25,7 +25,7 @@ var requiredFlags = [16]byte{
 // and retry. It checks the reserved flag bits of each type; it cannot check
 // that AUTH is only used with MQTT 5, because the version is not known here.
 // A remaining length in more bytes than needed is accepted: the minimum
-// rule ([MQTT-1.5.5-1]) binds the sender, and the value is unambiguous.
+// rule ([MQTT5-1.5.5-1]) binds the sender, and the value is unambiguous.
 func DecodeFixedHeader(b []byte) (fh FixedHeader, n int, err error) {
 	if len(b) < 2 {
 		return fh, 0, ErrIncomplete
@@ -38,7 +38,7 @@ func DecodeFixedHeader(b []byte) (fh FixedHeader, n int, err error) {
 	mult := 1
 	for i := 1; ; i++ {
 		if i > 4 {
-			// [MQTT-1.5.5-1] (v5) / 2.2.3 (3.1.1): at most four bytes.
+			// 5.0 §1.5.5 / 3.1.1 §2.2.3: at most four bytes.
 			return fh, 0, malformed("remaining length longer than four bytes")
 		}
 		if i >= len(b) {
@@ -62,7 +62,7 @@ func checkFlags(t Type, flags byte) error {
 	case t == PUBLISH:
 		return nil // DUP, QoS and RETAIN are checked by Publish.Decode
 	case flags != requiredFlags[t]:
-		// [MQTT-2.2.2-2] (3.1.1) / [MQTT-2.1.3-1] (v5): invalid flags are malformed.
+		// [MQTT-2.2.2-2] / [MQTT5-2.1.3-1]: invalid flags are malformed.
 		return malformed(t.String() + " has invalid fixed header flags")
 	}
 	return nil
@@ -76,7 +76,7 @@ func AppendFixedHeader(dst []byte, fh FixedHeader) []byte {
 }
 
 // AppendVarInt appends v as a Variable Byte Integer using the fewest bytes
-// ([MQTT-1.5.5-1]). v must lie in [0, MaxVarInt]; callers check the bound
+// ([MQTT5-1.5.5-1]). v must lie in [0, MaxVarInt]; callers check the bound
 // because what to do about an oversize value depends on where it occurs.
 func AppendVarInt(dst []byte, v int) []byte {
 	for v >= 0x80 {

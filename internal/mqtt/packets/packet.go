@@ -12,13 +12,17 @@
 // a caller that keeps them beyond the life of that buffer must copy them.
 // Checks that need connection state or the direction of a packet are left
 // to the broker: client identifier rules, topic alias ranges, a Subscription
-// Identifier in a PUBLISH sent by a client ([MQTT-3.3.4-6]), filter syntax
+// Identifier in a PUBLISH sent by a client ([MQTT5-3.3.4-6]), filter syntax
 // (answered per filter in SUBACK), AUTH on a connection that is not MQTT 5.
 //
 // Errors are *Error values carrying the reason code to report; match them
 // with errors.Is against ErrMalformed, ErrProtocolError and the others.
-// Comments name the normative statement a check implements, as in
-// [MQTT-3.3.1-4]; where 3.1.1 and 5.0 number it differently both are given.
+// Comments name the normative statement a check implements: [MQTT-3.3.1-4]
+// is a statement of MQTT 3.1.1, [MQTT5-3.3.1-4] one of MQTT 5.0 (the two
+// specifications number some rules differently and reuse numbers for
+// different rules). A check both versions share is cited by its 3.1.1 tag
+// when the numbers agree, by both tags when they differ; a rule the
+// specification states without a tag is cited by section (5.0 §3.2.2.3.2).
 package packets
 
 import (

@@ -264,7 +264,7 @@ func (p *Properties) decodeValue(r *reader, id PropID) {
 				// 3.1.2.11.3 / 3.2.2.3.3: a Receive Maximum of 0 is a protocol error.
 				r.fail(protocolErr("receive maximum is 0"))
 			case PropTopicAlias:
-				// [MQTT-3.3.2-8] a Topic Alias of 0 is not permitted; the
+				// [MQTT5-3.3.2-8] a Topic Alias of 0 is not permitted; the
 				// receiver says 0x94 Topic Alias invalid.
 				e := protocolErr("topic alias is 0")
 				e.Code = TopicAliasInvalid
@@ -289,7 +289,7 @@ func (p *Properties) decodeValue(r *reader, id PropID) {
 	case wireString:
 		s := r.str("property string")
 		if r.err == nil && id == PropResponseTopic && !ValidTopicName(s) {
-			// [MQTT-3.3.2-14] (v5) the Response Topic must not contain wildcards.
+			// [MQTT5-3.3.2-14] the Response Topic must not contain wildcards.
 			r.fail(protocolErr("response topic is not a valid topic name"))
 		}
 		*p.strPtr(id) = s

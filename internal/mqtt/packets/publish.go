@@ -46,7 +46,7 @@ func (p *Publish) Decode(fh FixedHeader, body []byte, v Version) error {
 	if p.QoS > 0 {
 		p.PacketID = r.u16("PUBLISH packet identifier")
 		if r.err == nil && p.PacketID == 0 {
-			// [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-3] (v5) QoS > 0 needs a non-zero id.
+			// [MQTT-2.3.1-1] / [MQTT5-2.2.1-3] QoS > 0 needs a non-zero id.
 			return malformed("PUBLISH packet identifier is 0")
 		}
 	}
@@ -170,7 +170,7 @@ func (a *ack) decode(body []byte, v Version, codes *codeSet) error {
 	r := reader{b: body}
 	a.PacketID = r.u16("packet identifier")
 	if r.err == nil && a.PacketID == 0 {
-		// [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-3] (v5) packet identifiers are non-zero.
+		// [MQTT-2.3.1-1] / [MQTT5-2.2.1-3] packet identifiers are non-zero.
 		return malformed("packet identifier is 0")
 	}
 	if v == V5 && r.left() > 0 {

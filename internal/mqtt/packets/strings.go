@@ -31,14 +31,14 @@ func scanString(s string) (ok, wildcard bool) {
 		}
 		switch {
 		case c == 0:
-			// [MQTT-1.5.3-2] (3.1.1) / [MQTT-1.5.4-2] (v5): U+0000 is malformed.
+			// [MQTT-1.5.3-2] / [MQTT5-1.5.4-2]: U+0000 is malformed.
 			return false, wildcard
 		case c == '+' || c == '#':
 			wildcard = true
 			i++
 			continue
 		}
-		// [MQTT-1.5.3-1] (3.1.1) / [MQTT-1.5.4-1] (v5): ill-formed UTF-8,
+		// [MQTT-1.5.3-1] / [MQTT5-1.5.4-1]: ill-formed UTF-8,
 		// including encoded surrogates U+D800..U+DFFF, is malformed. The
 		// standard decoder returns RuneError of width 1 for both.
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -190,7 +190,7 @@ func (r *reader) rawString(what string) string {
 func (r *reader) str(what string) string {
 	s := r.rawString(what)
 	if !ValidUTF8(s) {
-		// [MQTT-1.5.3-1], [MQTT-1.5.3-2] (3.1.1) / [MQTT-1.5.4-1], [MQTT-1.5.4-2] (v5)
+		// [MQTT-1.5.3-1], [MQTT-1.5.3-2] / [MQTT5-1.5.4-1], [MQTT5-1.5.4-2]
 		r.fail(malformed(what + " is not valid UTF-8 or contains U+0000"))
 		return ""
 	}

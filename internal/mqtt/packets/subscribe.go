@@ -43,14 +43,14 @@ func (p *Subscribe) Decode(fh FixedHeader, body []byte, v Version) error {
 	r := reader{b: body}
 	p.PacketID = r.u16("SUBSCRIBE packet identifier")
 	if r.err == nil && p.PacketID == 0 {
-		// [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-3] (v5) SUBSCRIBE needs a non-zero id.
+		// [MQTT-2.3.1-1] / [MQTT5-2.2.1-3] SUBSCRIBE needs a non-zero id.
 		return malformed("SUBSCRIBE packet identifier is 0")
 	}
 	if v == V5 {
 		p.Props.decode(&r, &subscribeProps)
 	}
 	if r.err == nil && r.left() == 0 {
-		// [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (v5) at least one filter.
+		// [MQTT-3.8.3-3] / [MQTT5-3.8.3-2] at least one filter.
 		return protocolErr("SUBSCRIBE has no topic filter")
 	}
 	for r.err == nil && r.left() > 0 {
@@ -63,26 +63,26 @@ func (p *Subscribe) Decode(fh FixedHeader, body []byte, v Version) error {
 		s.QoS = opts & subQoS
 		if v == V5 {
 			if opts&subReservedV5 != 0 {
-				// [MQTT-3.8.3-5] (v5) reserved option bits must be 0.
+				// [MQTT5-3.8.3-5] reserved option bits must be 0.
 				return malformed("SUBSCRIBE options have reserved bits set")
 			}
 			s.NoLocal = opts&subNoLocal != 0
 			s.RetainAsPublished = opts&subRetainAsPub != 0
 			s.RetainHandling = opts & subRetainHandling >> 4
 			if s.QoS == 3 {
-				// 3.8.3.1 (v5): a maximum QoS of 3 is a protocol error.
+				// 5.0 §3.8.3.1: a maximum QoS of 3 is a protocol error.
 				return protocolErr("SUBSCRIBE QoS is 3")
 			}
 			if s.NoLocal && strings.HasPrefix(s.Filter, "$share/") {
-				// [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
+				// [MQTT5-3.8.3-4] No Local on a shared subscription is a protocol error.
 				return protocolErr("SUBSCRIBE sets No Local on a shared subscription")
 			}
 			if s.RetainHandling == 3 {
-				// 3.8.3.1 (v5): Retain Handling 3 is a protocol error.
+				// 5.0 §3.8.3.1: Retain Handling 3 is a protocol error.
 				return protocolErr("SUBSCRIBE retain handling is 3")
 			}
 		} else if opts&subReservedV311 != 0 || s.QoS == 3 {
-			// [MQTT-3-8.3-4] (3.1.1) reserved bits set or QoS 3 is malformed.
+			// [MQTT-3.8.3-4] reserved bits set or QoS 3 is malformed.
 			return malformed("SUBSCRIBE options have reserved bits set or QoS 3")
 		}
 		p.Subscriptions = append(p.Subscriptions, s)
@@ -171,7 +171,7 @@ func (p *Suback) Decode(fh FixedHeader, body []byte, v Version) error {
 	}
 	for _, c := range r.rest() {
 		if !codes.has(ReasonCode(c)) {
-			// [MQTT-3.9.3-2] (3.1.1) other return codes are reserved.
+			// [MQTT-3.9.3-2] other return codes are reserved.
 			return protocolErr("SUBACK reason code " + ReasonCode(c).String() + " is not valid")
 		}
 		p.ReasonCodes = append(p.ReasonCodes, ReasonCode(c))
@@ -233,7 +233,7 @@ func (p *Unsubscribe) Decode(fh FixedHeader, body []byte, v Version) error {
 	r := reader{b: body}
 	p.PacketID = r.u16("UNSUBSCRIBE packet identifier")
 	if r.err == nil && p.PacketID == 0 {
-		// [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-3] (v5) UNSUBSCRIBE needs a non-zero id.
+		// [MQTT-2.3.1-1] / [MQTT5-2.2.1-3] UNSUBSCRIBE needs a non-zero id.
 		return malformed("UNSUBSCRIBE packet identifier is 0")
 	}
 	if v == V5 {

@@ -57,7 +57,9 @@ func New() *Store {
 	}
 }
 
-// Commit applies b.
+// Commit applies b at once, unless ctx has already ended. There is no
+// disk to wait for, so it returns as soon as b is applied: every
+// Durability is the same here.
 func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -289,7 +291,8 @@ func (s *Store) MessageCount() (int, error) {
 	return len(s.msgs), nil
 }
 
-// Close refuses further commits.
+// Close refuses further commits (with store.ErrClosed) and returns once
+// the callbacks already queued by CommitAsync have run.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true

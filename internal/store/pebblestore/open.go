@@ -15,7 +15,8 @@ import (
 
 const formatV1 = 1
 
-// Store is the Pebble store.Store.
+// Store is the on-disk store.Store, on Pebble. It is safe for concurrent
+// use; Open one per directory.
 type Store struct {
 	dir  string
 	opts Options
@@ -44,7 +45,11 @@ var _ store.Store = (*Store)(nil)
 // ErrCorruptStore wraps the error Open returns for a corrupt store.
 var ErrCorruptStore = errors.New("store is corrupt")
 
-// Open opens or creates the store in dir.
+// Open opens the store in dir, creating dir when it does not exist. It
+// takes the directory's lock, so a second Open of the same directory fails
+// until Close, and checks the format marker and the session and retained
+// records; a store that fails that check is refused, or moved aside and
+// replaced by an empty one, as o.OnCorrupt says.
 func Open(dir string, o Options) (*Store, error) {
 	opts := o.withDefaults()
 	s, err := open(dir, opts)

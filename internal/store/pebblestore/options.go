@@ -35,11 +35,11 @@ func ParseOnCorrupt(s string) (OnCorrupt, error) {
 
 // Options configure Open.
 type Options struct {
-	Durability   store.Durability
-	SyncInterval time.Duration // Interval mode: longest time between fsyncs (default 100ms)
-	OnCorrupt    OnCorrupt
-	Logger       *slog.Logger // default slog.Default()
-	CacheBytes   int64        // Pebble block cache (default 8 MiB)
+	Durability   store.Durability // when a commit returns (default Sync)
+	SyncInterval time.Duration    // Interval mode: longest time between fsyncs (default 100ms)
+	OnCorrupt    OnCorrupt        // what Open does with a corrupt store (default Fail)
+	Logger       *slog.Logger     // default slog.Default()
+	CacheBytes   int64            // Pebble block cache (default 8 MiB)
 
 	fs vfs.FS // tests inject write errors through it; nil = the OS
 }

@@ -6,9 +6,13 @@ import (
 	"github.com/mqttd/mqttd/internal/store"
 )
 
-// Stats counts what a store holds.
+// Stats counts what a store holds, as Verify found it, so an offline
+// check can report the size of what it checked.
 type Stats struct {
-	Sessions, Retained, Messages, QueueEntries, Inflight, QoS2In int
+	Sessions, Retained int // session and retained-message records
+	Messages           int // distinct queued message bodies
+	QueueEntries       int // queue references to them, all sessions together
+	Inflight, QoS2In   int // outbound and inbound QoS 2 packet ids
 }
 
 // Verify reads the whole store from one snapshot and checks that it is
@@ -16,7 +20,7 @@ type Stats struct {
 // every reference count equals the entries pointing at its message, every
 // queue head matches its entries, and no key is of an unknown kind. It
 // holds the messages' reference tallies in memory: an offline check (the
-// store check command), not part of recovery.
+// model tests run it after every step), not part of recovery.
 func (s *Store) Verify() (Stats, error) {
 	s.rmu.RLock()
 	defer s.rmu.RUnlock()

@@ -14,7 +14,7 @@ import (
 
 // Config bounds a model run.
 type Config struct {
-	Seeds, Ops int
+	Seeds, Ops int           // seeds to run, and operations per seed (committed in batches of 1 to 3)
 	Budget     time.Duration // stop starting seeds after this long (logged)
 	MinSeeds   int           // fail if fewer seeds ran within the budget
 	// Check, if set, runs on the store under test after every step: an

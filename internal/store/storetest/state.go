@@ -10,16 +10,17 @@ import (
 
 // State is everything a store holds for the generator's id space.
 type State struct {
-	Sessions []*store.SessionRecord
-	Retained []*store.MessageRecord
-	Queues   map[string][]store.Queued
-	Lens     map[string]int
-	Inflight map[string][]store.InflightRecord
-	QoS2     map[string][]uint16
-	Messages int
+	Sessions []*store.SessionRecord            // in client id order
+	Retained []*store.MessageRecord            // in topic order
+	Queues   map[string][]store.Queued         // by client id, read with Scan
+	Lens     map[string]int                    // by client id, from QueueLen, to check it against Queues
+	Inflight map[string][]store.InflightRecord // by client id
+	QoS2     map[string][]uint16               // by client id: inbound QoS 2 packet ids
+	Messages int                               // distinct message bodies (store.Counter), or 0
 }
 
-// Dump reads the full state of s.
+// Dump reads the full state of s through the store.Store interface alone,
+// so the model and any implementation are read the same way.
 func Dump(s store.Store) (*State, error) {
 	st := &State{Queues: map[string][]store.Queued{}, Lens: map[string]int{}, Inflight: map[string][]store.InflightRecord{}, QoS2: map[string][]uint16{}}
 	if err := s.Sessions(func(r *store.SessionRecord) error { st.Sessions = append(st.Sessions, r); return nil }); err != nil {

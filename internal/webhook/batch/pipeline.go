@@ -84,7 +84,7 @@ type Stats struct {
 	Batches uint64 // POSTs the plugin accepted
 	Sent    uint64 // events in those POSTs
 	Retried uint64 // POSTs sent again after a retryable failure
-	Dropped Drops
+	Dropped Drops  // events given up, by reason
 }
 
 // Drops counts undelivered events by why they were given up.
@@ -197,7 +197,9 @@ func (p *Pipeline) laneDone() {
 	}
 }
 
-// Stats returns the pipeline's counters.
+// Stats returns a snapshot of the pipeline's counters, for metrics and
+// tests. Queued takes each lane's lock in turn, so it is not one instant
+// across lanes.
 func (p *Pipeline) Stats() Stats {
 	s := p.counters()
 	for _, l := range p.lanes {

@@ -16,6 +16,8 @@ type RetryableError struct {
 	After time.Duration
 }
 
+// Error returns the underlying failure's message, or a generic one when
+// Err is nil.
 func (e *RetryableError) Error() string {
 	if e.Err == nil {
 		return "retryable plugin error"
@@ -23,6 +25,8 @@ func (e *RetryableError) Error() string {
 	return e.Err.Error()
 }
 
+// Unwrap returns Err, so errors.Is can still see a timeout or a
+// context cancellation behind the retry.
 func (e *RetryableError) Unwrap() error { return e.Err }
 
 // Classify turns the outcome of an HTTP POST /events into what a Sender

@@ -1,12 +1,13 @@
 // Package cache is the decision cache of an HTTP plugin: a bounded LRU of
 // salted request hashes to decisions with per-entry expiry.
 //
-// It differs from the caches the anchor brokers ship in the ways that bit
-// their users: it is bounded and evicts (least recently used first) instead
-// of growing or refusing inserts; keys never hold a password; entries made
-// together expire apart (jitter); and an expired entry is kept until it is
-// evicted, so a plugin whose service is down can still answer with its last
-// decision when its on-error policy is "stale".
+// Four choices set it apart from a plain map with a TTL, each one made
+// because the plain version fails an operator: it is bounded and evicts
+// (least recently used first) instead of growing or refusing inserts; keys
+// never hold a password; entries made together expire apart (jitter); and
+// an expired entry is kept until it is evicted, so a plugin whose service
+// is down can still answer with its last decision when its on-error policy
+// is "stale".
 package cache
 
 import (
@@ -19,8 +20,8 @@ import (
 // Entry is one cached decision. It is never changed once added, so a
 // reader may keep the pointer without a lock.
 type Entry[V any] struct {
-	Value   V
-	Expires int64 // unix nanoseconds
+	Value   V     // the decision, as the plugin client stores it
+	Expires int64 // unix nanoseconds; past it the entry is stale, not gone (see Fresh)
 	Client  Tag   // of the request's client id, for PurgeClient
 	User    Tag   // of the request's user name, for PurgeUser
 }

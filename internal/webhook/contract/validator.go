@@ -37,7 +37,7 @@ func New() (*Validator, error) {
 	// The servers entry is only an illustration: a plugin lives at whatever
 	// url the config names, so routes are matched on the path alone.
 	doc.Servers = nil
-	forbidUnknownFields(doc)
+	ForbidUnknownFields(doc)
 	// kin-openapi's own "byte" format accepts any run of base64 letters
 	// ("abc" included); the broker writes padded standard base64, which is
 	// what encoding/json makes of a []byte, so nothing looser may pass.
@@ -64,12 +64,13 @@ func New() (*Validator, error) {
 	}, nil
 }
 
-// forbidUnknownFields sets additionalProperties: false on every object
-// schema that names its properties and says nothing about others (see the
+// ForbidUnknownFields sets additionalProperties: false on every object
+// schema of doc that names its properties and says nothing about others, so
+// a validator built on doc refuses a field the spec does not name (see the
 // package doc for why the tests are stricter than the spec). Free-form
 // objects, such as broker_pre_start's config, say additionalProperties: true
-// and are left alone.
-func forbidUnknownFields(doc *openapi3.T) {
+// and are left alone. The admin API's contract test uses it too.
+func ForbidUnknownFields(doc *openapi3.T) {
 	seen := map[*openapi3.Schema]bool{}
 	var walk func(ref *openapi3.SchemaRef)
 	walk = func(ref *openapi3.SchemaRef) {
