@@ -20,15 +20,15 @@ import (
 type Options struct {
 	Broker     string                // node name, stamped on every event
 	Plugins    map[string]PluginSpec // alias -> plugin
-	Auth       AuthOptions
-	Topics     TopicOptions
+	Auth       AuthOptions           // the authenticate chain (config auth:)
+	Topics     TopicOptions          // the topic_filtering chain (config topic-check:)
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: metrics are kept but not exported
 }
 
 // PluginSpec is one alias: the plugin and how the chains treat it.
 type PluginSpec struct {
-	Plugin  Plugin
+	Plugin  Plugin         // the implementation: any of AuthPlugin, TopicFilter, EventPlugin
 	OnError OnError        // what an error, panic or timeout becomes
 	Timeout time.Duration  // per decision; 0 = none (the plugin must honour ctx); unused for a SelfTimed plugin
 	Config  map[string]any // free-form; reaches the plugin in broker_pre_start
@@ -37,15 +37,15 @@ type PluginSpec struct {
 
 // AuthOptions is the auth section.
 type AuthOptions struct {
-	Plugins        []string // aliases that authenticate, in order
-	Mode           string   // "all" (default: asked concurrently, any deny wins) or "first" (ordered, first non-ignore wins)
-	AllowAnonymous bool     // accept a client no plugin allowed or denied
-	RateLimit      RateLimitOptions
+	Plugins        []string         // aliases that authenticate, in order
+	Mode           string           // "all" (default: asked concurrently, any deny wins) or "first" (ordered, first non-ignore wins)
+	AllowAnonymous bool             // accept a client no plugin allowed or denied
+	RateLimit      RateLimitOptions // bounds the logins of each source address
 }
 
 // TopicOptions is the topic-check section.
 type TopicOptions struct {
-	Enable  bool
+	Enable  bool     // false: no topic checks (turned off by a Reload: every check allows)
 	Plugins []string // aliases that filter topics, in order
 	Default Result   // when every plugin ignores: Allow or Deny (the zero value means Deny)
 }

@@ -21,10 +21,12 @@ type Result uint8
 
 const (
 	Ignore Result = iota // no opinion; the zero value
-	Allow
-	Deny
+	Allow                // let the client do it (unless another plugin denies)
+	Deny                 // refuse; in a chain a deny cannot be overruled
 )
 
+// String is the result's name in config, metrics labels and the HTTP
+// wire format: "allow", "deny" or "ignore".
 func (r Result) String() string {
 	switch r {
 	case Allow:
@@ -37,6 +39,8 @@ func (r Result) String() string {
 
 // Decision is one plugin's answer to authenticate or topic_filtering.
 type Decision struct {
+	// Result is the answer; Ignore leaves the decision to the other
+	// plugins and then to the chain's default.
 	Result Result
 	// ReasonCode is the MQTT 5 reason code a deny should carry (0x86 bad
 	// user name or password, 0x8A banned, ...). 0 lets the chain pick; a code
@@ -51,8 +55,8 @@ type Decision struct {
 // broker's view of the connecting client; Password is the raw CONNECT
 // password (nil when absent). Neither may be kept after the call returns.
 type AuthRequest struct {
-	Client   *mqtt.ClientInfo
-	Password []byte
+	Client   *mqtt.ClientInfo // who connects: client id, user name, address, protocol, properties
+	Password []byte           // the CONNECT password, nil when the packet has none
 }
 
 // AuthPlugin is the authenticate capability. An error (or a panic, or
@@ -170,6 +174,8 @@ func ParseOnError(s string) (OnError, bool) {
 	return 0, false
 }
 
+// String is the policy's config value: "deny", "allow", "ignore" or
+// "stale".
 func (o OnError) String() string {
 	return [...]string{"deny", "allow", "ignore", "stale"}[o]
 }
@@ -182,27 +188,27 @@ var ErrStale = errors.New("no stale decision to serve")
 // the broker's mqtt.Event (which aliases read buffers), stamped with the
 // fields every plugin event carries (DESIGN §4).
 type Event struct {
-	ID     string // unique across brokers and restarts
-	Seq    uint64 // per broker, increasing in the order events were built
-	Type   mqtt.EventType
-	Time   time.Time // when the broker saw it, UTC
-	Broker string    // node name (config name)
+	ID     string         // unique across brokers and restarts
+	Seq    uint64         // per broker, increasing in the order events were built
+	Type   mqtt.EventType // which event; decides which other fields are set
+	Time   time.Time      // when the broker saw it, UTC
+	Broker string         // node name (config name)
 
 	Client   *mqtt.ClientInfo // nil for broker lifecycle events; a copy the broker no longer touches
 	Topic    string           // filter for (un)subscribed, topic for message events
-	QoS      byte
-	Message  *Message       // message events and broker_retained_message
-	Packet   packets.Packet // mqtt_packet_received / mqtt_packet_sent, decoded from an owned buffer
-	Reason   string         // broker_client_disconnected: why the connection ended
-	TargetID string         // broker_retained_message for an offline session: its client id
-	Config   map[string]any // broker_pre_start only: the receiving plugin's own config block
+	QoS      byte             // subscription QoS for (un)subscribed, message QoS for message events
+	Message  *Message         // message events and broker_retained_message
+	Packet   packets.Packet   // mqtt_packet_received / mqtt_packet_sent, decoded from an owned buffer
+	Reason   string           // broker_client_disconnected: why the connection ended
+	TargetID string           // broker_retained_message for an offline session: its client id
+	Config   map[string]any   // broker_pre_start only: the receiving plugin's own config block
 }
 
 // Message is an owned copy of an application message.
 type Message struct {
-	Topic      string
-	Payload    []byte
-	QoS        byte
-	Retain     bool
+	Topic      string              // the topic name it was published to
+	Payload    []byte              // the application payload, owned by the event
+	QoS        byte                // the QoS it was published with
+	Retain     bool                // the RETAIN flag
 	Properties *packets.Properties // MQTT 5 properties, nil when none
 }

@@ -11,37 +11,37 @@ import (
 
 // Status is what the admin API shows of one plugin.
 type Status struct {
-	Alias          string                    `json:"alias"`
-	URL            string                    `json:"url"`
-	Ready          bool                      `json:"ready"`
-	Endpoints      map[string]EndpointStatus `json:"endpoints"`
-	CacheEntries   int                       `json:"cache_entries"`
-	CacheEvictions uint64                    `json:"cache_evictions"`
-	CacheHits      uint64                    `json:"cache_hits"`   // since start
-	CacheMisses    uint64                    `json:"cache_misses"` // since start
-	QueueDepth     int                       `json:"queue_depth"`
-	Events         EventStatus               `json:"events"`
+	Alias          string                    `json:"alias"`           // the plugin's config alias
+	URL            string                    `json:"url"`             // its base URL
+	Ready          bool                      `json:"ready"`           // its manifest or a decision call has answered
+	Endpoints      map[string]EndpointStatus `json:"endpoints"`       // by decision endpoint name
+	CacheEntries   int                       `json:"cache_entries"`   // decisions cached now
+	CacheEvictions uint64                    `json:"cache_evictions"` // entries pushed out for room, since start
+	CacheHits      uint64                    `json:"cache_hits"`      // since start
+	CacheMisses    uint64                    `json:"cache_misses"`    // since start
+	QueueDepth     int                       `json:"queue_depth"`     // events waiting to be sent
+	Events         EventStatus               `json:"events"`          // event delivery counts
 }
 
 // EndpointStatus is one decision endpoint's breaker.
 type EndpointStatus struct {
-	BreakerState        string `json:"breaker_state"` // closed, half_open or open
-	Requests            uint32 `json:"requests"`      // in the breaker's current window
-	Failures            uint32 `json:"failures"`
-	ConsecutiveFailures uint32 `json:"consecutive_failures"`
+	BreakerState        string `json:"breaker_state"`        // closed, half_open or open
+	Requests            uint32 `json:"requests"`             // in the breaker's current window
+	Failures            uint32 `json:"failures"`             // in the breaker's current window
+	ConsecutiveFailures uint32 `json:"consecutive_failures"` // since the last success; the breaker opens on these
 	// Decision call times since start, from the request duration
 	// histogram: how many, and the median and 99th percentile estimated
 	// within its buckets (0 before any call).
 	Calls        uint64  `json:"calls"`
-	LatencyP50Ms float64 `json:"latency_p50_ms"`
-	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	LatencyP50Ms float64 `json:"latency_p50_ms"` // median call time, ms
+	LatencyP99Ms float64 `json:"latency_p99_ms"` // 99th percentile call time, ms
 }
 
 // EventStatus counts this plugin instance's event deliveries.
 type EventStatus struct {
-	Sent    uint64            `json:"sent"`
-	Retried uint64            `json:"retried"`
-	Dropped map[string]uint64 `json:"dropped"`
+	Sent    uint64            `json:"sent"`    // events in batches the plugin accepted
+	Retried uint64            `json:"retried"` // batch POSTs sent again after a retryable failure
+	Dropped map[string]uint64 `json:"dropped"` // events lost, by reason: overflow, failed, encode, shutdown
 }
 
 // Status returns a snapshot of the plugin for the admin API.

@@ -34,6 +34,8 @@ const (
 // open the breaker for everyone else.
 func (k Kind) refusal() bool { return k >= KindRejected }
 
+// String is the kind's name in metrics labels and logs ("timeout",
+// "breaker_open", ...).
 func (k Kind) String() string {
 	switch k {
 	case KindTimeout:
@@ -67,13 +69,15 @@ func (k Kind) outcome() string {
 // Error is a failed decision call. The hooks chain applies the plugin's
 // on-error policy to it; errors.As lets callers and tests read the kind.
 type Error struct {
-	Plugin   string
-	Endpoint string
-	Kind     Kind
-	Status   int   // KindStatus: the HTTP status
-	Err      error // the cause, if any
+	Plugin   string // the plugin's alias
+	Endpoint string // the endpoint: "authenticate", "topic_filtering" or "manifest"
+	Kind     Kind   // what went wrong, which decides what the chain makes of it
+	Status   int    // KindStatus: the HTTP status
+	Err      error  // the cause, if any
 }
 
+// Error names the plugin and endpoint and says what to check, then the
+// cause.
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("plugin %s: %s: %s", e.Plugin, e.Endpoint, e.advice())
 	if e.Err != nil {
@@ -82,6 +86,8 @@ func (e *Error) Error() string {
 	return msg
 }
 
+// Unwrap returns the cause, for errors.Is (a context deadline, a network
+// error).
 func (e *Error) Unwrap() error { return e.Err }
 
 // advice says what happened and what to do about it.

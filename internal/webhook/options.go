@@ -19,7 +19,7 @@ import (
 // brackets, except in Cache, where zero means zero (config supplies
 // DefaultCache) because "0 disables" is a setting an operator makes.
 type Options struct {
-	Alias    string
+	Alias    string            // the plugin's alias in config: names it in logs, metrics and errors
 	URL      string            // base URL; endpoint paths are appended to it
 	Timeout  time.Duration     // per decision call [1s]
 	Secret   string            // HMAC key for X-Mqttd-Signature; "" signs nothing
@@ -27,9 +27,9 @@ type Options struct {
 	Events   []string          // event names; nil = what the manifest asks (all until it answers)
 	Config   map[string]any    // handed to the plugin in broker_pre_start
 	OnError  hooks.OnError     // the chain applies it; the plugin serves stale decisions for OnErrorStale
-	TLS      TLSOptions
-	MaxConns int   // pooled keep-alive connections to the plugin [64]
-	MaxBody  int64 // largest answer body read; longer is an error [64 KiB]
+	TLS      TLSOptions        // client TLS for an https URL
+	MaxConns int               // pooled keep-alive connections to the plugin [64]
+	MaxBody  int64             // largest answer body read; longer is an error [64 KiB]
 	// MaxRequest bounds a decision request's encoded body; a larger one
 	// is refused without a call [64 KiB]. A CONNECT's user properties are
 	// the client's to fill, and the plugin's limit is not its to probe.
@@ -37,8 +37,8 @@ type Options struct {
 	// MaxConcurrent bounds the authenticate calls in flight at once; a
 	// call waits for a slot within its timeout, then is refused [64].
 	MaxConcurrent int
-	Cache         CacheOptions
-	Breaker       BreakerOptions
+	Cache         CacheOptions          // the decision cache and the topic memo in front of it
+	Breaker       BreakerOptions        // when failing calls stop being made, per endpoint
 	Queue         batch.Options         // event delivery; Logger defaults to this plugin's
 	Broker        string                // the node's name, in every event [mqttd]
 	Logger        *slog.Logger          // [slog.Default()]

@@ -125,7 +125,8 @@ func (p *Plugin) newEndpoint(name string) *endpoint {
 
 func (p *Plugin) endpoints() []*endpoint { return []*endpoint{p.auth, p.topic} }
 
-// Alias is the plugin's name in the config.
+// Alias is the plugin's name in the config, which labels its metrics,
+// its log lines and its entry in the admin API.
 func (p *Plugin) Alias() string { return p.opts.Alias }
 
 // Ready reports whether the plugin service has answered a request

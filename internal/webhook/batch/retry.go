@@ -12,8 +12,8 @@ import (
 // timeout or a connection error. After is how long the plugin asked us to
 // wait (Retry-After); 0 leaves the wait to the pipeline's backoff.
 type RetryableError struct {
-	Err   error
-	After time.Duration
+	Err   error         // the failure
+	After time.Duration // the plugin's Retry-After; 0 when it gave none
 }
 
 // Error returns the underlying failure's message, or a generic one when
