@@ -129,7 +129,7 @@ func topicDenied(a mqtt.Action, ans answer) mqtt.TopicResult {
 	if a == mqtt.ActionSubscribe {
 		ack = packets.SUBACK
 	}
-	if a != mqtt.ActionReceive && validDeny(ack, ans.ReasonCode) {
+	if a != mqtt.ActionReceive && packets.ValidDeny(ack, ans.ReasonCode) {
 		code = packets.ReasonCode(ans.ReasonCode)
 	}
 	return mqtt.TopicResult{ReasonCode: byte(code), Reason: ans.Reason}
