@@ -44,7 +44,7 @@ func twoPlugins(b1, b2 behaviour) map[string]PluginSpec {
 }
 
 // Every combination of allow / deny / ignore / error / timeout across two
-// plugins, in both modes, with anonymous access on and off (DESIGN §3.2).
+// plugins, in both modes, with anonymous access on and off (docs/design.md §3.2).
 func TestAuthChainCombinations(t *testing.T) {
 	for _, mode := range []string{"all", "first"} {
 		for _, anon := range []bool{false, true} {

@@ -9,7 +9,7 @@ import (
 )
 
 // topicChain is the broker's mqtt.TopicChecker: the topic_filtering rules of
-// DESIGN §3.2 over the topic plugins of the current state.
+// docs/design.md §3.2 over the topic plugins of the current state.
 type topicChain struct{ m *Manager }
 
 // CheckTopic decides one subscribe, publish or receive. Any deny denies,

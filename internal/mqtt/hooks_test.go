@@ -162,7 +162,7 @@ func TestSlowReceiveCheckIsolated(t *testing.T) {
 	}
 }
 
-// Events arrive in aMQTT's order for a full session (DESIGN §3.3).
+// Events arrive in aMQTT's order for a full session (docs/design.md §3.3).
 func TestEventOrder(t *testing.T) {
 	rec := &recorder{}
 	for _, et := range EventTypes() {

@@ -1,8 +1,8 @@
 // Package cache is the decision cache of an HTTP plugin: a bounded LRU of
 // salted request hashes to decisions with per-entry expiry.
 //
-// It differs from the caches the anchor brokers ship in the ways that bit
-// their users: it is bounded and evicts (least recently used first) instead
+// It avoids what goes wrong with the plugin decision caches of other MQTT
+// brokers: it is bounded and evicts (least recently used first) instead
 // of growing or refusing inserts; keys never hold a password; entries made
 // together expire apart (jitter); and an expired entry is kept until it is
 // evicted, so a plugin whose service is down can still answer with its last
