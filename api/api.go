@@ -1,5 +1,5 @@
 // Package api holds mqttd's plugin protocol, api/openapi.yaml: what an HTTP
-// plugin service implements (DESIGN §4). The spec is embedded here, beside
+// plugin service implements (docs/design.md §4). The spec is embedded here, beside
 // the file, because go:embed cannot reach a parent directory; the contract
 // validator (internal/webhook/contract) and the spec lint read it from Spec.
 // The Go types and client are generated from the same file into

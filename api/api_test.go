@@ -44,7 +44,7 @@ func TestLint(t *testing.T) {
 	}
 }
 
-// eventTypes are DESIGN §3.3's event names.
+// eventTypes are docs/design.md §3.3's event names.
 var eventTypes = []string{
 	"broker_pre_start", "broker_post_start", "broker_pre_shutdown", "broker_post_shutdown",
 	"broker_client_connected", "broker_client_disconnected", "broker_client_subscribed",

@@ -163,7 +163,7 @@ func (ps *plugins) webhooks() []*webhook.Plugin {
 }
 
 // notReady names the HTTP auth plugins that have not answered yet: until
-// each has, a load balancer should not send clients (DESIGN §4).
+// each has, a load balancer should not send clients (docs/design.md §4).
 func (ps *plugins) notReady() []string {
 	var waiting []string
 	for _, alias := range ps.opts.Auth.Plugins {

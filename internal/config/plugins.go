@@ -76,7 +76,7 @@ type PluginQueue struct {
 	MaxBackoff time.Duration `mapstructure:"max-backoff" doc:"http: longest retry delay, Retry-After included"`
 }
 
-// Auth is the authenticate chain (DESIGN §3.2).
+// Auth is the authenticate chain (docs/design.md §3.2).
 type Auth struct {
 	AllowAnonymous bool          `mapstructure:"allow-anonymous" doc:"accept a client when no plugin allowed or denied it"`
 	Plugins        []string      `mapstructure:"plugins" doc:"aliases asked at every CONNECT"`
@@ -93,7 +93,7 @@ type AuthRateLimit struct {
 	MaxSources        int     `mapstructure:"max-sources" doc:"source addresses tracked (IPv6 by /64); beyond it the least recently failed are forgotten"`
 }
 
-// TopicCheck is the topic_filtering chain (DESIGN §3.2).
+// TopicCheck is the topic_filtering chain (docs/design.md §3.2).
 type TopicCheck struct {
 	Enable      bool     `mapstructure:"enable" doc:"check subscribe, publish and receive with the plugins below"`
 	Plugins     []string `mapstructure:"plugins" doc:"aliases asked for each check"`

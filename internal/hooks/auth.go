@@ -47,8 +47,8 @@ func (a *authChain) Authenticate(ctx context.Context, c *mqtt.ClientInfo, passwo
 }
 
 // rateLimited is the answer to a source the limiter refused (why):
-// 0x97 quota exceeded, or 0x05 not authorized for 3.1.1 (handed over as
-// 0x87, see authDenied). It is counted and logged, at most once per
+// 0x97 quota exceeded (which the broker sends a 3.1.1 client as 0x05 not
+// authorized). It is counted and logged, at most once per
 // logEvery with the number held back.
 func (m *Manager) rateLimited(c *mqtt.ClientInfo, why int) mqtt.AuthResult {
 	reason, label := "too many failed logins from this address; try again later", "failures"
@@ -61,11 +61,7 @@ func (m *Manager) rateLimited(c *mqtt.ClientInfo, why int) mqtt.AuthResult {
 			"remote", c.RemoteAddr, "client_id", c.ClientID, "username", c.Username, "listener", c.Listener,
 			"suppressed", held)
 	}
-	code := packets.QuotaExceeded
-	if c.ProtocolVersion != byte(packets.V5) {
-		code = packets.NotAuthorized
-	}
-	return mqtt.AuthResult{ReasonCode: byte(code), Reason: reason}
+	return mqtt.AuthResult{ReasonCode: byte(packets.QuotaExceeded), Reason: reason}
 }
 
 // authInOrder and authConcurrently return the result and whether it is a
@@ -76,7 +72,7 @@ func (st *state) authInOrder(ctx context.Context, req *AuthRequest) (mqtt.AuthRe
 		case Allow:
 			return mqtt.AuthResult{Allow: true, Plugin: p.alias}, false
 		case Deny:
-			return authDenied(req.Client, p.alias, ans), ans.outage()
+			return authDenied(p.alias, ans), ans.outage()
 		}
 	}
 	return st.anonymousResult(), false
@@ -107,7 +103,7 @@ func (st *state) authConcurrently(ctx context.Context, c *mqtt.ClientInfo, passw
 	for range st.auth {
 		switch ans := <-answers; ans.Result {
 		case Deny:
-			return authDenied(c, ans.alias, ans.answer), ans.outage()
+			return authDenied(ans.alias, ans.answer), ans.outage()
 		case Allow:
 			if allowedBy == "" {
 				allowedBy = ans.alias
@@ -137,27 +133,16 @@ func (st *state) anonymousResult() mqtt.AuthResult {
 // authDenied is the CONNACK for a deny by the plugin alias: the plugin's
 // code when CONNACK may carry it, else 0x87; 0x88 server unavailable when
 // the deny is an outage (the plugin failed and its on-error policy denied).
-func authDenied(c *mqtt.ClientInfo, alias string, ans answer) mqtt.AuthResult {
+// The code is an MQTT 5 one whatever the client speaks: the broker maps it
+// for a 3.1.1 client (packets.DenyConnackV3: 0x04 for bad credentials,
+// 0x05 for everything else).
+func authDenied(alias string, ans answer) mqtt.AuthResult {
 	code, reason := packets.NotAuthorized, ans.Reason
 	switch {
 	case ans.failed:
 		code, reason = packets.ServerUnavailable, "authentication is unavailable; try again later"
-	case validDeny(packets.CONNACK, ans.ReasonCode):
+	case packets.ValidDeny(packets.CONNACK, ans.ReasonCode):
 		code = packets.ReasonCode(ans.ReasonCode)
 	}
-	if c.ProtocolVersion != byte(packets.V5) && code != packets.BadUsernameOrPassword {
-		// DESIGN §3.2: a refused 3.1.1 client hears 0x04 for bad
-		// credentials and 0x05 for everything else. The broker turns 0x86
-		// into 0x04 and 0x87 into 0x05, but 0x88 into 0x03 and 0x85 into
-		// 0x02, so anything else is handed over as 0x87.
-		code = packets.NotAuthorized
-	}
 	return mqtt.AuthResult{ReasonCode: byte(code), Reason: reason, Plugin: alias}
-}
-
-// validDeny reports whether a plugin's reason code is a failure code that
-// packets of type t may carry.
-func validDeny(t packets.Type, code byte) bool {
-	rc := packets.ReasonCode(code)
-	return rc >= packets.UnspecifiedError && packets.ValidCode(t, rc)
 }

@@ -99,7 +99,7 @@ func classify(ctx, cctx context.Context, d Decision, err error) outcome {
 	return outError
 }
 
-// onErrorAnswer is p's decision when it could not decide (DESIGN §3.2).
+// onErrorAnswer is p's decision when it could not decide (docs/design.md §3.2).
 func (p *plugin) onErrorAnswer(err error) answer {
 	a := answer{failed: true}
 	switch {

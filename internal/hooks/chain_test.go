@@ -44,7 +44,7 @@ func twoPlugins(b1, b2 behaviour) map[string]PluginSpec {
 }
 
 // Every combination of allow / deny / ignore / error / timeout across two
-// plugins, in both modes, with anonymous access on and off (DESIGN §3.2).
+// plugins, in both modes, with anonymous access on and off (docs/design.md §3.2).
 func TestAuthChainCombinations(t *testing.T) {
 	for _, mode := range []string{"all", "first"} {
 		for _, anon := range []bool{false, true} {
@@ -189,8 +189,8 @@ func TestOnErrorPolicies(t *testing.T) {
 }
 
 // The CONNACK code of a deny: the plugin's when CONNACK may carry it, else
-// 0x87; a 3.1.1 client gets a code the broker maps to 0x04 for bad
-// credentials and 0x05 for everything else (DESIGN §3.2).
+// 0x87, whatever the client speaks: the broker maps it for a 3.1.1 client
+// (0x04 for bad credentials, 0x05 for everything else).
 func TestAuthDenyCodes(t *testing.T) {
 	for _, tc := range []struct {
 		code    byte
@@ -200,11 +200,11 @@ func TestAuthDenyCodes(t *testing.T) {
 		{0x86, 5, packets.BadUsernameOrPassword},
 		{0x8A, 5, packets.Banned},
 		{0, 5, packets.NotAuthorized},
-		{0x04, 5, packets.NotAuthorized},                     // below 0x80: not a failure
-		{0x8E, 5, packets.NotAuthorized},                     // session taken over: not a CONNACK code
-		{0x86, 4, packets.BadUsernameOrPassword},             // → 0x04
-		{0x8A, 4, packets.NotAuthorized},                     // → 0x05
-		{byte(packets.ServerBusy), 4, packets.NotAuthorized}, // the broker would send 0x03
+		{0x04, 5, packets.NotAuthorized},                  // below 0x80: not a failure
+		{0x8E, 5, packets.NotAuthorized},                  // session taken over: not a CONNACK code
+		{0x86, 4, packets.BadUsernameOrPassword},          // sent as 0x04
+		{0x8A, 4, packets.Banned},                         // sent as 0x05
+		{byte(packets.ServerBusy), 4, packets.ServerBusy}, // sent as 0x05, not ConnackCodeV3's 0x03
 	} {
 		t.Run(fmt.Sprintf("%#x/v%d", tc.code, tc.version), func(t *testing.T) {
 			p := authFunc(func(context.Context, *AuthRequest) (Decision, error) {

@@ -14,8 +14,9 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
 
-// A full session produces the events of issue 4 in order (packet events
-// other than CONNECT, CONNACK and SUBSCRIBE interleave and are left out).
+// A full session produces the broker's events in the order they happen,
+// from broker_pre_start to broker_post_shutdown (packet events other than
+// CONNECT, CONNACK and SUBSCRIBE interleave and are left out).
 func TestEventOrderFullSession(t *testing.T) {
 	var all mqtt.EventMask
 	for _, e := range mqtt.EventTypes() {

@@ -69,7 +69,7 @@ func (f *eventFan) Event(e *mqtt.Event) {
 }
 
 // wantsNow is the union of what the sinks want at this moment, plus
-// broker_pre_start for plugins with a config block (DESIGN §4: it is sent
+// broker_pre_start for plugins with a config block (docs/design.md §4: it is sent
 // to them whether they subscribed or not).
 func (st *state) wantsNow() mqtt.EventMask {
 	var m mqtt.EventMask
@@ -83,7 +83,7 @@ func (st *state) wantsNow() mqtt.EventMask {
 }
 
 // withConfig is broker_pre_start for one plugin: the shared event plus the
-// plugin's own config block (DESIGN §4).
+// plugin's own config block (docs/design.md §4).
 func withConfig(ev *Event, config map[string]any) *Event {
 	cp := *ev
 	cp.Config = config

@@ -16,7 +16,7 @@ import (
 )
 
 // Options configures a Manager: the plugins by alias and which of them
-// authenticate and check topics (DESIGN §3.1).
+// authenticate and check topics (docs/design.md §3.1).
 type Options struct {
 	Broker     string                // node name, stamped on every event
 	Plugins    map[string]PluginSpec // alias -> plugin

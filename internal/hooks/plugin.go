@@ -1,7 +1,7 @@
 // Package hooks is mqttd's plugin framework: the registry of plugins by
 // alias, the authenticate and topic_filtering chains with aMQTT's
-// combination rules (DESIGN §3.2), and the fan-out of broker events to the
-// plugins that asked for them (DESIGN §3.3). It turns the broker's hook seam
+// combination rules (docs/design.md §3.2), and the fan-out of broker events to the
+// plugins that asked for them (docs/design.md §3.3). It turns the broker's hook seam
 // (mqtt.Hooks) into calls on plugins, whether they live in-process (the
 // built-ins) or behind HTTP (internal/webhook); the broker cannot tell them
 // apart.
@@ -186,7 +186,7 @@ var ErrStale = errors.New("no stale decision to serve")
 
 // Event is one broker event as plugins see it: an owned, immutable copy of
 // the broker's mqtt.Event (which aliases read buffers), stamped with the
-// fields every plugin event carries (DESIGN §4).
+// fields every plugin event carries (docs/design.md §4).
 type Event struct {
 	ID     string         // unique across brokers and restarts
 	Seq    uint64         // per broker, increasing in the order events were built

@@ -145,7 +145,7 @@ func (m *Manager) compile(opts Options) (*state, error) {
 			st.sinks = append(st.sinks, p)
 			st.mask |= p.wants
 			if p.config != nil {
-				// DESIGN §4: the config block travels in broker_pre_start,
+				// docs/design.md §4: the config block travels in broker_pre_start,
 				// sent to such a plugin whether it subscribed or not.
 				st.mask = st.mask.With(mqtt.EventBrokerPreStart)
 			}
@@ -176,7 +176,7 @@ func (m *Manager) compile(opts Options) (*state, error) {
 	}
 	st.topicsNow = !slices.ContainsFunc(st.topics, func(p *plugin) bool { return p.inline == nil })
 	switch opts.Topics.Default {
-	case Ignore, Deny: // unset means deny (DESIGN §3.2)
+	case Ignore, Deny: // unset means deny (docs/design.md §3.2)
 		st.fallback = Deny
 	case Allow:
 		st.fallback = Allow

@@ -8,7 +8,7 @@ import (
 )
 
 // topicChain is the broker's mqtt.TopicChecker: the topic_filtering rules of
-// DESIGN §3.2 over the topic plugins of the current state.
+// docs/design.md §3.2 over the topic plugins of the current state.
 type topicChain struct{ m *Manager }
 
 // CheckTopic decides one subscribe, publish or receive. Any deny denies,
@@ -209,7 +209,7 @@ func topicDenied(a mqtt.Action, ans answer) mqtt.TopicResult {
 	if a == mqtt.ActionSubscribe {
 		ack = packets.SUBACK
 	}
-	if a != mqtt.ActionReceive && validDeny(ack, ans.ReasonCode) {
+	if a != mqtt.ActionReceive && packets.ValidDeny(ack, ans.ReasonCode) {
 		code = packets.ReasonCode(ans.ReasonCode)
 	}
 	return mqtt.TopicResult{ReasonCode: byte(code), Reason: ans.Reason}

@@ -181,15 +181,10 @@ func (c *client) sessionExpiry(p *packets.Connect, ack *packets.Properties) uint
 	case !p.CleanStart:
 		expiry = sessionNeverExpires
 	}
-	if limit := c.b.limits.SessionExpiry; limit > 0 && expiry > 0 {
-		// Whole seconds, at least one: a sub-second limit still keeps the
-		// session across a quick reconnect.
-		capped := uint32(max(1, min((limit+time.Second-1)/time.Second, sessionNeverExpires-1)))
-		if expiry > capped {
-			expiry = capped
-			if c.version == packets.V5 {
-				ack.SessionExpiry = capped // the server's value wins (5.0 §3.2.2.3.2)
-			}
+	if capped := capExpiry(expiry, c.b.limits.SessionExpiry); capped != expiry {
+		expiry = capped
+		if c.version == packets.V5 {
+			ack.SessionExpiry = capped // the server's value wins (5.0 §3.2.2.3.2)
 		}
 	}
 	return expiry
@@ -278,7 +273,12 @@ func (c *client) checkAuth(res AuthResult) error {
 		return nil
 	}
 	c.b.stats.authRejected.Add(1)
-	code := denyCode(packets.CONNACK, res.ReasonCode)
+	code := packets.DenyCode(packets.CONNACK, res.ReasonCode)
+	if c.version != packets.V5 && packets.DenyConnackV3(code) == packets.ConnRefusedNotAuthorized {
+		// A refused 3.1.1 client hears only 0x04 or 0x05; the refusal is
+		// recorded in MQTT 5 terms, and refuseConnectBy sends 0x87 as 0x05.
+		code = packets.NotAuthorized
+	}
 	c.refuseConnectBy(code, res.Reason, res.Plugin)
 	return fmt.Errorf("not authorized (%v): %s", code, res.Reason)
 }
@@ -480,21 +480,13 @@ func (b *Broker) serverCaps(p *packets.Properties) {
 // ([MQTT-4.4.0-1]). Messages that expired meanwhile are dropped. Caller
 // holds s.mu.
 func (c *client) resendInflight(s *Session) {
-	var gone []uint16
-	s.inflight.each(func(e *inflightEntry) {
+	s.inflight.retire(func(e *inflightEntry) bool {
 		if e.state == awaitComp {
 			c.appendAck(packets.PUBREL, e.pid, 0, "")
-			return
+			return false
 		}
-		if !c.appendDelivery(&e.d, e.pid, true) {
-			gone = append(gone, e.pid)
-		}
+		return !c.appendDelivery(&e.d, e.pid, true)
 	})
-	for _, pid := range gone {
-		if e := s.inflight.find(pid); e != nil {
-			s.inflight.done(e)
-		}
-	}
 }
 
 func assignClientID() string {

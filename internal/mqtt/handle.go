@@ -3,7 +3,6 @@ package mqtt
 import (
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -186,7 +185,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 				// tell the client by closing rather than by silence.
 				return errPubDenied
 			}
-			code, reason = denyCode(packets.PUBACK, res.ReasonCode), res.Reason
+			code, reason = packets.DenyCode(packets.PUBACK, res.ReasonCode), res.Reason
 		}
 	}
 	if setAlias != 0 {
@@ -229,16 +228,6 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		c.send(func() { c.appendAck(packets.PUBREC, p.PacketID, code, reason) })
 	}
 	return nil
-}
-
-// denyCode is the MQTT 5 reason code for a hook's deny in a packet of type
-// t: its own when it gave a failure code that packet may carry, else 0x87
-// not authorized.
-func denyCode(t packets.Type, code byte) packets.ReasonCode {
-	if rc := packets.ReasonCode(code); rc >= 0x80 && packets.ValidCode(t, rc) {
-		return rc
-	}
-	return packets.NotAuthorized
 }
 
 // resolveAlias applies an MQTT 5 Topic Alias: a PUBLISH with an alias only
@@ -416,7 +405,7 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 			if !res.Allow {
 				b.logDenied(&c.info, "subscribe", sub.Filter, res)
 				if v5 {
-					codes[i], reason = denyCode(packets.SUBACK, res.ReasonCode), res.Reason
+					codes[i], reason = packets.DenyCode(packets.SUBACK, res.ReasonCode), res.Reason
 				}
 				continue
 			}
@@ -545,10 +534,7 @@ func (c *client) onDisconnect(p *packets.Disconnect) error {
 			s.mu.Unlock()
 			return errExpiryFrom0 // 5.0 §3.14.2.2.2
 		}
-		s.expiry = p.Props.SessionExpiry
-		if limit := c.b.limits.SessionExpiry; limit > 0 {
-			s.expiry = uint32(min(int64(s.expiry), max(1, int64((limit+time.Second-1)/time.Second))))
-		}
+		s.expiry = capExpiry(p.Props.SessionExpiry, c.b.limits.SessionExpiry)
 		s.clean = s.expiry == 0
 		s.mu.Unlock()
 	}
@@ -577,7 +563,7 @@ func (c *client) onAuth(p *packets.Auth) error {
 		c.reauthing = false
 		if !st.Result.Allow {
 			c.b.stats.authRejected.Add(1)
-			return &protoError{denyCode(packets.DISCONNECT, st.Result.ReasonCode), "re-authentication failed: " + st.Result.Reason}
+			return &protoError{packets.DenyCode(packets.DISCONNECT, st.Result.ReasonCode), "re-authentication failed: " + st.Result.Reason}
 		}
 		code = packets.Success
 	}

@@ -40,7 +40,7 @@ type ClientInfo struct {
 // AuthResult is the answer to a CONNECT. ReasonCode is an MQTT 5 reason code
 // (0x86 bad user name or password, 0x87 not authorized, 0x88 server
 // unavailable, ...); 0 lets the broker pick. 3.1.1 clients get 0x04 for 0x86
-// and 0x05 for everything else (DESIGN §3.2).
+// and 0x05 for everything else (docs/design.md §3.2).
 type AuthResult struct {
 	Allow      bool
 	ReasonCode byte
@@ -133,7 +133,7 @@ type TopicCheckerNow interface {
 	CheckTopicNow(c *ClientInfo, req TopicRequest) (res TopicResult, ok bool)
 }
 
-// EventType names a broker event (DESIGN §3.3).
+// EventType names a broker event (docs/design.md §3.3).
 type EventType uint8
 
 const (
@@ -167,7 +167,7 @@ func (t EventType) String() string {
 	return "unknown"
 }
 
-// ParseEventType maps a DESIGN §3.3 event name to its EventType.
+// ParseEventType maps a docs/design.md §3.3 event name to its EventType.
 func ParseEventType(name string) (EventType, bool) {
 	for i, n := range eventNames {
 		if n == name {

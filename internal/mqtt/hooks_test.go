@@ -132,7 +132,7 @@ func TestSlowReceiveCheckIsolated(t *testing.T) {
 	}
 }
 
-// Events arrive in aMQTT's order for a full session (DESIGN §3.3).
+// Events arrive in aMQTT's order for a full session (docs/design.md §3.3).
 func TestEventOrder(t *testing.T) {
 	rec := &recordingSink{mask: allEvents()}
 	tb := startBroker(t, func(o *Options) { o.Hooks.Events = rec })

@@ -60,13 +60,7 @@ func (r *inflightRing) done(e *inflightEntry) {
 	e.state = entryDone
 	e.d = delivery{}
 	r.live--
-	for r.n > 0 && r.ents[r.head].state == entryDone {
-		r.head = (r.head + 1) % len(r.ents)
-		r.n--
-	}
-	if r.n == 0 {
-		r.head = 0
-	}
+	r.reclaim()
 }
 
 // each visits live entries in send order (for resending on reconnect).

@@ -12,7 +12,7 @@ import (
 
 // After a broker has served every kind of connection end (graceful, QoS
 // 0/1/2 traffic, malformed input, takeover, keep-alive expiry, WebSocket)
-// and been closed, none of its goroutines remain (DESIGN §5: no leaked
+// and been closed, none of its goroutines remain (docs/design.md §5: no leaked
 // goroutine). Goroutines that existed before the test (earlier tests'
 // stragglers, the test runner) are ignored by identity; every client this
 // test opens is closed, so nothing else needs ignoring.

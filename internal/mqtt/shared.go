@@ -210,19 +210,14 @@ func (b *Broker) handBackShared(from *Session, d delivery) {
 // subscriptions and has not completed. Caller holds s.mu.
 func (s *Session) takeShared() []delivery {
 	var out []delivery
-	var pids []uint16
-	s.inflight.each(func(e *inflightEntry) {
+	s.inflight.retire(func(e *inflightEntry) bool {
 		// A QoS 2 message past PUBREC is delivered: only its id remains.
 		if e.d.group != "" && e.state == awaitAck {
 			out = append(out, e.d)
-			pids = append(pids, e.pid)
+			return true
 		}
+		return false
 	})
-	for _, pid := range pids {
-		if e := s.inflight.find(pid); e != nil {
-			s.inflight.done(e)
-		}
-	}
 	if s.queue.len() > 0 {
 		var keep []delivery
 		for s.queue.len() > 0 {

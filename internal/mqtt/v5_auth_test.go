@@ -239,7 +239,7 @@ func TestV5EnhancedAuthPaho(t *testing.T) {
 }
 
 // A denying Authenticator's reason code reaches a v5 client as-is in the
-// CONNACK, with its reason string (DESIGN §3.2): 0x86 bad user name or
+// CONNACK, with its reason string (docs/design.md §3.2): 0x86 bad user name or
 // password, 0x88 server unavailable / 0x89 server busy (what a plugin that
 // is down yields), 0x8A banned; no code → 0x87. paho.golang sees the same.
 func TestV5AuthenticateReasonCodes(t *testing.T) {
@@ -291,7 +291,7 @@ func TestV5AuthenticateReasonCodes(t *testing.T) {
 	pahoV5(t, tb.addr, &pahov5.Connect{ClientID: "v5-allowed", CleanStart: true, Username: "ok", UsernameFlag: true}, nil)
 }
 
-// Topic hook denials carry reason codes (DESIGN §3.2): SUBSCRIBE → SUBACK
+// Topic hook denials carry reason codes (docs/design.md §3.2): SUBSCRIBE → SUBACK
 // 0x87 in the denied slot only; PUBLISH → PUBACK (QoS 1) or PUBREC (QoS 2)
 // 0x87, or the hook's own failure code, and the message is not routed.
 func TestV5TopicCheckReasonCodes(t *testing.T) {
@@ -376,8 +376,8 @@ func TestV5NoMatchingSubscribers(t *testing.T) {
 }
 
 // A hook's reason code reaches the client only when it is valid for the
-// packet carrying it (DESIGN §3.2: "the plugin's reason_code if it gave a
-// valid one ..., else 0x87"): a code that CONNACK, SUBACK or PUBACK may not
+// packet carrying it (docs/design.md §3.2: the plugin's code when valid,
+// else 0x87): a code that CONNACK, SUBACK or PUBACK may not
 // carry (0x8E session taken over, 0x94 topic alias invalid, unassigned
 // 0xFF) becomes 0x87, so the client never receives a malformed packet.
 func TestV5HookInvalidReasonCodes(t *testing.T) {

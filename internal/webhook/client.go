@@ -25,7 +25,7 @@ import (
 var userAgent = "mqttd/" + strings.TrimPrefix(mqtt.Version, "mqttd ")
 
 // client sends one plugin's requests: pooled keep-alive connections, the
-// headers every request carries (DESIGN §4), the signature, no redirects,
+// headers every request carries (docs/design.md §4), the signature, no redirects,
 // and a cap on how much of an answer is read.
 type client struct {
 	alias     string

@@ -106,14 +106,25 @@ func (p *Plugin) lookup(key cache.Key) (hooks.Decision, bool) {
 // fresh returns the fresh cache entry under key, or nil, and counts the
 // hit or miss.
 func (p *Plugin) fresh(key cache.Key) *cache.Entry[hooks.Decision] {
+	if e := p.freshUncounted(key); e != nil {
+		p.hits.Inc()
+		return e
+	}
+	if p.cache != nil {
+		p.misses.Inc()
+	}
+	return nil
+}
+
+// freshUncounted is fresh without counting: for a second look by a caller
+// whose miss is already counted.
+func (p *Plugin) freshUncounted(key cache.Key) *cache.Entry[hooks.Decision] {
 	if p.cache == nil {
 		return nil
 	}
 	if e, ok := p.cache.Get(key); ok && e.Fresh(p.clock()) {
-		p.hits.Inc()
 		return e
 	}
-	p.misses.Inc()
 	return nil
 }
 
@@ -122,7 +133,16 @@ func (p *Plugin) fresh(key cache.Key) *cache.Entry[hooks.Decision] {
 // into a stale decision when the policy says so.
 func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqtt.ClientInfo, body []byte) (hooks.Decision, error) {
 	client, user := c.ClientID, c.Username
+	if p.testMissed != nil {
+		p.testMissed()
+	}
 	d, err := p.flights.do(ctx, key, func(ctx context.Context) (hooks.Decision, error) {
+		// A caller that missed just before an identical call stored its
+		// answer starts a flight of its own once that call is over: the
+		// cache has the answer by then.
+		if e := p.freshUncounted(key); e != nil {
+			return e.Value, nil
+		}
 		v, err := p.call(ctx, ep, body)
 		if err == nil {
 			p.store(key, client, user, v)

@@ -1,7 +1,7 @@
 // Package webhook is the plugin that speaks HTTP: a plugin alias whose
 // authenticate and topic_filtering decisions and events are answered by a
 // remote service, in any language, implementing api/openapi.yaml
-// (DESIGN §4).
+// (docs/design.md §4).
 //
 // A decision goes: salted key → LRU cache (fresh hit: done, no allocation)
 // → identical concurrent misses collapsed into one call → circuit breaker →

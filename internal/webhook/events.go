@@ -22,7 +22,7 @@ const minEventsTimeout = 5 * time.Second
 func (o Options) wantedEvents() mqtt.EventMask {
 	var m mqtt.EventMask
 	if o.Events == nil {
-		m = maskOf(mqtt.EventTypes())
+		m = mqtt.AllEvents()
 	}
 	for _, name := range o.Events {
 		t, _ := mqtt.ParseEventType(name) // checked by withDefaults
@@ -30,14 +30,6 @@ func (o Options) wantedEvents() mqtt.EventMask {
 	}
 	if len(o.Config) > 0 {
 		m = m.With(mqtt.EventBrokerPreStart)
-	}
-	return m
-}
-
-func maskOf(ts []mqtt.EventType) mqtt.EventMask {
-	var m mqtt.EventMask
-	for _, t := range ts {
-		m = m.With(t)
 	}
 	return m
 }

@@ -146,7 +146,7 @@ func TestEveryEventMatchesTheSpec(t *testing.T) {
 }
 
 func TestWants(t *testing.T) {
-	all := maskOf(mqtt.EventTypes())
+	all := mqtt.AllEvents()
 	for _, c := range []struct {
 		name   string
 		events []string
@@ -229,7 +229,7 @@ func TestManifest404UsesTheConfig(t *testing.T) {
 	if _, ok := p.Manifest(); ok {
 		t.Fatal("a 404 produced a manifest")
 	}
-	if mqtt.EventMask(p.mask.Load()) != maskOf(mqtt.EventTypes()) {
+	if mqtt.EventMask(p.mask.Load()) != mqtt.AllEvents() {
 		t.Fatal("a 404 narrowed the events")
 	}
 }

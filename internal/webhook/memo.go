@@ -22,7 +22,7 @@ import (
 // hit spends most of its time on the salted SHA-256 key and the LRU lock;
 // the memo answers a repeated check from a table read without a lock.
 //
-// DESIGN §4 forbids plaintext credentials in cache keys, but a topic check
+// docs/design.md §4 forbids plaintext credentials in cache keys, but a topic check
 // carries no password, so the memo keys on the request's fields themselves
 // and compares them exactly: no collision can hand one client another's
 // decision.

@@ -89,7 +89,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for _, name := range o.Events {
 		if _, ok := mqtt.ParseEventType(name); !ok {
-			return o, fmt.Errorf("webhook %s: %q is not an event name (see DESIGN §3.3, e.g. broker_client_connected)", o.Alias, name)
+			return o, fmt.Errorf("webhook %s: %q is not an event name (see docs/design.md §3.3, e.g. broker_client_connected)", o.Alias, name)
 		}
 	}
 	if (o.TLS.CertFile == "") != (o.TLS.KeyFile == "") {

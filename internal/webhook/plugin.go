@@ -34,6 +34,7 @@ type Plugin struct {
 	auth, topic *endpoint
 	flights     *flights
 	stopCalls   context.CancelFunc // ends decision calls still running at Close's deadline
+	testMissed  func()             // tests only: runs between a cache miss and joining the flight
 
 	metrics               *metricSet
 	hits                  *striped.Counter

@@ -370,7 +370,7 @@ func TestMountedConfigLoads(t *testing.T) {
 	if err != nil {
 		for _, key := range []string{"plugins", "auth", "topic-check"} {
 			if strings.Contains(err.Error(), `unknown key "`+key+`"`) {
-				t.Skipf("internal/config does not know the plugin keys yet (DESIGN §3.1): %v", err)
+				t.Skipf("internal/config does not know the plugin keys yet (docs/design.md §3.1): %v", err)
 			}
 		}
 		t.Fatalf("examples/compose/mqttd.yaml does not load: %v", err)

@@ -13,7 +13,7 @@ import (
 )
 
 // A whole session through the hooks framework and a real client: every
-// event DESIGN §3.3 names reaches the log in the order it happened, one
+// event docs/design.md §3.3 names reaches the log in the order it happened, one
 // line each, with the client, topic, QoS, size and payload it carries.
 func TestEndToEnd(t *testing.T) {
 	var buf lockedBuffer

@@ -26,7 +26,7 @@ import (
 type Options struct {
 	Logger    *slog.Logger // where the lines go: the broker's logger; nil = slog.Default()
 	Level     string       // level of the lines: debug, info (default), warn or error
-	Events    []string     // event names to log (DESIGN §3.3); none = all
+	Events    []string     // event names to log (docs/design.md §3.3); none = all
 	Payload   bool         // include message payloads, not only their size
 	QueueSize int          // events held while the logger is behind; 0 = DefaultQueueSize
 	// QueueBytes bounds the payload bytes those events hold; 0 =

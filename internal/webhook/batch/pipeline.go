@@ -3,7 +3,7 @@
 // POST /events bodies (by count, size and a short linger), keeps each
 // client's events in order while different clients go in parallel, retries
 // what the plugin may accept later, and drains within a deadline at shutdown
-// (DESIGN §3.3, §4). How a body reaches the plugin (URL, headers, signing)
+// (docs/design.md §3.3, §4). How a body reaches the plugin (URL, headers, signing)
 // is the Sender's business, not this package's.
 package batch
 

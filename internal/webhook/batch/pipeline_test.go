@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -364,19 +365,32 @@ func TestHangingSenderNeitherBlocksPushNorLeaks(t *testing.T) {
 		<-r.Context().Done()
 		return http.StatusOK
 	})
-	p := New(Options{QueueSize: 1000, Linger: -1}, encode, pl.send)
+	p := pipe(t, Options{QueueSize: 1000, Linger: -1}, pl) // closed at cleanup too, should the test fail first
 	const n = 100000
+	var done atomic.Int64
 	pushed := make(chan struct{})
 	go func() {
 		defer close(pushed)
 		for i := range n {
 			p.Push(ev(fmt.Sprint("c", i%64), i))
+			done.Add(1)
 		}
 	}()
-	select {
-	case <-pushed:
-	case <-time.After(failAfter):
-		t.Fatal("Push blocked behind a plugin that never answers")
+	// Blocked means no progress: on a loaded machine under the race
+	// detector 100000 pushes may take longer than failAfter, and a time
+	// bound on all of them failed there.
+	for last := int64(-1); ; {
+		select {
+		case <-pushed:
+		case <-time.After(failAfter):
+			if now := done.Load(); now == last {
+				t.Fatalf("Push blocked behind a plugin that never answers (%d of %d pushed)", now, n)
+			} else {
+				last = now
+			}
+			continue
+		}
+		break
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50e6)
 	defer cancel()

@@ -94,6 +94,12 @@ func newPlugin(t *testing.T, clientTimeout time.Duration, answer func(w http.Res
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	pl.client = &http.Client{Transport: tr, Timeout: clientTimeout}
 	t.Cleanup(func() {
+		// Close waits for every handler, and a handler that waits for
+		// its client to go away waits for ever if the test failed before
+		// closing its pipeline: cutting the connections ends both, so a
+		// failing test fails instead of hanging (goleak still reports a
+		// pipeline left running).
+		pl.srv.CloseClientConnections()
 		pl.srv.Close()
 		tr.CloseIdleConnections()
 	})

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Policy decides how long a decision stays fresh (DESIGN §4).
+// Policy decides how long a decision stays fresh (docs/design.md §4).
 type Policy struct {
 	TTL     time.Duration // allow and ignore, when the answer says nothing
 	DenyTTL time.Duration // deny, when the answer says nothing: shorter, so a fixed account recovers soon
