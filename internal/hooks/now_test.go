@@ -195,7 +195,7 @@ func TestInLineDenyCountsUpToTheDenier(t *testing.T) {
 	}
 }
 
-// In-line checks take no hold on the plugin set (see checkTopicNow): run
+// In-line checks take no hold on the plugin set (see inlineRound): run
 // under -race, checks racing Reloads that close the plugins they replace
 // must neither race nor fail, and every replaced plugin is closed.
 func TestInLineChecksRaceReload(t *testing.T) {

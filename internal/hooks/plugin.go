@@ -85,7 +85,7 @@ type TopicFilter interface {
 // need not repeat the in-line lookup; it must still answer on its own.
 //
 // Unlike the other calls, it is made without holding the plugin against
-// a Reload (see topicChain.checkTopicNow): it may run concurrently with,
+// a Reload (see state.inlineRound): it may run concurrently with,
 // and after, Close of a plugin that a Reload replaced. It must then answer
 // from what it holds, or say ok false, and never use what Close released.
 type TopicFilterNow interface {
