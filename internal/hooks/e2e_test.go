@@ -204,7 +204,12 @@ func TestReceiveCheckCoversRetainedAndQueued(t *testing.T) {
 		t.Fatal("session not resumed")
 	}
 	p.pub("q/end", 1, false, "marker")
-	if got := s.until("q/end=marker"); !slices.Equal(got, []string{"q/open=4", "q/end=marker"}) {
+	// A message the first connection received but had not acknowledged
+	// when it left comes again (QoS 1 is at least once): skip those.
+	got := slices.DeleteFunc(s.until("q/end=marker"), func(m string) bool {
+		return m == "r/open=2" || m == "r/end=marker"
+	})
+	if !slices.Equal(got, []string{"q/open=4", "q/end=marker"}) {
 		t.Fatalf("on reconnect got %q", got)
 	}
 }
