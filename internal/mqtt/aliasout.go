@@ -84,11 +84,9 @@ func (t *outAliases) pushFront(a uint16) {
 	head.next = a
 }
 
-// pickAlias is the alias to send topic with, 0 for none. Caller holds s.mu.
+// pickAlias is the alias to send topic with, for a client that accepts
+// aliases. Caller holds s.mu.
 func (c *client) pickAlias(topic string) (alias uint16, known bool) {
-	if c.aliasMax == 0 || len(topic) < aliasMinTopic {
-		return 0, false
-	}
 	if c.outAliases == nil {
 		c.outAliases = newOutAliases(c.aliasMax)
 	}

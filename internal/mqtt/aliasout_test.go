@@ -337,3 +337,28 @@ func readFanOut(c *rawClient, max uint16, nmsgs, ntopics int) error {
 	}
 	return nil
 }
+
+// A new alias adds 3 bytes; where that would take a PUBLISH past the
+// client's Maximum Packet Size the message goes with its topic and no
+// alias instead of being dropped.
+func TestServerTopicAliasMaxPacketSize(t *testing.T) {
+	tb := startBroker(t, nil)
+	long := topic60(3)
+	c := dialRawV5(t, tb.addr)
+	p := &packets.Connect{ClientID: "small", CleanStart: true, KeepAlive: 60}
+	p.Props.TopicAliasMaximum = 10
+	p.Props.MaximumPacketSize = 2 + 2 + 60 + 1 + 10 // the PUBLISH below with no alias
+	if ack := c.connectWith(p); ack.ReasonCode != packets.Success {
+		t.Fatalf("CONNACK %v", ack.ReasonCode)
+	}
+	c.subscribe(1, long, 0)
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+	for i := range 2 {
+		pub.publish1(uint16(i+1), long, fmt.Sprintf("payload-%02d", i), false)
+		got := c.expectPublish(2 * time.Second)
+		if got.Topic != long || got.Props.TopicAlias != 0 || string(got.Payload) != fmt.Sprintf("payload-%02d", i) {
+			t.Fatalf("message %d: topic %q alias %d payload %q", i, got.Topic, got.Props.TopicAlias, got.Payload)
+		}
+	}
+}

@@ -26,15 +26,27 @@ func (c *client) appendDelivery(d *delivery, pid uint16, dup bool) bool {
 func (c *client) appendPublish(topic string, payload []byte, props *packets.Properties, created time.Time,
 	qos byte, pid uint16, retain, dup bool, subIDs []uint32) bool {
 	mark := len(c.out)
-	alias, known := c.pickAlias(topic)
-	if !c.encodePublish(topic, payload, props, created, qos, pid, retain, dup, subIDs, alias, known) {
-		return false
+	var alias uint16
+	var known bool
+	if c.aliasMax > 0 && len(topic) >= aliasMinTopic {
+		alias, known = c.pickAlias(topic)
+	}
+	if props == nil && alias == 0 && (len(subIDs) == 0 || c.version != packets.V5) {
+		c.out, _ = packets.AppendPublish(c.out, c.version, topic, payload, qos, pid, retain, dup, nil)
+	} else {
+		name := topic
+		if known {
+			name = "" // the client maps the alias back to the topic
+		}
+		var ok bool
+		if c.out, ok = c.appendWithProps(name, payload, props, created, qos, pid, retain, dup, subIDs, alias); !ok {
+			return false
+		}
 	}
 	if c.maxOut > 0 && len(c.out)-mark > c.maxOut {
 		c.out = c.out[:mark]
 		// A new alias adds 3 bytes: without it the packet may still fit.
-		if alias == 0 || known ||
-			!c.encodePublish(topic, payload, props, created, qos, pid, retain, dup, subIDs, 0, false) ||
+		if alias == 0 || known || !c.appendWithoutAlias(topic, payload, props, created, qos, pid, retain, dup, subIDs) ||
 			len(c.out)-mark > c.maxOut {
 			c.out = c.out[:mark]
 			c.b.stats.droppedTooLarge.Add(1)
@@ -53,24 +65,15 @@ func (c *client) appendPublish(topic string, payload []byte, props *packets.Prop
 	return true
 }
 
-// encodePublish appends one PUBLISH to c.out, with the Topic Alias alias
-// when it is not 0 and without the topic when the client knows the alias.
-// It reports false, encoding nothing, for an expired message.
-func (c *client) encodePublish(topic string, payload []byte, props *packets.Properties, created time.Time,
-	qos byte, pid uint16, retain, dup bool, subIDs []uint32, alias uint16, known bool) bool {
-	if props == nil && alias == 0 && (len(subIDs) == 0 || c.version != packets.V5) {
-		c.out, _ = packets.AppendPublish(c.out, c.version, topic, payload, qos, pid, retain, dup, nil)
-		return true
-	}
-	if known {
-		topic = ""
-	}
+// appendWithoutAlias encodes the PUBLISH again with its topic and no alias.
+func (c *client) appendWithoutAlias(topic string, payload []byte, props *packets.Properties, created time.Time,
+	qos byte, pid uint16, retain, dup bool, subIDs []uint32) bool {
 	var ok bool
-	c.out, ok = c.appendWithProps(topic, payload, props, created, qos, pid, retain, dup, subIDs, alias)
+	c.out, ok = c.appendWithProps(topic, payload, props, created, qos, pid, retain, dup, subIDs, 0)
 	return ok
 }
 
-// appendWithProps is encodePublish's path for messages with properties (or
+// appendWithProps is appendPublish's path for messages with properties (or
 // Subscription Identifiers or a Topic Alias to add); apart so that the
 // plain path never pays for zeroing a Properties value.
 func (c *client) appendWithProps(topic string, payload []byte, props *packets.Properties, created time.Time,
