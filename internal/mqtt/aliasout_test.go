@@ -362,3 +362,27 @@ func TestServerTopicAliasMaxPacketSize(t *testing.T) {
 		}
 	}
 }
+
+// Retained messages take the same path: sent again on a new subscription,
+// a retained message's topic goes by the alias the first one set.
+func TestServerTopicAliasRetained(t *testing.T) {
+	tb := startBroker(t, nil)
+	long := topic60(4)
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("pub", true)
+	pub.publish1(1, long, "kept", true)
+	c := connectAliasV5(t, tb.addr, "retained", 5, true, nil)
+	res := &aliasResolver{max: 5, topics: map[uint16]string{}}
+	for i := range 2 {
+		c.subscribe(uint16(i+1), long, 1)
+		p := c.expectPublish(2 * time.Second)
+		c.ack(p)
+		topic, err := res.resolve(p)
+		if err != nil || topic != long || !p.Retain || string(p.Payload) != "kept" {
+			t.Fatalf("retained %d: %q on %q (%v), retain %v", i, p.Payload, topic, err, p.Retain)
+		}
+		if i == 1 && p.Topic != "" {
+			t.Fatalf("second retained delivery carries its topic %q, want the alias alone", p.Topic)
+		}
+	}
+}
