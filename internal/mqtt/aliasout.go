@@ -53,6 +53,9 @@ func (t *outAliases) pick(topic string) (alias uint16, known bool) {
 // went into the write buffer.
 func (t *outAliases) commit(topic string, alias uint16, known bool) {
 	if known {
+		if t.ents[0].next == alias {
+			return // already the most recent: a topic repeated back to back
+		}
 		t.unlink(alias)
 		t.pushFront(alias)
 		return

@@ -95,6 +95,9 @@ func TestOutAliasesLRU(t *testing.T) {
 	send("topic/B", 1, false) // now A is
 	send("topic/C", 2, true)
 	send("topic/B", 1, true)
+	send("topic/B", 1, true)  // already the most recent
+	send("topic/D", 2, false) // C is least recently used
+	send("topic/B", 1, true)
 	if len(tab.byTopic) != 2 || len(tab.ents) != 3 {
 		t.Fatalf("table holds %d topics, %d entries; want 2, 3", len(tab.byTopic), len(tab.ents))
 	}
