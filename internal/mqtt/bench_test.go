@@ -53,15 +53,23 @@ func BenchmarkPublishPath(b *testing.B) {
 		nsubs  int
 		filter string
 		qos    byte
+		alias  int // MQTT 5 subscribers that accept this many topic aliases; -1: MQTT 5, none; 0: 3.1.1
 	}{
-		{"qos0/1sub", 1, "bench/t", 0},
-		{"qos0/1sub-wildcard", 1, "bench/+", 0},
-		{"qos0/100subs", 100, "bench/#", 0},
-		{"qos1/1sub", 1, "bench/t", 1},
-		{"qos1/100subs", 100, "bench/t", 1},
+		{"qos0/1sub", 1, "bench/t", 0, 0},
+		{"qos0/1sub-wildcard", 1, "bench/+", 0, 0},
+		{"qos0/100subs", 100, "bench/#", 0, 0},
+		{"qos0/100subs-v5", 100, "bench/#", 0, -1},
+		{"qos0/100subs-v5-alias", 100, "bench/#", 0, 10},
+		{"qos1/1sub", 1, "bench/t", 1, 0},
+		{"qos1/100subs", 100, "bench/t", 1, 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			_, pub, subs := benchBroker(b, bc.nsubs, bc.filter, bc.qos)
+			for _, c := range subs {
+				if bc.alias != 0 {
+					c.version, c.aliasMax = packets.V5, uint16(max(bc.alias, 0))
+				}
+			}
 			pk := packets.Publish{Topic: "bench/t", Payload: make([]byte, 64), QoS: bc.qos, PacketID: 1}
 			raw, _ := pk.Append(nil, packets.V311)
 			fh, n, _ := packets.DecodeFixedHeader(raw)

@@ -51,6 +51,7 @@ type client struct {
 	maxOut      int    // the client's Maximum Packet Size; 0 = none
 	recvMax     int    // the client's Receive Maximum
 	authMethod  string // enhanced authentication method
+	aliasMax    uint16 // aliases the broker may send: min(client's Topic Alias Maximum, limits.topic-alias-maximum)
 
 	// Guarded by sess.mu once the session is attached.
 	out         []byte
@@ -64,6 +65,9 @@ type client struct {
 	// publishers read it (deliveryModeFor) so that no message checked in
 	// line overtakes that one.
 	checking bool
+	// outAliases are the topic aliases sent to this client (MQTT 5); nil
+	// until the first.
+	outAliases *outAliases
 
 	wake      chan struct{}
 	spare     []byte // the writer's second buffer; only a writer touches it

@@ -159,6 +159,7 @@ func (c *client) readConnectProps(pp *packets.Properties) {
 	// [MQTT5-3.1.2-29] absent means 1: reason strings are welcome.
 	c.problemInfo = !pp.Has(packets.PropRequestProblemInfo) || pp.RequestProblemInfo == 1
 	c.maxOut = int(pp.MaximumPacketSize) // 0: no limit
+	c.aliasMax = min(pp.TopicAliasMaximum, c.b.limits.TopicAliasMaximum)
 	c.recvMax = 65535
 	if pp.Has(packets.PropReceiveMaximum) {
 		c.recvMax = int(pp.ReceiveMaximum)

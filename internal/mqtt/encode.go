@@ -20,22 +20,42 @@ func (c *client) appendDelivery(d *delivery, pid uint16, dup bool) bool {
 // publisher's MQTT 5 properties (nil for none) and created is when the
 // message entered the broker (zero: just now), for Message Expiry. It
 // encodes nothing and reports false when the message has expired or the
-// packet would exceed the client's Maximum Packet Size. Caller holds s.mu.
+// packet would exceed the client's Maximum Packet Size. A client that
+// accepts topic aliases gets the topic by alias where it can. Caller holds
+// s.mu.
 func (c *client) appendPublish(topic string, payload []byte, props *packets.Properties, created time.Time,
 	qos byte, pid uint16, retain, dup bool, subIDs []uint32) bool {
 	mark := len(c.out)
-	if props != nil || (len(subIDs) > 0 && c.version == packets.V5) {
+	var alias uint16
+	var known bool
+	if c.aliasMax > 0 && len(topic) >= aliasMinTopic {
+		alias, known = c.pickAlias(topic)
+	}
+	if props == nil && alias == 0 && (len(subIDs) == 0 || c.version != packets.V5) {
+		c.out, _ = packets.AppendPublish(c.out, c.version, topic, payload, qos, pid, retain, dup, nil)
+	} else {
+		name := topic
+		if known {
+			name = "" // the client maps the alias back to the topic
+		}
 		var ok bool
-		if c.out, ok = c.appendWithProps(topic, payload, props, created, qos, pid, retain, dup, subIDs); !ok {
+		if c.out, ok = c.appendWithProps(name, payload, props, created, qos, pid, retain, dup, subIDs, alias); !ok {
 			return false
 		}
-	} else {
-		c.out, _ = packets.AppendPublish(c.out, c.version, topic, payload, qos, pid, retain, dup, nil)
 	}
 	if c.maxOut > 0 && len(c.out)-mark > c.maxOut {
 		c.out = c.out[:mark]
-		c.b.stats.droppedTooLarge.Add(1)
-		return false
+		// A new alias adds 3 bytes: without it the packet may still fit.
+		if alias == 0 || known || !c.appendWithoutAlias(topic, payload, props, created, qos, pid, retain, dup, subIDs) ||
+			len(c.out)-mark > c.maxOut {
+			c.out = c.out[:mark]
+			c.b.stats.droppedTooLarge.Add(1)
+			return false
+		}
+		alias = 0
+	}
+	if alias != 0 {
+		c.outAliases.commit(topic, alias, known)
 	}
 	c.outMsgs++
 	c.outPkts++
@@ -45,11 +65,19 @@ func (c *client) appendPublish(topic string, payload []byte, props *packets.Prop
 	return true
 }
 
+// appendWithoutAlias encodes the PUBLISH again with its topic and no alias.
+func (c *client) appendWithoutAlias(topic string, payload []byte, props *packets.Properties, created time.Time,
+	qos byte, pid uint16, retain, dup bool, subIDs []uint32) bool {
+	var ok bool
+	c.out, ok = c.appendWithProps(topic, payload, props, created, qos, pid, retain, dup, subIDs, 0)
+	return ok
+}
+
 // appendWithProps is appendPublish's path for messages with properties (or
-// Subscription Identifiers to add); apart so that the plain path never pays
-// for zeroing a Properties value.
+// Subscription Identifiers or a Topic Alias to add); apart so that the
+// plain path never pays for zeroing a Properties value.
 func (c *client) appendWithProps(topic string, payload []byte, props *packets.Properties, created time.Time,
-	qos byte, pid uint16, retain, dup bool, subIDs []uint32) ([]byte, bool) {
+	qos byte, pid uint16, retain, dup bool, subIDs []uint32, alias uint16) ([]byte, bool) {
 	var out packets.Properties
 	if props != nil {
 		if props.Has(packets.PropMessageExpiry) {
@@ -76,6 +104,7 @@ func (c *client) appendWithProps(topic string, payload []byte, props *packets.Pr
 	if len(subIDs) > 0 {
 		out.SubscriptionIDs = subIDs
 	}
+	out.TopicAlias = alias
 	buf, _ := packets.AppendPublish(c.out, c.version, topic, payload, qos, pid, retain, dup, &out)
 	return buf, true
 }

@@ -30,7 +30,7 @@ type Limits struct {
 	MaxConnectSize    int           // largest packet before the client is authenticated; at most MaxPacketSize
 	WriteTimeout      time.Duration // a write blocked this long closes the connection
 	MaxKeepAlive      uint16        // 0 = no cap
-	TopicAliasMaximum uint16        // topic aliases an MQTT 5 client may set towards the broker
+	TopicAliasMaximum uint16        // topic aliases an MQTT 5 client may set towards the broker; also caps those sent to it
 	SessionExpiry     time.Duration // offline persistent sessions older than this are removed; 0 = never
 }
 
