@@ -73,7 +73,7 @@ type Limits struct {
 	WriteTimeout      time.Duration `mapstructure:"write-timeout" doc:"a write blocked this long closes the connection"`
 	MaxKeepAlive      int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
 	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
-	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker"`
+	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker, and the most the broker sets towards a client"`
 }
 
 // Admin is the HTTP listener for /healthz, /readyz, /metrics and the admin
