@@ -1,0 +1,269 @@
+// Inbound PUBLISH and the QoS 1/2 acknowledgement flows (PUBACK, PUBREC, PUBREL, PUBCOMP).
+
+package mqtt
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+// receivedEvent is the room a connection's broker_message_received is
+// built in. The sink keeps nothing of an event (EventSink), so one per
+// connection serves every message, where a fresh Event and Message cost
+// two allocations per PUBLISH.
+type receivedEvent struct {
+	ev  Event
+	msg Message
+}
+
+// emitMessageReceived reports an inbound PUBLISH as broker_message_received
+// (the packet itself is emitPacketReceived's, mqtt_packet_received).
+func (c *client) emitMessageReceived(p *packets.Publish) {
+	r := c.received
+	if r == nil {
+		r = new(receivedEvent)
+		c.received = r
+	}
+	r.msg = Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}
+	r.ev = Event{Type: EventMessageReceived, Client: &c.info, Topic: p.Topic, QoS: p.QoS, Message: &r.msg}
+	c.b.emit(&r.ev) // what it points to stays alive with the connection anyway
+}
+
+func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
+	b := c.b
+	if c.pub == nil {
+		c.pub = new(packets.Publish)
+	}
+	p := c.pub
+	if err := p.Decode(fh, body, c.version); err != nil {
+		return err
+	}
+	c.msgsIn++
+	v5 := c.version == packets.V5
+	if f := &b.opts.Features; p.QoS > 0 || p.Retain {
+		switch {
+		case p.QoS > f.maxQoS():
+			return errQoSNotOffered // [MQTT5-3.2.2-11]
+		case p.Retain && f.NoRetain:
+			return errNoRetain // [MQTT5-3.2.2-14]
+		}
+	}
+	var setAlias uint16 // stored once the publish is allowed
+	if v5 {
+		if len(p.Props.SubscriptionIDs) > 0 {
+			return errClientSubID // [MQTT5-3.3.4-6]
+		}
+		var err error
+		if setAlias, err = c.resolveAlias(p); err != nil {
+			return err
+		}
+	}
+	if b.evMask().Has(EventMessageReceived) {
+		c.emitMessageReceived(p)
+	}
+	code, reason := packets.Success, ""
+	switch {
+	case isSysTopic(p.Topic):
+		// $SYS belongs to the broker: a client's publish there is dropped
+		// (3.1.1 can only acknowledge it; MQTT 5 hears "not authorized").
+		b.stats.droppedSys.Add(1)
+		code = packets.NotAuthorized
+	case v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
+		// 5.0 §3.3.2.3.2: the payload is said to be UTF-8 and is not.
+		code = packets.PayloadFormatInvalid
+	case b.hooks.Topics != nil:
+		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain})
+		if c.ctx.Err() != nil {
+			// The check did not complete: the connection is ending (taken
+			// over, closed, broker shutting down). Whatever it answered,
+			// the message is neither routed nor acknowledged.
+			return nil
+		}
+		if !res.Allow {
+			b.logDenied(&c.info, "publish", p.Topic, res)
+			// Denied before it is acknowledged, routed or retained.
+			b.stats.droppedDenied.Add(1)
+			if !v5 && b.opts.DisconnectDeniedPublish {
+				// 3.1.1 has no negative PUBACK: the operator chose to
+				// tell the client by closing rather than by silence.
+				return errPubDenied
+			}
+			code, reason = packets.DenyCode(packets.PUBACK, res.ReasonCode), res.Reason
+		}
+	}
+	if setAlias != 0 {
+		c.storeAlias(setAlias, p.Topic, code == packets.Success)
+	}
+	switch p.QoS {
+	case 0:
+		if code == packets.Success {
+			c.publish(p)
+		}
+	case 1:
+		// Route first: by the time PUBACK leaves, the message is in every
+		// subscriber's queue.
+		if code == packets.Success && c.publish(p) == 0 && v5 {
+			code = packets.NoMatchingSubscribers
+		}
+		c.send(func() { c.appendAck(packets.PUBACK, p.PacketID, code, reason) })
+	case 2:
+		// Exactly once: the packet id is remembered until PUBREL, and a
+		// resent PUBLISH with that id is acknowledged without routing it again
+		// ([MQTT-4.3.3-2], method B: deliver on receipt, keep the id).
+		s := c.sess
+		s.mu.Lock()
+		_, dup := s.inQoS2[p.PacketID]
+		if !dup && code == packets.Success {
+			// [MQTT5-3.3.4-7] no more than our Receive Maximum at once.
+			if len(s.inQoS2) >= b.limits.MaxInboundQoS2 {
+				s.mu.Unlock()
+				return errTooManyQoS2
+			}
+			if s.inQoS2 == nil {
+				s.inQoS2 = make(map[uint16]struct{})
+			}
+			s.inQoS2[p.PacketID] = struct{}{}
+		}
+		s.mu.Unlock()
+		if code == packets.Success && !dup && c.publish(p) == 0 && v5 {
+			code = packets.NoMatchingSubscribers
+		}
+		c.send(func() { c.appendAck(packets.PUBREC, p.PacketID, code, reason) })
+	}
+	return nil
+}
+
+// resolveAlias applies an MQTT 5 Topic Alias: a PUBLISH with an alias only
+// uses it; one with a topic and an alias sets it ([MQTT5-3.3.2-12]), which
+// resolveAlias leaves to the caller (it returns the alias to set): an alias
+// is stored only once its PUBLISH is allowed, so denied publishes cannot
+// fill the alias table.
+func (c *client) resolveAlias(p *packets.Publish) (set uint16, err error) {
+	if !p.Props.Has(packets.PropTopicAlias) {
+		return 0, nil
+	}
+	a := p.Props.TopicAlias
+	if a == 0 || a > c.b.limits.TopicAliasMaximum {
+		return 0, errAliasRange // [MQTT5-3.3.2-8], [MQTT5-3.3.2-9]
+	}
+	if p.Topic != "" {
+		return a, nil
+	}
+	if int(a) >= len(c.aliases) || c.aliases[a] == "" {
+		return 0, errUnknownAlias
+	}
+	p.Topic = c.aliases[a]
+	return 0, nil
+}
+
+// storeAlias maps alias a to topic for the rest of the connection when its
+// PUBLISH was allowed. When it was not, the alias is unset rather than left
+// on its old topic: the client believes it now names topic, and a later
+// PUBLISH by alias alone must not go to the old one (it is a protocol error
+// instead, 0x82).
+func (c *client) storeAlias(a uint16, topic string, allowed bool) {
+	if c.aliases == nil {
+		if !allowed {
+			return
+		}
+		c.aliases = make([]string, int(c.b.limits.TopicAliasMaximum)+1)
+	}
+	switch {
+	case !allowed:
+		c.aliases[a] = ""
+	case c.aliases[a] != topic:
+		c.aliases[a] = strings.Clone(topic)
+	}
+}
+
+// isSysTopic reports whether topic is in the broker's own $SYS tree (the
+// whole first level: "$SYSTEM/x" is an ordinary $ topic).
+func isSysTopic(topic string) bool {
+	return topic == "$SYS" || strings.HasPrefix(topic, "$SYS/")
+}
+
+// publish stores (when retained) and routes an accepted inbound message. It
+// returns the number of sessions it was delivered to.
+func (c *client) publish(p *packets.Publish) int {
+	b := c.b
+	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID}
+	if c.version == packets.V5 && forwardable(&p.Props) {
+		r.props = &p.Props
+	}
+	if b.evMask().Has(EventMessageBroadcast) {
+		b.emit(&Event{Type: EventMessageBroadcast, Client: &c.info, Topic: p.Topic, QoS: p.QoS,
+			Message: &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID}})
+	}
+	if p.Retain {
+		b.setRetained(&r, &c.info)
+	}
+	var n int
+	c.matches, n = b.route(&r, c.matches)
+	return n
+}
+
+// forwardable reports whether a PUBLISH carries properties that travel with
+// the message to its subscribers ([MQTT5-3.3.2-17] and friends).
+func forwardable(p *packets.Properties) bool {
+	return p.Has(packets.PropPayloadFormat) || p.Has(packets.PropMessageExpiry) || p.Has(packets.PropContentType) ||
+		p.Has(packets.PropResponseTopic) || p.Has(packets.PropCorrelationData) || len(p.User) > 0
+}
+
+func (c *client) onPubrel(pid uint16) {
+	s := c.sess
+	s.mu.Lock()
+	code := packets.Success
+	if _, ok := s.inQoS2[pid]; !ok {
+		code = packets.PacketIDNotFound
+	}
+	delete(s.inQoS2, pid)
+	// [MQTT-4.3.3-2] PUBCOMP even for an id we no longer hold: the client
+	// may be retrying after we already completed it.
+	c.appendAck(packets.PUBCOMP, pid, code, "")
+	c.wakeWriterLocked()
+	s.mu.Unlock()
+}
+
+// onAck advances an outbound QoS 1/2 flow.
+func (c *client) onAck(pid uint16, t packets.Type, code packets.ReasonCode) {
+	b := c.b
+	s := c.sess
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.inflight.find(pid)
+	switch t {
+	case packets.PUBACK:
+		if e == nil || e.d.qos != 1 {
+			return
+		}
+		s.inflight.done(e)
+	case packets.PUBREC:
+		switch {
+		case e != nil && e.d.qos == 2 && e.state == awaitAck && code >= 0x80:
+			// [MQTT5-4.3.3-4], [MQTT5-4.4.0-2] the client refused the message: the flow ends.
+			s.inflight.done(e)
+		case e != nil && e.d.qos == 2 && e.state == awaitAck:
+			e.state = awaitComp
+			e.d.msg = nil // [MQTT-4.3.3-1] the message is delivered; only the id remains
+			fallthrough
+		case e != nil && e.state == awaitComp:
+			c.appendAck(packets.PUBREL, pid, 0, "")
+			c.wakeWriterLocked()
+			return
+		default:
+			if c.version == packets.V5 {
+				c.appendAck(packets.PUBREL, pid, packets.PacketIDNotFound, "")
+				c.wakeWriterLocked()
+			}
+			return
+		}
+	case packets.PUBCOMP:
+		if e == nil || e.state != awaitComp {
+			return
+		}
+		s.inflight.done(e)
+	}
+	b.pumpLocked(s)
+}
