@@ -3,6 +3,7 @@
 package mqtt
 
 import (
+	"errors"
 	"strings"
 	"unicode/utf8"
 
@@ -31,8 +32,11 @@ func (c *client) emitMessageReceived(p *packets.Publish) {
 	c.b.emit(&r.ev) // what it points to stays alive with the connection anyway
 }
 
+// onPublish handles an inbound PUBLISH: decode it, check it against what the
+// server offers, report it, decide whether it is allowed, then route and
+// acknowledge it as its QoS asks. It is the broker's hot path: the steps are
+// plain calls, and the packet is decoded into the connection's own Publish.
 func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
-	b := c.b
 	if c.pub == nil {
 		c.pub = new(packets.Publish)
 	}
@@ -41,57 +45,19 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		return err
 	}
 	c.msgsIn++
-	v5 := c.version == packets.V5
-	if f := &b.opts.Features; p.QoS > 0 || p.Retain {
-		switch {
-		case p.QoS > f.maxQoS():
-			return errQoSNotOffered // [MQTT5-3.2.2-11]
-		case p.Retain && f.NoRetain:
-			return errNoRetain // [MQTT5-3.2.2-14]
-		}
+	setAlias, err := c.checkPublish(p) // the alias is stored once the publish is allowed
+	if err != nil {
+		return err
 	}
-	var setAlias uint16 // stored once the publish is allowed
-	if v5 {
-		if len(p.Props.SubscriptionIDs) > 0 {
-			return errClientSubID // [MQTT5-3.3.4-6]
-		}
-		var err error
-		if setAlias, err = c.resolveAlias(p); err != nil {
-			return err
-		}
-	}
-	if b.evMask().Has(EventMessageReceived) {
+	if c.b.evMask().Has(EventMessageReceived) {
 		c.emitMessageReceived(p)
 	}
-	code, reason := packets.Success, ""
-	switch {
-	case isSysTopic(p.Topic):
-		// $SYS belongs to the broker: a client's publish there is dropped
-		// (3.1.1 can only acknowledge it; MQTT 5 hears "not authorized").
-		b.stats.droppedSys.Add(1)
-		code = packets.NotAuthorized
-	case v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
-		// 5.0 §3.3.2.3.2: the payload is said to be UTF-8 and is not.
-		code = packets.PayloadFormatInvalid
-	case b.hooks.Topics != nil:
-		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain})
-		if c.ctx.Err() != nil {
-			// The check did not complete: the connection is ending (taken
-			// over, closed, broker shutting down). Whatever it answered,
-			// the message is neither routed nor acknowledged.
+	code, reason, err := c.admitPublish(p)
+	if err != nil {
+		if err == errUndecided {
 			return nil
 		}
-		if !res.Allow {
-			b.logDenied(&c.info, "publish", p.Topic, res)
-			// Denied before it is acknowledged, routed or retained.
-			b.stats.droppedDenied.Add(1)
-			if !v5 && b.opts.DisconnectDeniedPublish {
-				// 3.1.1 has no negative PUBACK: the operator chose to
-				// tell the client by closing rather than by silence.
-				return errPubDenied
-			}
-			code, reason = packets.DenyCode(packets.PUBACK, res.ReasonCode), res.Reason
-		}
+		return err
 	}
 	if setAlias != 0 {
 		c.storeAlias(setAlias, p.Topic, code == packets.Success)
@@ -104,34 +70,102 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	case 1:
 		// Route first: by the time PUBACK leaves, the message is in every
 		// subscriber's queue.
-		if code == packets.Success && c.publish(p) == 0 && v5 {
+		if code == packets.Success && c.publish(p) == 0 && c.version == packets.V5 {
 			code = packets.NoMatchingSubscribers
 		}
 		c.send(func() { c.appendAck(packets.PUBACK, p.PacketID, code, reason) })
 	case 2:
-		// Exactly once: the packet id is remembered until PUBREL, and a
-		// resent PUBLISH with that id is acknowledged without routing it again
-		// ([MQTT-4.3.3-2], method B: deliver on receipt, keep the id).
-		s := c.sess
-		s.mu.Lock()
-		_, dup := s.inQoS2[p.PacketID]
-		if !dup && code == packets.Success {
-			// [MQTT5-3.3.4-7] no more than our Receive Maximum at once.
-			if len(s.inQoS2) >= b.limits.MaxInboundQoS2 {
-				s.mu.Unlock()
-				return errTooManyQoS2
-			}
-			if s.inQoS2 == nil {
-				s.inQoS2 = make(map[uint16]struct{})
-			}
-			s.inQoS2[p.PacketID] = struct{}{}
-		}
-		s.mu.Unlock()
-		if code == packets.Success && !dup && c.publish(p) == 0 && v5 {
-			code = packets.NoMatchingSubscribers
-		}
-		c.send(func() { c.appendAck(packets.PUBREC, p.PacketID, code, reason) })
+		return c.receiveQoS2(p, code, reason)
 	}
+	return nil
+}
+
+// errUndecided is admitPublish's answer when the topic check did not
+// complete because the connection is ending (taken over, closed, broker
+// shutting down): whatever it answered, the message is neither routed nor
+// acknowledged, and the connection's own end reports why.
+var errUndecided = errors.New("publish not decided: the connection is ending")
+
+// checkPublish refuses a PUBLISH that asks for what the server does not
+// offer or breaks an MQTT 5 rule (a Subscription Identifier from a client, a
+// bad Topic Alias), resolving its alias. It returns the alias to set.
+func (c *client) checkPublish(p *packets.Publish) (setAlias uint16, err error) {
+	if f := &c.b.opts.Features; p.QoS > 0 || p.Retain {
+		switch {
+		case p.QoS > f.maxQoS():
+			return 0, errQoSNotOffered // [MQTT5-3.2.2-11]
+		case p.Retain && f.NoRetain:
+			return 0, errNoRetain // [MQTT5-3.2.2-14]
+		}
+	}
+	if c.version != packets.V5 {
+		return 0, nil
+	}
+	if len(p.Props.SubscriptionIDs) > 0 {
+		return 0, errClientSubID // [MQTT5-3.3.4-6]
+	}
+	return c.resolveAlias(p)
+}
+
+// admitPublish decides whether an inbound PUBLISH is routed: the code (and
+// reason) its acknowledgement carries, Success when it is. An error ends
+// the connection, except errUndecided.
+func (c *client) admitPublish(p *packets.Publish) (code packets.ReasonCode, reason string, err error) {
+	b := c.b
+	v5 := c.version == packets.V5
+	switch {
+	case isSysTopic(p.Topic):
+		// $SYS belongs to the broker: a client's publish there is dropped
+		// (3.1.1 can only acknowledge it; MQTT 5 hears "not authorized").
+		b.stats.droppedSys.Add(1)
+		return packets.NotAuthorized, "", nil
+	case v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
+		// 5.0 §3.3.2.3.2: the payload is said to be UTF-8 and is not.
+		return packets.PayloadFormatInvalid, "", nil
+	case b.hooks.Topics != nil:
+		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain})
+		if c.ctx.Err() != nil {
+			return 0, "", errUndecided
+		}
+		if !res.Allow {
+			b.logDenied(&c.info, "publish", p.Topic, res)
+			// Denied before it is acknowledged, routed or retained.
+			b.stats.droppedDenied.Add(1)
+			if !v5 && b.opts.DisconnectDeniedPublish {
+				// 3.1.1 has no negative PUBACK: the operator chose to
+				// tell the client by closing rather than by silence.
+				return 0, "", errPubDenied
+			}
+			return packets.DenyCode(packets.PUBACK, res.ReasonCode), res.Reason, nil
+		}
+	}
+	return packets.Success, "", nil
+}
+
+// receiveQoS2 routes and PUBRECs a QoS 2 PUBLISH exactly once: the packet id
+// is remembered until PUBREL, and a resent PUBLISH with that id is
+// acknowledged without routing it again ([MQTT-4.3.3-2], method B: deliver
+// on receipt, keep the id).
+func (c *client) receiveQoS2(p *packets.Publish, code packets.ReasonCode, reason string) error {
+	s := c.sess
+	s.mu.Lock()
+	_, dup := s.inQoS2[p.PacketID]
+	if !dup && code == packets.Success {
+		// [MQTT5-3.3.4-7] no more than our Receive Maximum at once.
+		if len(s.inQoS2) >= c.b.limits.MaxInboundQoS2 {
+			s.mu.Unlock()
+			return errTooManyQoS2
+		}
+		if s.inQoS2 == nil {
+			s.inQoS2 = make(map[uint16]struct{})
+		}
+		s.inQoS2[p.PacketID] = struct{}{}
+	}
+	s.mu.Unlock()
+	if code == packets.Success && !dup && c.publish(p) == 0 && c.version == packets.V5 {
+		code = packets.NoMatchingSubscribers
+	}
+	c.send(func() { c.appendAck(packets.PUBREC, p.PacketID, code, reason) })
 	return nil
 }
 
