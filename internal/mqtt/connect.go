@@ -23,7 +23,42 @@ var (
 // accepted and its session attached; on error the caller closes the socket.
 // Nothing about any session changes before the client is accepted: a refused
 // CONNECT cannot disturb the session or connection of the id it names.
+// The steps: read and decode CONNECT → take the client's identity and keep
+// alive → check its will → authenticate → store the will → attach the session.
 func (c *client) handshake() error {
+	b := c.b
+	var p packets.Connect
+	if err := c.readConnect(&p); err != nil {
+		return err
+	}
+	var ack packets.Properties // CONNACK properties (MQTT 5)
+	if err := c.takeConnect(&p, &ack); err != nil {
+		return err
+	}
+	if err := c.checkWill(&p); err != nil {
+		return err
+	}
+	authData, err := c.authenticate(&p)
+	if err != nil {
+		return err
+	}
+	if authData != nil || c.authMethod != "" {
+		ack.AuthMethod = c.authMethod
+		ack.AuthData = authData
+	}
+	c.storeWill(&p)
+	expiry := c.sessionExpiry(&p, &ack)
+	c.attach(p.CleanStart, expiry, &ack)
+	c.r.max, c.r.wary = b.limits.MaxPacketSize, false // authenticated
+	b.log.Info("client connected", "client_id", c.info.ClientID, "username", c.info.Username,
+		"remote", c.info.RemoteAddr, "listener", c.info.Listener, "protocol", int(c.info.ProtocolVersion))
+	b.emit(&Event{Type: EventClientConnected, Client: &c.info})
+	return nil
+}
+
+// readConnect reads the first packet, which must be a CONNECT of a
+// supported protocol level, into p, and sets the connection's version.
+func (c *client) readConnect(p *packets.Connect) error {
 	b := c.b
 	c.connectDeadline = time.Now().Add(b.limits.ConnectTimeout)
 	fh, body, err := c.r.next()
@@ -43,7 +78,6 @@ func (c *client) handshake() error {
 		b.stats.malformed.Add(1)
 		return errNotConnect
 	}
-	var p packets.Connect
 	err = p.Decode(fh, body, 0)
 	if errors.Is(err, packets.ErrUnsupportedVersion) {
 		// [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 in the
@@ -61,17 +95,22 @@ func (c *client) handshake() error {
 		return err
 	}
 	c.version = p.ProtocolVersion
-	v5 := c.version == packets.V5
 	if b.evMask().Has(EventPacketReceived) {
-		b.emit(&Event{Type: EventPacketReceived, Packet: &p})
+		b.emit(&Event{Type: EventPacketReceived, Packet: p})
 	}
+	return nil
+}
 
+// takeConnect records who the client says it is (assigning a client id
+// when it gave none) and settles its keep alive, adding to ack what an
+// MQTT 5 client must be told.
+func (c *client) takeConnect(p *packets.Connect, ack *packets.Properties) error {
+	v5 := c.version == packets.V5
 	c.info.ClientID = strings.Clone(p.ClientID)
 	c.info.Username = strings.Clone(p.Username)
 	c.info.ProtocolVersion = byte(p.ProtocolVersion)
 	c.info.CleanStart = p.CleanStart
 	c.info.KeepAlive = p.KeepAlive
-	var ack packets.Properties // CONNACK properties (MQTT 5)
 	if v5 {
 		c.readConnectProps(&p.Props)
 	}
@@ -88,7 +127,7 @@ func (c *client) handshake() error {
 		ack.AssignedClientID = c.info.ClientID
 	}
 	keepAlive := p.KeepAlive
-	if max := b.limits.MaxKeepAlive; max > 0 && (keepAlive == 0 || keepAlive > max) {
+	if max := c.b.limits.MaxKeepAlive; max > 0 && (keepAlive == 0 || keepAlive > max) {
 		if !v5 {
 			// 3.1.1 cannot tell a client to ping more often: refuse it, as
 			// Mosquitto's max_keepalive does, rather than cut it later.
@@ -100,45 +139,40 @@ func (c *client) handshake() error {
 		ack.ServerKeepAlive = max
 	}
 	c.keepAlive = time.Duration(keepAlive) * time.Second
+	return nil
+}
 
-	// [MQTT5-3.2.2-12], [MQTT5-3.2.2-13] a will the server cannot honour.
-	if p.WillFlag && p.WillQoS > b.opts.Features.maxQoS() {
+// checkWill refuses a CONNECT whose will the server cannot honour
+// ([MQTT5-3.2.2-12], [MQTT5-3.2.2-13]).
+func (c *client) checkWill(p *packets.Connect) error {
+	if p.WillFlag && p.WillQoS > c.b.opts.Features.maxQoS() {
 		c.refuseConnect(packets.QoSNotSupported, "will QoS above the server's maximum")
 		return errors.New("will QoS not supported")
 	}
-	if p.WillFlag && p.WillRetain && b.opts.Features.NoRetain {
+	if p.WillFlag && p.WillRetain && c.b.opts.Features.NoRetain {
 		c.refuseConnect(packets.RetainNotSupported, "retained messages are not available")
 		return errors.New("will retain not supported")
 	}
-	authData, err := c.authenticate(&p)
-	if err != nil {
-		return err
-	}
-	if authData != nil || c.authMethod != "" {
-		ack.AuthMethod = c.authMethod
-		ack.AuthData = authData
-	}
-	if p.WillFlag {
-		c.will = &Message{
-			Topic:   strings.Clone(p.WillTopic),
-			Payload: append([]byte{}, p.WillPayload...),
-			QoS:     p.WillQoS,
-			Retain:  p.WillRetain,
-			From:    c.info.ClientID,
-		}
-		if v5 {
-			c.willDelay = p.WillProps.WillDelay
-			c.will.Props = p.WillProps.Clone()
-			c.will.Props.Clear(packets.PropWillDelay)
-		}
-	}
-	expiry := c.sessionExpiry(&p, &ack)
-	c.attach(p.CleanStart, expiry, &ack)
-	c.r.max, c.r.wary = b.limits.MaxPacketSize, false // authenticated
-	b.log.Info("client connected", "client_id", c.info.ClientID, "username", c.info.Username,
-		"remote", c.info.RemoteAddr, "listener", c.info.Listener, "protocol", int(c.info.ProtocolVersion))
-	b.emit(&Event{Type: EventClientConnected, Client: &c.info})
 	return nil
+}
+
+// storeWill copies an accepted CONNECT's will out of the read buffer.
+func (c *client) storeWill(p *packets.Connect) {
+	if !p.WillFlag {
+		return
+	}
+	c.will = &Message{
+		Topic:   strings.Clone(p.WillTopic),
+		Payload: append([]byte{}, p.WillPayload...),
+		QoS:     p.WillQoS,
+		Retain:  p.WillRetain,
+		From:    c.info.ClientID,
+	}
+	if c.version == packets.V5 {
+		c.willDelay = p.WillProps.WillDelay
+		c.will.Props = p.WillProps.Clone()
+		c.will.Props.Clear(packets.PropWillDelay)
+	}
 }
 
 // refuseTooLarge turns away a CONNECT larger than the pre-authentication
