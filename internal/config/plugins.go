@@ -182,10 +182,10 @@ func (l *loader) checkPluginKeys(raw map[string]any, c *Config) []error {
 	return errs
 }
 
-// validatePlugins checks the plugins, auth and topic-check sections.
+// validatePlugins checks the plugins, auth and topic-check sections: each
+// plugin on its own, then the lists and policies that refer to them.
 func (l *loader) validatePlugins(c *Config) []error {
 	var errs []error
-	add := func(e error) { errs = append(errs, e) }
 	// Empty and absent mean the same; keep one form so configurations
 	// compare equal whichever way they were written.
 	if len(c.Plugins) == 0 {
@@ -198,59 +198,74 @@ func (l *loader) validatePlugins(c *Config) []error {
 		c.TopicCheck.Plugins = nil
 	}
 	for _, alias := range sortedKeys(c.Plugins) {
-		p := c.Plugins[alias]
-		key := "plugins." + alias
-		p.Type = strings.ToLower(strings.TrimSpace(p.Type))
-		if p.Type == "" {
-			if p.URL == "" {
-				add(l.errorf(key, "has neither url nor type (set url: http://host:port for an HTTP plugin, or type: %s)", strings.Join(pluginTypes[1:], ", ")))
-				continue
-			}
-			p.Type = PluginHTTP
-		}
-		if !slices.Contains(pluginTypes, p.Type) {
-			add(l.errorf(key+".type", "%q is not a plugin type (use %s)", p.Type, strings.Join(pluginTypes, ", ")))
-			continue
-		}
-		switch p.Type {
-		case PluginHTTP:
-			if u, err := url.Parse(p.URL); p.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				add(l.errorf(key+".url", "%q is not an http:// or https:// URL (e.g. http://hooks:3000)", p.URL))
-			}
-			if (p.TLS.Cert == "") != (p.TLS.Key == "") {
-				add(l.errorf(key+".tls", "cert and key go together (set both, or neither)"))
-			}
-			p.TLS.CA, p.TLS.Cert, p.TLS.Key = c.resolve(p.TLS.CA), c.resolve(p.TLS.Cert), c.resolve(p.TLS.Key)
-		case PluginPasswordFile, PluginACLFile:
-			if p.File == "" {
-				add(l.errorf(key+".file", "is missing (%s plugins read their entries from a file)", p.Type))
-			}
-			p.File = c.resolve(p.File)
-		case PluginEventLog:
-			p.Level = strings.ToLower(strings.TrimSpace(p.Level))
-			if !slices.Contains([]string{"debug", "info", "warn", "error"}, p.Level) {
-				add(l.errorf(key+".level", "%q is not a log level (use debug, info, warn or error)", p.Level))
-			}
-		}
-		if p.Timeout <= 0 {
-			add(l.errorf(key+".timeout", "%s must be positive (e.g. 500ms)", p.Timeout))
-		}
-		p.OnError = strings.ToLower(strings.TrimSpace(p.OnError))
-		if !slices.Contains([]string{"deny", "allow", "ignore", "stale"}, p.OnError) {
-			add(l.errorf(key+".on-error", "%q is not a policy (use deny, allow, ignore or stale)", p.OnError))
-		}
-		for _, ev := range p.Events {
-			if _, ok := mqtt.ParseEventType(ev); !ok {
-				add(l.errorf(key+".events", "%q is not an event (use %s)", ev, mqtt.EventNames()))
-			}
-		}
-		if len(p.Events) == 0 {
-			p.Events = nil
-		}
-		errs = append(errs, l.validateHTTPTuning(key, &p)...)
-		c.Plugins[alias] = p
+		errs = append(errs, l.validatePlugin(c, alias)...)
 	}
+	return append(errs, l.validateChains(c)...)
+}
 
+// validatePlugin checks and normalises one entry of plugins: its type
+// (http when only a url is given), the keys its type needs, and the keys
+// every plugin has. A plugin whose type is unknown is checked no further.
+func (l *loader) validatePlugin(c *Config, alias string) []error {
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
+	p := c.Plugins[alias]
+	key := "plugins." + alias
+	p.Type = strings.ToLower(strings.TrimSpace(p.Type))
+	if p.Type == "" {
+		if p.URL == "" {
+			return append(errs, l.errorf(key, "has neither url nor type (set url: http://host:port for an HTTP plugin, or type: %s)", strings.Join(pluginTypes[1:], ", ")))
+		}
+		p.Type = PluginHTTP
+	}
+	if !slices.Contains(pluginTypes, p.Type) {
+		return append(errs, l.errorf(key+".type", "%q is not a plugin type (use %s)", p.Type, strings.Join(pluginTypes, ", ")))
+	}
+	switch p.Type {
+	case PluginHTTP:
+		if u, err := url.Parse(p.URL); p.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(l.errorf(key+".url", "%q is not an http:// or https:// URL (e.g. http://hooks:3000)", p.URL))
+		}
+		if (p.TLS.Cert == "") != (p.TLS.Key == "") {
+			add(l.errorf(key+".tls", "cert and key go together (set both, or neither)"))
+		}
+		p.TLS.CA, p.TLS.Cert, p.TLS.Key = c.resolve(p.TLS.CA), c.resolve(p.TLS.Cert), c.resolve(p.TLS.Key)
+	case PluginPasswordFile, PluginACLFile:
+		if p.File == "" {
+			add(l.errorf(key+".file", "is missing (%s plugins read their entries from a file)", p.Type))
+		}
+		p.File = c.resolve(p.File)
+	case PluginEventLog:
+		p.Level = strings.ToLower(strings.TrimSpace(p.Level))
+		if !slices.Contains([]string{"debug", "info", "warn", "error"}, p.Level) {
+			add(l.errorf(key+".level", "%q is not a log level (use debug, info, warn or error)", p.Level))
+		}
+	}
+	if p.Timeout <= 0 {
+		add(l.errorf(key+".timeout", "%s must be positive (e.g. 500ms)", p.Timeout))
+	}
+	p.OnError = strings.ToLower(strings.TrimSpace(p.OnError))
+	if !slices.Contains([]string{"deny", "allow", "ignore", "stale"}, p.OnError) {
+		add(l.errorf(key+".on-error", "%q is not a policy (use deny, allow, ignore or stale)", p.OnError))
+	}
+	for _, ev := range p.Events {
+		if _, ok := mqtt.ParseEventType(ev); !ok {
+			add(l.errorf(key+".events", "%q is not an event (use %s)", ev, mqtt.EventNames()))
+		}
+	}
+	if len(p.Events) == 0 {
+		p.Events = nil
+	}
+	errs = append(errs, l.validateHTTPTuning(key, &p)...)
+	c.Plugins[alias] = p
+	return errs
+}
+
+// validateChains checks the auth and topic-check sections: their plugin
+// lists name defined aliases once each, and their modes and policies.
+func (l *loader) validateChains(c *Config) []error {
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
 	aliases := strings.Join(sortedKeys(c.Plugins), ", ")
 	if aliases == "" {
 		aliases = "none"
