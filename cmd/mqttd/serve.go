@@ -36,27 +36,13 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	var logOut io.Writer = stderr
-	var lf *logFile
-	if path := cfg.LogFile(); path != "" {
-		var err error
-		if lf, err = openLogFile(path); err != nil {
-			fmt.Fprintf(stderr, "config: %v\n", err)
-			return exitUsage
-		}
+	log, lf, ok := openLogging(cfg, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if lf != nil {
 		defer lf.Close()
-		logOut = lf
 	}
-	log := cfg.Logging.NewLogger(logOut)
-	for _, w := range cfg.Warnings() {
-		log.Warn(w)
-	}
-	source := cfg.File()
-	if source == "" {
-		source = "built-in defaults"
-	}
-	log.Info("starting", "version", versionString(), "name", cfg.Name, "config", source)
-
 	reg := admin.NewRegistry()
 	ps, err := buildPlugins(cfg, nil, log, reg)
 	if err != nil {
@@ -94,7 +80,53 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	}
 
 	var stopping atomic.Bool
-	ready := func() error {
+	adm, err := startAdmin(cfg, b, &current, reg, readiness(&stopping, b, &current), log)
+	if err != nil {
+		log.Error("cannot start the admin listener", "err", err)
+		closeBroker(b, cfg.ShutdownGrace, log)
+		return exitFailure
+	}
+	logListeners(b, opts.Listeners, log)
+	runUntilDone(ctx, cfgPath, cfg, lf, &current, mgr, log, reg)
+
+	log.Info("shutting down", "reason", context.Cause(ctx).Error(), "grace", cfg.ShutdownGrace.String())
+	stopping.Store(true)
+	code := closeBroker(b, cfg.ShutdownGrace, log)
+	stopAdmin(adm, log)
+	drain()
+	log.Info("stopped")
+	return code
+}
+
+// openLogging opens the log file when one is configured (nil otherwise),
+// builds the logger, and logs the configuration's warnings and the start.
+func openLogging(cfg *config.Config, stderr io.Writer) (*slog.Logger, *logFile, bool) {
+	var logOut io.Writer = stderr
+	var lf *logFile
+	if path := cfg.LogFile(); path != "" {
+		var err error
+		if lf, err = openLogFile(path); err != nil {
+			fmt.Fprintf(stderr, "config: %v\n", err)
+			return nil, nil, false
+		}
+		logOut = lf
+	}
+	log := cfg.Logging.NewLogger(logOut)
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
+	source := cfg.File()
+	if source == "" {
+		source = "built-in defaults"
+	}
+	log.Info("starting", "version", versionString(), "name", cfg.Name, "config", source)
+	return log, lf, true
+}
+
+// readiness is /readyz's check: not while shutting down, and only once the
+// listeners are up and every auth plugin answers.
+func readiness(stopping *atomic.Bool, b *mqtt.Broker, current *atomic.Pointer[plugins]) func() error {
+	return func() error {
 		switch {
 		case stopping.Load():
 			return errors.New("shutting down")
@@ -106,26 +138,34 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		}
 		return nil
 	}
-	var adm *admin.Server
-	if cfg.Admin.Bind != "" {
-		pluginRoutes := admin.Mount{Pattern: "/plugins", Handler: webhook.AdminRoutes(func() []*webhook.Plugin { return current.Load().webhooks() })}
-		mounts := []admin.Mount{pluginRoutes, adminAPI(b, cfg, current.Load).Mount()}
-		if cfg.Admin.Pprof {
-			mounts = append(mounts, admin.Profiler())
-		}
-		guard := admin.NewGuard(cfg.Admin.Token, reg)
-		adm, err = admin.Listen(cfg.Admin.Bind, guard.Wrap(admin.NewHandler(b, ready, reg, mounts...)), log)
-		if err != nil {
-			log.Error("cannot start the admin listener", "err", err)
-			closeBroker(b, cfg.ShutdownGrace, log)
-			return exitFailure
-		}
-		log.Info("admin listening", "addr", adm.Addr().String(), "paths", "/healthz /readyz /metrics /api/v1 /plugins", "token", cfg.Admin.Token != "")
-		if cfg.Admin.Token == "" && !admin.Loopback(adm.Addr()) {
-			log.Warn("admin.token is not set: the admin API answers only over loopback; set admin.token to use it on " + adm.Addr().String())
-		}
+}
+
+// startAdmin starts the admin listener when admin.bind is set (nil, nil
+// when it is not).
+func startAdmin(cfg *config.Config, b *mqtt.Broker, current *atomic.Pointer[plugins], reg *prometheus.Registry, ready func() error, log *slog.Logger) (*admin.Server, error) {
+	if cfg.Admin.Bind == "" {
+		return nil, nil
 	}
-	for _, lc := range opts.Listeners {
+	pluginRoutes := admin.Mount{Pattern: "/plugins", Handler: webhook.AdminRoutes(func() []*webhook.Plugin { return current.Load().webhooks() })}
+	mounts := []admin.Mount{pluginRoutes, adminAPI(b, cfg, current.Load).Mount()}
+	if cfg.Admin.Pprof {
+		mounts = append(mounts, admin.Profiler())
+	}
+	guard := admin.NewGuard(cfg.Admin.Token, reg)
+	adm, err := admin.Listen(cfg.Admin.Bind, guard.Wrap(admin.NewHandler(b, ready, reg, mounts...)), log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("admin listening", "addr", adm.Addr().String(), "paths", "/healthz /readyz /metrics /api/v1 /plugins", "token", cfg.Admin.Token != "")
+	if cfg.Admin.Token == "" && !admin.Loopback(adm.Addr()) {
+		log.Warn("admin.token is not set: the admin API answers only over loopback; set admin.token to use it on " + adm.Addr().String())
+	}
+	return adm, nil
+}
+
+// logListeners logs each broker listener with the address it is bound to.
+func logListeners(b *mqtt.Broker, listeners []mqtt.ListenerConfig, log *slog.Logger) {
+	for _, lc := range listeners {
 		addr := "?"
 		if a := b.Addr(lc.Name); a != nil {
 			addr = a.String()
@@ -136,11 +176,14 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		}
 		log.Info("listener ready", attrs...)
 	}
+}
 
+// runUntilDone serves SIGHUP (reopen the log file, reload the plugins)
+// until ctx ends.
+func runUntilDone(ctx context.Context, cfgPath string, cfg *config.Config, lf *logFile, current *atomic.Pointer[plugins], mgr *hooks.Manager, log *slog.Logger, reg prometheus.Registerer) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-wait:
 	for {
 		select {
 		case <-hup:
@@ -156,22 +199,22 @@ wait:
 				log.Info("reloaded plugins, auth and topic-check", "plugins", next.String())
 			}
 		case <-ctx.Done():
-			break wait
+			return
 		}
 	}
-	log.Info("shutting down", "reason", context.Cause(ctx).Error(), "grace", cfg.ShutdownGrace.String())
-	stopping.Store(true)
-	code := closeBroker(b, cfg.ShutdownGrace, log)
-	if adm != nil {
-		actx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
-		if err := adm.Shutdown(actx); err != nil {
-			log.Warn("admin listener did not stop cleanly", "err", err)
-		}
-		cancel()
+}
+
+// stopAdmin stops the admin listener, if any, letting a scrape in progress
+// finish for a short while.
+func stopAdmin(adm *admin.Server, log *slog.Logger) {
+	if adm == nil {
+		return
 	}
-	drain()
-	log.Info("stopped")
-	return code
+	actx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
+	defer cancel()
+	if err := adm.Shutdown(actx); err != nil {
+		log.Warn("admin listener did not stop cleanly", "err", err)
+	}
 }
 
 // reload re-reads the config file on SIGHUP and applies its plugins, auth

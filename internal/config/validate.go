@@ -18,12 +18,23 @@ const maxPacketSizeLimit = 268435455 + 5
 // keys (a ws listener's path).
 func (l *loader) validate(c *Config) []error {
 	var errs []error
-	add := func(e error) { errs = append(errs, e) }
-
 	if strings.TrimSpace(c.Name) == "" {
-		add(l.errorf("name", "is empty (give the node a name, or remove the key to use the host name)"))
+		errs = append(errs, l.errorf("name", "is empty (give the node a name, or remove the key to use the host name)"))
 	}
+	binds, lerrs := l.validateListeners(c)
+	errs = append(errs, lerrs...)
+	errs = append(errs, l.validateLimits(c)...)
+	errs = append(errs, l.validateAdmin(c, binds)...)
+	errs = append(errs, l.validatePlugins(c)...)
+	return append(errs, l.validateLogging(c)...)
+}
 
+// validateListeners checks and normalises each listener (type, bind, path,
+// TLS files). It returns the binds in use, each with the key of its
+// listener, for the admin listener's check.
+func (l *loader) validateListeners(c *Config) (map[string]string, []error) {
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
 	if len(c.Listeners) == 0 {
 		add(l.errorf("listeners", "no listener is defined (add one, e.g. default: {type: tcp, bind: \":1883\"}, or remove the key for that default)"))
 	}
@@ -65,7 +76,13 @@ func (l *loader) validate(c *Config) []error {
 		}
 		c.Listeners[name] = ln
 	}
+	return binds, errs
+}
 
+// validateLimits checks the limits and the other numeric keys.
+func (l *loader) validateLimits(c *Config) []error {
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
 	lim := &c.Limits
 	chk := bounds{l, &errs}
 	if lim.MaxPacketSize < 64 || lim.MaxPacketSize > maxPacketSizeLimit {
@@ -92,17 +109,28 @@ func (l *loader) validate(c *Config) []error {
 	chk.notNegative("limits.session-expiry", lim.SessionExpiry)
 	chk.notNegative("sys-interval", c.SysInterval)
 	chk.positive("shutdown-grace", c.ShutdownGrace)
+	return errs
+}
 
-	if c.Admin.Bind != "" {
-		if err := checkBind(c.Admin.Bind); err != nil {
-			add(l.errorf("admin.bind", "%v (or \"\" to disable the admin listener)", err))
-		} else if other, dup := binds[c.Admin.Bind]; dup && !strings.HasSuffix(c.Admin.Bind, ":0") {
-			add(l.errorf("admin.bind", "%q is also the bind of %s (give the admin listener its own port)", c.Admin.Bind, other))
-		}
+// validateAdmin checks the admin listener's bind, which must not be one a
+// broker listener has.
+func (l *loader) validateAdmin(c *Config, binds map[string]string) []error {
+	if c.Admin.Bind == "" {
+		return nil
 	}
+	if err := checkBind(c.Admin.Bind); err != nil {
+		return []error{l.errorf("admin.bind", "%v (or \"\" to disable the admin listener)", err)}
+	}
+	if other, dup := binds[c.Admin.Bind]; dup && !strings.HasSuffix(c.Admin.Bind, ":0") {
+		return []error{l.errorf("admin.bind", "%q is also the bind of %s (give the admin listener its own port)", c.Admin.Bind, other)}
+	}
+	return nil
+}
 
-	errs = append(errs, l.validatePlugins(c)...)
-
+// validateLogging checks and normalises the logging section.
+func (l *loader) validateLogging(c *Config) []error {
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
 	c.Logging.Level = strings.ToLower(strings.TrimSpace(c.Logging.Level))
 	switch c.Logging.Level {
 	case "debug", "info", "warn", "error":

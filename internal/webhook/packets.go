@@ -24,6 +24,10 @@ func knownPacket(pk packets.Packet) bool {
 // them. The password and authentication data stay out of it: a plugin
 // learns only that they were there. Arrays are [] when empty, never null:
 // the spec requires them.
+//
+// It stays one long switch on purpose: one case per packet type, each
+// writing that packet's fields in wire order, reads and checks against the
+// spec better in one place than spread over a function per packet.
 func appendPacket(dst []byte, pk packets.Packet) ([]byte, error) {
 	switch p := pk.(type) {
 	case *packets.Connect:

@@ -47,6 +47,10 @@ func protocolName(v Version) string {
 // ErrProtocolName; an unknown protocol level gives ErrUnsupportedVersion
 // with ProtocolName and ProtocolVersion filled in, so the server can answer
 // with the right CONNACK.
+//
+// It stays long on purpose: one step per field in the order CONNECT puts
+// them on the wire (header, flags, properties, payload), which reads
+// against the spec better in one place than split.
 func (p *Connect) Decode(fh FixedHeader, body []byte, _ Version) error {
 	if err := begin(fh, body, CONNECT); err != nil {
 		return err
@@ -133,6 +137,9 @@ func (p *Connect) Decode(fh FixedHeader, body []byte, _ Version) error {
 // Append encodes the CONNECT. The will is included when WillFlag is set or
 // WillTopic is non-empty; user name and password when their flag is set or
 // their value is non-empty.
+//
+// It stays long on purpose: like Decode, one step per field in wire order,
+// so the two read side by side against the spec.
 func (p *Connect) Append(dst []byte, v Version) ([]byte, error) {
 	level := p.ProtocolVersion
 	if level == 0 {
