@@ -28,9 +28,10 @@ type verdict struct {
 const maxAnswerSeconds = 1 << 30
 
 // readDecision applies the answer rules of api/openapi.yaml: 2xx with a
-// body is its result, 204 allows, 401 and 403 deny, another 4xx rejects the
-// request (KindRejected, a refusal), and anything else is an error. A 404
-// in particular is never "ignore": a wrong URL must not let anyone in.
+// body is its result, 204 allows, 401 and 403 deny, a 4xx that blames the
+// request rejects it (KindRejected, a refusal), and anything else is an
+// error. A 404 in particular is never "ignore": a wrong URL must not let
+// anyone in; it is an error so on-error answers and the breaker sees it.
 func readDecision(r *response) (verdict, Kind, error) {
 	switch {
 	case r.status == http.StatusNoContent:
@@ -59,11 +60,17 @@ func readDecision(r *response) (verdict, Kind, error) {
 
 // blamesRequest reports whether a status says the request was at fault
 // rather than the plugin: a 4xx other than 401 and 403 (decisions), 408 (the
-// plugin timed out reading) and 429 (the plugin is overloaded). A client
-// can provoke these at will, with a huge or odd CONNECT, so they refuse it
-// and are never a plugin failure.
+// plugin timed out reading), 429 (the plugin is overloaded) and 404, 405
+// and 410 (the URL or method is wrong: the plugin's setup, which answers so
+// to every request alike). A client can provoke the others at will, with a
+// huge or odd CONNECT, so they refuse it and are never a plugin failure.
 func blamesRequest(status int) bool {
-	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests,
+		http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusGone:
+		return false
+	}
+	return status >= 400 && status < 500
 }
 
 // parseDecision reads a Decision body. Unknown fields are allowed (a

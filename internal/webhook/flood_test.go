@@ -25,7 +25,7 @@ func slowAccounts(t *testing.T) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct{ Password string }
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || r.URL.Path != "/authenticate" {
-			w.WriteHeader(http.StatusNotFound)
+			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
 		select {

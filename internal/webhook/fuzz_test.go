@@ -19,7 +19,7 @@ import (
 // FuzzReadDecision feeds arbitrary statuses, Cache-Control values and
 // bodies to the answer rules. Nothing may panic; statuses keep their
 // meaning whatever the body says (204 allows, 401 and 403 deny, other 4xx
-// but 408 and 429 are KindRejected refusals, non-2xx others are KindStatus
+// but 404, 405, 408, 410 and 429 are KindRejected refusals, non-2xx others are KindStatus
 // errors, never "ignore"); a 2xx body that parses has
 // a result the wire format knows, and any other result is an error; and
 // no answer gives a negative or unbounded lifetime, nor a cache policy a
@@ -51,7 +51,7 @@ func FuzzReadDecision(f *testing.F) {
 			if (perr != nil) != (kind == KindBadAnswer) || (perr == nil && kind != 0) {
 				t.Fatalf("%d: parse error %v but kind %v", status, perr, kind)
 			}
-		case status >= 400 && status < 500 && status != 408 && status != 429:
+		case status >= 400 && status < 500 && !slices.Contains([]int{404, 405, 408, 410, 429}, status):
 			if kind != KindRejected {
 				t.Fatalf("%d gave %+v, kind %v; want a KindRejected refusal", status, v, kind)
 			}
