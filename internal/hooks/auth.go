@@ -25,7 +25,23 @@ func (a *authChain) Authenticate(ctx context.Context, c *mqtt.ClientInfo, passwo
 			a.m.chains.count(actAuthenticate, false)
 			return a.m.rateLimited(c, why)
 		}
+		// Deferred so that a panic below cannot leave the login pending
+		// for good. Only a decided deny spends a token: a refusal because
+		// a plugin could not decide (it failed, or was busy), or a panic,
+		// is no sign of guessing.
+		failed := false
+		defer func() { a.m.limits.end(src, failed) }()
+		res, outage := a.decide(ctx, c, password)
+		failed = !res.Allow && !outage
+		return res
 	}
+	res, _ := a.decide(ctx, c, password)
+	return res
+}
+
+// decide asks the auth plugins about one CONNECT, counts the result and
+// says whether a refusal is because a plugin could not decide.
+func (a *authChain) decide(ctx context.Context, c *mqtt.ClientInfo, password []byte) (mqtt.AuthResult, bool) {
 	st := a.m.acquire()
 	defer st.release()
 	var res mqtt.AuthResult
@@ -37,13 +53,8 @@ func (a *authChain) Authenticate(ctx context.Context, c *mqtt.ClientInfo, passwo
 		// first answer that is not ignore decides, on this goroutine.
 		res, outage = st.authInOrder(ctx, &AuthRequest{Client: c, Password: password})
 	}
-	if limited {
-		// A refusal because a plugin could not decide (it failed, or was
-		// busy) is no sign of guessing: it spends nothing.
-		a.m.limits.end(src, !res.Allow && !outage)
-	}
 	a.m.chains.count(actAuthenticate, res.Allow)
-	return res
+	return res, outage
 }
 
 // rateLimited is the answer to a source the limiter refused (why):
@@ -52,8 +63,11 @@ func (a *authChain) Authenticate(ctx context.Context, c *mqtt.ClientInfo, passwo
 // logEvery with the number held back.
 func (m *Manager) rateLimited(c *mqtt.ClientInfo, why int) mqtt.AuthResult {
 	reason, label := "too many failed logins from this address; try again later", "failures"
-	if why == limitPending {
+	switch why {
+	case limitPending:
 		reason, label = "too many logins in progress from this address; try again later", "pending"
+	case limitSources:
+		reason, label = "too many addresses logging in at once; try again later", "sources"
 	}
 	m.metrics.rateLimited.WithLabelValues(label).Inc()
 	if ok, held := m.limitedLog.allow(); ok {

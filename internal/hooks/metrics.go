@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"plugin"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_auth_rate_limited_total",
-			Help: "CONNECTs refused at once, without asking a plugin, by auth.rate-limit: their source address used up its failed logins (reason failures) or had max-pending logins in progress (reason pending).",
+			Help: "CONNECTs refused at once, without asking a plugin, by auth.rate-limit: their source address used up its failed logins (reason failures), had max-pending logins in progress (reason pending), or was new while max-sources addresses all had logins in progress (reason sources).",
 		}, []string{"reason"}),
 		drops: &drops{live: map[*Manager]struct{}{}},
 	}

@@ -42,19 +42,23 @@ const (
 	limitNone     = iota
 	limitFailures // the source used up its failed logins
 	limitPending  // the source has MaxPending logins in progress
+	limitSources  // a new source, and MaxSources sources all have logins in progress
 )
 
-// loginLimiter keeps the per-source state. Sources are kept in least-
-// recently-used order and bounded by MaxSources, so a spray of addresses
-// costs a bounded map; a source with a full bucket and nothing in progress
-// is dropped at once (that is what an unknown source gets anyway), so the
-// map holds only sources that failed lately or have a login in progress.
+// loginLimiter keeps the per-source state, bounded by MaxSources so a
+// spray of addresses costs a bounded map. A source with a full bucket and
+// nothing in progress is dropped at once (that is what an unknown source
+// gets anyway), so the map holds only sources that failed lately or have a
+// login in progress. To make room, only an idle source (nothing in
+// progress), least recently used first, is forgotten: forgetting a busy
+// one would let its later end count against a new entry for the same
+// address. When every source is busy, a new one is refused.
 type loginLimiter struct {
 	mu      sync.Mutex
 	opts    RateLimitOptions
 	now     func() time.Time
-	sources map[netip.Prefix]*list.Element // of *source
-	lru     list.List                      // front: most recently used
+	sources map[netip.Prefix]*source
+	idle    list.List // of the *source with nothing pending; front: most recently used
 }
 
 type source struct {
@@ -62,10 +66,11 @@ type source struct {
 	tokens  float64
 	at      time.Time // when tokens was last brought up to date
 	pending int
+	idle    *list.Element // in loginLimiter.idle while pending is 0, else nil
 }
 
 func newLoginLimiter(o RateLimitOptions) *loginLimiter {
-	return &loginLimiter{opts: o.withDefaults(), now: time.Now, sources: map[netip.Prefix]*list.Element{}}
+	return &loginLimiter{opts: o.withDefaults(), now: time.Now, sources: map[netip.Prefix]*source{}}
 }
 
 // configure applies new options (a Reload), keeping what sources spent.
@@ -73,8 +78,8 @@ func (l *loginLimiter) configure(o RateLimitOptions) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.opts = o.withDefaults()
-	for l.lru.Len() > l.opts.MaxSources {
-		l.forget(l.lru.Back())
+	for len(l.sources) > l.opts.MaxSources && l.idle.Len() > 0 {
+		l.forget(l.idle.Back().Value.(*source))
 	}
 }
 
@@ -100,7 +105,8 @@ func sourceOf(remote string) (netip.Prefix, bool) {
 }
 
 // begin admits a login from key about to be decided, or says why not
-// (limitFailures, limitPending). An admitted login must be ended with end.
+// (limitFailures, limitPending, limitSources). An admitted login must be
+// ended with end.
 func (l *loginLimiter) begin(key netip.Prefix) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -108,16 +114,20 @@ func (l *loginLimiter) begin(key netip.Prefix) int {
 		return limitNone
 	}
 	now := l.now()
-	e := l.sources[key]
-	if e == nil {
-		if l.lru.Len() >= l.opts.MaxSources {
-			l.forget(l.lru.Back())
+	s := l.sources[key]
+	if s == nil {
+		if len(l.sources) >= l.opts.MaxSources {
+			if l.idle.Len() == 0 {
+				return limitSources
+			}
+			l.forget(l.idle.Back().Value.(*source))
 		}
-		e = l.lru.PushFront(&source{key: key, tokens: float64(l.opts.Burst), at: now})
-		l.sources[key] = e
+		s = &source{key: key, tokens: float64(l.opts.Burst), at: now}
+		s.idle = l.idle.PushFront(s)
+		l.sources[key] = s
+	} else if s.idle != nil {
+		l.idle.MoveToFront(s.idle)
 	}
-	l.lru.MoveToFront(e)
-	s := e.Value.(*source)
 	l.refill(s, now)
 	switch {
 	case l.opts.FailuresPerSecond > 0 && s.tokens < float64(l.opts.Burst) && float64(s.pending+1) > s.tokens:
@@ -129,6 +139,10 @@ func (l *loginLimiter) begin(key netip.Prefix) int {
 		return limitPending
 	}
 	s.pending++
+	if s.idle != nil {
+		l.idle.Remove(s.idle)
+		s.idle = nil
+	}
 	return limitNone
 }
 
@@ -136,19 +150,23 @@ func (l *loginLimiter) begin(key netip.Prefix) int {
 func (l *loginLimiter) end(key netip.Prefix, failed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := l.sources[key]
-	if e == nil { // forgotten meanwhile (MaxSources, or a Reload turned the limit off)
+	s := l.sources[key]
+	if s == nil || s.pending == 0 { // begun while the limit was off (a Reload)
 		return
 	}
-	s := e.Value.(*source)
-	s.pending = max(s.pending-1, 0)
+	s.pending--
 	l.refill(s, l.now())
 	if failed && l.opts.FailuresPerSecond > 0 {
 		s.tokens = max(s.tokens-1, 0)
 	}
-	if s.pending == 0 && s.tokens >= float64(l.opts.Burst) {
-		l.forget(e)
+	if s.pending > 0 {
+		return
 	}
+	if s.tokens >= float64(l.opts.Burst) {
+		l.forget(s)
+		return
+	}
+	s.idle = l.idle.PushFront(s)
 }
 
 // refill brings s's tokens up to now.
@@ -159,14 +177,16 @@ func (l *loginLimiter) refill(s *source, now time.Time) {
 	}
 }
 
-func (l *loginLimiter) forget(e *list.Element) {
-	delete(l.sources, e.Value.(*source).key)
-	l.lru.Remove(e)
+func (l *loginLimiter) forget(s *source) {
+	delete(l.sources, s.key)
+	if s.idle != nil {
+		l.idle.Remove(s.idle)
+	}
 }
 
 // tracked is the number of sources held.
 func (l *loginLimiter) tracked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.lru.Len()
+	return len(l.sources)
 }

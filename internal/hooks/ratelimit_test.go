@@ -256,3 +256,37 @@ func TestAuthResultNamesThePlugin(t *testing.T) {
 		}
 	}
 }
+
+// A source with a login in progress is never forgotten to make room: its
+// end would otherwise count against a new entry for the same address.
+// When every tracked source is busy, a new source is refused (and counted
+// by the chain) rather than growing the map.
+func TestLimiterKeepsBusySources(t *testing.T) {
+	l, _ := limiterAt(RateLimitOptions{FailuresPerSecond: 1, Burst: 2, MaxPending: 1, MaxSources: 2})
+	a, b, c := mustSource(t, "192.0.2.1:1"), mustSource(t, "192.0.2.2:1"), mustSource(t, "192.0.2.3:1")
+	if l.begin(a) != limitNone || l.begin(b) != limitNone {
+		t.Fatal("the first two sources were refused")
+	}
+	if why := l.begin(c); why != limitSources {
+		t.Fatalf("a third source with both slots busy: got %d, want limitSources", why)
+	}
+	if n := l.tracked(); n != 2 {
+		t.Fatalf("tracked %d sources, want 2", n)
+	}
+	// a is still pending, so a second login from it is over max-pending.
+	if why := l.begin(a); why != limitPending {
+		t.Fatalf("a's pending login was forgotten: begin gave %d, want limitPending", why)
+	}
+	l.end(a, true) // a failed: idle now, with a token spent
+	if why := l.begin(c); why != limitNone {
+		t.Fatalf("c refused (%d) though a is idle and may be forgotten", why)
+	}
+	if why := l.begin(b); why != limitPending {
+		t.Fatalf("b, still pending, was forgotten to make room: begin gave %d", why)
+	}
+	l.end(b, false)
+	l.end(c, false)
+	if n := l.tracked(); n != 0 {
+		t.Fatalf("%d sources tracked after every login ended with a full bucket", n)
+	}
+}
