@@ -23,6 +23,9 @@ import (
 //     a DNS-rebinding page in). So a broker whose admin listener is on a
 //     public interface offers nothing beyond health and metrics until a
 //     token is set;
+//   - for any request, no Sec-Fetch-Site of cross-site: a page elsewhere
+//     must not make the operator's browser fetch even a read (an image
+//     tag pointing at /debug/pprof/profile burns CPU for 30 s);
 //   - for a request that changes something (any method but GET and HEAD):
 //     no Origin other than the listener's own and no Sec-Fetch-Site other
 //     than same-origin or none, so that a page elsewhere cannot make the
@@ -98,6 +101,9 @@ func (g *Guard) check(r *http.Request) (int, string, string) {
 		if msg := crossOrigin(r); msg != "" {
 			return http.StatusForbidden, refusedOrigin, msg
 		}
+	} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return http.StatusForbidden, refusedOrigin,
+			"refused a cross-site request: the admin API answers only its own pages and clients that are not browsers"
 	}
 	if g.hasTok {
 		if !g.tokenOK(r) {

@@ -90,7 +90,14 @@ func TestCrossOriginRefused(t *testing.T) {
 		if r.header.Get("Access-Control-Allow-Origin") != "" {
 			t.Fatal("the API granted CORS")
 		}
-		if got := e.refusals(refusedOrigin); got < 20 {
+		// But no cross-site page may make the browser fetch anything
+		// guarded, reads included (an image tag on a profile burns CPU).
+		for _, path := range []string{"/api/v1/stats", "/debug/pprof/cmdline", "/plugins"} {
+			e.must(403, "GET", path, "", "Sec-Fetch-Site", "cross-site")
+		}
+		e.must(200, "GET", "/api/v1/stats", "", "Sec-Fetch-Site", "same-origin")
+		e.must(200, "GET", "/healthz", "", "Sec-Fetch-Site", "cross-site") // open paths stay open
+		if got := e.refusals(refusedOrigin); got < 23 {
 			t.Fatalf("cross-origin refusals counted %v", got)
 		}
 	}
