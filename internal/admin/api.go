@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -116,10 +117,10 @@ func (a *API) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "cannot read the request body: "+err.Error())
 		return false
-	case len(strings.TrimSpace(string(body))) == 0:
+	case len(bytes.TrimSpace(body)) == 0:
 		return true
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, "the request body is not the JSON api/admin.yaml describes: "+err.Error())

@@ -166,8 +166,7 @@ func crossOrigin(r *http.Request) string {
 // listener and names the host as localhost or an IP literal.
 func localRequest(r *http.Request) bool {
 	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	ta, ok := la.(*net.TCPAddr)
-	if !ok || !ta.IP.IsLoopback() {
+	if !Loopback(la) {
 		return false
 	}
 	host := r.Host
