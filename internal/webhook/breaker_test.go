@@ -149,3 +149,23 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A plugin whose URL or method is wrong answers 404, 405 or 410 to every
+// request alike: a failure of its setup, which the breaker counts (and
+// on-error answers), not a refusal of each client in turn.
+func TestWrongURLOpensTheBreaker(t *testing.T) {
+	for _, status := range []int{404, 405, 410} {
+		f, p := breakerPlugin(t, status, BreakerOptions{ConsecutiveFailures: 3, OpenFor: time.Hour})
+		for i := range 3 {
+			if _, err := auth(p, mqttClient("c1", "alice"), "pw"); kindOf(err) != KindStatus {
+				t.Fatalf("%d, call %d: %v, want a status error", status, i, err)
+			}
+		}
+		if _, err := auth(p, mqttClient("c2", "bob"), "pw"); kindOf(err) != KindBreakerOpen {
+			t.Fatalf("%d: after 3 answers the breaker is not open: %v", status, err)
+		}
+		if n := f.count("/authenticate"); n != 3 {
+			t.Fatalf("%d: %d calls reached the plugin, want 3", status, n)
+		}
+	}
+}
