@@ -86,7 +86,7 @@ type AuthRateLimit struct {
 	FailuresPerSecond float64 `mapstructure:"failures-per-second" doc:"failed logins a source address earns back per second; 0 turns the limit off"`
 	Burst             int     `mapstructure:"burst" doc:"failed logins a source address may have in a row before it is refused at once (0x97, 3.1.1 0x05)"`
 	MaxPending        int     `mapstructure:"max-pending" doc:"logins one source address may have in progress at once; more are refused at once (0x97, 3.1.1 0x05); 0 = no bound"`
-	MaxSources        int     `mapstructure:"max-sources" doc:"source addresses tracked (IPv6 by /64); beyond it the least recently failed are forgotten"`
+	MaxSources        int     `mapstructure:"max-sources" doc:"source addresses tracked (IPv6 by /64); beyond it an idle source is forgotten, least recently failed first, and a new address is refused while every tracked one has logins in progress"`
 }
 
 // TopicCheck is the topic_filtering chain (docs/design.md §3.2).
