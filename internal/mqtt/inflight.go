@@ -96,6 +96,21 @@ func (q *deliveryQueue) push(d delivery) {
 	q.bytes += d.size()
 }
 
+// pushFront puts d back at the head, where pop took it from: a delivery
+// that could not go out keeps its place ahead of later ones. It is not
+// subject to the queue bounds, since d was already counted in them.
+func (q *deliveryQueue) pushFront(d delivery) {
+	if q.head > 0 {
+		q.head--
+		q.q[q.head] = d
+	} else {
+		q.q = append(q.q, delivery{})
+		copy(q.q[1:], q.q)
+		q.q[0] = d
+	}
+	q.bytes += d.size()
+}
+
 func (q *deliveryQueue) peek() *delivery { return &q.q[q.head] }
 
 func (q *deliveryQueue) pop() delivery {
