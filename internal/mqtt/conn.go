@@ -347,7 +347,8 @@ func (c *client) finish(cause error) {
 	// violation, or a takeover (or MQTT 5's "disconnect with will"). Not
 	// when the broker itself is going down.
 	if c.will != nil && (!c.graceful || c.keepWill) && !c.stopping.Load() {
-		b.scheduleWill(s, &clientWill{msg: c.will, client: &c.info}, c.willDelay)
+		info := c.info // a copy: &c.info would pin the whole client for the will delay
+		b.scheduleWill(s, &clientWill{msg: c.will, client: &info}, c.willDelay)
 	}
 	reason := "disconnect"
 	if cause != nil {

@@ -74,8 +74,8 @@ func (r *inflightRing) each(fn func(e *inflightEntry)) {
 }
 
 // deliveryQueue is a FIFO of deliveries waiting for a window slot, for the
-// client to come back, or for a receive check. bytes counts the topic and
-// payload bytes of the deliveries it holds, for the byte bound.
+// client to come back, or for a receive check. bytes counts the topic,
+// payload and property bytes of the deliveries it holds, for the byte bound.
 type deliveryQueue struct {
 	q     []delivery
 	head  int
@@ -83,14 +83,31 @@ type deliveryQueue struct {
 }
 
 // size is what a queued delivery counts against the byte bound: its
-// message's topic and payload (a message shared by many sessions counts in
-// each queue, as each would keep it alive alone).
-func (d *delivery) size() int { return len(d.msg.Topic) + len(d.msg.Payload) }
+// message's topic, payload and MQTT 5 properties, which are forwarded and
+// can be as large as the payload (a message shared by many sessions counts
+// in each queue, as each would keep it alive alone). The message is
+// immutable, so push and pop count the same.
+func (d *delivery) size() int { return len(d.msg.Topic) + len(d.msg.Payload) + d.msg.Props.Size() }
 
 func (q *deliveryQueue) len() int { return len(q.q) - q.head }
 
 func (q *deliveryQueue) push(d delivery) {
 	q.q = append(q.q, d)
+	q.bytes += d.size()
+}
+
+// pushFront puts d back at the head, where pop took it from: a delivery
+// that could not go out keeps its place ahead of later ones. It is not
+// subject to the queue bounds, since d was already counted in them.
+func (q *deliveryQueue) pushFront(d delivery) {
+	if q.head > 0 {
+		q.head--
+		q.q[q.head] = d
+	} else {
+		q.q = append(q.q, delivery{})
+		copy(q.q[1:], q.q)
+		q.q[0] = d
+	}
 	q.bytes += d.size()
 }
 

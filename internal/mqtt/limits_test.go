@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -265,5 +266,30 @@ func TestMaxKeepAlive(t *testing.T) {
 	}
 	if st := tb.Stats(); st.ClientsTotal != 2 {
 		t.Fatalf("clients total %d, want 2", st.ClientsTotal)
+	}
+}
+
+// MaxQueuedBytes counts a message's MQTT 5 properties, which are queued
+// and forwarded with it: empty payloads carrying large user properties
+// stop at the byte bound, and the rest are counted as DroppedQueueFull.
+func TestOfflineQueueByteBoundCountsProperties(t *testing.T) {
+	tb := startBroker(t, func(o *Options) { o.Limits.MaxQueuedBytes = 40000 })
+	sub, _ := mustConnectV5(t, tb.addr, "qbp-sub", true, 600)
+	sub.subscribe(1, "qbp", 1)
+	sub.disconnect()
+	waitFor(t, "offline", func() bool { return tb.Stats().ClientsPersisted == 1 })
+
+	pub, _ := mustConnectV5(t, tb.addr, "qbp-pub", true, 0)
+	big := strings.Repeat("u", 16000) // each message costs about 16 KB queued
+	const n = 10
+	for i := range n {
+		p := &packets.Publish{Topic: "qbp", QoS: 1, PacketID: uint16(i + 1)}
+		p.Props.User = []packets.UserProperty{{Key: "k", Value: big}}
+		pub.send(p)
+		pub.expect(packets.PUBACK, uint16(i+1))
+	}
+	if st := tb.Stats(); st.Queued != 2 || st.DroppedQueueFull != n-2 {
+		t.Fatalf("queued %d dropped %d, want 2 and %d: properties must count against max-queued-bytes",
+			st.Queued, st.DroppedQueueFull, n-2)
 	}
 }

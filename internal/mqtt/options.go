@@ -23,7 +23,7 @@ type Limits struct {
 	MaxConnections    int           // connections beyond this get CONNACK "server unavailable"
 	MaxInflight       int           // outbound QoS 1/2 messages awaiting ack, per client
 	MaxQueued         int           // messages queued per offline or slow session
-	MaxQueuedBytes    int           // bytes (topic + payload) queued per offline or slow session
+	MaxQueuedBytes    int           // bytes (topic + payload + properties) queued per offline or slow session
 	MaxOutboundBytes  int           // bytes waiting in one client's write buffer before QoS 0 is dropped
 	MaxInboundQoS2    int           // inbound QoS 2 packet ids awaiting PUBREL, per client
 	ConnectTimeout    time.Duration // time a new connection has to send CONNECT

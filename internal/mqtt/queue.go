@@ -108,7 +108,10 @@ func (c *client) pumpChecked() {
 		switch {
 		case s.client != c || !decided:
 			if d.qos > 0 && !s.clean {
-				b.enqueue(s, d) // the connection went away meanwhile
+				// The connection went away meanwhile: back to the head,
+				// ahead of anything queued since, and not subject to the
+				// bound (a publisher may have filled the slot meanwhile).
+				s.queue.pushFront(d)
 			}
 			s.mu.Unlock()
 			return

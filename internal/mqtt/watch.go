@@ -13,7 +13,8 @@ var errClientGone = errors.New("client disconnected while its CONNECT was being 
 
 // maxPipelined bounds what the watcher buffers from a client that keeps
 // sending while it is not yet authenticated; past it the watcher stops
-// reading and lets TCP flow control hold the client back.
+// reading and lets TCP flow control hold the client back. A smaller
+// max-connect-size lowers it: nothing unauthenticated may hold more.
 const maxPipelined = 64 << 10
 
 // decideWatched runs decide with a context that ends when the client goes
@@ -36,10 +37,11 @@ func (c *client) decideWatched(decide func(ctx context.Context)) error {
 	defer cancel(nil)
 	var got []byte
 	done := make(chan struct{})
+	limit := min(maxPipelined, c.b.limits.MaxConnectSize)
 	go func() {
 		defer close(done)
 		buf := make([]byte, 512)
-		for len(got) < maxPipelined {
+		for len(got) < limit {
 			n, err := c.conn.Read(buf)
 			got = append(got, buf[:n]...)
 			if err != nil {

@@ -308,6 +308,27 @@ func (p *Properties) decodeValue(r *reader, id PropID) {
 	}
 }
 
+// Size returns the encoded length of the present properties, without the
+// length prefix: what they cost on the wire and, roughly, in memory. A nil
+// p has size 0; a value too long to encode counts at its full length.
+func (p *Properties) Size() int {
+	if p == nil {
+		return 0
+	}
+	n := 0
+	m := p.present()
+	if m&(1<<PropUser) != 0 {
+		for _, u := range p.User {
+			n += 5 + len(u.Key) + len(u.Value)
+		}
+		m &^= 1 << PropUser
+	}
+	if s := p.size(m); s > 0 {
+		n += s
+	}
+	return n
+}
+
 // size returns the encoded length of the properties in mask m (without the
 // length prefix), or -1 if a value cannot be encoded.
 func (p *Properties) size(m uint64) int {
