@@ -65,7 +65,7 @@ type Limits struct {
 	MaxConnections    int           `mapstructure:"max-connections" doc:"open connections beyond this are refused"`
 	MaxInflight       int           `mapstructure:"max-inflight" doc:"outbound QoS 1/2 messages awaiting acknowledgement, per client"`
 	MaxQueued         int           `mapstructure:"max-queued" doc:"messages queued for an offline or slow session; beyond it they are dropped"`
-	MaxQueuedBytes    ByteSize      `mapstructure:"max-queued-bytes" doc:"bytes (topic + payload) queued for an offline or slow session; beyond it new messages are dropped"`
+	MaxQueuedBytes    ByteSize      `mapstructure:"max-queued-bytes" doc:"bytes (topic, payload and MQTT 5 properties) queued for an offline or slow session; beyond it new messages are dropped"`
 	MaxOutboundBytes  ByteSize      `mapstructure:"max-outbound-bytes" doc:"bytes waiting in one client's write buffer before its QoS 0 messages are dropped"`
 	MaxInboundQoS2    int           `mapstructure:"max-inbound-qos2" doc:"inbound QoS 2 packet ids awaiting PUBREL, per client"`
 	ConnectTimeout    time.Duration `mapstructure:"connect-timeout" doc:"time a new connection has to send CONNECT"`
