@@ -1324,7 +1324,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Error (404 included); the plugin's on-error policy answers. */
+            /** @description Another 4xx (400, 413, 422, ...) but 404, 405, 408, 410 and 429 refuses the request (deny); anything else (404, 405, 410, 408, 429 and 5xx included) is an error: the plugin's on-error policy answers. */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -1397,7 +1397,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Error (404 included); the plugin's on-error policy answers. */
+            /** @description Another 4xx (400, 413, 422, ...) but 404, 405, 408, 410 and 429 refuses the request (deny); anything else (404, 405, 410, 408, 429 and 5xx included) is an error: the plugin's on-error policy answers. */
             default: {
                 headers: {
                     [name: string]: unknown;
