@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
+	"github.com/mqttd/mqttd/internal/store"
 )
 
 // Retained messages survive a restart with their properties: the latest
@@ -257,4 +258,49 @@ func TestRestartSessionExpiryAcrossDowntime(t *testing.T) {
 	if _, ack := mustConnectV5(t, pb.addr, "exp-long", false, 3600); !ack.SessionPresent {
 		t.Fatal("session with a long expiry is gone")
 	}
+}
+
+// A delayed will pending when the broker stops goes out after the restart,
+// once its delay (counted from the disconnect) has run, with its
+// properties; and only once: the stored session no longer holds it.
+func TestRestartDelayedWill(t *testing.T) {
+	pb := startPersistent(t, nil)
+	watch, _ := mustConnectV5(t, pb.addr, "dw-watch", false, 3600)
+	watch.subscribeOpts(1, 0, packets.Subscription{Filter: "dw/#", QoS: 1})
+	watch.disconnect()
+
+	c := v5WillConnect(t, pb.addr, "dw", "dw/will", 2, 3600)
+	c.conn.Close() // abnormal: the will waits for its delay
+	waitFor(t, "will pending in the stored session", func() bool {
+		var pending bool
+		pb.st.Sessions(func(r *store.SessionRecord) error {
+			if r.ClientID == "dw" && !r.OfflineSince.IsZero() && r.Will != nil {
+				pending = true
+			}
+			return nil
+		})
+		return pending
+	})
+	pb.restart()
+
+	w, _ := mustConnectV5(t, pb.addr, "dw-watch", false, 3600)
+	p := w.expectPublish(5 * time.Second)
+	w.ack(p)
+	if p.Topic != "dw/will" || string(p.Payload) != "gone:dw" || p.Props.ContentType != "text/plain" {
+		t.Fatalf("will after restart: %s %q %+v", p.Topic, p.Payload, p.Props)
+	}
+	waitFor(t, "will gone from the stored session", func() bool {
+		var gone bool
+		pb.st.Sessions(func(r *store.SessionRecord) error {
+			if r.ClientID == "dw" && r.Will == nil {
+				gone = true
+			}
+			return nil
+		})
+		return gone
+	})
+	waitFor(t, "the will's PUBACK stored", func() bool { n, err := pb.st.QueueLen("dw-watch"); return err == nil && n == 0 })
+	pb.restart()
+	w2, _ := mustConnectV5(t, pb.addr, "dw-watch", false, 3600)
+	w2.expectNothing(300 * time.Millisecond)
 }
