@@ -105,3 +105,51 @@ func TestStoreWriteErrorRefusesPublish(t *testing.T) {
 	}
 	sub2.expectNothing(200 * time.Millisecond)
 }
+
+// gatedStore holds every commit callback until the gate opens, as a slow
+// fsync would (callbacks still run in commit order).
+type gatedStore struct {
+	store.Store
+	gate chan struct{}
+}
+
+func (g *gatedStore) CommitAsync(b *store.Batch, done func(error)) {
+	g.Store.CommitAsync(b, func(err error) {
+		<-g.gate
+		done(err)
+	})
+}
+
+// Acknowledgements leave in the order the publishes arrived: a PUBACK that
+// needs no store write waits behind one whose commit is still running.
+func TestStoreAcksKeepArrivalOrder(t *testing.T) {
+	var gs *gatedStore
+	pb := &persistBroker{t: t, dir: t.TempDir()}
+	pb.wrap = func(s store.Store) store.Store { gs = &gatedStore{Store: s, gate: make(chan struct{})}; return gs }
+	pb.start()
+	defer func() {
+		select {
+		case <-gs.gate:
+		default:
+			close(gs.gate) // let the store close
+		}
+	}()
+	// The gate holds the session write too; nothing waits for that.
+	sub := dialRaw(t, pb.addr)
+	sub.mustConnect("ord-sub", false)
+	sub.subscribe(1, "ord/stored", 1)
+
+	pub := dialRaw(t, pb.addr)
+	pub.mustConnect("ord-pub", true)
+	pub.send(&packets.Publish{Topic: "ord/stored", Payload: []byte("1"), QoS: 1, PacketID: 1})
+	pub.send(&packets.Publish{Topic: "ord/nobody", Payload: []byte("2"), QoS: 1, PacketID: 2})
+	pub.send(&packets.Publish{Topic: "ord/nobody", Payload: []byte("3"), QoS: 2, PacketID: 3})
+	pub.expectNothing(200 * time.Millisecond) // the first is not durable yet, so none may leave
+	close(gs.gate)
+	pub.expect(packets.PUBACK, 1)
+	pub.expect(packets.PUBACK, 2)
+	pub.expect(packets.PUBREC, 3)
+	if got := sub.nextPayload(2 * time.Second); got != "1" {
+		t.Fatalf("subscriber got %q", got)
+	}
+}
