@@ -73,7 +73,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		if code == packets.Success && c.publish(p) == 0 && c.version == packets.V5 {
 			code = packets.NoMatchingSubscribers
 		}
-		c.send(func() { c.appendAck(packets.PUBACK, p.PacketID, code, reason) })
+		c.ackPublish(packets.PUBACK, p.PacketID, code, reason)
 	case 2:
 		return c.receiveQoS2(p, code, reason)
 	}
@@ -165,7 +165,7 @@ func (c *client) receiveQoS2(p *packets.Publish, code packets.ReasonCode, reason
 	if code == packets.Success && !dup && c.publish(p) == 0 && c.version == packets.V5 {
 		code = packets.NoMatchingSubscribers
 	}
-	c.send(func() { c.appendAck(packets.PUBREC, p.PacketID, code, reason) })
+	c.ackPublish(packets.PUBREC, p.PacketID, code, reason)
 	return nil
 }
 
@@ -225,6 +225,9 @@ func (c *client) publish(p *packets.Publish) int {
 	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID}
 	if c.version == packets.V5 && forwardable(&p.Props) {
 		r.props = &p.Props
+	}
+	if p.QoS > 0 {
+		r.hold = c.flowFor()
 	}
 	if b.evMask().Has(EventMessageBroadcast) {
 		b.emit(&Event{Type: EventMessageBroadcast, Client: &c.info, Topic: p.Topic, QoS: p.QoS,
