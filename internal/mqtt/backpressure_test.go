@@ -2,8 +2,10 @@ package mqtt
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -366,6 +368,9 @@ func TestSlowSubscriberIsCutV311(t *testing.T) {
 	}
 	for {
 		p, err := slow.tryRead(5 * time.Second)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("the slow subscriber's connection is still open")
+		}
 		if err != nil {
 			break // closed, after what was sent
 		}
@@ -548,5 +553,70 @@ func TestSharedFullMemberPassesOn(t *testing.T) {
 	}
 	if st := tb.Stats(); st.DroppedQueueFull != 0 || st.DroppedShareDenied != 0 {
 		t.Fatalf("dropped: queue full %d, share %d", st.DroppedQueueFull, st.DroppedShareDenied)
+	}
+}
+
+// A publisher held back by a stuck persistent subscriber is released when
+// a new connection takes the session over and drains it; the new
+// connection gets every message, none lost.
+func TestHeldPublisherReleasedByTakeover(t *testing.T) {
+	tb := startBroker(t, func(o *Options) {
+		o.Limits.MaxInflight = 2
+		o.Limits.MaxQueued = 8
+		o.Limits.SlowSubscriberTimeout = -1
+	})
+	old := dialRaw(t, tb.addr)
+	old.mustConnect("taken", false)
+	old.subscribe(1, "take/#", 1)
+
+	const n = 60
+	done := publishAsync(tb.addr, "take-pub", "take/x", n, 32, time.Now().Add(60*time.Second))
+	waitForWithin(t, 10*time.Second, "the publisher held", func() bool { return tb.Stats().AcksHeld > 0 })
+
+	neu := dialRaw(t, tb.addr)
+	if ack := neu.mustConnect("taken", false); !ack.SessionPresent {
+		t.Fatal("session not resumed")
+	}
+	got := map[string]bool{}
+	end := time.Now().Add(30 * time.Second)
+	for len(got) < n && time.Now().Before(end) {
+		p := neu.expectPublish(10 * time.Second)
+		neu.ack(p)
+		got[string(p.Payload)] = true
+	}
+	if len(got) != n {
+		t.Fatalf("the new connection got %d of %d", len(got), n)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A 3.1.1 publisher that does not wait for its acknowledgements has its
+// reading stopped at max-inbound-qos2 held ones: no further PUBLISH is
+// handled while the subscriber is stuck. Closing the broker then does not
+// hang on the stopped reader.
+func TestHeldPublisherReadingStops(t *testing.T) {
+	tb := startBroker(t, func(o *Options) {
+		o.Limits.MaxInflight = 1
+		o.Limits.MaxQueued = 1
+		o.Limits.MaxInboundQoS2 = 8
+		o.Limits.SlowSubscriberTimeout = -1
+	})
+	stuck := dialRaw(t, tb.addr)
+	stuck.mustConnect("never-acks", true)
+	stuck.subscribe(1, "pause/#", 1)
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("floods", true)
+	for i := range 40 {
+		pub.send(&packets.Publish{Topic: "pause/x", Payload: []byte(strconv.Itoa(i)), QoS: 1, PacketID: uint16(i + 1)})
+	}
+	waitForWithin(t, 10*time.Second, "the reader stopped", func() bool { return tb.Stats().PublisherReadPauses == 1 })
+	time.Sleep(100 * time.Millisecond) // give a reader that did not stop the chance to go on (it must not)
+	if st := tb.Stats(); st.AcksHeld != 8 || st.QueueOverruns > 8 {
+		t.Fatalf("acks held %d, overruns %d: want reading stopped at 8 held", st.AcksHeld, st.QueueOverruns)
+	}
+	if err := closeBroker(t, tb.Broker, 5*time.Second); err != nil {
+		t.Fatalf("Close with a stopped reader: %v", err)
 	}
 }
