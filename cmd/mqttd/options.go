@@ -16,19 +16,20 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 	opts := mqtt.Options{
 		Name: c.Name,
 		Limits: mqtt.Limits{
-			MaxPacketSize:         int(c.Limits.MaxPacketSize),
-			MaxConnections:        c.Limits.MaxConnections,
-			MaxInflight:           c.Limits.MaxInflight,
-			MaxQueued:             c.Limits.MaxQueued,
-			MaxQueuedBytes:        int(c.Limits.MaxQueuedBytes),
-			MaxOutboundBytes:      int(c.Limits.MaxOutboundBytes),
-			MaxInboundQoS2:        c.Limits.MaxInboundQoS2,
-			ConnectTimeout:        c.Limits.ConnectTimeout,
-			MaxConnectSize:        int(c.Limits.MaxConnectSize),
-			WriteTimeout:          c.Limits.WriteTimeout,
-			MaxKeepAlive:          uint16(c.Limits.MaxKeepAlive),      // validated to 0..65535
-			TopicAliasMaximum:     uint16(c.Limits.TopicAliasMaximum), // validated to 1..65535
-			SessionExpiry:         c.Limits.SessionExpiry,
+			MaxPacketSize:     int(c.Limits.MaxPacketSize),
+			MaxConnections:    c.Limits.MaxConnections,
+			MaxInflight:       c.Limits.MaxInflight,
+			MaxQueued:         c.Limits.MaxQueued,
+			MaxQueuedBytes:    int(c.Limits.MaxQueuedBytes),
+			MaxOutboundBytes:  int(c.Limits.MaxOutboundBytes),
+			MaxInboundQoS2:    c.Limits.MaxInboundQoS2,
+			ConnectTimeout:    c.Limits.ConnectTimeout,
+			MaxConnectSize:    int(c.Limits.MaxConnectSize),
+			WriteTimeout:      c.Limits.WriteTimeout,
+			MaxKeepAlive:      uint16(c.Limits.MaxKeepAlive),      // validated to 0..65535
+			TopicAliasMaximum: uint16(c.Limits.TopicAliasMaximum), // validated to 1..65535
+			SessionExpiry:     c.Limits.SessionExpiry,
+
 			SlowSubscriberTimeout: slowSubscriberTimeout(c.Limits.SlowSubscriberTimeout),
 		},
 		Features: mqtt.Features{

@@ -32,6 +32,7 @@ type Limits struct {
 	MaxKeepAlive      uint16        // 0 = no cap
 	TopicAliasMaximum uint16        // topic aliases an MQTT 5 client may set towards the broker; also caps those sent to it
 	SessionExpiry     time.Duration // offline persistent sessions older than this are removed; 0 = never
+
 	// SlowSubscriberTimeout is how long an online subscriber may keep
 	// publishers' acknowledgements held back (its queue over MaxQueued or
 	// MaxQueuedBytes) before it is disconnected; negative = never.
@@ -40,17 +41,18 @@ type Limits struct {
 
 // DefaultLimits are the bounds used when a field of Limits is zero.
 var DefaultLimits = Limits{
-	MaxPacketSize:         1 << 20,
-	MaxConnections:        100000,
-	MaxInflight:           64,
-	MaxQueued:             1000,
-	MaxQueuedBytes:        16 << 20,
-	MaxOutboundBytes:      4 << 20,
-	MaxInboundQoS2:        1024,
-	ConnectTimeout:        10 * time.Second,
-	MaxConnectSize:        64 << 10,
-	WriteTimeout:          30 * time.Second,
-	TopicAliasMaximum:     64,
+	MaxPacketSize:     1 << 20,
+	MaxConnections:    100000,
+	MaxInflight:       64,
+	MaxQueued:         1000,
+	MaxQueuedBytes:    16 << 20,
+	MaxOutboundBytes:  4 << 20,
+	MaxInboundQoS2:    1024,
+	ConnectTimeout:    10 * time.Second,
+	MaxConnectSize:    64 << 10,
+	WriteTimeout:      30 * time.Second,
+	TopicAliasMaximum: 64,
+
 	SlowSubscriberTimeout: 30 * time.Second,
 }
 
