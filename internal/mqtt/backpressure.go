@@ -214,11 +214,11 @@ func (b *Broker) slowTimeout(s *Session, sub *client, w *behindWatch) {
 // until some are released. Reader goroutine.
 func (c *client) ackPublish(t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
 	f := c.flow
+	h := heldAck{t: t, pid: pid, code: code, reason: reason}
 	if f == nil || (len(f.over) == 0 && f.n.Load() == 0) {
-		c.send(func() { c.appendAck(t, pid, code, reason) })
+		c.sendAck(&h)
 		return
 	}
-	h := heldAck{t: t, pid: pid, code: code, reason: reason}
 	if len(f.over) > 0 {
 		h.on = slices.Clone(f.over)
 		f.over = f.over[:0]
@@ -239,6 +239,16 @@ func (c *client) ackPublish(t packets.Type, pid uint16, code packets.ReasonCode,
 	if n >= c.b.limits.MaxInboundQoS2 {
 		c.waitHeldBelowBound(f)
 	}
+}
+
+// sendAck sends an acknowledgement that is no longer held: the one place
+// a PUBACK or PUBREC of an inbound PUBLISH leaves the flow control.
+func (c *client) sendAck(h *heldAck) {
+	s := c.sess
+	s.mu.Lock()
+	c.appendAck(h.t, h.pid, h.code, h.reason)
+	c.wakeWriterLocked()
+	s.mu.Unlock()
 }
 
 // waitHeldBelowBound stops the reader while the client has
@@ -294,13 +304,9 @@ func (c *client) releaseHeld(f *flowControl) bool {
 		}
 	}
 	if i > 0 {
-		s := c.sess
-		s.mu.Lock()
-		for _, h := range f.held[:i] {
-			c.appendAck(h.t, h.pid, h.code, h.reason)
+		for k := range f.held[:i] {
+			c.sendAck(&f.held[k]) // under f.mu: in order, and before the reader sees none held
 		}
-		c.wakeWriterLocked()
-		s.mu.Unlock()
 		f.held = append(f.held[:0], f.held[i:]...)
 		clear(f.held[len(f.held):cap(f.held)])
 		f.n.Store(int32(len(f.held)))
