@@ -41,9 +41,9 @@ type flowControl struct {
 
 	mu        sync.Mutex
 	held      []heldAck
-	releasing bool      // a releaseLoop is running
-	since     time.Time // when acknowledgements began being held
-	n         atomic.Int32
+	releasing bool          // a releaseLoop is running
+	since     time.Time     // when acknowledgements began being held
+	n         atomic.Int32  // len(held), for the reader's lock-free look
 	room      chan struct{} // a session this publisher waits for may have room
 	space     chan struct{} // held acknowledgements were released
 }
@@ -74,6 +74,8 @@ func (c *client) flowFor() *flowControl {
 	return c.flow
 }
 
+// poke leaves a wake-up token on ch unless one is waiting already: it
+// never blocks, so it may run under any lock.
 func poke(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
