@@ -51,6 +51,27 @@ func (pl *plugin) firstSeen(client string) (seqs []uint64, dups int) {
 	return seqs, dups
 }
 
+// poll waits for cond, which no plugin request signals, checking every
+// millisecond up to failAfter.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func distinct(seqs []uint64) int {
+	seen := map[uint64]bool{}
+	for _, s := range seqs {
+		seen[s] = true
+	}
+	return len(seen)
+}
+
 func pushRound(p *Pipeline, clients []string, from, to int) {
 	for i := from; i < to; i++ {
 		for _, c := range clients {
@@ -65,13 +86,12 @@ func allArrived(t *testing.T, pl *plugin, clients []string, n int) int {
 	t.Helper()
 	pl.waitFor(t, fmt.Sprintf("%d events of each client", n), func() bool {
 		for _, c := range clients {
-			if len(pl.seqsLocked(c)) < n {
+			if distinct(pl.seqsLocked(c)) < n {
 				return false
 			}
 		}
 		return true
 	})
-	// Give nothing more time: the pipeline is closed by the callers first.
 	dups := 0
 	for _, c := range clients {
 		seqs, d := pl.firstSeen(c)
@@ -90,17 +110,17 @@ func TestDurableDownThenUp(t *testing.T) {
 	p := pipe(t, durableOpts(sp), pl)
 	clients := []string{"a", "b", "c", "d", "e"}
 	pushRound(p, clients, 0, 40)
-	pl.waitFor(t, "the spool to hold every event", func() bool { return p.Stats().Spooled >= 200 })
+	poll(t, "the spool to hold every event", func() bool { return p.Stats().Spooled >= 200 })
 	pushRound(p, clients, 40, 60) // behind the spooled ones
 	down.Store(false)
 	allArrived(t, pl, clients, 60)
+	// Events spooled while their send went on may still wait there, to
+	// arrive twice: at least once is the promise.
+	poll(t, "the spool to empty", func() bool { return sp.Stats().Records == 0 })
 	closeWithin(t, p)
 	s := p.Stats()
 	if s.FromSpool < 200 || s.Dropped != (Drops{}) {
 		t.Fatalf("stats %+v: want every spooled event delivered from the spool, nothing dropped", s)
-	}
-	if st := sp.Stats(); st.Records != 0 {
-		t.Fatalf("spool still holds %d records", st.Records)
 	}
 }
 
@@ -177,7 +197,7 @@ func TestDurableByteBound(t *testing.T) {
 	}
 	down.Store(false)
 	p = New(durableOpts(sp), encode, pl.send)
-	pl.waitFor(t, "the kept events", func() bool { return len(pl.seqsLocked("c")) >= kept })
+	pl.waitFor(t, "the kept events", func() bool { return distinct(pl.seqsLocked("c")) >= kept })
 	closeWithin(t, p)
 	sp.Close()
 	got, _ := pl.firstSeen("c")
