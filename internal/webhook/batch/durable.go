@@ -40,7 +40,7 @@ func (l *lane) spoolLocked(c *chunk) error {
 	}
 	c.spooled = true
 	l.lastSpooled = last
-	p.spooled.Add(uint64(len(entries)))
+	l.unsynced += len(entries)
 	p.spoolBound.Add(uint64(dropped))
 	return nil
 }
@@ -69,7 +69,6 @@ func (l *lane) enterSpoolLocked() error {
 		l.bytes -= c.live()
 		l.dropChunk(0)
 	}
-	l.needSync = true
 	return nil
 }
 
@@ -89,7 +88,6 @@ func (l *lane) handleDurable(c *chunk) {
 	l.mu.Lock()
 	if l.spoolingLocked() {
 		l.spoolOrFail(c)
-		l.needSync = true
 		l.mu.Unlock()
 		l.sync()
 		return
@@ -124,17 +122,23 @@ func (l *lane) spoolOrFail(c *chunk) {
 	}
 }
 
-// sync fsyncs the spool if this lane wrote to it since the last time.
+// sync fsyncs the spool if this lane wrote to it since the last time,
+// and only then counts those events spooled: the count is of events that
+// survive a crash.
 func (l *lane) sync() {
 	l.mu.Lock()
-	need := l.needSync
-	l.needSync = false
+	n := l.unsynced
+	l.unsynced = 0
 	l.mu.Unlock()
-	if need {
-		if err := l.p.opts.Spool.Sync(); err != nil {
-			l.p.report(err)
-		}
+	if n == 0 {
+		return
 	}
+	if err := l.p.opts.Spool.Sync(); err != nil {
+		l.p.failed.Add(uint64(n))
+		l.p.report(err)
+		return
+	}
+	l.p.spooled.Add(uint64(n))
 }
 
 // entries splits c's kept events into spool entries; their JSON aliases

@@ -43,7 +43,7 @@ type lane struct {
 	lastSpooled uint64             // sequence number of the last record this lane spooled
 	inflight    *chunk             // the batch being sent or spooled
 	cancel      context.CancelFunc // ends inflight's send once it is spooled under it
-	needSync    bool               // spooled since the last fsync
+	unsynced    int                // events spooled since the last fsync
 	entryBuf    []spool.Entry
 }
 
@@ -355,7 +355,6 @@ func (l *lane) abandon() {
 		for _, c := range l.queue {
 			l.spoolOrFail(c)
 		}
-		l.needSync = l.needSync || len(l.queue) > 0
 		l.queue, l.queued, l.bytes = l.queue[:0], 0, 0
 		l.mu.Unlock()
 		l.sync()

@@ -92,7 +92,7 @@ type Stats struct {
 	Retried uint64 // POSTs sent again after a retryable failure
 	Dropped Drops  // events given up, by reason
 
-	Spooled   uint64 // events written to the spool (durable)
+	Spooled   uint64 // events written to the spool and fsynced (durable)
 	FromSpool uint64 // events the plugin accepted from the spool (also in Sent)
 }
 
