@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/webhook/spool"
 )
 
 func benchEvents(clients int) []*hooks.Event {
@@ -41,7 +42,21 @@ func BenchmarkPush(b *testing.B) {
 // BenchmarkDeliverLoopback is end to end: events pushed, batched, POSTed to
 // a plugin on loopback and answered 200. The pusher holds back while any
 // lane's queue is half full so the number is delivery, not overflow.
-func BenchmarkDeliverLoopback(b *testing.B) {
+func BenchmarkDeliverLoopback(b *testing.B) { deliverLoopback(b, nil) }
+
+// BenchmarkDeliverLoopbackDurable is BenchmarkDeliverLoopback with a
+// spool: what durability costs while the plugin keeps up (nothing should
+// reach the spool).
+func BenchmarkDeliverLoopbackDurable(b *testing.B) {
+	sp, err := spool.Open(b.TempDir(), spool.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sp.Close()
+	deliverLoopback(b, sp)
+}
+
+func deliverLoopback(b *testing.B, sp *spool.Spool) {
 	var received atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -65,7 +80,7 @@ func BenchmarkDeliverLoopback(b *testing.B) {
 		}
 		return Classify(resp, err)
 	}
-	opts := Options{Logger: quiet}.withDefaults()
+	opts := Options{Logger: quiet, Spool: sp}.withDefaults()
 	p := New(opts, encode, send)
 	perLane := opts.QueueSize / opts.Lanes
 	es := benchEvents(256)
@@ -92,6 +107,9 @@ func BenchmarkDeliverLoopback(b *testing.B) {
 	b.ReportMetric(float64(s.Sent)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(s.Sent)/float64(max(s.Batches, 1)), "events/batch")
 	b.ReportMetric(float64(s.Dropped.Overflow), "dropped")
+	if sp != nil {
+		b.ReportMetric(float64(s.Spooled), "spooled")
+	}
 }
 
 var quiet = slog.New(slog.DiscardHandler)
