@@ -226,7 +226,7 @@ func TestDurableEventsAcrossRestartInProcess(t *testing.T) {
 
 	stop := start()
 	publishAll(t, mqttAddr, clients, 0, half) // the plugin is down
-	stop() // graceful: what is in memory goes to the spool
+	stop()                                    // graceful: what is in memory goes to the spool
 
 	stop = start()
 	publishAll(t, mqttAddr, clients, half, 2*half) // still down: behind the spooled ones
