@@ -202,7 +202,8 @@ func (st *store) releaseLocked(upTo uint64) error {
 }
 
 // Peek returns the oldest records, at most maxN of them and, beyond the
-// first, at most maxBytes of JSON. It does not release them.
+// first, at most maxBytes of JSON once joined by commas. It does not
+// release them.
 func (s *Spool) Peek(maxN, maxBytes int) ([]Record, error) {
 	st := s.st
 	st.mu.Lock()
@@ -227,10 +228,10 @@ func (s *Spool) Peek(maxN, maxBytes int) ([]Record, error) {
 		if err != nil { // written by this process and checked at Open: the disk changed under us
 			return out, fmt.Errorf("spool %s: record %d: %w", st.dir, seq, err)
 		}
-		if len(out) > 0 && size+len(js) > maxBytes {
+		if len(out) > 0 && size+1+len(js) > maxBytes { // 1: the comma before it in a batch
 			break
 		}
-		size += len(js)
+		size += len(js) + min(len(out), 1)
 		out = append(out, Record{Seq: seq, ID: string(id), JSON: append([]byte(nil), js...)})
 	}
 	return out, it.Error()

@@ -137,9 +137,12 @@ func TestPeekBoundsBytes(t *testing.T) {
 	defer s.Close()
 	s.Append([]Entry{event(30), event(30), event(30)})
 	one := len(event(30).JSON)
-	got, _ := s.Peek(10, one*2)
+	got, _ := s.Peek(10, one*2+1) // two and the comma between them
 	if len(got) != 2 {
 		t.Fatalf("peeked %d, want 2 within %d bytes", len(got), one*2)
+	}
+	if got, _ = s.Peek(10, one*2); len(got) != 1 {
+		t.Fatalf("peeked %d, want 1 when the comma does not fit", len(got))
 	}
 	got, _ = s.Peek(10, 1) // the first always comes, however large
 	if len(got) != 1 {
