@@ -66,3 +66,35 @@ func TestDurableEventsThroughTheSpool(t *testing.T) {
 		t.Fatalf("%v events dropped", v)
 	}
 }
+
+// TestDurableSpoolSharedAcrossRebuild: a reload rebuilds a changed plugin
+// while the old one still runs; both use the alias's spool directory, and
+// what the old one spooled is delivered by the new one.
+func TestDurableSpoolSharedAcrossRebuild(t *testing.T) {
+	f := newFake(t)
+	var down atomic.Bool
+	down.Store(true)
+	f.handle("/events", func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	dir := t.TempDir()
+	edit := func(o *Options) {
+		o.Durable = DurableOptions{Dir: dir}
+		o.Queue.Linger, o.Queue.Backoff, o.Queue.MaxBackoff = time.Millisecond, time.Millisecond, 20*time.Millisecond
+	}
+	old := newPlugin(t, f.url(), edit)
+	evs := allEvents()
+	for _, e := range evs[:5] {
+		old.Event(e)
+	}
+	eventually(t, "the old plugin's events spooled", func() bool { return old.spoolStats().Records == 5 })
+	rebuilt := newPlugin(t, f.url(), edit) // same directory, old still open
+	closePlugin(t, old)
+	down.Store(false)
+	eventually(t, "the rebuilt plugin delivered them", func() bool { return rebuilt.eventStats().FromSpool >= 5 })
+	closePlugin(t, rebuilt)
+}
