@@ -3,7 +3,9 @@
 // POST /events bodies (by count, size and a short linger), keeps each
 // client's events in order while different clients go in parallel, retries
 // what the plugin may accept later, and drains within a deadline at shutdown
-// (docs/design.md §3.3, §4). How a body reaches the plugin (URL, headers, signing)
+// (docs/design.md §3.3, §4). Given a spool it is durable instead: what it
+// would drop goes to disk and is delivered from there, at least once
+// (durable.go). How a body reaches the plugin (URL, headers, signing)
 // is the Sender's business, not this package's.
 package batch
 
