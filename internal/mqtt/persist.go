@@ -50,8 +50,7 @@ func (b *Broker) saveSessionLocked(s *Session) {
 		b.write(func(bt *store.Batch) { bt.PutSession(r) })
 		s.disk.saved = true
 	case s.disk.saved:
-		b.write(func(bt *store.Batch) { bt.DeleteSession(s.id) })
-		s.disk = diskState{}
+		b.forgetSessionLocked(s)
 	}
 }
 
@@ -87,6 +86,7 @@ func (b *Broker) forgetSessionLocked(s *Session) {
 	if b.disk == nil || !s.disk.saved {
 		return
 	}
+	s.unstored.Store(true) // before the delete is queued: see commitBatch
 	b.write(func(bt *store.Batch) { bt.DeleteSession(s.id) })
 	s.disk = diskState{}
 }

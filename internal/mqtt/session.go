@@ -75,6 +75,10 @@ type Session struct {
 	willDelay    uint32
 	version      byte // protocol level of the CONNECT that made or resumed it
 	disk         diskState
+	// unstored is set, for good, when the session's stored copy is deleted:
+	// a PUBLISH batch still to be committed then leaves it out (read
+	// without s.mu, under the pending-write lock).
+	unstored atomic.Bool
 }
 
 var sessionSeq atomic.Uint64
