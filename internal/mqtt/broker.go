@@ -247,7 +247,7 @@ func (b *Broker) Stats() Stats {
 			st.ClientsPersisted++
 		}
 		st.Inflight += int64(ss.inflight.live)
-		st.Queued += int64(ss.queue.len())
+		st.Queued += int64(ss.queuedLocked())
 		ss.mu.Unlock()
 		return true
 	})

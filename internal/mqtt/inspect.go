@@ -61,7 +61,7 @@ func (s *Session) viewLocked() ClientView {
 		Expiry:   s.expiry,
 		Subs:     len(s.subs),
 		Inflight: s.inflight.live,
-		Queued:   s.queue.len(),
+		Queued:   s.queuedLocked(),
 	}
 	if c := s.client; c != nil {
 		v.Connected = true
