@@ -29,6 +29,9 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 			MaxKeepAlive:      uint16(c.Limits.MaxKeepAlive),      // validated to 0..65535
 			TopicAliasMaximum: uint16(c.Limits.TopicAliasMaximum), // validated to 1..65535
 			SessionExpiry:     c.Limits.SessionExpiry,
+
+			AuthExchangeSteps:   c.Limits.AuthExchangeSteps,
+			AuthExchangeTimeout: c.Limits.AuthExchangeTimeout,
 		},
 		Features: mqtt.Features{
 			CapQoS:            c.Features.MaximumQoS < 2,

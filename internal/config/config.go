@@ -74,6 +74,9 @@ type Limits struct {
 	MaxKeepAlive      int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
 	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
 	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker, and the most the broker sets towards a client"`
+
+	AuthExchangeSteps   int           `mapstructure:"auth-exchange-steps" doc:"AUTH steps one MQTT 5 enhanced-authentication exchange (CONNECT or re-authentication) may take; beyond it the client is refused with 0x87 (counted)"`
+	AuthExchangeTimeout time.Duration `mapstructure:"auth-exchange-timeout" doc:"time one MQTT 5 enhanced-authentication exchange may take, client and plugin together; beyond it the client is refused with 0x87 (counted)"`
 }
 
 // Admin is the HTTP listener for /healthz, /readyz, /metrics and the admin
@@ -122,6 +125,9 @@ func Default() Config {
 			MaxKeepAlive:      0,
 			SessionExpiry:     0,
 			TopicAliasMaximum: 64,
+
+			AuthExchangeSteps:   8,
+			AuthExchangeTimeout: 10 * time.Second,
 		},
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},

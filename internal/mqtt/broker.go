@@ -216,6 +216,7 @@ func (b *Broker) Stats() Stats {
 		KeepAliveExpired:   s.keepAliveExpired.Load(),
 		Takeovers:          s.takeovers.Load(),
 		AuthRejected:       s.authRejected.Load(),
+		AuthExchangesCut:   s.authExchangeCut.Load(),
 	}
 	if !b.started.IsZero() {
 		st.UptimeSeconds = int64(time.Since(b.started).Seconds())

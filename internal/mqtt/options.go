@@ -32,6 +32,9 @@ type Limits struct {
 	MaxKeepAlive      uint16        // 0 = no cap
 	TopicAliasMaximum uint16        // topic aliases an MQTT 5 client may set towards the broker; also caps those sent to it
 	SessionExpiry     time.Duration // offline persistent sessions older than this are removed; 0 = never
+
+	AuthExchangeSteps   int           // AUTH steps one enhanced-authentication exchange may take
+	AuthExchangeTimeout time.Duration // time one enhanced-authentication exchange may take, client and plugin together
 }
 
 // DefaultLimits are the bounds used when a field of Limits is zero.
@@ -47,6 +50,9 @@ var DefaultLimits = Limits{
 	MaxConnectSize:    64 << 10,
 	WriteTimeout:      30 * time.Second,
 	TopicAliasMaximum: 64,
+
+	AuthExchangeSteps:   8,
+	AuthExchangeTimeout: 10 * time.Second,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -84,6 +90,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.TopicAliasMaximum > 0 {
 		d.TopicAliasMaximum = l.TopicAliasMaximum
+	}
+	if l.AuthExchangeSteps > 0 {
+		d.AuthExchangeSteps = l.AuthExchangeSteps
+	}
+	if l.AuthExchangeTimeout > 0 {
+		d.AuthExchangeTimeout = l.AuthExchangeTimeout
 	}
 	d.MaxKeepAlive = l.MaxKeepAlive
 	d.SessionExpiry = l.SessionExpiry

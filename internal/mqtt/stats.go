@@ -28,6 +28,7 @@ type counters struct {
 	keepAliveExpired atomic.Int64
 	takeovers        atomic.Int64
 	authRejected     atomic.Int64
+	authExchangeCut  atomic.Int64 // enhanced-authentication exchanges ended by limits.auth-exchange-steps or -timeout
 }
 
 // Stats is a snapshot of the broker's counters and gauges.
@@ -59,5 +60,6 @@ type Stats struct {
 	KeepAliveExpired   int64
 	Takeovers          int64
 	AuthRejected       int64
+	AuthExchangesCut   int64 // enhanced-authentication exchanges over their step or time bound
 	UptimeSeconds      int64
 }
