@@ -31,10 +31,11 @@ const (
 	outTimeout
 	outPanic
 	outCanceled // the caller stopped waiting: the client left, or another plugin already decided
+	outContinue // an enhanced-authentication step goes on
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"allow", "deny", "ignore", "error", "timeout", "panic", "canceled"}
+var outcomeNames = [numOutcomes]string{"allow", "deny", "ignore", "error", "timeout", "panic", "canceled", "continue"}
 
 // metrics are the framework's collectors. They are created and registered
 // once per Manager, so a Reload reuses them instead of registering again.
