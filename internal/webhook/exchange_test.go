@@ -239,3 +239,22 @@ func TestContinueOutsideExchange(t *testing.T) {
 		t.Fatalf("topic_filtering: err %v, want a bad answer", err)
 	}
 }
+
+// A plain CONNECT's authenticate body carries none of the
+// enhanced-authentication fields: a plugin written for the first edition
+// sees what it always saw.
+func TestPlainAuthenticateBodyUnchanged(t *testing.T) {
+	body, err := authBody(&hooks.AuthRequest{Client: mqttClient("c", "u"), Password: []byte("pw")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"auth_method", "auth_data", "exchange_id", "exchange_step", "reauthenticate"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("a plain authenticate body has %q: %s", k, body)
+		}
+	}
+}
