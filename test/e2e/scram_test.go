@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,23 +25,44 @@ import (
 	"github.com/mqttd/mqttd/internal/webhook"
 )
 
-// scramClient is a SCRAM-SHA-256 client (RFC 5802) for paho.golang's Auther:
-// first() is the CONNECT's data, Authenticate answers the server-first
-// message with the proof, and verify checks the server's signature from
-// CONNACK or the final AUTH.
+// scramClient is one SCRAM-SHA-256 exchange of a client (RFC 5802): first()
+// is the data of CONNECT (or AUTH 0x19), final answers the server-first
+// message with the proof, and verify checks the server's signature.
 type scramClient struct {
 	user, password  string
 	clientFirstBare string
 	serverSignature []byte
-	authenticated   chan struct{}
 }
 
 func newScramClient(user, password string) *scramClient {
 	nonce := make([]byte, 18)
 	rand.Read(nonce)
-	return &scramClient{user: user, password: password, authenticated: make(chan struct{}, 4),
+	return &scramClient{user: user, password: password,
 		clientFirstBare: "n=" + user + ",r=" + base64.StdEncoding.EncodeToString(nonce)}
 }
+
+// scramAuther is paho.golang's Auther for a connection: it answers the
+// server's AUTH 0x18 for the exchange under way, which a test replaces
+// (set) before each re-authentication. paho calls it on its own goroutines.
+type scramAuther struct {
+	mu  sync.Mutex
+	cur *scramClient
+}
+
+func (a *scramAuther) set(s *scramClient) {
+	a.mu.Lock()
+	a.cur = s
+	a.mu.Unlock()
+}
+
+func (a *scramAuther) Authenticate(in *pahov5.Auth) *pahov5.Auth {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return &pahov5.Auth{ReasonCode: 0x18, Properties: &pahov5.AuthProperties{
+		AuthMethod: "SCRAM-SHA-256", AuthData: []byte(a.cur.final(string(in.Properties.AuthData)))}}
+}
+
+func (a *scramAuther) Authenticated() {}
 
 func (s *scramClient) first() []byte { return []byte("n,," + s.clientFirstBare) }
 
@@ -74,13 +96,6 @@ func (s *scramClient) final(serverFirst string) string {
 	return withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)
 }
 
-func (s *scramClient) Authenticate(in *pahov5.Auth) *pahov5.Auth {
-	return &pahov5.Auth{ReasonCode: 0x18, Properties: &pahov5.AuthProperties{
-		AuthMethod: "SCRAM-SHA-256", AuthData: []byte(s.final(string(in.Properties.AuthData)))}}
-}
-
-func (s *scramClient) Authenticated() { s.authenticated <- struct{}{} }
-
 // verify checks server-final ("v=<signature>").
 func (s *scramClient) verify(t *testing.T, serverFinal []byte) {
 	t.Helper()
@@ -109,13 +124,14 @@ func scramUsersFile(t *testing.T, node, hooksDir, user, password string) string 
 }
 
 // connectScram connects with SCRAM-SHA-256 as user.
-func connectScram(t *testing.T, addr, id, user string, s *scramClient) (*pahov5.Client, *pahov5.Connack, error) {
+func connectScram(t *testing.T, addr, id, user string, s *scramClient) (*pahov5.Client, *scramAuther, *pahov5.Connack, error) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := pahov5.NewClient(pahov5.ClientConfig{Conn: conn, PacketTimeout: packetWait, AuthHandler: s})
+	a := &scramAuther{cur: s}
+	c := pahov5.NewClient(pahov5.ClientConfig{Conn: conn, PacketTimeout: packetWait, AuthHandler: a})
 	ctx, cancel := context.WithTimeout(context.Background(), packetWait)
 	defer cancel()
 	ack, err := c.Connect(ctx, &pahov5.Connect{ClientID: id, CleanStart: true, KeepAlive: 30,
@@ -123,10 +139,10 @@ func connectScram(t *testing.T, addr, id, user string, s *scramClient) (*pahov5.
 		Properties: &pahov5.ConnectProperties{AuthMethod: "SCRAM-SHA-256", AuthData: s.first(), RequestProblemInfo: true}})
 	if err != nil {
 		conn.Close()
-		return nil, ack, err
+		return nil, a, ack, err
 	}
 	t.Cleanup(func() { c.Disconnect(&pahov5.Disconnect{}) })
-	return c, ack, nil
+	return c, a, ack, nil
 }
 
 // SCRAM-SHA-256 end to end: hooks-node (a real process, its users file
@@ -160,7 +176,7 @@ func TestScramEnhancedAuth(t *testing.T) {
 	_, addr := hookstest.Serve(t, m)
 
 	s := newScramClient("alice", "correct horse")
-	c, ack, err := connectScram(t, addr, "scram-1", "alice", s)
+	c, auther, ack, err := connectScram(t, addr, "scram-1", "alice", s)
 	if err != nil {
 		t.Fatalf("SCRAM login: %v (%+v)", err, ack)
 	}
@@ -170,7 +186,7 @@ func TestScramEnhancedAuth(t *testing.T) {
 	s.verify(t, ack.Properties.AuthData)
 
 	// A wrong password: 0x86 bad user name or password.
-	if _, ack, err := connectScram(t, addr, "scram-2", "alice", newScramClient("alice", "battery staple")); err == nil || ack == nil || ack.ReasonCode != 0x86 {
+	if _, _, ack, err := connectScram(t, addr, "scram-2", "alice", newScramClient("alice", "battery staple")); err == nil || ack == nil || ack.ReasonCode != 0x86 {
 		t.Fatalf("wrong password: err %v ack %+v, want CONNACK 0x86", err, ack)
 	}
 
@@ -183,9 +199,9 @@ func TestScramEnhancedAuth(t *testing.T) {
 			Properties: &pahov5.AuthProperties{AuthMethod: "SCRAM-SHA-256", AuthData: r.first()}})
 	}
 	// paho.golang routes the server's AUTH 0x18 to the AuthHandler it was
-	// built with: the first client, which now answers for the new nonce.
-	*s = *re
-	resp, err := reauth(s)
+	// built with, which now answers for the new exchange.
+	auther.set(re)
+	resp, err := reauth(re)
 	if err != nil || !resp.Success || resp.ReasonCode != 0 {
 		t.Fatalf("re-authentication: %+v, %v", resp, err)
 	}
@@ -193,8 +209,9 @@ func TestScramEnhancedAuth(t *testing.T) {
 	// server signature of a re-authentication cannot be checked here.)
 
 	// A re-authentication with a wrong password ends the connection.
-	*s = *newScramClient("alice", "battery staple")
-	if resp, err := reauth(s); err == nil && resp.Success {
+	wrong := newScramClient("alice", "battery staple")
+	auther.set(wrong)
+	if resp, err := reauth(wrong); err == nil && resp.Success {
 		t.Fatal("re-authentication with a wrong password succeeded")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), packetWait)
