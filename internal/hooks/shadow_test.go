@@ -30,7 +30,9 @@ func (p *policy) answer(ctx context.Context) (Decision, error) {
 	return Decision{Result: p.result, Reason: "the candidate policy says so"}, nil
 }
 
-func (p *policy) Authenticate(ctx context.Context, _ *AuthRequest) (Decision, error) { return p.answer(ctx) }
+func (p *policy) Authenticate(ctx context.Context, _ *AuthRequest) (Decision, error) {
+	return p.answer(ctx)
+}
 func (p *policy) FilterTopic(ctx context.Context, _ *mqtt.ClientInfo, _ mqtt.TopicRequest) (Decision, error) {
 	return p.answer(ctx)
 }
