@@ -213,10 +213,10 @@ func (b *Broker) Stats() Stats {
 		DroppedWillDenied:  s.droppedWill.Load(),
 		DroppedShareDenied: s.droppedShare.Load(),
 		Malformed:          s.malformed.Load(),
+		AuthExchangesCut:   s.authExchangeCut.Load(),
 		KeepAliveExpired:   s.keepAliveExpired.Load(),
 		Takeovers:          s.takeovers.Load(),
 		AuthRejected:       s.authRejected.Load(),
-		AuthExchangesCut:   s.authExchangeCut.Load(),
 	}
 	if !b.started.IsZero() {
 		st.UptimeSeconds = int64(time.Since(b.started).Seconds())
