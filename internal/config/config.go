@@ -76,6 +76,8 @@ type Limits struct {
 	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker, and the most the broker sets towards a client"`
 
 	SlowSubscriberTimeout time.Duration `mapstructure:"slow-subscriber-timeout" doc:"an online subscriber that holds publishers back (its queue over max-queued) this long is disconnected (MQTT 5: 0x97); 0 = never"`
+	AuthExchangeSteps     int           `mapstructure:"auth-exchange-steps" doc:"AUTH steps one MQTT 5 enhanced-authentication exchange (CONNECT or re-authentication) may take; beyond it the client is refused with 0x87 (counted)"`
+	AuthExchangeTimeout   time.Duration `mapstructure:"auth-exchange-timeout" doc:"time one MQTT 5 enhanced-authentication exchange may take, client and plugin together; beyond it the client is refused with 0x87 (counted)"`
 }
 
 // Admin is the HTTP listener for /healthz, /readyz, /metrics and the admin
@@ -126,6 +128,8 @@ func Default() Config {
 			TopicAliasMaximum: 64,
 
 			SlowSubscriberTimeout: 30 * time.Second,
+			AuthExchangeSteps:     8,
+			AuthExchangeTimeout:   10 * time.Second,
 		},
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},

@@ -225,6 +225,7 @@ func (b *Broker) Stats() Stats {
 		DroppedWillDenied:  s.droppedWill.Load(),
 		DroppedShareDenied: s.droppedShare.Load(),
 		Malformed:          s.malformed.Load(),
+		AuthExchangesCut:   s.authExchangeCut.Load(),
 		KeepAliveExpired:   s.keepAliveExpired.Load(),
 		Takeovers:          s.takeovers.Load(),
 		AuthRejected:       s.authRejected.Load(),

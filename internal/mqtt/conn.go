@@ -39,12 +39,12 @@ type client struct {
 	keepAlive       time.Duration
 	connectDeadline time.Time
 	will            *Message
-	willDelay       uint32   // MQTT 5 Will Delay Interval, seconds
-	graceful        bool     // DISCONNECT received: the will is discarded
-	keepWill        bool     // MQTT 5 DISCONNECT 0x04: publish the will all the same
-	aliases         []string // MQTT 5 inbound topic aliases, indexed by alias
-	reauthing       bool     // an MQTT 5 re-authentication is under way
-	refused         bool     // a refusing CONNACK was sent (and logged)
+	willDelay       uint32        // MQTT 5 Will Delay Interval, seconds
+	graceful        bool          // DISCONNECT received: the will is discarded
+	keepWill        bool          // MQTT 5 DISCONNECT 0x04: publish the will all the same
+	aliases         []string      // MQTT 5 inbound topic aliases, indexed by alias
+	reauth          *authExchange // an MQTT 5 re-authentication under way, or nil
+	refused         bool          // a refusing CONNACK was sent (and logged)
 
 	// Fixed at CONNECT (MQTT 5; 3.1.1 clients keep the zero values).
 	problemInfo bool   // the client accepts reason strings on any packet
@@ -200,6 +200,9 @@ func (c *client) beforeRead() error {
 	if c.sess != nil && c.keepAlive > 0 {
 		d = time.Now().Add(c.keepAlive + c.keepAlive/2)
 	}
+	if r := c.reauthDeadline(); !r.IsZero() && (d.IsZero() || r.Before(d)) {
+		d = r
+	}
 	c.conn.SetReadDeadline(d)
 	if c.stopping.Load() {
 		return errServerClosing
@@ -265,6 +268,8 @@ func (c *client) readError(err error) error {
 		return errKicked
 	case c.slowCut.Load():
 		return errSlowSubscriber
+	case c.reauthExpired(err):
+		return errReauthTime
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.b.stats.keepAliveExpired.Add(1)
 		return errKeepAlive
