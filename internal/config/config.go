@@ -14,6 +14,7 @@ type Config struct {
 	Listeners     map[string]Listener `mapstructure:"listeners" doc:"named MQTT listeners; absent = one tcp listener \"default\" on :1883"`
 	Limits        Limits              `mapstructure:"limits"`
 	Features      Features            `mapstructure:"features"`
+	Storage       Storage             `mapstructure:"storage"`
 	Plugins       map[string]Plugin   `mapstructure:"plugins" doc:"plugins by alias: HTTP services (url) or built-ins (type); none by default"`
 	Auth          Auth                `mapstructure:"auth"`
 	TopicCheck    TopicCheck          `mapstructure:"topic-check"`
@@ -125,6 +126,7 @@ func Default() Config {
 		},
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},
+		Storage: DefaultStorage(),
 		Auth: Auth{AllowAnonymous: true, Mode: "all",
 			RateLimit: AuthRateLimit{FailuresPerSecond: 1, Burst: 10, MaxPending: 10, MaxSources: 100000}},
 		TopicCheck:    TopicCheck{Default: "deny", DenyPublish: "drop"},
