@@ -245,3 +245,7 @@ func (s *Store) syncLoop() {
 		}
 	}
 }
+
+// Exists tells whether dir holds a store, so that an offline check does
+// not create an empty one where the operator mistyped the directory.
+func Exists(dir string) bool { return hasManifest(dir) }
