@@ -196,7 +196,7 @@ func TestPersistQoS1LoadSurvivesKill9(t *testing.T) {
 		seen[string(m.Payload())]++
 		mu.Unlock()
 	}
-	o := paho.NewClientOptions().AddBroker("tcp://"+b.mqttAddr).SetClientID("load-sub").SetCleanSession(false).
+	o := paho.NewClientOptions().AddBroker("tcp://" + b.mqttAddr).SetClientID("load-sub").SetCleanSession(false).
 		SetAutoReconnect(false).SetConnectRetry(false).SetDefaultPublishHandler(onMsg)
 	sub := paho.NewClient(o)
 	waitToken(t, "subscriber connect", sub.Connect())
