@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble"
 
 	"github.com/mqttd/mqttd/internal/config"
+	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/store"
 	"github.com/mqttd/mqttd/internal/store/pebblestore"
 )
@@ -225,5 +227,29 @@ func TestStoreExport(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("export lacks %s\n%s", want, out)
 		}
+	}
+}
+
+// /readyz says the broker is restoring from the store while Start runs
+// (the admin listener is up by then), before any other reason.
+func TestReadinessWhileRestoring(t *testing.T) {
+	b, err := mqtt.New(mqtt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stopping, starting atomic.Bool
+	var current atomic.Pointer[plugins]
+	ready := readiness(&stopping, &starting, b, &current)
+	starting.Store(true)
+	if err := ready(); err == nil || err.Error() != "starting: restoring sessions and retained messages from the store" {
+		t.Errorf("while starting: %v", err)
+	}
+	starting.Store(false)
+	if err := ready(); err == nil || err.Error() != "broker listeners are not up" {
+		t.Errorf("after starting, before the listeners: %v", err)
+	}
+	stopping.Store(true)
+	if err := ready(); err == nil || err.Error() != "shutting down" {
+		t.Errorf("while stopping: %v", err)
 	}
 }
