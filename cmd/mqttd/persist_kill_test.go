@@ -17,12 +17,6 @@ import (
 // kill -9 in a row (the second right after the first recovery), and after
 // SIGTERM. storage.durability is the default, sync.
 
-// requireBrokerPersistence skips until serve hands the store to the broker.
-func requireBrokerPersistence(t *testing.T) {
-	t.Helper()
-	t.Skip("needs the broker to persist through internal/store: mqtt.Options.Store (the persist branch) is not in this tree yet, so serve opens the store but cannot pass it to the broker")
-}
-
 var restartModes = []struct {
 	name    string
 	restart func(b *brokerProc)
@@ -81,7 +75,6 @@ func nextMsg(t *testing.T, msgs <-chan received, waitingFor string) received {
 // Retained messages keep their latest value, and a cleared one stays
 // cleared, across every kind of restart.
 func TestPersistRetainedAcrossRestarts(t *testing.T) {
-	requireBrokerPersistence(t)
 	for _, mode := range restartModes {
 		t.Run(mode.name, func(t *testing.T) {
 			b := newBrokerProc(t, "")
@@ -124,7 +117,6 @@ func TestPersistRetainedAcrossRestarts(t *testing.T) {
 // duplicate, and new messages reach it through the restored subscription
 // without a new SUBSCRIBE. A clean session is not restored.
 func TestPersistSessionsAndQueuesAcrossRestarts(t *testing.T) {
-	requireBrokerPersistence(t)
 	const n = 50
 	for _, mode := range restartModes {
 		t.Run(mode.name, func(t *testing.T) {
@@ -179,7 +171,6 @@ func TestPersistSessionsAndQueuesAcrossRestarts(t *testing.T) {
 // the kill or after the restart. Duplicates are allowed (QoS 1) and
 // counted in the log.
 func TestPersistQoS1LoadSurvivesKill9(t *testing.T) {
-	requireBrokerPersistence(t)
 	const (
 		publishers = 4
 		perPub     = 3000 // each publisher's bound; the kill comes first

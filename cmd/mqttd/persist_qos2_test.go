@@ -61,7 +61,6 @@ func (r *rawConn) read() packets.Packet {
 // it: the PUBREL is answered with PUBCOMP, and the message reaches the
 // persistent subscriber exactly once.
 func TestPersistQoS2HandshakeAcrossRestarts(t *testing.T) {
-	requireBrokerPersistence(t)
 	for _, mode := range restartModes {
 		t.Run(mode.name, func(t *testing.T) {
 			b := newBrokerProc(t, "")

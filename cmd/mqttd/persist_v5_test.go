@@ -41,7 +41,6 @@ func v5Client(t *testing.T, addr, id string, expiry uint32, clean bool) (*pahov5
 // ran out while the broker was down is not restored (expiry counts across
 // the downtime).
 func TestPersistV5SessionExpiryAcrossKill9(t *testing.T) {
-	requireBrokerPersistence(t)
 	const shortExpiry = 2 // seconds
 	ctx := context.Background()
 	b := newBrokerProc(t, "")

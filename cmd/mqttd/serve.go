@@ -70,6 +70,7 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	}
 	closeSt := sync.OnceValue(func() int { return closeStore(st, log) })
 	defer closeSt()
+	opts.Store = st // nil for storage.type memory: nothing persisted
 	b, err := mqtt.New(opts)
 	if err != nil {
 		log.Error("invalid broker options; fix the configuration", "err", err)
