@@ -4,6 +4,8 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -239,6 +241,10 @@ func TestPersistQoS1LoadSurvivesKill9(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("only %d messages acknowledged in 60s", ackedN.Load())
 	}
+	// Each publish to the persistent subscriber was one write batch.
+	if n := metricValue(t, b.metrics(), "mqttd_store_write_batches_total"); n < killAfter {
+		t.Errorf("mqttd_store_write_batches_total = %v with %d messages acknowledged, want at least as many", n, killAfter)
+	}
 	b.kill9()
 	wg.Wait() // every publisher has seen its connection end
 	sub.Disconnect(0)
@@ -282,4 +288,20 @@ func TestPersistQoS1LoadSurvivesKill9(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("%d acknowledged messages never delivered after the restart, e.g. %v", len(missing), missing[:min(len(missing), 10)])
 	}
+}
+
+// metricValue is the value of the unlabelled series name in a /metrics text.
+func metricValue(t *testing.T, text, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
 }
