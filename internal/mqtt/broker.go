@@ -58,6 +58,7 @@ type Broker struct {
 	bg        sync.WaitGroup // $SYS and housekeeping
 
 	storeErrLogged atomic.Int64 // when a store failure was last logged (Unix ns)
+	wlog           storeLog     // store writes nothing waits for (persist_log.go)
 }
 
 // New returns a broker configured by opts. It opens nothing until Start.
@@ -105,7 +106,11 @@ func New(opts Options) (*Broker, error) {
 // listeners accept connections; on error none is left open.
 func (b *Broker) Start() error {
 	b.emit(&Event{Type: EventBrokerPreStart})
+	if b.disk != nil {
+		b.startStoreLog()
+	}
 	if err := b.recover(); err != nil {
+		b.stopStoreLog()
 		return err
 	}
 	b.started = time.Now()
@@ -113,6 +118,7 @@ func (b *Broker) Start() error {
 		l, err := b.listen(lc)
 		if err != nil {
 			b.closeListeners()
+			b.stopStoreLog()
 			return err
 		}
 		b.mu.Lock()
@@ -180,6 +186,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.mu.Unlock()
 		<-done
 	}
+	b.stopStoreLog() // after every connection has written its session
 	b.emit(&Event{Type: EventBrokerPostShutdown})
 	return err
 }

@@ -44,18 +44,15 @@ func (b *Broker) saveSessionLocked(s *Session) {
 	if b.disk == nil {
 		return
 	}
-	var bt store.Batch
 	switch {
 	case !s.clean:
-		bt.PutSession(b.sessionRecord(s))
+		r := b.sessionRecord(s)
+		b.write(func(bt *store.Batch) { bt.PutSession(r) })
 		s.disk.saved = true
 	case s.disk.saved:
-		bt.DeleteSession(s.id)
+		b.write(func(bt *store.Batch) { bt.DeleteSession(s.id) })
 		s.disk = diskState{}
-	default:
-		return
 	}
-	b.disk.CommitAsync(&bt, b.storeDone("session", s.id))
 }
 
 // saveOffline writes s's record when its connection has ended and it
@@ -90,10 +87,8 @@ func (b *Broker) forgetSessionLocked(s *Session) {
 	if b.disk == nil || !s.disk.saved {
 		return
 	}
-	var bt store.Batch
-	bt.DeleteSession(s.id)
+	b.write(func(bt *store.Batch) { bt.DeleteSession(s.id) })
 	s.disk = diskState{}
-	b.disk.CommitAsync(&bt, b.storeDone("session", s.id))
 }
 
 // sessionRecord is s at rest. While s is online its will is the

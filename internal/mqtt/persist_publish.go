@@ -83,7 +83,7 @@ func (b *Broker) commitBatch(pb *pubBatch, done func(error)) {
 	if len(pb.ds) > 0 {
 		pb.b.Enqueue(messageRecord(pb.msg), pb.ds)
 	}
-	b.disk.CommitAsync(&pb.b, func(err error) {
+	b.commitWith(&pb.b, func(err error) {
 		b.committed(pb, err)
 		if done != nil {
 			done(err)
@@ -153,13 +153,14 @@ func (b *Broker) dropStoredLocked(s *Session, pid uint16, d *delivery) {
 	if d.seq == 0 || !s.disk.saved {
 		return
 	}
-	var bt store.Batch
-	if pid != 0 {
-		bt.ClearInflight(s.id, pid)
-	}
-	bt.Ack(s.id, d.seq)
+	seq := d.seq
+	b.write(func(bt *store.Batch) {
+		if pid != 0 {
+			bt.ClearInflight(s.id, pid)
+		}
+		bt.Ack(s.id, seq)
+	})
 	s.disk.unstore(d)
-	b.disk.CommitAsync(&bt, b.storeDone("ack", s.id))
 }
 
 // unstore takes a delivery out of the stored queue's bounds.
@@ -170,6 +171,18 @@ func (ds *diskState) unstore(d *delivery) {
 	}
 }
 
+// handedOff removes from from's stored queue a shared-subscription
+// delivery handed to another member of its group, which has it in memory
+// from now on.
+func (b *Broker) handedOff(from *Session, d *delivery) {
+	if d.seq == 0 {
+		return
+	}
+	from.mu.Lock()
+	b.dropStoredLocked(from, 0, d)
+	from.mu.Unlock()
+}
+
 // storeSentLocked records that a stored delivery went out with packet id
 // pid, so a session resumed after a restart resends it with the same id
 // ([MQTT-4.4.0-1]). Caller holds s.mu.
@@ -177,9 +190,8 @@ func (b *Broker) storeSentLocked(s *Session, pid uint16, d *delivery) {
 	if d.seq == 0 || !s.disk.saved {
 		return
 	}
-	var bt store.Batch
-	bt.SetInflight(s.id, store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitAck})
-	b.disk.CommitAsync(&bt, b.storeDone("inflight", s.id))
+	r := store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitAck}
+	b.write(func(bt *store.Batch) { bt.SetInflight(s.id, r) })
 }
 
 // storeAckLocked records the subscriber's acknowledgement of packet id pid
@@ -194,11 +206,12 @@ func (b *Broker) storeAckLocked(s *Session, pid uint16, d *delivery, rec bool) {
 		b.dropStoredLocked(s, pid, d)
 		return
 	}
-	var bt store.Batch
-	bt.SetInflight(s.id, store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitComp})
-	bt.Ack(s.id, d.seq)
+	r := store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitComp}
+	b.write(func(bt *store.Batch) {
+		bt.SetInflight(s.id, r)
+		bt.Ack(s.id, r.Seq)
+	})
 	s.disk.unstore(d)
-	b.disk.CommitAsync(&bt, b.storeDone("ack", s.id))
 }
 
 // storeCompLocked forgets packet id pid once PUBCOMP ends its flow.
@@ -206,9 +219,7 @@ func (b *Broker) storeCompLocked(s *Session, pid uint16, seq uint64) {
 	if seq == 0 || !s.disk.saved {
 		return
 	}
-	var bt store.Batch
-	bt.ClearInflight(s.id, pid)
-	b.disk.CommitAsync(&bt, b.storeDone("ack", s.id))
+	b.write(func(bt *store.Batch) { bt.ClearInflight(s.id, pid) })
 }
 
 // storeQoS2In adds the inbound QoS 2 packet id of a persistent session to
@@ -245,14 +256,15 @@ type pendingAck struct {
 // after every acknowledgement queued before it.
 func (c *client) ackAfter(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
 	s := c.sess
-	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil}
 	s.mu.Lock()
-	if a.ready && (c.acks == nil || len(c.acks.q) == 0) {
+	if pb == nil && (c.acks == nil || len(c.acks.q) == 0) {
+		// Nothing to wait for: the path of every publish without a store.
 		c.appendAck(t, pid, code, reason)
 		c.wakeWriterLocked()
 		s.mu.Unlock()
 		return
 	}
+	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil}
 	if c.acks == nil {
 		c.acks = new(ackQueue)
 	}

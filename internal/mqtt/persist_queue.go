@@ -93,9 +93,8 @@ func (b *Broker) loadRestoredLocked(s *Session) {
 func (b *Broker) restoredInflight(s *Session, r store.InflightRecord) (delivery, bool) {
 	qs, err := b.disk.Scan(s.id, r.Seq, 1)
 	if err != nil || len(qs) == 0 || qs[0].Seq != r.Seq {
-		var bt store.Batch
-		bt.ClearInflight(s.id, r.PacketID) // its message is gone: nothing to resend
-		b.disk.CommitAsync(&bt, b.storeDone("inflight", s.id))
+		// Its message is gone: nothing to resend.
+		b.write(func(bt *store.Batch) { bt.ClearInflight(s.id, r.PacketID) })
 		return delivery{}, false
 	}
 	d, ok := b.queuedDelivery(s, &qs[0])

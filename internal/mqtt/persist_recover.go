@@ -101,9 +101,7 @@ func (b *Broker) restoreSession(r *store.SessionRecord, now time.Time) (due *cli
 	}
 	offline := now.Sub(s.offlineSince)
 	if r.Expiry != store.NeverExpires && offline >= time.Duration(r.Expiry)*time.Second {
-		var bt store.Batch
-		bt.DeleteSession(r.ClientID)
-		b.disk.CommitAsync(&bt, b.storeDone("session", r.ClientID))
+		b.write(func(bt *store.Batch) { bt.DeleteSession(r.ClientID) })
 		return will, false
 	}
 	n, err := b.disk.QueueLen(r.ClientID)
