@@ -230,6 +230,13 @@ func (b *Broker) Stats() Stats {
 		AuthRejected:       s.authRejected.Load(),
 		StoreErrors:        s.storeErrors.Load(),
 		StoreRefused:       s.storeRefused.Load(),
+
+		QueueOverruns:        s.queueOverruns.Load(),
+		AcksHeld:             s.acksHeld.Load(),
+		PublishersHeld:       s.publishersHeld.Load(),
+		PublishersHeldMillis: s.heldNanos.Load() / 1e6,
+		PublisherReadPauses:  s.readPauses.Load(),
+		SlowSubscribersCut:   s.slowSubsCut.Load(),
 	}
 	if !b.started.IsZero() {
 		st.UptimeSeconds = int64(time.Since(b.started).Seconds())

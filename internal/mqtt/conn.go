@@ -77,7 +77,9 @@ type client struct {
 	writers   sync.WaitGroup
 	stopping  atomic.Bool // the broker is closing this connection
 	takenOver atomic.Bool
-	kicked    atomic.Bool // an operator closed it (Broker.Kick)
+	kicked    atomic.Bool  // an operator closed it (Broker.Kick)
+	slowCut   atomic.Bool  // closed for holding publishers back too long (limits.slow-subscriber-timeout)
+	flow      *flowControl // acknowledgements held back for slow subscribers; made at the first QoS 1/2 PUBLISH
 
 	connectedAt time.Time // when CONNECT was accepted; set before the session is attached
 }
@@ -208,6 +210,9 @@ func (c *client) beforeRead() error {
 	if c.kicked.Load() {
 		return errKicked
 	}
+	if c.slowCut.Load() {
+		return errSlowSubscriber
+	}
 	return nil
 }
 
@@ -258,6 +263,8 @@ func (c *client) readError(err error) error {
 		return errTakenOver
 	case c.kicked.Load():
 		return errKicked
+	case c.slowCut.Load():
+		return errSlowSubscriber
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.b.stats.keepAliveExpired.Add(1)
 		return errKeepAlive

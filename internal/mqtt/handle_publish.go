@@ -79,7 +79,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 				code = packets.NoMatchingSubscribers
 			}
 		}
-		c.ackAfter(pb, packets.PUBACK, p.PacketID, code, reason)
+		c.ackPublish(pb, packets.PUBACK, p.PacketID, code, reason)
 	case 2:
 		return c.receiveQoS2(p, code, reason)
 	}
@@ -179,7 +179,7 @@ func (c *client) receiveQoS2(p *packets.Publish, code packets.ReasonCode, reason
 		pb = c.b.storeQoS2In(s, pb, p.PacketID)
 		s.mu.Unlock()
 	}
-	c.ackAfter(pb, packets.PUBREC, p.PacketID, code, reason)
+	c.ackPublish(pb, packets.PUBREC, p.PacketID, code, reason)
 	return nil
 }
 
@@ -240,6 +240,9 @@ func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
 	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil}
 	if c.version == packets.V5 && forwardable(&p.Props) {
 		r.props = &p.Props
+	}
+	if p.QoS > 0 {
+		r.hold = c.flowFor()
 	}
 	if b.evMask().Has(EventMessageBroadcast) {
 		b.emit(&Event{Type: EventMessageBroadcast, Client: &c.info, Topic: p.Topic, QoS: p.QoS,

@@ -33,6 +33,11 @@ type Limits struct {
 	MaxKeepAlive      uint16        // 0 = no cap
 	TopicAliasMaximum uint16        // topic aliases an MQTT 5 client may set towards the broker; also caps those sent to it
 	SessionExpiry     time.Duration // offline persistent sessions older than this are removed; 0 = never
+
+	// SlowSubscriberTimeout is how long an online subscriber may keep
+	// publishers' acknowledgements held back (its queue over MaxQueued or
+	// MaxQueuedBytes) before it is disconnected; negative = never.
+	SlowSubscriberTimeout time.Duration
 }
 
 // DefaultLimits are the bounds used when a field of Limits is zero.
@@ -48,6 +53,8 @@ var DefaultLimits = Limits{
 	MaxConnectSize:    64 << 10,
 	WriteTimeout:      30 * time.Second,
 	TopicAliasMaximum: 64,
+
+	SlowSubscriberTimeout: 30 * time.Second,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -85,6 +92,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.TopicAliasMaximum > 0 {
 		d.TopicAliasMaximum = l.TopicAliasMaximum
+	}
+	if l.SlowSubscriberTimeout != 0 {
+		d.SlowSubscriberTimeout = max(l.SlowSubscriberTimeout, -1)
 	}
 	d.MaxKeepAlive = l.MaxKeepAlive
 	d.SessionExpiry = l.SessionExpiry

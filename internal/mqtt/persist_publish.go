@@ -34,35 +34,50 @@ func (r *routed) batch() *pubBatch {
 
 // deferToStore takes a QoS 1/2 delivery to a persistent session out of
 // routing: it goes into r's batch and is handed to the session once that
-// is durable (deliverStored). It reports whether it took d. A session whose
-// stored queue is full drops d, as its memory queue would.
-func (b *Broker) deferToStore(s *Session, r *routed, d delivery) bool {
+// is durable (deliverStored). It reports whether it took d, and what
+// became of it. A session whose stored queue is full takes d past its
+// bound when it is online and the publisher can be held back (the
+// backpressure of queueOnline); otherwise a shared delivery is offered to
+// another member and any other is dropped, as the memory queue would.
+func (b *Broker) deferToStore(s *Session, r *routed, d delivery) (deliverResult, bool) {
 	if !r.persist || d.qos == 0 || d.seq != 0 {
-		return false
+		return delivered, false
 	}
 	s.mu.Lock()
 	if !b.persistent(s) {
 		s.mu.Unlock()
-		return false
+		return delivered, false
 	}
 	msg := r.message()
 	d.msg = msg
 	size := d.size()
-	full := s.disk.stored >= b.limits.MaxQueued || s.disk.bytes+size > b.limits.MaxQueuedBytes
+	full := !b.storedFits(s, size)
+	if full && b.mayOverrunLocked(s, r, &d) {
+		full = false
+	}
 	if !full {
 		s.disk.stored++
 		s.disk.bytes += size
 	}
 	s.mu.Unlock()
 	if full {
+		if d.group != "" {
+			return deliverNoRoom, true
+		}
 		b.stats.droppedQueued.Add(1)
-		return true
+		return delivered, true
 	}
 	pb := r.batch()
 	pb.msg = msg
 	pb.ds = append(pb.ds, store.Delivery{ClientID: s.id, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs, Group: d.group})
 	pb.targets = append(pb.targets, storedDelivery{s, d})
-	return true
+	return delivered, true
+}
+
+// storedFits reports whether one more delivery of size bytes fits s's
+// stored queue. Caller holds s.mu.
+func (b *Broker) storedFits(s *Session, size int) bool {
+	return s.disk.stored < b.limits.MaxQueued && s.disk.bytes+size <= b.limits.MaxQueuedBytes
 }
 
 // routeStored routes a message nobody waits to acknowledge (a will, one
@@ -139,7 +154,7 @@ func (b *Broker) deliverStored(s *Session, r *routed, d delivery) {
 		return
 	}
 	s.mu.Unlock()
-	if !b.deliver(s, r, d) {
+	if b.deliver(s, r, d) != delivered {
 		s.mu.Lock()
 		b.dropStoredLocked(s, 0, &d)
 		s.mu.Unlock()
@@ -161,6 +176,7 @@ func (b *Broker) dropStoredLocked(s *Session, pid uint16, d *delivery) {
 		bt.Ack(s.id, seq)
 	})
 	s.disk.unstore(d)
+	b.signalRoomLocked(s) // publishers held back by its stored queue
 }
 
 // unstore takes a delivery out of the stored queue's bounds.
@@ -212,6 +228,7 @@ func (b *Broker) storeAckLocked(s *Session, pid uint16, d *delivery, rec bool) {
 		bt.Ack(s.id, r.Seq)
 	})
 	s.disk.unstore(d)
+	b.signalRoomLocked(s) // publishers held back by its stored queue
 }
 
 // storeCompLocked forgets packet id pid once PUBCOMP ends its flow.
@@ -248,7 +265,8 @@ type pendingAck struct {
 	pid    uint16
 	code   packets.ReasonCode
 	reason string
-	ready  bool
+	ready  bool  // its store write is durable (or there was none)
+	held   bool  // backpressure holds it until subscribers have room (backpressure.go)
 	err    error // the store write it waited for failed
 }
 
@@ -264,15 +282,29 @@ func (c *client) ackAfter(pb *pubBatch, t packets.Type, pid uint16, code packets
 		s.mu.Unlock()
 		return
 	}
-	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil}
+	s.mu.Unlock()
+	c.queueAck(pb, t, pid, code, reason, false)
+}
+
+// queueAck puts an acknowledgement at the tail of c's ordered ack queue
+// and starts the store write of pb (nil: none) it waits for; held ones
+// also wait for sendAck.
+func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string, held bool) *pendingAck {
+	s := c.sess
+	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil, held: held}
+	s.mu.Lock()
 	if c.acks == nil {
 		c.acks = new(ackQueue)
 	}
 	c.acks.q = append(c.acks.q, a)
+	if a.ready && !a.held {
+		c.flushAcksLocked() // what it queued behind may have gone meanwhile
+	}
 	s.mu.Unlock()
 	if pb != nil {
 		c.b.commitBatch(pb, func(err error) { c.ackReady(a, err) })
 	}
+	return a
 }
 
 // ackReady marks a durable (or failed) acknowledgement and sends every
@@ -282,8 +314,14 @@ func (c *client) ackReady(a *pendingAck, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a.ready, a.err = true, err
+	c.flushAcksLocked()
+}
+
+// flushAcksLocked sends the acknowledgements at the head of the queue that
+// wait for nothing more. Caller holds the session lock.
+func (c *client) flushAcksLocked() {
 	q := c.acks.q
-	for len(q) > 0 && q[0].ready {
+	for len(q) > 0 && q[0].ready && !q[0].held {
 		c.sendPendingAck(q[0])
 		q[0] = nil
 		q = q[1:]

@@ -41,6 +41,10 @@ type delivery struct {
 	// inlineMissed: the in-line receive check (deliverCheckedInline) could
 	// not answer, so the writer's check need not try in line again.
 	inlineMissed bool
+
+	// overrun: a shared-subscription delivery that may be queued past the
+	// bound (offerShared's last resort; see queueOnline).
+	overrun bool
 }
 
 // sessionNeverExpires is the MQTT 5 Session Expiry Interval meaning "never".
@@ -75,6 +79,11 @@ type Session struct {
 	willDelay    uint32
 	version      byte // protocol level of the CONNECT that made or resumed it
 	disk         diskState
+	// waiters are the publishers whose acknowledgements wait for this
+	// session's queue to have room again, behind the episode they wait in
+	// (backpressure.go).
+	waiters []*client
+	behind  *behindWatch
 }
 
 var sessionSeq atomic.Uint64
