@@ -2,7 +2,7 @@
 #
 #   docker build -t mqttd .
 #   docker run --rm -p 1883:1883 mqttd                       # defaults: anonymous broker on :1883
-#   docker run -p 1883:1883 -v mqttd-data:/var/lib/mqttd/data mqttd   # the store kept in a named volume
+#   docker run -p 1883:1883 -v mqttd-data:/var/lib/mqttd/data mqttd   # the state kept in a named volume
 #   docker run --rm -p 1883:1883 -v "$PWD/mqttd.yaml:/etc/mqttd/mqttd.yaml:ro" mqttd
 #
 # The container runs as uid 65532 (distroless "nonroot"): every file mounted
@@ -38,8 +38,9 @@ FROM busybox:1.37-musl AS probe
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/mqttd /usr/local/bin/mqttd
 COPY --from=probe /bin/busybox /usr/local/bin/wget
-# The store (storage.dir, default "data", relative to the working
-# directory): sessions, queued and retained messages. Owned by nonroot so
+# mqttd's state, under the working directory: the store (storage.dir,
+# default data/store: sessions, queued and retained messages) and the
+# plugins' event spools (data/events). Owned by nonroot so
 # that a fresh named volume mounted there takes that owner; mount a volume
 # to keep it across containers (docker run -v mqttd-data:/var/lib/mqttd/data).
 COPY --from=build --chown=65532:65532 /out/data /var/lib/mqttd/data

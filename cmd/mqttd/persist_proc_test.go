@@ -17,7 +17,7 @@ import (
 
 // brokerProc is the mqttd binary run on one config and one store across
 // restarts: the same ports, the same working directory (the store is
-// ./data there, the default storage.dir).
+// ./data/store there, the default storage.dir).
 type brokerProc struct {
 	t                *testing.T
 	bin, dir, cfg    string
@@ -145,7 +145,7 @@ func (b *brokerProc) metrics() string {
 	return string(body)
 }
 
-func (b *brokerProc) storeDir() string { return filepath.Join(b.dir, "data") }
+func (b *brokerProc) storeDir() string { return filepath.Join(b.dir, "data", "store") }
 
 func tail(s string, lines int) string {
 	l := strings.Split(s, "\n")

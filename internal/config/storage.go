@@ -12,7 +12,7 @@ import (
 // store is state, not configuration.
 type Storage struct {
 	Type         string        `mapstructure:"type" doc:"pebble (on disk: sessions, queued and retained messages survive a restart or crash) or memory (all of it is lost at exit)"`
-	Dir          string        `mapstructure:"dir" doc:"directory of the pebble store; a relative one is relative to the working directory (/var/lib/mqttd under the systemd unit and in the container); one mqttd per directory"`
+	Dir          string        `mapstructure:"dir" doc:"directory of the pebble store; a relative one is relative to the working directory (/var/lib/mqttd under the systemd unit and in the container, so /var/lib/mqttd/data/store); one mqttd per directory"`
 	Durability   string        `mapstructure:"durability" doc:"sync: QoS 1/2 acknowledged after fsync (nothing acknowledged is lost); interval: fsync every sync-interval (a crash loses up to that much); none: the OS decides (a crash loses recent writes)"`
 	SyncInterval time.Duration `mapstructure:"sync-interval" doc:"durability interval: longest time between fsyncs, the loss window of a crash"`
 	OnCorrupt    string        `mapstructure:"on-corrupt" doc:"a store that cannot be read: fail (refuse to start, naming the directory) or quarantine (move it to DIR.corrupt-TIME, start empty, log an error)"`
@@ -27,7 +27,9 @@ const (
 
 // DefaultStorage is the built-in storage section.
 func DefaultStorage() Storage {
-	return Storage{Type: StoragePebble, Dir: "data", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail"}
+	// data/ holds all of mqttd's state: the store here, the plugins' event
+	// spools in data/events (DefaultSpoolRoot).
+	return Storage{Type: StoragePebble, Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail"}
 }
 
 // validateStorage checks and normalises the storage section.
@@ -41,7 +43,7 @@ func (l *loader) validateStorage(c *Config) []error {
 	switch s.Type {
 	case StoragePebble:
 		if strings.TrimSpace(s.Dir) == "" {
-			add(l.errorf("storage.dir", "is empty (set the directory of the store, e.g. /var/lib/mqttd/data, or set storage.type: memory to keep nothing across restarts)"))
+			add(l.errorf("storage.dir", "is empty (set the directory of the store, e.g. /var/lib/mqttd/data/store, or set storage.type: memory to keep nothing across restarts)"))
 		}
 	case StorageMemory:
 	default:

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ func TestStorageDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Storage{Type: "pebble", Dir: "data", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail"}
+	want := Storage{Type: "pebble", Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail"}
 	if c.Storage != want {
 		t.Errorf("default storage = %+v, want %+v", c.Storage, want)
 	}
@@ -57,4 +58,15 @@ func TestStorageErrors(t *testing.T) {
 			t.Errorf("Load = %v, %v; want storage.type memory accepted without a dir", c, err)
 		}
 	})
+}
+
+// The store and the plugins' event spools share data/ but neither lies
+// inside the other: quarantining a corrupt store must not take a spool
+// with it.
+func TestStoreAndSpoolsApart(t *testing.T) {
+	store := filepath.Clean(DefaultStorage().Dir)
+	spool := filepath.Clean(PluginQueue{}.SpoolDir("hooks"))
+	if strings.HasPrefix(spool+"/", store+"/") || strings.HasPrefix(store+"/", spool+"/") {
+		t.Errorf("store %s and spool %s nest", store, spool)
+	}
 }

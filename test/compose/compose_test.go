@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -77,7 +78,7 @@ type mqttdFile struct {
 const (
 	composePath   = "docker-compose.yml"
 	mqttdConfigIn = "/etc/mqttd/mqttd.yaml" // where the image looks (Dockerfile)
-	mqttdStoreIn  = "/var/lib/mqttd/data"   // the image's WORKDIR and the default storage.dir, data
+	mqttdStoreIn  = "/var/lib/mqttd/data"   // the state volume: WORKDIR /var/lib/mqttd + data/ (storage.dir data/store, spools data/events)
 	secretVar     = "HOOKS_SECRET"
 )
 
@@ -284,8 +285,8 @@ func TestMqttd(t *testing.T) {
 		t.Errorf("healthcheck runs /usr/local/bin/wget, which the Dockerfile does not install")
 	}
 	checkTiming(t, "mqttd", s.Healthcheck)
-	if d := cfg.Storage.Dir; d != "" && d != "data" && d != mqttdStoreIn {
-		t.Errorf("%s: storage.dir %q is not %s, where the store's volume is mounted", cfgHost, d, mqttdStoreIn)
+	if d := cfg.Storage.Dir; d != "" && !strings.HasPrefix(inWorkdir(d)+"/", mqttdStoreIn+"/") {
+		t.Errorf("%s: storage.dir %q is not under %s, where the state volume is mounted", cfgHost, d, mqttdStoreIn)
 	}
 	if _, ok := namedVolumes(s)[mqttdStoreIn]; !ok {
 		t.Errorf("volumes %v: no named volume at %s: the store would be lost with the container", s.Volumes, mqttdStoreIn)
@@ -293,6 +294,15 @@ func TestMqttd(t *testing.T) {
 	if d, ok := s.DependsOn["hooks-node"]; !ok || d.Condition != "service_healthy" {
 		t.Errorf("depends_on %v, want hooks-node: {condition: service_healthy}", s.DependsOn)
 	}
+}
+
+// inWorkdir is where the container finds a path of its config: a relative
+// one is under the image's WORKDIR.
+func inWorkdir(p string) string {
+	if path.IsAbs(p) {
+		return path.Clean(p)
+	}
+	return path.Join("/var/lib/mqttd", p)
 }
 
 func checkTiming(t *testing.T, name string, h healthcheck) {
