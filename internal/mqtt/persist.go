@@ -50,8 +50,7 @@ func (b *Broker) saveSessionLocked(s *Session) {
 		b.write(func(bt *store.Batch) { bt.PutSession(r) })
 		s.disk.saved = true
 	case s.disk.saved:
-		b.write(func(bt *store.Batch) { bt.DeleteSession(s.id) })
-		s.disk = diskState{}
+		b.forgetSessionLocked(s)
 	}
 }
 
@@ -87,6 +86,7 @@ func (b *Broker) forgetSessionLocked(s *Session) {
 	if b.disk == nil || !s.disk.saved {
 		return
 	}
+	s.unstored.Store(true) // before the delete is queued: see commitBatch
 	b.write(func(bt *store.Batch) { bt.DeleteSession(s.id) })
 	s.disk = diskState{}
 }
@@ -139,18 +139,20 @@ func messageFrom(r *store.MessageRecord) (*Message, error) {
 	return m, nil
 }
 
-// persistRetained adds the change of r's retained message to the batch
-// that routes it, so that its acknowledgement waits for it too.
-func (b *Broker) persistRetained(r *routed, cleared bool) {
-	if b.disk == nil || isSysTopic(r.topic) {
-		return
-	}
-	pb := r.batch()
-	if cleared {
-		pb.b.DeleteRetained(r.topic)
-	} else {
-		pb.b.PutRetained(messageRecord(r.message()))
-	}
+// storeRetained changes the retained message of r's topic in memory and
+// in the store as one step, so two publishers racing on a topic leave the
+// same value in both. r gets a batch (empty if need be): the PUBLISH's
+// acknowledgement then waits for a commit, which comes after this write.
+func (b *Broker) storeRetained(r *routed) {
+	b.write(func(bt *store.Batch) {
+		b.applyRetained(r)
+		if len(r.payload) == 0 {
+			bt.DeleteRetained(r.topic)
+		} else {
+			bt.PutRetained(messageRecord(r.message()))
+		}
+	})
+	r.batch()
 }
 
 // storeDone is the callback of a commit nothing waits for: a failure is

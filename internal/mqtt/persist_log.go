@@ -89,15 +89,13 @@ func (b *Broker) write(fn func(*store.Batch)) {
 	l.mu.Unlock()
 }
 
-// commitWith commits bt, preceded by the pending writes, calling done once
-// it is durable.
-func (b *Broker) commitWith(bt *store.Batch, done func(error)) {
+// commitLocked commits bt, preceded by the pending writes, calling done
+// once it is durable. Caller holds wlog.mu.
+func (b *Broker) commitLocked(bt *store.Batch, done func(error)) {
 	l := &b.wlog
-	l.mu.Lock()
 	if l.pending.Len() > 0 {
 		bt.Ops = append(l.pending.Ops, bt.Ops...)
 		l.pending = store.Batch{}
 	}
 	b.disk.CommitAsync(bt, done)
-	l.mu.Unlock()
 }

@@ -95,15 +95,35 @@ func (b *Broker) commitBatch(pb *pubBatch, done func(error)) {
 	if pb == nil {
 		return
 	}
+	l := &b.wlog
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// A session deleted since routing found it: its delete is queued
+	// already (or applied), and would not remove what this batch adds.
+	pb.dropUnstored()
 	if len(pb.ds) > 0 {
 		pb.b.Enqueue(messageRecord(pb.msg), pb.ds)
 	}
-	b.commitWith(&pb.b, func(err error) {
+	b.commitLocked(&pb.b, func(err error) {
 		b.committed(pb, err)
 		if done != nil {
 			done(err)
 		}
 	})
+}
+
+// dropUnstored leaves out the deliveries to sessions whose stored copy has
+// been deleted.
+func (pb *pubBatch) dropUnstored() {
+	n := 0
+	for i, t := range pb.targets {
+		if !t.s.unstored.Load() {
+			pb.targets[n], pb.ds[n] = t, pb.ds[i]
+			n++
+		}
+	}
+	clear(pb.targets[n:])
+	pb.targets, pb.ds = pb.targets[:n], pb.ds[:n]
 }
 
 // committed hands the stored deliveries of pb to their sessions, in commit

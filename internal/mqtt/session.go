@@ -84,6 +84,10 @@ type Session struct {
 	// (backpressure.go).
 	waiters []*client
 	behind  *behindWatch
+	// unstored is set, for good, when the session's stored copy is deleted:
+	// a PUBLISH batch still to be committed then leaves it out (read
+	// without s.mu, under the pending-write lock).
+	unstored atomic.Bool
 }
 
 var sessionSeq atomic.Uint64
