@@ -13,7 +13,7 @@ import (
 type Storage struct {
 	Type         string        `mapstructure:"type" doc:"pebble (on disk: sessions, queued and retained messages survive a restart or crash) or memory (all of it is lost at exit)"`
 	Dir          string        `mapstructure:"dir" doc:"directory of the pebble store; a relative one is relative to the working directory (/var/lib/mqttd under the systemd unit and in the container, so /var/lib/mqttd/data/store); one mqttd per directory"`
-	Durability   string        `mapstructure:"durability" doc:"sync: QoS 1/2 acknowledged after fsync (nothing acknowledged is lost); interval: fsync every sync-interval (a crash loses up to that much); none: the OS decides (a crash loses recent writes)"`
+	Durability   string        `mapstructure:"durability" doc:"sync: QoS 1/2 acknowledged after fsync (nothing acknowledged is lost); interval: fsync every sync-interval (a crash loses up to that much); none: never fsynced before a clean stop (a crash loses recent writes)"`
 	SyncInterval time.Duration `mapstructure:"sync-interval" doc:"durability interval: longest time between fsyncs, the loss window of a crash"`
 	OnCorrupt    string        `mapstructure:"on-corrupt" doc:"a store that cannot be read: fail (refuse to start, naming the directory) or quarantine (move it to DIR.corrupt-TIME, start empty, log an error)"`
 }
