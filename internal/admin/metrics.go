@@ -82,6 +82,7 @@ func NewCollector(src StatsSource) *Collector {
 	counter("mqttd_auth_rejected_total", "CONNECTs rejected by authentication.", func(s *mqtt.Stats) int64 { return s.AuthRejected })
 	counter("mqttd_auth_exchanges_cut_total", "MQTT 5 enhanced-authentication exchanges ended by limits.auth-exchange-steps or limits.auth-exchange-timeout.",
 		func(s *mqtt.Stats) int64 { return s.AuthExchangesCut })
+	counter("mqttd_store_publishes_refused_total", "QoS 1/2 publishes refused (MQTT 5: 0x97; 3.1.1: connection closed) because the store write they needed failed.", func(s *mqtt.Stats) int64 { return s.StoreRefused })
 	gauge("mqttd_uptime_seconds", "Seconds since the broker started.", func(s *mqtt.Stats) int64 { return s.UptimeSeconds })
 	return c
 }

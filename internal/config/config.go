@@ -14,6 +14,7 @@ type Config struct {
 	Listeners     map[string]Listener `mapstructure:"listeners" doc:"named MQTT listeners; absent = one tcp listener \"default\" on :1883"`
 	Limits        Limits              `mapstructure:"limits"`
 	Features      Features            `mapstructure:"features"`
+	Storage       Storage             `mapstructure:"storage"`
 	Plugins       map[string]Plugin   `mapstructure:"plugins" doc:"plugins by alias: HTTP services (url) or built-ins (type); none by default"`
 	Auth          Auth                `mapstructure:"auth"`
 	TopicCheck    TopicCheck          `mapstructure:"topic-check"`
@@ -72,7 +73,7 @@ type Limits struct {
 	MaxConnectSize    ByteSize      `mapstructure:"max-connect-size" doc:"largest packet accepted before a client is authenticated (CONNECT, MQTT 5 AUTH); at most max-packet-size"`
 	WriteTimeout      time.Duration `mapstructure:"write-timeout" doc:"a write blocked this long closes the connection"`
 	MaxKeepAlive      int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
-	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
+	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = no cap (a 3.1.1 session is kept until its client cleans it; with storage.type memory, until restart at most)"`
 	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker, and the most the broker sets towards a client"`
 
 	SlowSubscriberTimeout time.Duration `mapstructure:"slow-subscriber-timeout" doc:"an online subscriber that holds publishers back (its queue over max-queued) this long is disconnected (MQTT 5: 0x97); 0 = never"`
@@ -133,6 +134,7 @@ func Default() Config {
 		},
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},
+		Storage: DefaultStorage(),
 		Auth: Auth{AllowAnonymous: true, Mode: "all",
 			RateLimit: AuthRateLimit{FailuresPerSecond: 1, Burst: 10, MaxPending: 10, MaxSources: 100000}},
 		TopicCheck:    TopicCheck{Default: "deny", DenyPublish: "drop"},

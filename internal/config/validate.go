@@ -24,6 +24,7 @@ func (l *loader) validate(c *Config) []error {
 	binds, lerrs := l.validateListeners(c)
 	errs = append(errs, lerrs...)
 	errs = append(errs, l.validateLimits(c)...)
+	errs = append(errs, l.validateStorage(c)...)
 	errs = append(errs, l.validateAdmin(c, binds)...)
 	errs = append(errs, l.validatePlugins(c)...)
 	return append(errs, l.validateLogging(c)...)
