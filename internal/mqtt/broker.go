@@ -324,6 +324,7 @@ func (b *Broker) discardSession(s *Session) *clientWill {
 	s.mu.Unlock()
 	if cur, ok := b.store.Get(s.id); ok && cur == s {
 		b.store.Delete(s.id)
+		b.release(s.id)
 	}
 	if b.closing.Load() {
 		return nil
@@ -338,5 +339,7 @@ func (b *Broker) unsubscribe(s *Session, filter string) {
 		b.unsubscribeShared(s, group, inner, filter)
 		return
 	}
-	b.subs.Unsubscribe(filter, s)
+	if b.subs.Unsubscribe(filter, s) {
+		b.interest(filter, false)
+	}
 }

@@ -235,6 +235,7 @@ func (c *client) publish(p *packets.Publish) int {
 	}
 	var n int
 	c.matches, n = b.route(&r, c.matches)
+	b.forward(&r)
 	return n
 }
 

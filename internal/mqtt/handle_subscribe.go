@@ -33,6 +33,7 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 			codes[i], isNew[i] = c.addSubscription(sub, subID)
 		}
 	}
+	c.b.clusterSubscribed()
 	retained := c.retainedFor(&p, codes, isNew)
 	c.sendSuback(p.PacketID, codes, reason)
 	c.subscribed(&p, codes, subID, retained)
@@ -105,7 +106,9 @@ func (c *client) addSubscription(sub *packets.Subscription, subID uint32) (packe
 	if group != "" {
 		b.subscribeShared(s, group, inner, shareSub{val, filter}, existed)
 	} else {
-		b.subs.Subscribe(filter, s, val)
+		if b.subs.Subscribe(filter, s, val) {
+			b.interest(filter, true)
+		}
 	}
 	return packets.ReasonCode(val.qos), !existed
 }

@@ -238,6 +238,7 @@ func (b *Broker) Publish(p PublishRequest) (int, error) {
 		b.setRetained(&r, nil)
 	}
 	_, n := b.route(&r, nil)
+	b.forward(&r)
 	return n, nil
 }
 

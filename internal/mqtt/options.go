@@ -125,4 +125,5 @@ type Options struct {
 	// MQTT 5 clients always get the reason code in PUBACK/PUBREC.
 	DisconnectDeniedPublish bool
 	Store                   SessionStore // nil = in-memory
+	Cluster                 Cluster      // nil = a single node
 }
