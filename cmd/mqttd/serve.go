@@ -62,10 +62,23 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 
 	opts.Logger = log
 	opts.Hooks = mgr.Hooks()
+	node, err := openCluster(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot join the cluster", "err", err)
+		return exitFailure
+	}
+	defer closeCluster(node, log)
+	if node != nil {
+		opts.Cluster = node
+	}
 	b, err := mqtt.New(opts)
 	if err != nil {
 		log.Error("invalid broker options; fix the configuration", "err", err)
 		return exitUsage
+	}
+	if err := startCluster(ctx, node, b); err != nil {
+		log.Error("cannot start the cluster node", "err", err)
+		return exitFailure
 	}
 	if err := mgr.Start(ctx); err != nil {
 		log.Error("cannot start the plugins", "err", err)
@@ -80,7 +93,7 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	}
 
 	var stopping atomic.Bool
-	adm, err := startAdmin(cfg, b, &current, reg, readiness(&stopping, b, &current), log)
+	adm, err := startAdmin(cfg, b, &current, reg, clusterReady(readiness(&stopping, b, &current), node), log)
 	if err != nil {
 		log.Error("cannot start the admin listener", "err", err)
 		closeBroker(b, cfg.ShutdownGrace, log)

@@ -257,3 +257,6 @@ func randomHex() string {
 func (n *Node) subject(parts ...string) string {
 	return n.opts.Prefix + "." + strings.Join(parts, ".")
 }
+
+// MaxPayload is the largest message NATS carries (its max_payload).
+func (n *Node) MaxPayload() int64 { return n.nc.MaxPayload() }
