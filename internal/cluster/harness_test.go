@@ -53,8 +53,13 @@ func testLogger() *slog.Logger {
 // (nil ns: a single node, for baselines).
 func startNode(t testing.TB, ns *server.Server, name string) *testNode {
 	t.Helper()
+	return startNodeWith(t, ns, name, mqtt.Limits{})
+}
+
+func startNodeWith(t testing.TB, ns *server.Server, name string, lim mqtt.Limits) *testNode {
+	t.Helper()
 	tn := &testNode{name: name}
-	opts := mqtt.Options{Name: name, Logger: testLogger(),
+	opts := mqtt.Options{Name: name, Logger: testLogger(), Limits: lim,
 		Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +150,32 @@ func TestOpenWaitsForNATS(t *testing.T) {
 	_, err := Open(ctx, Options{URLs: []string{url}, Name: "n", RetryMax: 100 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "not reachable") {
 		t.Fatalf("Open with NATS down: %v, want not reachable", err)
+	}
+}
+
+// A will published on one node (its client vanished) reaches a subscriber
+// on another.
+func TestWillAcrossNodes(t *testing.T) {
+	ns := startNATS(t)
+	n1, n2 := startNode(t, ns, "n1"), startNode(t, ns, "n2")
+	r := subscribe(t, client(t, n2, "watcher", true), "wills/#", 1)
+	conn, err := net.Dial("tcp", n1.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vh []byte
+	vh = appendStr(vh, "MQTT")
+	vh = append(vh, 4, 0x02|0x04|0x08, 0, 60) // clean, will flag, will QoS 1
+	vh = appendStr(vh, "dying")
+	vh = appendStr(vh, "wills/dying")
+	vh = appendStr(vh, "gone")
+	conn.Write(packet(0x10, vh))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if typ, body, err := readPacket(bufio.NewReader(conn)); err != nil || typ != 0x20 || body[1] != 0 {
+		t.Fatalf("CONNACK %x % x %v", typ, body, err)
+	}
+	conn.Close() // no DISCONNECT: the will goes out
+	if m := r.next(t); m.Topic() != "wills/dying" || string(m.Payload()) != "gone" || m.Qos() != 1 {
+		t.Fatalf("got %q %q QoS %d", m.Topic(), m.Payload(), m.Qos())
 	}
 }
