@@ -210,3 +210,50 @@ func readPacket(r *bufio.Reader) (byte, []byte, error) {
 	_, err = io.ReadFull(r, body)
 	return first, body, err
 }
+
+// TestMeasureTakeover times takeovers across nodes: from the new CONNECT
+// to its CONNACK (the claim and the old node's answer included), and to the
+// old connection's end. Set MQTTD_CLUSTER_MEASURE=1 to run it.
+func TestMeasureTakeover(t *testing.T) {
+	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
+		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
+	}
+	ns := startNATS(t)
+	nodes := []*testNode{startNode(t, ns, "t1"), startNode(t, ns, "t2")}
+	const n = 200
+	pct := func(d []time.Duration, p float64) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[int(float64(len(s)-1)*p)]
+	}
+	for _, across := range []bool{false, true} {
+		connack, closed := takeovers(t, nodes, n, across)
+		t.Logf("takeover (across nodes: %v), %d: CONNACK p50 %s p99 %s; old connection closed p50 %s p99 %s",
+			across, n, pct(connack, 0.5), pct(connack, 0.99), pct(closed, 0.5), pct(closed, 0.99))
+	}
+}
+
+// takeovers connects one client id n times, alternating between the two
+// nodes (across) or on the first only.
+func takeovers(t *testing.T, nodes []*testNode, n int, across bool) (connack, closed []time.Duration) {
+	id := fmt.Sprintf("roaming-%v", across)
+	old := rawConnect(t, nodes[0].addr, id)
+	for i := range n {
+		next := nodes[0]
+		if across {
+			next = nodes[(i+1)%2]
+		}
+		t0 := time.Now()
+		cur := rawConnect(t, next.addr, id)
+		connack = append(connack, time.Since(t0))
+		old.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, old); err != nil {
+			t.Fatalf("old connection not closed: %v", err)
+		}
+		closed = append(closed, time.Since(t0))
+		old.Close()
+		old = cur
+	}
+	old.Close()
+	return connack, closed
+}

@@ -62,17 +62,23 @@ func (o *owners) takenOver(m *nats.Msg) {
 // Claim implements mqtt.Cluster.
 func (n *Node) Claim(clientID string) { n.owners.claim(clientID) }
 
-// Release implements mqtt.Cluster.
+// Release implements mqtt.Cluster. The revision to delete is the one this
+// node wrote last when the session ended: a claim made after that (a new
+// connection here) writes a newer one, which the delete then cannot touch.
 func (n *Node) Release(clientID string) {
+	o := n.owners
+	o.mu.Lock()
+	rev, ok := o.revs[clientID]
+	o.mu.Unlock()
 	n.bgMu.Lock()
 	defer n.bgMu.Unlock()
-	if n.closed {
+	if !ok || n.closed {
 		return
 	}
 	n.bg.Add(1)
 	go func() {
 		defer n.bg.Done()
-		n.owners.release(clientID)
+		o.release(clientID, rev)
 	}()
 }
 
@@ -141,24 +147,23 @@ func (o *owners) takeFrom(node, id string) {
 }
 
 // release removes the entry of a session that ended here, unless a newer
-// connection (here or elsewhere) holds the id now. HasSession waits for a
-// CONNECT in progress on this node, so a session replaced here is seen.
-func (o *owners) release(id string) {
+// connection holds the id now: one on another node changed the entry (the
+// compare-and-set on rev fails), one here has a session (HasSession waits
+// for a CONNECT being attached, so it sees it).
+func (o *owners) release(id string, rev uint64) {
 	n := o.n
-	if b := n.broker.Load(); b == nil || b.HasSession(id) || n.ctx.Err() != nil {
-		return
-	}
-	o.mu.Lock()
-	rev, ok := o.revs[id]
-	delete(o.revs, id)
-	o.mu.Unlock()
-	if !ok || !n.nc.IsConnected() {
+	if b := n.broker.Load(); b == nil || b.HasSession(id) || n.ctx.Err() != nil || !n.nc.IsConnected() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 	defer cancel()
-	// Fails, as it should, when another node has claimed the id since.
-	o.kv.Delete(ctx, idKey(id), jetstream.LastRevision(rev))
+	if o.kv.Delete(ctx, idKey(id), jetstream.LastRevision(rev)) == nil {
+		o.mu.Lock()
+		if o.revs[id] == rev {
+			delete(o.revs, id)
+		}
+		o.mu.Unlock()
+	}
 }
 
 func isCASConflict(err error) bool {

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -114,7 +115,9 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 		err = errSubjectTooLong
 	}
 	if err == nil {
-		err = n.nc.Publish(string(buf[:subjLen]), buf[subjLen:])
+		// nats.go copies the subject into its write buffer before Publish
+		// returns: a view of the pooled buffer saves an allocation.
+		err = n.nc.Publish(unsafe.String(unsafe.SliceData(buf), subjLen), buf[subjLen:])
 	}
 	if err != nil {
 		n.stats.ForwardFailed.Add(1)

@@ -179,3 +179,13 @@ func TestWillAcrossNodes(t *testing.T) {
 		t.Fatalf("got %q %q QoS %d", m.Topic(), m.Payload(), m.Qos())
 	}
 }
+
+// One client id moving back and forth between two nodes, 100 times: every
+// move closes the previous connection. (A release of an ended session once
+// deleted the claim of the connection that replaced it on the same node,
+// so the next move found no owner to close.)
+func TestTakeoverRepeatedly(t *testing.T) {
+	ns := startNATS(t)
+	nodes := []*testNode{startNode(t, ns, "n1"), startNode(t, ns, "n2")}
+	takeovers(t, nodes, 100, true)
+}
