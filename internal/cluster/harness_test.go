@@ -58,13 +58,28 @@ func startNode(t testing.TB, ns *server.Server, name string) *testNode {
 
 func startNodeWith(t testing.TB, ns *server.Server, name string, lim mqtt.Limits) *testNode {
 	t.Helper()
+	url := ""
+	if ns != nil {
+		url = ns.ClientURL()
+	}
+	return startNodeAt(t, url, name, lim)
+}
+
+// startNodeURL starts a cluster node on the NATS at url.
+func startNodeURL(t testing.TB, url, name string) *testNode {
+	t.Helper()
+	return startNodeAt(t, url, name, mqtt.Limits{})
+}
+
+func startNodeAt(t testing.TB, url, name string, lim mqtt.Limits) *testNode {
+	t.Helper()
 	tn := &testNode{name: name}
 	opts := mqtt.Options{Name: name, Logger: testLogger(), Limits: lim,
 		Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if ns != nil {
-		n, err := Open(ctx, Options{URLs: []string{ns.ClientURL()}, Name: name, Logger: opts.Logger, NodeLease: 2 * time.Second})
+	if url != "" {
+		n, err := Open(ctx, Options{URLs: []string{url}, Name: name, Logger: opts.Logger, NodeLease: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -93,7 +93,7 @@ func (l *lease) keep() {
 
 // release gives the name back on a clean shutdown, if still ours.
 func (l *lease) release(ctx context.Context) {
-	if l.rev != 0 {
+	if l.rev != 0 && l.n.nc.IsConnected() {
 		l.n.nodes.Delete(ctx, l.n.opts.Name, jetstream.LastRevision(l.rev))
 	}
 }

@@ -179,6 +179,7 @@ func (n *Node) natsOptions() ([]nats.Option, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			n.log.Info("cluster: NATS reconnected", "server", nc.ConnectedUrlRedacted())
+			n.afterReconnect()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
@@ -260,3 +261,18 @@ func (n *Node) subject(parts ...string) string {
 
 // MaxPayload is the largest message NATS carries (its max_payload).
 func (n *Node) MaxPayload() int64 { return n.nc.MaxPayload() }
+
+// afterReconnect restarts what does not survive a restarted NATS server by
+// itself (core subscriptions do: nats.go sends them again).
+func (n *Node) afterReconnect() {
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	if n.closed || n.retained == nil {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		n.retained.rewatch()
+	}()
+}

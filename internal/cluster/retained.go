@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,26 +24,23 @@ import (
 type retainedSync struct {
 	n  *Node
 	kv jetstream.KeyValue
-	w  jetstream.KeyWatcher
+
+	wmu  sync.Mutex // serialises (re)starting the watch
+	w    jetstream.KeyWatcher
+	done chan struct{} // closed when w's follower returns
 
 	mu       sync.Mutex
 	revs     map[string]uint64 // key -> revision applied
 	applied  uint64            // highest revision the watch delivered
 	advanced chan struct{}     // closed and replaced when applied grows
-	done     chan struct{}
-	ready    atomic.Bool // the watch delivered the bucket's contents
 }
 
 // start loads the bucket into the broker and follows it.
 func (r *retainedSync) start(ctx context.Context) error {
-	w, err := r.kv.WatchAll(r.n.ctx)
+	loaded, err := r.watch()
 	if err != nil {
 		return err
 	}
-	r.w = w
-	r.done = make(chan struct{})
-	loaded := make(chan struct{})
-	go r.follow(loaded)
 	select {
 	case <-loaded:
 		return nil
@@ -53,19 +49,67 @@ func (r *retainedSync) start(ctx context.Context) error {
 	}
 }
 
-func (r *retainedSync) stop() {
+// watch (re)starts following the bucket: its current entries first, then
+// every change. Entries already applied are skipped by their revision.
+func (r *retainedSync) watch() (loaded chan struct{}, err error) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
 	if r.w != nil {
 		r.w.Stop()
 		<-r.done
+		r.w = nil
+	}
+	if r.n.ctx.Err() != nil {
+		return nil, r.n.ctx.Err()
+	}
+	w, err := r.kv.WatchAll(r.n.ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.w, r.done = w, make(chan struct{})
+	loaded = make(chan struct{})
+	go r.follow(w, r.done, loaded)
+	return loaded, nil
+}
+
+// rewatch follows the bucket afresh after NATS came back: the watch's
+// consumer may not have survived a restarted server. A bucket that is
+// behind what this node applied was recreated: its revisions start over.
+func (r *retainedSync) rewatch() {
+	ctx, cancel := context.WithTimeout(r.n.ctx, opTimeout)
+	defer cancel()
+	if st, err := r.kv.Status(ctx); err == nil {
+		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+			r.mu.Lock()
+			if bs.StreamInfo().State.LastSeq < r.applied {
+				r.revs, r.applied = make(map[string]uint64), 0
+			}
+			r.mu.Unlock()
+		}
+	}
+	if _, err := r.watch(); err != nil && r.n.ctx.Err() == nil {
+		r.n.log.Warn("cluster: cannot follow the retained messages of other nodes", "err", err)
 	}
 }
 
-func (r *retainedSync) follow(loaded chan struct{}) {
-	defer close(r.done)
-	for e := range r.w.Updates() {
+func (r *retainedSync) stop() {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.w != nil {
+		r.w.Stop()
+		<-r.done
+		r.w = nil
+	}
+}
+
+func (r *retainedSync) follow(w jetstream.KeyWatcher, done, loaded chan struct{}) {
+	defer close(done)
+	first := true
+	for e := range w.Updates() {
 		if e == nil { // the bucket's contents are in
-			if !r.ready.Swap(true) {
+			if first {
 				close(loaded)
+				first = false
 			}
 			continue
 		}
