@@ -222,3 +222,5 @@ func payload(i int) []byte { return fmt.Appendf(nil, "m%d", i) }
 func mqttPublish(topic string, body []byte) mqtt.PublishRequest {
 	return mqtt.PublishRequest{Topic: topic, Payload: body}
 }
+
+type pahoClient = paho.Client

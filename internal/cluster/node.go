@@ -45,7 +45,8 @@ type Node struct {
 	opts     Options
 	log      *slog.Logger
 	instance string // this process, as against an earlier one of the same name
-	nc       *nats.Conn
+	nc       *nats.Conn // publishes and plain subscriptions; never hears itself
+	ncShared *nats.Conn // shared subscriptions' queue groups; hears this node too
 	js       jetstream.JetStream
 	broker   atomic.Pointer[mqtt.Broker]
 
@@ -99,8 +100,14 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		return nil, err
 	}
 	n.nc = nc
+	if n.ncShared, err = n.dialShared(); err != nil {
+		nc.Close()
+		n.cancel()
+		return nil, err
+	}
 	if err := n.setup(ctx); err != nil {
 		nc.Close()
+		n.ncShared.Close()
 		n.cancel()
 		return nil, err
 	}
@@ -151,7 +158,7 @@ func (n *Node) dial(ctx context.Context) (*nats.Conn, error) {
 	url := strings.Join(n.opts.URLs, ",")
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		nc, err := nats.Connect(url, opts...)
+		nc, err := nats.Connect(url, append(opts, nats.NoEcho())...) // a node never hears its own publishes
 		if err == nil {
 			n.log.Info("cluster: connected to NATS", "server", nc.ConnectedUrlRedacted(), "node", n.opts.Name)
 			return nc, nil
@@ -167,11 +174,25 @@ func (n *Node) dial(ctx context.Context) (*nats.Conn, error) {
 	}
 }
 
+// dialShared opens the connection for shared subscriptions, once the
+// first one has reached NATS.
+func (n *Node) dialShared() (*nats.Conn, error) {
+	opts, err := n.natsOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.Name("mqttd "+n.opts.Name+" shared"))
+	nc, err := nats.Connect(strings.Join(n.opts.URLs, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: second NATS connection: %w", err)
+	}
+	return nc, nil
+}
+
 func (n *Node) natsOptions() ([]nats.Option, error) {
 	o := n.opts
 	opts := []nats.Option{
 		nats.Name("mqttd " + o.Name),
-		nats.NoEcho(), // a node never hears its own publishes
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -227,7 +248,7 @@ func (n *Node) Start(ctx context.Context, b *mqtt.Broker) error {
 
 // Connected reports whether the node reaches NATS now: /readyz is false
 // while it does not.
-func (n *Node) Connected() bool { return n.nc.IsConnected() }
+func (n *Node) Connected() bool { return n.nc.IsConnected() && n.ncShared.IsConnected() }
 
 // Stats are the node's failure counters.
 func (n *Node) Stats() *Stats { return &n.stats }
@@ -245,6 +266,7 @@ func (n *Node) Close() error {
 	defer cancel()
 	n.lease.release(ctx)
 	n.nc.Close()
+	n.ncShared.Close()
 	return nil
 }
 

@@ -35,8 +35,9 @@ type router struct {
 }
 
 type interest struct {
-	id   uint64
-	subs []*nats.Subscription
+	id    uint64
+	count int // sessions of this node subscribed to the filter
+	subs  []*nats.Subscription
 }
 
 func newRouter(n *Node) *router {
@@ -52,29 +53,44 @@ func (r *router) interest(filter string, add bool) {
 	defer r.mu.Unlock()
 	in := r.filters[filter]
 	switch {
-	case add && in == nil:
+	case add && in != nil:
+		in.count++
+	case add:
 		r.nextID++
-		in = &interest{id: r.nextID}
-		id := in.id
-		for _, s := range filterSubjects(filter) {
-			sub, err := r.n.nc.Subscribe(r.n.subject("m", s), func(m *nats.Msg) { r.receive(id, m) })
-			if err != nil {
-				r.n.log.Warn("cluster: cannot subscribe; messages from other nodes will not reach this filter",
-					"filter", filter, "err", err)
-				continue
-			}
-			in.subs = append(in.subs, sub)
-		}
+		in = &interest{id: r.nextID, count: 1}
 		r.filters[filter] = in
-		r.canon.Subscribe(filter, id, struct{}{})
+		if group, inner, ok := sharedFilter(filter); ok {
+			in.subs = r.subscribeShared(filter, group, inner)
+		} else {
+			in.subs = r.subscribePlain(filter, in.id)
+			r.canon.Subscribe(filter, in.id, struct{}{})
+		}
 		r.sent.Add(1)
-	case !add && in != nil:
+	case in != nil:
+		if in.count--; in.count > 0 {
+			return
+		}
 		for _, s := range in.subs {
 			s.Unsubscribe()
 		}
 		delete(r.filters, filter)
 		r.canon.Unsubscribe(filter, in.id)
 	}
+}
+
+// subscribePlain subscribes the subjects of a plain filter.
+func (r *router) subscribePlain(filter string, id uint64) []*nats.Subscription {
+	var subs []*nats.Subscription
+	for _, s := range filterSubjects(filter) {
+		sub, err := r.n.nc.Subscribe(r.n.subject("m", s), func(m *nats.Msg) { r.receive(id, m) })
+		if err != nil {
+			r.n.log.Warn("cluster: cannot subscribe; messages from other nodes will not reach this filter",
+				"filter", filter, "err", err)
+			continue
+		}
+		subs = append(subs, sub)
+	}
+	return subs
 }
 
 // receive routes a message from another node, once (see router).
@@ -131,7 +147,11 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 func (n *Node) Subscribed() {
 	r := n.routes
 	if sent := r.sent.Load(); r.flushed.Load() < sent {
-		if err := n.nc.FlushTimeout(opTimeout); err != nil {
+		err := n.nc.FlushTimeout(opTimeout)
+		if err == nil {
+			err = n.ncShared.FlushTimeout(opTimeout)
+		}
+		if err != nil {
 			n.log.Warn("cluster: NATS did not confirm new subscriptions", "err", err)
 		} else {
 			for f := r.flushed.Load(); f < sent && !r.flushed.CompareAndSwap(f, sent); f = r.flushed.Load() {

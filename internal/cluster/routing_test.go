@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"testing"
 	"time"
@@ -126,5 +127,54 @@ func TestPropertiesAcrossNodes(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message")
+	}
+}
+
+// Interest is counted per session: when one of two subscribers of a filter
+// on a node leaves, the other still hears the other nodes.
+func TestInterestIsReferenceCounted(t *testing.T) {
+	ns := startNATS(t)
+	n1, n2 := startNode(t, ns, "n1"), startNode(t, ns, "n2")
+	c1 := client(t, n2, "one", true)
+	subscribe(t, c1, "rc/#", 1)
+	stays := subscribe(t, client(t, n2, "two", true), "rc/#", 1)
+	wait(t, "unsubscribe", c1.Unsubscribe("rc/#"))
+	pub := client(t, n1, "pub", true)
+	wait(t, "publish", pub.Publish("rc/x", 1, false, []byte("still")))
+	if m := stays.next(t); string(m.Payload()) != "still" {
+		t.Fatalf("got %q", m.Payload())
+	}
+}
+
+// A shared subscription with members on two nodes gets each message once,
+// whichever node it was published on, and both nodes' members get some.
+func TestSharedSubscriptionAcrossNodes(t *testing.T) {
+	ns := startNATS(t)
+	n1, n2, n3 := startNode(t, ns, "n1"), startNode(t, ns, "n2"), startNode(t, ns, "n3")
+	group := newReceived()
+	for i, tn := range []*testNode{n1, n1, n2} {
+		c := clientWith(t, tn, fmt.Sprintf("member%d", i), true, group)
+		wait(t, "join", c.Subscribe("$share/g/jobs/+", 1, nil))
+	}
+	plain := subscribe(t, client(t, n2, "plain", true), "jobs/+", 1)
+	pubs := []pahoClient{client(t, n3, "pub3", true), client(t, n1, "pub1", true)}
+	const total = 200
+	for i := range total {
+		wait(t, "publish", pubs[i%2].Publish("jobs/x", 1, false, payload(i)))
+	}
+	seen := map[string]int{}
+	for range total {
+		seen[string(group.next(t).Payload())]++
+		plain.next(t)
+	}
+	group.none(t, 300*time.Millisecond)
+	for i := range total {
+		if seen[string(payload(i))] != 1 {
+			t.Fatalf("message %d reached the group %d times", i, seen[string(payload(i))])
+		}
+	}
+	st1, st2 := n1.broker.Stats().MessagesOut, n2.broker.Stats().MessagesOut
+	if st1 == 0 || st2 <= total {
+		t.Errorf("messages out: n1 %d, n2 %d (plain %d included): want the group split over both nodes", st1, st2, total)
 	}
 }

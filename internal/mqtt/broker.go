@@ -337,6 +337,7 @@ func (b *Broker) discardSession(s *Session) *clientWill {
 func (b *Broker) unsubscribe(s *Session, filter string) {
 	if group, inner, ok := parseShared(filter); ok && group != "" {
 		b.unsubscribeShared(s, group, inner, filter)
+		b.interest(filter, false)
 		return
 	}
 	if b.subs.Unsubscribe(filter, s) {

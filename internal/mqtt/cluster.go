@@ -23,8 +23,9 @@ type Cluster interface {
 	// acknowledgement. The arguments may alias a read buffer: Forward copies
 	// what it keeps.
 	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties)
-	// Interest reports that the node gained (add) or lost its last plain
-	// subscription to filter.
+	// Interest reports that a session of this node subscribed to filter
+	// (add) or no longer does: once per session and filter, plain or shared
+	// ("$share/group/filter"). The cluster counts them.
 	Interest(filter string, add bool)
 	// Subscribed runs before a SUBACK: the interest just added is in effect
 	// at the other nodes, and retained messages they stored are known here.
@@ -68,11 +69,39 @@ func (b *Broker) release(clientID string) {
 	}
 }
 
+// sharesLocally reports whether route offers r to the shared subscriptions
+// itself. In a cluster the groups span nodes: Forward hands every message to
+// the cluster, which picks one member node per group and calls RouteShared
+// there. $SYS stays per node.
+func (b *Broker) sharesLocally(r *routed) bool {
+	return b.opts.Cluster == nil || isSysTopic(r.topic)
+}
+
+// RouteShared offers a message to one member, on this node, of the shared
+// subscription id ("$share/group/filter"), which the cluster chose this node
+// for. It reports whether a member took it.
+func (b *Broker) RouteShared(m *Message, id string) bool {
+	if b.closing.Load() {
+		return false
+	}
+	r := routedFrom(m)
+	var ms []shareMatch
+	b.shared.Match(r.topic, func(k shareKey, v shareSub) {
+		if v.id == id {
+			ms = append(ms, shareMatch{k.s, v})
+		}
+	})
+	if len(ms) == 0 {
+		return false
+	}
+	slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.s.seq, b.s.seq) })
+	return b.offerShared(&r, ms, b.shareStart(id, len(ms)), nil)
+}
+
 // RouteRemote delivers a message another node accepted to this node's
 // plain subscribers, as route does, without storing it as retained (the
 // cluster keeps retained messages) and without forwarding it again. Shared
-// subscriptions are per node and get only messages published on their node.
-// It returns the number of sessions reached.
+// subscriptions get it through RouteShared. It returns the number of sessions reached.
 func (b *Broker) RouteRemote(m *Message) int {
 	if b.closing.Load() {
 		return 0

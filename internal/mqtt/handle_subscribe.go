@@ -105,6 +105,9 @@ func (c *client) addSubscription(sub *packets.Subscription, subID uint32) (packe
 	s.subs[filter] = val
 	if group != "" {
 		b.subscribeShared(s, group, inner, shareSub{val, filter}, existed)
+		if !existed {
+			b.interest(filter, true)
+		}
 	} else {
 		if b.subs.Subscribe(filter, s, val) {
 			b.interest(filter, true)
