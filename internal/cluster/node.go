@@ -44,7 +44,7 @@ const opTimeout = 5 * time.Second
 type Node struct {
 	opts     Options
 	log      *slog.Logger
-	instance string // this process, as against an earlier one of the same name
+	instance string     // this process, as against an earlier one of the same name
 	nc       *nats.Conn // publishes and plain subscriptions; never hears itself
 	ncShared *nats.Conn // shared subscriptions' queue groups; hears this node too
 	js       jetstream.JetStream

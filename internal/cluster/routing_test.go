@@ -2,8 +2,8 @@ package cluster
 
 import (
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
