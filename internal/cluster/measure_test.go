@@ -26,7 +26,7 @@ func TestMeasureCluster(t *testing.T) {
 	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
 		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
 	}
-	const pairs, perPair, rounds = 10, 20000, 3
+	const pairs, perPair, rounds = 10, 20000, 5
 	ns := startNATS(t)
 	// Queues deep enough that nothing is dropped: the broker acknowledges
 	// a publisher before its subscriber has the message.
