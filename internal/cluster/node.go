@@ -63,6 +63,8 @@ type Node struct {
 	bg     sync.WaitGroup // releases of client ids
 	closed bool
 	stats  Stats
+
+	warnForward, warnRetain, warnClaim, warnBad throttle
 }
 
 // Stats counts what the cluster could not do; each is logged as it happens.

@@ -86,7 +86,7 @@ func (o *owners) claim(id string) {
 	n := o.n
 	if !n.nc.IsConnected() {
 		n.stats.ClaimFailed.Add(1)
-		n.log.Warn("cluster: client id not claimed (NATS out of reach); another node may hold it too", "client_id", id)
+		n.warnClaim.warn(n.log, "cluster: client id not claimed (NATS out of reach); another node may hold it too", "client_id", id)
 		return
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
@@ -99,7 +99,7 @@ func (o *owners) claim(id string) {
 				continue
 			}
 			n.stats.ClaimFailed.Add(1)
-			n.log.Warn("cluster: client id not claimed; another node may hold it too", "client_id", id, "err", err)
+			n.warnClaim.warn(n.log, "cluster: client id not claimed; another node may hold it too", "client_id", id, "err", err)
 			return
 		}
 		o.mu.Lock()

@@ -167,7 +167,7 @@ func (r *retainedSync) store(topic string, payload []byte, qos byte, from string
 	n := r.n
 	fail := func(err error) {
 		n.stats.RetainFailed.Add(1)
-		n.log.Warn("cluster: retained message not stored for the other nodes", "topic", topic, "err", err)
+		n.warnRetain.warn(n.log, "cluster: retained message not stored for the other nodes", "topic", topic, "err", err)
 	}
 	if !n.nc.IsConnected() {
 		fail(errDisconnected)

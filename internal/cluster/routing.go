@@ -98,7 +98,7 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 	msg, err := decodeEnvelope(m.Data)
 	if err != nil {
 		r.n.stats.RemoteBad.Add(1)
-		r.n.log.Warn("cluster: dropped a malformed message from another node", "subject", m.Subject, "err", err)
+		r.n.warnBad.warn(r.n.log, "cluster: dropped a malformed message from another node", "subject", m.Subject, "err", err)
 		return
 	}
 	first := ^uint64(0)
@@ -137,7 +137,7 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 	}
 	if err != nil {
 		n.stats.ForwardFailed.Add(1)
-		n.log.Warn("cluster: message not forwarded to other nodes", "topic", topic, "err", err)
+		n.warnForward.warn(n.log, "cluster: message not forwarded to other nodes", "topic", topic, "err", err)
 	}
 }
 
