@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mqttd/mqttd/internal/cluster"
 	"github.com/mqttd/mqttd/internal/config"
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -63,4 +65,12 @@ func closeCluster(n *cluster.Node, log *slog.Logger) {
 	if err := n.Close(); err != nil {
 		log.Warn("cluster: did not leave cleanly", "err", err)
 	}
+}
+
+// registerCluster exports the node's metrics (mqttd_cluster_*) on /metrics.
+func registerCluster(n *cluster.Node, reg prometheus.Registerer) error {
+	if n == nil {
+		return nil
+	}
+	return n.Register(reg)
 }

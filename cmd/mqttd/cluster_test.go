@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,6 +69,15 @@ cluster:
 	}
 	ns := natsOn(t, natsAddr, storeDir)
 	waitReady(t, "http://"+adminAddr, done, errb)
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "mqttd_cluster_connected 1") {
+		t.Errorf("/metrics has no mqttd_cluster_connected 1")
+	}
 
 	ns.Shutdown()
 	ns.WaitForShutdown()

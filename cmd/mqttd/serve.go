@@ -68,6 +68,10 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer closeCluster(node, log)
+	if err := registerCluster(node, reg); err != nil {
+		log.Error("cannot export the cluster metrics", "err", err)
+		return exitFailure
+	}
 	if node != nil {
 		opts.Cluster = node
 	}

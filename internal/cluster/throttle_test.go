@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestThrottleLogsOncePerInterval(t *testing.T) {
@@ -21,5 +23,31 @@ func TestThrottleLogsOncePerInterval(t *testing.T) {
 	th.warn(log, "failed")
 	if !strings.Contains(buf.String(), "not_logged_since_last=999") {
 		t.Fatalf("second line does not count the skipped ones:\n%s", buf.String())
+	}
+}
+
+func TestMetricsRegister(t *testing.T) {
+	ns := startNATS(t)
+	tn := startNode(t, ns, "m1")
+	reg := prometheus.NewRegistry()
+	if err := tn.node.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	tn.node.stats.ForwardFailed.Add(2)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		if m.Counter != nil {
+			got[mf.GetName()] = m.Counter.GetValue()
+		} else {
+			got[mf.GetName()] = m.Gauge.GetValue()
+		}
+	}
+	if got["mqttd_cluster_connected"] != 1 || got["mqttd_cluster_forward_failed_total"] != 2 || len(got) != 5 {
+		t.Errorf("metrics %v", got)
 	}
 }
