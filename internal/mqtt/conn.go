@@ -68,6 +68,9 @@ type client struct {
 	// outAliases are the topic aliases sent to this client (MQTT 5); nil
 	// until the first.
 	outAliases *outAliases
+	// acks holds acknowledgements behind one waiting for the store; nil
+	// until the first (persist_publish.go).
+	acks *ackQueue
 
 	wake      chan struct{}
 	spare     []byte // the writer's second buffer; only a writer touches it
@@ -350,6 +353,7 @@ func (c *client) finish(cause error) {
 		info := c.info // a copy: &c.info would pin the whole client for the will delay
 		b.scheduleWill(s, &clientWill{msg: c.will, client: &info}, c.willDelay)
 	}
+	b.saveOffline(s)
 	reason := "disconnect"
 	if cause != nil {
 		reason = cause.Error()

@@ -237,7 +237,7 @@ func (b *Broker) Publish(p PublishRequest) (int, error) {
 	if m.Retain {
 		b.setRetained(&r, nil)
 	}
-	_, n := b.route(&r, nil)
+	n := b.routeStored(&r)
 	b.forward(&r)
 	return n, nil
 }

@@ -31,6 +31,10 @@ type routed struct {
 	from    string
 	props   *packets.Properties
 	msg     *Message
+	// persist: deliveries to persistent sessions wait for the store (see
+	// deferToStore); pb is what routing it writes there, nil for nothing.
+	persist bool
+	pb      *pubBatch
 }
 
 func routedFrom(m *Message) routed {

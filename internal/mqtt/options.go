@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"crypto/tls"
+	"github.com/mqttd/mqttd/internal/store"
 	"log/slog"
 	"time"
 )
@@ -124,6 +125,13 @@ type Options struct {
 	// the topic check denies, instead of acknowledging and dropping it.
 	// MQTT 5 clients always get the reason code in PUBACK/PUBREC.
 	DisconnectDeniedPublish bool
-	Store                   SessionStore // nil = in-memory
-	Cluster                 Cluster      // nil = a single node
+	// Store keeps what must survive a restart: persistent sessions with
+	// their subscriptions, queues and packet ids, and retained messages.
+	// nil keeps everything in memory only. The broker does not close it:
+	// close the broker first, then the store.
+	Store store.Store
+	// OnRecovery, if set, is told how recovery from Store progresses while
+	// Start reads it, and once more with Done when it is complete.
+	OnRecovery func(RecoveryProgress)
+	Cluster    Cluster // nil = a single node
 }

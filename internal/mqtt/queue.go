@@ -13,9 +13,11 @@ import "time"
 func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
 	pid := s.nextPacketID()
 	if !c.appendDelivery(&d, pid, false) {
+		b.dropStoredLocked(s, 0, &d)
 		return false
 	}
 	s.inflight.push(s.window, inflightEntry{pid: pid, state: awaitAck, d: d})
+	b.storeSentLocked(s, pid, &d)
 	return true
 }
 
@@ -98,6 +100,7 @@ func (c *client) pumpChecked() {
 		c.checking = false
 		decided := c.ctx.Err() == nil // else the connection is ending: the answer may not be the checker's
 		if decided && !res.Allow {
+			b.dropStoredLocked(s, 0, &d)
 			s.mu.Unlock()
 			b.logDenied(&c.info, "receive", d.msg.Topic, res)
 			if d.group != "" {

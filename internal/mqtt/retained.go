@@ -12,6 +12,7 @@ func (b *Broker) setRetained(r *routed, from *ClientInfo) {
 	} else {
 		b.retain.Set(strings.Clone(r.topic), r.message())
 	}
+	b.persistRetained(r, len(r.payload) == 0)
 	if b.evMask().Has(EventRetainedMessage) {
 		b.emit(&Event{Type: EventRetainedMessage, Client: from, Topic: r.topic, QoS: r.qos, Message: r.message()})
 	}

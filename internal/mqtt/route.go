@@ -125,6 +125,9 @@ func (b *Broker) deliveryModeFor(s *Session, c *client) deliveryMode {
 // chooses. It reports false only when a receive check answered in line
 // denied it (a shared subscription then offers it to another member).
 func (b *Broker) deliver(s *Session, r *routed, d delivery) bool {
+	if r.persist && b.deferToStore(s, r, d) {
+		return true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.client

@@ -241,6 +241,7 @@ func (s *Session) takeShared() []delivery {
 func (b *Broker) redeliverShared(from *Session, ds []delivery) {
 	var ms []shareMatch
 	for _, d := range ds {
+		b.handedOff(from, &d)
 		ms = ms[:0]
 		b.shared.Match(d.msg.Topic, func(k shareKey, v shareSub) {
 			if v.id == d.group && k.s != from {

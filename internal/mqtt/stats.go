@@ -28,6 +28,8 @@ type counters struct {
 	keepAliveExpired atomic.Int64
 	takeovers        atomic.Int64
 	authRejected     atomic.Int64
+	storeErrors      atomic.Int64 // writes to Options.Store that failed
+	storeRefused     atomic.Int64 // publishes refused because their store write failed
 }
 
 // Stats is a snapshot of the broker's counters and gauges.
@@ -60,4 +62,9 @@ type Stats struct {
 	Takeovers          int64
 	AuthRejected       int64
 	UptimeSeconds      int64
+	// StoreErrors counts failed writes to Options.Store; StoreRefused the
+	// QoS 1/2 publishes refused (MQTT 5: 0x97; 3.1.1: connection closed)
+	// because the write they needed failed.
+	StoreErrors  int64
+	StoreRefused int64
 }
