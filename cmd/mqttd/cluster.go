@@ -74,3 +74,12 @@ func registerCluster(n *cluster.Node, reg prometheus.Registerer) error {
 	}
 	return n.Register(reg)
 }
+
+// resyncCluster re-applies the cluster's retained messages over those the
+// broker recovered from its store (persisted), which may be stale.
+func resyncCluster(ctx context.Context, n *cluster.Node, persisted bool) error {
+	if n == nil || !persisted {
+		return nil
+	}
+	return n.Resync(ctx)
+}

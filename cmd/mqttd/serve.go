@@ -92,6 +92,11 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		log.Error("cannot start the broker; if a port is in use, stop what holds it or change the listener's bind", "err", err)
 		return exitFailure
 	}
+	if err := resyncCluster(ctx, node, opts.Store != nil); err != nil {
+		log.Error("cannot load the cluster's retained messages", "err", err)
+		closeBroker(b, cfg.ShutdownGrace, log)
+		return exitFailure
+	}
 	if len(ps.conf) > 0 {
 		log.Info("plugins loaded", "plugins", ps.String())
 	}

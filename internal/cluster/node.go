@@ -248,6 +248,12 @@ func (n *Node) Start(ctx context.Context, b *mqtt.Broker) error {
 	return nil
 }
 
+// Resync applies the cluster's retained messages again, over those the
+// broker recovered from its own store at Start (which may be older: set or
+// cleared on other nodes while this one was down). Call it after the
+// broker's Start when the broker has a store.
+func (n *Node) Resync(ctx context.Context) error { return n.retained.resync(ctx) }
+
 // Connected reports whether the node reaches NATS now: /readyz is false
 // while it does not.
 func (n *Node) Connected() bool { return n.nc.IsConnected() && n.ncShared.IsConnected() }

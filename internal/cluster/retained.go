@@ -92,6 +92,24 @@ func (r *retainedSync) rewatch() {
 	}
 }
 
+// resync applies the whole bucket again, over whatever the broker holds:
+// what it recovered from its own store may be older than the cluster's.
+func (r *retainedSync) resync(ctx context.Context) error {
+	r.mu.Lock()
+	r.revs, r.applied = make(map[string]uint64), 0
+	r.mu.Unlock()
+	loaded, err := r.watch()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-loaded:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (r *retainedSync) stop() {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
