@@ -62,6 +62,19 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 
 	opts.Logger = log
 	opts.Hooks = mgr.Hooks()
+	node, err := openCluster(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot join the cluster", "err", err)
+		return exitFailure
+	}
+	defer closeCluster(node, log)
+	if err := registerCluster(node, reg); err != nil {
+		log.Error("cannot export the cluster metrics", "err", err)
+		return exitFailure
+	}
+	if node != nil {
+		opts.Cluster = node
+	}
 	recoveryStart := time.Now()
 	st, storeMetrics, err := startStore(cfg, log, reg)
 	if err != nil {
@@ -76,6 +89,10 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		log.Error("invalid broker options; fix the configuration", "err", err)
 		return exitUsage
 	}
+	if err := startCluster(ctx, node, b); err != nil {
+		log.Error("cannot start the cluster node", "err", err)
+		return exitFailure
+	}
 	if err := mgr.Start(ctx); err != nil {
 		log.Error("cannot start the plugins", "err", err)
 		return exitFailure
@@ -84,7 +101,7 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	// says why it is not ready while Start restores the store.
 	var stopping, starting atomic.Bool
 	starting.Store(true)
-	adm, err := startAdmin(cfg, b, &current, reg, readiness(&stopping, &starting, b, &current), log)
+	adm, err := startAdmin(cfg, b, &current, reg, clusterReady(readiness(&stopping, &starting, b, &current), node), log)
 	if err != nil {
 		log.Error("cannot start the admin listener", "err", err)
 		return exitFailure
@@ -98,6 +115,12 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	if storeMetrics != nil {
 		storeMetrics.SetRecovery(time.Since(recoveryStart))
 		log.Info("recovered from the store", "took", time.Since(recoveryStart).Round(time.Millisecond).String())
+	}
+	if err := resyncCluster(ctx, node, opts.Store != nil); err != nil {
+		log.Error("cannot load the cluster's retained messages", "err", err)
+		stopAdmin(adm, log)
+		closeBroker(b, cfg.ShutdownGrace, log)
+		return exitFailure
 	}
 	if len(ps.conf) > 0 {
 		log.Info("plugins loaded", "plugins", ps.String())

@@ -22,6 +22,7 @@ type Config struct {
 	ShutdownGrace time.Duration       `mapstructure:"shutdown-grace" doc:"on SIGINT/SIGTERM, how long clients get to flush before they are cut"`
 	Admin         Admin               `mapstructure:"admin"`
 	Logging       Logging             `mapstructure:"logging"`
+	Cluster       Cluster             `mapstructure:"cluster"`
 
 	file    string // the file the configuration was read from, "" for none
 	dir     string // relative paths in the file resolve against this directory
@@ -142,6 +143,7 @@ func Default() Config {
 		ShutdownGrace: 5 * time.Second,
 		Admin:         Admin{Bind: "127.0.0.1:9180"},
 		Logging:       Logging{Level: "info", Format: "text"},
+		Cluster:       Cluster{Replicas: 1, Prefix: "mqttd", NodeLease: 10 * time.Second},
 	}
 }
 

@@ -27,6 +27,7 @@ func (l *loader) validate(c *Config) []error {
 	errs = append(errs, l.validateStorage(c)...)
 	errs = append(errs, l.validateAdmin(c, binds)...)
 	errs = append(errs, l.validatePlugins(c)...)
+	errs = append(errs, l.validateCluster(c)...)
 	return append(errs, l.validateLogging(c)...)
 }
 

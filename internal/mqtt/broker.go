@@ -347,6 +347,7 @@ func (b *Broker) discardSession(s *Session) *clientWill {
 	s.mu.Unlock()
 	if cur, ok := b.store.Get(s.id); ok && cur == s {
 		b.store.Delete(s.id)
+		b.release(s.id)
 	}
 	if b.closing.Load() {
 		return nil
@@ -359,7 +360,10 @@ func (b *Broker) discardSession(s *Session) *clientWill {
 func (b *Broker) unsubscribe(s *Session, filter string) {
 	if group, inner, ok := parseShared(filter); ok && group != "" {
 		b.unsubscribeShared(s, group, inner, filter)
+		b.interest(filter, false)
 		return
 	}
-	b.subs.Unsubscribe(filter, s)
+	if b.subs.Unsubscribe(filter, s) {
+		b.interest(filter, false)
+	}
 }

@@ -237,7 +237,9 @@ func (b *Broker) Publish(p PublishRequest) (int, error) {
 	if m.Retain {
 		b.setRetained(&r, nil)
 	}
-	return b.routeStored(&r), nil
+	n := b.routeStored(&r)
+	b.forward(&r)
+	return n, nil
 }
 
 func (b *Broker) checkPublish(p *PublishRequest) error {

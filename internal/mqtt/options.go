@@ -153,4 +153,5 @@ type Options struct {
 	// OnRecovery, if set, is told how recovery from Store progresses while
 	// Start reads it, and once more with Done when it is complete.
 	OnRecovery func(RecoveryProgress)
+	Cluster    Cluster // nil = a single node
 }
