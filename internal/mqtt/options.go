@@ -125,4 +125,8 @@ type Options struct {
 	// MQTT 5 clients always get the reason code in PUBACK/PUBREC.
 	DisconnectDeniedPublish bool
 	Store                   SessionStore // nil = in-memory
+
+	// readerLinger overrides how long an idle reader waits before it
+	// parks (tests); 0 = the default.
+	readerLinger time.Duration
 }
