@@ -17,8 +17,9 @@ import (
 // client is one network connection from CONNECT to close. Its reader
 // goroutine decodes and handles inbound packets (so a slow hook delays only
 // this client). A writer goroutine runs only while there is something to
-// write, flushing all of it in as few syscalls as possible: an idle
-// connection holds one small goroutine and a 512-byte read buffer.
+// write, flushing all of it in as few syscalls as possible. An idle
+// connection parks (park.go): on Linux it then holds no goroutine and no
+// read buffer, only its structs and socket.
 type client struct {
 	b       *Broker
 	conn    net.Conn
@@ -118,7 +119,9 @@ func (b *Broker) connDone() {
 // openConn registers the connection and runs the TLS and MQTT handshakes.
 // It returns nil, with the socket closed, when the client is not accepted.
 func (b *Broker) openConn(conn net.Conn, l *listener) *client {
-	c := &client{b: b, conn: conn, l: l, wake: make(chan struct{}, 1), connackPending: true}
+	c := &client{b: b, l: l, wake: make(chan struct{}, 1), connackPending: true}
+	c.conn = wrapForPark(conn, l, c)
+	conn = c.conn
 	c.info.Listener = l.name
 	c.info.Transport = l.transport
 	c.info.RemoteAddr = conn.RemoteAddr().String()

@@ -1,5 +1,6 @@
-// Parking an idle connection's read side: what a connection that sends
-// nothing holds is a goroutine with the smallest stack and no read buffer.
+// Parking an idle connection's read side: a connection that sends nothing
+// holds no read buffer and, on its listener's poller (Linux), no goroutine;
+// elsewhere a goroutine with the smallest stack.
 
 package mqtt
 
@@ -57,6 +58,9 @@ func (c *client) handOff() {
 // missed.
 func (c *client) park() error {
 	c.r.release()
+	if ok, err := c.parkOnPoller(); ok {
+		return err
+	}
 	c.conn.SetReadDeadline(c.nextDeadline(time.Now(), false))
 	c.armed = true
 	if err := c.closingErr(); err != nil {
@@ -73,6 +77,11 @@ func (c *client) park() error {
 // parks again once the traffic stops.
 func (c *client) waitReadable() {
 	awaitReadable(c.conn)
+	c.resume()
+}
+
+// resume serves a parked connection again.
+func (c *client) resume() {
 	c.armed = false
 	c.serve()
 }

@@ -66,3 +66,23 @@ func TestParkedReaderServesAndEnds(t *testing.T) {
 	}
 	sub.expectClosed(5 * time.Second)
 }
+
+// A parked connection notices its peer going away (the session is
+// detached at once), and is closed at once when a new connection takes its
+// client id over.
+func TestParkedReaderGoneAndTakenOver(t *testing.T) {
+	tb := startBroker(t, func(o *Options) { o.readerLinger = 20 * time.Millisecond })
+	gone := dialRaw(t, tb.addr)
+	gone.mustConnect("p-gone", true)
+	old := dialRaw(t, tb.addr)
+	old.mustConnect("p-twice", true)
+	waitFor(t, "both parked", func() bool { return parkedReaders(tb.Broker) == 2 })
+	gone.conn.Close()
+	waitFor(t, "the closed connection detached", func() bool { return tb.Stats().ClientsConnected == 1 })
+
+	fresh := dialRaw(t, tb.addr)
+	fresh.mustConnect("p-twice", true)
+	old.expectClosed(5 * time.Second)
+	fresh.send(&packets.Pingreq{})
+	fresh.expect(packets.PINGRESP, 0)
+}
