@@ -100,6 +100,13 @@ func (c *client) writeLoop() {
 				s.mu.Unlock()
 				continue
 			}
+			// An idle connection keeps no burst-sized buffers. They are
+			// kept while the writer runs: dropping them whenever the
+			// writer catches up made every burst grow them afresh.
+			if len(c.out) == 0 {
+				c.out = nil
+			}
+			c.spare = nil
 			c.writing = false
 			s.mu.Unlock()
 			return
@@ -120,9 +127,6 @@ func (c *client) flush() (wrote, more bool) {
 		s.mu.Lock()
 		if len(c.out) == 0 && !(checked && s.client == c && c.b.pumpable(s)) {
 			c.wakePending = false
-			if cap(c.out) > 4<<10 {
-				c.out = nil // an idle connection keeps no burst-sized buffer
-			}
 			if c.closed {
 				c.writing = false
 				s.mu.Unlock()
