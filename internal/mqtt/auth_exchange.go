@@ -122,6 +122,7 @@ func (c *client) onAuth(p *packets.Auth) error {
 		return &protoError{packets.ProtocolError, "AUTH without the connection's authentication method"}
 	case p.ReasonCode == packets.ReAuthenticate && c.reauth == nil:
 		c.reauth = c.startExchange()
+		c.armed = false // beforeRead arms the exchange's earlier deadline
 	case p.ReasonCode == packets.ContinueAuthentication && c.reauth != nil:
 	default:
 		return &protoError{packets.ProtocolError, fmt.Sprintf("unexpected AUTH %v", p.ReasonCode)}

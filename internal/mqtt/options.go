@@ -154,4 +154,8 @@ type Options struct {
 	// Start reads it, and once more with Done when it is complete.
 	OnRecovery func(RecoveryProgress)
 	Cluster    Cluster // nil = a single node
+
+	// readerLinger overrides how long an idle reader waits before it
+	// parks (tests); 0 = the default.
+	readerLinger time.Duration
 }
