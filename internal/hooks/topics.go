@@ -11,8 +11,10 @@ import (
 // docs/design.md §3.2 over the topic plugins of the current state.
 type topicChain struct{ m *Manager }
 
-// CheckTopic decides one subscribe, publish or receive. Any deny denies,
-// else any allow allows, else topic-check.default decides (topicRound).
+// CheckTopic decides one subscribe, publish or receive. The client's
+// grants come first (checkGrants); when none matches, any plugin's deny
+// denies, else any allow allows, else topic-check.default decides
+// (topicRound).
 //
 // Plugins are asked one after another, on the caller's goroutine, and the
 // first deny ends the round: its answer cannot be overruled, and a check
@@ -31,6 +33,9 @@ func (t *topicChain) CheckTopic(ctx context.Context, c *mqtt.ClientInfo, req mqt
 	act := int(req.Action)
 	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
 		return mqtt.TopicResult{ReasonCode: byte(packets.ImplementationSpecific), Reason: "unknown topic action"}
+	}
+	if res, ok := t.m.checkGrants(c, &req); ok {
+		return res
 	}
 	res := t.m.cur.Load().checkTopic(ctx, t.m, act, c, req)
 	t.m.chains.count(act, res.Allow)
@@ -97,6 +102,9 @@ func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (m
 	act := int(req.Action)
 	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
 		return mqtt.TopicResult{}, false // CheckTopic refuses it
+	}
+	if res, ok := t.m.checkGrants(c, &req); ok {
+		return res, true
 	}
 	st := t.m.cur.Load()
 	if !st.topicsOn {
