@@ -33,13 +33,12 @@ func bindLogin(l *mqtt.Login, c *mqtt.ClientInfo) *mqtt.Login {
 		f, ok := substitute(g.Filter, c.Username, c.ClientID)
 		switch {
 		case ok:
-			g.Filter = f
 		case f == "" || g.Allow:
 			continue
 		default:
-			g.Filter = "#"
+			f = "#"
 		}
-		out.Grants = append(out.Grants, g)
+		out.Grants = append(out.Grants, mqtt.NewGrant(f, g.Actions, g.Allow))
 	}
 	return out
 }
@@ -71,7 +70,8 @@ func grantFor(l *mqtt.Login, req *mqtt.TopicRequest) (mqtt.Grant, bool) {
 	if sub {
 		topic = sharedInner(topic)
 	}
-	for _, g := range l.Grants {
+	for i := range l.Grants {
+		g := &l.Grants[i]
 		if !g.Actions.Has(req.Action) {
 			continue
 		}
@@ -79,10 +79,10 @@ func grantFor(l *mqtt.Login, req *mqtt.TopicRequest) (mqtt.Grant, bool) {
 		if sub && g.Allow {
 			hit = topics.Overlaps(g.Filter, topic)
 		} else {
-			hit = topics.Covers(g.Filter, topic)
+			hit = g.Covers(topic)
 		}
 		if hit {
-			return g, true
+			return *g, true
 		}
 	}
 	return mqtt.Grant{}, false

@@ -4,7 +4,12 @@
 
 package mqtt
 
-import "sync/atomic"
+import (
+	"strings"
+	"sync/atomic"
+
+	"github.com/mqttd/mqttd/internal/mqtt/topics"
+)
 
 // Login is what the authentication that admitted a client handed the
 // broker about it: topic grants evaluated locally before any topic plugin
@@ -21,11 +26,50 @@ type Login struct {
 	Attributes map[string]string
 }
 
-// Grant is one rule of a Login.
+// Grant is one rule of a Login. Make it with NewGrant, which prepares the
+// common filter shapes for a fast match; a literal Grant works too, the
+// slow way.
 type Grant struct {
 	Filter  string    // a topic filter
 	Actions ActionSet // the checks it applies to
 	Allow   bool      // allow, or deny
+
+	shape  grantShape
+	prefix string // shapeSubtree: Filter without its final "#"
+}
+
+type grantShape uint8
+
+const (
+	shapeAny     grantShape = iota // anything: topics.Covers decides
+	shapeExact                     // no wildcard: equal or nothing
+	shapeSubtree                   // "a/b/#" with no other wildcard, not starting with '#'
+)
+
+// NewGrant returns the grant of filter for actions, prepared for Covers.
+func NewGrant(filter string, actions ActionSet, allow bool) Grant {
+	g := Grant{Filter: filter, Actions: actions, Allow: allow}
+	switch wild := strings.IndexAny(filter, "+#"); {
+	case wild < 0:
+		g.shape = shapeExact
+	case wild == len(filter)-1 && wild >= 2 && filter[wild] == '#' && filter[wild-1] == '/':
+		g.shape, g.prefix = shapeSubtree, filter[:wild]
+	}
+	return g
+}
+
+// Covers reports whether the grant's filter matches every topic the topic
+// name or filter t can match (topics.Covers).
+func (g *Grant) Covers(t string) bool {
+	switch g.shape {
+	case shapeExact:
+		return t == g.Filter
+	case shapeSubtree:
+		// "a/b/#" covers "a/b" (its parent level) and everything below.
+		// Its first level is literal, so $ topics need no special case.
+		return strings.HasPrefix(t, g.prefix) || t == g.prefix[:len(g.prefix)-1]
+	}
+	return topics.Covers(g.Filter, t)
 }
 
 // ActionSet is a set of Actions, one bit each.
