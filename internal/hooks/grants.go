@@ -63,8 +63,8 @@ func substitute(filter, user, client string) (f string, ok bool) {
 	return strings.NewReplacer("%u", user, "%c", client).Replace(filter), true
 }
 
-// grantFor is the first of l's grants that matches req, if any.
-func grantFor(l *mqtt.Login, req *mqtt.TopicRequest) (mqtt.Grant, bool) {
+// grantFor is the first of l's grants that matches req, or nil.
+func grantFor(l *mqtt.Login, req *mqtt.TopicRequest) *mqtt.Grant {
 	topic := req.Topic
 	sub := req.Action == mqtt.ActionSubscribe
 	if sub {
@@ -82,10 +82,10 @@ func grantFor(l *mqtt.Login, req *mqtt.TopicRequest) (mqtt.Grant, bool) {
 			hit = g.Covers(topic)
 		}
 		if hit {
-			return *g, true
+			return g
 		}
 	}
-	return mqtt.Grant{}, false
+	return nil
 }
 
 // checkGrants decides req from c's grants; ok false when none matches.
@@ -94,8 +94,8 @@ func (m *Manager) checkGrants(c *mqtt.ClientInfo, req *mqtt.TopicRequest) (mqtt.
 	if l == nil || len(l.Grants) == 0 {
 		return mqtt.TopicResult{}, false
 	}
-	g, ok := grantFor(l, req)
-	if !ok {
+	g := grantFor(l, req)
+	if g == nil {
 		return mqtt.TopicResult{}, false
 	}
 	act := int(req.Action)
