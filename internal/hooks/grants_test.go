@@ -2,10 +2,13 @@ package hooks
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"sync/atomic"
 	"testing"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/mqtt/topics"
 )
 
 // granting is an auth plugin that allows every client with one Login.
@@ -167,6 +170,37 @@ func TestLoginFromFirstAllowingPluginInOrder(t *testing.T) {
 		res := m.Hooks().Auth.Authenticate(context.Background(), &mqtt.ClientInfo{ClientID: "c"}, nil)
 		if res.Login == nil || res.Login.Attributes["from"] != "b" {
 			t.Fatalf("login %+v, want b's", res.Login)
+		}
+	}
+}
+
+// The grant matchers agree with acl-file and hooks-node on the shared
+// filter cases (internal/hooks/aclfile/testdata/acl-cases.json): covers
+// for a deny and for publish and receive, overlaps for a subscribe allow.
+func TestGrantMatchersAgreeWithSharedCases(t *testing.T) {
+	data, err := os.ReadFile("aclfile/testdata/acl-cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases struct {
+		Filters []struct {
+			Rule, Sub        string
+			Covers, Overlaps bool
+		}
+	}
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases.Filters) == 0 {
+		t.Fatal("no filter cases")
+	}
+	for _, c := range cases.Filters {
+		g := mqtt.NewGrant(c.Rule, 0, true)
+		if got := g.Covers(c.Sub); got != c.Covers {
+			t.Errorf("grant %q covers %q = %v, want %v", c.Rule, c.Sub, got, c.Covers)
+		}
+		if got := topics.Overlaps(c.Rule, c.Sub); got != c.Overlaps {
+			t.Errorf("grant %q overlaps %q = %v, want %v", c.Rule, c.Sub, got, c.Overlaps)
 		}
 	}
 }
