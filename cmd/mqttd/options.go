@@ -29,6 +29,8 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 			MaxKeepAlive:      uint16(c.Limits.MaxKeepAlive),      // validated to 0..65535
 			TopicAliasMaximum: uint16(c.Limits.TopicAliasMaximum), // validated to 1..65535
 			SessionExpiry:     c.Limits.SessionExpiry,
+
+			SlowSubscriberTimeout: slowSubscriberTimeout(c.Limits.SlowSubscriberTimeout),
 		},
 		Features: mqtt.Features{
 			CapQoS:            c.Features.MaximumQoS < 2,
@@ -61,4 +63,13 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 		})
 	}
 	return opts
+}
+
+// slowSubscriberTimeout maps the config's 0 (never) onto the broker's
+// negative: the broker reads 0 as its default.
+func slowSubscriberTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -62,6 +62,13 @@ shutdown-grace: 3s
 		t.Errorf("ws: %+v", w)
 	}
 
+	if got := opts.Limits.SlowSubscriberTimeout; got != 30*time.Second {
+		t.Errorf("slow-subscriber-timeout default became %v, want 30s", got)
+	}
+	cfg.Limits.SlowSubscriberTimeout = 0 // never: the broker's "never" is negative, its 0 the default
+	if got := brokerOptions(cfg, nil).Limits.SlowSubscriberTimeout; got >= 0 {
+		t.Errorf("slow-subscriber-timeout 0 became %v, want negative (never)", got)
+	}
 	cfg.SysInterval = 30 * time.Second
 	if got := brokerOptions(cfg, nil).SysInterval; got != 30*time.Second {
 		t.Errorf("sys-interval 30s became %v", got)

@@ -149,7 +149,8 @@ func webhookOptions(alias string, pc config.Plugin, broker string, log *slog.Log
 			Interval: pc.Breaker.Interval},
 		Queue: batch.Options{QueueSize: q.Size, QueueBytes: int(q.SizeBytes), Lanes: q.Lanes, MaxEvents: q.MaxEvents, MaxBytes: int(q.MaxBytes),
 			Linger: q.Linger, Retries: q.Retries, Backoff: q.Backoff, MaxBackoff: q.MaxBackoff},
-		Broker: broker, Logger: log, Registerer: reg,
+		Durable: durableOptions(alias, q),
+		Broker:  broker, Logger: log, Registerer: reg,
 	}
 }
 
@@ -207,4 +208,12 @@ func closedContext() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// durableOptions is a plugin's queue.durable: its spool directory, or none.
+func durableOptions(alias string, q config.PluginQueue) webhook.DurableOptions {
+	if !q.Durable {
+		return webhook.DurableOptions{}
+	}
+	return webhook.DurableOptions{Dir: q.SpoolDir(alias), MaxBytes: int64(q.DurableMaxBytes)}
 }

@@ -50,13 +50,8 @@ func TestSIGHUPReloadsPluginFiles(t *testing.T) {
 	isolate(t)
 	dir := t.TempDir()
 	pwFile, aclFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl.conf")
-	write := func(p, s string) {
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(pwFile, passwdLine(t, "alice", "pw1"))
-	write(aclFile, "user alice\ntopic readwrite sensors/#\n")
+	writeFile(t, pwFile, passwdLine(t, "alice", "pw1"))
+	writeFile(t, aclFile, "user alice\ntopic readwrite sensors/#\n")
 	mqttAddr, adminAddr := freePort(t), freePort(t)
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
 listeners:
@@ -88,22 +83,9 @@ topic-check: {enable: true, plugins: [acl]}
 	}
 
 	reloads := strings.Count(errb.String(), "reloaded plugins")
-	hup := func(wantLog string) {
-		t.Helper()
-		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(errb.String(), wantLog) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log after SIGHUP:\n%s", wantLog, errb.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	write(pwFile, passwdLine(t, "alice", "pw1")+passwdLine(t, "bob", "pw2"))
-	write(aclFile, "user alice\ntopic readwrite sensors/#\ntopic read alerts/#\n")
-	hup("reloaded plugins")
+	writeFile(t, pwFile, passwdLine(t, "alice", "pw1")+passwdLine(t, "bob", "pw2"))
+	writeFile(t, aclFile, "user alice\ntopic readwrite sensors/#\ntopic read alerts/#\n")
+	hupAndWait(t, errb, "reloaded plugins")
 	if n := strings.Count(errb.String(), "reloaded plugins"); n != reloads+1 {
 		t.Fatalf("%d reloads logged, want %d", n, reloads+1)
 	}
@@ -130,13 +112,22 @@ topic-check: {enable: true, plugins: [acl]}
 	}
 
 	// A broken ACL: the reload fails, is logged, and the old rules stay.
-	write(aclFile, "user alice\nfrobnicate alerts/#\n")
-	hup("reload failed")
+	writeFile(t, aclFile, "user alice\nfrobnicate alerts/#\n")
+	hupAndWait(t, errb, "reload failed")
 	if code := subscribeCode(t, alice, "alerts/x"); code != 1 {
 		t.Fatalf("after a failed reload alerts/x: %#x, want the previous rules (QoS 1)", code)
 	}
 	if !alice.IsConnectionOpen() {
 		t.Fatal("alice was disconnected by the failed reload")
+	}
+}
+
+// writeFile writes a plugin file the way an operator's editor would leave
+// it: whole, readable by the broker's user only.
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -166,14 +157,9 @@ func TestSIGHUPFailedReloadKeepsEveryFile(t *testing.T) {
 	isolate(t)
 	dir := t.TempDir()
 	pwFile, aclFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl.conf")
-	write := func(p, s string) {
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	alice, bob := passwdLine(t, "alice", "pw1"), passwdLine(t, "bob", "pw2")
-	write(pwFile, alice+bob)
-	write(aclFile, "user alice\ntopic readwrite sensors/#\n")
+	writeFile(t, pwFile, alice+bob)
+	writeFile(t, aclFile, "user alice\ntopic readwrite sensors/#\n")
 	mqttAddr, adminAddr := freePort(t), freePort(t)
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
 listeners:
@@ -205,8 +191,8 @@ topic-check: {enable: true, plugins: [b]}
 	}
 	defer watcher.Disconnect(100)
 
-	write(pwFile, alice) // bob removed
-	write(aclFile, "user alice\nfrobnicate alerts/#\n")
+	writeFile(t, pwFile, alice) // bob removed
+	writeFile(t, aclFile, "user alice\nfrobnicate alerts/#\n")
 	hupAndWait(t, errb, "reload failed")
 	if !strings.Contains(errb.String(), "plugins.b") {
 		t.Fatalf("the failed reload's log does not name the broken alias:\n%s", errb.String())
@@ -218,7 +204,7 @@ topic-check: {enable: true, plugins: [b]}
 		t.Fatalf("alerts/x after the failed reload: %#x, want the old rules (0x80)", code)
 	}
 
-	write(aclFile, "user alice\ntopic readwrite sensors/#\ntopic read alerts/#\n")
+	writeFile(t, aclFile, "user alice\ntopic readwrite sensors/#\ntopic read alerts/#\n")
 	hupAndWait(t, errb, "reloaded plugins")
 	if canConnect("bob-3", "bob", "pw2") {
 		t.Fatal("bob still connects after a successful reload removed him")
@@ -240,14 +226,9 @@ func TestSIGHUPRefusedReloadKeepsPasswordFile(t *testing.T) {
 	isolate(t)
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "passwd")
-	write := func(p, s string) {
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	alice, bob := passwdLine(t, "alice", "pw1"), passwdLine(t, "bob", "pw2")
-	write(pwFile, alice+bob)
-	write(filepath.Join(dir, "acl.conf"), "user alice\ntopic readwrite sensors/#\n")
+	writeFile(t, pwFile, alice+bob)
+	writeFile(t, filepath.Join(dir, "acl.conf"), "user alice\ntopic readwrite sensors/#\n")
 	mqttAddr, adminAddr := freePort(t), freePort(t)
 	head := fmt.Sprintf(`
 listeners:
@@ -273,7 +254,7 @@ plugins:
 	if !canConnect("bob-1") {
 		t.Fatalf("bob cannot connect at start\n%s", errb.String())
 	}
-	write(pwFile, alice) // bob removed
+	writeFile(t, pwFile, alice) // bob removed
 	writeConfig(t, dir, head+`
 plugins:
   a: {type: password-file, file: passwd}

@@ -70,6 +70,12 @@ func NewCollector(src StatsSource) *Collector {
 	} {
 		c.metrics = append(c.metrics, metric{dropped, prometheus.CounterValue, d.v, d.reason})
 	}
+	counter("mqttd_queue_overruns_total", "QoS 1/2 messages queued past limits.max-queued for an online subscriber, their publisher held back.", func(s *mqtt.Stats) int64 { return s.QueueOverruns })
+	counter("mqttd_publisher_acks_held_total", "PUBACK/PUBREC held back until the subscribers had room.", func(s *mqtt.Stats) int64 { return s.AcksHeld })
+	counter("mqttd_publishers_held_total", "Times a publisher began having its acknowledgements held back.", func(s *mqtt.Stats) int64 { return s.PublishersHeld })
+	counter("mqttd_publishers_held_milliseconds_total", "Time publishers spent with acknowledgements held back.", func(s *mqtt.Stats) int64 { return s.PublishersHeldMillis })
+	counter("mqttd_publisher_read_pauses_total", "Times reading from a publisher stopped at limits.max-inbound-qos2 held acknowledgements.", func(s *mqtt.Stats) int64 { return s.PublisherReadPauses })
+	counter("mqttd_slow_subscribers_disconnected_total", "Subscribers disconnected for holding publishers back longer than limits.slow-subscriber-timeout.", func(s *mqtt.Stats) int64 { return s.SlowSubscribersCut })
 	counter("mqttd_malformed_packets_total", "Connections closed for a malformed packet or protocol violation.", func(s *mqtt.Stats) int64 { return s.Malformed })
 	counter("mqttd_keepalive_timeouts_total", "Connections closed for exceeding 1.5 x keep-alive.", func(s *mqtt.Stats) int64 { return s.KeepAliveExpired })
 	counter("mqttd_takeovers_total", "Connections closed because a new one took over their client id.", func(s *mqtt.Stats) int64 { return s.Takeovers })

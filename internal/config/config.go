@@ -64,16 +64,18 @@ type Limits struct {
 	MaxPacketSize     ByteSize      `mapstructure:"max-packet-size" doc:"largest MQTT packet accepted, header included (bytes or 256KiB, 1MiB, 1MB)"`
 	MaxConnections    int           `mapstructure:"max-connections" doc:"open connections beyond this are refused"`
 	MaxInflight       int           `mapstructure:"max-inflight" doc:"outbound QoS 1/2 messages awaiting acknowledgement, per client"`
-	MaxQueued         int           `mapstructure:"max-queued" doc:"messages queued for an offline or slow session; beyond it they are dropped"`
-	MaxQueuedBytes    ByteSize      `mapstructure:"max-queued-bytes" doc:"bytes (topic, payload and MQTT 5 properties) queued for an offline or slow session; beyond it new messages are dropped"`
+	MaxQueued         int           `mapstructure:"max-queued" doc:"messages queued for an offline or slow session; beyond it offline QoS 1/2 and all QoS 0 are dropped, online QoS 1/2 holds its publisher's acknowledgement back"`
+	MaxQueuedBytes    ByteSize      `mapstructure:"max-queued-bytes" doc:"bytes (topic, payload and MQTT 5 properties) queued for an offline or slow session; beyond it as max-queued"`
 	MaxOutboundBytes  ByteSize      `mapstructure:"max-outbound-bytes" doc:"bytes waiting in one client's write buffer before its QoS 0 messages are dropped"`
-	MaxInboundQoS2    int           `mapstructure:"max-inbound-qos2" doc:"inbound QoS 2 packet ids awaiting PUBREL, per client"`
+	MaxInboundQoS2    int           `mapstructure:"max-inbound-qos2" doc:"inbound QoS 2 packet ids awaiting PUBREL, per client (the MQTT 5 Receive Maximum announced); also the acknowledgements held back from one publisher before its reading stops"`
 	ConnectTimeout    time.Duration `mapstructure:"connect-timeout" doc:"time a new connection has to send CONNECT"`
 	MaxConnectSize    ByteSize      `mapstructure:"max-connect-size" doc:"largest packet accepted before a client is authenticated (CONNECT, MQTT 5 AUTH); at most max-packet-size"`
 	WriteTimeout      time.Duration `mapstructure:"write-timeout" doc:"a write blocked this long closes the connection"`
 	MaxKeepAlive      int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
 	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
 	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker, and the most the broker sets towards a client"`
+
+	SlowSubscriberTimeout time.Duration `mapstructure:"slow-subscriber-timeout" doc:"an online subscriber that holds publishers back (its queue over max-queued) this long is disconnected (MQTT 5: 0x97); 0 = never"`
 }
 
 // Admin is the HTTP listener for /healthz, /readyz, /metrics and the admin
@@ -122,6 +124,8 @@ func Default() Config {
 			MaxKeepAlive:      0,
 			SessionExpiry:     0,
 			TopicAliasMaximum: 64,
+
+			SlowSubscriberTimeout: 30 * time.Second,
 		},
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},

@@ -389,6 +389,8 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`config: FILE: shutdown-grace: 0s must be positive (e.g. 10s)`}},
 		{name: "negative sys interval", file: "mqttd.yaml", content: "sys-interval: -1s\n",
 			want: []string{`sys-interval: -1s is negative`}},
+		{name: "negative slow-subscriber timeout", file: "mqttd.yaml", content: "limits:\n  slow-subscriber-timeout: -1s\n",
+			want: []string{`limits.slow-subscriber-timeout: -1s is negative`}},
 		{name: "admin bind", file: "mqttd.yaml", content: "admin:\n  bind: localhost\n",
 			want: []string{`admin.bind: "localhost" is not host:port (e.g. ":1883" or "127.0.0.1:1883") (or "" to disable the admin listener)`}},
 		{name: "admin on an mqtt port", file: "mqttd.yaml", content: "admin:\n  bind: \":1883\"\n",

@@ -82,6 +82,10 @@ type PluginQueue struct {
 	Retries    int           `mapstructure:"retries" doc:"http: retries of a batch after 5xx, 429 or a timeout"`
 	Backoff    time.Duration `mapstructure:"backoff" doc:"http: first retry delay (doubles, with jitter)"`
 	MaxBackoff time.Duration `mapstructure:"max-backoff" doc:"http: longest retry delay, Retry-After included"`
+	// Durable delivery of an HTTP plugin's events (see docs/plugins.md).
+	Durable         bool     `mapstructure:"durable" doc:"http: when the queue is full or the plugin is down, spool events on disk and deliver them at least once, in each client's order, across restarts (the plugin de-duplicates by event id)"`
+	DurableMaxBytes ByteSize `mapstructure:"durable-max-bytes" doc:"http: bytes the spool holds; beyond it the oldest spooled events are dropped, counted and logged"`
+	DurableDir      string   `mapstructure:"durable-dir" doc:"http: the spool's directory, one per plugin; empty: data/events/<alias> (relative to the working directory)"`
 }
 
 // Auth is the authenticate chain (docs/design.md §3.2).
@@ -135,7 +139,7 @@ func defaultPlugin() Plugin {
 		Breaker: PluginBreaker{ConsecutiveFailures: 5, MinRequests: 20, Interval: time.Minute,
 			OpenFor: 10 * time.Second, HalfOpenRequests: 1},
 		Queue: PluginQueue{Size: 10000, SizeBytes: 64 * MiB, Lanes: 4, MaxEvents: 1000, MaxBytes: 1 * MiB, Linger: 50 * time.Millisecond,
-			Retries: 5, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second},
+			Retries: 5, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, DurableMaxBytes: 256 * MiB},
 		Login: PluginLogin{MaxACLRules: 64, MaxACLTopicBytes: 1024, MaxAttributes: 32, MaxAttributeBytes: 256},
 	}
 }

@@ -110,6 +110,7 @@ func (l *loader) validatePlugin(c *Config, alias string) []error {
 		p.Events = nil
 	}
 	errs = append(errs, l.validateHTTPTuning(key, &p)...)
+	errs = append(errs, l.validateDurable(key, &p)...)
 	c.Plugins[alias] = p
 	return errs
 }

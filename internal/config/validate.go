@@ -107,6 +107,7 @@ func (l *loader) validateLimits(c *Config) []error {
 	chk.intRange("limits.topic-alias-maximum", lim.TopicAliasMaximum, 1, 65535)
 	chk.intRange("features.maximum-qos", c.Features.MaximumQoS, 0, 2)
 	chk.notNegative("limits.session-expiry", lim.SessionExpiry)
+	chk.notNegative("limits.slow-subscriber-timeout", lim.SlowSubscriberTimeout)
 	chk.notNegative("sys-interval", c.SysInterval)
 	chk.positive("shutdown-grace", c.ShutdownGrace)
 	return errs

@@ -59,9 +59,12 @@ func TestAuthenticatorReceivesClientInfo(t *testing.T) {
 }
 
 // A denying Authenticator's MQTT 5 reason code is mapped to the 3.1.1
-// CONNACK code: 0x86 bad user name or password → 0x04, 0x87 not authorized
-// → 0x05, none given → 0x05. The refused client gets session present 0
-// ([MQTT-3.2.2-4]), is closed ([MQTT-3.2.2-5]), and leaves no session.
+// CONNACK code: 0x86 bad user name or password → 0x04, every other code
+// (outages and quotas included) or none → 0x05 not authorized, so a refused
+// 3.1.1 client learns only whether its credentials were wrong. The broker's
+// own refusals map more codes (0x88 to 0x03); an authenticator's do not. The
+// refused client gets session present 0 ([MQTT-3.2.2-4]), is closed
+// ([MQTT-3.2.2-5]), and leaves no session.
 func TestAuthDenyReasonCodes(t *testing.T) {
 	auth := authFunc(func(_ context.Context, c *ClientInfo, _ []byte) AuthResult {
 		switch c.Username {
@@ -69,6 +72,16 @@ func TestAuthDenyReasonCodes(t *testing.T) {
 			return AuthResult{ReasonCode: 0x86, Reason: "bad password"}
 		case "notauth":
 			return AuthResult{ReasonCode: 0x87, Reason: "banned"}
+		case "down":
+			return AuthResult{ReasonCode: 0x88, Reason: "auth plugin unavailable"}
+		case "busy":
+			return AuthResult{ReasonCode: 0x89, Reason: "auth plugin overloaded"}
+		case "badid":
+			return AuthResult{ReasonCode: 0x85, Reason: "no such device"}
+		case "quota":
+			return AuthResult{ReasonCode: 0x97, Reason: "too many logins"}
+		case "banned":
+			return AuthResult{ReasonCode: 0x8A, Reason: "banned"}
 		case "nocode":
 			return AuthResult{Reason: "no"}
 		}
@@ -81,6 +94,11 @@ func TestAuthDenyReasonCodes(t *testing.T) {
 	}{
 		{"badpw", packets.ConnRefusedBadUsernameOrPassword},
 		{"notauth", packets.ConnRefusedNotAuthorized},
+		{"down", packets.ConnRefusedNotAuthorized},
+		{"busy", packets.ConnRefusedNotAuthorized},
+		{"badid", packets.ConnRefusedNotAuthorized},
+		{"quota", packets.ConnRefusedNotAuthorized},
+		{"banned", packets.ConnRefusedNotAuthorized},
 		{"nocode", packets.ConnRefusedNotAuthorized},
 	} {
 		t.Run(tc.user, func(t *testing.T) {
@@ -94,8 +112,8 @@ func TestAuthDenyReasonCodes(t *testing.T) {
 		})
 	}
 	st := tb.Stats()
-	if st.AuthRejected != 3 || st.ClientsTotal != 0 || st.ClientsPersisted != 0 {
-		t.Fatalf("auth rejected %d, clients total %d, persisted %d; want 3, 0, 0", st.AuthRejected, st.ClientsTotal, st.ClientsPersisted)
+	if st.AuthRejected != 8 || st.ClientsTotal != 0 || st.ClientsPersisted != 0 {
+		t.Fatalf("auth rejected %d, clients total %d, persisted %d; want 8, 0, 0", st.AuthRejected, st.ClientsTotal, st.ClientsPersisted)
 	}
 	c := dialRaw(t, tb.addr)
 	if ack := c.connectWith(&packets.Connect{ClientID: "allowed", CleanStart: true, UsernameFlag: true, Username: "fine"}); ack.ReasonCode != 0 {

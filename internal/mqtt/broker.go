@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/topics"
+	"github.com/mqttd/mqttd/internal/store"
 )
 
 // Version is the broker version reported in $SYS/broker/version.
@@ -30,7 +31,8 @@ type Broker struct {
 	// topicsNow is hooks.Topics when it can answer receive checks at once.
 	topicsNow TopicCheckerNow
 	evBits    atomic.Uint32 // EventMask: the events some sink wants now
-	store     SessionStore
+	store     *sessionMap
+	disk      store.Store // Options.Store; nil = nothing persisted
 	subs      *topics.Tree[*Session, subscription]
 	shared    *topics.Tree[shareKey, shareSub] // $share/{group}/{filter}
 	shareMu   sync.Mutex
@@ -54,6 +56,9 @@ type Broker struct {
 	closing   atomic.Bool
 	wg        sync.WaitGroup // connection goroutines
 	bg        sync.WaitGroup // $SYS and housekeeping
+
+	storeErrLogged atomic.Int64 // when a store failure was last logged (Unix ns)
+	wlog           storeLog     // store writes nothing waits for (persist_log.go)
 }
 
 // New returns a broker configured by opts. It opens nothing until Start.
@@ -63,9 +68,6 @@ func New(opts Options) (*Broker, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Store == nil {
-		opts.Store = NewMemoryStore()
 	}
 	seen := map[string]bool{}
 	for i, l := range opts.Listeners {
@@ -86,7 +88,8 @@ func New(opts Options) (*Broker, error) {
 		limits:  opts.Limits.withDefaults(),
 		log:     opts.Logger,
 		hooks:   opts.Hooks,
-		store:   opts.Store,
+		store:   newSessionMap(),
+		disk:    opts.Store,
 		subs:    topics.NewTree[*Session, subscription](),
 		shared:  topics.NewTree[shareKey, shareSub](),
 		shareRR: make(map[string]*shareRound),
@@ -103,11 +106,19 @@ func New(opts Options) (*Broker, error) {
 // listeners accept connections; on error none is left open.
 func (b *Broker) Start() error {
 	b.emit(&Event{Type: EventBrokerPreStart})
+	if b.disk != nil {
+		b.startStoreLog()
+	}
+	if err := b.recover(); err != nil {
+		b.stopStoreLog()
+		return err
+	}
 	b.started = time.Now()
 	for _, lc := range b.opts.Listeners {
 		l, err := b.listen(lc)
 		if err != nil {
 			b.closeListeners()
+			b.stopStoreLog()
 			return err
 		}
 		b.mu.Lock()
@@ -175,6 +186,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.mu.Unlock()
 		<-done
 	}
+	b.stopStoreLog() // after every connection has written its session
 	b.emit(&Event{Type: EventBrokerPostShutdown})
 	return err
 }
@@ -216,6 +228,15 @@ func (b *Broker) Stats() Stats {
 		KeepAliveExpired:   s.keepAliveExpired.Load(),
 		Takeovers:          s.takeovers.Load(),
 		AuthRejected:       s.authRejected.Load(),
+		StoreErrors:        s.storeErrors.Load(),
+		StoreRefused:       s.storeRefused.Load(),
+
+		QueueOverruns:        s.queueOverruns.Load(),
+		AcksHeld:             s.acksHeld.Load(),
+		PublishersHeld:       s.publishersHeld.Load(),
+		PublishersHeldMillis: s.heldNanos.Load() / 1e6,
+		PublisherReadPauses:  s.readPauses.Load(),
+		SlowSubscribersCut:   s.slowSubsCut.Load(),
 	}
 	if !b.started.IsZero() {
 		st.UptimeSeconds = int64(time.Since(b.started).Seconds())
@@ -315,6 +336,7 @@ func (b *Broker) discardSession(s *Session) *clientWill {
 	s.subs = map[string]subscription{}
 	s.inflight = inflightRing{}
 	s.queue.reset()
+	b.forgetSessionLocked(s)
 	will := s.pendingWill
 	s.pendingWill = nil
 	if s.willTimer != nil {

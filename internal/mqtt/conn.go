@@ -68,13 +68,18 @@ type client struct {
 	// outAliases are the topic aliases sent to this client (MQTT 5); nil
 	// until the first.
 	outAliases *outAliases
+	// acks holds acknowledgements behind one waiting for the store; nil
+	// until the first (persist_publish.go).
+	acks *ackQueue
 
 	wake      chan struct{}
 	spare     []byte // the writer's second buffer; only a writer touches it
 	writers   sync.WaitGroup
 	stopping  atomic.Bool // the broker is closing this connection
 	takenOver atomic.Bool
-	kicked    atomic.Bool // an operator closed it (Broker.Kick)
+	kicked    atomic.Bool  // an operator closed it (Broker.Kick)
+	slowCut   atomic.Bool  // closed for holding publishers back too long (limits.slow-subscriber-timeout)
+	flow      *flowControl // acknowledgements held back for slow subscribers; made at the first QoS 1/2 PUBLISH
 
 	connectedAt time.Time // when CONNECT was accepted; set before the session is attached
 }
@@ -205,6 +210,9 @@ func (c *client) beforeRead() error {
 	if c.kicked.Load() {
 		return errKicked
 	}
+	if c.slowCut.Load() {
+		return errSlowSubscriber
+	}
 	return nil
 }
 
@@ -255,6 +263,8 @@ func (c *client) readError(err error) error {
 		return errTakenOver
 	case c.kicked.Load():
 		return errKicked
+	case c.slowCut.Load():
+		return errSlowSubscriber
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.b.stats.keepAliveExpired.Add(1)
 		return errKeepAlive
@@ -350,6 +360,7 @@ func (c *client) finish(cause error) {
 		info := c.info // a copy: &c.info would pin the whole client for the will delay
 		b.scheduleWill(s, &clientWill{msg: c.will, client: &info}, c.willDelay)
 	}
+	b.saveOffline(s)
 	reason := "disconnect"
 	if cause != nil {
 		reason = cause.Error()

@@ -84,6 +84,11 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 		s.willTimer.Stop()
 		s.willTimer, s.pendingWill = nil, nil
 	}
+	s.version, s.will, s.willDelay = byte(c.version), c.will, c.willDelay
+	if b.disk != nil {
+		b.loadRestoredLocked(s)
+		b.saveSessionLocked(s)
+	}
 	connack := &packets.Connack{SessionPresent: present, ReasonCode: packets.Success}
 	if c.version == packets.V5 {
 		connack.Props = *ack
@@ -91,6 +96,9 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 	}
 	c.appendControl(connack)
 	c.resendInflight(s)
+	if b.disk != nil {
+		b.refillLocked(s)
+	}
 	b.pumpLocked(s)
 	c.wakeWriterLocked()
 	s.mu.Unlock()
@@ -147,6 +155,10 @@ func (c *client) resendInflight(s *Session) {
 			c.appendAck(packets.PUBREL, e.pid, 0, "")
 			return false
 		}
-		return !c.appendDelivery(&e.d, e.pid, true)
+		if !c.appendDelivery(&e.d, e.pid, true) {
+			c.b.dropStoredLocked(s, e.pid, &e.d)
+			return true
+		}
+		return false
 	})
 }

@@ -65,15 +65,21 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	switch p.QoS {
 	case 0:
 		if code == packets.Success {
-			c.publish(p)
+			_, pb := c.publish(p)
+			c.b.commitBatch(pb, nil) // a retained change
 		}
 	case 1:
 		// Route first: by the time PUBACK leaves, the message is in every
-		// subscriber's queue.
-		if code == packets.Success && c.publish(p) == 0 && c.version == packets.V5 {
-			code = packets.NoMatchingSubscribers
+		// subscriber's queue (and, for persistent ones, in the store).
+		var pb *pubBatch
+		if code == packets.Success {
+			var n int
+			n, pb = c.publish(p)
+			if n == 0 && c.version == packets.V5 {
+				code = packets.NoMatchingSubscribers
+			}
 		}
-		c.send(func() { c.appendAck(packets.PUBACK, p.PacketID, code, reason) })
+		c.ackPublish(pb, packets.PUBACK, p.PacketID, code, reason)
 	case 2:
 		return c.receiveQoS2(p, code, reason)
 	}
@@ -162,10 +168,18 @@ func (c *client) receiveQoS2(p *packets.Publish, code packets.ReasonCode, reason
 		s.inQoS2[p.PacketID] = struct{}{}
 	}
 	s.mu.Unlock()
-	if code == packets.Success && !dup && c.publish(p) == 0 && c.version == packets.V5 {
-		code = packets.NoMatchingSubscribers
+	var pb *pubBatch
+	if code == packets.Success && !dup {
+		var n int
+		n, pb = c.publish(p)
+		if n == 0 && c.version == packets.V5 {
+			code = packets.NoMatchingSubscribers
+		}
+		s.mu.Lock()
+		pb = c.b.storeQoS2In(s, pb, p.PacketID)
+		s.mu.Unlock()
 	}
-	c.send(func() { c.appendAck(packets.PUBREC, p.PacketID, code, reason) })
+	c.ackPublish(pb, packets.PUBREC, p.PacketID, code, reason)
 	return nil
 }
 
@@ -219,12 +233,16 @@ func isSysTopic(topic string) bool {
 }
 
 // publish stores (when retained) and routes an accepted inbound message. It
-// returns the number of sessions it was delivered to.
-func (c *client) publish(p *packets.Publish) int {
+// returns the number of sessions it was delivered to, and what the store
+// must hold before it is acknowledged (nil: nothing).
+func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
 	b := c.b
-	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID}
+	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil}
 	if c.version == packets.V5 && forwardable(&p.Props) {
 		r.props = &p.Props
+	}
+	if p.QoS > 0 {
+		r.hold = c.flowFor()
 	}
 	if b.evMask().Has(EventMessageBroadcast) {
 		b.emit(&Event{Type: EventMessageBroadcast, Client: &c.info, Topic: p.Topic, QoS: p.QoS,
@@ -235,7 +253,7 @@ func (c *client) publish(p *packets.Publish) int {
 	}
 	var n int
 	c.matches, n = b.route(&r, c.matches)
-	return n
+	return n, r.pb
 }
 
 // forwardable reports whether a PUBLISH carries properties that travel with

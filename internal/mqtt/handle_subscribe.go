@@ -34,6 +34,7 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 		}
 	}
 	retained := c.retainedFor(&p, codes, isNew)
+	c.b.saveSubscriptions(c)
 	c.sendSuback(p.PacketID, codes, reason)
 	c.subscribed(&p, codes, subID, retained)
 	return nil
@@ -194,6 +195,9 @@ func (c *client) onUnsubscribe(fh packets.FixedHeader, body []byte) error {
 		} else if codes != nil {
 			codes[i] = packets.NoSubscriptionExisted
 		}
+	}
+	if s.client == c && s.disk.saved {
+		b.saveSessionLocked(s)
 	}
 	// [MQTT-3.10.4-5] UNSUBACK even when nothing matched.
 	c.appendControl(&packets.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})

@@ -12,10 +12,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mqttd/mqttd/internal/store/memstore"
 )
 
 // testBroker is a broker on a loopback port, closed when the test ends.
@@ -36,6 +39,13 @@ func startBroker(t *testing.T, mod func(*Options)) *testBroker {
 	}
 	if mod != nil {
 		mod(&opts)
+	}
+	if opts.Store == nil && os.Getenv("MQTTD_TEST_STORE") == "memory" {
+		// The whole suite against a store: every behaviour must hold with
+		// persistence wired in, not only in the tests written for it.
+		ms := memstore.New()
+		opts.Store = ms
+		t.Cleanup(func() { ms.Close() }) // after the broker's Close (cleanups run last-in first-out)
 	}
 	b, err := New(opts)
 	if err != nil {

@@ -237,8 +237,7 @@ func (b *Broker) Publish(p PublishRequest) (int, error) {
 	if m.Retain {
 		b.setRetained(&r, nil)
 	}
-	_, n := b.route(&r, nil)
-	return n, nil
+	return b.routeStored(&r), nil
 }
 
 func (b *Broker) checkPublish(p *PublishRequest) error {

@@ -31,6 +31,15 @@ type routed struct {
 	from    string
 	props   *packets.Properties
 	msg     *Message
+	// persist: deliveries to persistent sessions wait for the store (see
+	// deferToStore); pb is what routing it writes there, nil for nothing.
+	persist bool
+	pb      *pubBatch
+	// hold is the publishing connection's flow control when a client's
+	// QoS 1/2 PUBLISH is routed: a full queue of an online subscriber
+	// then takes the message past its bound and holds the publisher's
+	// acknowledgement (queueOnline). nil for the broker's own messages.
+	hold *flowControl
 }
 
 func routedFrom(m *Message) routed {

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"crypto/tls"
+	"github.com/mqttd/mqttd/internal/store"
 	"log/slog"
 	"time"
 )
@@ -32,6 +33,11 @@ type Limits struct {
 	MaxKeepAlive      uint16        // 0 = no cap
 	TopicAliasMaximum uint16        // topic aliases an MQTT 5 client may set towards the broker; also caps those sent to it
 	SessionExpiry     time.Duration // offline persistent sessions older than this are removed; 0 = never
+
+	// SlowSubscriberTimeout is how long an online subscriber may keep
+	// publishers' acknowledgements held back (its queue over MaxQueued or
+	// MaxQueuedBytes) before it is disconnected; negative = never.
+	SlowSubscriberTimeout time.Duration
 }
 
 // DefaultLimits are the bounds used when a field of Limits is zero.
@@ -47,6 +53,8 @@ var DefaultLimits = Limits{
 	MaxConnectSize:    64 << 10,
 	WriteTimeout:      30 * time.Second,
 	TopicAliasMaximum: 64,
+
+	SlowSubscriberTimeout: 30 * time.Second,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -84,6 +92,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.TopicAliasMaximum > 0 {
 		d.TopicAliasMaximum = l.TopicAliasMaximum
+	}
+	if l.SlowSubscriberTimeout != 0 {
+		d.SlowSubscriberTimeout = max(l.SlowSubscriberTimeout, -1)
 	}
 	d.MaxKeepAlive = l.MaxKeepAlive
 	d.SessionExpiry = l.SessionExpiry
@@ -124,5 +135,12 @@ type Options struct {
 	// the topic check denies, instead of acknowledging and dropping it.
 	// MQTT 5 clients always get the reason code in PUBACK/PUBREC.
 	DisconnectDeniedPublish bool
-	Store                   SessionStore // nil = in-memory
+	// Store keeps what must survive a restart: persistent sessions with
+	// their subscriptions, queues and packet ids, and retained messages.
+	// nil keeps everything in memory only. The broker does not close it:
+	// close the broker first, then the store.
+	Store store.Store
+	// OnRecovery, if set, is told how recovery from Store progresses while
+	// Start reads it, and once more with Done when it is complete.
+	OnRecovery func(RecoveryProgress)
 }

@@ -13,20 +13,28 @@ import "time"
 func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
 	pid := s.nextPacketID()
 	if !c.appendDelivery(&d, pid, false) {
+		b.dropStoredLocked(s, 0, &d)
 		return false
 	}
 	s.inflight.push(s.window, inflightEntry{pid: pid, state: awaitAck, d: d})
+	b.storeSentLocked(s, pid, &d)
 	return true
 }
 
-// enqueue adds d to s's queue unless it is full. The drop policy: the new
-// message is the one dropped (the queue keeps its order), counted, and for
-// QoS 1/2 logged at most once a minute per session.
-func (b *Broker) enqueue(s *Session, d delivery) {
-	if s.queue.len() >= b.limits.MaxQueued || s.queue.bytes+d.size() > b.limits.MaxQueuedBytes {
+// enqueue adds d to s's queue unless it is full, and reports whether it
+// did. The drop policy: the new message is the one dropped (the queue keeps
+// its order), counted, and for QoS 1/2 logged at most once a minute per
+// session. A shared-subscription message is not counted here: offerShared
+// offers it to another member first. An online subscriber's queue goes
+// through queueOnline, which holds the publisher back instead.
+func (b *Broker) enqueue(s *Session, d delivery) bool {
+	if !b.queueFits(s, &d) {
+		if d.group != "" {
+			return false
+		}
 		if d.qos == 0 {
 			b.stats.droppedQoS0.Add(1)
-			return
+			return false
 		}
 		b.stats.droppedQueued.Add(1)
 		if now := time.Now(); now.Sub(s.dropLogged) > time.Minute {
@@ -35,9 +43,10 @@ func (b *Broker) enqueue(s *Session, d delivery) {
 				"client_id", s.id, "max_queued", b.limits.MaxQueued, "max_queued_bytes", b.limits.MaxQueuedBytes,
 				"queued", s.queue.len(), "queued_bytes", s.queue.bytes, "topic", d.msg.Topic)
 		}
-		return
+		return false
 	}
 	s.queue.push(d)
+	return true
 }
 
 // pumpLocked moves queued deliveries into the window of the attached
@@ -45,6 +54,12 @@ func (b *Broker) enqueue(s *Session, d delivery) {
 // deliverQueuedChecked), since each delivery waits for a receive check
 // first. Caller holds s.mu.
 func (b *Broker) pumpLocked(s *Session) {
+	b.pumpQueueLocked(s)
+	b.signalRoomLocked(s)
+}
+
+// pumpQueueLocked is pumpLocked without the room signal. Caller holds s.mu.
+func (b *Broker) pumpQueueLocked(s *Session) {
 	c := s.client
 	if c == nil || s.queue.len() == 0 {
 		return
@@ -85,6 +100,7 @@ func (c *client) pumpChecked() {
 	s := c.sess
 	for {
 		s.mu.Lock()
+		b.signalRoomLocked(s) // what was taken off the queue may make room
 		if s.client != c || !b.pumpable(s) {
 			s.mu.Unlock()
 			return
@@ -98,6 +114,7 @@ func (c *client) pumpChecked() {
 		c.checking = false
 		decided := c.ctx.Err() == nil // else the connection is ending: the answer may not be the checker's
 		if decided && !res.Allow {
+			b.dropStoredLocked(s, 0, &d)
 			s.mu.Unlock()
 			b.logDenied(&c.info, "receive", d.msg.Topic, res)
 			if d.group != "" {

@@ -122,9 +122,14 @@ func (b *Broker) deliveryModeFor(s *Session, c *client) deliveryMode {
 }
 
 // deliver hands one message to one session in the mode deliveryModeFor
-// chooses. It reports false only when a receive check answered in line
-// denied it (a shared subscription then offers it to another member).
-func (b *Broker) deliver(s *Session, r *routed, d delivery) bool {
+// chooses. Unless delivered, a shared subscription offers it to another
+// member.
+func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
+	if r.persist {
+		if res, took := b.deferToStore(s, r, d); took {
+			return res
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.client
@@ -136,14 +141,14 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) bool {
 			mode, d.inlineMissed = deliverQueuedChecked, true
 		case !res.Allow:
 			b.logDenied(&c.info, "receive", r.topic, res)
-			return false
+			return deliverDenied
 		}
 	}
 	if mode == deliverQueuedChecked {
 		d.msg = r.message()
-		b.enqueue(s, d)
+		queued := b.queueOnline(s, c, r, d)
 		c.wakeWriterLocked()
-		return true
+		return b.queuedResult(queued, d)
 	}
 	// deliverDirect, or checked in line and allowed.
 	switch {
@@ -151,7 +156,9 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) bool {
 		// Offline: a persistent session keeps QoS 1/2 for its return.
 		if d.qos > 0 && !s.clean {
 			d.msg = r.message()
-			b.enqueue(s, d)
+			if !b.enqueue(s, d) {
+				return b.queuedResult(false, d)
+			}
 			if b.evMask().Has(EventRetainedMessage) {
 				b.emit(&Event{Type: EventRetainedMessage, Topic: r.topic, QoS: d.qos, Message: d.msg, TargetID: s.id})
 			}
@@ -159,7 +166,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) bool {
 	case d.qos == 0:
 		if len(c.out) >= b.limits.MaxOutboundBytes {
 			b.stats.droppedQoS0.Add(1)
-			return true
+			return delivered
 		}
 		if c.appendPublish(r.topic, r.payload, r.props, r.created(), 0, 0, d.retain, false, d.subIDs) {
 			c.wakeWriterLocked()
@@ -171,7 +178,25 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) bool {
 		}
 	default:
 		d.msg = r.message()
-		b.enqueue(s, d)
+		return b.queuedResult(b.queueOnline(s, c, r, d), d)
 	}
-	return true
+	return delivered
+}
+
+// deliverResult is what deliver did with a message.
+type deliverResult uint8
+
+const (
+	delivered     deliverResult = iota // sent, queued, or (not shared) dropped and counted
+	deliverDenied                      // a receive check answered in line denied it
+	deliverNoRoom                      // shared: the session's queue could not take it
+)
+
+// queuedResult is deliver's answer once d was queued or not: a message of
+// a shared subscription that found no room goes to another member.
+func (b *Broker) queuedResult(queued bool, d delivery) deliverResult {
+	if queued || d.group == "" {
+		return delivered
+	}
+	return deliverNoRoom
 }

@@ -30,6 +30,9 @@ type delivery struct {
 	retain bool     // RETAIN flag to send
 	subIDs []uint32 // MQTT 5 Subscription Identifiers of the matching subscriptions
 	group  string   // set when delivered through a shared subscription
+	// seq is the delivery's place in the session's stored queue (Options.Store);
+	// 0 when it is not stored (clean session, QoS 0, no store).
+	seq uint64
 	// refused lists the members of group whose receive check denied this
 	// message already (Session.seq), so a denial found on the writer hands
 	// it to one not yet tried; nil until a member refuses.
@@ -38,6 +41,10 @@ type delivery struct {
 	// inlineMissed: the in-line receive check (deliverCheckedInline) could
 	// not answer, so the writer's check need not try in line again.
 	inlineMissed bool
+
+	// overrun: a shared-subscription delivery that may be queued past the
+	// bound (offerShared's last resort; see queueOnline).
+	overrun bool
 }
 
 // sessionNeverExpires is the MQTT 5 Session Expiry Interval meaning "never".
@@ -68,6 +75,19 @@ type Session struct {
 	inQoS2       map[uint16]struct{}
 	offlineSince time.Time
 	dropLogged   time.Time // last time a queue-full drop was logged
+	will         *Message  // the attached connection's will, kept in the stored record
+	willDelay    uint32
+	version      byte // protocol level of the CONNECT that made or resumed it
+	disk         diskState
+	// waiters are the publishers whose acknowledgements wait for this
+	// session's queue to have room again, behind the episode they wait in
+	// (backpressure.go).
+	waiters []*client
+	behind  *behindWatch
+	// unstored is set, for good, when the session's stored copy is deleted:
+	// a PUBLISH batch still to be committed then leaves it out (read
+	// without s.mu, under the pending-write lock).
+	unstored atomic.Bool
 }
 
 var sessionSeq atomic.Uint64
@@ -90,45 +110,35 @@ func (s *Session) nextPacketID() uint16 {
 	return s.nextID
 }
 
-// SessionStore keeps the broker's sessions by client id. The in-memory store
-// is the default; a persistent store implements the same calls and is handed
-// in through Options.Store. Implementations must be safe for concurrent use.
-type SessionStore interface {
-	Get(clientID string) (*Session, bool)
-	Put(s *Session)
-	Delete(clientID string)
-	Range(fn func(s *Session) bool)
-	Len() int
-}
-
-type memStore struct {
+// sessionMap keeps the broker's sessions by client id, in memory. What
+// must outlive the process is written to Options.Store as well (persist.go).
+type sessionMap struct {
 	mu sync.RWMutex
 	m  map[string]*Session
 }
 
-// NewMemoryStore returns the in-memory SessionStore.
-func NewMemoryStore() SessionStore { return &memStore{m: make(map[string]*Session)} }
+func newSessionMap() *sessionMap { return &sessionMap{m: make(map[string]*Session)} }
 
-func (m *memStore) Get(id string) (*Session, bool) {
+func (m *sessionMap) Get(id string) (*Session, bool) {
 	m.mu.RLock()
 	s, ok := m.m[id]
 	m.mu.RUnlock()
 	return s, ok
 }
 
-func (m *memStore) Put(s *Session) {
+func (m *sessionMap) Put(s *Session) {
 	m.mu.Lock()
 	m.m[s.id] = s
 	m.mu.Unlock()
 }
 
-func (m *memStore) Delete(id string) {
+func (m *sessionMap) Delete(id string) {
 	m.mu.Lock()
 	delete(m.m, id)
 	m.mu.Unlock()
 }
 
-func (m *memStore) Range(fn func(s *Session) bool) {
+func (m *sessionMap) Range(fn func(s *Session) bool) {
 	m.mu.RLock()
 	all := make([]*Session, 0, len(m.m))
 	for _, s := range m.m {
@@ -142,7 +152,7 @@ func (m *memStore) Range(fn func(s *Session) bool) {
 	}
 }
 
-func (m *memStore) Len() int {
+func (m *sessionMap) Len() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return len(m.m)

@@ -143,30 +143,59 @@ type shareRefusals struct{ seqs []uint64 }
 // in refused), tried in round-robin order from start, connected members
 // before offline ones (a persistent offline member's session queues it). A
 // member whose receive check denies it in line is passed over; a denial
-// found later on the member's writer hands it back (handBackShared). Each
-// member is tried at most once; when every one denies, the message is
-// dropped for the group, counted. It reports whether a member took it.
+// found later on the member's writer hands it back (handBackShared). A
+// member whose queue is full is passed over too; when every member's is,
+// a client's QoS 1/2 message goes past the bound of the first connected
+// one, holding its publisher back (queueOnline). Each member is tried at
+// most once more; when none takes it, the message is dropped for the
+// group, counted. It reports whether a member took it.
 func (b *Broker) offerShared(r *routed, members []shareMatch, start int, refused []uint64) bool {
+	var full []shareMatch // connected members whose queue was full
+	offer := func(m shareMatch, overrun bool) deliverResult {
+		d := delivery{qos: min(r.qos, m.sub.qos), retain: m.sub.rap() && r.retain, group: m.id, overrun: overrun}
+		if m.sub.subID != 0 {
+			d.subIDs = []uint32{m.sub.subID}
+		}
+		if len(refused) > 0 {
+			d.refused = &shareRefusals{refused}
+		}
+		return b.deliver(m.s, r, d)
+	}
+	noRoom := false
 	for _, online := range [2]bool{true, false} {
 		for k := range members {
 			m := members[(start+k)%len(members)]
 			if m.s.online() != online {
 				continue
 			}
-			d := delivery{qos: min(r.qos, m.sub.qos), retain: m.sub.rap() && r.retain, group: m.id}
-			if m.sub.subID != 0 {
-				d.subIDs = []uint32{m.sub.subID}
-			}
-			if len(refused) > 0 {
-				d.refused = &shareRefusals{refused}
-			}
-			if b.deliver(m.s, r, d) {
+			switch offer(m, false) {
+			case delivered:
 				return true
+			case deliverNoRoom:
+				noRoom = true
+				if online {
+					full = append(full, m)
+				}
+			default:
+				refused = append(refused[:len(refused):len(refused)], m.s.seq)
 			}
-			refused = append(refused[:len(refused):len(refused)], m.s.seq)
 		}
 	}
-	b.stats.droppedShare.Add(1)
+	if r.hold != nil {
+		for _, m := range full {
+			if offer(m, true) == delivered {
+				return true
+			}
+		}
+	}
+	switch {
+	case noRoom && r.qos == 0:
+		b.stats.droppedQoS0.Add(1)
+	case noRoom:
+		b.stats.droppedQueued.Add(1)
+	default:
+		b.stats.droppedShare.Add(1)
+	}
 	return false
 }
 
@@ -241,6 +270,7 @@ func (s *Session) takeShared() []delivery {
 func (b *Broker) redeliverShared(from *Session, ds []delivery) {
 	var ms []shareMatch
 	for _, d := range ds {
+		b.handedOff(from, &d)
 		ms = ms[:0]
 		b.shared.Match(d.msg.Topic, func(k shareKey, v shareSub) {
 			if v.id == d.group && k.s != from {

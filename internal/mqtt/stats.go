@@ -28,6 +28,16 @@ type counters struct {
 	keepAliveExpired atomic.Int64
 	takeovers        atomic.Int64
 	authRejected     atomic.Int64
+	storeErrors      atomic.Int64 // writes to Options.Store that failed
+	storeRefused     atomic.Int64 // publishes refused because their store write failed
+
+	// Backpressure (backpressure.go).
+	queueOverruns  atomic.Int64 // QoS 1/2 messages queued past the bound for an online subscriber
+	acksHeld       atomic.Int64 // PUBACK/PUBREC held back until the subscribers had room
+	publishersHeld atomic.Int64 // times a publisher began having its acknowledgements held
+	heldNanos      atomic.Int64 // total time publishers had acknowledgements held
+	readPauses     atomic.Int64 // times a publisher's reader stopped at max-inbound-qos2 held acknowledgements
+	slowSubsCut    atomic.Int64 // subscribers disconnected after slow-subscriber-timeout
 }
 
 // Stats is a snapshot of the broker's counters and gauges.
@@ -60,4 +70,19 @@ type Stats struct {
 	Takeovers          int64
 	AuthRejected       int64
 	UptimeSeconds      int64
+	// StoreErrors counts failed writes to Options.Store; StoreRefused the
+	// QoS 1/2 publishes refused (MQTT 5: 0x97; 3.1.1: connection closed)
+	// because the write they needed failed.
+	StoreErrors  int64
+	StoreRefused int64
+
+	// Backpressure: a QoS 1/2 message for an online subscriber whose queue
+	// is full is queued all the same and its publisher's acknowledgement
+	// held back until the subscriber has room.
+	QueueOverruns        int64 // messages queued past max-queued for an online subscriber
+	AcksHeld             int64 // PUBACK/PUBREC held back
+	PublishersHeld       int64 // times a publisher began having its acknowledgements held
+	PublishersHeldMillis int64 // total time publishers had acknowledgements held, ms
+	PublisherReadPauses  int64 // times a publisher's reading stopped at max-inbound-qos2 held acknowledgements
+	SlowSubscribersCut   int64 // subscribers disconnected after slow-subscriber-timeout
 }

@@ -25,7 +25,7 @@ func (b *Broker) publishWill(w *clientWill) {
 	if m.Retain {
 		b.setRetained(&r, nil)
 	}
-	b.route(&r, nil)
+	b.routeStored(&r)
 }
 
 // scheduleWill publishes a will now, or after its MQTT 5 Will Delay unless
@@ -46,7 +46,14 @@ func (b *Broker) scheduleWill(s *Session, will *clientWill, delay uint32) {
 		return
 	}
 	defer b.connMu.Unlock()
-	d := time.Duration(min(delay, s.expiry)) * time.Second
+	s.willDelay = delay
+	b.armWillLocked(s, will, time.Duration(min(delay, s.expiry))*time.Second)
+	s.mu.Unlock()
+}
+
+// armWillLocked publishes will after d unless the session is resumed or
+// ends first. Caller holds s.mu.
+func (b *Broker) armWillLocked(s *Session, will *clientWill, d time.Duration) {
 	s.pendingWill = will
 	var t *time.Timer
 	t = time.AfterFunc(d, func() {
@@ -56,9 +63,11 @@ func (b *Broker) scheduleWill(s *Session, will *clientWill, delay uint32) {
 			return // cancelled by a reconnect
 		}
 		s.willTimer, s.pendingWill = nil, nil
+		if s.disk.saved {
+			b.saveSessionLocked(s) // the will is gone from the stored session too
+		}
 		s.mu.Unlock()
 		b.publishWill(will)
 	})
 	s.willTimer = t
-	s.mu.Unlock()
 }

@@ -39,8 +39,16 @@ var (
 	descEventsRetried = prometheus.NewDesc("mqttd_webhook_events_retried_total",
 		"Event batches sent again after a 5xx, 429, timeout or connection error.", []string{"plugin"}, nil)
 	descEventsDropped = prometheus.NewDesc("mqttd_webhook_events_dropped_total",
-		"Events given up: overflow (queue full), failed (refused or out of retries), encode, shutdown.",
+		"Events given up: overflow (queue full), failed (refused or out of retries), encode, shutdown, spool_bound (durable spool over queue.durable-max-bytes, oldest first).",
 		[]string{"plugin", "reason"}, nil)
+	descEventsSpooled = prometheus.NewDesc("mqttd_webhook_events_spooled_total",
+		"Events written to the plugin's durable spool (queue full, plugin down, or shutdown).", []string{"plugin"}, nil)
+	descEventsFromSpool = prometheus.NewDesc("mqttd_webhook_events_spool_delivered_total",
+		"Events the plugin accepted from its durable spool (also counted in events_sent_total).", []string{"plugin"}, nil)
+	descSpoolBytes = prometheus.NewDesc("mqttd_webhook_event_spool_bytes",
+		"Bytes held in the plugin's durable spool.", []string{"plugin"}, nil)
+	descSpoolEvents = prometheus.NewDesc("mqttd_webhook_event_spool_events",
+		"Events held in the plugin's durable spool.", []string{"plugin"}, nil)
 )
 
 type metricSet struct {
@@ -171,7 +179,8 @@ func (s *metricSet) unregister() {
 // Describe and Collect make the set a collector of the values read from
 // the live plugins: breaker states, cache sizes and event counts.
 func (s *metricSet) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBreakerState, descCacheEntries, descQueueDepth, descEventsSent, descEventsRetried, descEventsDropped} {
+	for _, d := range []*prometheus.Desc{descBreakerState, descCacheEntries, descQueueDepth, descEventsSent, descEventsRetried, descEventsDropped,
+		descEventsSpooled, descEventsFromSpool, descSpoolBytes, descSpoolEvents} {
 		ch <- d
 	}
 }
@@ -197,6 +206,14 @@ func (s *metricSet) Collect(ch chan<- prometheus.Metric) {
 		counter(descEventsDropped, st.Dropped.Failed, "failed")
 		counter(descEventsDropped, st.Dropped.Encode, "encode")
 		counter(descEventsDropped, st.Dropped.Shutdown, "shutdown")
+		if p.spool != nil {
+			counter(descEventsDropped, st.Dropped.Spool, "spool_bound")
+			counter(descEventsSpooled, st.Spooled)
+			counter(descEventsFromSpool, st.FromSpool)
+			sp := p.spoolStats()
+			ch <- prometheus.MustNewConstMetric(descSpoolBytes, prometheus.GaugeValue, float64(sp.Bytes), alias)
+			ch <- prometheus.MustNewConstMetric(descSpoolEvents, prometheus.GaugeValue, float64(sp.Records), alias)
+		}
 	}
 }
 
@@ -209,6 +226,9 @@ func addStats(a, b batch.Stats) batch.Stats {
 	a.Dropped.Failed += b.Dropped.Failed
 	a.Dropped.Encode += b.Dropped.Encode
 	a.Dropped.Shutdown += b.Dropped.Shutdown
+	a.Dropped.Spool += b.Dropped.Spool
+	a.Spooled += b.Spooled
+	a.FromSpool += b.FromSpool
 	return a
 }
 

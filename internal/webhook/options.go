@@ -41,6 +41,7 @@ type Options struct {
 	Cache         CacheOptions          // the decision cache and the topic memo in front of it
 	Breaker       BreakerOptions        // when failing calls stop being made, per endpoint
 	Queue         batch.Options         // event delivery; Logger defaults to this plugin's
+	Durable       DurableOptions        // spool events on disk (Queue.Spool is set from it)
 	Broker        string                // the node's name, in every event [mqttd]
 	Logger        *slog.Logger          // [slog.Default()]
 	Registerer    prometheus.Registerer // where metrics go; nil = nowhere

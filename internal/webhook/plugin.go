@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/mqttd/mqttd/internal/metrics/striped"
 	"github.com/mqttd/mqttd/internal/webhook/batch"
 	"github.com/mqttd/mqttd/internal/webhook/cache"
+	"github.com/mqttd/mqttd/internal/webhook/spool"
 	"github.com/mqttd/mqttd/internal/webhook/wire"
 )
 
@@ -41,6 +43,7 @@ type Plugin struct {
 	misses, stale, evicts prometheus.Counter
 
 	events   *batch.Pipeline
+	spool    *spool.Spool  // durable events only
 	mask     atomic.Uint32 // mqtt.EventMask: what Event lets through (the manifest narrows it)
 	held     pending       // events waiting for the manifest (events not in the config)
 	manifest atomic.Pointer[wire.Manifest]
@@ -91,7 +94,11 @@ func New(opts Options) (*Plugin, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry() // counted, never exported
 	}
+	if err := p.openSpool(); err != nil {
+		return nil, err
+	}
 	if p.metrics, err = acquireMetrics(reg, p); err != nil {
+		p.closeSpool()
 		return nil, fmt.Errorf("webhook %s: metrics: %w", o.Alias, err)
 	}
 	p.hits = p.metrics.hits.WithLabelValues(o.Alias)
@@ -106,7 +113,7 @@ func New(opts Options) (*Plugin, error) {
 	p.flights, p.stopCalls = newFlights(root), stop
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.mask.Store(uint32(o.wantedEvents()))
-	p.events = batch.New(o.Queue, p.encodeEvent, p.sendEvents)
+	p.events = batch.New(p.opts.Queue, p.encodeEvent, p.sendEvents)
 	p.held.limit = max(o.Queue.QueueSize, 1)
 	if o.Queue.QueueSize <= 0 {
 		p.held.limit = 10000 // batch's default
@@ -200,7 +207,7 @@ func (p *Plugin) Close(ctx context.Context) error {
 		if n := p.held.drop(); n > 0 {
 			p.opts.Logger.Warn("webhook events held for the manifest dropped at shutdown: the plugin never answered GET /manifest", "events", n)
 		}
-		p.closeErr = p.events.Close(ctx)
+		p.closeErr = errors.Join(p.events.Close(ctx), p.closeSpool())
 		p.metrics.release(p, p.events.Stats())
 		p.client.close()
 	})

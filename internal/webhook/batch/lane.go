@@ -1,11 +1,13 @@
 package batch
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/webhook/spool"
 )
 
 const (
@@ -35,15 +37,24 @@ type lane struct {
 	bytes  int      // their encoded bytes, with the commas between them
 	closed bool
 	free   []*chunk // spent batches, kept for their buffers (keepFree at most)
+
+	// Durable lanes only (see durable.go).
+	spooling    bool               // pushed events go to the spool
+	lastSpooled uint64             // sequence number of the last record this lane spooled
+	inflight    *chunk             // the batch being sent or spooled
+	cancel      context.CancelFunc // ends inflight's send once it is spooled under it
+	unsynced    int                // events spooled since the last fsync
+	entryBuf    []spool.Entry
 }
 
 // chunk is one batch: its body so far and where each event in it starts.
 type chunk struct {
-	body   []byte // head, then the events separated by commas; no tail yet
-	starts []int  // offset of each event in body
-	first  int    // events before it were dropped to make room for newer ones
-	full   bool   // nothing more goes in: MaxEvents or MaxBytes reached
-	opened time.Time
+	body    []byte // head, then the events separated by commas; no tail yet
+	starts  []int  // offset of each event in body
+	first   int    // events before it were dropped to make room for newer ones
+	full    bool   // nothing more goes in: MaxEvents or MaxBytes reached
+	spooled bool   // its events are in the spool (durable lanes)
+	opened  time.Time
 }
 
 func (c *chunk) events() int { return len(c.starts) - c.first }
@@ -121,15 +132,20 @@ func (l *lane) push(e *hooks.Event) error {
 	if c.events() >= o.MaxEvents || c.size() >= o.MaxBytes {
 		c.full = true
 	}
+	wake := opened || c.full // the goroutine arms a linger, or sends
+	if o.Spool != nil && l.limit.Over(l.queued, l.bytes) {
+		// Durable: the queue moves to the spool rather than losing its oldest.
+		err = l.enterSpoolLocked()
+		wake = true // to fsync
+	}
 	for l.limit.Over(l.queued, l.bytes) {
 		l.dropOldest()
 	}
-	wake := opened || c.full // the goroutine arms a linger, or sends
 	l.mu.Unlock()
 	if wake {
 		l.signal()
 	}
-	return nil
+	return err
 }
 
 // open returns the batch still filling, starting one if there is none.
@@ -144,7 +160,7 @@ func (l *lane) open() (c *chunk, opened bool) {
 		c = &chunk{body: make([]byte, 0, min(4096, l.p.opts.MaxBytes))}
 	}
 	c.body = append(c.body[:0], head...)
-	c.starts, c.first, c.full = c.starts[:0], 0, false
+	c.starts, c.first, c.full, c.spooled = c.starts[:0], 0, false, false
 	c.opened = time.Now()
 	l.queue = append(l.queue, c)
 	return c, true
@@ -212,10 +228,13 @@ func (l *lane) run() {
 			l.abandon()
 			return
 		}
-		n := c.events()
-		body := append(c.payload(), tail...)
-		l.deliver(body, n)
+		if l.p.opts.Spool != nil {
+			l.handleDurable(c)
+		} else {
+			l.deliver(l.p.stop, append(c.payload(), tail...), c.events())
+		}
 		l.mu.Lock()
+		l.inflight = nil
 		l.recycle(c)
 		l.mu.Unlock()
 	}
@@ -240,6 +259,7 @@ func (l *lane) next() *chunk {
 				l.unqueue(0)
 				l.queued -= c.events()
 				l.bytes -= c.live()
+				l.inflight = c
 				l.mu.Unlock()
 				return c
 			}
@@ -248,6 +268,7 @@ func (l *lane) next() *chunk {
 			return nil
 		}
 		l.mu.Unlock()
+		l.sync() // what push moved to the spool
 		var expired <-chan time.Time
 		if wait > 0 {
 			l.timer.Reset(wait)
@@ -263,49 +284,64 @@ func (l *lane) next() *chunk {
 }
 
 // deliver sends body, holding n events, until the plugin takes it, refuses
-// it, the retries run out, or the pipeline is stopped.
-func (l *lane) deliver(body []byte, n int) {
+// it, the retries run out, or ctx (the pipeline's stop, or a durable
+// lane's send) ends. A durable lane does not retry: it reports that the
+// batch should go to the spool instead, after a retryable failure or when
+// ctx ended.
+func (l *lane) deliver(ctx context.Context, body []byte, n int) (spool bool) {
 	p := l.p
+	durable := p.opts.Spool != nil
 	for attempt := 0; ; attempt++ {
-		if p.stop.Err() != nil {
-			p.shutdown.Add(uint64(n))
-			return
+		if ctx.Err() != nil {
+			return l.stopped(n)
 		}
-		err := p.send(p.stop, body, n)
+		err := p.send(ctx, body, n)
 		if err == nil {
 			p.batches.Add(1)
 			p.sent.Add(uint64(n))
 			p.report(nil)
-			return
+			return false
 		}
-		if p.stop.Err() != nil { // cut short by Close's deadline, not refused
-			p.shutdown.Add(uint64(n))
-			return
+		if ctx.Err() != nil { // cut short by Close's deadline, not refused
+			return l.stopped(n)
 		}
 		var re *RetryableError
-		if !errors.As(err, &re) || attempt == p.opts.Retries {
+		if errors.As(err, &re) && durable {
+			p.report(err)
+			return true
+		}
+		if re == nil || attempt == p.opts.Retries {
 			p.failed.Add(uint64(n))
 			p.report(err)
-			return
+			return false
 		}
 		p.retried.Add(1)
 		p.report(err)
-		if !l.sleep(p.opts.backoff(attempt, re.After)) {
-			p.shutdown.Add(uint64(n))
-			return
+		if !p.sleep(p.opts.backoff(attempt, re.After)) {
+			return l.stopped(n)
 		}
 	}
 }
 
+// stopped is deliver's answer when its batch was cut short: a durable
+// lane spools it, any other counts it dropped at shutdown.
+func (l *lane) stopped(n int) (spool bool) {
+	if l.p.opts.Spool != nil {
+		return true
+	}
+	l.p.shutdown.Add(uint64(n))
+	return false
+}
+
 // sleep waits d, or less if the pipeline is stopped; it reports whether
 // the wait ran its course.
-func (l *lane) sleep(d time.Duration) bool {
+func (p *Pipeline) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-l.p.stop.Done():
+	case <-p.stop.Done():
 		return false
 	}
 }
@@ -315,6 +351,15 @@ func (l *lane) sleep(d time.Duration) bool {
 func (l *lane) abandon() {
 	l.mu.Lock()
 	l.closed = true
+	if l.p.opts.Spool != nil { // durable: nothing is abandoned
+		for _, c := range l.queue {
+			l.spoolOrFail(c)
+		}
+		l.queue, l.queued, l.bytes = l.queue[:0], 0, 0
+		l.mu.Unlock()
+		l.sync()
+		return
+	}
 	n := l.queued
 	l.queue, l.queued, l.bytes = l.queue[:0], 0, 0
 	l.mu.Unlock()

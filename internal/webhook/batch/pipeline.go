@@ -3,7 +3,9 @@
 // POST /events bodies (by count, size and a short linger), keeps each
 // client's events in order while different clients go in parallel, retries
 // what the plugin may accept later, and drains within a deadline at shutdown
-// (docs/design.md §3.3, §4). How a body reaches the plugin (URL, headers, signing)
+// (docs/design.md §3.3, §4). Given a spool it is durable instead: what it
+// would drop goes to disk and is delivered from there, at least once
+// (durable.go). How a body reaches the plugin (URL, headers, signing)
 // is the Sender's business, not this package's.
 package batch
 
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/webhook/spool"
 )
 
 // Options bound and pace a Pipeline. Zero values take the defaults in
@@ -31,6 +34,11 @@ type Options struct {
 	Backoff    time.Duration // first retry's backoff ceiling, doubling per retry, full jitter [100ms]
 	MaxBackoff time.Duration // cap on any wait between attempts, Retry-After included [10s]
 	Logger     *slog.Logger  // where rate-limited failure reports go; give it the plugin alias [slog.Default()]
+	// Spool, when set, makes delivery durable (see durable.go): events
+	// that would be dropped for a full queue, a failing plugin or a
+	// shutdown are spooled and delivered from there, at least once. The
+	// pipeline does not close it.
+	Spool *spool.Spool
 }
 
 func (o Options) withDefaults() Options {
@@ -85,6 +93,9 @@ type Stats struct {
 	Sent    uint64 // events in those POSTs
 	Retried uint64 // POSTs sent again after a retryable failure
 	Dropped Drops  // events given up, by reason
+
+	Spooled   uint64 // events written to the spool and fsynced (durable)
+	FromSpool uint64 // events the plugin accepted from the spool (also in Sent)
 }
 
 // Drops counts undelivered events by why they were given up.
@@ -93,6 +104,7 @@ type Drops struct {
 	Failed   uint64 // in a batch the plugin refused, or that ran out of retries
 	Encode   uint64 // the Encoder failed on them
 	Shutdown uint64 // pushed after Close, or still undelivered when Close's deadline passed
+	Spool    uint64 // dropped from the spool, oldest first, to stay within its byte bound
 }
 
 // Pipeline delivers events to one plugin. Push may be called from any
@@ -111,9 +123,11 @@ type Pipeline struct {
 	closing atomic.Bool
 	running atomic.Int32
 	done    chan struct{} // closed when the last lane has returned
+	drained chan struct{} // closed when the spool's drain has returned; nil without a spool
 
 	batches, sent, retried             atomic.Uint64
 	overflow, failed, encode, shutdown atomic.Uint64
+	spooled, fromSpool, spoolBound     atomic.Uint64
 
 	rep reporter
 }
@@ -137,7 +151,17 @@ func New(opts Options, enc Encoder, send Sender) *Pipeline {
 	p.running.Store(int32(opts.Lanes))
 	for i := range p.lanes {
 		p.lanes[i] = newLane(p, perLane, perLaneBytes)
-		go p.lanes[i].run()
+	}
+	if sp := opts.Spool; sp != nil {
+		clear := sp.Clear() // what a restart left there goes first
+		for _, l := range p.lanes {
+			l.spooling = !clear
+		}
+		p.drained = make(chan struct{})
+		go p.drain()
+	}
+	for _, l := range p.lanes {
+		go l.run()
 	}
 	return p
 }
@@ -183,6 +207,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		<-p.done
 	}
 	p.abort()
+	if p.drained != nil {
+		<-p.drained
+	}
 	p.rep.flush(p)
 	if late != nil {
 		return fmt.Errorf("batch: %d plugin events dropped undelivered at shutdown (%w): allow more shutdown time or check the plugin service",
@@ -219,6 +246,9 @@ func (p *Pipeline) counters() Stats {
 			Failed:   p.failed.Load(),
 			Encode:   p.encode.Load(),
 			Shutdown: p.shutdown.Load(),
+			Spool:    p.spoolBound.Load(),
 		},
+		Spooled:   p.spooled.Load(),
+		FromSpool: p.fromSpool.Load(),
 	}
 }

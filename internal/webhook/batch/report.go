@@ -51,6 +51,7 @@ func (r *reporter) line(p *Pipeline) bool {
 		"dropped_failed", s.Dropped.Failed - was.Dropped.Failed,
 		"dropped_encode", s.Dropped.Encode - was.Dropped.Encode,
 		"dropped_shutdown", s.Dropped.Shutdown - was.Dropped.Shutdown,
+		"dropped_spool_bound", s.Dropped.Spool - was.Dropped.Spool,
 		"retried", s.Retried - was.Retried,
 	}
 	if r.lastErr != nil {
@@ -65,7 +66,7 @@ func (r *reporter) line(p *Pipeline) bool {
 // the broker's fault, not the plugin's: the broker handed over an event
 // the contract does not allow, so that part of the report says so.
 func reportAdvice(encodeFailed bool) string {
-	msg := "plugin events retried or dropped since the last report: check the plugin service (last_error); if overflow keeps growing, raise its queue size"
+	msg := "plugin events retried or dropped since the last report: check the plugin service (last_error); if overflow keeps growing, raise its queue size; if dropped_spool_bound does, its queue.durable-max-bytes"
 	if encodeFailed {
 		msg += "; dropped_encode counts events the broker could not encode, which is a broker bug, not the plugin's: please report it with last_error"
 	}

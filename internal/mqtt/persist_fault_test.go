@@ -1,0 +1,155 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+	"github.com/mqttd/mqttd/internal/store"
+)
+
+// failingStore fails every write while failing is set, as a full disk
+// would, keeping the order of callbacks.
+type failingStore struct {
+	store.Store
+	failing atomic.Bool
+}
+
+var errDiskFull = errors.New("test: no space left on device")
+
+func (f *failingStore) Commit(ctx context.Context, b *store.Batch) error {
+	if f.failing.Load() {
+		return errDiskFull
+	}
+	return f.Store.Commit(ctx, b)
+}
+
+func (f *failingStore) CommitAsync(b *store.Batch, done func(error)) {
+	if f.failing.Load() {
+		// An empty batch through the real store keeps the callback on its
+		// notifier, in commit order.
+		f.Store.CommitAsync(&store.Batch{}, func(error) { done(errDiskFull) })
+		return
+	}
+	f.Store.CommitAsync(b, done)
+}
+
+// A QoS 1/2 publish that must be stored and cannot be is refused, not
+// acknowledged: MQTT 5 hears 0x97 in PUBACK or PUBREC, a 3.1.1 publisher is
+// disconnected. It is counted, nothing of it reaches the persistent
+// session, and the rest keeps serving: publishes without persistent
+// subscribers are acknowledged, and once the store works again so are the
+// others.
+func TestStoreWriteErrorRefusesPublish(t *testing.T) {
+	var fs *failingStore
+	pb := &persistBroker{t: t, dir: t.TempDir()}
+	pb.wrap = func(s store.Store) store.Store { fs = &failingStore{Store: s}; return fs }
+	pb.start()
+
+	sub := dialRaw(t, pb.addr)
+	sub.mustConnect("wf-sub", false)
+	sub.subscribe(1, "wf/#", 2)
+	sub.disconnect()
+	live := dialRaw(t, pb.addr)
+	live.mustConnect("wf-live", true)
+	live.subscribe(1, "clean/#", 1)
+
+	v5, _ := mustConnectV5(t, pb.addr, "wf-pub5", true, 0)
+	v3 := dialRaw(t, pb.addr)
+	v3.mustConnect("wf-pub3", true)
+	v5.send(&packets.Publish{Topic: "wf/ok", Payload: []byte("before"), QoS: 1, PacketID: 1})
+	if ack := v5.expect(packets.PUBACK, 1).(*packets.Puback); ack.ReasonCode != packets.Success {
+		t.Fatalf("PUBACK %v before the failure", ack.ReasonCode)
+	}
+
+	fs.failing.Store(true)
+	v5.send(&packets.Publish{Topic: "wf/lost", Payload: []byte("q1"), QoS: 1, PacketID: 2})
+	if ack := v5.expect(packets.PUBACK, 2).(*packets.Puback); ack.ReasonCode != packets.QuotaExceeded {
+		t.Fatalf("PUBACK %v while the store fails, want quota exceeded (0x97)", ack.ReasonCode)
+	}
+	v5.send(&packets.Publish{Topic: "wf/lost", Payload: []byte("q2"), QoS: 2, PacketID: 3})
+	if rec := v5.expect(packets.PUBREC, 3).(*packets.Pubrec); rec.ReasonCode != packets.QuotaExceeded {
+		t.Fatalf("PUBREC %v while the store fails, want quota exceeded (0x97)", rec.ReasonCode)
+	}
+	// Publishes that need no store are served as ever.
+	v5.send(&packets.Publish{Topic: "clean/x", Payload: []byte("live"), QoS: 1, PacketID: 4})
+	if ack := v5.expect(packets.PUBACK, 4).(*packets.Puback); ack.ReasonCode != packets.Success {
+		t.Fatalf("PUBACK %v for a publish with only clean subscribers", ack.ReasonCode)
+	}
+	if got := live.nextPayload(2 * time.Second); got != "live" {
+		t.Fatalf("clean subscriber got %q", got)
+	}
+	v3.send(&packets.Publish{Topic: "wf/lost", Payload: []byte("v3"), QoS: 1, PacketID: 5})
+	v3.expectClosed(2 * time.Second)
+	if st := pb.Stats(); st.StoreRefused != 3 || st.StoreErrors < 3 {
+		t.Fatalf("store refused %d errors %d, want 3 and at least 3", st.StoreRefused, st.StoreErrors)
+	}
+
+	fs.failing.Store(false)
+	// The refused QoS 2 id was released: the same id is a new message.
+	v5.send(&packets.Publish{Topic: "wf/ok", Payload: []byte("after"), QoS: 2, PacketID: 3})
+	if rec := v5.expect(packets.PUBREC, 3).(*packets.Pubrec); rec.ReasonCode != packets.Success {
+		t.Fatalf("PUBREC %v once the store works again", rec.ReasonCode)
+	}
+	v5.send(&packets.Pubrel{PacketID: 3})
+	v5.expect(packets.PUBCOMP, 3)
+
+	sub2 := dialRaw(t, pb.addr)
+	sub2.mustConnect("wf-sub", false)
+	got := sub2.receiveAll(2, 2*time.Second)
+	if string(got[0].Payload) != "before" || string(got[1].Payload) != "after" {
+		t.Fatalf("persistent session got %q and %q, want only the stored messages", got[0].Payload, got[1].Payload)
+	}
+	sub2.expectNothing(200 * time.Millisecond)
+}
+
+// gatedStore holds every commit callback until the gate opens, as a slow
+// fsync would (callbacks still run in commit order).
+type gatedStore struct {
+	store.Store
+	gate chan struct{}
+}
+
+func (g *gatedStore) CommitAsync(b *store.Batch, done func(error)) {
+	g.Store.CommitAsync(b, func(err error) {
+		<-g.gate
+		done(err)
+	})
+}
+
+// Acknowledgements leave in the order the publishes arrived: a PUBACK that
+// needs no store write waits behind one whose commit is still running.
+func TestStoreAcksKeepArrivalOrder(t *testing.T) {
+	var gs *gatedStore
+	pb := &persistBroker{t: t, dir: t.TempDir()}
+	pb.wrap = func(s store.Store) store.Store { gs = &gatedStore{Store: s, gate: make(chan struct{})}; return gs }
+	pb.start()
+	defer func() {
+		select {
+		case <-gs.gate:
+		default:
+			close(gs.gate) // let the store close
+		}
+	}()
+	// The gate holds the session write too; nothing waits for that.
+	sub := dialRaw(t, pb.addr)
+	sub.mustConnect("ord-sub", false)
+	sub.subscribe(1, "ord/stored", 1)
+
+	pub := dialRaw(t, pb.addr)
+	pub.mustConnect("ord-pub", true)
+	pub.send(&packets.Publish{Topic: "ord/stored", Payload: []byte("1"), QoS: 1, PacketID: 1})
+	pub.send(&packets.Publish{Topic: "ord/nobody", Payload: []byte("2"), QoS: 1, PacketID: 2})
+	pub.send(&packets.Publish{Topic: "ord/nobody", Payload: []byte("3"), QoS: 2, PacketID: 3})
+	pub.expectNothing(200 * time.Millisecond) // the first is not durable yet, so none may leave
+	close(gs.gate)
+	pub.expect(packets.PUBACK, 1)
+	pub.expect(packets.PUBACK, 2)
+	pub.expect(packets.PUBREC, 3)
+	if got := sub.nextPayload(2 * time.Second); got != "1" {
+		t.Fatalf("subscriber got %q", got)
+	}
+}

@@ -1,0 +1,101 @@
+// The store writes nothing waits for (session records, in-flight packet
+// ids, acknowledged deliveries) are gathered into one pending batch and
+// committed together: by the next PUBLISH batch, which carries them ahead
+// of its own writes, or by the flusher. One commit then holds many of them,
+// where one commit each would cost a store batch per packet. Every write
+// reaches the store in the order it was made, PUBLISH batches included.
+
+package mqtt
+
+import (
+	"sync"
+
+	"github.com/mqttd/mqttd/internal/store"
+)
+
+type storeLog struct {
+	mu      sync.Mutex
+	pending store.Batch
+	stopped bool          // the flusher has stopped: commit at once
+	kick    chan struct{} // wakes the flusher
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// startStoreLog starts the flusher.
+func (b *Broker) startStoreLog() {
+	l := &b.wlog
+	l.kick = make(chan struct{}, 1)
+	l.stop = make(chan struct{})
+	l.done = make(chan struct{})
+	go b.flushStoreLog()
+}
+
+// stopStoreLog commits what is pending and stops the flusher; later
+// writes are committed one by one.
+func (b *Broker) stopStoreLog() {
+	l := &b.wlog
+	if l.stop == nil {
+		return
+	}
+	close(l.stop)
+	<-l.done
+}
+
+func (b *Broker) flushStoreLog() {
+	l := &b.wlog
+	defer close(l.done)
+	for {
+		select {
+		case <-l.kick:
+			l.mu.Lock()
+			b.commitPendingLocked()
+			l.mu.Unlock()
+		case <-l.stop:
+			l.mu.Lock()
+			b.commitPendingLocked()
+			l.stopped = true
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// commitPendingLocked commits the pending writes. Caller holds wlog.mu.
+func (b *Broker) commitPendingLocked() {
+	l := &b.wlog
+	if l.pending.Len() == 0 {
+		return
+	}
+	bt := &store.Batch{Ops: l.pending.Ops}
+	l.pending = store.Batch{}
+	b.disk.CommitAsync(bt, b.storeDone("write", ""))
+}
+
+// write records writes nothing waits for: fn adds them to the pending
+// batch.
+func (b *Broker) write(fn func(*store.Batch)) {
+	l := &b.wlog
+	l.mu.Lock()
+	fn(&l.pending)
+	if l.stopped || l.kick == nil {
+		b.commitPendingLocked()
+	} else {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	l.mu.Unlock()
+}
+
+// commitLocked commits bt, preceded by the pending writes, calling done
+// once it is durable. Caller holds wlog.mu.
+func (b *Broker) commitLocked(bt *store.Batch, done func(error)) {
+	l := &b.wlog
+	if l.pending.Len() > 0 {
+		bt.Ops = append(l.pending.Ops, bt.Ops...)
+		l.pending = store.Batch{}
+	}
+	b.disk.CommitAsync(bt, done)
+}
