@@ -32,9 +32,9 @@ type Plugin struct {
 	Breaker       PluginBreaker `mapstructure:"breaker"`
 	Queue         PluginQueue   `mapstructure:"queue"`
 	// Shadow trials a plugin on real traffic without letting it decide.
-	Shadow            bool `mapstructure:"shadow" doc:"asked beside the enforcing plugins of the chains that list it, never enforced and never awaited; agreement counted in mqttd_plugin_shadow_total, disagreements sampled in the log"`
-	ShadowMaxInflight int  `mapstructure:"shadow-max-inflight" doc:"shadow: questions in flight at once; checks beyond it are not put to the plugin (counted as skipped)"`
-	Login         PluginLogin   `mapstructure:"login"`
+	Shadow            bool        `mapstructure:"shadow" doc:"asked beside the enforcing plugins of the chains that list it, never enforced and never awaited; agreement counted in mqttd_plugin_shadow_total, disagreements sampled in the log"`
+	ShadowMaxInflight int         `mapstructure:"shadow-max-inflight" doc:"shadow: questions in flight at once; checks beyond it are not put to the plugin (counted as skipped)"`
+	Login             PluginLogin `mapstructure:"login"`
 }
 
 // PluginLogin bounds the grants (acl) and attributes an authenticate
