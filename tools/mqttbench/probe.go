@@ -151,8 +151,12 @@ func (p probes) snap(errs *errorList) probeSnap {
 }
 
 // settle waits until the plugin's event count stops moving (events are
-// batched and may still be on their way after the last delivery), for at
-// most limit, and returns the last snapshot.
+// batched and may still be on their way after the last delivery) and,
+// when the broker's metrics are probed, until the broker has no event
+// queued and the plugin has every event the broker counts as accepted
+// (a batch waiting out a retry backoff stops the count for longer than
+// the stillness window). It waits at most limit and returns the last
+// snapshot.
 func (p probes) settle(errs *errorList, limit time.Duration) probeSnap {
 	s := p.snap(errs)
 	if p.plugin == "" {
@@ -160,7 +164,7 @@ func (p probes) settle(errs *errorList, limit time.Duration) probeSnap {
 	}
 	deadline := time.Now().Add(limit)
 	still := 0
-	for still < 3 && time.Now().Before(deadline) {
+	for (still < 3 || !s.brokerDrained()) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		n := p.snap(errs)
 		if n.plugin.Events == s.plugin.Events && n.plugin.EventPosts == s.plugin.EventPosts {
@@ -171,6 +175,17 @@ func (p probes) settle(errs *errorList, limit time.Duration) probeSnap {
 		s = n
 	}
 	return s
+}
+
+// brokerDrained reports whether the broker, as its metrics say, has no
+// event waiting for the plugin and none accepted that the plugin has not
+// counted. Without metrics it cannot tell, and says yes.
+func (s probeSnap) brokerDrained() bool {
+	if s.metrics == nil {
+		return true
+	}
+	return sumMetric(s.metrics, "mqttd_webhook_event_queue_depth", "") == 0 &&
+		sumMetric(s.metrics, "mqttd_webhook_events_sent_total", "") <= float64(s.plugin.Events)
 }
 
 // pluginUsage is what the bench plugin saw during a run.
