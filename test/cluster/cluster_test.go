@@ -15,9 +15,10 @@ import (
 func TestThreeNodes(t *testing.T) {
 	mqttdBin, natsBin := buildBinaries(t, t.TempDir())
 	natsURL := startNATS(t, natsBin)
+	plugin := newAuthPlugin(t)
 	nodes := make([]*node, 3)
 	for i := range nodes {
-		nodes[i] = newNode(t, mqttdBin, fmt.Sprintf("node-%d", i+1), natsURL)
+		nodes[i] = newNode(t, mqttdBin, fmt.Sprintf("node-%d", i+1), natsURL, plugin.url)
 		nodes[i].launch()
 	}
 	for _, n := range nodes {
@@ -29,6 +30,7 @@ func TestThreeNodes(t *testing.T) {
 	t.Run("retained set on one node, seen and cleared from others", func(t *testing.T) { testRetained(t, n1, n2, n3) })
 	t.Run("takeover across nodes", func(t *testing.T) { testTakeover(t, n1, n2, n3) })
 	t.Run("shared subscription split across nodes", func(t *testing.T) { testShared(t, n1, n2, n3) })
+	t.Run("admin cache purge reaches every node", func(t *testing.T) { testPurge(t, plugin, n1, n2) })
 	t.Run("node killed with SIGKILL rejoins", func(t *testing.T) { testRejoin(t, n1, n2, n3) })
 }
 

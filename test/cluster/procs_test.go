@@ -221,7 +221,7 @@ type node struct {
 	mqtt, admin string // host:port
 }
 
-func newNode(t *testing.T, bin, name, natsURL string) *node {
+func newNode(t *testing.T, bin, name, natsURL, pluginURL string) *node {
 	t.Helper()
 	dir := t.TempDir()
 	n := &node{mqtt: freePort(t), admin: freePort(t)}
@@ -235,7 +235,14 @@ storage: {dir: %q}
 cluster:
   nats: [%q]
   node-lease: 2s
-`, name, n.mqtt, n.admin, filepath.Join(dir, "store"), natsURL)
+auth:
+  plugins: [auth]
+plugins:
+  auth:
+    url: %q
+    timeout: 5s
+    cache: {size: 1000, ttl: 1h, max-ttl: 1h}
+`, name, n.mqtt, n.admin, filepath.Join(dir, "store"), natsURL, pluginURL)
 	path := filepath.Join(dir, "mqttd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
