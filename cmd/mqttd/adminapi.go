@@ -33,6 +33,21 @@ func (ps *plugins) adminInfo() []admin.PluginInfo {
 	return out
 }
 
+// listed is adminInfo for GET /plugins: every plugin, with an HTTP
+// plugin's status.
+func (ps *plugins) listed() []webhook.Listed {
+	out := []webhook.Listed{}
+	for _, info := range ps.adminInfo() {
+		l := webhook.Listed{Alias: info.Alias, Type: info.Type, Capabilities: info.Capabilities}
+		if info.HTTP != nil {
+			st := info.HTTP.Status()
+			l.Status = &st
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 func capabilities(auth, topics, events bool) []string {
 	out := []string{}
 	for _, c := range []struct {

@@ -79,6 +79,17 @@ topic-check: {enable: true, plugins: [acl]}
 		fmt.Sprint(pl.Items[0].Capabilities) != "[topic_filtering]" || fmt.Sprint(pl.Items[1].Capabilities) != "[authenticate]" {
 		t.Fatalf("plugins = %+v", pl)
 	}
+	// The older GET /plugins lists the built-ins too, with type and
+	// capabilities (it listed HTTP plugins only).
+	var legacy []struct {
+		Alias, Type  string
+		Capabilities []string
+	}
+	call("GET", "/plugins", "tok-123", http.StatusOK, &legacy)
+	if len(legacy) != 2 || legacy[0].Alias != "acl" || legacy[0].Type != "acl-file" ||
+		fmt.Sprint(legacy[0].Capabilities) != "[topic_filtering]" || legacy[1].Type != "password-file" {
+		t.Fatalf("GET /plugins = %+v", legacy)
+	}
 
 	lost := make(chan struct{})
 	c, err := connectAs(mqttAddr, "alice-1", "alice", "pw1", nil)

@@ -141,6 +141,8 @@ func webhookOptions(alias string, pc config.Plugin, broker string, log *slog.Log
 		Events: pc.Events, Config: pc.Config, OnError: onErr,
 		TLS:      webhook.TLSOptions{CAFile: pc.TLS.CA, CertFile: pc.TLS.Cert, KeyFile: pc.TLS.Key},
 		MaxConns: pc.MaxConns, MaxBody: int64(pc.MaxBody), MaxRequest: int64(pc.MaxRequest), MaxConcurrent: pc.MaxConcurrent,
+		Login: webhook.LoginOptions{MaxACLRules: pc.Login.MaxACLRules, MaxACLTopicBytes: pc.Login.MaxACLTopicBytes,
+			MaxAttributes: pc.Login.MaxAttributes, MaxAttributeBytes: pc.Login.MaxAttributeBytes},
 		Cache: webhook.CacheOptions{Size: pc.Cache.Size, TTL: pc.Cache.TTL, DenyTTL: pc.Cache.DenyTTL,
 			MaxTTL: pc.Cache.MaxTTL, Jitter: pc.Cache.Jitter},
 		Breaker: webhook.BreakerOptions{ConsecutiveFailures: pc.Breaker.ConsecutiveFailures, FailureRatio: pc.Breaker.FailureRatio,

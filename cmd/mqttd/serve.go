@@ -196,7 +196,8 @@ func startAdmin(cfg *config.Config, b *mqtt.Broker, current *atomic.Pointer[plug
 	if cfg.Admin.Bind == "" {
 		return nil, nil
 	}
-	pluginRoutes := admin.Mount{Pattern: "/plugins", Handler: webhook.AdminRoutes(func() []*webhook.Plugin { return current.Load().webhooks() })}
+	pluginRoutes := admin.Mount{Pattern: "/plugins", Handler: webhook.AdminRoutes(func() []*webhook.Plugin { return current.Load().webhooks() },
+		func() []webhook.Listed { return current.Load().listed() })}
 	mounts := []admin.Mount{pluginRoutes, adminAPI(b, cfg, current.Load, node).Mount()}
 	if cfg.Admin.Pprof {
 		mounts = append(mounts, admin.Profiler())

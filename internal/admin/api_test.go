@@ -99,7 +99,7 @@ func startWithPlugin(t *testing.T, token string) (*env, *accountsServer) {
 		token:   token,
 		hooks:   mgr.Hooks(),
 		plugins: list,
-		legacy:  webhook.AdminRoutes(func() []*webhook.Plugin { return []*webhook.Plugin{p} }),
+		legacy:  webhook.AdminRoutes(func() []*webhook.Plugin { return []*webhook.Plugin{p} }, nil),
 	})
 	return e, acc
 }

@@ -32,8 +32,20 @@ type Plugin struct {
 	Breaker       PluginBreaker `mapstructure:"breaker"`
 	Queue         PluginQueue   `mapstructure:"queue"`
 	// Shadow trials a plugin on real traffic without letting it decide.
-	Shadow            bool `mapstructure:"shadow" doc:"asked beside the enforcing plugins of the chains that list it, never enforced and never awaited; agreement counted in mqttd_plugin_shadow_total, disagreements sampled in the log"`
-	ShadowMaxInflight int  `mapstructure:"shadow-max-inflight" doc:"shadow: questions in flight at once; checks beyond it are not put to the plugin (counted as skipped)"`
+	Shadow            bool        `mapstructure:"shadow" doc:"asked beside the enforcing plugins of the chains that list it, never enforced and never awaited; agreement counted in mqttd_plugin_shadow_total, disagreements sampled in the log"`
+	ShadowMaxInflight int         `mapstructure:"shadow-max-inflight" doc:"shadow: questions in flight at once; checks beyond it are not put to the plugin (counted as skipped)"`
+	Login             PluginLogin `mapstructure:"login"`
+}
+
+// PluginLogin bounds the grants (acl) and attributes an authenticate
+// answer may hand the broker to keep with a client. An answer over a bound
+// is an error (on-error answers it), never truncated: a cut rule list could
+// lose a deny.
+type PluginLogin struct {
+	MaxACLRules       int `mapstructure:"max-acl-rules" doc:"http: rules in an authenticate answer's acl; more make the answer an error (counted in mqttd_webhook_login_refused_total)"`
+	MaxACLTopicBytes  int `mapstructure:"max-acl-topic-bytes" doc:"http: bytes of one acl rule's topic; a longer one makes the answer an error (counted)"`
+	MaxAttributes     int `mapstructure:"max-attributes" doc:"http: entries in an authenticate answer's attributes; more make the answer an error (counted)"`
+	MaxAttributeBytes int `mapstructure:"max-attribute-bytes" doc:"http: bytes of one attribute's key, and of its value; a longer one makes the answer an error (counted)"`
 }
 
 // PluginTLS is the client side of TLS towards an https:// plugin.
@@ -132,6 +144,7 @@ func defaultPlugin() Plugin {
 			OpenFor: 10 * time.Second, HalfOpenRequests: 1},
 		Queue: PluginQueue{Size: 10000, SizeBytes: 64 * MiB, Lanes: 4, MaxEvents: 1000, MaxBytes: 1 * MiB, Linger: 50 * time.Millisecond,
 			Retries: 5, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, DurableMaxBytes: 256 * MiB},
+		Login: PluginLogin{MaxACLRules: 64, MaxACLTopicBytes: 1024, MaxAttributes: 32, MaxAttributeBytes: 256},
 	}
 }
 
@@ -147,7 +160,7 @@ func entryDefault(t reflect.Type) reflect.Value {
 // pluginKeys lists, per type, the keys that apply to it beyond the common
 // ones (type, timeout, on-error, events, config).
 var pluginKeys = map[string][]string{
-	PluginHTTP:         {"url", "secret", "headers", "max-conns", "max-body", "max-request", "max-concurrent", "tls", "cache", "breaker", "queue"},
+	PluginHTTP:         {"url", "secret", "headers", "max-conns", "max-body", "max-request", "max-concurrent", "tls", "cache", "breaker", "queue", "login"},
 	PluginPasswordFile: {"file"},
 	PluginACLFile:      {"file"},
 	PluginEventLog:     {"level", "payload", "queue"},

@@ -197,6 +197,10 @@ func (l *loader) validateHTTPTuning(key string, p *Plugin) []error {
 	chk.positive(k("queue.backoff"), p.Queue.Backoff)
 	chk.positive(k("queue.max-backoff"), p.Queue.MaxBackoff)
 	chk.notNegative(k("queue.linger"), p.Queue.Linger)
+	chk.atLeast(k("login.max-acl-rules"), p.Login.MaxACLRules, 0)
+	chk.atLeast(k("login.max-acl-topic-bytes"), p.Login.MaxACLTopicBytes, 1)
+	chk.atLeast(k("login.max-attributes"), p.Login.MaxAttributes, 0)
+	chk.atLeast(k("login.max-attribute-bytes"), p.Login.MaxAttributeBytes, 1)
 	return errs
 }
 

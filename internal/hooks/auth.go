@@ -86,7 +86,7 @@ func (st *state) authInOrder(ctx context.Context, req *AuthRequest) (mqtt.AuthRe
 	for _, p := range st.auth {
 		switch ans := p.askAuth(ctx, req); ans.Result {
 		case Allow:
-			return mqtt.AuthResult{Allow: true, Plugin: p.alias}, false
+			return mqtt.AuthResult{Allow: true, Plugin: p.alias, Login: bindLogin(ans.Login, req.Client)}, false
 		case Deny:
 			return authDenied(p.alias, ans), ans.outage()
 		}
@@ -116,6 +116,8 @@ func (st *state) authConcurrently(ctx context.Context, c *mqtt.ClientInfo, passw
 		}()
 	}
 	allowedBy := "" // the first plugin that allowed
+	var login *mqtt.Login
+	loginRank := len(st.auth) // the config position of the plugin login came from
 	for range st.auth {
 		switch ans := <-answers; ans.Result {
 		case Deny:
@@ -124,12 +126,27 @@ func (st *state) authConcurrently(ctx context.Context, c *mqtt.ClientInfo, passw
 			if allowedBy == "" {
 				allowedBy = ans.alias
 			}
+			// Several plugins may answer a Login: the first in config
+			// order wins, whichever answered first.
+			if r := st.authRank(ans.alias); ans.Login != nil && r < loginRank {
+				login, loginRank = ans.Login, r
+			}
 		}
 	}
 	if allowedBy != "" {
-		return mqtt.AuthResult{Allow: true, Plugin: allowedBy}, false
+		return mqtt.AuthResult{Allow: true, Plugin: allowedBy, Login: bindLogin(login, c)}, false
 	}
 	return st.anonymousResult(), false
+}
+
+// authRank is the position of alias in auth.plugins.
+func (st *state) authRank(alias string) int {
+	for i, p := range st.auth {
+		if p.alias == alias {
+			return i
+		}
+	}
+	return len(st.auth)
 }
 
 func (p *plugin) askAuth(ctx context.Context, req *AuthRequest) answer {

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
@@ -269,4 +270,37 @@ func ownPacket(p packets.Packet, v packets.Version) packets.Packet {
 		}
 	}
 	return nil
+}
+
+// Clone returns a copy of e that shares nothing the broker may reuse: for
+// a sink that must keep a borrowed event (BorrowingEventPlugin) beyond the
+// call, such as an HTTP plugin holding events until its manifest says
+// which it wants.
+func (e *Event) Clone() *Event {
+	cp := *e
+	cp.ID = strings.Clone(e.ID)
+	cp.Topic = strings.Clone(e.Topic)
+	cp.Reason = strings.Clone(e.Reason)
+	cp.TargetID = strings.Clone(e.TargetID)
+	if e.Client != nil {
+		ci := *e.Client
+		cp.Client = &ci
+	}
+	if m := e.Message; m != nil {
+		mc := Message{Topic: strings.Clone(m.Topic), Payload: bytes.Clone(m.Payload), QoS: m.QoS, Retain: m.Retain}
+		if m.Properties != nil {
+			mc.Properties = m.Properties.Clone()
+		}
+		cp.Message = &mc
+	}
+	if e.Packet != nil {
+		v := packets.Version(0)
+		if c, ok := e.Packet.(*packets.Connect); ok {
+			v = c.ProtocolVersion
+		} else if e.Client != nil {
+			v = packets.Version(e.Client.ProtocolVersion)
+		}
+		cp.Packet = ownPacket(e.Packet, v)
+	}
+	return &cp
 }

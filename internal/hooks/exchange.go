@@ -86,7 +86,7 @@ func (st *state) firstStep(ctx context.Context, req *AuthRequest, x *exchange) (
 		if ans.Result == Continue {
 			x.alias = p.alias
 		}
-		return stepResult(p.alias, ans)
+		return stepResult(p.alias, ans, req.Client)
 	}
 	return mqtt.AuthExchange{Result: mqtt.AuthResult{ReasonCode: byte(packets.BadAuthMethod),
 		Reason: "no plugin supports authentication method " + req.Method}}, false
@@ -103,7 +103,7 @@ func (st *state) nextStep(ctx context.Context, req *AuthRequest, x *exchange) (m
 		if ans.Result == Ignore {
 			ans.Result, ans.Reason = Deny, "the plugin gave up the authentication exchange"
 		}
-		return stepResult(p.alias, ans)
+		return stepResult(p.alias, ans, req.Client)
 	}
 	return mqtt.AuthExchange{Result: mqtt.AuthResult{ReasonCode: byte(packets.NotAuthorized),
 		Reason: "the plugin of this authentication exchange is gone", Plugin: x.alias}}, false
@@ -111,8 +111,9 @@ func (st *state) nextStep(ctx context.Context, req *AuthRequest, x *exchange) (m
 
 // stepResult turns a plugin's answer to a step into the broker's. A step
 // the plugin could not decide is a refusal whatever its on-error policy:
-// an exchange is only ever completed by the plugin's own allow.
-func stepResult(alias string, ans answer) (mqtt.AuthExchange, bool) {
+// an exchange is only ever completed by the plugin's own allow, which
+// brings the client's grants and attributes (bound to c) like any allow.
+func stepResult(alias string, ans answer, c *mqtt.ClientInfo) (mqtt.AuthExchange, bool) {
 	if ans.failed {
 		ans.Result = Deny
 	}
@@ -120,7 +121,7 @@ func stepResult(alias string, ans answer) (mqtt.AuthExchange, bool) {
 	case Continue:
 		return mqtt.AuthExchange{Continue: true, Data: authData(ans.AuthData)}, false
 	case Allow:
-		return mqtt.AuthExchange{Data: authData(ans.AuthData), Result: mqtt.AuthResult{Allow: true, Plugin: alias}}, false
+		return mqtt.AuthExchange{Data: authData(ans.AuthData), Result: mqtt.AuthResult{Allow: true, Plugin: alias, Login: bindLogin(ans.Login, c)}}, false
 	}
 	return mqtt.AuthExchange{Result: authDenied(alias, ans)}, ans.outage()
 }

@@ -68,6 +68,7 @@ type Manager struct {
 	broker   string
 	metrics  *metrics
 	chains   *chainCounters
+	grants   *chainCounters // topic checks the clients' grants decided
 	idPrefix string
 	seq      atomic.Uint64
 
@@ -100,6 +101,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m.chains = m.metrics.forChains()
+	m.grants = m.metrics.forGrants()
 	m.limits = newLoginLimiter(opts.Auth.RateLimit)
 	st, err := m.compile(opts)
 	if err != nil {
@@ -112,7 +114,9 @@ func New(opts Options) (*Manager, error) {
 	if len(st.auth) > 0 || len(st.shadowAuth) > 0 || !st.anonymous {
 		m.hooks.Auth = &authChain{m}
 	}
-	if st.topicsOn {
+	// An auth plugin may answer grants, which the topic chain enforces
+	// even with topic-check off.
+	if st.topicsOn || len(st.auth) > 0 {
 		m.hooks.Topics = &topicChain{m}
 	}
 	if st.mask != 0 {
@@ -123,7 +127,8 @@ func New(opts Options) (*Manager, error) {
 
 // Hooks is the seam to hand to mqtt.Options. What it holds is decided at New:
 // Auth is nil when no plugin authenticates and anonymous clients are
-// allowed, Topics is nil when topic-check is off, Events is nil when no
+// allowed, Topics is nil when topic-check is off and no plugin authenticates
+// (whose grants it would enforce), Events is nil when no
 // plugin wants any event.
 func (m *Manager) Hooks() mqtt.Hooks { return m.hooks }
 

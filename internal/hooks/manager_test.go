@@ -74,8 +74,9 @@ func TestHooksNilWhereNothingIsConfigured(t *testing.T) {
 	}{
 		{"nothing", Options{Auth: AuthOptions{AllowAnonymous: true}}, false, false, false, 0},
 		{"anonymous off", Options{}, true, false, false, 0},
+		// An auth plugin may answer grants, which the topic chain enforces.
 		{"auth plugin", Options{Plugins: map[string]PluginSpec{"a": {Plugin: &scripted{}}},
-			Auth: AuthOptions{Plugins: []string{"a"}, AllowAnonymous: true}}, true, false, false, 0},
+			Auth: AuthOptions{Plugins: []string{"a"}, AllowAnonymous: true}}, true, true, false, 0},
 		{"topic-check on", Options{Auth: AuthOptions{AllowAnonymous: true}, Topics: TopicOptions{Enable: true}}, false, true, false, 0},
 		{"sink wanting nothing", Options{Auth: AuthOptions{AllowAnonymous: true},
 			Plugins: map[string]PluginSpec{"q": {Plugin: quiet}}}, false, false, false, 0},

@@ -46,6 +46,7 @@ var outcomeNames = [numOutcomes]string{"allow", "deny", "ignore", "error", "time
 type metrics struct {
 	decisions   *striped.CounterVec
 	chain       *striped.CounterVec
+	grants      *striped.CounterVec
 	events      *striped.CounterVec
 	eventPanics *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
@@ -62,6 +63,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		chain: striped.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_plugin_chain_decisions_total",
 			Help: "Final decisions of the authenticate and topic-check chains, by action and result.",
+		}, []string{"action", "result"}),
+		grants: striped.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqttd_plugin_grant_decisions_total",
+			Help: "Topic checks decided by the grants a client's authentication answered (acl), without asking a topic plugin, by action and result.",
 		}, []string{"action", "result"}),
 		events: striped.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_plugin_events_total",
@@ -85,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	for _, sv := range []**striped.CounterVec{&m.decisions, &m.chain, &m.events} {
+	for _, sv := range []**striped.CounterVec{&m.decisions, &m.chain, &m.grants, &m.events} {
 		if *sv, err = share(reg, *sv); err != nil {
 			return nil, err
 		}
@@ -214,11 +219,16 @@ func (m *metrics) forget(alias string) {
 // chainCounters are the chain's children, looked up once.
 type chainCounters [numActs][2]*striped.Counter // [action][deny, allow]
 
-func (m *metrics) forChains() *chainCounters {
+func (m *metrics) forChains() *chainCounters { return countersOf(m.chain) }
+
+// forGrants are the grant decisions' children, looked up once.
+func (m *metrics) forGrants() *chainCounters { return countersOf(m.grants) }
+
+func countersOf(v *striped.CounterVec) *chainCounters {
 	var cc chainCounters
 	for a := range numActs {
-		cc[a][0] = m.chain.WithLabelValues(actNames[a], "deny")
-		cc[a][1] = m.chain.WithLabelValues(actNames[a], "allow")
+		cc[a][0] = v.WithLabelValues(actNames[a], "deny")
+		cc[a][1] = v.WithLabelValues(actNames[a], "allow")
 	}
 	return &cc
 }

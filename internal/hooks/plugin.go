@@ -59,6 +59,12 @@ type Decision struct {
 	// bytes; a string keeps Decision comparable): the challenge of a
 	// Continue, or the final data of an Allow.
 	AuthData string
+	// Login is what an authenticate allow says about the client: grants
+	// (their filters may use %u and %c, which the chain replaces with the
+	// client's user name and client id) and attributes. The broker keeps
+	// it with the client until its next (re-)authentication. Ignored on
+	// any other answer; must not be changed once returned.
+	Login *mqtt.Login
 }
 
 // AuthRequest is what an authenticate call is about. Client is the

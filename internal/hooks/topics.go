@@ -11,8 +11,10 @@ import (
 // docs/design.md §3.2 over the topic plugins of the current state.
 type topicChain struct{ m *Manager }
 
-// CheckTopic decides one subscribe, publish or receive. Any deny denies,
-// else any allow allows, else topic-check.default decides (topicRound).
+// CheckTopic decides one subscribe, publish or receive. The client's
+// grants come first (checkGrants); when none matches, any plugin's deny
+// denies, else any allow allows, else topic-check.default decides
+// (topicRound).
 //
 // Plugins are asked one after another, on the caller's goroutine, and the
 // first deny ends the round: its answer cannot be overruled, and a check
@@ -33,9 +35,14 @@ func (t *topicChain) CheckTopic(ctx context.Context, c *mqtt.ClientInfo, req mqt
 		return mqtt.TopicResult{ReasonCode: byte(packets.ImplementationSpecific), Reason: "unknown topic action"}
 	}
 	st := t.m.cur.Load()
+	granted, byGrant := t.m.checkGrants(c, &req)
 	shadows := st.askShadowTopic(act, c, req)
 	var res mqtt.TopicResult
 	defer func() { shadows.finish(res.Allow) }() // whatever happens: the shadows wait for it
+	if byGrant {
+		res = granted // counted by checkGrants
+		return res
+	}
 	res = st.checkTopic(ctx, t.m, act, c, req)
 	t.m.chains.count(act, res.Allow)
 	return res
@@ -101,6 +108,9 @@ func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (m
 	act := int(req.Action)
 	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
 		return mqtt.TopicResult{}, false // CheckTopic refuses it
+	}
+	if res, ok := t.m.checkGrants(c, &req); ok {
+		return res, true
 	}
 	st := t.m.cur.Load()
 	if !st.topicsOn {

@@ -140,6 +140,7 @@ func (c *client) onAuth(p *packets.Auth) error {
 			c.b.stats.authRejected.Add(1)
 			return &protoError{packets.DenyCode(packets.DISCONNECT, st.Result.ReasonCode), "re-authentication failed: " + st.Result.Reason}
 		}
+		c.info.SetLogin(st.Result.Login) // the new grants and attributes apply from the next check
 		code = packets.Success
 	}
 	out := &packets.Auth{ReasonCode: code}

@@ -96,9 +96,6 @@ func (c *client) readConnect(p *packets.Connect) error {
 		return err
 	}
 	c.version = p.ProtocolVersion
-	if b.evMask().Has(EventPacketReceived) {
-		b.emit(&Event{Type: EventPacketReceived, Packet: p})
-	}
 	return nil
 }
 
@@ -115,17 +112,18 @@ func (c *client) takeConnect(p *packets.Connect, ack *packets.Properties) error 
 	if v5 {
 		c.readConnectProps(&p.Props)
 	}
-	if c.info.ClientID == "" {
-		// 3.1.1: [MQTT-3.1.3-8] an empty id needs a clean session, and
-		// [MQTT-3.1.3-6] then the server assigns one. MQTT 5 assigns one
-		// either way and says which ([MQTT5-3.2.2-16]).
-		if !v5 && !p.CleanStart {
-			c.refuseConnect(packets.ClientIDNotValid, "")
-			return errors.New("empty client id without clean session")
-		}
+	// 3.1.1: [MQTT-3.1.3-8] an empty id needs a clean session, and
+	// [MQTT-3.1.3-6] then the server assigns one. MQTT 5 assigns one
+	// either way and says which ([MQTT5-3.2.2-16]).
+	if c.info.ClientID == "" && (v5 || p.CleanStart) {
 		c.info.ClientID = assignClientID()
 		c.info.AssignedID = true
 		ack.AssignedClientID = c.info.ClientID
+	}
+	c.b.emitConnectReceived(&c.info, p)
+	if c.info.ClientID == "" {
+		c.refuseConnect(packets.ClientIDNotValid, "")
+		return errors.New("empty client id without clean session")
 	}
 	keepAlive := p.KeepAlive
 	if max := c.b.limits.MaxKeepAlive; max > 0 && (keepAlive == 0 || keepAlive > max) {

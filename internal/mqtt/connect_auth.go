@@ -69,9 +69,14 @@ func (c *client) authRound(data []byte) ([]byte, error) {
 	return in.Props.AuthData, nil
 }
 
-// checkAuth refuses the CONNECT unless res allows it.
+// checkAuth refuses the CONNECT unless res allows it. An allowed client
+// keeps what its authentication said about it (res.Login).
 func (c *client) checkAuth(res AuthResult) error {
 	if res.Allow {
+		// The cell is made even for a nil Login, before the client is
+		// shared, so a re-authentication only ever swaps its content.
+		c.info.login = new(loginCell)
+		c.info.login.p.Store(res.Login)
 		return nil
 	}
 	c.b.stats.authRejected.Add(1)

@@ -22,6 +22,14 @@ func (b *Broker) emitPacketReceived(ci *ClientInfo, fh packets.FixedHeader, body
 	}
 }
 
+// emitConnectReceived reports a CONNECT once the client's identity is
+// known, so that the event names who sent it.
+func (b *Broker) emitConnectReceived(ci *ClientInfo, p *packets.Connect) {
+	if b.evMask().Has(EventPacketReceived) {
+		b.emit(&Event{Type: EventPacketReceived, Client: ci, Packet: p})
+	}
+}
+
 // decodeCopy decodes a whole encoded packet; only the event path uses it,
 // so the hot path never boxes a packet into an interface.
 func decodeCopy(raw []byte, v packets.Version) packets.Packet {

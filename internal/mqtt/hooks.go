@@ -35,6 +35,8 @@ type ClientInfo struct {
 	AssignedID      bool                   // the broker generated ClientID
 	UserProperties  []packets.UserProperty // MQTT 5 CONNECT user properties
 	AuthMethod      string                 // MQTT 5 enhanced authentication method, if any
+
+	login *loginCell // grants and attributes from authentication (Login, SetLogin)
 }
 
 // AuthResult is the answer to a CONNECT. ReasonCode is an MQTT 5 reason code
@@ -48,6 +50,10 @@ type AuthResult struct {
 	// Plugin names who decided (a plugin alias), for the operator's log and
 	// the admin API; "" when the broker's own rules decided.
 	Plugin string
+	// Login is what an allowing authentication said about the client
+	// (grants, attributes); nil when nothing. The broker keeps it with the
+	// connection.
+	Login *Login
 }
 
 // Authenticator decides whether a client may connect. It runs on the

@@ -23,6 +23,16 @@ type Status struct {
 	Events         EventStatus               `json:"events"`          // event delivery counts
 }
 
+// Listed is one plugin in the admin API's list: every alias, built-ins
+// included. An HTTP plugin's Status fields come along (alias, url, ready,
+// ...); a built-in has alias, type and capabilities only.
+type Listed struct {
+	Alias        string   `json:"alias"`        // the plugin's config alias
+	Type         string   `json:"type"`         // http, password-file, acl-file or event-log
+	Capabilities []string `json:"capabilities"` // authenticate, topic_filtering, events
+	*Status               // an HTTP plugin's; nil for a built-in
+}
+
 // EndpointStatus is one decision endpoint's breaker.
 type EndpointStatus struct {
 	BreakerState        string `json:"breaker_state"`        // closed, half_open or open
@@ -166,7 +176,11 @@ func (p *Plugin) PurgeCache(clientID, username string) int {
 // /api/v1/plugins and its purge routes (internal/admin) serve the same
 // data, and the admin listener's guard (token, same-origin, JSON bodies)
 // covers both.
-func AdminRoutes(list func() []*Plugin) http.Handler {
+//
+// all, when not nil, lists every plugin for GET /, built-ins included, each
+// with its type and capabilities (and an HTTP plugin's Status); nil lists
+// the HTTP plugins alone, as before.
+func AdminRoutes(list func() []*Plugin, all func() []Listed) http.Handler {
 	r := chi.NewRouter()
 	find := func(w http.ResponseWriter, req *http.Request) *Plugin {
 		alias := chi.URLParam(req, "alias")
@@ -179,6 +193,14 @@ func AdminRoutes(list func() []*Plugin) http.Handler {
 		return nil
 	}
 	r.Get("/", func(w http.ResponseWriter, _ *http.Request) {
+		if all != nil {
+			out := all()
+			if out == nil {
+				out = []Listed{}
+			}
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
 		out := []Status{}
 		for _, p := range list() {
 			out = append(out, p.Status())

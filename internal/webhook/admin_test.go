@@ -35,7 +35,7 @@ func TestAdminRoutes(t *testing.T) {
 	f := newFake(t)
 	accounts := newPlugin(t, f.url(), nil)
 	audit := newPlugin(t, f.url(), func(o *Options) { o.Alias = "audit" })
-	srv := httptest.NewServer(AdminRoutes(func() []*Plugin { return []*Plugin{accounts, audit} }))
+	srv := httptest.NewServer(AdminRoutes(func() []*Plugin { return []*Plugin{accounts, audit} }, nil))
 	defer srv.Close()
 
 	for _, id := range []string{"c1", "c2", "c3"} {

@@ -32,7 +32,10 @@ const maxAnswerSeconds = 1 << 30
 // request rejects it (KindRejected, a refusal), and anything else is an
 // error. A 404 in particular is never "ignore": a wrong URL must not let
 // anyone in; it is an error so on-error answers and the breaker sees it.
-func readDecision(r *response) (verdict, Kind, error) {
+//
+// login reads an allow's acl and attributes (authenticate only; nil
+// elsewhere, where they are ignored).
+func readDecision(r *response, login *LoginOptions) (verdict, Kind, error) {
 	switch {
 	case r.status == http.StatusNoContent:
 		v := verdict{d: hooks.Decision{Result: hooks.Allow}}
@@ -42,12 +45,12 @@ func readDecision(r *response) (verdict, Kind, error) {
 		v := verdict{d: hooks.Decision{Result: hooks.Deny}}
 		v.ttl, v.given = cacheControl(r.header)
 		// A body is optional here; its reason is used when it parses.
-		if d, err := parseDecision(r); err == nil && d.d.Result == hooks.Deny {
+		if d, err := parseDecision(r, nil); err == nil && d.d.Result == hooks.Deny {
 			v = d
 		}
 		return v, 0, nil
 	case r.status >= 200 && r.status < 300:
-		v, err := parseDecision(r)
+		v, err := parseDecision(r, login)
 		if err != nil {
 			return verdict{}, KindBadAnswer, err
 		}
@@ -76,7 +79,7 @@ func blamesRequest(status int) bool {
 // parseDecision reads a Decision body. Unknown fields are allowed (a
 // plugin may answer more than this broker version knows); an unknown
 // result, an out-of-range reason code or TTL, or a cut-off body is not.
-func parseDecision(r *response) (verdict, error) {
+func parseDecision(r *response, login *LoginOptions) (verdict, error) {
 	if r.tooLong {
 		return verdict{}, fmt.Errorf("answer longer than max-body (%d bytes)", len(r.body))
 	}
@@ -103,6 +106,13 @@ func parseDecision(r *response) (verdict, error) {
 	v.d.AuthData = string(d.AuthData)
 	if d.Reason != nil {
 		v.d.Reason = *d.Reason
+	}
+	if login != nil && v.d.Result == hooks.Allow {
+		l, err := login.readLogin(&d)
+		if err != nil {
+			return verdict{}, err
+		}
+		v.d.Login = l
 	}
 	if d.ReasonCode != nil {
 		if *d.ReasonCode < 0 || *d.ReasonCode > 255 {

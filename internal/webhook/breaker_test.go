@@ -23,7 +23,9 @@ func breakerPlugin(t *testing.T, status int, b BreakerOptions) (*fake, *Plugin) 
 }
 
 func TestBreakerOpensThenAProbeClosesIt(t *testing.T) {
-	f, p := breakerPlugin(t, 500, BreakerOptions{ConsecutiveFailures: 3, OpenFor: 50 * time.Millisecond})
+	// OpenFor must outlast the five calls made while it is open, on a
+	// loaded machine too (50ms did not); the test waits it out once.
+	f, p := breakerPlugin(t, 500, BreakerOptions{ConsecutiveFailures: 3, OpenFor: time.Second})
 	for i := range 3 {
 		if _, err := auth(p, mqttClient("c1", "alice"), "pw"); kindOf(err) != KindStatus {
 			t.Fatalf("call %d: %v", i, err)

@@ -256,7 +256,14 @@ func (p *Plugin) post(ctx context.Context, ep *endpoint, body []byte, exchange b
 		}
 		return fail(classify(callCtx, err), 0, err)
 	}
-	v, kind, err := readDecision(r)
+	var login *LoginOptions
+	if ep == p.auth {
+		login = &p.opts.Login
+	}
+	v, kind, err := readDecision(r, login)
+	if le := (*loginError)(nil); errors.As(err, &le) {
+		p.metrics.loginRefused.WithLabelValues(p.opts.Alias, le.bound).Inc()
+	}
 	if kind == 0 && v.d.Result == hooks.Continue && !exchange {
 		kind, err = KindBadAnswer, errors.New(`result "continue" answers only an enhanced-authentication step`)
 	}

@@ -28,6 +28,7 @@ func TestDurableEventsThroughTheSpool(t *testing.T) {
 		o.Queue.Lanes, o.Queue.Linger = 1, time.Millisecond // one lane: one order to check
 		o.Queue.Backoff, o.Queue.MaxBackoff = time.Millisecond, 20*time.Millisecond
 	})
+	p.Start(t.Context()) // no manifest (404): every event goes out, none waits for one
 	evs := allEvents()
 	for _, e := range evs {
 		p.Event(e)
@@ -87,12 +88,14 @@ func TestDurableSpoolSharedAcrossRebuild(t *testing.T) {
 		o.Queue.Linger, o.Queue.Backoff, o.Queue.MaxBackoff = time.Millisecond, time.Millisecond, 20*time.Millisecond
 	}
 	old := newPlugin(t, f.url(), edit)
+	old.Start(t.Context()) // no manifest (404): every event goes out, none waits for one
 	evs := allEvents()
 	for _, e := range evs[:5] {
 		old.Event(e)
 	}
 	eventually(t, "the old plugin's events spooled", func() bool { return old.spoolStats().Records == 5 })
 	rebuilt := newPlugin(t, f.url(), edit) // same directory, old still open
+	rebuilt.Start(t.Context())
 	closePlugin(t, old)
 	down.Store(false)
 	eventually(t, "the rebuilt plugin delivered them", func() bool { return rebuilt.eventStats().FromSpool >= 5 })

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -69,6 +71,10 @@ func appendEvent(dst []byte, e *hooks.Event, broker string, config map[string]an
 	if c := e.Client; c != nil {
 		dst = append(dst, `,"client_id":`...)
 		dst = appendString(dst, c.ClientID)
+		if a := c.Attributes(); len(a) > 0 {
+			dst = append(dst, `,"attributes":`...)
+			dst = appendAttributes(dst, a)
+		}
 	}
 	switch e.Type {
 	case mqtt.EventClientConnected, mqtt.EventClientDisconnected, mqtt.EventClientSubscribed, mqtt.EventClientUnsubscribed:
@@ -395,4 +401,19 @@ func appendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[done:]...)
 	return append(dst, '"')
+}
+
+// appendAttributes appends a client's attributes as a JSON object, keys in
+// order as encoding/json writes a map.
+func appendAttributes(dst []byte, a map[string]string) []byte {
+	dst = append(dst, '{')
+	for i, k := range slices.Sorted(maps.Keys(a)) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = appendString(dst, a[k])
+	}
+	return append(dst, '}')
 }

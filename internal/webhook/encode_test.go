@@ -25,20 +25,21 @@ import (
 // type; they share every field they have, so one struct with the
 // type-specific fields optional covers all thirteen.
 type refEventJSON struct {
-	ID       string          `json:"id"`
-	Seq      uint64          `json:"seq"`
-	Type     string          `json:"type"`
-	Time     string          `json:"time"`
-	Broker   string          `json:"broker"`
-	ClientID *string         `json:"client_id,omitempty"`
-	Session  *wire.Session   `json:"session,omitempty"`
-	Topic    *string         `json:"topic,omitempty"`
-	QoS      *int            `json:"qos,omitempty"`
-	Reason   *string         `json:"reason,omitempty"`
-	Target   string          `json:"target_client_id,omitempty"`
-	Message  *wire.Message   `json:"message,omitempty"`
-	Packet   any             `json:"packet,omitempty"`
-	Config   *map[string]any `json:"config,omitempty"`
+	ID       string            `json:"id"`
+	Seq      uint64            `json:"seq"`
+	Type     string            `json:"type"`
+	Time     string            `json:"time"`
+	Broker   string            `json:"broker"`
+	ClientID *string           `json:"client_id,omitempty"`
+	Attrs    map[string]string `json:"attributes,omitempty"`
+	Session  *wire.Session     `json:"session,omitempty"`
+	Topic    *string           `json:"topic,omitempty"`
+	QoS      *int              `json:"qos,omitempty"`
+	Reason   *string           `json:"reason,omitempty"`
+	Target   string            `json:"target_client_id,omitempty"`
+	Message  *wire.Message     `json:"message,omitempty"`
+	Packet   any               `json:"packet,omitempty"`
+	Config   *map[string]any   `json:"config,omitempty"`
 }
 
 func refEncodeEvent(dst []byte, e *hooks.Event, broker string, config map[string]any) ([]byte, error) {
@@ -54,6 +55,7 @@ func refEncodeEvent(dst []byte, e *hooks.Event, broker string, config map[string
 	}
 	if c := e.Client; c != nil {
 		j.ClientID = &c.ClientID
+		j.Attrs = c.Attributes()
 	}
 	switch e.Type {
 	case mqtt.EventBrokerPreStart:
@@ -272,6 +274,7 @@ func encodeCases() []*hooks.Event {
 			add(e)
 		}
 		c2 := mqttClient("c", "u")
+		c2.SetLogin(&mqtt.Login{Attributes: map[string]string{s: s, "tenant": "<a&b>", "": "\u2028"}})
 		for _, pk := range []packets.Packet{
 			&packets.Connect{ClientID: s, Username: s, WillFlag: true, WillTopic: s, WillPayload: payload, WillRetain: true, WillQoS: 2},
 			&packets.Connect{ClientID: s, Username: s, WillTopic: "not sent without the flag"},

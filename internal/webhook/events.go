@@ -35,7 +35,8 @@ func (o Options) wantedEvents() mqtt.EventMask {
 }
 
 // Wants reports the events the plugin takes: the config's list, else the
-// manifest's once it has answered, else all of them. It only ever narrows,
+// manifest's once it has answered, else all of them (held until it
+// answers, then filtered). It only ever narrows,
 // so a caller that reads it once (before Start, say) gets a superset and
 // Event drops the rest.
 func (p *Plugin) Wants() mqtt.EventMask { return mqtt.EventMask(p.mask.Load()) }
@@ -44,8 +45,11 @@ func (p *Plugin) Wants() mqtt.EventMask { return mqtt.EventMask(p.mask.Load()) }
 // encoded into the plugin's next batch at once, so the framework need not
 // copy it. It never blocks; events the manifest left out are dropped here,
 // before anything is serialised.
+//
+// Until the manifest answers (when the config names no events), events
+// are held instead (see pending), and sent only if the manifest asks.
 func (p *Plugin) BorrowEvent(e *hooks.Event) {
-	if mqtt.EventMask(p.mask.Load()).Has(e.Type) {
+	if mqtt.EventMask(p.mask.Load()).Has(e.Type) && !p.held.hold(e) {
 		p.events.Push(e)
 	}
 }

@@ -111,6 +111,7 @@ func closePlugin(t *testing.T, p *Plugin) {
 func TestEveryEventMatchesTheSpec(t *testing.T) {
 	f := newFake(t)
 	p := newPlugin(t, f.url(), func(o *Options) { o.Queue = batch.Options{Lanes: 1, Linger: -1} })
+	p.Start(t.Context()) // the fake has no manifest (404): every event is sent
 	evs := allEvents()
 	for _, e := range evs {
 		p.Event(e)

@@ -30,7 +30,7 @@ func FuzzReadDecision(f *testing.F) {
 		if cacheControl != "" {
 			r.header.Add("Cache-Control", cacheControl)
 		}
-		v, kind, err := readDecision(r)
+		v, kind, err := readDecision(r, &DefaultLogin)
 		if kind == 0 && err != nil {
 			t.Fatalf("error %v without a kind", err)
 		}
@@ -47,7 +47,7 @@ func FuzzReadDecision(f *testing.F) {
 				t.Fatalf("%d gave %+v, kind %v", status, v, kind)
 			}
 		case status >= 200 && status < 300:
-			_, perr := parseDecision(r)
+			_, perr := parseDecision(r, &DefaultLogin)
 			if (perr != nil) != (kind == KindBadAnswer) || (perr == nil && kind != 0) {
 				t.Fatalf("%d: parse error %v but kind %v", status, perr, kind)
 			}
@@ -64,7 +64,7 @@ func FuzzReadDecision(f *testing.F) {
 			checkVerdict(t, v)
 		}
 
-		pv, err := parseDecision(r)
+		pv, err := parseDecision(r, &DefaultLogin)
 		if err != nil {
 			return
 		}

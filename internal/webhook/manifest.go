@@ -63,6 +63,7 @@ func (p *Plugin) askManifest(ctx context.Context) error {
 	case r.status == http.StatusNotFound:
 		p.ready.Store(true)
 		p.opts.Logger.Info("webhook plugin has no manifest; using the config")
+		p.releaseHeld()
 		return nil
 	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
 		return fmt.Errorf("plugin %s: manifest: answered HTTP %d: the plugin refused the broker's signed request; the alias's secret must be the one the plugin checks signatures with (HOOKS_SECRET for examples/hooks-node)", p.opts.Alias, r.status)
@@ -77,7 +78,14 @@ func (p *Plugin) askManifest(ctx context.Context) error {
 	}
 	p.applyManifest(&m)
 	p.ready.Store(true)
+	p.releaseHeld()
 	return nil
+}
+
+// releaseHeld sends the events held while the manifest was awaited, those
+// it asks for (all of them when the plugin has none).
+func (p *Plugin) releaseHeld() {
+	p.held.release(mqtt.EventMask(p.mask.Load()), p.events.Push)
 }
 
 // applyManifest narrows the events to what the manifest asks for, unless

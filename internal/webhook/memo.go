@@ -56,11 +56,15 @@ type topicMemo struct {
 	testClock func() int64 // when set, the time for lookups instead of clock
 }
 
-// memoKey is exactly the fields of a topic_filtering request.
+// memoKey is exactly the fields of a topic_filtering request. The
+// client's attributes are keyed by the Login holding them (nil when there
+// are none): a Login is immutable, so the same pointer means the same
+// attributes, and a new login merely misses once.
 type memoKey struct {
 	clientID, username, topic string
 	action, qos               uint8
 	retain                    bool
+	attrs                     *mqtt.Login
 }
 
 // memoItem is one memoized decision. It is never changed once stored.
@@ -81,8 +85,12 @@ func newTopicMemo(size int, served func() uint64) *topicMemo {
 }
 
 func keyOf(c *mqtt.ClientInfo, r mqtt.TopicRequest) memoKey {
-	return memoKey{clientID: c.ClientID, username: c.Username, topic: r.Topic,
+	k := memoKey{clientID: c.ClientID, username: c.Username, topic: r.Topic,
 		action: uint8(r.Action), qos: r.QoS, retain: r.Retain}
+	if l := c.Login(); l != nil && len(l.Attributes) > 0 {
+		k.attrs = l
+	}
+	return k
 }
 
 // set returns the slots k may occupy.

@@ -63,6 +63,7 @@ type metricSet struct {
 	hits                  *striped.CounterVec
 	misses, stale, evicts *prometheus.CounterVec
 	slotWaits             *prometheus.CounterVec
+	loginRefused          *prometheus.CounterVec // authenticate answers over a login bound
 
 	mu   sync.Mutex
 	live map[string][]*Plugin   // by alias, oldest first
@@ -120,7 +121,7 @@ func (s *metricSet) release(p *Plugin, final batch.Stats) {
 		delete(s.base, alias)
 		only := prometheus.Labels{"plugin": alias}
 		for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-			s.duration, s.decisions, s.transitions, s.hits, s.misses, s.stale, s.evicts, s.slotWaits,
+			s.duration, s.decisions, s.transitions, s.hits, s.misses, s.stale, s.evicts, s.slotWaits, s.loginRefused,
 		} {
 			v.DeletePartialMatch(only)
 		}
@@ -158,13 +159,16 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 		evicts: perPlugin("mqttd_webhook_cache_evictions_total", "Entries pushed out of a full cache."),
 		slotWaits: perPlugin("mqttd_webhook_auth_slot_waits_total",
 			"Authenticate calls that found every max-concurrent slot taken and waited (those still waiting at the timeout are refused: decisions_total outcome busy)."),
+		loginRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqttd_webhook_login_refused_total",
+			Help: "Authenticate answers refused as errors because their acl or attributes went over a login bound (max-acl-rules, max-acl-topic-bytes, max-attributes, max-attribute-bytes); the on-error policy answered them."},
+			[]string{"plugin", "bound"}),
 		live: map[string][]*Plugin{},
 		base: map[string]batch.Stats{},
 	}
 }
 
 func (s *metricSet) collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.duration, s.decisions, s.transitions, s.hits, s.misses, s.stale, s.evicts, s.slotWaits, s}
+	return []prometheus.Collector{s.duration, s.decisions, s.transitions, s.hits, s.misses, s.stale, s.evicts, s.slotWaits, s.loginRefused, s}
 }
 
 func (s *metricSet) unregister() {

@@ -37,6 +37,7 @@ type Options struct {
 	// MaxConcurrent bounds the authenticate calls in flight at once; a
 	// call waits for a slot within its timeout, then is refused [64].
 	MaxConcurrent int
+	Login         LoginOptions          // bounds on the acl and attributes of an authenticate answer [DefaultLogin]
 	Cache         CacheOptions          // the decision cache and the topic memo in front of it
 	Breaker       BreakerOptions        // when failing calls stop being made, per endpoint
 	Queue         batch.Options         // event delivery; Logger defaults to this plugin's
@@ -101,6 +102,11 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.MaxBody, 64<<10)
 	setDefault(&o.MaxRequest, 64<<10)
 	setDefault(&o.MaxConcurrent, 64)
+	l := &o.Login
+	setDefault(&l.MaxACLRules, DefaultLogin.MaxACLRules)
+	setDefault(&l.MaxACLTopicBytes, DefaultLogin.MaxACLTopicBytes)
+	setDefault(&l.MaxAttributes, DefaultLogin.MaxAttributes)
+	setDefault(&l.MaxAttributeBytes, DefaultLogin.MaxAttributeBytes)
 	b := &o.Breaker
 	setDefault(&b.ConsecutiveFailures, 5)
 	setDefault(&b.MinRequests, 20)

@@ -45,6 +45,7 @@ type Plugin struct {
 	events   *batch.Pipeline
 	spool    *spool.Spool  // durable events only
 	mask     atomic.Uint32 // mqtt.EventMask: what Event lets through (the manifest narrows it)
+	held     pending       // events waiting for the manifest (events not in the config)
 	manifest atomic.Pointer[wire.Manifest]
 	ready    atomic.Bool
 
@@ -113,6 +114,11 @@ func New(opts Options) (*Plugin, error) {
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.mask.Store(uint32(o.wantedEvents()))
 	p.events = batch.New(p.opts.Queue, p.encodeEvent, p.sendEvents)
+	p.held.limit = max(o.Queue.QueueSize, 1)
+	if o.Queue.QueueSize <= 0 {
+		p.held.limit = 10000 // batch's default
+	}
+	p.held.on.Store(o.Events == nil)
 	return p, nil
 }
 
@@ -198,6 +204,9 @@ func (p *Plugin) Close(ctx context.Context) error {
 		if p.memo != nil {
 			p.memo.close()
 		}
+		if n := p.held.drop(); n > 0 {
+			p.opts.Logger.Warn("webhook events held for the manifest dropped at shutdown: the plugin never answered GET /manifest", "events", n)
+		}
 		p.closeErr = errors.Join(p.events.Close(ctx), p.closeSpool())
 		p.metrics.release(p, p.events.Stats())
 		p.client.close()
@@ -214,4 +223,10 @@ func (p *Plugin) cacheLen() int {
 }
 
 // eventStats are the event pipeline's counters.
-func (p *Plugin) eventStats() batch.Stats { return p.events.Stats() }
+func (p *Plugin) eventStats() batch.Stats {
+	st := p.events.Stats()
+	st.Queued += p.held.held()
+	st.Dropped.Overflow += p.held.overflow.Load()
+	st.Dropped.Shutdown += p.held.shutdown.Load()
+	return st
+}

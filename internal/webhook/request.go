@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/mqttd/mqttd/internal/hooks"
@@ -78,10 +80,18 @@ func flag(v bool) byte {
 	return 0
 }
 
-// topicKey covers every field of a topic_filtering request.
+// topicKey covers every field of a topic_filtering request, the client's
+// attributes included (in key order).
 func topicKey(k *cache.Keyer, c *mqtt.ClientInfo, r mqtt.TopicRequest) cache.Key {
-	return k.Begin(domainTopicFiltering).String(c.ClientID).String(c.Username).
-		String(r.Topic).Byte(byte(r.Action)).Byte(r.QoS).Byte(flag(r.Retain)).Sum()
+	b := k.Begin(domainTopicFiltering).String(c.ClientID).String(c.Username).
+		String(r.Topic).Byte(byte(r.Action)).Byte(r.QoS).Byte(flag(r.Retain))
+	if a := c.Attributes(); len(a) > 0 {
+		b = b.Uvarint(uint64(len(a)))
+		for _, name := range slices.Sorted(maps.Keys(a)) {
+			b = b.String(name).String(a[name])
+		}
+	}
+	return b.Sum()
 }
 
 // authJSON is the POST /authenticate body: the session fields plus the
@@ -141,11 +151,22 @@ func authBody(req *hooks.AuthRequest) ([]byte, error) {
 // topicBody is the POST /topic_filtering body.
 func topicBody(c *mqtt.ClientInfo, r mqtt.TopicRequest) ([]byte, error) {
 	return json.Marshal(&wire.TopicFilteringRequest{
-		ClientID: c.ClientID,
-		Username: c.Username,
-		Topic:    r.Topic,
-		Action:   wire.TopicFilteringRequestAction(r.Action.String()),
-		QOS:      int(r.QoS),
-		Retain:   r.Retain,
+		ClientID:   c.ClientID,
+		Username:   c.Username,
+		Topic:      r.Topic,
+		Action:     wire.TopicFilteringRequestAction(r.Action.String()),
+		QOS:        int(r.QoS),
+		Retain:     r.Retain,
+		Attributes: attributesOf(c),
 	})
+}
+
+// attributesOf is c's attributes on the wire: nil (absent) when none.
+func attributesOf(c *mqtt.ClientInfo) *wire.Attributes {
+	a := c.Attributes()
+	if len(a) == 0 {
+		return nil
+	}
+	w := wire.Attributes(a)
+	return &w
 }

@@ -13,6 +13,7 @@ import (
 const (
 	alice, alicePass = "alice", "wonderland"
 	bob, bobPass     = "bob", "builder"
+	carol, carolPass = "carol", "pencil" // SCRAM keys; her users line carries grants and attributes
 )
 
 // MQTT codes the test expects.
@@ -89,6 +90,7 @@ func TestStack(t *testing.T) {
 
 	t.Run("publish", func(t *testing.T) { testPublish(t, s) })
 	t.Run("receive", func(t *testing.T) { testReceive(t, s) })
+	t.Run("grants", func(t *testing.T) { testGrants(t, s) })
 	t.Run("outage and recovery", func(t *testing.T) { testOutage(t, s) })
 }
 
@@ -443,4 +445,44 @@ func merge(m map[string]string, k, v string) map[string]string {
 		out[a] = b
 	}
 	return out
+}
+
+// testGrants: carol's authenticate answer carries grants over
+// tenants/acme/<her client id>/# (but not secrets) and attributes. Her
+// subscribe, publish and receive checks cost no topic_filtering call, and
+// keep working while hooks-node is down; a check they do not cover is
+// asked, with her attributes.
+func testGrants(t *testing.T, s *stack) {
+	topicCalls := func() float64 {
+		n, _ := sum(s.metrics(t), "mqttd_webhook_request_duration_seconds_count",
+			map[string]string{"plugin": s.alias, "endpoint": "topic_filtering"})
+		return n
+	}
+	c := mustConnectV5(t, s.mqttAddr, "panel-3", carol, carolPass)
+	before := topicCalls()
+	if got := c.subscribe(t, "tenants/acme/panel-3/#"); !slices.Equal(got, []byte{v5GrantedQoS1}) {
+		t.Fatalf("carol SUBSCRIBE tenants/acme/panel-3/#: % x", got)
+	}
+	c.publish(t, "tenants/acme/panel-3/secrets", "s1") // published, not received
+	c.publish(t, "tenants/acme/panel-3/level", "1")
+	c.in.wait(t, "carol", "tenants/acme/panel-3/level", "1")
+	if n := topicCalls() - before; n != 0 {
+		t.Fatalf("%v topic_filtering calls for checks carol's grants cover, want 0", n)
+	}
+
+	port := s.hooksPort()
+	s.hooks.kill(t)
+	c.publish(t, "tenants/acme/panel-3/level", "2")
+	c.in.wait(t, "carol", "tenants/acme/panel-3/level", "2")
+	s.hooks = s.startHooks(port)
+	if c.in.has("tenants/acme/panel-3/secrets", "s1") {
+		t.Fatal("carol received tenants/acme/panel-3/secrets, which her grants deny")
+	}
+	// Not covered: asked (the demo ACL allows public/#).
+	if rc := c.publish(t, "public/notice", "hello"); rc >= 0x80 {
+		t.Fatalf("carol PUBLISH public/notice: 0x%02x", rc)
+	}
+	if n := topicCalls() - before; n < 1 {
+		t.Fatalf("no topic_filtering call for a topic carol's grants do not cover")
+	}
 }

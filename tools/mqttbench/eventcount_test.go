@@ -39,7 +39,12 @@ func encodeBatches(tb testing.TB, per int, evs []*hooks.Event) [][]byte {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	p, err := webhook.New(webhook.Options{Alias: "bench", URL: srv.URL, Broker: "vm", Logger: slog.New(slog.DiscardHandler),
+	// Every event named, so none waits for a manifest this server lacks.
+	var all []string
+	for _, t := range mqtt.EventTypes() {
+		all = append(all, t.String())
+	}
+	p, err := webhook.New(webhook.Options{Alias: "bench", URL: srv.URL, Broker: "vm", Logger: slog.New(slog.DiscardHandler), Events: all,
 		Config: map[string]any{"users": []any{map[string]any{"id": "x", "name": "y"}}},
 		Queue:  batch.Options{QueueSize: len(evs), Lanes: 1, MaxEvents: per, MaxBytes: 64 << 20, Linger: time.Hour}})
 	if err != nil {

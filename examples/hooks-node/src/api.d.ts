@@ -120,7 +120,30 @@ export interface components {
          * @description A plugin's answer to authenticate or topic_filtering.
          * @example {
          *       "result": "allow",
-         *       "cache_ttl": 300
+         *       "cache_ttl": 300,
+         *       "acl": [
+         *         {
+         *           "topic": "devices/%u/#",
+         *           "actions": [
+         *             "publish",
+         *             "subscribe",
+         *             "receive"
+         *           ],
+         *           "result": "allow"
+         *         },
+         *         {
+         *           "topic": "devices/+/secrets",
+         *           "actions": [
+         *             "subscribe",
+         *             "receive"
+         *           ],
+         *           "result": "deny"
+         *         }
+         *       ],
+         *       "attributes": {
+         *         "tenant": "acme",
+         *         "role": "sensor"
+         *       }
          *     }
          */
         Decision: {
@@ -149,6 +172,58 @@ export interface components {
              * @example cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
              */
             auth_data?: string;
+            /**
+             * @description Authenticate allow only (ignored elsewhere): the client's grants, kept with its connection until its
+             *     next CONNECT or re-authentication and evaluated by the broker itself, in order, before any topic
+             *     plugin is asked. The first rule whose `topic` and `actions` match a check decides it; a check no rule
+             *     matches goes to the topic-check chain as without grants. A publish or receive matches a rule whose
+             *     filter matches the topic; a subscribe matches a deny whose filter covers the whole subscribed filter,
+             *     and an allow whose filter shares a topic with it (a narrower deny is then enforced on each delivery).
+             *     A client whose grants cover its topics costs no `topic_filtering` call and keeps working while the
+             *     plugin is down. More rules than the alias's `login.max-acl-rules`, or a topic longer than
+             *     `login.max-acl-topic-bytes`, make the answer an error (the `on-error` policy answers).
+             */
+            acl?: components["schemas"]["AclRule"][];
+            attributes?: components["schemas"]["Attributes"];
+        };
+        /**
+         * @description One grant of an authenticate answer's `acl`.
+         * @example {
+         *       "topic": "devices/%u/#",
+         *       "actions": [
+         *         "publish",
+         *         "receive"
+         *       ],
+         *       "result": "allow"
+         *     }
+         */
+        AclRule: {
+            /**
+             * @description A topic filter (`+` and `#` allowed). `%u` stands for the client's user name and `%c` for its client
+             *     id; a rule whose value is empty is skipped, and one whose value holds `/`, `+` or `#` or starts with
+             *     `$` is skipped when it allows and denies every topic when it denies.
+             */
+            topic: string;
+            /** @description The checks the rule applies to. */
+            actions: ("publish" | "subscribe" | "receive")[];
+            /**
+             * @description What the rule decides.
+             * @enum {string}
+             */
+            result: "allow" | "deny";
+        };
+        /**
+         * @description Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+         *     them back in every `topic_filtering` request and every event about the client, and counts them in its
+         *     decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+         *     and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+         * @example {
+         *       "tenant": "acme",
+         *       "role": "sensor"
+         *     }
+         */
+        Attributes: {
+            [key: string]: string;
         };
         /**
          * @description A CONNECT to decide on. `password` is sent when the password is valid UTF-8, else `password_base64`;
@@ -258,7 +333,10 @@ export interface components {
          *       "topic": "factory/+/temperature",
          *       "action": "subscribe",
          *       "qos": 2,
-         *       "retain": false
+         *       "retain": false,
+         *       "attributes": {
+         *         "tenant": "acme"
+         *       }
          *     }
          */
         TopicFilteringRequest: {
@@ -274,6 +352,7 @@ export interface components {
             qos: components["schemas"]["QoS"];
             /** @description The message's retain flag (publish, receive); false for subscribe. */
             retain: boolean;
+            attributes?: components["schemas"]["Attributes"];
         };
         /**
          * @description The MQTT client identifier (the broker-assigned one when the client sent none).
@@ -869,6 +948,9 @@ export interface components {
          *       "broker": "node-1",
          *       "type": "broker_client_connected",
          *       "client_id": "sensor-17",
+         *       "attributes": {
+         *         "tenant": "acme"
+         *       },
          *       "session": {
          *         "client_id": "sensor-17",
          *         "username": "alice",
@@ -892,6 +974,7 @@ export interface components {
              */
             type: "broker_client_connected";
             client_id: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             session: components["schemas"]["Session"];
         };
         /**
@@ -927,6 +1010,7 @@ export interface components {
              */
             type: "broker_client_disconnected";
             client_id: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             session: components["schemas"]["Session"];
             /** @description Why the connection ended (client DISCONNECT, keep-alive timeout, takeover, error, shutdown). */
             reason: string;
@@ -965,6 +1049,7 @@ export interface components {
              */
             type: "broker_client_subscribed";
             client_id: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             session: components["schemas"]["Session"];
             /** @description The topic filter subscribed to. */
             topic: string;
@@ -1003,6 +1088,7 @@ export interface components {
              */
             type: "broker_client_unsubscribed";
             client_id: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             session: components["schemas"]["Session"];
             /** @description The topic filter unsubscribed from. */
             topic: string;
@@ -1038,6 +1124,7 @@ export interface components {
              */
             type: "broker_message_received";
             client_id: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             message: components["schemas"]["Message"];
         };
         /**
@@ -1068,6 +1155,7 @@ export interface components {
              */
             type: "broker_message_broadcast";
             client_id?: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             message: components["schemas"]["Message"];
         };
         /**
@@ -1100,6 +1188,7 @@ export interface components {
              */
             type: "broker_retained_message";
             client_id?: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             /** @description The offline session the message was queued for; absent when a retained message was stored. */
             target_client_id?: string;
             message: components["schemas"]["Message"];
@@ -1135,6 +1224,7 @@ export interface components {
              */
             type: "mqtt_packet_received";
             client_id: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             packet: components["schemas"]["Packet"];
         };
         /**
@@ -1164,6 +1254,7 @@ export interface components {
              */
             type: "mqtt_packet_sent";
             client_id: components["schemas"]["ClientID"];
+            attributes?: components["schemas"]["Attributes"];
             packet: components["schemas"]["Packet"];
         };
     };
@@ -1409,7 +1500,10 @@ export interface operations {
                  *       "topic": "factory/7/temperature",
                  *       "action": "publish",
                  *       "qos": 1,
-                 *       "retain": false
+                 *       "retain": false,
+                 *       "attributes": {
+                 *         "tenant": "acme"
+                 *       }
                  *     }
                  */
                 "application/json": components["schemas"]["TopicFilteringRequest"];

@@ -4,7 +4,9 @@
 //   user not in the file  -> ignore (another plugin may know them)
 //   no password           -> deny, reason code 134 (0x86 bad user name or password)
 //   wrong password        -> deny, 134
-//   right password        -> allow
+//   right password        -> allow, with the user's acl and attributes from
+//                            the users file when it has them (the broker
+//                            keeps them with the client)
 import { HttpError } from './http.js';
 import { verifyPassword } from './users.js';
 
@@ -56,5 +58,5 @@ export async function authenticate(users, req) {
   else if (req.password_base64 !== undefined) password = Buffer.from(req.password_base64, 'base64');
   else return { ...deny, reason: 'a password is required' };
   if (!(await verifyPassword(hash, password))) return { ...deny, reason: 'bad user name or password' };
-  return { result: 'allow', cache_ttl: AUTH_TTL.allow };
+  return { result: 'allow', cache_ttl: AUTH_TTL.allow, ...hash.login };
 }

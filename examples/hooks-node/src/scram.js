@@ -184,7 +184,9 @@ export class ScramServer {
     for (let k = 0; k < 32; k++) clientKey[k] = proof[k] ^ signature[k];
     if (!timingSafeEqual(sha256(clientKey), p.keys.storedKey)) return deny('bad user name or password', 134);
     const serverFinal = `v=${hmac(p.keys.serverKey, authMessage).toString('base64')}`;
-    return { result: 'allow', auth_data: Buffer.from(serverFinal).toString('base64'), cache_ttl: 0 };
+    // Her grants and attributes go with the allow, as with a password login.
+    const login = /** @type {{login?: object}} */ (p.keys).login;
+    return { result: 'allow', auth_data: Buffer.from(serverFinal).toString('base64'), cache_ttl: 0, ...login };
   }
 }
 

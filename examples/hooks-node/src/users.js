@@ -8,8 +8,14 @@
 //   bob:$scram-sha-256$i=4096$<salt, base64>$<StoredKey, base64>$<ServerKey, base64>
 //
 // which let a user log in with MQTT 5 enhanced authentication (src/scram.js)
-// as well as with a plain password. Blank lines and lines
-// starting with "#" are comments. Names cannot contain ":" or control
+// as well as with a plain password. A third field, a JSON object, is what an
+// allow hands the broker to keep with the client: its grants (acl, evaluated
+// by the broker before asking /topic_filtering) and attributes (sent back in
+// every topic request and event about it):
+//
+//   alice:$scrypt$...:{"acl":[{"topic":"devices/%u/#","actions":["publish","subscribe","receive"],"result":"allow"}],"attributes":{"tenant":"acme"}}
+//
+// Blank lines and lines starting with "#" are comments. Names cannot contain ":" or control
 // characters. `npm run add-user -- FILE NAME` writes scrypt entries,
 // `npm run add-scram-user -- FILE NAME` SCRAM ones.
 import { pbkdf2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
@@ -26,8 +32,12 @@ const MAX_LN = 20;
 const MAX_P = 16;
 const MAX_MEMORY = 256 * 1024 * 1024;
 
-/** @typedef {{ln: number, r: number, p: number, salt: Buffer, key: Buffer}} ScryptHash */
-/** @typedef {import('./scram.js').ScramKeys} ScramHash */
+/**
+ * @typedef {import('./api.js').components['schemas']['AclRule']} AclRule
+ * @typedef {{acl?: AclRule[], attributes?: Record<string, string>}} Login
+ * @typedef {{ln: number, r: number, p: number, salt: Buffer, key: Buffer, login?: Login}} ScryptHash
+ * @typedef {import('./scram.js').ScramKeys & {login?: Login}} ScramHash
+ */
 /** @typedef {ScryptHash | ScramHash} UserHash */
 
 /** Iterations of new SCRAM entries (RFC 7677 asks for at least 4096). */
@@ -125,11 +135,53 @@ export function parseUsers(text, source) {
     const problem = nameProblem(name);
     if (problem) throw new UsersFileError(`${where}: ${problem}`);
     if (users.has(name)) throw new UsersFileError(`${where}: user ${JSON.stringify(name)} is listed twice`);
-    const hash = parseHash(line.slice(colon + 1));
+    const rest = line.slice(colon + 1);
+    const second = rest.indexOf(':');
+    const hash = parseHash(second < 0 ? rest : rest.slice(0, second));
     if (typeof hash === 'string') throw new UsersFileError(`${where}: the hash ${hash}`);
+    if (second >= 0) {
+      const login = parseLogin(rest.slice(second + 1));
+      if (typeof login === 'string') throw new UsersFileError(`${where}: the login field ${login}`);
+      hash.login = login;
+    }
     users.set(name, hash);
   });
   return users;
+}
+
+const ACTIONS = new Set(['publish', 'subscribe', 'receive']);
+
+/**
+ * The third field of a users line: {"acl": [...], "attributes": {...}}.
+ * @param {string} s
+ * @returns {Login | string} the login, or what is wrong with s
+ */
+export function parseLogin(s) {
+  let v;
+  try {
+    v = JSON.parse(s);
+  } catch (err) {
+    return `is not JSON (${/** @type {Error} */ (err).message})`;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'is not a JSON object';
+  for (const k of Object.keys(v)) if (k !== 'acl' && k !== 'attributes') return `has an unknown key ${JSON.stringify(k)} (want acl, attributes)`;
+  /** @type {Login} */
+  const login = {};
+  if (v.acl !== undefined) {
+    if (!Array.isArray(v.acl)) return 'acl is not a list';
+    for (const [i, r] of v.acl.entries()) {
+      const ok = r && typeof r.topic === 'string' && r.topic !== '' && (r.result === 'allow' || r.result === 'deny') &&
+        Array.isArray(r.actions) && r.actions.length > 0 && r.actions.every((/** @type {string} */ a) => ACTIONS.has(a));
+      if (!ok) return `acl[${i}] is not {topic, actions: [publish|subscribe|receive], result: allow|deny}`;
+    }
+    login.acl = v.acl.map((/** @type {AclRule} */ r) => ({ topic: r.topic, actions: [...r.actions], result: r.result }));
+  }
+  if (v.attributes !== undefined) {
+    if (v.attributes === null || typeof v.attributes !== 'object' || Array.isArray(v.attributes)) return 'attributes is not an object';
+    for (const [k, val] of Object.entries(v.attributes)) if (typeof val !== 'string') return `attribute ${JSON.stringify(k)} is not a string`;
+    login.attributes = { ...v.attributes };
+  }
+  return login;
 }
 
 /** @param {string} file */
@@ -195,7 +247,13 @@ export function upsertUser(text, name, hash) {
   const entry = `${name}:${hash}`;
   const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
   const at = lines.findIndex((l) => !l.startsWith('#') && l.includes(':') && l.slice(0, l.indexOf(':')) === name);
-  if (at >= 0) lines[at] = entry;
-  else lines.push(entry);
+  if (at >= 0) {
+    // A new password keeps the user's login field.
+    const rest = lines[at].slice(name.length + 1);
+    const second = rest.indexOf(':');
+    lines[at] = second < 0 ? entry : `${entry}${rest.slice(second)}`;
+  } else {
+    lines.push(entry);
+  }
   return lines.join('\n') + '\n';
 }

@@ -18,6 +18,45 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ACLRuleActions.
+const (
+	ACLRuleActionsPublish   ACLRuleActions = "publish"
+	ACLRuleActionsReceive   ACLRuleActions = "receive"
+	ACLRuleActionsSubscribe ACLRuleActions = "subscribe"
+)
+
+// Valid indicates whether the value is a known member of the ACLRuleActions enum.
+func (e ACLRuleActions) Valid() bool {
+	switch e {
+	case ACLRuleActionsPublish:
+		return true
+	case ACLRuleActionsReceive:
+		return true
+	case ACLRuleActionsSubscribe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ACLRuleResult.
+const (
+	ACLRuleResultAllow ACLRuleResult = "allow"
+	ACLRuleResultDeny  ACLRuleResult = "deny"
+)
+
+// Valid indicates whether the value is a known member of the ACLRuleResult enum.
+func (e ACLRuleResult) Valid() bool {
+	switch e {
+	case ACLRuleResultAllow:
+		return true
+	case ACLRuleResultDeny:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AuthPacketPacketType.
 const (
 	AuthPacketPacketTypeAuth AuthPacketPacketType = "auth"
@@ -579,6 +618,36 @@ func (e UnsubscribePacketPacketType) Valid() bool {
 	}
 }
 
+// ACLRule One grant of an authenticate answer's `acl`.
+//
+// Example: {"actions":["publish","receive"],"result":"allow","topic":"devices/%u/#"}
+type ACLRule struct {
+	// Actions The checks the rule applies to.
+	Actions []ACLRuleActions `json:"actions"`
+
+	// Result What the rule decides.
+	Result ACLRuleResult `json:"result"`
+
+	// Topic A topic filter (`+` and `#` allowed). `%u` stands for the client's user name and `%c` for its client
+	// id; a rule whose value is empty is skipped, and one whose value holds `/`, `+` or `#` or starts with
+	// `$` is skipped when it allows and denies every topic when it denies.
+	Topic string `json:"topic"`
+}
+
+// ACLRuleActions defines model for ACLRule.Actions.
+type ACLRuleActions string
+
+// ACLRuleResult What the rule decides.
+type ACLRuleResult string
+
+// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+// them back in every `topic_filtering` request and every event about the client, and counts them in its
+// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+//
+// Example: {"role":"sensor","tenant":"acme"}
+type Attributes map[string]string
+
 // AuthPacket AUTH (MQTT 5 enhanced authentication); the authentication data is never sent.
 //
 // Example: {"method":"SCRAM-SHA-256","packet_type":"auth","reason_code":24}
@@ -682,8 +751,17 @@ type AuthenticateRequest struct {
 
 // BrokerClientConnectedEvent A client's CONNECT was accepted.
 //
-// Example: {"broker":"node-1","client_id":"sensor-17","id":"01HZX3K5V8Q2N4B6C7D8E9F010","seq":10,"session":{"clean_start":true,"client_id":"sensor-17","keep_alive":60,"listener":"default","protocol_version":5,"remote_addr":"192.0.2.10:51324","transport":"tcp","username":"alice"},"time":"2025-03-01T10:15:30.123456789Z","type":"broker_client_connected"}
+// Example: {"attributes":{"tenant":"acme"},"broker":"node-1","client_id":"sensor-17","id":"01HZX3K5V8Q2N4B6C7D8E9F010","seq":10,"session":{"clean_start":true,"client_id":"sensor-17","keep_alive":60,"listener":"default","protocol_version":5,"remote_addr":"192.0.2.10:51324","transport":"tcp","username":"alice"},"time":"2025-03-01T10:15:30.123456789Z","type":"broker_client_connected"}
 type BrokerClientConnectedEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -725,6 +803,15 @@ type BrokerClientConnectedEventType string
 //
 // Example: {"broker":"node-1","client_id":"sensor-17","id":"01HZX3K5V8Q2N4B6C7D8E9F011","reason":"keep alive timeout","seq":11,"session":{"clean_start":true,"client_id":"sensor-17","keep_alive":60,"listener":"default","protocol_version":5,"remote_addr":"192.0.2.10:51324","transport":"tcp","username":"alice"},"time":"2025-03-01T11:00:00.5Z","type":"broker_client_disconnected"}
 type BrokerClientDisconnectedEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -769,6 +856,15 @@ type BrokerClientDisconnectedEventType string
 //
 // Example: {"broker":"node-1","client_id":"dashboard-2","id":"01HZX3K5V8Q2N4B6C7D8E9F012","qos":1,"seq":12,"session":{"clean_start":false,"client_id":"dashboard-2","keep_alive":30,"listener":"wss","protocol_version":4,"remote_addr":"198.51.100.4:60001","transport":"wss","username":"bob"},"time":"2025-03-01T10:15:31Z","topic":"factory/+/temperature","type":"broker_client_subscribed"}
 type BrokerClientSubscribedEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -816,6 +912,15 @@ type BrokerClientSubscribedEventType string
 //
 // Example: {"broker":"node-1","client_id":"dashboard-2","id":"01HZX3K5V8Q2N4B6C7D8E9F013","seq":13,"session":{"clean_start":false,"client_id":"dashboard-2","keep_alive":30,"listener":"wss","protocol_version":4,"remote_addr":"198.51.100.4:60001","transport":"wss","username":"bob"},"time":"2025-03-01T10:20:00Z","topic":"factory/+/temperature","type":"broker_client_unsubscribed"}
 type BrokerClientUnsubscribedEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -860,6 +965,15 @@ type BrokerClientUnsubscribedEventType string
 //
 // Example: {"broker":"node-1","client_id":"sensor-17","id":"01HZX3K5V8Q2N4B6C7D8E9F015","message":{"payload":"MjEuNQ==","qos":1,"retain":false,"topic":"factory/7/temperature"},"seq":15,"time":"2025-03-01T10:15:32.00000001Z","type":"broker_message_broadcast"}
 type BrokerMessageBroadcastEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -901,6 +1015,15 @@ type BrokerMessageBroadcastEventType string
 //
 // Example: {"broker":"node-1","client_id":"sensor-17","id":"01HZX3K5V8Q2N4B6C7D8E9F014","message":{"payload":"MjEuNQ==","properties":{"content_type":"text/plain"},"qos":1,"retain":false,"topic":"factory/7/temperature"},"seq":14,"time":"2025-03-01T10:15:32.000000007Z","type":"broker_message_received"}
 type BrokerMessageReceivedEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -1075,6 +1198,15 @@ type BrokerPreStartEventType string
 //
 // Example: {"broker":"node-1","client_id":"sensor-17","id":"01HZX3K5V8Q2N4B6C7D8E9F016","message":{"payload":"MjEuNQ==","qos":1,"retain":false,"topic":"factory/7/temperature"},"seq":16,"target_client_id":"archiver","time":"2025-03-01T10:15:32.00000002Z","type":"broker_retained_message"}
 type BrokerRetainedMessageEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -1198,8 +1330,28 @@ type ConnectPacketPacketType string
 
 // Decision A plugin's answer to authenticate or topic_filtering.
 //
-// Example: {"cache_ttl":300,"result":"allow"}
+// Example: {"acl":[{"actions":["publish","subscribe","receive"],"result":"allow","topic":"devices/%u/#"},{"actions":["subscribe","receive"],"result":"deny","topic":"devices/+/secrets"}],"attributes":{"role":"sensor","tenant":"acme"},"cache_ttl":300,"result":"allow"}
 type Decision struct {
+	// ACL Authenticate allow only (ignored elsewhere): the client's grants, kept with its connection until its
+	// next CONNECT or re-authentication and evaluated by the broker itself, in order, before any topic
+	// plugin is asked. The first rule whose `topic` and `actions` match a check decides it; a check no rule
+	// matches goes to the topic-check chain as without grants. A publish or receive matches a rule whose
+	// filter matches the topic; a subscribe matches a deny whose filter covers the whole subscribed filter,
+	// and an allow whose filter shares a topic with it (a narrower deny is then enforced on each delivery).
+	// A client whose grants cover its topics costs no `topic_filtering` call and keeps working while the
+	// plugin is down. More rules than the alias's `login.max-acl-rules`, or a topic longer than
+	// `login.max-acl-topic-bytes`, make the answer an error (the `on-error` policy answers).
+	ACL []ACLRule `json:"acl,omitempty"`
+
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// AuthData Enhanced authentication only, base64: with `continue`, the data of the AUTH 0x18 sent to the client;
 	// with `allow`, the final data sent in CONNACK (or AUTH 0x00 after a re-authentication). An answer to an
 	// enhanced-authentication step is never reused, whatever `cache_ttl` says.
@@ -1353,6 +1505,15 @@ type MessageProperties struct {
 //
 // Example: {"broker":"node-1","client_id":"sensor-17","id":"01HZX3K5V8Q2N4B6C7D8E9F017","packet":{"clean_start":true,"client_id":"sensor-17","keep_alive":60,"packet_type":"connect","password_present":true,"protocol_version":4,"username":"alice"},"seq":17,"time":"2025-03-01T10:15:29.9Z","type":"mqtt_packet_received"}
 type MQTTPacketReceivedEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -1392,6 +1553,15 @@ type MQTTPacketReceivedEventType string
 //
 // Example: {"broker":"node-1","client_id":"sensor-17","id":"01HZX3K5V8Q2N4B6C7D8E9F018","packet":{"packet_type":"connack","reason_code":0,"session_present":false},"seq":18,"time":"2025-03-01T10:15:29.95Z","type":"mqtt_packet_sent"}
 type MQTTPacketSentEvent struct {
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
+
 	// Broker The name of the broker node that built the event.
 	//
 	// Example: node-1
@@ -1676,10 +1846,19 @@ type Subscription struct {
 
 // TopicFilteringRequest A subscribe, publish or receive to decide on.
 //
-// Example: {"action":"subscribe","client_id":"dashboard-2","qos":2,"retain":false,"topic":"factory/+/temperature","username":"bob"}
+// Example: {"action":"subscribe","attributes":{"tenant":"acme"},"client_id":"dashboard-2","qos":2,"retain":false,"topic":"factory/+/temperature","username":"bob"}
 type TopicFilteringRequest struct {
 	// Action subscribe (per filter of a SUBSCRIBE), publish (inbound PUBLISH), receive (delivery to this client).
 	Action TopicFilteringRequestAction `json:"action"`
+
+	// Attributes Facts about the client that an authenticate allow handed the broker (tenant, role, ...). The broker sends
+	// them back in every `topic_filtering` request and every event about the client, and counts them in its
+	// decision cache key. Absent when the client has none. At most `login.max-attributes` entries, each key
+	// and value at most `login.max-attribute-bytes` bytes, or the answer is an error.
+	//
+	//
+	// Example: {"role":"sensor","tenant":"acme"}
+	Attributes *Attributes `json:"attributes,omitempty"`
 
 	// ClientID The MQTT client identifier (the broker-assigned one when the client sent none).
 	//

@@ -1,0 +1,118 @@
+// What a client's authentication said about it beyond allow: its grants
+// and attributes, kept with the connection and replaced at every
+// (re-)authentication.
+
+package mqtt
+
+import (
+	"strings"
+	"sync/atomic"
+
+	"github.com/mqttd/mqttd/internal/mqtt/topics"
+)
+
+// Login is what the authentication that admitted a client handed the
+// broker about it: topic grants evaluated locally before any topic plugin
+// is asked, and attributes passed to the plugins with every request and
+// event about the client. It is immutable once set; a re-authentication
+// replaces it whole.
+type Login struct {
+	// Grants are tried in order; the first whose filter and actions match
+	// a check decides it. A check no grant matches goes to the topic
+	// checker. %u and %c are already substituted.
+	Grants []Grant
+	// Attributes are free-form facts about the client (tenant, role),
+	// nil when none.
+	Attributes map[string]string
+}
+
+// Grant is one rule of a Login. Make it with NewGrant, which prepares the
+// common filter shapes for a fast match; a literal Grant works too, the
+// slow way.
+type Grant struct {
+	Filter  string    // a topic filter
+	Actions ActionSet // the checks it applies to
+	Allow   bool      // allow, or deny
+
+	shape  grantShape
+	prefix string // shapeSubtree: Filter without its final "#"
+}
+
+type grantShape uint8
+
+const (
+	shapeAny     grantShape = iota // anything: topics.Covers decides
+	shapeExact                     // no wildcard: equal or nothing
+	shapeSubtree                   // "a/b/#" with no other wildcard, not starting with '#'
+)
+
+// NewGrant returns the grant of filter for actions, prepared for Covers.
+func NewGrant(filter string, actions ActionSet, allow bool) Grant {
+	g := Grant{Filter: filter, Actions: actions, Allow: allow}
+	switch wild := strings.IndexAny(filter, "+#"); {
+	case wild < 0:
+		g.shape = shapeExact
+	case wild == len(filter)-1 && wild >= 2 && filter[wild] == '#' && filter[wild-1] == '/':
+		g.shape, g.prefix = shapeSubtree, filter[:wild]
+	}
+	return g
+}
+
+// Covers reports whether the grant's filter matches every topic the topic
+// name or filter t can match (topics.Covers).
+func (g *Grant) Covers(t string) bool {
+	switch g.shape {
+	case shapeExact:
+		return t == g.Filter
+	case shapeSubtree:
+		// "a/b/#" covers "a/b" (its parent level) and everything below.
+		// Its first level is literal, so $ topics need no special case.
+		return strings.HasPrefix(t, g.prefix) || t == g.prefix[:len(g.prefix)-1]
+	}
+	return topics.Covers(g.Filter, t)
+}
+
+// ActionSet is a set of Actions, one bit each.
+type ActionSet uint8
+
+// Has reports whether a is in the set.
+func (s ActionSet) Has(a Action) bool { return s&(1<<a) != 0 }
+
+// With returns the set plus a.
+func (s ActionSet) With(a Action) ActionSet { return s | 1<<a }
+
+// loginCell holds a client's current Login. ClientInfo points to it rather
+// than holding the Login, so that a re-authentication can replace the Login
+// of a connected client while other goroutines check topics for it, and
+// so that copies of the ClientInfo (events, the will) see the same one.
+type loginCell struct{ p atomic.Pointer[Login] }
+
+// Login returns what the client's authentication said about it, or nil.
+func (c *ClientInfo) Login() *Login {
+	if c == nil || c.login == nil {
+		return nil
+	}
+	return c.login.p.Load()
+}
+
+// Attributes returns the client's attributes from its Login, or nil.
+func (c *ClientInfo) Attributes() map[string]string {
+	if l := c.Login(); l != nil {
+		return l.Attributes
+	}
+	return nil
+}
+
+// SetLogin replaces the client's Login (nil clears it). The first call
+// must come before the ClientInfo is shared with other goroutines (the
+// broker makes it when the CONNECT is authenticated); later calls may race
+// readers.
+func (c *ClientInfo) SetLogin(l *Login) {
+	if c.login == nil {
+		if l == nil {
+			return
+		}
+		c.login = new(loginCell)
+	}
+	c.login.p.Store(l)
+}
