@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/mqttd/mqttd/internal/admin"
+	"github.com/mqttd/mqttd/internal/cluster"
 	"github.com/mqttd/mqttd/internal/config"
 	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -63,10 +64,15 @@ func capabilities(auth, topics, events bool) []string {
 // adminAPI is the REST API over b and the current plugins. A request body
 // may hold a message of limits.max-packet-size in base64 (4/3 of it) with
 // room for the JSON around it.
-func adminAPI(b *mqtt.Broker, cfg *config.Config, current func() *plugins) *admin.API {
-	return &admin.API{
+// In a cluster (node non-nil) a cache purge is passed to the other nodes.
+func adminAPI(b *mqtt.Broker, cfg *config.Config, current func() *plugins, node *cluster.Node) *admin.API {
+	a := &admin.API{
 		Broker:  b,
 		Plugins: func() []admin.PluginInfo { return current().adminInfo() },
 		MaxBody: int64(cfg.Limits.MaxPacketSize)*4/3 + 64<<10,
 	}
+	if node != nil {
+		a.PurgeOthers = node.PurgeOthers
+	}
+	return a
 }

@@ -83,3 +83,18 @@ func resyncCluster(ctx context.Context, n *cluster.Node, persisted bool) error {
 	}
 	return n.Resync(ctx)
 }
+
+// followPurges applies here the admin cache purges made on other nodes
+// (alias "" for every HTTP plugin), on the plugins current at the time.
+func followPurges(n *cluster.Node, current func() *plugins) error {
+	if n == nil {
+		return nil
+	}
+	return n.OnPurge(func(alias, clientID, username string) {
+		for _, p := range current().webhooks() {
+			if alias == "" || p.Alias() == alias {
+				p.PurgeCache(clientID, username)
+			}
+		}
+	})
+}

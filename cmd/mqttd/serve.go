@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqttd/mqttd/internal/admin"
+	"github.com/mqttd/mqttd/internal/cluster"
 	"github.com/mqttd/mqttd/internal/config"
 	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -101,7 +102,11 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	// says why it is not ready while Start restores the store.
 	var stopping, starting atomic.Bool
 	starting.Store(true)
-	adm, err := startAdmin(cfg, b, &current, reg, clusterReady(readiness(&stopping, &starting, b, &current), node), log)
+	if err := followPurges(node, current.Load); err != nil {
+		log.Error("cannot follow the cluster's cache purges", "err", err)
+		return exitFailure
+	}
+	adm, err := startAdmin(cfg, b, &current, node, reg, clusterReady(readiness(&stopping, &starting, b, &current), node), log)
 	if err != nil {
 		log.Error("cannot start the admin listener", "err", err)
 		return exitFailure
@@ -187,13 +192,13 @@ func readiness(stopping, starting *atomic.Bool, b *mqtt.Broker, current *atomic.
 
 // startAdmin starts the admin listener when admin.bind is set (nil, nil
 // when it is not).
-func startAdmin(cfg *config.Config, b *mqtt.Broker, current *atomic.Pointer[plugins], reg *prometheus.Registry, ready func() error, log *slog.Logger) (*admin.Server, error) {
+func startAdmin(cfg *config.Config, b *mqtt.Broker, current *atomic.Pointer[plugins], node *cluster.Node, reg *prometheus.Registry, ready func() error, log *slog.Logger) (*admin.Server, error) {
 	if cfg.Admin.Bind == "" {
 		return nil, nil
 	}
 	pluginRoutes := admin.Mount{Pattern: "/plugins", Handler: webhook.AdminRoutes(func() []*webhook.Plugin { return current.Load().webhooks() },
 		func() []webhook.Listed { return current.Load().listed() })}
-	mounts := []admin.Mount{pluginRoutes, adminAPI(b, cfg, current.Load).Mount()}
+	mounts := []admin.Mount{pluginRoutes, adminAPI(b, cfg, current.Load, node).Mount()}
 	if cfg.Admin.Pprof {
 		mounts = append(mounts, admin.Profiler())
 	}

@@ -58,6 +58,11 @@ type API struct {
 	Plugins func() []PluginInfo
 	// MaxBody bounds a request body; larger ones get 413. 0 means 1 MiB.
 	MaxBody int64
+	// PurgeOthers, in a cluster, asks the other nodes to purge the same
+	// entries from their plugins' caches (alias "" for every plugin) after
+	// this node purged its own; the counts answered are this node's. Nil on
+	// a single node.
+	PurgeOthers func(alias, clientID, username string)
 }
 
 // Mount returns the API as a Mount for NewHandler.

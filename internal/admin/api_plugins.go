@@ -108,7 +108,9 @@ func (a *API) purgePlugin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, adminapi.PurgeResult{Purged: found.HTTP.PurgeCache(client, user)})
+	n := found.HTTP.PurgeCache(client, user)
+	a.purgeOthers(alias, client, user)
+	writeJSON(w, http.StatusOK, adminapi.PurgeResult{Purged: n})
 }
 
 // POST /cache/purge
@@ -125,5 +127,12 @@ func (a *API) purgeAll(w http.ResponseWriter, r *http.Request) {
 			out.Purged += n
 		}
 	}
+	a.purgeOthers("", client, user)
 	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) purgeOthers(alias, client, user string) {
+	if a.PurgeOthers != nil {
+		a.PurgeOthers(alias, client, user)
+	}
 }

@@ -18,7 +18,7 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 			return 0
 		}),
 		counter("mqttd_cluster_forward_failed_total", "messages not handed to the other nodes (too large, topic too long, NATS out of reach)", &s.ForwardFailed),
-		counter("mqttd_cluster_retained_failed_total", "retained messages not stored in the cluster's bucket", &s.RetainFailed),
+		counter("mqttd_cluster_retained_failed_total", "retained messages not stored in the cluster's bucket (a client's publish of one is refused)", &s.RetainFailed),
 		counter("mqttd_cluster_claim_failed_total", "client ids this node could not claim in the cluster", &s.ClaimFailed),
 		counter("mqttd_cluster_malformed_total", "messages from other nodes or the retained bucket that did not decode", &s.RemoteBad),
 	} {

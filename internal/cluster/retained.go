@@ -180,29 +180,28 @@ func (r *retainedSync) applyLocked(key, topic string, m *mqtt.Message, rev uint6
 }
 
 // store writes a retained message (or its clearing) to the bucket and
-// applies it here, before the publisher is acknowledged.
-func (r *retainedSync) store(topic string, payload []byte, qos byte, from string, created time.Time, props *packets.Properties) {
+// applies it here, before the publisher is acknowledged. An error is
+// counted and logged; the broker refuses the publish.
+func (r *retainedSync) store(topic string, payload []byte, qos byte, from string, created time.Time, props *packets.Properties) error {
 	n := r.n
-	fail := func(err error) {
+	fail := func(err error) error {
 		n.stats.RetainFailed.Add(1)
-		n.warnRetain.warn(n.log, "cluster: retained message not stored for the other nodes", "topic", topic, "err", err)
+		n.warnRetain.warn(n.log, "cluster: retained message not stored for the other nodes; refused", "topic", topic, "err", err)
+		return err
 	}
 	if !n.nc.IsConnected() {
-		fail(errDisconnected)
-		return
+		return fail(errDisconnected)
 	}
 	val, err := appendEnvelope(nil, topic, payload, qos, true, from, created, props)
 	if err != nil {
-		fail(err)
-		return
+		return fail(err)
 	}
 	key := topicKey(topic)
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 	rev, err := r.kv.Put(ctx, key, val)
 	cancel()
 	if err != nil {
-		fail(err)
-		return
+		return fail(err)
 	}
 	var m *mqtt.Message
 	if len(payload) > 0 {
@@ -211,6 +210,7 @@ func (r *retainedSync) store(topic string, payload []byte, qos byte, from string
 	r.mu.Lock()
 	r.applyLocked(key, topic, m, rev)
 	r.mu.Unlock()
+	return nil
 }
 
 // catchUp waits, for a short while, until the watch has applied every

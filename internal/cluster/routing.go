@@ -115,9 +115,6 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 // node first, then the message goes to the nodes interested in its topic.
 func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties) {
 	now := time.Now()
-	if retain {
-		n.retained.store(topic, payload, qos, from, now, props)
-	}
 	r := n.routes
 	bp := r.bufs.Get().(*[]byte)
 	defer r.bufs.Put(bp)
@@ -139,6 +136,11 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 		n.stats.ForwardFailed.Add(1)
 		n.warnForward.warn(n.log, "cluster: message not forwarded to other nodes", "topic", topic, "err", err)
 	}
+}
+
+// StoreRetained implements mqtt.Cluster.
+func (n *Node) StoreRetained(topic string, payload []byte, qos byte, from string, props *packets.Properties) error {
+	return n.retained.store(topic, payload, qos, from, time.Now(), props)
 }
 
 // Subscribed implements mqtt.Cluster: NATS has every subscription sent so

@@ -18,11 +18,15 @@ import (
 // Interest and Release must not call back into the broker synchronously.
 type Cluster interface {
 	// Forward hands a message this node accepted to the nodes interested in
-	// its topic. A retained one is stored for every node before Forward
-	// returns, so it is visible everywhere once the publisher has its
-	// acknowledgement. The arguments may alias a read buffer: Forward copies
-	// what it keeps.
+	// its topic. A retained one was given to StoreRetained first. The
+	// arguments may alias a read buffer: Forward copies what it keeps.
 	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties)
+	// StoreRetained stores a retained message (an empty payload clears the
+	// topic) for every node, and applies it here, before it is routed: it
+	// is visible everywhere once the publisher has its acknowledgement. An
+	// error means no other node will see it; the broker then refuses a
+	// client's publish. The arguments may alias a read buffer.
+	StoreRetained(topic string, payload []byte, qos byte, from string, props *packets.Properties) error
 	// Interest reports that a session of this node subscribed to filter
 	// (add) or no longer does: once per session and filter, plain or shared
 	// ("$share/group/filter"). The cluster counts them.
@@ -37,12 +41,64 @@ type Cluster interface {
 	Release(clientID string)
 }
 
-// forward passes a message routed here to the cluster; $SYS stays per node.
+// forward passes a message the broker itself published (a will, one from
+// the admin API) to the cluster, storing it first when retained: nobody
+// waits for an acknowledgement, so a failure is only counted and logged by
+// the cluster. $SYS stays per node.
 func (b *Broker) forward(r *routed) {
+	if r.retain {
+		b.shareRetained(r.topic, r.payload, r.qos, r.from, r.props)
+	}
+	b.forwardPublished(r)
+}
+
+// forwardPublished passes a client's message to the cluster; a retained
+// one was stored by admitRetained.
+func (b *Broker) forwardPublished(r *routed) {
 	if c := b.opts.Cluster; c != nil && !isSysTopic(r.topic) {
 		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props)
 	}
 }
+
+func (b *Broker) shareRetained(topic string, payload []byte, qos byte, from string, props *packets.Properties) error {
+	if c := b.opts.Cluster; c != nil && !isSysTopic(topic) {
+		return c.StoreRetained(topic, payload, qos, from, props)
+	}
+	return nil
+}
+
+// errRetainNotStored closes a 3.1.1 connection whose retained PUBLISH the
+// cluster could not store: 3.1.1 has no negative acknowledgement, and a
+// positive one would promise a retained message the other nodes never see.
+var errRetainNotStored = &protoError{packets.UnspecifiedError, "retained PUBLISH not stored in the cluster"}
+
+// admitRetained stores an allowed retained PUBLISH for the cluster before it
+// is routed or acknowledged. When that fails the message is refused:
+// neither routed nor retained here, and MQTT 5 hears 0x80 (a QoS 0 one is
+// dropped), 3.1.1 loses its connection. The cluster counts and logs it.
+func (c *client) admitRetained(p *packets.Publish) (packets.ReasonCode, string, error) {
+	if !p.Retain || c.b.opts.Cluster == nil {
+		return packets.Success, "", nil
+	}
+	var props *packets.Properties
+	if c.version == packets.V5 && forwardable(&p.Props) {
+		props = &p.Props
+	}
+	err := c.b.shareRetained(p.Topic, p.Payload, p.QoS, c.info.ClientID, props)
+	if err == nil {
+		return packets.Success, "", nil
+	}
+	if c.version != packets.V5 {
+		return 0, "", errRetainNotStored
+	}
+	return packets.UnspecifiedError, "retained message not stored in the cluster", nil
+}
+
+// noMatching reports whether an MQTT 5 PUBACK or PUBREC may say "no
+// matching subscribers" (0x10) for a message that reached n sessions here.
+// In a cluster it never does: subscribers on other nodes, and shared
+// subscriptions, are not counted on this node.
+func (b *Broker) noMatching(n int) bool { return n == 0 && b.opts.Cluster == nil }
 
 // interest reports a plain filter gained or lost on this node.
 func (b *Broker) interest(filter string, add bool) {

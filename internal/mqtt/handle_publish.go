@@ -75,7 +75,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		if code == packets.Success {
 			var n int
 			n, pb = c.publish(p)
-			if n == 0 && c.version == packets.V5 {
+			if c.version == packets.V5 && c.b.noMatching(n) {
 				code = packets.NoMatchingSubscribers
 			}
 		}
@@ -145,7 +145,7 @@ func (c *client) admitPublish(p *packets.Publish) (code packets.ReasonCode, reas
 			return packets.DenyCode(packets.PUBACK, res.ReasonCode), res.Reason, nil
 		}
 	}
-	return packets.Success, "", nil
+	return c.admitRetained(p)
 }
 
 // receiveQoS2 routes and PUBRECs a QoS 2 PUBLISH exactly once: the packet id
@@ -172,7 +172,7 @@ func (c *client) receiveQoS2(p *packets.Publish, code packets.ReasonCode, reason
 	if code == packets.Success && !dup {
 		var n int
 		n, pb = c.publish(p)
-		if n == 0 && c.version == packets.V5 {
+		if c.version == packets.V5 && c.b.noMatching(n) {
 			code = packets.NoMatchingSubscribers
 		}
 		s.mu.Lock()
@@ -253,7 +253,7 @@ func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
 	}
 	var n int
 	c.matches, n = b.route(&r, c.matches)
-	b.forward(&r)
+	b.forwardPublished(&r)
 	return n, r.pb
 }
 
