@@ -26,7 +26,7 @@ func TestLogFileReopenedOnSIGHUP(t *testing.T) {
 	}
 	logPath, rotated := filepath.Join(dir, "mqttd.log"), filepath.Join(dir, "mqttd.log.1")
 	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Env = cleanEnv()
+	cmd.Dir, cmd.Env = dir, cleanEnv() // its store (storage.dir data) goes there too
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -4,6 +4,8 @@
 //	mqttd check-config [--config FILE]   validate the configuration and print it, secrets masked
 //	mqttd passwd [--bcrypt] FILE USER    add USER to a password-file plugin's FILE, or change the password
 //	mqttd passwd -D FILE USER            delete USER from FILE
+//	mqttd store check [--config FILE]    verify the store offline
+//	mqttd store export [--config FILE]   print the store as JSON lines
 //	mqttd version (or --version)         print the version: module version and commit
 //
 // Without --config the file is $MQTTD_CONFIG, else the first of

@@ -31,6 +31,8 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 			SessionExpiry:     c.Limits.SessionExpiry,
 
 			SlowSubscriberTimeout: slowSubscriberTimeout(c.Limits.SlowSubscriberTimeout),
+			AuthExchangeSteps:     c.Limits.AuthExchangeSteps,
+			AuthExchangeTimeout:   c.Limits.AuthExchangeTimeout,
 		},
 		Features: mqtt.Features{
 			CapQoS:            c.Features.MaximumQoS < 2,

@@ -84,7 +84,8 @@ func buildPlugins(cfg *config.Config, prev *plugins, log *slog.Logger, reg prome
 			fresh = append(fresh, p)
 		}
 		onErr, _ := hooks.ParseOnError(pc.OnError) // validated by config
-		ps.opts.Plugins[alias] = hooks.PluginSpec{Plugin: p, OnError: onErr, Timeout: pc.Timeout, Config: pc.Config, Type: pc.Type}
+		ps.opts.Plugins[alias] = hooks.PluginSpec{Plugin: p, OnError: onErr, Timeout: pc.Timeout, Config: pc.Config, Type: pc.Type,
+			Shadow: pc.Shadow, ShadowMaxInflight: pc.ShadowMaxInflight}
 		ps.conf[alias] = pc
 		ps.built[alias] = p
 	}

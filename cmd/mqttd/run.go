@@ -27,6 +27,8 @@ const usage = `usage:
   mqttd check-config [--config FILE]   validate the configuration and print it (secrets masked)
   mqttd version, mqttd --version      print the version (module version and commit)
   mqttd passwd [-D] FILE USER          set a password-file user's password (-D: delete the user)
+  mqttd store check [--config FILE]    verify the store (storage.dir) offline; exit 1 when damaged
+  mqttd store export [--config FILE]   print the store's sessions, queued and retained messages as JSON lines
 
 Without --config: $MQTTD_CONFIG, else ./mqttd.{yaml,yml,toml,json}, else
 /etc/mqttd/mqttd.{yaml,yml,toml,json}, else built-in defaults (:1883).
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch cmd {
 		case "passwd": // its own flags and arguments
 			return passwd(fs.Args()[1:], stdout, stderr)
+		case "store": // check or export, then its flags
+			return storeCmd(cfgPath, fs.Args()[1:], stdout, stderr)
 		}
 		if code := parse(fs.Args()[1:]); code >= 0 { // flags may follow the command too
 			return code

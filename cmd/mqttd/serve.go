@@ -62,29 +62,68 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 
 	opts.Logger = log
 	opts.Hooks = mgr.Hooks()
+	node, err := openCluster(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot join the cluster", "err", err)
+		return exitFailure
+	}
+	defer closeCluster(node, log)
+	if err := registerCluster(node, reg); err != nil {
+		log.Error("cannot export the cluster metrics", "err", err)
+		return exitFailure
+	}
+	if node != nil {
+		opts.Cluster = node
+	}
+	recoveryStart := time.Now()
+	st, storeMetrics, err := startStore(cfg, log, reg)
+	if err != nil {
+		log.Error("cannot open the store", "err", err)
+		return exitFailure
+	}
+	closeSt := sync.OnceValue(func() int { return closeStore(st, log) })
+	defer closeSt()
+	opts.Store = st // nil for storage.type memory: nothing persisted
 	b, err := mqtt.New(opts)
 	if err != nil {
 		log.Error("invalid broker options; fix the configuration", "err", err)
 		return exitUsage
 	}
+	if err := startCluster(ctx, node, b); err != nil {
+		log.Error("cannot start the cluster node", "err", err)
+		return exitFailure
+	}
 	if err := mgr.Start(ctx); err != nil {
 		log.Error("cannot start the plugins", "err", err)
 		return exitFailure
 	}
+	// The admin listener comes first, so that /healthz answers and /readyz
+	// says why it is not ready while Start restores the store.
+	var stopping, starting atomic.Bool
+	starting.Store(true)
+	adm, err := startAdmin(cfg, b, &current, reg, clusterReady(readiness(&stopping, &starting, b, &current), node), log)
+	if err != nil {
+		log.Error("cannot start the admin listener", "err", err)
+		return exitFailure
+	}
 	if err := b.Start(); err != nil {
 		log.Error("cannot start the broker; if a port is in use, stop what holds it or change the listener's bind", "err", err)
+		stopAdmin(adm, log)
+		return exitFailure
+	}
+	starting.Store(false)
+	if storeMetrics != nil {
+		storeMetrics.SetRecovery(time.Since(recoveryStart))
+		log.Info("recovered from the store", "took", time.Since(recoveryStart).Round(time.Millisecond).String())
+	}
+	if err := resyncCluster(ctx, node, opts.Store != nil); err != nil {
+		log.Error("cannot load the cluster's retained messages", "err", err)
+		stopAdmin(adm, log)
+		closeBroker(b, cfg.ShutdownGrace, log)
 		return exitFailure
 	}
 	if len(ps.conf) > 0 {
 		log.Info("plugins loaded", "plugins", ps.String())
-	}
-
-	var stopping atomic.Bool
-	adm, err := startAdmin(cfg, b, &current, reg, readiness(&stopping, b, &current), log)
-	if err != nil {
-		log.Error("cannot start the admin listener", "err", err)
-		closeBroker(b, cfg.ShutdownGrace, log)
-		return exitFailure
 	}
 	logListeners(b, opts.Listeners, log)
 	runUntilDone(ctx, cfgPath, cfg, lf, &current, mgr, log, reg)
@@ -92,6 +131,9 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	log.Info("shutting down", "reason", context.Cause(ctx).Error(), "grace", cfg.ShutdownGrace.String())
 	stopping.Store(true)
 	code := closeBroker(b, cfg.ShutdownGrace, log)
+	if c := closeSt(); code == exitOK { // after the broker: it writes until it stops
+		code = c
+	}
 	stopAdmin(adm, log)
 	drain()
 	log.Info("stopped")
@@ -123,13 +165,16 @@ func openLogging(cfg *config.Config, stderr io.Writer) (*slog.Logger, *logFile, 
 	return log, lf, true
 }
 
-// readiness is /readyz's check: not while shutting down, and only once the
-// listeners are up and every auth plugin answers.
-func readiness(stopping *atomic.Bool, b *mqtt.Broker, current *atomic.Pointer[plugins]) func() error {
+// readiness is /readyz's check: not while starting (the store is being
+// restored) or shutting down, and only once the listeners are up and every
+// auth plugin answers.
+func readiness(stopping, starting *atomic.Bool, b *mqtt.Broker, current *atomic.Pointer[plugins]) func() error {
 	return func() error {
 		switch {
 		case stopping.Load():
 			return errors.New("shutting down")
+		case starting.Load():
+			return errors.New("starting: restoring sessions and retained messages from the store")
 		case !b.Ready():
 			return errors.New("broker listeners are not up")
 		}

@@ -80,6 +80,9 @@ func NewCollector(src StatsSource) *Collector {
 	counter("mqttd_keepalive_timeouts_total", "Connections closed for exceeding 1.5 x keep-alive.", func(s *mqtt.Stats) int64 { return s.KeepAliveExpired })
 	counter("mqttd_takeovers_total", "Connections closed because a new one took over their client id.", func(s *mqtt.Stats) int64 { return s.Takeovers })
 	counter("mqttd_auth_rejected_total", "CONNECTs rejected by authentication.", func(s *mqtt.Stats) int64 { return s.AuthRejected })
+	counter("mqttd_auth_exchanges_cut_total", "MQTT 5 enhanced-authentication exchanges ended by limits.auth-exchange-steps or limits.auth-exchange-timeout.",
+		func(s *mqtt.Stats) int64 { return s.AuthExchangesCut })
+	counter("mqttd_store_publishes_refused_total", "QoS 1/2 publishes refused (MQTT 5: 0x97; 3.1.1: connection closed) because the store write they needed failed.", func(s *mqtt.Stats) int64 { return s.StoreRefused })
 	gauge("mqttd_uptime_seconds", "Seconds since the broker started.", func(s *mqtt.Stats) int64 { return s.UptimeSeconds })
 	return c
 }

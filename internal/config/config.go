@@ -14,6 +14,7 @@ type Config struct {
 	Listeners     map[string]Listener `mapstructure:"listeners" doc:"named MQTT listeners; absent = one tcp listener \"default\" on :1883"`
 	Limits        Limits              `mapstructure:"limits"`
 	Features      Features            `mapstructure:"features"`
+	Storage       Storage             `mapstructure:"storage"`
 	Plugins       map[string]Plugin   `mapstructure:"plugins" doc:"plugins by alias: HTTP services (url) or built-ins (type); none by default"`
 	Auth          Auth                `mapstructure:"auth"`
 	TopicCheck    TopicCheck          `mapstructure:"topic-check"`
@@ -21,6 +22,7 @@ type Config struct {
 	ShutdownGrace time.Duration       `mapstructure:"shutdown-grace" doc:"on SIGINT/SIGTERM, how long clients get to flush before they are cut"`
 	Admin         Admin               `mapstructure:"admin"`
 	Logging       Logging             `mapstructure:"logging"`
+	Cluster       Cluster             `mapstructure:"cluster"`
 
 	file    string // the file the configuration was read from, "" for none
 	dir     string // relative paths in the file resolve against this directory
@@ -72,10 +74,12 @@ type Limits struct {
 	MaxConnectSize    ByteSize      `mapstructure:"max-connect-size" doc:"largest packet accepted before a client is authenticated (CONNECT, MQTT 5 AUTH); at most max-packet-size"`
 	WriteTimeout      time.Duration `mapstructure:"write-timeout" doc:"a write blocked this long closes the connection"`
 	MaxKeepAlive      int           `mapstructure:"max-keep-alive" doc:"cap on the client keep-alive, in seconds; 0 = no cap"`
-	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = kept until restart"`
+	SessionExpiry     time.Duration `mapstructure:"session-expiry" doc:"offline persistent sessions older than this are removed; 0 = no cap (a 3.1.1 session is kept until its client cleans it; with storage.type memory, until restart at most)"`
 	TopicAliasMaximum int           `mapstructure:"topic-alias-maximum" doc:"topic aliases an MQTT 5 client may set towards the broker, and the most the broker sets towards a client"`
 
 	SlowSubscriberTimeout time.Duration `mapstructure:"slow-subscriber-timeout" doc:"an online subscriber that holds publishers back (its queue over max-queued) this long is disconnected (MQTT 5: 0x97); 0 = never"`
+	AuthExchangeSteps     int           `mapstructure:"auth-exchange-steps" doc:"AUTH steps one MQTT 5 enhanced-authentication exchange (CONNECT or re-authentication) may take; beyond it the client is refused with 0x87 (counted)"`
+	AuthExchangeTimeout   time.Duration `mapstructure:"auth-exchange-timeout" doc:"time one MQTT 5 enhanced-authentication exchange may take, client and plugin together; beyond it the client is refused with 0x87 (counted)"`
 }
 
 // Admin is the HTTP listener for /healthz, /readyz, /metrics and the admin
@@ -126,9 +130,12 @@ func Default() Config {
 			TopicAliasMaximum: 64,
 
 			SlowSubscriberTimeout: 30 * time.Second,
+			AuthExchangeSteps:     8,
+			AuthExchangeTimeout:   10 * time.Second,
 		},
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},
+		Storage: DefaultStorage(),
 		Auth: Auth{AllowAnonymous: true, Mode: "all",
 			RateLimit: AuthRateLimit{FailuresPerSecond: 1, Burst: 10, MaxPending: 10, MaxSources: 100000}},
 		TopicCheck:    TopicCheck{Default: "deny", DenyPublish: "drop"},
@@ -136,6 +143,7 @@ func Default() Config {
 		ShutdownGrace: 5 * time.Second,
 		Admin:         Admin{Bind: "127.0.0.1:9180"},
 		Logging:       Logging{Level: "info", Format: "text"},
+		Cluster:       Cluster{Replicas: 1, Prefix: "mqttd", NodeLease: 10 * time.Second},
 	}
 }
 

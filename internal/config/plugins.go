@@ -31,6 +31,9 @@ type Plugin struct {
 	Cache         PluginCache   `mapstructure:"cache"`
 	Breaker       PluginBreaker `mapstructure:"breaker"`
 	Queue         PluginQueue   `mapstructure:"queue"`
+	// Shadow trials a plugin on real traffic without letting it decide.
+	Shadow            bool `mapstructure:"shadow" doc:"asked beside the enforcing plugins of the chains that list it, never enforced and never awaited; agreement counted in mqttd_plugin_shadow_total, disagreements sampled in the log"`
+	ShadowMaxInflight int  `mapstructure:"shadow-max-inflight" doc:"shadow: questions in flight at once; checks beyond it are not put to the plugin (counted as skipped)"`
 }
 
 // PluginTLS is the client side of TLS towards an https:// plugin.
@@ -116,14 +119,15 @@ var pluginTypes = []string{PluginHTTP, PluginPasswordFile, PluginACLFile, Plugin
 // defaultPlugin is what every key of a plugin entry defaults to.
 func defaultPlugin() Plugin {
 	return Plugin{
-		Timeout:       time.Second,
-		OnError:       "deny",
-		Level:         "info",
-		MaxConns:      64,
-		MaxBody:       64 * KiB,
-		MaxRequest:    64 * KiB,
-		MaxConcurrent: 64,
-		Cache:         PluginCache{Size: 10000, TTL: time.Minute, DenyTTL: 10 * time.Second, MaxTTL: time.Hour, Jitter: 0.1},
+		Timeout:           time.Second,
+		OnError:           "deny",
+		Level:             "info",
+		MaxConns:          64,
+		MaxBody:           64 * KiB,
+		MaxRequest:        64 * KiB,
+		MaxConcurrent:     64,
+		ShadowMaxInflight: 64,
+		Cache:             PluginCache{Size: 10000, TTL: time.Minute, DenyTTL: 10 * time.Second, MaxTTL: time.Hour, Jitter: 0.1},
 		Breaker: PluginBreaker{ConsecutiveFailures: 5, MinRequests: 20, Interval: time.Minute,
 			OpenFor: 10 * time.Second, HalfOpenRequests: 1},
 		Queue: PluginQueue{Size: 10000, SizeBytes: 64 * MiB, Lanes: 4, MaxEvents: 1000, MaxBytes: 1 * MiB, Linger: 50 * time.Millisecond,
@@ -151,10 +155,14 @@ var pluginKeys = map[string][]string{
 
 var commonPluginKeys = []string{"type", "timeout", "on-error", "events", "config"}
 
+// shadowPluginKeys apply to every type that decides (see Plugin.Shadow).
+var shadowPluginKeys = []string{"shadow", "shadow-max-inflight"}
+
 // uses reports whether key applies to the plugin's type, so a printed
 // configuration shows an acl-file plugin without HTTP tuning.
 func (p Plugin) uses(key string) bool {
-	return slices.Contains(commonPluginKeys, key) || slices.Contains(pluginKeys[p.Type], key)
+	return slices.Contains(commonPluginKeys, key) || slices.Contains(pluginKeys[p.Type], key) ||
+		key == "shadow" || (key == "shadow-max-inflight" && p.Shadow)
 }
 
 // RestartNeeded lists the top-level keys whose values differ between c

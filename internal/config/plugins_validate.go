@@ -25,7 +25,7 @@ func (l *loader) checkPluginKeys(raw map[string]any, c *Config) []error {
 		if !ok || !slices.Contains(pluginTypes, typ) {
 			continue
 		}
-		allowed := append(slices.Clone(commonPluginKeys), pluginKeys[typ]...)
+		allowed := append(append(slices.Clone(commonPluginKeys), pluginKeys[typ]...), shadowPluginKeys...)
 		for _, k := range sortedKeys(entry) {
 			if !slices.Contains(allowed, k) {
 				errs = append(errs, l.errorf("plugins."+alias+"."+k, "does not apply to %s plugins (their keys: %s)", typ, strings.Join(allowed, ", ")))
@@ -100,6 +100,9 @@ func (l *loader) validatePlugin(c *Config, alias string) []error {
 	p.OnError = strings.ToLower(strings.TrimSpace(p.OnError))
 	if !slices.Contains([]string{"deny", "allow", "ignore", "stale"}, p.OnError) {
 		add(l.errorf(key+".on-error", "%q is not a policy (use deny, allow, ignore or stale)", p.OnError))
+	}
+	if p.ShadowMaxInflight < 1 {
+		add(l.errorf(key+".shadow-max-inflight", "%d is out of range (use at least 1, e.g. 64)", p.ShadowMaxInflight))
 	}
 	for _, ev := range p.Events {
 		if _, ok := mqtt.ParseEventType(ev); !ok {

@@ -24,8 +24,10 @@ func (l *loader) validate(c *Config) []error {
 	binds, lerrs := l.validateListeners(c)
 	errs = append(errs, lerrs...)
 	errs = append(errs, l.validateLimits(c)...)
+	errs = append(errs, l.validateStorage(c)...)
 	errs = append(errs, l.validateAdmin(c, binds)...)
 	errs = append(errs, l.validatePlugins(c)...)
+	errs = append(errs, l.validateCluster(c)...)
 	return append(errs, l.validateLogging(c)...)
 }
 
@@ -105,6 +107,8 @@ func (l *loader) validateLimits(c *Config) []error {
 	chk.positive("limits.write-timeout", lim.WriteTimeout)
 	chk.intRange("limits.max-keep-alive", lim.MaxKeepAlive, 0, 65535)
 	chk.intRange("limits.topic-alias-maximum", lim.TopicAliasMaximum, 1, 65535)
+	chk.intRange("limits.auth-exchange-steps", lim.AuthExchangeSteps, 1, 1000)
+	chk.positive("limits.auth-exchange-timeout", lim.AuthExchangeTimeout)
 	chk.intRange("features.maximum-qos", c.Features.MaximumQoS, 0, 2)
 	chk.notNegative("limits.session-expiry", lim.SessionExpiry)
 	chk.notNegative("limits.slow-subscriber-timeout", lim.SlowSubscriberTimeout)

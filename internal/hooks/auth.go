@@ -44,8 +44,10 @@ func (a *authChain) Authenticate(ctx context.Context, c *mqtt.ClientInfo, passwo
 func (a *authChain) decide(ctx context.Context, c *mqtt.ClientInfo, password []byte) (mqtt.AuthResult, bool) {
 	st := a.m.acquire()
 	defer st.release()
+	shadows := st.askShadowAuth(c, password)
 	var res mqtt.AuthResult
 	var outage bool
+	defer func() { shadows.finish(res.Allow) }()
 	if len(st.auth) > 1 && !st.authFirst {
 		res, outage = st.authConcurrently(ctx, c, password)
 	} else {

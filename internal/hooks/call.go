@@ -38,18 +38,24 @@ func (e *panicError) Error() string { return fmt.Sprintf("plugin panicked: %v", 
 // act indexes the decision counters. It starts no goroutine, and allocates
 // nothing when the plugin has no timeout and answers without error.
 func (p *plugin) ask(ctx context.Context, act int, q func(context.Context) (Decision, error)) answer {
+	return p.askUpTo(ctx, act, Deny, q)
+}
+
+// askUpTo is ask where the highest result the plugin may give is last:
+// Deny, or Continue for a step of enhanced authentication.
+func (p *plugin) askUpTo(ctx context.Context, act int, last Result, q func(context.Context) (Decision, error)) answer {
 	cctx, cancel := ctx, context.CancelFunc(nil)
 	if p.timeout > 0 {
 		cctx, cancel = context.WithTimeout(ctx, p.timeout)
 	}
-	d, err := guard(cctx, q)
+	d, err := guard(cctx, last, q)
 	out := classify(ctx, cctx, d, err)
 	if cancel != nil {
 		cancel()
 	}
 	p.counters.decisions[act][out].Inc()
 	switch out {
-	case outAllow, outDeny, outIgnore:
+	case outAllow, outDeny, outIgnore, outContinue:
 		return answer{Decision: d}
 	case outCanceled:
 		// The caller's ctx ended (the client went away, or the broker is
@@ -65,21 +71,21 @@ func (p *plugin) ask(ctx context.Context, act int, q func(context.Context) (Deci
 
 // guard calls q, turning a panic into an error so that a broken plugin
 // never takes a client's goroutine (or the broker) down with it.
-func guard(ctx context.Context, q func(context.Context) (Decision, error)) (d Decision, err error) {
+func guard(ctx context.Context, last Result, q func(context.Context) (Decision, error)) (d Decision, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			d, err = Decision{}, &panicError{v}
 		}
 	}()
 	d, err = q(ctx)
-	if err == nil && d.Result > Deny {
-		err = fmt.Errorf("plugin answered result %d, which is none of allow, deny, ignore", d.Result)
+	if err == nil && d.Result > last {
+		err = fmt.Errorf("plugin answered result %s (%d), which is none of allow, deny, ignore here", d.Result, d.Result)
 	}
 	return d, err
 }
 
 // outcomeOf is the outcome of each answer a plugin may give.
-var outcomeOf = [...]outcome{Ignore: outIgnore, Allow: outAllow, Deny: outDeny}
+var outcomeOf = [...]outcome{Ignore: outIgnore, Allow: outAllow, Deny: outDeny, Continue: outContinue}
 
 // classify names how a call ended. ctx is the caller's, cctx the one the
 // plugin got (ctx plus the plugin's timeout). The caller's ctx is looked at

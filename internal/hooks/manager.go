@@ -33,6 +33,12 @@ type PluginSpec struct {
 	Timeout time.Duration  // per decision; 0 = none (the plugin must honour ctx); unused for a SelfTimed plugin
 	Config  map[string]any // free-form; reaches the plugin in broker_pre_start
 	Type    string         // the plugin's type, for messages ("webhook", "acl-file")
+	// Shadow: in the auth and topic chains that list it, the plugin is
+	// asked beside the enforcing plugins and its answers only counted
+	// against theirs (see shadow.go); ShadowMaxInflight bounds its
+	// questions in flight (0: 64), beyond which checks are not put to it.
+	Shadow            bool
+	ShadowMaxInflight int
 }
 
 // AuthOptions is the auth section.
@@ -103,7 +109,7 @@ func New(opts Options) (*Manager, error) {
 	m.metrics.drops.join(m)
 	// A capability nothing needs stays nil so the broker's hot path skips
 	// it; that is also why a Reload cannot add one (see Reload).
-	if len(st.auth) > 0 || !st.anonymous {
+	if len(st.auth) > 0 || len(st.shadowAuth) > 0 || !st.anonymous {
 		m.hooks.Auth = &authChain{m}
 	}
 	if st.topicsOn {
@@ -300,7 +306,7 @@ func (m *Manager) announce(st *state, fresh []*plugin) {
 // fits reports why next cannot replace the running state without a
 // restart, if it cannot.
 func (m *Manager) fits(next *state) error {
-	if m.hooks.Auth == nil && (len(next.auth) > 0 || !next.anonymous) {
+	if m.hooks.Auth == nil && (len(next.auth) > 0 || len(next.shadowAuth) > 0 || !next.anonymous) {
 		return errors.New("auth: mqttd started with no authentication (no auth.plugins, anonymous allowed); " +
 			"adding auth.plugins or setting auth.allow-anonymous: false needs a restart")
 	}

@@ -31,10 +31,11 @@ const (
 	outTimeout
 	outPanic
 	outCanceled // the caller stopped waiting: the client left, or another plugin already decided
+	outContinue // an enhanced-authentication step goes on
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"allow", "deny", "ignore", "error", "timeout", "panic", "canceled"}
+var outcomeNames = [numOutcomes]string{"allow", "deny", "ignore", "error", "timeout", "panic", "canceled", "continue"}
 
 // metrics are the framework's collectors. They are created and registered
 // once per Manager, so a Reload reuses them instead of registering again.
@@ -48,6 +49,7 @@ type metrics struct {
 	events      *striped.CounterVec
 	eventPanics *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
+	shadow      *prometheus.CounterVec
 	drops       *drops
 }
 
@@ -73,6 +75,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mqttd_auth_rate_limited_total",
 			Help: "CONNECTs refused at once, without asking a plugin, by auth.rate-limit: their source address used up its failed logins (reason failures), had max-pending logins in progress (reason pending), or was new while max-sources addresses all had logins in progress (reason sources).",
 		}, []string{"reason"}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqttd_plugin_shadow_total",
+			Help: "Answers of shadow plugins (plugins.<alias>.shadow) compared with the enforced decision, by action and outcome (agree, disagree, ignore, error, skipped).",
+		}, []string{"plugin", "action", "outcome"}),
 		drops: &drops{live: map[*Manager]struct{}{}},
 	}
 	if reg == nil {
@@ -88,6 +94,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.rateLimited, err = share(reg, m.rateLimited); err != nil {
+		return nil, err
+	}
+	if m.shadow, err = share(reg, m.shadow); err != nil {
 		return nil, err
 	}
 	if m.drops, err = share(reg, m.drops); err != nil {
@@ -197,6 +206,7 @@ func (m *metrics) forPlugin(alias string) *pluginCounters {
 func (m *metrics) forget(alias string) {
 	l := prometheus.Labels{"plugin": alias}
 	m.decisions.DeletePartialMatch(l)
+	m.shadow.DeletePartialMatch(l)
 	m.events.DeletePartialMatch(l)
 	m.eventPanics.DeletePartialMatch(l)
 }

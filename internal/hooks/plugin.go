@@ -23,6 +23,10 @@ const (
 	Ignore Result = iota // no opinion; the zero value
 	Allow                // let the client do it (unless another plugin denies)
 	Deny                 // refuse; in a chain a deny cannot be overruled
+	// Continue answers a step of MQTT 5 enhanced authentication only
+	// (AuthRequest.ExchangeID set): the exchange goes on, Decision.AuthData
+	// goes to the client, and its answer comes back to the same plugin.
+	Continue
 )
 
 // String is the result's name in config, metrics labels and the HTTP
@@ -33,6 +37,8 @@ func (r Result) String() string {
 		return "allow"
 	case Deny:
 		return "deny"
+	case Continue:
+		return "continue"
 	}
 	return "ignore"
 }
@@ -49,6 +55,10 @@ type Decision struct {
 	// Reason is a human-readable reason, sent to MQTT 5 clients that asked
 	// for problem information.
 	Reason string
+	// AuthData is enhanced authentication's data for the client (raw
+	// bytes; a string keeps Decision comparable): the challenge of a
+	// Continue, or the final data of an Allow.
+	AuthData string
 }
 
 // AuthRequest is what an authenticate call is about. Client is the
@@ -57,6 +67,14 @@ type Decision struct {
 type AuthRequest struct {
 	Client   *mqtt.ClientInfo // who connects: client id, user name, address, protocol, properties
 	Password []byte           // the CONNECT password, nil when the packet has none
+
+	// MQTT 5 enhanced authentication, set for each step of an exchange
+	// (ExchangeID not empty); a plugin that does not know Method ignores.
+	Method     string // the Authentication Method
+	Data       []byte // the client's Authentication Data for this step
+	ExchangeID string // the same for every step of one exchange; unguessable
+	Step       int    // 1 for the first step, then 2, 3, ...
+	Reauth     bool   // a re-authentication of a connected client
 }
 
 // AuthPlugin is the authenticate capability. An error (or a panic, or

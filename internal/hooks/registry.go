@@ -35,6 +35,7 @@ type plugin struct {
 	counters *pluginCounters
 	logger   *slog.Logger
 	logs     throttle
+	shadow   *shadowState // a shadow plugin; nil for an enforcing one
 }
 
 // state is one generation of the registry: what New or a Reload built. The
@@ -43,9 +44,12 @@ type plugin struct {
 type state struct {
 	plugins []*plugin // every alias, sorted
 
-	auth      []*plugin // auth.plugins, in config order
+	auth      []*plugin // auth.plugins, in config order, but the shadows
 	authFirst bool
-	anonymous bool
+
+	shadowAuth   []*plugin // the shadow plugins of auth.plugins
+	shadowTopics []*plugin // the shadow plugins of topic-check.plugins
+	anonymous    bool
 
 	topicsOn  bool
 	topics    []*plugin // topic-check.plugins, in config order
@@ -174,6 +178,8 @@ func (m *Manager) compile(opts Options) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.auth, st.shadowAuth = splitShadows(st.auth)
+	st.topics, st.shadowTopics = splitShadows(st.topics)
 	st.topicsNow = !slices.ContainsFunc(st.topics, func(p *plugin) bool { return p.inline == nil })
 	switch opts.Topics.Default {
 	case Ignore, Deny: // unset means deny (docs/design.md §3.2)
@@ -221,6 +227,9 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 	if len(spec.Config) > 0 {
 		p.config = spec.Config
 	}
+	if spec.Shadow {
+		p.shadow = newShadowState(m.metrics, alias, spec.ShadowMaxInflight)
+	}
 	p.auth, _ = spec.Plugin.(AuthPlugin)
 	if p.filter, _ = spec.Plugin.(TopicFilter); p.filter != nil {
 		p.inline, _ = p.filter.(TopicFilterNow)
@@ -230,6 +239,18 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 		p.borrow, _ = p.sink.(BorrowingEventPlugin)
 	}
 	return p, nil
+}
+
+// splitShadows separates a chain's enforcing plugins from its shadows.
+func splitShadows(ps []*plugin) (enforcing, shadows []*plugin) {
+	for _, p := range ps {
+		if p.shadow != nil {
+			shadows = append(shadows, p)
+		} else {
+			enforcing = append(enforcing, p)
+		}
+	}
+	return enforcing, shadows
 }
 
 // pick resolves a list of aliases for one capability.

@@ -32,7 +32,11 @@ func (t *topicChain) CheckTopic(ctx context.Context, c *mqtt.ClientInfo, req mqt
 	if act < int(mqtt.ActionSubscribe) || act > int(mqtt.ActionReceive) {
 		return mqtt.TopicResult{ReasonCode: byte(packets.ImplementationSpecific), Reason: "unknown topic action"}
 	}
-	res := t.m.cur.Load().checkTopic(ctx, t.m, act, c, req)
+	st := t.m.cur.Load()
+	shadows := st.askShadowTopic(act, c, req)
+	var res mqtt.TopicResult
+	defer func() { shadows.finish(res.Allow) }() // whatever happens: the shadows wait for it
+	res = st.checkTopic(ctx, t.m, act, c, req)
 	t.m.chains.count(act, res.Allow)
 	return res
 }
@@ -115,6 +119,9 @@ func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (m
 	}
 	st.countInline(act, answered)
 	res := round.result(req.Action)
+	// Shadows are asked only about a check decided here: one that is not
+	// comes back through CheckTopic, which asks them.
+	st.askShadowTopic(act, c, req).finish(res.Allow)
 	t.m.chains.count(act, res.Allow)
 	return res, true
 }

@@ -1,8 +1,11 @@
 package mqtt
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
@@ -89,5 +92,88 @@ func BenchmarkPublishPath(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*bc.nsubs), "ns/delivery")
 		})
+	}
+}
+
+// chunkConn is a net.Conn whose every Read returns the same chunk of
+// packets, as a busy publisher's socket would; it counts the read
+// deadlines set on it.
+type chunkConn struct {
+	net.Conn
+	chunk     []byte
+	pos       int
+	deadlines int
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) {
+	n := copy(p, c.chunk[c.pos:])
+	c.pos = (c.pos + n) % len(c.chunk)
+	return n, nil
+}
+
+func (c *chunkConn) SetReadDeadline(time.Time) error { c.deadlines++; return nil }
+
+// BenchmarkReadPath frames PUBLISH packets out of a connection the way the
+// connected reader does (beforeRead included), 1 or 16 packets per read:
+// allocations per packet, and read deadlines set per read (armed lazily:
+// none after the first, where each read used to move it).
+func BenchmarkReadPath(b *testing.B) {
+	for _, perRead := range []int{1, 16} {
+		b.Run(fmt.Sprintf("%d-per-read", perRead), func(b *testing.B) {
+			br, err := New(Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pk := packets.Publish{Topic: "bench/t", Payload: make([]byte, 64)}
+			raw, _ := pk.Append(nil, packets.V311)
+			conn := &chunkConn{chunk: bytes.Repeat(raw, perRead)}
+			c := &client{b: br, conn: conn, keepAlive: time.Minute, sess: newSession("r", true)}
+			c.r = packetReader{conn: conn, max: 1 << 20, beforeRead: c.beforeRead}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, _, err := c.r.next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			reads := float64(b.N) / float64(perRead)
+			b.ReportMetric(float64(conn.deadlines)/reads, "deadlines/read")
+		})
+	}
+}
+
+// discardConn is a net.Conn that takes every write.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (discardConn) SetWriteDeadline(time.Time) error { return nil }
+
+// BenchmarkWriterFlush is a subscriber's writer catching up with bursts of
+// 64 deliveries (about 5 KiB): while it runs it keeps its two buffers, so a
+// burst costs no allocation (it used to drop a buffer above 4 KiB each time
+// it found the queue empty, and grew it again for the next burst).
+func BenchmarkWriterFlush(b *testing.B) {
+	br, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &client{b: br, conn: discardConn{}, version: packets.V311, writing: true}
+	c.sess = newSession("w", true)
+	c.sess.client = c
+	pk := packets.Publish{Topic: "bench/t", Payload: make([]byte, 64)}
+	raw, _ := pk.Append(nil, packets.V311)
+	b.ReportAllocs()
+	b.SetBytes(int64(64 * len(raw)))
+	for range b.N {
+		c.sess.mu.Lock()
+		for range 64 {
+			c.out = append(c.out, raw...)
+			c.outPkts++
+		}
+		c.sess.mu.Unlock()
+		if _, more := c.flush(); !more {
+			b.Fatal("flush failed")
+		}
 	}
 }

@@ -225,6 +225,7 @@ func (b *Broker) Stats() Stats {
 		DroppedWillDenied:  s.droppedWill.Load(),
 		DroppedShareDenied: s.droppedShare.Load(),
 		Malformed:          s.malformed.Load(),
+		AuthExchangesCut:   s.authExchangeCut.Load(),
 		KeepAliveExpired:   s.keepAliveExpired.Load(),
 		Takeovers:          s.takeovers.Load(),
 		AuthRejected:       s.authRejected.Load(),
@@ -247,7 +248,7 @@ func (b *Broker) Stats() Stats {
 			st.ClientsPersisted++
 		}
 		st.Inflight += int64(ss.inflight.live)
-		st.Queued += int64(ss.queue.len())
+		st.Queued += int64(ss.queuedLocked())
 		ss.mu.Unlock()
 		return true
 	})
@@ -346,6 +347,7 @@ func (b *Broker) discardSession(s *Session) *clientWill {
 	s.mu.Unlock()
 	if cur, ok := b.store.Get(s.id); ok && cur == s {
 		b.store.Delete(s.id)
+		b.release(s.id)
 	}
 	if b.closing.Load() {
 		return nil
@@ -358,7 +360,10 @@ func (b *Broker) discardSession(s *Session) *clientWill {
 func (b *Broker) unsubscribe(s *Session, filter string) {
 	if group, inner, ok := parseShared(filter); ok && group != "" {
 		b.unsubscribeShared(s, group, inner, filter)
+		b.interest(filter, false)
 		return
 	}
-	b.subs.Unsubscribe(filter, s)
+	if b.subs.Unsubscribe(filter, s) {
+		b.interest(filter, false)
+	}
 }

@@ -17,8 +17,9 @@ import (
 // client is one network connection from CONNECT to close. Its reader
 // goroutine decodes and handles inbound packets (so a slow hook delays only
 // this client). A writer goroutine runs only while there is something to
-// write, flushing all of it in as few syscalls as possible: an idle
-// connection holds one small goroutine and a 512-byte read buffer.
+// write, flushing all of it in as few syscalls as possible. An idle
+// connection parks (park.go): on Linux it then holds no goroutine and no
+// read buffer, only its structs and socket.
 type client struct {
 	b       *Broker
 	conn    net.Conn
@@ -39,12 +40,14 @@ type client struct {
 	keepAlive       time.Duration
 	connectDeadline time.Time
 	will            *Message
-	willDelay       uint32   // MQTT 5 Will Delay Interval, seconds
-	graceful        bool     // DISCONNECT received: the will is discarded
-	keepWill        bool     // MQTT 5 DISCONNECT 0x04: publish the will all the same
-	aliases         []string // MQTT 5 inbound topic aliases, indexed by alias
-	reauthing       bool     // an MQTT 5 re-authentication is under way
-	refused         bool     // a refusing CONNACK was sent (and logged)
+	willDelay       uint32        // MQTT 5 Will Delay Interval, seconds
+	graceful        bool          // DISCONNECT received: the will is discarded
+	keepWill        bool          // MQTT 5 DISCONNECT 0x04: publish the will all the same
+	aliases         []string      // MQTT 5 inbound topic aliases, indexed by alias
+	reauth          *authExchange // an MQTT 5 re-authentication under way, or nil
+	refused         bool          // a refusing CONNACK was sent (and logged)
+	parkable        bool          // the reader may park when idle (plain TCP, own goroutine)
+	armed           bool          // a read deadline for the connected client is set
 
 	// Fixed at CONNECT (MQTT 5; 3.1.1 clients keep the zero values).
 	problemInfo bool   // the client accepts reason strings on any packet
@@ -65,6 +68,9 @@ type client struct {
 	// publishers read it (deliveryModeFor) so that no message checked in
 	// line overtakes that one.
 	checking bool
+	// connackPending: the handshake's goroutine writes the CONNACK itself,
+	// so attaching starts no writer (flushConnack).
+	connackPending bool
 	// outAliases are the topic aliases sent to this client (MQTT 5); nil
 	// until the first.
 	outAliases *outAliases
@@ -86,38 +92,41 @@ type client struct {
 
 // runConn serves one admitted socket. Beyond MaxConnections the socket is
 // still accepted (never left queued in the kernel) and answered with
-// "server unavailable". With handoff, the read loop continues on a fresh
-// goroutine once CONNECT is accepted, so the deeper stack the handshake
-// grew is not kept for the connection's whole life.
+// "server unavailable". With handoff, the read side continues on a fresh
+// goroutine once CONNECT is accepted (see handOff), so the deeper stack the
+// handshake grew is not kept for the connection's whole life.
 func (b *Broker) runConn(conn net.Conn, l *listener, handoff bool) {
-	release := func() {
-		b.nconns.Add(-1)
-		b.wg.Done()
-	}
 	if b.nconns.Add(1) > int64(b.limits.MaxConnections) {
 		b.refuseOverCapacity(conn, l)
-		release()
+		b.connDone()
 		return
 	}
 	c := b.openConn(conn, l)
-	switch {
-	case c == nil:
-		release()
-	case handoff:
-		go func() {
-			defer release()
-			c.serve()
-		}()
-	default:
-		defer release()
-		c.serve()
+	if c == nil {
+		b.connDone()
+		return
 	}
+	c.flushConnack()
+	if !handoff {
+		c.serve()
+		return
+	}
+	c.parkable = canPark(conn)
+	c.handOff()
+}
+
+// connDone releases what runConn took for a connection that has ended.
+func (b *Broker) connDone() {
+	b.nconns.Add(-1)
+	b.wg.Done()
 }
 
 // openConn registers the connection and runs the TLS and MQTT handshakes.
 // It returns nil, with the socket closed, when the client is not accepted.
 func (b *Broker) openConn(conn net.Conn, l *listener) *client {
-	c := &client{b: b, conn: conn, l: l, wake: make(chan struct{}, 1)}
+	c := &client{b: b, l: l, wake: make(chan struct{}, 1), connackPending: true}
+	c.conn = wrapForPark(conn, l, c)
+	conn = c.conn
 	c.info.Listener = l.name
 	c.info.Transport = l.transport
 	c.info.RemoteAddr = conn.RemoteAddr().String()
@@ -179,38 +188,55 @@ func (c *client) tlsHandshake() error {
 	return nil
 }
 
-// serve runs an accepted connection to its end.
+// serve runs an accepted connection's read side until the connection ends
+// or parks (a fresh goroutine then carries on).
 func (c *client) serve() {
 	err := c.readLoop()
+	if err == errParked {
+		if err = c.park(); err == nil {
+			return
+		}
+	}
+	c.end(err)
+}
+
+// end tears the connection down and releases its slot.
+func (c *client) end(err error) {
 	c.finish(err)
 	c.cancel()
 	c.unregister()
+	c.b.connDone()
 }
 
 // beforeRead runs before every blocking read: it flushes the batch's
-// counters and arms the keep-alive deadline: 1.5 times the keep alive
-// without a packet closes the connection ([MQTT-3.1.2-24] in 3.1.1,
-// [MQTT5-3.1.2-22] in 5.0, whose 3.1.2-24 is the Maximum Packet Size rule).
+// counters and makes sure a read deadline is armed. Until CONNECT is
+// accepted that is the connect timeout; after, it is armed once and moved
+// only when it passes (timedOut), not on every read.
 func (c *client) beforeRead() error {
 	c.b.flushReadStats(c)
-	d := c.connectDeadline // until CONNECT is accepted
-	if c.sess != nil {
-		d = time.Time{}
+	switch {
+	case c.sess == nil:
+		c.conn.SetReadDeadline(c.connectDeadline)
+	case !c.armed:
+		c.conn.SetReadDeadline(c.nextDeadline(time.Now(), c.parkable))
+		c.armed = true
 	}
-	if c.sess != nil && c.keepAlive > 0 {
-		d = time.Now().Add(c.keepAlive + c.keepAlive/2)
-	}
-	c.conn.SetReadDeadline(d)
-	if c.stopping.Load() {
+	return c.closingErr()
+}
+
+// closingErr is why the broker is ending the connection, or nil. It is read
+// after a read deadline is armed: those who end a connection set the flag
+// first and then a past deadline, so either the flag is seen here or the
+// read that follows wakes at once.
+func (c *client) closingErr() error {
+	switch {
+	case c.stopping.Load():
 		return errServerClosing
-	}
-	if c.takenOver.Load() {
+	case c.takenOver.Load():
 		return errTakenOver
-	}
-	if c.kicked.Load() {
+	case c.kicked.Load():
 		return errKicked
-	}
-	if c.slowCut.Load() {
+	case c.slowCut.Load():
 		return errSlowSubscriber
 	}
 	return nil
@@ -241,6 +267,12 @@ func (c *client) readLoop() error {
 	for {
 		fh, body, err := c.r.next()
 		if err != nil {
+			switch err = c.timedOut(err); err {
+			case nil:
+				continue
+			case errParked:
+				return err
+			}
 			return c.readError(err)
 		}
 		c.pktsIn++
@@ -256,15 +288,12 @@ func (c *client) readLoop() error {
 
 // readError names why the read side ended.
 func (c *client) readError(err error) error {
+	if ce := c.closingErr(); ce != nil {
+		return ce
+	}
 	switch {
-	case c.stopping.Load():
-		return errServerClosing
-	case c.takenOver.Load():
-		return errTakenOver
-	case c.kicked.Load():
-		return errKicked
-	case c.slowCut.Load():
-		return errSlowSubscriber
+	case c.reauthExpired(err):
+		return errReauthTime
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.b.stats.keepAliveExpired.Add(1)
 		return errKeepAlive

@@ -19,28 +19,7 @@ import (
 func (c *client) authenticate(p *packets.Connect) ([]byte, error) {
 	b := c.b
 	if c.authMethod != "" {
-		ex, ok := b.hooks.Auth.(AuthExchanger)
-		if !ok {
-			// [MQTT5-4.12.0-1] a method the server does not support.
-			c.refuseConnect(packets.BadAuthMethod, "authentication method not supported")
-			return nil, errAuthMissing
-		}
-		data := p.Props.AuthData
-		for {
-			st := ex.AuthStep(c.ctx, &c.info, c.authMethod, data, false)
-			if c.ctx.Err() != nil {
-				return nil, c.abandonedAuth(context.Cause(c.ctx), st.Result.Plugin)
-			}
-			if !st.Continue {
-				return st.Data, c.checkAuth(st.Result)
-			}
-			next, err := c.authRound(st.Data)
-			if err != nil {
-				c.refuseConnect(packets.ProtocolError, err.Error())
-				return nil, err
-			}
-			data = next
-		}
+		return c.connectExchange(p)
 	}
 	if b.hooks.Auth == nil {
 		return nil, nil

@@ -127,33 +127,3 @@ func (c *client) onDisconnect(p *packets.Disconnect) error {
 	}
 	return nil
 }
-
-// onAuth runs an MQTT 5 re-authentication ([MQTT5-4.12.1-1]): the client
-// starts it with AUTH 0x19 and the same method as at CONNECT.
-func (c *client) onAuth(p *packets.Auth) error {
-	ex, ok := c.b.hooks.Auth.(AuthExchanger)
-	switch {
-	case !ok || c.authMethod == "" || p.Props.AuthMethod != c.authMethod:
-		return &protoError{packets.ProtocolError, "AUTH without the connection's authentication method"}
-	case p.ReasonCode == packets.ReAuthenticate && !c.reauthing:
-		c.reauthing = true
-	case p.ReasonCode == packets.ContinueAuthentication && c.reauthing:
-	default:
-		return &protoError{packets.ProtocolError, fmt.Sprintf("unexpected AUTH %v", p.ReasonCode)}
-	}
-	st := ex.AuthStep(c.ctx, &c.info, c.authMethod, p.Props.AuthData, true)
-	code := packets.ContinueAuthentication
-	if !st.Continue {
-		c.reauthing = false
-		if !st.Result.Allow {
-			c.b.stats.authRejected.Add(1)
-			return &protoError{packets.DenyCode(packets.DISCONNECT, st.Result.ReasonCode), "re-authentication failed: " + st.Result.Reason}
-		}
-		code = packets.Success
-	}
-	out := &packets.Auth{ReasonCode: code}
-	out.Props.AuthMethod = c.authMethod
-	out.Props.AuthData = st.Data
-	c.send(func() { c.appendControl(out) })
-	return nil
-}

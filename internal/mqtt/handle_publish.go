@@ -253,6 +253,7 @@ func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
 	}
 	var n int
 	c.matches, n = b.route(&r, c.matches)
+	b.forward(&r)
 	return n, r.pb
 }
 

@@ -33,6 +33,7 @@ func (c *client) onSubscribe(fh packets.FixedHeader, body []byte) error {
 			codes[i], isNew[i] = c.addSubscription(sub, subID)
 		}
 	}
+	c.b.clusterSubscribed()
 	retained := c.retainedFor(&p, codes, isNew)
 	c.b.saveSubscriptions(c)
 	c.sendSuback(p.PacketID, codes, reason)
@@ -105,8 +106,13 @@ func (c *client) addSubscription(sub *packets.Subscription, subID uint32) (packe
 	s.subs[filter] = val
 	if group != "" {
 		b.subscribeShared(s, group, inner, shareSub{val, filter}, existed)
+		if !existed {
+			b.interest(filter, true)
+		}
 	} else {
-		b.subs.Subscribe(filter, s, val)
+		if b.subs.Subscribe(filter, s, val) {
+			b.interest(filter, true)
+		}
 	}
 	return packets.ReasonCode(val.qos), !existed
 }

@@ -60,19 +60,36 @@ type Authenticator interface {
 // AuthExchanger is implemented by an Authenticator that also drives MQTT 5
 // enhanced authentication: a CONNECT naming an Authentication Method, then
 // AUTH packets back and forth, and re-authentication during a session
-// (reauth true). A CONNECT with a method and no AuthExchanger is refused
-// with 0x8C (bad authentication method).
+// (AuthStepRequest.Reauth). A CONNECT with a method and no AuthExchanger is
+// refused with 0x8C (bad authentication method).
+//
+// The broker bounds each exchange in steps and time (Limits.AuthExchangeSteps,
+// Limits.AuthExchangeTimeout); the exchanger need not.
 type AuthExchanger interface {
-	AuthStep(ctx context.Context, c *ClientInfo, method string, data []byte, reauth bool) AuthExchange
+	AuthStep(ctx context.Context, c *ClientInfo, req *AuthStepRequest) AuthExchange
+}
+
+// AuthStepRequest is one step of an exchange as the client sent it.
+type AuthStepRequest struct {
+	Method string // the Authentication Method, the same for every step
+	Data   []byte // the client's Authentication Data; valid only during the call
+	Reauth bool   // a re-authentication of a connected client (AUTH 0x19)
+	Step   int    // 1 for the first step of an exchange (CONNECT or AUTH 0x19), then 2, 3, ...
+	// State is what the previous step's AuthExchange.State held (nil on
+	// step 1): the exchanger's own record of the exchange, which the broker
+	// keeps with the connection and drops when the exchange ends.
+	State any
 }
 
 // AuthExchange is one step of enhanced authentication: Continue sends Data
 // to the client and waits for its answer; otherwise Result decides, and Data
-// (if any) goes to the client with the outcome.
+// (if any) goes to the client with the outcome. State comes back in the
+// next step's AuthStepRequest.
 type AuthExchange struct {
 	Continue bool
 	Data     []byte
 	Result   AuthResult
+	State    any
 }
 
 // Action is what a topic check is about.

@@ -61,7 +61,7 @@ func (s *Session) viewLocked() ClientView {
 		Expiry:   s.expiry,
 		Subs:     len(s.subs),
 		Inflight: s.inflight.live,
-		Queued:   s.queue.len(),
+		Queued:   s.queuedLocked(),
 	}
 	if c := s.client; c != nil {
 		v.Connected = true
@@ -237,7 +237,9 @@ func (b *Broker) Publish(p PublishRequest) (int, error) {
 	if m.Retain {
 		b.setRetained(&r, nil)
 	}
-	return b.routeStored(&r), nil
+	n := b.routeStored(&r)
+	b.forward(&r)
+	return n, nil
 }
 
 func (b *Broker) checkPublish(p *PublishRequest) error {

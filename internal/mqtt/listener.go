@@ -23,6 +23,7 @@ type listener struct {
 	http      *http.Server
 	once      sync.Once
 	done      chan struct{}
+	poller    *parkPoller // where idle plain-TCP connections park; nil for none
 }
 
 func (l *listener) Addr() net.Addr { return l.ln.Addr() }
@@ -35,6 +36,9 @@ func (l *listener) close() {
 			l.ln.Close()
 		}
 		<-l.done
+		if l.poller != nil {
+			l.poller.stop()
+		}
 	})
 }
 
@@ -65,6 +69,9 @@ func (b *Broker) listen(lc ListenerConfig) (*listener, error) {
 			l.http.Serve(ln)
 		}()
 		return l, nil
+	}
+	if l.transport == "tcp" {
+		l.poller = newListenerPoller(l.transport)
 	}
 	go func() {
 		defer close(l.done)

@@ -38,6 +38,8 @@ type Limits struct {
 	// publishers' acknowledgements held back (its queue over MaxQueued or
 	// MaxQueuedBytes) before it is disconnected; negative = never.
 	SlowSubscriberTimeout time.Duration
+	AuthExchangeSteps     int           // AUTH steps one enhanced-authentication exchange may take
+	AuthExchangeTimeout   time.Duration // time one enhanced-authentication exchange may take, client and plugin together
 }
 
 // DefaultLimits are the bounds used when a field of Limits is zero.
@@ -55,6 +57,8 @@ var DefaultLimits = Limits{
 	TopicAliasMaximum: 64,
 
 	SlowSubscriberTimeout: 30 * time.Second,
+	AuthExchangeSteps:     8,
+	AuthExchangeTimeout:   10 * time.Second,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -95,6 +99,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.SlowSubscriberTimeout != 0 {
 		d.SlowSubscriberTimeout = max(l.SlowSubscriberTimeout, -1)
+	}
+	if l.AuthExchangeSteps > 0 {
+		d.AuthExchangeSteps = l.AuthExchangeSteps
+	}
+	if l.AuthExchangeTimeout > 0 {
+		d.AuthExchangeTimeout = l.AuthExchangeTimeout
 	}
 	d.MaxKeepAlive = l.MaxKeepAlive
 	d.SessionExpiry = l.SessionExpiry
@@ -143,4 +153,9 @@ type Options struct {
 	// OnRecovery, if set, is told how recovery from Store progresses while
 	// Start reads it, and once more with Done when it is complete.
 	OnRecovery func(RecoveryProgress)
+	Cluster    Cluster // nil = a single node
+
+	// readerLinger overrides how long an idle reader waits before it
+	// parks (tests); 0 = the default.
+	readerLinger time.Duration
 }

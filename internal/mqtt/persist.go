@@ -35,6 +35,17 @@ type diskState struct {
 	skip     map[uint64]bool // seqs restored into the in-flight window, not to be read again
 }
 
+// queuedLocked is how many deliveries wait for s's window: those in
+// memory, or for a session whose queue is in the store, every stored one
+// not in flight (a backlog waits on disk, not in memory). Caller holds s.mu.
+func (s *Session) queuedLocked() int {
+	n := s.queue.len()
+	if s.disk.saved {
+		n = max(n, s.disk.stored-s.inflight.live)
+	}
+	return n
+}
+
 // persistent reports whether s is to be kept in the store. Caller holds s.mu.
 func (b *Broker) persistent(s *Session) bool { return b.disk != nil && !s.clean }
 

@@ -124,6 +124,7 @@ func (b *Broker) restoreSession(r *store.SessionRecord, now time.Time) (due *cli
 		} else {
 			b.subs.Subscribe(sr.Filter, s, sub)
 		}
+		b.interest(sr.Filter, true)
 	}
 	b.store.Put(s)
 	if will != nil {

@@ -3,6 +3,8 @@ package mqtt
 import (
 	"errors"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
@@ -30,6 +32,7 @@ type packetReader struct {
 	wary       bool // grow with the bytes received, not the lengths announced
 	short      int  // consecutive reads that used little of buf
 	bytes      int64
+	last       time.Time // when bytes last arrived
 	// beforeRead runs before each blocking read (deadline, stats flush).
 	beforeRead func() error
 }
@@ -122,7 +125,7 @@ func (r *packetReader) fill() error {
 		r.compact()
 	}
 	if r.buf == nil {
-		r.buf = make([]byte, minReadBuf)
+		r.buf = readBufs.Get().(*[minReadBuf]byte)[:]
 	}
 	switch {
 	case r.end < len(r.buf):
@@ -138,6 +141,9 @@ func (r *packetReader) fill() error {
 	}
 	free := len(r.buf) - r.end
 	n, err := r.conn.Read(r.buf[r.end:])
+	if n > 0 {
+		r.last = time.Now()
+	}
 	r.end += n
 	r.bytes += int64(n)
 	switch {
@@ -154,6 +160,26 @@ func (r *packetReader) fill() error {
 		return nil // hand over what arrived; the error comes back on the next read
 	}
 	return err
+}
+
+// readBufs holds the smallest read buffers while their connections are
+// parked.
+var readBufs = sync.Pool{New: func() any { return new([minReadBuf]byte) }}
+
+// empty says whether no unread bytes are buffered.
+func (r *packetReader) empty() bool { return r.start == r.end }
+
+// release lets go of the buffer of a reader with nothing unread; the
+// smallest size goes back to readBufs. Nothing aliases the buffer between
+// packets: handlers copy what they keep, as the next read overwrites it.
+func (r *packetReader) release() {
+	if r.start != r.end {
+		return
+	}
+	if len(r.buf) == minReadBuf {
+		readBufs.Put((*[minReadBuf]byte)(r.buf))
+	}
+	r.buf, r.start, r.end, r.short = nil, 0, 0, 0
 }
 
 // connectLevel is the protocol level of the CONNECT at the head of the

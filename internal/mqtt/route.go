@@ -41,7 +41,7 @@ func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
 		i = j
 	}
 	clear(ms)
-	if b.shared.Len() > 0 {
+	if b.shared.Len() > 0 && b.sharesLocally(r) {
 		n = b.routeShared(r, n)
 	}
 	return ms[:0], n

@@ -25,6 +25,7 @@ type counters struct {
 	droppedWill      atomic.Int64 // wills denied by a topic check when they would go out
 	droppedShare     atomic.Int64 // shared-subscription messages no member of the group may receive
 	malformed        atomic.Int64 // connections closed for a protocol violation
+	authExchangeCut  atomic.Int64 // enhanced-authentication exchanges ended by limits.auth-exchange-steps or -timeout
 	keepAliveExpired atomic.Int64
 	takeovers        atomic.Int64
 	authRejected     atomic.Int64
@@ -66,6 +67,7 @@ type Stats struct {
 	DroppedWillDenied  int64
 	DroppedShareDenied int64 // every member of a shared subscription's group was denied receiving it
 	Malformed          int64
+	AuthExchangesCut   int64 // enhanced-authentication exchanges over their step or time bound
 	KeepAliveExpired   int64
 	Takeovers          int64
 	AuthRejected       int64

@@ -31,11 +31,12 @@ func (a *v5Challenger) Authenticate(context.Context, *ClientInfo, []byte) AuthRe
 	return AuthResult{Allow: true}
 }
 
-func (a *v5Challenger) AuthStep(_ context.Context, c *ClientInfo, method string, data []byte, reauth bool) AuthExchange {
+func (a *v5Challenger) AuthStep(_ context.Context, c *ClientInfo, req *AuthStepRequest) AuthExchange {
 	a.mu.Lock()
-	a.steps = append(a.steps, v5Step{c.ClientID, method, string(data), reauth})
+	a.steps = append(a.steps, v5Step{c.ClientID, req.Method, string(req.Data), req.Reauth})
 	a.mu.Unlock()
-	switch d := string(data); {
+	reauth := req.Reauth
+	switch d := string(req.Data); {
 	case !reauth && d == "hello":
 		return AuthExchange{Continue: true, Data: []byte("challenge-1")}
 	case !reauth && d == "answer-1":

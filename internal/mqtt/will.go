@@ -26,6 +26,7 @@ func (b *Broker) publishWill(w *clientWill) {
 		b.setRetained(&r, nil)
 	}
 	b.routeStored(&r)
+	b.forward(&r)
 }
 
 // scheduleWill publishes a will now, or after its MQTT 5 Will Delay unless

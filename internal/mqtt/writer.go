@@ -20,12 +20,48 @@ func (c *client) wakeWriterLocked() {
 	case c.closed || c.wakePending:
 	case !c.writing:
 		c.writing, c.wakePending = true, true
+		if c.connackPending {
+			return // the handshake's goroutine flushes (flushConnack)
+		}
 		c.writers.Add(1)
 		go c.writeLoop()
 	default:
 		c.wakePending = true
 		c.signal()
 	}
+}
+
+// flushConnack writes the CONNACK, and whatever was queued behind it, from
+// the goroutine that ran the handshake, so that a connection which then
+// goes idle never starts a writer: a writer started per connection and
+// lingering a second would leave the stacks of thousands of dead goroutines
+// behind a connection storm. A writer takes over when more arrives meanwhile,
+// or when queued deliveries wait for receive checks (those may call plugins).
+func (c *client) flushConnack() {
+	s := c.sess
+	s.mu.Lock()
+	c.connackPending = false
+	if !c.writing {
+		s.mu.Unlock()
+		return
+	}
+	c.writers.Add(1)
+	s.mu.Unlock()
+	if c.b.hooks.Topics == nil {
+		if _, more := c.flush(); !more {
+			c.writers.Done()
+			return
+		}
+		s.mu.Lock()
+		if !c.wakePending {
+			c.writing = false
+			s.mu.Unlock()
+			c.writers.Done()
+			return
+		}
+		s.mu.Unlock()
+	}
+	go c.writeLoop()
 }
 
 // signal leaves a wake-up token for the writer. A token may already be
@@ -64,6 +100,13 @@ func (c *client) writeLoop() {
 				s.mu.Unlock()
 				continue
 			}
+			// An idle connection keeps no burst-sized buffers. They are
+			// kept while the writer runs: dropping them whenever the
+			// writer catches up made every burst grow them afresh.
+			if len(c.out) == 0 {
+				c.out = nil
+			}
+			c.spare = nil
 			c.writing = false
 			s.mu.Unlock()
 			return
@@ -84,9 +127,6 @@ func (c *client) flush() (wrote, more bool) {
 		s.mu.Lock()
 		if len(c.out) == 0 && !(checked && s.client == c && c.b.pumpable(s)) {
 			c.wakePending = false
-			if cap(c.out) > 4<<10 {
-				c.out = nil // an idle connection keeps no burst-sized buffer
-			}
 			if c.closed {
 				c.writing = false
 				s.mu.Unlock()

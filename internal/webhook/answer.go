@@ -95,9 +95,12 @@ func parseDecision(r *response) (verdict, error) {
 		v.d.Result = hooks.Deny
 	case wire.DecisionResultIgnore:
 		v.d.Result = hooks.Ignore
+	case wire.DecisionResultContinue:
+		v.d.Result = hooks.Continue
 	default:
-		return verdict{}, fmt.Errorf("result %q is not allow, deny or ignore", d.Result)
+		return verdict{}, fmt.Errorf("result %q is not allow, deny, ignore or continue", d.Result)
 	}
+	v.d.AuthData = string(d.AuthData)
 	if d.Reason != nil {
 		v.d.Reason = *d.Reason
 	}

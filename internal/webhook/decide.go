@@ -16,6 +16,9 @@ import (
 
 // Authenticate asks POST /authenticate, or answers from the cache.
 func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hooks.Decision, error) {
+	if req.ExchangeID != "" {
+		return p.exchangeStep(ctx, req)
+	}
 	key := authKey(p.keys, req)
 	if d, ok := p.lookup(key); ok {
 		return d, nil
@@ -143,7 +146,7 @@ func (p *Plugin) decide(ctx context.Context, ep *endpoint, key cache.Key, c *mqt
 		if e := p.freshUncounted(key); e != nil {
 			return e.Value, nil
 		}
-		v, err := p.call(ctx, ep, body)
+		v, err := p.call(ctx, ep, body, false)
 		if err == nil {
 			p.store(key, client, user, v)
 		}
@@ -202,9 +205,9 @@ func (p *Plugin) fail(ep *endpoint, key cache.Key, err error) (hooks.Decision, e
 }
 
 // call runs one request through the endpoint's breaker and counts its
-// outcome.
-func (p *Plugin) call(ctx context.Context, ep *endpoint, body []byte) (verdict, error) {
-	v, err := ep.breaker.Execute(func() (verdict, error) { return p.post(ctx, ep, body) })
+// outcome. exchange says whether continue is a valid answer.
+func (p *Plugin) call(ctx context.Context, ep *endpoint, body []byte, exchange bool) (verdict, error) {
+	v, err := ep.breaker.Execute(func() (verdict, error) { return p.post(ctx, ep, body, exchange) })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		err = &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: KindBreakerOpen}
 	}
@@ -226,7 +229,7 @@ func (p *Plugin) TimesOwnCalls() bool { return true }
 
 // post sends one decision request under the per-call timeout and reads
 // the answer. Errors are *Error.
-func (p *Plugin) post(ctx context.Context, ep *endpoint, body []byte) (verdict, error) {
+func (p *Plugin) post(ctx context.Context, ep *endpoint, body []byte, exchange bool) (verdict, error) {
 	fail := func(kind Kind, status int, err error) (verdict, error) {
 		return verdict{}, &Error{Plugin: p.opts.Alias, Endpoint: ep.name, Kind: kind, Status: status, Err: err}
 	}
@@ -254,6 +257,9 @@ func (p *Plugin) post(ctx context.Context, ep *endpoint, body []byte) (verdict, 
 		return fail(classify(callCtx, err), 0, err)
 	}
 	v, kind, err := readDecision(r)
+	if kind == 0 && v.d.Result == hooks.Continue && !exchange {
+		kind, err = KindBadAnswer, errors.New(`result "continue" answers only an enhanced-authentication step`)
+	}
 	if kind != 0 {
 		return fail(kind, r.status, err)
 	}

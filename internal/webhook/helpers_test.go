@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,6 +86,7 @@ func newUnstartedFake(t testing.TB, ln net.Listener) *fake {
 
 func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body)) // the handler may read it too
 	f.mu.Lock()
 	h := f.handlers[r.URL.Path]
 	f.bodies[r.URL.Path] = append(f.bodies[r.URL.Path], body)

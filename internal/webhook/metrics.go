@@ -25,6 +25,7 @@ var outcomes = []string{
 	"allow", "deny", "ignore",
 	KindTimeout.outcome(), KindRefused.outcome(), KindStatus.outcome(), KindBadAnswer.outcome(),
 	KindBreakerOpen.outcome(), KindRejected.outcome(), KindTooLarge.outcome(), KindBusy.outcome(), "stale",
+	"continue",
 }
 
 var (

@@ -94,6 +94,17 @@ type authJSON struct {
 	PasswordBase64 []byte                  `json:"password_base64,omitempty"`
 	TLS            *wire.ClientCertificate `json:"tls,omitempty"`
 	UserProperties []wire.UserProperty     `json:"user_properties,omitempty"`
+	authExchangeJSON
+}
+
+// authExchangeJSON is what a step of enhanced authentication adds to the
+// POST /authenticate body; a plain CONNECT has none of it.
+type authExchangeJSON struct {
+	AuthMethod     string `json:"auth_method,omitempty"`
+	AuthData       []byte `json:"auth_data,omitempty"`
+	ExchangeID     string `json:"exchange_id,omitempty"`
+	ExchangeStep   int    `json:"exchange_step,omitempty"`
+	Reauthenticate bool   `json:"reauthenticate,omitempty"`
 }
 
 // authBody is the POST /authenticate body.
@@ -119,6 +130,10 @@ func authBody(req *hooks.AuthRequest) ([]byte, error) {
 	}
 	for _, p := range c.UserProperties {
 		body.UserProperties = append(body.UserProperties, wire.UserProperty{Key: p.Key, Value: p.Value})
+	}
+	if req.ExchangeID != "" {
+		body.authExchangeJSON = authExchangeJSON{AuthMethod: req.Method, AuthData: req.Data,
+			ExchangeID: req.ExchangeID, ExchangeStep: req.Step, Reauthenticate: req.Reauth}
 	}
 	return json.Marshal(&body)
 }

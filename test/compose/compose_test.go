@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -69,11 +70,15 @@ type mqttdFile struct {
 	Admin struct {
 		Bind string `yaml:"bind"`
 	} `yaml:"admin"`
+	Storage struct {
+		Dir string `yaml:"dir"`
+	} `yaml:"storage"`
 }
 
 const (
 	composePath   = "docker-compose.yml"
 	mqttdConfigIn = "/etc/mqttd/mqttd.yaml" // where the image looks (Dockerfile)
+	mqttdStoreIn  = "/var/lib/mqttd/data"   // the state volume: WORKDIR /var/lib/mqttd + data/ (storage.dir data/store, spools data/events)
 	secretVar     = "HOOKS_SECRET"
 )
 
@@ -112,6 +117,9 @@ func mounts(t *testing.T, s service) []mount {
 	var out []mount
 	for _, v := range s.Volumes {
 		p := strings.Split(v, ":")
+		if len(p) == 2 && volumeName.MatchString(p[0]) {
+			continue // a named volume: see namedVolumes
+		}
 		if len(p) < 2 || len(p) > 3 || !strings.HasPrefix(p[0], "./") {
 			t.Fatalf("volume %q: want ./host/path:/container/path[:ro] (a bind mount relative to the repo)", v)
 		}
@@ -120,6 +128,20 @@ func mounts(t *testing.T, s service) []mount {
 			m.mode = p[2]
 		}
 		out = append(out, m)
+	}
+	return out
+}
+
+var volumeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// namedVolumes maps the container path of each named volume of s to the
+// volume's name.
+func namedVolumes(s service) map[string]string {
+	out := map[string]string{}
+	for _, v := range s.Volumes {
+		if p := strings.Split(v, ":"); len(p) == 2 && volumeName.MatchString(p[0]) {
+			out[p[1]] = p[0]
+		}
 	}
 	return out
 }
@@ -191,6 +213,9 @@ func TestBuildContextsAndDockerfiles(t *testing.T) {
 		`CGO_ENABLED=0 go build .* \./cmd/mqttd`,
 		`(?m)^FROM gcr\.io/distroless/static[^ ]*:nonroot$`,
 		`(?m)^USER nonroot`,
+		`(?m)^WORKDIR /var/lib/mqttd$`,
+		`(?m)^VOLUME ` + regexp.QuoteMeta(mqttdStoreIn) + `$`,
+		`(?m)^COPY --from=build --chown=65532:65532 \S+ ` + regexp.QuoteMeta(mqttdStoreIn) + `$`,
 		`(?m)^EXPOSE 1883 9180$`,
 		`(?m)^ENTRYPOINT \["/usr/local/bin/mqttd"\]$`,
 	} {
@@ -260,9 +285,24 @@ func TestMqttd(t *testing.T) {
 		t.Errorf("healthcheck runs /usr/local/bin/wget, which the Dockerfile does not install")
 	}
 	checkTiming(t, "mqttd", s.Healthcheck)
+	if d := cfg.Storage.Dir; d != "" && !strings.HasPrefix(inWorkdir(d)+"/", mqttdStoreIn+"/") {
+		t.Errorf("%s: storage.dir %q is not under %s, where the state volume is mounted", cfgHost, d, mqttdStoreIn)
+	}
+	if _, ok := namedVolumes(s)[mqttdStoreIn]; !ok {
+		t.Errorf("volumes %v: no named volume at %s: the store would be lost with the container", s.Volumes, mqttdStoreIn)
+	}
 	if d, ok := s.DependsOn["hooks-node"]; !ok || d.Condition != "service_healthy" {
 		t.Errorf("depends_on %v, want hooks-node: {condition: service_healthy}", s.DependsOn)
 	}
+}
+
+// inWorkdir is where the container finds a path of its config: a relative
+// one is under the image's WORKDIR.
+func inWorkdir(p string) string {
+	if path.IsAbs(p) {
+		return path.Clean(p)
+	}
+	return path.Join("/var/lib/mqttd", p)
 }
 
 func checkTiming(t *testing.T, name string, h healthcheck) {

@@ -138,6 +138,7 @@ logging: {format: json, level: info}
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--config", cfgPath)
+	cmd.Dir = dir // its store (storage.dir data) goes there, not into the checkout
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

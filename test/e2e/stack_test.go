@@ -142,7 +142,8 @@ func startStack(t *testing.T) *stack {
 	cfgPath := s.deriveConfig(cfgRel, filepath.Join(tmp, "mqttd.yaml"))
 	env := composeEnv(t, root, "mqttd", mqttdSvc.Environment, mqttdSvc.Volumes, vars)
 	envName := "MQTTD_PLUGINS_" + strings.ToUpper(strings.ReplaceAll(s.alias, "-", "_")) + "_BREAKER_OPEN_FOR"
-	env = append(env, envName+"="+breakerOpenFor, "MQTTD_LOGGING_FORMAT=json")
+	env = append(env, envName+"="+breakerOpenFor, "MQTTD_LOGGING_FORMAT=json",
+		"MQTTD_STORAGE_DIR="+filepath.Join(tmp, "data")) // the container's volume: a fresh store, not the checkout's
 	s.mqttd = startProc(t, "mqttd", root, env, bin, "--config", cfgPath)
 
 	adm := s.mqttd.waitLog(t, func(m map[string]any) bool { return m["msg"] == "admin listening" })

@@ -35,6 +35,9 @@ func TestWalkthroughWithoutDocker(t *testing.T) {
 		name, _, _ := strings.Cut(kv, "=")
 		return strings.HasPrefix(name, "MQTTD_") || slices.Contains([]string{"PORT", "HOOKS_SECRET", "USERS_FILE", "ACL_FILE"}, name)
 	})
+	// mqttd runs in the checkout, as the README says; its store goes to a
+	// fresh directory, not the checkout's ./data.
+	env = append(env, "MQTTD_STORAGE_DIR="+filepath.Join(tmp, "data"))
 	dir := root
 	addrs := map[string]string{} // README address -> the real one, once known
 	var startedHooks, startedMqttd, checked bool

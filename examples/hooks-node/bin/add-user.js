@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // npm run add-user -- FILE NAME
+// npm run add-scram-user -- FILE NAME   (node bin/add-user.js --scram FILE NAME)
 //
 // Adds NAME to the users file FILE (created if missing), or replaces NAME's
-// hash. The password comes from standard input: piped (one trailing newline
+// hash: scrypt, or with --scram the SCRAM-SHA-256 keys (salt, iterations,
+// StoredKey, ServerKey), which allow MQTT 5 enhanced authentication with
+// SCRAM-SHA-256 as well as a plain password. The password comes from standard input: piped (one trailing newline
 // is dropped), or typed at a terminal without echo. The file is replaced
 // atomically (temporary file + rename), so a running hooks-node never reads
 // half of it; send it SIGHUP to load the change.
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { hashPassword, nameProblem, parseUsers, upsertUser } from '../src/users.js';
+import { hashPassword, nameProblem, parseUsers, scramHash, upsertUser } from '../src/users.js';
 
-const USAGE = 'usage: npm run add-user -- FILE NAME   (password on standard input)';
+const USAGE = 'usage: npm run add-user -- FILE NAME, or npm run add-scram-user -- FILE NAME   (password on standard input)';
 
 /** Reads a password typed at the terminal, without echoing it. */
 function promptHidden() {
@@ -55,7 +58,9 @@ async function readPiped() {
 }
 
 async function main() {
-  const [file, name, ...rest] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const scram = args[0] === '--scram';
+  const [file, name, ...rest] = scram ? args.slice(1) : args;
   if (!file || name === undefined || rest.length > 0) throw new Error(USAGE);
   const problem = nameProblem(name);
   if (problem) throw new Error(problem);
@@ -71,10 +76,11 @@ async function main() {
   const password = process.stdin.isTTY ? await promptHidden() : await readPiped();
   if (password === '') throw new Error('the password is empty');
 
-  const hash = await hashPassword(Buffer.from(password, 'utf8'));
+  const pw = Buffer.from(password, 'utf8');
+  const hash = scram ? await scramHash(pw) : await hashPassword(pw);
   const tmp = `${file}.tmp-${process.pid}`;
   // 0644: the container runs as another user and must read it; what it
-  // holds are salted scrypt hashes, not passwords.
+  // holds are salted hashes and keys, not passwords.
   await writeFile(tmp, upsertUser(text, name, hash), { mode: 0o644 });
   await rename(tmp, file);
   process.stderr.write(`${file}: ${name} set\n`);

@@ -194,7 +194,7 @@ function applies(filter, rule, action, topic) {
  * The ACL's answer for one check (without cache_ttl; the server adds it).
  * @param {Acl} acl
  * @param {TopicFilteringRequest} req
- * @returns {Decision}
+ * @returns {Decision & {result: 'allow' | 'deny' | 'ignore'}} (continue answers enhanced authentication only)
  */
 export function decide(acl, req) {
   const { action, username, client_id: clientId } = req;

@@ -125,10 +125,13 @@ export interface components {
          */
         Decision: {
             /**
-             * @description allow, deny, or ignore (no opinion; the other plugins and the defaults decide).
+             * @description allow, deny, or ignore (no opinion; the other plugins and the defaults decide). `continue` only answers
+             *     an authenticate request with `auth_method`: the broker sends the client AUTH 0x18 (continue
+             *     authentication) with `auth_data`, and posts its answer back to this plugin with the same
+             *     `exchange_id`. Anywhere else `continue` is an invalid answer.
              * @enum {string}
              */
-            result: "allow" | "deny" | "ignore";
+            result: "allow" | "deny" | "ignore" | "continue";
             /** @description Human-readable reason, sent to MQTT 5 clients that asked for problem information. */
             reason?: string;
             /**
@@ -138,6 +141,14 @@ export interface components {
             reason_code?: number;
             /** @description Seconds the broker may reuse this decision; 0 means never. Absent means the configured TTL. */
             cache_ttl?: number;
+            /**
+             * Format: byte
+             * @description Enhanced authentication only, base64: with `continue`, the data of the AUTH 0x18 sent to the client;
+             *     with `allow`, the final data sent in CONNACK (or AUTH 0x00 after a re-authentication). An answer to an
+             *     enhanced-authentication step is never reused, whatever `cache_ttl` says.
+             * @example cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
+             */
+            auth_data?: string;
         };
         /**
          * @description A CONNECT to decide on. `password` is sent when the password is valid UTF-8, else `password_base64`;
@@ -173,6 +184,36 @@ export interface components {
             tls?: components["schemas"]["ClientCertificate"];
             /** @description MQTT 5 CONNECT user properties, in order. */
             user_properties?: components["schemas"]["UserProperty"][];
+            /**
+             * @description MQTT 5 enhanced authentication: the Authentication Method the client named (CONNECT, or AUTH 0x19 when it
+             *     re-authenticates). Absent for a plain CONNECT. A plugin that does not know the method answers `ignore`;
+             *     when every plugin does, the client is refused with 140 (bad authentication method).
+             * @example SCRAM-SHA-256
+             */
+            auth_method?: string;
+            /**
+             * Format: byte
+             * @description The client's Authentication Data for this step, in base64 (absent when the packet carried none).
+             * @example bixuPWFsaWNlLHI9ck9wck5HZndFYmVSV2diTkVrcU8=
+             */
+            auth_data?: string;
+            /**
+             * @description Names one enhanced-authentication exchange, from its first step to its last: every step of it carries
+             *     the same id, and is sent to the plugin that answered `continue` to the first. A re-authentication is a
+             *     new exchange with a new id. Unique and unguessable; the client never sees it.
+             * @example 9b1deb4d3b7d4bad9bdd2b0d7b3dcb6d
+             */
+            exchange_id?: string;
+            /**
+             * @description 1 for the first step of an exchange (a new `exchange_id`), then 2, 3, ... for each AUTH.
+             * @example 1
+             */
+            exchange_step?: number;
+            /**
+             * @description True when the exchange is a re-authentication of a connected client (AUTH 0x19).
+             * @example false
+             */
+            reauthenticate?: boolean;
         };
         /**
          * @description The verified client certificate (leaf) of a mutual-TLS connection.

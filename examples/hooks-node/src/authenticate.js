@@ -11,7 +11,7 @@ import { verifyPassword } from './users.js';
 /**
  * @typedef {import('./api.js').components['schemas']['AuthenticateRequest']} AuthenticateRequest
  * @typedef {import('./api.js').components['schemas']['Decision']} Decision
- * @typedef {import('./users.js').ScryptHash} ScryptHash
+ * @typedef {import('./users.js').UserHash} UserHash
  */
 
 /**
@@ -41,7 +41,7 @@ export function parseAuthenticate(body) {
 }
 
 /**
- * @param {Map<string, ScryptHash>} users
+ * @param {Map<string, UserHash>} users
  * @param {ReturnType<typeof parseAuthenticate>} req
  * @returns {Promise<Decision>}
  */

@@ -19,13 +19,14 @@ import { HttpError, parseJSONObject, readBody, sendJSON } from './http.js';
 import { ReplayGuard, verifySignature } from './signature.js';
 import { brokerAdmin } from './broker-admin.js';
 import { disabledAnswer, serveUsers } from './revoke.js';
+import { parseStep, ScramServer } from './scram.js';
 
 /**
  * @typedef {import('./api.js').components['schemas']['Manifest']} Manifest
  * @typedef {import('./api.js').components['schemas']['Decision']} Decision
  * @typedef {import('./api.js').components['schemas']['EventBatch']} EventBatch
  * @typedef {import('./config.js').Config} Config
- * @typedef {{users: Map<string, import('./users.js').ScryptHash>, acl: import('./acl.js').Acl, disabled?: Set<string>}} State
+ * @typedef {{users: Map<string, import('./users.js').UserHash>, acl: import('./acl.js').Acl, disabled?: Set<string>}} State
  * @typedef {(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void} Log
  *
  * @typedef {object} Options
@@ -53,6 +54,7 @@ export function createServer(opts) {
   const recent = new RecentEvents(config.recentEvents);
   const replays = new ReplayGuard();
   const broker = opts.broker ?? brokerAdmin({ url: config.mqttdAdminURL, token: config.mqttdAdminToken });
+  const scram = new ScramServer({ users: () => state.users, now });
 
   /** @type {Manifest} */
   const manifest = { name: 'hooks-node', version, authenticate: true, topic_filtering: true, events: config.events };
@@ -64,8 +66,13 @@ export function createServer(opts) {
       POST: {
         signed: true,
         async handle({ req, res, body }) {
-          const ask = parseAuthenticate(parseJSONObject(body));
-          const d = disabledAnswer(state.disabled, ask.username) ?? await authenticate(state.users, ask);
+          const obj = parseJSONObject(body);
+          const ask = parseAuthenticate(obj);
+          // A step of MQTT 5 enhanced authentication (auth_method set) goes
+          // to SCRAM; a plain CONNECT to the password check.
+          const step = parseStep(obj);
+          const d = disabledAnswer(state.disabled, ask.username) ??
+            (step ? scram.step(step) : await authenticate(state.users, ask));
           log('info', 'authenticate', { client_id: ask.client_id, username: ask.username, result: d.result, request_id: req.headers['x-mqttd-request-id'] });
           sendJSON(res, 200, d);
         },

@@ -3,10 +3,17 @@
 //
 //   alice:$scrypt$ln=14,r=8,p=1$<salt, base64>$<key, base64>
 //
-// (ln = log2 of the cost N; base64 without padding). Blank lines and lines
+// (ln = log2 of the cost N; base64 without padding), or SCRAM-SHA-256 keys
+//
+//   bob:$scram-sha-256$i=4096$<salt, base64>$<StoredKey, base64>$<ServerKey, base64>
+//
+// which let a user log in with MQTT 5 enhanced authentication (src/scram.js)
+// as well as with a plain password. Blank lines and lines
 // starting with "#" are comments. Names cannot contain ":" or control
-// characters. `npm run add-user -- FILE NAME` writes entries.
-import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+// characters. `npm run add-user -- FILE NAME` writes scrypt entries,
+// `npm run add-scram-user -- FILE NAME` SCRAM ones.
+import { pbkdf2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { scramKeys } from './scram.js';
 import { readFile } from 'node:fs/promises';
 
 /** Cost of new hashes: N = 2^14, r = 8 (16 MiB, tens of ms per check). */
@@ -20,6 +27,12 @@ const MAX_P = 16;
 const MAX_MEMORY = 256 * 1024 * 1024;
 
 /** @typedef {{ln: number, r: number, p: number, salt: Buffer, key: Buffer}} ScryptHash */
+/** @typedef {import('./scram.js').ScramKeys} ScramHash */
+/** @typedef {ScryptHash | ScramHash} UserHash */
+
+/** Iterations of new SCRAM entries (RFC 7677 asks for at least 4096). */
+export const SCRAM_ITERATIONS = 4096;
+const MAX_SCRAM_ITERATIONS = 1_000_000;
 
 export class UsersFileError extends Error {}
 
@@ -41,9 +54,10 @@ const b64 = (b) => b.toString('base64').replace(/=+$/, '');
 
 /**
  * @param {string} s
- * @returns {ScryptHash | string} the hash, or what is wrong with s
+ * @returns {ScryptHash | ScramHash | string} the hash, or what is wrong with s
  */
 export function parseHash(s) {
+  if (s.startsWith('$scram-sha-256$')) return parseScram(s);
   const m = /^\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/.exec(s);
   if (!m) return 'is not a $scrypt$ln=..,r=..,p=..$salt$key hash';
   const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
@@ -57,12 +71,49 @@ export function parseHash(s) {
 }
 
 /**
+ * @param {string} s a $scram-sha-256$ entry
+ * @returns {ScramHash | string}
+ */
+function parseScram(s) {
+  const m = /^\$scram-sha-256\$i=(\d+)\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/.exec(s);
+  if (!m) return 'is not a $scram-sha-256$i=..$salt$storedkey$serverkey entry';
+  const i = Number(m[1]);
+  if (i < 4096 || i > MAX_SCRAM_ITERATIONS) return `has iterations out of range (4096..${MAX_SCRAM_ITERATIONS})`;
+  const [salt, storedKey, serverKey] = [m[2], m[3], m[4]].map((b) => Buffer.from(b, 'base64'));
+  if (salt.length < 8 || storedKey.length !== 32 || serverKey.length !== 32) return 'has a salt under 8 bytes or keys that are not 32 bytes';
+  return { i, salt, storedKey, serverKey };
+}
+
+/**
+ * @param {Buffer} password
+ * @param {Buffer} salt
+ * @param {number} i
+ * @returns {Promise<Buffer>} PBKDF2-HMAC-SHA-256, SCRAM's SaltedPassword
+ */
+function saltedPassword(password, salt, i) {
+  return new Promise((resolve, reject) => {
+    pbkdf2(password, salt, i, 32, 'sha256', (err, key) => (err ? reject(err) : resolve(key)));
+  });
+}
+
+/**
+ * A new SCRAM-SHA-256 users-file entry for password.
+ * @param {Buffer} password
+ * @param {number} [i] iterations
+ */
+export async function scramHash(password, i = SCRAM_ITERATIONS) {
+  const salt = randomBytes(SALT_BYTES);
+  const { storedKey, serverKey } = scramKeys(await saltedPassword(password, salt, i));
+  return `$scram-sha-256$i=${i}$${salt.toString('base64')}$${storedKey.toString('base64')}$${serverKey.toString('base64')}`;
+}
+
+/**
  * @param {string} text the file's content
  * @param {string} source the file's name, for messages
- * @returns {Map<string, ScryptHash>}
+ * @returns {Map<string, ScryptHash | ScramHash>}
  */
 export function parseUsers(text, source) {
-  /** @type {Map<string, ScryptHash>} */
+  /** @type {Map<string, ScryptHash | ScramHash>} */
   const users = new Map();
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/\r$/, '');
@@ -121,10 +172,14 @@ export async function hashPassword(password, params = DEFAULT_PARAMS) {
 }
 
 /**
- * @param {ScryptHash} hash
+ * @param {ScryptHash | ScramHash} hash
  * @param {Buffer} password
  */
 export async function verifyPassword(hash, password) {
+  if ('storedKey' in hash) {
+    const { storedKey } = scramKeys(await saltedPassword(password, hash.salt, hash.i));
+    return timingSafeEqual(storedKey, hash.storedKey);
+  }
   const key = await derive(password, hash.salt, hash, hash.key.length);
   return timingSafeEqual(key, hash.key);
 }

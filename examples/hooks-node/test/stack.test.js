@@ -10,10 +10,10 @@ import { topicReq } from './helpers.js';
 const file = (/** @type {string} */ name) => fileURLToPath(new URL(`../../compose/hooks/${name}`, import.meta.url));
 
 describe('examples/compose/hooks', () => {
-  it('users.txt has the demo accounts alice / wonderland and bob / builder', async () => {
+  it('users.txt has the demo accounts alice / wonderland, bob / builder and carol / pencil (SCRAM)', async () => {
     const users = await loadUsers(file('users.txt'));
-    assert.deepEqual([...users.keys()], ['alice', 'bob']);
-    for (const [name, password] of [['alice', 'wonderland'], ['bob', 'builder']]) {
+    assert.deepEqual([...users.keys()], ['alice', 'bob', 'carol']);
+    for (const [name, password] of [['alice', 'wonderland'], ['bob', 'builder'], ['carol', 'pencil']]) {
       const hash = users.get(name);
       assert.ok(hash);
       assert.equal(await verifyPassword(hash, Buffer.from(password)), true, name);

@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 
@@ -14,23 +15,37 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	start := time.Now()
 	pb, err := s.apply(b, nil)
 	if err != nil {
+		s.opts.Metrics.refused()
 		return err
 	}
-	return s.wait(pb)
+	return s.waitCounted(pb, start)
 }
 
 // CommitAsync applies b and calls done, in commit order, once durable.
 func (s *Store) CommitAsync(b *store.Batch, done func(error)) {
 	// Queued under the commit mutex, so callbacks follow commit order and
 	// Close (which takes the mutex first) drains every applied batch.
+	start := time.Now()
 	_, err := s.apply(b, func(pb *pebble.Batch) {
-		s.notify.Push(func() error { return s.wait(pb) }, done)
+		s.notify.Push(func() error { return s.waitCounted(pb, start) }, done)
 	})
 	if err != nil {
+		s.opts.Metrics.refused()
 		s.notify.Push(nil, func(error) { done(err) })
 	}
+}
+
+// waitCounted is wait, counted in the metrics when a batch was written.
+func (s *Store) waitCounted(pb *pebble.Batch, start time.Time) error {
+	if pb == nil {
+		return nil
+	}
+	err := s.wait(pb)
+	s.opts.Metrics.committed(start, err)
+	return err
 }
 
 // wait returns once pb is as durable as the store's mode says; pb may be

@@ -104,6 +104,9 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
 	s.notify = store.NewNotifier()
+	if opts.Metrics != nil {
+		opts.Metrics.attach(s)
+	}
 	if opts.Durability == store.Interval {
 		s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
 		go s.syncLoop()
@@ -243,3 +246,7 @@ func (s *Store) syncLoop() {
 		}
 	}
 }
+
+// Exists tells whether dir holds a store, so that an offline check does
+// not create an empty one where the operator mistyped the directory.
+func Exists(dir string) bool { return hasManifest(dir) }

@@ -40,6 +40,7 @@ type Options struct {
 	OnCorrupt    OnCorrupt        // what Open does with a corrupt store (default Fail)
 	Logger       *slog.Logger     // default slog.Default()
 	CacheBytes   int64            // Pebble block cache (default 8 MiB)
+	Metrics      *Metrics         // counts writes and reports size; nil = none
 
 	fs vfs.FS // tests inject write errors through it; nil = the OS
 }

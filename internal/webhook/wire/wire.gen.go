@@ -230,15 +230,18 @@ func (e ConnectPacketPacketType) Valid() bool {
 
 // Defines values for DecisionResult.
 const (
-	DecisionResultAllow  DecisionResult = "allow"
-	DecisionResultDeny   DecisionResult = "deny"
-	DecisionResultIgnore DecisionResult = "ignore"
+	DecisionResultAllow    DecisionResult = "allow"
+	DecisionResultContinue DecisionResult = "continue"
+	DecisionResultDeny     DecisionResult = "deny"
+	DecisionResultIgnore   DecisionResult = "ignore"
 )
 
 // Valid indicates whether the value is a known member of the DecisionResult enum.
 func (e DecisionResult) Valid() bool {
 	switch e {
 	case DecisionResultAllow:
+		return true
+	case DecisionResultContinue:
 		return true
 	case DecisionResultDeny:
 		return true
@@ -598,6 +601,20 @@ type AuthPacketPacketType string
 //
 // Example: {"clean_start":false,"client_id":"sensor-17","keep_alive":30,"listener":"default","password_base64":"AP8=","protocol_version":4,"remote_addr":"[2001:db8::1]:40000","transport":"tcp","username":""}
 type AuthenticateRequest struct {
+	// AuthData The client's Authentication Data for this step, in base64 (absent when the packet carried none).
+	//
+	//
+	// Example: bixuPWFsaWNlLHI9ck9wck5HZndFYmVSV2diTkVrcU8=
+	AuthData []byte `json:"auth_data,omitempty"`
+
+	// AuthMethod MQTT 5 enhanced authentication: the Authentication Method the client named (CONNECT, or AUTH 0x19 when it
+	// re-authenticates). Absent for a plain CONNECT. A plugin that does not know the method answers `ignore`;
+	// when every plugin does, the client is refused with 140 (bad authentication method).
+	//
+	//
+	// Example: SCRAM-SHA-256
+	AuthMethod *string `json:"auth_method,omitempty"`
+
 	// CleanStart The CONNECT clean start (3.1.1 clean session) flag.
 	CleanStart CleanStart `json:"clean_start"`
 
@@ -605,6 +622,19 @@ type AuthenticateRequest struct {
 	//
 	// Example: sensor-17
 	ClientID ClientID `json:"client_id"`
+
+	// ExchangeID Names one enhanced-authentication exchange, from its first step to its last: every step of it carries
+	// the same id, and is sent to the plugin that answered `continue` to the first. A re-authentication is a
+	// new exchange with a new id. Unique and unguessable; the client never sees it.
+	//
+	//
+	// Example: 9b1deb4d3b7d4bad9bdd2b0d7b3dcb6d
+	ExchangeID *string `json:"exchange_id,omitempty"`
+
+	// ExchangeStep 1 for the first step of an exchange (a new `exchange_id`), then 2, 3, ... for each AUTH.
+	//
+	// Example: 1
+	ExchangeStep *int `json:"exchange_step,omitempty"`
 
 	// KeepAlive The keep alive in seconds in force for the connection.
 	KeepAlive KeepAlive `json:"keep_alive"`
@@ -622,6 +652,11 @@ type AuthenticateRequest struct {
 
 	// ProtocolVersion MQTT protocol level of the connection (3 = 3.1, 4 = 3.1.1, 5 = 5.0).
 	ProtocolVersion ProtocolVersion `json:"protocol_version"`
+
+	// Reauthenticate True when the exchange is a re-authentication of a connected client (AUTH 0x19).
+	//
+	// Example: false
+	Reauthenticate *bool `json:"reauthenticate,omitempty"`
 
 	// RemoteAddr The peer's address, `ip:port` (`[ipv6]:port`).
 	//
@@ -1165,6 +1200,14 @@ type ConnectPacketPacketType string
 //
 // Example: {"cache_ttl":300,"result":"allow"}
 type Decision struct {
+	// AuthData Enhanced authentication only, base64: with `continue`, the data of the AUTH 0x18 sent to the client;
+	// with `allow`, the final data sent in CONNACK (or AUTH 0x00 after a re-authentication). An answer to an
+	// enhanced-authentication step is never reused, whatever `cache_ttl` says.
+	//
+	//
+	// Example: cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
+	AuthData []byte `json:"auth_data,omitempty"`
+
 	// CacheTTL Seconds the broker may reuse this decision; 0 means never. Absent means the configured TTL.
 	CacheTTL *int `json:"cache_ttl,omitempty"`
 
@@ -1175,11 +1218,17 @@ type Decision struct {
 	// not allow is replaced by 135 (not authorized).
 	ReasonCode *int `json:"reason_code,omitempty"`
 
-	// Result allow, deny, or ignore (no opinion; the other plugins and the defaults decide).
+	// Result allow, deny, or ignore (no opinion; the other plugins and the defaults decide). `continue` only answers
+	// an authenticate request with `auth_method`: the broker sends the client AUTH 0x18 (continue
+	// authentication) with `auth_data`, and posts its answer back to this plugin with the same
+	// `exchange_id`. Anywhere else `continue` is an invalid answer.
 	Result DecisionResult `json:"result"`
 }
 
-// DecisionResult allow, deny, or ignore (no opinion; the other plugins and the defaults decide).
+// DecisionResult allow, deny, or ignore (no opinion; the other plugins and the defaults decide). `continue` only answers
+// an authenticate request with `auth_method`: the broker sends the client AUTH 0x18 (continue
+// authentication) with `auth_data`, and posts its answer back to this plugin with the same
+// `exchange_id`. Anywhere else `continue` is an invalid answer.
 type DecisionResult string
 
 // DisconnectPacket DISCONNECT.

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqttd/mqttd/internal/config"
+	"github.com/mqttd/mqttd/internal/store"
+	"github.com/mqttd/mqttd/internal/store/pebblestore"
+)
+
+// storeDir is storage.dir made absolute (a relative one is relative to the
+// working directory), so every message names the real place.
+func storeDir(cfg *config.Config) (string, error) {
+	dir, err := filepath.Abs(cfg.Storage.Dir)
+	if err != nil {
+		return "", fmt.Errorf("storage.dir %q: %w", cfg.Storage.Dir, err)
+	}
+	return dir, nil
+}
+
+// storeOptions maps the storage section onto the store's options. The
+// words were validated by config.Load.
+func storeOptions(cfg *config.Config, log *slog.Logger, m *pebblestore.Metrics) pebblestore.Options {
+	d, _ := store.ParseDurability(cfg.Storage.Durability)
+	oc, _ := pebblestore.ParseOnCorrupt(cfg.Storage.OnCorrupt)
+	return pebblestore.Options{Durability: d, SyncInterval: cfg.Storage.SyncInterval, OnCorrupt: oc, Logger: log, Metrics: m}
+}
+
+// openStore opens the store the storage section describes, or returns nil
+// for storage.type memory (nothing is persisted). A store another process
+// holds, or a corrupt one (unless on-corrupt is quarantine), is an error
+// naming the directory and what to do.
+func openStore(cfg *config.Config, log *slog.Logger, m *pebblestore.Metrics) (store.Store, error) {
+	if cfg.Storage.Type == config.StorageMemory {
+		log.Warn("storage.type is memory: sessions, queued and retained messages are lost when mqttd stops")
+		return nil, nil
+	}
+	dir, err := storeDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := pebblestore.Open(dir, storeOptions(cfg, log, m))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("store opened", "dir", dir, "durability", cfg.Storage.Durability)
+	return s, nil
+}
+
+// closeStore closes st (nil: nothing to close) once the broker has
+// stopped writing to it.
+func closeStore(st store.Store, log *slog.Logger) int {
+	if st == nil {
+		return exitOK
+	}
+	if err := st.Close(); err != nil {
+		log.Error("store did not close cleanly; what it acknowledged is on disk unless a write error was logged before", "err", err)
+		return exitFailure
+	}
+	log.Info("store closed")
+	return exitOK
+}
+
+// startStore opens the store and registers its metrics on reg; both are
+// nil for storage.type memory.
+func startStore(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (store.Store, *pebblestore.Metrics, error) {
+	if cfg.Storage.Type == config.StorageMemory {
+		st, err := openStore(cfg, log, nil)
+		return st, nil, err
+	}
+	m := pebblestore.NewMetrics()
+	st, err := openStore(cfg, log, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := reg.Register(m); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, m, nil
+}

@@ -1,0 +1,78 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+// A message between nodes (and a retained message in its bucket) is an
+// envelope: a version byte, the publishing client id, the time the message
+// entered the cluster, then the message itself as an MQTT 5 PUBLISH packet,
+// which carries topic, QoS, RETAIN, payload and properties with the codec
+// the broker already trusts.
+
+const envelopeV1 = 1
+
+var errEnvelope = errors.New("cluster: malformed message envelope")
+
+// appendEnvelope encodes a message into dst.
+func appendEnvelope(dst []byte, topic string, payload []byte, qos byte, retain bool, from string, created time.Time, props *packets.Properties) ([]byte, error) {
+	dst = append(dst, envelopeV1)
+	dst = binary.AppendUvarint(dst, uint64(len(from)))
+	dst = append(dst, from...)
+	dst = binary.AppendVarint(dst, created.UnixNano())
+	if props != nil && props.Has(packets.PropTopicAlias) {
+		// An alias is the publisher's connection's, never the message's.
+		props = props.Clone()
+		props.Clear(packets.PropTopicAlias)
+	}
+	var pid uint16
+	if qos > 0 {
+		pid = 1
+	}
+	return packets.AppendPublish(dst, packets.V5, topic, payload, qos, pid, retain, false, props)
+}
+
+// decodeEnvelope decodes a message. The Message owns its memory: data may
+// be reused by the caller afterwards.
+func decodeEnvelope(data []byte) (*mqtt.Message, error) {
+	if len(data) < 1 || data[0] != envelopeV1 {
+		return nil, errEnvelope
+	}
+	data = data[1:]
+	n, k := binary.Uvarint(data)
+	if k <= 0 || uint64(len(data)-k) < n {
+		return nil, errEnvelope
+	}
+	from := string(data[k : k+int(n)])
+	data = data[k+int(n):]
+	nanos, k := binary.Varint(data)
+	if k <= 0 {
+		return nil, errEnvelope
+	}
+	data = data[k:]
+	fh, hn, err := packets.DecodeFixedHeader(data)
+	if err != nil || fh.Type != packets.PUBLISH || hn+fh.Remaining != len(data) {
+		return nil, errEnvelope
+	}
+	body := append([]byte(nil), data[hn:]...) // the Publish aliases it
+	var p packets.Publish
+	if err := p.Decode(fh, body, packets.V5); err != nil {
+		return nil, errEnvelope
+	}
+	m := &mqtt.Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: from,
+		Created: time.Unix(0, nanos)}
+	if forwarded(&p.Props) {
+		m.Props = p.Props.Clone()
+	}
+	return m, nil
+}
+
+// forwarded reports whether a decoded PUBLISH carries properties at all.
+func forwarded(p *packets.Properties) bool {
+	return p.Present() != 0 || len(p.User) > 0
+}

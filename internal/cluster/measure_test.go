@@ -1,0 +1,259 @@
+package cluster
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+)
+
+// TestMeasureCluster measures, in one run, 10→10 QoS 1 (ten publishers,
+// each with its own topic and subscriber; raw sockets, 64 outstanding
+// publishes each) in three set-ups: a single node without a cluster; a
+// cluster node with everyone on it (the cost of cluster mode on local
+// traffic); publishers on node 1 and subscribers on node 2. It prints the
+// ratios. Set MQTTD_CLUSTER_MEASURE=1 to run it.
+func TestMeasureCluster(t *testing.T) {
+	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
+		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
+	}
+	const pairs, perPair, rounds = 10, 20000, 5
+	ns := startNATS(t)
+	// Queues deep enough that nothing is dropped: the broker acknowledges
+	// a publisher before its subscriber has the message.
+	lim := mqtt.Limits{MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30}
+	single := startNodeWith(t, nil, "single", lim)
+	c1, c2 := startNodeWith(t, ns, "c1", lim), startNodeWith(t, ns, "c2", lim)
+	rates := map[string][]float64{}
+	for round := range rounds {
+		for _, sc := range []struct {
+			name     string
+			pub, sub *testNode
+		}{{"single node", single, single}, {"cluster, all on node 1", c1, c1}, {"cluster, node 1 → node 2", c1, c2}} {
+			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), pairs, perPair)
+			rates[sc.name] = append(rates[sc.name], r)
+			t.Logf("round %d %-26s %8.0f msg/s lost %d", round, sc.name, r, lost)
+		}
+	}
+	med := func(k string) float64 { v := slices.Clone(rates[k]); slices.Sort(v); return v[len(v)/2] }
+	s, l, x := med("single node"), med("cluster, all on node 1"), med("cluster, node 1 → node 2")
+	t.Logf("median msg/s: single %.0f, cluster local %.0f, cluster across %.0f", s, l, x)
+	t.Logf("cluster local / single = %.2f; across nodes / all on node 1 (cluster) = %.2f; across / single = %.2f", l/s, x/l, x/s)
+}
+
+// run10to10 runs pairs publisher→subscriber pairs of QoS 1 and returns the
+// deliveries per second and the messages that did not arrive.
+func run10to10(t *testing.T, pubAddr, subAddr, tag string, pairs, n int) (float64, int) {
+	payload := make([]byte, 64)
+	var ready, done sync.WaitGroup
+	got := make([]int, pairs)
+	start := make(chan struct{})
+	subs := make([]net.Conn, pairs)
+	for i := range pairs {
+		topic := fmt.Sprintf("bench/%s/%d", tag, i)
+		sc := rawConnect(t, subAddr, fmt.Sprintf("s-%s-%d", tag, i))
+		subs[i] = sc
+		rawSubscribe(t, sc, topic)
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ready.Done()
+			got[i] = rawReceive(sc, n)
+		}()
+	}
+	ready.Wait()
+	pubs := make([]net.Conn, pairs)
+	for i := range pairs {
+		pubs[i] = rawConnect(t, pubAddr, fmt.Sprintf("p-%s-%d", tag, i))
+	}
+	t0 := time.Now()
+	close(start)
+	var pw sync.WaitGroup
+	for i := range pairs {
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			rawPublish(pubs[i], fmt.Sprintf("bench/%s/%d", tag, i), payload, n, 64)
+		}()
+	}
+	pw.Wait()
+	done.Wait()
+	el := time.Since(t0)
+	total, lost := 0, 0
+	for i := range pairs {
+		total += got[i]
+		lost += n - got[i]
+		pubs[i].Close()
+		subs[i].Close()
+	}
+	return float64(total) / el.Seconds(), lost
+}
+
+func rawConnect(t *testing.T, addr, id string) net.Conn {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vh []byte
+	vh = appendStr(vh, "MQTT")
+	vh = append(vh, 4, 0x02, 0, 60) // 3.1.1, clean session, keep alive 60
+	vh = appendStr(vh, id)
+	c.Write(packet(0x10, vh))
+	if _, _, err := readPacket(bufio.NewReader(c)); err != nil { // CONNACK
+		t.Fatal(err)
+	}
+	return c
+}
+
+func rawSubscribe(t *testing.T, c net.Conn, topic string) {
+	body := appendStr([]byte{0, 1}, topic)
+	body = append(body, 1)
+	c.Write(packet(0x82, body))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if typ, _, err := readPacket(bufio.NewReader(c)); err != nil || typ != 0x90 {
+		t.Fatalf("SUBACK: %x %v", typ, err)
+	}
+	c.SetReadDeadline(time.Time{})
+}
+
+// rawPublish sends n QoS 1 PUBLISHes keeping window unacknowledged.
+func rawPublish(c net.Conn, topic string, payload []byte, n, window int) {
+	acks := make(chan struct{}, window)
+	go func() {
+		r := bufio.NewReaderSize(c, 64<<10)
+		for range n {
+			if _, _, err := readPacket(r); err != nil {
+				return
+			}
+			<-acks
+		}
+	}()
+	w := bufio.NewWriterSize(c, 64<<10)
+	for i := range n {
+		if len(acks) == cap(acks) {
+			w.Flush()
+		}
+		acks <- struct{}{}
+		buf, _ := packets.AppendPublish(nil, packets.V311, topic, payload, 1, uint16(i%65535+1), false, false, nil)
+		w.Write(buf)
+	}
+	w.Flush()
+	for len(acks) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// rawReceive reads up to n PUBLISHes, acknowledging each, and returns how
+// many arrived before 5 s of silence.
+func rawReceive(c net.Conn, n int) int {
+	r := bufio.NewReaderSize(c, 64<<10)
+	w := bufio.NewWriterSize(c, 16<<10)
+	got := 0
+	for got < n {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		typ, body, err := readPacket(r)
+		if err != nil {
+			break
+		}
+		if typ&0xf0 != 0x30 {
+			continue
+		}
+		got++
+		tl := int(binary.BigEndian.Uint16(body))
+		w.Write([]byte{0x40, 2, body[2+tl], body[3+tl]})
+		if r.Buffered() == 0 {
+			w.Flush()
+		}
+	}
+	w.Flush()
+	return got
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func packet(first byte, body []byte) []byte {
+	b := packets.AppendVarInt([]byte{first}, len(body))
+	return append(b, body...)
+}
+
+func readPacket(r *bufio.Reader) (byte, []byte, error) {
+	first, err := r.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	n, mult := 0, 1
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			return 0, nil, err
+		}
+		n += int(c&0x7f) * mult
+		if c&0x80 == 0 {
+			break
+		}
+		mult <<= 7
+	}
+	body := make([]byte, n)
+	_, err = io.ReadFull(r, body)
+	return first, body, err
+}
+
+// TestMeasureTakeover times takeovers across nodes: from the new CONNECT
+// to its CONNACK (the claim and the old node's answer included), and to the
+// old connection's end. Set MQTTD_CLUSTER_MEASURE=1 to run it.
+func TestMeasureTakeover(t *testing.T) {
+	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
+		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
+	}
+	ns := startNATS(t)
+	nodes := []*testNode{startNode(t, ns, "t1"), startNode(t, ns, "t2")}
+	const n = 200
+	pct := func(d []time.Duration, p float64) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[int(float64(len(s)-1)*p)]
+	}
+	for _, across := range []bool{false, true} {
+		connack, closed := takeovers(t, nodes, n, across)
+		t.Logf("takeover (across nodes: %v), %d: CONNACK p50 %s p99 %s; old connection closed p50 %s p99 %s",
+			across, n, pct(connack, 0.5), pct(connack, 0.99), pct(closed, 0.5), pct(closed, 0.99))
+	}
+}
+
+// takeovers connects one client id n times, alternating between the two
+// nodes (across) or on the first only.
+func takeovers(t *testing.T, nodes []*testNode, n int, across bool) (connack, closed []time.Duration) {
+	id := fmt.Sprintf("roaming-%v", across)
+	old := rawConnect(t, nodes[0].addr, id)
+	for i := range n {
+		next := nodes[0]
+		if across {
+			next = nodes[(i+1)%2]
+		}
+		t0 := time.Now()
+		cur := rawConnect(t, next.addr, id)
+		connack = append(connack, time.Since(t0))
+		old.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, old); err != nil {
+			t.Fatalf("old connection not closed: %v", err)
+		}
+		closed = append(closed, time.Since(t0))
+		old.Close()
+		old = cur
+	}
+	old.Close()
+	return connack, closed
+}

@@ -1,0 +1,30 @@
+package cluster
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Register exports the node's state and failure counters on reg.
+func (n *Node) Register(reg prometheus.Registerer) error {
+	counter := func(name, help string, v interface{ Load() int64 }) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v.Load()) })
+	}
+	s := &n.stats
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqttd_cluster_connected",
+			Help: "1 while this node reaches NATS, else 0"}, func() float64 {
+			if n.Connected() {
+				return 1
+			}
+			return 0
+		}),
+		counter("mqttd_cluster_forward_failed_total", "messages not handed to the other nodes (too large, topic too long, NATS out of reach)", &s.ForwardFailed),
+		counter("mqttd_cluster_retained_failed_total", "retained messages not stored in the cluster's bucket", &s.RetainFailed),
+		counter("mqttd_cluster_claim_failed_total", "client ids this node could not claim in the cluster", &s.ClaimFailed),
+		counter("mqttd_cluster_malformed_total", "messages from other nodes or the retained bucket that did not decode", &s.RemoteBad),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

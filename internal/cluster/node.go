@@ -1,0 +1,308 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+)
+
+// Options configures a Node. The config keys under cluster map onto them.
+type Options struct {
+	URLs        []string // NATS servers
+	Name        string   // this node's name, unique in the cluster
+	Prefix      string   // of subjects and bucket names; default "mqttd"
+	Replicas    int      // of the JetStream buckets; default 1
+	NodeLease   time.Duration
+	Credentials string // NATS credentials file
+	NKey        string // NATS NKey seed file
+	TLSCA       string
+	TLSCert     string
+	TLSKey      string
+	Logger      *slog.Logger
+	// RetryMax caps the wait between attempts to reach NATS at start
+	// (default 10 s).
+	RetryMax time.Duration
+}
+
+// opTimeout bounds one JetStream operation made on a client's behalf.
+const opTimeout = 5 * time.Second
+
+// Node is this broker's membership of a cluster. It implements
+// mqtt.Cluster; give it to mqtt.Options.Cluster and call Start with the
+// broker before the broker's Start.
+type Node struct {
+	opts     Options
+	log      *slog.Logger
+	instance string     // this process, as against an earlier one of the same name
+	nc       *nats.Conn // publishes and plain subscriptions; never hears itself
+	ncShared *nats.Conn // shared subscriptions' queue groups; hears this node too
+	js       jetstream.JetStream
+	broker   atomic.Pointer[mqtt.Broker]
+
+	nodes    jetstream.KeyValue
+	retained *retainedSync
+	owners   *owners
+	routes   *router
+	lease    *lease
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	bgMu   sync.Mutex
+	bg     sync.WaitGroup // releases of client ids
+	closed bool
+	stats  Stats
+
+	warnForward, warnRetain, warnClaim, warnBad throttle
+}
+
+// Stats counts what the cluster could not do; each is logged as it happens.
+type Stats struct {
+	ForwardFailed atomic.Int64 // messages not handed to NATS (too large, subject too long, disconnected too long)
+	RemoteBad     atomic.Int64 // messages from other nodes that did not decode
+	RetainFailed  atomic.Int64 // retained messages not stored in their bucket
+	ClaimFailed   atomic.Int64 // client ids this node could not take ownership of
+}
+
+// Open connects to NATS, retrying with backoff until it answers or ctx
+// ends, prepares the buckets and claims the node's name. A name another
+// running node holds is refused.
+func Open(ctx context.Context, o Options) (*Node, error) {
+	if o.Prefix == "" {
+		o.Prefix = "mqttd"
+	}
+	if o.Replicas < 1 {
+		o.Replicas = 1
+	}
+	if o.NodeLease <= 0 {
+		o.NodeLease = 10 * time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{opts: o, log: o.Logger.With("component", "cluster"), instance: o.Name + "-" + randomHex()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	nc, err := n.dial(ctx)
+	if err != nil {
+		n.cancel()
+		return nil, err
+	}
+	n.nc = nc
+	if n.ncShared, err = n.dialShared(); err != nil {
+		nc.Close()
+		n.cancel()
+		return nil, err
+	}
+	if err := n.setup(ctx); err != nil {
+		nc.Close()
+		n.ncShared.Close()
+		n.cancel()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) setup(ctx context.Context) error {
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.js = js
+	bucket := func(suffix string, ttl time.Duration) (jetstream.KeyValue, error) {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: n.opts.Prefix + "-" + suffix, History: 1, TTL: ttl, Replicas: n.opts.Replicas,
+			Storage: jetstream.FileStorage,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: JetStream bucket %s-%s: %w (is JetStream enabled on the NATS servers, with room for %d replicas?)",
+				n.opts.Prefix, suffix, err, n.opts.Replicas)
+		}
+		return kv, nil
+	}
+	if n.nodes, err = bucket("nodes", n.opts.NodeLease); err != nil {
+		return err
+	}
+	rkv, err := bucket("retained", 0)
+	if err != nil {
+		return err
+	}
+	skv, err := bucket("sessions", 0)
+	if err != nil {
+		return err
+	}
+	n.retained = &retainedSync{n: n, kv: rkv, revs: make(map[string]uint64), advanced: make(chan struct{})}
+	n.owners = &owners{n: n, kv: skv, revs: make(map[string]uint64)}
+	n.routes = newRouter(n)
+	n.lease = &lease{n: n}
+	return n.lease.acquire(ctx)
+}
+
+// dial connects to NATS, retrying with a doubling wait until ctx ends.
+func (n *Node) dial(ctx context.Context) (*nats.Conn, error) {
+	opts, err := n.natsOptions()
+	if err != nil {
+		return nil, err
+	}
+	url := strings.Join(n.opts.URLs, ",")
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		nc, err := nats.Connect(url, append(opts, nats.NoEcho())...) // a node never hears its own publishes
+		if err == nil {
+			n.log.Info("cluster: connected to NATS", "server", nc.ConnectedUrlRedacted(), "node", n.opts.Name)
+			return nc, nil
+		}
+		n.log.Warn("cluster: NATS not reachable; the node is not ready until it is", "nats", url,
+			"attempt", attempt, "retry_in", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: NATS at %s not reachable: %w (last error: %v)", url, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, n.opts.RetryMax)
+	}
+}
+
+// dialShared opens the connection for shared subscriptions, once the
+// first one has reached NATS.
+func (n *Node) dialShared() (*nats.Conn, error) {
+	opts, err := n.natsOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.Name("mqttd "+n.opts.Name+" shared"))
+	nc, err := nats.Connect(strings.Join(n.opts.URLs, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: second NATS connection: %w", err)
+	}
+	return nc, nil
+}
+
+func (n *Node) natsOptions() ([]nats.Option, error) {
+	o := n.opts
+	opts := []nats.Option{
+		nats.Name("mqttd " + o.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.log.Warn("cluster: lost NATS; local traffic goes on, other nodes are out of reach", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			n.log.Info("cluster: NATS reconnected", "server", nc.ConnectedUrlRedacted())
+			n.afterReconnect()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			n.log.Warn("cluster: NATS error", "subject", subj, "err", err)
+		}),
+	}
+	if o.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(o.Credentials))
+	}
+	if o.NKey != "" {
+		opt, err := nats.NkeyOptionFromSeed(o.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: nkey %s: %w", o.NKey, err)
+		}
+		opts = append(opts, opt)
+	}
+	if o.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(o.TLSCA))
+	}
+	if o.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
+	}
+	return opts, nil
+}
+
+// Start attaches the broker: retained messages stored by the cluster are
+// loaded into it, takeovers from other nodes are answered, and the node's
+// name is kept claimed. Call it after mqtt.New and before the broker's
+// Start.
+func (n *Node) Start(ctx context.Context, b *mqtt.Broker) error {
+	n.broker.Store(b)
+	if err := n.owners.start(); err != nil {
+		return err
+	}
+	if err := n.retained.start(ctx); err != nil {
+		return err
+	}
+	n.wg.Add(1)
+	go n.lease.keep()
+	return nil
+}
+
+// Resync applies the cluster's retained messages again, over those the
+// broker recovered from its own store at Start (which may be older: set or
+// cleared on other nodes while this one was down). Call it after the
+// broker's Start when the broker has a store.
+func (n *Node) Resync(ctx context.Context) error { return n.retained.resync(ctx) }
+
+// Connected reports whether the node reaches NATS now: /readyz is false
+// while it does not.
+func (n *Node) Connected() bool { return n.nc.IsConnected() && n.ncShared.IsConnected() }
+
+// Stats are the node's failure counters.
+func (n *Node) Stats() *Stats { return &n.stats }
+
+// Close gives the node's name back and disconnects from NATS.
+func (n *Node) Close() error {
+	n.bgMu.Lock()
+	n.closed = true
+	n.bgMu.Unlock()
+	n.cancel()
+	n.wg.Wait()
+	n.bg.Wait()
+	n.retained.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	n.lease.release(ctx)
+	n.nc.Close()
+	n.ncShared.Close()
+	return nil
+}
+
+func randomHex() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// subject is a NATS subject under the prefix.
+func (n *Node) subject(parts ...string) string {
+	return n.opts.Prefix + "." + strings.Join(parts, ".")
+}
+
+// MaxPayload is the largest message NATS carries (its max_payload).
+func (n *Node) MaxPayload() int64 { return n.nc.MaxPayload() }
+
+// afterReconnect restarts what does not survive a restarted NATS server by
+// itself (core subscriptions do: nats.go sends them again).
+func (n *Node) afterReconnect() {
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	if n.closed || n.retained == nil {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		n.retained.rewatch()
+	}()
+}

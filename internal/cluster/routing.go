@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mqttd/mqttd/internal/mqtt/packets"
+	"github.com/mqttd/mqttd/internal/mqtt/topics"
+)
+
+// maxSubject keeps a subject well inside NATS's default control line
+// (4 KiB): a longer one would make the server close the connection.
+const maxSubject = 3500
+
+// router carries messages between nodes. Each distinct filter subscribed
+// on this node is one interest, counted by the broker (Interest is called
+// on the first and last subscription only) and held as one or two NATS
+// subscriptions. Overlapping filters ("a/+" and "a/#") make NATS deliver a
+// message once per matching subscription; the message is routed only from
+// its canonical interest, the lowest-numbered one whose filter matches the
+// topic by MQTT's rules, so it reaches the broker once.
+type router struct {
+	n       *Node
+	mu      sync.Mutex
+	filters map[string]*interest
+	canon   *topics.Tree[uint64, struct{}]
+	nextID  uint64
+	sent    atomic.Uint64 // subscriptions sent to NATS
+	flushed atomic.Uint64 // of those, how many NATS confirmed
+	bufs    sync.Pool
+}
+
+type interest struct {
+	id    uint64
+	count int // sessions of this node subscribed to the filter
+	subs  []*nats.Subscription
+}
+
+func newRouter(n *Node) *router {
+	return &router{n: n, filters: make(map[string]*interest), canon: topics.NewTree[uint64, struct{}](),
+		bufs: sync.Pool{New: func() any { return new([]byte) }}}
+}
+
+// Interest implements mqtt.Cluster.
+func (n *Node) Interest(filter string, add bool) { n.routes.interest(filter, add) }
+
+func (r *router) interest(filter string, add bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.filters[filter]
+	switch {
+	case add && in != nil:
+		in.count++
+	case add:
+		r.nextID++
+		in = &interest{id: r.nextID, count: 1}
+		r.filters[filter] = in
+		if group, inner, ok := sharedFilter(filter); ok {
+			in.subs = r.subscribeShared(filter, group, inner)
+		} else {
+			in.subs = r.subscribePlain(filter, in.id)
+			r.canon.Subscribe(filter, in.id, struct{}{})
+		}
+		r.sent.Add(1)
+	case in != nil:
+		if in.count--; in.count > 0 {
+			return
+		}
+		for _, s := range in.subs {
+			s.Unsubscribe()
+		}
+		delete(r.filters, filter)
+		r.canon.Unsubscribe(filter, in.id)
+	}
+}
+
+// subscribePlain subscribes the subjects of a plain filter.
+func (r *router) subscribePlain(filter string, id uint64) []*nats.Subscription {
+	var subs []*nats.Subscription
+	for _, s := range filterSubjects(filter) {
+		sub, err := r.n.nc.Subscribe(r.n.subject("m", s), func(m *nats.Msg) { r.receive(id, m) })
+		if err != nil {
+			r.n.log.Warn("cluster: cannot subscribe; messages from other nodes will not reach this filter",
+				"filter", filter, "err", err)
+			continue
+		}
+		subs = append(subs, sub)
+	}
+	return subs
+}
+
+// receive routes a message from another node, once (see router).
+func (r *router) receive(id uint64, m *nats.Msg) {
+	msg, err := decodeEnvelope(m.Data)
+	if err != nil {
+		r.n.stats.RemoteBad.Add(1)
+		r.n.warnBad.warn(r.n.log, "cluster: dropped a malformed message from another node", "subject", m.Subject, "err", err)
+		return
+	}
+	first := ^uint64(0)
+	r.canon.Match(msg.Topic, func(k uint64, _ struct{}) { first = min(first, k) })
+	if first != id {
+		return // another subscription of this node routes it
+	}
+	if b := r.n.broker.Load(); b != nil {
+		b.RouteRemote(msg)
+	}
+}
+
+// Forward implements mqtt.Cluster: a retained message is stored for every
+// node first, then the message goes to the nodes interested in its topic.
+func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties) {
+	now := time.Now()
+	if retain {
+		n.retained.store(topic, payload, qos, from, now, props)
+	}
+	r := n.routes
+	bp := r.bufs.Get().(*[]byte)
+	defer r.bufs.Put(bp)
+	buf := append((*bp)[:0], n.opts.Prefix...)
+	buf = append(buf, ".m."...)
+	buf = appendTopic(buf, topic)
+	subjLen := len(buf)
+	buf, err := appendEnvelope(buf, topic, payload, qos, retain, from, now, props)
+	*bp = buf
+	if err == nil && subjLen > maxSubject {
+		err = errSubjectTooLong
+	}
+	if err == nil {
+		// nats.go copies the subject into its write buffer before Publish
+		// returns: a view of the pooled buffer saves an allocation.
+		err = n.nc.Publish(unsafe.String(unsafe.SliceData(buf), subjLen), buf[subjLen:])
+	}
+	if err != nil {
+		n.stats.ForwardFailed.Add(1)
+		n.warnForward.warn(n.log, "cluster: message not forwarded to other nodes", "topic", topic, "err", err)
+	}
+}
+
+// Subscribed implements mqtt.Cluster: NATS has every subscription sent so
+// far (so a message published elsewhere after the SUBACK reaches this
+// node), and retained messages stored by other nodes are applied here.
+func (n *Node) Subscribed() {
+	r := n.routes
+	if sent := r.sent.Load(); r.flushed.Load() < sent {
+		err := n.nc.FlushTimeout(opTimeout)
+		if err == nil {
+			err = n.ncShared.FlushTimeout(opTimeout)
+		}
+		if err != nil {
+			n.log.Warn("cluster: NATS did not confirm new subscriptions", "err", err)
+		} else {
+			for f := r.flushed.Load(); f < sent && !r.flushed.CompareAndSwap(f, sent); f = r.flushed.Load() {
+			}
+		}
+	}
+	n.retained.catchUp()
+}

@@ -1,0 +1,78 @@
+package config
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Cluster joins this node to other mqttd nodes through NATS JetStream, so
+// that they act as one broker. No URL: a single node.
+type Cluster struct {
+	NATS        []string      `mapstructure:"nats" doc:"NATS server URLs (nats://host:4222 or tls://...); empty = a single node, no cluster"`
+	Credentials string        `mapstructure:"credentials" doc:"NATS credentials file (JWT and NKey seed); relative to the config file"`
+	NKey        string        `mapstructure:"nkey" doc:"NATS NKey seed file for NKey authentication; relative to the config file"`
+	TLS         ClusterTLS    `mapstructure:"tls"`
+	Replicas    int           `mapstructure:"replicas" doc:"JetStream replicas of the cluster's buckets (1 to 5; 3 in production)"`
+	Prefix      string        `mapstructure:"prefix" doc:"prefix of the NATS subjects and JetStream buckets, so several clusters can share one NATS"`
+	NodeLease   time.Duration `mapstructure:"node-lease" doc:"how long a node's claim on its name outlives the node; a restarted node waits up to this long for a crashed predecessor's claim"`
+}
+
+// ClusterTLS is the client side of TLS towards NATS. Relative paths resolve
+// against the directory of the config file.
+type ClusterTLS struct {
+	CA   string `mapstructure:"ca" doc:"PEM CA bundle that signed the NATS servers' certificates"`
+	Cert string `mapstructure:"cert" doc:"PEM client certificate, when NATS asks for one"`
+	Key  string `mapstructure:"key" doc:"PEM private key of cert"`
+}
+
+// Enabled reports whether the node is part of a cluster.
+func (c Cluster) Enabled() bool { return len(c.NATS) > 0 }
+
+// clusterPrefix is what the prefix may be: it is one NATS subject token and
+// part of JetStream bucket names.
+var clusterPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// validateCluster checks the cluster section and resolves its file paths.
+func (l *loader) validateCluster(c *Config) []error {
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
+	cl := &c.Cluster
+	if len(cl.NATS) == 0 {
+		cl.NATS = nil // absent and [] are the same: no cluster
+	}
+	for i, u := range cl.NATS {
+		cl.NATS[i] = strings.TrimSpace(u)
+		p, err := url.Parse(cl.NATS[i])
+		if err != nil || p.Host == "" || !natsScheme(p.Scheme) {
+			add(l.errorf("cluster.nats", "%q is not a NATS URL (use nats://host:4222, or tls:// for TLS)", u))
+		}
+	}
+	if !clusterPrefix.MatchString(cl.Prefix) {
+		add(l.errorf("cluster.prefix", "%q is not a prefix (use letters, digits, - and _, e.g. mqttd)", cl.Prefix))
+	}
+	if cl.Enabled() && !clusterPrefix.MatchString(c.Name) {
+		add(l.errorf("name", "%q cannot name a cluster node (use letters, digits, - and _)", c.Name))
+	}
+	chk := bounds{l, &errs}
+	chk.intRange("cluster.replicas", cl.Replicas, 1, 5)
+	if cl.NodeLease < time.Second {
+		add(l.errorf("cluster.node-lease", "%s is too short (use at least 1s, e.g. 10s)", cl.NodeLease))
+	}
+	if (cl.TLS.Cert == "") != (cl.TLS.Key == "") {
+		add(l.errorf("cluster.tls", "cert and key go together (set both or neither)"))
+	}
+	for _, p := range []*string{&cl.Credentials, &cl.NKey, &cl.TLS.CA, &cl.TLS.Cert, &cl.TLS.Key} {
+		*p = c.resolve(*p)
+	}
+	return errs
+}
+
+func natsScheme(s string) bool {
+	switch s {
+	case "nats", "tls", "ws", "wss":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package mqtt
+
+// raceEnabled: the race detector is on, and goroutine stacks are larger.
+const raceEnabled = true
