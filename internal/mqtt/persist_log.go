@@ -85,20 +85,45 @@ func (l *storeLog) takePending() []store.Op {
 	return ops
 }
 
-// opsPool recycles the operation slices of committed batches.
-var opsPool = sync.Pool{New: func() any { return new([]store.Op) }}
+// opsFree recycles the operation slices of committed batches: a free
+// list rather than a sync.Pool, which every garbage collection empties
+// (and this path allocates enough to collect often).
+var opsFree struct {
+	mu    sync.Mutex
+	lists [][]store.Op
+}
 
-func getOps() []store.Op { return (*opsPool.Get().(*[]store.Op))[:0] }
+// maxFreeOps bounds the free list, and opsKept the size of a slice kept.
+const (
+	maxFreeOps = 64
+	opsKept    = 1 << 14
+)
+
+func getOps() []store.Op {
+	opsFree.mu.Lock()
+	defer opsFree.mu.Unlock()
+	n := len(opsFree.lists)
+	if n == 0 {
+		return make([]store.Op, 0, 64)
+	}
+	ops := opsFree.lists[n-1]
+	opsFree.lists[n-1] = nil
+	opsFree.lists = opsFree.lists[:n-1]
+	return ops
+}
 
 // putOps recycles ops once the store is done with them, dropping their
 // references to records.
 func putOps(ops []store.Op) {
-	if cap(ops) == 0 || cap(ops) > 1<<14 {
+	if cap(ops) == 0 || cap(ops) > opsKept {
 		return
 	}
 	clear(ops)
-	ops = ops[:0]
-	opsPool.Put(&ops)
+	opsFree.mu.Lock()
+	if len(opsFree.lists) < maxFreeOps {
+		opsFree.lists = append(opsFree.lists, ops[:0])
+	}
+	opsFree.mu.Unlock()
 }
 
 // write records writes nothing waits for: fn adds them to the pending

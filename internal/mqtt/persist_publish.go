@@ -70,7 +70,7 @@ func (b *Broker) deferToStore(s *Session, r *routed, d delivery) (deliverResult,
 	pb := r.batch()
 	pb.msg = msg
 	if pb.ds == nil { // room for a typical fan-out without regrowing
-		pb.ds, pb.targets = make([]store.Delivery, 0, 8), make([]storedDelivery, 0, 8)
+		pb.ds, pb.targets = make([]store.Delivery, 0, 16), make([]storedDelivery, 0, 16)
 	}
 	pb.ds = append(pb.ds, store.Delivery{ClientID: s.id, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs, Group: d.group})
 	pb.targets = append(pb.targets, storedDelivery{s, d})
