@@ -35,6 +35,7 @@ func (w *writer) deleteSession(id string, before []store.Op) error {
 	}
 	// A fresh, empty index: the committed head is still there until
 	// the batch is applied, so it must not be read again.
+	w.s.indexed -= len(q.msgs)
 	w.s.queues[id] = &queueIndex{since: 1}
 	w.deleted = append(w.deleted, id)
 	if err := w.pb.Delete(flatKey(pHead, id), nil); err != nil {

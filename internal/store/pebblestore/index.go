@@ -8,6 +8,21 @@ package pebblestore
 // and anything not in memory is read from Pebble. Only what was enqueued
 // since Open is indexed, so recovery still reads no queue.
 
+// indexBudget bounds the entries held in memory (queue entries and
+// reference counts together): past it the index is dropped after a commit
+// and rebuilt as commits touch queues, so a backlog that builds up while its
+// subscribers are offline costs Pebble reads when it drains rather than
+// memory in proportion to it. A variable so tests can make it small.
+var indexBudget = 1 << 18
+
+// dropQueue forgets client id's queue index.
+func (s *Store) dropQueue(id string) {
+	if q := s.queues[id]; q != nil {
+		s.indexed -= len(q.msgs)
+		delete(s.queues, id)
+	}
+}
+
 // queueIndex is one client's queue as the store knows it in memory.
 type queueIndex struct {
 	head head // as stored (or as the batch being built will store it)

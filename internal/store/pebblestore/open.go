@@ -28,6 +28,7 @@ type Store struct {
 	nextMsg uint64                 // last message id handed out
 	queues  map[string]*queueIndex // see index.go
 	refs    refIndex
+	indexed int  // entries in all queue indexes
 	dirty   bool // Interval: written since the last fsync
 
 	rmu     sync.RWMutex // held by readers; Close takes it to stop them first

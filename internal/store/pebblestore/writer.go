@@ -35,7 +35,7 @@ type writer struct {
 func (w *writer) undo() {
 	w.s.nextMsg -= uint64(w.msgIDs)
 	for _, id := range w.queues {
-		delete(w.s.queues, id)
+		w.s.dropQueue(id)
 	}
 	for _, id := range w.counts {
 		w.s.refs.remove(id)
@@ -43,12 +43,17 @@ func (w *writer) undo() {
 }
 
 // applied drops the index of clients deleted by the batch that hold
-// nothing since: its absence means the same.
+// nothing since (its absence means the same), and the whole index once it
+// outgrows indexBudget. Once a batch is applied memory holds nothing Pebble
+// does not, so any of it may be dropped: it is read back when needed.
 func (w *writer) applied() {
 	for _, id := range w.deleted {
 		if q := w.s.queues[id]; q != nil && q.head.last == 0 {
-			delete(w.s.queues, id)
+			w.s.dropQueue(id)
 		}
+	}
+	if w.s.indexed+len(w.s.refs.m) > indexBudget {
+		w.s.queues, w.s.indexed, w.s.refs = map[string]*queueIndex{}, 0, refIndex{}
 	}
 }
 
@@ -120,6 +125,7 @@ func (w *writer) enqueue(m *store.MessageRecord, ds []store.Delivery) error {
 		q.head.count++
 		d.Seq = q.head.last
 		q.add(d.Seq, id)
+		w.s.indexed++
 		w.key = appendQueueKey(w.key[:0], d.ClientID, d.Seq)
 		r := ref{msg: id, qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs, group: d.Group}
 		if err := w.set(w.key, appendRef(w.val[:0], &r)); err != nil {
@@ -187,6 +193,7 @@ func (w *writer) takeEntry(id string, q *queueIndex, seq uint64) (msg uint64, ok
 		msg, ok = q.msgs[seq]
 		if ok {
 			q.remove(seq)
+			w.s.indexed--
 		}
 		return msg, ok, nil
 	}
