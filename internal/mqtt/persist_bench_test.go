@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,6 +102,7 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 
 	payload := make([]byte, 64)
 	var pubsWG sync.WaitGroup
+	lat := make([][]time.Duration, npubs) // publish-to-PUBACK, per publisher
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -114,32 +116,7 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 		go func() {
 			defer pubsWG.Done()
 			defer conn.Close()
-			slots := make(chan struct{}, window)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				r := bufio.NewReader(conn)
-				for acked := 0; acked < n; acked++ {
-					p, err := packets.ReadPacket(r, packets.V311, 1<<20)
-					if err != nil || p.Type() != packets.PUBACK {
-						return
-					}
-					<-slots
-				}
-			}()
-			w := bufio.NewWriter(conn)
-			for k := range n {
-				select {
-				case slots <- struct{}{}:
-				default:
-					w.Flush()
-					slots <- struct{}{}
-				}
-				raw, _ := (&packets.Publish{Topic: "bench/t", Payload: payload, QoS: 1, PacketID: uint16(k%60000 + 1)}).Append(nil, packets.V311)
-				w.Write(raw)
-			}
-			w.Flush()
-			<-done
+			lat[i] = benchPublisher(conn, n, window, payload)
 		}()
 	}
 	pubsWG.Wait()
@@ -152,8 +129,60 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 		}
 	}
 	b.StopTimer()
+	if all := slices.Concat(lat...); len(all) > 0 {
+		slices.Sort(all)
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-puback-µs")
+	}
 	b.ReportMetric(float64(total)/acked.Seconds(), "acked-msgs/s")
 	b.ReportMetric(float64(total*int64(nsubs))/time.Since(start).Seconds(), "deliveries/s")
+}
+
+// benchPublisher sends n QoS 1 messages on conn keeping up to window
+// unacknowledged, and returns each one's time from leaving the client (the
+// flush that sent it) to its PUBACK. Acknowledgements come in order.
+func benchPublisher(conn net.Conn, n, window int, payload []byte) []time.Duration {
+	sent := make([]int64, n) // when each message was flushed, in ns since start
+	lat := make([]time.Duration, 0, n)
+	t0 := time.Now()
+	var flushed atomic.Int64 // messages flushed so far: sent[:flushed] are set
+	slots := make(chan struct{}, window)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r := bufio.NewReader(conn)
+		for acked := 0; acked < n; acked++ {
+			p, err := packets.ReadPacket(r, packets.V311, 1<<20)
+			if err != nil || p.Type() != packets.PUBACK {
+				return
+			}
+			if int64(acked) < flushed.Load() {
+				lat = append(lat, time.Duration(int64(time.Since(t0))-sent[acked]))
+			}
+			<-slots
+		}
+	}()
+	w := bufio.NewWriterSize(conn, 64<<10) // flushed only by flush: the times stay exact
+	flush := func(upTo int) {
+		w.Flush()
+		now := int64(time.Since(t0))
+		for j := int(flushed.Load()); j < upTo; j++ {
+			sent[j] = now
+		}
+		flushed.Store(int64(upTo))
+	}
+	for k := range n {
+		select {
+		case slots <- struct{}{}:
+		default:
+			flush(k)
+			slots <- struct{}{}
+		}
+		raw, _ := (&packets.Publish{Topic: "bench/t", Payload: payload, QoS: 1, PacketID: uint16(k%60000 + 1)}).Append(nil, packets.V311)
+		w.Write(raw)
+	}
+	flush(n)
+	<-done
+	return lat
 }
 
 // benchDial connects a 3.1.1 client and reads its CONNACK.

@@ -69,6 +69,9 @@ func (b *Broker) deferToStore(s *Session, r *routed, d delivery) (deliverResult,
 	}
 	pb := r.batch()
 	pb.msg = msg
+	if pb.ds == nil { // room for a typical fan-out without regrowing
+		pb.ds, pb.targets = make([]store.Delivery, 0, 16), make([]storedDelivery, 0, 16)
+	}
 	pb.ds = append(pb.ds, store.Delivery{ClientID: s.id, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs, Group: d.group})
 	pb.targets = append(pb.targets, storedDelivery{s, d})
 	return delivered, true

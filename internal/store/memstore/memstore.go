@@ -19,13 +19,20 @@ type message struct {
 }
 
 type ref struct {
-	d   store.Delivery // Seq set, ClientID set
-	msg uint64
+	d    store.Delivery // Seq set, ClientID set
+	msg  uint64
+	gone bool // acknowledged
 }
 
 type queue struct {
-	next    uint64 // last sequence number handed out
-	entries []ref  // ascending Seq
+	next uint64 // last sequence number handed out
+	// entries, ascending Seq, may hold acknowledged ones (gone) behind
+	// the first live one: removing from the middle of a slice on every
+	// acknowledgement cost time in proportion to the queue. The front is
+	// trimmed as it is acknowledged, and the slice compacted once most of
+	// it is gone.
+	entries []ref
+	live    int // entries not gone
 }
 
 // Store is an in-memory store.Store.
@@ -147,6 +154,7 @@ func (s *Store) enqueue(m *store.MessageRecord, ds []store.Delivery) {
 			d.SubIDs = nil
 		}
 		q.entries = append(q.entries, ref{d: d, msg: id})
+		q.live++
 	}
 }
 
@@ -158,11 +166,33 @@ func (s *Store) ack(clientID string, seq uint64) {
 	i, ok := slices.BinarySearchFunc(q.entries, seq, func(r ref, seq uint64) int {
 		return cmpU64(r.d.Seq, seq)
 	})
-	if !ok {
+	if !ok || q.entries[i].gone {
 		return
 	}
 	s.unref(q.entries[i].msg)
-	q.entries = slices.Delete(q.entries, i, i+1)
+	q.entries[i] = ref{d: store.Delivery{Seq: seq}, gone: true}
+	q.live--
+	q.trim()
+}
+
+// trim drops the acknowledged entries at the front, and compacts the rest
+// once fewer than a quarter are live.
+func (q *queue) trim() {
+	n := 0
+	for n < len(q.entries) && q.entries[n].gone {
+		n++
+	}
+	clear(q.entries[:n])
+	q.entries = q.entries[n:]
+	if len(q.entries) >= 64 && q.live < len(q.entries)/4 {
+		kept := make([]ref, 0, 2*q.live)
+		for _, r := range q.entries {
+			if !r.gone {
+				kept = append(kept, r)
+			}
+		}
+		q.entries = kept
+	}
 }
 
 func (s *Store) unref(id uint64) {
@@ -176,7 +206,9 @@ func (s *Store) deleteSession(id string) {
 	delete(s.sessions, id)
 	if q := s.queues[id]; q != nil {
 		for _, r := range q.entries {
-			s.unref(r.msg)
+			if !r.gone {
+				s.unref(r.msg)
+			}
 		}
 		delete(s.queues, id)
 	}
@@ -243,6 +275,9 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	var out []store.Queued
 	for ; i < len(q.entries) && len(out) < limit; i++ {
 		r := q.entries[i]
+		if r.gone {
+			continue
+		}
 		d := r.d
 		d.SubIDs = slices.Clone(d.SubIDs)
 		out = append(out, store.Queued{Delivery: d, Msg: store.CloneMessage(s.msgs[r.msg].rec)})
@@ -255,7 +290,7 @@ func (s *Store) QueueLen(clientID string) (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if q := s.queues[clientID]; q != nil {
-		return len(q.entries), nil
+		return q.live, nil
 	}
 	return 0, nil
 }

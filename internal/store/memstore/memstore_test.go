@@ -85,3 +85,57 @@ func TestCommitAsyncAfterClose(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Acknowledgements in any order, front first or not, leave exactly the
+// unacknowledged entries visible (Scan, QueueLen) and free every message
+// with its last reference, across the trimming and compaction of the
+// queue's entries.
+func TestAckOutOfOrder(t *testing.T) {
+	s := New()
+	defer s.Close()
+	const n = 300
+	var b store.Batch
+	for range n {
+		b.Enqueue(&store.MessageRecord{Topic: "t"}, []store.Delivery{{ClientID: "a", QoS: 1}})
+	}
+	commit(t, s, &b)
+	live := map[uint64]bool{}
+	for seq := uint64(1); seq <= n; seq++ {
+		live[seq] = true
+	}
+	// Every third from the back, then the front half, then the rest.
+	var order []uint64
+	for seq := uint64(n); seq >= 1; seq -= 3 {
+		order = append(order, seq)
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		order = append(order, seq) // repeats ack entries already gone: no-ops
+	}
+	for i, seq := range order {
+		b.Reset()
+		b.Ack("a", seq)
+		commit(t, s, &b)
+		delete(live, seq)
+		if i%17 != 0 && i != len(order)-1 {
+			continue
+		}
+		got, _ := s.Scan("a", 0, n)
+		if len(got) != len(live) {
+			t.Fatalf("after %d acks: scan has %d entries, want %d", i+1, len(got), len(live))
+		}
+		for _, q := range got {
+			if !live[q.Seq] {
+				t.Fatalf("after %d acks: scan returned acknowledged seq %d", i+1, q.Seq)
+			}
+		}
+		if l, _ := s.QueueLen("a"); l != len(live) {
+			t.Fatalf("after %d acks: QueueLen %d, want %d", i+1, l, len(live))
+		}
+		if m, _ := s.MessageCount(); m != len(live) {
+			t.Fatalf("after %d acks: %d messages, want %d", i+1, m, len(live))
+		}
+	}
+	if from, _ := s.Scan("a", n/2, n); len(from) != 0 {
+		t.Fatalf("scan of an empty queue: %+v", from)
+	}
+}

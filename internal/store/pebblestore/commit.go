@@ -83,14 +83,12 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 	if err := s.failure(); err != nil {
 		return nil, err
 	}
-	pb := s.db.NewIndexedBatch()
-	w := writer{s: s, pb: pb}
-	for i := range b.Ops {
-		if err := w.op(&b.Ops[i]); err != nil {
-			pb.Close()
-			w.undo()
-			return nil, fmt.Errorf("store %s: %w", s.dir, err)
-		}
+	pb := s.db.NewBatch()
+	w := writer{s: s, pb: pb, ops: b.Ops}
+	if err := w.run(); err != nil {
+		pb.Close()
+		w.undo()
+		return nil, fmt.Errorf("store %s: %w", s.dir, err)
 	}
 	var err error
 	if s.opts.Durability == store.Sync {
@@ -107,6 +105,7 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 		// Not closed: after a failed log write Pebble may still hold it.
 		return nil, s.fail(err)
 	}
+	w.applied()
 	if applied != nil {
 		applied(pb)
 	}

@@ -28,18 +28,31 @@ func idKey(prefix byte, id uint64) []byte {
 // clientPrefix is prefix, len(id) as 2 bytes, id: the start of every
 // composite key of one client.
 func clientPrefix(prefix byte, id string, extra int) []byte {
-	k := make([]byte, 0, 3+len(id)+extra)
-	k = append(k, prefix)
-	k = binary.BigEndian.AppendUint16(k, uint16(len(id)))
-	return append(k, id...)
+	return appendClientPrefix(make([]byte, 0, 3+len(id)+extra), prefix, id)
 }
 
 func queueKey(id string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(clientPrefix(pQueue, id, 8), seq)
 }
 
-func pidKey(prefix byte, id string, pid uint16) []byte {
-	return binary.BigEndian.AppendUint16(clientPrefix(prefix, id, 2), pid)
+// The append forms build a key into a reused buffer.
+
+func appendClientPrefix(k []byte, prefix byte, id string) []byte {
+	k = append(k, prefix)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(id)))
+	return append(k, id...)
+}
+
+func appendQueueKey(k []byte, id string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendClientPrefix(k, pQueue, id), seq)
+}
+
+func appendPidKey(k []byte, prefix byte, id string, pid uint16) []byte {
+	return binary.BigEndian.AppendUint16(appendClientPrefix(k, prefix, id), pid)
+}
+
+func appendIDKey(k []byte, prefix byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(k, prefix), id)
 }
 
 // upperBound is the smallest key greater than every key starting with p.

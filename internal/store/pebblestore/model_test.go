@@ -31,3 +31,19 @@ func TestModel(t *testing.T) {
 		}
 	})
 }
+
+// TestModelSmallIndex is TestModel with an in-memory index that is dropped
+// after nearly every commit, so acknowledgements and deletions also take
+// the paths that read entries and counts back from Pebble.
+func TestModelSmallIndex(t *testing.T) {
+	defer func(b int) { indexBudget = b }(indexBudget)
+	indexBudget = 3
+	cfg := storetest.Config{Seeds: 100, Ops: 200, Budget: 15 * time.Second, MinSeeds: 2,
+		Check: func(s store.Store) error { _, err := s.(*Store).Verify(); return err }}
+	storetest.Run(t, cfg, func(t *testing.T, seed int) storetest.Opener {
+		dir := filepath.Join(t.TempDir(), strconv.Itoa(seed))
+		return func() (store.Store, error) {
+			return Open(dir, Options{Durability: store.None, Logger: quiet()})
+		}
+	})
+}

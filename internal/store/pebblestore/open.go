@@ -25,9 +25,11 @@ type Store struct {
 
 	mu      sync.Mutex // serialises commits; see the package doc
 	closed  bool
-	nextMsg uint64          // last message id handed out
-	heads   map[string]head // queue heads read or written since Open
-	dirty   bool            // Interval: written since the last fsync
+	nextMsg uint64                 // last message id handed out
+	queues  map[string]*queueIndex // see index.go
+	refs    refIndex
+	indexed int  // entries in all queue indexes
+	dirty   bool // Interval: written since the last fsync
 
 	rmu     sync.RWMutex // held by readers; Close takes it to stop them first
 	rclosed bool
@@ -85,7 +87,7 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 	existed := hasManifest(dir)
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
-	s := &Store{dir: dir, opts: opts, lock: lock, heads: map[string]head{}}
+	s := &Store{dir: dir, opts: opts, lock: lock, queues: map[string]*queueIndex{}}
 	logger := pebbleLogger{l: opts.Logger, onFatal: func(err error) { s.fail(err) }}
 	db, err := pebble.Open(dir, &pebble.Options{Cache: cache, Logger: logger, FS: opts.fs})
 	if err != nil {
