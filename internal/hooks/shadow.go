@@ -116,6 +116,15 @@ func (st *state) askShadowTopic(act int, c *mqtt.ClientInfo, req mqtt.TopicReque
 	if len(st.shadowTopics) == 0 {
 		return nil
 	}
+	return st.askShadowTopicNow(act, c, req)
+}
+
+// askShadowTopicNow is askShadowTopic with shadows to ask. It is apart so
+// that req, which the questions keep, is copied to the heap only then: a
+// check without shadows costs no allocation.
+//
+//go:noinline
+func (st *state) askShadowTopicNow(act int, c *mqtt.ClientInfo, req mqtt.TopicRequest) *shadowRound {
 	r := &shadowRound{}
 	what := shadowRequest{act: act, client: c, topic: &req}
 	for _, p := range st.shadowTopics {
