@@ -21,7 +21,8 @@ const (
 // idle device holds 512 bytes.
 //
 // Before the client is authenticated (wary), the buffer grows only when the
-// bytes that arrived fill it, by waryChunk at a time: a packet's announced
+// bytes that arrived fill it, to twice what it holds (at least waryChunk
+// more): a packet's announced
 // length costs nothing until its bytes are there, so a socket that announces
 // a large CONNECT and sends nothing holds the 512-byte buffer.
 type packetReader struct {
@@ -130,7 +131,11 @@ func (r *packetReader) fill() error {
 	switch {
 	case r.end < len(r.buf):
 	case r.wary:
-		r.reserve(r.end - r.start + waryChunk)
+		// Grow with what arrived, doubling it (at least one chunk more), so
+		// a large CONNECT is copied a logarithmic number of times while the
+		// buffer stays within twice the bytes the client really sent.
+		held := r.end - r.start
+		r.reserve(max(min(held+max(waryChunk, held), r.max), held+1))
 	default:
 		r.reserve(len(r.buf) + 1)
 	}
