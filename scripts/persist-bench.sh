@@ -20,18 +20,21 @@
 # Variants: memory (storage.type memory), pebble (storage.type pebble,
 # durability sync).
 #
-# Usage: scripts/persist-bench.sh [--rounds N] [--duration D] [--cases LIST] [--out DIR]
+# Usage: scripts/persist-bench.sh [--rounds N] [--duration D] [--cases LIST] [--out DIR] [--src DIR]
+#   --src DIR  build mqttd from another checkout (e.g. `git archive main`);
+#              mqttbench always comes from this one
 # Restart time, RSS and disk bytes per queued message:
 #   MQTTD_BENCH_RESTART=1 go test -run TestBenchRestartLargeStore -v -timeout 30m ./cmd/mqttd
 set -euo pipefail
 
-rounds=3 duration=8s cases="qos0,qos1,qos1-pers" out=""
+rounds=3 duration=8s cases="qos0,qos1,qos1-pers" out="" src=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) rounds=$2; shift 2 ;;
 	--duration) duration=$2; shift 2 ;;
 	--cases) cases=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
+	--src) src=$2; shift 2 ;;
 	*) echo "persist-bench.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -39,7 +42,9 @@ command -v jq >/dev/null || { echo "persist-bench.sh: needs jq" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${out:-$(mktemp -d /tmp/persist-bench.XXXXXX)}
 mkdir -p "$work"
-(cd "$root" && go build -o "$work/mqttd" ./cmd/mqttd && go build -o "$work/mqttbench" ./tools/mqttbench)
+src=${src:-$root}
+(cd "$src" && go build -o "$work/mqttd" ./cmd/mqttd)
+(cd "$root" && go build -o "$work/mqttbench" ./tools/mqttbench)
 results="$work/results.jsonl"
 : >"$results"
 
@@ -104,7 +109,7 @@ for round in $(seq "$rounds"); do
 	done
 done
 
-echo "commit $(cd "$root" && git rev-parse --short HEAD), $(nproc) cores, $rounds rounds of $duration; results in $results"
+echo "mqttd from $src, $(nproc) cores, $rounds rounds of $duration; results in $results"
 jq -rs '
   def median: sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
   group_by(.case) | .[] | . as $runs | ($runs[0].case) as $c |
