@@ -33,6 +33,8 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 			SlowSubscriberTimeout: slowSubscriberTimeout(c.Limits.SlowSubscriberTimeout),
 			AuthExchangeSteps:     c.Limits.AuthExchangeSteps,
 			AuthExchangeTimeout:   c.Limits.AuthExchangeTimeout,
+			MaxRetained:           unboundedIfZero(c.Limits.MaxRetained),
+			MaxRetainedBytes:      unboundedIfZero(int(c.Limits.MaxRetainedBytes)),
 		},
 		Features: mqtt.Features{
 			CapQoS:            c.Features.MaximumQoS < 2,
@@ -69,6 +71,15 @@ func brokerOptions(c *config.Config, log *slog.Logger) mqtt.Options {
 
 // slowSubscriberTimeout maps the config's 0 (never) onto the broker's
 // negative: the broker reads 0 as its default.
+// unboundedIfZero maps a count or size bound whose 0 means "no bound" in
+// the configuration onto the broker's negative, as its 0 means the default.
+func unboundedIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func slowSubscriberTimeout(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1

@@ -99,3 +99,17 @@ func writeConfig(t *testing.T, dir, content string) string {
 	}
 	return p
 }
+
+// limits.max-retained and -bytes 0 mean no bound; the broker's 0 means its
+// default, so the mapping turns them negative.
+func TestRetainedBoundsZeroIsUnbounded(t *testing.T) {
+	c := config.Default()
+	c.Limits.MaxRetained, c.Limits.MaxRetainedBytes = 0, 0
+	if l := brokerOptions(&c, nil).Limits; l.MaxRetained >= 0 || l.MaxRetainedBytes >= 0 {
+		t.Fatalf("0 in config mapped to %d, %d; want negative (no bound)", l.MaxRetained, l.MaxRetainedBytes)
+	}
+	c.Limits.MaxRetained, c.Limits.MaxRetainedBytes = 5, 7*config.KiB
+	if l := brokerOptions(&c, nil).Limits; l.MaxRetained != 5 || l.MaxRetainedBytes != 7*1024 {
+		t.Fatalf("mapped to %d, %d; want 5, 7168", l.MaxRetained, l.MaxRetainedBytes)
+	}
+}

@@ -66,7 +66,7 @@ func TestMetrics(t *testing.T) {
 	src := &fakeSource{stats: mqtt.Stats{
 		ClientsConnected: 3, ClientsMaximum: 7, ClientsTotal: 11, ClientsPersisted: 2,
 		ConnectionsRefused: 4, MessagesIn: 100, MessagesOut: 250, BytesIn: 4096, BytesOut: 8192,
-		PacketsIn: 130, PacketsOut: 290, Subscriptions: 9, Retained: 5, Inflight: 6, Queued: 8,
+		PacketsIn: 130, PacketsOut: 290, Subscriptions: 9, Retained: 5, RetainedBytes: 77, RetainedRefused: 31, Inflight: 6, Queued: 8,
 		DroppedQoS0: 21, DroppedQueueFull: 22, DroppedExpired: 23, DroppedTooLarge: 26, DroppedSys: 24, DroppedDenied: 25,
 		DroppedWillDenied: 27, DroppedShareDenied: 28, Malformed: 31, KeepAliveExpired: 32, Takeovers: 33, AuthRejected: 34, UptimeSeconds: 3600,
 	}}
@@ -88,6 +88,8 @@ func TestMetrics(t *testing.T) {
 		"mqttd_packets_sent_total 290\n",
 		"# TYPE mqttd_subscriptions gauge\nmqttd_subscriptions 9\n",
 		"mqttd_retained_messages 5\n",
+		"# TYPE mqttd_retained_bytes gauge\nmqttd_retained_bytes 77\n",
+		"# TYPE mqttd_retained_refused_total counter\nmqttd_retained_refused_total 31\n",
 		"mqttd_inflight_messages 6\n",
 		"mqttd_queued_messages 8\n",
 		"mqttd_sessions_persisted 2\n",

@@ -51,6 +51,9 @@ func NewCollector(src StatsSource) *Collector {
 	counter("mqttd_packets_sent_total", "MQTT packets sent.", func(s *mqtt.Stats) int64 { return s.PacketsOut })
 	gauge("mqttd_subscriptions", "Subscriptions held, across all sessions.", func(s *mqtt.Stats) int64 { return s.Subscriptions })
 	gauge("mqttd_retained_messages", "Retained messages stored.", func(s *mqtt.Stats) int64 { return s.Retained })
+	gauge("mqttd_retained_bytes", "Topic, payload and property bytes of the retained messages (bounded by limits.max-retained-bytes).", func(s *mqtt.Stats) int64 { return s.RetainedBytes })
+	counter("mqttd_retained_refused_total", "Retained messages on new topics not kept (still delivered) for limits.max-retained or limits.max-retained-bytes.",
+		func(s *mqtt.Stats) int64 { return s.RetainedRefused })
 	gauge("mqttd_inflight_messages", "Outbound QoS 1/2 messages awaiting acknowledgement.", func(s *mqtt.Stats) int64 { return s.Inflight })
 	gauge("mqttd_queued_messages", "Messages queued for offline or slow sessions.", func(s *mqtt.Stats) int64 { return s.Queued })
 	gauge("mqttd_sessions_persisted", "Sessions kept for offline clients.", func(s *mqtt.Stats) int64 { return s.ClientsPersisted })

@@ -80,6 +80,9 @@ type Limits struct {
 	SlowSubscriberTimeout time.Duration `mapstructure:"slow-subscriber-timeout" doc:"an online subscriber that holds publishers back (its queue over max-queued) this long is disconnected (MQTT 5: 0x97); 0 = never"`
 	AuthExchangeSteps     int           `mapstructure:"auth-exchange-steps" doc:"AUTH steps one MQTT 5 enhanced-authentication exchange (CONNECT or re-authentication) may take; beyond it the client is refused with 0x87 (counted)"`
 	AuthExchangeTimeout   time.Duration `mapstructure:"auth-exchange-timeout" doc:"time one MQTT 5 enhanced-authentication exchange may take, client and plugin together; beyond it the client is refused with 0x87 (counted)"`
+
+	MaxRetained      int      `mapstructure:"max-retained" doc:"retained topics kept; a PUBLISH that would retain one more is still delivered and acknowledged as usual, but not retained (counted, logged); replacing or clearing a retained topic is always allowed; 0 = no bound"`
+	MaxRetainedBytes ByteSize `mapstructure:"max-retained-bytes" doc:"bytes (topic, payload and MQTT 5 properties) of all retained messages; beyond it as max-retained; 0 = no bound"`
 }
 
 // Admin is the HTTP listener for /healthz, /readyz, /metrics and the admin
@@ -132,6 +135,8 @@ func Default() Config {
 			SlowSubscriberTimeout: 30 * time.Second,
 			AuthExchangeSteps:     8,
 			AuthExchangeTimeout:   10 * time.Second,
+			MaxRetained:           1000000,
+			MaxRetainedBytes:      1 * GiB,
 		},
 		Features: Features{MaximumQoS: 2, Retain: true, WildcardSubscriptions: true,
 			SharedSubscriptions: true, SubscriptionIdentifiers: true},

@@ -111,6 +111,7 @@ func (l *loader) validateLimits(c *Config) []error {
 	chk.positive("limits.auth-exchange-timeout", lim.AuthExchangeTimeout)
 	chk.intRange("features.maximum-qos", c.Features.MaximumQoS, 0, 2)
 	chk.notNegative("limits.session-expiry", lim.SessionExpiry)
+	chk.intRange("limits.max-retained", lim.MaxRetained, 0, 1<<31-1)
 	chk.notNegative("limits.slow-subscriber-timeout", lim.SlowSubscriberTimeout)
 	chk.notNegative("sys-interval", c.SysInterval)
 	chk.positive("shutdown-grace", c.ShutdownGrace)

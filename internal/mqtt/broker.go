@@ -38,6 +38,7 @@ type Broker struct {
 	shareMu   sync.Mutex
 	shareRR   map[string]*shareRound // per shared subscription, while it has members
 	retain    *topics.Retained[*Message]
+	retainMu  retainBound // serialises retained changes so the bounds hold exactly
 	stats     counters
 	refusals  refusalRing // the latest refused CONNECTs, for operators
 	started   time.Time
@@ -93,7 +94,7 @@ func New(opts Options) (*Broker, error) {
 		subs:    topics.NewTree[*Session, subscription](),
 		shared:  topics.NewTree[shareKey, shareSub](),
 		shareRR: make(map[string]*shareRound),
-		retain:  topics.NewRetained[*Message](),
+		retain:  topics.NewRetainedSized(retainedSize),
 		conns:   make(map[*client]struct{}),
 	}
 	b.refreshEvents()
@@ -216,6 +217,8 @@ func (b *Broker) Stats() Stats {
 		PacketsOut:         s.pktsOut.Load(),
 		Subscriptions:      int64(b.subs.Len() + b.shared.Len()),
 		Retained:           int64(b.retain.Len()),
+		RetainedBytes:      int64(b.retainedBytes()),
+		RetainedRefused:    s.retainedRefused.Load(),
 		DroppedQoS0:        s.droppedQoS0.Load(),
 		DroppedQueueFull:   s.droppedQueued.Load(),
 		DroppedTooLarge:    s.droppedTooLarge.Load(),

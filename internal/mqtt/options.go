@@ -40,6 +40,14 @@ type Limits struct {
 	SlowSubscriberTimeout time.Duration
 	AuthExchangeSteps     int           // AUTH steps one enhanced-authentication exchange may take
 	AuthExchangeTimeout   time.Duration // time one enhanced-authentication exchange may take, client and plugin together
+
+	// MaxRetained and MaxRetainedBytes (topic, payload and properties)
+	// bound the retained messages: a PUBLISH that would retain a new topic
+	// beyond either is routed but not retained. Replacing or clearing a
+	// retained topic is always allowed. 0 = the default; negative = no
+	// bound.
+	MaxRetained      int
+	MaxRetainedBytes int
 }
 
 // DefaultLimits are the bounds used when a field of Limits is zero.
@@ -59,6 +67,8 @@ var DefaultLimits = Limits{
 	SlowSubscriberTimeout: 30 * time.Second,
 	AuthExchangeSteps:     8,
 	AuthExchangeTimeout:   10 * time.Second,
+	MaxRetained:           1000000,
+	MaxRetainedBytes:      1 << 30,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -107,6 +117,12 @@ func (l Limits) withDefaults() Limits {
 		d.AuthExchangeTimeout = l.AuthExchangeTimeout
 	}
 	d.MaxKeepAlive = l.MaxKeepAlive
+	if l.MaxRetained != 0 {
+		d.MaxRetained = max(l.MaxRetained, -1)
+	}
+	if l.MaxRetainedBytes != 0 {
+		d.MaxRetainedBytes = max(l.MaxRetainedBytes, -1)
+	}
 	d.SessionExpiry = l.SessionExpiry
 	return d
 }

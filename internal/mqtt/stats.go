@@ -31,6 +31,7 @@ type counters struct {
 	authRejected     atomic.Int64
 	storeErrors      atomic.Int64 // writes to Options.Store that failed
 	storeRefused     atomic.Int64 // publishes refused because their store write failed
+	retainedRefused  atomic.Int64 // new retained topics not kept: over max-retained or max-retained-bytes
 
 	// Backpressure (backpressure.go).
 	queueOverruns  atomic.Int64 // QoS 1/2 messages queued past the bound for an online subscriber
@@ -56,6 +57,8 @@ type Stats struct {
 	PacketsOut         int64
 	Subscriptions      int64
 	Retained           int64
+	RetainedBytes      int64 // topic, payload and properties of the retained messages
+	RetainedRefused    int64 // new retained topics not kept: over MaxRetained or MaxRetainedBytes
 	Inflight           int64
 	Queued             int64
 	DroppedQoS0        int64

@@ -29,6 +29,7 @@ type loadFlags struct {
 	topicPrefix string
 	keepAlive   time.Duration
 	v5Props     bool
+	persistent  bool
 	caseName    string
 	asJSON      bool
 }
@@ -53,6 +54,7 @@ func (f *loadFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.topicPrefix, "topic-prefix", fmt.Sprintf("mqttbench/%d", os.Getpid()), "topic prefix; topics are PREFIX/N (fanout: PREFIX/all)")
 	fs.DurationVar(&f.keepAlive, "keepalive", 60*time.Second, "MQTT keep-alive (PINGREQ sent every half of it)")
 	fs.BoolVar(&f.v5Props, "v5-props", false, "MQTT 5.0: every PUBLISH carries a message expiry interval and a user property, and every subscriber checks that the broker forwarded them")
+	fs.BoolVar(&f.persistent, "persistent-subs", false, "subscribers hold persistent sessions (3.1.1 clean session 0; 5.0 Clean Start with a one-hour Session Expiry), so a broker with a store writes every QoS 1/2 delivery")
 	fs.StringVar(&f.caseName, "case", "", "scenario title copied into the JSON result (used by mqttbench report)")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object instead of text")
 }
@@ -73,7 +75,7 @@ func (f *loadFlags) config(fs *flag.FlagSet) (loadConfig, error) {
 		duration: f.duration, warmup: f.warmup, drain: f.drain, rate: f.rate, window: f.window,
 		inflight: f.inflight, burst: f.burst, pid: f.pid, keepAlive: f.keepAlive, connectTimeout: c.connectTimeout,
 		topicPrefix: f.topicPrefix, clientsPrefix: c.clientsPrefix, username: c.username, password: c.password,
-		v5: v5, v5Props: f.v5Props, probes: f.probes.probes(),
+		v5: v5, v5Props: f.v5Props, persistentSubs: f.persistent, probes: f.probes.probes(),
 	}
 	switch cfg.scenario {
 	case "pairs":

@@ -77,6 +77,9 @@ type connectOptions struct {
 	username     string // sent only when non-empty
 	password     string // sent only when username is set (3.1.1)
 	v5           bool   // MQTT 5.0 (appendConnect5) rather than 3.1.1
+	// sessionExpiry is the 5.0 Session Expiry Interval in seconds; 0 =
+	// absent (the session ends with the connection).
+	sessionExpiry uint32
 }
 
 // appendConnect encodes a 3.1.1 CONNECT (protocol name "MQTT", level 4).

@@ -216,7 +216,11 @@ func appendConnect5(dst []byte, o connectOptions) []byte {
 	if o.cleanSession {
 		flags |= 0x02 // Clean Start [MQTT5-3.1.2-4]
 	}
-	rl := 10 + 1 + 2 + len(o.clientID)
+	var props []byte
+	if o.sessionExpiry > 0 {
+		props = binary.BigEndian.AppendUint32([]byte{propSessionExpiry}, o.sessionExpiry)
+	}
+	rl := 10 + 1 + len(props) + 2 + len(o.clientID)
 	if o.username != "" {
 		flags |= 0x80
 		rl += 2 + len(o.username)
@@ -231,7 +235,8 @@ func appendConnect5(dst []byte, o connectOptions) []byte {
 	dst = appendString(dst, "MQTT")
 	dst = append(dst, protocolLevel5, flags)
 	dst = binary.BigEndian.AppendUint16(dst, o.keepAlive)
-	dst = append(dst, 0) // property length
+	dst = append(dst, byte(len(props))) // property length (at most 5: one byte)
+	dst = append(dst, props...)
 	dst = appendString(dst, o.clientID)
 	if o.username != "" {
 		dst = appendString(dst, o.username)

@@ -309,3 +309,18 @@ func BenchmarkParsePublish5(b *testing.B) {
 		readPayload(pl)
 	}
 }
+
+// -persistent-subs in 5.0: a Session Expiry Interval property.
+func TestAppendConnect5SessionExpiry(t *testing.T) {
+	got := appendConnect5(nil, connectOptions{clientID: "s", cleanSession: true, sessionExpiry: 3600, v5: true})
+	want := []byte{
+		0x10, 19,
+		0, 4, 'M', 'Q', 'T', 'T', 5,
+		0x02, 0, 0,
+		5, 0x11, 0, 0, 0x0e, 0x10, // properties: Session Expiry Interval 3600
+		0, 1, 's',
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("CONNECT with session expiry\n got % x\nwant % x", got, want)
+	}
+}

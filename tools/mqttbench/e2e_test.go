@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/store/memstore"
 )
 
 // These tests run tiny scenarios against a real broker. There is no fake
@@ -233,5 +234,47 @@ func TestBadFlags(t *testing.T) {
 		if code := run(args, &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errb.String())
 		}
+	}
+}
+
+// -persistent-subs: the subscribers' sessions outlive the run (the broker
+// keeps them, on a store), and the publishers' acknowledgement latency is
+// reported, in both protocol versions.
+func TestEndToEndPersistentSubscribers(t *testing.T) {
+	for _, proto := range []string{"4", "5"} {
+		t.Run("protocol "+proto, func(t *testing.T) {
+			ms := memstore.New()
+			b, err := mqtt.New(mqtt.Options{Listeners: []mqtt.ListenerConfig{{Name: "tcp", Type: "tcp", Bind: "127.0.0.1:0"}},
+				SysInterval: -1, Store: ms})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				b.Close(ctx)
+				ms.Close()
+			})
+			res, code := runJSON(t, "-broker", b.Addr("tcp").String(), "-protocol", proto, "-persistent-subs",
+				"-scenario", "pairs", "-pubs", "2", "-qos", "1", "-window", "16",
+				"-warmup", "100ms", "-duration", "500ms", "-drain", "2s")
+			if code != 0 || !res.OK || !res.Persistent {
+				t.Fatalf("exit %d, errors %v, persistent %v", code, res.Errors, res.Persistent)
+			}
+			if res.AckSamples == 0 || res.AckP50Us <= 0 || res.AckP99Us < res.AckP50Us || res.AckMaxUs < res.AckP99Us {
+				t.Fatalf("ack latency: %+v", res)
+			}
+			// The publishers' sessions were clean, the subscribers' not.
+			deadline := time.Now().Add(5 * time.Second)
+			for b.Stats().ClientsPersisted != 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("sessions kept after the run: %d, want the 2 subscribers'", b.Stats().ClientsPersisted)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -31,6 +31,7 @@ type loadConfig struct {
 	password       string
 	v5             bool // MQTT 5.0 instead of 3.1.1
 	v5Props        bool // 5.0: every PUBLISH carries a message expiry and a user property
+	persistentSubs bool // subscribers keep their session: 3.1.1 clean session 0, 5.0 Session Expiry
 	probes         probes
 }
 
@@ -112,8 +113,8 @@ func (r *loadRun) subsPerPub() int {
 	return r.cfg.subs
 }
 
-func (r *loadRun) connectOpts(id string) connectOptions {
-	return connectOptions{
+func (r *loadRun) connectOpts(id string, subscriber bool) connectOptions {
+	o := connectOptions{
 		clientID:     id,
 		keepAlive:    uint16(r.cfg.keepAlive / time.Second),
 		cleanSession: true,
@@ -121,7 +122,20 @@ func (r *loadRun) connectOpts(id string) connectOptions {
 		password:     r.cfg.password,
 		v5:           r.cfg.v5,
 	}
+	if subscriber && r.cfg.persistentSubs {
+		// A persistent session is what makes a broker with a store write
+		// each QoS 1/2 delivery before acknowledging its publisher. It
+		// starts clean all the same in 5.0 (Clean Start with an expiry),
+		// so a leftover session from an earlier run is not resumed.
+		o.cleanSession = r.cfg.v5
+		o.sessionExpiry = persistentSessionExpiry
+	}
+	return o
 }
+
+// persistentSessionExpiry is the 5.0 Session Expiry Interval of
+// -persistent-subs: an hour, so a run's sessions do not pile up for ever.
+const persistentSessionExpiry = 3600
 
 // publishPacket encodes publisher p's PUBLISH with the given payload; the
 // publisher rewrites its packet id and payload in place.

@@ -74,7 +74,7 @@ func (r *loadRun) setup() error {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			id := fmt.Sprintf("%ss%d", cfg.clientsPrefix, s.idx)
-			m, err := dialMQTT(cfg.broker, r.connectOpts(id), cfg.connectTimeout, readBufSize)
+			m, err := dialMQTT(cfg.broker, r.connectOpts(id, true), cfg.connectTimeout, readBufSize)
 			if err == nil {
 				if err = m.subscribe(s.filter, cfg.qos, cfg.connectTimeout); err != nil {
 					m.c.Close()
@@ -99,7 +99,7 @@ func (r *loadRun) setup() error {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			id := fmt.Sprintf("%sp%d", cfg.clientsPrefix, p.idx)
-			m, err := dialMQTT(cfg.broker, r.connectOpts(id), cfg.connectTimeout, readBufSize)
+			m, err := dialMQTT(cfg.broker, r.connectOpts(id, false), cfg.connectTimeout, readBufSize)
 			if err != nil {
 				failed.Store(true)
 				r.connErrs.add("publisher %d: %v", p.idx, err)
@@ -138,8 +138,8 @@ func (r *loadRun) startReaders() {
 		r.readers.Add(1)
 		go func() {
 			defer r.readers.Done()
-			err := p.conn.readLoop(func(typ, flags byte, body []byte, _ int64) error {
-				return r.pubPacket(p, typ, body)
+			err := p.conn.readLoop(func(typ, flags byte, body []byte, now int64) error {
+				return r.pubPacket(p, typ, body, now)
 			}, r.now)
 			if err != nil && !r.closing.Load() {
 				r.connErrs.add("publisher %d: %v", p.idx, err)

@@ -47,6 +47,9 @@ type publisher struct {
 	// it refuses to reuse an id the broker still holds and spots acks for
 	// ids we never sent.
 	inflightIDs [65536 / 32]atomic.Uint32
+	// sentAt is when each packet id's PUBLISH was written (run clock),
+	// for the publish-to-acknowledgement latency.
+	sentAt [65536]atomic.Int64
 
 	// Owned by the publisher goroutine, read after it exits.
 	sentInWindow uint64
@@ -60,7 +63,8 @@ type publisher struct {
 	// Owned by the reader goroutine, read after it exits.
 	unexpectedAcks uint64
 	pubrecs        uint64
-	failedAcks     uint64 // 5.0: PUBACK/PUBREC/PUBCOMP with a failure reason code
+	failedAcks     uint64    // 5.0: PUBACK/PUBREC/PUBCOMP with a failure reason code
+	ackHist        histogram // PUBLISH written to PUBACK (QoS 1) or PUBCOMP (QoS 2) read, for publishes sent in the window
 }
 
 func (p *publisher) idBusy(id uint16) bool {
@@ -79,7 +83,7 @@ func (p *publisher) clearID(id uint16) bool {
 func packetID(seq uint64) uint16 { return uint16(seq%65535) + 1 }
 
 // pubPacket handles acknowledgements arriving at a publisher.
-func (r *loadRun) pubPacket(p *publisher, typ byte, body []byte) error {
+func (r *loadRun) pubPacket(p *publisher, typ byte, body []byte, now int64) error {
 	switch typ {
 	case typePuback, typePubcomp:
 		id, reason, err := r.parseAck(body)
@@ -98,6 +102,8 @@ func (r *loadRun) pubPacket(p *publisher, typ byte, body []byte) error {
 			// The broker refused the message; its id and its Receive
 			// Maximum slot are free again, and the loss will show.
 			p.failedAcks++
+		} else if sent := p.sentAt[id].Load(); r.inWindow(sent) {
+			p.ackHist.record(now - sent)
 		}
 		p.ackDone()
 	case typePubrec:
@@ -299,6 +305,9 @@ func (r *loadRun) publish(p *publisher, start int64) {
 			pkt[idOff+1] = byte(id)
 		}
 		now := r.now()
+		if cfg.qos > 0 {
+			p.sentAt[packetID(seq)].Store(now)
+		}
 		stampPayload(pkt[payOff:], uint32(p.idx), seq, now)
 		if r.inWindow(now) {
 			p.sentInWindow++

@@ -47,6 +47,14 @@ type result struct {
 	P99Us          float64 `json:"p99_us"`
 	P999Us         float64 `json:"p999_us"`
 	MaxUs          float64 `json:"max_us"`
+	// QoS 1/2: PUBLISH written to its PUBACK (QoS 1) or PUBCOMP (QoS 2)
+	// read by the publisher, for publishes sent in the window.
+	AckSamples uint64  `json:"ack_latency_samples,omitempty"`
+	AckP50Us   float64 `json:"ack_p50_us,omitempty"`
+	AckP99Us   float64 `json:"ack_p99_us,omitempty"`
+	AckP999Us  float64 `json:"ack_p999_us,omitempty"`
+	AckMaxUs   float64 `json:"ack_max_us,omitempty"`
+	Persistent bool    `json:"persistent_subs,omitempty"` // subscribers held persistent sessions
 
 	LoadgenCPUPct      float64 `json:"loadgen_cpu_pct"`
 	BrokerPID          int     `json:"broker_pid,omitempty"`
@@ -120,6 +128,16 @@ func (r *loadRun) collect(before, after cpuSample, window time.Duration) *result
 	res.P99Us = us(hist.quantile(0.99))
 	res.P999Us = us(hist.quantile(0.999))
 	res.MaxUs = us(hist.max)
+	res.Persistent = cfg.persistentSubs
+	if cfg.qos > 0 {
+		var acks histogram
+		for _, p := range r.pubs {
+			acks.merge(&p.ackHist)
+		}
+		res.AckSamples = acks.n
+		res.AckP50Us, res.AckP99Us = us(acks.quantile(0.50)), us(acks.quantile(0.99))
+		res.AckP999Us, res.AckMaxUs = us(acks.quantile(0.999)), us(acks.max)
+	}
 	res.Errors = r.failures(res)
 	res.OK = len(res.Errors) == 0
 	return res
@@ -252,6 +270,9 @@ func (res *result) writeText(w io.Writer) {
 	if res.V5Props {
 		proto += " with properties"
 	}
+	if res.Persistent {
+		proto += ", persistent subscribers"
+	}
 	fmt.Fprintf(w, "scenario   %s: %s, %d pubs, %d subs, QoS %d, %d-byte payload, %s, window %d, %.0fs measured\n",
 		res.Scenario, proto, res.Pubs, res.Subs, res.QoS, res.Size, mode, res.Window, res.Duration)
 	if res.QoS > 0 && res.Inflight < res.Window {
@@ -263,6 +284,10 @@ func (res *result) writeText(w io.Writer) {
 	if res.LatencySamples > 0 {
 		fmt.Fprintf(w, "latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%d samples)\n",
 			fmtUs(res.P50Us), fmtUs(res.P90Us), fmtUs(res.P99Us), fmtUs(res.P999Us), fmtUs(res.MaxUs), res.LatencySamples)
+	}
+	if res.AckSamples > 0 {
+		fmt.Fprintf(w, "ack        p50 %s  p99 %s  p99.9 %s  max %s  (publish to PUBACK/PUBCOMP, %d samples)\n",
+			fmtUs(res.AckP50Us), fmtUs(res.AckP99Us), fmtUs(res.AckP999Us), fmtUs(res.AckMaxUs), res.AckSamples)
 	}
 	fmt.Fprintf(w, "integrity  lost %d  duplicated %d  reordered %d  unacked %d  corrupt %d  misrouted %d",
 		res.Lost, res.Duplicated, res.Reordered, res.Unacked, res.Corrupt, res.Misrouted)

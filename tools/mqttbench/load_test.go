@@ -159,18 +159,18 @@ func TestPubPacketAcks(t *testing.T) {
 	p.conn = &mconn{}
 	p.setID(5)
 	p.sent.Store(1)
-	if err := r.pubPacket(p, typePubrec, []byte{0, 5}); err != nil {
+	if err := r.pubPacket(p, typePubrec, []byte{0, 5}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(p.conn.out, []byte{0x62, 2, 0, 5}) {
 		t.Fatalf("PUBREC answered with % x, want PUBREL", p.conn.out)
 	}
-	r.pubPacket(p, typePubcomp, []byte{0, 5})
+	r.pubPacket(p, typePubcomp, []byte{0, 5}, 0)
 	if p.acked.Load() != 1 || p.idBusy(5) || p.unexpectedAcks != 0 {
 		t.Fatalf("after PUBCOMP: acked %d busy %v unexpected %d", p.acked.Load(), p.idBusy(5), p.unexpectedAcks)
 	}
-	r.pubPacket(p, typePubcomp, []byte{0, 5}) // again: not in flight
-	r.pubPacket(p, typePuback, []byte{0, 6})  // wrong ack type for QoS 2
+	r.pubPacket(p, typePubcomp, []byte{0, 5}, 0) // again: not in flight
+	r.pubPacket(p, typePuback, []byte{0, 6}, 0)  // wrong ack type for QoS 2
 	if p.unexpectedAcks != 2 {
 		t.Fatalf("unexpected acks %d, want 2", p.unexpectedAcks)
 	}
@@ -317,26 +317,26 @@ func TestPubPacket5Acks(t *testing.T) {
 	p.sent.Store(3)
 	// PUBREC in the long form with reason 0x10 (no matching subscribers:
 	// still a success) is answered with a short PUBREL.
-	if err := r.pubPacket(p, typePubrec, []byte{0, 5, 0x10}); err != nil {
+	if err := r.pubPacket(p, typePubrec, []byte{0, 5, 0x10}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(p.conn.out, []byte{0x62, 2, 0, 5}) {
 		t.Fatalf("PUBREC answered with % x", p.conn.out)
 	}
 	// PUBCOMP with reason code and empty properties.
-	if err := r.pubPacket(p, typePubcomp, []byte{0, 5, 0, 0}); err != nil {
+	if err := r.pubPacket(p, typePubcomp, []byte{0, 5, 0, 0}, 0); err != nil {
 		t.Fatal(err)
 	}
 	// A failed PUBREC ends the exchange: no PUBREL, slot and id free.
 	p.conn.out = p.conn.out[:0]
-	if err := r.pubPacket(p, typePubrec, []byte{0, 6, 0x97, 0}); err != nil {
+	if err := r.pubPacket(p, typePubrec, []byte{0, 6, 0x97, 0}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if len(p.conn.out) != 0 || p.idBusy(6) || p.acked.Load() != 2 || p.failedAcks != 1 {
 		t.Fatalf("after failed PUBREC: out % x busy %v acked %d failed %d", p.conn.out, p.idBusy(6), p.acked.Load(), p.failedAcks)
 	}
 	// A malformed ack breaks the connection.
-	if err := r.pubPacket(p, typePubcomp, []byte{0, 7, 0, 9}); err == nil {
+	if err := r.pubPacket(p, typePubcomp, []byte{0, 7, 0, 9}, 0); err == nil {
 		t.Fatal("PUBCOMP with a property length beyond the packet accepted")
 	}
 
@@ -346,7 +346,7 @@ func TestPubPacket5Acks(t *testing.T) {
 	p.conn = &mconn{v5: true}
 	p.setID(1)
 	p.sent.Store(1)
-	r.pubPacket(p, typePuback, []byte{0, 1, 0x87})
+	r.pubPacket(p, typePuback, []byte{0, 1, 0x87}, 0)
 	if p.acked.Load() != 1 || p.failedAcks != 1 || p.idBusy(1) {
 		t.Fatalf("failed PUBACK: acked %d failed %d", p.acked.Load(), p.failedAcks)
 	}

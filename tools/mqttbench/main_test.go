@@ -12,7 +12,7 @@ import (
 // must not show up in a subcommand's help, nor be accepted by it.
 var wantFlags = map[string][]string{
 	"load": {"broker", "burst", "case", "clients-prefix", "connect-timeout", "cpuprofile", "drain", "duration",
-		"inflight", "json", "keepalive", "label", "metrics", "password", "pid", "plugin", "protocol", "pubs", "qos",
+		"inflight", "json", "keepalive", "label", "metrics", "password", "persistent-subs", "pid", "plugin", "protocol", "pubs", "qos",
 		"rate", "scenario", "size", "subs", "topic-prefix", "username", "v5", "v5-props", "warmup", "window"},
 	"idle": {"broker", "clients-prefix", "conns", "connect-timeout", "cpuprofile", "hold", "json", "label",
 		"password", "pid", "protocol", "username", "v5"},

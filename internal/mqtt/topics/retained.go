@@ -23,7 +23,9 @@ type Retained[V any] struct {
 	mu    sync.RWMutex
 	root  rnode[V] // the level above the first: never holds a message
 	count int      // retained messages, for Len
+	bytes int      // sum of size over the retained values, for Usage
 	nodes int      // nodes below root, so tests can prove pruning works
+	size  func(topic string, v V) int
 }
 
 // rnode is one topic level of the retained store.
@@ -43,6 +45,13 @@ type retainedHit[V any] struct {
 // NewRetained returns an empty retained-message store.
 func NewRetained[V any]() *Retained[V] {
 	return &Retained[V]{}
+}
+
+// NewRetainedSized returns an empty retained-message store that keeps the
+// total of size over its messages, reported by Usage, so a bound on the
+// bytes retained costs no walk of the trie.
+func NewRetainedSized[V any](size func(topic string, v V) int) *Retained[V] {
+	return &Retained[V]{size: size}
 }
 
 // Set retains v on topic name topic [MQTT-3.3.1-5], replacing any message
@@ -70,8 +79,27 @@ func (r *Retained[V]) Set(topic string, v V) {
 		// Clone: topic may point into a packet buffer.
 		n.topic = strings.Clone(topic)
 		r.count++
+	} else {
+		r.bytes -= r.sizeOf(n)
 	}
 	n.val = v
+	r.bytes += r.sizeOf(n)
+}
+
+// sizeOf is n's share of bytes: 0 without a size function.
+func (r *Retained[V]) sizeOf(n *rnode[V]) int {
+	if r.size == nil {
+		return 0
+	}
+	return r.size(n.topic, n.val)
+}
+
+// Usage is the number of retained messages and, for a store made by
+// [NewRetainedSized], the sum of their sizes (0 otherwise).
+func (r *Retained[V]) Usage() (count, bytes int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.count, r.bytes
 }
 
 // Delete removes the message retained on topic and reports whether there
@@ -93,6 +121,7 @@ func (r *Retained[V]) delete(n *rnode[V], topic string, pos int) bool {
 		if !n.set {
 			return false
 		}
+		r.bytes -= r.sizeOf(n)
 		var zero V
 		n.set, n.topic, n.val = false, "", zero
 		return true

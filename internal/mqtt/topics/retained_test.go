@@ -195,3 +195,35 @@ func TestRetainedGetAllocs(t *testing.T) {
 		t.Errorf("Get allocates %v times per call, want 0", n)
 	}
 }
+
+// TestRetainedUsage: the byte total follows sets, replacements and deletes,
+// so a bound on it never needs a walk.
+func TestRetainedUsage(t *testing.T) {
+	r := NewRetainedSized(func(topic string, v string) int { return len(topic) + len(v) })
+	check := func(step string, count, bytes int) {
+		t.Helper()
+		if c, b := r.Usage(); c != count || b != bytes {
+			t.Fatalf("%s: Usage() = %d, %d; want %d, %d", step, c, b, count, bytes)
+		}
+	}
+	check("empty", 0, 0)
+	r.Set("a/b", "12345")
+	check("set", 1, 8)
+	r.Set("a/b", "1")
+	check("replace smaller", 1, 4)
+	r.Set("c", "xyz")
+	check("second topic", 2, 8)
+	if !r.Delete("a/b") {
+		t.Fatal("Delete(a/b) = false")
+	}
+	check("delete", 1, 4)
+	if r.Delete("a/b") {
+		t.Fatal("second Delete(a/b) = true")
+	}
+	check("delete again", 1, 4)
+	r.Delete("c")
+	check("all deleted", 0, 0)
+	if c, b := NewRetained[string]().Usage(); c != 0 || b != 0 {
+		t.Fatalf("unsized Usage() = %d, %d", c, b)
+	}
+}
