@@ -98,16 +98,7 @@ func (r *retainedSync) resync(ctx context.Context) error {
 	r.mu.Lock()
 	r.revs, r.applied = make(map[string]uint64), 0
 	r.mu.Unlock()
-	loaded, err := r.watch()
-	if err != nil {
-		return err
-	}
-	select {
-	case <-loaded:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return r.start(ctx)
 }
 
 func (r *retainedSync) stop() {
