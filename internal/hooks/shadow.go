@@ -3,6 +3,7 @@ package hooks
 import (
 	"bytes"
 	"context"
+	"strings"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,6 +126,9 @@ func (st *state) askShadowTopic(act int, c *mqtt.ClientInfo, req mqtt.TopicReque
 //
 //go:noinline
 func (st *state) askShadowTopicNow(act int, c *mqtt.ClientInfo, req mqtt.TopicRequest) *shadowRound {
+	// The questions outlive the check, and a PUBLISH's topic may point into
+	// the connection's read buffer, which the next packet overwrites.
+	req.Topic = strings.Clone(req.Topic)
 	r := &shadowRound{}
 	what := shadowRequest{act: act, client: c, topic: &req}
 	for _, p := range st.shadowTopics {
