@@ -65,18 +65,17 @@ func substitute(filter, user, client string) (f string, ok bool) {
 
 // grantFor is the first of l's grants that matches req, or nil.
 func grantFor(l *mqtt.Login, req *mqtt.TopicRequest) *mqtt.Grant {
-	topic := req.Topic
-	sub := req.Action == mqtt.ActionSubscribe
-	if sub {
-		topic = sharedInner(topic)
+	if req.Action != mqtt.ActionSubscribe {
+		return l.Decides(req.Action, req.Topic)
 	}
+	topic := sharedInner(req.Topic)
 	for i := range l.Grants {
 		g := &l.Grants[i]
 		if !g.Actions.Has(req.Action) {
 			continue
 		}
 		var hit bool
-		if sub && g.Allow {
+		if g.Allow {
 			hit = topics.Overlaps(g.Filter, topic)
 		} else {
 			hit = g.Covers(topic)

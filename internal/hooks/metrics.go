@@ -66,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"action", "result"}),
 		grants: striped.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_plugin_grant_decisions_total",
-			Help: "Topic checks decided by the grants a client's authentication answered (acl), without asking a topic plugin, by action and result.",
+			Help: "Topic checks decided by the grants a client's authentication answered (acl), without asking a topic plugin, by action and result; a publish or delivery a grant allows is decided by the broker itself and not counted.",
 		}, []string{"action", "result"}),
 		events: striped.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqttd_plugin_events_total",

@@ -97,7 +97,8 @@ const (
 	// publisher's goroutine. Allowed, the message goes on as deliverDirect;
 	// denied, it is dropped (for a shared subscription: offered to another
 	// member of the group); when the checker cannot answer at once, it is
-	// queued as deliverQueuedChecked.
+	// queued as deliverQueuedChecked. A receive the subscriber's own grants
+	// allow (grantAllows) is not put to the checker at all.
 	deliverCheckedInline
 
 	// deliverQueuedChecked: the message is queued, and the subscriber's
@@ -134,7 +135,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 	defer s.mu.Unlock()
 	c := s.client
 	mode := b.deliveryModeFor(s, c)
-	if mode == deliverCheckedInline {
+	if mode == deliverCheckedInline && !grantAllows(&c.info, ActionReceive, r.topic) {
 		res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})
 		switch {
 		case !ok:
