@@ -19,40 +19,13 @@ import (
 // check on, itself: the topic plugin (which would deny everything) is
 // never asked.
 func TestReauthReplacesGrants(t *testing.T) {
-	tp := &tokenPlugin{pending: map[string]string{}}
-	var topicCalls atomic.Int32
-	f := newFake(t)
-	f.handle("/authenticate", func(w http.ResponseWriter, r *http.Request) {
-		rec := &grantRecorder{ResponseWriter: w}
-		tp.serve(rec, r)
-		steps := tp.seen()
-		rec.reauth = len(steps) > 0 && steps[len(steps)-1].Reauth
-		if rec.allow == nil {
-			w.Write(rec.body)
-			return
-		}
+	addr, topicCalls := grantsBroker(t, func(reauth bool) []map[string]any {
 		result := "allow"
-		if rec.reauth {
+		if reauth {
 			result = "deny"
 		}
-		rec.allow["acl"] = []map[string]any{{"topic": "reports/#", "actions": []string{"publish"}, "result": result}}
-		json.NewEncoder(w).Encode(rec.allow)
+		return []map[string]any{{"topic": "reports/#", "actions": []string{"publish"}, "result": result}}
 	})
-	f.handle("/topic_filtering", func(w http.ResponseWriter, _ *http.Request) {
-		topicCalls.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"result":"deny"}`))
-	})
-	p := newPlugin(t, f.url(), nil)
-	m, err := hooks.New(hooks.Options{
-		Plugins: map[string]hooks.PluginSpec{p.Alias(): {Plugin: p, Type: "webhook"}},
-		Auth:    hooks.AuthOptions{Plugins: []string{p.Alias()}},
-		Topics:  hooks.TopicOptions{Enable: true, Plugins: []string{p.Alias()}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, addr := hookstest.Serve(t, m)
 
 	c, ack, err := connectToken(t, addr, "grant-1", "hello", &tokenAuther{})
 	if err != nil {
@@ -86,13 +59,50 @@ func TestReauthReplacesGrants(t *testing.T) {
 	}
 }
 
+// grantsBroker runs a broker whose one HTTP plugin authenticates with
+// tokenPlugin's TOKEN exchange, adds acl(reauth) to every allow (reauth:
+// the allow ends a re-authentication), and denies every topic_filtering
+// call, which it counts: a check the grants do not decide is refused.
+func grantsBroker(t *testing.T, acl func(reauth bool) []map[string]any) (string, *atomic.Int32) {
+	t.Helper()
+	tp := &tokenPlugin{pending: map[string]string{}}
+	topicCalls := new(atomic.Int32)
+	f := newFake(t)
+	f.handle("/authenticate", func(w http.ResponseWriter, r *http.Request) {
+		rec := &grantRecorder{ResponseWriter: w}
+		tp.serve(rec, r)
+		if rec.allow == nil {
+			w.Write(rec.body)
+			return
+		}
+		steps := tp.seen()
+		rec.allow["acl"] = acl(len(steps) > 0 && steps[len(steps)-1].Reauth)
+		json.NewEncoder(w).Encode(rec.allow)
+	})
+	f.handle("/topic_filtering", func(w http.ResponseWriter, _ *http.Request) {
+		topicCalls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"result":"deny"}`))
+	})
+	p := newPlugin(t, f.url(), nil)
+	m, err := hooks.New(hooks.Options{
+		Plugins: map[string]hooks.PluginSpec{p.Alias(): {Plugin: p, Type: "webhook"}},
+		Auth:    hooks.AuthOptions{Plugins: []string{p.Alias()}},
+		Topics:  hooks.TopicOptions{Enable: true, Plugins: []string{p.Alias()}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := hookstest.Serve(t, m)
+	return addr, topicCalls
+}
+
 // grantRecorder captures tokenPlugin's answer so the test can add grants
 // to an allow before it goes out.
 type grantRecorder struct {
 	http.ResponseWriter
-	body   []byte
-	allow  map[string]any
-	reauth bool
+	body  []byte
+	allow map[string]any
 }
 
 func (g *grantRecorder) Write(b []byte) (int, error) {

@@ -2,17 +2,11 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"net"
-	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	pahov5 "github.com/eclipse/paho.golang/paho"
-
-	"github.com/mqttd/mqttd/internal/hooks"
-	"github.com/mqttd/mqttd/internal/hooks/hookstest"
 )
 
 // A re-authentication that takes away a receive grant stops deliveries on
@@ -24,41 +18,14 @@ import (
 // so once reports/open arrives, reports/secret/b would have arrived before
 // it had it been delivered.
 func TestReauthRemovingReceiveGrantStopsDeliveries(t *testing.T) {
-	tp := &tokenPlugin{pending: map[string]string{}}
-	var topicCalls atomic.Int32
-	f := newFake(t)
-	f.handle("/authenticate", func(w http.ResponseWriter, r *http.Request) {
-		rec := &grantRecorder{ResponseWriter: w}
-		tp.serve(rec, r)
-		steps := tp.seen()
-		if rec.allow == nil {
-			w.Write(rec.body)
-			return
-		}
+	addr, topicCalls := grantsBroker(t, func(reauth bool) []map[string]any {
 		all := map[string]any{"topic": "reports/#", "actions": []string{"publish", "subscribe", "receive"}, "result": "allow"}
-		acl := []map[string]any{all}
-		if len(steps) > 0 && steps[len(steps)-1].Reauth {
-			deny := map[string]any{"topic": "reports/secret/#", "actions": []string{"receive"}, "result": "deny"}
-			acl = []map[string]any{deny, all}
+		if !reauth {
+			return []map[string]any{all}
 		}
-		rec.allow["acl"] = acl
-		json.NewEncoder(w).Encode(rec.allow)
+		deny := map[string]any{"topic": "reports/secret/#", "actions": []string{"receive"}, "result": "deny"}
+		return []map[string]any{deny, all}
 	})
-	f.handle("/topic_filtering", func(w http.ResponseWriter, _ *http.Request) {
-		topicCalls.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"result":"deny"}`))
-	})
-	p := newPlugin(t, f.url(), nil)
-	m, err := hooks.New(hooks.Options{
-		Plugins: map[string]hooks.PluginSpec{p.Alias(): {Plugin: p, Type: "webhook"}},
-		Auth:    hooks.AuthOptions{Plugins: []string{p.Alias()}},
-		Topics:  hooks.TopicOptions{Enable: true, Plugins: []string{p.Alias()}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, addr := hookstest.Serve(t, m)
 
 	got := make(chan string, 16)
 	c := connectTokenReceiving(t, addr, "grant-recv", got)
