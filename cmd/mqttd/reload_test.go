@@ -47,24 +47,8 @@ func subscribeCode(t *testing.T, c paho.Client, filter string) byte {
 // clients already connected stay connected. A reload that fails changes
 // nothing.
 func TestSIGHUPReloadsPluginFiles(t *testing.T) {
-	isolate(t)
-	dir := t.TempDir()
-	pwFile, aclFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl.conf")
-	writeFile(t, pwFile, passwdLine(t, "alice", "pw1"))
-	writeFile(t, aclFile, "user alice\ntopic readwrite sensors/#\n")
-	mqttAddr, adminAddr := freePort(t), freePort(t)
-	cfg := writeConfig(t, dir, fmt.Sprintf(`
-listeners:
-  default: {bind: %q}
-admin: {bind: %q}
-shutdown-grace: 2s
-plugins:
-  pw: {type: password-file, file: passwd}
-  acl: {type: acl-file, file: acl.conf}
-auth: {allow-anonymous: false, plugins: [pw]}
-topic-check: {enable: true, plugins: [acl]}
-`, mqttAddr, adminAddr))
-	errb := serveUntilCleanup(t, cfg, adminAddr)
+	pwFile, aclFile, mqttAddr, errb := serveWithPluginFiles(t, "pw", "acl", passwdLine(t, "alice", "pw1"),
+		"user alice\ntopic readwrite sensors/#\n")
 
 	got := make(chan string, 16)
 	alice, err := connectAs(mqttAddr, "alice-1", "alice", "pw1", func(_ paho.Client, m paho.Message) { got <- m.Topic() })
@@ -122,6 +106,32 @@ topic-check: {enable: true, plugins: [acl]}
 	}
 }
 
+// serveWithPluginFiles runs mqttd, until the test ends, with a
+// password-file plugin named pw as its auth chain and an acl-file plugin
+// named acl as its topic check, on files it writes with passwd and rules. It
+// returns the two files' paths, the MQTT address and the broker's log.
+func serveWithPluginFiles(t *testing.T, pw, acl, passwd, rules string) (pwFile, aclFile, mqttAddr string, errb *syncBuffer) {
+	t.Helper()
+	isolate(t)
+	dir := t.TempDir()
+	pwFile, aclFile = filepath.Join(dir, "passwd"), filepath.Join(dir, "acl.conf")
+	writeFile(t, pwFile, passwd)
+	writeFile(t, aclFile, rules)
+	mqttAddr, adminAddr := freePort(t), freePort(t)
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+listeners:
+  default: {bind: %q}
+admin: {bind: %q}
+shutdown-grace: 2s
+plugins:
+  %s: {type: password-file, file: passwd}
+  %s: {type: acl-file, file: acl.conf}
+auth: {allow-anonymous: false, plugins: [%s]}
+topic-check: {enable: true, plugins: [%s]}
+`, mqttAddr, adminAddr, pw, acl, pw, acl))
+	return pwFile, aclFile, mqttAddr, serveUntilCleanup(t, cfg, adminAddr)
+}
+
 // writeFile writes a plugin file the way an operator's editor would leave
 // it: whole, readable by the broker's user only.
 func writeFile(t *testing.T, path, content string) {
@@ -154,25 +164,9 @@ func hupAndWait(t *testing.T, errb *syncBuffer, marker string) {
 // them. Here the password file loses bob while the ACL file breaks; bob
 // must still get in until the ACL is fixed and a second SIGHUP applies both.
 func TestSIGHUPFailedReloadKeepsEveryFile(t *testing.T) {
-	isolate(t)
-	dir := t.TempDir()
-	pwFile, aclFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl.conf")
 	alice, bob := passwdLine(t, "alice", "pw1"), passwdLine(t, "bob", "pw2")
-	writeFile(t, pwFile, alice+bob)
-	writeFile(t, aclFile, "user alice\ntopic readwrite sensors/#\n")
-	mqttAddr, adminAddr := freePort(t), freePort(t)
-	cfg := writeConfig(t, dir, fmt.Sprintf(`
-listeners:
-  default: {bind: %q}
-admin: {bind: %q}
-shutdown-grace: 2s
-plugins:
-  a: {type: password-file, file: passwd}
-  b: {type: acl-file, file: acl.conf}
-auth: {allow-anonymous: false, plugins: [a]}
-topic-check: {enable: true, plugins: [b]}
-`, mqttAddr, adminAddr))
-	errb := serveUntilCleanup(t, cfg, adminAddr)
+	pwFile, aclFile, mqttAddr, errb := serveWithPluginFiles(t, "a", "b", alice+bob,
+		"user alice\ntopic readwrite sensors/#\n")
 	canConnect := func(id, user, pw string) bool {
 		t.Helper()
 		c, err := connectAs(mqttAddr, id, user, pw, nil)
