@@ -172,7 +172,7 @@ func BenchmarkWriterFlush(b *testing.B) {
 			c.outPkts++
 		}
 		c.sess.mu.Unlock()
-		if _, more := c.flush(); !more {
+		if _, more := c.flush(true); !more {
 			b.Fatal("flush failed")
 		}
 	}

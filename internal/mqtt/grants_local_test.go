@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,5 +76,46 @@ func TestGrantAllowedSkipsTopicChecker(t *testing.T) {
 	}
 	if p, r := chk.publish.Load(), chk.receive.Load(); p != 1 || r != 1 {
 		t.Fatalf("checker asked %d publish and %d receive checks; want 1 and 1", p, r)
+	}
+}
+
+// slowDenyCounter is a denyCounter that cannot answer at once: every
+// delivery for a connected client is queued for the writer's receive check.
+type slowDenyCounter struct{ d *denyCounter }
+
+func (s slowDenyCounter) CheckTopic(ctx context.Context, c *ClientInfo, r TopicRequest) TopicResult {
+	return s.d.CheckTopic(ctx, c, r)
+}
+
+// With a checker that cannot answer in line, deliveries wait in the queue
+// for the writer; one the receiver's grants allow is sent from there
+// without the checker, in order with one that does go to it.
+func TestGrantAllowedQueuedSkipsTopicChecker(t *testing.T) {
+	all := ActionSet(0).With(ActionPublish).With(ActionReceive).With(ActionSubscribe)
+	login := &Login{Grants: []Grant{
+		NewGrant("g/secret", ActionSet(0).With(ActionReceive), false),
+		NewGrant("g/#", all, true),
+	}}
+	chk := &denyCounter{}
+	tb := startBroker(t, func(o *Options) { o.Hooks.Auth, o.Hooks.Topics = loginAuth{login}, slowDenyCounter{chk} })
+	c := dialRaw(t, tb.addr)
+	c.mustConnect("granted", true)
+	c.subscribe(1, "#", 0)
+	want := []string{}
+	for i := range 20 {
+		topic := fmt.Sprintf("g/%d", i)
+		if i == 10 {
+			c.send(&packets.Publish{Topic: "g/secret", Payload: []byte("x")})
+		}
+		c.send(&packets.Publish{Topic: topic, Payload: []byte("x")})
+		want = append(want, topic)
+	}
+	for _, w := range want {
+		if got := c.expectPublish(2 * time.Second).Topic; got != w {
+			t.Fatalf("got %s, want %s", got, w)
+		}
+	}
+	if p, r := chk.publish.Load(), chk.receive.Load(); p != 0 || r != 1 {
+		t.Fatalf("checker asked %d publish and %d receive checks; want 0 and 1 (g/secret)", p, r)
 	}
 }

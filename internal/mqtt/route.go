@@ -92,13 +92,13 @@ const (
 	// QoS 1/2 for its return. Nothing waits.
 	deliverDirect deliveryMode = iota
 
-	// deliverCheckedInline: a topic checker that can answer at once
-	// (TopicCheckerNow, e.g. from its cache) is asked in line, on the
-	// publisher's goroutine. Allowed, the message goes on as deliverDirect;
-	// denied, it is dropped (for a shared subscription: offered to another
-	// member of the group); when the checker cannot answer at once, it is
-	// queued as deliverQueuedChecked. A receive the subscriber's own grants
-	// allow (grantAllows) is not put to the checker at all.
+	// deliverCheckedInline: a receive the subscriber's own grants allow
+	// (grantAllows) is not put to the topic checker at all; else a checker
+	// that can answer at once (TopicCheckerNow, e.g. from its cache) is
+	// asked in line, on the publisher's goroutine. Allowed, the message
+	// goes on as deliverDirect; denied, it is dropped (for a shared
+	// subscription: offered to another member of the group); when the
+	// checker cannot answer at once, it is queued as deliverQueuedChecked.
 	deliverCheckedInline
 
 	// deliverQueuedChecked: the message is queued, and the subscriber's
@@ -116,7 +116,7 @@ func (b *Broker) deliveryModeFor(s *Session, c *client) deliveryMode {
 	switch {
 	case c == nil || b.hooks.Topics == nil:
 		return deliverDirect
-	case b.topicsNow == nil || c.checking || s.queue.len() > 0:
+	case c.checking || s.queue.len() > 0:
 		return deliverQueuedChecked
 	}
 	return deliverCheckedInline
@@ -136,13 +136,18 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 	c := s.client
 	mode := b.deliveryModeFor(s, c)
 	if mode == deliverCheckedInline && !grantAllows(&c.info, ActionReceive, r.topic) {
-		res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})
-		switch {
-		case !ok:
-			mode, d.inlineMissed = deliverQueuedChecked, true
-		case !res.Allow:
-			b.logDenied(&c.info, "receive", r.topic, res)
-			return deliverDenied
+		mode = deliverQueuedChecked // unless the checker answers at once
+		if b.topicsNow != nil {
+			res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})
+			switch {
+			case !ok:
+				d.inlineMissed = true
+			case !res.Allow:
+				b.logDenied(&c.info, "receive", r.topic, res)
+				return deliverDenied
+			default:
+				mode = deliverCheckedInline
+			}
 		}
 	}
 	if mode == deliverQueuedChecked {

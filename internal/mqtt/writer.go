@@ -36,7 +36,8 @@ func (c *client) wakeWriterLocked() {
 // goes idle never starts a writer: a writer started per connection and
 // lingering a second would leave the stacks of thousands of dead goroutines
 // behind a connection storm. A writer takes over when more arrives meanwhile,
-// or when queued deliveries wait for receive checks (those may call plugins).
+// or when queued deliveries wait for receive checks (those may call plugins,
+// and this goroutine goes on to read the connection).
 func (c *client) flushConnack() {
 	s := c.sess
 	s.mu.Lock()
@@ -46,14 +47,15 @@ func (c *client) flushConnack() {
 		return
 	}
 	c.writers.Add(1)
+	waits := c.waitsForCheckLocked()
 	s.mu.Unlock()
-	if c.b.hooks.Topics == nil {
-		if _, more := c.flush(); !more {
+	if !waits {
+		if _, more := c.flush(false); !more {
 			c.writers.Done()
 			return
 		}
 		s.mu.Lock()
-		if !c.wakePending {
+		if !c.wakePending && !c.waitsForCheckLocked() {
 			c.writing = false
 			s.mu.Unlock()
 			c.writers.Done()
@@ -62,6 +64,16 @@ func (c *client) flushConnack() {
 		s.mu.Unlock()
 	}
 	go c.writeLoop()
+}
+
+// waitsForCheckLocked reports whether a delivery queued for c waits for the
+// receive check that only the writer runs (pumpChecked): a topic checker is
+// configured and the head of the queue may go out. Without one, deliveries
+// are pumped under the session lock and the writer only writes. Caller
+// holds sess.mu.
+func (c *client) waitsForCheckLocked() bool {
+	s := c.sess
+	return c.b.hooks.Topics != nil && s.client == c && c.b.pumpable(s)
 }
 
 // signal leaves a wake-up token for the writer. A token may already be
@@ -81,7 +93,7 @@ func (c *client) writeLoop() {
 	defer idle.Stop()
 	active := true
 	for {
-		wrote, more := c.flush()
+		wrote, more := c.flush(true)
 		if !more {
 			return
 		}
@@ -115,17 +127,22 @@ func (c *client) writeLoop() {
 }
 
 // flush writes everything queued, one syscall per batch, until it finds the
-// buffer empty. more is false when the writer must exit: the connection is
-// closing or a write failed.
-func (c *client) flush() (wrote, more bool) {
+// buffer empty. With check, it first runs the receive checks of queued
+// deliveries (pumpChecked), but only when one waits: a connection whose
+// deliveries were all decided on the way in (no checker, or the
+// receiver's grants allow them) takes the session lock once per batch, as
+// with no checker at all. more is false when the writer must exit: the
+// connection is closing or a write failed.
+func (c *client) flush(check bool) (wrote, more bool) {
 	s := c.sess
-	checked := c.b.hooks.Topics != nil // queued deliveries wait for pumpChecked's receive check
 	for {
-		if checked {
-			c.pumpChecked()
-		}
 		s.mu.Lock()
-		if len(c.out) == 0 && !(checked && s.client == c && c.b.pumpable(s)) {
+		for check && c.waitsForCheckLocked() {
+			s.mu.Unlock()
+			c.pumpChecked()
+			s.mu.Lock()
+		}
+		if len(c.out) == 0 {
 			c.wakePending = false
 			if c.closed {
 				c.writing = false
