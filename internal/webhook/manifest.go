@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,11 @@ func (p *Plugin) fetchManifest(ctx context.Context, first chan<- struct{}) {
 			level = p.opts.Logger.Warn
 		}
 		level("webhook manifest not available yet; retrying in the background", "err", err)
+		if p.held.spill() {
+			// Durable: what waits for the manifest must survive a restart
+			// while the plugin is down.
+			p.opts.Logger.Info("webhook plugin down before its manifest answered: events held for it are spooled, and delivered once it says which it wants")
+		}
 		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-ctx.Done():
@@ -86,6 +92,26 @@ func (p *Plugin) askManifest(ctx context.Context) error {
 // it asks for (all of them when the plugin has none).
 func (p *Plugin) releaseHeld() {
 	p.held.release(mqtt.EventMask(p.mask.Load()), p.events.Push)
+	p.knownOnce.Do(func() { close(p.known) })
+}
+
+// wantsEncoded reports whether the plugin wants the encoded event js, by
+// its type: the filter for events spooled before the manifest answered.
+// An event whose type cannot be read is kept: delivering one too many
+// beats losing one.
+func (p *Plugin) wantsEncoded(js []byte) bool {
+	const key = `,"type":"`
+	i := bytes.Index(js, []byte(key))
+	if i < 0 {
+		return true
+	}
+	rest := js[i+len(key):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return true
+	}
+	t, ok := mqtt.ParseEventType(string(rest[:end]))
+	return !ok || mqtt.EventMask(p.mask.Load()).Has(t)
 }
 
 // applyManifest narrows the events to what the manifest asks for, unless

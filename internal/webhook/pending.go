@@ -6,6 +6,7 @@ import (
 
 	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/webhook/batch"
 )
 
 // pending holds a plugin's events until its manifest says which it wants,
@@ -14,14 +15,23 @@ import (
 // owned copies, at most queue.size of them (the oldest dropped and
 // counted beyond), and are filtered through the manifest's list and
 // queued, in order, once it answers (or the plugin has none: 404).
+//
+// With durable events they are spilled to the spool instead of being
+// dropped: when the bound is reached, when an attempt at the manifest
+// fails (the plugin is down), and at Close. From then on nothing is held:
+// every event goes to the pipeline, which spools it, and the spool waits
+// for the manifest and is filtered through it (the plugin's Gate and
+// Keep).
 type pending struct {
-	on atomic.Bool // holding; read first by every event
+	on    atomic.Bool     // holding; read first by every event
+	spool *batch.Pipeline // durable plugins only: where spill sends held events
 
 	mu       sync.Mutex
 	events   []*hooks.Event
 	limit    int
 	overflow atomic.Uint64 // events dropped for the bound
 	shutdown atomic.Uint64 // events still held at Close
+	spilled  atomic.Uint64 // events moved to the spool (durable)
 }
 
 // hold keeps e if the plugin is still waiting for its manifest; false
@@ -36,6 +46,10 @@ func (q *pending) hold(e *hooks.Event) bool {
 		return false
 	}
 	if len(q.events) >= q.limit {
+		if q.spillLocked() {
+			q.spool.Push(e) // after the held ones
+			return true
+		}
 		q.events[0] = nil
 		q.events = q.events[1:]
 		q.overflow.Add(1)
@@ -60,6 +74,31 @@ func (q *pending) release(mask mqtt.EventMask, push func(*hooks.Event)) {
 	}
 	q.events = nil
 	q.on.Store(false)
+}
+
+// spill stops holding and moves the held events, in order, into the
+// spool, when there is one; it reports whether it did.
+func (q *pending) spill() bool {
+	if q.spool == nil || !q.on.Load() {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.spillLocked()
+}
+
+func (q *pending) spillLocked() bool {
+	if q.spool == nil || !q.on.Load() {
+		return false
+	}
+	q.spool.SpoolAll() // the lanes spool the held events and all that follow
+	for _, e := range q.events {
+		q.spool.Push(e)
+	}
+	q.spilled.Add(uint64(len(q.events)))
+	q.events = nil
+	q.on.Store(false)
+	return true
 }
 
 // drop stops holding at Close, counting what was never released.

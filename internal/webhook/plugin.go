@@ -42,12 +42,17 @@ type Plugin struct {
 	hits                  *striped.Counter
 	misses, stale, evicts prometheus.Counter
 
-	events   *batch.Pipeline
-	spool    *spool.Spool  // durable events only
-	mask     atomic.Uint32 // mqtt.EventMask: what Event lets through (the manifest narrows it)
-	held     pending       // events waiting for the manifest (events not in the config)
-	manifest atomic.Pointer[wire.Manifest]
-	ready    atomic.Bool
+	events *batch.Pipeline
+	spool  *spool.Spool  // durable events only
+	mask   atomic.Uint32 // mqtt.EventMask: what Event lets through (the manifest narrows it)
+	held   pending       // events waiting for the manifest (events not in the config)
+	// known is closed once the events the plugin wants are known (the
+	// manifest answered, or said it has none); the spool of a durable
+	// plugin without events in its config is delivered only then.
+	known     chan struct{}
+	knownOnce sync.Once
+	manifest  atomic.Pointer[wire.Manifest]
+	ready     atomic.Bool
 
 	bgCtx     context.Context // ends at Close: the manifest fetch runs under it
 	bgStop    context.CancelFunc
@@ -113,12 +118,22 @@ func New(opts Options) (*Plugin, error) {
 	p.flights, p.stopCalls = newFlights(root), stop
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.mask.Store(uint32(o.wantedEvents()))
+	p.known = make(chan struct{})
+	if p.spool != nil && o.Events == nil {
+		// Spooled events, from before a restart or spilled while the
+		// manifest was awaited, may be of types the plugin does not want:
+		// they wait for its manifest, and pass through it.
+		p.opts.Queue.Gate, p.opts.Queue.Keep = p.known, p.wantsEncoded
+	}
 	p.events = batch.New(p.opts.Queue, p.encodeEvent, p.sendEvents)
 	p.held.limit = max(o.Queue.QueueSize, 1)
 	if o.Queue.QueueSize <= 0 {
 		p.held.limit = 10000 // batch's default
 	}
 	p.held.on.Store(o.Events == nil)
+	if p.spool != nil {
+		p.held.spool = p.events
+	}
 	return p, nil
 }
 
@@ -203,6 +218,9 @@ func (p *Plugin) Close(ctx context.Context) error {
 		p.stopCalls()
 		if p.memo != nil {
 			p.memo.close()
+		}
+		if p.held.spill() { // durable: held events wait on disk for the next start
+			p.opts.Logger.Info("webhook events held for the manifest spooled at shutdown: the plugin never answered GET /manifest")
 		}
 		if n := p.held.drop(); n > 0 {
 			p.opts.Logger.Warn("webhook events held for the manifest dropped at shutdown: the plugin never answered GET /manifest", "events", n)

@@ -76,7 +76,7 @@ func (l *lane) enterSpoolLocked() error {
 // lets the lane go back to memory once everything it spooled, and
 // everything a restart or an older plugin left there, is delivered.
 func (l *lane) spoolingLocked() bool {
-	if l.spooling && l.p.opts.Spool.Head() > l.lastSpooled && l.p.opts.Spool.Clear() {
+	if l.spooling && l.p.gateOpen() && l.p.opts.Spool.Head() > l.lastSpooled && l.p.opts.Spool.Clear() {
 		l.spooling = false
 	}
 	return l.spooling
@@ -177,11 +177,64 @@ func eventID(js []byte) string {
 	return id
 }
 
+// gateOpen reports whether Options.Gate lets the spool be delivered.
+func (p *Pipeline) gateOpen() bool {
+	select {
+	case <-p.opts.Gate:
+		return true
+	default:
+		return p.opts.Gate == nil
+	}
+}
+
+// SpoolAll makes every lane spool what it holds and everything pushed to
+// it from now on, as a failing plugin would: for events that must survive
+// a restart before they may be sent (see Options.Gate). Without a spool it
+// does nothing.
+func (p *Pipeline) SpoolAll() {
+	if p.opts.Spool == nil {
+		return
+	}
+	for _, l := range p.lanes {
+		l.mu.Lock()
+		if !l.spooling {
+			if err := l.enterSpoolLocked(); err != nil {
+				p.report(err) // the queue stays in memory, delivered as usual
+			}
+		}
+		l.mu.Unlock()
+		l.signal() // to fsync
+	}
+}
+
+// keep returns the records of recs that Options.Keep wants, in order,
+// reusing recs.
+func (p *Pipeline) keep(recs []spool.Record) []spool.Record {
+	if p.opts.Keep == nil {
+		return recs
+	}
+	kept := recs[:0]
+	for _, r := range recs {
+		if p.opts.Keep(r.JSON) {
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
 // drain delivers the spool, oldest first, one batch at a time, until the
-// pipeline stops.
+// pipeline stops; while Options.Gate is shut, it waits. Records Keep does
+// not want are released with the batch they were read in, unsent.
 func (p *Pipeline) drain() {
 	defer close(p.drained)
 	sp := p.opts.Spool
+	if p.opts.Gate != nil {
+		select {
+		case <-p.opts.Gate:
+		case <-p.stop.Done():
+			return
+		}
+	}
 	body := make([]byte, 0, 4096)
 	for attempt := 0; p.stop.Err() == nil; {
 		changed := sp.Changed()
@@ -193,7 +246,18 @@ func (p *Pipeline) drain() {
 			}
 			continue
 		}
+		var last uint64 // the batch's last record, kept or not: released with it
+		unwanted := 0
 		if err == nil {
+			last = recs[len(recs)-1].Seq
+			n := len(recs)
+			recs = p.keep(recs)
+			unwanted = n - len(recs)
+			if len(recs) == 0 {
+				p.unwanted.Add(uint64(unwanted))
+				p.report(sp.Release(last))
+				continue
+			}
 			body = appendBody(body[:0], recs)
 			err = p.send(p.stop, body, len(recs))
 		}
@@ -207,8 +271,8 @@ func (p *Pipeline) drain() {
 			p.batches.Add(1)
 			p.sent.Add(uint64(len(recs)))
 			p.fromSpool.Add(uint64(len(recs)))
-			err = sp.Release(recs[len(recs)-1].Seq)
-			p.report(err)
+			p.unwanted.Add(uint64(unwanted))
+			p.report(sp.Release(last))
 		case errors.As(err, &re):
 			p.retried.Add(1)
 			p.report(err)
@@ -218,8 +282,9 @@ func (p *Pipeline) drain() {
 			attempt++
 		case len(recs) > 0: // refused for good: retrying cannot help
 			p.failed.Add(uint64(len(recs)))
+			p.unwanted.Add(uint64(unwanted))
 			p.report(err)
-			p.report(sp.Release(recs[len(recs)-1].Seq))
+			p.report(sp.Release(last))
 		default: // the spool could not be read
 			p.report(err)
 			if !p.sleep(p.opts.MaxBackoff) {

@@ -39,6 +39,15 @@ type Options struct {
 	// shutdown are spooled and delivered from there, at least once. The
 	// pipeline does not close it.
 	Spool *spool.Spool
+	// Gate, with a Spool, holds the spool back until it is closed: nothing
+	// is delivered from it, and lanes that spool keep spooling, so events
+	// wait on disk (in order) until their owner knows which it wants. nil
+	// is open.
+	Gate <-chan struct{}
+	// Keep, with a Spool, is asked about each record before it is sent
+	// from the spool, once Gate is open: false releases it unsent (see
+	// Stats.Unwanted). nil keeps all.
+	Keep func(json []byte) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +105,7 @@ type Stats struct {
 
 	Spooled   uint64 // events written to the spool and fsynced (durable)
 	FromSpool uint64 // events the plugin accepted from the spool (also in Sent)
+	Unwanted  uint64 // events released from the spool unsent: Options.Keep said no
 }
 
 // Drops counts undelivered events by why they were given up.
@@ -128,6 +138,7 @@ type Pipeline struct {
 	batches, sent, retried             atomic.Uint64
 	overflow, failed, encode, shutdown atomic.Uint64
 	spooled, fromSpool, spoolBound     atomic.Uint64
+	unwanted                           atomic.Uint64
 
 	rep reporter
 }
@@ -250,5 +261,6 @@ func (p *Pipeline) counters() Stats {
 		},
 		Spooled:   p.spooled.Load(),
 		FromSpool: p.fromSpool.Load(),
+		Unwanted:  p.unwanted.Load(),
 	}
 }
