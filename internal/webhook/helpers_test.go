@@ -152,7 +152,7 @@ func testOptions(url string) Options {
 }
 
 // newPlugin builds a plugin against url, closed when the test ends.
-func newPlugin(t *testing.T, url string, edit func(*Options)) *Plugin {
+func newPlugin(t testing.TB, url string, edit func(*Options)) *Plugin {
 	t.Helper()
 	o := testOptions(url)
 	if edit != nil {

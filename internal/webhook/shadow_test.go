@@ -20,7 +20,7 @@ import (
 // plugin "live" (allows) and, with shadow set, the HTTP plugin
 // "candidate" as a shadow, whose /authenticate and /topic_filtering
 // answer deny once released. It returns the broker's address.
-func shadowStack(t *testing.T, reg *prometheus.Registry, shadow bool, released <-chan struct{}) string {
+func shadowStack(t testing.TB, reg *prometheus.Registry, shadow bool, released <-chan struct{}) string {
 	t.Helper()
 	live := newPlugin(t, newFake(t).url(), func(o *Options) { o.Alias, o.Registerer = "live", reg })
 	specs := map[string]hooks.PluginSpec{"live": {Plugin: live, Type: "http"}}
