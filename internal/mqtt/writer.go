@@ -68,12 +68,13 @@ func (c *client) flushConnack() {
 
 // waitsForCheckLocked reports whether a delivery queued for c waits for the
 // receive check that only the writer runs (pumpChecked): a topic checker is
-// configured and the head of the queue may go out. Without one, deliveries
-// are pumped under the session lock and the writer only writes. Caller
-// holds sess.mu.
+// configured, the head of the queue may go out, and the connection is not
+// ending (a check cut short puts its delivery back at the head, so asking
+// again would only spin). Without a checker, deliveries are pumped under
+// the session lock and the writer only writes. Caller holds sess.mu.
 func (c *client) waitsForCheckLocked() bool {
 	s := c.sess
-	return c.b.hooks.Topics != nil && s.client == c && c.b.pumpable(s)
+	return c.b.hooks.Topics != nil && s.client == c && c.b.pumpable(s) && c.ctx.Err() == nil
 }
 
 // signal leaves a wake-up token for the writer. A token may already be

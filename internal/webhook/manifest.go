@@ -43,7 +43,8 @@ func (p *Plugin) fetchManifest(ctx context.Context, first chan<- struct{}) {
 		if p.held.spill() {
 			// Durable: what waits for the manifest must survive a restart
 			// while the plugin is down.
-			p.opts.Logger.Info("webhook plugin down before its manifest answered: events held for it are spooled, and delivered once it says which it wants")
+			p.opts.Logger.Info("webhook plugin down before its manifest answered: events held for it are spooled, and delivered once it says which it wants",
+				"events", p.held.spilled.Load())
 		}
 		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {

@@ -220,7 +220,8 @@ func (p *Plugin) Close(ctx context.Context) error {
 			p.memo.close()
 		}
 		if p.held.spill() { // durable: held events wait on disk for the next start
-			p.opts.Logger.Info("webhook events held for the manifest spooled at shutdown: the plugin never answered GET /manifest")
+			p.opts.Logger.Info("webhook events held for the manifest spooled at shutdown: the plugin never answered GET /manifest",
+				"events", p.held.spilled.Load())
 		}
 		if n := p.held.drop(); n > 0 {
 			p.opts.Logger.Warn("webhook events held for the manifest dropped at shutdown: the plugin never answered GET /manifest", "events", n)
