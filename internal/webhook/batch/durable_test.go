@@ -1,9 +1,11 @@
 package batch
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -219,5 +221,52 @@ func TestDurableSendCutShortIsSpooled(t *testing.T) {
 	_ = p.Close(ctx)
 	if s := p.Stats(); s.Dropped != (Drops{}) || s.Spooled != 1 || sp.Stats().Records != 1 {
 		t.Fatalf("stats %+v, spool %+v: want the held event spooled", s, sp.Stats())
+	}
+}
+
+// TestDurableGateAndKeep: with the gate shut, SpoolAll sends every event
+// to the spool and nothing reaches the (healthy) plugin; once it opens, the
+// spool is delivered through Keep, in order, and the lanes go back to
+// memory for what follows.
+func TestDurableGateAndKeep(t *testing.T) {
+	var down atomic.Bool
+	pl := downPlugin(t, &down)
+	sp := openSpool(t, t.TempDir(), 0)
+	defer sp.Close()
+	gate := make(chan struct{})
+	o := durableOpts(sp)
+	o.Gate = gate
+	o.Keep = func(js []byte) bool { return !bytes.Contains(js, []byte(`"seq":3`)) } // seq 3, 30..39 unwanted
+	p := New(o, encode, pl.send)
+	p.SpoolAll()
+	pushRound(p, []string{"a", "b"}, 0, 50)
+	poll(t, "100 events spooled", func() bool { return p.Stats().Spooled == 100 })
+	if n := len(pl.seqs("a")) + len(pl.seqs("b")); n != 0 {
+		t.Fatalf("%d events sent with the gate shut", n)
+	}
+	close(gate)
+	var want []uint64
+	for i := range uint64(50) {
+		if i != 3 && i/10 != 3 {
+			want = append(want, i)
+		}
+	}
+	pl.waitFor(t, "the wanted events", func() bool {
+		return distinct(pl.seqsLocked("a")) >= len(want) && distinct(pl.seqsLocked("b")) >= len(want)
+	})
+	poll(t, "the spool emptied", func() bool { return sp.Stats().Records == 0 })
+	pushRound(p, []string{"a"}, 50, 60)
+	pl.waitFor(t, "the later events", func() bool { return distinct(pl.seqsLocked("a")) >= len(want)+10 })
+	closeWithin(t, p)
+	for _, c := range []string{"a", "b"} {
+		got, _ := pl.firstSeen(c)
+		w := slices.Clone(want)
+		if c == "a" {
+			w = append(w, upTo(60)[50:]...)
+		}
+		wantInts(t, c, got, w...)
+	}
+	if s := p.Stats(); s.Unwanted != 22 {
+		t.Fatalf("stats %+v: want 22 unwanted (seq 3 and 30-39, two clients)", s)
 	}
 }
