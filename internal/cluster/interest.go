@@ -83,7 +83,8 @@ type peer struct {
 type peerTable struct {
 	n       *Node
 	want    *topics.Tree[peerFilter, struct{}]
-	all     atomic.Bool // forward everything: some live peer's set is not known here
+	all     atomic.Bool  // forward everything: some live peer's set is not known here
+	size    atomic.Int64 // filters in want: none, and Forward need not look
 	tick    time.Duration
 	timeout time.Duration
 
@@ -148,6 +149,9 @@ func (t *peerTable) wanted(topic string) bool {
 	if t.all.Load() {
 		return true
 	}
+	if t.size.Load() == 0 {
+		return false
+	}
 	found := false
 	t.want.Match(topic, func(peerFilter, struct{}) { found = true })
 	return found
@@ -194,11 +198,27 @@ func (t *peerTable) peerLocked(name string, now time.Time) *peer {
 func (t *peerTable) epochLocked(name string, p *peer, epoch string) {
 	t.all.Store(true)
 	for f := range p.filters {
-		t.want.Unsubscribe(treeFilter(f), peerFilter{name, f})
+		t.unsubscribe(treeFilter(f), peerFilter{name, f})
 	}
 	clear(p.filters)
 	p.epoch, p.seq, p.synced, p.acked = epoch, 0, false, 0
 	p.pending = slices.DeleteFunc(p.pending, func(a announcement) bool { return a.Epoch != epoch })
+}
+
+// subscribe and unsubscribe change want and keep size. The size grows
+// before a filter is in the tree and shrinks after it left, so wanted never
+// skips the tree while it holds one.
+func (t *peerTable) subscribe(filter string, k peerFilter) {
+	t.size.Add(1)
+	if !t.want.Subscribe(filter, k, struct{}{}) {
+		t.size.Add(-1)
+	}
+}
+
+func (t *peerTable) unsubscribe(filter string, k peerFilter) {
+	if t.want.Unsubscribe(filter, k) {
+		t.size.Add(-1)
+	}
 }
 
 func (t *peerTable) unsyncLocked(p *peer) {
@@ -210,10 +230,10 @@ func (t *peerTable) applyLocked(name string, p *peer, filter string, add bool) {
 	k := peerFilter{name, filter}
 	if add {
 		p.filters[filter] = struct{}{}
-		t.want.Subscribe(treeFilter(filter), k, struct{}{})
+		t.subscribe(treeFilter(filter), k)
 	} else {
 		delete(p.filters, filter)
-		t.want.Unsubscribe(treeFilter(filter), k)
+		t.unsubscribe(treeFilter(filter), k)
 	}
 }
 
@@ -223,7 +243,7 @@ func (t *peerTable) removeLocked(name string) {
 		return
 	}
 	for f := range p.filters {
-		t.want.Unsubscribe(treeFilter(f), peerFilter{name, f})
+		t.unsubscribe(treeFilter(f), peerFilter{name, f})
 	}
 	delete(t.peers, name)
 }

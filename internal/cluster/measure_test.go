@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,34 +22,85 @@ import (
 // each with its own topic and subscriber; raw sockets, 64 outstanding
 // publishes each) in three set-ups: a single node without a cluster; a
 // cluster node with everyone on it (the cost of cluster mode on local
-// traffic); publishers on node 1 and subscribers on node 2. It prints the
-// ratios. Set MQTTD_CLUSTER_MEASURE=1 to run it.
+// traffic: with the interest table such a message stays off NATS); and
+// publishers on node 1, subscribers on node 2. The set-ups alternate within
+// each round (order reversed every other round), and each round's ratios
+// are taken within the round: on a shared, loaded machine the medians of
+// those per-round ratios are steadier than ratios of medians. It prints
+// both. Set MQTTD_CLUSTER_MEASURE=1 to run it; MQTTD_CLUSTER_ROUNDS
+// (default 7) sets the rounds, MQTTD_CLUSTER_SETUPS (a comma-separated
+// subset of single,local,across) the set-ups, e.g. for a CPU profile of one.
 func TestMeasureCluster(t *testing.T) {
 	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
 		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
 	}
-	const pairs, perPair, rounds = 10, 20000, 5
+	const pairs, perPair = 10, 20000
+	rounds := 7
+	if v, err := strconv.Atoi(os.Getenv("MQTTD_CLUSTER_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	ns := startNATS(t)
 	// Queues deep enough that nothing is dropped: the broker acknowledges
 	// a publisher before its subscriber has the message.
 	lim := mqtt.Limits{MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30}
 	single := startNodeWith(t, nil, "single", lim)
 	c1, c2 := startNodeWith(t, ns, "c1", lim), startNodeWith(t, ns, "c2", lim)
-	rates := map[string][]float64{}
-	for round := range rounds {
-		for _, sc := range []struct {
-			name     string
-			pub, sub *testNode
-		}{{"single node", single, single}, {"cluster, all on node 1", c1, c1}, {"cluster, node 1 → node 2", c1, c2}} {
-			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), pairs, perPair)
-			rates[sc.name] = append(rates[sc.name], r)
-			t.Logf("round %d %-26s %8.0f msg/s lost %d", round, sc.name, r, lost)
+	synced(t, c1, c2)
+	type setup struct {
+		key, name string
+		pub, sub  *testNode
+	}
+	var setups []setup
+	want := os.Getenv("MQTTD_CLUSTER_SETUPS")
+	for _, sc := range []setup{{"single", "single node", single, single}, {"local", "cluster, all on node 1", c1, c1},
+		{"across", "cluster, node 1 → node 2", c1, c2}} {
+		if want == "" || slices.Contains(strings.Split(want, ","), sc.key) {
+			setups = append(setups, sc)
 		}
 	}
-	med := func(k string) float64 { v := slices.Clone(rates[k]); slices.Sort(v); return v[len(v)/2] }
-	s, l, x := med("single node"), med("cluster, all on node 1"), med("cluster, node 1 → node 2")
+	rates := map[string][]float64{}
+	ratios := map[string][]float64{}
+	for round := range rounds {
+		order := slices.Clone(setups)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		got := map[string]float64{}
+		for _, sc := range order {
+			var fwd, skip int64
+			if sc.pub.node != nil {
+				fwd, skip = counts(sc.pub)
+			}
+			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), pairs, perPair)
+			rates[sc.key] = append(rates[sc.key], r)
+			got[sc.key] = r
+			if sc.pub.node != nil {
+				f, s := counts(sc.pub)
+				fwd, skip = f-fwd, s-skip
+			}
+			t.Logf("round %d %-26s %8.0f msg/s lost %d (publisher's node: %d forwarded to NATS, %d kept off it)",
+				round, sc.name, r, lost, fwd, skip)
+		}
+		for _, q := range [][2]string{{"local", "single"}, {"across", "local"}, {"across", "single"}} {
+			if got[q[0]] > 0 && got[q[1]] > 0 {
+				ratios[q[0]+"/"+q[1]] = append(ratios[q[0]+"/"+q[1]], got[q[0]]/got[q[1]])
+			}
+		}
+	}
+	med := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	s, l, x := med(rates["single"]), med(rates["local"]), med(rates["across"])
 	t.Logf("median msg/s: single %.0f, cluster local %.0f, cluster across %.0f", s, l, x)
-	t.Logf("cluster local / single = %.2f; across nodes / all on node 1 (cluster) = %.2f; across / single = %.2f", l/s, x/l, x/s)
+	t.Logf("ratios of medians: cluster local / single = %.2f; across / all on node 1 (cluster) = %.2f; across / single = %.2f",
+		l/s, x/l, x/s)
+	t.Logf("medians of per-round ratios: cluster local / single = %.2f; across / all on node 1 (cluster) = %.2f; across / single = %.2f",
+		med(ratios["local/single"]), med(ratios["across/local"]), med(ratios["across/single"]))
 }
 
 // run10to10 runs pairs publisher→subscriber pairs of QoS 1 and returns the

@@ -68,7 +68,7 @@ func (r *router) interest(filter string, add bool) {
 			in.subs = r.subscribeShared(filter, group, inner)
 			// Shared groups are served through NATS, this node's members
 			// too: a message for one always goes there.
-			r.peers.want.Subscribe(inner, peerFilter{r.n.opts.Name, filter}, struct{}{})
+			r.peers.subscribe(inner, peerFilter{r.n.opts.Name, filter})
 		} else {
 			in.subs = r.subscribePlain(filter, in.id)
 			r.canon.Subscribe(filter, in.id, struct{}{})
@@ -85,7 +85,7 @@ func (r *router) interest(filter string, add bool) {
 		delete(r.filters, filter)
 		r.canon.Unsubscribe(filter, in.id)
 		if _, inner, ok := sharedFilter(filter); ok {
-			r.peers.want.Unsubscribe(inner, peerFilter{r.n.opts.Name, filter})
+			r.peers.unsubscribe(inner, peerFilter{r.n.opts.Name, filter})
 		}
 		r.announce(filter, false)
 	}
