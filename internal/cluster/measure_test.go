@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,6 +60,7 @@ func TestMeasureCluster(t *testing.T) {
 		}
 	}
 	rates := map[string][]float64{}
+	cpus := map[string][]float64{} // CPU of the whole process (load generator, brokers, NATS) per message
 	ratios := map[string][]float64{}
 	for round := range rounds {
 		order := slices.Clone(setups)
@@ -71,15 +73,18 @@ func TestMeasureCluster(t *testing.T) {
 			if sc.pub.node != nil {
 				fwd, skip = counts(sc.pub)
 			}
+			cpu0 := processCPU()
 			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), pairs, perPair)
+			us := float64(processCPU()-cpu0) / float64(time.Microsecond) / float64(pairs*perPair)
 			rates[sc.key] = append(rates[sc.key], r)
+			cpus[sc.key] = append(cpus[sc.key], us)
 			got[sc.key] = r
 			if sc.pub.node != nil {
 				f, s := counts(sc.pub)
 				fwd, skip = f-fwd, s-skip
 			}
-			t.Logf("round %d %-26s %8.0f msg/s lost %d (publisher's node: %d forwarded to NATS, %d kept off it)",
-				round, sc.name, r, lost, fwd, skip)
+			t.Logf("round %d %-26s %8.0f msg/s, %5.2f µs CPU/msg, lost %d (publisher's node: %d forwarded to NATS, %d kept off it)",
+				round, sc.name, r, us, lost, fwd, skip)
 		}
 		for _, q := range [][2]string{{"local", "single"}, {"across", "local"}, {"across", "single"}} {
 			if got[q[0]] > 0 && got[q[1]] > 0 {
@@ -101,6 +106,19 @@ func TestMeasureCluster(t *testing.T) {
 		l/s, x/l, x/s)
 	t.Logf("medians of per-round ratios: cluster local / single = %.2f; across / all on node 1 (cluster) = %.2f; across / single = %.2f",
 		med(ratios["local/single"]), med(ratios["across/local"]), med(ratios["across/single"]))
+	// CPU per message is steadier than throughput when other work shares
+	// the cores: the same load generator runs in every set-up, so the
+	// difference is what the cluster adds.
+	cs, cl, cx := med(cpus["single"]), med(cpus["local"]), med(cpus["across"])
+	t.Logf("median µs CPU per message (whole process): single %.2f, cluster local %.2f, across %.2f; single / cluster local = %.2f",
+		cs, cl, cx, cs/cl)
+}
+
+// processCPU is the CPU time this process has used (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // run10to10 runs pairs publisher→subscriber pairs of QoS 1 and returns the

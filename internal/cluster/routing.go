@@ -133,7 +133,7 @@ func (r *router) subscribePlain(filter string, id uint64) []*nats.Subscription {
 
 // receive routes a message from another node, once (see router).
 func (r *router) receive(id uint64, m *nats.Msg) {
-	msg, err := decodeEnvelope(m.Data)
+	msg, err := decodeOwned(m.Data)
 	if err != nil {
 		r.n.stats.RemoteBad.Add(1)
 		r.n.warnBad.warn(r.n.log, "cluster: dropped a malformed message from another node", "subject", m.Subject, "err", err)
