@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -165,9 +166,15 @@ func treeFilter(filter string) string {
 	return filter
 }
 
-// live reports whether p's lease was seen recently enough.
+// live reports whether p's lease was seen written, or p heard from,
+// recently enough: a node still talking is live even if its lease entry
+// lags.
 func (t *peerTable) live(p *peer, now time.Time) bool {
-	return now.Sub(p.lease) <= t.n.opts.NodeLease+t.n.opts.NodeLease/2
+	last := p.lease
+	if p.heard.After(last) {
+		last = p.heard
+	}
+	return now.Sub(last) <= t.n.opts.NodeLease+t.n.opts.NodeLease/2
 }
 
 // recomputeLocked sets all: forward everything while NATS is out of reach
@@ -416,7 +423,9 @@ func (t *peerTable) fetchOnce(name string) bool {
 	if p == nil {
 		return true
 	}
-	resp, err := t.n.nc.Request(t.n.subject("node", name, "interest", "set"), nil, t.timeout)
+	ctx, cancel := context.WithTimeout(t.n.ctx, t.timeout)
+	resp, err := t.n.nc.RequestWithContext(ctx, t.n.subject("node", name, "interest", "set"), nil)
+	cancel()
 	var s interestSet
 	if err == nil {
 		err = json.Unmarshal(resp.Data, &s)
@@ -429,7 +438,8 @@ func (t *peerTable) fetchOnce(name string) bool {
 	}
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) && !t.live(p, now) {
-			// Its lease ran out and nothing answers for it: gone.
+			// Its lease ran out, it was not heard from since, and nothing
+			// answers for it: gone.
 			t.removeLocked(name)
 			t.recomputeLocked(now)
 			return true
