@@ -328,3 +328,37 @@ func takeovers(t *testing.T, nodes []*testNode, n int, across bool) (connack, cl
 	old.Close()
 	return connack, closed
 }
+
+// TestMeasureSuback times SUBSCRIBE to SUBACK for fresh filters: on a
+// single node, and on a cluster node with two others, where the SUBACK
+// waits for both to acknowledge the new filter (and for the retained
+// bucket's status). Set MQTTD_CLUSTER_MEASURE=1 to run it.
+func TestMeasureSuback(t *testing.T) {
+	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
+		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
+	}
+	ns := startNATS(t)
+	single := startNode(t, nil, "single")
+	c1, c2, c3 := startNode(t, ns, "c1"), startNode(t, ns, "c2"), startNode(t, ns, "c3")
+	synced(t, c1, c2, c3)
+	const n = 300
+	pct := func(d []time.Duration, p float64) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[int(float64(len(s)-1)*p)]
+	}
+	for _, tn := range []*testNode{single, c1} {
+		c := rawConnect(t, tn.addr, "suback-"+tn.name)
+		var d []time.Duration
+		for i := range n {
+			t0 := time.Now()
+			rawSubscribe(t, c, fmt.Sprintf("sa/%s/%d/+", tn.name, i))
+			d = append(d, time.Since(t0))
+		}
+		c.Close()
+		t.Logf("SUBACK for a new filter, %s, %d: p50 %s p99 %s", tn.name, n, pct(d, 0.5), pct(d, 0.99))
+	}
+	if f := c1.node.stats.InterestTimeouts.Load(); f != 0 {
+		t.Errorf("%d interest timeouts", f)
+	}
+}

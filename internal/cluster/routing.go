@@ -193,10 +193,18 @@ func (n *Node) StoreRetained(topic string, payload []byte, qos byte, from string
 // this node), and retained messages stored by other nodes are applied here.
 func (n *Node) Subscribed() {
 	r := n.routes
+	// Three waits on NATS, each a round trip or more: in parallel.
+	caught := make(chan struct{})
+	go func() {
+		defer close(caught)
+		n.retained.catchUp()
+	}()
 	if sent := r.sent.Load(); r.flushed.Load() < sent {
+		shared := make(chan error, 1)
+		go func() { shared <- n.ncShared.FlushTimeout(opTimeout) }()
 		err := n.nc.FlushTimeout(opTimeout)
-		if err == nil {
-			err = n.ncShared.FlushTimeout(opTimeout)
+		if e := <-shared; err == nil {
+			err = e
 		}
 		if err != nil {
 			n.log.Warn("cluster: NATS did not confirm new subscriptions", "err", err)
@@ -206,5 +214,5 @@ func (n *Node) Subscribed() {
 		}
 	}
 	r.peers.await(r.announced.Load())
-	n.retained.catchUp()
+	<-caught
 }
