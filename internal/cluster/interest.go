@@ -50,12 +50,14 @@ type announcement struct {
 	Beat   bool   `json:"b,omitempty"`
 }
 
-// interestSet is a node's whole interest as of Seq, sent on request.
+// interestSet is a node's interest as of Seq, sent on request: a page of
+// it when More (the next page starts after the last filter).
 type interestSet struct {
 	Node    string   `json:"n"`
 	Epoch   string   `json:"e"`
 	Seq     uint64   `json:"s"`
 	Filters []string `json:"f"`
+	More    bool     `json:"more,omitempty"`
 }
 
 // interestAck acknowledges the announcements of epoch For up to Seq.
@@ -423,13 +425,7 @@ func (t *peerTable) fetchOnce(name string) bool {
 	if p == nil {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(t.n.ctx, t.timeout)
-	resp, err := t.n.nc.RequestWithContext(ctx, t.n.subject("node", name, "interest", "set"), nil)
-	cancel()
-	var s interestSet
-	if err == nil {
-		err = json.Unmarshal(resp.Data, &s)
-	}
+	s, err := t.fetchPages(name)
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -450,6 +446,12 @@ func (t *peerTable) fetchOnce(name string) bool {
 		t.epochLocked(name, p, s.Epoch)
 	}
 	p.heard, p.silent = now, false
+	// The pages were taken at s.Seq or later; every announcement after
+	// s.Seq is applied on top, in order. A filter a later page already
+	// shows changed is changed again to the same end: set operations in
+	// sequence order end where the peer's set is. Meanwhile the table may
+	// lack a filter only until that filter's last announcement is applied,
+	// and that one is acknowledged only then.
 	set := make(map[string]struct{}, len(s.Filters))
 	for _, f := range s.Filters {
 		set[f] = struct{}{}
@@ -487,14 +489,75 @@ func (t *peerTable) fetchOnce(name string) bool {
 	return true
 }
 
-// onSetRequest answers another node's request for this node's set.
+// setRequest asks for the page of a node's set after the filter After
+// (in byte order); "" for the first page.
+type setRequest struct {
+	After string `json:"after,omitempty"`
+}
+
+// fetchPages fetches a peer's whole set, a page at a time: a large set
+// does not fit one NATS message. The result has the first page's
+// sequence number and epoch; a page of another epoch fails the fetch.
+func (t *peerTable) fetchPages(name string) (interestSet, error) {
+	var all interestSet
+	var req setRequest
+	for first := true; ; first = false {
+		data, _ := json.Marshal(req)
+		ctx, cancel := context.WithTimeout(t.n.ctx, t.timeout)
+		resp, err := t.n.nc.RequestWithContext(ctx, t.n.subject("node", name, "interest", "set"), data)
+		cancel()
+		if err != nil {
+			return all, err
+		}
+		var page interestSet
+		if err := json.Unmarshal(resp.Data, &page); err != nil {
+			return all, err
+		}
+		switch {
+		case first:
+			all.Node, all.Epoch, all.Seq = page.Node, page.Epoch, page.Seq
+		case page.Epoch != all.Epoch:
+			return all, errors.New("cluster: the node restarted while its filters were fetched")
+		}
+		all.Filters = append(all.Filters, page.Filters...)
+		if !page.More || len(page.Filters) == 0 {
+			return all, nil
+		}
+		req.After = page.Filters[len(page.Filters)-1]
+	}
+}
+
+// onSetRequest answers another node's request for a page of this node's
+// set: the filters after the request's, in byte order, as many as fit half
+// of NATS's max_payload.
 func (r *router) onSetRequest(m *nats.Msg) {
+	var req setRequest
+	if len(m.Data) > 0 && json.Unmarshal(m.Data, &req) != nil {
+		return
+	}
+	budget := int(r.n.nc.MaxPayload() / 2)
+	if budget <= 0 {
+		budget = 512 << 10
+	}
 	r.mu.Lock()
-	s := interestSet{Node: r.n.opts.Name, Epoch: r.n.instance, Seq: r.seq, Filters: make([]string, 0, len(r.filters))}
+	s := interestSet{Node: r.n.opts.Name, Epoch: r.n.instance, Seq: r.seq}
+	filters := make([]string, 0, len(r.filters))
 	for f := range r.filters {
-		s.Filters = append(s.Filters, f)
+		if f > req.After {
+			filters = append(filters, f)
+		}
 	}
 	r.mu.Unlock()
+	slices.Sort(filters)
+	size := 0
+	for _, f := range filters {
+		b, _ := json.Marshal(f)
+		if size += len(b) + 1; size > budget && len(s.Filters) > 0 {
+			s.More = true
+			break
+		}
+		s.Filters = append(s.Filters, f)
+	}
 	data, _ := json.Marshal(s)
 	m.Respond(data)
 }

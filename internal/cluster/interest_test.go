@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -313,5 +314,42 @@ func TestUnresponsiveNodeMakesOthersForwardEverything(t *testing.T) {
 	wait(t, "publish", pub.Publish("nobody/x", 1, false, []byte("-")))
 	if f, s := counts(n1); f != fwd || s != skip+1 {
 		t.Fatalf("after the ghost answered: forwarded %d, skipped %d; want 0 and 1", f-fwd, s-skip)
+	}
+}
+
+// A set larger than one NATS message is fetched in pages: a node joining
+// a peer with hundreds of filters, over a NATS whose max_payload holds a
+// few dozen, gets them all.
+func TestLargeSetFetchedInPages(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, MaxPayload: 4096,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	n1 := startNode(t, ns, "n1")
+	def := newReceived()
+	c := clientWith(t, n1, "many", true, def)
+	const filters = 400
+	for i := range filters {
+		wait(t, "subscribe", c.Subscribe(fmt.Sprintf("page/%03d/some/longer/levels/+", i), 1, nil))
+	}
+	n2 := startNode(t, ns, "n2")
+	synced(t, n2)
+	pub := client(t, n2, "pub", true)
+	fwd, skip := counts(n2)
+	for i := range filters {
+		wait(t, "publish", pub.Publish(fmt.Sprintf("page/%03d/some/longer/levels/x", i), 1, false, payload(i)))
+	}
+	wait(t, "publish", pub.Publish("page/none", 1, false, []byte("-")))
+	if f, s := counts(n2); f-fwd != filters || s-skip != 1 {
+		t.Fatalf("n2 forwarded %d, skipped %d; want %d and 1", f-fwd, s-skip, filters)
+	}
+	for range filters {
+		def.next(t)
 	}
 }
