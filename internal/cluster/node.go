@@ -162,7 +162,13 @@ func (n *Node) setup(ctx context.Context) error {
 		return fmt.Errorf("cluster: interest announcements: %w", err)
 	}
 	n.lease = &lease{n: n}
-	return n.lease.acquire(ctx)
+	if err := n.lease.acquire(ctx); err != nil {
+		return err
+	}
+	// Heartbeats from now on: the other nodes see this one in the leases.
+	n.wg.Add(1)
+	go n.routes.peers.keep()
+	return nil
 }
 
 // dial connects to NATS, retrying with a doubling wait until ctx ends.
@@ -258,9 +264,8 @@ func (n *Node) Start(ctx context.Context, b *mqtt.Broker) error {
 	if err := n.retained.start(ctx); err != nil {
 		return err
 	}
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go n.lease.keep()
-	go n.routes.peers.keep()
 	return nil
 }
 
