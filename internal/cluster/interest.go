@@ -641,7 +641,7 @@ func (t *peerTable) keep() {
 		now := time.Now()
 		t.mu.Lock()
 		for name, p := range t.peers {
-			if p.synced && now.Sub(p.heard) > 3*t.tick {
+			if p.synced && now.Sub(p.heard) > max(3*t.tick, 3*time.Second) {
 				t.unsyncLocked(p) // heartbeats stopped: its set may have changed unseen
 			}
 			if !p.synced || !t.live(p, now) {

@@ -247,30 +247,45 @@ func startGhost(t *testing.T, url string) *ghost {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		tk := time.NewTicker(100 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			kv.Put(ctx, "ghost", lease)
-			cancel()
-			if g.answering.Load() {
-				nc.Publish("mqttd.interest", beat)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if _, err := kv.Put(ctx2, "ghost", lease); err != nil {
+		t.Fatal(err)
+	}
+	every := func(d time.Duration, f func()) {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			tk := time.NewTicker(d)
+			defer tk.Stop()
+			for {
+				select {
+				case <-g.stop:
+					return
+				case <-tk.C:
+					f()
+				}
 			}
-			select {
-			case <-g.stop:
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				kv.Delete(ctx, "ghost")
-				cancel()
-				nc.Close()
-				return
-			case <-tk.C:
-			}
+		}()
+	}
+	every(200*time.Millisecond, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		kv.Put(ctx, "ghost", lease)
+		cancel()
+	})
+	every(100*time.Millisecond, func() {
+		if g.answering.Load() {
+			nc.Publish("mqttd.interest", beat)
 		}
-	}()
-	t.Cleanup(func() { close(g.stop); g.wg.Wait() })
+	})
+	t.Cleanup(func() {
+		close(g.stop)
+		g.wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		kv.Delete(ctx, "ghost")
+		cancel()
+		nc.Close()
+	})
 	return g
 }
 
