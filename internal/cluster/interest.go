@@ -33,7 +33,7 @@ import (
 // its lease or its messages), when a sequence number was skipped (a lost
 // announcement; heartbeats carry the last number, so even the last one of a
 // burst is not lost unnoticed), when the peer was silent for three
-// heartbeats or did not acknowledge an announcement in time, and after this
+// heartbeats (3 s at least) or did not acknowledge an announcement in time, and after this
 // node's connection to NATS dropped.
 
 // peerFilter keys one filter of one node in the table.
