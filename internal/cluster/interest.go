@@ -433,13 +433,20 @@ func (t *peerTable) fetchOnce(name string) bool {
 		return true
 	}
 	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) && !t.live(p, now) {
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return false
+		}
+		if !t.live(p, now) {
 			// Its lease ran out, it was not heard from since, and nothing
 			// answers for it: gone.
 			t.removeLocked(name)
 			t.recomputeLocked(now)
 			return true
 		}
+		// Not connected to NATS now (crashed, or reconnecting: a node
+		// that reconnects fetches every set again), so a SUBACK here need
+		// not wait for its acknowledgement until it answers.
+		p.silent = true
 		return false
 	}
 	if s.Epoch != p.epoch {

@@ -368,3 +368,37 @@ func TestLargeSetFetchedInPages(t *testing.T) {
 		def.next(t)
 	}
 }
+
+// A node that is gone from NATS while its lease still runs (it crashed)
+// holds up no SUBACK once a request for its set finds nobody answering;
+// the others forward everything until its lease runs out.
+func TestCrashedNodeHoldsUpNoSuback(t *testing.T) {
+	ns := startNATS(t)
+	// A lease long enough that it does not run out during the test: the
+	// crashed node stays live by its lease throughout.
+	testLease = time.Minute
+	n1, n2 := startNode(t, ns, "n1"), startNode(t, ns, "n2")
+	testLease = 2 * time.Second
+	synced(t, n1)
+	// Gone from NATS without giving its lease back.
+	n2.node.nc.Close()
+	n2.node.ncShared.Close()
+	waitFor(t, "n1 to find nobody answering for n2", func() bool {
+		pt := n1.node.routes.peers
+		pt.mu.Lock()
+		defer pt.mu.Unlock()
+		p := pt.peers["n2"]
+		return p != nil && p.silent
+	})
+	r := subscribe(t, client(t, n1, "sub", true), "crash/+", 1)
+	if n := n1.node.stats.InterestTimeouts.Load(); n != 0 {
+		t.Errorf("%d interest timeouts: the SUBACK waited for the crashed node", n)
+	}
+	if !n1.node.Forwarding() {
+		t.Error("n1 does not forward everything while the crashed node's lease runs")
+	}
+	wait(t, "publish", client(t, n1, "pub", true).Publish("crash/1", 1, false, []byte("x")))
+	if m := r.next(t); string(m.Payload()) != "x" {
+		t.Fatalf("got %q", m.Payload())
+	}
+}
