@@ -158,7 +158,6 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 		n.stats.ForwardSkipped.Add(1)
 		return
 	}
-	n.stats.Forwarded.Add(1)
 	now := time.Now()
 	bp := r.bufs.Get().(*[]byte)
 	defer r.bufs.Put(bp)
@@ -179,7 +178,9 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 	if err != nil {
 		n.stats.ForwardFailed.Add(1)
 		n.warnForward.warn(n.log, "cluster: message not forwarded to other nodes", "topic", topic, "err", err)
+		return
 	}
+	n.stats.Forwarded.Add(1)
 }
 
 // StoreRetained implements mqtt.Cluster.
