@@ -39,7 +39,14 @@ func appendEnvelope(dst []byte, topic string, payload []byte, qos byte, retain b
 
 // decodeEnvelope decodes a message. The Message owns its memory: data may
 // be reused by the caller afterwards.
-func decodeEnvelope(data []byte) (*mqtt.Message, error) {
+func decodeEnvelope(data []byte) (*mqtt.Message, error) { return decodeEnvelopeIn(data, true) }
+
+// decodeOwned decodes a message that keeps data: for a NATS message, whose
+// Data nats.go allocates for each message delivered (a second copy per
+// message crossing nodes is what this saves).
+func decodeOwned(data []byte) (*mqtt.Message, error) { return decodeEnvelopeIn(data, false) }
+
+func decodeEnvelopeIn(data []byte, copyBody bool) (*mqtt.Message, error) {
 	if len(data) < 1 || data[0] != envelopeV1 {
 		return nil, errEnvelope
 	}
@@ -59,7 +66,10 @@ func decodeEnvelope(data []byte) (*mqtt.Message, error) {
 	if err != nil || fh.Type != packets.PUBLISH || hn+fh.Remaining != len(data) {
 		return nil, errEnvelope
 	}
-	body := append([]byte(nil), data[hn:]...) // the Publish aliases it
+	body := data[hn:] // the Publish aliases it
+	if copyBody {
+		body = append([]byte(nil), body...)
+	}
 	var p packets.Publish
 	if err := p.Decode(fh, body, packets.V5); err != nil {
 		return nil, errEnvelope

@@ -79,7 +79,7 @@ func startNodeAt(t testing.TB, url, name string, lim mqtt.Limits) *testNode {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if url != "" {
-		n, err := Open(ctx, Options{URLs: []string{url}, Name: name, Logger: opts.Logger, NodeLease: 2 * time.Second})
+		n, err := Open(ctx, Options{URLs: []string{url}, Name: name, Logger: opts.Logger, NodeLease: testLease})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,6 +103,10 @@ func startNodeAt(t testing.TB, url, name string, lim mqtt.Limits) *testNode {
 	t.Cleanup(func() { tn.stop() })
 	return tn
 }
+
+// testLease is the node lease of the nodes tests start (none runs in
+// parallel: a test may lengthen it for its nodes and restore it).
+var testLease = 2 * time.Second
 
 var stopOnce sync.Map
 

@@ -8,7 +8,10 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,34 +23,102 @@ import (
 // each with its own topic and subscriber; raw sockets, 64 outstanding
 // publishes each) in three set-ups: a single node without a cluster; a
 // cluster node with everyone on it (the cost of cluster mode on local
-// traffic); publishers on node 1 and subscribers on node 2. It prints the
-// ratios. Set MQTTD_CLUSTER_MEASURE=1 to run it.
+// traffic: with the interest table such a message stays off NATS); and
+// publishers on node 1, subscribers on node 2. The set-ups alternate within
+// each round (order reversed every other round), and each round's ratios
+// are taken within the round: on a shared, loaded machine the medians of
+// those per-round ratios are steadier than ratios of medians. It prints
+// both. Set MQTTD_CLUSTER_MEASURE=1 to run it; MQTTD_CLUSTER_ROUNDS
+// (default 7) sets the rounds, MQTTD_CLUSTER_SETUPS (a comma-separated
+// subset of single,local,across) the set-ups, e.g. for a CPU profile of one.
 func TestMeasureCluster(t *testing.T) {
 	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
 		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
 	}
-	const pairs, perPair, rounds = 10, 20000, 5
+	const pairs, perPair = 10, 20000
+	rounds := 7
+	if v, err := strconv.Atoi(os.Getenv("MQTTD_CLUSTER_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	ns := startNATS(t)
 	// Queues deep enough that nothing is dropped: the broker acknowledges
 	// a publisher before its subscriber has the message.
 	lim := mqtt.Limits{MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30}
 	single := startNodeWith(t, nil, "single", lim)
 	c1, c2 := startNodeWith(t, ns, "c1", lim), startNodeWith(t, ns, "c2", lim)
-	rates := map[string][]float64{}
-	for round := range rounds {
-		for _, sc := range []struct {
-			name     string
-			pub, sub *testNode
-		}{{"single node", single, single}, {"cluster, all on node 1", c1, c1}, {"cluster, node 1 → node 2", c1, c2}} {
-			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), pairs, perPair)
-			rates[sc.name] = append(rates[sc.name], r)
-			t.Logf("round %d %-26s %8.0f msg/s lost %d", round, sc.name, r, lost)
+	synced(t, c1, c2)
+	type setup struct {
+		key, name string
+		pub, sub  *testNode
+	}
+	var setups []setup
+	want := os.Getenv("MQTTD_CLUSTER_SETUPS")
+	for _, sc := range []setup{{"single", "single node", single, single}, {"local", "cluster, all on node 1", c1, c1},
+		{"across", "cluster, node 1 → node 2", c1, c2}} {
+		if want == "" || slices.Contains(strings.Split(want, ","), sc.key) {
+			setups = append(setups, sc)
 		}
 	}
-	med := func(k string) float64 { v := slices.Clone(rates[k]); slices.Sort(v); return v[len(v)/2] }
-	s, l, x := med("single node"), med("cluster, all on node 1"), med("cluster, node 1 → node 2")
+	rates := map[string][]float64{}
+	cpus := map[string][]float64{} // CPU of the whole process (load generator, brokers, NATS) per message
+	ratios := map[string][]float64{}
+	for round := range rounds {
+		order := slices.Clone(setups)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		got := map[string]float64{}
+		for _, sc := range order {
+			var fwd, skip int64
+			if sc.pub.node != nil {
+				fwd, skip = counts(sc.pub)
+			}
+			cpu0 := processCPU()
+			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), pairs, perPair)
+			us := float64(processCPU()-cpu0) / float64(time.Microsecond) / float64(pairs*perPair)
+			rates[sc.key] = append(rates[sc.key], r)
+			cpus[sc.key] = append(cpus[sc.key], us)
+			got[sc.key] = r
+			if sc.pub.node != nil {
+				f, s := counts(sc.pub)
+				fwd, skip = f-fwd, s-skip
+			}
+			t.Logf("round %d %-26s %8.0f msg/s, %5.2f µs CPU/msg, lost %d (publisher's node: %d forwarded to NATS, %d kept off it)",
+				round, sc.name, r, us, lost, fwd, skip)
+		}
+		for _, q := range [][2]string{{"local", "single"}, {"across", "local"}, {"across", "single"}} {
+			if got[q[0]] > 0 && got[q[1]] > 0 {
+				ratios[q[0]+"/"+q[1]] = append(ratios[q[0]+"/"+q[1]], got[q[0]]/got[q[1]])
+			}
+		}
+	}
+	med := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	s, l, x := med(rates["single"]), med(rates["local"]), med(rates["across"])
 	t.Logf("median msg/s: single %.0f, cluster local %.0f, cluster across %.0f", s, l, x)
-	t.Logf("cluster local / single = %.2f; across nodes / all on node 1 (cluster) = %.2f; across / single = %.2f", l/s, x/l, x/s)
+	t.Logf("ratios of medians: cluster local / single = %.2f; across / all on node 1 (cluster) = %.2f; across / single = %.2f",
+		l/s, x/l, x/s)
+	t.Logf("medians of per-round ratios: cluster local / single = %.2f; across / all on node 1 (cluster) = %.2f; across / single = %.2f",
+		med(ratios["local/single"]), med(ratios["across/local"]), med(ratios["across/single"]))
+	// CPU per message is steadier than throughput when other work shares
+	// the cores: the same load generator runs in every set-up, so the
+	// difference is what the cluster adds.
+	cs, cl, cx := med(cpus["single"]), med(cpus["local"]), med(cpus["across"])
+	t.Logf("median µs CPU per message (whole process): single %.2f, cluster local %.2f, across %.2f; single / cluster local = %.2f",
+		cs, cl, cx, cs/cl)
+}
+
+// processCPU is the CPU time this process has used (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // run10to10 runs pairs publisher→subscriber pairs of QoS 1 and returns the
@@ -256,4 +327,38 @@ func takeovers(t *testing.T, nodes []*testNode, n int, across bool) (connack, cl
 	}
 	old.Close()
 	return connack, closed
+}
+
+// TestMeasureSuback times SUBSCRIBE to SUBACK for fresh filters: on a
+// single node, and on a cluster node with two others, where the SUBACK
+// waits for both to acknowledge the new filter (and for the retained
+// bucket's status). Set MQTTD_CLUSTER_MEASURE=1 to run it.
+func TestMeasureSuback(t *testing.T) {
+	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
+		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
+	}
+	ns := startNATS(t)
+	single := startNode(t, nil, "single")
+	c1, c2, c3 := startNode(t, ns, "c1"), startNode(t, ns, "c2"), startNode(t, ns, "c3")
+	synced(t, c1, c2, c3)
+	const n = 300
+	pct := func(d []time.Duration, p float64) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[int(float64(len(s)-1)*p)]
+	}
+	for _, tn := range []*testNode{single, c1} {
+		c := rawConnect(t, tn.addr, "suback-"+tn.name)
+		var d []time.Duration
+		for i := range n {
+			t0 := time.Now()
+			rawSubscribe(t, c, fmt.Sprintf("sa/%s/%d/+", tn.name, i))
+			d = append(d, time.Since(t0))
+		}
+		c.Close()
+		t.Logf("SUBACK for a new filter, %s, %d: p50 %s p99 %s", tn.name, n, pct(d, 0.5), pct(d, 0.99))
+	}
+	if f := c1.node.stats.InterestTimeouts.Load(); f != 0 {
+		t.Errorf("%d interest timeouts", f)
+	}
 }

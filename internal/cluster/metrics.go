@@ -20,6 +20,17 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 		counter("mqttd_cluster_forward_failed_total", "messages not handed to the other nodes (too large, topic too long, NATS out of reach)", &s.ForwardFailed),
 		counter("mqttd_cluster_retained_failed_total", "retained messages not stored in the cluster's bucket (a client's publish of one is refused)", &s.RetainFailed),
 		counter("mqttd_cluster_claim_failed_total", "client ids this node could not claim in the cluster", &s.ClaimFailed),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqttd_cluster_forward_all",
+			Help: "1 while this node forwards every message to NATS (another node's interest is not known here), else 0"}, func() float64 {
+			if n.Forwarding() {
+				return 1
+			}
+			return 0
+		}),
+		counter("mqttd_cluster_forwarded_total", "messages handed to NATS for other nodes (or for shared subscriptions)", &s.Forwarded),
+		counter("mqttd_cluster_forward_skipped_total", "messages kept off NATS: no other node subscribed to their topic", &s.ForwardSkipped),
+		counter("mqttd_cluster_interest_timeouts_total", "other nodes that did not acknowledge a new subscription within cluster.interest-timeout", &s.InterestTimeouts),
+		counter("mqttd_cluster_interest_resyncs_total", "lost interest announcements noticed (the sender's filters fetched again)", &s.InterestResyncs),
 		counter("mqttd_cluster_malformed_total", "messages from other nodes or the retained bucket that did not decode", &s.RemoteBad),
 	} {
 		if err := reg.Register(c); err != nil {

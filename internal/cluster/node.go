@@ -33,6 +33,9 @@ type Options struct {
 	// RetryMax caps the wait between attempts to reach NATS at start
 	// (default 10 s).
 	RetryMax time.Duration
+	// InterestTimeout bounds how long a SUBACK waits for the other nodes
+	// to acknowledge the new interest (default 2 s).
+	InterestTimeout time.Duration
 }
 
 // opTimeout bounds one JetStream operation made on a client's behalf.
@@ -73,6 +76,11 @@ type Stats struct {
 	RemoteBad     atomic.Int64 // messages from other nodes that did not decode
 	RetainFailed  atomic.Int64 // retained messages not stored in their bucket
 	ClaimFailed   atomic.Int64 // client ids this node could not take ownership of
+
+	Forwarded        atomic.Int64 // messages handed to NATS
+	ForwardSkipped   atomic.Int64 // messages no other node wanted, kept off NATS
+	InterestTimeouts atomic.Int64 // nodes that did not acknowledge new interest in time
+	InterestResyncs  atomic.Int64 // lost interest announcements noticed (the sender's set fetched again)
 }
 
 // Open connects to NATS, retrying with backoff until it answers or ctx
@@ -90,6 +98,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = 10 * time.Second
+	}
+	if o.InterestTimeout <= 0 {
+		o.InterestTimeout = 2 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -147,8 +158,17 @@ func (n *Node) setup(ctx context.Context) error {
 	n.retained = &retainedSync{n: n, kv: rkv, revs: make(map[string]uint64), advanced: make(chan struct{})}
 	n.owners = &owners{n: n, kv: skv, revs: make(map[string]uint64)}
 	n.routes = newRouter(n)
+	if err := n.routes.peers.listen(); err != nil {
+		return fmt.Errorf("cluster: interest announcements: %w", err)
+	}
 	n.lease = &lease{n: n}
-	return n.lease.acquire(ctx)
+	if err := n.lease.acquire(ctx); err != nil {
+		return err
+	}
+	// Heartbeats from now on: the other nodes see this one in the leases.
+	n.wg.Add(1)
+	go n.routes.peers.keep()
+	return nil
 }
 
 // dial connects to NATS, retrying with a doubling wait until ctx ends.
@@ -199,6 +219,7 @@ func (n *Node) natsOptions() ([]nats.Option, error) {
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("cluster: lost NATS; local traffic goes on, other nodes are out of reach", "err", err)
+			n.lostNATS()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			n.log.Info("cluster: NATS reconnected", "server", nc.ConnectedUrlRedacted())
@@ -269,6 +290,7 @@ func (n *Node) Close() error {
 	n.cancel()
 	n.wg.Wait()
 	n.bg.Wait()
+	n.routes.peers.stop()
 	n.retained.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -303,6 +325,17 @@ func (n *Node) afterReconnect() {
 	n.bg.Add(1)
 	go func() {
 		defer n.bg.Done()
+		n.routes.peers.reconnected()
 		n.retained.rewatch()
 	}()
+}
+
+// lostNATS makes the node forward every message until it has caught up
+// with the other nodes' interest after the reconnection.
+func (n *Node) lostNATS() {
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	if !n.closed && n.routes != nil {
+		n.routes.peers.lost()
+	}
 }

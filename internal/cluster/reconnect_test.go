@@ -65,6 +65,21 @@ func TestNATSRestart(t *testing.T) {
 	if m := rr.next(t); string(m.Payload()) != "kept" {
 		t.Fatalf("retained after restart: %q", m.Payload())
 	}
+
+	// The interest tables caught up: both nodes stop forwarding
+	// everything, a filter added after the restart is wanted on n1, and
+	// a topic nobody wants stays there.
+	synced(t, n1, n2)
+	after := subscribe(t, client(t, n2, "after", true), "after/+", 1)
+	fwd, skip := counts(n1)
+	wait(t, "publish", pub.Publish("after/1", 1, false, []byte("a")))
+	wait(t, "publish", pub.Publish("nobody/1", 1, false, []byte("b")))
+	if m := after.next(t); string(m.Payload()) != "a" {
+		t.Fatalf("after the restart got %q", m.Payload())
+	}
+	if f, s := counts(n1); f-fwd != 1 || s-skip != 1 {
+		t.Errorf("after the restart n1 forwarded %d, skipped %d; want 1 and 1", f-fwd, s-skip)
+	}
 }
 
 func natsAt(t *testing.T, port int, dir string) *server.Server {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,10 @@ type router struct {
 	sent    atomic.Uint64 // subscriptions sent to NATS
 	flushed atomic.Uint64 // of those, how many NATS confirmed
 	bufs    sync.Pool
+
+	peers     *peerTable
+	seq       uint64        // of this node's last announcement; under mu
+	announced atomic.Uint64 // seq, once published
 }
 
 type interest struct {
@@ -42,7 +47,7 @@ type interest struct {
 
 func newRouter(n *Node) *router {
 	return &router{n: n, filters: make(map[string]*interest), canon: topics.NewTree[uint64, struct{}](),
-		bufs: sync.Pool{New: func() any { return new([]byte) }}}
+		bufs: sync.Pool{New: func() any { return new([]byte) }}, peers: newPeerTable(n)}
 }
 
 // Interest implements mqtt.Cluster.
@@ -61,11 +66,15 @@ func (r *router) interest(filter string, add bool) {
 		r.filters[filter] = in
 		if group, inner, ok := sharedFilter(filter); ok {
 			in.subs = r.subscribeShared(filter, group, inner)
+			// Shared groups are served through NATS, this node's members
+			// too: a message for one always goes there.
+			r.peers.subscribe(inner, peerFilter{r.n.opts.Name, filter})
 		} else {
 			in.subs = r.subscribePlain(filter, in.id)
 			r.canon.Subscribe(filter, in.id, struct{}{})
 		}
 		r.sent.Add(1)
+		r.announce(filter, true)
 	case in != nil:
 		if in.count--; in.count > 0 {
 			return
@@ -75,7 +84,36 @@ func (r *router) interest(filter string, add bool) {
 		}
 		delete(r.filters, filter)
 		r.canon.Unsubscribe(filter, in.id)
+		if _, inner, ok := sharedFilter(filter); ok {
+			r.peers.unsubscribe(inner, peerFilter{r.n.opts.Name, filter})
+		}
+		r.announce(filter, false)
 	}
+}
+
+// announce tells the other nodes that this node gained or lost filter; it
+// goes out on the connection that carries the filter's NATS subscription,
+// after it, so a node that has the announcement can rely on NATS having
+// the subscription. Caller holds r.mu, which orders the announcements.
+func (r *router) announce(filter string, add bool) {
+	r.seq++
+	n := r.n
+	data, _ := json.Marshal(announcement{Node: n.opts.Name, Epoch: n.instance, Seq: r.seq, Filter: filter, Add: add})
+	if err := n.nc.PublishMsg(&nats.Msg{Subject: n.annSubject(), Reply: n.ackSubject(), Data: data}); err != nil {
+		// The heartbeats carry the sequence: the other nodes notice the
+		// gap and fetch this node's set.
+		n.log.Warn("cluster: interest announcement not sent", "filter", filter, "err", err)
+	}
+	r.announced.Store(r.seq)
+}
+
+// beat sends a heartbeat: the last announcement's sequence number.
+func (r *router) beat() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.n
+	data, _ := json.Marshal(announcement{Node: n.opts.Name, Epoch: n.instance, Seq: r.seq, Beat: true})
+	n.nc.Publish(n.annSubject(), data)
 }
 
 // subscribePlain subscribes the subjects of a plain filter.
@@ -95,7 +133,7 @@ func (r *router) subscribePlain(filter string, id uint64) []*nats.Subscription {
 
 // receive routes a message from another node, once (see router).
 func (r *router) receive(id uint64, m *nats.Msg) {
-	msg, err := decodeEnvelope(m.Data)
+	msg, err := decodeOwned(m.Data)
 	if err != nil {
 		r.n.stats.RemoteBad.Add(1)
 		r.n.warnBad.warn(r.n.log, "cluster: dropped a malformed message from another node", "subject", m.Subject, "err", err)
@@ -113,9 +151,14 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 
 // Forward implements mqtt.Cluster: a retained message is stored for every
 // node first, then the message goes to the nodes interested in its topic.
+// One no other node wants (and no shared group) stays off NATS.
 func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties) {
-	now := time.Now()
 	r := n.routes
+	if !r.peers.wanted(topic) {
+		n.stats.ForwardSkipped.Add(1)
+		return
+	}
+	now := time.Now()
 	bp := r.bufs.Get().(*[]byte)
 	defer r.bufs.Put(bp)
 	buf := append((*bp)[:0], n.opts.Prefix...)
@@ -135,7 +178,9 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 	if err != nil {
 		n.stats.ForwardFailed.Add(1)
 		n.warnForward.warn(n.log, "cluster: message not forwarded to other nodes", "topic", topic, "err", err)
+		return
 	}
+	n.stats.Forwarded.Add(1)
 }
 
 // StoreRetained implements mqtt.Cluster.
@@ -144,14 +189,23 @@ func (n *Node) StoreRetained(topic string, payload []byte, qos byte, from string
 }
 
 // Subscribed implements mqtt.Cluster: NATS has every subscription sent so
-// far (so a message published elsewhere after the SUBACK reaches this
-// node), and retained messages stored by other nodes are applied here.
+// far, and every other live node acknowledged the announcements of the
+// filters added (so a message published elsewhere after the SUBACK reaches
+// this node), and retained messages stored by other nodes are applied here.
 func (n *Node) Subscribed() {
 	r := n.routes
+	// Three waits on NATS, each a round trip or more: in parallel.
+	caught := make(chan struct{})
+	go func() {
+		defer close(caught)
+		n.retained.catchUp()
+	}()
 	if sent := r.sent.Load(); r.flushed.Load() < sent {
+		shared := make(chan error, 1)
+		go func() { shared <- n.ncShared.FlushTimeout(opTimeout) }()
 		err := n.nc.FlushTimeout(opTimeout)
-		if err == nil {
-			err = n.ncShared.FlushTimeout(opTimeout)
+		if e := <-shared; err == nil {
+			err = e
 		}
 		if err != nil {
 			n.log.Warn("cluster: NATS did not confirm new subscriptions", "err", err)
@@ -160,5 +214,6 @@ func (n *Node) Subscribed() {
 			}
 		}
 	}
-	n.retained.catchUp()
+	r.peers.await(r.announced.Load())
+	<-caught
 }

@@ -54,7 +54,7 @@ func (r *router) subscribeShared(id, group, inner string) []*nats.Subscription {
 // receiveShared offers a message NATS chose this node for to one of its
 // members of the shared subscription id.
 func (r *router) receiveShared(id string, m *nats.Msg) {
-	msg, err := decodeEnvelope(m.Data)
+	msg, err := decodeOwned(m.Data)
 	if err != nil {
 		r.n.stats.RemoteBad.Add(1)
 		return

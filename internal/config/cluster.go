@@ -17,6 +17,8 @@ type Cluster struct {
 	Replicas    int           `mapstructure:"replicas" doc:"JetStream replicas of the cluster's buckets (1 to 5; 3 in production)"`
 	Prefix      string        `mapstructure:"prefix" doc:"prefix of the NATS subjects and JetStream buckets, so several clusters can share one NATS"`
 	NodeLease   time.Duration `mapstructure:"node-lease" doc:"how long a node's claim on its name outlives the node; a restarted node waits up to this long for a crashed predecessor's claim"`
+	// InterestTimeout bounds the wait of a SUBACK for the other nodes.
+	InterestTimeout time.Duration `mapstructure:"interest-timeout" doc:"how long a SUBACK waits for every other node to acknowledge a new filter; a node that does not answer in time is logged and counted (mqttd_cluster_interest_timeouts_total), and this node then sends every message to NATS until it answers again"`
 }
 
 // ClusterTLS is the client side of TLS towards NATS. Relative paths resolve
@@ -57,6 +59,9 @@ func (l *loader) validateCluster(c *Config) []error {
 	}
 	chk := bounds{l, &errs}
 	chk.intRange("cluster.replicas", cl.Replicas, 1, 5)
+	if cl.InterestTimeout < 10*time.Millisecond {
+		add(l.errorf("cluster.interest-timeout", "%s is too short (use at least 10ms, e.g. 2s)", cl.InterestTimeout))
+	}
 	if cl.NodeLease < time.Second {
 		add(l.errorf("cluster.node-lease", "%s is too short (use at least 1s, e.g. 10s)", cl.NodeLease))
 	}

@@ -1,0 +1,710 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mqttd/mqttd/internal/mqtt/topics"
+)
+
+// Interest announcements let a node keep a message that no other node wants
+// off NATS. Every node announces each distinct filter it gains or loses
+// (plain and shared alike), numbered by a sequence that starts over with
+// each process (its instance, the epoch), on one subject all nodes hear.
+// Every node keeps the other nodes' filters in a topic tree, and Forward
+// hands a message to NATS only when a filter of another node, or a shared
+// subscription of any node (shared groups are served through NATS even on
+// the publisher's node), matches its topic.
+//
+// A skipped message must never be one another node wanted: so a SUBACK
+// waits until every other live node (per the node leases) acknowledged the
+// announcement of the filters it added, and a node whose copy of a peer's
+// set may be stale forwards everything until it has fetched that set
+// again. A copy is stale when the peer is new or restarted (a new epoch in
+// its lease or its messages), when a sequence number was skipped (a lost
+// announcement; heartbeats carry the last number, so even the last one of a
+// burst is not lost unnoticed), when the peer was silent for three
+// heartbeats (3 s at least) or did not acknowledge an announcement in time, and after this
+// node's connection to NATS dropped.
+
+// peerFilter keys one filter of one node in the table.
+type peerFilter struct{ node, filter string }
+
+// announcement is a change of a node's interest, or a heartbeat (Beat:
+// no change, Seq is its last announcement's).
+type announcement struct {
+	Node   string `json:"n"`
+	Epoch  string `json:"e"`
+	Seq    uint64 `json:"s"`
+	Filter string `json:"f,omitempty"`
+	Add    bool   `json:"a,omitempty"`
+	Beat   bool   `json:"b,omitempty"`
+}
+
+// interestSet is a node's interest as of Seq, sent on request: a page of
+// it when More (the next page starts after the last filter).
+type interestSet struct {
+	Node    string   `json:"n"`
+	Epoch   string   `json:"e"`
+	Seq     uint64   `json:"s"`
+	Filters []string `json:"f"`
+	More    bool     `json:"more,omitempty"`
+}
+
+// interestAck acknowledges the announcements of epoch For up to Seq.
+type interestAck struct {
+	Node  string `json:"n"`
+	Epoch string `json:"e"`
+	For   string `json:"for"`
+	Seq   uint64 `json:"s"`
+}
+
+// peer is what this node knows of another node's interest.
+type peer struct {
+	epoch    string
+	seq      uint64              // last announcement applied
+	synced   bool                // filters hold its set as of seq
+	silent   bool                // did not acknowledge in time: not waited for until it answers a fetch
+	fetching bool                // a fetch of its set is under way
+	filters  map[string]struct{} // in the table's tree
+	pending  []announcement      // received while not synced
+	acked    uint64              // this node's announcements it acknowledged
+	lease    time.Time           // its lease entry was last seen written
+	heard    time.Time           // last message of any kind from it
+}
+
+// peerTable holds the other nodes' interest.
+type peerTable struct {
+	n       *Node
+	want    *topics.Tree[peerFilter, struct{}]
+	all     atomic.Bool  // forward everything: some live peer's set is not known here
+	size    atomic.Int64 // filters in want: none, and Forward need not look
+	tick    time.Duration
+	timeout time.Duration
+
+	mu     sync.Mutex
+	peers  map[string]*peer
+	down   bool          // NATS connection lost: what peers did meanwhile is unknown
+	ackCh  chan struct{} // closed and replaced when an acknowledgement arrives
+	closed bool
+	wg     sync.WaitGroup // fetches
+
+	wmu   sync.Mutex // serialises (re)starting the lease watch
+	w     jetstream.KeyWatcher
+	wdone chan struct{}
+}
+
+func newPeerTable(n *Node) *peerTable {
+	t := &peerTable{n: n, want: topics.NewTree[peerFilter, struct{}](), peers: make(map[string]*peer),
+		ackCh: make(chan struct{}), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
+	t.all.Store(true) // until the peers are known
+	return t
+}
+
+func (n *Node) annSubject() string  { return n.subject("interest") }
+func (n *Node) ackSubject() string  { return n.subject("node", n.opts.Name, "interest", "ack") }
+func (n *Node) fullSubject() string { return n.subject("node", n.opts.Name, "interest", "set") }
+
+// listen subscribes to announcements, acknowledgements and requests for
+// this node's set, then loads the node leases: all before this node's own
+// lease is written, so a peer that sees the lease finds it answering.
+func (t *peerTable) listen() error {
+	nc := t.n.nc
+	for subj, h := range map[string]nats.MsgHandler{t.n.annSubject(): t.onAnnounce,
+		t.n.ackSubject(): t.onAck, t.n.fullSubject(): t.n.routes.onSetRequest} {
+		sub, err := nc.Subscribe(subj, h)
+		if err != nil {
+			return err
+		}
+		// Announcements of a busy cluster come in bursts; a dropped one is
+		// detected (and the set fetched again), but better not dropped.
+		sub.SetPendingLimits(-1, -1)
+	}
+	if err := nc.FlushTimeout(opTimeout); err != nil {
+		return err
+	}
+	loaded, err := t.watchLeases()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-loaded:
+	case <-time.After(opTimeout):
+		return errors.New("cluster: the node leases did not load")
+	}
+	t.mu.Lock()
+	t.recomputeLocked(time.Now())
+	t.mu.Unlock()
+	return nil
+}
+
+// wanted reports whether a message on topic must go to NATS.
+func (t *peerTable) wanted(topic string) bool {
+	if t.all.Load() {
+		return true
+	}
+	if t.size.Load() == 0 {
+		return false
+	}
+	found := false
+	t.want.Match(topic, func(peerFilter, struct{}) { found = true })
+	return found
+}
+
+// treeFilter is what a filter matches: a shared one, its inner filter.
+func treeFilter(filter string) string {
+	if _, inner, ok := sharedFilter(filter); ok {
+		return inner
+	}
+	return filter
+}
+
+// live reports whether p's lease was seen written, or p heard from,
+// recently enough: a node still talking is live even if its lease entry
+// lags.
+func (t *peerTable) live(p *peer, now time.Time) bool {
+	last := p.lease
+	if p.heard.After(last) {
+		last = p.heard
+	}
+	return now.Sub(last) <= t.n.opts.NodeLease+t.n.opts.NodeLease/2
+}
+
+// recomputeLocked sets all: forward everything while NATS is out of reach
+// or some live peer's set is not known here.
+func (t *peerTable) recomputeLocked(now time.Time) {
+	all := t.down
+	for _, p := range t.peers {
+		if !p.synced && t.live(p, now) {
+			all = true
+		}
+	}
+	t.all.Store(all)
+}
+
+// peerLocked returns the peer named name, new (and not synced) if unknown.
+func (t *peerTable) peerLocked(name string, now time.Time) *peer {
+	p := t.peers[name]
+	if p == nil {
+		p = &peer{filters: make(map[string]struct{}), lease: now, heard: now}
+		t.peers[name] = p
+		t.all.Store(true)
+	}
+	return p
+}
+
+// epochLocked starts over with a new instance of p: nothing of the old
+// one's set is kept. all goes on first, so no message is skipped meanwhile.
+func (t *peerTable) epochLocked(name string, p *peer, epoch string) {
+	t.all.Store(true)
+	for f := range p.filters {
+		t.unsubscribe(treeFilter(f), peerFilter{name, f})
+	}
+	clear(p.filters)
+	p.epoch, p.seq, p.synced, p.acked = epoch, 0, false, 0
+	p.pending = slices.DeleteFunc(p.pending, func(a announcement) bool { return a.Epoch != epoch })
+}
+
+// subscribe and unsubscribe change want and keep size. The size grows
+// before a filter is in the tree and shrinks after it left, so wanted never
+// skips the tree while it holds one.
+func (t *peerTable) subscribe(filter string, k peerFilter) {
+	t.size.Add(1)
+	if !t.want.Subscribe(filter, k, struct{}{}) {
+		t.size.Add(-1)
+	}
+}
+
+func (t *peerTable) unsubscribe(filter string, k peerFilter) {
+	if t.want.Unsubscribe(filter, k) {
+		t.size.Add(-1)
+	}
+}
+
+func (t *peerTable) unsyncLocked(p *peer) {
+	t.all.Store(true)
+	p.synced = false
+}
+
+func (t *peerTable) applyLocked(name string, p *peer, filter string, add bool) {
+	k := peerFilter{name, filter}
+	if add {
+		p.filters[filter] = struct{}{}
+		t.subscribe(treeFilter(filter), k)
+	} else {
+		delete(p.filters, filter)
+		t.unsubscribe(treeFilter(filter), k)
+	}
+}
+
+func (t *peerTable) removeLocked(name string) {
+	p := t.peers[name]
+	if p == nil {
+		return
+	}
+	for f := range p.filters {
+		t.unsubscribe(treeFilter(f), peerFilter{name, f})
+	}
+	delete(t.peers, name)
+}
+
+// onAnnounce applies another node's announcement or heartbeat, and
+// acknowledges an announcement once it is applied here, or once this node
+// forwards everything until it has fetched that node's set again.
+func (t *peerTable) onAnnounce(m *nats.Msg) {
+	var a announcement
+	if err := json.Unmarshal(m.Data, &a); err != nil || a.Node == "" {
+		t.n.stats.RemoteBad.Add(1)
+		return
+	}
+	if a.Node == t.n.opts.Name {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	p := t.peerLocked(a.Node, now)
+	p.heard = now
+	if a.Epoch != p.epoch {
+		t.epochLocked(a.Node, p, a.Epoch)
+	}
+	switch {
+	case !p.synced:
+		if !a.Beat {
+			p.pending = append(p.pending, a)
+		}
+	case a.Beat:
+		if a.Seq != p.seq {
+			t.unsyncLocked(p) // missed one
+			t.n.stats.InterestResyncs.Add(1)
+		}
+	case a.Seq <= p.seq: // a duplicate
+	case a.Seq == p.seq+1:
+		t.applyLocked(a.Node, p, a.Filter, a.Add)
+		p.seq = a.Seq
+	default:
+		t.unsyncLocked(p)
+		t.n.stats.InterestResyncs.Add(1)
+		p.pending = append(p.pending, a)
+	}
+	if !p.synced {
+		t.fetchLocked(a.Node, p)
+	}
+	t.mu.Unlock()
+	if m.Reply != "" && !a.Beat {
+		data, _ := json.Marshal(interestAck{Node: t.n.opts.Name, Epoch: t.n.instance, For: a.Epoch, Seq: a.Seq})
+		t.n.nc.Publish(m.Reply, data)
+	}
+}
+
+// onAck records another node's acknowledgement of this node's announcements.
+func (t *peerTable) onAck(m *nats.Msg) {
+	var k interestAck
+	if json.Unmarshal(m.Data, &k) != nil || k.For != t.n.instance || k.Node == t.n.opts.Name {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peerLocked(k.Node, now)
+	p.heard = now
+	if k.Epoch != p.epoch {
+		t.epochLocked(k.Node, p, k.Epoch)
+		t.fetchLocked(k.Node, p)
+	}
+	p.acked = max(p.acked, k.Seq)
+	close(t.ackCh)
+	t.ackCh = make(chan struct{})
+}
+
+// await waits until every other live node acknowledged this node's
+// announcements up to seq, or until the timeout: a node that did not
+// answer is counted, logged and not waited for again until it answers,
+// and its set is fetched again (everything is forwarded meanwhile).
+func (t *peerTable) await(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	var timer *time.Timer
+	for {
+		now := time.Now()
+		t.mu.Lock()
+		missing := false
+		for _, p := range t.peers {
+			if p.acked < seq && !p.silent && t.live(p, now) {
+				missing = true
+				break
+			}
+		}
+		ch := t.ackCh
+		t.mu.Unlock()
+		if !missing {
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(t.timeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			t.timedOut(seq)
+			return
+		case <-t.n.ctx.Done():
+			return
+		}
+	}
+}
+
+func (t *peerTable) timedOut(seq uint64) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, p := range t.peers {
+		if p.acked >= seq || p.silent || !t.live(p, now) {
+			continue
+		}
+		p.silent = true
+		t.unsyncLocked(p)
+		t.n.stats.InterestTimeouts.Add(1)
+		t.n.log.Warn("cluster: a node did not acknowledge a new subscription in time; forwarding every message until it answers",
+			"node", name, "timeout", t.timeout.String())
+		t.fetchLocked(name, p)
+	}
+}
+
+// fetchLocked starts fetching p's whole set, unless under way.
+func (t *peerTable) fetchLocked(name string, p *peer) {
+	if p.fetching || t.closed {
+		return
+	}
+	p.fetching = true
+	t.wg.Add(1)
+	go t.fetchLoop(name)
+}
+
+// fetchLoop fetches a peer's set until it is synced, gone, or this node
+// closes, retrying with a doubling wait up to the heartbeat interval.
+func (t *peerTable) fetchLoop(name string) {
+	defer t.wg.Done()
+	wait := 25 * time.Millisecond
+	for {
+		done := t.fetchOnce(name)
+		if !done && t.n.ctx.Err() == nil {
+			select {
+			case <-t.n.ctx.Done():
+			case <-time.After(wait):
+				wait = min(wait*2, t.tick)
+				continue
+			}
+		}
+		t.mu.Lock()
+		if p := t.peers[name]; p != nil {
+			p.fetching = false
+		}
+		t.mu.Unlock()
+		return
+	}
+}
+
+// fetchOnce asks a peer for its set and applies it, with the
+// announcements received meanwhile. It reports whether there is nothing
+// more to do: synced, or the peer is gone.
+func (t *peerTable) fetchOnce(name string) bool {
+	t.mu.Lock()
+	p := t.peers[name]
+	t.mu.Unlock()
+	if p == nil {
+		return true
+	}
+	s, err := t.fetchPages(name)
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p = t.peers[name]; p == nil {
+		return true
+	}
+	if err != nil {
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return false
+		}
+		if !t.live(p, now) {
+			// Its lease ran out, it was not heard from since, and nothing
+			// answers for it: gone.
+			t.removeLocked(name)
+			t.recomputeLocked(now)
+			return true
+		}
+		// Not connected to NATS now (crashed, or reconnecting: a node
+		// that reconnects fetches every set again), so a SUBACK here need
+		// not wait for its acknowledgement until it answers.
+		p.silent = true
+		return false
+	}
+	if s.Epoch != p.epoch {
+		t.epochLocked(name, p, s.Epoch)
+	}
+	p.heard, p.silent = now, false
+	// The pages were taken at s.Seq or later; every announcement after
+	// s.Seq is applied on top, in order. A filter a later page already
+	// shows changed is changed again to the same end: set operations in
+	// sequence order end where the peer's set is. Meanwhile the table may
+	// lack a filter only until that filter's last announcement is applied,
+	// and that one is acknowledged only then.
+	set := make(map[string]struct{}, len(s.Filters))
+	for _, f := range s.Filters {
+		set[f] = struct{}{}
+	}
+	for f := range p.filters {
+		if _, ok := set[f]; !ok {
+			t.applyLocked(name, p, f, false)
+		}
+	}
+	for f := range set {
+		if _, ok := p.filters[f]; !ok {
+			t.applyLocked(name, p, f, true)
+		}
+	}
+	p.seq = s.Seq
+	slices.SortFunc(p.pending, func(a, b announcement) int { return cmp.Compare(a.Seq, b.Seq) })
+	gap := false
+	for _, a := range p.pending {
+		if a.Epoch != p.epoch || a.Seq <= p.seq {
+			continue
+		}
+		if a.Seq != p.seq+1 {
+			gap = true
+			break
+		}
+		t.applyLocked(name, p, a.Filter, a.Add)
+		p.seq = a.Seq
+	}
+	p.pending = nil
+	if gap {
+		return false
+	}
+	p.synced = true
+	t.recomputeLocked(now)
+	return true
+}
+
+// setRequest asks for the page of a node's set after the filter After
+// (in byte order); "" for the first page.
+type setRequest struct {
+	After string `json:"after,omitempty"`
+}
+
+// fetchPages fetches a peer's whole set, a page at a time: a large set
+// does not fit one NATS message. The result has the first page's
+// sequence number and epoch; a page of another epoch fails the fetch.
+func (t *peerTable) fetchPages(name string) (interestSet, error) {
+	var all interestSet
+	var req setRequest
+	for first := true; ; first = false {
+		data, _ := json.Marshal(req)
+		ctx, cancel := context.WithTimeout(t.n.ctx, t.timeout)
+		resp, err := t.n.nc.RequestWithContext(ctx, t.n.subject("node", name, "interest", "set"), data)
+		cancel()
+		if err != nil {
+			return all, err
+		}
+		var page interestSet
+		if err := json.Unmarshal(resp.Data, &page); err != nil {
+			return all, err
+		}
+		switch {
+		case first:
+			all.Node, all.Epoch, all.Seq = page.Node, page.Epoch, page.Seq
+		case page.Epoch != all.Epoch:
+			return all, errors.New("cluster: the node restarted while its filters were fetched")
+		}
+		all.Filters = append(all.Filters, page.Filters...)
+		if !page.More || len(page.Filters) == 0 {
+			return all, nil
+		}
+		req.After = page.Filters[len(page.Filters)-1]
+	}
+}
+
+// onSetRequest answers another node's request for a page of this node's
+// set: the filters after the request's, in byte order, as many as fit half
+// of NATS's max_payload.
+func (r *router) onSetRequest(m *nats.Msg) {
+	var req setRequest
+	if len(m.Data) > 0 && json.Unmarshal(m.Data, &req) != nil {
+		return
+	}
+	budget := int(r.n.nc.MaxPayload() / 2)
+	if budget <= 0 {
+		budget = 512 << 10
+	}
+	r.mu.Lock()
+	s := interestSet{Node: r.n.opts.Name, Epoch: r.n.instance, Seq: r.seq}
+	filters := make([]string, 0, len(r.filters))
+	for f := range r.filters {
+		if f > req.After {
+			filters = append(filters, f)
+		}
+	}
+	r.mu.Unlock()
+	slices.Sort(filters)
+	size := 0
+	for _, f := range filters {
+		b, _ := json.Marshal(f)
+		if size += len(b) + 1; size > budget && len(s.Filters) > 0 {
+			s.More = true
+			break
+		}
+		s.Filters = append(s.Filters, f)
+	}
+	data, _ := json.Marshal(s)
+	m.Respond(data)
+}
+
+// watchLeases (re)starts following the nodes bucket: each node's lease
+// entry says it is live and which instance it is.
+func (t *peerTable) watchLeases() (loaded chan struct{}, err error) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	if t.w != nil {
+		t.w.Stop()
+		<-t.wdone
+		t.w = nil
+	}
+	if t.n.ctx.Err() != nil {
+		return nil, t.n.ctx.Err()
+	}
+	w, err := t.n.nodes.WatchAll(t.n.ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.w, t.wdone = w, make(chan struct{})
+	loaded = make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		first := true
+		for e := range w.Updates() {
+			if e == nil {
+				if first {
+					close(loaded)
+					first = false
+				}
+				continue
+			}
+			t.onLease(e)
+		}
+	}(t.wdone)
+	return loaded, nil
+}
+
+func (t *peerTable) onLease(e jetstream.KeyValueEntry) {
+	name := e.Key()
+	if name == t.n.opts.Name {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		t.removeLocked(name) // given back on a clean shutdown
+		t.recomputeLocked(now)
+		return
+	}
+	var v leaseValue
+	json.Unmarshal(e.Value(), &v)
+	p := t.peerLocked(name, now)
+	p.lease = now
+	if v.Instance != "" && v.Instance != p.epoch {
+		t.epochLocked(name, p, v.Instance)
+	}
+	if !p.synced {
+		t.fetchLocked(name, p)
+	}
+	t.recomputeLocked(now)
+}
+
+// keep sends heartbeats and checks the peers every tick until the node
+// closes.
+func (t *peerTable) keep() {
+	n := t.n
+	defer n.wg.Done()
+	tk := time.NewTicker(t.tick)
+	defer tk.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tk.C:
+		}
+		n.routes.beat()
+		now := time.Now()
+		t.mu.Lock()
+		for name, p := range t.peers {
+			if p.synced && now.Sub(p.heard) > max(3*t.tick, 3*time.Second) {
+				t.unsyncLocked(p) // heartbeats stopped: its set may have changed unseen
+			}
+			if !p.synced || !t.live(p, now) {
+				// A peer whose lease ran out is dropped once nothing
+				// answers for it (fetchOnce); until then its filters
+				// stay, so a node merely slow to renew misses nothing.
+				t.fetchLocked(name, p)
+			}
+		}
+		t.recomputeLocked(now)
+		t.mu.Unlock()
+	}
+}
+
+// lost says NATS is out of reach: forward everything from now on, until
+// every peer's set was fetched again after the reconnection.
+func (t *peerTable) lost() {
+	t.mu.Lock()
+	t.down = true
+	t.all.Store(true)
+	t.mu.Unlock()
+}
+
+// reconnected fetches every peer's set again and follows the leases
+// afresh: announcements made while this node was away never reached it.
+func (t *peerTable) reconnected() {
+	now := time.Now()
+	t.mu.Lock()
+	t.down = false
+	for name, p := range t.peers {
+		t.unsyncLocked(p)
+		t.fetchLocked(name, p)
+	}
+	t.recomputeLocked(now)
+	t.mu.Unlock()
+	t.n.routes.beat()
+	if _, err := t.watchLeases(); err != nil && t.n.ctx.Err() == nil {
+		t.n.log.Warn("cluster: cannot follow the node leases", "err", err)
+	}
+}
+
+// stop ends the fetches and the lease watch.
+func (t *peerTable) stop() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.wg.Wait()
+	t.wmu.Lock()
+	if t.w != nil {
+		t.w.Stop()
+		<-t.wdone
+		t.w = nil
+	}
+	t.wmu.Unlock()
+}
+
+// Forwarding reports whether the node forwards every message now (some
+// other node's interest is not known here), for tests and /metrics.
+func (n *Node) Forwarding() bool { return n.routes.peers.all.Load() }
