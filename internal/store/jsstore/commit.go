@@ -233,13 +233,13 @@ func (s *Store) learn(part []pubMsg, last uint64) {
 // val is a subject in a transaction: its value as the transaction leaves
 // it, and what the stream holds.
 type val struct {
-	data   []byte // nil: absent
-	dirty  bool
-	read   bool   // the stream's value was read (data started from it)
-	orig   bool   // the stream holds a live record
-	seq    uint64 // its stream sequence, for compare-and-set
-	cas    bool
-	order  int
+	data  []byte // nil: absent
+	dirty bool
+	read  bool   // the stream's value was read (data started from it)
+	orig  bool   // the stream holds a live record
+	seq   uint64 // its stream sequence, for compare-and-set
+	cas   bool
+	order int
 	// owner and gen: a packet id record of session owner's generation
 	// gen, not written if the transaction moves the session past it.
 	owner string

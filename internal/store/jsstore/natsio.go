@@ -247,4 +247,3 @@ func (s *Store) reqCtx(ctx context.Context) (context.Context, context.CancelFunc
 	}
 	return context.WithTimeout(ctx, s.opts.Timeout)
 }
-
