@@ -1,6 +1,7 @@
 package jsstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -200,7 +201,7 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 		}
 	}
 	for _, c := range x.cleanups {
-		if err := s.reclaim(ctx, c.id, c.gen); err != nil {
+		if err := s.reclaim(ctx, c.id, c.gen, c.next); err != nil {
 			// The session is deleted (its generation moved on);
 			// what is left of the old one is garbage that the next
 			// DeleteSession of the same id reclaims.
@@ -249,12 +250,13 @@ type val struct {
 type txHead struct {
 	h       head
 	jsGen   uint64   // the generation in the stream before the transaction
+	jsNext  uint64   // and its last seq
 	created []string // entry subjects of h.gen created in the transaction
 }
 
 type cleanup struct {
-	id  string
-	gen uint64
+	id        string
+	gen, next uint64 // the old generation and the last seq it handed out
 }
 
 // tx turns batch operations into the messages of one atomic batch. Reads
@@ -319,7 +321,7 @@ func (x *tx) head(id string) (*txHead, error) {
 			return nil, err
 		}
 	}
-	th.jsGen = th.h.gen
+	th.jsGen, th.jsNext = th.h.gen, th.h.next
 	x.heads[id] = th
 	return th, nil
 }
@@ -484,7 +486,7 @@ func (x *tx) deleteSession(id string) error {
 	}
 	th.created = nil
 	if hv.orig && th.h.gen == th.jsGen {
-		x.cleanups = append(x.cleanups, cleanup{id, th.jsGen})
+		x.cleanups = append(x.cleanups, cleanup{id, th.jsGen, th.jsNext})
 	}
 	th.h = head{gen: th.h.gen + 1}
 	x.putHead(id, th)
@@ -519,28 +521,31 @@ func (x *tx) messages() []pubMsg {
 // its entries' references (in atomic batches that also remove the
 // entries, so a reclaim cut short can run again), then every subject of
 // the generation.
-func (s *Store) reclaim(ctx context.Context, id string, gen uint64) error {
-	filter := s.genPrefix("q", id, gen) + "*"
+func (s *Store) reclaim(ctx context.Context, id string, gen, next uint64) error {
 	chunk := max(1, s.opts.MaxBatch/3)
-	from := uint64(0)
-	for {
-		var entries []string
-		next, err := s.each(ctx, filter, from, chunk, func(subj string, _ uint64, data []byte) bool {
-			if len(data) > 0 {
-				entries = append(entries, subj)
-			}
-			return len(entries) < chunk
-		})
-		if err != nil {
+	var entries []string
+	flush := func() error {
+		err := s.reclaimEntries(ctx, entries)
+		entries = entries[:0]
+		return err
+	}
+	var ferr error
+	err := s.eachEntry(ctx, id, gen, 0, next, 0, func(subj string, _ uint64, data []byte) bool {
+		if len(data) > 0 {
+			entries = append(entries, subj)
+		}
+		if len(entries) >= chunk {
+			ferr = flush()
+		}
+		return ferr == nil
+	})
+	if err = cmp.Or(err, ferr); err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		if err := flush(); err != nil {
 			return err
 		}
-		if len(entries) == 0 {
-			break
-		}
-		if err := s.reclaimEntries(ctx, entries); err != nil {
-			return err
-		}
-		from = next
 	}
 	for _, kind := range []string{"q", "i", "2"} {
 		if err := s.purge(ctx, s.genPrefix(kind, id, gen)+">"); err != nil {

@@ -157,7 +157,55 @@ func (s *Store) genPrefix(kind, id string, gen uint64) string {
 	return s.p + kind + "." + token(id) + "." + strconv.FormatUint(gen, 10) + "."
 }
 func (s *Store) entrySubj(id string, gen, seq uint64) string {
-	return s.genPrefix("q", id, gen) + strconv.FormatUint(seq, 10)
+	return s.bucketPrefix(id, gen, seq/bucketSize) + strconv.FormatUint(seq, 10)
+}
+
+// bucketSize is how many sequence numbers share the bucket token of entry
+// subjects (q.T.G.B.N, B = N/bucketSize). A batched read makes the server
+// count what matches its filter; a bucket keeps that count to bucketSize
+// subjects however long the queue.
+const bucketSize = 1024
+
+func (s *Store) bucketPrefix(id string, gen, bucket uint64) string {
+	return s.genPrefix("q", id, gen) + strconv.FormatUint(bucket, 10) + "."
+}
+
+// eachEntry calls fn for the entry subjects of generation gen of a queue,
+// tombstones included, from bucket first to the one of seq last, in
+// sequence order, reading from stream sequence start on (a lower bound of
+// where they are). It stops when fn returns false.
+func (s *Store) eachEntry(ctx context.Context, id string, gen, first, last, start uint64, fn func(subj string, stream uint64, data []byte) bool) error {
+	stop := false
+	wrap := func(subj string, stream uint64, data []byte) bool {
+		stop = !fn(subj, stream, data)
+		return !stop
+	}
+	for b := first; b <= last/bucketSize && !stop; b++ {
+		n := 0
+		_, err := s.each(ctx, s.bucketPrefix(id, gen, b)+"*", start, s.opts.ReadBatch, func(subj string, stream uint64, data []byte) bool {
+			n++
+			return wrap(subj, stream, data)
+		})
+		if err != nil || stop {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		// An empty bucket: skip to the bucket of the next entry
+		// subject at all (one unbatched read, which counts nothing).
+		// A tombstone of an earlier bucket may answer: then just go on.
+		subj, seq, err := s.nextFor(ctx, s.genPrefix("q", id, gen)+"*.*", start)
+		if err != nil || seq == 0 {
+			return err
+		}
+		parts := strings.Split(subj, ".")
+		if nb, err := strconv.ParseUint(parts[len(parts)-2], 10, 64); err == nil && nb > b+1 {
+			b = nb - 1
+		}
+		start = seq
+	}
+	return nil
 }
 func (s *Store) pidSubj(kind, id string, gen uint64, pid uint16) string {
 	return s.genPrefix(kind, id, gen) + strconv.FormatUint(uint64(pid), 10)
@@ -301,7 +349,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	}
 	var page []found
 	var derr error
-	_, err = s.each(ctx, s.genPrefix("q", clientID, h.gen)+"*", start, limit, func(subj string, stream uint64, data []byte) bool {
+	err = s.eachEntry(ctx, clientID, h.gen, from/bucketSize, h.next, start, func(subj string, stream uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true
 		}

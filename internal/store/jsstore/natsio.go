@@ -71,6 +71,30 @@ func (s *Store) lastFor(ctx context.Context, subj string) ([]byte, uint64, error
 	return m.Data, seq, nil
 }
 
+// nextFor returns the subject and stream sequence of the first message at
+// or after from on a subject matching filter, or seq 0 when there is none.
+func (s *Store) nextFor(ctx context.Context, filter string, from uint64) (string, uint64, error) {
+	ctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	body, _ := json.Marshal(directReq{Seq: max(from, 1), NextBySubj: filter})
+	m, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.stream, body)
+	if err != nil {
+		return "", 0, fmt.Errorf("jsstore: get next %s: %w", filter, err)
+	}
+	switch m.Header.Get(hdrStatus) {
+	case "":
+	case "404":
+		return "", 0, nil
+	default:
+		return "", 0, fmt.Errorf("jsstore: get next %s: status %s %s", filter, m.Header.Get(hdrStatus), m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("jsstore: get next %s: bad sequence header: %w", filter, err)
+	}
+	return m.Header.Get(hdrSubject), seq, nil
+}
+
 type directReq struct {
 	Seq        uint64   `json:"seq,omitempty"`
 	NextBySubj string   `json:"next_by_subj,omitempty"`
