@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqttd/mqttd/internal/store"
 )
@@ -132,9 +133,16 @@ func (s *Store) commitGroup(reqs []*commitReq) {
 		return
 	}
 	err := s.commitRetry(live, len(live) == 1)
+	if err != nil && !errors.Is(err, errTooBig) {
+		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.failed })
+	}
 	if errors.Is(err, errTooBig) && len(live) > 1 {
 		for _, r := range live {
-			r.done(s.commitRetry([]*commitReq{r}, true))
+			err := s.commitRetry([]*commitReq{r}, true)
+			if err != nil {
+				s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.failed })
+			}
+			r.done(err)
 		}
 		return
 	}
@@ -150,6 +158,7 @@ func (s *Store) commitRetry(reqs []*commitReq, split bool) error {
 			return err
 		}
 		// Another process wrote a subject this store read: read again.
+		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.conflicts })
 		clear(s.known)
 	}
 	return err
@@ -174,8 +183,11 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 		}
 	}
 	msgs := x.messages()
-	if len(msgs) > s.opts.MaxBatch && !split {
-		return errTooBig
+	if len(msgs) > s.opts.MaxBatch {
+		if !split {
+			return errTooBig
+		}
+		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.split })
 	}
 	for start := 0; start < len(msgs); start += s.opts.MaxBatch {
 		part := msgs[start:min(start+s.opts.MaxBatch, len(msgs))]
@@ -205,6 +217,7 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 			// The session is deleted (its generation moved on);
 			// what is left of the old one is garbage that the next
 			// DeleteSession of the same id reclaims.
+			s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.reclaim })
 			s.opts.Logger.Warn("jsstore: reclaiming a deleted session's queue", "client", c.id, "err", err)
 		}
 	}

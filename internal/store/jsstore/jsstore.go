@@ -41,6 +41,8 @@ type Options struct {
 	// Logger for failures after a commit (reclaiming a deleted session's
 	// queue); default slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, counts conflicts, split batches and failures.
+	Metrics *Metrics
 }
 
 func (o *Options) defaults() {

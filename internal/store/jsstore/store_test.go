@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mqttd/mqttd/internal/store"
 )
@@ -89,7 +91,8 @@ func messageCount(t testing.TB, s *Store) int {
 // growing across the two, and nothing is lost or freed early.
 func TestHandover(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), -1)
-	a := open(t, connect(t, ns.ClientURL()), Options{})
+	ma := NewMetrics()
+	a := open(t, connect(t, ns.ClientURL()), Options{Metrics: ma})
 	b := open(t, connect(t, ns.ClientURL()), Options{})
 
 	var bt store.Batch
@@ -144,6 +147,9 @@ func TestHandover(t *testing.T) {
 	if !slices.Equal(seqA2["x"], []uint64{16}) {
 		t.Fatalf("stale writer got seq %v, want 16", seqA2["x"])
 	}
+	if n := counter(ma.conflicts); n != 1 {
+		t.Fatalf("%v conflicts counted, want 1", n)
+	}
 	got, seqs := payloads(t, a, "x")
 	if want := []string{"payload 10", "payload 11", "payload 12", "payload 13", "payload 14", "payload 15"}; !slices.Equal(got, want) {
 		t.Fatalf("queue %q seqs %v", got, seqs)
@@ -183,7 +189,8 @@ func TestServerRestart(t *testing.T) {
 	ns := startNATS(t, dir, -1)
 	port := ns.Addr().(*net.TCPAddr).Port
 	nc := connect(t, ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	s := open(t, nc, Options{Timeout: 2 * time.Second})
+	m := NewMetrics()
+	s := open(t, nc, Options{Timeout: 2 * time.Second, Metrics: m})
 	var b store.Batch
 	b.PutSession(&store.SessionRecord{ClientID: "x", Version: 4, Expiry: store.NeverExpires})
 	b.PutRetained(&store.MessageRecord{Topic: "r", Payload: []byte("kept"), Retain: true})
@@ -203,6 +210,9 @@ func TestServerRestart(t *testing.T) {
 	s.CommitAsync(&b2, func(err error) { done <- err })
 	if err := <-done; err == nil {
 		t.Fatal("CommitAsync succeeded with the server gone")
+	}
+	if n := counter(m.failed); n != 2 {
+		t.Fatalf("%v failures counted, want 2", n)
 	}
 
 	startNATS(t, dir, port)
@@ -241,7 +251,8 @@ func TestServerRestart(t *testing.T) {
 // all of it.
 func TestSplitBatch(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), -1)
-	s := open(t, connect(t, ns.ClientURL()), Options{MaxBatch: 20})
+	m := NewMetrics()
+	s := open(t, connect(t, ns.ClientURL()), Options{MaxBatch: 20, Metrics: m})
 	var ids []string
 	for i := range 30 {
 		ids = append(ids, fmt.Sprint("c", i))
@@ -257,6 +268,9 @@ func TestSplitBatch(t *testing.T) {
 	}
 	if n := messageCount(t, s); n != 2 {
 		t.Fatalf("%d bodies", n)
+	}
+	if n := counter(m.split); n != 1 {
+		t.Fatalf("%v split batches counted, want 1", n)
 	}
 }
 
@@ -357,4 +371,10 @@ func TestClosed(t *testing.T) {
 	if err := <-ch; !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("CommitAsync after Close: %v", err)
 	}
+}
+
+func counter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	return m.GetCounter().GetValue()
 }
