@@ -151,9 +151,14 @@ func (s *Store) commitGroup(reqs []*commitReq) {
 	}
 }
 
+// maxAttempts bounds the rebuilds of one commit that keeps meeting
+// concurrent writers (reference counts of a message whose subscribers
+// are acknowledging it on several nodes at once); then it fails.
+const maxAttempts = 10
+
 func (s *Store) commitRetry(reqs []*commitReq, split bool) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if err = s.commitOnce(reqs, split); !errors.Is(err, errConflict) {
 			return err
 		}
@@ -570,7 +575,7 @@ func (s *Store) reclaim(ctx context.Context, id string, gen, next uint64) error 
 
 func (s *Store) reclaimEntries(ctx context.Context, entries []string) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
 		x := &tx{s: s, ctx: ctx, vals: map[string]*val{}, heads: map[string]*txHead{}}
 		for _, subj := range entries {
 			var v *val

@@ -411,6 +411,15 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	for _, f := range page {
 		m := bodies[f.e.body]
 		if m == nil {
+			// Acknowledged between the two reads (its body went with
+			// the last reference), or damage: the entry says which.
+			data, _, err := s.lastFor(ctx, s.entrySubj(clientID, h.gen, f.seq))
+			if err != nil {
+				return nil, err
+			}
+			if len(data) == 0 {
+				continue
+			}
 			return nil, fmt.Errorf("%w: %s seq %d references missing message %s", store.ErrCorrupt, clientID, f.seq, f.e.body)
 		}
 		d := f.e.d

@@ -378,3 +378,43 @@ func counter(c prometheus.Counter) float64 {
 	c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// TestConcurrentReleases: two stores, neither of which wrote the messages,
+// acknowledge at the same time the two references each message has (one
+// per session, one session per store). Every body goes exactly when its last reference does, whichever
+// store drops it: the reference counts are never lost to a race.
+func TestConcurrentReleases(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	a := open(t, connect(t, ns.ClientURL()), Options{})
+	b := open(t, connect(t, ns.ClientURL()), Options{})
+	seqs := enqueue(t, open(t, connect(t, ns.ClientURL()), Options{}), 0, 120, "x", "y")
+	var wg sync.WaitGroup
+	for _, w := range []struct {
+		s  *Store
+		id string
+	}{{a, "x"}, {b, "y"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for chunk := range slices.Chunk(seqs[w.id], 4) {
+				var bt store.Batch
+				for _, seq := range chunk {
+					bt.Ack(w.id, seq)
+				}
+				if err := w.s.Commit(context.Background(), &bt); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := messageCount(t, a); n != 0 {
+		t.Fatalf("%d bodies left after every reference went", n)
+	}
+	for _, id := range []string{"x", "y"} {
+		if n, _ := b.QueueLen(id); n != 0 {
+			t.Fatalf("%s QueueLen %d", id, n)
+		}
+	}
+}
