@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -177,6 +178,9 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 	// through: the requests' own timeouts bound it.
 	ctx := context.Background()
 	x := &tx{s: s, ctx: ctx, vals: map[string]*val{}, heads: map[string]*txHead{}}
+	if err := s.prefetch(ctx, reqs); err != nil {
+		return err
+	}
 	var seqs [][]uint64
 	for _, r := range reqs {
 		for i := range r.b.Ops {
@@ -228,6 +232,102 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 	}
 	return nil
 }
+
+// prefetch reads, concurrently, what building the transaction of reqs
+// will read and the store does not know: the heads of the sessions it
+// touches, then the entries it acknowledges, then their bodies' reference
+// counts. Without it each acknowledgement would cost two round trips in
+// turn. What it reads is checked at commit like anything known.
+func (s *Store) prefetch(ctx context.Context, reqs []*commitReq) error {
+	var heads []string
+	for _, r := range reqs {
+		for i := range r.b.Ops {
+			op := &r.b.Ops[i]
+			switch op.Kind {
+			case store.OpEnqueue:
+				for _, d := range op.Deliveries {
+					heads = append(heads, s.headSubj(d.ClientID))
+				}
+			case store.OpAck, store.OpDeleteSession, store.OpSetInflight, store.OpAddQoS2In:
+				heads = append(heads, s.headSubj(op.ClientID))
+			}
+		}
+	}
+	if err := s.fetch(ctx, heads); err != nil {
+		return err
+	}
+	var entries []string
+	for _, r := range reqs {
+		for i := range r.b.Ops {
+			op := &r.b.Ops[i]
+			if op.Kind != store.OpAck {
+				continue
+			}
+			h := head{gen: 1}
+			if k := s.known[s.headSubj(op.ClientID)]; k.data != nil {
+				h, _ = decodeHead(k.data)
+			}
+			if op.Seq > 0 && op.Seq <= h.next {
+				entries = append(entries, s.entrySubj(op.ClientID, h.gen, op.Seq))
+			}
+		}
+	}
+	if err := s.fetch(ctx, entries); err != nil {
+		return err
+	}
+	var counts []string
+	for _, subj := range entries {
+		if k := s.known[subj]; k.data != nil {
+			if e, err := decodeEntry(k.data); err == nil {
+				counts = append(counts, s.countSubj(e.body))
+			}
+		}
+	}
+	return s.fetch(ctx, counts)
+}
+
+// fetch reads the subjects the store does not know, a few at a time, into
+// what it knows.
+func (s *Store) fetch(ctx context.Context, subjects []string) error {
+	var todo []string
+	seen := map[string]bool{}
+	for _, subj := range subjects {
+		if _, ok := s.known[subj]; !ok && !seen[subj] {
+			seen[subj] = true
+			todo = append(todo, subj)
+		}
+	}
+	if len(todo) < 2 {
+		return nil // one read costs the same here or in the transaction
+	}
+	got := make([]known, len(todo))
+	errs := make([]error, len(todo))
+	sem := make(chan struct{}, fetchParallel)
+	var wg sync.WaitGroup
+	for i, subj := range todo {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			data, seq, err := s.lastFor(ctx, subj)
+			if len(data) == 0 {
+				data = nil
+			}
+			got[i], errs[i] = known{data: data, seq: seq}, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for i, subj := range todo {
+		s.known[subj] = got[i]
+	}
+	return nil
+}
+
+// fetchParallel bounds the reads one commit has in flight at once.
+const fetchParallel = 32
 
 // learn records the values of a stored part; an atomic batch is stored at
 // consecutive stream sequences ending at last. A wrong guess would only
