@@ -222,10 +222,9 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 		}
 	}
 	for _, c := range x.cleanups {
-		if err := s.reclaim(ctx, c.id, c.gen, c.next); err != nil {
+		if err := s.reclaim(ctx, c); err != nil {
 			// The session is deleted (its generation moved on);
-			// what is left of the old one is garbage that the next
-			// DeleteSession of the same id reclaims.
+			// what is left of the old one is invisible garbage.
 			s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.reclaim })
 			s.opts.Logger.Warn("jsstore: reclaiming a deleted session's queue", "client", c.id, "err", err)
 		}
@@ -375,6 +374,7 @@ type txHead struct {
 type cleanup struct {
 	id        string
 	gen, next uint64 // the old generation and the last seq it handed out
+	released  bool   // its entries were released in the batch: only purge
 }
 
 // tx turns batch operations into the messages of one atomic batch. Reads
@@ -604,10 +604,66 @@ func (x *tx) deleteSession(id string) error {
 	}
 	th.created = nil
 	if hv.orig && th.h.gen == th.jsGen {
-		x.cleanups = append(x.cleanups, cleanup{id, th.jsGen, th.jsNext})
+		c := cleanup{id: id, gen: th.jsGen, next: th.jsNext}
+		if th.h.live <= inlineRelease {
+			// A short queue is released in this batch, so that
+			// no reference outlives the session whatever happens
+			// after the commit: only subjects are left to purge.
+			if err := x.releaseStored(id, th); err != nil {
+				return err
+			}
+			c.released = true
+		}
+		x.cleanups = append(x.cleanups, c)
 	}
 	th.h = head{gen: th.h.gen + 1}
 	x.putHead(id, th)
+	return nil
+}
+
+// inlineRelease is the longest queue DeleteSession releases within its
+// own batch (three messages per entry); a longer one is released after.
+const inlineRelease = 64
+
+// releaseStored releases the entries of the session's current generation
+// that are in the stream and still live in the transaction.
+func (x *tx) releaseStored(id string, th *txHead) error {
+	var subjects []string
+	err := x.s.eachEntry(x.ctx, id, th.h.gen, 0, th.h.next, 0, func(subj string, _ uint64, data []byte) bool {
+		if len(data) > 0 {
+			subjects = append(subjects, subj)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if err := x.s.fetch(x.ctx, subjects); err != nil {
+		return err
+	}
+	var bodies []string
+	for _, subj := range subjects {
+		if k, ok := x.s.known[subj]; ok && k.data != nil {
+			if e, err := decodeEntry(k.data); err == nil {
+				bodies = append(bodies, x.s.countSubj(e.body))
+			}
+		}
+	}
+	if err := x.s.fetch(x.ctx, bodies); err != nil {
+		return err
+	}
+	for _, subj := range subjects {
+		v, err := x.get(subj)
+		if err != nil {
+			return err
+		}
+		if v.data == nil {
+			continue // acknowledged earlier in the transaction
+		}
+		if err := x.unref(id, th, v); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -635,11 +691,28 @@ func (x *tx) messages() []pubMsg {
 	return out
 }
 
-// reclaim releases what generation gen of a deleted session still holds:
-// its entries' references (in atomic batches that also remove the
-// entries, so a reclaim cut short can run again), then every subject of
-// the generation.
-func (s *Store) reclaim(ctx context.Context, id string, gen, next uint64) error {
+// reclaim clears the generation a DeleteSession moved past: it releases
+// the entries of a long queue, then purges every subject of the
+// generation.
+func (s *Store) reclaim(ctx context.Context, c cleanup) error {
+	id, gen := c.id, c.gen
+	if !c.released {
+		if err := s.releaseAfter(ctx, id, gen, c.next); err != nil {
+			return err
+		}
+	}
+	for _, kind := range []string{"q", "i", "2"} {
+		if err := s.purge(ctx, s.genPrefix(kind, id, gen)+">"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseAfter releases the entries of a long queue whose session was
+// deleted, in atomic batches that also remove the entries, so that one cut
+// short can be run again.
+func (s *Store) releaseAfter(ctx context.Context, id string, gen, next uint64) error {
 	chunk := max(1, s.opts.MaxBatch/3)
 	var entries []string
 	flush := func() error {
@@ -661,14 +734,7 @@ func (s *Store) reclaim(ctx context.Context, id string, gen, next uint64) error 
 		return err
 	}
 	if len(entries) > 0 {
-		if err := flush(); err != nil {
-			return err
-		}
-	}
-	for _, kind := range []string{"q", "i", "2"} {
-		if err := s.purge(ctx, s.genPrefix(kind, id, gen)+">"); err != nil {
-			return err
-		}
+		return flush()
 	}
 	return nil
 }

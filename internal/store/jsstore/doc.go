@@ -43,12 +43,19 @@
 // grow by one per delivery as in the other stores.
 //
 // DeleteSession moves the head to a new generation in the batch: the
-// old queue, in-flight and QoS 2 subjects stop counting at once. Before
-// Commit returns, the old generation's entries are released (their
-// references dropped in atomic batches that also remove them, so that the
-// work can be redone) and its subjects purged. A process dying in between
-// leaves that garbage behind, invisible; the next DeleteSession of the
-// same client id reclaims it.
+// old queue, in-flight and QoS 2 subjects stop counting at once. A queue
+// of up to 64 entries is released in the same batch (entries removed,
+// reference counts dropped, bodies deleted with their last reference);
+// a longer one after the batch, before Commit returns, in atomic batches
+// that each remove the entries they release, so that the work can be
+// redone. The old generation's subjects are then purged. A process dying
+// in between leaves that garbage behind: invisible to every read, but
+// taking space (and, for a long queue, keeping its bodies).
+//
+// Before building a batch, the store reads what it needs and does not
+// know (the heads of the sessions the batch touches, the entries it
+// acknowledges, their reference counts) concurrently, a round of reads
+// per kind, not one round trip per operation.
 //
 // # Reads
 //

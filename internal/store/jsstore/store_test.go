@@ -418,3 +418,33 @@ func TestConcurrentReleases(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteQueues: a deleted session's references are released, for a
+// short queue in the delete's own batch and for a long one after it,
+// while the messages other sessions still hold stay.
+func TestDeleteQueues(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	s := open(t, connect(t, ns.ClientURL()), Options{})
+	const long = inlineRelease*2 + 10
+	seqs := enqueue(t, s, 0, long, "long", "keep")
+	enqueue(t, s, long, 5, "short", "keep")
+	var b store.Batch
+	b.Ack("long", seqs["long"][0])
+	b.DeleteSession("long")
+	b.DeleteSession("short")
+	commit(t, s, &b)
+	if n := messageCount(t, s); n != long+5 {
+		t.Fatalf("%d bodies, want the %d keep holds", n, long+5)
+	}
+	for _, id := range []string{"long", "short"} {
+		if n, _ := s.QueueLen(id); n != 0 {
+			t.Fatalf("%s QueueLen %d", id, n)
+		}
+	}
+	b.Reset()
+	b.DeleteSession("keep")
+	commit(t, s, &b)
+	if n := messageCount(t, s); n != 0 {
+		t.Fatalf("%d bodies after every queue went", n)
+	}
+}
