@@ -244,7 +244,7 @@ func (s *Store) Session(clientID string) (*store.SessionRecord, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
 	}
-	data, _, err := s.lastFor(context.Background(), s.sessionSubj(clientID))
+	data, _, err := s.lastFor(context.Background(), s.sessionSubj(clientID)) // the leader's, when replicated
 	if err != nil || len(data) == 0 {
 		return nil, err
 	}
@@ -258,9 +258,13 @@ func (s *Store) Sessions(fn func(*store.SessionRecord) error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
+	ctx, err := s.readCtx()
+	if err != nil {
+		return err
+	}
 	var all []*store.SessionRecord
 	var derr error
-	_, err := s.each(context.Background(), s.p+"s.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+	_, err = s.each(ctx, s.p+"s.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true
 		}
@@ -289,9 +293,13 @@ func (s *Store) Retained(fn func(*store.MessageRecord) error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
+	ctx, err := s.readCtx()
+	if err != nil {
+		return err
+	}
 	var all []*store.MessageRecord
 	var derr error
-	_, err := s.each(context.Background(), s.p+"r.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+	_, err = s.each(ctx, s.p+"r.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true
 		}
@@ -326,7 +334,10 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	if limit <= 0 {
 		return nil, nil
 	}
-	ctx := context.Background()
+	ctx, err := s.readCtx()
+	if err != nil {
+		return nil, err
+	}
 	h, ok, err := s.readHead(ctx, clientID)
 	if err != nil || !ok {
 		return nil, err
@@ -482,7 +493,10 @@ func (s *Store) eachPid(kind, clientID string, fn func(pid uint16, data []byte) 
 	if s.isClosed() {
 		return store.ErrClosed
 	}
-	ctx := context.Background()
+	ctx, err := s.readCtx()
+	if err != nil {
+		return err
+	}
 	h, ok, err := s.readHead(ctx, clientID)
 	if err != nil || !ok {
 		return err
@@ -511,8 +525,12 @@ func (s *Store) MessageCount() (int, error) {
 	if s.isClosed() {
 		return 0, store.ErrClosed
 	}
+	ctx, err := s.readCtx()
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	_, err := s.each(context.Background(), s.p+"c.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+	_, err = s.each(ctx, s.p+"c.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
 		if len(data) > 0 {
 			n++
 		}
