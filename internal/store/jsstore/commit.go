@@ -628,12 +628,8 @@ const inlineRelease = 64
 // releaseStored releases the entries of the session's current generation
 // that are in the stream and still live in the transaction.
 func (x *tx) releaseStored(id string, th *txHead) error {
-	ctx, err := x.s.readCtx()
-	if err != nil {
-		return err
-	}
 	var subjects []string
-	err = x.s.eachEntry(ctx, id, th.h.gen, 0, th.h.next, 0, func(subj string, _ uint64, data []byte) bool {
+	err := x.s.eachEntry(x.ctx, id, th.h.gen, 0, th.h.next, 0, func(subj string, _ uint64, data []byte) bool {
 		if len(data) > 0 {
 			subjects = append(subjects, subj)
 		}
@@ -717,10 +713,6 @@ func (s *Store) reclaim(ctx context.Context, c cleanup) error {
 // deleted, in atomic batches that also remove the entries, so that one cut
 // short can be run again.
 func (s *Store) releaseAfter(ctx context.Context, id string, gen, next uint64) error {
-	rctx, err := s.readCtx()
-	if err != nil {
-		return err
-	}
 	chunk := max(1, s.opts.MaxBatch/3)
 	var entries []string
 	flush := func() error {
@@ -729,7 +721,7 @@ func (s *Store) releaseAfter(ctx context.Context, id string, gen, next uint64) e
 		return err
 	}
 	var ferr error
-	err = s.eachEntry(rctx, id, gen, 0, next, 0, func(subj string, _ uint64, data []byte) bool {
+	err := s.eachEntry(ctx, id, gen, 0, next, 0, func(subj string, _ uint64, data []byte) bool {
 		if len(data) > 0 {
 			entries = append(entries, subj)
 		}

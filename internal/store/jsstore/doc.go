@@ -59,10 +59,17 @@
 //
 // # Reads
 //
-// Reads go to the stream with batched direct gets (AllowDirect), never to
-// memory: Scan reads the head for the current generation, then the
-// session's entries in stream order (which is sequence order) from a
-// known lower bound, then their bodies in one multi-subject request per
-// page, so a long queue is read page by page. With replicas above one,
-// direct gets may be answered by a follower a moment behind the leader.
+// Reads go to the stream, never to memory. Scan reads the head for the
+// current generation, then the session's entries in stream order (which
+// is sequence order) from a known lower bound (the entry asked for, or
+// where the last Scan stopped), one bucket of 1024 sequence numbers at a
+// time, then their bodies in one multi-subject request per page: a long
+// queue is read page by page, never whole.
+//
+// On a stream of one replica the reads are batched direct gets
+// (AllowDirect). With more, any replica may answer a direct get and a
+// follower may be a moment behind, without saying so; a node taking a
+// session over could then miss its last writes. So a replicated store
+// reads through the stream leader (the message get API), one message per
+// request: slower, but it sees every commit acknowledged before.
 package jsstore

@@ -244,7 +244,7 @@ func (s *Store) Session(clientID string) (*store.SessionRecord, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
 	}
-	data, _, err := s.lastFor(context.Background(), s.sessionSubj(clientID)) // the leader's, when replicated
+	data, _, err := s.lastFor(context.Background(), s.sessionSubj(clientID))
 	if err != nil || len(data) == 0 {
 		return nil, err
 	}
@@ -258,13 +258,10 @@ func (s *Store) Sessions(fn func(*store.SessionRecord) error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
-	ctx, err := s.readCtx()
-	if err != nil {
-		return err
-	}
+	ctx := context.Background()
 	var all []*store.SessionRecord
 	var derr error
-	_, err = s.each(ctx, s.p+"s.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+	_, err := s.each(ctx, s.p+"s.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true
 		}
@@ -293,13 +290,10 @@ func (s *Store) Retained(fn func(*store.MessageRecord) error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
-	ctx, err := s.readCtx()
-	if err != nil {
-		return err
-	}
+	ctx := context.Background()
 	var all []*store.MessageRecord
 	var derr error
-	_, err = s.each(ctx, s.p+"r.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+	_, err := s.each(ctx, s.p+"r.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true
 		}
@@ -334,10 +328,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	if limit <= 0 {
 		return nil, nil
 	}
-	ctx, err := s.readCtx()
-	if err != nil {
-		return nil, err
-	}
+	ctx := context.Background()
 	h, ok, err := s.readHead(ctx, clientID)
 	if err != nil || !ok {
 		return nil, err
@@ -493,10 +484,7 @@ func (s *Store) eachPid(kind, clientID string, fn func(pid uint16, data []byte) 
 	if s.isClosed() {
 		return store.ErrClosed
 	}
-	ctx, err := s.readCtx()
-	if err != nil {
-		return err
-	}
+	ctx := context.Background()
 	h, ok, err := s.readHead(ctx, clientID)
 	if err != nil || !ok {
 		return err
@@ -525,12 +513,9 @@ func (s *Store) MessageCount() (int, error) {
 	if s.isClosed() {
 		return 0, store.ErrClosed
 	}
-	ctx, err := s.readCtx()
-	if err != nil {
-		return 0, err
-	}
+	ctx := context.Background()
 	n := 0
-	_, err = s.each(ctx, s.p+"c.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+	_, err := s.each(ctx, s.p+"c.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
 		if len(data) > 0 {
 			n++
 		}

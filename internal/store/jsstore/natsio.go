@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
@@ -46,7 +45,6 @@ const (
 	hdrSubject = "Nats-Subject"
 	hdrSeq     = "Nats-Sequence"
 	hdrPending = "Nats-Num-Pending"
-	hdrLast    = "Nats-Last-Sequence"
 	hdrStatus  = "Status"
 )
 
@@ -138,60 +136,14 @@ func (s *Store) multiLast(ctx context.Context, subjects []string, fn func(subj s
 // matching the request were left after the last one sent; next is the
 // sequence after the last message delivered.
 func (s *Store) directBatch(ctx context.Context, req directReq, fn func(subj string, seq uint64, data []byte) bool) (n int, more bool, next uint64, stop bool, err error) {
-	b, ok := barrier(ctx)
-	if !ok {
-		return s.directBatchOnce(ctx, req, 0, fn)
+	if s.opts.Replicas > 1 {
+		return s.leaderBatch(ctx, req, fn)
 	}
-	// Buffered, so that what a replica behind the barrier answered is
-	// dropped, not half delivered.
-	type msg struct {
-		subj string
-		seq  uint64
-		data []byte
-	}
-	for range behindRetries {
-		var got []msg
-		n, more, next, _, err = s.directBatchOnce(ctx, req, b, func(subj string, seq uint64, data []byte) bool {
-			got = append(got, msg{subj, seq, data})
-			return true
-		})
-		if errors.Is(err, errBehind) {
-			time.Sleep(behindWait)
-			continue
-		}
-		if err != nil {
-			return n, more, next, false, err
-		}
-		if n == 0 && (req.NextBySubj != "" || len(req.MultiLast) > 0) {
-			// Nothing there, says a replica: ask the leader.
-			var m storedMsg
-			if req.NextBySubj != "" {
-				m, err = s.leaderGet(ctx, "", req.NextBySubj, req.Seq)
-			} else {
-				m, err = s.leaderGet(ctx, req.MultiLast[0], "", 0)
-			}
-			if err != nil {
-				return 0, false, next, false, err
-			}
-			if m.Seq != 0 {
-				time.Sleep(behindWait)
-				continue
-			}
-		}
-		for i, m := range got {
-			if !fn(m.subj, m.seq, m.data) {
-				return i + 1, true, m.seq + 1, true, nil
-			}
-		}
-		return n, more, next, false, nil
-	}
-	return 0, false, req.Seq, false, errBehind
+	return s.directBatchOnce(ctx, req, fn)
 }
 
-// directBatchOnce makes one batched direct get; with a barrier (not 0),
-// an answer from a replica whose last sequence is below it fails with
-// errBehind.
-func (s *Store) directBatchOnce(ctx context.Context, req directReq, barrier uint64, fn func(subj string, seq uint64, data []byte) bool) (n int, more bool, next uint64, stop bool, err error) {
+// directBatchOnce makes one batched direct get.
+func (s *Store) directBatchOnce(ctx context.Context, req directReq, fn func(subj string, seq uint64, data []byte) bool) (n int, more bool, next uint64, stop bool, err error) {
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
 	next = req.Seq
@@ -216,11 +168,6 @@ func (s *Store) directBatchOnce(ctx context.Context, req directReq, barrier uint
 			return n, false, next, false, nil
 		case "204": // end of batch
 			p, _ := strconv.ParseUint(m.Header.Get(hdrPending), 10, 64)
-			if barrier > 0 {
-				if l, _ := strconv.ParseUint(m.Header.Get(hdrLast), 10, 64); l < barrier {
-					return n, false, next, false, errBehind
-				}
-			}
 			return n, p > 0, next, false, nil
 		case "408":
 			return n, false, next, false, fmt.Errorf("jsstore: read %q: %s", req.NextBySubj, m.Header.Get("Description"))

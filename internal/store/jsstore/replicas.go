@@ -3,57 +3,16 @@ package jsstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"time"
 )
 
 // With replicas above one, any replica may answer a direct get, and a
 // follower may be a moment behind the leader: a node loading a session
-// another node has just written could miss its last writes. So, on a
-// replicated stream, single reads go to the leader (the stream message
-// get API), and a batched read is taken only from a replica that has
-// applied everything the leader had when the read began (its barrier,
-// the stream's last sequence); an empty answer is confirmed with the
-// leader.
-
-type barrierKey struct{}
-
-// errBehind is a batched read answered by a replica behind the barrier.
-var errBehind = errors.New("jsstore: replica behind the leader")
-
-// readCtx is the context of one read operation: on a replicated stream it
-// carries the barrier.
-func (s *Store) readCtx() (context.Context, error) {
-	ctx := context.Background()
-	if s.opts.Replicas <= 1 {
-		return ctx, nil
-	}
-	ctx2, cancel := s.reqCtx(ctx)
-	defer cancel()
-	r, err := s.nc.RequestWithContext(ctx2, "$JS.API.STREAM.INFO."+s.stream, nil)
-	if err != nil {
-		return nil, fmt.Errorf("jsstore: stream info: %w", err)
-	}
-	var info struct {
-		State struct {
-			LastSeq uint64 `json:"last_seq"`
-		} `json:"state"`
-		Error *apiError `json:"error"`
-	}
-	if err := json.Unmarshal(r.Data, &info); err != nil {
-		return nil, fmt.Errorf("jsstore: stream info: %w", err)
-	}
-	if info.Error != nil {
-		return nil, info.Error
-	}
-	return context.WithValue(ctx, barrierKey{}, info.State.LastSeq), nil
-}
-
-func barrier(ctx context.Context) (uint64, bool) {
-	b, ok := ctx.Value(barrierKey{}).(uint64)
-	return b, ok
-}
+// another node has just written could miss its last writes, or see an
+// acknowledged entry still there. Direct get answers say nothing of how
+// far their replica is, so on a replicated stream every read goes to the
+// leader through the stream message get API, one message per request:
+// slower, but what a commit acknowledged is what the next reader sees.
 
 type storedMsg struct {
 	Subject string `json:"subject"`
@@ -96,9 +55,36 @@ func (s *Store) leaderGet(ctx context.Context, last, next string, seq uint64) (s
 	return *resp.Message, nil
 }
 
-// behindRetries and behindWait bound the wait for a replica to catch up
-// before a read fails.
-const (
-	behindRetries = 50
-	behindWait    = 20 * time.Millisecond
-)
+// leaderBatch is directBatch read through the leader, one message per
+// request.
+func (s *Store) leaderBatch(ctx context.Context, req directReq, fn func(subj string, seq uint64, data []byte) bool) (n int, more bool, next uint64, stop bool, err error) {
+	next = req.Seq
+	if len(req.MultiLast) > 0 {
+		for _, subj := range req.MultiLast {
+			m, err := s.leaderGet(ctx, subj, "", 0)
+			if err != nil {
+				return n, false, next, false, err
+			}
+			if m.Seq == 0 {
+				continue
+			}
+			n++
+			if !fn(m.Subject, m.Seq, m.Data) {
+				return n, true, next, true, nil
+			}
+		}
+		return n, false, next, false, nil
+	}
+	for n < req.Batch {
+		m, err := s.leaderGet(ctx, "", req.NextBySubj, max(next, 1))
+		if err != nil || m.Seq == 0 {
+			return n, false, next, false, err
+		}
+		n++
+		next = m.Seq + 1
+		if !fn(m.Subject, m.Seq, m.Data) {
+			return n, true, next, true, nil
+		}
+	}
+	return n, true, next, false, nil
+}
