@@ -11,8 +11,8 @@ import (
 )
 
 // The benchmarks run each case on this store (an embedded nats-server,
-// R1, file storage) and on pebblestore with sync durability, the baseline
-// in the same run:
+// R1, file storage; and three embedded servers in one process, R3) and on
+// pebblestore with sync durability, the baseline in the same run:
 //
 //	go test -run '^$' -bench . -benchtime 2s ./internal/store/jsstore/
 
@@ -20,6 +20,14 @@ func benchStores(b *testing.B, f func(b *testing.B, s store.Store)) {
 	b.Run("store=jetstream", func(b *testing.B) {
 		ns := startNATS(b, b.TempDir(), -1)
 		f(b, open(b, connect(b, ns.ClientURL()), Options{}))
+	})
+	b.Run("store=jetstream-r3", func(b *testing.B) {
+		s, err := openReplicated(b, startCluster3(b), 0, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		f(b, s)
 	})
 	b.Run("store=pebble", func(b *testing.B) {
 		s, err := pebblestore.Open(b.TempDir(), pebblestore.Options{Durability: store.Sync, Logger: quiet()})

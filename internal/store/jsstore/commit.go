@@ -629,7 +629,7 @@ const inlineRelease = 64
 // that are in the stream and still live in the transaction.
 func (x *tx) releaseStored(id string, th *txHead) error {
 	var subjects []string
-	err := x.s.eachEntry(x.ctx, id, th.h.gen, 0, th.h.next, 0, func(subj string, _ uint64, data []byte) bool {
+	err := x.s.eachEntry(x.ctx, id, th.h.gen, 0, th.h.next, 0, inlineRelease+1, func(subj string, _ uint64, data []byte) bool {
 		if len(data) > 0 {
 			subjects = append(subjects, subj)
 		}
@@ -721,7 +721,7 @@ func (s *Store) releaseAfter(ctx context.Context, id string, gen, next uint64) e
 		return err
 	}
 	var ferr error
-	err := s.eachEntry(ctx, id, gen, 0, next, 0, func(subj string, _ uint64, data []byte) bool {
+	err := s.eachEntry(ctx, id, gen, 0, next, 0, chunk, func(subj string, _ uint64, data []byte) bool {
 		if len(data) > 0 {
 			entries = append(entries, subj)
 		}

@@ -175,8 +175,9 @@ func (s *Store) bucketPrefix(id string, gen, bucket uint64) string {
 // eachEntry calls fn for the entry subjects of generation gen of a queue,
 // tombstones included, from bucket first to the one of seq last, in
 // sequence order, reading from stream sequence start on (a lower bound of
-// where they are). It stops when fn returns false.
-func (s *Store) eachEntry(ctx context.Context, id string, gen, first, last, start uint64, fn func(subj string, stream uint64, data []byte) bool) error {
+// where they are), asking for want at a time. It stops when fn returns
+// false.
+func (s *Store) eachEntry(ctx context.Context, id string, gen, first, last, start uint64, want int, fn func(subj string, stream uint64, data []byte) bool) error {
 	stop := false
 	wrap := func(subj string, stream uint64, data []byte) bool {
 		stop = !fn(subj, stream, data)
@@ -184,7 +185,7 @@ func (s *Store) eachEntry(ctx context.Context, id string, gen, first, last, star
 	}
 	for b := first; b <= last/bucketSize && !stop; b++ {
 		n := 0
-		_, err := s.each(ctx, s.bucketPrefix(id, gen, b)+"*", start, s.opts.ReadBatch, func(subj string, stream uint64, data []byte) bool {
+		_, err := s.each(ctx, s.bucketPrefix(id, gen, b)+"*", start, want, func(subj string, stream uint64, data []byte) bool {
 			n++
 			return wrap(subj, stream, data)
 		})
@@ -353,7 +354,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	}
 	var page []found
 	var derr error
-	err = s.eachEntry(ctx, clientID, h.gen, from/bucketSize, h.next, start, func(subj string, stream uint64, data []byte) bool {
+	err = s.eachEntry(ctx, clientID, h.gen, from/bucketSize, h.next, start, limit, func(subj string, stream uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true
 		}

@@ -19,7 +19,7 @@ func TestModel(t *testing.T) {
 	// A seed is slow here (each step reads the whole state back over
 	// NATS, a few hundred round trips), so on a loaded machine one seed
 	// may be all the budget allows.
-	cfg := storetest.Config{Seeds: 100, Ops: 150, Budget: 30 * time.Second, MinSeeds: 1}
+	cfg := storetest.Config{Seeds: 100, Ops: 150, Budget: 20 * time.Second, MinSeeds: 1}
 	if testing.Short() {
 		cfg.Seeds, cfg.Budget = 10, 15*time.Second
 	}

@@ -16,7 +16,7 @@ import (
 
 // startCluster3 runs three embedded nats-servers with JetStream, routed
 // into one cluster.
-func startCluster3(t *testing.T) []*server.Server {
+func startCluster3(t testing.TB) []*server.Server {
 	t.Helper()
 	var ports []int
 	for range 3 {
@@ -54,7 +54,7 @@ func startCluster3(t *testing.T) []*server.Server {
 
 // openReplicated opens a store with three replicas on the cluster through
 // server i, waiting for JetStream's meta leader to be elected.
-func openReplicated(t *testing.T, servers []*server.Server, i int, prefix string) (store.Store, error) {
+func openReplicated(t testing.TB, servers []*server.Server, i int, prefix string) (store.Store, error) {
 	nc := connect(t, servers[i].ClientURL())
 	deadline := time.Now().Add(30 * time.Second)
 	for {
