@@ -53,17 +53,19 @@ func (s *Store) CommitAsync(b *store.Batch, done func(error)) {
 // committer goroutine; CommitAsync's on the notifier, queued there in
 // commit order.
 func (s *Store) push(r *commitReq, sync bool) {
+	cb := r.done
 	if !sync {
-		cb := r.done
 		r.done = func(err error) { s.notify.Push(nil, func(error) { cb(err) }) }
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		if sync {
-			r.done(store.ErrClosed)
+			cb(store.ErrClosed)
 		} else {
-			s.notify.Push(nil, r.done) // Notifier calls it at once with ErrClosed when closing
+			// Queued behind the callbacks still to run, or at once
+			// if the notifier has stopped: ErrClosed either way.
+			s.notify.Push(nil, func(error) { cb(store.ErrClosed) })
 		}
 		return
 	}
@@ -552,7 +554,9 @@ func (x *tx) unref(id string, th *txHead, v *val) error {
 		v.order = x.n
 		x.n++
 	}
-	th.h.live--
+	if th.h.live > 0 {
+		th.h.live--
+	}
 	x.putHead(id, th)
 	return x.release(e.body)
 }
