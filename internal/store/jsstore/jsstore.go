@@ -138,9 +138,17 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	}
 	octx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	if _, err := js.CreateOrUpdateStream(octx, cfg); err != nil {
+	st, err := js.CreateOrUpdateStream(octx, cfg)
+	if err != nil {
 		s.notify.Close()
 		return nil, fmt.Errorf("jsstore: stream %s: %w", s.stream, err)
+	}
+	// A server that does not know a setting leaves it out of the stream
+	// it returns; without atomic batches, a batch's messages would be
+	// stored one by one.
+	if got := st.CachedInfo().Config; !got.AllowAtomicPublish || !got.AllowMsgTTL || !got.AllowDirect {
+		s.notify.Close()
+		return nil, fmt.Errorf("jsstore: stream %s: the NATS server does not support atomic batch publish and per-message TTLs (nats-server 2.12 or later is needed)", s.stream)
 	}
 	go s.committer()
 	return s, nil
