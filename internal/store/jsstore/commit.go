@@ -205,9 +205,11 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 		seq, err := s.publishBatch(ctx, part)
 		if err != nil {
 			if start > 0 {
-				// Earlier parts are stored: what is known may be stale.
+				// Earlier parts are stored: what is known may be
+				// stale, and the batch must not be built again
+				// (so no errConflict wrapped, which would retry).
 				clear(s.known)
-				err = fmt.Errorf("jsstore: batch of %d messages applied in part: %w", len(msgs), err)
+				err = fmt.Errorf("jsstore: batch of %d messages applied in part: %v", len(msgs), err)
 			}
 			return err
 		}
