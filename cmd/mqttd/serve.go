@@ -77,7 +77,7 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 		opts.Cluster = node
 	}
 	recoveryStart := time.Now()
-	st, storeMetrics, err := startStore(cfg, log, reg)
+	st, storeMetrics, err := startStore(cfg, node, log, reg)
 	if err != nil {
 		log.Error("cannot open the store", "err", err)
 		return exitFailure

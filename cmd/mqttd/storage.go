@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqttd/mqttd/internal/cluster"
 	"github.com/mqttd/mqttd/internal/config"
 	"github.com/mqttd/mqttd/internal/store"
+	"github.com/mqttd/mqttd/internal/store/jsstore"
 	"github.com/mqttd/mqttd/internal/store/pebblestore"
 )
 
@@ -65,9 +70,56 @@ func closeStore(st store.Store, log *slog.Logger) int {
 	return exitOK
 }
 
+// openJetStreamStore opens the session store on the cluster's JetStream
+// (storage.type jetstream), on a NATS connection of its own, with the
+// cluster's prefix and replicas.
+func openJetStreamStore(cfg *config.Config, node *cluster.Node, log *slog.Logger, reg prometheus.Registerer) (store.Store, error) {
+	if node == nil {
+		return nil, errors.New("storage.type jetstream needs cluster.nats")
+	}
+	nc, err := node.DialStore()
+	if err != nil {
+		return nil, err
+	}
+	prefix, replicas := node.StoreOptions()
+	m := jsstore.NewMetrics()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.JetStreamTimeout)
+	defer cancel()
+	st, err := jsstore.Open(ctx, nc, jsstore.Options{Prefix: prefix, Replicas: replicas,
+		Timeout: cfg.Storage.JetStreamTimeout, MaxBatch: cfg.Storage.JetStreamMaxBatch, Logger: log, Metrics: m})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := reg.Register(m); err != nil {
+		st.Close()
+		nc.Close()
+		return nil, err
+	}
+	log.Info("store opened on JetStream", "prefix", prefix, "replicas", replicas)
+	return connStore{st, nc}, nil
+}
+
+// connStore closes the store's own NATS connection after the store.
+type connStore struct {
+	*jsstore.Store
+	nc *nats.Conn
+}
+
+func (c connStore) Close() error {
+	err := c.Store.Close()
+	c.nc.Close()
+	return err
+}
+
 // startStore opens the store and registers its metrics on reg; both are
-// nil for storage.type memory.
-func startStore(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (store.Store, *pebblestore.Metrics, error) {
+// nil for storage.type memory, and the pebble metrics are nil for
+// storage.type jetstream (node: the cluster node, nil without a cluster).
+func startStore(cfg *config.Config, node *cluster.Node, log *slog.Logger, reg prometheus.Registerer) (store.Store, *pebblestore.Metrics, error) {
+	if cfg.Storage.Type == config.StorageJetStream {
+		st, err := openJetStreamStore(cfg, node, log, reg)
+		return st, nil, err
+	}
 	if cfg.Storage.Type == config.StorageMemory {
 		st, err := openStore(cfg, log, nil)
 		return st, nil, err

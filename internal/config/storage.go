@@ -11,11 +11,15 @@ import (
 // directory (under systemd, /var/lib/mqttd), not the config file's: the
 // store is state, not configuration.
 type Storage struct {
-	Type         string        `mapstructure:"type" doc:"pebble (on disk: sessions, queued and retained messages survive a restart or crash) or memory (all of it is lost at exit)"`
+	Type         string        `mapstructure:"type" doc:"pebble (on disk: sessions, queued and retained messages survive a restart or crash), memory (all of it is lost at exit) or jetstream (in the NATS JetStream of cluster.nats, shared by the cluster's nodes, with cluster.prefix and cluster.replicas; a session survives the loss of its node)"`
 	Dir          string        `mapstructure:"dir" doc:"directory of the pebble store; a relative one is relative to the working directory (/var/lib/mqttd under the systemd unit and in the container, so /var/lib/mqttd/data/store); one mqttd per directory"`
 	Durability   string        `mapstructure:"durability" doc:"sync: QoS 1/2 acknowledged after fsync (nothing acknowledged is lost); interval: fsync every sync-interval (a crash loses up to that much); none: never fsynced before a clean stop (a crash loses recent writes)"`
 	SyncInterval time.Duration `mapstructure:"sync-interval" doc:"durability interval: longest time between fsyncs, the loss window of a crash"`
 	OnCorrupt    string        `mapstructure:"on-corrupt" doc:"a store that cannot be read: fail (refuse to start, naming the directory) or quarantine (move it to DIR.corrupt-TIME, start empty, log an error)"`
+	// JetStreamTimeout and JetStreamMaxBatch apply to storage.type
+	// jetstream only.
+	JetStreamTimeout  time.Duration `mapstructure:"jetstream-timeout" doc:"storage.type jetstream: longest wait for JetStream to store a commit (or answer a read); past it the commit fails and QoS 1/2 is not acknowledged"`
+	JetStreamMaxBatch int           `mapstructure:"jetstream-max-batch" doc:"storage.type jetstream: most messages in one atomic batch, at most the NATS servers' jetstream max_batch_size (1000 by default); a commit needing more (a message queued for hundreds of sessions) is stored in several parts"`
 }
 
 // Storage types, durability modes and on-corrupt actions, as written in
@@ -23,13 +27,16 @@ type Storage struct {
 const (
 	StoragePebble = "pebble"
 	StorageMemory = "memory"
+	// StorageJetStream keeps sessions in the cluster's NATS JetStream.
+	StorageJetStream = "jetstream"
 )
 
 // DefaultStorage is the built-in storage section.
 func DefaultStorage() Storage {
 	// data/ holds all of mqttd's state: the store here, the plugins' event
 	// spools in data/events (DefaultSpoolRoot).
-	return Storage{Type: StoragePebble, Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail"}
+	return Storage{Type: StoragePebble, Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail",
+		JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
 }
 
 // validateStorage checks and normalises the storage section.
@@ -46,8 +53,18 @@ func (l *loader) validateStorage(c *Config) []error {
 			add(l.errorf("storage.dir", "is empty (set the directory of the store, e.g. /var/lib/mqttd/data/store, or set storage.type: memory to keep nothing across restarts)"))
 		}
 	case StorageMemory:
+	case StorageJetStream:
+		if !c.Cluster.Enabled() {
+			add(l.errorf("storage.type", "jetstream needs cluster.nats (the NATS servers whose JetStream holds the sessions); without a cluster use pebble"))
+		}
 	default:
-		add(l.errorf("storage.type", "%q is not a storage type (use pebble to keep sessions and messages across restarts, or memory)", s.Type))
+		add(l.errorf("storage.type", "%q is not a storage type (use pebble to keep sessions and messages across restarts, memory, or jetstream in a cluster)", s.Type))
+	}
+	if s.JetStreamTimeout <= 0 {
+		add(l.errorf("storage.jetstream-timeout", "%s must be positive (e.g. 5s)", s.JetStreamTimeout))
+	}
+	if s.JetStreamMaxBatch < 3 {
+		add(l.errorf("storage.jetstream-max-batch", "%d is too small (use at least 3, e.g. 1000)", s.JetStreamMaxBatch))
 	}
 	switch s.Durability {
 	case "sync", "interval", "none":

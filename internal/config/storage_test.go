@@ -13,7 +13,8 @@ func TestStorageDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Storage{Type: "pebble", Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail"}
+	want := Storage{Type: "pebble", Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail",
+		JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
 	if c.Storage != want {
 		t.Errorf("default storage = %+v, want %+v", c.Storage, want)
 	}
@@ -27,7 +28,8 @@ func TestStorageFromFileAndEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Storage{Type: "pebble", Dir: "/srv/mqttd", Durability: "interval", SyncInterval: 250 * time.Millisecond, OnCorrupt: "quarantine"}
+	want := Storage{Type: "pebble", Dir: "/srv/mqttd", Durability: "interval", SyncInterval: 250 * time.Millisecond, OnCorrupt: "quarantine",
+		JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
 	if c.Storage != want {
 		t.Errorf("storage = %+v, want %+v", c.Storage, want)
 	}
@@ -42,6 +44,9 @@ func TestStorageErrors(t *testing.T) {
 		{"storage: {sync-interval: 0s}", `storage.sync-interval: 0s must be positive`},
 		{"storage: {on-corrupt: ignore}", `storage.on-corrupt: "ignore" is not an action (use fail or quarantine)`},
 		{"storage: {dirr: x}", `unknown key "storage.dirr" (did you mean "storage.dir"?`},
+		{"storage: {type: jetstream}", `storage.type: jetstream needs cluster.nats`},
+		{"storage: {jetstream-timeout: 0s}", `storage.jetstream-timeout: 0s must be positive`},
+		{"storage: {jetstream-max-batch: 1}", `storage.jetstream-max-batch: 1 is too small`},
 	} {
 		t.Run(tc.content, func(t *testing.T) {
 			isolate(t)
@@ -51,6 +56,13 @@ func TestStorageErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("jetstream in a cluster needs no dir", func(t *testing.T) {
+		isolate(t)
+		c, err := Load(writeFile(t, t.TempDir(), "mqttd.yaml", "cluster: {nats: [\"nats://127.0.0.1:4222\"]}\nstorage: {type: JetStream, dir: \"\", jetstream-timeout: 2s, jetstream-max-batch: 500}\n"))
+		if err != nil || c.Storage.Type != StorageJetStream || c.Storage.JetStreamTimeout != 2*time.Second || c.Storage.JetStreamMaxBatch != 500 {
+			t.Errorf("Load = %+v, %v; want storage.type jetstream accepted with cluster.nats", c, err)
+		}
+	})
 	t.Run("memory needs no dir", func(t *testing.T) {
 		isolate(t)
 		c, err := Load(writeFile(t, t.TempDir(), "mqttd.yaml", "storage: {type: memory, dir: \"\"}\n"))

@@ -1,0 +1,289 @@
+package jsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+)
+
+// The JetStream requests this store makes itself, below the nats.go
+// jetstream package: batched direct gets (one request, many messages) and
+// atomic batch publishes, which that package does not offer.
+
+// errConflict is a failed compare-and-set: another writer changed a
+// subject this store had read. The commit is retried from fresh reads.
+var errConflict = errors.New("jsstore: concurrent write")
+
+// errNotConnected fails a commit at once while the connection is down:
+// nats.go would buffer the publishes and send them on reconnect, which
+// could apply a batch already reported as failed.
+var errNotConnected = errors.New("jsstore: not connected to NATS")
+
+// apiError is a JetStream API error response.
+type apiError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("jsstore: jetstream: %s (%d/%d)", e.Description, e.Code, e.ErrCode)
+}
+
+// JetStream error codes this store acts on.
+const (
+	errCodeWrongLastSeq  = 10071 // expected last subject sequence did not match
+	errCodeWrongLastSeqC = 10164 // the same, as a constant error
+)
+
+const (
+	hdrSubject = "Nats-Subject"
+	hdrSeq     = "Nats-Sequence"
+	hdrPending = "Nats-Num-Pending"
+	hdrStatus  = "Status"
+)
+
+// lastFor returns the last message on subject subj: its data and stream
+// sequence, or seq 0 when there is none.
+func (s *Store) lastFor(ctx context.Context, subj string) ([]byte, uint64, error) {
+	if s.opts.Replicas > 1 {
+		m, err := s.leaderGet(ctx, subj, "", 0)
+		return m.Data, m.Seq, err
+	}
+	ctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	m, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.stream+"."+subj, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("jsstore: get %s: %w", subj, err)
+	}
+	switch m.Header.Get(hdrStatus) {
+	case "":
+	case "404":
+		return nil, 0, nil
+	default:
+		return nil, 0, fmt.Errorf("jsstore: get %s: status %s %s", subj, m.Header.Get(hdrStatus), m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("jsstore: get %s: bad sequence header: %w", subj, err)
+	}
+	return m.Data, seq, nil
+}
+
+// nextFor returns the subject and stream sequence of the first message at
+// or after from on a subject matching filter, or seq 0 when there is none.
+func (s *Store) nextFor(ctx context.Context, filter string, from uint64) (string, uint64, error) {
+	if s.opts.Replicas > 1 {
+		m, err := s.leaderGet(ctx, "", filter, max(from, 1))
+		return m.Subject, m.Seq, err
+	}
+	ctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	body, _ := json.Marshal(directReq{Seq: max(from, 1), NextBySubj: filter})
+	m, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.stream, body)
+	if err != nil {
+		return "", 0, fmt.Errorf("jsstore: get next %s: %w", filter, err)
+	}
+	switch m.Header.Get(hdrStatus) {
+	case "":
+	case "404":
+		return "", 0, nil
+	default:
+		return "", 0, fmt.Errorf("jsstore: get next %s: status %s %s", filter, m.Header.Get(hdrStatus), m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("jsstore: get next %s: bad sequence header: %w", filter, err)
+	}
+	return m.Header.Get(hdrSubject), seq, nil
+}
+
+type directReq struct {
+	Seq        uint64   `json:"seq,omitempty"`
+	NextBySubj string   `json:"next_by_subj,omitempty"`
+	Batch      int      `json:"batch,omitempty"`
+	MultiLast  []string `json:"multi_last,omitempty"`
+}
+
+// each calls fn for the messages on subjects matching filter from stream
+// sequence from on, in stream order, reading up to batch messages per
+// request, until fn returns false or the messages run out. It returns the
+// sequence to continue from.
+func (s *Store) each(ctx context.Context, filter string, from uint64, batch int, fn func(subj string, seq uint64, data []byte) bool) (uint64, error) {
+	batch = max(1, min(batch, s.opts.ReadBatch))
+	for {
+		n, more, next, stop, err := s.directBatch(ctx, directReq{Seq: max(from, 1), NextBySubj: filter, Batch: batch}, fn)
+		if err != nil || stop || !more || n == 0 {
+			return next, err
+		}
+		from = next
+	}
+}
+
+// multiLast calls fn for the last message of each of subjects (literal
+// subjects, at most ReadBatch of them) that has one.
+func (s *Store) multiLast(ctx context.Context, subjects []string, fn func(subj string, seq uint64, data []byte) bool) error {
+	_, _, _, _, err := s.directBatch(ctx, directReq{MultiLast: subjects, Batch: len(subjects)}, fn)
+	return err
+}
+
+// directBatch makes one batched direct get. more says whether messages
+// matching the request were left after the last one sent; next is the
+// sequence after the last message delivered.
+func (s *Store) directBatch(ctx context.Context, req directReq, fn func(subj string, seq uint64, data []byte) bool) (n int, more bool, next uint64, stop bool, err error) {
+	if s.opts.Replicas > 1 {
+		return s.leaderBatch(ctx, req, fn)
+	}
+	return s.directBatchOnce(ctx, req, fn)
+}
+
+// directBatchOnce makes one batched direct get.
+func (s *Store) directBatchOnce(ctx context.Context, req directReq, fn func(subj string, seq uint64, data []byte) bool) (n int, more bool, next uint64, stop bool, err error) {
+	ctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	next = req.Seq
+	body, _ := json.Marshal(req)
+	inbox := s.nc.NewInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return 0, false, next, false, fmt.Errorf("jsstore: read: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+s.stream, inbox, body); err != nil {
+		return 0, false, next, false, fmt.Errorf("jsstore: read: %w", err)
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return n, false, next, false, fmt.Errorf("jsstore: read %q: %w", req.NextBySubj, err)
+		}
+		switch m.Header.Get(hdrStatus) {
+		case "":
+		case "404":
+			return n, false, next, false, nil
+		case "204": // end of batch
+			p, _ := strconv.ParseUint(m.Header.Get(hdrPending), 10, 64)
+			return n, p > 0, next, false, nil
+		case "408":
+			return n, false, next, false, fmt.Errorf("jsstore: read %q: %s", req.NextBySubj, m.Header.Get("Description"))
+		default:
+			return n, false, next, false, fmt.Errorf("jsstore: read %q: status %s %s", req.NextBySubj, m.Header.Get(hdrStatus), m.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+		if err != nil {
+			return n, false, next, false, fmt.Errorf("jsstore: read: bad sequence header: %w", err)
+		}
+		n++
+		next = seq + 1
+		if !fn(m.Header.Get(hdrSubject), seq, m.Data) {
+			// The rest of the batch is dropped with the subscription.
+			return n, true, next, true, nil
+		}
+	}
+}
+
+// pubMsg is one message of an atomic batch.
+type pubMsg struct {
+	subj   string
+	data   []byte // nil: a tombstone
+	cas    bool   // publish only if the subject's last sequence is expect
+	expect uint64
+}
+
+type pubAck struct {
+	Stream string    `json:"stream"`
+	Seq    uint64    `json:"seq"`
+	Count  int       `json:"count"`
+	Error  *apiError `json:"error"`
+}
+
+// publishBatch publishes msgs as one JetStream atomic batch: all stored or
+// none. It returns the stream sequence of the last message.
+func (s *Store) publishBatch(ctx context.Context, msgs []pubMsg) (uint64, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	if !s.nc.IsConnected() {
+		return 0, errNotConnected
+	}
+	ctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	id := nuid.Next()
+	for i := range msgs {
+		p := &msgs[i]
+		m := nats.NewMsg(p.subj)
+		m.Data = p.data
+		m.Header["Nats-Batch-Id"] = []string{id}
+		m.Header["Nats-Batch-Sequence"] = []string{strconv.Itoa(i + 1)}
+		if p.cas {
+			m.Header["Nats-Expected-Last-Subject-Sequence"] = []string{strconv.FormatUint(p.expect, 10)}
+		}
+		if p.data == nil {
+			// A tombstone only has to outlive nothing: the subject
+			// keeps one message, which it replaced, and an empty
+			// subject reads the same as a tombstone.
+			m.Header["Nats-TTL"] = []string{s.opts.TombstoneTTL.String()}
+		}
+		if i < len(msgs)-1 {
+			if err := s.nc.PublishMsg(m); err != nil {
+				return 0, fmt.Errorf("jsstore: publish: %w", err)
+			}
+			continue
+		}
+		m.Header["Nats-Batch-Commit"] = []string{"1"}
+		r, err := s.nc.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return 0, fmt.Errorf("jsstore: commit: %w", err)
+		}
+		var ack pubAck
+		if err := json.Unmarshal(r.Data, &ack); err != nil {
+			return 0, fmt.Errorf("jsstore: commit: bad acknowledgement %q: %w", r.Data, err)
+		}
+		if ack.Error != nil {
+			if ack.Error.ErrCode == errCodeWrongLastSeq || ack.Error.ErrCode == errCodeWrongLastSeqC {
+				return 0, fmt.Errorf("%w: %v", errConflict, ack.Error)
+			}
+			return 0, ack.Error
+		}
+		if ack.Count != len(msgs) {
+			return 0, fmt.Errorf("jsstore: commit: %d of %d messages acknowledged", ack.Count, len(msgs))
+		}
+		return ack.Seq, nil
+	}
+	return 0, nil
+}
+
+// purge removes every message on subjects matching filter.
+func (s *Store) purge(ctx context.Context, filter string) error {
+	ctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	body, _ := json.Marshal(struct {
+		Filter string `json:"filter"`
+	}{filter})
+	r, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+s.stream, body)
+	if err != nil {
+		return fmt.Errorf("jsstore: purge %s: %w", filter, err)
+	}
+	var resp struct {
+		Error *apiError `json:"error"`
+	}
+	if err := json.Unmarshal(r.Data, &resp); err != nil {
+		return fmt.Errorf("jsstore: purge %s: %w", filter, err)
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	return nil
+}
+
+func (s *Store) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.opts.Timeout)
+}
