@@ -20,6 +20,9 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 		counter("mqttd_cluster_forward_failed_total", "messages not handed to the other nodes (too large, topic too long, NATS out of reach)", &s.ForwardFailed),
 		counter("mqttd_cluster_retained_failed_total", "retained messages not stored in the cluster's bucket (a client's publish of one is refused)", &s.RetainFailed),
 		counter("mqttd_cluster_claim_failed_total", "client ids this node could not claim in the cluster", &s.ClaimFailed),
+		counter("mqttd_cluster_handovers_total", "persistent sessions another node let go of for a client that connected here (shared store)", &s.HandedOver),
+		counter("mqttd_cluster_handover_refused_total", "CONNECTs refused because the node holding the session did not let it go within cluster.handover-timeout", &s.HandoverRefused),
+		counter("mqttd_cluster_sessions_adopted_total", "persistent sessions of dead nodes this node loaded (shared store)", &s.Adopted),
 		counter("mqttd_cluster_malformed_total", "messages from other nodes or the retained bucket that did not decode", &s.RemoteBad),
 	} {
 		if err := reg.Register(c); err != nil {

@@ -33,6 +33,9 @@ type Options struct {
 	// RetryMax caps the wait between attempts to reach NATS at start
 	// (default 10 s).
 	RetryMax time.Duration
+	// HandoverTimeout bounds how long a CONNECT waits for the node that
+	// holds its session in a shared store to let it go (default 5 s).
+	HandoverTimeout time.Duration
 }
 
 // opTimeout bounds one JetStream operation made on a client's behalf.
@@ -73,6 +76,10 @@ type Stats struct {
 	RemoteBad     atomic.Int64 // messages from other nodes that did not decode
 	RetainFailed  atomic.Int64 // retained messages not stored in their bucket
 	ClaimFailed   atomic.Int64 // client ids this node could not take ownership of
+	// With a shared store (handover.go):
+	HandedOver      atomic.Int64 // sessions another node let go of for a client connecting here
+	HandoverRefused atomic.Int64 // CONNECTs refused: the node holding the session did not let go within the handover timeout
+	Adopted         atomic.Int64 // sessions of dead nodes loaded here
 }
 
 // Open connects to NATS, retrying with backoff until it answers or ctx
@@ -90,6 +97,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = 10 * time.Second
+	}
+	if o.HandoverTimeout <= 0 {
+		o.HandoverTimeout = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -245,6 +255,10 @@ func (n *Node) Start(ctx context.Context, b *mqtt.Broker) error {
 	}
 	n.wg.Add(1)
 	go n.lease.keep()
+	if b.SharesStore() {
+		n.wg.Add(1)
+		go n.owners.adopter()
+	}
 	return nil
 }
 

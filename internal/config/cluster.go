@@ -17,6 +17,8 @@ type Cluster struct {
 	Replicas    int           `mapstructure:"replicas" doc:"JetStream replicas of the cluster's buckets (1 to 5; 3 in production)"`
 	Prefix      string        `mapstructure:"prefix" doc:"prefix of the NATS subjects and JetStream buckets, so several clusters can share one NATS"`
 	NodeLease   time.Duration `mapstructure:"node-lease" doc:"how long a node's claim on its name outlives the node; a restarted node waits up to this long for a crashed predecessor's claim"`
+	// HandoverTimeout matters with a store the nodes share.
+	HandoverTimeout time.Duration `mapstructure:"handover-timeout" doc:"with a shared store: how long a CONNECT waits for the node holding its session to let it go; past it the client is refused (server unavailable) while that node's lease is held"`
 }
 
 // ClusterTLS is the client side of TLS towards NATS. Relative paths resolve
@@ -59,6 +61,9 @@ func (l *loader) validateCluster(c *Config) []error {
 	chk.intRange("cluster.replicas", cl.Replicas, 1, 5)
 	if cl.NodeLease < time.Second {
 		add(l.errorf("cluster.node-lease", "%s is too short (use at least 1s, e.g. 10s)", cl.NodeLease))
+	}
+	if cl.HandoverTimeout < 100*time.Millisecond {
+		add(l.errorf("cluster.handover-timeout", "%s is too short (use at least 100ms, e.g. 5s)", cl.HandoverTimeout))
 	}
 	if (cl.TLS.Cert == "") != (cl.TLS.Key == "") {
 		add(l.errorf("cluster.tls", "cert and key go together (set both or neither)"))

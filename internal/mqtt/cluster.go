@@ -39,6 +39,15 @@ type Cluster interface {
 	Claim(clientID string)
 	// Release says the session of clientID ended on this node.
 	Release(clientID string)
+	// TakeOver is Claim when the nodes share the store (SharedStore): the
+	// node that held clientID closes its connection and, unless discard
+	// (a clean start), lets its session go, leaving it in the store, before
+	// TakeOver returns. handedOver says that node held a persistent
+	// session and published or cancelled its will itself. An error means
+	// that node is alive but did not answer in time: the CONNECT is
+	// refused. It is called without broker locks and calls back HandOver
+	// on the other node.
+	TakeOver(clientID string, discard bool) (handedOver bool, err error)
 }
 
 // forward passes a message the broker itself published (a will, one from
