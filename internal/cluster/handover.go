@@ -39,6 +39,8 @@ type handoverRequest struct {
 // and would not let go of.
 var errHandoverTimeout = errors.New("cluster: the node holding the session did not hand it over in time")
 
+var errNotStarted = errors.New("cluster: broker not started")
+
 // handOver answers a node that took a client id over, in a goroutine: the
 // broker waits for its store there.
 func (o *owners) handOver(m *nats.Msg) {
@@ -58,6 +60,7 @@ func (o *owners) handOver(m *nats.Msg) {
 		defer n.bg.Done()
 		had := false
 		if b := n.broker.Load(); b != nil {
+			n.routes.drain(b.Filters(req.ID), time.Now().Add(n.opts.HandoverTimeout/2))
 			had = b.HandOver(req.ID, req.Discard)
 		}
 		o.mu.Lock()
@@ -193,8 +196,8 @@ func (o *owners) adopter() {
 func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 	n := o.n
 	b := n.broker.Load()
-	if b == nil {
-		return nil
+	if b == nil || !b.Ready() {
+		return errNotStarted // looked at again next time
 	}
 	l, err := o.kv.ListKeys(ctx)
 	if err != nil {

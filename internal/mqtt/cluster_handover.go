@@ -240,3 +240,19 @@ func (b *Broker) syncStore() {
 // SharesStore reports whether the broker's store is shared by the nodes of
 // its cluster (Options.SharedStore).
 func (b *Broker) SharesStore() bool { return b.sharedStore() }
+
+// Filters lists the filters clientID's session on this node subscribes
+// to, or nil.
+func (b *Broker) Filters(clientID string) []string {
+	s, ok := b.store.Get(clientID)
+	if !ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs := make([]string, 0, len(s.subs))
+	for f := range s.subs {
+		fs = append(fs, f)
+	}
+	return fs
+}
