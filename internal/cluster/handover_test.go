@@ -451,3 +451,83 @@ func TestHandoverTimeout(t *testing.T) {
 		t.Fatal("session not present after a's lease ran out")
 	}
 }
+
+// Messages sent to the client on the first node and not acknowledged
+// there are in flight in the session: the node it moves to resends them
+// (DUP set) before anything queued after them.
+func TestInflightFollowsClient(t *testing.T) {
+	ns := startNATS(t)
+	st := memstore.New()
+	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
+
+	conn, err := net.DialTimeout("tcp", a.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unacked := make(chan string, 100)
+	first := pahov5.NewClient(pahov5.ClientConfig{Conn: conn, PacketTimeout: 10 * time.Second,
+		EnableManualAcknowledgment: true, // and never acknowledges
+		OnPublishReceived: []func(pahov5.PublishReceived) (bool, error){func(pr pahov5.PublishReceived) (bool, error) {
+			unacked <- string(pr.Packet.Payload)
+			return true, nil
+		}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := first.Connect(ctx, &pahov5.Connect{ClientID: "mover", KeepAlive: 30,
+		Properties: &pahov5.ConnectProperties{SessionExpiryInterval: ptr(uint32(3600))}}); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Disconnect(&pahov5.Disconnect{})
+	if _, err := first.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: "q/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := client(t, a.testNode, "pub", true)
+	for i := range 3 {
+		wait(t, "publish", pub.Publish("q/x", 1, false, payload(i)))
+	}
+	for i := range 3 {
+		if s := <-unacked; s != string(payload(i)) {
+			t.Fatalf("first connection got %q, want %q", s, payload(i))
+		}
+	}
+	// The in-flight records reach the store behind the sends.
+	waitFor(t, "in-flight ids stored", func() bool {
+		ids, _ := st.Inflight("mover")
+		return len(ids) == 3
+	})
+
+	type rcv struct {
+		payload string
+		dup     bool
+	}
+	got := make(chan rcv, 100)
+	conn2, err := net.DialTimeout("tcp", b.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := pahov5.NewClient(pahov5.ClientConfig{Conn: conn2, PacketTimeout: 10 * time.Second,
+		OnPublishReceived: []func(pahov5.PublishReceived) (bool, error){func(pr pahov5.PublishReceived) (bool, error) {
+			got <- rcv{string(pr.Packet.Payload), pr.Packet.Duplicate()}
+			return true, nil
+		}}})
+	ack, err := second.Connect(ctx, &pahov5.Connect{ClientID: "mover", KeepAlive: 30,
+		Properties: &pahov5.ConnectProperties{SessionExpiryInterval: ptr(uint32(3600))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Disconnect(&pahov5.Disconnect{})
+	if !ack.SessionPresent {
+		t.Fatal("session not present on b")
+	}
+	wait(t, "publish", pub.Publish("q/x", 1, false, payload(3)))
+	for i := range 4 {
+		select {
+		case r := <-got:
+			if r.payload != string(payload(i)) || r.dup != (i < 3) {
+				t.Fatalf("b sent %q dup=%v, want %q dup=%v", r.payload, r.dup, payload(i), i < 3)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d not delivered on b", i)
+		}
+	}
+}
