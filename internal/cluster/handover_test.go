@@ -16,6 +16,7 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/store"
 	"github.com/mqttd/mqttd/internal/store/memstore"
+	"github.com/mqttd/mqttd/internal/store/pebblestore"
 )
 
 // cutStore is a node's view of the shared store; cut makes every later
@@ -128,8 +129,19 @@ func expectSeq(t testing.TB, r *received, from, n int) {
 // to: session present, its subscription, and every message queued for it
 // on the first node, in order, none twice; the first node forgets it.
 func TestSessionFollowsClient(t *testing.T) {
+	t.Run("memstore", func(t *testing.T) { testSessionFollowsClient(t, memstore.New()) })
+	t.Run("pebblestore", func(t *testing.T) {
+		st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() }) // after the nodes' cleanups, registered later
+		testSessionFollowsClient(t, st)
+	})
+}
+
+func testSessionFollowsClient(t *testing.T, st store.Store) {
 	ns := startNATS(t)
-	st := memstore.New()
 	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
 
 	c, present := connect311(t, a.testNode, "mover", nil)
