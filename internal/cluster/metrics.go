@@ -1,6 +1,25 @@
 package cluster
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+)
+
+// brokerCounter reads a counter of the attached broker (0 before Start).
+type brokerCounter struct {
+	n *Node
+	f func(*mqtt.Broker) int64
+}
+
+func (c brokerCounter) Load() int64 {
+	if b := c.n.broker.Load(); b != nil {
+		return c.f(b)
+	}
+	return 0
+}
+
+func brokerCount(n *Node, f func(*mqtt.Broker) int64) brokerCounter { return brokerCounter{n, f} }
 
 // Register exports the node's state and failure counters on reg.
 func (n *Node) Register(reg prometheus.Registerer) error {
@@ -22,6 +41,7 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 		counter("mqttd_cluster_claim_failed_total", "client ids this node could not claim in the cluster", &s.ClaimFailed),
 		counter("mqttd_cluster_handovers_total", "persistent sessions another node let go of for a client that connected here (shared store)", &s.HandedOver),
 		counter("mqttd_cluster_handover_refused_total", "CONNECTs refused because the node holding the session did not let it go within cluster.handover-timeout", &s.HandoverRefused),
+		counter("mqttd_cluster_handover_duplicates_total", "messages both nodes queued while a session moved here, removed so the client gets them once", brokerCount(n, (*mqtt.Broker).HandoverDuplicates)),
 		counter("mqttd_cluster_sessions_adopted_total", "persistent sessions of dead nodes this node loaded (shared store)", &s.Adopted),
 		counter("mqttd_cluster_malformed_total", "messages from other nodes or the retained bucket that did not decode", &s.RemoteBad),
 	} {

@@ -8,6 +8,7 @@
 package mqtt
 
 import (
+	"hash/maphash"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -34,8 +35,9 @@ func (c *client) claimSession(cleanStart bool) error {
 		return nil
 	}
 	var pre *Session
+	var tail uint64
 	if !cleanStart {
-		pre = b.preload(id)
+		pre, tail = b.preload(id)
 	}
 	handedOver, err := b.opts.Cluster.TakeOver(id, cleanStart)
 	if err != nil {
@@ -47,7 +49,7 @@ func (c *client) claimSession(cleanStart bool) error {
 		c.refuseConnect(packets.ServerUnavailable, "the session is held by another node that did not hand it over")
 		return err
 	}
-	b.finishLoad(id, pre, !handedOver)
+	b.finishLoad(id, pre, tail, !handedOver)
 	return nil
 }
 
@@ -55,11 +57,13 @@ func (c *client) claimSession(cleanStart bool) error {
 // hold it, with its subscriptions in effect in the cluster but no will
 // (a will is the business of the node the client leaves) and not yet
 // resumable state: that is read again once the other node has let go.
-func (b *Broker) preload(clientID string) *Session {
+// tail is where its stored queue ended before this node subscribed for
+// it: what both nodes queue from there on may be there twice.
+func (b *Broker) preload(clientID string) (pre *Session, tail uint64) {
 	b.connMu.Lock()
 	if _, ok := b.store.Get(clientID); ok {
 		b.connMu.Unlock()
-		return nil
+		return nil, 0
 	}
 	r, err := b.disk.Session(clientID)
 	if err != nil {
@@ -67,16 +71,111 @@ func (b *Broker) preload(clientID string) *Session {
 	}
 	if r == nil {
 		b.connMu.Unlock()
-		return nil
+		return nil, 0
+	}
+	if tail, err = b.queueTail(clientID); err != nil {
+		b.storeFailed(err, "read queue", clientID)
 	}
 	s := newSession(clientID, false)
 	_, restored := b.restoreInto(s, r, time.Now(), false)
 	b.connMu.Unlock()
 	if !restored {
-		return nil
+		return nil, 0
 	}
 	b.clusterSubscribed()
-	return s
+	return s, tail
+}
+
+// queueTail is one past the highest sequence number queued for clientID
+// (1 when the queue is empty), found with Scan alone: it returns the first
+// entry at or after a number, so doubling and then halving needs about
+// two reads per bit of the sequence number.
+func (b *Broker) queueTail(clientID string) (uint64, error) {
+	last, bound := uint64(0), uint64(0) // last exists; nothing at or after bound (0: not known yet)
+	for {
+		x := last + 1
+		switch {
+		case bound == 0:
+			x = max(2*last, last+1)
+		case bound-last <= 1:
+			return last + 1, nil
+		default:
+			x = last + (bound-last)/2
+		}
+		qs, err := b.disk.Scan(clientID, x, 1)
+		if err != nil {
+			return 0, err
+		}
+		if len(qs) == 0 {
+			bound = x
+		} else {
+			last = qs[0].Seq
+		}
+	}
+}
+
+// dupKey names an application message across nodes: the publisher, when
+// it entered the cluster, its topic and payload.
+type dupKey struct {
+	from    string
+	created int64
+	topic   string
+	size    int
+	sum     uint64
+}
+
+var dupSeed = maphash.MakeSeed()
+
+// dropDuplicates removes from clientID's stored queue, from seq tail on,
+// the second copy of each message both nodes queued while the session
+// moved (each had the subscription then), keeping the copy in flight if
+// one is. It returns how many it removed.
+func (b *Broker) dropDuplicates(clientID string, tail uint64) int {
+	if tail == 0 {
+		return 0
+	}
+	qs, err := b.disk.Scan(clientID, tail, b.limits.MaxQueued)
+	if err != nil {
+		b.storeFailed(err, "read queue", clientID)
+		return 0
+	}
+	if len(qs) < 2 {
+		return 0
+	}
+	recs, err := b.disk.Inflight(clientID)
+	if err != nil {
+		b.storeFailed(err, "read packet ids", clientID)
+		return 0
+	}
+	inflight := make(map[uint64]bool, len(recs))
+	for _, r := range recs {
+		inflight[r.Seq] = true
+	}
+	kept := make(map[dupKey]uint64, len(qs))
+	var drop []uint64
+	for _, q := range qs {
+		m := q.Msg
+		k := dupKey{m.From, m.Created.UnixNano(), m.Topic, len(m.Payload), maphash.Bytes(dupSeed, m.Payload)}
+		first, dup := kept[k]
+		switch {
+		case !dup:
+			kept[k] = q.Seq
+		case inflight[q.Seq] && !inflight[first]:
+			drop = append(drop, first)
+			kept[k] = q.Seq
+		default:
+			drop = append(drop, q.Seq)
+		}
+	}
+	if len(drop) > 0 {
+		b.write(func(bt *store.Batch) {
+			for _, seq := range drop {
+				bt.Ack(clientID, seq)
+			}
+		})
+		b.syncStore()
+	}
+	return len(drop)
 }
 
 // finishLoad brings clientID's session up to date from the store once no
@@ -85,8 +184,13 @@ func (b *Broker) preload(clientID string) *Session {
 // pre, a stored session this node does not hold is restored. withWill:
 // the will in the record was left by a node that is gone (or by this one
 // before a restart), so it is still to be published or cancelled here.
-func (b *Broker) finishLoad(clientID string, pre *Session, withWill bool) {
-	b.syncStore() // what this node queued for pre meanwhile is in the store
+func (b *Broker) finishLoad(clientID string, pre *Session, tail uint64, withWill bool) {
+	if pre != nil {
+		b.syncStore() // what this node queued for pre meanwhile is in the store
+		if n := b.dropDuplicates(clientID, tail); n > 0 {
+			b.stats.handoverDuplicates.Add(int64(n))
+		}
+	}
 	b.connMu.Lock()
 	s, ok := b.store.Get(clientID)
 	if ok && s != pre {
@@ -236,6 +340,11 @@ func (b *Broker) syncStore() {
 	l.mu.Unlock()
 	<-done
 }
+
+// HandoverDuplicates counts the second copies of messages removed from
+// the stored queues of sessions that moved here from another node: both
+// nodes queued them while the session moved.
+func (b *Broker) HandoverDuplicates() int64 { return b.stats.handoverDuplicates.Load() }
 
 // SharesStore reports whether the broker's store is shared by the nodes of
 // its cluster (Options.SharedStore).
