@@ -208,6 +208,7 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 		keys = append(keys, k)
 	}
 	self := n.opts.Name
+	silent := map[string]bool{} // nodes asked once without an answer: not asked again in this pass
 	for _, key := range keys {
 		e, err := o.kv.Get(ctx, key)
 		if err != nil {
@@ -232,6 +233,17 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 		o.mu.Lock()
 		o.revs[id.String()] = rev
 		o.mu.Unlock()
+		if cur.Node != self && !silent[cur.Node] {
+			// A node that lost its lease without dying (cut off from NATS
+			// for longer than a lease) may still hold the session: told,
+			// it lets go. A dead one has no responder, and a half-dead one
+			// is waited for once.
+			req, _ := json.Marshal(handoverRequest{ID: id.String()})
+			_, err := n.nc.Request(n.subject("node", cur.Node, "handover"), req, n.opts.HandoverTimeout)
+			if err != nil && !errors.Is(err, nats.ErrNoResponders) {
+				silent[cur.Node] = true
+			}
+		}
 		if !b.Adopt(id.String()) {
 			// Nothing stored (a clean session, or it expired now).
 			o.kv.Delete(ctx, key, jetstream.LastRevision(rev))
