@@ -559,3 +559,69 @@ func TestInflightFollowsClient(t *testing.T) {
 		}
 	}
 }
+
+// A node restarted under its name loads the sessions the owner entries
+// still give it, without their clients: their subscriptions queue again
+// before the clients come back.
+func TestRestartedNodeLoadsItsSessions(t *testing.T) {
+	ns := startNATS(t)
+	st := memstore.New()
+	a := startShared(t, ns, "a", st, 0)
+	c, _ := connect311(t, a.testNode, "sleeper", nil)
+	subscribe(t, c, "q/#", 1)
+	c.Disconnect(100)
+	waitFor(t, "the session stored offline", func() bool {
+		r, _ := st.Session("sleeper")
+		return r != nil && !r.OfflineSince.IsZero()
+	})
+	a.stop()
+
+	a2 := startShared(t, ns, "a", st, 0)
+	waitFor(t, "the restarted node to load its session", func() bool { return a2.broker.HasSession("sleeper") })
+	pub := client(t, a2.testNode, "pub", true)
+	for i := range 10 {
+		wait(t, "publish", pub.Publish("q/x", 1, false, payload(i)))
+	}
+	r := newReceived()
+	if _, present := connect311(t, a2.testNode, "sleeper", r); !present {
+		t.Fatal("session not present after the restart")
+	}
+	expectSeq(t, r, 0, 10)
+}
+
+// Adopted wills keep their delay: one whose client does not come back is
+// published once when the delay has run; one whose client reconnects
+// within it (to any node) is cancelled.
+func TestAdoptedWillDelay(t *testing.T) {
+	ns := startNATS(t)
+	st := memstore.New()
+	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
+	wills := subscribe(t, client(t, b.testNode, "w", true), "will/#", 1)
+	withWill := func(id string, delay uint32) {
+		_, err := v5Connect(a.testNode, id, &pahov5.Connect{ClientID: id, KeepAlive: 30,
+			Properties:     &pahov5.ConnectProperties{SessionExpiryInterval: ptr(uint32(3600))},
+			WillMessage:    &pahov5.WillMessage{Topic: "will/" + id, QoS: 1, Payload: []byte(id)},
+			WillProperties: &pahov5.WillProperties{WillDelayInterval: ptr(delay)}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the session stored", func() bool { r, _ := st.Session(id); return r != nil && r.Will != nil })
+	}
+	withWill("late", 1)
+	withWill("back", 3600)
+
+	a.kill()
+	waitFor(t, "b to adopt both", func() bool { return b.broker.HasSession("late") && b.broker.HasSession("back") })
+	back := v5Persistent(t, b.testNode, "back", nil)
+	if !back.ack.SessionPresent {
+		t.Fatal("session not present")
+	}
+	if m := wills.next(t); string(m.Payload()) != "late" {
+		t.Fatalf("first will: %q, want late's", m.Payload())
+	}
+	// A marker after it: late's will came once, back's not at all.
+	wait(t, "publish", client(t, b.testNode, "pub", true).Publish("will/marker", 1, false, []byte("marker")))
+	if m := wills.next(t); string(m.Payload()) != "marker" {
+		t.Fatalf("after late's will: %q, want the marker", m.Payload())
+	}
+}
