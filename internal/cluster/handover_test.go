@@ -590,8 +590,9 @@ func TestRestartedNodeLoadsItsSessions(t *testing.T) {
 }
 
 // Adopted wills keep their delay: one whose client does not come back is
-// published once when the delay has run; one whose client reconnects
-// within it (to any node) is cancelled.
+// published once, by the adopter, when its delay has run; a session whose
+// client reconnects within its delay resumes (the resume cancels the
+// will, as on one node).
 func TestAdoptedWillDelay(t *testing.T) {
 	ns := startNATS(t)
 	st := memstore.New()
@@ -619,7 +620,7 @@ func TestAdoptedWillDelay(t *testing.T) {
 	if m := wills.next(t); string(m.Payload()) != "late" {
 		t.Fatalf("first will: %q, want late's", m.Payload())
 	}
-	// A marker after it: late's will came once, back's not at all.
+	// A marker after it: late's will came once.
 	wait(t, "publish", client(t, b.testNode, "pub", true).Publish("will/marker", 1, false, []byte("marker")))
 	if m := wills.next(t); string(m.Payload()) != "marker" {
 		t.Fatalf("after late's will: %q, want the marker", m.Payload())
