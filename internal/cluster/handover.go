@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -162,24 +163,32 @@ func (o *owners) liveNodes(ctx context.Context) (map[string]bool, error) {
 
 // adopter looks at the leases every third of a lease, and adopts the
 // sessions of the nodes whose leases have gone since it last looked (at
-// start: of every node without a lease, and this node's own).
+// start: of every node without a lease, and this node's own). A node
+// counts as gone once two looks in a row miss its lease: one renewal
+// late under load lets the entry lapse for a moment.
 func (o *owners) adopter() {
 	n := o.n
 	defer n.wg.Done()
 	t := time.NewTicker(n.opts.NodeLease / 3)
 	defer t.Stop()
-	var known map[string]bool // nil: no scan yet
+	var prev map[string]bool  // live at the last look; nil: none yet
+	var known map[string]bool // live as of the last complete scan; nil: none yet
 	for {
 		ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 		live, err := o.liveNodes(ctx)
-		if err == nil {
+		if err == nil && prev != nil {
+			seen := maps.Clone(live)
+			maps.Copy(seen, prev)
 			scan := known == nil
 			for k := range known {
-				scan = scan || !live[k]
+				scan = scan || !seen[k]
 			}
-			if scan && o.adoptAll(ctx, live) == nil {
-				known = live
+			if scan && o.adoptAll(ctx, seen) == nil {
+				known = seen
 			}
+		}
+		if err == nil {
+			prev = live
 		}
 		cancel()
 		select {

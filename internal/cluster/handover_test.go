@@ -3,7 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
+	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -625,4 +628,91 @@ func TestAdoptedWillDelay(t *testing.T) {
 	if m := wills.next(t); string(m.Payload()) != "marker" {
 		t.Fatalf("after late's will: %q, want the marker", m.Payload())
 	}
+}
+
+// TestMeasureHandover measures, in one run, how long a persistent client's
+// CONNECT takes to be answered when it resumes on the node that has its
+// session, and when its session moves from the other node (offline there,
+// one subscription, ten messages queued each time). It prints the median
+// of each and their ratio. Set MQTTD_CLUSTER_MEASURE=1 to run it.
+func TestMeasureHandover(t *testing.T) {
+	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
+		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
+	}
+	const rounds, queued = 200, 10
+	ns := startNATS(t)
+	st := memstore.New()
+	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
+	po := paho.NewClientOptions().AddBroker("tcp://" + a.addr).SetClientID("pub").SetCleanSession(true).
+		SetProtocolVersion(4).SetAutoReconnect(false).SetKeepAlive(30 * time.Second).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { t.Logf("pub lost: %v", err) })
+	pub := paho.NewClient(po)
+	wait(t, "connect pub", pub.Connect())
+	offline := func(n *sharedNode) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if v, ok := n.broker.Client("m"); ok && !v.Connected {
+				return
+			}
+			if time.Now().After(deadline) {
+				va, oka := a.broker.Client("m")
+				vb, okb := b.broker.Client("m")
+				e, _ := a.node.owners.kv.Get(context.Background(), idKey("m"))
+				t.Fatalf("session not offline on %s: a %v %+v; b %v %+v; owner %s", n.name, oka, va, okb, vb, e.Value())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	c, _ := connect311(t, a.testNode, "m", nil)
+	subscribe(t, c, "q/#", 1)
+	c.Disconnect(50)
+	offline(a)
+	r := newReceived()
+	at := a
+	times := map[string][]time.Duration{}
+	for i := range 2 * rounds {
+		kind, next := "local", at
+		if i%2 == 1 {
+			kind = "moved"
+			if at == a {
+				next = b
+			} else {
+				next = a
+			}
+		}
+		want := map[string]bool{}
+		for j := range queued {
+			p := fmt.Sprintf("r%d-%d", i, j)
+			want[p] = true
+			wait(t, "publish", pub.Publish("q/x", 1, false, []byte(p)))
+		}
+		start := time.Now()
+		c, present := connect311(t, next.testNode, "m", r)
+		times[kind] = append(times[kind], time.Since(start))
+		if !present {
+			t.Fatalf("round %d: session not present", i)
+		}
+		for len(want) > 0 { // earlier rounds' unacknowledged ones may come again first
+			select {
+			case m := <-r.ch:
+				delete(want, string(m.Payload()))
+			case <-time.After(10 * time.Second):
+				qs, _ := st.Scan("m", 0, 100)
+				var ps []string
+				for _, q := range qs {
+					ps = append(ps, fmt.Sprintf("%d:%s", q.Seq, q.Msg.Payload))
+				}
+				inf, _ := st.Inflight("m")
+				va, _ := a.broker.Client("m")
+				vb, _ := b.broker.Client("m")
+				t.Fatalf("round %d %s %s->%s: missing %v; store %v inflight %v; a %+v; b %+v", i, kind, at.name, next.name, want, ps, inf, va, vb)
+			}
+		}
+		c.Disconnect(50)
+		offline(next)
+		at = next
+	}
+	med := func(k string) time.Duration { v := slices.Clone(times[k]); slices.Sort(v); return v[len(v)/2] }
+	l, m := med("local"), med("moved")
+	t.Logf("median CONNECT→CONNACK: resumed on its node %v, moved from the other node %v; moved / local = %.2f", l, m, float64(m)/float64(l))
 }
