@@ -25,8 +25,8 @@ func (b *Broker) sharedStore() bool {
 // session is attached. With a shared store the session may be in memory
 // on another node, or only in the store: it is loaded here, and its
 // subscriptions are in effect in the cluster, before the other node lets
-// it go, so nothing published meanwhile misses it (a message that both
-// nodes queue then is sent twice). An error means the node that holds
+// it go, so nothing published meanwhile misses it (what both nodes queue
+// then is kept once: dropDuplicates). An error means the node that holds
 // the session did not hand it over: the CONNECT has been refused.
 func (c *client) claimSession(cleanStart bool) error {
 	b, id := c.b, c.info.ClientID
