@@ -231,7 +231,17 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 		if decodeLevel(&id, key) != nil {
 			continue
 		}
-		if cur.Node == self && b.HasSession(id.String()) || cur.Node != self && live[cur.Node] {
+		if cur.Node == self {
+			// This run's own claim (a client connecting here may not
+			// have its session yet), or a session held: not a previous
+			// run's.
+			o.mu.Lock()
+			mine := o.revs[id.String()] == e.Revision()
+			o.mu.Unlock()
+			if mine || b.HasSession(id.String()) {
+				continue
+			}
+		} else if live[cur.Node] {
 			continue
 		}
 		val, _ := json.Marshal(ownerValue{Node: self, Epoch: cur.Epoch + 1})
