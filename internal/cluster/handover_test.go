@@ -716,3 +716,33 @@ func TestMeasureHandover(t *testing.T) {
 	l, m := med("local"), med("moved")
 	t.Logf("median CONNECT→CONNACK: resumed on its node %v, moved from the other node %v; moved / local = %.2f", l, m, float64(m)/float64(l))
 }
+
+// A clean start on another node ends the session where it was: its stored
+// queue goes with it, and the new connection starts without it.
+func TestCleanStartElsewhereDiscards(t *testing.T) {
+	ns := startNATS(t)
+	st := memstore.New()
+	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
+	c, _ := connect311(t, a.testNode, "gone", nil)
+	subscribe(t, c, "q/#", 1)
+	c.Disconnect(100)
+	pub := client(t, a.testNode, "pub", true)
+	for i := range 5 {
+		wait(t, "publish", pub.Publish("q/x", 1, false, payload(i)))
+	}
+	waitFor(t, "the queue stored", func() bool { n, _ := st.QueueLen("gone"); return n == 5 })
+
+	fresh := client(t, b.testNode, "gone", true) // clean session
+	if a.broker.HasSession("gone") {
+		t.Error("a kept the session a clean start ended")
+	}
+	if r, _ := st.Session("gone"); r != nil {
+		t.Errorf("the ended session is still stored: %+v", r)
+	}
+	if n, _ := st.QueueLen("gone"); n != 0 {
+		t.Errorf("%d messages still queued for the ended session", n)
+	}
+	if !fresh.IsConnected() {
+		t.Error("the clean connection did not stay")
+	}
+}
