@@ -23,7 +23,7 @@ func openCluster(ctx context.Context, cfg *config.Config, log *slog.Logger) (*cl
 	n, err := cluster.Open(ctx, cluster.Options{
 		URLs: c.NATS, Name: cfg.Name, Prefix: c.Prefix, Replicas: c.Replicas, NodeLease: c.NodeLease,
 		Credentials: c.Credentials, NKey: c.NKey, TLSCA: c.TLS.CA, TLSCert: c.TLS.Cert, TLSKey: c.TLS.Key,
-		InterestTimeout: c.InterestTimeout, Logger: log,
+		InterestTimeout: c.InterestTimeout, HandoverTimeout: c.HandoverTimeout, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -35,6 +35,11 @@ func openCluster(ctx context.Context, cfg *config.Config, log *slog.Logger) (*cl
 	log.Info("joined the cluster", "node", cfg.Name, "prefix", c.Prefix, "replicas", c.Replicas)
 	return n, nil
 }
+
+// sharedStore reports whether every node of the cluster uses one store
+// (storage.type jetstream): sessions then move with their clients between
+// nodes, and a dead node's sessions are adopted by another.
+func sharedStore(cfg *config.Config) bool { return cfg.Storage.Type == config.StorageJetStream }
 
 // startCluster attaches the broker to the node (retained messages loaded)
 // before the listeners open.

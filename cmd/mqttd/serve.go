@@ -75,6 +75,7 @@ func serve(ctx context.Context, cfgPath string, stderr io.Writer) int {
 	}
 	if node != nil {
 		opts.Cluster = node
+		opts.SharedStore = sharedStore(cfg)
 	}
 	recoveryStart := time.Now()
 	st, storeMetrics, err := startStore(cfg, node, log, reg)

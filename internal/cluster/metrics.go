@@ -1,6 +1,25 @@
 package cluster
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+)
+
+// brokerCounter reads a counter of the attached broker (0 before Start).
+type brokerCounter struct {
+	n *Node
+	f func(*mqtt.Broker) int64
+}
+
+func (c brokerCounter) Load() int64 {
+	if b := c.n.broker.Load(); b != nil {
+		return c.f(b)
+	}
+	return 0
+}
+
+func brokerCount(n *Node, f func(*mqtt.Broker) int64) brokerCounter { return brokerCounter{n, f} }
 
 // Register exports the node's state and failure counters on reg.
 func (n *Node) Register(reg prometheus.Registerer) error {
@@ -31,6 +50,10 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 		counter("mqttd_cluster_forward_skipped_total", "messages kept off NATS: no other node subscribed to their topic", &s.ForwardSkipped),
 		counter("mqttd_cluster_interest_timeouts_total", "other nodes that did not acknowledge a new subscription within cluster.interest-timeout", &s.InterestTimeouts),
 		counter("mqttd_cluster_interest_resyncs_total", "lost interest announcements noticed (the sender's filters fetched again)", &s.InterestResyncs),
+		counter("mqttd_cluster_handovers_total", "persistent sessions another node let go of for a client that connected here (shared store)", &s.HandedOver),
+		counter("mqttd_cluster_handover_refused_total", "CONNECTs refused because the node holding the session did not let it go within cluster.handover-timeout", &s.HandoverRefused),
+		counter("mqttd_cluster_handover_duplicates_total", "messages both nodes queued while a session moved here, removed so the client gets them once", brokerCount(n, (*mqtt.Broker).HandoverDuplicates)),
+		counter("mqttd_cluster_sessions_adopted_total", "persistent sessions of dead nodes this node loaded (shared store)", &s.Adopted),
 		counter("mqttd_cluster_malformed_total", "messages from other nodes or the retained bucket that did not decode", &s.RemoteBad),
 	} {
 		if err := reg.Register(c); err != nil {

@@ -36,6 +36,9 @@ type Options struct {
 	// InterestTimeout bounds how long a SUBACK waits for the other nodes
 	// to acknowledge the new interest (default 2 s).
 	InterestTimeout time.Duration
+	// HandoverTimeout bounds how long a CONNECT waits for the node that
+	// holds its session in a shared store to let it go (default 5 s).
+	HandoverTimeout time.Duration
 }
 
 // opTimeout bounds one JetStream operation made on a client's behalf.
@@ -81,6 +84,10 @@ type Stats struct {
 	ForwardSkipped   atomic.Int64 // messages no other node wanted, kept off NATS
 	InterestTimeouts atomic.Int64 // nodes that did not acknowledge new interest in time
 	InterestResyncs  atomic.Int64 // lost interest announcements noticed (the sender's set fetched again)
+	// With a shared store (handover.go):
+	HandedOver      atomic.Int64 // sessions another node let go of for a client connecting here
+	HandoverRefused atomic.Int64 // CONNECTs refused: the node holding the session did not let go within the handover timeout
+	Adopted         atomic.Int64 // sessions of dead nodes loaded here
 }
 
 // Open connects to NATS, retrying with backoff until it answers or ctx
@@ -101,6 +108,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.InterestTimeout <= 0 {
 		o.InterestTimeout = 2 * time.Second
+	}
+	if o.HandoverTimeout <= 0 {
+		o.HandoverTimeout = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -266,6 +276,10 @@ func (n *Node) Start(ctx context.Context, b *mqtt.Broker) error {
 	}
 	n.wg.Add(1)
 	go n.lease.keep()
+	if b.SharesStore() {
+		n.wg.Add(1)
+		go n.owners.adopter()
+	}
 	return nil
 }
 

@@ -19,9 +19,10 @@ import (
 // its takeover subject) and closes the old connection before the new one
 // gets its CONNACK.
 type owners struct {
-	n   *Node
-	kv  jetstream.KeyValue
-	sub *nats.Subscription
+	n    *Node
+	kv   jetstream.KeyValue
+	sub  *nats.Subscription
+	hsub *nats.Subscription // handovers of sessions in a shared store (handover.go)
 
 	mu   sync.Mutex
 	revs map[string]uint64 // client id -> revision of the entry this node wrote
@@ -44,6 +45,9 @@ func (o *owners) start() error {
 		return err
 	}
 	o.sub = sub
+	if o.hsub, err = o.n.nc.Subscribe(o.n.subject("node", o.n.opts.Name, "handover"), o.handOver); err != nil {
+		return err
+	}
 	return o.n.nc.FlushTimeout(opTimeout)
 }
 
@@ -93,7 +97,8 @@ func (o *owners) claim(id string) {
 	defer cancel()
 	key := idKey(id)
 	for range casAttempts {
-		prev, rev, err := o.claimOnce(ctx, key)
+		prevOwner, rev, err := o.claimOnce(ctx, key)
+		prev := prevOwner.Node
 		if err != nil {
 			if isCASConflict(err) {
 				continue
@@ -115,16 +120,16 @@ func (o *owners) claim(id string) {
 }
 
 // claimOnce makes this node the owner of key, returning the previous owner.
-func (o *owners) claimOnce(ctx context.Context, key string) (prev string, rev uint64, err error) {
+func (o *owners) claimOnce(ctx context.Context, key string) (prev ownerValue, rev uint64, err error) {
 	self := o.n.opts.Name
 	e, err := o.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		val, _ := json.Marshal(ownerValue{Node: self, Epoch: 1})
 		rev, err = o.kv.Create(ctx, key, val)
-		return "", rev, err
+		return ownerValue{}, rev, err
 	}
 	if err != nil {
-		return "", 0, err
+		return ownerValue{}, 0, err
 	}
 	var cur ownerValue
 	json.Unmarshal(e.Value(), &cur)
@@ -133,7 +138,7 @@ func (o *owners) claimOnce(ctx context.Context, key string) (prev string, rev ui
 	// instead of deleting the new claim.
 	val, _ := json.Marshal(ownerValue{Node: self, Epoch: cur.Epoch + 1})
 	rev, err = o.kv.Update(ctx, key, val, e.Revision())
-	return cur.Node, rev, err
+	return cur, rev, err
 }
 
 // takeFrom tells the previous owner to close its connection, and waits for

@@ -43,6 +43,9 @@ type interest struct {
 	id    uint64
 	count int // sessions of this node subscribed to the filter
 	subs  []*nats.Subscription
+	// done counts, per plain subscription, the messages it has finished
+	// routing, so a handover can wait for those already received (drain).
+	done []*atomic.Int64
 }
 
 func newRouter(n *Node) *router {
@@ -70,7 +73,7 @@ func (r *router) interest(filter string, add bool) {
 			// too: a message for one always goes there.
 			r.peers.subscribe(inner, peerFilter{r.n.opts.Name, filter})
 		} else {
-			in.subs = r.subscribePlain(filter, in.id)
+			in.subs, in.done = r.subscribePlain(filter, in.id)
 			r.canon.Subscribe(filter, in.id, struct{}{})
 		}
 		r.sent.Add(1)
@@ -117,18 +120,71 @@ func (r *router) beat() {
 }
 
 // subscribePlain subscribes the subjects of a plain filter.
-func (r *router) subscribePlain(filter string, id uint64) []*nats.Subscription {
+func (r *router) subscribePlain(filter string, id uint64) ([]*nats.Subscription, []*atomic.Int64) {
 	var subs []*nats.Subscription
+	var dones []*atomic.Int64
 	for _, s := range filterSubjects(filter) {
-		sub, err := r.n.nc.Subscribe(r.n.subject("m", s), func(m *nats.Msg) { r.receive(id, m) })
+		done := new(atomic.Int64)
+		sub, err := r.n.nc.Subscribe(r.n.subject("m", s), func(m *nats.Msg) {
+			r.receive(id, m)
+			done.Add(1)
+		})
 		if err != nil {
 			r.n.log.Warn("cluster: cannot subscribe; messages from other nodes will not reach this filter",
 				"filter", filter, "err", err)
 			continue
 		}
 		subs = append(subs, sub)
+		dones = append(dones, done)
 	}
-	return subs
+	return subs, dones
+}
+
+// drain waits until the messages this node has received so far for the
+// plain filters given have been routed, or until deadline: NATS hands
+// each subscription's messages to its own goroutine, so a message that
+// arrived before a handover request may not have reached the session yet
+// when the request is served.
+func (r *router) drain(filters []string, deadline time.Time) {
+	type target struct {
+		sub  *nats.Subscription
+		done *atomic.Int64
+		want int64
+	}
+	var ts []target
+	r.mu.Lock()
+	for _, f := range filters {
+		in := r.filters[f]
+		if in == nil {
+			continue
+		}
+		for i, sub := range in.done {
+			ts = append(ts, target{sub: in.subs[i], done: sub})
+		}
+	}
+	r.mu.Unlock()
+	for i := range ts {
+		t := &ts[i]
+		pending, _, _ := t.sub.Pending()
+		delivered, _ := t.sub.Delivered()
+		t.want = delivered + int64(pending)
+	}
+	for _, t := range ts {
+		for {
+			done := t.done.Load()
+			if done >= t.want {
+				break
+			}
+			// Counted twice when a message moved from pending to delivered
+			// between the two reads above: idle is as good.
+			pending, _, err := t.sub.Pending()
+			delivered, _ := t.sub.Delivered()
+			if err != nil || pending == 0 && delivered == done || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // receive routes a message from another node, once (see router).

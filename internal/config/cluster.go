@@ -19,6 +19,8 @@ type Cluster struct {
 	NodeLease   time.Duration `mapstructure:"node-lease" doc:"how long a node's claim on its name outlives the node; a restarted node waits up to this long for a crashed predecessor's claim"`
 	// InterestTimeout bounds the wait of a SUBACK for the other nodes.
 	InterestTimeout time.Duration `mapstructure:"interest-timeout" doc:"how long a SUBACK waits for every other node to acknowledge a new filter; a node that does not answer in time is logged and counted (mqttd_cluster_interest_timeouts_total), and this node then sends every message to NATS until it answers again"`
+	// HandoverTimeout matters with a store the nodes share.
+	HandoverTimeout time.Duration `mapstructure:"handover-timeout" doc:"with a shared store: how long a CONNECT waits for the node holding its session to let it go; past it the client is refused (server unavailable) while that node's lease is held"`
 }
 
 // ClusterTLS is the client side of TLS towards NATS. Relative paths resolve
@@ -64,6 +66,9 @@ func (l *loader) validateCluster(c *Config) []error {
 	}
 	if cl.NodeLease < time.Second {
 		add(l.errorf("cluster.node-lease", "%s is too short (use at least 1s, e.g. 10s)", cl.NodeLease))
+	}
+	if cl.HandoverTimeout < 100*time.Millisecond {
+		add(l.errorf("cluster.handover-timeout", "%s is too short (use at least 100ms, e.g. 5s)", cl.HandoverTimeout))
 	}
 	if (cl.TLS.Cert == "") != (cl.TLS.Key == "") {
 		add(l.errorf("cluster.tls", "cert and key go together (set both or neither)"))

@@ -39,6 +39,15 @@ type Cluster interface {
 	Claim(clientID string)
 	// Release says the session of clientID ended on this node.
 	Release(clientID string)
+	// TakeOver is Claim when the nodes share the store (SharedStore): the
+	// node that held clientID closes its connection and, unless discard
+	// (a clean start), lets its session go, leaving it in the store, before
+	// TakeOver returns. handedOver says that node held a persistent
+	// session and published or cancelled its will itself. An error means
+	// that node is alive but did not answer in time: the CONNECT is
+	// refused. It is called without broker locks and calls back HandOver
+	// on the other node.
+	TakeOver(clientID string, discard bool) (handedOver bool, err error)
 }
 
 // forward passes a message the broker itself published (a will, one from
@@ -157,12 +166,17 @@ func (b *Broker) RouteShared(m *Message, id string) bool {
 // RouteRemote delivers a message another node accepted to this node's
 // plain subscribers, as route does, without storing it as retained (the
 // cluster keeps retained messages) and without forwarding it again. Shared
-// subscriptions get it through RouteShared. It returns the number of sessions reached.
+// subscriptions get it through RouteShared. A QoS 1/2 delivery to a
+// persistent session is written to the store first, as a local publish's
+// is: it is then in the session's stored queue, wherever the session is
+// resumed. It returns the number of sessions reached.
 func (b *Broker) RouteRemote(m *Message) int {
 	if b.closing.Load() {
 		return 0
 	}
 	r := routedFrom(m)
+	r.persist = b.disk != nil
+	defer func() { b.commitBatch(r.pb, nil) }()
 	var ms []match
 	b.subs.Match(r.topic, func(s *Session, sub subscription) { ms = append(ms, match{s, sub}) })
 	if len(ms) > 1 {

@@ -48,7 +48,9 @@ func (c *client) handshake() error {
 	}
 	c.storeWill(&p)
 	expiry := c.sessionExpiry(&p, &ack)
-	b.claim(c.info.ClientID)
+	if err := c.claimSession(p.CleanStart); err != nil {
+		return err
+	}
 	c.attach(p.CleanStart, expiry, &ack)
 	c.r.max, c.r.wary = b.limits.MaxPacketSize, false // authenticated
 	b.log.Info("client connected", "client_id", c.info.ClientID, "username", c.info.Username,

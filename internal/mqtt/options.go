@@ -170,6 +170,10 @@ type Options struct {
 	// Start reads it, and once more with Done when it is complete.
 	OnRecovery func(RecoveryProgress)
 	Cluster    Cluster // nil = a single node
+	// SharedStore says Store is shared by every node of Cluster: sessions
+	// are not all restored at Start but loaded by the node their client
+	// connects to (Cluster.TakeOver), or that adopts them (Broker.Adopt).
+	SharedStore bool
 
 	// readerLinger overrides how long an idle reader waits before it
 	// parks (tests); 0 = the default.

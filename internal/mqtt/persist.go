@@ -47,12 +47,12 @@ func (s *Session) queuedLocked() int {
 }
 
 // persistent reports whether s is to be kept in the store. Caller holds s.mu.
-func (b *Broker) persistent(s *Session) bool { return b.disk != nil && !s.clean }
+func (b *Broker) persistent(s *Session) bool { return b.disk != nil && !s.clean && !s.movedAway }
 
 // saveSessionLocked writes s's record, or deletes it once s is no longer
 // persistent. Caller holds s.mu.
 func (b *Broker) saveSessionLocked(s *Session) {
-	if b.disk == nil {
+	if b.disk == nil || s.movedAway {
 		return
 	}
 	switch {

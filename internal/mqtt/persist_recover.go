@@ -43,7 +43,13 @@ func (b *Broker) recover() error {
 			"retained", p.Retained, "elapsed", p.Elapsed.String(), "done", p.Done)
 	}
 	var due []*clientWill // wills whose delay ran out while the broker was down
-	err := b.disk.Sessions(func(r *store.SessionRecord) error {
+	sessions := b.disk.Sessions
+	if b.sharedStore() {
+		// The store is the cluster's: a session is loaded by the node its
+		// client connects to, or that adopts it when its node is gone.
+		sessions = func(func(*store.SessionRecord) error) error { return nil }
+	}
+	err := sessions(func(r *store.SessionRecord) error {
 		w, restored := b.restoreSession(r, start)
 		if w != nil {
 			due = append(due, w)
@@ -87,19 +93,26 @@ func (b *Broker) recover() error {
 // while the broker was down is removed; its will, and a delayed will whose
 // delay ran out, is returned to publish.
 func (b *Broker) restoreSession(r *store.SessionRecord, now time.Time) (due *clientWill, restored bool) {
-	s := newSession(r.ClientID, false)
-	s.owner, s.version, s.expiry = r.Username, r.Version, r.Expiry
-	s.offlineSince = r.OfflineSince
-	if s.offlineSince.IsZero() {
-		s.offlineSince = now // it was online when the broker stopped
+	return b.restoreInto(newSession(r.ClientID, false), r, now, true)
+}
+
+// restoreInto is restoreSession into s, which may be in the session map
+// already (preloaded from an older record of a shared store): its
+// subscriptions become the record's, and its queue and packet ids are
+// read from the store afresh. withWill false leaves the record's will out.
+// Caller holds connMu when s may be in the map.
+func (b *Broker) restoreInto(s *Session, r *store.SessionRecord, now time.Time, withWill bool) (due *clientWill, restored bool) {
+	since := r.OfflineSince
+	if since.IsZero() {
+		since = now // it was online when the broker stopped
 	}
 	var will *clientWill
-	if r.Will != nil {
+	if r.Will != nil && withWill {
 		if m, err := messageFrom(r.Will); err == nil {
 			will = &clientWill{msg: m, client: restoredClientInfo(r)}
 		}
 	}
-	offline := now.Sub(s.offlineSince)
+	offline := now.Sub(since)
 	if r.Expiry != store.NeverExpires && offline >= time.Duration(r.Expiry)*time.Second {
 		b.write(func(bt *store.Batch) { bt.DeleteSession(r.ClientID) })
 		return will, false
@@ -108,8 +121,12 @@ func (b *Broker) restoreSession(r *store.SessionRecord, now time.Time) (due *cli
 	if err != nil {
 		b.storeFailed(err, "read queue length", r.ClientID)
 	}
-	s.disk = diskState{saved: true, restored: true, backlog: n > 0, stored: n}
 	s.mu.Lock()
+	s.owner, s.version, s.expiry = r.Username, r.Version, r.Expiry
+	s.offlineSince = since
+	s.queue.reset()
+	s.disk = diskState{saved: true, restored: true, backlog: n > 0, stored: n}
+	keep := make(map[string]bool, len(r.Subs))
 	for _, sr := range r.Subs {
 		sub := subscription{qos: sr.QoS, subID: sr.SubscriptionID}
 		if sr.NoLocal {
@@ -118,13 +135,26 @@ func (b *Broker) restoreSession(r *store.SessionRecord, now time.Time) (due *cli
 		if sr.RetainAsPublished {
 			sub.opts |= subRAP
 		}
+		keep[sr.Filter] = true
+		old, had := s.subs[sr.Filter]
+		if had && old == sub {
+			continue
+		}
 		s.subs[sr.Filter] = sub
 		if group, inner, ok := parseShared(sr.Filter); ok && group != "" {
-			b.subscribeShared(s, group, inner, shareSub{sub, sr.Filter}, false)
-		} else {
-			b.subs.Subscribe(sr.Filter, s, sub)
+			b.subscribeShared(s, group, inner, shareSub{sub, sr.Filter}, had)
+			if !had {
+				b.interest(sr.Filter, true)
+			}
+		} else if b.subs.Subscribe(sr.Filter, s, sub) {
+			b.interest(sr.Filter, true)
 		}
-		b.interest(sr.Filter, true)
+	}
+	for f := range s.subs {
+		if !keep[f] {
+			b.unsubscribe(s, f)
+			delete(s.subs, f)
+		}
 	}
 	b.store.Put(s)
 	if will != nil {

@@ -88,6 +88,9 @@ type Session struct {
 	// a PUBLISH batch still to be committed then leaves it out (read
 	// without s.mu, under the pending-write lock).
 	unstored atomic.Bool
+	// movedAway: another node of a cluster sharing the store has the
+	// session now; this node writes nothing more of it.
+	movedAway bool
 }
 
 var sessionSeq atomic.Uint64

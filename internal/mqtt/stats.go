@@ -28,10 +28,13 @@ type counters struct {
 	authExchangeCut  atomic.Int64 // enhanced-authentication exchanges ended by limits.auth-exchange-steps or -timeout
 	keepAliveExpired atomic.Int64
 	takeovers        atomic.Int64
-	authRejected     atomic.Int64
-	storeErrors      atomic.Int64 // writes to Options.Store that failed
-	storeRefused     atomic.Int64 // publishes refused because their store write failed
-	retainedRefused  atomic.Int64 // new retained topics not kept: over max-retained or max-retained-bytes
+	// handoverDuplicates: second copies of messages removed from sessions
+	// that moved from another node (cluster_handover.go).
+	handoverDuplicates atomic.Int64
+	authRejected       atomic.Int64
+	storeErrors        atomic.Int64 // writes to Options.Store that failed
+	storeRefused       atomic.Int64 // publishes refused because their store write failed
+	retainedRefused    atomic.Int64 // new retained topics not kept: over max-retained or max-retained-bytes
 
 	// Backpressure (backpressure.go).
 	queueOverruns  atomic.Int64 // QoS 1/2 messages queued past the bound for an online subscriber

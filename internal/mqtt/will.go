@@ -35,7 +35,7 @@ func (b *Broker) publishWill(w *clientWill) {
 func (b *Broker) scheduleWill(s *Session, will *clientWill, delay uint32) {
 	b.connMu.Lock()
 	s.mu.Lock()
-	resumed := s.client != nil // a new connection took the session over
+	resumed := s.client != nil || s.movedAway // a new connection took the session over, here or on another node
 	cur, _ := b.store.Get(s.id)
 	live := cur == s
 	if resumed || !live || delay == 0 || s.clean {

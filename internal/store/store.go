@@ -159,6 +159,10 @@ type Store interface {
 
 	// Sessions calls fn for every session record, in client id order.
 	Sessions(fn func(*SessionRecord) error) error
+	// Session returns the record of clientID, or nil (and no error) when
+	// there is none: a node of a cluster sharing the store loads one
+	// session when its client arrives or its node dies, not all of them.
+	Session(clientID string) (*SessionRecord, error)
 	// Retained calls fn for every retained message, in topic order.
 	Retained(fn func(*MessageRecord) error) error
 	// Scan returns up to limit queued deliveries of clientID with Seq >=

@@ -243,6 +243,17 @@ func (s *Store) Sessions(fn func(*store.SessionRecord) error) error {
 	return nil
 }
 
+// Session returns a copy of clientID's record, or nil when there is none.
+func (s *Store) Session(clientID string) (*store.SessionRecord, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.sessions[clientID]
+	if !ok {
+		return nil, nil
+	}
+	return store.CloneSession(r), nil
+}
+
 // Retained calls fn for every retained message in topic order.
 func (s *Store) Retained(fn func(*store.MessageRecord) error) error {
 	s.mu.RLock()

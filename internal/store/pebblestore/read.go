@@ -50,6 +50,24 @@ func (s *Store) Sessions(fn func(*store.SessionRecord) error) error {
 	})
 }
 
+// Session returns clientID's record, or nil when there is none.
+func (s *Store) Session(clientID string) (*store.SessionRecord, error) {
+	var out *store.SessionRecord
+	k := append([]byte{pSession}, clientID...)
+	err := s.each(k, append(k[:len(k):len(k)], 0), func(_, v []byte) error {
+		r, err := store.DecodeSession(v)
+		if err != nil {
+			return err
+		}
+		if r.ClientID != clientID {
+			return fmt.Errorf("%w: session %q stored under key %q", store.ErrCorrupt, r.ClientID, clientID)
+		}
+		out = r
+		return nil
+	})
+	return out, err
+}
+
 // Retained calls fn for every retained message in topic order.
 func (s *Store) Retained(fn func(*store.MessageRecord) error) error {
 	return s.each([]byte{pRetained}, []byte{pRetained + 1}, func(k, v []byte) error {

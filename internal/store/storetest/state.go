@@ -29,6 +29,20 @@ func Dump(s store.Store) (*State, error) {
 	if err := s.Retained(func(m *store.MessageRecord) error { st.Retained = append(st.Retained, m); return nil }); err != nil {
 		return nil, err
 	}
+	byID := make(map[string]*store.SessionRecord, len(st.Sessions))
+	for _, r := range st.Sessions {
+		byID[r.ClientID] = r
+	}
+	for _, id := range clients {
+		// Session reads one record: the same as Sessions lists, or nil.
+		one, err := s.Session(id)
+		if err != nil {
+			return nil, err
+		}
+		if want := byID[id]; !reflect.DeepEqual(one, want) {
+			return nil, fmt.Errorf("Session(%q) = %+v, Sessions lists %+v", id, one, want)
+		}
+	}
 	for _, id := range clients {
 		q, err := s.Scan(id, 0, 1<<30)
 		if err != nil {
