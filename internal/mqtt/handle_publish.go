@@ -52,6 +52,9 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	if c.b.evMask().Has(EventMessageReceived) {
 		c.emitMessageReceived(p)
 	}
+	if p.Retain && len(c.owes) > 0 {
+		c.flushOwed() // storing a retained message may wait on the cluster
+	}
 	code, reason, err := c.admitPublish(p)
 	if err != nil {
 		if err == errUndecided {
@@ -237,7 +240,7 @@ func isSysTopic(topic string) bool {
 // must hold before it is acknowledged (nil: nothing).
 func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
 	b := c.b
-	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil}
+	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil, by: c}
 	if c.version == packets.V5 && forwardable(&p.Props) {
 		r.props = &p.Props
 	}

@@ -40,6 +40,10 @@ type routed struct {
 	// then takes the message past its bound and holds the publisher's
 	// acknowledgement (queueOnline). nil for the broker's own messages.
 	hold *flowControl
+	// by is the connection whose reader goroutine routes the message, nil
+	// for the broker's own: it writes the deliveries out itself at the end
+	// of its read batch (wakeByLocked).
+	by *client
 }
 
 func routedFrom(m *Message) routed {
