@@ -240,7 +240,8 @@ func isSysTopic(topic string) bool {
 // must hold before it is acknowledged (nil: nothing).
 func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
 	b := c.b
-	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil, by: c}
+	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil, by: c,
+		at: c.r.last} // the read's clock: one time.Now per read, not per message
 	if c.version == packets.V5 && forwardable(&p.Props) {
 		r.props = &p.Props
 	}
