@@ -5,7 +5,9 @@
 // per connection, instead of waking a writer goroutine for it: the hand-off
 // (and the thread wake-up behind it) costs more than the write. A write
 // that does not go through in full hands the rest to a writer as before,
-// so a reader never blocks on another connection, nor on its own.
+// so a reader never blocks on another connection, nor on its own. Before
+// anything that may wait (a plugin's answer, a held acknowledgement, the
+// cluster) the reader writes what it owes first.
 
 package mqtt
 
@@ -49,9 +51,6 @@ func (c *client) wakeOwnLocked() { c.wakeByLocked(c) }
 func (c *client) wakeByLocked(by *client) {
 	switch {
 	case by == nil || c.writing || c.closed || c.connackPending || !c.inlineOK:
-	case c.b.hooks.Topics != nil:
-		// With a topic checker a reader may wait on a plugin in the
-		// middle of a batch: output goes out at once, as before.
 	case c.deferred:
 		return // a reader flushes c when its batch ends
 	case len(by.owes) < maxOwed:
@@ -110,7 +109,10 @@ func (c *client) flushInline() {
 		if cap(buf) <= 256<<10 {
 			c.spare = buf[:0]
 		}
-		if len(c.out) == 0 && !c.wakePending {
+		// With a topic checker, deliveries queued for their receive
+		// check are the writer's to pump (pumpChecked).
+		checked := c.b.hooks.Topics != nil && s.client == c && c.b.pumpable(s)
+		if len(c.out) == 0 && !c.wakePending && !checked {
 			c.writing = false
 			s.mu.Unlock()
 			c.writers.Done()
