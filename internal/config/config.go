@@ -120,7 +120,7 @@ func Default() Config {
 		Limits: Limits{
 			MaxPacketSize:     1 * MiB,
 			MaxConnections:    100000,
-			MaxInflight:       64,
+			MaxInflight:       256,
 			MaxQueued:         1000,
 			MaxQueuedBytes:    16 * MiB,
 			MaxOutboundBytes:  4 * MiB,

@@ -75,7 +75,7 @@ func TestMasked(t *testing.T) {
 	}
 	m := c.Masked()
 	limits, _ := m["limits"].(map[string]any)
-	if limits["connect-timeout"] != "10s" || limits["max-packet-size"] != "1MiB" || limits["max-inflight"] != 64 {
+	if limits["connect-timeout"] != "10s" || limits["max-packet-size"] != "1MiB" || limits["max-inflight"] != 256 {
 		t.Errorf("limits = %#v", limits)
 	}
 	ls, _ := m["listeners"].(map[string]any)
@@ -141,7 +141,7 @@ func TestReferenceAndExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| `limits.max-inflight` | `64` | `MQTTD_LIMITS_MAX_INFLIGHT` |",
+		"| `limits.max-inflight` | `256` | `MQTTD_LIMITS_MAX_INFLIGHT` |",
 		"| `listeners.<name>.tls.client-ca` | `\"\"` | `MQTTD_LISTENERS_<NAME>_TLS_CLIENT_CA` |",
 		"| `admin.bind` | `127.0.0.1:9180` | `MQTTD_ADMIN_BIND` |",
 	} {

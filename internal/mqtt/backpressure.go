@@ -233,6 +233,9 @@ func (b *Broker) slowTimeout(s *Session, sub *client, w *behindWatch) {
 func (c *client) ackPublish(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
 	f := c.flow
 	if f == nil || (len(f.over) == 0 && f.n.Load() == 0) {
+		if pb == nil && c.ackNow(t, pid, code, reason) {
+			return
+		}
 		c.ackAfter(pb, t, pid, code, reason)
 		return
 	}
@@ -275,6 +278,9 @@ func (c *client) sendAck(h *heldAck) {
 // client that does not wait for them. The connection ending releases it.
 func (c *client) waitHeldBelowBound(f *flowControl) {
 	c.b.stats.readPauses.Add(1)
+	if len(c.owes) > 0 {
+		c.flushOwed() // the output of the batch so far does not wait with it
+	}
 	for int(f.n.Load()) >= c.b.limits.MaxInboundQoS2 {
 		select {
 		case <-f.space:

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -176,4 +177,71 @@ func BenchmarkWriterFlush(b *testing.B) {
 			b.Fatal("flush failed")
 		}
 	}
+}
+
+// BenchmarkInlineFlush is a publisher's reader ending a read batch: the 16
+// deliveries it appended for a subscriber with no writer running go out
+// from the reader itself, in one non-blocking write on a loopback socket
+// (wakeByLocked, flushOwed), with no writer goroutine woken and nothing
+// allocated once the connection's inline writer is made.
+func BenchmarkInlineFlush(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		peer, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, peer)
+		peer.Close()
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	br, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub := &client{b: br, conn: conn, version: packets.V311, wake: make(chan struct{}, 1), inlineOK: true}
+	sub.sess = newSession("sub", true)
+	sub.sess.client = sub
+	pub := &client{b: br}
+	pk := packets.Publish{Topic: "bench/t", Payload: make([]byte, 64)}
+	raw, _ := pk.Append(nil, packets.V311)
+	handedOver := 0
+	b.ReportAllocs()
+	b.SetBytes(int64(16 * len(raw)))
+	for range b.N {
+		sub.sess.mu.Lock()
+		for range 16 {
+			sub.out = append(sub.out, raw...)
+			sub.outPkts++
+			sub.wakeByLocked(pub)
+		}
+		sub.sess.mu.Unlock()
+		pub.flushOwed()
+		sub.sess.mu.Lock()
+		if sub.writing { // the socket was full: a writer took the rest
+			handedOver++
+			sub.sess.mu.Unlock()
+			for {
+				sub.sess.mu.Lock()
+				w := sub.writing
+				sub.sess.mu.Unlock()
+				if !w {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			continue
+		}
+		sub.sess.mu.Unlock()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(handedOver)/float64(b.N), "handovers/op")
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -47,6 +48,9 @@ type client struct {
 	reauth          *authExchange // an MQTT 5 re-authentication under way, or nil
 	refused         bool          // a refusing CONNACK was sent (and logged)
 	parkable        bool          // the reader may park when idle (plain TCP, own goroutine)
+	inlineOK        bool          // a raw socket: the reader may write its own replies (writer_inline.go)
+	inl             *inlineWriter // made at the first inline write (writer_inline.go); used by whoever holds the writer's role
+	owes            []*client     // connections this reader writes out at the end of its batch (wakeByLocked)
 	armed           bool          // a read deadline for the connected client is set
 
 	// Fixed at CONNECT (MQTT 5; 3.1.1 clients keep the zero values).
@@ -63,6 +67,7 @@ type client struct {
 	writing     bool // a writer goroutine is running
 	wakePending bool // the writer has been told to flush and has not yet found the buffer empty
 	closed      bool // finish has begun or a write failed: start no writer
+	deferred    bool // a reader writes out at the end of its batch (wakeByLocked); no writer was woken
 	// checking is set by the writer goroutine (pumpChecked) while the receive
 	// check of a delivery it took off the queue runs outside the lock;
 	// publishers read it (deliveryModeFor) so that no message checked in
@@ -127,6 +132,7 @@ func (b *Broker) openConn(conn net.Conn, l *listener) *client {
 	c := &client{b: b, l: l, wake: make(chan struct{}, 1), connackPending: true}
 	c.conn = wrapForPark(conn, l, c)
 	conn = c.conn
+	_, c.inlineOK = conn.(syscall.Conn)
 	c.info.Listener = l.name
 	c.info.Transport = l.transport
 	c.info.RemoteAddr = conn.RemoteAddr().String()
@@ -192,6 +198,9 @@ func (c *client) tlsHandshake() error {
 // or parks (a fresh goroutine then carries on).
 func (c *client) serve() {
 	err := c.readLoop()
+	if len(c.owes) > 0 {
+		c.flushOwed() // output of the last packets read
+	}
 	if err == errParked {
 		if err = c.park(); err == nil {
 			return
@@ -213,6 +222,9 @@ func (c *client) end(err error) {
 // accepted that is the connect timeout; after, it is armed once and moved
 // only when it passes (timedOut), not on every read.
 func (c *client) beforeRead() error {
+	if len(c.owes) > 0 {
+		c.flushOwed() // the batch's output, before the reader may block
+	}
 	c.b.flushReadStats(c)
 	switch {
 	case c.sess == nil:
@@ -276,6 +288,9 @@ func (c *client) readLoop() error {
 			return c.readError(err)
 		}
 		c.pktsIn++
+		if len(c.owes) > 0 && !flowPacket(fh.Type) {
+			c.flushOwed() // its handling may wait (hooks): what is owed does not
+		}
 		if err := c.handle(fh, body); err != nil {
 			c.b.stats.malformed.Add(1) // every handler error is a protocol violation
 			return err
@@ -284,6 +299,12 @@ func (c *client) readLoop() error {
 			return nil
 		}
 	}
+}
+
+// flowPacket says whether a packet is one of a message flow's, whose
+// handling never waits on a hook.
+func flowPacket(t packets.Type) bool {
+	return t >= packets.PUBLISH && t <= packets.PUBCOMP
 }
 
 // readError names why the read side ended.

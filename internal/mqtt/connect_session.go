@@ -99,7 +99,7 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 	if b.disk != nil {
 		b.refillLocked(s)
 	}
-	b.pumpLocked(s)
+	b.pumpLocked(s, false)
 	c.wakeWriterLocked()
 	s.mu.Unlock()
 	return will

@@ -55,12 +55,12 @@ func (c *client) onAck(pid uint16, t packets.Type, code packets.ReasonCode) {
 			fallthrough
 		case e != nil && e.state == awaitComp:
 			c.appendAck(packets.PUBREL, pid, 0, "")
-			c.wakeWriterLocked()
+			c.wakeOwnLocked()
 			return
 		default:
 			if c.version == packets.V5 {
 				c.appendAck(packets.PUBREL, pid, packets.PacketIDNotFound, "")
-				c.wakeWriterLocked()
+				c.wakeOwnLocked()
 			}
 			return
 		}
@@ -74,5 +74,5 @@ func (c *client) onAck(pid uint16, t packets.Type, code packets.ReasonCode) {
 	if b.disk != nil {
 		b.refillLocked(s)
 	}
-	b.pumpLocked(s)
+	b.pumpLocked(s, true)
 }

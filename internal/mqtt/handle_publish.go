@@ -52,6 +52,9 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	if c.b.evMask().Has(EventMessageReceived) {
 		c.emitMessageReceived(p)
 	}
+	if p.Retain && len(c.owes) > 0 {
+		c.flushOwed() // storing a retained message may wait on the cluster
+	}
 	code, reason, err := c.admitPublish(p)
 	if err != nil {
 		if err == errUndecided {
@@ -129,7 +132,21 @@ func (c *client) admitPublish(p *packets.Publish) (code packets.ReasonCode, reas
 		// 5.0 §3.3.2.3.2: the payload is said to be UTF-8 and is not.
 		return packets.PayloadFormatInvalid, "", nil
 	case b.hooks.Topics != nil && !grantAllows(&c.info, ActionPublish, p.Topic):
-		res := b.hooks.Topics.CheckTopic(c.ctx, &c.info, TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain})
+		req := TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain}
+		var res TopicResult
+		answered := false
+		if len(c.owes) > 0 && b.topicsNow != nil {
+			// Output of this read batch is owed (wakeByLocked): a check
+			// answered at once keeps it waiting for the batch's end...
+			res, answered = b.topicsNow.CheckTopicNow(&c.info, req)
+			req.InlineMissed = !answered
+		}
+		if !answered {
+			if len(c.owes) > 0 {
+				c.flushOwed() // ...one that may wait on a plugin does not
+			}
+			res = b.hooks.Topics.CheckTopic(c.ctx, &c.info, req)
+		}
 		if c.ctx.Err() != nil {
 			return 0, "", errUndecided
 		}
@@ -237,7 +254,8 @@ func isSysTopic(topic string) bool {
 // must hold before it is acknowledged (nil: nothing).
 func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
 	b := c.b
-	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil}
+	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil, by: c,
+		at: c.r.last} // the read's clock: one time.Now per read, not per message
 	if c.version == packets.V5 && forwardable(&p.Props) {
 		r.props = &p.Props
 	}

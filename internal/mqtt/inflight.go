@@ -19,7 +19,8 @@ type inflightEntry struct {
 // entry done and the slot is reclaimed when the head reaches it. The window
 // counts entries still awaiting an ack, so one unacknowledged message never
 // holds back the rest: the ring grows past the window instead. It is
-// allocated on the first QoS 1/2 delivery: idle clients pay nothing for it.
+// allocated on the first QoS 1/2 delivery (idle clients pay nothing for
+// it) and grows as the window fills.
 type inflightRing struct {
 	ents []inflightEntry
 	head int
@@ -31,9 +32,11 @@ func (r *inflightRing) full(window int) bool { return r.live >= window }
 
 func (r *inflightRing) push(window int, e inflightEntry) {
 	if r.n == len(r.ents) {
-		// First use, or the session came back with a larger Receive
-		// Maximum than its ring was made for.
-		ents := make([]inflightEntry, max(window, r.n+1))
+		// First use, a window filling up, or the session came back with
+		// a larger Receive Maximum than its ring was made for. The ring
+		// doubles up to the window, so a large window costs memory only
+		// to the clients that fill it.
+		ents := make([]inflightEntry, max(r.n+1, min(window, max(8, 2*len(r.ents)))))
 		for i := 0; i < r.n; i++ {
 			ents[i] = r.ents[(r.head+i)%len(r.ents)]
 		}

@@ -40,6 +40,12 @@ type routed struct {
 	// then takes the message past its bound and holds the publisher's
 	// acknowledgement (queueOnline). nil for the broker's own messages.
 	hold *flowControl
+	// at is when the message's bytes arrived (zero: now), its Created.
+	at time.Time
+	// by is the connection whose reader goroutine routes the message, nil
+	// for the broker's own: it writes the deliveries out itself at the end
+	// of its read batch (wakeByLocked).
+	by *client
 }
 
 func routedFrom(m *Message) routed {
@@ -51,6 +57,10 @@ func (r *routed) message() *Message {
 	if r.msg == nil {
 		// Topic and payload share one allocation: a QoS 1/2 publish costs
 		// two allocations however many subscribers it reaches.
+		created := r.at
+		if created.IsZero() {
+			created = time.Now()
+		}
 		buf := make([]byte, len(r.topic)+len(r.payload))
 		n := copy(buf, r.topic)
 		copy(buf[n:], r.payload)
@@ -60,7 +70,7 @@ func (r *routed) message() *Message {
 			QoS:     r.qos,
 			Retain:  r.retain,
 			From:    r.from,
-			Created: time.Now(),
+			Created: created,
 		}
 		if r.props != nil {
 			r.msg.Props = r.props.Clone()

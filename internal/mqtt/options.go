@@ -54,7 +54,7 @@ type Limits struct {
 var DefaultLimits = Limits{
 	MaxPacketSize:     1 << 20,
 	MaxConnections:    100000,
-	MaxInflight:       64,
+	MaxInflight:       256,
 	MaxQueued:         1000,
 	MaxQueuedBytes:    16 << 20,
 	MaxOutboundBytes:  4 << 20,

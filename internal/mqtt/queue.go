@@ -52,14 +52,15 @@ func (b *Broker) enqueue(s *Session, d delivery) bool {
 // pumpLocked moves queued deliveries into the window of the attached
 // connection. With a topic checker the writer does this (pumpChecked,
 // deliverQueuedChecked), since each delivery waits for a receive check
-// first. Caller holds s.mu.
-func (b *Broker) pumpLocked(s *Session) {
-	b.pumpQueueLocked(s)
+// first. own says the caller is the connection's reader goroutine, which
+// then writes what was sent itself (wakeOwnLocked). Caller holds s.mu.
+func (b *Broker) pumpLocked(s *Session, own bool) {
+	b.pumpQueueLocked(s, own)
 	b.signalRoomLocked(s)
 }
 
 // pumpQueueLocked is pumpLocked without the room signal. Caller holds s.mu.
-func (b *Broker) pumpQueueLocked(s *Session) {
+func (b *Broker) pumpQueueLocked(s *Session, own bool) {
 	c := s.client
 	if c == nil || s.queue.len() == 0 {
 		return
@@ -81,7 +82,10 @@ func (b *Broker) pumpQueueLocked(s *Session) {
 			sent = b.sendInflight(s, c, dd) || sent
 		}
 	}
-	if sent {
+	switch {
+	case sent && own:
+		c.wakeOwnLocked()
+	case sent:
 		c.wakeWriterLocked()
 	}
 }

@@ -175,12 +175,12 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 			return delivered
 		}
 		if c.appendPublish(r.topic, r.payload, r.props, r.created(), 0, 0, d.retain, false, d.subIDs) {
-			c.wakeWriterLocked()
+			c.wakeByLocked(r.by)
 		}
 	case s.queue.len() == 0 && !s.inflight.full(s.window):
 		d.msg = r.message()
 		if b.sendInflight(s, c, d) {
-			c.wakeWriterLocked()
+			c.wakeByLocked(r.by)
 		}
 	default:
 		d.msg = r.message()
