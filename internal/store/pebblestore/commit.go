@@ -106,6 +106,7 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 		return nil, s.fail(err)
 	}
 	w.applied()
+	s.keys.Add(uint64(pb.Count()))
 	if applied != nil {
 		applied(pb)
 	}
