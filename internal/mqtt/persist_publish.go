@@ -229,8 +229,7 @@ func (b *Broker) storeSentLocked(s *Session, pid uint16, d *delivery) {
 	if d.seq == 0 || !s.disk.saved {
 		return
 	}
-	r := store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitAck}
-	b.write(func(bt *store.Batch) { bt.SetInflight(s.id, r) })
+	b.writeSent(s.id, store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitAck})
 }
 
 // storeAckLocked records the subscriber's acknowledgement of packet id pid
