@@ -5,14 +5,16 @@
 // where one commit each would cost a store batch per packet. Every write
 // reaches the store in the order it was made, PUBLISH batches included.
 //
-// One kind of write is held back instead: the record that a stored QoS 1/2
+// One kind of write is held back instead: the record that a stored QoS 1
 // delivery went out with a packet id. Most are cleared by the subscriber's
-// acknowledgement within milliseconds; held for sentDelay (to 2×sentDelay)
-// first, such a record and its clearing are never written at all, where
-// writing both cost two of the keys a stored delivery writes. The record
-// only lets a session resumed after a crash resend with the same packet id
-// ([MQTT-4.4.0-1]); a crash inside the delay resends with a new one, a
-// duplicate QoS 1/2 allows. A graceful stop writes every held record.
+// PUBACK within milliseconds; held for sentDelay (to 2×sentDelay) first,
+// such a record and its clearing are never written at all, where writing
+// both cost two of the keys a stored delivery writes. The record only lets
+// a session resumed after a crash resend with the same packet id
+// ([MQTT-4.4.0-1]); after a crash inside the delay the message is resent
+// from the queue with a new one, a duplicate, which QoS 1 allows. QoS 2
+// records are written at once: exactly-once rests on the packet id. A
+// graceful stop writes every held record.
 
 package mqtt
 
@@ -31,14 +33,15 @@ const sentDelay = 50 * time.Millisecond
 type storeLog struct {
 	mu      sync.Mutex
 	pending store.Batch
-	// sent holds the in-flight records not written yet, in two
-	// generations: young ones move to old at a tick, old ones are written
-	// at the next. A record here is not in the store (the flow before it
-	// on the same packet id was cleared first), so its clearing need not
-	// be written either.
-	sent    [2]map[sentKey]store.InflightRecord // [0] young, [1] old
-	stopped bool                                // the flusher has stopped: commit at once
-	kick    chan struct{}                       // wakes the flusher
+	// sent holds the in-flight records not written yet, each with the
+	// tick it was held at: a record is written at the second tick after.
+	// A record here is not in the store (the flow before it on the same
+	// packet id was cleared first), so its clearing need not be written
+	// either.
+	sent    map[sentKey]heldSent
+	ticks   uint32        // ticks of the flusher so far
+	stopped bool          // the flusher has stopped: commit at once
+	kick    chan struct{} // wakes the flusher
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -49,7 +52,7 @@ func (b *Broker) startStoreLog() {
 	l.kick = make(chan struct{}, 1)
 	l.stop = make(chan struct{})
 	l.done = make(chan struct{})
-	l.sent = [2]map[sentKey]store.InflightRecord{{}, {}}
+	l.sent = map[sentKey]heldSent{}
 	go b.flushStoreLog()
 }
 
@@ -77,13 +80,13 @@ func (b *Broker) flushStoreLog() {
 			l.mu.Unlock()
 		case <-tick.C:
 			l.mu.Lock()
-			l.ageSent()
+			l.ticks++
+			l.writeSent(l.ticks - 1)
 			b.commitPendingLocked()
 			l.mu.Unlock()
 		case <-l.stop:
 			l.mu.Lock()
-			l.ageSent()
-			l.ageSent()
+			l.writeSent(l.ticks + 1)
 			b.commitPendingLocked()
 			l.stopped = true
 			l.mu.Unlock()
@@ -159,81 +162,75 @@ func putOps(ops []store.Op) {
 
 // sentKey names an outbound packet id of a session.
 type sentKey struct {
-	id  string
+	s   *Session
 	pid uint16
 }
 
-// ageSent writes the old generation of held in-flight records and makes
-// the young one old. Caller holds l.mu.
-func (l *storeLog) ageSent() {
-	old := l.sent[1]
-	for k, r := range old {
-		l.pending.SetInflight(k.id, r)
+// heldSent is an in-flight record held back, and the tick it was held at.
+type heldSent struct {
+	r    store.InflightRecord
+	tick uint32
+}
+
+// writeSent adds to the pending batch the held records held before tick.
+// Caller holds l.mu.
+func (l *storeLog) writeSent(tick uint32) {
+	for k, h := range l.sent {
+		if h.tick < tick {
+			l.pending.SetInflight(k.s.id, h.r)
+			delete(l.sent, k)
+		}
 	}
-	clear(old)
-	l.sent[0], l.sent[1] = old, l.sent[0]
 }
 
-// holding reports whether in-flight records are being held (not once the
-// flusher has stopped). Caller holds l.mu.
-func (l *storeLog) holding() bool {
-	return !l.stopped && l.sent[0] != nil
-}
-
-// takeSent forgets a held record of packet id pid, reporting whether
-// there was one. Caller holds l.mu.
-func (l *storeLog) takeSent(id string, pid uint16) bool {
-	if l.sent[0] == nil {
+// takeSent forgets the held record of s's packet id pid, reporting
+// whether there was one: then its clearing need not be written. Caller
+// holds l.mu.
+func (l *storeLog) takeSent(s *Session, pid uint16) bool {
+	if len(l.sent) == 0 {
 		return false
 	}
-	k := sentKey{id, pid}
-	for _, m := range l.sent {
-		if _, ok := m[k]; ok {
-			delete(m, k)
-			return true
-		}
+	k := sentKey{s, pid}
+	if _, ok := l.sent[k]; ok {
+		delete(l.sent, k)
+		return true
 	}
 	return false
 }
 
-// dropSent forgets every held record of a session being deleted. Caller
-// holds l.mu.
-func (l *storeLog) dropSent(id string) {
-	for _, m := range l.sent {
-		for k := range m {
-			if k.id == id {
-				delete(m, k)
-			}
-		}
-	}
-}
-
-// writeSent records that a stored delivery went out with packet id
-// r.PacketID: held (see above) while the flusher runs, written otherwise.
-func (b *Broker) writeSent(id string, r store.InflightRecord) {
+// holdSent records that a stored delivery of s went out with packet id
+// r.PacketID: a QoS 1 one held (see above) while the flusher runs, any
+// other written.
+func (b *Broker) holdSent(s *Session, r store.InflightRecord, qos byte) {
 	l := &b.wlog
 	l.mu.Lock()
-	if l.holding() {
-		delete(l.sent[1], sentKey{id, r.PacketID})
-		l.sent[0][sentKey{id, r.PacketID}] = r
+	if qos == 1 && !l.stopped && l.sent != nil {
+		l.sent[sentKey{s, r.PacketID}] = heldSent{r, l.ticks}
 		l.mu.Unlock()
 		return
 	}
 	l.mu.Unlock()
-	b.write(func(bt *store.Batch) { bt.SetInflight(id, r) })
+	b.write(func(bt *store.Batch) { bt.SetInflight(s.id, r) })
 }
 
 // write records writes nothing waits for: fn adds them to the pending
-// batch. A packet id cleared (ClearInflight) whose record is still held
-// is forgotten instead of written, and a record set again (SetInflight)
-// replaces a held one; a deleted session's held records are dropped.
+// batch (fn runs under l.mu, so it may call takeSent). A deleted session's
+// held records are dropped.
 func (b *Broker) write(fn func(*store.Batch)) {
 	l := &b.wlog
 	l.mu.Lock()
 	n := len(l.pending.Ops)
 	fn(&l.pending)
-	if l.sent[0] != nil {
-		l.settleSent(n)
+	if len(l.sent) > 0 {
+		for _, op := range l.pending.Ops[n:] {
+			if op.Kind == store.OpDeleteSession {
+				for k := range l.sent {
+					if k.s.id == op.ClientID {
+						delete(l.sent, k)
+					}
+				}
+			}
+		}
 	}
 	if l.stopped || l.kick == nil {
 		b.commitPendingLocked()
@@ -244,30 +241,6 @@ func (b *Broker) write(fn func(*store.Batch)) {
 		}
 	}
 	l.mu.Unlock()
-}
-
-// settleSent reconciles the operations added to the pending batch from
-// index n on with the held in-flight records. Caller holds l.mu.
-func (l *storeLog) settleSent(n int) {
-	ops := l.pending.Ops
-	kept := n
-	for i := n; i < len(ops); i++ {
-		op := ops[i]
-		switch op.Kind {
-		case store.OpClearInflight:
-			if l.takeSent(op.ClientID, op.PacketID) {
-				continue // never written: nothing to clear
-			}
-		case store.OpSetInflight:
-			l.takeSent(op.ClientID, op.Inflight.PacketID) // superseded
-		case store.OpDeleteSession:
-			l.dropSent(op.ClientID)
-		}
-		ops[kept] = op
-		kept++
-	}
-	clear(ops[kept:])
-	l.pending.Ops = ops[:kept]
 }
 
 // commitLocked commits bt, preceded by the pending writes, calling done

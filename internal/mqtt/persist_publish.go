@@ -193,7 +193,7 @@ func (b *Broker) dropStoredLocked(s *Session, pid uint16, d *delivery) {
 	}
 	seq := d.seq
 	b.write(func(bt *store.Batch) {
-		if pid != 0 {
+		if pid != 0 && !b.wlog.takeSent(s, pid) {
 			bt.ClearInflight(s.id, pid)
 		}
 		bt.Ack(s.id, seq)
@@ -229,7 +229,7 @@ func (b *Broker) storeSentLocked(s *Session, pid uint16, d *delivery) {
 	if d.seq == 0 || !s.disk.saved {
 		return
 	}
-	b.writeSent(s.id, store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitAck})
+	b.holdSent(s, store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitAck}, d.qos)
 }
 
 // storeAckLocked records the subscriber's acknowledgement of packet id pid
@@ -246,6 +246,7 @@ func (b *Broker) storeAckLocked(s *Session, pid uint16, d *delivery, rec bool) {
 	}
 	r := store.InflightRecord{PacketID: pid, Seq: d.seq, State: store.AwaitComp}
 	b.write(func(bt *store.Batch) {
+		b.wlog.takeSent(s, pid) // replaced, never to be written
 		bt.SetInflight(s.id, r)
 		bt.Ack(s.id, r.Seq)
 	})

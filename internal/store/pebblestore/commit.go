@@ -85,6 +85,8 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 	}
 	pb := s.db.NewBatch()
 	w := writer{s: s, pb: pb, ops: b.Ops}
+	w.scratch = s.scratch
+	defer w.keep()
 	if err := w.run(); err != nil {
 		pb.Close()
 		w.undo()

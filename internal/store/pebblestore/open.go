@@ -32,6 +32,7 @@ type Store struct {
 	queues  map[string]*queueIndex // see index.go
 	refs    refIndex
 	indexed int           // entries cached in all queue indexes
+	scratch scratch       // the writer's buffers, kept from one commit to the next
 	dirty   bool          // Interval: written since the last fsync
 	keys    atomic.Uint64 // key writes (sets and deletes) applied since Open
 

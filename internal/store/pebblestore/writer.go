@@ -21,16 +21,28 @@ type writer struct {
 	// queues are the clients whose queue this batch touched, oldHeads
 	// their heads before it; oldRefs the reference counts it changed, as
 	// they were before (first change first).
-	queues   []string
-	oldHeads []head
-	oldRefs  []refWas
+	scratch
 	// deleted are the clients this batch deleted; goneOld the keys of
 	// entries older than their index that it removed (the committed state
 	// still shows them until it is applied).
 	deleted []string
 	goneOld map[string]struct{}
-	key     []byte // scratch for keys (Pebble copies them)
-	val     []byte // scratch for values
+}
+
+// scratch is what a writer grows as it goes, handed from one commit to
+// the next (under the commit mutex) rather than grown again each time.
+type scratch struct {
+	queues   []string
+	oldHeads []head
+	oldRefs  []refWas
+	key      []byte // for keys (Pebble copies them)
+	val      []byte // for values
+}
+
+// keep hands w's buffers to the next commit, emptied.
+func (w *writer) keep() {
+	clear(w.queues)
+	w.s.scratch = scratch{queues: w.queues[:0], oldHeads: w.oldHeads[:0], oldRefs: w.oldRefs[:0], key: w.key[:0], val: w.val[:0]}
 }
 
 // refWas is a message's reference count before a batch changed it.
@@ -164,6 +176,11 @@ func (w *writer) queue(id string) *queueIndex {
 	return q
 }
 
+// ack removes entry seq of client id. Entries and messages are written
+// once under their key (sequence numbers and message ids are not handed
+// out again while their key exists), so they are removed with a single
+// delete: a flush or compaction that finds it with the write drops both,
+// where a plain delete's tombstone would be carried down the levels.
 func (w *writer) ack(id string, seq uint64) error {
 	q := w.queue(id)
 	msg, ok, err := w.takeEntry(id, q, seq)
@@ -171,7 +188,7 @@ func (w *writer) ack(id string, seq uint64) error {
 		return err
 	}
 	w.key = appendQueueKey(w.key[:0], id, seq)
-	if err := w.pb.Delete(w.key, nil); err != nil {
+	if err := w.pb.SingleDelete(w.key, nil); err != nil {
 		return err
 	}
 	if err := w.unref(msg); err != nil {
@@ -226,5 +243,5 @@ func (w *writer) unref(id uint64) error {
 		w.s.refs.set(id, n-1)
 		return nil
 	}
-	return w.pb.Delete(idKey(pMessage, id), nil)
+	return w.pb.SingleDelete(idKey(pMessage, id), nil)
 }
