@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,7 +176,10 @@ func (s *Store) recover(existed bool) error {
 // hundred nanoseconds each. A queue's last sequence number is the larger
 // of its newest entry's and the one Close wrote.
 func (s *Store) rebuildIndex() error {
-	counts := map[uint64]uint32{}
+	// The entries' message ids, sorted afterwards to count them: a slice
+	// holds a million in 8 MiB where a map of counts took 19 MiB more at
+	// the peak, and most messages (one subscriber each) need no count.
+	var msgs []uint64
 	var q *queueIndex
 	var client []byte // q's client id, as in the key
 	err := s.each([]byte{pQueue}, []byte{pQueue + 1}, func(k, v []byte) error {
@@ -194,7 +198,7 @@ func (s *Store) rebuildIndex() error {
 		}
 		q.head.count++
 		q.head.last = seq // keys are in sequence order
-		counts[msg]++
+		msgs = append(msgs, msg)
 		return nil
 	})
 	if err != nil {
@@ -219,8 +223,14 @@ func (s *Store) rebuildIndex() error {
 	for _, q := range s.queues {
 		q.since = q.head.last + 1
 	}
-	for id, n := range counts {
-		s.refs.set(id, n)
+	slices.Sort(msgs)
+	for i := 0; i < len(msgs); {
+		j := i + 1
+		for j < len(msgs) && msgs[j] == msgs[i] {
+			j++
+		}
+		s.refs.set(msgs[i], uint32(j-i))
+		i = j
 	}
 	return nil
 }
