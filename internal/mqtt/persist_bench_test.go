@@ -134,6 +134,10 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-puback-µs")
 	}
 	b.ReportMetric(float64(total)/acked.Seconds(), "acked-msgs/s")
+	if k, ok := st.(interface{ KeysWritten() uint64 }); ok && total > 0 {
+		br.Close(context.Background()) // the writes held back are written at close
+		b.ReportMetric(float64(k.KeysWritten())/float64(total), "keys/msg")
+	}
 	b.ReportMetric(float64(total*int64(nsubs))/time.Since(start).Seconds(), "deliveries/s")
 }
 

@@ -4,18 +4,42 @@
 // of its own writes, or by the flusher. One commit then holds many of them,
 // where one commit each would cost a store batch per packet. Every write
 // reaches the store in the order it was made, PUBLISH batches included.
+//
+// One kind of write is held back instead: the record that a stored QoS 1
+// delivery went out with a packet id. Most are cleared by the subscriber's
+// PUBACK within milliseconds; held for sentDelay (to 2×sentDelay) first,
+// such a record and its clearing are never written at all, where writing
+// both cost two of the keys a stored delivery writes. The record only lets
+// a session resumed after a crash resend with the same packet id
+// ([MQTT-4.4.0-1]); after a crash inside the delay the message is resent
+// from the queue with a new one, a duplicate, which QoS 1 allows. QoS 2
+// records are written at once: exactly-once rests on the packet id. A
+// graceful stop writes every held record.
 
 package mqtt
 
 import (
 	"sync"
+	"time"
 
 	"github.com/mqttd/mqttd/internal/store"
 )
 
+// sentDelay is how long a sent-delivery record is held before it is
+// written (see above): longer than a subscriber's usual acknowledgement
+// round trip under load, short against a restart.
+const sentDelay = 50 * time.Millisecond
+
 type storeLog struct {
 	mu      sync.Mutex
 	pending store.Batch
+	// sent holds the in-flight records not written yet, each with the
+	// tick it was held at: a record is written at the second tick after.
+	// A record here is not in the store (the flow before it on the same
+	// packet id was cleared first), so its clearing need not be written
+	// either.
+	sent    map[sentKey]heldSent
+	ticks   uint32        // ticks of the flusher so far
 	stopped bool          // the flusher has stopped: commit at once
 	kick    chan struct{} // wakes the flusher
 	stop    chan struct{}
@@ -28,6 +52,7 @@ func (b *Broker) startStoreLog() {
 	l.kick = make(chan struct{}, 1)
 	l.stop = make(chan struct{})
 	l.done = make(chan struct{})
+	l.sent = map[sentKey]heldSent{}
 	go b.flushStoreLog()
 }
 
@@ -45,14 +70,23 @@ func (b *Broker) stopStoreLog() {
 func (b *Broker) flushStoreLog() {
 	l := &b.wlog
 	defer close(l.done)
+	tick := time.NewTicker(sentDelay)
+	defer tick.Stop()
 	for {
 		select {
 		case <-l.kick:
 			l.mu.Lock()
 			b.commitPendingLocked()
 			l.mu.Unlock()
+		case <-tick.C:
+			l.mu.Lock()
+			l.ticks++
+			l.writeSent(l.ticks - 1)
+			b.commitPendingLocked()
+			l.mu.Unlock()
 		case <-l.stop:
 			l.mu.Lock()
+			l.writeSent(l.ticks + 1)
 			b.commitPendingLocked()
 			l.stopped = true
 			l.mu.Unlock()
@@ -126,12 +160,78 @@ func putOps(ops []store.Op) {
 	opsFree.mu.Unlock()
 }
 
+// sentKey names an outbound packet id of a session.
+type sentKey struct {
+	s   *Session
+	pid uint16
+}
+
+// heldSent is an in-flight record held back, and the tick it was held at.
+type heldSent struct {
+	r    store.InflightRecord
+	tick uint32
+}
+
+// writeSent adds to the pending batch the held records held before tick.
+// Caller holds l.mu.
+func (l *storeLog) writeSent(tick uint32) {
+	for k, h := range l.sent {
+		if h.tick < tick {
+			l.pending.SetInflight(k.s.id, h.r)
+			delete(l.sent, k)
+		}
+	}
+}
+
+// takeSent forgets the held record of s's packet id pid, reporting
+// whether there was one: then its clearing need not be written. Caller
+// holds l.mu.
+func (l *storeLog) takeSent(s *Session, pid uint16) bool {
+	if len(l.sent) == 0 {
+		return false
+	}
+	k := sentKey{s, pid}
+	if _, ok := l.sent[k]; ok {
+		delete(l.sent, k)
+		return true
+	}
+	return false
+}
+
+// holdSent records that a stored delivery of s went out with packet id
+// r.PacketID: a QoS 1 one held (see above) while the flusher runs, any
+// other written.
+func (b *Broker) holdSent(s *Session, r store.InflightRecord, qos byte) {
+	l := &b.wlog
+	l.mu.Lock()
+	if qos == 1 && !l.stopped && l.sent != nil {
+		l.sent[sentKey{s, r.PacketID}] = heldSent{r, l.ticks}
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	b.write(func(bt *store.Batch) { bt.SetInflight(s.id, r) })
+}
+
 // write records writes nothing waits for: fn adds them to the pending
-// batch.
+// batch (fn runs under l.mu, so it may call takeSent). A deleted session's
+// held records are dropped.
 func (b *Broker) write(fn func(*store.Batch)) {
 	l := &b.wlog
 	l.mu.Lock()
+	n := len(l.pending.Ops)
 	fn(&l.pending)
+	if len(l.sent) > 0 {
+		for _, op := range l.pending.Ops[n:] {
+			if op.Kind == store.OpDeleteSession {
+				for k := range l.sent {
+					if k.s.id == op.ClientID {
+						delete(l.sent, k)
+					}
+				}
+			}
+		}
+	}
 	if l.stopped || l.kick == nil {
 		b.commitPendingLocked()
 	} else {

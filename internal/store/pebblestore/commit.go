@@ -85,6 +85,8 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 	}
 	pb := s.db.NewBatch()
 	w := writer{s: s, pb: pb, ops: b.Ops}
+	w.scratch = s.scratch
+	defer w.keep()
 	if err := w.run(); err != nil {
 		pb.Close()
 		w.undo()
@@ -106,6 +108,7 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 		return nil, s.fail(err)
 	}
 	w.applied()
+	s.keys.Add(uint64(pb.Count()))
 	if applied != nil {
 		applied(pb)
 	}

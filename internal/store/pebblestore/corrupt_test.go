@@ -138,11 +138,13 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("stats %+v, want %+v", st, want)
 	}
 	must(t, s.Close())
-	// A reference count that disagrees with the queues is found.
-	damage(t, dir, func(db *pebble.DB) { must(t, db.Set(idKey(pCount, 3), appendCount(nil, 1), pebble.Sync)) })
-	s = mustOpen(t, dir, Options{}) // not checked at open: recovery reads sessions only
+	// A message no queue entry refers to is found.
+	damage(t, dir, func(db *pebble.DB) {
+		must(t, db.Set(idKey(pMessage, 999), store.AppendMessage(nil, &store.MessageRecord{Topic: "t"}), pebble.Sync))
+	})
+	s = mustOpen(t, dir, Options{}) // not checked at open: recovery reads no message
 	defer s.Close()
-	if _, err := s.Verify(); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "reference count") {
+	if _, err := s.Verify(); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "no queue refers to it") {
 		t.Fatalf("verify: %v", err)
 	}
 }

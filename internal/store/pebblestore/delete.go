@@ -7,20 +7,15 @@ import (
 )
 
 // deleteSession removes the session record, its queue (releasing each
-// message reference), its head and its packet ids. The batch is not
-// indexed, so the keys come from three places: the queue index in memory
-// (entries since it was made), the committed state (older entries and
-// packet ids) and the operations before this one in the same batch
-// (packet ids they set).
+// message reference) and its packet ids. The batch is not indexed, so the
+// keys come from three places: the queue index in memory (entries since it
+// was made), the committed state (older entries and packet ids) and the
+// operations before this one in the same batch (packet ids they set).
 func (w *writer) deleteSession(id string, before []store.Op) error {
 	if err := w.pb.Delete(flatKey(pSession, id), nil); err != nil {
 		return err
 	}
-	q, err := w.queue(id)
-	if err != nil {
-		return err
-	}
-	w.changed(id, q)
+	q := w.queue(id)
 	for seq, msg := range q.msgs {
 		w.key = appendQueueKey(w.key[:0], id, seq)
 		if err := w.pb.Delete(w.key, nil); err != nil {
@@ -33,12 +28,11 @@ func (w *writer) deleteSession(id string, before []store.Op) error {
 	if err := w.deleteOldEntries(id, q.since); err != nil {
 		return err
 	}
-	// A fresh, empty index: the committed head is still there until
-	// the batch is applied, so it must not be read again.
+	// Empty, and all of it known: sequence numbers start again at 1.
 	w.s.indexed -= len(q.msgs)
-	w.s.queues[id] = &queueIndex{since: 1}
+	q.head, q.msgs, q.peak, q.since = head{}, nil, 0, 1
 	w.deleted = append(w.deleted, id)
-	if err := w.pb.Delete(flatKey(pHead, id), nil); err != nil {
+	if err := w.pb.Delete(flatKey(pLast, id), nil); err != nil {
 		return err
 	}
 	for _, p := range []byte{pInflight, pQoS2} {

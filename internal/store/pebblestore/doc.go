@@ -8,12 +8,11 @@
 // composite keys are prefixed by their 16-bit length so one client's keys
 // never run into another's.
 //
-//	0x00                          format version of the store (1 byte)
+//	0x00                          format version of the store (1 byte, now 2)
 //	's' client-id                 session record (store.AppendSession)
 //	'r' topic                     retained message (store.AppendMessage)
 //	'm' msg-id(8)                 queued message body, stored once (store.AppendMessage)
-//	'c' msg-id(8)                 number of queue references to msg-id (uvarint)
-//	'n' client-id                 queue head: last sequence number, entry count
+//	'n' client-id                 queue's last sequence number, written at Close
 //	'q' len(2) client-id seq(8)   queue entry: msg-id and delivery options
 //	'i' len(2) client-id pid(2)   outbound in-flight packet id: seq and state
 //	'p' len(2) client-id pid(2)   inbound QoS 2 packet id awaiting PUBREL (empty value)
@@ -21,10 +20,18 @@
 // Every value starts with a version byte; decoders refuse anything else
 // with an error wrapping store.ErrCorrupt.
 //
+// Queue heads (last sequence number, entry count) and the number of entries
+// referring to each message are not written by commits: Open rebuilds them
+// in memory from the queue entries, one pass over them that decodes only
+// their message ids, so that a stored delivery writes its entry and nothing
+// else; a message is deleted with the entry that held its last reference.
+// Close writes each queue's last sequence number, which the entries may no
+// longer show (index.go).
+//
 // # Commits and durability
 //
-// Commits are serialised by one mutex while they read what they need (a
-// queue head, a reference count) and apply to the memtable, so sequence
+// Commits are serialised by one mutex while they update the heads and
+// counts in memory and apply to the memtable, so sequence
 // numbers are visible in the order they were handed out; the fsync is
 // awaited outside the mutex, so concurrent commits share one fsync (Pebble's
 // group commit). Sync waits for that fsync; Interval fsyncs the log every

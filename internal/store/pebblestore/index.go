@@ -1,38 +1,48 @@
 package pebblestore
 
 // What a commit needs to know about queues and messages, kept in memory so
-// that acknowledging a delivery reads nothing back from Pebble: reading each
-// queue entry and reference count through the LSM (often from a flushed
-// table) was over a third of the CPU of a commit. Memory is a cache of what
-// is stored, never the only copy: every change is written to Pebble too,
-// and anything not in memory is read from Pebble. Only what was enqueued
-// since Open is indexed, so recovery still reads no queue.
+// that writing a batch reads nothing back from Pebble: every queue's head
+// (last sequence number handed out, entry count) and the reference count
+// of every message held by more than one queue entry. These are not
+// written by commits: Open rebuilds them with one pass over the queue
+// entries, so that enqueueing and acknowledging write only the entries (a
+// head and a count written per commit were half the keys of a stored
+// delivery). Only a queue's last sequence number cannot always be found
+// again in its entries (its newest entries may have been acknowledged), so
+// Close writes it for every queue, and a deleted session's is deleted with
+// it; after a crash, when Close did not run, the last sequence number comes
+// from the newest remaining entry, and numbers above it may be handed out
+// again. No queue entry refers to those any more, and an AwaitAck in-flight
+// record is cleared in the commit that acknowledges its entry; only an
+// AwaitComp record may still carry one, which orders its PUBREL among the
+// resends and is never looked up. Which
+// message each recent entry holds is cached too (the queue index proper);
+// that part is a cache of what is stored, dropped when it outgrows
+// indexBudget and read back from Pebble as needed.
 
-// indexBudget bounds the entries held in memory (queue entries and
-// reference counts together): past it the index is dropped after a commit
-// and rebuilt as commits touch queues, so a backlog that builds up while its
-// subscribers are offline costs Pebble reads when it drains rather than
-// memory in proportion to it. A variable so tests can make it small.
+// indexBudget bounds the queue entries cached in memory: past it the
+// cached entries are dropped after a commit (heads and counts stay) and
+// older entries are read from Pebble, so a backlog that builds up while
+// its subscribers are offline costs Pebble reads when it drains rather
+// than memory in proportion to it. A variable so tests can make it small.
 var indexBudget = 1 << 18
-
-// dropQueue forgets client id's queue index.
-func (s *Store) dropQueue(id string) {
-	if q := s.queues[id]; q != nil {
-		s.indexed -= len(q.msgs)
-		delete(s.queues, id)
-	}
-}
 
 // queueIndex is one client's queue as the store knows it in memory.
 type queueIndex struct {
-	head head // as stored (or as the batch being built will store it)
+	head head // as committed (or as the batch being built leaves it)
 	// since: every entry with seq >= since is in msgs; older entries
-	// (written before Open, or before a failed batch dropped the index)
-	// are only in Pebble.
+	// (written before Open, or before the cache was dropped) are only in
+	// Pebble.
 	since uint64
 	msgs  map[uint64]uint64 // seq -> message id, for seq >= since
 	peak  int               // largest len(msgs) since msgs was made
-	dirty bool              // head changed by the batch being built
+	dirty bool              // touched by the batch being built (its old head is in the writer's undo log)
+}
+
+// head is a queue's last sequence number handed out and its entry count.
+type head struct {
+	last  uint64
+	count uint64
 }
 
 // add indexes entry seq of message id.
@@ -60,41 +70,60 @@ func (q *queueIndex) remove(seq uint64) {
 	}
 }
 
+// uncache drops q's cached entries: from now on they are read from Pebble.
+func (q *queueIndex) uncache() {
+	q.msgs, q.peak, q.since = nil, 0, q.head.last+1
+}
+
+// dropCache drops every queue's cached entries, keeping the heads.
+func (s *Store) dropCache() {
+	for _, q := range s.queues {
+		q.uncache()
+	}
+	s.indexed = 0
+}
+
 // shrinkAt is the peak size from which a map shrunk to an eighth is copied
 // into a smaller one.
 const shrinkAt = 1024
 
-// refCount is a message's number of queue references, in memory.
-type refCount struct {
-	n     uint64
-	dirty bool // changed by the batch being built
-}
-
-// refIndex holds the reference counts of messages enqueued since Open, and
-// of older ones once a commit has read them.
+// refIndex holds the reference count of every message referenced by more
+// than one queue entry; a message it does not hold has exactly one (it is
+// only asked about messages an existing entry refers to).
 type refIndex struct {
-	m    map[uint64]refCount
+	m    map[uint64]uint32
 	peak int
 }
 
-func (r *refIndex) get(id uint64) (refCount, bool) {
-	c, ok := r.m[id]
-	return c, ok
+// get is id's reference count.
+func (r *refIndex) get(id uint64) uint32 {
+	if n, ok := r.m[id]; ok {
+		return n
+	}
+	return 1
 }
 
-func (r *refIndex) set(id uint64, c refCount) {
-	if r.m == nil {
-		r.m = make(map[uint64]refCount)
+// set records id's reference count, forgetting it at 1 (or 0).
+func (r *refIndex) set(id uint64, n uint32) {
+	if n <= 1 {
+		r.remove(id)
+		return
 	}
-	r.m[id] = c
+	if r.m == nil {
+		r.m = make(map[uint64]uint32)
+	}
+	r.m[id] = n
 	r.peak = max(r.peak, len(r.m))
 }
 
 // remove forgets id, shrinking the map as queueIndex.remove does.
 func (r *refIndex) remove(id uint64) {
+	if _, ok := r.m[id]; !ok {
+		return
+	}
 	delete(r.m, id)
 	if n := len(r.m); r.peak >= shrinkAt && n < r.peak/8 {
-		m := make(map[uint64]refCount, n)
+		m := make(map[uint64]uint32, n)
 		for k, v := range r.m {
 			m[k] = v
 		}

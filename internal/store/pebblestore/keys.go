@@ -7,8 +7,7 @@ const (
 	pSession  = 's'
 	pRetained = 'r'
 	pMessage  = 'm'
-	pCount    = 'c'
-	pHead     = 'n'
+	pLast     = 'n'
 	pQueue    = 'q'
 	pInflight = 'i'
 	pQoS2     = 'p'
@@ -65,6 +64,17 @@ func upperBound(p []byte) []byte {
 		}
 	}
 	return nil // p is all 0xff: no bound
+}
+
+// splitClientKey splits a composite key (clientPrefix, then a big-endian
+// number of n bytes) into its client id and number; ok is false when its
+// length prefix does not fit.
+func splitClientKey(k []byte, n int) (id []byte, num uint64, ok bool) {
+	if len(k) < 3 || len(k) != 3+int(k[1])<<8+int(k[2])+n {
+		return nil, 0, false
+	}
+	num, _ = tailUint(k, n)
+	return k[3 : len(k)-n], num, true
 }
 
 // tailUint reads the big-endian number that ends key k (n = 2 or 8 bytes).

@@ -150,19 +150,18 @@ func readEntry(clientID string, qit, mit *pebble.Iterator) (store.Queued, error)
 	}, nil
 }
 
-// QueueLen is the number of deliveries queued for clientID.
+// QueueLen is the number of deliveries queued for clientID, from the
+// heads kept in memory.
 func (s *Store) QueueLen(clientID string) (int, error) {
-	s.rmu.RLock()
-	defer s.rmu.RUnlock()
-	if s.rclosed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return 0, store.ErrClosed
 	}
-	v, ok, err := get(s.db, flatKey(pHead, clientID))
-	if err != nil || !ok {
-		return 0, s.wrap(err)
+	if q := s.queues[clientID]; q != nil {
+		return int(q.head.count), nil
 	}
-	h, err := decodeHead(v)
-	return int(h.count), s.wrap(err)
+	return 0, nil
 }
 
 // Inflight returns the outbound packet ids in send order.

@@ -6,14 +6,13 @@ import (
 	"github.com/mqttd/mqttd/internal/store"
 )
 
-// The package's own records, version 1: the queue entry, the queue head,
-// an in-flight packet id and a reference count.
+// The package's own records, version 1: the queue entry, an in-flight
+// packet id and a queue's last sequence number.
 
 const (
 	refV1      = 1
-	headV1     = 1
 	inflightV1 = 1
-	countV1    = 1
+	lastV1     = 1
 )
 
 // ref is a queue entry: which message, and how to deliver it.
@@ -56,31 +55,13 @@ func decodeRef(b []byte) (ref, error) {
 	return r, d.Finish()
 }
 
-// head is a queue's last sequence number handed out and its entry count.
-type head struct {
-	last  uint64
-	count uint64
-}
-
-func appendHead(dst []byte, h head) []byte {
-	e := store.Encoder{B: dst}
-	e.Byte(headV1)
-	e.Uvarint(h.last)
-	e.Uvarint(h.count)
-	return e.B
-}
-
-func decodeHead(b []byte) (head, error) {
-	d := store.Decoder{B: b, What: "queue head"}
-	d.Version(headV1)
-	h := head{last: d.Uvarint(), count: d.Uvarint()}
-	if err := d.Finish(); err != nil {
-		return head{}, err
-	}
-	if h.count > h.last {
-		return head{}, fmt.Errorf("%w: queue head: %d entries but last sequence %d", store.ErrCorrupt, h.count, h.last)
-	}
-	return h, nil
+// refMsg is the message id of an encoded queue entry, read without
+// decoding the rest (Open reads every entry).
+func refMsg(b []byte) (uint64, error) {
+	d := store.Decoder{B: b, What: "queue entry"}
+	d.Version(refV1)
+	msg := d.Uvarint()
+	return msg, d.Err()
 }
 
 func appendInflight(dst []byte, r store.InflightRecord) []byte {
@@ -104,22 +85,19 @@ func decodeInflight(pid uint16, b []byte) (store.InflightRecord, error) {
 	return r, nil
 }
 
-func appendCount(dst []byte, n uint64) []byte {
+// A queue's last sequence number handed out, written for every queue at
+// Close (see index.go).
+
+func appendLast(dst []byte, last uint64) []byte {
 	e := store.Encoder{B: dst}
-	e.Byte(countV1)
-	e.Uvarint(n)
+	e.Byte(lastV1)
+	e.Uvarint(last)
 	return e.B
 }
 
-func decodeCount(b []byte) (uint64, error) {
-	d := store.Decoder{B: b, What: "reference count"}
-	d.Version(countV1)
+func decodeLast(b []byte) (uint64, error) {
+	d := store.Decoder{B: b, What: "queue last sequence"}
+	d.Version(lastV1)
 	n := d.Uvarint()
-	if err := d.Finish(); err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("%w: reference count: zero is never stored", store.ErrCorrupt)
-	}
-	return n, nil
+	return n, d.Finish()
 }

@@ -16,26 +16,38 @@ type Stats struct {
 }
 
 // Verify reads the whole store from one snapshot and checks that it is
-// consistent: every record decodes, every queue entry's message exists,
-// every reference count equals the entries pointing at its message, every
-// queue head matches its entries, and no key is of an unknown kind. It
-// holds the messages' reference tallies in memory: an offline check (the
-// model tests run it after every step), not part of recovery.
+// consistent: every record decodes, every queue entry's message exists and
+// every message has an entry, no key is of an unknown kind, and the queue
+// heads and reference counts kept in memory (index.go) agree with the
+// entries. It holds the messages' reference tallies in memory: an offline
+// check (the model tests run it after every step), not part of recovery.
 func (s *Store) Verify() (Stats, error) {
 	s.rmu.RLock()
 	defer s.rmu.RUnlock()
 	if s.rclosed {
 		return Stats{}, store.ErrClosed
 	}
+	// The snapshot and the copy of the in-memory state are taken together,
+	// between commits.
+	s.mu.Lock()
 	snap := s.db.NewSnapshot()
+	heads := make(map[string]head, len(s.queues))
+	for id, q := range s.queues {
+		heads[id] = q.head
+	}
+	counts := make(map[uint64]uint64, len(s.refs.m))
+	for id, n := range s.refs.m {
+		counts[id] = uint64(n)
+	}
+	s.mu.Unlock()
 	defer snap.Close()
 	it, err := snap.NewIter(nil)
 	if err != nil {
 		return Stats{}, s.wrap(err)
 	}
 	defer it.Close()
-	v := verifier{refs: map[uint64]uint64{}, counts: map[uint64]uint64{}, msgs: map[uint64]bool{},
-		entries: map[string]head{}, heads: map[string]head{}}
+	v := verifier{refs: map[uint64]uint64{}, counts: counts, msgs: map[uint64]bool{},
+		entries: map[string]head{}, heads: heads}
 	for ok := it.First(); ok; ok = it.Next() {
 		if err := v.key(it.Key(), it.Value()); err != nil {
 			return v.st, s.wrap(fmt.Errorf("key %x: %w", it.Key(), err))
@@ -50,16 +62,16 @@ func (s *Store) Verify() (Stats, error) {
 type verifier struct {
 	st      Stats
 	refs    map[uint64]uint64 // message id -> queue entries pointing at it
-	counts  map[uint64]uint64 // message id -> stored reference count
+	counts  map[uint64]uint64 // message id -> reference count in memory, when above 1
 	msgs    map[uint64]bool
 	entries map[string]head // client -> entries seen (count, highest seq)
-	heads   map[string]head // client -> stored head
+	heads   map[string]head // client -> head in memory
 }
 
 func (v *verifier) key(k, val []byte) error {
 	switch k[0] {
 	case pFormat:
-		if len(k) != 1 || len(val) != 1 || val[0] != formatV1 {
+		if len(k) != 1 || len(val) != 1 || val[0] != formatV2 {
 			return fmt.Errorf("%w: bad format marker", store.ErrCorrupt)
 		}
 	case pSession:
@@ -70,11 +82,10 @@ func (v *verifier) key(k, val []byte) error {
 		v.st.Retained++
 		_, err := store.DecodeMessage(val)
 		return err
-	case pMessage, pCount:
+	case pMessage:
 		return v.message(k, val)
-	case pHead:
-		h, err := decodeHead(val)
-		v.heads[string(k[1:])] = h
+	case pLast:
+		_, err := decodeLast(val)
 		return err
 	case pQueue, pInflight, pQoS2:
 		return v.clientKey(k, val)
@@ -89,11 +100,6 @@ func (v *verifier) message(k, val []byte) error {
 		return fmt.Errorf("%w: bad message key", store.ErrCorrupt)
 	}
 	id, _ := tailUint(k, 8)
-	if k[0] == pCount {
-		n, err := decodeCount(val)
-		v.counts[id] = n
-		return err
-	}
 	v.st.Messages++
 	v.msgs[id] = true
 	_, err := store.DecodeMessage(val)
@@ -106,11 +112,11 @@ func (v *verifier) clientKey(k, val []byte) error {
 	if k[0] == pQueue {
 		tail = 8
 	}
-	if len(k) < 3 || len(k) != 3+int(k[1])<<8+int(k[2])+tail {
+	cid, n, ok := splitClientKey(k, tail)
+	if !ok {
 		return fmt.Errorf("%w: bad composite key", store.ErrCorrupt)
 	}
-	id := string(k[3 : len(k)-tail])
-	n, _ := tailUint(k, tail)
+	id := string(cid)
 	switch k[0] {
 	case pQueue:
 		v.st.QueueEntries++
@@ -143,8 +149,8 @@ func (v *verifier) cross() error {
 		if !v.msgs[id] {
 			return fmt.Errorf("%w: %d queue entries refer to missing message %d", store.ErrCorrupt, n, id)
 		}
-		if v.counts[id] != n {
-			return fmt.Errorf("%w: message %d has %d queue entries but a reference count of %d", store.ErrCorrupt, id, n, v.counts[id])
+		if c := max(v.counts[id], 1); c != n {
+			return fmt.Errorf("%w: message %d has %d queue entries but a reference count of %d", store.ErrCorrupt, id, n, c)
 		}
 	}
 	for id := range v.msgs {
@@ -160,12 +166,12 @@ func (v *verifier) cross() error {
 	for client, e := range v.entries {
 		h, ok := v.heads[client]
 		if !ok || h.count != e.count || h.last < e.last {
-			return fmt.Errorf("%w: queue of %q has %d entries up to %d, head says %d up to %d", store.ErrCorrupt, client, e.count, e.last, h.count, h.last)
+			return fmt.Errorf("%w: queue of %q has %d entries up to %d, its head in memory says %d up to %d", store.ErrCorrupt, client, e.count, e.last, h.count, h.last)
 		}
 	}
 	for client, h := range v.heads {
 		if h.count != v.entries[client].count {
-			return fmt.Errorf("%w: queue head of %q counts %d entries, found %d", store.ErrCorrupt, client, h.count, v.entries[client].count)
+			return fmt.Errorf("%w: queue head of %q in memory counts %d entries, found %d", store.ErrCorrupt, client, h.count, v.entries[client].count)
 		}
 	}
 	return nil
