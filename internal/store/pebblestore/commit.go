@@ -54,6 +54,7 @@ func (s *Store) wait(pb *pebble.Batch) error {
 	if pb == nil {
 		return nil
 	}
+	defer s.rec.pending.Done() // see recover.go
 	var err error
 	if s.opts.Durability == store.Sync {
 		err = pb.SyncWait()
@@ -105,6 +106,7 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 		// Not closed: after a failed log write Pebble may still hold it.
 		return nil, s.fail(err)
 	}
+	s.rec.pending.Add(1) // until wait
 	w.applied()
 	if applied != nil {
 		applied(pb)

@@ -3,30 +3,45 @@ package pebblestore
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 )
 
-// ErrFailed wraps every commit error after a write to the log has failed.
+// ErrFailed wraps every commit error after a write to the store has failed.
 var ErrFailed = errors.New("store failed after a write error")
 
 // Pebble cannot resume a log after a failed write (a full disk, an I/O
-// error): the writer is dead and a later synchronous write stops the
-// process. So the first write error fails the store: commits are refused
-// from then on, without calling Pebble, reads go on, and Close skips the
-// final fsync. Restarting (reopening) recovers the last durable state,
-// which holds every commit that was acknowledged; a failed batch may be
-// visible to reads until then, but it was never acknowledged.
+// error): its log writer keeps the error, and a later commit through it
+// stops the process. So the first write error fails the store: commits
+// are refused from then on, without calling Pebble, reads go on, and
+// Close skips the final fsync. The recovery probe (recover.go) reopens
+// the store once the disk takes writes again; a restart does the same.
+// Either recovers the last durable state, which holds every commit that
+// was acknowledged; a failed batch may be visible to reads until then,
+// and may be found again after it, but it was never acknowledged.
 
-// fail records err as the store's failure, once, and logs it.
+// fail records err as the store's failure, once per outage, logs it and
+// starts the recovery probe.
 func (s *Store) fail(err error) error {
 	s.fmu.Lock()
-	defer s.fmu.Unlock()
-	if s.failed == nil {
-		s.failed = fmt.Errorf("%w: store %s: %v; refusing writes until mqttd is restarted (check free space and the disk)", ErrFailed, s.dir, err)
-		s.opts.Logger.Error("store: write failed; QoS 1/2 messages for persistent sessions are refused until restart", "dir", s.dir, "error", err)
+	first := s.failed == nil
+	if first {
+		s.failed = fmt.Errorf("%w: store %s: %v; refusing writes until the disk takes writes again (retried every %s; check free space and the disk)",
+			ErrFailed, s.dir, err, s.opts.RetryInterval)
+		s.failedAt = time.Now()
 	}
-	return s.failed
+	failed := s.failed
+	s.fmu.Unlock()
+	if first {
+		s.opts.Logger.Error("store: write failed; QoS 1/2 messages for persistent sessions are refused until it recovers",
+			"dir", s.dir, "error", err, "retry_interval", s.opts.RetryInterval)
+		if m := s.opts.Metrics; m != nil {
+			m.failedOnce()
+		}
+		s.startRecovery()
+	}
+	return failed
 }
 
 func (s *Store) failure() error {
@@ -35,16 +50,57 @@ func (s *Store) failure() error {
 	return s.failed
 }
 
+// healthy reports whether the store accepts writes.
+func (s *Store) healthy() bool { return s.failure() == nil }
+
 // syncLog fsyncs the log without Pebble's fatal path: an empty batch
 // applied without waiting, then waited for, returns the error instead.
+// It is applied under the commit mutex, after the failure check, like
+// every write to Pebble (see guardFS).
 func (s *Store) syncLog() error {
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := b.LogData(nil, nil); err != nil {
+	s.mu.Lock()
+	if err := s.failure(); err != nil {
+		s.mu.Unlock()
 		return err
+	}
+	b, err := s.applySyncMarker()
+	if err == nil {
+		s.rec.pending.Add(1)
+		defer s.rec.pending.Done()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return s.fail(err)
+	}
+	defer b.Close()
+	if err := b.SyncWait(); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// syncLogLocked is syncLog for a caller holding the commit mutex.
+func (s *Store) syncLogLocked() error {
+	b, err := s.applySyncMarker()
+	if err != nil {
+		return s.fail(err)
+	}
+	defer b.Close()
+	if err := b.SyncWait(); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *Store) applySyncMarker() (*pebble.Batch, error) {
+	b := s.db.NewBatch()
+	if err := b.LogData(nil, nil); err != nil {
+		b.Close()
+		return nil, err
 	}
 	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
-		return err
+		b.Close()
+		return nil, err
 	}
-	return b.SyncWait()
+	return b, nil
 }

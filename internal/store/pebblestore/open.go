@@ -34,8 +34,10 @@ type Store struct {
 	rmu     sync.RWMutex // held by readers; Close takes it to stop them first
 	rclosed bool
 
-	fmu    sync.Mutex
-	failed error // see fail.go
+	fmu      sync.Mutex
+	failed   error // see fail.go
+	failedAt time.Time
+	rec      recovery // see recover.go
 
 	notify   *store.Notifier
 	stopSync chan struct{}
@@ -88,8 +90,7 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
 	s := &Store{dir: dir, opts: opts, lock: lock, queues: map[string]*queueIndex{}}
-	logger := pebbleLogger{l: opts.Logger, onFatal: func(err error) { s.fail(err) }}
-	db, err := pebble.Open(dir, &pebble.Options{Cache: cache, Logger: logger, FS: opts.fs})
+	db, err := pebble.Open(dir, s.pebbleOptions(cache, false))
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
 			return nil, corrupt(dir, err)
@@ -195,6 +196,7 @@ func (s *Store) Dir() string { return s.dir }
 
 // Close waits for pending commits, fsyncs and releases the directory.
 func (s *Store) Close() error {
+	s.stopRecovery()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -214,8 +216,10 @@ func (s *Store) Close() error {
 	if s.failure() == nil {
 		err = s.syncLog()
 	}
-	if cerr := s.db.Close(); err == nil {
-		err = cerr
+	if s.db != nil { // nil: the recovery probe could not reopen it
+		if cerr := s.db.Close(); err == nil {
+			err = cerr
+		}
 	}
 	unlockDir(s.lock)
 	if err != nil {

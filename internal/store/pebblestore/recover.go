@@ -1,0 +1,342 @@
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+
+	"github.com/mqttd/mqttd/internal/store"
+)
+
+// Recovery from a write error. Pebble cannot resume a write-ahead log
+// once a write or fsync of it failed (its log writer keeps the error, a
+// later commit panics, rotating to a new log panics), so the store does
+// not try: it refuses every write (fail.go) and a background probe, every
+// RetryInterval, checks whether the disk takes writes again (a small file
+// written, fsynced and removed). Once it does, the probe waits for the
+// batches already handed to Pebble to finish (they end with the write
+// error, so none of them was acknowledged), closes Pebble and opens it
+// again on the same directory: the reopen replays the log, which holds
+// every acknowledged commit, and flushes it to tables. The in-memory
+// index is rebuilt from what the reopened store holds, and writes are
+// accepted again. A batch that failed may or may not be in the log (its
+// bytes may have reached the file before the fsync failed): it was
+// refused, never acknowledged, so finding it again is a redelivery, not a
+// loss. While the disk refuses, or a writable reopen fails, the store is
+// opened read-only so that reads go on.
+
+// recovery is the state of the recovery probe.
+type recovery struct {
+	mu      sync.Mutex
+	running bool          // a probe goroutine is running
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when the probe goroutine ends
+	stopped bool
+
+	// pending counts batches applied to the current Pebble instance whose
+	// wait has not ended; the probe closes Pebble only once it is zero.
+	pending sync.WaitGroup
+}
+
+// probeFile is written, fsynced and removed in the store's directory to
+// tell whether the disk takes writes again; probeBytes is its size, about
+// what reopening needs to write (a new log, a manifest, a table of the
+// replayed log).
+const (
+	probeFile  = "mqttd-space-probe"
+	probeBytes = 1 << 20
+)
+
+// pebbleOptions are the options every Pebble instance of s is opened with.
+// The FS reports write errors to s as they happen (guardFS), before Pebble
+// itself notices them.
+func (s *Store) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Options {
+	base := s.opts.fs
+	if base == nil {
+		base = vfs.Default
+	}
+	logger := pebbleLogger{l: s.opts.Logger, onFatal: func(err error) { s.fail(err) }}
+	return &pebble.Options{Cache: cache, Logger: logger, FS: &guardFS{FS: base, trip: func(err error) { s.fail(err) }}, ReadOnly: readOnly}
+}
+
+// startRecovery starts the probe unless it runs or the store is closing.
+func (s *Store) startRecovery() {
+	r := &s.rec
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running || r.stopped {
+		return
+	}
+	r.running = true
+	if r.stop == nil {
+		r.stop = make(chan struct{})
+	}
+	r.done = make(chan struct{})
+	go s.recoverLoop(r.stop, r.done)
+}
+
+// stopRecovery stops the probe and waits for it; Close calls it first,
+// so a probe never runs on a closing store.
+func (s *Store) stopRecovery() {
+	r := &s.rec
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	r.stopped = true
+	if r.stop == nil {
+		r.stop = make(chan struct{})
+	}
+	close(r.stop)
+	done := r.done
+	r.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// recoverLoop retries every RetryInterval until the store is writable
+// again or closing.
+func (s *Store) recoverLoop(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(s.opts.RetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ok, err := s.tryRecover(stop)
+		if errors.Is(err, store.ErrClosed) {
+			return
+		}
+		if err != nil {
+			s.opts.Logger.Debug("store: still not writable", "dir", s.dir, "error", err)
+		}
+		if ok && s.probeDone() {
+			return
+		}
+	}
+}
+
+// probeDone ends the probe unless the store failed again meanwhile (its
+// fail found the probe still running, so did not start another).
+func (s *Store) probeDone() bool {
+	r := &s.rec
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.failure() != nil {
+		return false
+	}
+	r.running = false
+	return true
+}
+
+// tryRecover makes one attempt; ok is true once the store is writable.
+func (s *Store) tryRecover(stop chan struct{}) (ok bool, err error) {
+	if s.failure() == nil {
+		return true, nil
+	}
+	if err := s.probeDisk(); err != nil {
+		return false, err
+	}
+	// Every batch that passed the failure check has been counted once the
+	// commit mutex is free.
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return false, store.ErrClosed
+	}
+	// No batch is applied from now on (the store is failed); wait for the
+	// ones applied before to end, outside the commit mutex: their
+	// callbacks may commit (and be refused).
+	s.rec.pending.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false, store.ErrClosed
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.rclosed {
+		return false, store.ErrClosed
+	}
+	if err := s.db.Close(); err != nil {
+		s.opts.Logger.Debug("store: closing the failed instance", "dir", s.dir, "error", err)
+	}
+	s.db = nil
+	err = s.reopen()
+	for s.db == nil {
+		// Neither writable nor readable: readers and writers wait here
+		// rather than find no store.
+		s.opts.Logger.Error("store: cannot reopen it, even read-only; retrying", "dir", s.dir, "error", err)
+		select {
+		case <-stop:
+			return false, store.ErrClosed
+		case <-time.After(s.opts.RetryInterval):
+		}
+		err = s.reopen()
+	}
+	if err != nil {
+		return false, err
+	}
+	s.fmu.Lock()
+	outage := time.Since(s.failedAt)
+	s.failed = nil
+	s.fmu.Unlock()
+	if m := s.opts.Metrics; m != nil {
+		m.recovered()
+	}
+	s.opts.Logger.Warn("store: writable again; QoS 1/2 messages for persistent sessions are accepted again",
+		"dir", s.dir, "outage", outage.Round(time.Millisecond))
+	return true, nil
+}
+
+// reopen opens Pebble on s.dir again, writable if it can (err is then
+// nil) or else read-only (s.db is set, err says why it is not writable);
+// s.db stays nil when neither opens. It rebuilds the in-memory index from
+// the reopened store. Caller holds s.mu and s.rmu.
+func (s *Store) reopen() error {
+	cache := pebble.NewCache(s.opts.CacheBytes)
+	defer cache.Unref()
+	db, err := pebble.Open(s.dir, s.pebbleOptions(cache, false))
+	if err == nil {
+		s.db = db
+		if err = s.resetIndex(); err == nil {
+			// The reopen wrote a new log and manifest; one fsynced write
+			// through the log proves the write path whole.
+			err = s.syncLogLocked()
+		}
+		if err == nil {
+			return nil
+		}
+		db.Close()
+		s.db = nil
+	}
+	ro, rerr := pebble.Open(s.dir, s.pebbleOptions(cache, true))
+	if rerr != nil {
+		return fmt.Errorf("%v; read-only: %v", err, rerr)
+	}
+	s.db = ro
+	if ierr := s.resetIndex(); ierr != nil {
+		return ierr
+	}
+	return err
+}
+
+// resetIndex forgets the in-memory index (it may hold batches that
+// failed) and finds the last message id again from the reopened store.
+// Caller holds s.mu.
+func (s *Store) resetIndex() error {
+	s.queues, s.indexed, s.refs, s.dirty = map[string]*queueIndex{}, 0, refIndex{}, false
+	last, err := s.lastKey(pMessage)
+	if err != nil {
+		return err
+	}
+	s.nextMsg = 0
+	if last != nil {
+		id, ok := tailUint(last, 8)
+		if !ok {
+			return fmt.Errorf("%w: bad message key %x", store.ErrCorrupt, last)
+		}
+		s.nextMsg = id
+	}
+	return nil
+}
+
+// probeDisk writes, fsyncs and removes probeFile in the store's directory.
+func (s *Store) probeDisk() error {
+	fs := s.opts.fs
+	if fs == nil {
+		fs = vfs.Default
+	}
+	name := fs.PathJoin(s.dir, probeFile)
+	f, err := fs.Create(name)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	for n := 0; n < probeBytes && err == nil; n += len(buf) {
+		_, err = f.Write(buf)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := fs.Remove(name); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// guardFS reports every failed write or sync of a file Pebble writes to
+// trip (a failed preallocation is not one: Pebble ignores it), before the error reaches Pebble: the store is
+// failed before Pebble's log writer keeps the error, so no commit reaches
+// a log writer that would panic on it.
+type guardFS struct {
+	vfs.FS
+	trip func(error)
+}
+
+func (g *guardFS) Create(name string) (vfs.File, error) {
+	f, err := g.FS.Create(name)
+	return g.wrap(f, err)
+}
+
+func (g *guardFS) OpenReadWrite(name string, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := g.FS.OpenReadWrite(name, opts...)
+	return g.wrap(f, err)
+}
+
+func (g *guardFS) ReuseForWrite(oldname, newname string) (vfs.File, error) {
+	f, err := g.FS.ReuseForWrite(oldname, newname)
+	return g.wrap(f, err)
+}
+
+func (g *guardFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		g.trip(err)
+		return nil, err
+	}
+	return &guardFile{File: f, trip: g.trip}, nil
+}
+
+type guardFile struct {
+	vfs.File
+	trip func(error)
+}
+
+func (f *guardFile) check(err error) error {
+	if err != nil {
+		f.trip(err)
+	}
+	return err
+}
+
+func (f *guardFile) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	return n, f.check(err)
+}
+
+func (f *guardFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	return n, f.check(err)
+}
+
+func (f *guardFile) Sync() error { return f.check(f.File.Sync()) }
+
+func (f *guardFile) SyncData() error { return f.check(f.File.SyncData()) }
+
+func (f *guardFile) SyncTo(n int64) (bool, error) {
+	full, err := f.File.SyncTo(n)
+	return full, f.check(err)
+}
