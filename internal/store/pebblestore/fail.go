@@ -50,8 +50,9 @@ func (s *Store) failure() error {
 	return s.failed
 }
 
-// healthy reports whether the store accepts writes.
-func (s *Store) healthy() bool { return s.failure() == nil }
+// Healthy reports whether the store accepts writes: false from a write
+// error until the recovery probe has reopened it.
+func (s *Store) Healthy() bool { return s.failure() == nil }
 
 // syncLog fsyncs the log without Pebble's fatal path: an empty batch
 // applied without waiting, then waited for, returns the error instead.

@@ -44,8 +44,9 @@ type Options struct {
 	// RetryInterval: after a write error, how often the store checks
 	// whether the disk takes writes again (default 5s); see recover.go.
 	RetryInterval time.Duration
-
-	fs vfs.FS // tests inject write errors through it; nil = the OS
+	// FS is the file system the store is on; nil is the OS's. Tests
+	// inject write errors (a full disk) through it.
+	FS vfs.FS
 }
 
 func (o *Options) withDefaults() Options {

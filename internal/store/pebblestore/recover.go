@@ -55,7 +55,7 @@ const (
 // The FS reports write errors to s as they happen (guardFS), before Pebble
 // itself notices them.
 func (s *Store) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Options {
-	base := s.opts.fs
+	base := s.opts.FS
 	if base == nil {
 		base = vfs.Default
 	}
@@ -253,7 +253,7 @@ func (s *Store) resetIndex() error {
 
 // probeDisk writes, fsyncs and removes probeFile in the store's directory.
 func (s *Store) probeDisk() error {
-	fs := s.opts.fs
+	fs := s.opts.FS
 	if fs == nil {
 		fs = vfs.Default
 	}

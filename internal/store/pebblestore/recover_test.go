@@ -93,7 +93,7 @@ func TestRecoversWhenSpaceReturns(t *testing.T) {
 			m := NewMetrics()
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(m)
-			s := mustOpen(t, dir, Options{Durability: d, fs: disk.fs(), RetryInterval: 5 * time.Millisecond, Metrics: m})
+			s := mustOpen(t, dir, Options{Durability: d, FS: disk.fs(), RetryInterval: 5 * time.Millisecond, Metrics: m})
 			must(t, enqueuePayload(s, "a", "before"))
 			if d != store.Sync {
 				must(t, s.syncLog()) // acknowledged means on disk from here
@@ -126,7 +126,7 @@ func TestRecoversWhenSpaceReturns(t *testing.T) {
 			}
 
 			disk.full.Store(false)
-			waitFor(t, "the store to recover", s.healthy)
+			waitFor(t, "the store to recover", s.Healthy)
 			must(t, enqueuePayload(s, "a", "after"))
 			if d != store.Sync {
 				must(t, s.syncLog())
@@ -176,7 +176,7 @@ func checkBeforeAfter(t *testing.T, got []string) {
 func TestRecoveryKeepsAcknowledged(t *testing.T) {
 	var disk diskFull
 	dir := t.TempDir()
-	s := mustOpen(t, dir, Options{Durability: store.Sync, fs: disk.fs(), RetryInterval: 5 * time.Millisecond})
+	s := mustOpen(t, dir, Options{Durability: store.Sync, FS: disk.fs(), RetryInterval: 5 * time.Millisecond})
 	var (
 		mu    sync.Mutex
 		acked = map[string]bool{}
@@ -212,7 +212,7 @@ func TestRecoveryKeepsAcknowledged(t *testing.T) {
 		disk.full.Store(true)
 		waitFor(t, "refusals while full", func() bool { return fails.Load() >= f+20 })
 		disk.full.Store(false)
-		waitFor(t, "the store to recover", s.healthy)
+		waitFor(t, "the store to recover", s.Healthy)
 	}
 	n := count()
 	waitFor(t, "commits after recovery", func() bool { return count() >= n+50 })
