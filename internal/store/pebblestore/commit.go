@@ -91,13 +91,13 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 		w.undo()
 		return nil, fmt.Errorf("store %s: %w", s.dir, err)
 	}
-	var err error
-	if s.opts.Durability == store.Sync {
-		err = s.db.ApplyNoSyncWait(pb, pebble.Sync)
-	} else {
-		err = s.db.Apply(pb, pebble.NoSync)
+	err := s.pebbleApply(func() error { // see fail.go
+		if s.opts.Durability == store.Sync {
+			return s.db.ApplyNoSyncWait(pb, pebble.Sync)
+		}
 		s.dirty = true
-	}
+		return s.db.Apply(pb, pebble.NoSync)
+	})
 	if err == nil {
 		err = s.failure() // Pebble's fatal path ran (see pebbleLogger)
 	}

@@ -11,6 +11,9 @@ import (
 // ErrFailed wraps every commit error after a write to the store has failed.
 var ErrFailed = errors.New("store failed after a write error")
 
+// errWedged: Pebble itself stopped (see wedge); only a restart recovers.
+var errWedged = errors.New("pebble stopped")
+
 // Pebble cannot resume a log after a failed write (a full disk, an I/O
 // error): its log writer keeps the error, and a later commit through it
 // stops the process. So the first write error fails the store: commits
@@ -99,9 +102,55 @@ func (s *Store) applySyncMarker() (*pebble.Batch, error) {
 		b.Close()
 		return nil, err
 	}
-	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
-		b.Close()
+	if err := s.pebbleApply(func() error { return s.db.ApplyNoSyncWait(b, pebble.Sync) }); err != nil {
+		if !errors.Is(err, errWedged) {
+			b.Close()
+		}
 		return nil, err
 	}
 	return b, nil
+}
+
+// pebbleApply runs apply, a commit into Pebble, under the commit mutex.
+// The failure check before it keeps commits away from a log that failed,
+// but one thing it cannot: a write error in the commit's own switch to a
+// new log (creating it, closing the old one) makes Pebble panic, with its
+// commit pipeline locked. That panic wedges the store instead of stopping
+// the process.
+func (s *Store) pebbleApply(apply func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.wedge(r)
+		}
+	}()
+	return apply()
+}
+
+// wedge takes a Pebble that panicked in a commit out of use: its locks
+// are held for good, so any further call (a write, a read, its metrics,
+// Close) could block forever. Writes and reads of the store are refused
+// from now on, Close leaves it be, and the recovery probe stops: the
+// process holds its files until it exits, and only a restart, which
+// replays the log, brings the store back. The rest of the broker keeps
+// serving. Caller holds s.mu.
+func (s *Store) wedge(r any) error {
+	err := fmt.Errorf("%w: %w: store %s: a write error stopped Pebble (%v); restart mqttd (check free space and the disk)", ErrFailed, errWedged, s.dir, r)
+	s.fmu.Lock()
+	first := s.failed == nil
+	s.failed = err
+	if first {
+		s.failedAt = time.Now()
+	}
+	s.fmu.Unlock()
+	if first {
+		if m := s.opts.Metrics; m != nil {
+			m.failedOnce()
+		}
+	}
+	s.rmu.Lock()
+	s.rclosed, s.db = true, nil
+	s.rmu.Unlock()
+	s.opts.Logger.Error("store: Pebble stopped after a write error; writes and reads of the store are refused until mqttd is restarted, the rest keeps serving",
+		"dir", s.dir, "error", r)
+	return err
 }

@@ -60,8 +60,13 @@ func (s *Store) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Option
 		base = vfs.Default
 	}
 	logger := pebbleLogger{l: s.opts.Logger, onFatal: func(err error) { s.fail(err) }}
-	return &pebble.Options{Cache: cache, Logger: logger, FS: &guardFS{FS: base, trip: func(err error) { s.fail(err) }}, ReadOnly: readOnly}
+	return &pebble.Options{Cache: cache, Logger: logger, FS: &guardFS{FS: base, trip: func(err error) { s.fail(err) }}, ReadOnly: readOnly,
+		MemTableSize: memTableSize}
 }
+
+// memTableSize is Pebble's memtable size (0: its default); a variable so
+// that tests can make Pebble switch to a new log often.
+var memTableSize uint64
 
 // startRecovery starts the probe unless it runs or the store is closing.
 func (s *Store) startRecovery() {
@@ -140,8 +145,11 @@ func (s *Store) probeDone() bool {
 
 // tryRecover makes one attempt; ok is true once the store is writable.
 func (s *Store) tryRecover(stop chan struct{}) (ok bool, err error) {
-	if s.failure() == nil {
+	switch f := s.failure(); {
+	case f == nil:
 		return true, nil
+	case errors.Is(f, errWedged):
+		return false, store.ErrClosed // only a restart recovers
 	}
 	if err := s.probeDisk(); err != nil {
 		return false, err

@@ -169,14 +169,26 @@ func checkBeforeAfter(t *testing.T, got []string) {
 	}
 }
 
-// Writers committing concurrently through two outages: every commit that
-// was acknowledged is in the store after each recovery and after a
-// restart, none of them ever panics Pebble, and the store stays
-// consistent.
+// Writers committing concurrently through two outages, in every
+// durability mode, with messages large enough to fill the log's blocks
+// often: no commit ever reaches Pebble's failed log writer (which would
+// panic), the store stays consistent, and with sync durability every
+// commit that was acknowledged is in the store after each recovery and
+// after a restart. (The others acknowledge before the fsync: a write
+// error loses what was not yet synced, as a crash would.) An outage that
+// begins in the middle of Pebble's switch to a new log wedges the store
+// instead (TestWedged); then what was acknowledged is checked on a copy,
+// as a restart would find it.
 func TestRecoveryKeepsAcknowledged(t *testing.T) {
+	for _, d := range []store.Durability{store.Sync, store.Interval, store.None} {
+		t.Run(d.String(), func(t *testing.T) { recoveryUnderLoad(t, d) })
+	}
+}
+
+func recoveryUnderLoad(t *testing.T, d store.Durability) {
 	var disk diskFull
 	dir := t.TempDir()
-	s := mustOpen(t, dir, Options{Durability: store.Sync, FS: disk.fs(), RetryInterval: 5 * time.Millisecond})
+	s := mustOpen(t, dir, Options{Durability: d, SyncInterval: time.Millisecond, FS: disk.fs(), RetryInterval: 5 * time.Millisecond})
 	var (
 		mu    sync.Mutex
 		acked = map[string]bool{}
@@ -184,13 +196,14 @@ func TestRecoveryKeepsAcknowledged(t *testing.T) {
 		stop  atomic.Bool
 		wg    sync.WaitGroup
 	)
+	pad := strings.Repeat("x", 8<<10)
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
 				p := fmt.Sprintf("w%d-%d", w, i)
-				switch err := enqueuePayload(s, fmt.Sprintf("c%d", w%2), p); {
+				switch err := enqueuePayload(s, fmt.Sprintf("c%d", w%2), p+" "+pad); {
 				case err == nil:
 					mu.Lock()
 					acked[p] = true
@@ -205,6 +218,7 @@ func TestRecoveryKeepsAcknowledged(t *testing.T) {
 		}()
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	wedged := false
 	for range 2 {
 		n := count()
 		waitFor(t, "commits while healthy", func() bool { return count() >= n+50 })
@@ -212,10 +226,19 @@ func TestRecoveryKeepsAcknowledged(t *testing.T) {
 		disk.full.Store(true)
 		waitFor(t, "refusals while full", func() bool { return fails.Load() >= f+20 })
 		disk.full.Store(false)
-		waitFor(t, "the store to recover", s.Healthy)
+		waitFor(t, "the store to recover", func() bool {
+			wedged = errors.Is(s.failure(), errWedged)
+			return wedged || s.Healthy()
+		})
+		if wedged {
+			t.Log("the outage began in a switch of logs: wedged")
+			break
+		}
 	}
-	n := count()
-	waitFor(t, "commits after recovery", func() bool { return count() >= n+50 })
+	if !wedged {
+		n := count()
+		waitFor(t, "commits after recovery", func() bool { return count() >= n+50 })
+	}
 	stop.Store(true)
 	wg.Wait()
 
@@ -224,10 +247,13 @@ func TestRecoveryKeepsAcknowledged(t *testing.T) {
 		if _, err := s.Verify(); err != nil {
 			t.Fatalf("verify: %v", err)
 		}
+		if d != store.Sync {
+			return
+		}
 		have := map[string]bool{}
 		for _, c := range []string{"c0", "c1"} {
 			for _, p := range payloads(t, s, c) {
-				have[p] = true
+				have[strings.Fields(p)[0]] = true
 			}
 		}
 		mu.Lock()
@@ -238,9 +264,88 @@ func TestRecoveryKeepsAcknowledged(t *testing.T) {
 			}
 		}
 	}
-	check(s)
-	must(t, s.Close())
-	s = mustOpen(t, dir, Options{Durability: store.Sync})
+	if wedged {
+		must(t, s.Close())
+		dir = restartCopy(t, dir)
+	} else {
+		check(s)
+		must(t, s.Close())
+	}
+	s = mustOpen(t, dir, Options{Durability: d})
 	defer s.Close()
 	check(s)
+}
+
+// restartCopy copies the directory of a wedged store, whose Pebble still
+// holds its lock until the process exits, as a restart would find it.
+func restartCopy(t *testing.T, dir string) string {
+	t.Helper()
+	to := t.TempDir() + "/store"
+	if _, err := vfs.Clone(vfs.Default, vfs.Default, dir, to); err != nil {
+		t.Fatal(err)
+	}
+	return to
+}
+
+// A write error in Pebble's switch to a new log (here: the new log cannot
+// be created) panics inside Pebble with its commit pipeline locked. The
+// store turns that into a wedged store: the commit is refused, later
+// writes and reads are refused without touching Pebble, the probe does
+// not try to reopen it, Close returns, and a restart finds everything
+// that was acknowledged.
+func TestWedged(t *testing.T) {
+	defer func(n uint64) { memTableSize = n }(memTableSize)
+	memTableSize = 256 << 10
+	var noNewLog atomic.Bool
+	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
+		if noNewLog.Load() && strings.HasSuffix(path, ".log") && (op == errorfs.OpCreate || op == errorfs.OpReuseForRewrite) {
+			return syscall.ENOSPC
+		}
+		return nil
+	}))
+	m := NewMetrics()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{Durability: store.Sync, FS: fs, RetryInterval: time.Millisecond, Metrics: m})
+	noNewLog.Store(true)
+	pad := strings.Repeat("x", 4<<10)
+	var acked []string
+	var err error
+	for i := 0; i < 10000 && err == nil; i++ { // 40 MB: many memtables of 256 KiB
+		p := fmt.Sprintf("m%d", i)
+		if err = enqueuePayload(s, "a", p+" "+pad); err == nil {
+			acked = append(acked, p)
+		}
+	}
+	if !errors.Is(err, ErrFailed) || !errors.Is(err, errWedged) || !strings.Contains(err.Error(), "restart mqttd") {
+		t.Fatalf("commit when Pebble cannot switch logs: %v", err)
+	}
+	noNewLog.Store(false)
+	if err := enqueuePayload(s, "a", "later"); !errors.Is(err, errWedged) {
+		t.Fatalf("commit on a wedged store: %v", err)
+	}
+	if _, err := s.Scan("a", 0, 1); err == nil {
+		t.Fatal("read of a wedged store")
+	}
+	if s.Healthy() || value(t, reg, "mqttd_store_healthy") != 0 || value(t, reg, "mqttd_store_failures_total") != 1 {
+		t.Fatal("a wedged store reported healthy")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("close of a wedged store: %v", err)
+	}
+	if v := value(t, reg, "mqttd_store_recoveries_total"); v != 0 {
+		t.Fatalf("recoveries %v of a wedged store", v)
+	}
+	s = mustOpen(t, restartCopy(t, dir), Options{Durability: store.Sync})
+	defer s.Close()
+	have := map[string]bool{}
+	for _, p := range payloads(t, s, "a") {
+		have[strings.Fields(p)[0]] = true
+	}
+	for _, p := range acked {
+		if !have[p] {
+			t.Fatalf("acknowledged %s is missing after the restart (%d acknowledged)", p, len(acked))
+		}
+	}
 }
