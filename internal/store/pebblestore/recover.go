@@ -60,8 +60,17 @@ func (s *Store) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Option
 		base = vfs.Default
 	}
 	logger := pebbleLogger{l: s.opts.Logger, onFatal: func(err error) { s.fail(err) }}
-	return &pebble.Options{Cache: cache, Logger: logger, FS: &guardFS{FS: base, trip: func(err error) { s.fail(err) }}, ReadOnly: readOnly,
-		MemTableSize: memTableSize}
+	// A background error (a failed flush or compaction) on a failed store
+	// is the failure already logged once; Pebble may retry it many times.
+	events := &pebble.EventListener{BackgroundError: func(err error) {
+		if s.Healthy() {
+			s.opts.Logger.Error("pebble: background error", "dir", s.dir, "error", err)
+		} else {
+			s.opts.Logger.Debug("pebble: background error", "dir", s.dir, "error", err)
+		}
+	}}
+	return &pebble.Options{Cache: cache, Logger: logger, EventListener: events, ReadOnly: readOnly, MemTableSize: memTableSize,
+		FS: &guardFS{FS: base, trip: func(err error) { s.fail(err) }}}
 }
 
 // memTableSize is Pebble's memtable size (0: its default); a variable so
@@ -105,23 +114,27 @@ func (s *Store) stopRecovery() {
 	}
 }
 
-// recoverLoop retries every RetryInterval until the store is writable
-// again or closing.
+// recoverLoop first swaps the failed instance for a read-only one at
+// once (a writable Pebble on a full disk retries its failed flushes
+// without pause, each logged), then retries every RetryInterval until the
+// store is writable again or closing.
 func (s *Store) recoverLoop(stop, done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(s.opts.RetryInterval)
 	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
+	for writable := false; ; writable = true {
+		if writable {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
 		}
-		ok, err := s.tryRecover(stop)
+		ok, err := s.tryRecover(stop, writable)
 		if errors.Is(err, store.ErrClosed) {
 			return
 		}
-		if err != nil {
+		if err != nil && writable {
 			s.opts.Logger.Debug("store: still not writable", "dir", s.dir, "error", err)
 		}
 		if ok && s.probeDone() {
@@ -143,16 +156,20 @@ func (s *Store) probeDone() bool {
 	return true
 }
 
-// tryRecover makes one attempt; ok is true once the store is writable.
-func (s *Store) tryRecover(stop chan struct{}) (ok bool, err error) {
+// tryRecover replaces the failed Pebble instance: with a writable one
+// when writable is set and the disk takes writes again (ok is then true),
+// else with a read-only one, so reads go on.
+func (s *Store) tryRecover(stop chan struct{}, writable bool) (ok bool, err error) {
 	switch f := s.failure(); {
 	case f == nil:
 		return true, nil
 	case errors.Is(f, errWedged):
 		return false, store.ErrClosed // only a restart recovers
 	}
-	if err := s.probeDisk(); err != nil {
-		return false, err
+	if writable {
+		if err := s.probeDisk(); err != nil {
+			return false, err
+		}
 	}
 	// Every batch that passed the failure check has been counted once the
 	// commit mutex is free.
@@ -180,7 +197,11 @@ func (s *Store) tryRecover(stop chan struct{}) (ok bool, err error) {
 		s.opts.Logger.Debug("store: closing the failed instance", "dir", s.dir, "error", err)
 	}
 	s.db = nil
-	err = s.reopen()
+	open := s.openReadOnly
+	if writable {
+		open = s.reopen
+	}
+	err = open()
 	for s.db == nil {
 		// Neither writable nor readable: readers and writers wait here
 		// rather than find no store.
@@ -192,7 +213,7 @@ func (s *Store) tryRecover(stop chan struct{}) (ok bool, err error) {
 		}
 		err = s.reopen()
 	}
-	if err != nil {
+	if err != nil || !writable {
 		return false, err
 	}
 	s.fmu.Lock()
@@ -209,8 +230,9 @@ func (s *Store) tryRecover(stop chan struct{}) (ok bool, err error) {
 
 // reopen opens Pebble on s.dir again, writable if it can (err is then
 // nil) or else read-only (s.db is set, err says why it is not writable);
-// s.db stays nil when neither opens. It rebuilds the in-memory index from
-// the reopened store. Caller holds s.mu and s.rmu.
+// s.db stays nil when neither opens. The reopen replays the log, which
+// holds every acknowledged commit, and writes it to tables. Caller holds
+// s.mu and s.rmu.
 func (s *Store) reopen() error {
 	cache := pebble.NewCache(s.opts.CacheBytes)
 	defer cache.Unref()
@@ -228,33 +250,62 @@ func (s *Store) reopen() error {
 		db.Close()
 		s.db = nil
 	}
-	ro, rerr := pebble.Open(s.dir, s.pebbleOptions(cache, true))
-	if rerr != nil {
+	if rerr := s.openReadOnly(); rerr != nil {
 		return fmt.Errorf("%v; read-only: %v", err, rerr)
-	}
-	s.db = ro
-	if ierr := s.resetIndex(); ierr != nil {
-		return ierr
 	}
 	return err
 }
 
-// resetIndex forgets the in-memory index (it may hold batches that
-// failed) and finds the last message id again from the reopened store.
-// Caller holds s.mu.
+// openReadOnly opens Pebble on s.dir read-only: it replays the log in
+// memory and writes nothing. Caller holds s.mu and s.rmu.
+func (s *Store) openReadOnly() error {
+	cache := pebble.NewCache(s.opts.CacheBytes)
+	defer cache.Unref()
+	db, err := pebble.Open(s.dir, s.pebbleOptions(cache, true))
+	if err != nil {
+		return err
+	}
+	s.db = db
+	return s.resetIndex()
+}
+
+// resetIndex rebuilds the in-memory index from the reopened store: it
+// may hold batches that failed, and the store may have lost, with
+// durability interval or none, batches acknowledged but not yet synced.
+// Sequence numbers and message ids never go back, though: the broker
+// still holds the deliveries it was handed, and a number handed out again
+// would let an acknowledgement of one of them remove a new entry. So a
+// queue whose stored head is behind the one in memory keeps the higher
+// last sequence number (its next write stores it). Caller holds s.mu.
 func (s *Store) resetIndex() error {
+	old := s.queues
 	s.queues, s.indexed, s.refs, s.dirty = map[string]*queueIndex{}, 0, refIndex{}, false
+	for id, q := range old {
+		v, ok, err := get(s.db, flatKey(pHead, id))
+		if err != nil {
+			return err
+		}
+		var h head
+		if ok {
+			if h, err = decodeHead(v); err != nil {
+				return err
+			}
+		}
+		if q.head.last > h.last {
+			h.last = q.head.last
+			s.queues[id] = &queueIndex{head: h, since: h.last + 1}
+		}
+	}
 	last, err := s.lastKey(pMessage)
 	if err != nil {
 		return err
 	}
-	s.nextMsg = 0
 	if last != nil {
 		id, ok := tailUint(last, 8)
 		if !ok {
 			return fmt.Errorf("%w: bad message key %x", store.ErrCorrupt, last)
 		}
-		s.nextMsg = id
+		s.nextMsg = max(s.nextMsg, id)
 	}
 	return nil
 }

@@ -349,3 +349,47 @@ func TestWedged(t *testing.T) {
 		}
 	}
 }
+
+// enqueueSeq commits one message for client and returns the sequence
+// number the store gave it.
+func enqueueSeq(t *testing.T, s store.Store, client, p string) (uint64, error) {
+	t.Helper()
+	var b store.Batch
+	ds := []store.Delivery{{ClientID: client, QoS: 1}}
+	b.Enqueue(&store.MessageRecord{Topic: "t", Payload: []byte(p), QoS: 1}, ds)
+	err := s.Commit(context.Background(), &b)
+	return ds[0].Seq, err
+}
+
+// With durability none a commit is acknowledged before it reaches the
+// disk, and a write error loses it, as a crash would. The broker still
+// holds that delivery by its sequence number, so after the recovery the
+// store must not hand the same number out again.
+func TestRecoveryNeverReusesSequence(t *testing.T) {
+	var disk diskFull
+	s := mustOpen(t, t.TempDir(), Options{Durability: store.None, FS: disk.fs(), RetryInterval: time.Millisecond})
+	defer s.Close()
+	if _, err := enqueueSeq(t, s, "a", "kept"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.syncLog())
+	lost, err := enqueueSeq(t, s, "a", "lost") // in the log's buffer only
+	must(t, err)
+	disk.full.Store(true)
+	if err := s.syncLog(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("fsync on a full disk: %v", err)
+	}
+	disk.full.Store(false)
+	waitFor(t, "the store to recover", s.Healthy)
+	if got := payloads(t, s, "a"); len(got) != 1 || got[0] != "kept" {
+		t.Fatalf("queue after the recovery %q, want only the synced one", got)
+	}
+	next, err := enqueueSeq(t, s, "a", "next")
+	must(t, err)
+	if next <= lost {
+		t.Fatalf("sequence %d handed out again after the recovery (lost one had %d)", next, lost)
+	}
+	if _, err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
