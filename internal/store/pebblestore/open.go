@@ -113,6 +113,7 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 		s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
 		go s.syncLoop()
 	}
+	s.openDone()
 	return s, nil
 }
 

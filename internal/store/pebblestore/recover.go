@@ -32,6 +32,7 @@ import (
 // recovery is the state of the recovery probe.
 type recovery struct {
 	mu      sync.Mutex
+	opened  bool          // Open succeeded: there is an instance to replace
 	running bool          // a probe goroutine is running
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when the probe goroutine ends
@@ -77,12 +78,24 @@ func (s *Store) pebbleOptions(cache *pebble.Cache, readOnly bool) *pebble.Option
 // that tests can make Pebble switch to a new log often.
 var memTableSize uint64
 
-// startRecovery starts the probe unless it runs or the store is closing.
+// openDone lets the probe run once Open has succeeded, starting it if a
+// write failed during Open. A store whose Open fails has no probe.
+func (s *Store) openDone() {
+	s.rec.mu.Lock()
+	s.rec.opened = true
+	s.rec.mu.Unlock()
+	if s.failure() != nil {
+		s.startRecovery()
+	}
+}
+
+// startRecovery starts the probe unless it runs, the store is closing or
+// not yet open.
 func (s *Store) startRecovery() {
 	r := &s.rec
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.running || r.stopped {
+	if r.running || r.stopped || !r.opened {
 		return
 	}
 	r.running = true

@@ -393,3 +393,29 @@ func TestRecoveryNeverReusesSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Open on a full disk fails with an error and leaves nothing running
+// (no probe on a store that never opened); once space returns, Open
+// finds what was acknowledged before.
+func TestOpenOnFullDisk(t *testing.T) {
+	var disk diskFull
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{FS: disk.fs(), RetryInterval: time.Millisecond})
+	must(t, enqueuePayload(s, "a", "kept"))
+	must(t, s.Close())
+	disk.full.Store(true)
+	if s, err := Open(dir, Options{FS: disk.fs(), RetryInterval: time.Millisecond, Logger: quiet()}); err == nil {
+		s.Close()
+		t.Fatal("Open on a full disk succeeded")
+	}
+	disk.full.Store(false)
+	s = mustOpen(t, dir, Options{FS: disk.fs(), RetryInterval: time.Millisecond})
+	defer s.Close()
+	// Long enough for a probe of the failed Open to have run many times.
+	for range 20 {
+		must(t, enqueuePayload(s, "a", "more"))
+	}
+	if got := payloads(t, s, "a"); len(got) != 21 || got[0] != "kept" {
+		t.Fatalf("queue %q", got)
+	}
+}
