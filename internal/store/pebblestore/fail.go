@@ -17,12 +17,12 @@ var errWedged = errors.New("pebble stopped")
 // Pebble cannot resume a log after a failed write (a full disk, an I/O
 // error): its log writer keeps the error, and a later commit through it
 // stops the process. So the first write error fails the store: commits
-// are refused from then on, without calling Pebble, reads go on, and
-// Close skips the final fsync. The recovery probe (recover.go) reopens
-// the store once the disk takes writes again; a restart does the same.
-// Either recovers the last durable state, which holds every commit that
-// was acknowledged; a failed batch may be visible to reads until then,
-// and may be found again after it, but it was never acknowledged.
+// are refused from then on, without calling Pebble, and Close skips the
+// final fsync. The recovery probe (recover.go) keeps reads going and
+// reopens the store once the disk takes writes again; a restart does the
+// same. Either recovers the last durable state, which holds every commit
+// that was acknowledged; a failed batch may be visible to reads until
+// then, and may be found again after it, but it was never acknowledged.
 
 // fail records err as the store's failure, once per outage, logs it and
 // starts the recovery probe.

@@ -14,20 +14,22 @@ import (
 
 // Recovery from a write error. Pebble cannot resume a write-ahead log
 // once a write or fsync of it failed (its log writer keeps the error, a
-// later commit panics, rotating to a new log panics), so the store does
-// not try: it refuses every write (fail.go) and a background probe, every
-// RetryInterval, checks whether the disk takes writes again (a small file
-// written, fsynced and removed). Once it does, the probe waits for the
-// batches already handed to Pebble to finish (they end with the write
-// error, so none of them was acknowledged), closes Pebble and opens it
-// again on the same directory: the reopen replays the log, which holds
-// every acknowledged commit, and flushes it to tables. The in-memory
-// index is rebuilt from what the reopened store holds, and writes are
-// accepted again. A batch that failed may or may not be in the log (its
-// bytes may have reached the file before the fsync failed): it was
-// refused, never acknowledged, so finding it again is a redelivery, not a
-// loss. While the disk refuses, or a writable reopen fails, the store is
-// opened read-only so that reads go on.
+// later commit panics, switching to a new log panics), so the store does
+// not try: it refuses every write (fail.go), and a probe replaces the
+// Pebble instance. First, at once, with a read-only one, so reads go on
+// and a writable instance on a full disk does not retry its failed
+// flushes without pause. Then every RetryInterval it checks whether the
+// disk takes writes again (a file written, fsynced and removed) and, once
+// it does, opens Pebble writable on the same directory: the reopen
+// replays the log, which holds every acknowledged commit, and writes it
+// to tables; a reopen that fails falls back to read-only and is retried.
+// Before closing an instance the probe waits for the batches already
+// handed to it: each ends durable (and is acknowledged) or with the error
+// (and is refused). The in-memory index is rebuilt from the reopened
+// store (resetIndex), and writes are accepted again. A batch that failed
+// may or may not be in the log (its bytes may have reached the file
+// before the fsync failed): it was refused, never acknowledged, so
+// finding it again is a redelivery, not a loss.
 
 // recovery is the state of the recovery probe.
 type recovery struct {
@@ -44,9 +46,9 @@ type recovery struct {
 }
 
 // probeFile is written, fsynced and removed in the store's directory to
-// tell whether the disk takes writes again; probeBytes is its size, about
-// what reopening needs to write (a new log, a manifest, a table of the
-// replayed log).
+// tell whether the disk takes writes again; probeBytes is its size, room
+// for a new log and manifest (the table of the replayed log may need
+// more: a reopen that fails for want of it is retried).
 const (
 	probeFile  = "mqttd-space-probe"
 	probeBytes = 1 << 20
