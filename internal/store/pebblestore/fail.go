@@ -6,10 +6,18 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/mqttd/mqttd/internal/store"
 )
 
-// ErrFailed wraps every commit error after a write to the store has failed.
-var ErrFailed = errors.New("store failed after a write error")
+// ErrFailed wraps every commit error after a write to the store has
+// failed; it wraps store.ErrUnavailable.
+var ErrFailed error = failedError{}
+
+type failedError struct{}
+
+func (failedError) Error() string { return "store failed after a write error" }
+func (failedError) Unwrap() error { return store.ErrUnavailable }
 
 // errWedged: Pebble itself stopped (see wedge); only a restart recovers.
 var errWedged = errors.New("pebble stopped")
