@@ -152,6 +152,12 @@ func (s *Store) recover(existed bool) error {
 	if err := s.Retained(func(*store.MessageRecord) error { return nil }); err != nil {
 		return err
 	}
+	return s.loadIndex()
+}
+
+// loadIndex finds what the in-memory index starts from in the store: the
+// last message id. Open calls it, and the recovery probe after reopening.
+func (s *Store) loadIndex() error {
 	last, err := s.lastKey(pMessage)
 	if err != nil {
 		return err

@@ -290,37 +290,51 @@ func (s *Store) openReadOnly() error {
 // Sequence numbers and message ids never go back, though: the broker
 // still holds the deliveries it was handed, and a number handed out again
 // would let an acknowledgement of one of them remove a new entry. So a
-// queue whose stored head is behind the one in memory keeps the higher
-// last sequence number (its next write stores it). Caller holds s.mu.
+// queue whose last sequence number in memory is ahead of the store's
+// keeps it. Caller holds s.mu.
 func (s *Store) resetIndex() error {
-	old := s.queues
-	s.queues, s.indexed, s.refs, s.dirty = map[string]*queueIndex{}, 0, refIndex{}, false
-	for id, q := range old {
+	floors := map[string]uint64{}
+	for id, q := range s.queues {
+		if q.head.last > 0 {
+			floors[id] = q.head.last
+		}
+	}
+	next := s.nextMsg
+	s.queues, s.indexed, s.refs, s.dirty, s.nextMsg = map[string]*queueIndex{}, 0, refIndex{}, false, 0
+	if err := s.loadIndex(); err != nil {
+		return err
+	}
+	s.nextMsg = max(s.nextMsg, next)
+	for id, last := range floors {
+		if err := s.raiseLast(id, last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// raiseLast makes last the least last sequence number of client id's
+// queue: its head is read from the store (a queue not in memory is read
+// from there when needed), and kept in memory, raised, when it is behind;
+// the next commit to the queue stores it. Caller holds s.mu.
+func (s *Store) raiseLast(id string, last uint64) error {
+	q := s.queues[id]
+	if q == nil {
+		var h head
 		v, ok, err := get(s.db, flatKey(pHead, id))
 		if err != nil {
 			return err
 		}
-		var h head
 		if ok {
 			if h, err = decodeHead(v); err != nil {
 				return err
 			}
 		}
-		if q.head.last > h.last {
-			h.last = q.head.last
-			s.queues[id] = &queueIndex{head: h, since: h.last + 1}
-		}
+		q = &queueIndex{head: h, since: h.last + 1}
 	}
-	last, err := s.lastKey(pMessage)
-	if err != nil {
-		return err
-	}
-	if last != nil {
-		id, ok := tailUint(last, 8)
-		if !ok {
-			return fmt.Errorf("%w: bad message key %x", store.ErrCorrupt, last)
-		}
-		s.nextMsg = max(s.nextMsg, id)
+	if last > q.head.last {
+		q.head.last, q.since = last, last+1
+		s.queues[id] = q
 	}
 	return nil
 }
