@@ -203,32 +203,21 @@ func (s *Store) tryRecover(stop chan struct{}, writable bool) (ok bool, err erro
 	if s.closed {
 		return false, store.ErrClosed
 	}
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	if s.rclosed {
-		return false, store.ErrClosed
+	rw, err := s.swap(stop, writable)
+	if errors.Is(err, store.ErrClosed) {
+		return false, err
 	}
-	if err := s.db.Close(); err != nil {
-		s.opts.Logger.Debug("store: closing the failed instance", "dir", s.dir, "error", err)
+	// The index is rebuilt the way Open builds it, through the store's
+	// readers (so not under the readers' lock the swap took).
+	if ierr := s.resetIndex(); ierr != nil {
+		return false, ierr
 	}
-	s.db = nil
-	open := s.openReadOnly
-	if writable {
-		open = s.reopen
+	if !rw {
+		return false, err
 	}
-	err = open()
-	for s.db == nil {
-		// Neither writable nor readable: readers and writers wait here
-		// rather than find no store.
-		s.opts.Logger.Error("store: cannot reopen it, even read-only; retrying", "dir", s.dir, "error", err)
-		select {
-		case <-stop:
-			return false, store.ErrClosed
-		case <-time.After(s.opts.RetryInterval):
-		}
-		err = s.reopen()
-	}
-	if err != nil || !writable {
+	// One fsynced write through the new log proves the write path whole;
+	// should it fail, the store stays failed and the next attempt reopens.
+	if err := s.syncLogLocked(); err != nil {
 		return false, err
 	}
 	s.fmu.Lock()
@@ -243,45 +232,48 @@ func (s *Store) tryRecover(stop chan struct{}, writable bool) (ok bool, err erro
 	return true, nil
 }
 
-// reopen opens Pebble on s.dir again, writable if it can (err is then
-// nil) or else read-only (s.db is set, err says why it is not writable);
-// s.db stays nil when neither opens. The reopen replays the log, which
-// holds every acknowledged commit, and writes it to tables. Caller holds
-// s.mu and s.rmu.
-func (s *Store) reopen() error {
-	cache := pebble.NewCache(s.opts.CacheBytes)
-	defer cache.Unref()
-	db, err := pebble.Open(s.dir, s.pebbleOptions(cache, false))
-	if err == nil {
-		s.db = db
-		if err = s.resetIndex(); err == nil {
-			// The reopen wrote a new log and manifest; one fsynced write
-			// through the log proves the write path whole.
-			err = s.syncLogLocked()
+// swap closes the Pebble instance and opens another on s.dir, under the
+// readers' lock: writable if writable is set and it can (rw is then true;
+// the open replays the log, which holds every acknowledged commit, and
+// writes it to tables), else read-only (err says why not writable).
+// Should neither open, it retries every RetryInterval, readers and
+// writers waiting, until one does or the store closes. Caller holds s.mu.
+func (s *Store) swap(stop chan struct{}, writable bool) (rw bool, err error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.rclosed {
+		return false, store.ErrClosed
+	}
+	if err := s.db.Close(); err != nil {
+		s.opts.Logger.Debug("store: closing the failed instance", "dir", s.dir, "error", err)
+	}
+	s.db = nil
+	for {
+		cache := pebble.NewCache(s.opts.CacheBytes)
+		if writable {
+			var db *pebble.DB
+			if db, err = pebble.Open(s.dir, s.pebbleOptions(cache, false)); err == nil {
+				s.db = db
+				cache.Unref()
+				return true, nil
+			}
 		}
-		if err == nil {
-			return nil
+		db, rerr := pebble.Open(s.dir, s.pebbleOptions(cache, true))
+		cache.Unref()
+		if rerr == nil {
+			s.db = db
+			return false, err
 		}
-		db.Close()
-		s.db = nil
+		if err != nil {
+			rerr = fmt.Errorf("%v; read-only: %v", err, rerr)
+		}
+		s.opts.Logger.Error("store: cannot reopen it, even read-only; retrying", "dir", s.dir, "error", rerr)
+		select {
+		case <-stop:
+			return false, store.ErrClosed
+		case <-time.After(s.opts.RetryInterval):
+		}
 	}
-	if rerr := s.openReadOnly(); rerr != nil {
-		return fmt.Errorf("%v; read-only: %v", err, rerr)
-	}
-	return err
-}
-
-// openReadOnly opens Pebble on s.dir read-only: it replays the log in
-// memory and writes nothing. Caller holds s.mu and s.rmu.
-func (s *Store) openReadOnly() error {
-	cache := pebble.NewCache(s.opts.CacheBytes)
-	defer cache.Unref()
-	db, err := pebble.Open(s.dir, s.pebbleOptions(cache, true))
-	if err != nil {
-		return err
-	}
-	s.db = db
-	return s.resetIndex()
 }
 
 // resetIndex rebuilds the in-memory index from the reopened store: it
