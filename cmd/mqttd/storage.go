@@ -32,7 +32,8 @@ func storeDir(cfg *config.Config) (string, error) {
 func storeOptions(cfg *config.Config, log *slog.Logger, m *pebblestore.Metrics) pebblestore.Options {
 	d, _ := store.ParseDurability(cfg.Storage.Durability)
 	oc, _ := pebblestore.ParseOnCorrupt(cfg.Storage.OnCorrupt)
-	return pebblestore.Options{Durability: d, SyncInterval: cfg.Storage.SyncInterval, OnCorrupt: oc, Logger: log, Metrics: m}
+	return pebblestore.Options{Durability: d, SyncInterval: cfg.Storage.SyncInterval, OnCorrupt: oc, Logger: log, Metrics: m,
+		RetryInterval: cfg.Storage.RetryInterval}
 }
 
 // openStore opens the store the storage section describes, or returns nil

@@ -11,11 +11,12 @@ import (
 // directory (under systemd, /var/lib/mqttd), not the config file's: the
 // store is state, not configuration.
 type Storage struct {
-	Type         string        `mapstructure:"type" doc:"pebble (on disk: sessions, queued and retained messages survive a restart or crash), memory (all of it is lost at exit) or jetstream (in the NATS JetStream of cluster.nats, shared by the cluster's nodes, with cluster.prefix and cluster.replicas; a session survives the loss of its node)"`
-	Dir          string        `mapstructure:"dir" doc:"directory of the pebble store; a relative one is relative to the working directory (/var/lib/mqttd under the systemd unit and in the container, so /var/lib/mqttd/data/store); one mqttd per directory"`
-	Durability   string        `mapstructure:"durability" doc:"sync: QoS 1/2 acknowledged after fsync (nothing acknowledged is lost); interval: fsync every sync-interval (a crash loses up to that much); none: never fsynced before a clean stop (a crash loses recent writes)"`
-	SyncInterval time.Duration `mapstructure:"sync-interval" doc:"durability interval: longest time between fsyncs, the loss window of a crash"`
-	OnCorrupt    string        `mapstructure:"on-corrupt" doc:"a store that cannot be read: fail (refuse to start, naming the directory) or quarantine (move it to DIR.corrupt-TIME, start empty, log an error)"`
+	Type          string        `mapstructure:"type" doc:"pebble (on disk: sessions, queued and retained messages survive a restart or crash), memory (all of it is lost at exit) or jetstream (in the NATS JetStream of cluster.nats, shared by the cluster's nodes, with cluster.prefix and cluster.replicas; a session survives the loss of its node)"`
+	Dir           string        `mapstructure:"dir" doc:"directory of the pebble store; a relative one is relative to the working directory (/var/lib/mqttd under the systemd unit and in the container, so /var/lib/mqttd/data/store); one mqttd per directory"`
+	Durability    string        `mapstructure:"durability" doc:"sync: QoS 1/2 acknowledged after fsync (nothing acknowledged is lost); interval: fsync every sync-interval (a crash loses up to that much); none: never fsynced before a clean stop (a crash loses recent writes)"`
+	SyncInterval  time.Duration `mapstructure:"sync-interval" doc:"durability interval: longest time between fsyncs, the loss window of a crash"`
+	OnCorrupt     string        `mapstructure:"on-corrupt" doc:"a store that cannot be read: fail (refuse to start, naming the directory) or quarantine (move it to DIR.corrupt-TIME, start empty, log an error)"`
+	RetryInterval time.Duration `mapstructure:"retry-interval" doc:"after a write error (disk full, I/O error) the store refuses writes; this often it checks whether the disk takes writes again and, once it does, reopens the store and accepts them"`
 	// JetStreamTimeout and JetStreamMaxBatch apply to storage.type
 	// jetstream only.
 	JetStreamTimeout  time.Duration `mapstructure:"jetstream-timeout" doc:"storage.type jetstream: longest wait for JetStream to store a commit (or answer a read); past it the commit fails and QoS 1/2 is not acknowledged"`
@@ -36,7 +37,7 @@ func DefaultStorage() Storage {
 	// data/ holds all of mqttd's state: the store here, the plugins' event
 	// spools in data/events (DefaultSpoolRoot).
 	return Storage{Type: StoragePebble, Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail",
-		JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
+		RetryInterval: 5 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
 }
 
 // validateStorage checks and normalises the storage section.
@@ -73,6 +74,9 @@ func (l *loader) validateStorage(c *Config) []error {
 	}
 	if s.SyncInterval <= 0 {
 		add(l.errorf("storage.sync-interval", "%s must be positive (e.g. 100ms)", s.SyncInterval))
+	}
+	if s.RetryInterval <= 0 {
+		add(l.errorf("storage.retry-interval", "%s must be positive (e.g. 5s)", s.RetryInterval))
 	}
 	switch s.OnCorrupt {
 	case "fail", "quarantine":

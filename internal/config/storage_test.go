@@ -14,7 +14,7 @@ func TestStorageDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Storage{Type: "pebble", Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail",
-		JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
+		RetryInterval: 5 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
 	if c.Storage != want {
 		t.Errorf("default storage = %+v, want %+v", c.Storage, want)
 	}
@@ -23,13 +23,13 @@ func TestStorageDefaults(t *testing.T) {
 func TestStorageFromFileAndEnv(t *testing.T) {
 	isolate(t)
 	t.Setenv("MQTTD_STORAGE_DURABILITY", "Interval")
-	p := writeFile(t, t.TempDir(), "mqttd.yaml", "storage: {dir: /srv/mqttd, sync-interval: 250ms, on-corrupt: quarantine}\n")
+	p := writeFile(t, t.TempDir(), "mqttd.yaml", "storage: {dir: /srv/mqttd, sync-interval: 250ms, on-corrupt: quarantine, retry-interval: 30s}\n")
 	c, err := Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Storage{Type: "pebble", Dir: "/srv/mqttd", Durability: "interval", SyncInterval: 250 * time.Millisecond, OnCorrupt: "quarantine",
-		JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
+		RetryInterval: 30 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
 	if c.Storage != want {
 		t.Errorf("storage = %+v, want %+v", c.Storage, want)
 	}
@@ -42,6 +42,7 @@ func TestStorageErrors(t *testing.T) {
 		{"storage: {dir: \"\"}", `storage.dir: is empty (set the directory`},
 		{"storage: {durability: always}", `storage.durability: "always" is not a durability mode (use sync, interval or none)`},
 		{"storage: {sync-interval: 0s}", `storage.sync-interval: 0s must be positive`},
+		{"storage: {retry-interval: -1s}", `storage.retry-interval: -1s must be positive`},
 		{"storage: {on-corrupt: ignore}", `storage.on-corrupt: "ignore" is not an action (use fail or quarantine)`},
 		{"storage: {dirr: x}", `unknown key "storage.dirr" (did you mean "storage.dir"?`},
 		{"storage: {type: jetstream}", `storage.type: jetstream needs cluster.nats`},

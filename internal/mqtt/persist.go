@@ -7,6 +7,7 @@
 package mqtt
 
 import (
+	"errors"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -177,9 +178,14 @@ func (b *Broker) storeDone(what, clientID string) func(error) {
 }
 
 // storeFailed counts and logs a failed store write, at most once a second
-// at error level so a failed disk does not flood the log.
+// at error level so a failed disk does not flood the log. A refusal of a
+// store that is unavailable (a full disk) is only counted: the store logs
+// when it starts refusing and when it recovers.
 func (b *Broker) storeFailed(err error, what, clientID string) {
 	b.stats.storeErrors.Add(1)
+	if errors.Is(err, store.ErrUnavailable) {
+		return
+	}
 	now := time.Now().UnixNano()
 	last := b.storeErrLogged.Load()
 	if now-last < int64(time.Second) || !b.storeErrLogged.CompareAndSwap(last, now) {

@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
+	"github.com/cockroachdb/pebble/vfs/errorfs"
+
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 	"github.com/mqttd/mqttd/internal/store"
+	"github.com/mqttd/mqttd/internal/store/pebblestore"
 )
 
 // failingStore fails every write while failing is set, as a full disk
@@ -152,4 +157,113 @@ func TestStoreAcksKeepArrivalOrder(t *testing.T) {
 	if got := sub.nextPayload(2 * time.Second); got != "1" {
 		t.Fatalf("subscriber got %q", got)
 	}
+}
+
+// fullDisk is a file system that fails every write, sync and file
+// creation while full is set, as a full disk does.
+type fullDisk struct{ full atomic.Bool }
+
+func (d *fullDisk) fs() vfs.FS {
+	return errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op, _ string) error {
+		if !d.full.Load() {
+			return nil
+		}
+		switch op {
+		case errorfs.OpCreate, errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpReuseForRewrite:
+			return syscall.ENOSPC
+		}
+		return nil
+	}))
+}
+
+// A real store on a disk that fills up and then frees space: while full,
+// QoS 1 publishes for persistent sessions are refused (MQTT 5 hears 0x97,
+// a 3.1.1 publisher is disconnected) and QoS 0 and clean sessions keep
+// flowing; once space returns the store reopens itself, the same clients'
+// QoS 1 publishes are acknowledged and delivered to the persistent
+// subscribers, and after a restart the stored queue holds exactly what
+// was acknowledged.
+func TestStoreRecoversWhenSpaceReturns(t *testing.T) {
+	var disk fullDisk
+	pb := &persistBroker{t: t, dir: t.TempDir()}
+	pb.popts = func(o *pebblestore.Options) { o.FS, o.RetryInterval = disk.fs(), 10*time.Millisecond }
+	pb.start()
+	ps := pb.st.(*pebblestore.Store)
+
+	off, _ := mustConnectV5(t, pb.addr, "rf-off", false, 3600) // reconnects after the restart
+	off.subscribe(1, "rf/#", 1)
+	off.disconnect()
+	sub := dialRaw(t, pb.addr)
+	sub.mustConnect("rf-sub", false)
+	sub.subscribe(1, "rf/#", 1)
+	live := dialRaw(t, pb.addr)
+	live.mustConnect("rf-live", true)
+	live.subscribe(1, "clean/#", 1)
+	v5, _ := mustConnectV5(t, pb.addr, "rf-pub5", true, 0)
+	v3 := dialRaw(t, pb.addr)
+	v3.mustConnect("rf-pub3", true)
+
+	if ack := v5.publish1(1, "rf/a", "before", false); ack.ReasonCode != packets.Success {
+		t.Fatalf("PUBACK %v before the disk filled", ack.ReasonCode)
+	}
+	if got := sub.nextPayload(5 * time.Second); got != "before" {
+		t.Fatalf("persistent subscriber got %q", got)
+	}
+
+	disk.full.Store(true)
+	if ack := v5.publish1(2, "rf/a", "lost5", false); ack.ReasonCode != packets.QuotaExceeded {
+		t.Fatalf("PUBACK %v on a full disk, want quota exceeded (0x97)", ack.ReasonCode)
+	}
+	if ps.Healthy() {
+		t.Fatal("store healthy after a write failed")
+	}
+	// What needs no store flows: QoS 0, and QoS 1 to clean sessions only.
+	v5.send(&packets.Publish{Topic: "clean/x", Payload: []byte("q0")})
+	if got := live.nextPayload(5 * time.Second); got != "q0" {
+		t.Fatalf("clean subscriber got %q", got)
+	}
+	if ack := v5.publish1(3, "clean/x", "q1", false); ack.ReasonCode != packets.Success {
+		t.Fatalf("PUBACK %v for a publish with only clean subscribers", ack.ReasonCode)
+	}
+	if got := live.nextPayload(5 * time.Second); got != "q1" {
+		t.Fatalf("clean subscriber got %q", got)
+	}
+	v3.send(&packets.Publish{Topic: "rf/a", Payload: []byte("lost3"), QoS: 1, PacketID: 1})
+	v3.expectClosed(5 * time.Second)
+	if st := pb.Stats(); st.StoreRefused < 2 {
+		t.Fatalf("store refused %d publishes, want at least 2", st.StoreRefused)
+	}
+	sub.expectNothing(100 * time.Millisecond) // nothing refused reached it
+
+	disk.full.Store(false)
+	deadline := time.Now().Add(20 * time.Second)
+	for !ps.Healthy() {
+		if time.Now().After(deadline) {
+			t.Fatal("the store did not recover once space returned")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ack := v5.publish1(4, "rf/a", "after5", false); ack.ReasonCode != packets.Success {
+		t.Fatalf("PUBACK %v once space returned", ack.ReasonCode)
+	}
+	v3 = dialRaw(t, pb.addr)
+	v3.mustConnect("rf-pub3", true)
+	if ack := v3.publish1(2, "rf/a", "after3", false); ack.ReasonCode != packets.Success {
+		t.Fatalf("3.1.1 PUBACK %v once space returned", ack.ReasonCode)
+	}
+	for _, want := range []string{"after5", "after3"} {
+		if got := sub.nextPayload(5 * time.Second); got != want {
+			t.Fatalf("persistent subscriber got %q, want %q", got, want)
+		}
+	}
+
+	pb.restart()
+	off, _ = mustConnectV5(t, pb.addr, "rf-off", false, 3600)
+	got := off.receiveAll(3, 5*time.Second)
+	for i, want := range []string{"before", "after5", "after3"} {
+		if string(got[i].Payload) != want {
+			t.Fatalf("after the restart the offline session got %q as message %d, want %q", got[i].Payload, i+1, want)
+		}
+	}
+	off.expectNothing(200 * time.Millisecond)
 }

@@ -19,6 +19,7 @@ type persistBroker struct {
 	dir   string
 	st    store.Store
 	wrap  func(store.Store) store.Store // optional: a store wrapper for fault tests
+	popts func(*pebblestore.Options)    // optional: the store's options (a faulty file system)
 	mod   func(*Options)
 	progs []RecoveryProgress
 }
@@ -34,7 +35,11 @@ func startPersistent(t *testing.T, mod func(*Options)) *persistBroker {
 func (pb *persistBroker) start() {
 	t := pb.t
 	t.Helper()
-	ps, err := pebblestore.Open(pb.dir, pebblestore.Options{Durability: store.Sync})
+	o := pebblestore.Options{Durability: store.Sync}
+	if pb.popts != nil {
+		pb.popts(&o)
+	}
+	ps, err := pebblestore.Open(pb.dir, o)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -141,6 +141,11 @@ var (
 	// truncated, has trailing bytes or an unknown version), so the caller
 	// can tell damaged data from an I/O error and refuse or quarantine.
 	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrUnavailable is wrapped by the commit errors of a store that
+	// refuses writes after a write error (a full disk): nothing in the
+	// batch was acknowledged. The store logs when it starts refusing and
+	// when it takes writes again, so callers need not log each refusal.
+	ErrUnavailable = errors.New("store: refusing writes")
 )
 
 // Store keeps sessions, retained messages and session queues. All methods

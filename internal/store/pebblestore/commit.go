@@ -54,6 +54,7 @@ func (s *Store) wait(pb *pebble.Batch) error {
 	if pb == nil {
 		return nil
 	}
+	defer s.rec.pending.Done() // see recover.go
 	var err error
 	if s.opts.Durability == store.Sync {
 		err = pb.SyncWait()
@@ -92,13 +93,13 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 		w.undo()
 		return nil, fmt.Errorf("store %s: %w", s.dir, err)
 	}
-	var err error
-	if s.opts.Durability == store.Sync {
-		err = s.db.ApplyNoSyncWait(pb, pebble.Sync)
-	} else {
-		err = s.db.Apply(pb, pebble.NoSync)
+	err := s.pebbleApply(func() error { // see fail.go
+		if s.opts.Durability == store.Sync {
+			return s.db.ApplyNoSyncWait(pb, pebble.Sync)
+		}
 		s.dirty = true
-	}
+		return s.db.Apply(pb, pebble.NoSync)
+	})
 	if err == nil {
 		err = s.failure() // Pebble's fatal path ran (see pebbleLogger)
 	}
@@ -107,6 +108,7 @@ func (s *Store) apply(b *store.Batch, applied func(*pebble.Batch)) (*pebble.Batc
 		// Not closed: after a failed log write Pebble may still hold it.
 		return nil, s.fail(err)
 	}
+	s.rec.pending.Add(1) // until wait
 	w.applied()
 	s.keys.Add(uint64(pb.Count()))
 	if applied != nil {

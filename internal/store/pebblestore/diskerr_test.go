@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/cockroachdb/pebble/vfs/errorfs"
@@ -32,7 +33,7 @@ func TestWriteErrorFailsStore(t *testing.T) {
 		t.Run(d.String(), func(t *testing.T) {
 			var full atomic.Bool
 			dir := t.TempDir()
-			s := mustOpen(t, dir, Options{Durability: d, fs: fullDisk(&full)})
+			s := mustOpen(t, dir, Options{Durability: d, FS: fullDisk(&full), RetryInterval: time.Hour}) // no recovery here: recover_test.go
 			must(t, enqueueOne(s, "a"))
 			if d != store.Sync {
 				must(t, s.syncLog()) // the acknowledged one is on disk

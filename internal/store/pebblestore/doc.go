@@ -49,4 +49,13 @@
 // naming the directory and the fix; with OnCorrupt: Quarantine it is moved
 // aside to DIR.corrupt-TIMESTAMP and an empty store started, logged at
 // error level. Compaction is Pebble's, in the background.
+//
+// A write error (a full disk, an I/O error) fails the store: every commit
+// from then on is refused without reaching Pebble, so nothing is
+// acknowledged that is not durable, and reads go on from a read-only
+// instance. Every RetryInterval a probe checks whether the disk takes
+// writes again and, once it does, reopens the store on the same directory
+// (the log holds every acknowledged commit) and accepts writes again. A
+// write error in the middle of Pebble's switch to a new log stops Pebble
+// itself; the store is then wedged until the process restarts.
 package pebblestore

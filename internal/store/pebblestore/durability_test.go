@@ -54,7 +54,7 @@ func (f countedFile) SyncTo(length int64) (bool, error) {
 func TestDurabilityModesSync(t *testing.T) {
 	t.Run("sync", func(t *testing.T) {
 		var n atomic.Int64
-		s := mustOpen(t, t.TempDir(), Options{Durability: store.Sync, fs: countSyncs(&n)})
+		s := mustOpen(t, t.TempDir(), Options{Durability: store.Sync, FS: countSyncs(&n)})
 		defer s.Close()
 		before := n.Load()
 		must(t, enqueueOne(s, "a"))
@@ -64,7 +64,7 @@ func TestDurabilityModesSync(t *testing.T) {
 	})
 	t.Run("interval", func(t *testing.T) {
 		var n atomic.Int64
-		s := mustOpen(t, t.TempDir(), Options{Durability: store.Interval, SyncInterval: 20 * time.Millisecond, fs: countSyncs(&n)})
+		s := mustOpen(t, t.TempDir(), Options{Durability: store.Interval, SyncInterval: 20 * time.Millisecond, FS: countSyncs(&n)})
 		defer s.Close()
 		before := n.Load()
 		must(t, enqueueOne(s, "a"))
@@ -78,7 +78,7 @@ func TestDurabilityModesSync(t *testing.T) {
 	})
 	t.Run("none", func(t *testing.T) {
 		var n atomic.Int64
-		s := mustOpen(t, t.TempDir(), Options{Durability: store.None, fs: countSyncs(&n)})
+		s := mustOpen(t, t.TempDir(), Options{Durability: store.None, FS: countSyncs(&n)})
 		before := n.Load()
 		for range 100 {
 			must(t, enqueueOne(s, "a"))

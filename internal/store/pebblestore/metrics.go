@@ -17,6 +17,8 @@ type Metrics struct {
 	errors   prometheus.Counter
 	commit   prometheus.Histogram
 	recovery prometheus.Gauge
+	failures prometheus.Counter // writable -> failed
+	recovers prometheus.Counter // failed -> writable
 
 	mu sync.Mutex
 	s  *Store
@@ -27,6 +29,8 @@ var (
 		"Bytes the store takes on disk: its tables, its write-ahead log and its manifest.", nil, nil)
 	descFsync = prometheus.NewDesc("mqttd_store_fsync_seconds",
 		"Duration of each fsync of the store's write-ahead log.", nil, nil)
+	descHealthy = prometheus.NewDesc("mqttd_store_healthy",
+		"1 while the store accepts writes, 0 while it refuses them after a write error (disk full, I/O error) until its recovery probe reopens it.", nil, nil)
 )
 
 // fsyncBounds are the bucket bounds exported for the log's fsyncs. Each
@@ -50,6 +54,10 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.0001, .0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}}),
 		recovery: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqttd_store_recovery_seconds",
 			Help: "How long the last start took to open the store and restore sessions and retained messages from it."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "mqttd_store_failures_total",
+			Help: "Times the store started refusing writes after a write error (disk full, I/O error)."}),
+		recovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "mqttd_store_recoveries_total",
+			Help: "Times the store accepted writes again after a write error, once the disk took writes again (storage.retry-interval)."}),
 	}
 }
 
@@ -76,6 +84,12 @@ func (m *Metrics) committed(start time.Time, err error) {
 	m.commit.Observe(time.Since(start).Seconds())
 }
 
+// failedOnce counts a transition to refusing writes.
+func (m *Metrics) failedOnce() { m.failures.Inc() }
+
+// recovered counts a transition back to accepting writes.
+func (m *Metrics) recovered() { m.recovers.Inc() }
+
 // refused counts a batch refused before it was applied.
 func (m *Metrics) refused() {
 	if m != nil {
@@ -85,16 +99,17 @@ func (m *Metrics) refused() {
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range []prometheus.Collector{m.batches, m.errors, m.commit, m.recovery} {
+	for _, c := range []prometheus.Collector{m.batches, m.errors, m.commit, m.recovery, m.failures, m.recovers} {
 		c.Describe(ch)
 	}
 	ch <- descDiskBytes
 	ch <- descFsync
+	ch <- descHealthy
 }
 
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range []prometheus.Collector{m.batches, m.errors, m.commit, m.recovery} {
+	for _, c := range []prometheus.Collector{m.batches, m.errors, m.commit, m.recovery, m.failures, m.recovers} {
 		c.Collect(ch)
 	}
 	m.mu.Lock()
@@ -103,6 +118,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if s == nil {
 		return
 	}
+	healthy := 0.0
+	if s.Healthy() {
+		healthy = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, healthy)
 	size, fsync, ok := s.diskMetrics()
 	if !ok {
 		return

@@ -34,7 +34,7 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m)
 	var full atomic.Bool
-	s := mustOpen(t, t.TempDir(), Options{Durability: store.Sync, Metrics: m, fs: fullDisk(&full)})
+	s := mustOpen(t, t.TempDir(), Options{Durability: store.Sync, Metrics: m, FS: fullDisk(&full)})
 	defer s.Close()
 	fill(t, s)
 	for range 4 {

@@ -40,8 +40,10 @@ type Store struct {
 	rmu     sync.RWMutex // held by readers; Close takes it to stop them first
 	rclosed bool
 
-	fmu    sync.Mutex
-	failed error // see fail.go
+	fmu      sync.Mutex
+	failed   error // see fail.go
+	failedAt time.Time
+	rec      recovery // see recover.go
 
 	notify   *store.Notifier
 	stopSync chan struct{}
@@ -94,8 +96,7 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
 	s := &Store{dir: dir, opts: opts, lock: lock, queues: map[string]*queueIndex{}}
-	logger := pebbleLogger{l: opts.Logger, onFatal: func(err error) { s.fail(err) }}
-	db, err := pebble.Open(dir, &pebble.Options{Cache: cache, Logger: logger, FS: opts.fs})
+	db, err := pebble.Open(dir, s.pebbleOptions(cache, false))
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
 			return nil, corrupt(dir, err)
@@ -118,6 +119,7 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 		s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
 		go s.syncLoop()
 	}
+	s.openDone()
 	return s, nil
 }
 
@@ -156,6 +158,12 @@ func (s *Store) recover(existed bool) error {
 	if err := s.Retained(func(*store.MessageRecord) error { return nil }); err != nil {
 		return err
 	}
+	return s.loadIndex()
+}
+
+// loadIndex finds what the in-memory index starts from in the store: the
+// last message id. Open calls it, and the recovery probe after reopening.
+func (s *Store) loadIndex() error {
 	last, err := s.lastKey(pMessage)
 	if err != nil {
 		return err
@@ -270,6 +278,7 @@ func (s *Store) Dir() string { return s.dir }
 
 // Close waits for pending commits, fsyncs and releases the directory.
 func (s *Store) Close() error {
+	s.stopRecovery()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -291,8 +300,10 @@ func (s *Store) Close() error {
 			err = s.syncLog()
 		}
 	}
-	if cerr := s.db.Close(); err == nil {
-		err = cerr
+	if s.db != nil { // nil: the recovery probe could not reopen it
+		if cerr := s.db.Close(); err == nil {
+			err = cerr
+		}
 	}
 	unlockDir(s.lock)
 	if err != nil {

@@ -41,14 +41,21 @@ type Options struct {
 	Logger       *slog.Logger     // default slog.Default()
 	CacheBytes   int64            // Pebble block cache (default 8 MiB)
 	Metrics      *Metrics         // counts writes and reports size; nil = none
-
-	fs vfs.FS // tests inject write errors through it; nil = the OS
+	// RetryInterval: after a write error, how often the store checks
+	// whether the disk takes writes again (default 5s); see recover.go.
+	RetryInterval time.Duration
+	// FS is the file system the store is on; nil is the OS's. Tests
+	// inject write errors (a full disk) through it.
+	FS vfs.FS
 }
 
 func (o *Options) withDefaults() Options {
 	c := *o
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = 100 * time.Millisecond
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
