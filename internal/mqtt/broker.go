@@ -334,28 +334,45 @@ func (b *Broker) expireSessions(now time.Time) {
 // has released connMu, since the will's topic check may wait on a plugin.
 func (b *Broker) discardSession(s *Session) *clientWill {
 	s.mu.Lock()
-	for f := range s.subs {
-		b.unsubscribe(s, f)
-	}
-	s.subs = map[string]subscription{}
-	s.inflight = inflightRing{}
-	s.queue.reset()
+	will := b.emptySessionLocked(s)
 	b.forgetSessionLocked(s)
-	will := s.pendingWill
-	s.pendingWill = nil
-	if s.willTimer != nil {
-		s.willTimer.Stop()
-		s.willTimer = nil
-	}
 	s.mu.Unlock()
-	if cur, ok := b.store.Get(s.id); ok && cur == s {
-		b.store.Delete(s.id)
+	if b.dropSession(s) {
 		b.release(s.id)
 	}
 	if b.closing.Load() {
 		return nil
 	}
 	return will
+}
+
+// emptySessionLocked takes s's subscriptions out of the topic trees, empties
+// its window and queue, and stops its delayed will, which it returns.
+// Caller holds s.mu.
+func (b *Broker) emptySessionLocked(s *Session) *clientWill {
+	for f := range s.subs {
+		b.unsubscribe(s, f)
+	}
+	s.subs = map[string]subscription{}
+	s.inflight = inflightRing{}
+	s.queue.reset()
+	will := s.pendingWill
+	s.pendingWill = nil
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
+	return will
+}
+
+// dropSession removes s from the session table if it is still the session
+// of its client id, and reports whether it was.
+func (b *Broker) dropSession(s *Session) bool {
+	if cur, ok := b.store.Get(s.id); ok && cur == s {
+		b.store.Delete(s.id)
+		return true
+	}
+	return false
 }
 
 // unsubscribe removes s's subscription to filter (plain or shared) from the

@@ -231,22 +231,10 @@ func (b *Broker) finishLoad(clientID string, pre *Session, tail uint64, withWill
 func (b *Broker) letGo(s *Session) {
 	s.mu.Lock()
 	s.movedAway = true
-	for f := range s.subs {
-		b.unsubscribe(s, f)
-	}
-	s.subs = map[string]subscription{}
-	s.inflight = inflightRing{}
-	s.queue.reset()
+	b.emptySessionLocked(s) // the delayed will it returns is cancelled
 	s.disk = diskState{}
-	s.pendingWill = nil
-	if s.willTimer != nil {
-		s.willTimer.Stop()
-		s.willTimer = nil
-	}
 	s.mu.Unlock()
-	if cur, ok := b.store.Get(s.id); ok && cur == s {
-		b.store.Delete(s.id)
-	}
+	b.dropSession(s)
 }
 
 // HandOver gives clientID's session up to the node its client connected
