@@ -81,19 +81,18 @@ func (s *Store) syncLog() error {
 		defer s.rec.pending.Done()
 	}
 	s.mu.Unlock()
-	if err != nil {
-		return s.fail(err)
-	}
-	defer b.Close()
-	if err := b.SyncWait(); err != nil {
-		return s.fail(err)
-	}
-	return nil
+	return s.waitSyncMarker(b, err)
 }
 
 // syncLogLocked is syncLog for a caller holding the commit mutex.
 func (s *Store) syncLogLocked() error {
 	b, err := s.applySyncMarker()
+	return s.waitSyncMarker(b, err)
+}
+
+// waitSyncMarker waits for the marker applySyncMarker returned (with its
+// error) to be fsynced; any error fails the store.
+func (s *Store) waitSyncMarker(b *pebble.Batch, err error) error {
 	if err != nil {
 		return s.fail(err)
 	}
