@@ -2,6 +2,7 @@ package jsstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/store"
@@ -133,4 +136,121 @@ func measureBroker(t *testing.T, st store.Store, npubs, nsubs, perPub int) float
 		t.Fatalf("delivered %d of %d", got.Load(), total)
 	}
 	return float64(npubs*perPub) / time.Since(start).Seconds()
+}
+
+// TestMeasureBatches measures what a commit costs the server, whatever the
+// store does around it: one atomic batch of 1, 22 (a message queued for
+// ten sessions) and 352 messages against the same messages published
+// plainly (pipelined, the last one acknowledged) and against one message
+// of the same bytes; then atomic batches of 22 with 1 to 64 of them in
+// flight at once on one connection. On one replica a batch is staged in a
+// file store of its own that the server fsyncs before applying it; on
+// three it is staged in memory and goes through the stream's Raft log.
+// Set MQTTD_JSSTORE_MEASURE=1 to run it.
+func TestMeasureBatches(t *testing.T) {
+	if os.Getenv("MQTTD_JSSTORE_MEASURE") == "" {
+		t.Skip("set MQTTD_JSSTORE_MEASURE=1 to measure")
+	}
+	ns := startNATS(t, t.TempDir(), -1)
+	s1 := open(t, connect(t, ns.ClientURL()), Options{})
+	st3, err := openReplicated(t, startCluster3(t), 0, "m3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	s3 := st3.(*Store)
+	ctx := context.Background()
+	const iters = 30
+	batch := func(s *Store, tag string, n int) []pubMsg {
+		ms := make([]pubMsg, n)
+		for i := range ms {
+			ms[i] = pubMsg{subj: fmt.Sprint(s.p, "x.", tag, ".", i), data: make([]byte, 24)}
+		}
+		return ms
+	}
+	for _, c := range []struct {
+		name string
+		s    *Store
+	}{{"R1", s1}, {"R3", s3}} {
+		s, nc := c.s, c.s.nc
+		for _, n := range []int{1, 22, 352} {
+			t0 := time.Now()
+			for k := range iters {
+				if _, err := s.publishBatch(ctx, batch(s, fmt.Sprint("a", n, "_", k), n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			atomic := time.Since(t0) / iters
+			t0 = time.Now()
+			for k := range iters {
+				ms := batch(s, fmt.Sprint("p", n, "_", k), n)
+				for i, m := range ms {
+					nm := nats.NewMsg(m.subj)
+					nm.Data = m.data
+					if i < len(ms)-1 {
+						if err := nc.PublishMsg(nm); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					if _, err := nc.RequestMsg(nm, 10*time.Second); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			plain := time.Since(t0) / iters
+			t0 = time.Now()
+			for k := range iters {
+				if _, err := nc.Request(fmt.Sprint(s.p, "y.", n, ".", k), make([]byte, 24*n), 10*time.Second); err != nil {
+					t.Fatal(err)
+				}
+			}
+			one := time.Since(t0) / iters
+			t.Logf("%s, %d messages: atomic batch %v, plain publishes %v, one message %v", c.name, n, atomic, plain, one)
+		}
+		for _, depth := range []int{1, 4, 16, 64} {
+			const total = 64
+			t0 := time.Now()
+			for round := range total / depth {
+				var replies []chan *nats.Msg
+				for b := range depth {
+					ms := batch(s, fmt.Sprint("d", depth, "_", round, "_", b), 22)
+					id := nuid.Next()
+					ch := make(chan *nats.Msg, 1)
+					inbox := nc.NewRespInbox()
+					sub, err := nc.ChanSubscribe(inbox, ch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer sub.Unsubscribe()
+					for i, m := range ms {
+						nm := nats.NewMsg(m.subj)
+						nm.Data = m.data
+						nm.Header["Nats-Batch-Id"] = []string{id}
+						nm.Header["Nats-Batch-Sequence"] = []string{strconv.Itoa(i + 1)}
+						if i == len(ms)-1 {
+							nm.Header["Nats-Batch-Commit"] = []string{"1"}
+							nm.Reply = inbox
+						}
+						if err := nc.PublishMsg(nm); err != nil {
+							t.Fatal(err)
+						}
+					}
+					replies = append(replies, ch)
+				}
+				for _, ch := range replies {
+					select {
+					case r := <-ch:
+						var ack pubAck
+						if err := json.Unmarshal(r.Data, &ack); err != nil || ack.Error != nil || ack.Count != 22 {
+							t.Fatalf("batch: %s", r.Data)
+						}
+					case <-time.After(30 * time.Second):
+						t.Fatal("no acknowledgement")
+					}
+				}
+			}
+			t.Logf("%s, atomic batches of 22, %d in flight: %v per batch", c.name, depth, time.Since(t0)/total)
+		}
+	}
 }
