@@ -106,10 +106,11 @@ func (s *Store) committer() {
 // group is how many of reqs to commit together: as many as surely fit
 // the batch limit, counting for each operation the most messages it can
 // write, a session's head once per group (heads are written once however
-// many operations touch them). A tighter count than one head per
-// delivery doubles the commits a batch carries when the same sessions
-// are written again and again (a broker's subscribers), and the server's
-// cost per batch is mostly fixed.
+// many operations touch them). When the same sessions are written again
+// and again (a broker's subscribers), a batch carries about twice the
+// commits a count of one head per delivery allowed; the commits that do
+// not fit wait for the next batch, and an atomic batch that went over the
+// limit would be refused whole.
 func (s *Store) group(reqs []*commitReq) int {
 	total := 0
 	heads := map[string]bool{}
