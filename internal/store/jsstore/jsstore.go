@@ -347,7 +347,11 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 		return nil, err
 	}
 	if !done {
-		more, err := s.scanStream(ctx, clientID, h, from, limit-len(page))
+		lower := uint64(0) // past what this Scan has read already
+		if len(page) > 0 {
+			lower = page[len(page)-1].stream + 1
+		}
+		more, err := s.scanStream(ctx, clientID, h, from, lower, limit-len(page))
 		if err != nil {
 			return nil, err
 		}
@@ -581,8 +585,9 @@ func (s *Store) scanLiteral(ctx context.Context, id string, h head, seq uint64, 
 
 // scanStream reads up to limit entries from sequence number from on in
 // stream order (which is sequence order), from a known lower bound of
-// their place: where the last Scan stopped, or the entry from itself.
-func (s *Store) scanStream(ctx context.Context, clientID string, h head, from uint64, limit int) ([]foundEntry, error) {
+// their place: lower, where the last Scan stopped, or the entry from
+// itself.
+func (s *Store) scanStream(ctx context.Context, clientID string, h head, from, lower uint64, limit int) ([]foundEntry, error) {
 	if limit <= 0 || from > h.next {
 		return nil, nil
 	}
@@ -592,13 +597,14 @@ func (s *Store) scanStream(ctx context.Context, clientID string, h head, from ui
 	s.hintMu.Unlock()
 	if hok && hint.gen == h.gen && from >= hint.seq {
 		start = hint.stream
-	} else if from > 1 {
+	} else if lower == 0 && from > 1 {
 		if data, seq, err := s.lastFor(ctx, s.entrySubj(clientID, h.gen, from)); err != nil {
 			return nil, err
 		} else if len(data) > 0 {
 			start = seq
 		}
 	}
+	start = max(start, lower)
 	var page []foundEntry
 	var derr error
 	err := s.eachEntry(ctx, clientID, h.gen, from/bucketSize, h.next, start, limit, func(subj string, stream uint64, data []byte) bool {
