@@ -103,14 +103,49 @@ func (s *Store) committer() {
 	}
 }
 
-// group is how many of reqs to commit together: as many as keep under the
-// batch limit by a rough count of their messages.
+// group is how many of reqs to commit together: as many as surely fit
+// the batch limit, counting for each operation the most messages it can
+// write, a session's head once per group (heads are written once however
+// many operations touch them). When the same sessions are written again
+// and again (a broker's subscribers), a batch carries about twice the
+// commits a count of one head per delivery allowed; the commits that do
+// not fit wait for the next batch, and an atomic batch that went over the
+// limit would be refused whole.
 func (s *Store) group(reqs []*commitReq) int {
 	total := 0
+	heads := map[string]bool{}
+	head := func(id string) int {
+		if heads[id] {
+			return 0
+		}
+		heads[id] = true
+		return 1
+	}
 	for i, r := range reqs {
 		n := 0
-		for _, op := range r.b.Ops {
-			n += 2 + 2*len(op.Deliveries)
+		for j := range r.b.Ops {
+			op := &r.b.Ops[j]
+			switch op.Kind {
+			case store.OpEnqueue:
+				// The body and its reference count, then an
+				// entry per delivery.
+				n += 2 + len(op.Deliveries)
+				for _, d := range op.Deliveries {
+					n += head(d.ClientID)
+				}
+			case store.OpAck:
+				// The entry, the count, and the body with its
+				// last reference.
+				n += 3 + head(op.ClientID)
+			case store.OpDeleteSession:
+				// The session, and a short queue released in
+				// the batch: entry, count and body each.
+				n += 2 + 3*inlineRelease + head(op.ClientID)
+			case store.OpSetInflight, store.OpClearInflight, store.OpAddQoS2In, store.OpRemoveQoS2In:
+				n += 1 + head(op.ClientID)
+			default:
+				n++
+			}
 		}
 		if i > 0 && total+n > s.opts.MaxBatch {
 			return i
@@ -140,13 +175,11 @@ func (s *Store) commitGroup(reqs []*commitReq) {
 		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.failed })
 	}
 	if errors.Is(err, errTooBig) && len(live) > 1 {
-		for _, r := range live {
-			err := s.commitRetry([]*commitReq{r}, true)
-			if err != nil {
-				s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.failed })
-			}
-			r.done(err)
-		}
+		// group counts what an operation may write at most, so this
+		// is rare: halve the group, in order.
+		half := len(live) / 2
+		s.commitGroup(live[:half])
+		s.commitGroup(live[half:])
 		return
 	}
 	for _, r := range live {

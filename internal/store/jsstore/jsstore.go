@@ -327,9 +327,9 @@ func (s *Store) Retained(fn func(*store.MessageRecord) error) error {
 }
 
 // Scan returns up to limit deliveries of clientID with Seq >= from. It
-// reads the queue's entries in stream order from a known lower bound (the
-// entry from itself, or where the last Scan stopped), then their bodies in
-// one request per page: nothing beyond the page is held in memory.
+// reads the queue's entries by subject (scanLiteral), or across a gap in
+// stream order (scanStream), then their bodies in one request per page:
+// nothing beyond the page is held in memory.
 func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
@@ -342,48 +342,23 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	if err != nil || !ok {
 		return nil, err
 	}
-	start := uint64(0)
-	s.hintMu.Lock()
-	hint, hok := s.hints[clientID]
-	s.hintMu.Unlock()
-	if hok && hint.gen == h.gen && from >= hint.seq {
-		start = hint.stream
-	} else if from > 1 {
-		if data, seq, err := s.lastFor(ctx, s.entrySubj(clientID, h.gen, from)); err != nil {
-			return nil, err
-		} else if len(data) > 0 {
-			start = seq
-		}
-	}
-	type found struct {
-		e      entry
-		seq    uint64
-		stream uint64
-	}
-	var page []found
-	var derr error
-	err = s.eachEntry(ctx, clientID, h.gen, from/bucketSize, h.next, start, limit, func(subj string, stream uint64, data []byte) bool {
-		if len(data) == 0 {
-			return true
-		}
-		seq, err := lastToken(subj)
-		if err != nil {
-			derr = err
-			return false
-		}
-		if seq < from {
-			return true
-		}
-		e, err := decodeEntry(data)
-		if err != nil {
-			derr = err
-			return false
-		}
-		page = append(page, found{e, seq, stream})
-		return len(page) < limit
-	})
-	if err = cmp.Or(err, derr); err != nil || len(page) == 0 {
+	page, from, done, err := s.scanLiteral(ctx, clientID, h, max(from, 1), limit)
+	if err != nil {
 		return nil, err
+	}
+	if !done {
+		lower := uint64(0) // past what this Scan has read already
+		if len(page) > 0 {
+			lower = page[len(page)-1].stream + 1
+		}
+		more, err := s.scanStream(ctx, clientID, h, from, lower, limit-len(page))
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, more...)
+	}
+	if len(page) == 0 {
+		return nil, nil
 	}
 	last := page[len(page)-1]
 	s.hintMu.Lock()
@@ -393,6 +368,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	s.hints[clientID] = scanHint{gen: h.gen, seq: last.seq + 1, stream: last.stream + 1}
 	s.hintMu.Unlock()
 
+	var derr error
 	bodies := map[string]*store.MessageRecord{}
 	var subjects []string
 	for _, f := range page {
@@ -553,3 +529,103 @@ func (s *Store) Close() error {
 }
 
 var errTooBig = errors.New("jsstore: batch larger than the atomic batch limit")
+
+// foundEntry is a live queue entry read by Scan: its sequence number and
+// stream sequence.
+type foundEntry struct {
+	e      entry
+	seq    uint64
+	stream uint64
+}
+
+// scanLiteral reads the entries from seq on by their subjects, which it
+// knows (q.T.G.B.N for N from seq to the head's last): one multi-subject
+// request per window of up to limit sequence numbers, which the server
+// answers from its subject index without walking the stream. A window
+// with no live entry in it means a gap (entries acknowledged out of
+// order): it then stops, returning done false and the first sequence
+// number not looked at, for scanStream to find the next entry in stream
+// order instead of asking for every number of the gap.
+func (s *Store) scanLiteral(ctx context.Context, id string, h head, seq uint64, limit int) ([]foundEntry, uint64, bool, error) {
+	var page []foundEntry
+	for len(page) < limit && seq <= h.next {
+		n := min(uint64(min(limit-len(page), s.opts.ReadBatch)), h.next-seq+1)
+		subjects := make([]string, n)
+		for i := range subjects {
+			subjects[i] = s.entrySubj(id, h.gen, seq+uint64(i))
+		}
+		var got []foundEntry
+		var derr error
+		err := s.multiLast(ctx, subjects, func(subj string, stream uint64, data []byte) bool {
+			if len(data) == 0 {
+				return true
+			}
+			q, err := lastToken(subj)
+			if err == nil {
+				var e entry
+				if e, err = decodeEntry(data); err == nil {
+					got = append(got, foundEntry{e, q, stream})
+				}
+			}
+			derr = err
+			return err == nil
+		})
+		if err = cmp.Or(err, derr); err != nil {
+			return nil, seq, false, err
+		}
+		seq += n
+		if len(got) == 0 {
+			return page, seq, false, nil
+		}
+		slices.SortFunc(got, func(a, b foundEntry) int { return cmp.Compare(a.seq, b.seq) })
+		page = append(page, got...)
+	}
+	return page, seq, true, nil
+}
+
+// scanStream reads up to limit entries from sequence number from on in
+// stream order (which is sequence order), from a known lower bound of
+// their place: lower, where the last Scan stopped, or the entry from
+// itself.
+func (s *Store) scanStream(ctx context.Context, clientID string, h head, from, lower uint64, limit int) ([]foundEntry, error) {
+	if limit <= 0 || from > h.next {
+		return nil, nil
+	}
+	start := uint64(0)
+	s.hintMu.Lock()
+	hint, hok := s.hints[clientID]
+	s.hintMu.Unlock()
+	if hok && hint.gen == h.gen && from >= hint.seq {
+		start = hint.stream
+	} else if lower == 0 && from > 1 {
+		if data, seq, err := s.lastFor(ctx, s.entrySubj(clientID, h.gen, from)); err != nil {
+			return nil, err
+		} else if len(data) > 0 {
+			start = seq
+		}
+	}
+	start = max(start, lower)
+	var page []foundEntry
+	var derr error
+	err := s.eachEntry(ctx, clientID, h.gen, from/bucketSize, h.next, start, limit, func(subj string, stream uint64, data []byte) bool {
+		if len(data) == 0 {
+			return true
+		}
+		seq, err := lastToken(subj)
+		if err != nil {
+			derr = err
+			return false
+		}
+		if seq < from {
+			return true
+		}
+		e, err := decodeEntry(data)
+		if err != nil {
+			derr = err
+			return false
+		}
+		page = append(page, foundEntry{e, seq, stream})
+		return len(page) < limit
+	})
+	return page, cmp.Or(err, derr)
+}

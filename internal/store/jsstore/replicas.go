@@ -1,9 +1,13 @@
 package jsstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 )
 
 // With replicas above one, any replica may answer a direct get, and a
@@ -56,15 +60,33 @@ func (s *Store) leaderGet(ctx context.Context, last, next string, seq uint64) (s
 }
 
 // leaderBatch is directBatch read through the leader, one message per
-// request.
+// request (requests for the subjects of a multi-subject read are made
+// concurrently).
 func (s *Store) leaderBatch(ctx context.Context, req directReq, fn func(subj string, seq uint64, data []byte) bool) (n int, more bool, next uint64, stop bool, err error) {
 	next = req.Seq
 	if len(req.MultiLast) > 0 {
-		for _, subj := range req.MultiLast {
-			m, err := s.leaderGet(ctx, subj, "", 0)
-			if err != nil {
-				return n, false, next, false, err
-			}
+		// One request per subject, but many in flight at once: the
+		// leader answers each on its own, and a page of a queue is
+		// read in a few round trips instead of one per message.
+		got := make([]storedMsg, len(req.MultiLast))
+		errs := make([]error, len(req.MultiLast))
+		sem := make(chan struct{}, fetchParallel)
+		var wg sync.WaitGroup
+		for i, subj := range req.MultiLast {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				got[i], errs[i] = s.leaderGet(ctx, subj, "", 0)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return 0, false, next, false, err
+		}
+		// In stream order, as a batched direct get answers.
+		slices.SortFunc(got, func(a, b storedMsg) int { return cmp.Compare(a.Seq, b.Seq) })
+		for _, m := range got {
 			if m.Seq == 0 {
 				continue
 			}

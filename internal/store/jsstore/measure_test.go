@@ -1,0 +1,256 @@
+package jsstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/store"
+	"github.com/mqttd/mqttd/internal/store/pebblestore"
+)
+
+// TestMeasureBroker measures a real broker end to end on this store and
+// on pebblestore (durability sync) in the same run: 10 publishers → 10
+// persistent subscribers of one filter at QoS 1 (paho clients, each
+// publisher keeping up to 64 messages unacknowledged, each message queued
+// for all ten sessions), through an embedded nats-server with JetStream.
+// The stores alternate within each round and the ratio is taken per
+// round. Set MQTTD_JSSTORE_MEASURE=1 to run it; MQTTD_JSSTORE_MSGS (default
+// 300 per publisher) and MQTTD_JSSTORE_ROUNDS (default 3) size it.
+func TestMeasureBroker(t *testing.T) {
+	if os.Getenv("MQTTD_JSSTORE_MEASURE") == "" {
+		t.Skip("set MQTTD_JSSTORE_MEASURE=1 to measure")
+	}
+	perPub, rounds := 300, 3
+	if v, err := strconv.Atoi(os.Getenv("MQTTD_JSSTORE_MSGS")); err == nil && v > 0 {
+		perPub = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("MQTTD_JSSTORE_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	ns := startNATS(t, t.TempDir(), -1)
+	for r := range rounds {
+		nc := connect(t, ns.ClientURL())
+		js := open(t, nc, Options{Prefix: fmt.Sprint("measure", r)})
+		jsRate := measureBroker(t, js, 10, 10, perPub)
+		ps, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Durability: store.Sync, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pRate := measureBroker(t, ps, 10, 10, perPub)
+		ps.Close()
+		t.Logf("round %d: jetstream %.0f msgs/s, pebble %.0f msgs/s (acknowledged publishes, each to 10 sessions): jetstream/pebble %.3f",
+			r, jsRate, pRate, jsRate/pRate)
+	}
+}
+
+// measureBroker runs one 10→10 load on a broker with st and returns the
+// publishes per second, from the first publish until every subscriber
+// has every message.
+func measureBroker(t *testing.T, st store.Store, npubs, nsubs, perPub int) float64 {
+	br, err := mqtt.New(mqtt.Options{
+		Listeners:   []mqtt.ListenerConfig{{Name: "tcp", Type: "tcp", Bind: "127.0.0.1:0"}},
+		SysInterval: -1,
+		Store:       st,
+		Logger:      quiet(),
+		Limits:      mqtt.Limits{MaxInflight: 1000, MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		br.Close(ctx)
+	}()
+	url := "tcp://" + br.Addr("tcp").String()
+	total := int64(npubs * perPub * nsubs)
+	var got atomic.Int64
+	all := make(chan struct{})
+	for i := range nsubs {
+		o := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprint("msub-", i)).
+			SetCleanSession(false).SetAutoReconnect(false).SetOrderMatters(false)
+		c := paho.NewClient(o)
+		if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+			t.Fatal("subscriber connect:", tk.Error())
+		}
+		defer c.Disconnect(0)
+		tk := c.Subscribe("bench/#", 1, func(paho.Client, paho.Message) {
+			if got.Add(1) == total {
+				close(all)
+			}
+		})
+		if !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+			t.Fatal("subscribe:", tk.Error())
+		}
+	}
+	payload := make([]byte, 64)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range npubs {
+		o := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprint("mpub-", i)).SetAutoReconnect(false)
+		c := paho.NewClient(o)
+		if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+			t.Fatal("publisher connect:", tk.Error())
+		}
+		defer c.Disconnect(0)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			window := make(chan paho.Token, 64)
+			wait := func(tk paho.Token) {
+				if !tk.WaitTimeout(30*time.Second) || tk.Error() != nil {
+					t.Error("publish:", tk.Error())
+				}
+			}
+			for range perPub {
+				if len(window) == cap(window) {
+					wait(<-window)
+				}
+				window <- c.Publish(fmt.Sprint("bench/", i), 1, false, payload)
+			}
+			close(window)
+			for tk := range window {
+				wait(tk)
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-all:
+	case <-time.After(120 * time.Second):
+		t.Fatalf("delivered %d of %d", got.Load(), total)
+	}
+	return float64(npubs*perPub) / time.Since(start).Seconds()
+}
+
+// TestMeasureBatches measures what a commit costs the server, whatever the
+// store does around it: one atomic batch of 1, 22 (a message queued for
+// ten sessions) and 352 messages against the same messages published
+// plainly (pipelined, the last one acknowledged) and against one message
+// of the same bytes; then atomic batches of 22 with 1 to 64 of them in
+// flight at once on one connection. On one replica a batch is staged in a
+// file store of its own that the server fsyncs before applying it; on
+// three it is staged in memory and goes through the stream's Raft log.
+// Set MQTTD_JSSTORE_MEASURE=1 to run it.
+func TestMeasureBatches(t *testing.T) {
+	if os.Getenv("MQTTD_JSSTORE_MEASURE") == "" {
+		t.Skip("set MQTTD_JSSTORE_MEASURE=1 to measure")
+	}
+	ns := startNATS(t, t.TempDir(), -1)
+	s1 := open(t, connect(t, ns.ClientURL()), Options{})
+	st3, err := openReplicated(t, startCluster3(t), 0, "m3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	s3 := st3.(*Store)
+	ctx := context.Background()
+	const iters = 30
+	batch := func(s *Store, tag string, n int) []pubMsg {
+		ms := make([]pubMsg, n)
+		for i := range ms {
+			ms[i] = pubMsg{subj: fmt.Sprint(s.p, "x.", tag, ".", i), data: make([]byte, 24)}
+		}
+		return ms
+	}
+	for _, c := range []struct {
+		name string
+		s    *Store
+	}{{"R1", s1}, {"R3", s3}} {
+		s, nc := c.s, c.s.nc
+		for _, n := range []int{1, 22, 352} {
+			t0 := time.Now()
+			for k := range iters {
+				if _, err := s.publishBatch(ctx, batch(s, fmt.Sprint("a", n, "_", k), n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			atomic := time.Since(t0) / iters
+			t0 = time.Now()
+			for k := range iters {
+				ms := batch(s, fmt.Sprint("p", n, "_", k), n)
+				for i, m := range ms {
+					nm := nats.NewMsg(m.subj)
+					nm.Data = m.data
+					if i < len(ms)-1 {
+						if err := nc.PublishMsg(nm); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					if _, err := nc.RequestMsg(nm, 10*time.Second); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			plain := time.Since(t0) / iters
+			t0 = time.Now()
+			for k := range iters {
+				if _, err := nc.Request(fmt.Sprint(s.p, "y.", n, ".", k), make([]byte, 24*n), 10*time.Second); err != nil {
+					t.Fatal(err)
+				}
+			}
+			one := time.Since(t0) / iters
+			t.Logf("%s, %d messages: atomic batch %v, plain publishes %v, one message %v", c.name, n, atomic, plain, one)
+		}
+		for _, depth := range []int{1, 4, 16, 64} {
+			const total = 64
+			t0 := time.Now()
+			for round := range total / depth {
+				var replies []chan *nats.Msg
+				for b := range depth {
+					ms := batch(s, fmt.Sprint("d", depth, "_", round, "_", b), 22)
+					id := nuid.Next()
+					ch := make(chan *nats.Msg, 1)
+					inbox := nc.NewRespInbox()
+					sub, err := nc.ChanSubscribe(inbox, ch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer sub.Unsubscribe()
+					for i, m := range ms {
+						nm := nats.NewMsg(m.subj)
+						nm.Data = m.data
+						nm.Header["Nats-Batch-Id"] = []string{id}
+						nm.Header["Nats-Batch-Sequence"] = []string{strconv.Itoa(i + 1)}
+						if i == len(ms)-1 {
+							nm.Header["Nats-Batch-Commit"] = []string{"1"}
+							nm.Reply = inbox
+						}
+						if err := nc.PublishMsg(nm); err != nil {
+							t.Fatal(err)
+						}
+					}
+					replies = append(replies, ch)
+				}
+				for _, ch := range replies {
+					select {
+					case r := <-ch:
+						var ack pubAck
+						if err := json.Unmarshal(r.Data, &ack); err != nil || ack.Error != nil || ack.Count != 22 {
+							t.Fatalf("batch: %s", r.Data)
+						}
+					case <-time.After(30 * time.Second):
+						t.Fatal("no acknowledgement")
+					}
+				}
+			}
+			t.Logf("%s, atomic batches of 22, %d in flight: %v per batch", c.name, depth, time.Since(t0)/total)
+		}
+	}
+}
