@@ -264,17 +264,29 @@ func (s *Store) Session(clientID string) (*store.SessionRecord, error) {
 // records are read and sorted first (subjects are ordered by stream
 // sequence, not by client id).
 func (s *Store) Sessions(fn func(*store.SessionRecord) error) error {
+	return eachSorted(s, "s.*", store.DecodeSession,
+		func(r *store.SessionRecord) string { return r.ClientID }, fn)
+}
+
+// Retained calls fn for every retained message, in topic order.
+func (s *Store) Retained(fn func(*store.MessageRecord) error) error {
+	return eachSorted(s, "r.*", store.DecodeMessage,
+		func(m *store.MessageRecord) string { return m.Topic }, fn)
+}
+
+// eachSorted reads every live record under the subject pattern (after the
+// store's prefix), decodes them, and calls fn in the order of key.
+func eachSorted[T any](s *Store, pattern string, decode func([]byte) (T, error), key func(T) string, fn func(T) error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
-	ctx := context.Background()
-	var all []*store.SessionRecord
+	var all []T
 	var derr error
-	_, err := s.each(ctx, s.p+"s.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+	_, err := s.each(context.Background(), s.p+pattern, 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true
 		}
-		r, err := store.DecodeSession(data)
+		r, err := decode(data)
 		if err != nil {
 			derr = err
 			return false
@@ -285,41 +297,9 @@ func (s *Store) Sessions(fn func(*store.SessionRecord) error) error {
 	if err = cmp.Or(err, derr); err != nil {
 		return err
 	}
-	slices.SortFunc(all, func(a, b *store.SessionRecord) int { return strings.Compare(a.ClientID, b.ClientID) })
+	slices.SortFunc(all, func(a, b T) int { return strings.Compare(key(a), key(b)) })
 	for _, r := range all {
 		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Retained calls fn for every retained message, in topic order.
-func (s *Store) Retained(fn func(*store.MessageRecord) error) error {
-	if s.isClosed() {
-		return store.ErrClosed
-	}
-	ctx := context.Background()
-	var all []*store.MessageRecord
-	var derr error
-	_, err := s.each(ctx, s.p+"r.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
-		if len(data) == 0 {
-			return true
-		}
-		m, err := store.DecodeMessage(data)
-		if err != nil {
-			derr = err
-			return false
-		}
-		all = append(all, m)
-		return true
-	})
-	if err = cmp.Or(err, derr); err != nil {
-		return err
-	}
-	slices.SortFunc(all, func(a, b *store.MessageRecord) int { return strings.Compare(a.Topic, b.Topic) })
-	for _, m := range all {
-		if err := fn(m); err != nil {
 			return err
 		}
 	}
