@@ -366,8 +366,8 @@ func (c *client) ackAfter(pb *pubBatch, t packets.Type, pid uint16, code packets
 }
 
 // queueAck puts an acknowledgement at the tail of c's ordered ack queue
-// and starts the store write of pb (nil: none) it waits for; held ones
-// also wait for sendAck.
+// and adds the store write of pb (nil: none) it waits for to the read
+// batch's commit; held ones also wait for sendAck. Reader goroutine.
 func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string, held bool) *pendingAck {
 	s := c.sess
 	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil, held: held}
@@ -381,19 +381,9 @@ func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets
 	}
 	s.mu.Unlock()
 	if pb != nil {
-		c.b.commitBatch(pb, func(err error) { c.ackReady(a, err) })
+		c.deferCommit(pb, a) // committed at the end of the read batch
 	}
 	return a
-}
-
-// ackReady marks a durable (or failed) acknowledgement and sends every
-// ready one at the head of the queue.
-func (c *client) ackReady(a *pendingAck, err error) {
-	s := c.sess
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a.ready, a.err = true, err
-	c.flushAcksLocked()
 }
 
 // flushAcksLocked sends the acknowledgements at the head of the queue that
