@@ -129,6 +129,7 @@ func (pb *pubBatch) dropUnstored() {
 		}
 	}
 	clear(pb.targets[n:])
+	clear(pb.ds[n:]) // past their length the lists are zero (putFanouts)
 	pb.targets, pb.ds = pb.targets[:n], pb.ds[:n]
 }
 
@@ -198,19 +199,24 @@ func getFanout() ([]store.Delivery, []storedDelivery) {
 // putFanout recycles pb's delivery lists once its commit is done with them
 // (the store read them while applying; the deliveries are handed over),
 // dropping their references.
-func putFanout(pb *pubBatch) {
-	ds, ts := pb.ds, pb.targets
-	pb.ds, pb.targets = nil, nil
-	if cap(ds) == 0 || cap(ds) > fanoutKept || cap(ts) > fanoutKept {
-		return
-	}
-	clear(ds[:cap(ds)])
-	clear(ts[:cap(ts)])
+func putFanout(pb *pubBatch) { putFanouts([]*pubBatch{pb}) }
+
+// putFanouts is putFanout for the publishes of one commit, under one lock.
+// Only the lists' lengths are cleared: past them they are zero (appends
+// fill them in order; dropUnstored clears what it cuts).
+func putFanouts(pbs []*pubBatch) {
 	fanoutFree.mu.Lock()
-	if len(fanoutFree.lists) < maxFreeFanouts {
+	defer fanoutFree.mu.Unlock()
+	for _, pb := range pbs {
+		ds, ts := pb.ds, pb.targets
+		pb.ds, pb.targets = nil, nil
+		if cap(ds) == 0 || cap(ds) > fanoutKept || cap(ts) > fanoutKept || len(fanoutFree.lists) >= maxFreeFanouts {
+			continue
+		}
+		clear(ds)
+		clear(ts)
 		fanoutFree.lists = append(fanoutFree.lists, fanout{ds[:0], ts[:0]})
 	}
-	fanoutFree.mu.Unlock()
 }
 
 // deliverStored hands a committed delivery to its session, unless the

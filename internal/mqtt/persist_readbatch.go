@@ -72,8 +72,8 @@ func (c *client) commitRead() {
 	b.disk.CommitAsync(bt, func(err error) {
 		for _, pb := range rb.pbs {
 			b.committed(pb, err)
-			putFanout(pb)
 		}
+		putFanouts(rb.pbs)
 		putOps(bt.Ops)
 		c.acksReady(rb.acks, err)
 	})
