@@ -241,9 +241,10 @@ func TestPersistQoS1LoadSurvivesKill9(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("only %d messages acknowledged in 60s", ackedN.Load())
 	}
-	// Each publish to the persistent subscriber was one write batch.
-	if n := metricValue(t, b.metrics(), "mqttd_store_write_batches_total"); n < killAfter {
-		t.Errorf("mqttd_store_write_batches_total = %v with %d messages acknowledged, want at least as many", n, killAfter)
+	// The publishes went through the store's write batches (the pipelined
+	// publishes of one read share one, so there are fewer than messages).
+	if n := metricValue(t, b.metrics(), "mqttd_store_write_batches_total"); n < 1 {
+		t.Errorf("mqttd_store_write_batches_total = %v with %d messages acknowledged, want some", n, killAfter)
 	}
 	b.kill9()
 	wg.Wait() // every publisher has seen its connection end

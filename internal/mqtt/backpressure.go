@@ -278,7 +278,7 @@ func (c *client) sendAck(h *heldAck) {
 // client that does not wait for them. The connection ending releases it.
 func (c *client) waitHeldBelowBound(f *flowControl) {
 	c.b.stats.readPauses.Add(1)
-	if len(c.owes) > 0 {
+	if c.owing() {
 		c.flushOwed() // the output of the batch so far does not wait with it
 	}
 	for int(f.n.Load()) >= c.b.limits.MaxInboundQoS2 {

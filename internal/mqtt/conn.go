@@ -82,6 +82,9 @@ type client struct {
 	// acks holds acknowledgements behind one waiting for the store; nil
 	// until the first (persist_publish.go).
 	acks *ackQueue
+	// rb is the read batch's store writes, committed at its end
+	// (persist_readbatch.go); nil until the first.
+	rb *readBatch
 
 	wake      chan struct{}
 	spare     []byte // the writer's second buffer; only a writer touches it
@@ -198,7 +201,7 @@ func (c *client) tlsHandshake() error {
 // or parks (a fresh goroutine then carries on).
 func (c *client) serve() {
 	err := c.readLoop()
-	if len(c.owes) > 0 {
+	if c.owing() {
 		c.flushOwed() // output of the last packets read
 	}
 	if err == errParked {
@@ -222,7 +225,7 @@ func (c *client) end(err error) {
 // accepted that is the connect timeout; after, it is armed once and moved
 // only when it passes (timedOut), not on every read.
 func (c *client) beforeRead() error {
-	if len(c.owes) > 0 {
+	if c.owing() {
 		c.flushOwed() // the batch's output, before the reader may block
 	}
 	c.b.flushReadStats(c)
@@ -288,7 +291,7 @@ func (c *client) readLoop() error {
 			return c.readError(err)
 		}
 		c.pktsIn++
-		if len(c.owes) > 0 && !flowPacket(fh.Type) {
+		if !flowPacket(fh.Type) && c.owing() {
 			c.flushOwed() // its handling may wait (hooks): what is owed does not
 		}
 		if err := c.handle(fh, body); err != nil {

@@ -52,7 +52,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	if c.b.evMask().Has(EventMessageReceived) {
 		c.emitMessageReceived(p)
 	}
-	if p.Retain && len(c.owes) > 0 {
+	if p.Retain && c.owing() {
 		c.flushOwed() // storing a retained message may wait on the cluster
 	}
 	code, reason, err := c.admitPublish(p)
@@ -142,7 +142,7 @@ func (c *client) admitPublish(p *packets.Publish) (code packets.ReasonCode, reas
 			req.InlineMissed = !answered
 		}
 		if !answered {
-			if len(c.owes) > 0 {
+			if c.owing() {
 				c.flushOwed() // ...one that may wait on a plugin does not
 			}
 			res = b.hooks.Topics.CheckTopic(c.ctx, &c.info, req)

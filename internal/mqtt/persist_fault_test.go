@@ -267,3 +267,80 @@ func TestStoreRecoversWhenSpaceReturns(t *testing.T) {
 	}
 	off.expectNothing(200 * time.Millisecond)
 }
+
+// failOnceStore fails the first commit that stores a message once armed,
+// and lets every other through.
+type failOnceStore struct {
+	store.Store
+	armed  atomic.Bool
+	failed atomic.Int32 // messages in the commit it failed
+}
+
+func (f *failOnceStore) CommitAsync(b *store.Batch, done func(error)) {
+	n := 0
+	for _, op := range b.Ops {
+		if op.Kind == store.OpEnqueue {
+			n++
+		}
+	}
+	if n > 0 && f.armed.CompareAndSwap(true, false) {
+		f.failed.Store(int32(n))
+		f.Store.CommitAsync(&store.Batch{}, func(error) { done(errDiskFull) })
+		return
+	}
+	f.Store.CommitAsync(b, done)
+}
+
+// The QoS 1 PUBLISHes a client pipelines in one read are stored by one
+// commit: when that commit fails, every one of them is refused (0x97) and
+// none is acknowledged or delivered, however many of them there were; the
+// next ones, in a later commit, are acknowledged and delivered.
+func TestStoreReadBatchRefusedTogether(t *testing.T) {
+	var fs *failOnceStore
+	pb := &persistBroker{t: t, dir: t.TempDir()}
+	pb.wrap = func(s store.Store) store.Store { fs = &failOnceStore{Store: s}; return fs }
+	pb.start()
+
+	sub := dialRaw(t, pb.addr)
+	sub.mustConnect("rb-sub", false)
+	sub.subscribe(1, "rb/#", 1)
+	pub, _ := mustConnectV5(t, pb.addr, "rb-pub", true, 0)
+	if ack := pub.publish1(1, "rb/x", "before", false); ack.ReasonCode != packets.Success {
+		t.Fatalf("PUBACK %v before the failure", ack.ReasonCode)
+	}
+	if got := sub.nextPayload(5 * time.Second); got != "before" {
+		t.Fatalf("subscriber got %q", got)
+	}
+
+	// One write, well inside the reader's smallest buffer: one read.
+	const n = 8
+	var burst []byte
+	for i := range n {
+		p := &packets.Publish{Topic: "rb/x", Payload: []byte{'a' + byte(i)}, QoS: 1, PacketID: uint16(10 + i)}
+		var err error
+		if burst, err = p.Append(burst, packets.V5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs.armed.Store(true)
+	pub.write(burst)
+	for i := range n {
+		if ack := pub.expect(packets.PUBACK, uint16(10+i)).(*packets.Puback); ack.ReasonCode != packets.QuotaExceeded {
+			t.Fatalf("PUBACK %d: %v, want quota exceeded (0x97) for every publish of the failed commit", 10+i, ack.ReasonCode)
+		}
+	}
+	if got := fs.failed.Load(); got != n {
+		t.Fatalf("the failed commit held %d messages, want all %d of the read", got, n)
+	}
+	if st := pb.Stats(); st.StoreRefused != n {
+		t.Fatalf("store refused %d publishes, want %d", st.StoreRefused, n)
+	}
+	sub.expectNothing(100 * time.Millisecond) // nothing refused reached it
+
+	if ack := pub.publish1(20, "rb/x", "after", false); ack.ReasonCode != packets.Success {
+		t.Fatalf("PUBACK %v after the failed commit", ack.ReasonCode)
+	}
+	if got := sub.nextPayload(5 * time.Second); got != "after" {
+		t.Fatalf("subscriber got %q, want only what was acknowledged", got)
+	}
+}

@@ -129,6 +129,7 @@ func (pb *pubBatch) dropUnstored() {
 		}
 	}
 	clear(pb.targets[n:])
+	clear(pb.ds[n:]) // past their length the lists are zero (putFanouts)
 	pb.targets, pb.ds = pb.targets[:n], pb.ds[:n]
 }
 
@@ -198,19 +199,24 @@ func getFanout() ([]store.Delivery, []storedDelivery) {
 // putFanout recycles pb's delivery lists once its commit is done with them
 // (the store read them while applying; the deliveries are handed over),
 // dropping their references.
-func putFanout(pb *pubBatch) {
-	ds, ts := pb.ds, pb.targets
-	pb.ds, pb.targets = nil, nil
-	if cap(ds) == 0 || cap(ds) > fanoutKept || cap(ts) > fanoutKept {
-		return
-	}
-	clear(ds[:cap(ds)])
-	clear(ts[:cap(ts)])
+func putFanout(pb *pubBatch) { putFanouts([]*pubBatch{pb}) }
+
+// putFanouts is putFanout for the publishes of one commit, under one lock.
+// Only the lists' lengths are cleared: past them they are zero (appends
+// fill them in order; dropUnstored clears what it cuts).
+func putFanouts(pbs []*pubBatch) {
 	fanoutFree.mu.Lock()
-	if len(fanoutFree.lists) < maxFreeFanouts {
+	defer fanoutFree.mu.Unlock()
+	for _, pb := range pbs {
+		ds, ts := pb.ds, pb.targets
+		pb.ds, pb.targets = nil, nil
+		if cap(ds) == 0 || cap(ds) > fanoutKept || cap(ts) > fanoutKept || len(fanoutFree.lists) >= maxFreeFanouts {
+			continue
+		}
+		clear(ds)
+		clear(ts)
 		fanoutFree.lists = append(fanoutFree.lists, fanout{ds[:0], ts[:0]})
 	}
-	fanoutFree.mu.Unlock()
 }
 
 // deliverStored hands a committed delivery to its session, unless the
@@ -366,8 +372,8 @@ func (c *client) ackAfter(pb *pubBatch, t packets.Type, pid uint16, code packets
 }
 
 // queueAck puts an acknowledgement at the tail of c's ordered ack queue
-// and starts the store write of pb (nil: none) it waits for; held ones
-// also wait for sendAck.
+// and adds the store write of pb (nil: none) it waits for to the read
+// batch's commit; held ones also wait for sendAck. Reader goroutine.
 func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string, held bool) *pendingAck {
 	s := c.sess
 	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil, held: held}
@@ -381,19 +387,9 @@ func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets
 	}
 	s.mu.Unlock()
 	if pb != nil {
-		c.b.commitBatch(pb, func(err error) { c.ackReady(a, err) })
+		c.deferCommit(pb, a) // committed at the end of the read batch
 	}
 	return a
-}
-
-// ackReady marks a durable (or failed) acknowledgement and sends every
-// ready one at the head of the queue.
-func (c *client) ackReady(a *pendingAck, err error) {
-	s := c.sess
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a.ready, a.err = true, err
-	c.flushAcksLocked()
 }
 
 // flushAcksLocked sends the acknowledgements at the head of the queue that

@@ -64,6 +64,7 @@ func (c *client) wakeByLocked(by *client) {
 // flushOwed writes what this reader owes (wakeByLocked) before it reads
 // again or waits for anything. Reader goroutine only.
 func (c *client) flushOwed() {
+	c.commitRead() // first: its fsync runs while the writes below are made
 	for i, t := range c.owes {
 		t.flushInline()
 		c.owes[i] = nil
