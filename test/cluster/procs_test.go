@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -223,6 +224,13 @@ type node struct {
 
 func newNode(t *testing.T, bin, name, natsURL, pluginURL string) *node {
 	t.Helper()
+	return newNodeStore(t, bin, name, natsURL, pluginURL, "")
+}
+
+// newNodeStore is newNode with the store in JetStream, shared by the
+// nodes, when storage is "jetstream" (else a pebble store of its own).
+func newNodeStore(t *testing.T, bin, name, natsURL, pluginURL, storage string) *node {
+	t.Helper()
 	dir := t.TempDir()
 	n := &node{mqtt: freePort(t), admin: freePort(t)}
 	cfg := fmt.Sprintf(`name: %s
@@ -231,7 +239,7 @@ listeners:
 admin: {bind: %q}
 sys-interval: 0
 shutdown-grace: 2s
-storage: {dir: %q}
+storage: {dir: %q, type: %s}
 cluster:
   nats: [%q]
   node-lease: 2s
@@ -242,7 +250,7 @@ plugins:
     url: %q
     timeout: 5s
     cache: {size: 1000, ttl: 1h, max-ttl: 1h}
-`, name, n.mqtt, n.admin, filepath.Join(dir, "store"), natsURL, pluginURL)
+`, name, n.mqtt, n.admin, filepath.Join(dir, "store"), cmp.Or(storage, "pebble"), natsURL, pluginURL)
 	path := filepath.Join(dir, "mqttd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
