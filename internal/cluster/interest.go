@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,6 +161,25 @@ func (t *peerTable) wanted(topic string) bool {
 	return found
 }
 
+// subscribers returns the other nodes known to have a plain subscription
+// matching topic, and whether a gone node whose sessions may not be
+// adopted yet had one (removeLocked).
+func (t *peerTable) subscribers(topic string) (nodes []string, gone bool) {
+	if t.size.Load() == 0 {
+		return nil, false
+	}
+	t.want.Match(topic, func(k peerFilter, _ struct{}) {
+		switch {
+		case strings.HasPrefix(k.node, orphanPrefix):
+			gone = true
+		case strings.HasPrefix(k.filter, "$share/") || slices.Contains(nodes, k.node):
+		default:
+			nodes = append(nodes, k.node)
+		}
+	})
+	return nodes, gone
+}
+
 // treeFilter is what a filter matches: a shared one, its inner filter.
 func treeFilter(filter string) string {
 	if _, inner, ok := sharedFilter(filter); ok {
@@ -251,11 +271,34 @@ func (t *peerTable) removeLocked(name string) {
 	if p == nil {
 		return
 	}
+	// Its plain filters stay a while as orphans: its persistent sessions
+	// are adopted by a surviving node, which subscribes for them only
+	// then. Until it has, a QoS 1/2 message for them is refused rather
+	// than acknowledged and lost (Forward); adoption happens within about
+	// a lease of the node counting as gone.
+	orphan := orphanPrefix + name
+	var orphans []string
 	for f := range p.filters {
 		t.unsubscribe(treeFilter(f), peerFilter{name, f})
+		if _, _, shared := sharedFilter(f); !shared {
+			t.subscribe(f, peerFilter{orphan, f})
+			orphans = append(orphans, f)
+		}
 	}
 	delete(t.peers, name)
+	if len(orphans) > 0 {
+		time.AfterFunc(2*t.n.opts.NodeLease, func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			for _, f := range orphans {
+				t.unsubscribe(f, peerFilter{orphan, f})
+			}
+		})
+	}
 }
+
+// orphanPrefix marks, in want, the filters of a node gone (removeLocked).
+const orphanPrefix = "\x00gone:"
 
 // onAnnounce applies another node's announcement or heartbeat, and
 // acknowledges an announcement once it is applied here, or once this node

@@ -7,6 +7,8 @@
 package mqtt
 
 import (
+	"errors"
+
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 	"github.com/mqttd/mqttd/internal/store"
 )
@@ -289,16 +291,17 @@ type pendingAck struct {
 	code   packets.ReasonCode
 	reason string
 	ready  bool  // its store write is durable (or there was none)
+	waits  int8  // of the store write and the other nodes' confirmation, how many are outstanding
 	held   bool  // backpressure holds it until subscribers have room (backpressure.go)
 	err    error // the store write it waited for failed
 }
 
 // ackAfter sends an acknowledgement once pb (nil: nothing) is durable, and
 // after every acknowledgement queued before it.
-func (c *client) ackAfter(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
+func (c *client) ackAfter(pb *pubBatch, fw *forwardWait, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
 	s := c.sess
 	s.mu.Lock()
-	if pb == nil && (c.acks == nil || len(c.acks.q) == 0) {
+	if pb == nil && fw == nil && (c.acks == nil || len(c.acks.q) == 0) {
 		// Nothing to wait for: the path of every publish without a store.
 		c.appendAck(t, pid, code, reason)
 		c.wakeWriterLocked()
@@ -306,15 +309,22 @@ func (c *client) ackAfter(pb *pubBatch, t packets.Type, pid uint16, code packets
 		return
 	}
 	s.mu.Unlock()
-	c.queueAck(pb, t, pid, code, reason, false)
+	c.queueAck(pb, fw, t, pid, code, reason, false)
 }
 
 // queueAck puts an acknowledgement at the tail of c's ordered ack queue
-// and starts the store write of pb (nil: none) it waits for; held ones
-// also wait for sendAck.
-func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string, held bool) *pendingAck {
+// and starts the store write of pb (nil: none) it waits for, and waits for
+// the other nodes to confirm fw (nil: nothing forwarded that needs it);
+// held ones also wait for sendAck.
+func (c *client) queueAck(pb *pubBatch, fw *forwardWait, t packets.Type, pid uint16, code packets.ReasonCode, reason string, held bool) *pendingAck {
 	s := c.sess
-	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil, held: held}
+	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil && fw == nil, held: held}
+	if pb != nil {
+		a.waits++
+	}
+	if fw != nil {
+		a.waits++
+	}
 	s.mu.Lock()
 	if c.acks == nil {
 		c.acks = new(ackQueue)
@@ -327,6 +337,9 @@ func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets
 	if pb != nil {
 		c.b.commitBatch(pb, func(err error) { c.ackReady(a, err) })
 	}
+	if fw != nil {
+		fw.then(func(err error) { c.ackReady(a, err) })
+	}
 	return a
 }
 
@@ -336,7 +349,13 @@ func (c *client) ackReady(a *pendingAck, err error) {
 	s := c.sess
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a.ready, a.err = true, err
+	if a.err == nil {
+		a.err = err
+	}
+	if a.waits--; a.waits > 0 {
+		return
+	}
+	a.ready = true
 	c.flushAcksLocked()
 }
 
@@ -367,11 +386,17 @@ func (c *client) sendPendingAck(a *pendingAck) {
 		c.appendAck(a.t, a.pid, a.code, a.reason)
 		return
 	}
-	c.b.stats.storeRefused.Add(1)
+	if !errors.Is(a.err, ErrForwardUnconfirmed) { // the cluster counts those
+		c.b.stats.storeRefused.Add(1)
+	}
 	if a.t == packets.PUBREC {
 		delete(c.sess.inQoS2, a.pid) // not received: a resend is routed again
 	}
 	if c.version == packets.V5 && a.t != packets.PUBCOMP {
+		if errors.Is(a.err, ErrForwardUnconfirmed) {
+			c.appendAck(a.t, a.pid, packets.UnspecifiedError, "other nodes did not confirm the message")
+			return
+		}
 		c.appendAck(a.t, a.pid, packets.QuotaExceeded, "the broker could not store the message")
 		return
 	}

@@ -118,6 +118,9 @@ func newProc(t *testing.T, name, dir string, args ...string) *proc {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
+		if d := os.Getenv("CLUSTER_TEST_LOGS"); d != "" {
+			os.WriteFile(filepath.Join(d, p.name+".log"), []byte(p.out.String()), 0o644)
+		}
 		if t.Failed() {
 			t.Logf("%s output (%d starts):\n%s", p.name, p.starts, tail(p.out.String(), 40))
 		}
@@ -243,6 +246,7 @@ storage: {dir: %q, type: %s}
 cluster:
   nats: [%q]
   node-lease: 2s
+  forward-timeout: 2s
 auth:
   plugins: [auth]
 plugins:
@@ -251,6 +255,11 @@ plugins:
     timeout: 5s
     cache: {size: 1000, ttl: 1h, max-ttl: 1h}
 `, name, n.mqtt, n.admin, filepath.Join(dir, "store"), cmp.Or(storage, "pebble"), natsURL, pluginURL)
+	if storage == "jetstream" {
+		// The SIGKILL tests queue thousands of messages for a session
+		// whose node died: none may be dropped for the queue bound.
+		cfg += "limits: {max-queued: 100000}\n"
+	}
 	path := filepath.Join(dir, "mqttd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -263,8 +263,9 @@ func testTakeoverQueue(t *testing.T, n1, n2, n3 *node) {
 }
 
 // loadPub publishes QoS 1 with many messages outstanding and records each
-// message the broker acknowledged. A connection the broker closes is
-// reconnected (clean) and publishing goes on with the next message.
+// message the broker acknowledged, until target messages are acknowledged.
+// A connection the broker closes is reconnected (clean) and publishing
+// goes on with the next message.
 type loadPub struct {
 	t      *testing.T
 	name   string
@@ -274,12 +275,14 @@ type loadPub struct {
 	done   chan struct{}
 	mu     sync.Mutex
 	acked  []string
-	failed int // acknowledgements not received (connection lost, refused)
-	n      atomic.Int64
+	failed int          // acknowledgements not received (connection lost, refused)
+	n      atomic.Int64 // acknowledged
+	target atomic.Int64
 }
 
-func startLoad(t *testing.T, n *node, name, topic string) *loadPub {
+func startLoad(t *testing.T, n *node, name, topic string, target int64) *loadPub {
 	p := &loadPub{t: t, name: name, node: n, topic: topic, stop: make(chan struct{}), done: make(chan struct{})}
+	p.target.Store(target)
 	go p.run()
 	t.Cleanup(p.halt)
 	return p
@@ -319,6 +322,14 @@ func (p *loadPub) run() {
 		sem := make(chan struct{}, outstanding)
 		var wg sync.WaitGroup
 		for c.IsConnectionOpen() {
+			if p.n.Load()+int64(len(sem)) >= p.target.Load() {
+				select {
+				case <-p.stop:
+				case <-time.After(5 * time.Millisecond):
+					continue
+				}
+				break
+			}
 			select {
 			case <-p.stop:
 			case sem <- struct{}{}:
@@ -396,17 +407,18 @@ func lossCheck(t *testing.T, got *collector, pubs ...*loadPub) {
 	}
 }
 
-// waitAcks waits until each publisher has at least n more acknowledgements
-// than from.
+// waitAcks lets each publisher go on to n more acknowledgements than it
+// has, and waits until it has half of them: it is mid-run then.
 func waitAcks(t *testing.T, what string, n int64, pubs ...*loadPub) {
 	t.Helper()
 	from := make([]int64, len(pubs))
 	for i, p := range pubs {
 		from[i] = p.n.Load()
+		p.target.Store(from[i] + n)
 	}
 	eventually(t, what, func() bool {
 		for i, p := range pubs {
-			if p.n.Load() < from[i]+n {
+			if p.n.Load() < from[i]+n/2 {
 				return false
 			}
 		}
@@ -424,10 +436,10 @@ func testSubscriberNodeKilled(t *testing.T, n1, n2, n3 *node) *client {
 	got := &collector{}
 	sub, _ := persistent3(t, n1, id, got)
 	sub.subscribe("load/#", 1)
-	pubs := []*loadPub{startLoad(t, n2, "lp2", "load/2"), startLoad(t, n3, "lp3", "load/3")}
-	waitAcks(t, "publishers acknowledged before the kill", 300, pubs...)
+	pubs := []*loadPub{startLoad(t, n2, "lp2", "load/2", 0), startLoad(t, n3, "lp3", "load/3", 0)}
+	waitAcks(t, "publishers acknowledged before the kill", 600, pubs...)
 	n1.kill9()
-	waitAcks(t, "publishers acknowledged after the kill", 300, pubs...)
+	waitAcks(t, "publishers acknowledged after the kill", 400, pubs...)
 	for _, p := range pubs {
 		p.halt()
 	}
@@ -467,8 +479,8 @@ func testPublisherNodeKilled(t *testing.T, n1, n2 *node) {
 	got := &collector{}
 	sub, _ := persistent3(t, n2, "mirror-sub", got)
 	sub.subscribe("mirror/#", 1)
-	pubs := []*loadPub{startLoad(t, n1, "mp1", "mirror/1"), startLoad(t, n1, "mq1", "mirror/2")}
-	waitAcks(t, "publishers acknowledged before the kill", 300, pubs...)
+	pubs := []*loadPub{startLoad(t, n1, "mp1", "mirror/1", 0), startLoad(t, n1, "mq1", "mirror/2", 0)}
+	waitAcks(t, "publishers acknowledged before the kill", 600, pubs...)
 	n1.kill9()
 	lossCheck(t, got, pubs...)
 }
