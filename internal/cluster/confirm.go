@@ -58,8 +58,9 @@ func (c *confirms) expect(nodes []string, done func(error)) string {
 	id := c.next
 	w := &confirmWait{left: nodes, done: done}
 	c.wait[id] = w
-	c.mu.Unlock()
+	// Set under mu: finish reads it after taking mu.
 	w.timer = time.AfterFunc(c.n.opts.ForwardTimeout, func() { c.finish(id, mqtt.ErrForwardUnconfirmed) })
+	c.mu.Unlock()
 	return c.n.confirmSubject(strconv.FormatUint(id, 10))
 }
 

@@ -230,6 +230,8 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 		expect, gone = r.peers.subscribers(topic)
 		if gone {
 			n.stats.ForwardUnconfirmed.Add(1)
+			n.warnUnconfirmed.warn(n.log, "cluster: publish refused: a node that is gone subscribed to its topic, and its sessions may not be adopted yet",
+				"topic", topic)
 			done(mqtt.ErrForwardUnconfirmed)
 			done = nil // sent all the same: nodes that have it keep it
 		}
