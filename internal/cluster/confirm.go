@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type confirms struct {
 }
 
 type confirmWait struct {
+	topic string
 	left  []string // nodes yet to answer
 	done  func(error)
 	timer *time.Timer
@@ -52,11 +54,11 @@ func (c *confirms) listen() error {
 
 // expect registers a message that nodes must confirm and returns the
 // subject they answer on.
-func (c *confirms) expect(nodes []string, done func(error)) string {
+func (c *confirms) expect(topic string, nodes []string, done func(error)) string {
 	c.mu.Lock()
 	c.next++
 	id := c.next
-	w := &confirmWait{left: nodes, done: done}
+	w := &confirmWait{topic: strings.Clone(topic), left: nodes, done: done}
 	c.wait[id] = w
 	// Set under mu: finish reads it after taking mu.
 	w.timer = time.AfterFunc(c.n.opts.ForwardTimeout, func() { c.finish(id, mqtt.ErrForwardUnconfirmed) })
@@ -104,6 +106,38 @@ func (c *confirms) onAnswer(m *nats.Msg) {
 	c.mu.Unlock()
 	if last {
 		c.finish(id, nil)
+	}
+}
+
+// recheck looks again at the waits for node, which no longer subscribes to
+// some filter: one whose topic it no longer subscribes to at all had no
+// subscriber there to answer for (it unsubscribed before the message came),
+// and one whose topic a gone node subscribed to is refused at once.
+func (c *confirms) recheck(node string) {
+	type result struct {
+		id  uint64
+		err error
+	}
+	var ends []result
+	c.mu.Lock()
+	for id, w := range c.wait {
+		i := slices.Index(w.left, node)
+		if i < 0 {
+			continue
+		}
+		nodes, gone := c.n.routes.peers.subscribers(w.topic)
+		switch {
+		case gone:
+			ends = append(ends, result{id, mqtt.ErrForwardUnconfirmed})
+		case !slices.Contains(nodes, node):
+			if w.left = slices.Delete(w.left, i, i+1); len(w.left) == 0 {
+				ends = append(ends, result{id, nil})
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, e := range ends {
+		c.finish(e.id, e.err)
 	}
 }
 

@@ -260,7 +260,7 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 		// returns: a view of the pooled buffer saves an allocation.
 		subj := unsafe.String(unsafe.SliceData(buf), subjLen)
 		if done != nil && len(expect) > 0 {
-			reply := n.confirms.expect(expect, done)
+			reply := n.confirms.expect(topic, expect, done)
 			done = nil
 			err = n.nc.PublishMsg(&nats.Msg{Subject: subj, Reply: reply, Data: buf[subjLen:]})
 		} else {
