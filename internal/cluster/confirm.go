@@ -25,45 +25,81 @@ type confirms struct {
 	mu   sync.Mutex
 	next uint64
 	wait map[uint64]*confirmWait
+
+	// Answers this node owes other nodes, by the subject they go to: sent
+	// by answerLoop, many ids in one message under load.
+	amu  sync.Mutex
+	owed map[string][]string
+	wake chan struct{}
 }
 
 type confirmWait struct {
-	topic string
-	left  []string // nodes yet to answer
-	done  func(error)
-	timer *time.Timer
+	topic    string
+	left     []string // nodes yet to answer
+	done     func(error)
+	deadline time.Time
 }
 
 func newConfirms(n *Node) *confirms {
-	return &confirms{n: n, wait: make(map[uint64]*confirmWait)}
+	return &confirms{n: n, wait: make(map[uint64]*confirmWait), owed: make(map[string][]string), wake: make(chan struct{}, 1)}
 }
 
-func (n *Node) confirmSubject(id string) string {
-	return n.subject("node", n.opts.Name, "confirm", id)
+func (n *Node) confirmSubject() string {
+	return n.subject("node", n.opts.Name, "confirm")
 }
 
-// listen subscribes to the answers.
+// listen subscribes to the answers and starts sending this node's own and
+// ending the waits that ran out.
 func (c *confirms) listen() error {
-	sub, err := c.n.nc.Subscribe(c.n.confirmSubject("*"), c.onAnswer)
+	sub, err := c.n.nc.Subscribe(c.n.confirmSubject(), c.onAnswer)
 	if err != nil {
 		return err
 	}
 	sub.SetPendingLimits(-1, -1) // a lost answer refuses a publisher
+	c.n.wg.Add(2)
+	go c.answerLoop()
+	go c.expireLoop()
 	return nil
 }
 
 // expect registers a message that nodes must confirm and returns the
-// subject they answer on.
+// subject they answer on, which carries its id.
 func (c *confirms) expect(topic string, nodes []string, done func(error)) string {
 	c.mu.Lock()
 	c.next++
 	id := c.next
-	w := &confirmWait{topic: strings.Clone(topic), left: nodes, done: done}
-	c.wait[id] = w
-	// Set under mu: finish reads it after taking mu.
-	w.timer = time.AfterFunc(c.n.opts.ForwardTimeout, func() { c.finish(id, mqtt.ErrForwardUnconfirmed) })
+	c.wait[id] = &confirmWait{topic: strings.Clone(topic), left: nodes, done: done,
+		deadline: time.Now().Add(c.n.opts.ForwardTimeout)}
 	c.mu.Unlock()
-	return c.n.confirmSubject(strconv.FormatUint(id, 10))
+	return c.n.confirmSubject() + "." + strconv.FormatUint(id, 10)
+}
+
+// expireLoop refuses, a few times per forward-timeout, the waits that ran
+// out: one timer per message would cost more than the message.
+func (c *confirms) expireLoop() {
+	defer c.n.wg.Done()
+	tick := min(max(c.n.opts.ForwardTimeout/4, 10*time.Millisecond), 250*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var late []uint64
+		c.mu.Lock()
+		for id, w := range c.wait {
+			if now.After(w.deadline) {
+				late = append(late, id)
+			}
+		}
+		c.mu.Unlock()
+		for _, id := range late {
+			c.finish(id, mqtt.ErrForwardUnconfirmed)
+		}
+	}
 }
 
 // finish ends the wait id with err, once.
@@ -75,7 +111,6 @@ func (c *confirms) finish(id uint64, err error) {
 	if w == nil {
 		return
 	}
-	w.timer.Stop()
 	if err != nil {
 		c.n.stats.ForwardUnconfirmed.Add(1)
 		c.n.warnUnconfirmed.warn(c.n.log, "cluster: other nodes did not confirm a QoS 1/2 message in time; its publisher is refused",
@@ -84,28 +119,75 @@ func (c *confirms) finish(id uint64, err error) {
 	w.done(err)
 }
 
+// onAnswer takes an answer: the answering node's name, a newline, and the
+// ids it confirms, comma-separated.
 func (c *confirms) onAnswer(m *nats.Msg) {
-	id, err := strconv.ParseUint(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:], 10, 64)
-	if err != nil {
+	node, ids, ok := strings.Cut(string(m.Data), "\n")
+	if !ok {
 		return
 	}
-	node := string(m.Data)
+	var ended []uint64
 	c.mu.Lock()
-	w := c.wait[id]
-	if w == nil {
-		c.mu.Unlock()
-		return
-	}
-	for i, l := range w.left {
-		if l == node {
-			w.left = append(w.left[:i], w.left[i+1:]...)
-			break
+	for s := range strings.SplitSeq(ids, ",") {
+		id, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			continue
+		}
+		w := c.wait[id]
+		if w == nil {
+			continue
+		}
+		if i := slices.Index(w.left, node); i >= 0 {
+			w.left = slices.Delete(w.left, i, i+1)
+		}
+		if len(w.left) == 0 {
+			ended = append(ended, id)
 		}
 	}
-	last := len(w.left) == 0
 	c.mu.Unlock()
-	if last {
+	for _, id := range ended {
 		c.finish(id, nil)
+	}
+}
+
+// confirm answers a forwarded message once it is routed and stored here.
+func (n *Node) confirm(reply string) {
+	i := strings.LastIndexByte(reply, '.')
+	if i < 0 {
+		return
+	}
+	c := n.confirms
+	c.amu.Lock()
+	c.owed[reply[:i]] = append(c.owed[reply[:i]], reply[i+1:])
+	c.amu.Unlock()
+	poke(c.wake)
+}
+
+// answerLoop sends the answers owed, one message per node for all it owes
+// it when it wakes: under load, answers gather while it sends.
+func (c *confirms) answerLoop() {
+	defer c.n.wg.Done()
+	var buf []byte
+	for {
+		select {
+		case <-c.n.ctx.Done():
+			return
+		case <-c.wake:
+		}
+		c.amu.Lock()
+		owed := c.owed
+		c.owed = make(map[string][]string, len(owed))
+		c.amu.Unlock()
+		for subj, ids := range owed {
+			buf = append(append(buf[:0], c.n.opts.Name...), '\n')
+			for i, id := range ids {
+				if i > 0 {
+					buf = append(buf, ',')
+				}
+				buf = append(buf, id...)
+			}
+			c.n.nc.Publish(subj, buf)
+		}
 	}
 }
 
@@ -141,9 +223,10 @@ func (c *confirms) recheck(node string) {
 	}
 }
 
-// confirm answers a forwarded message once it is routed and stored here.
-func (n *Node) confirm(reply string) {
-	if reply != "" {
-		n.nc.Publish(reply, []byte(n.opts.Name))
+// poke leaves a wake-up on ch unless one is waiting already.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
