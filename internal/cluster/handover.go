@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -271,5 +272,12 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 		n.stats.Adopted.Add(1)
 		n.log.Info("cluster: adopted the session of a node that is gone", "client_id", id.String(), "node", cur.Node)
 	}
+	// The sessions of the nodes not in live are adopted here or by another
+	// node: the others stop refusing publishes for them once every live
+	// node says so (peerTable.adopted).
+	r := adoptReport{Node: self, Live: slices.Collect(maps.Keys(live))}
+	n.routes.peers.adopted(r)
+	data, _ := json.Marshal(r)
+	n.nc.Publish(n.adoptedSubject(), data)
 	return nil
 }

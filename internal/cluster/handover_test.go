@@ -378,6 +378,14 @@ func TestDeadNodeSessionsAdopted(t *testing.T) {
 		}
 	}
 
+	// A QoS 1 publish matching a's sessions is refused until every
+	// survivor has finished adopting them (Forward): wait for that here.
+	waitFor(t, "b to know every survivor adopted a's sessions", func() bool {
+		b.node.routes.peers.mu.Lock()
+		defer b.node.routes.peers.mu.Unlock()
+		_, known := b.node.routes.peers.peers["a"]
+		return !known && len(b.node.routes.peers.orphans) == 0
+	})
 	pub := client(t, b.testNode, "pub", true)
 	for i := range 20 {
 		wait(t, "publish", pub.Publish("q/x", 1, false, payload(i)))

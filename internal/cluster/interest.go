@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,12 +92,16 @@ type peerTable struct {
 	tick    time.Duration
 	timeout time.Duration
 
-	mu     sync.Mutex
-	peers  map[string]*peer
-	down   bool          // NATS connection lost: what peers did meanwhile is unknown
-	ackCh  chan struct{} // closed and replaced when an acknowledgement arrives
-	closed bool
-	wg     sync.WaitGroup // fetches
+	mu    sync.Mutex
+	peers map[string]*peer
+	// orphans holds, per node gone, the plain filters it had, until every
+	// live node has finished adopting (adopted) or two leases passed.
+	orphans map[string]*orphanSet
+	reports map[string]adoptReport // each node's last adoption pass
+	down    bool                   // NATS connection lost: what peers did meanwhile is unknown
+	ackCh   chan struct{}          // closed and replaced when an acknowledgement arrives
+	closed  bool
+	wg      sync.WaitGroup // fetches
 
 	wmu   sync.Mutex // serialises (re)starting the lease watch
 	w     jetstream.KeyWatcher
@@ -105,6 +110,7 @@ type peerTable struct {
 
 func newPeerTable(n *Node) *peerTable {
 	t := &peerTable{n: n, want: topics.NewTree[peerFilter, struct{}](), peers: make(map[string]*peer),
+		orphans: make(map[string]*orphanSet), reports: make(map[string]adoptReport),
 		ackCh: make(chan struct{}), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
 	t.all.Store(true) // until the peers are known
 	return t
@@ -119,7 +125,7 @@ func (n *Node) fullSubject() string { return n.subject("node", n.opts.Name, "int
 // lease is written, so a peer that sees the lease finds it answering.
 func (t *peerTable) listen() error {
 	nc := t.n.nc
-	for subj, h := range map[string]nats.MsgHandler{t.n.annSubject(): t.onAnnounce,
+	for subj, h := range map[string]nats.MsgHandler{t.n.annSubject(): t.onAnnounce, t.n.adoptedSubject(): t.onAdopted,
 		t.n.ackSubject(): t.onAck, t.n.fullSubject(): t.n.routes.onSetRequest} {
 		sub, err := nc.Subscribe(subj, h)
 		if err != nil {
@@ -158,6 +164,25 @@ func (t *peerTable) wanted(topic string) bool {
 	found := false
 	t.want.Match(topic, func(peerFilter, struct{}) { found = true })
 	return found
+}
+
+// subscribers returns the other nodes known to have a plain subscription
+// matching topic, and whether a gone node whose sessions may not be
+// adopted yet had one (removeLocked).
+func (t *peerTable) subscribers(topic string) (nodes []string, gone bool) {
+	if t.size.Load() == 0 {
+		return nil, false
+	}
+	t.want.Match(topic, func(k peerFilter, _ struct{}) {
+		switch {
+		case strings.HasPrefix(k.node, orphanPrefix):
+			gone = true
+		case strings.HasPrefix(k.filter, "$share/") || slices.Contains(nodes, k.node):
+		default:
+			nodes = append(nodes, k.node)
+		}
+	})
+	return nodes, gone
 }
 
 // treeFilter is what a filter matches: a shared one, its inner filter.
@@ -243,6 +268,7 @@ func (t *peerTable) applyLocked(name string, p *peer, filter string, add bool) {
 	} else {
 		delete(p.filters, filter)
 		t.unsubscribe(treeFilter(filter), k)
+		go t.n.confirms.recheck(name) // not under t.mu: it ends waits
 	}
 }
 
@@ -251,11 +277,110 @@ func (t *peerTable) removeLocked(name string) {
 	if p == nil {
 		return
 	}
+	// Its plain filters stay a while as orphans: its persistent sessions
+	// are adopted by a surviving node, which subscribes for them only
+	// then. Until it has, a QoS 1/2 message for them is refused rather
+	// than acknowledged and lost (Forward); adoption happens within about
+	// a lease of the node counting as gone.
+	orphan := orphanPrefix + name
+	var orphans []string
 	for f := range p.filters {
 		t.unsubscribe(treeFilter(f), peerFilter{name, f})
+		if _, _, shared := sharedFilter(f); !shared {
+			t.subscribe(f, peerFilter{orphan, f})
+			orphans = append(orphans, f)
+		}
 	}
 	delete(t.peers, name)
+	go t.n.confirms.recheck(name)
+	if len(orphans) > 0 {
+		if old := t.orphans[name]; old != nil {
+			t.dropOrphansLocked(name, old)
+		}
+		o := &orphanSet{filters: orphans, since: p.heard}
+		if p.lease.After(o.since) {
+			o.since = p.lease
+		}
+		t.orphans[name] = o
+		time.AfterFunc(2*t.n.opts.NodeLease, func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.dropOrphansLocked(name, o)
+		})
+		t.adoptedLocked(name)
+	}
 }
+
+type orphanSet struct {
+	filters []string
+	since   time.Time // when the node was last heard of
+}
+
+// adoptReport says a node finished an adoption pass: the sessions of the
+// nodes not in Live are adopted, by it or by whoever won them.
+type adoptReport struct {
+	Node string   `json:"n"`
+	Live []string `json:"live"`
+	at   time.Time
+}
+
+func (n *Node) adoptedSubject() string { return n.subject("adopted") }
+
+// adopted records that node finished an adoption pass with live the nodes
+// it saw alive, and lets go of the orphans every live node has adopted.
+func (t *peerTable) adopted(r adoptReport) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.at = time.Now()
+	t.reports[r.Node] = r
+	for name := range t.orphans {
+		t.adoptedLocked(name)
+	}
+}
+
+func (t *peerTable) onAdopted(m *nats.Msg) {
+	var r adoptReport
+	if json.Unmarshal(m.Data, &r) == nil && r.Node != "" {
+		t.adopted(r)
+	}
+}
+
+// adoptedLocked drops the orphans of gone once this node and every live
+// peer finished an adoption pass, after gone was last heard of, that
+// counted it out. Caller holds t.mu.
+func (t *peerTable) adoptedLocked(gone string) {
+	o := t.orphans[gone]
+	if o == nil {
+		return
+	}
+	now := time.Now()
+	done := func(node string) bool {
+		r, ok := t.reports[node]
+		return ok && r.at.After(o.since) && !slices.Contains(r.Live, gone)
+	}
+	if !done(t.n.opts.Name) {
+		return
+	}
+	for name, p := range t.peers {
+		if t.live(p, now) && !done(name) {
+			return
+		}
+	}
+	t.dropOrphansLocked(gone, o)
+}
+
+func (t *peerTable) dropOrphansLocked(gone string, o *orphanSet) {
+	if t.orphans[gone] != o {
+		return
+	}
+	delete(t.orphans, gone)
+	for _, f := range o.filters {
+		t.unsubscribe(f, peerFilter{orphanPrefix + gone, f})
+	}
+}
+
+// orphanPrefix marks, in want, the filters of a node gone (removeLocked).
+const orphanPrefix = "\x00gone:"
 
 // onAnnounce applies another node's announcement or heartbeat, and
 // acknowledges an announcement once it is applied here, or once this node

@@ -37,6 +37,7 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 			return 0
 		}),
 		counter("mqttd_cluster_forward_failed_total", "messages not handed to the other nodes (too large, topic too long, NATS out of reach)", &s.ForwardFailed),
+		counter("mqttd_cluster_forward_unconfirmed_total", "QoS 1/2 messages the nodes subscribed to their topic did not confirm within cluster.forward-timeout, or published while a gone node's sessions were not yet adopted (the publisher is refused)", &s.ForwardUnconfirmed),
 		counter("mqttd_cluster_retained_failed_total", "retained messages not stored in the cluster's bucket (a client's publish of one is refused)", &s.RetainFailed),
 		counter("mqttd_cluster_claim_failed_total", "client ids this node could not claim in the cluster", &s.ClaimFailed),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqttd_cluster_forward_all",

@@ -39,6 +39,9 @@ type Options struct {
 	// HandoverTimeout bounds how long a CONNECT waits for the node that
 	// holds its session in a shared store to let it go (default 5 s).
 	HandoverTimeout time.Duration
+	// ForwardTimeout bounds how long a QoS 1/2 publish waits for the nodes
+	// subscribed to its topic to confirm it (default 5 s).
+	ForwardTimeout time.Duration
 }
 
 // opTimeout bounds one JetStream operation made on a client's behalf.
@@ -70,7 +73,9 @@ type Node struct {
 	closed bool
 	stats  Stats
 
-	warnForward, warnRetain, warnClaim, warnBad throttle
+	confirms *confirms
+
+	warnForward, warnRetain, warnClaim, warnBad, warnUnconfirmed throttle
 }
 
 // Stats counts what the cluster could not do; each is logged as it happens.
@@ -79,6 +84,8 @@ type Stats struct {
 	RemoteBad     atomic.Int64 // messages from other nodes that did not decode
 	RetainFailed  atomic.Int64 // retained messages not stored in their bucket
 	ClaimFailed   atomic.Int64 // client ids this node could not take ownership of
+
+	ForwardUnconfirmed atomic.Int64 // QoS 1/2 messages other nodes did not confirm in time (their publisher refused)
 
 	Forwarded        atomic.Int64 // messages handed to NATS
 	ForwardSkipped   atomic.Int64 // messages no other node wanted, kept off NATS
@@ -111,6 +118,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.HandoverTimeout <= 0 {
 		o.HandoverTimeout = 5 * time.Second
+	}
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -168,6 +178,10 @@ func (n *Node) setup(ctx context.Context) error {
 	n.retained = &retainedSync{n: n, kv: rkv, revs: make(map[string]uint64), advanced: make(chan struct{})}
 	n.owners = &owners{n: n, kv: skv, revs: make(map[string]uint64)}
 	n.routes = newRouter(n)
+	n.confirms = newConfirms(n)
+	if err := n.confirms.listen(); err != nil {
+		return fmt.Errorf("cluster: forward confirmations: %w", err)
+	}
 	if err := n.routes.peers.listen(); err != nil {
 		return fmt.Errorf("cluster: interest announcements: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 	"github.com/mqttd/mqttd/internal/mqtt/topics"
 )
@@ -197,21 +198,49 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 	}
 	first := ^uint64(0)
 	r.canon.Match(msg.Topic, func(k uint64, _ struct{}) { first = min(first, k) })
+	if first == ^uint64(0) {
+		r.n.confirm(m.Reply) // unsubscribed meanwhile: nothing to route
+		return
+	}
 	if first != id {
 		return // another subscription of this node routes it
 	}
 	if b := r.n.broker.Load(); b != nil {
-		b.RouteRemote(msg)
+		var done func(error)
+		if m.Reply != "" {
+			reply := m.Reply
+			done = func(err error) {
+				if err == nil { // else no answer: the publisher is refused
+					r.n.confirm(reply)
+				}
+			}
+		}
+		b.RouteRemote(msg, done)
 	}
 }
 
 // Forward implements mqtt.Cluster: a retained message is stored for every
 // node first, then the message goes to the nodes interested in its topic.
 // One no other node wants (and no shared group) stays off NATS.
-func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties) {
+func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error)) {
 	r := n.routes
+	var expect []string
+	if done != nil {
+		var gone bool
+		expect, gone = r.peers.subscribers(topic)
+		if gone {
+			n.stats.ForwardUnconfirmed.Add(1)
+			n.warnUnconfirmed.warn(n.log, "cluster: publish refused: a node that is gone subscribed to its topic, and its sessions may not be adopted yet",
+				"topic", topic)
+			done(mqtt.ErrForwardUnconfirmed)
+			done = nil // sent all the same: nodes that have it keep it
+		}
+	}
 	if !r.peers.wanted(topic) {
 		n.stats.ForwardSkipped.Add(1)
+		if done != nil {
+			done(nil)
+		}
 		return
 	}
 	now := time.Now()
@@ -229,7 +258,19 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 	if err == nil {
 		// nats.go copies the subject into its write buffer before Publish
 		// returns: a view of the pooled buffer saves an allocation.
-		err = n.nc.Publish(unsafe.String(unsafe.SliceData(buf), subjLen), buf[subjLen:])
+		subj := unsafe.String(unsafe.SliceData(buf), subjLen)
+		if done != nil && len(expect) > 0 {
+			reply := n.confirms.expect(topic, expect, done)
+			done = nil
+			err = n.nc.PublishMsg(&nats.Msg{Subject: subj, Reply: reply, Data: buf[subjLen:]})
+		} else {
+			err = n.nc.Publish(subj, buf[subjLen:])
+		}
+	}
+	if done != nil {
+		// No node is known to subscribe (a shared group's, or a node not
+		// synced yet, takes it at most once), or it was not sent.
+		done(nil)
 	}
 	if err != nil {
 		n.stats.ForwardFailed.Add(1)

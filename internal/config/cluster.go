@@ -19,6 +19,9 @@ type Cluster struct {
 	NodeLease   time.Duration `mapstructure:"node-lease" doc:"how long a node's claim on its name outlives the node; a restarted node waits up to this long for a crashed predecessor's claim"`
 	// InterestTimeout bounds the wait of a SUBACK for the other nodes.
 	InterestTimeout time.Duration `mapstructure:"interest-timeout" doc:"how long a SUBACK waits for every other node to acknowledge a new filter; a node that does not answer in time is logged and counted (mqttd_cluster_interest_timeouts_total), and this node then sends every message to NATS until it answers again"`
+	// ForwardTimeout bounds the wait of a QoS 1/2 acknowledgement for the
+	// other nodes.
+	ForwardTimeout time.Duration `mapstructure:"forward-timeout" doc:"how long a QoS 1/2 PUBACK/PUBREC waits for the nodes subscribed to its topic to confirm they have the message (stored, for persistent sessions); past it the publisher is refused (MQTT 5: 0x80, 3.1.1: connection closed) and counted in mqttd_cluster_forward_unconfirmed_total"`
 	// HandoverTimeout matters with a store the nodes share.
 	HandoverTimeout time.Duration `mapstructure:"handover-timeout" doc:"with a shared store: how long a CONNECT waits for the node holding its session to let it go; past it the client is refused (server unavailable) while that node's lease is held"`
 }
@@ -63,6 +66,9 @@ func (l *loader) validateCluster(c *Config) []error {
 	chk.intRange("cluster.replicas", cl.Replicas, 1, 5)
 	if cl.InterestTimeout < 10*time.Millisecond {
 		add(l.errorf("cluster.interest-timeout", "%s is too short (use at least 10ms, e.g. 2s)", cl.InterestTimeout))
+	}
+	if cl.ForwardTimeout < 10*time.Millisecond {
+		add(l.errorf("cluster.forward-timeout", "%s is too short (use at least 10ms, e.g. 5s)", cl.ForwardTimeout))
 	}
 	if cl.NodeLease < time.Second {
 		add(l.errorf("cluster.node-lease", "%s is too short (use at least 1s, e.g. 10s)", cl.NodeLease))

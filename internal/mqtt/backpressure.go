@@ -230,16 +230,16 @@ func (b *Broker) slowTimeout(s *Session, sub *client, w *behindWatch) {
 // earlier acknowledgement is held (they go out in order). With
 // max-inbound-qos2 acknowledgements held it stops reading from the client
 // until some are released. Reader goroutine.
-func (c *client) ackPublish(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
+func (c *client) ackPublish(pb *pubBatch, fw *forwardWait, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
 	f := c.flow
 	if f == nil || (len(f.over) == 0 && f.n.Load() == 0) {
-		if pb == nil && c.ackNow(t, pid, code, reason) {
+		if pb == nil && fw == nil && c.ackNow(t, pid, code, reason) {
 			return
 		}
-		c.ackAfter(pb, t, pid, code, reason)
+		c.ackAfter(pb, fw, t, pid, code, reason)
 		return
 	}
-	h := heldAck{ack: c.queueAck(pb, t, pid, code, reason, true)}
+	h := heldAck{ack: c.queueAck(pb, fw, t, pid, code, reason, true)}
 	if len(f.over) > 0 {
 		h.on = slices.Clone(f.over)
 		f.over = f.over[:0]

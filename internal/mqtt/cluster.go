@@ -7,8 +7,10 @@ package mqtt
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
@@ -20,7 +22,12 @@ type Cluster interface {
 	// Forward hands a message this node accepted to the nodes interested in
 	// its topic. A retained one was given to StoreRetained first. The
 	// arguments may alias a read buffer: Forward copies what it keeps.
-	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties)
+	// done, when not nil (a client's QoS 1/2 publish), is called once, maybe
+	// before Forward returns, when the nodes known to subscribe to the
+	// topic confirmed they have it (in their store, for persistent
+	// sessions), with an error when they did not in time: the publisher's
+	// acknowledgement waits for it. It must not block.
+	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error))
 	// StoreRetained stores a retained message (an empty payload clears the
 	// topic) for every node, and applies it here, before it is routed: it
 	// is visible everywhere once the publisher has its acknowledgement. An
@@ -58,15 +65,68 @@ func (b *Broker) forward(r *routed) {
 	if r.retain {
 		b.shareRetained(r.topic, r.payload, r.qos, r.from, r.props)
 	}
-	b.forwardPublished(r)
+	if c := b.opts.Cluster; c != nil && !isSysTopic(r.topic) {
+		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil)
+	}
 }
 
 // forwardPublished passes a client's message to the cluster; a retained
-// one was stored by admitRetained.
-func (b *Broker) forwardPublished(r *routed) {
-	if c := b.opts.Cluster; c != nil && !isSysTopic(r.topic) {
-		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props)
+// one was stored by admitRetained. For QoS 1/2 it returns what the
+// acknowledgement waits for: the nodes subscribed to the topic having the
+// message, so that a node dying after the PUBACK does not lose it.
+func (b *Broker) forwardPublished(r *routed) *forwardWait {
+	c := b.opts.Cluster
+	if c == nil || isSysTopic(r.topic) {
+		return nil
 	}
+	if r.qos == 0 {
+		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil)
+		return nil
+	}
+	fw := new(forwardWait)
+	c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, fw.complete)
+	return fw
+}
+
+// ErrForwardUnconfirmed is what a Cluster passes to Forward's done when
+// the nodes subscribed to the topic did not confirm the message: its
+// publisher is refused (MQTT 5: 0x80; 3.1.1: the connection is closed) and
+// sends it again.
+var ErrForwardUnconfirmed = errors.New("cluster: other nodes did not confirm the message")
+
+// forwardWait is the cluster's answer for one forwarded QoS 1/2 message,
+// which may come before or after its acknowledgement is queued.
+type forwardWait struct {
+	mu   sync.Mutex
+	done bool
+	err  error
+	cb   func(error)
+}
+
+func (f *forwardWait) complete(err error) {
+	f.mu.Lock()
+	if f.done {
+		f.mu.Unlock()
+		return
+	}
+	f.done, f.err = true, err
+	cb := f.cb
+	f.mu.Unlock()
+	if cb != nil {
+		cb(err)
+	}
+}
+
+// then calls cb with the answer, now if it came already.
+func (f *forwardWait) then(cb func(error)) {
+	f.mu.Lock()
+	if f.done {
+		f.mu.Unlock()
+		cb(f.err)
+		return
+	}
+	f.cb = cb
+	f.mu.Unlock()
 }
 
 func (b *Broker) shareRetained(topic string, payload []byte, qos byte, from string, props *packets.Properties) error {
@@ -169,14 +229,22 @@ func (b *Broker) RouteShared(m *Message, id string) bool {
 // subscriptions get it through RouteShared. A QoS 1/2 delivery to a
 // persistent session is written to the store first, as a local publish's
 // is: it is then in the session's stored queue, wherever the session is
-// resumed. It returns the number of sessions reached.
-func (b *Broker) RouteRemote(m *Message) int {
+// resumed. It returns the number of sessions reached; done, if not nil,
+// is called once what it wrote to the store is durable (at once when it
+// wrote nothing), with the store's error.
+func (b *Broker) RouteRemote(m *Message, done func(error)) int {
 	if b.closing.Load() {
-		return 0
+		return 0 // no answer: the forwarding node refuses its publisher
 	}
 	r := routedFrom(m)
 	r.persist = b.disk != nil
-	defer func() { b.commitBatch(r.pb, nil) }()
+	defer func() {
+		if r.pb != nil {
+			b.commitBatch(r.pb, done)
+		} else if done != nil {
+			done(nil)
+		}
+	}()
 	var ms []match
 	b.subs.Match(r.topic, func(s *Session, sub subscription) { ms = append(ms, match{s, sub}) })
 	if len(ms) > 1 {

@@ -25,7 +25,7 @@ func (c *client) onPubrel(pid uint16) {
 	s.mu.Unlock()
 	// [MQTT-4.3.3-2] PUBCOMP even for an id we no longer hold: the client
 	// may be retrying after we already completed it.
-	c.ackAfter(pb, packets.PUBCOMP, pid, code, "")
+	c.ackAfter(pb, nil, packets.PUBCOMP, pid, code, "")
 }
 
 // onAck advances an outbound QoS 1/2 flow.

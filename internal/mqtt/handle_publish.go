@@ -68,21 +68,22 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 	switch p.QoS {
 	case 0:
 		if code == packets.Success {
-			_, pb := c.publish(p)
+			_, pb, _ := c.publish(p)
 			c.b.commitBatch(pb, nil) // a retained change
 		}
 	case 1:
 		// Route first: by the time PUBACK leaves, the message is in every
 		// subscriber's queue (and, for persistent ones, in the store).
 		var pb *pubBatch
+		var fw *forwardWait
 		if code == packets.Success {
 			var n int
-			n, pb = c.publish(p)
+			n, pb, fw = c.publish(p)
 			if c.version == packets.V5 && c.b.noMatching(n) {
 				code = packets.NoMatchingSubscribers
 			}
 		}
-		c.ackPublish(pb, packets.PUBACK, p.PacketID, code, reason)
+		c.ackPublish(pb, fw, packets.PUBACK, p.PacketID, code, reason)
 	case 2:
 		return c.receiveQoS2(p, code, reason)
 	}
@@ -186,9 +187,10 @@ func (c *client) receiveQoS2(p *packets.Publish, code packets.ReasonCode, reason
 	}
 	s.mu.Unlock()
 	var pb *pubBatch
+	var fw *forwardWait
 	if code == packets.Success && !dup {
 		var n int
-		n, pb = c.publish(p)
+		n, pb, fw = c.publish(p)
 		if c.version == packets.V5 && c.b.noMatching(n) {
 			code = packets.NoMatchingSubscribers
 		}
@@ -196,7 +198,7 @@ func (c *client) receiveQoS2(p *packets.Publish, code packets.ReasonCode, reason
 		pb = c.b.storeQoS2In(s, pb, p.PacketID)
 		s.mu.Unlock()
 	}
-	c.ackPublish(pb, packets.PUBREC, p.PacketID, code, reason)
+	c.ackPublish(pb, fw, packets.PUBREC, p.PacketID, code, reason)
 	return nil
 }
 
@@ -250,9 +252,10 @@ func isSysTopic(topic string) bool {
 }
 
 // publish stores (when retained) and routes an accepted inbound message. It
-// returns the number of sessions it was delivered to, and what the store
-// must hold before it is acknowledged (nil: nothing).
-func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
+// returns the number of sessions it was delivered to, what the store must
+// hold before it is acknowledged (nil: nothing), and the other nodes'
+// confirmation it must wait for (nil: none).
+func (c *client) publish(p *packets.Publish) (int, *pubBatch, *forwardWait) {
 	b := c.b
 	r := routed{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, from: c.info.ClientID, persist: b.disk != nil, by: c,
 		at: c.r.last} // the read's clock: one time.Now per read, not per message
@@ -271,8 +274,8 @@ func (c *client) publish(p *packets.Publish) (int, *pubBatch) {
 	}
 	var n int
 	c.matches, n = b.route(&r, c.matches)
-	b.forwardPublished(&r)
-	return n, r.pb
+	fw := b.forwardPublished(&r)
+	return n, r.pb, fw
 }
 
 // forwardable reports whether a PUBLISH carries properties that travel with

@@ -7,6 +7,7 @@
 package mqtt
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -351,16 +352,17 @@ type pendingAck struct {
 	code   packets.ReasonCode
 	reason string
 	ready  bool  // its store write is durable (or there was none)
+	waits  int8  // of the store write and the other nodes' confirmation, how many are outstanding
 	held   bool  // backpressure holds it until subscribers have room (backpressure.go)
 	err    error // the store write it waited for failed
 }
 
 // ackAfter sends an acknowledgement once pb (nil: nothing) is durable, and
 // after every acknowledgement queued before it.
-func (c *client) ackAfter(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
+func (c *client) ackAfter(pb *pubBatch, fw *forwardWait, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
 	s := c.sess
 	s.mu.Lock()
-	if pb == nil && (c.acks == nil || len(c.acks.q) == 0) {
+	if pb == nil && fw == nil && (c.acks == nil || len(c.acks.q) == 0) {
 		// Nothing to wait for: the path of every publish without a store.
 		c.appendAck(t, pid, code, reason)
 		c.wakeWriterLocked()
@@ -368,15 +370,23 @@ func (c *client) ackAfter(pb *pubBatch, t packets.Type, pid uint16, code packets
 		return
 	}
 	s.mu.Unlock()
-	c.queueAck(pb, t, pid, code, reason, false)
+	c.queueAck(pb, fw, t, pid, code, reason, false)
 }
 
 // queueAck puts an acknowledgement at the tail of c's ordered ack queue
 // and adds the store write of pb (nil: none) it waits for to the read
-// batch's commit; held ones also wait for sendAck. Reader goroutine.
-func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets.ReasonCode, reason string, held bool) *pendingAck {
+// batch's commit, and waits for the other nodes to confirm fw (nil:
+// nothing forwarded that needs it); held ones also wait for sendAck.
+// Reader goroutine.
+func (c *client) queueAck(pb *pubBatch, fw *forwardWait, t packets.Type, pid uint16, code packets.ReasonCode, reason string, held bool) *pendingAck {
 	s := c.sess
-	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil, held: held}
+	a := &pendingAck{t: t, pid: pid, code: code, reason: reason, ready: pb == nil && fw == nil, held: held}
+	if pb != nil {
+		a.waits++
+	}
+	if fw != nil {
+		a.waits++
+	}
 	s.mu.Lock()
 	if c.acks == nil {
 		c.acks = new(ackQueue)
@@ -389,7 +399,32 @@ func (c *client) queueAck(pb *pubBatch, t packets.Type, pid uint16, code packets
 	if pb != nil {
 		c.deferCommit(pb, a) // committed at the end of the read batch
 	}
+	if fw != nil {
+		fw.then(func(err error) { c.ackReady(a, err) })
+	}
 	return a
+}
+
+// ackReady marks one wait of a done (or failed) and sends every ready
+// acknowledgement at the head of the queue.
+func (c *client) ackReady(a *pendingAck, err error) {
+	s := c.sess
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.waitDoneLocked(a, err)
+	c.flushAcksLocked()
+}
+
+// waitDoneLocked counts one of a's waits (store commit, other nodes'
+// confirmation) done, with its error; a is ready when none is left.
+// Caller holds the session lock.
+func (c *client) waitDoneLocked(a *pendingAck, err error) {
+	if a.err == nil {
+		a.err = err
+	}
+	if a.waits--; a.waits <= 0 {
+		a.ready = true
+	}
 }
 
 // flushAcksLocked sends the acknowledgements at the head of the queue that
@@ -419,11 +454,17 @@ func (c *client) sendPendingAck(a *pendingAck) {
 		c.appendAck(a.t, a.pid, a.code, a.reason)
 		return
 	}
-	c.b.stats.storeRefused.Add(1)
+	if !errors.Is(a.err, ErrForwardUnconfirmed) { // the cluster counts those
+		c.b.stats.storeRefused.Add(1)
+	}
 	if a.t == packets.PUBREC {
 		delete(c.sess.inQoS2, a.pid) // not received: a resend is routed again
 	}
 	if c.version == packets.V5 && a.t != packets.PUBCOMP {
+		if errors.Is(a.err, ErrForwardUnconfirmed) {
+			c.appendAck(a.t, a.pid, packets.UnspecifiedError, "other nodes did not confirm the message")
+			return
+		}
 		c.appendAck(a.t, a.pid, packets.QuotaExceeded, "the broker could not store the message")
 		return
 	}

@@ -86,7 +86,7 @@ func (c *client) acksReady(as []*pendingAck, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range as {
-		a.ready, a.err = true, err
+		c.waitDoneLocked(a, err)
 	}
 	c.flushAcksLocked()
 }

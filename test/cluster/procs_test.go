@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -117,6 +118,9 @@ func newProc(t *testing.T, name, dir string, args ...string) *proc {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
+		if d := os.Getenv("CLUSTER_TEST_LOGS"); d != "" {
+			os.WriteFile(filepath.Join(d, p.name+".log"), []byte(p.out.String()), 0o644)
+		}
 		if t.Failed() {
 			t.Logf("%s output (%d starts):\n%s", p.name, p.starts, tail(p.out.String(), 40))
 		}
@@ -223,6 +227,13 @@ type node struct {
 
 func newNode(t *testing.T, bin, name, natsURL, pluginURL string) *node {
 	t.Helper()
+	return newNodeStore(t, bin, name, natsURL, pluginURL, "")
+}
+
+// newNodeStore is newNode with the store in JetStream, shared by the
+// nodes, when storage is "jetstream" (else a pebble store of its own).
+func newNodeStore(t *testing.T, bin, name, natsURL, pluginURL, storage string) *node {
+	t.Helper()
 	dir := t.TempDir()
 	n := &node{mqtt: freePort(t), admin: freePort(t)}
 	cfg := fmt.Sprintf(`name: %s
@@ -231,10 +242,11 @@ listeners:
 admin: {bind: %q}
 sys-interval: 0
 shutdown-grace: 2s
-storage: {dir: %q}
+storage: {dir: %q, type: %s}
 cluster:
   nats: [%q]
   node-lease: 2s
+  forward-timeout: 2s
 auth:
   plugins: [auth]
 plugins:
@@ -242,7 +254,12 @@ plugins:
     url: %q
     timeout: 5s
     cache: {size: 1000, ttl: 1h, max-ttl: 1h}
-`, name, n.mqtt, n.admin, filepath.Join(dir, "store"), natsURL, pluginURL)
+`, name, n.mqtt, n.admin, filepath.Join(dir, "store"), cmp.Or(storage, "pebble"), natsURL, pluginURL)
+	if storage == "jetstream" {
+		// The SIGKILL tests queue thousands of messages for a session
+		// whose node died: none may be dropped for the queue bound.
+		cfg += "limits: {max-queued: 100000}\n"
+	}
 	path := filepath.Join(dir, "mqttd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,232 @@
+package cluster
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
+)
+
+// confirms follows this node's forwarded QoS 1/2 messages until every node
+// known to subscribe to their topics has answered that it has them: routed
+// to its sessions, and in the store for the persistent ones. Core NATS
+// carries a message at most once, so the publisher's PUBACK or PUBREC
+// waits for these answers; a node that dies after the acknowledgement
+// then has the message in the store, where its sessions' adopter finds it.
+// An answer missing after cluster.forward-timeout refuses the publisher,
+// which sends the message again.
+type confirms struct {
+	n    *Node
+	mu   sync.Mutex
+	next uint64
+	wait map[uint64]*confirmWait
+
+	// Answers this node owes other nodes, by the subject they go to: sent
+	// by answerLoop, many ids in one message under load.
+	amu  sync.Mutex
+	owed map[string][]string
+	wake chan struct{}
+}
+
+type confirmWait struct {
+	topic    string
+	left     []string // nodes yet to answer
+	done     func(error)
+	deadline time.Time
+}
+
+func newConfirms(n *Node) *confirms {
+	return &confirms{n: n, wait: make(map[uint64]*confirmWait), owed: make(map[string][]string), wake: make(chan struct{}, 1)}
+}
+
+func (n *Node) confirmSubject() string {
+	return n.subject("node", n.opts.Name, "confirm")
+}
+
+// listen subscribes to the answers and starts sending this node's own and
+// ending the waits that ran out.
+func (c *confirms) listen() error {
+	sub, err := c.n.nc.Subscribe(c.n.confirmSubject(), c.onAnswer)
+	if err != nil {
+		return err
+	}
+	sub.SetPendingLimits(-1, -1) // a lost answer refuses a publisher
+	c.n.wg.Add(2)
+	go c.answerLoop()
+	go c.expireLoop()
+	return nil
+}
+
+// expect registers a message that nodes must confirm and returns the
+// subject they answer on, which carries its id.
+func (c *confirms) expect(topic string, nodes []string, done func(error)) string {
+	c.mu.Lock()
+	c.next++
+	id := c.next
+	c.wait[id] = &confirmWait{topic: strings.Clone(topic), left: nodes, done: done,
+		deadline: time.Now().Add(c.n.opts.ForwardTimeout)}
+	c.mu.Unlock()
+	return c.n.confirmSubject() + "." + strconv.FormatUint(id, 10)
+}
+
+// expireLoop refuses, a few times per forward-timeout, the waits that ran
+// out: one timer per message would cost more than the message.
+func (c *confirms) expireLoop() {
+	defer c.n.wg.Done()
+	tick := min(max(c.n.opts.ForwardTimeout/4, 10*time.Millisecond), 250*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var late []uint64
+		c.mu.Lock()
+		for id, w := range c.wait {
+			if now.After(w.deadline) {
+				late = append(late, id)
+			}
+		}
+		c.mu.Unlock()
+		for _, id := range late {
+			c.finish(id, mqtt.ErrForwardUnconfirmed)
+		}
+	}
+}
+
+// finish ends the wait id with err, once.
+func (c *confirms) finish(id uint64, err error) {
+	c.mu.Lock()
+	w := c.wait[id]
+	delete(c.wait, id)
+	c.mu.Unlock()
+	if w == nil {
+		return
+	}
+	if err != nil {
+		c.n.stats.ForwardUnconfirmed.Add(1)
+		c.n.warnUnconfirmed.warn(c.n.log, "cluster: other nodes did not confirm a QoS 1/2 message in time; its publisher is refused",
+			"nodes", strings.Join(w.left, ","))
+	}
+	w.done(err)
+}
+
+// onAnswer takes an answer: the answering node's name, a newline, and the
+// ids it confirms, comma-separated.
+func (c *confirms) onAnswer(m *nats.Msg) {
+	node, ids, ok := strings.Cut(string(m.Data), "\n")
+	if !ok {
+		return
+	}
+	var ended []uint64
+	c.mu.Lock()
+	for s := range strings.SplitSeq(ids, ",") {
+		id, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			continue
+		}
+		w := c.wait[id]
+		if w == nil {
+			continue
+		}
+		if i := slices.Index(w.left, node); i >= 0 {
+			w.left = slices.Delete(w.left, i, i+1)
+		}
+		if len(w.left) == 0 {
+			ended = append(ended, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range ended {
+		c.finish(id, nil)
+	}
+}
+
+// confirm answers a forwarded message once it is routed and stored here.
+func (n *Node) confirm(reply string) {
+	i := strings.LastIndexByte(reply, '.')
+	if i < 0 {
+		return
+	}
+	c := n.confirms
+	c.amu.Lock()
+	c.owed[reply[:i]] = append(c.owed[reply[:i]], reply[i+1:])
+	c.amu.Unlock()
+	poke(c.wake)
+}
+
+// answerLoop sends the answers owed, one message per node for all it owes
+// it when it wakes: under load, answers gather while it sends.
+func (c *confirms) answerLoop() {
+	defer c.n.wg.Done()
+	var buf []byte
+	for {
+		select {
+		case <-c.n.ctx.Done():
+			return
+		case <-c.wake:
+		}
+		c.amu.Lock()
+		owed := c.owed
+		c.owed = make(map[string][]string, len(owed))
+		c.amu.Unlock()
+		for subj, ids := range owed {
+			buf = append(append(buf[:0], c.n.opts.Name...), '\n')
+			for i, id := range ids {
+				if i > 0 {
+					buf = append(buf, ',')
+				}
+				buf = append(buf, id...)
+			}
+			c.n.nc.Publish(subj, buf)
+		}
+	}
+}
+
+// recheck looks again at the waits for node, which no longer subscribes to
+// some filter: one whose topic it no longer subscribes to at all had no
+// subscriber there to answer for (it unsubscribed before the message came),
+// and one whose topic a gone node subscribed to is refused at once.
+func (c *confirms) recheck(node string) {
+	type result struct {
+		id  uint64
+		err error
+	}
+	var ends []result
+	c.mu.Lock()
+	for id, w := range c.wait {
+		i := slices.Index(w.left, node)
+		if i < 0 {
+			continue
+		}
+		nodes, gone := c.n.routes.peers.subscribers(w.topic)
+		switch {
+		case gone:
+			ends = append(ends, result{id, mqtt.ErrForwardUnconfirmed})
+		case !slices.Contains(nodes, node):
+			if w.left = slices.Delete(w.left, i, i+1); len(w.left) == 0 {
+				ends = append(ends, result{id, nil})
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, e := range ends {
+		c.finish(e.id, e.err)
+	}
+}
+
+// poke leaves a wake-up on ch unless one is waiting already.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
