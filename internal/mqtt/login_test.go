@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/mqttd/mqttd/internal/mqtt/topics"
 )
@@ -129,5 +130,43 @@ func TestLoginReceiveCover(t *testing.T) {
 	}
 	if (*Login)(nil).receiveCover("#") != nil {
 		t.Error("a nil Login marked a subscription")
+	}
+}
+
+// publishGranted answers as Decides does, whatever topics follow each
+// other, decides afresh once the Login is replaced, keeps its own copy of
+// the topic (the read buffer it came from is reused), and allocates
+// nothing for a repeated topic.
+func TestPublishGrantedRemembersLastTopic(t *testing.T) {
+	pub := ActionSet(0).With(ActionPublish)
+	first := &Login{Grants: []Grant{NewGrant("a/deny", pub, false), NewGrant("a/#", pub, true)}}
+	second := &Login{Grants: []Grant{NewGrant("a/x", pub, false), NewGrant("a/#", pub, true)}}
+	c := &client{}
+	c.info.SetLogin(first)
+	buf := []byte("a/okay")
+	topic := unsafe.String(&buf[0], len(buf)) // aliases buf, as a topic aliases the read buffer
+	check := func(topic string, want bool) {
+		t.Helper()
+		if got := c.publishGranted(topic); got != want {
+			t.Fatalf("publishGranted(%q) = %v, want %v", topic, got, want)
+		}
+	}
+	check(topic, true)
+	// The buffer is reused for the next packet: had the remembered topic
+	// been buf itself, it would now read a/deny, answered allow.
+	copy(buf, "a/deny")
+	check("a/deny", false)
+	check("a/x", true)
+	check("a/deny", false)
+	check("a/deny", false)
+	check("b", false)
+	check("a/x", true)
+	c.info.SetLogin(second)
+	check("a/x", false)
+	c.info.SetLogin(nil)
+	check("a/x", false)
+	c.info.SetLogin(first)
+	if n := testing.AllocsPerRun(100, func() { c.publishGranted("a/x") }); n != 0 {
+		t.Fatalf("a repeated topic allocated %v times", n)
 	}
 }
