@@ -141,6 +141,15 @@ func (c *client) onAuth(p *packets.Auth) error {
 			return &protoError{packets.DenyCode(packets.DISCONNECT, st.Result.ReasonCode), "re-authentication failed: " + st.Result.Reason}
 		}
 		c.info.SetLogin(st.Result.Login) // the new grants and attributes apply from the next check
+		if s := c.sess; s != nil {
+			// Receive marks made for the old grants no longer apply:
+			// mark again what the new ones cover.
+			s.mu.Lock()
+			if s.client == c {
+				c.b.markGrantsLocked(s, st.Result.Login)
+			}
+			s.mu.Unlock()
+		}
 		code = packets.Success
 	}
 	out := &packets.Auth{ReasonCode: code}

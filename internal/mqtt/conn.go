@@ -33,6 +33,7 @@ type client struct {
 	r       packetReader
 
 	// Owned by the reader goroutine.
+	pubGrant        pubGrantCache // the last publish decided by the grants
 	pub             *packets.Publish
 	received        *receivedEvent // made at the first broker_message_received
 	matches         []match

@@ -89,6 +89,7 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 		b.loadRestoredLocked(s)
 		b.saveSessionLocked(s)
 	}
+	b.markGrantsLocked(s, c.info.Login())
 	connack := &packets.Connack{SessionPresent: present, ReasonCode: packets.Success}
 	if c.version == packets.V5 {
 		connack.Props = *ack

@@ -132,7 +132,7 @@ func (c *client) admitPublish(p *packets.Publish) (code packets.ReasonCode, reas
 	case v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
 		// 5.0 §3.3.2.3.2: the payload is said to be UTF-8 and is not.
 		return packets.PayloadFormatInvalid, "", nil
-	case b.hooks.Topics != nil && !grantAllows(&c.info, ActionPublish, p.Topic):
+	case b.hooks.Topics != nil && !c.publishGranted(p.Topic):
 		req := TopicRequest{Action: ActionPublish, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain}
 		var res TopicResult
 		answered := false

@@ -96,6 +96,9 @@ func (c *client) addSubscription(sub *packets.Subscription, subID uint32) (packe
 	// which the next packet overwrites.
 	filter := strings.Clone(sub.Filter)
 	group, inner, _ := parseShared(filter)
+	if group == "" {
+		val.cover = c.info.Login().receiveCover(filter)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client != c {

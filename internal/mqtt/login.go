@@ -150,6 +150,37 @@ func (l *Login) Decides(act Action, topic string) *Grant {
 	return nil
 }
 
+// receiveCover returns l when its grants allow the receive of every topic
+// filter can match, so that a delivery through a subscription to filter
+// need not match the grants again while l is the client's Login; else nil.
+// It holds when the first receive grant that could match any topic of
+// filter covers the whole filter and allows: no earlier grant matches any
+// of those topics (they do not overlap), so Decides picks that grant for
+// each. A grant that overlaps filter only in part, or a deny, leaves the
+// decision to each delivery. Overlaps and Covers keep $ topics apart from
+// leading wildcards [MQTT-4.7.2-1].
+func (l *Login) receiveCover(filter string) *Login {
+	if l == nil {
+		return nil
+	}
+	for i := range l.Grants {
+		g := &l.Grants[i]
+		if !g.Actions.Has(ActionReceive) {
+			continue
+		}
+		if g.Covers(filter) {
+			if g.Allow {
+				return l
+			}
+			return nil
+		}
+		if topics.Overlaps(g.Filter, filter) {
+			return nil
+		}
+	}
+	return nil
+}
+
 // grantAllows reports whether c's grants allow act (publish or receive)
 // on topic. The broker decides such a check itself instead of putting it
 // to the topic checker: a grant that matches decides before any plugin is
@@ -159,4 +190,60 @@ func (l *Login) Decides(act Action, topic string) *Grant {
 func grantAllows(c *ClientInfo, act Action, topic string) bool {
 	g := c.Login().Decides(act, topic)
 	return g != nil && g.Allow
+}
+
+// receiveGranted reports whether a delivery through a subscription marked
+// with cover (receiveCover) is allowed by c's grants without matching them:
+// only while the Login the mark was computed for is still c's.
+func receiveGranted(c *ClientInfo, cover *Login) bool {
+	return cover != nil && cover == c.Login()
+}
+
+// publishGranted is grantAllows for a publish of topic by c, remembering
+// the last topic and its answer: a publisher repeating its topic pays a
+// string compare. The answer holds while the Login it was computed from is
+// the client's (a re-authentication replaces the Login, so the next
+// publish decides afresh). The topic is copied: it aliases the read
+// buffer. Runs on the connection's reader only.
+func (c *client) publishGranted(topic string) bool {
+	l := c.info.Login()
+	if l == nil {
+		return false
+	}
+	if l == c.pubGrant.login && string(c.pubGrant.topic) == topic {
+		return c.pubGrant.allow
+	}
+	g := l.Decides(ActionPublish, topic)
+	c.pubGrant.login, c.pubGrant.allow = l, g != nil && g.Allow
+	c.pubGrant.topic = append(c.pubGrant.topic[:0], topic...)
+	return c.pubGrant.allow
+}
+
+// pubGrantCache is the last publish decision publishGranted made.
+type pubGrantCache struct {
+	login *Login // the Login it was decided with
+	topic []byte // the topic, owned
+	allow bool
+}
+
+// markGrantsLocked recomputes the receive marks (receiveCover) of s's
+// subscriptions for l, the Login of the connection now attached: at
+// connect (a resumed or restored session keeps marks made for an earlier
+// Login, which no longer match) and at a re-authentication. A stale mark
+// is safe (it no longer matches the client's Login, so each delivery
+// matches the grants), only slower. Shared subscriptions keep no mark.
+// Caller holds s.mu.
+func (b *Broker) markGrantsLocked(s *Session, l *Login) {
+	for f, sub := range s.subs {
+		if strings.HasPrefix(f, sharePrefix) {
+			continue
+		}
+		cover := l.receiveCover(f)
+		if cover == sub.cover {
+			continue
+		}
+		sub.cover = cover
+		s.subs[f] = sub
+		b.subs.Subscribe(f, s, sub)
+	}
 }

@@ -54,7 +54,7 @@ func (b *Broker) deliverMatches(r *routed, run []match) bool {
 	s := run[0].s
 	if len(run) == 1 && run[0].sub.opts == 0 && run[0].sub.subID == 0 {
 		// The common case: one plain subscription.
-		b.deliver(s, r, delivery{qos: min(r.qos, run[0].sub.qos)})
+		b.deliver(s, r, delivery{qos: min(r.qos, run[0].sub.qos), cover: run[0].sub.cover})
 		return true
 	}
 	var d delivery
@@ -67,6 +67,10 @@ func (b *Broker) deliverMatches(r *routed, run []match) bool {
 		found = true
 		d.qos = max(d.qos, m.sub.qos)
 		d.retain = d.retain || (m.sub.rap() && r.retain)
+		if m.sub.cover != nil {
+			// The topic matches this filter, which the grants cover.
+			d.cover = m.sub.cover
+		}
 		if m.sub.subID != 0 {
 			d.subIDs = append(d.subIDs, m.sub.subID)
 		}
@@ -135,7 +139,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 	defer s.mu.Unlock()
 	c := s.client
 	mode := b.deliveryModeFor(s, c)
-	if mode == deliverCheckedInline && !grantAllows(&c.info, ActionReceive, r.topic) {
+	if mode == deliverCheckedInline && !receiveGranted(&c.info, d.cover) && !grantAllows(&c.info, ActionReceive, r.topic) {
 		mode = deliverQueuedChecked // unless the checker answers at once
 		if b.topicsNow != nil {
 			res, ok := b.topicsNow.CheckTopicNow(&c.info, TopicRequest{Action: ActionReceive, Topic: r.topic, QoS: d.qos, Retain: d.retain})

@@ -13,6 +13,11 @@ type subscription struct {
 	qos   byte
 	opts  byte   // subNoLocal | subRAP
 	subID uint32 // MQTT 5 Subscription Identifier; 0 = none
+	// cover is the subscriber's Login when its grants allow the receive of
+	// every topic the filter matches (Login.receiveCover): a delivery
+	// through the subscription skips the grant match while that Login is
+	// still the client's. nil: each delivery matches the grants.
+	cover *Login
 }
 
 const (
@@ -37,6 +42,11 @@ type delivery struct {
 	// message already (Session.seq), so a denial found on the writer hands
 	// it to one not yet tried; nil until a member refuses.
 	refused *shareRefusals
+
+	// cover is the mark of the subscription it came through
+	// (subscription.cover): while it is the client's Login, the
+	// receiver's grants allow it without a match.
+	cover *Login
 
 	// inlineMissed: the in-line receive check (deliverCheckedInline) could
 	// not answer, so the writer's check need not try in line again.
