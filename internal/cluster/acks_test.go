@@ -37,7 +37,9 @@ func TestRetainedRefusedWhenNotStored(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitFor(t, "the node to see NATS gone", func() bool { return !n1.node.Connected() })
+	// Both connections must have noticed: Connected is false as soon as one
+	// has, and a retained store on the other would wait for its timeout.
+	waitFor(t, "the node to see NATS gone", func() bool { return !n1.node.nc.IsConnected() && !n1.node.ncShared.IsConnected() })
 
 	if rc := v5Publish(t, pub5, "r/kept", true, "v5"); rc != 0x80 {
 		t.Errorf("MQTT 5 retained PUBLISH not stored: PUBACK 0x%02x, want 0x80", rc)
