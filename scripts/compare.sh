@@ -423,7 +423,11 @@ start_broker() {
 		cmd=(taskset -c 1 "${cmd[@]}")
 	fi
 	# exec chains (taskset, env) keep the pid, so $! is the broker itself.
-	"${cmd[@]}" >>"$TMP/$name.log" 2>&1 &
+	# Each broker runs in a fresh working directory, so mqttd's default
+	# store (data/store) is neither the checkout's nor an earlier run's.
+	local wd
+	wd=$(mktemp -d "$TMP/wd.XXXXXX")
+	(cd "$wd" && exec "${cmd[@]}") >>"$TMP/$name.log" 2>&1 &
 	BPID=$!
 	for _ in $(seq 100); do
 		if ! kill -0 "$BPID" 2>/dev/null; then

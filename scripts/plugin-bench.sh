@@ -210,7 +210,11 @@ write_config() {
 
 # start_broker CONFIG: a fresh mqttd; sets BPID once MQTT and admin listen.
 start_broker() {
-	"$TMP/mqttd" --config "$1" >>"$TMP/mqttd.log" 2>&1 &
+	# From a fresh working directory: the broker's state (data/store by
+	# default) stays out of the checkout, and no run sees an earlier one's.
+	local wd
+	wd=$(mktemp -d "$TMP/wd.XXXXXX")
+	(cd "$wd" && exec "$TMP/mqttd" --config "$1") >>"$TMP/mqttd.log" 2>&1 &
 	BPID=$!
 	for _ in $(seq 100); do
 		if ! kill -0 "$BPID" 2>/dev/null; then
