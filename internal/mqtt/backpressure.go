@@ -233,9 +233,6 @@ func (b *Broker) slowTimeout(s *Session, sub *client, w *behindWatch) {
 func (c *client) ackPublish(pb *pubBatch, fw *forwardWait, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
 	f := c.flow
 	if f == nil || (len(f.over) == 0 && f.n.Load() == 0) {
-		if pb == nil && fw == nil && c.ackNow(t, pid, code, reason) {
-			return
-		}
 		c.ackAfter(pb, fw, t, pid, code, reason)
 		return
 	}

@@ -357,19 +357,13 @@ type pendingAck struct {
 	err    error // the store write it waited for failed
 }
 
-// ackAfter sends an acknowledgement once pb (nil: nothing) is durable, and
-// after every acknowledgement queued before it.
+// ackAfter sends an acknowledgement once pb (nil: nothing) is durable and
+// fw (nil: nothing) confirmed, and after every acknowledgement queued
+// before it. Reader goroutine.
 func (c *client) ackAfter(pb *pubBatch, fw *forwardWait, t packets.Type, pid uint16, code packets.ReasonCode, reason string) {
-	s := c.sess
-	s.mu.Lock()
-	if pb == nil && fw == nil && (c.acks == nil || len(c.acks.q) == 0) {
-		// Nothing to wait for: the path of every publish without a store.
-		c.appendAck(t, pid, code, reason)
-		c.wakeWriterLocked()
-		s.mu.Unlock()
-		return
+	if pb == nil && fw == nil && c.ackNow(t, pid, code, reason) {
+		return // nothing to wait for: the path of every publish without a store
 	}
-	s.mu.Unlock()
 	c.queueAck(pb, fw, t, pid, code, reason, false)
 }
 

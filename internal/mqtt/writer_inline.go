@@ -170,7 +170,7 @@ func (c *client) tryWrite(buf []byte) int {
 
 // ackNow appends the acknowledgement of an inbound PUBLISH that waits for
 // nothing (no store write, none queued before it) and leaves it to the end
-// of the read batch; false when it has to wait (ackAfter). Reader goroutine.
+// of the read batch; false when it has to wait (queueAck). Reader goroutine.
 func (c *client) ackNow(t packets.Type, pid uint16, code packets.ReasonCode, reason string) bool {
 	s := c.sess
 	s.mu.Lock()
