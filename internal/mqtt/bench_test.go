@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,16 +15,17 @@ import (
 // benchBroker is a broker with n subscribers on topic, each attached to an
 // in-memory client whose write buffer the benchmark drains: it measures the
 // publish path from decoded bytes to encoded deliveries, without sockets.
-func benchBroker(b *testing.B, nsubs int, filter string, subQoS byte) (*Broker, *client, []*client) {
+func benchBroker(b testing.TB, nsubs int, filter string, subQoS byte) (*Broker, *client, []*client) {
 	b.Helper()
 	br, err := New(Options{Limits: Limits{MaxInflight: 65535, MaxOutboundBytes: 1 << 30}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	attach := func(id string) *client {
-		c := &client{b: br, version: packets.V311, closed: true} // closed: no writer goroutine
+		c := &client{b: br, version: packets.V311, closed: true, ctx: context.Background()} // closed: no writer goroutine
 		c.info.ClientID = id
 		s := newSession(id, true)
+		s.window = br.limits.MaxInflight
 		s.client = c
 		c.sess = s
 		br.store.Put(s)
@@ -57,15 +59,18 @@ func BenchmarkPublishPath(b *testing.B) {
 		nsubs  int
 		filter string
 		qos    byte
-		alias  int // MQTT 5 subscribers that accept this many topic aliases; -1: MQTT 5, none; 0: 3.1.1
+		alias  int  // MQTT 5 subscribers that accept this many topic aliases; -1: MQTT 5, none; 0: 3.1.1
+		kept   bool // persistent subscriber sessions: their window keeps a copy of each message
 	}{
-		{"qos0/1sub", 1, "bench/t", 0, 0},
-		{"qos0/1sub-wildcard", 1, "bench/+", 0, 0},
-		{"qos0/100subs", 100, "bench/#", 0, 0},
-		{"qos0/100subs-v5", 100, "bench/#", 0, -1},
-		{"qos0/100subs-v5-alias", 100, "bench/#", 0, 10},
-		{"qos1/1sub", 1, "bench/t", 1, 0},
-		{"qos1/100subs", 100, "bench/t", 1, 0},
+		{"qos0/1sub", 1, "bench/t", 0, 0, false},
+		{"qos0/1sub-wildcard", 1, "bench/+", 0, 0, false},
+		{"qos0/100subs", 100, "bench/#", 0, 0, false},
+		{"qos0/100subs-v5", 100, "bench/#", 0, -1, false},
+		{"qos0/100subs-v5-alias", 100, "bench/#", 0, 10, false},
+		{"qos1/1sub", 1, "bench/t", 1, 0, false},
+		{"qos1/100subs", 100, "bench/t", 1, 0, false},
+		{"qos1/1sub-persistent", 1, "bench/t", 1, 0, true},
+		{"qos1/100subs-persistent", 100, "bench/t", 1, 0, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			_, pub, subs := benchBroker(b, bc.nsubs, bc.filter, bc.qos)
@@ -73,6 +78,7 @@ func BenchmarkPublishPath(b *testing.B) {
 				if bc.alias != 0 {
 					c.version, c.aliasMax = packets.V5, uint16(max(bc.alias, 0))
 				}
+				c.sess.clean = !bc.kept
 			}
 			pk := packets.Publish{Topic: "bench/t", Payload: make([]byte, 64), QoS: bc.qos, PacketID: 1}
 			raw, _ := pk.Append(nil, packets.V311)

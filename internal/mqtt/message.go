@@ -55,16 +55,16 @@ func routedFrom(m *Message) routed {
 // message returns the owned copy, cloning the aliased fields the first time.
 func (r *routed) message() *Message {
 	if r.msg == nil {
-		// Topic and payload share one allocation: a QoS 1/2 publish costs
-		// two allocations however many subscribers it reaches.
+		// The Message, topic and payload share one allocation (newMessage):
+		// a QoS 1/2 publish costs one however many subscribers it reaches.
 		created := r.at
 		if created.IsZero() {
 			created = time.Now()
 		}
-		buf := make([]byte, len(r.topic)+len(r.payload))
+		m, buf := newMessage(len(r.topic) + len(r.payload))
 		n := copy(buf, r.topic)
 		copy(buf[n:], r.payload)
-		r.msg = &Message{
+		*m = Message{
 			Topic:   unsafe.String(unsafe.SliceData(buf), n),
 			Payload: buf[n:len(buf):len(buf)],
 			QoS:     r.qos,
@@ -72,6 +72,7 @@ func (r *routed) message() *Message {
 			From:    r.from,
 			Created: created,
 		}
+		r.msg = m
 		if r.props != nil {
 			r.msg.Props = r.props.Clone()
 			r.msg.Props.Clear(packets.PropTopicAlias)

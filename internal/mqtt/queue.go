@@ -21,6 +21,29 @@ func (b *Broker) sendInflight(s *Session, c *client, d delivery) bool {
 	return true
 }
 
+// sendRouted is sendInflight for a message on its way through route. A
+// clean session's window keeps no copy of the message: the session ends
+// with its connection, so nothing in its window is ever sent again
+// ([MQTT-4.4.0-1] resends only on a resumed session), and the PUBLISH is
+// encoded straight from the routed bytes. The copy is kept where the
+// message may go out again: a persistent session's window (resent on
+// reconnect), and a shared subscription's delivery, which goes to another
+// member of its group when this one leaves with it unacknowledged. A
+// session turns clean (an MQTT 5 DISCONNECT setting its expiry to 0) but
+// never back, so a window without copies is never resent. Caller holds s.mu.
+func (b *Broker) sendRouted(s *Session, c *client, r *routed, d delivery) bool {
+	if !s.clean || d.group != "" {
+		d.msg = r.message()
+		return b.sendInflight(s, c, d)
+	}
+	pid := s.nextPacketID()
+	if !c.appendPublish(r.topic, r.payload, r.props, r.created(), d.qos, pid, d.retain, false, d.subIDs) {
+		return false // expired or too large: dropped as if completed
+	}
+	s.inflight.push(s.window, inflightEntry{pid: pid, state: awaitAck, d: d})
+	return true
+}
+
 // enqueue adds d to s's queue unless it is full, and reports whether it
 // did. The drop policy: the new message is the one dropped (the queue keeps
 // its order), counted, and for QoS 1/2 logged at most once a minute per

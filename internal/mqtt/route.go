@@ -182,8 +182,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 			c.wakeByLocked(r.by)
 		}
 	case s.queue.len() == 0 && !s.inflight.full(s.window):
-		d.msg = r.message()
-		if b.sendInflight(s, c, d) {
+		if b.sendRouted(s, c, r, d) {
 			c.wakeByLocked(r.by)
 		}
 	default:
