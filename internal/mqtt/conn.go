@@ -65,7 +65,9 @@ type client struct {
 	out         []byte
 	outMsgs     int64
 	outPkts     int64
-	writing     bool // a writer goroutine is running
+	writing     bool // someone holds the writer's role: a writer goroutine, or a reader writing inline
+	lingering   bool // a writer goroutine waits without the role (writeLoop); only while !writing, or handed
+	handed      bool // the role was handed to the lingering writer (wakeWriterLocked)
 	wakePending bool // the writer has been told to flush and has not yet found the buffer empty
 	closed      bool // finish has begun or a write failed: start no writer
 	deferred    bool // a reader writes out at the end of its batch (wakeByLocked); no writer was woken
@@ -357,9 +359,9 @@ func (c *client) finish(cause error) {
 	stopWriters := func() {
 		s.mu.Lock()
 		c.closed = true
-		if c.writing && !c.wakePending {
+		if c.writing && !c.wakePending || c.lingering {
 			c.wakePending = true
-			c.signal() // a parked writer wakes, sees closed and exits
+			c.signal() // a parked or lingering writer wakes, sees closed and exits
 		}
 		s.mu.Unlock()
 		c.writers.Wait()

@@ -178,4 +178,7 @@ type Options struct {
 	// readerLinger overrides how long an idle reader waits before it
 	// parks (tests); 0 = the default.
 	readerLinger time.Duration
+	// writerLinger overrides how long an idle writer goroutine lingers
+	// before it exits (tests); 0 = the default.
+	writerLinger time.Duration
 }

@@ -130,12 +130,17 @@ func (b *Broker) deliveryModeFor(s *Session, c *client) deliveryMode {
 // chooses. Unless delivered, a shared subscription offers it to another
 // member.
 func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
-	if r.persist {
+	s.mu.Lock()
+	if r.persist && d.qos > 0 && d.seq == 0 && b.persistent(s) {
+		// A persistent session's QoS 1/2 goes through the store (which
+		// decides again, under its own locking). Asked here first so that
+		// a clean session's delivery takes the lock once, not twice.
+		s.mu.Unlock()
 		if res, took := b.deferToStore(s, r, d); took {
 			return res
 		}
+		s.mu.Lock()
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.client
 	mode := b.deliveryModeFor(s, c)

@@ -1,6 +1,9 @@
 // The writer side of a connection: a goroutine started on demand that
 // flushes the write buffer in as few syscalls as possible and exits when the
-// connection has been idle for writerLinger.
+// connection has been idle for writerLinger. While it lingers it gives the
+// writer's role back: readers then write what they append themselves
+// (writer_inline.go), and hand the role back to it (a wake-up, no goroutine
+// start) only when they cannot.
 
 package mqtt
 
@@ -12,12 +15,24 @@ import "time"
 // connection holds only its reader.
 const writerLinger = time.Second
 
+// writerLinger is the writerLinger constant unless a test set another.
+func (b *Broker) writerLinger() time.Duration {
+	if b.opts.writerLinger > 0 {
+		return b.opts.writerLinger
+	}
+	return writerLinger
+}
+
 // wakeWriterLocked makes sure a writer will flush what was just appended: it
 // starts one, or wakes the parked one at most once per flush. Caller holds
 // sess.mu.
 func (c *client) wakeWriterLocked() {
 	switch {
 	case c.closed || c.wakePending:
+	case !c.writing && c.lingering:
+		// The lingering writer takes the role back.
+		c.writing, c.wakePending, c.handed = true, true, true
+		c.signal()
 	case !c.writing:
 		c.writing, c.wakePending = true, true
 		if c.connackPending {
@@ -86,11 +101,18 @@ func (c *client) signal() {
 	}
 }
 
-// writeLoop flushes the write buffer whenever woken, and exits after a
-// writerLinger with nothing to write, or once the connection is closing.
+// writeLoop flushes the write buffer whenever it holds the writer's role,
+// and exits after a writerLinger with nothing to write, or once the
+// connection is closing. Having found the buffer empty it lingers without
+// the role (c.lingering): a reader appending meanwhile writes inline, as
+// with no writer at all, where a writer holding the role would take every
+// delivery for the rest of the linger, each one a goroutine wake-up. Whoever
+// needs a writer then hands the role back (wakeWriterLocked: c.handed and a
+// token). There is at most one writer goroutine: it alone reads c.wake.
 func (c *client) writeLoop() {
 	defer c.writers.Done()
-	idle := time.NewTimer(writerLinger)
+	s := c.sess
+	idle := time.NewTimer(c.b.writerLinger())
 	defer idle.Stop()
 	active := true
 	for {
@@ -99,31 +121,65 @@ func (c *client) writeLoop() {
 			return
 		}
 		active = active || wrote
+		s.mu.Lock()
+		if c.wakePending || c.closed {
+			s.mu.Unlock() // more came after the flush found none: flush again
+			continue
+		}
+		c.writing, c.lingering = false, true
+		s.mu.Unlock()
+		if !c.linger(idle, &active) {
+			return
+		}
+	}
+}
+
+// linger waits, without the writer's role, until the role is handed back
+// (true: the caller flushes again), or until the connection closes or
+// writerLinger passes with nothing handed (false: the writer exits; a
+// linger in which it wrote does not count).
+func (c *client) linger(idle *time.Timer, active *bool) bool {
+	s := c.sess
+	for {
+		passed := false
 		select {
 		case <-c.wake:
 		case <-idle.C:
-			if active {
-				active = false
-				idle.Reset(writerLinger)
-				continue
+			if *active {
+				*active = false
+				idle.Reset(c.b.writerLinger())
+			} else {
+				passed = true
 			}
-			s := c.sess
-			s.mu.Lock()
-			if c.wakePending { // a wake raced the timer: its token is in c.wake
-				s.mu.Unlock()
-				continue
-			}
+		}
+		s.mu.Lock()
+		switch {
+		case c.handed:
+			c.handed, c.lingering = false, false
+			s.mu.Unlock()
+			return true
+		case c.closed:
+			c.lingering = false
+			s.mu.Unlock()
+			return false
+		case !passed:
+			// A token left from before the role was given back.
+			s.mu.Unlock()
+			continue
+		}
+		c.lingering = false
+		if !c.writing {
 			// An idle connection keeps no burst-sized buffers. They are
 			// kept while the writer runs: dropping them whenever the
-			// writer catches up made every burst grow them afresh.
+			// writer catches up made every burst grow them afresh. A
+			// reader writing inline holds the role, and the buffers.
 			if len(c.out) == 0 {
 				c.out = nil
 			}
 			c.spare = nil
-			c.writing = false
-			s.mu.Unlock()
-			return
 		}
+		s.mu.Unlock()
+		return false
 	}
 }
 

@@ -122,7 +122,15 @@ func (c *client) flushInline() {
 		c.wakePending = true
 	}
 	// A writer goroutine takes over, still "running" for the others: a
-	// wake-up token sent meanwhile makes it flush once more, no harm.
+	// wake-up token sent meanwhile makes it flush once more, no harm. A
+	// lingering one is handed the role (it alone may read c.wake).
+	if c.lingering {
+		c.handed = true
+		c.signal()
+		s.mu.Unlock()
+		c.writers.Done() // the lingering writer counts for itself
+		return
+	}
 	s.mu.Unlock()
 	go c.writeLoop()
 }
