@@ -179,7 +179,7 @@ func BenchmarkWriterFlush(b *testing.B) {
 			c.outPkts++
 		}
 		c.sess.mu.Unlock()
-		if _, more := c.flush(true); !more {
+		if _, more := c.flush(true, false); !more {
 			b.Fatal("flush failed")
 		}
 	}

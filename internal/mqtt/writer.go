@@ -65,7 +65,7 @@ func (c *client) flushConnack() {
 	waits := c.waitsForCheckLocked()
 	s.mu.Unlock()
 	if !waits {
-		if _, more := c.flush(false); !more {
+		if _, more := c.flush(false, false); !more {
 			c.writers.Done()
 			return
 		}
@@ -111,23 +111,16 @@ func (c *client) signal() {
 // token). There is at most one writer goroutine: it alone reads c.wake.
 func (c *client) writeLoop() {
 	defer c.writers.Done()
-	s := c.sess
 	idle := time.NewTimer(c.b.writerLinger())
 	defer idle.Stop()
 	active := true
 	for {
-		wrote, more := c.flush(true)
+		// The flush that finds the buffer empty gives the role back.
+		wrote, more := c.flush(true, true)
 		if !more {
 			return
 		}
 		active = active || wrote
-		s.mu.Lock()
-		if c.wakePending || c.closed {
-			s.mu.Unlock() // more came after the flush found none: flush again
-			continue
-		}
-		c.writing, c.lingering = false, true
-		s.mu.Unlock()
 		if !c.linger(idle, &active) {
 			return
 		}
@@ -189,8 +182,10 @@ func (c *client) linger(idle *time.Timer, active *bool) bool {
 // deliveries were all decided on the way in (no checker, or the
 // receiver's grants allow them) takes the session lock once per batch, as
 // with no checker at all. more is false when the writer must exit: the
-// connection is closing or a write failed.
-func (c *client) flush(check bool) (wrote, more bool) {
+// connection is closing or a write failed. With release, finding the
+// buffer empty gives the writer's role back in the same locked section
+// (the caller lingers: writeLoop).
+func (c *client) flush(check, release bool) (wrote, more bool) {
 	s := c.sess
 	for {
 		s.mu.Lock()
@@ -205,6 +200,9 @@ func (c *client) flush(check bool) (wrote, more bool) {
 				c.writing = false
 				s.mu.Unlock()
 				return wrote, false
+			}
+			if release {
+				c.writing, c.lingering = false, true // see writeLoop
 			}
 			s.mu.Unlock()
 			return wrote, true
