@@ -35,9 +35,12 @@ var errWouldBlock = errors.New("write would block")
 
 // maxOwed bounds how many connections one reader flushes at the end of a
 // read batch; past it, their writers are woken as before, so that a
-// publisher reaching many subscribers does not write to all of them in
-// turn while their writers could share the work.
-const maxOwed = 8
+// publisher reaching thousands of subscribers does not write to all of
+// them in turn while their writers could share the work. Up to it, one
+// non-blocking write per connection costs less than waking its writer: a
+// 1→100 fan-out used 0.28–0.30 µs of broker CPU per delivery written all
+// inline against 0.36–0.45 µs at a bound of 8 (interleaved runs, 2 cores).
+const maxOwed = 128
 
 // wakeOwnLocked is wakeWriterLocked for output the reader goroutine appended
 // for its own connection. Reader goroutine only; caller holds sess.mu.

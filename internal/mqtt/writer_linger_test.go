@@ -76,3 +76,34 @@ func TestLingeringWriterLeavesDeliveriesToReaders(t *testing.T) {
 		return !c.lingering && !c.writing && s.client == nil
 	})
 }
+
+// A publisher reaching more subscribers than its reader writes to itself
+// (maxOwed) has the rest written by their writers: everyone gets every
+// message, in order.
+func TestFanOutPastOwedBound(t *testing.T) {
+	tb := startBroker(t, nil)
+	subs := make([]*rawClient, maxOwed+3)
+	for i := range subs {
+		subs[i] = dialRaw(t, tb.addr)
+		subs[i].mustConnect(fmt.Sprintf("owed-sub-%d", i), true)
+		subs[i].subscribe(1, "owed/t", 1)
+	}
+	pub := dialRaw(t, tb.addr)
+	pub.mustConnect("owed-pub", true)
+	const n = 3
+	for i := range n {
+		pub.send(&packets.Publish{Topic: "owed/t", Payload: []byte(fmt.Sprint(i)), QoS: 1, PacketID: uint16(i + 1)})
+	}
+	for i := range n {
+		pub.expect(packets.PUBACK, uint16(i+1))
+	}
+	for j, s := range subs {
+		for i := range n {
+			p := s.expectPublish(10 * time.Second)
+			if string(p.Payload) != fmt.Sprint(i) {
+				t.Fatalf("subscriber %d: delivery %d carries %q", j, i, p.Payload)
+			}
+			s.ack(p)
+		}
+	}
+}
