@@ -425,7 +425,7 @@ func TestConcurrentReleases(t *testing.T) {
 func TestDeleteQueues(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), -1)
 	s := open(t, connect(t, ns.ClientURL()), Options{})
-	const long = inlineRelease*2 + 10
+	const long = bucketSize*2 + 10
 	seqs := enqueue(t, s, 0, long, "long", "keep")
 	enqueue(t, s, long, 5, "short", "keep")
 	var b store.Batch
