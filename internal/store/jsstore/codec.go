@@ -217,6 +217,12 @@ type entry struct {
 	d    store.Delivery
 }
 
+// size is about what e takes in a chunk.
+func (x *entry) size() int {
+	m := x.msg
+	return 48 + len(x.body) + len(x.d.Group) + 5*len(x.d.SubIDs) + len(m.Topic) + len(m.Payload) + len(m.From) + len(m.Props)
+}
+
 // A chunk is the entries one commit queued for one session within one
 // bucket: consecutive sequence numbers from first. Its message carries
 // each entry's delivery and message; an entry whose message is that of

@@ -102,37 +102,40 @@ func (s *Store) committer() {
 
 // group is how many of reqs to commit together: as many as surely fit
 // the batch limit, counting for each session its head once and the
-// chunks its entries may take (a chunk never spans two buckets), and one
-// message for each session or retained record written. An atomic batch
-// over the limit would be refused whole.
+// chunks its entries may take (a chunk spans neither two buckets nor
+// more than chunkBytes), and one message for each session or retained
+// record written. An atomic batch over the limit would be refused whole.
 func (s *Store) group(reqs []*commitReq) int {
 	total := 0
-	entries := map[string]int{} // by client id: entries queued in the group
-	perSession := func(e int) int { return 3 + e/bucketSize }
+	type load struct{ entries, bytes int }
+	queued := map[string]load{} // by client id: queued in the group
+	perSession := func(l load) int { return 3 + l.entries/bucketSize + l.bytes/s.chunkBytes }
 	for i, r := range reqs {
 		n := 0
-		touch := func(id string, e int) {
-			old, ok := entries[id]
+		touch := func(id string, e, bytes int) {
+			old, ok := queued[id]
 			if ok {
 				n -= perSession(old)
 			}
-			entries[id] = old + e
-			n += perSession(old + e)
+			l := load{old.entries + e, old.bytes + bytes}
+			queued[id] = l
+			n += perSession(l)
 		}
 		for j := range r.b.Ops {
 			op := &r.b.Ops[j]
 			switch op.Kind {
 			case store.OpEnqueue:
-				for _, d := range op.Deliveries {
-					touch(d.ClientID, 1)
+				for k := range op.Deliveries {
+					e := entry{body: "xxxxxxxxxxxxxxxxxxxxxx", msg: op.Msg, d: op.Deliveries[k]}
+					touch(op.Deliveries[k].ClientID, 1, e.size())
 				}
 			case store.OpPutSession, store.OpDeleteSession:
 				n++
-				touch(op.ClientID, 0)
+				touch(op.ClientID, 0, 0)
 			case store.OpPutRetained, store.OpDeleteRetained:
 				n++
 			default:
-				touch(op.ClientID, 0)
+				touch(op.ClientID, 0, 0)
 			}
 		}
 		if i > 0 && total+n > s.opts.MaxBatch {
@@ -552,7 +555,7 @@ func (x *tx) deleteSession(id string) error {
 
 // messages are the transaction's writes: records in the order first
 // written, then each session's head followed by its new chunks (a chunk
-// per bucket its entries fall in).
+// per bucket its entries fall in, more if they take over chunkBytes).
 func (x *tx) messages() []pubMsg {
 	recs := make([]pubMsg, x.n)
 	for subj, v := range x.vals {
@@ -567,6 +570,13 @@ func (x *tx) messages() []pubMsg {
 		for i := 0; i < len(th.pending); {
 			first := th.first + uint64(i)
 			n := min(len(th.pending)-i, int(bucketSize-first%bucketSize))
+			bytes := 0
+			for k := 0; k < n; k++ {
+				if bytes += th.pending[i+k].size(); bytes > x.s.chunkBytes && k > 0 {
+					n = k
+					break
+				}
+			}
 			out = append(out, pubMsg{subj: x.s.chunkSubj(th.tok, th.h.gen, first), data: appendChunk(nil, first, th.pending[i:i+n])})
 			i += n
 		}

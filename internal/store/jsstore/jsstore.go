@@ -78,6 +78,9 @@ type Store struct {
 	opts   Options
 	stream string
 	p      string // subject prefix, "<prefix>.store."
+	// chunkBytes bounds the entries of one chunk (roughly, in bytes),
+	// below the servers' maximum payload.
+	chunkBytes int
 
 	mu     sync.Mutex
 	closed bool
@@ -161,6 +164,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		s.notify.Close()
 		return nil, err
 	}
+	s.chunkBytes = max(int(s.wc.MaxPayload())*3/4, 4096)
 	if err := s.checkLayout(octx); err != nil {
 		s.notify.Close()
 		s.wc.Close()
@@ -315,14 +319,29 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	if limit <= 0 {
 		return nil, nil
 	}
+	for range 3 {
+		out, again, err := s.scan(clientID, from, limit)
+		if !again {
+			return out, err
+		}
+	}
+	// Still racing purges: the queue is being acknowledged or deleted
+	// by another process as fast as this one reads it.
+	return nil, fmt.Errorf("jsstore: scan %q: chunks missing (purged while read, three times, or lost)", clientID)
+}
+
+// scan is one attempt of Scan. again says that the chunks were purged
+// between the head's read and theirs (another process acknowledged or
+// deleted them): read the head again.
+func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued, again bool, _ error) {
 	ctx := context.Background()
 	h, ok, err := s.readHead(ctx, clientID)
 	if err != nil || !ok {
-		return nil, err
+		return nil, false, err
 	}
 	from = max(from, h.floor)
 	if from > h.next {
-		return nil, nil
+		return nil, false, nil
 	}
 	tok := token(clientID)
 	start := uint64(0)
@@ -333,10 +352,11 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 		start = hint.stream
 	} else {
 		// The first chunk of from's bucket: the chunk holding from is
-		// at or after it. The bucket is there, as from is live.
+		// at or after it. The bucket is there, as from is live, unless
+		// purged since the head was read.
 		_, seq, err := s.nextFor(ctx, s.bucketPrefix(tok, h.gen, from/bucketSize)+"*", 0)
 		if err != nil || seq == 0 {
-			return nil, err // none: the session was deleted meanwhile
+			return nil, err == nil, err
 		}
 		start = seq
 	}
@@ -370,7 +390,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 		return true
 	})
 	if err = cmp.Or(err, derr); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if last.seq != 0 {
 		s.hintMu.Lock()
@@ -380,7 +400,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 		s.hints[clientID] = scanHint{gen: h.gen, seq: last.seq, stream: last.stream}
 		s.hintMu.Unlock()
 	}
-	return out, nil
+	return out, false, nil
 }
 
 type hintFor struct{ seq, stream uint64 }

@@ -141,3 +141,43 @@ func TestOldLayoutRefused(t *testing.T) {
 		t.Fatalf("Scan on a fresh store: %v %v", q, err)
 	}
 }
+
+// TestLargeChunks: entries too large together for one message (the
+// server's maximum payload) are stored in several chunks, in one commit
+// and across grouped ones.
+func TestLargeChunks(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	s := open(t, connect(t, ns.ClientURL()), Options{})
+	big := func(i int) *store.MessageRecord {
+		p := make([]byte, 100_000)
+		p[0] = byte(i)
+		return &store.MessageRecord{Topic: "big", Payload: p, QoS: 1}
+	}
+	var b store.Batch
+	for i := range 30 { // 3 MB, the maximum payload being 1 MB
+		b.Enqueue(big(i), []store.Delivery{{ClientID: "a", QoS: 1}, {ClientID: "b", QoS: 1}})
+	}
+	commit(t, s, &b)
+	done := make(chan error, 30)
+	for i := range 30 {
+		var b store.Batch
+		b.Enqueue(big(30+i), []store.Delivery{{ClientID: "a", QoS: 1}})
+		s.CommitAsync(&b, func(err error) { done <- err })
+	}
+	for range 30 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, want := range map[string]int{"a": 60, "b": 30} {
+		q, err := s.Scan(id, 0, 1000)
+		if err != nil || len(q) != want {
+			t.Fatalf("%s: %d entries, %v", id, len(q), err)
+		}
+		for i, e := range q {
+			if e.Seq != uint64(i+1) || e.Msg.Payload[0] != byte(i) || len(e.Msg.Payload) != 100_000 {
+				t.Fatalf("%s: entry %d: seq %d payload %d", id, i, e.Seq, e.Msg.Payload[0])
+			}
+		}
+	}
+}
