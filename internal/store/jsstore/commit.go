@@ -223,8 +223,8 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.split })
 	}
 	stored := make([]uint64, len(msgs)) // the stream sequence of each
-	for start := 0; start < len(msgs); start += s.opts.MaxBatch {
-		part := msgs[start:min(start+s.opts.MaxBatch, len(msgs))]
+	for _, p := range s.parts(msgs) {
+		start, part := p[0], msgs[p[0]:p[1]]
 		var last uint64
 		var err error
 		if len(msgs) == 1 {
@@ -261,6 +261,30 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 	}
 	s.collect(ctx, x, msgs, stored)
 	return nil
+}
+
+// parts cuts msgs into atomic batches of at most MaxBatch messages,
+// keeping a session's head and chunks in one part: if a later part
+// fails, each session has all of the commit's writes or none of them
+// (a head counting entries whose chunk is missing would hold its floor
+// back for good).
+func (s *Store) parts(msgs []pubMsg) [][2]int {
+	var out [][2]int
+	for start := 0; start < len(msgs); {
+		end := min(start+s.opts.MaxBatch, len(msgs))
+		if g := msgs[min(end, len(msgs)-1)].grp; end < len(msgs) && g != 0 && msgs[end-1].grp == g {
+			b := end - 1
+			for b > start && msgs[b-1].grp == g {
+				b--
+			}
+			if b > start {
+				end = b // else the session alone is over the limit
+			}
+		}
+		out = append(out, [2]int{start, end})
+		start = end
+	}
+	return out
 }
 
 // collect purges what the commit left behind: a deleted session's old
@@ -562,11 +586,11 @@ func (x *tx) messages() []pubMsg {
 		recs[v.order] = pubMsg{subj: subj, data: v.data}
 	}
 	out := recs
-	for _, th := range x.order {
+	for k, th := range x.order {
 		if !th.dirty {
 			continue
 		}
-		out = append(out, pubMsg{subj: x.s.headSubj(th.id), data: appendHead(nil, &th.h), cas: true, expect: th.seq, head: th})
+		out = append(out, pubMsg{subj: x.s.headSubj(th.id), data: appendHead(nil, &th.h), cas: true, expect: th.seq, head: th, grp: k + 1})
 		for i := 0; i < len(th.pending); {
 			first := th.first + uint64(i)
 			n := min(len(th.pending)-i, int(bucketSize-first%bucketSize))
@@ -577,7 +601,7 @@ func (x *tx) messages() []pubMsg {
 					break
 				}
 			}
-			out = append(out, pubMsg{subj: x.s.chunkSubj(th.tok, th.h.gen, first), data: appendChunk(nil, first, th.pending[i:i+n])})
+			out = append(out, pubMsg{subj: x.s.chunkSubj(th.tok, th.h.gen, first), data: appendChunk(nil, first, th.pending[i:i+n]), grp: k + 1})
 			i += n
 		}
 	}

@@ -181,3 +181,19 @@ func TestLargeChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestParts: a commit over the batch limit is cut between sessions, never
+// inside one's head and chunks (unless one session alone is over it).
+func TestParts(t *testing.T) {
+	s := &Store{opts: Options{MaxBatch: 5}}
+	grps := []int{0, 0, 1, 1, 2, 2, 2, 3, 4, 4, 4, 4, 4, 4, 4, 5}
+	msgs := make([]pubMsg, len(grps))
+	for i, g := range grps {
+		msgs[i].grp = g
+	}
+	got := s.parts(msgs)
+	want := [][2]int{{0, 4}, {4, 8}, {8, 13}, {13, 16}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("parts %v, want %v", got, want)
+	}
+}

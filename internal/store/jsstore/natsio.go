@@ -236,6 +236,7 @@ type pubMsg struct {
 	cas    bool   // publish only if the subject's last sequence is expect
 	expect uint64
 	head   *txHead // the session whose head this is, if it is one
+	grp    int     // the messages of one session share it (0: none)
 }
 
 type pubAck struct {
