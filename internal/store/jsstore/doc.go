@@ -45,7 +45,8 @@
 // grouped into one publish while they fit the atomic batch limit, and
 // applied in order by one goroutine, so CommitAsync callbacks follow
 // commit order. A Batch needing more messages than the limit (an Enqueue
-// to hundreds of sessions) is applied in several atomic parts; if one
+// to hundreds of sessions) is applied in several atomic parts, cut
+// between sessions (a session's head and chunks are in one part); if one
 // fails the earlier ones stay, and the error says so.
 //
 // Heads are written with the expected last sequence of their subject
