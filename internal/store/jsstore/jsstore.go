@@ -191,10 +191,14 @@ func (s *Store) checkLayout(ctx context.Context) error {
 		}
 		// Any record at all (session, head, retained message) without
 		// the layout record: the stream was written by an earlier
-		// version.
-		_, seq, err := s.nextFor(ctx, s.p+">", 0)
+		// version. The layout record is the first of a stream of this
+		// layout: found here, another process has just written it.
+		subj, seq, err := s.nextFor(ctx, s.p+">", 0)
 		if err != nil {
 			return err
+		}
+		if seq != 0 && subj == s.layoutSubj() {
+			continue
 		}
 		if seq != 0 {
 			return fmt.Errorf("jsstore: stream %s: %w", s.stream, errOldLayout)

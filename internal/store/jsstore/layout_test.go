@@ -197,3 +197,29 @@ func TestParts(t *testing.T) {
 		t.Fatalf("parts %v, want %v", got, want)
 	}
 }
+
+// TestConcurrentOpen: processes starting together on a new stream (a
+// cluster's nodes) all open it: the layout record one of them writes is
+// not taken by the others for a record of the old layout.
+func TestConcurrentOpen(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	for round := range 20 {
+		prefix := fmt.Sprint("c", round)
+		errs := make(chan error, 6)
+		for range 6 {
+			nc := connect(t, ns.ClientURL())
+			go func() {
+				s, err := Open(context.Background(), nc, Options{Prefix: prefix, Logger: quiet()})
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range 6 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
