@@ -288,7 +288,8 @@ func (s *Store) parts(msgs []pubMsg) [][2]int {
 }
 
 // collect purges what the commit left behind: a deleted session's old
-// queues, and the chunks of buckets the floor has left. It is garbage
+// queues, the chunks of a queue it emptied, and the chunks of buckets the
+// floor has left. It is garbage
 // collection, safe to skip (every read ignores what it would remove) and
 // to repeat: a failure is counted and logged, and the next purge of the
 // session removes it too.
@@ -310,6 +311,10 @@ func (s *Store) collect(ctx context.Context, x *tx, msgs []pubMsg, stored []uint
 			// Every chunk of the old generations is older than the
 			// head that moved past them; the new generation's are
 			// after it in the batch.
+			err = s.purge(ctx, s.p+"q."+th.tok+".>", hs)
+		case th.h.floor > th.jsFloor && th.h.live() == 0:
+			// Emptied: every chunk older than the head is
+			// acknowledged (a session at rest keeps nothing).
 			err = s.purge(ctx, s.p+"q."+th.tok+".>", hs)
 		case th.h.floor/bucketSize > th.jsFloor/bucketSize:
 			err = s.purgeBelow(ctx, th.tok, th.h.gen, th.h.floor, hs)

@@ -73,7 +73,8 @@
 // Acknowledged chunks are purged a bucket at a time: when a commit moves
 // a floor into a new bucket, every chunk of the session older in the
 // stream than the first chunk of the floor's bucket goes (chunks are in
-// sequence order in the stream). An entry left unacknowledged keeps the
+// sequence order in the stream); when a commit empties a queue, every
+// chunk older than its head goes. An entry left unacknowledged keeps the
 // chunks after it until it goes; the head keeps the acknowledgements
 // after it as runs, small while they are mostly in order.
 //

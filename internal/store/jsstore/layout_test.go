@@ -96,6 +96,16 @@ func TestPurgeAcknowledged(t *testing.T) {
 	if len(got) != 5 || seqs[0] != n-4 || got[4] != fmt.Sprint("payload ", n-1) {
 		t.Fatalf("queue after purge: %q %v", got, seqs)
 	}
+	// Emptied, the queue keeps no chunk.
+	b.Reset()
+	for seq := uint64(n - 4); seq <= n; seq++ {
+		b.Ack("q", seq)
+	}
+	commit(t, s, &b)
+	if c := chunks(); c != 0 {
+		t.Fatalf("%d chunks left in an empty queue", c)
+	}
+	enqueue(t, s, 0, 3, "q")
 	b.Reset()
 	b.DeleteSession("q")
 	commit(t, s, &b)
