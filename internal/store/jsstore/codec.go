@@ -4,120 +4,305 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"github.com/mqttd/mqttd/internal/store"
 )
 
-// Record encodings private to this store, version 1, in the store's wire
-// primitives. Every live record is at least one byte long, so an empty
-// message on a subject is a tombstone.
+// Record encodings private to this store, in the store's wire primitives.
+// Every live record is at least one byte long, so an empty message on a
+// subject is a tombstone. Version 1 was the layout of one subject per
+// queue entry, packet id and reference count; this store refuses it (see
+// checkLayout).
 
 const (
-	headV1     = 1
-	entryV1    = 1
-	inflightV1 = 1
-	qos2V1     = 1
-	countV1    = 1
+	headV2   = 2
+	chunkV2  = 2
+	layoutV2 = 2
 )
 
-// head is a session's queue state: its generation (bumped by
-// DeleteSession, so that the old queue, in-flight and QoS 2 subjects stop
-// counting at once), the last sequence number handed out, and the number
-// of live entries.
+// span is a run of acknowledged sequence numbers, lo to hi inclusive.
+type span struct{ lo, hi uint64 }
+
+// head is a session's state apart from its record and its queued
+// messages: the generation (bumped by DeleteSession, so that the old
+// queue stops counting at once), the last sequence number handed out, the
+// floor (every entry below it is acknowledged), the entries at or above
+// the floor acknowledged out of order, and the outbound in-flight and
+// inbound QoS 2 packet ids. An acknowledgement changes the head only: the
+// queue's chunks are never rewritten, and are purged a bucket at a time
+// once the floor has passed them.
 type head struct {
-	gen, next, live uint64
+	gen, next, floor uint64
+	acked            []span                 // ascending, disjoint, not touching each other nor the floor
+	inflight         []store.InflightRecord // by packet id
+	qos2             []uint16               // ascending
 }
 
-func appendHead(dst []byte, h head) []byte {
+func newHead(gen uint64) head { return head{gen: gen, floor: 1} }
+
+// live is the number of entries queued: handed out, at or above the floor,
+// not acknowledged.
+func (h *head) live() uint64 {
+	n := h.next + 1 - h.floor
+	for _, s := range h.acked {
+		n -= s.hi - s.lo + 1
+	}
+	return n
+}
+
+// isAcked says whether seq is no longer queued.
+func (h *head) isAcked(seq uint64) bool {
+	if seq < h.floor || seq > h.next {
+		return true
+	}
+	_, found := slices.BinarySearchFunc(h.acked, seq, func(s span, q uint64) int {
+		switch {
+		case s.hi < q:
+			return -1
+		case s.lo > q:
+			return 1
+		}
+		return 0
+	})
+	return found
+}
+
+// ack acknowledges seq, reporting whether it was queued.
+func (h *head) ack(seq uint64) bool {
+	if h.isAcked(seq) {
+		return false
+	}
+	i, _ := slices.BinarySearchFunc(h.acked, seq, func(s span, q uint64) int {
+		if s.hi < q {
+			return -1
+		}
+		return 1
+	})
+	// h.acked[i-1] ends below seq, h.acked[i] starts above it.
+	joinPrev := i > 0 && h.acked[i-1].hi+1 == seq
+	joinNext := i < len(h.acked) && h.acked[i].lo == seq+1
+	switch {
+	case joinPrev && joinNext:
+		h.acked[i-1].hi = h.acked[i].hi
+		h.acked = slices.Delete(h.acked, i, i+1)
+	case joinPrev:
+		h.acked[i-1].hi = seq
+	case joinNext:
+		h.acked[i].lo = seq
+	default:
+		h.acked = slices.Insert(h.acked, i, span{seq, seq})
+	}
+	if len(h.acked) > 0 && h.acked[0].lo == h.floor {
+		h.floor = h.acked[0].hi + 1
+		h.acked = h.acked[1:]
+	}
+	return true
+}
+
+func (h *head) setInflight(r store.InflightRecord) {
+	i, found := slices.BinarySearchFunc(h.inflight, r.PacketID, func(x store.InflightRecord, p uint16) int { return int(x.PacketID) - int(p) })
+	if found {
+		h.inflight[i] = r
+		return
+	}
+	h.inflight = slices.Insert(h.inflight, i, r)
+}
+
+func (h *head) clearInflight(pid uint16) bool {
+	i, found := slices.BinarySearchFunc(h.inflight, pid, func(x store.InflightRecord, p uint16) int { return int(x.PacketID) - int(p) })
+	if found {
+		h.inflight = slices.Delete(h.inflight, i, i+1)
+	}
+	return found
+}
+
+func (h *head) addQoS2(pid uint16) bool {
+	i, found := slices.BinarySearch(h.qos2, pid)
+	if !found {
+		h.qos2 = slices.Insert(h.qos2, i, pid)
+	}
+	return !found
+}
+
+func (h *head) removeQoS2(pid uint16) bool {
+	i, found := slices.BinarySearch(h.qos2, pid)
+	if found {
+		h.qos2 = slices.Delete(h.qos2, i, i+1)
+	}
+	return found
+}
+
+func (h head) clone() head {
+	h.acked = slices.Clone(h.acked)
+	h.inflight = slices.Clone(h.inflight)
+	h.qos2 = slices.Clone(h.qos2)
+	return h
+}
+
+func appendHead(dst []byte, h *head) []byte {
 	e := store.Encoder{B: dst}
-	e.Byte(headV1)
+	e.Byte(headV2)
 	e.Uvarint(h.gen)
 	e.Uvarint(h.next)
-	e.Uvarint(h.live)
+	e.Uvarint(h.floor)
+	e.Uvarint(uint64(len(h.acked)))
+	prev := h.floor
+	for _, s := range h.acked {
+		e.Uvarint(s.lo - prev)
+		e.Uvarint(s.hi - s.lo)
+		prev = s.hi
+	}
+	e.Uvarint(uint64(len(h.inflight)))
+	for _, r := range h.inflight {
+		e.Uvarint(uint64(r.PacketID))
+		e.Uvarint(r.Seq)
+		e.Byte(byte(r.State))
+	}
+	e.Uvarint(uint64(len(h.qos2)))
+	for _, p := range h.qos2 {
+		e.Uvarint(uint64(p))
+	}
 	return e.B
 }
 
 func decodeHead(b []byte) (head, error) {
-	d := store.Decoder{B: b, What: "queue head"}
-	d.Version(headV1)
-	h := head{gen: d.Uvarint(), next: d.Uvarint(), live: d.Uvarint()}
-	return h, d.Finish()
+	d := store.Decoder{B: b, What: "session head"}
+	if len(b) > 0 && b[0] == 1 {
+		return head{}, fmt.Errorf("%w: a session head of the previous layout (version 1): %s", store.ErrCorrupt, errOldLayout)
+	}
+	d.Version(headV2)
+	h := head{gen: d.Uvarint(), next: d.Uvarint(), floor: d.Uvarint()}
+	prev := h.floor
+	for range d.Count(2) {
+		lo := prev + d.Uvarint()
+		hi := lo + d.Uvarint()
+		if d.Err() == nil && (lo <= prev || hi > h.next || hi < lo) {
+			return head{}, fmt.Errorf("%w: session head: acknowledged span %d-%d out of order", store.ErrCorrupt, lo, hi)
+		}
+		h.acked = append(h.acked, span{lo, hi})
+		prev = hi
+	}
+	for range d.Count(3) {
+		pid := d.Uvarint()
+		r := store.InflightRecord{Seq: d.Uvarint(), State: store.InflightState(d.Byte())}
+		if d.Err() == nil && (pid == 0 || pid > 0xFFFF || len(h.inflight) > 0 && uint64(h.inflight[len(h.inflight)-1].PacketID) >= pid) {
+			return head{}, fmt.Errorf("%w: session head: in-flight packet id %d", store.ErrCorrupt, pid)
+		}
+		r.PacketID = uint16(pid)
+		h.inflight = append(h.inflight, r)
+	}
+	for range d.Count(1) {
+		pid := d.Uvarint()
+		if d.Err() == nil && (pid == 0 || pid > 0xFFFF || len(h.qos2) > 0 && uint64(h.qos2[len(h.qos2)-1]) >= pid) {
+			return head{}, fmt.Errorf("%w: session head: QoS 2 packet id %d", store.ErrCorrupt, pid)
+		}
+		h.qos2 = append(h.qos2, uint16(pid))
+	}
+	if err := d.Finish(); err != nil {
+		return head{}, err
+	}
+	if h.gen == 0 || h.floor == 0 || h.floor > h.next+1 {
+		return head{}, fmt.Errorf("%w: session head: generation %d, floor %d, next %d", store.ErrCorrupt, h.gen, h.floor, h.next)
+	}
+	return h, nil
 }
 
-// entry is one queue entry: the delivery (its client id and seq are in the
-// subject) and the id of the message body it references.
+// entry is one queued delivery with its message. body names the Enqueue
+// it came from, so that the messages a queue holds can be counted once
+// however many queues hold a copy.
 type entry struct {
 	body string
+	msg  *store.MessageRecord
 	d    store.Delivery
 }
 
-func appendEntry(dst []byte, body string, d *store.Delivery) []byte {
-	e := store.Encoder{B: dst}
-	e.Byte(entryV1)
-	e.String(body)
-	e.Byte(d.QoS)
-	e.Bool(d.Retain)
-	e.Uvarint(uint64(len(d.SubIDs)))
-	for _, id := range d.SubIDs {
-		e.Uvarint(uint64(id))
-	}
-	e.String(d.Group)
-	return e.B
+// size is about what e takes in a chunk.
+func (x *entry) size() int {
+	m := x.msg
+	return 48 + len(x.body) + len(x.d.Group) + 5*len(x.d.SubIDs) + len(m.Topic) + len(m.Payload) + len(m.From) + len(m.Props)
 }
 
-func decodeEntry(b []byte) (entry, error) {
-	d := store.Decoder{B: b, What: "queue entry"}
-	d.Version(entryV1)
-	var x entry
-	x.body = d.String()
-	x.d.QoS = d.QoS()
-	x.d.Retain = d.Bool()
-	if n := d.Count(1); n > 0 {
-		x.d.SubIDs = make([]uint32, n)
-		for i := range x.d.SubIDs {
-			x.d.SubIDs[i] = d.Uint32()
+// A chunk is the entries one commit queued for one session within one
+// bucket: consecutive sequence numbers from first. Its message carries
+// each entry's delivery and message; an entry whose message is that of
+// an earlier entry of the chunk (one Enqueue naming the session twice)
+// refers back to it.
+func appendChunk(dst []byte, first uint64, es []entry) []byte {
+	e := store.Encoder{B: dst}
+	e.Byte(chunkV2)
+	e.Uvarint(first)
+	e.Uvarint(uint64(len(es)))
+	for i := range es {
+		x := &es[i]
+		e.Byte(x.d.QoS)
+		e.Bool(x.d.Retain)
+		e.Uvarint(uint64(len(x.d.SubIDs)))
+		for _, id := range x.d.SubIDs {
+			e.Uvarint(uint64(id))
+		}
+		e.String(x.d.Group)
+		back := 0
+		for j := i - 1; j >= 0; j-- {
+			if es[j].body == x.body {
+				back = i - j
+				break
+			}
+		}
+		e.Uvarint(uint64(back))
+		if back == 0 {
+			e.String(x.body)
+			e.Bytes(store.AppendMessage(nil, x.msg))
 		}
 	}
-	x.d.Group = d.String()
-	return x, d.Finish()
-}
-
-func appendInflight(dst []byte, r store.InflightRecord) []byte {
-	e := store.Encoder{B: dst}
-	e.Byte(inflightV1)
-	e.Uvarint(uint64(r.PacketID))
-	e.Uvarint(r.Seq)
-	e.Byte(byte(r.State))
 	return e.B
 }
 
-func decodeInflight(b []byte) (store.InflightRecord, error) {
-	d := store.Decoder{B: b, What: "in-flight record"}
-	d.Version(inflightV1)
-	pid := d.Uvarint()
-	r := store.InflightRecord{Seq: d.Uvarint(), State: store.InflightState(d.Byte())}
+func decodeChunk(b []byte) (uint64, []entry, error) {
+	d := store.Decoder{B: b, What: "queue chunk"}
+	d.Version(chunkV2)
+	first := d.Uvarint()
+	es := make([]entry, d.Count(5))
+	for i := range es {
+		x := &es[i]
+		x.d.QoS = d.QoS()
+		x.d.Retain = d.Bool()
+		if n := d.Count(1); n > 0 {
+			x.d.SubIDs = make([]uint32, n)
+			for k := range x.d.SubIDs {
+				x.d.SubIDs[k] = d.Uint32()
+			}
+		}
+		x.d.Group = d.String()
+		back := d.Uvarint()
+		if d.Err() != nil {
+			break
+		}
+		if back > uint64(i) {
+			return 0, nil, fmt.Errorf("%w: queue chunk: entry %d refers to entry %d before the first", store.ErrCorrupt, i, int(i)-int(back))
+		}
+		if back > 0 {
+			x.body, x.msg = es[i-int(back)].body, es[i-int(back)].msg
+			continue
+		}
+		x.body = d.String()
+		raw := d.Bytes()
+		if d.Err() != nil {
+			break
+		}
+		m, err := store.DecodeMessage(raw)
+		if err != nil {
+			return 0, nil, err
+		}
+		x.msg = m
+	}
 	if err := d.Finish(); err != nil {
-		return r, err
+		return 0, nil, err
 	}
-	if pid == 0 || pid > 0xFFFF {
-		return r, fmt.Errorf("%w: in-flight packet id %d", store.ErrCorrupt, pid)
+	if first == 0 {
+		return 0, nil, fmt.Errorf("%w: queue chunk from sequence number 0", store.ErrCorrupt)
 	}
-	r.PacketID = uint16(pid)
-	return r, nil
-}
-
-func appendCount(dst []byte, n uint64) []byte {
-	e := store.Encoder{B: dst}
-	e.Byte(countV1)
-	e.Uvarint(n)
-	return e.B
-}
-
-func decodeCount(b []byte) (uint64, error) {
-	d := store.Decoder{B: b, What: "reference count"}
-	d.Version(countV1)
-	n := d.Uvarint()
-	return n, d.Finish()
+	return first, es, nil
 }
 
 // maxToken bounds a subject token: NATS carries the subject on the

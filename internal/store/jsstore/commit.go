@@ -1,11 +1,9 @@
 package jsstore
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/nats-io/nuid"
@@ -21,7 +19,7 @@ type commitReq struct {
 	done func(error)
 }
 
-// known is the last value of a subject this store read or wrote, and the
+// known is the last value of a head this store read or wrote, and the
 // stream sequence it has there (0: none), for compare-and-set.
 type known struct {
 	data []byte
@@ -77,9 +75,8 @@ func (s *Store) push(r *commitReq, sync bool) {
 	}
 }
 
-// committer applies the queued batches in order, several in one atomic
-// JetStream batch when they fit, so that concurrent commits share a
-// round trip.
+// committer applies the queued batches in order, several in one JetStream
+// publish when they fit, so that concurrent commits share a round trip.
 func (s *Store) committer() {
 	defer close(s.done)
 	for {
@@ -104,47 +101,41 @@ func (s *Store) committer() {
 }
 
 // group is how many of reqs to commit together: as many as surely fit
-// the batch limit, counting for each operation the most messages it can
-// write, a session's head once per group (heads are written once however
-// many operations touch them). When the same sessions are written again
-// and again (a broker's subscribers), a batch carries about twice the
-// commits a count of one head per delivery allowed; the commits that do
-// not fit wait for the next batch, and an atomic batch that went over the
-// limit would be refused whole.
+// the batch limit, counting for each session its head once and the
+// chunks its entries may take (a chunk spans neither two buckets nor
+// more than chunkBytes), and one message for each session or retained
+// record written. An atomic batch over the limit would be refused whole.
 func (s *Store) group(reqs []*commitReq) int {
 	total := 0
-	heads := map[string]bool{}
-	head := func(id string) int {
-		if heads[id] {
-			return 0
-		}
-		heads[id] = true
-		return 1
-	}
+	type load struct{ entries, bytes int }
+	queued := map[string]load{} // by client id: queued in the group
+	perSession := func(l load) int { return 3 + l.entries/bucketSize + l.bytes/s.chunkBytes }
 	for i, r := range reqs {
 		n := 0
+		touch := func(id string, e, bytes int) {
+			old, ok := queued[id]
+			if ok {
+				n -= perSession(old)
+			}
+			l := load{old.entries + e, old.bytes + bytes}
+			queued[id] = l
+			n += perSession(l)
+		}
 		for j := range r.b.Ops {
 			op := &r.b.Ops[j]
 			switch op.Kind {
 			case store.OpEnqueue:
-				// The body and its reference count, then an
-				// entry per delivery.
-				n += 2 + len(op.Deliveries)
-				for _, d := range op.Deliveries {
-					n += head(d.ClientID)
+				for k := range op.Deliveries {
+					e := entry{body: "xxxxxxxxxxxxxxxxxxxxxx", msg: op.Msg, d: op.Deliveries[k]}
+					touch(op.Deliveries[k].ClientID, 1, e.size())
 				}
-			case store.OpAck:
-				// The entry, the count, and the body with its
-				// last reference.
-				n += 3 + head(op.ClientID)
-			case store.OpDeleteSession:
-				// The session, and a short queue released in
-				// the batch: entry, count and body each.
-				n += 2 + 3*inlineRelease + head(op.ClientID)
-			case store.OpSetInflight, store.OpClearInflight, store.OpAddQoS2In, store.OpRemoveQoS2In:
-				n += 1 + head(op.ClientID)
-			default:
+			case store.OpPutSession, store.OpDeleteSession:
 				n++
+				touch(op.ClientID, 0, 0)
+			case store.OpPutRetained, store.OpDeleteRetained:
+				n++
+			default:
+				touch(op.ClientID, 0, 0)
 			}
 		}
 		if i > 0 && total+n > s.opts.MaxBatch {
@@ -155,9 +146,8 @@ func (s *Store) group(reqs []*commitReq) int {
 	return len(reqs)
 }
 
-// commitGroup commits reqs as one atomic batch, retrying from fresh reads
-// when another writer got in between; if they do not fit together, one by
-// one.
+// commitGroup commits reqs as one publish, retrying from fresh reads when
+// another writer got in between; if they do not fit together, in halves.
 func (s *Store) commitGroup(reqs []*commitReq) {
 	live := reqs[:0:0]
 	for _, r := range reqs {
@@ -175,8 +165,8 @@ func (s *Store) commitGroup(reqs []*commitReq) {
 		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.failed })
 	}
 	if errors.Is(err, errTooBig) && len(live) > 1 {
-		// group counts what an operation may write at most, so this
-		// is rare: halve the group, in order.
+		// group counts what a request may write at most, so this is
+		// rare: halve the group, in order.
 		half := len(live) / 2
 		s.commitGroup(live[:half])
 		s.commitGroup(live[half:])
@@ -188,8 +178,7 @@ func (s *Store) commitGroup(reqs []*commitReq) {
 }
 
 // maxAttempts bounds the rebuilds of one commit that keeps meeting
-// concurrent writers (reference counts of a message whose subscribers
-// are acknowledging it on several nodes at once); then it fails.
+// concurrent writers of the same sessions; then it fails.
 const maxAttempts = 10
 
 func (s *Store) commitRetry(reqs []*commitReq, split bool) error {
@@ -198,7 +187,7 @@ func (s *Store) commitRetry(reqs []*commitReq, split bool) error {
 		if err = s.commitOnce(reqs, split); !errors.Is(err, errConflict) {
 			return err
 		}
-		// Another process wrote a subject this store read: read again.
+		// Another process wrote a head this store read: read again.
 		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.conflicts })
 		clear(s.known)
 	}
@@ -207,15 +196,15 @@ func (s *Store) commitRetry(reqs []*commitReq, split bool) error {
 
 // commitOnce builds the transaction of reqs from the stream's state and
 // publishes it. Only once it is stored are sequence numbers handed back
-// and the known values updated.
+// and the known heads updated.
 func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 	// Past the check of each request's context, a commit is carried
 	// through: the requests' own timeouts bound it.
 	ctx := context.Background()
-	x := &tx{s: s, ctx: ctx, vals: map[string]*val{}, heads: map[string]*txHead{}}
 	if err := s.prefetch(ctx, reqs); err != nil {
 		return err
 	}
+	x := &tx{s: s, ctx: ctx, vals: map[string]*val{}, heads: map[string]*txHead{}}
 	var seqs [][]uint64
 	for _, r := range reqs {
 		for i := range r.b.Ops {
@@ -233,9 +222,18 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 		}
 		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.split })
 	}
-	for start := 0; start < len(msgs); start += s.opts.MaxBatch {
-		part := msgs[start:min(start+s.opts.MaxBatch, len(msgs))]
-		seq, err := s.publishBatch(ctx, part)
+	stored := make([]uint64, len(msgs)) // the stream sequence of each
+	for _, p := range s.parts(msgs) {
+		start, part := p[0], msgs[p[0]:p[1]]
+		var last uint64
+		var err error
+		if len(msgs) == 1 {
+			// One message is atomic by itself, and a plain publish
+			// costs the server far less than an atomic batch.
+			last, err = s.publishOne(ctx, part[0])
+		} else {
+			last, err = s.publishBatch(ctx, part)
+		}
 		if err != nil {
 			if start > 0 {
 				// Earlier parts are stored: what is known may be
@@ -246,8 +244,11 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 			}
 			return err
 		}
-		s.learn(part, seq)
+		for i := range part {
+			stored[start+i] = last - uint64(len(part)-1-i)
+		}
 	}
+	s.learn(msgs, stored)
 	i := 0
 	for _, r := range reqs {
 		for j := range r.b.Ops {
@@ -258,22 +259,92 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 			i++
 		}
 	}
-	for _, c := range x.cleanups {
-		if err := s.reclaim(ctx, c); err != nil {
-			// The session is deleted (its generation moved on);
-			// what is left of the old one is invisible garbage.
-			s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.reclaim })
-			s.opts.Logger.Warn("jsstore: reclaiming a deleted session's queue", "client", c.id, "err", err)
-		}
-	}
+	s.collect(ctx, x, msgs, stored)
 	return nil
 }
 
-// prefetch reads, concurrently, what building the transaction of reqs
-// will read and the store does not know: the heads of the sessions it
-// touches, then the entries it acknowledges, then their bodies' reference
-// counts. Without it each acknowledgement would cost two round trips in
-// turn. What it reads is checked at commit like anything known.
+// parts cuts msgs into atomic batches of at most MaxBatch messages,
+// keeping a session's head and chunks in one part: if a later part
+// fails, each session has all of the commit's writes or none of them
+// (a head counting entries whose chunk is missing would hold its floor
+// back for good).
+func (s *Store) parts(msgs []pubMsg) [][2]int {
+	var out [][2]int
+	for start := 0; start < len(msgs); {
+		end := min(start+s.opts.MaxBatch, len(msgs))
+		if g := msgs[min(end, len(msgs)-1)].grp; end < len(msgs) && g != 0 && msgs[end-1].grp == g {
+			b := end - 1
+			for b > start && msgs[b-1].grp == g {
+				b--
+			}
+			if b > start {
+				end = b // else the session alone is over the limit
+			}
+		}
+		out = append(out, [2]int{start, end})
+		start = end
+	}
+	return out
+}
+
+// collect purges what the commit left behind: a deleted session's old
+// queues, the chunks of a queue it emptied, and the chunks of buckets the
+// floor has left. It is garbage
+// collection, safe to skip (every read ignores what it would remove) and
+// to repeat: a failure is counted and logged, and the next purge of the
+// session removes it too.
+func (s *Store) collect(ctx context.Context, x *tx, msgs []pubMsg, stored []uint64) {
+	headSeq := map[string]uint64{}
+	for i, m := range msgs {
+		if m.head != nil {
+			headSeq[m.head.id] = stored[i]
+		}
+	}
+	for _, th := range x.order {
+		hs := headSeq[th.id]
+		if hs == 0 {
+			continue
+		}
+		var err error
+		switch {
+		case th.h.gen != th.jsGen && th.exists:
+			// Every chunk of the old generations is older than the
+			// head that moved past them; the new generation's are
+			// after it in the batch.
+			err = s.purge(ctx, s.p+"q."+th.tok+".>", hs)
+		case th.h.floor > th.jsFloor && th.h.live() == 0:
+			// Emptied: every chunk older than the head is
+			// acknowledged (a session at rest keeps nothing).
+			err = s.purge(ctx, s.p+"q."+th.tok+".>", hs)
+		case th.h.floor/bucketSize > th.jsFloor/bucketSize:
+			err = s.purgeBelow(ctx, th.tok, th.h.gen, th.h.floor, hs)
+		}
+		if err != nil {
+			s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.reclaim })
+			s.opts.Logger.Warn("jsstore: purging acknowledged or deleted queue entries", "client", th.id, "err", err)
+		}
+	}
+}
+
+// purgeBelow removes the chunks of a session's buckets below the floor's:
+// every chunk older in the stream than the first of the floor's bucket
+// (chunks are in sequence order in the stream). Without such a chunk the
+// queue is empty up to the head written at stream sequence headSeq, and
+// everything before it goes.
+func (s *Store) purgeBelow(ctx context.Context, tok string, gen, floor, headSeq uint64) error {
+	_, first, err := s.nextFor(ctx, s.bucketPrefix(tok, gen, floor/bucketSize)+"*", 0)
+	if err != nil {
+		return err
+	}
+	if first == 0 || first > headSeq {
+		first = headSeq
+	}
+	return s.purge(ctx, s.p+"q."+tok+".>", first)
+}
+
+// prefetch reads, concurrently, the heads of the sessions reqs touch that
+// the store does not know. What it reads is checked at commit like
+// anything known.
 func (s *Store) prefetch(ctx context.Context, reqs []*commitReq) error {
 	var heads []string
 	for _, r := range reqs {
@@ -284,42 +355,13 @@ func (s *Store) prefetch(ctx context.Context, reqs []*commitReq) error {
 				for _, d := range op.Deliveries {
 					heads = append(heads, s.headSubj(d.ClientID))
 				}
-			case store.OpAck, store.OpDeleteSession, store.OpSetInflight, store.OpAddQoS2In:
+			case store.OpPutSession, store.OpPutRetained, store.OpDeleteRetained:
+			default:
 				heads = append(heads, s.headSubj(op.ClientID))
 			}
 		}
 	}
-	if err := s.fetch(ctx, heads); err != nil {
-		return err
-	}
-	var entries []string
-	for _, r := range reqs {
-		for i := range r.b.Ops {
-			op := &r.b.Ops[i]
-			if op.Kind != store.OpAck {
-				continue
-			}
-			h := head{gen: 1}
-			if k := s.known[s.headSubj(op.ClientID)]; k.data != nil {
-				h, _ = decodeHead(k.data)
-			}
-			if op.Seq > 0 && op.Seq <= h.next {
-				entries = append(entries, s.entrySubj(op.ClientID, h.gen, op.Seq))
-			}
-		}
-	}
-	if err := s.fetch(ctx, entries); err != nil {
-		return err
-	}
-	var counts []string
-	for _, subj := range entries {
-		if k := s.known[subj]; k.data != nil {
-			if e, err := decodeEntry(k.data); err == nil {
-				counts = append(counts, s.countSubj(e.body))
-			}
-		}
-	}
-	return s.fetch(ctx, counts)
+	return s.fetch(ctx, heads)
 }
 
 // fetch reads the subjects the store does not know, a few at a time, into
@@ -365,75 +407,72 @@ func (s *Store) fetch(ctx context.Context, subjects []string) error {
 // fetchParallel bounds the reads one commit has in flight at once.
 const fetchParallel = 32
 
-// learn records the values of a stored part; an atomic batch is stored at
-// consecutive stream sequences ending at last. A wrong guess would only
-// cost a failed compare-and-set and a fresh read.
-func (s *Store) learn(part []pubMsg, last uint64) {
+// learn records the heads a commit stored and where.
+func (s *Store) learn(msgs []pubMsg, stored []uint64) {
 	if len(s.known) > maxKnown {
 		clear(s.known)
 	}
-	first := last - uint64(len(part)) + 1
-	for i, m := range part {
-		if !m.cas {
-			continue
+	for i, m := range msgs {
+		if m.head != nil {
+			s.known[m.subj] = known{data: m.data, seq: stored[i]}
 		}
-		if m.data == nil && !strings.HasPrefix(m.subj, s.p+"h.") {
-			delete(s.known, m.subj) // a tombstone expires: read it again if ever needed
-			continue
-		}
-		s.known[m.subj] = known{data: m.data, seq: first + uint64(i)}
 	}
 }
 
-// val is a subject in a transaction: its value as the transaction leaves
-// it, and what the stream holds.
+// val is a session or retained record in a transaction: its value as the
+// transaction leaves it (nil: deleted).
 type val struct {
-	data  []byte // nil: absent
-	dirty bool
-	read  bool   // the stream's value was read (data started from it)
-	orig  bool   // the stream holds a live record
-	seq   uint64 // its stream sequence, for compare-and-set
-	cas   bool
+	data  []byte
 	order int
-	// owner and gen: a packet id record of session owner's generation
-	// gen, not written if the transaction moves the session past it.
-	owner string
-	gen   uint64
 }
 
+// txHead is a session's head in a transaction, and the entries the
+// transaction queues for it.
 type txHead struct {
+	id, tok string
 	h       head
-	jsGen   uint64   // the generation in the stream before the transaction
-	jsNext  uint64   // and its last seq
-	created []string // entry subjects of h.gen created in the transaction
+	exists  bool   // the stream holds a head
+	seq     uint64 // its stream sequence, for compare-and-set
+	dirty   bool
+	jsGen   uint64 // the generation and floor in the stream
+	jsFloor uint64
+	first   uint64  // the sequence number of pending[0]
+	pending []entry // queued in this transaction, in generation h.gen
 }
 
-type cleanup struct {
-	id        string
-	gen, next uint64 // the old generation and the last seq it handed out
-	released  bool   // its entries were released in the batch: only purge
-}
-
-// tx turns batch operations into the messages of one atomic batch. Reads
-// go through it, so a later operation sees what an earlier one wrote.
+// tx turns batch operations into the messages of one publish. Reads go
+// through it, so a later operation sees what an earlier one wrote.
 type tx struct {
-	s        *Store
-	ctx      context.Context
-	vals     map[string]*val
-	n        int
-	heads    map[string]*txHead
-	cleanups []cleanup
+	s     *Store
+	ctx   context.Context
+	vals  map[string]*val
+	n     int
+	heads map[string]*txHead
+	order []*txHead // in the order first touched
 }
 
-// get returns the transaction's value of a compare-and-set subject,
-// reading it from memory or the stream the first time.
-func (x *tx) get(subj string) (*val, error) {
-	if v := x.vals[subj]; v != nil {
-		return v, nil
+// put sets subj to data (nil: delete) in the transaction.
+func (x *tx) put(subj string, data []byte) {
+	v := x.vals[subj]
+	if v == nil {
+		v = &val{order: x.n}
+		x.n++
+		x.vals[subj] = v
 	}
-	k, ok := x.s.known[subj]
+	v.data = data
+}
+
+// head returns the transaction's head of session id, reading it from
+// memory or the stream the first time.
+func (x *tx) head(id string) (*txHead, error) {
+	if th := x.heads[id]; th != nil {
+		return th, nil
+	}
+	s := x.s
+	subj := s.headSubj(id)
+	k, ok := s.known[subj]
 	if !ok {
-		data, seq, err := x.s.lastFor(x.ctx, subj)
+		data, seq, err := s.lastFor(x.ctx, subj)
 		if err != nil {
 			return nil, err
 		}
@@ -441,48 +480,20 @@ func (x *tx) get(subj string) (*val, error) {
 			data = nil
 		}
 		k = known{data: data, seq: seq}
-		x.s.known[subj] = k
+		s.known[subj] = k
 	}
-	v := &val{data: k.data, read: true, orig: k.data != nil, seq: k.seq, cas: true, order: -1}
-	x.vals[subj] = v
-	return v, nil
-}
-
-// put sets subj to data (nil: delete) in the transaction.
-func (x *tx) put(subj string, data []byte) {
-	v := x.vals[subj]
-	if v == nil {
-		v = &val{order: -1, orig: true} // never read: assume it may exist
-		x.vals[subj] = v
-	}
-	if v.order < 0 {
-		v.order = x.n
-		x.n++
-	}
-	v.data, v.dirty = data, true
-}
-
-func (x *tx) head(id string) (*txHead, error) {
-	if h := x.heads[id]; h != nil {
-		return h, nil
-	}
-	v, err := x.get(x.s.headSubj(id))
-	if err != nil {
-		return nil, err
-	}
-	th := &txHead{h: head{gen: 1}}
-	if v.data != nil {
-		if th.h, err = decodeHead(v.data); err != nil {
+	th := &txHead{id: id, tok: token(id), h: newHead(1), seq: k.seq, exists: k.data != nil}
+	if k.data != nil {
+		h, err := decodeHead(k.data)
+		if err != nil {
 			return nil, err
 		}
+		th.h = h.clone() // the known value stays as stored
 	}
-	th.jsGen, th.jsNext = th.h.gen, th.h.next
+	th.jsGen, th.jsFloor = th.h.gen, th.h.floor
 	x.heads[id] = th
+	x.order = append(x.order, th)
 	return th, nil
-}
-
-func (x *tx) putHead(id string, th *txHead) {
-	x.put(x.s.headSubj(id), appendHead(nil, th.h))
 }
 
 // apply adds one operation; for Enqueue it returns the sequence numbers
@@ -492,58 +503,47 @@ func (x *tx) apply(op *store.Op) ([]uint64, error) {
 	switch op.Kind {
 	case store.OpPutSession:
 		x.put(s.sessionSubj(op.ClientID), store.AppendSession(nil, op.Session))
+		return nil, nil
 	case store.OpDeleteSession:
 		return nil, x.deleteSession(op.ClientID)
 	case store.OpPutRetained:
 		x.put(s.retainedSubj(op.Topic), store.AppendMessage(nil, op.Msg))
+		return nil, nil
 	case store.OpDeleteRetained:
 		x.put(s.retainedSubj(op.Topic), nil)
+		return nil, nil
 	case store.OpEnqueue:
 		return x.enqueue(op.Msg, op.Deliveries)
+	}
+	th, err := x.head(op.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	changed := false
+	switch op.Kind {
 	case store.OpAck:
-		return nil, x.ack(op.ClientID, op.Seq)
+		changed = th.h.ack(op.Seq)
 	case store.OpSetInflight:
-		return nil, x.putPid("i", op.ClientID, op.Inflight.PacketID, appendInflight(nil, op.Inflight))
+		th.h.setInflight(op.Inflight)
+		changed = true
 	case store.OpClearInflight:
-		return nil, x.putPid("i", op.ClientID, op.PacketID, nil)
+		changed = th.h.clearInflight(op.PacketID)
 	case store.OpAddQoS2In:
-		return nil, x.putPid("2", op.ClientID, op.PacketID, []byte{qos2V1})
+		changed = th.h.addQoS2(op.PacketID)
 	case store.OpRemoveQoS2In:
-		return nil, x.putPid("2", op.ClientID, op.PacketID, nil)
+		changed = th.h.removeQoS2(op.PacketID)
 	default:
 		return nil, fmt.Errorf("jsstore: unknown operation %d", op.Kind)
 	}
+	th.dirty = th.dirty || changed
 	return nil, nil
-}
-
-// putPid sets or removes a packet id record of the session's current
-// generation. Writing one makes sure the session has a head, so that
-// DeleteSession finds a generation to move on from.
-func (x *tx) putPid(kind, id string, pid uint16, data []byte) error {
-	th, err := x.head(id)
-	if err != nil {
-		return err
-	}
-	if hv := x.vals[x.s.headSubj(id)]; hv.data == nil && !hv.dirty && data != nil {
-		x.putHead(id, th)
-	}
-	subj := x.s.pidSubj(kind, id, th.h.gen, pid)
-	x.put(subj, data)
-	v := x.vals[subj]
-	v.owner, v.gen = id, th.h.gen
-	return nil
 }
 
 func (x *tx) enqueue(m *store.MessageRecord, ds []store.Delivery) ([]uint64, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	s := x.s
-	id := nuid.Next()
-	x.put(s.bodySubj(id), store.AppendMessage(nil, m))
-	// A new id: nothing there to read, and set only if still so.
-	x.vals[s.countSubj(id)] = &val{read: true, cas: true, order: -1}
-	x.put(s.countSubj(id), appendCount(nil, uint64(len(ds))))
+	body := nuid.Next()
 	seqs := make([]uint64, len(ds))
 	for i := range ds {
 		th, err := x.head(ds[i].ClientID)
@@ -551,264 +551,64 @@ func (x *tx) enqueue(m *store.MessageRecord, ds []store.Delivery) ([]uint64, err
 			return nil, err
 		}
 		th.h.next++
-		th.h.live++
+		if len(th.pending) == 0 {
+			th.first = th.h.next
+		}
+		th.pending = append(th.pending, entry{body: body, msg: m, d: ds[i]})
+		th.dirty = true
 		seqs[i] = th.h.next
-		subj := s.entrySubj(ds[i].ClientID, th.h.gen, th.h.next)
-		x.vals[subj] = &val{read: true, cas: true, order: -1}
-		x.put(subj, appendEntry(nil, id, &ds[i]))
-		th.created = append(th.created, subj)
-		x.putHead(ds[i].ClientID, th)
 	}
 	return seqs, nil
 }
 
-// ack removes one entry and a reference to its body.
-func (x *tx) ack(id string, seq uint64) error {
-	th, err := x.head(id)
-	if err != nil {
-		return err
-	}
-	if seq == 0 || seq > th.h.next {
-		return nil
-	}
-	v, err := x.get(x.s.entrySubj(id, th.h.gen, seq))
-	if err != nil || v.data == nil {
-		return err
-	}
-	return x.unref(id, th, v)
-}
-
-// unref removes entry v of session id and its reference.
-func (x *tx) unref(id string, th *txHead, v *val) error {
-	e, err := decodeEntry(v.data)
-	if err != nil {
-		return err
-	}
-	v.data, v.dirty = nil, true
-	if v.order < 0 {
-		v.order = x.n
-		x.n++
-	}
-	if th.h.live > 0 {
-		th.h.live--
-	}
-	x.putHead(id, th)
-	return x.release(e.body)
-}
-
-// release drops one reference to body, and the body with the last.
-func (x *tx) release(body string) error {
-	s := x.s
-	cv, err := x.get(s.countSubj(body))
-	if err != nil {
-		return err
-	}
-	if cv.data == nil {
-		return fmt.Errorf("%w: message %s has no reference count", store.ErrCorrupt, body)
-	}
-	n, err := decodeCount(cv.data)
-	if err != nil {
-		return err
-	}
-	if n <= 1 {
-		x.put(s.countSubj(body), nil)
-		x.put(s.bodySubj(body), nil)
-		return nil
-	}
-	x.put(s.countSubj(body), appendCount(nil, n-1))
-	return nil
-}
-
-// deleteSession moves the session to a new generation: its queue,
-// in-flight and QoS 2 records of the old one stop counting with this
-// batch. The entries created in this transaction are released here; those
-// already in the stream after the commit (reclaim).
+// deleteSession moves the session to a new generation: its queue and
+// packet ids of the old one stop counting with this batch, and the old
+// queue is purged after it (collect).
 func (x *tx) deleteSession(id string) error {
-	s := x.s
-	x.put(s.sessionSubj(id), nil)
+	x.put(x.s.sessionSubj(id), nil)
 	th, err := x.head(id)
 	if err != nil {
 		return err
 	}
-	hv := x.vals[s.headSubj(id)]
-	if !hv.orig && !hv.dirty {
-		return nil // no queue nor packet id was ever written
-	}
-	for _, subj := range th.created {
-		if v := x.vals[subj]; v.data != nil {
-			if err := x.unref(id, th, v); err != nil {
-				return err
-			}
-		}
-	}
-	th.created = nil
-	if hv.orig && th.h.gen == th.jsGen {
-		c := cleanup{id: id, gen: th.jsGen, next: th.jsNext}
-		if th.h.live <= inlineRelease {
-			// A short queue is released in this batch, so that
-			// no reference outlives the session whatever happens
-			// after the commit: only subjects are left to purge.
-			if err := x.releaseStored(id, th); err != nil {
-				return err
-			}
-			c.released = true
-		}
-		x.cleanups = append(x.cleanups, c)
-	}
-	th.h = head{gen: th.h.gen + 1}
-	x.putHead(id, th)
-	return nil
-}
-
-// inlineRelease is the longest queue DeleteSession releases within its
-// own batch (three messages per entry); a longer one is released after.
-const inlineRelease = 64
-
-// releaseStored releases the entries of the session's current generation
-// that are in the stream and still live in the transaction.
-func (x *tx) releaseStored(id string, th *txHead) error {
-	var subjects []string
-	err := x.s.eachEntry(x.ctx, id, th.h.gen, 0, th.h.next, 0, inlineRelease+1, func(subj string, _ uint64, data []byte) bool {
-		if len(data) > 0 {
-			subjects = append(subjects, subj)
-		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	if err := x.s.fetch(x.ctx, subjects); err != nil {
-		return err
-	}
-	var bodies []string
-	for _, subj := range subjects {
-		if k, ok := x.s.known[subj]; ok && k.data != nil {
-			if e, err := decodeEntry(k.data); err == nil {
-				bodies = append(bodies, x.s.countSubj(e.body))
-			}
-		}
-	}
-	if err := x.s.fetch(x.ctx, bodies); err != nil {
-		return err
-	}
-	for _, subj := range subjects {
-		v, err := x.get(subj)
-		if err != nil {
-			return err
-		}
-		if v.data == nil {
-			continue // acknowledged earlier in the transaction
-		}
-		if err := x.unref(id, th, v); err != nil {
-			return err
-		}
+	th.pending = nil
+	if th.exists {
+		th.h = newHead(max(th.h.gen, th.jsGen+1))
+		th.dirty = true
+	} else {
+		// Nothing of it in the stream: as if never written.
+		th.h = newHead(th.jsGen)
+		th.dirty = false
 	}
 	return nil
 }
 
-// messages are the transaction's writes in the order first written,
-// leaving out records created and removed within it.
+// messages are the transaction's writes: records in the order first
+// written, then each session's head followed by its new chunks (a chunk
+// per bucket its entries fall in, more if they take over chunkBytes).
 func (x *tx) messages() []pubMsg {
-	msgs := make([]pubMsg, x.n)
-	keep := make([]bool, x.n)
+	recs := make([]pubMsg, x.n)
 	for subj, v := range x.vals {
-		if !v.dirty || v.data == nil && !v.orig {
+		recs[v.order] = pubMsg{subj: subj, data: v.data}
+	}
+	out := recs
+	for k, th := range x.order {
+		if !th.dirty {
 			continue
 		}
-		if v.owner != "" && x.heads[v.owner].h.gen != v.gen {
-			continue // the session was deleted after: reclaim purges the old generation
-		}
-		keep[v.order] = true
-		msgs[v.order] = pubMsg{subj: subj, data: v.data, cas: v.cas, expect: v.seq}
-	}
-	out := msgs[:0]
-	for i := range msgs {
-		if keep[i] {
-			out = append(out, msgs[i])
+		out = append(out, pubMsg{subj: x.s.headSubj(th.id), data: appendHead(nil, &th.h), cas: true, expect: th.seq, head: th, grp: k + 1})
+		for i := 0; i < len(th.pending); {
+			first := th.first + uint64(i)
+			n := min(len(th.pending)-i, int(bucketSize-first%bucketSize))
+			bytes := 0
+			for k := 0; k < n; k++ {
+				if bytes += th.pending[i+k].size(); bytes > x.s.chunkBytes && k > 0 {
+					n = k
+					break
+				}
+			}
+			out = append(out, pubMsg{subj: x.s.chunkSubj(th.tok, th.h.gen, first), data: appendChunk(nil, first, th.pending[i:i+n]), grp: k + 1})
+			i += n
 		}
 	}
 	return out
-}
-
-// reclaim clears the generation a DeleteSession moved past: it releases
-// the entries of a long queue, then purges every subject of the
-// generation.
-func (s *Store) reclaim(ctx context.Context, c cleanup) error {
-	id, gen := c.id, c.gen
-	if !c.released {
-		if err := s.releaseAfter(ctx, id, gen, c.next); err != nil {
-			return err
-		}
-	}
-	for _, kind := range []string{"q", "i", "2"} {
-		if err := s.purge(ctx, s.genPrefix(kind, id, gen)+">"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// releaseAfter releases the entries of a long queue whose session was
-// deleted, in atomic batches that also remove the entries, so that one cut
-// short can be run again.
-func (s *Store) releaseAfter(ctx context.Context, id string, gen, next uint64) error {
-	chunk := max(1, s.opts.MaxBatch/3)
-	var entries []string
-	flush := func() error {
-		err := s.reclaimEntries(ctx, entries)
-		entries = entries[:0]
-		return err
-	}
-	var ferr error
-	err := s.eachEntry(ctx, id, gen, 0, next, 0, chunk, func(subj string, _ uint64, data []byte) bool {
-		if len(data) > 0 {
-			entries = append(entries, subj)
-		}
-		if len(entries) >= chunk {
-			ferr = flush()
-		}
-		return ferr == nil
-	})
-	if err = cmp.Or(err, ferr); err != nil {
-		return err
-	}
-	if len(entries) > 0 {
-		return flush()
-	}
-	return nil
-}
-
-func (s *Store) reclaimEntries(ctx context.Context, entries []string) error {
-	var err error
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		x := &tx{s: s, ctx: ctx, vals: map[string]*val{}, heads: map[string]*txHead{}}
-		for _, subj := range entries {
-			var v *val
-			if v, err = x.get(subj); err != nil {
-				return err
-			}
-			if v.data == nil {
-				continue
-			}
-			e, derr := decodeEntry(v.data)
-			if derr != nil {
-				return derr
-			}
-			x.put(subj, nil)
-			if err = x.release(e.body); err != nil {
-				return err
-			}
-		}
-		msgs := x.messages()
-		var seq uint64
-		if seq, err = s.publishBatch(ctx, msgs); err == nil {
-			s.learn(msgs, seq)
-			return nil
-		}
-		if !errors.Is(err, errConflict) {
-			return err
-		}
-		clear(s.known)
-	}
-	return err
 }

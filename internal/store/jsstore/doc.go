@@ -10,84 +10,101 @@
 // short TTL (a tombstone) deletes it. T is the client id as one subject
 // token (letters, digits and '-' kept, other bytes '_' and two hex digits,
 // the empty id '_'; a token over 128 bytes is '~' and the SHA-256 of the
-// id), G a generation, N a queue sequence number, P a packet id:
+// id), G a generation, B a bucket (N/256), N a queue sequence number:
 //
+//	layout     the layout's version, written when the stream is new
 //	s.T        the session record
-//	h.T        the session's head: generation, last seq handed out, live entries
-//	q.T.G.N    a queue entry: the delivery and the id of its message body
-//	i.T.G.P    an outbound packet id in flight
-//	2.T.G.P    an inbound QoS 2 packet id awaiting PUBREL
-//	m.ID       a message body, stored once for all the queues it is in
-//	c.ID       the number of queue entries referencing body ID
+//	h.T        the session's head: generation, last seq handed out, the
+//	           floor below which everything is acknowledged, the runs
+//	           acknowledged above it, in-flight and QoS 2 packet ids
+//	q.T.G.B.N  a chunk: the entries one commit queued for the session
+//	           from seq N on (within bucket B), each with its message
 //	r.K        the retained message of a topic (K its token, as T)
+//
+// A commit writes, per session it touches, the head (if it changed) and a
+// chunk (if it queued anything): for a broker's group of commits, two
+// stream messages per subscriber however many messages it carries.
+// Acknowledging, sending and clearing packet ids change the head alone;
+// chunks are never rewritten. A message queued for several sessions is
+// stored in each one's chunk, not shared: there is no reference count to
+// keep across sessions (and across nodes), and a chunk goes with its
+// session's acknowledgements. The entries of one Enqueue carry the same
+// id, so that the distinct messages held can still be counted.
+//
+// A stream with records but no layout record was written by the earlier
+// layout (one subject per entry, packet id and reference count): Open
+// refuses it and says so.
 //
 // # Commits
 //
-// A store.Batch becomes one JetStream atomic batch (AllowAtomicPublish):
-// the server stores all its messages or none, and answers once they are
-// stored on the stream's replicas, which is when Commit returns. Queued
-// commits are grouped into one atomic batch while they fit the batch
-// limit, and applied in order by one goroutine, so CommitAsync callbacks
-// follow commit order. A Batch needing more messages than the limit (an
-// Enqueue to hundreds of sessions) is applied in several atomic parts;
-// if one fails the earlier ones stay, and the error says so.
+// A store.Batch becomes one JetStream publish: a single message when the
+// batch writes one (an acknowledgement of one session: a plain publish,
+// atomic by itself), else an atomic batch (AllowAtomicPublish), which the
+// server stores whole or not at all. Either way Commit returns when the
+// server has stored it on the stream's replicas. Queued commits are
+// grouped into one publish while they fit the atomic batch limit, and
+// applied in order by one goroutine, so CommitAsync callbacks follow
+// commit order. A Batch needing more messages than the limit (an Enqueue
+// to hundreds of sessions) is applied in several atomic parts, cut
+// between sessions (a session's head and chunks are in one part); if one
+// fails the earlier ones stay, and the error says so.
 //
-// Values derived from earlier state (a head's counters, an entry being
-// acknowledged, a reference count) are written with the expected last
-// sequence of their subject (Nats-Expected-Last-Subject-Sequence): if
-// another process wrote one meanwhile, the whole batch is refused, and
-// the store reads the subjects again and rebuilds it. The store remembers
-// the values it wrote to skip reading them back; nothing it remembers is
-// trusted without that check. Sequence numbers therefore continue where
-// the last writer of a session stopped, whichever process that was, and
-// grow by one per delivery as in the other stores.
+// Heads are written with the expected last sequence of their subject
+// (Nats-Expected-Last-Subject-Sequence): if another process wrote one
+// meanwhile, the whole publish is refused, and the store reads the heads
+// again and rebuilds it. The store remembers the heads it wrote to skip
+// reading them back; nothing it remembers is trusted without that check.
+// Sequence numbers therefore continue where the last writer of a session
+// stopped, whichever process that was, and grow by one per delivery as
+// in the other stores. Chunk subjects are new when written (the head
+// hands their sequence numbers out once per generation).
 //
-// DeleteSession moves the head to a new generation in the batch: the
-// old queue, in-flight and QoS 2 subjects stop counting at once. A queue
-// of up to 64 entries is released in the same batch (entries removed,
-// reference counts dropped, bodies deleted with their last reference);
-// a longer one after the batch, before Commit returns, in atomic batches
-// that each remove the entries they release, so that the work can be
-// redone. The old generation's subjects are then purged. A process dying
-// in between leaves that garbage behind: invisible to every read, but
-// taking space (and, for a long queue, keeping its bodies).
+// Writes go through a NATS connection of the store's own, opened with
+// the caller's options but without a reconnect buffer: nats.go would
+// otherwise keep what is published while it reconnects and send it once
+// back, applying a commit already reported as failed.
 //
-// Before building a batch, the store reads what it needs and does not
-// know (the heads of the sessions the batch touches, the entries it
-// acknowledges, their reference counts) concurrently, a round of reads
-// per kind, not one round trip per operation.
+// DeleteSession moves the head to a new generation in the batch: the old
+// queue and packet ids stop counting at once. After the commit every
+// chunk of the session older than the new head is purged (one request);
+// a process dying in between leaves garbage no read sees, removed by the
+// session's next purge.
+//
+// Acknowledged chunks are purged a bucket at a time: when a commit moves
+// a floor into a new bucket, every chunk of the session older in the
+// stream than the first chunk of the floor's bucket goes (chunks are in
+// sequence order in the stream); when a commit empties a queue, every
+// chunk older than its head goes. An entry left unacknowledged keeps the
+// chunks after it until it goes; the head keeps the acknowledgements
+// after it as runs, small while they are mostly in order.
 //
 // # Reads
 //
-// Reads go to the stream, never to memory. Scan reads the head for the
-// current generation, then asks for the entry subjects it can name (from
-// the entry asked for up to the head's last sequence number) in one
-// multi-subject request per window of the page, and then the page's
-// bodies in one more: the server answers from its subject index, a few
-// round trips a page however the queue's records lie in the stream. A
-// window with no live entry is a gap (entries acknowledged out of order);
-// the rest of the page is then read in stream order (which is sequence
-// order) from a known lower bound (the entry asked for, or where the last
-// Scan stopped), one bucket of 1024 sequence numbers at a time. A long
-// queue is read page by page, never whole.
+// Reads go to the stream, never to memory. Scan reads the head, then the
+// chunks in stream order from the first chunk of the bucket of the entry
+// asked for (or from where the last Scan of the session stopped), many
+// per request, skipping what the head says is acknowledged: a page of a
+// backlog costs a few requests however long the queue. QueueLen,
+// Inflight and QoS2In read the head alone.
 //
 // On a stream of one replica the reads are batched direct gets
 // (AllowDirect). With more, any replica may answer a direct get and a
 // follower may be a moment behind, without saying so; a node taking a
 // session over could then miss its last writes. So a replicated store
 // reads through the stream leader (the message get API), one message per
-// request, the requests of a multi-subject read in parallel: slower, but
-// it sees every commit acknowledged before.
+// request: slower, but it sees every commit acknowledged before.
 //
 // # Cost
 //
-// What a commit costs is mostly the server's: on one replica, an atomic
-// batch is staged in a file store of its own which the server fsyncs
-// before applying it, whatever the stream's sync settings, so a commit
-// takes at least one fsync (plus a few tens of microseconds per message);
-// on three replicas it is staged in memory and goes through the stream's
-// Raft log. The server applies a stream's atomic batches one after
-// another: batches sent without waiting for the previous acknowledgement
-// are no faster (measured), which is why the store groups queued commits
-// into one batch rather than pipelining them.
+// On one replica the server stages every atomic batch in a file store of
+// its own which it fsyncs before applying it, whatever the stream's sync
+// settings, and applies a stream's atomic batches one after another: a
+// commit touching several sessions costs at least one fsync (tens of
+// milliseconds on a loaded disk) and commits from a single writer waiting
+// for each are bound by it. That fsync is of the staging store, which is
+// dropped once the batch is applied to the stream; the stream's own
+// writes, plain publishes included, are synced as the server's
+// sync_interval says. A broker's commits are grouped while one is in flight,
+// so the fixed cost is shared by all of them. On three replicas batches
+// are staged in memory and go through the stream's Raft log.
 package jsstore

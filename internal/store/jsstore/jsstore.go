@@ -38,8 +38,8 @@ type Options struct {
 	// TombstoneTTL is how long the empty message that deletes a record
 	// stays in the stream; default 10s (JetStream's minimum is 1s).
 	TombstoneTTL time.Duration
-	// Logger for failures after a commit (reclaiming a deleted session's
-	// queue); default slog.Default().
+	// Logger for failures after a commit (purging acknowledged or
+	// deleted queues); default slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, counts conflicts, split batches and failures.
 	Metrics *Metrics
@@ -73,10 +73,14 @@ func (o *Options) defaults() {
 // concurrent use; several Stores (in several processes) may share the
 // stream.
 type Store struct {
-	nc     *nats.Conn
+	nc     *nats.Conn // the caller's: reads
+	wc     *nats.Conn // the store's own: writes (see dialWriter)
 	opts   Options
 	stream string
 	p      string // subject prefix, "<prefix>.store."
+	// chunkBytes bounds the entries of one chunk (roughly, in bytes),
+	// below the servers' maximum payload.
+	chunkBytes int
 
 	mu     sync.Mutex
 	closed bool
@@ -86,7 +90,7 @@ type Store struct {
 	notify *store.Notifier
 
 	// Owned by the committer goroutine: the last known value and stream
-	// sequence of subjects written with compare-and-set.
+	// sequence of heads written with compare-and-set.
 	known map[string]known
 
 	hintMu sync.Mutex
@@ -94,9 +98,10 @@ type Store struct {
 }
 
 // scanHint is a lower bound kept from the last Scan of a session: its
-// entries from seq on (in generation gen) are at stream sequence at or
-// after stream. It stays true as entries are added and removed, so paging
-// through a long queue does not search for its place again.
+// entries from seq on (in generation gen) are in chunks at stream
+// sequence stream or after. It stays true as entries are added and
+// acknowledged, so paging through a long queue does not look for its
+// place again.
 type scanHint struct {
 	gen, seq, stream uint64
 }
@@ -106,8 +111,13 @@ var (
 	_ store.Counter = (*Store)(nil)
 )
 
-// Open creates or updates the stream and returns a Store on it. The
-// connection stays the caller's: Close does not close it.
+// errOldLayout explains why a stream of the previous layout is refused.
+var errOldLayout = errors.New("the stream holds sessions in the layout of an earlier mqttd (one subject per queue entry), which this version does not read: " +
+	"drain the sessions with the earlier version (or export them with mqttd export), then delete the stream or use another storage.jetstream prefix")
+
+// Open creates or updates the stream and returns a Store on it. Reads go
+// through nc, which stays the caller's (Close does not close it); writes
+// through a second connection of the store's own, with nc's options.
 func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	o.defaults()
 	if strings.ContainsAny(o.Prefix, ".*> \t\r\n/\\") {
@@ -126,8 +136,8 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		Subjects:    []string{s.p + ">"},
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.Replicas,
-		// One message per subject: a write replaces the record, a
-		// tombstone deletes it; the batch stays the unit of change.
+		// One message per subject: a write replaces a record, a
+		// tombstone deletes it. Chunks are written once each.
 		MaxMsgsPerSubject:  1,
 		MaxMsgs:            -1,
 		MaxBytes:           -1,
@@ -150,86 +160,82 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		s.notify.Close()
 		return nil, fmt.Errorf("jsstore: stream %s: the NATS server does not support atomic batch publish and per-message TTLs (nats-server 2.12 or later is needed)", s.stream)
 	}
+	if s.wc, err = dialWriter(nc); err != nil {
+		s.notify.Close()
+		return nil, err
+	}
+	s.chunkBytes = max(int(s.wc.MaxPayload())*3/4, 4096)
+	if err := s.checkLayout(octx); err != nil {
+		s.notify.Close()
+		s.wc.Close()
+		return nil, err
+	}
 	go s.committer()
 	return s, nil
 }
 
-// Subjects. T is a client id token (see token), G a generation, N a
-// sequence number, P a packet id, ID a message body id.
+// checkLayout makes sure the stream is in this store's layout: it holds
+// the layout record, or nothing yet (then the record is written). A
+// stream with records but no layout record is of the previous layout.
+func (s *Store) checkLayout(ctx context.Context) error {
+	for range 3 {
+		data, _, err := s.lastFor(ctx, s.layoutSubj())
+		if err != nil {
+			return err
+		}
+		if len(data) > 0 {
+			if len(data) != 1 || data[0] != layoutV2 {
+				return fmt.Errorf("jsstore: stream %s: unknown layout %x", s.stream, data)
+			}
+			return nil
+		}
+		// Any record at all (session, head, retained message) without
+		// the layout record: the stream was written by an earlier
+		// version. The layout record is the first of a stream of this
+		// layout: found here, another process has just written it.
+		subj, seq, err := s.nextFor(ctx, s.p+">", 0)
+		if err != nil {
+			return err
+		}
+		if seq != 0 && subj == s.layoutSubj() {
+			continue
+		}
+		if seq != 0 {
+			return fmt.Errorf("jsstore: stream %s: %w", s.stream, errOldLayout)
+		}
+		_, err = s.publishOne(ctx, pubMsg{subj: s.layoutSubj(), data: []byte{layoutV2}, cas: true})
+		if err == nil || !errors.Is(err, errConflict) {
+			return err
+		}
+		// Another process wrote it first: read it again.
+	}
+	return fmt.Errorf("jsstore: stream %s: the layout record keeps changing", s.stream)
+}
+
+// Subjects. T is a client id token (see token), G a generation, B a
+// bucket, N a sequence number.
+func (s *Store) layoutSubj() string           { return s.p + "layout" }
 func (s *Store) sessionSubj(id string) string { return s.p + "s." + token(id) }
 func (s *Store) headSubj(id string) string    { return s.p + "h." + token(id) }
 func (s *Store) retainedSubj(topic string) string {
 	return s.p + "r." + token(topic)
 }
-func (s *Store) bodySubj(id string) string  { return s.p + "m." + id }
-func (s *Store) countSubj(id string) string { return s.p + "c." + id }
-func (s *Store) genPrefix(kind, id string, gen uint64) string {
-	return s.p + kind + "." + token(id) + "." + strconv.FormatUint(gen, 10) + "."
+func (s *Store) genPrefix(tok string, gen uint64) string {
+	return s.p + "q." + tok + "." + strconv.FormatUint(gen, 10) + "."
 }
-func (s *Store) entrySubj(id string, gen, seq uint64) string {
-	return s.bucketPrefix(id, gen, seq/bucketSize) + strconv.FormatUint(seq, 10)
+func (s *Store) bucketPrefix(tok string, gen, bucket uint64) string {
+	return s.genPrefix(tok, gen) + strconv.FormatUint(bucket, 10) + "."
 }
-
-// bucketSize is how many sequence numbers share the bucket token of entry
-// subjects (q.T.G.B.N, B = N/bucketSize). A batched read makes the server
-// count what matches its filter; a bucket keeps that count to bucketSize
-// subjects however long the queue.
-const bucketSize = 1024
-
-func (s *Store) bucketPrefix(id string, gen, bucket uint64) string {
-	return s.genPrefix("q", id, gen) + strconv.FormatUint(bucket, 10) + "."
+func (s *Store) chunkSubj(tok string, gen, first uint64) string {
+	return s.bucketPrefix(tok, gen, first/bucketSize) + strconv.FormatUint(first, 10)
 }
 
-// eachEntry calls fn for the entry subjects of generation gen of a queue,
-// tombstones included, from bucket first to the one of seq last, in
-// sequence order, reading from stream sequence start on (a lower bound of
-// where they are), asking for want at a time. It stops when fn returns
-// false.
-func (s *Store) eachEntry(ctx context.Context, id string, gen, first, last, start uint64, want int, fn func(subj string, stream uint64, data []byte) bool) error {
-	stop := false
-	wrap := func(subj string, stream uint64, data []byte) bool {
-		stop = !fn(subj, stream, data)
-		return !stop
-	}
-	for b := first; b <= last/bucketSize && !stop; b++ {
-		n := 0
-		_, err := s.each(ctx, s.bucketPrefix(id, gen, b)+"*", start, want, func(subj string, stream uint64, data []byte) bool {
-			n++
-			return wrap(subj, stream, data)
-		})
-		if err != nil || stop {
-			return err
-		}
-		if n > 0 {
-			continue
-		}
-		// An empty bucket: skip to the bucket of the next entry
-		// subject at all (one unbatched read, which counts nothing).
-		// A tombstone of an earlier bucket may answer: then just go on.
-		subj, seq, err := s.nextFor(ctx, s.genPrefix("q", id, gen)+"*.*", start)
-		if err != nil || seq == 0 {
-			return err
-		}
-		parts := strings.Split(subj, ".")
-		if nb, err := strconv.ParseUint(parts[len(parts)-2], 10, 64); err == nil && nb > b+1 {
-			b = nb - 1
-		}
-		start = seq
-	}
-	return nil
-}
-func (s *Store) pidSubj(kind, id string, gen uint64, pid uint16) string {
-	return s.genPrefix(kind, id, gen) + strconv.FormatUint(uint64(pid), 10)
-}
-
-// lastToken is the last token of a subject, as a number.
-func lastToken(subj string) (uint64, error) {
-	n, err := strconv.ParseUint(subj[strings.LastIndexByte(subj, '.')+1:], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: subject %q", store.ErrCorrupt, subj)
-	}
-	return n, nil
-}
+// bucketSize is how many sequence numbers share the bucket token of chunk
+// subjects (q.T.G.B.N, B = N/bucketSize; a chunk never spans two
+// buckets). Acknowledged chunks are purged a bucket at a time, once the
+// floor has left it; a Scan finds its place by the first chunk of a
+// bucket.
+const bucketSize = 256
 
 func (s *Store) isClosed() bool {
 	s.mu.Lock()
@@ -242,7 +248,7 @@ func (s *Store) isClosed() bool {
 func (s *Store) readHead(ctx context.Context, id string) (head, bool, error) {
 	data, _, err := s.lastFor(ctx, s.headSubj(id))
 	if err != nil || len(data) == 0 {
-		return head{gen: 1}, false, err
+		return newHead(1), false, err
 	}
 	h, err := decodeHead(data)
 	return h, true, err
@@ -307,9 +313,9 @@ func eachSorted[T any](s *Store, pattern string, decode func([]byte) (T, error),
 }
 
 // Scan returns up to limit deliveries of clientID with Seq >= from. It
-// reads the queue's entries by subject (scanLiteral), or across a gap in
-// stream order (scanStream), then their bodies in one request per page:
-// nothing beyond the page is held in memory.
+// reads the head, then the chunks from the one holding the first entry
+// wanted on, in stream order (which is sequence order), many per
+// request; each chunk carries its entries' messages.
 func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, error) {
 	if s.isClosed() {
 		return nil, store.ErrClosed
@@ -317,85 +323,91 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	if limit <= 0 {
 		return nil, nil
 	}
+	for range 3 {
+		out, again, err := s.scan(clientID, from, limit)
+		if !again {
+			return out, err
+		}
+	}
+	// Still racing purges: the queue is being acknowledged or deleted
+	// by another process as fast as this one reads it.
+	return nil, fmt.Errorf("jsstore: scan %q: chunks missing (purged while read, three times, or lost)", clientID)
+}
+
+// scan is one attempt of Scan. again says that the chunks were purged
+// between the head's read and theirs (another process acknowledged or
+// deleted them): read the head again.
+func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued, again bool, _ error) {
 	ctx := context.Background()
 	h, ok, err := s.readHead(ctx, clientID)
 	if err != nil || !ok {
-		return nil, err
+		return nil, false, err
 	}
-	page, from, done, err := s.scanLiteral(ctx, clientID, h, max(from, 1), limit)
-	if err != nil {
-		return nil, err
+	from = max(from, h.floor)
+	if from > h.next {
+		return nil, false, nil
 	}
-	if !done {
-		lower := uint64(0) // past what this Scan has read already
-		if len(page) > 0 {
-			lower = page[len(page)-1].stream + 1
-		}
-		more, err := s.scanStream(ctx, clientID, h, from, lower, limit-len(page))
-		if err != nil {
-			return nil, err
-		}
-		page = append(page, more...)
-	}
-	if len(page) == 0 {
-		return nil, nil
-	}
-	last := page[len(page)-1]
+	tok := token(clientID)
+	start := uint64(0)
 	s.hintMu.Lock()
-	if len(s.hints) > 10000 {
-		clear(s.hints)
-	}
-	s.hints[clientID] = scanHint{gen: h.gen, seq: last.seq + 1, stream: last.stream + 1}
+	hint, hok := s.hints[clientID]
 	s.hintMu.Unlock()
-
+	if hok && hint.gen == h.gen && from >= hint.seq {
+		start = hint.stream
+	} else {
+		// The first chunk of from's bucket: the chunk holding from is
+		// at or after it. The bucket is there, as from is live, unless
+		// purged since the head was read.
+		_, seq, err := s.nextFor(ctx, s.bucketPrefix(tok, h.gen, from/bucketSize)+"*", 0)
+		if err != nil || seq == 0 {
+			return nil, err == nil, err
+		}
+		start = seq
+	}
+	var out []store.Queued
 	var derr error
-	bodies := map[string]*store.MessageRecord{}
-	var subjects []string
-	for _, f := range page {
-		if _, ok := bodies[f.e.body]; !ok {
-			bodies[f.e.body] = nil
-			subjects = append(subjects, s.bodySubj(f.e.body))
+	last := hintFor{}
+	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", start, min(limit, s.opts.ReadBatch), func(_ string, stream uint64, data []byte) bool {
+		first, es, err := decodeChunk(data)
+		if err != nil {
+			derr = err
+			return false
 		}
-	}
-	for chunk := range slices.Chunk(subjects, s.opts.ReadBatch) {
-		err := s.multiLast(ctx, chunk, func(subj string, _ uint64, data []byte) bool {
-			if len(data) == 0 {
-				return true
+		for i := range es {
+			seq := first + uint64(i)
+			if seq > h.next {
+				return false // written after the head was read
 			}
-			m, err := store.DecodeMessage(data)
-			if err != nil {
-				derr = err
-				return false
-			}
-			bodies[strings.TrimPrefix(subj, s.p+"m.")] = m
-			return true
-		})
-		if err = cmp.Or(err, derr); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]store.Queued, 0, len(page))
-	for _, f := range page {
-		m := bodies[f.e.body]
-		if m == nil {
-			// Acknowledged between the two reads (its body went with
-			// the last reference), or damage: the entry says which.
-			data, _, err := s.lastFor(ctx, s.entrySubj(clientID, h.gen, f.seq))
-			if err != nil {
-				return nil, err
-			}
-			if len(data) == 0 {
+			if seq < from || h.isAcked(seq) {
 				continue
 			}
-			return nil, fmt.Errorf("%w: %s seq %d references missing message %s", store.ErrCorrupt, clientID, f.seq, f.e.body)
+			if len(out) == limit {
+				last = hintFor{seq: seq, stream: stream}
+				return false
+			}
+			d := es[i].d
+			d.ClientID, d.Seq = clientID, seq
+			// Each Queued gets its own record, as if read separately.
+			out = append(out, store.Queued{Delivery: d, Msg: store.CloneMessage(es[i].msg)})
+			last = hintFor{seq: seq + 1, stream: stream}
 		}
-		d := f.e.d
-		d.ClientID, d.Seq = clientID, f.seq
-		// Each Queued gets its own record, as if read separately.
-		out = append(out, store.Queued{Delivery: d, Msg: store.CloneMessage(m)})
+		return true
+	})
+	if err = cmp.Or(err, derr); err != nil {
+		return nil, false, err
 	}
-	return out, nil
+	if last.seq != 0 {
+		s.hintMu.Lock()
+		if len(s.hints) > 10000 {
+			clear(s.hints)
+		}
+		s.hints[clientID] = scanHint{gen: h.gen, seq: last.seq, stream: last.stream}
+		s.hintMu.Unlock()
+	}
+	return out, false, nil
 }
+
+type hintFor struct{ seq, stream uint64 }
 
 // QueueLen is the number of deliveries queued for clientID, as its head
 // in the stream counts them.
@@ -404,93 +416,88 @@ func (s *Store) QueueLen(clientID string) (int, error) {
 		return 0, store.ErrClosed
 	}
 	h, _, err := s.readHead(context.Background(), clientID)
-	return int(h.live), err
+	return int(h.live()), err
 }
 
 // Inflight returns clientID's outbound in-flight ids in send order.
 func (s *Store) Inflight(clientID string) ([]store.InflightRecord, error) {
-	var out []store.InflightRecord
-	err := s.eachPid("i", clientID, func(pid uint16, data []byte) error {
-		r, err := decodeInflight(data)
-		if err == nil && r.PacketID != pid {
-			err = fmt.Errorf("%w: in-flight record %d on the subject of %d", store.ErrCorrupt, r.PacketID, pid)
-		}
-		out = append(out, r)
-		return err
-	})
-	if err != nil {
+	if s.isClosed() {
+		return nil, store.ErrClosed
+	}
+	h, _, err := s.readHead(context.Background(), clientID)
+	if err != nil || len(h.inflight) == 0 {
 		return nil, err
 	}
-	store.SortInflight(out)
-	return out, nil
+	store.SortInflight(h.inflight)
+	return h.inflight, nil
 }
 
 // QoS2In returns clientID's inbound QoS 2 packet ids awaiting PUBREL,
 // ascending.
 func (s *Store) QoS2In(clientID string) ([]uint16, error) {
-	var out []uint16
-	err := s.eachPid("2", clientID, func(pid uint16, data []byte) error {
-		if len(data) != 1 || data[0] != qos2V1 {
-			return fmt.Errorf("%w: QoS 2 record %x", store.ErrCorrupt, data)
-		}
-		out = append(out, pid)
-		return nil
-	})
-	if err != nil {
+	if s.isClosed() {
+		return nil, store.ErrClosed
+	}
+	h, _, err := s.readHead(context.Background(), clientID)
+	if err != nil || len(h.qos2) == 0 {
 		return nil, err
 	}
-	slices.Sort(out)
-	return out, nil
+	return h.qos2, nil
 }
 
-// eachPid calls fn for the live packet id records of one kind of the
-// session's current generation.
-func (s *Store) eachPid(kind, clientID string, fn func(pid uint16, data []byte) error) error {
-	if s.isClosed() {
-		return store.ErrClosed
-	}
-	ctx := context.Background()
-	h, ok, err := s.readHead(ctx, clientID)
-	if err != nil || !ok {
-		return err
-	}
-	var ferr error
-	_, err = s.each(ctx, s.genPrefix(kind, clientID, h.gen)+"*", 0, s.opts.ReadBatch, func(subj string, _ uint64, data []byte) bool {
-		if len(data) == 0 {
-			return true
-		}
-		pid, err := lastToken(subj)
-		if err == nil && (pid == 0 || pid > 0xFFFF) {
-			err = fmt.Errorf("%w: packet id subject %q", store.ErrCorrupt, subj)
-		}
-		if err == nil {
-			err = fn(uint16(pid), data)
-		}
-		ferr = err
-		return err == nil
-	})
-	return cmp.Or(err, ferr)
-}
-
-// MessageCount is the number of message bodies held for queues: the live
-// reference counts, one per body.
+// MessageCount is the number of distinct messages held for queues: the
+// Enqueue operations with an entry still queued, however many queues
+// hold a copy. It reads every head and queue.
 func (s *Store) MessageCount() (int, error) {
 	if s.isClosed() {
 		return 0, store.ErrClosed
 	}
 	ctx := context.Background()
-	n := 0
-	_, err := s.each(ctx, s.p+"c.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
-		if len(data) > 0 {
-			n++
+	type sess struct {
+		tok string
+		h   head
+	}
+	var all []sess
+	var derr error
+	_, err := s.each(ctx, s.p+"h.*", 0, s.opts.ReadBatch, func(subj string, _ uint64, data []byte) bool {
+		h, err := decodeHead(data)
+		if err != nil {
+			derr = err
+			return false
 		}
+		all = append(all, sess{subj[strings.LastIndexByte(subj, '.')+1:], h})
 		return true
 	})
-	return n, err
+	if err = cmp.Or(err, derr); err != nil {
+		return 0, err
+	}
+	bodies := map[string]bool{}
+	for _, x := range all {
+		if x.h.live() == 0 {
+			continue
+		}
+		_, err := s.each(ctx, s.genPrefix(x.tok, x.h.gen)+"*.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+			first, es, err := decodeChunk(data)
+			if err != nil {
+				derr = err
+				return false
+			}
+			for i := range es {
+				if !x.h.isAcked(first + uint64(i)) {
+					bodies[es[i].body] = true
+				}
+			}
+			return true
+		})
+		if err = cmp.Or(err, derr); err != nil {
+			return 0, err
+		}
+	}
+	return len(bodies), nil
 }
 
 // Close refuses further commits, waits for the queued ones and their
-// callbacks, and leaves the connection open.
+// callbacks, closes the write connection and leaves the caller's open.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -505,107 +512,8 @@ func (s *Store) Close() error {
 	}
 	<-s.done
 	s.notify.Close()
+	s.wc.Close()
 	return nil
 }
 
 var errTooBig = errors.New("jsstore: batch larger than the atomic batch limit")
-
-// foundEntry is a live queue entry read by Scan: its sequence number and
-// stream sequence.
-type foundEntry struct {
-	e      entry
-	seq    uint64
-	stream uint64
-}
-
-// scanLiteral reads the entries from seq on by their subjects, which it
-// knows (q.T.G.B.N for N from seq to the head's last): one multi-subject
-// request per window of up to limit sequence numbers, which the server
-// answers from its subject index without walking the stream. A window
-// with no live entry in it means a gap (entries acknowledged out of
-// order): it then stops, returning done false and the first sequence
-// number not looked at, for scanStream to find the next entry in stream
-// order instead of asking for every number of the gap.
-func (s *Store) scanLiteral(ctx context.Context, id string, h head, seq uint64, limit int) ([]foundEntry, uint64, bool, error) {
-	var page []foundEntry
-	for len(page) < limit && seq <= h.next {
-		n := min(uint64(min(limit-len(page), s.opts.ReadBatch)), h.next-seq+1)
-		subjects := make([]string, n)
-		for i := range subjects {
-			subjects[i] = s.entrySubj(id, h.gen, seq+uint64(i))
-		}
-		var got []foundEntry
-		var derr error
-		err := s.multiLast(ctx, subjects, func(subj string, stream uint64, data []byte) bool {
-			if len(data) == 0 {
-				return true
-			}
-			q, err := lastToken(subj)
-			if err == nil {
-				var e entry
-				if e, err = decodeEntry(data); err == nil {
-					got = append(got, foundEntry{e, q, stream})
-				}
-			}
-			derr = err
-			return err == nil
-		})
-		if err = cmp.Or(err, derr); err != nil {
-			return nil, seq, false, err
-		}
-		seq += n
-		if len(got) == 0 {
-			return page, seq, false, nil
-		}
-		slices.SortFunc(got, func(a, b foundEntry) int { return cmp.Compare(a.seq, b.seq) })
-		page = append(page, got...)
-	}
-	return page, seq, true, nil
-}
-
-// scanStream reads up to limit entries from sequence number from on in
-// stream order (which is sequence order), from a known lower bound of
-// their place: lower, where the last Scan stopped, or the entry from
-// itself.
-func (s *Store) scanStream(ctx context.Context, clientID string, h head, from, lower uint64, limit int) ([]foundEntry, error) {
-	if limit <= 0 || from > h.next {
-		return nil, nil
-	}
-	start := uint64(0)
-	s.hintMu.Lock()
-	hint, hok := s.hints[clientID]
-	s.hintMu.Unlock()
-	if hok && hint.gen == h.gen && from >= hint.seq {
-		start = hint.stream
-	} else if lower == 0 && from > 1 {
-		if data, seq, err := s.lastFor(ctx, s.entrySubj(clientID, h.gen, from)); err != nil {
-			return nil, err
-		} else if len(data) > 0 {
-			start = seq
-		}
-	}
-	start = max(start, lower)
-	var page []foundEntry
-	var derr error
-	err := s.eachEntry(ctx, clientID, h.gen, from/bucketSize, h.next, start, limit, func(subj string, stream uint64, data []byte) bool {
-		if len(data) == 0 {
-			return true
-		}
-		seq, err := lastToken(subj)
-		if err != nil {
-			derr = err
-			return false
-		}
-		if seq < from {
-			return true
-		}
-		e, err := decodeEntry(data)
-		if err != nil {
-			derr = err
-			return false
-		}
-		page = append(page, foundEntry{e, seq, stream})
-		return len(page) < limit
-	})
-	return page, cmp.Or(err, derr)
-}

@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -43,16 +44,151 @@ func TestMeasureBroker(t *testing.T) {
 	for r := range rounds {
 		nc := connect(t, ns.ClientURL())
 		js := open(t, nc, Options{Prefix: fmt.Sprint("measure", r)})
+		before := streamLastSeq(t, nc, js.stream)
 		jsRate := measureBroker(t, js, 10, 10, perPub)
+		stored := streamLastSeq(t, nc, js.stream) - before
 		ps, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Durability: store.Sync, Logger: quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		pRate := measureBroker(t, ps, 10, 10, perPub)
 		ps.Close()
-		t.Logf("round %d: jetstream %.0f msgs/s, pebble %.0f msgs/s (acknowledged publishes, each to 10 sessions): jetstream/pebble %.3f",
-			r, jsRate, pRate, jsRate/pRate)
+		t.Logf("round %d: jetstream %.0f msgs/s, pebble %.0f msgs/s (acknowledged publishes, each to 10 sessions): jetstream/pebble %.3f; %.2f stream messages per publish",
+			r, jsRate, pRate, jsRate/pRate, float64(stored)/float64(10*perPub))
 	}
+}
+
+// streamLastSeq is the stream's last sequence: how many messages were
+// ever stored in it.
+func streamLastSeq(t testing.TB, nc *nats.Conn, name string) uint64 {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+// TestMeasureBacklog measures how fast a session's stored backlog drains
+// into a client: a broker queues MQTTD_JSSTORE_BACKLOG (default 10,000)
+// QoS 1 messages for an offline persistent session and stops; a second
+// broker on a new Store on the same stream (as a node taking the session
+// over would) restores it, and the time from the subscriber's CONNECT
+// to its last message gives the rate, which the same run measures on
+// pebblestore. Set MQTTD_JSSTORE_MEASURE=1 to run it.
+func TestMeasureBacklog(t *testing.T) {
+	if os.Getenv("MQTTD_JSSTORE_MEASURE") == "" {
+		t.Skip("set MQTTD_JSSTORE_MEASURE=1 to measure")
+	}
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("MQTTD_JSSTORE_BACKLOG")); err == nil && v > 0 {
+		n = v
+	}
+	ns := startNATS(t, t.TempDir(), -1)
+	jsOpen := func() store.Store { return open(t, connect(t, ns.ClientURL()), Options{Prefix: "backlog"}) }
+	dir := t.TempDir()
+	pOpen := func() store.Store {
+		ps, err := pebblestore.Open(dir, pebblestore.Options{Durability: store.Sync, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	jsRate := measureBacklog(t, jsOpen, n)
+	pRate := measureBacklog(t, pOpen, n)
+	t.Logf("backlog of %d: jetstream %.0f msgs/s, pebble %.0f msgs/s drained into the client: jetstream/pebble %.3f", n, jsRate, pRate, jsRate/pRate)
+}
+
+func measureBacklog(t *testing.T, openStore func() store.Store, n int) float64 {
+	newBroker := func(st store.Store) *mqtt.Broker {
+		br, err := mqtt.New(mqtt.Options{
+			Listeners:   []mqtt.ListenerConfig{{Name: "tcp", Type: "tcp", Bind: "127.0.0.1:0"}},
+			SysInterval: -1, Store: st, Logger: quiet(),
+			Limits: mqtt.Limits{MaxInflight: 100, MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := br.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return br
+	}
+	stop := func(br *mqtt.Broker, st store.Store) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		br.Close(ctx)
+		st.Close()
+	}
+	var got atomic.Int64
+	all := make(chan struct{})
+	subscriber := func(url string) paho.Client {
+		o := paho.NewClientOptions().AddBroker(url).SetClientID("backlog-sub").
+			SetCleanSession(false).SetAutoReconnect(false).SetOrderMatters(false)
+		o.SetDefaultPublishHandler(func(paho.Client, paho.Message) {
+			if got.Add(1) == int64(n) {
+				close(all)
+			}
+		})
+		return paho.NewClient(o)
+	}
+	st := openStore()
+	br := newBroker(st)
+	url := "tcp://" + br.Addr("tcp").String()
+	c := subscriber(url)
+	if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatal("subscriber connect:", tk.Error())
+	}
+	if tk := c.Subscribe("backlog/#", 1, nil); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatal("subscribe:", tk.Error())
+	}
+	c.Disconnect(0)
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("backlog-pub").SetAutoReconnect(false))
+	if tk := pub.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatal("publisher connect:", tk.Error())
+	}
+	window := make(chan paho.Token, 64)
+	wait := func(tk paho.Token) {
+		if !tk.WaitTimeout(60*time.Second) || tk.Error() != nil {
+			t.Fatal("publish:", tk.Error())
+		}
+	}
+	for i := range n {
+		if len(window) == cap(window) {
+			wait(<-window)
+		}
+		window <- pub.Publish("backlog/t", 1, false, fmt.Sprint("m", i))
+	}
+	close(window)
+	for tk := range window {
+		wait(tk)
+	}
+	pub.Disconnect(0)
+	stop(br, st)
+
+	st = openStore()
+	br = newBroker(st)
+	defer stop(br, st)
+	c = subscriber("tcp://" + br.Addr("tcp").String())
+	start := time.Now()
+	if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatal("subscriber reconnect:", tk.Error())
+	}
+	defer c.Disconnect(0)
+	select {
+	case <-all:
+	case <-time.After(300 * time.Second):
+		t.Fatalf("drained %d of %d", got.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds()
 }
 
 // measureBroker runs one 10→10 load on a broker with st and returns the

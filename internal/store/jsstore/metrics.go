@@ -18,10 +18,10 @@ func NewMetrics() *Metrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "mqttd_store_jetstream_" + name, Help: help})
 	}
 	return &Metrics{
-		conflicts: c("conflicts_total", "commits rebuilt because another writer changed a session head, queue entry or reference count they read"),
+		conflicts: c("conflicts_total", "commits rebuilt because another writer changed a session head they read"),
 		split:     c("split_batches_total", "commits over storage.jetstream-max-batch, stored in several atomic parts"),
 		failed:    c("commit_failures_total", "commits that failed (NATS unreachable, JetStream timeout or error): nothing in them acknowledged"),
-		reclaim:   c("reclaim_failures_total", "deleted sessions whose old queue could not be released at once (left for the next delete of the id)"),
+		reclaim:   c("reclaim_failures_total", "purges of acknowledged or deleted queue chunks that failed after their commit (left for the session's next purge; no read sees them)"),
 	}
 }
 

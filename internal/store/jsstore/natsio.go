@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
@@ -19,10 +21,50 @@ import (
 // subject this store had read. The commit is retried from fresh reads.
 var errConflict = errors.New("jsstore: concurrent write")
 
-// errNotConnected fails a commit at once while the connection is down:
-// nats.go would buffer the publishes and send them on reconnect, which
-// could apply a batch already reported as failed.
+// errNotConnected fails a commit at once while the connection is down.
 var errNotConnected = errors.New("jsstore: not connected to NATS")
+
+// dialWriter opens the store's connection for writes: the caller's
+// options, without a reconnect buffer. nats.go keeps what is published
+// while it reconnects and sends it once back, which would apply a batch
+// already reported as failed; with no buffer such a publish fails at once
+// (and what was buffered before the connection broke is dropped with it).
+func dialWriter(nc *nats.Conn) (*nats.Conn, error) {
+	o := nc.Opts
+	o.ReconnectBufSize = -1
+	o.Name = strings.TrimSpace(o.Name + " (store writes)")
+	// The caller's handlers report its own connection; this one's state
+	// shows in the commits that fail.
+	o.DisconnectedErrCB, o.DisconnectedCB, o.ReconnectedCB, o.ClosedCB = nil, nil, nil, nil
+	o.AsyncErrorCB, o.DiscoveredServersCB, o.LameDuckModeHandler, o.ConnectedCB = nil, nil, nil, nil
+	o.ReconnectErrCB = nil
+	o.RetryOnFailedConnect = false
+	if url := nc.ConnectedUrl(); url != "" {
+		o.Url = url
+	}
+	wc, err := o.Connect()
+	if err != nil {
+		return nil, fmt.Errorf("jsstore: connection for writes: %w", err)
+	}
+	return wc, nil
+}
+
+// writable waits, within ctx, until the write connection is up. It fails
+// at once when the caller's connection is down too (NATS is gone), and
+// waits when only this one is behind in reconnecting.
+func (s *Store) writable(ctx context.Context) error {
+	for !s.wc.IsConnected() {
+		if !s.nc.IsConnected() || s.wc.IsClosed() {
+			return errNotConnected
+		}
+		select {
+		case <-ctx.Done():
+			return errNotConnected
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
 
 // apiError is a JetStream API error response.
 type apiError struct {
@@ -193,6 +235,8 @@ type pubMsg struct {
 	data   []byte // nil: a tombstone
 	cas    bool   // publish only if the subject's last sequence is expect
 	expect uint64
+	head   *txHead // the session whose head this is, if it is one
+	grp    int     // the messages of one session share it (0: none)
 }
 
 type pubAck struct {
@@ -202,17 +246,62 @@ type pubAck struct {
 	Error  *apiError `json:"error"`
 }
 
+// header sets the headers of one message: its compare-and-set and, for a
+// tombstone, its time to live.
+func (s *Store) header(p *pubMsg, m *nats.Msg) {
+	if p.cas {
+		m.Header["Nats-Expected-Last-Subject-Sequence"] = []string{strconv.FormatUint(p.expect, 10)}
+	}
+	if p.data == nil {
+		// A tombstone only has to outlive nothing: the subject
+		// keeps one message, which it replaced, and an empty
+		// subject reads the same as a tombstone.
+		m.Header["Nats-TTL"] = []string{s.opts.TombstoneTTL.String()}
+	}
+}
+
+// publishOne publishes one message (atomic by itself) and returns its
+// stream sequence.
+func (s *Store) publishOne(ctx context.Context, p pubMsg) (uint64, error) {
+	ctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	if err := s.writable(ctx); err != nil {
+		return 0, err
+	}
+	m := nats.NewMsg(p.subj)
+	m.Data = p.data
+	s.header(&p, m)
+	r, err := s.wc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		return 0, fmt.Errorf("jsstore: publish: %w", err)
+	}
+	var ack pubAck
+	if err := json.Unmarshal(r.Data, &ack); err != nil {
+		return 0, fmt.Errorf("jsstore: publish: bad acknowledgement %q: %w", r.Data, err)
+	}
+	if ack.Error != nil {
+		if ack.Error.ErrCode == errCodeWrongLastSeq || ack.Error.ErrCode == errCodeWrongLastSeqC {
+			return 0, fmt.Errorf("%w: %v", errConflict, ack.Error)
+		}
+		return 0, ack.Error
+	}
+	if ack.Seq == 0 {
+		return 0, fmt.Errorf("jsstore: publish: acknowledgement without a sequence: %q", r.Data)
+	}
+	return ack.Seq, nil
+}
+
 // publishBatch publishes msgs as one JetStream atomic batch: all stored or
 // none. It returns the stream sequence of the last message.
 func (s *Store) publishBatch(ctx context.Context, msgs []pubMsg) (uint64, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	if !s.nc.IsConnected() {
-		return 0, errNotConnected
-	}
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
+	if err := s.writable(ctx); err != nil {
+		return 0, err
+	}
 	id := nuid.Next()
 	for i := range msgs {
 		p := &msgs[i]
@@ -220,23 +309,15 @@ func (s *Store) publishBatch(ctx context.Context, msgs []pubMsg) (uint64, error)
 		m.Data = p.data
 		m.Header["Nats-Batch-Id"] = []string{id}
 		m.Header["Nats-Batch-Sequence"] = []string{strconv.Itoa(i + 1)}
-		if p.cas {
-			m.Header["Nats-Expected-Last-Subject-Sequence"] = []string{strconv.FormatUint(p.expect, 10)}
-		}
-		if p.data == nil {
-			// A tombstone only has to outlive nothing: the subject
-			// keeps one message, which it replaced, and an empty
-			// subject reads the same as a tombstone.
-			m.Header["Nats-TTL"] = []string{s.opts.TombstoneTTL.String()}
-		}
+		s.header(p, m)
 		if i < len(msgs)-1 {
-			if err := s.nc.PublishMsg(m); err != nil {
+			if err := s.wc.PublishMsg(m); err != nil {
 				return 0, fmt.Errorf("jsstore: publish: %w", err)
 			}
 			continue
 		}
 		m.Header["Nats-Batch-Commit"] = []string{"1"}
-		r, err := s.nc.RequestMsgWithContext(ctx, m)
+		r, err := s.wc.RequestMsgWithContext(ctx, m)
 		if err != nil {
 			return 0, fmt.Errorf("jsstore: commit: %w", err)
 		}
@@ -258,13 +339,15 @@ func (s *Store) publishBatch(ctx context.Context, msgs []pubMsg) (uint64, error)
 	return 0, nil
 }
 
-// purge removes every message on subjects matching filter.
-func (s *Store) purge(ctx context.Context, filter string) error {
+// purge removes every message on subjects matching filter below stream
+// sequence before.
+func (s *Store) purge(ctx context.Context, filter string, before uint64) error {
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
 	body, _ := json.Marshal(struct {
 		Filter string `json:"filter"`
-	}{filter})
+		Seq    uint64 `json:"seq"`
+	}{filter, before})
 	r, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+s.stream, body)
 	if err != nil {
 		return fmt.Errorf("jsstore: purge %s: %w", filter, err)

@@ -380,9 +380,10 @@ func counter(c prometheus.Counter) float64 {
 }
 
 // TestConcurrentReleases: two stores, neither of which wrote the messages,
-// acknowledge at the same time the two references each message has (one
-// per session, one session per store). Every body goes exactly when its last reference does, whichever
-// store drops it: the reference counts are never lost to a race.
+// acknowledge at the same time the two entries each message has (one per
+// session, one session per store). Every message is gone once its last
+// entry is, whichever store acknowledged it: nothing shared between the
+// sessions is lost to the race.
 func TestConcurrentReleases(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), -1)
 	a := open(t, connect(t, ns.ClientURL()), Options{})
@@ -419,13 +420,12 @@ func TestConcurrentReleases(t *testing.T) {
 	}
 }
 
-// TestDeleteQueues: a deleted session's references are released, for a
-// short queue in the delete's own batch and for a long one after it,
-// while the messages other sessions still hold stay.
+// TestDeleteQueues: a deleted session's queue goes, short or spanning
+// several buckets, while the messages other sessions still hold stay.
 func TestDeleteQueues(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), -1)
 	s := open(t, connect(t, ns.ClientURL()), Options{})
-	const long = inlineRelease*2 + 10
+	const long = bucketSize*2 + 10
 	seqs := enqueue(t, s, 0, long, "long", "keep")
 	enqueue(t, s, long, 5, "short", "keep")
 	var b store.Batch
