@@ -91,6 +91,8 @@ type peerTable struct {
 	size    atomic.Int64 // filters in want: none, and Forward need not look
 	tick    time.Duration
 	timeout time.Duration
+	// awaiting counts the callers of await waiting now (tests look).
+	awaiting atomic.Int32
 
 	mu    sync.Mutex
 	peers map[string]*peer
@@ -459,6 +461,8 @@ func (t *peerTable) await(seq uint64) {
 		return
 	}
 	var timer *time.Timer
+	t.awaiting.Add(1)
+	defer t.awaiting.Add(-1)
 	for {
 		now := time.Now()
 		t.mu.Lock()
