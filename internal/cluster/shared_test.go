@@ -222,3 +222,60 @@ func TestSharedConfirmedAcrossNodeLoss(t *testing.T) {
 	}
 	t.Logf("%d acknowledged and delivered, %d refused while the session was between nodes", len(acked), refused)
 }
+
+// The only member of a shared group, a persistent session, leaves with QoS
+// 1 messages unacknowledged, and no node has another member: they are
+// kept for it and sent again when it resumes, not dropped.
+func TestSharedSoleMemberKeepsUnacked(t *testing.T) {
+	ns := startNATS(t)
+	a, b := startNode(t, ns, "a"), startNode(t, ns, "b")
+	held := newReceived()
+	x := noAckClient(t, b, "x", false, held)
+	wait(t, "x joins", x.Subscribe("$share/g/jobs", 1, nil))
+	pub := client(t, a, "pub", true)
+	const n = 3
+	for i := range n {
+		wait(t, "publish", pub.Publish("jobs", 1, false, payload(i)))
+	}
+	collect(t, held, n)
+	x.Disconnect(50)
+	back := newReceived()
+	clientWith(t, b, "x", false, back)
+	seen := collect(t, back, n)
+	if len(seen) != n {
+		t.Fatalf("x got %d distinct of %d again: %v", len(seen), n, seen)
+	}
+}
+
+// A member of a shared group holds QoS 1 messages unacknowledged when its
+// node dies (the nodes share a store): once a surviving node has adopted
+// its session, they go to the group's connected member rather than wait
+// for the dead member's client to return.
+func TestSharedDeadNodesMemberHandsOn(t *testing.T) {
+	ns := startNATS(t)
+	st := memstore.New()
+	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
+	held := newReceived()
+	x := noAckClient(t, b.testNode, "x", false, held)
+	wait(t, "x joins", x.Subscribe("$share/g/jobs", 1, nil))
+	pub := client(t, a.testNode, "pub", true)
+	const n = 3
+	for i := range n {
+		wait(t, "publish", pub.Publish("jobs", 1, false, payload(i)))
+	}
+	collect(t, held, n) // all with x, the only member: unacknowledged
+	got := newReceived()
+	y := clientWith(t, a.testNode, "y", true, got)
+	wait(t, "y joins", y.Subscribe("$share/g/jobs", 1, nil))
+	b.kill()
+	seen := collect(t, got, n)
+	if len(seen) != n {
+		t.Fatalf("y got %d distinct of %d: %v", len(seen), n, seen)
+	}
+	if !a.broker.HasSession("x") {
+		t.Fatal("x's session not adopted")
+	}
+	back := newReceived()
+	clientWith(t, a.testNode, "x", false, back)
+	back.none(t, 300*time.Millisecond)
+}

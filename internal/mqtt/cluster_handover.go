@@ -309,6 +309,7 @@ func (b *Broker) Adopt(clientID string) bool {
 	b.publishWill(due)
 	if restored {
 		b.clusterSubscribed()
+		b.redeliverAdopted(clientID)
 	}
 	return restored
 }

@@ -281,6 +281,13 @@ func (s *Session) takeShared() []delivery {
 // is in the store before from's stored copy is removed: a crash in between
 // leaves the message twice, never nowhere.
 func (b *Broker) redeliverShared(from *Session, ds []delivery) {
+	b.redeliverFrom(from, ds, false)
+}
+
+// redeliverFrom is redeliverShared; stored says that ds are in from's
+// stored queue and not in its memory (a session loaded from the store), so
+// one that no other member takes stays where it is.
+func (b *Broker) redeliverFrom(from *Session, ds []delivery, stored bool) {
 	sc, _ := b.opts.Cluster.(SharedCluster)
 	var ms []shareMatch
 	for _, d := range ds {
@@ -295,6 +302,9 @@ func (b *Broker) redeliverShared(from *Session, ds []delivery) {
 			sc != nil && sc.HandShared(d.msg, d.group, true) ||
 			b.offerSharedHere(d.msg, ms, d.group, false) ||
 			sc != nil && sc.HandShared(d.msg, d.group, false)
+		if !took && stored {
+			continue
+		}
 		if !took && from != nil && b.keepsShared(from) {
 			sub, ok := from.sharedSub(d.group)
 			took = ok && b.offerSharedHere(d.msg, []shareMatch{{from, sub}}, d.group, false)

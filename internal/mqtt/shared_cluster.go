@@ -8,6 +8,7 @@ package mqtt
 import (
 	"cmp"
 	"slices"
+	"strings"
 )
 
 // SharedCluster is implemented by a Cluster whose shared subscriptions
@@ -65,3 +66,54 @@ func (b *Broker) RouteShared(m *Message, id string, online bool, done func(error
 // SharedDropped counts a shared subscription's message that no member on
 // any node took.
 func (b *Broker) SharedDropped() { b.stats.droppedShare.Add(1) }
+
+// redeliverAdopted hands the shared-subscription deliveries stored for the
+// session clientID, just adopted from a node that is gone (its connection
+// ended with that node), to other members of their groups, as when a
+// member's connection ends here. Those no other member takes stay queued
+// for it.
+func (b *Broker) redeliverAdopted(clientID string) {
+	b.connMu.Lock()
+	s, ok := b.store.Get(clientID)
+	b.connMu.Unlock()
+	if !ok || !s.hasShared() {
+		return
+	}
+	var ds []delivery
+	var from uint64
+	for {
+		qs, err := b.disk.Scan(clientID, from, storePage)
+		if err != nil {
+			b.storeFailed(err, "read queue", clientID)
+			break
+		}
+		for i := range qs {
+			q := &qs[i]
+			from = q.Seq + 1
+			if q.Group == "" {
+				continue
+			}
+			if m, err := messageFrom(q.Msg); err == nil {
+				ds = append(ds, delivery{msg: m, qos: q.QoS, retain: q.Retain, subIDs: q.SubIDs, group: q.Group, seq: q.Seq})
+			}
+		}
+		if len(qs) < storePage {
+			break
+		}
+	}
+	if len(ds) > 0 {
+		b.redeliverFrom(s, ds, true)
+	}
+}
+
+// hasShared reports whether s is a member of a shared subscription.
+func (s *Session) hasShared() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for f := range s.subs {
+		if strings.HasPrefix(f, sharePrefix) {
+			return true
+		}
+	}
+	return false
+}
