@@ -83,6 +83,14 @@ func (r *router) receiveShared(id string, m *nats.Msg) {
 	if b.RouteShared(msg, id, true, done) {
 		return
 	}
+	if len(r.peers.sharers(id)) == 0 {
+		// No other node to ask: queued here for a persistent member, in
+		// the order NATS delivered.
+		if !b.RouteShared(msg, id, false, done) {
+			b.SharedDropped()
+		}
+		return
+	}
 	// Asking other nodes takes round trips: not on this subscription's
 	// goroutine, which the group's next messages wait on.
 	n := r.n
