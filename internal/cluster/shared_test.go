@@ -240,6 +240,10 @@ func TestSharedSoleMemberKeepsUnacked(t *testing.T) {
 	}
 	collect(t, held, n)
 	x.Disconnect(50)
+	waitFor(t, "x's connection to end", func() bool {
+		v, ok := b.broker.Client("x")
+		return ok && !v.Connected
+	})
 	back := newReceived()
 	clientWith(t, b, "x", false, back)
 	seen := collect(t, back, n)

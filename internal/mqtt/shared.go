@@ -319,11 +319,18 @@ func (b *Broker) redeliverFrom(from *Session, ds []delivery, stored bool) {
 }
 
 // keepsShared reports whether from, which a shared delivery is being taken
-// from, can queue it again for its return: persistent and offline.
+// from, can queue it again: persistent, and still this node's session of
+// its client id (it may have resumed meanwhile: it then gets it at once).
 func (b *Broker) keepsShared(s *Session) bool {
+	b.connMu.Lock()
+	cur, ok := b.store.Get(s.id)
+	b.connMu.Unlock()
+	if !ok || cur != s {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.clean && s.client == nil
+	return !s.clean && !s.movedAway
 }
 
 // sharedSub returns s's membership of the shared subscription id.
