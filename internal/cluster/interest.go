@@ -97,6 +97,9 @@ type peerTable struct {
 	// id, and where the next hand-off to another node starts.
 	tokens    sync.Map
 	shareNext atomic.Uint64
+	amu       sync.Mutex
+	owed      map[shareDest][]string // answers under tokens not sent yet
+	wake      chan struct{}
 
 	mu    sync.Mutex
 	peers map[string]*peer
@@ -117,7 +120,7 @@ type peerTable struct {
 func newPeerTable(n *Node) *peerTable {
 	t := &peerTable{n: n, want: topics.NewTree[peerFilter, struct{}](), peers: make(map[string]*peer),
 		orphans: make(map[string]*orphanSet), reports: make(map[string]adoptReport),
-		ackCh: make(chan struct{}), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
+		ackCh: make(chan struct{}), wake: make(chan struct{}, 1), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
 	t.all.Store(true) // until the peers are known
 	return t
 }
@@ -144,6 +147,8 @@ func (t *peerTable) listen() error {
 	if err := nc.FlushTimeout(opTimeout); err != nil {
 		return err
 	}
+	t.n.wg.Add(1)
+	go t.shareAnswerLoop()
 	loaded, err := t.watchLeases()
 	if err != nil {
 		return err
