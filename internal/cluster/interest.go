@@ -91,6 +91,15 @@ type peerTable struct {
 	size    atomic.Int64 // filters in want: none, and Forward need not look
 	tick    time.Duration
 	timeout time.Duration
+	// awaiting counts the callers of await waiting now (tests look).
+	awaiting atomic.Int32
+	// Shared subscriptions (shared.go): their names in confirmations, by
+	// id, and where the next hand-off to another node starts.
+	tokens    sync.Map
+	shareNext atomic.Uint64
+	amu       sync.Mutex
+	owed      map[shareDest][]string // answers under tokens not sent yet
+	wake      chan struct{}
 
 	mu    sync.Mutex
 	peers map[string]*peer
@@ -111,7 +120,7 @@ type peerTable struct {
 func newPeerTable(n *Node) *peerTable {
 	t := &peerTable{n: n, want: topics.NewTree[peerFilter, struct{}](), peers: make(map[string]*peer),
 		orphans: make(map[string]*orphanSet), reports: make(map[string]adoptReport),
-		ackCh: make(chan struct{}), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
+		ackCh: make(chan struct{}), wake: make(chan struct{}, 1), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
 	t.all.Store(true) // until the peers are known
 	return t
 }
@@ -126,7 +135,7 @@ func (n *Node) fullSubject() string { return n.subject("node", n.opts.Name, "int
 func (t *peerTable) listen() error {
 	nc := t.n.nc
 	for subj, h := range map[string]nats.MsgHandler{t.n.annSubject(): t.onAnnounce, t.n.adoptedSubject(): t.onAdopted,
-		t.n.ackSubject(): t.onAck, t.n.fullSubject(): t.n.routes.onSetRequest} {
+		t.n.ackSubject(): t.onAck, t.n.fullSubject(): t.n.routes.onSetRequest, t.n.shareSubject(): t.n.routes.onShareRequest} {
 		sub, err := nc.Subscribe(subj, h)
 		if err != nil {
 			return err
@@ -138,6 +147,8 @@ func (t *peerTable) listen() error {
 	if err := nc.FlushTimeout(opTimeout); err != nil {
 		return err
 	}
+	t.n.wg.Add(1)
+	go t.shareAnswerLoop()
 	loaded, err := t.watchLeases()
 	if err != nil {
 		return err
@@ -167,22 +178,58 @@ func (t *peerTable) wanted(topic string) bool {
 }
 
 // subscribers returns the other nodes known to have a plain subscription
-// matching topic, and whether a gone node whose sessions may not be
-// adopted yet had one (removeLocked).
+// matching topic, the tokens (shareToken) of the shared subscriptions known
+// on any node, this one included, whose filter matches it (the node that
+// takes the message for one answers under its token), and whether a gone
+// node whose sessions may not be adopted yet had a plain one
+// (removeLocked).
 func (t *peerTable) subscribers(topic string) (nodes []string, gone bool) {
 	if t.size.Load() == 0 {
 		return nil, false
 	}
+	var shared, orphaned []string
 	t.want.Match(topic, func(k peerFilter, _ struct{}) {
 		switch {
+		case strings.HasPrefix(k.node, orphanPrefix) && strings.HasPrefix(k.filter, sharePrefix):
+			orphaned = append(orphaned, k.filter)
 		case strings.HasPrefix(k.node, orphanPrefix):
 			gone = true
-		case strings.HasPrefix(k.filter, "$share/") || slices.Contains(nodes, k.node):
+		case strings.HasPrefix(k.filter, sharePrefix):
+			if !slices.Contains(shared, k.filter) {
+				shared = append(shared, k.filter)
+			}
+		case slices.Contains(nodes, k.node):
 		default:
 			nodes = append(nodes, k.node)
 		}
 	})
+	for _, id := range orphaned {
+		// A group a gone node had members of: another node's member can
+		// take the message; with none, it waits for the adoption.
+		if !slices.Contains(shared, id) {
+			gone = true
+		}
+	}
+	for _, id := range shared {
+		nodes = append(nodes, t.shareToken(id))
+	}
 	return nodes, gone
+}
+
+// sharers returns the other live nodes known to have members of the shared
+// subscription id.
+func (t *peerTable) sharers(id string) []string {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var nodes []string
+	for name, p := range t.peers {
+		if _, ok := p.filters[id]; ok && t.live(p, now) {
+			nodes = append(nodes, name)
+		}
+	}
+	slices.Sort(nodes)
+	return nodes
 }
 
 // treeFilter is what a filter matches: a shared one, its inner filter.
@@ -269,6 +316,9 @@ func (t *peerTable) applyLocked(name string, p *peer, filter string, add bool) {
 		delete(p.filters, filter)
 		t.unsubscribe(treeFilter(filter), k)
 		go t.n.confirms.recheck(name) // not under t.mu: it ends waits
+		if _, _, shared := sharedFilter(filter); shared {
+			go t.n.confirms.recheck(t.shareToken(filter))
+		}
 	}
 }
 
@@ -277,22 +327,28 @@ func (t *peerTable) removeLocked(name string) {
 	if p == nil {
 		return
 	}
-	// Its plain filters stay a while as orphans: its persistent sessions
-	// are adopted by a surviving node, which subscribes for them only
-	// then. Until it has, a QoS 1/2 message for them is refused rather
-	// than acknowledged and lost (Forward); adoption happens within about
-	// a lease of the node counting as gone.
+	// Its filters stay a while as orphans: its persistent sessions are
+	// adopted by a surviving node, which subscribes for them only then.
+	// Until it has, a QoS 1/2 message for them is refused rather than
+	// acknowledged and lost (Forward); adoption happens within about a
+	// lease of the node counting as gone. A shared group's message is
+	// refused only when no live node has members of the group.
 	orphan := orphanPrefix + name
 	var orphans []string
 	for f := range p.filters {
 		t.unsubscribe(treeFilter(f), peerFilter{name, f})
-		if _, _, shared := sharedFilter(f); !shared {
-			t.subscribe(f, peerFilter{orphan, f})
-			orphans = append(orphans, f)
-		}
+		t.subscribe(treeFilter(f), peerFilter{orphan, f})
+		orphans = append(orphans, f)
 	}
 	delete(t.peers, name)
 	go t.n.confirms.recheck(name)
+	for _, f := range orphans {
+		if _, _, shared := sharedFilter(f); shared {
+			// Its groups' messages wait under the group's name: refused
+			// now when no live node has members of the group.
+			go t.n.confirms.recheck(t.shareToken(f))
+		}
+	}
 	if len(orphans) > 0 {
 		if old := t.orphans[name]; old != nil {
 			t.dropOrphansLocked(name, old)
@@ -375,7 +431,7 @@ func (t *peerTable) dropOrphansLocked(gone string, o *orphanSet) {
 	}
 	delete(t.orphans, gone)
 	for _, f := range o.filters {
-		t.unsubscribe(f, peerFilter{orphanPrefix + gone, f})
+		t.unsubscribe(treeFilter(f), peerFilter{orphanPrefix + gone, f})
 	}
 }
 
@@ -459,6 +515,8 @@ func (t *peerTable) await(seq uint64) {
 		return
 	}
 	var timer *time.Timer
+	t.awaiting.Add(1)
+	defer t.awaiting.Add(-1)
 	for {
 		now := time.Now()
 		t.mu.Lock()

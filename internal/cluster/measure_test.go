@@ -30,7 +30,8 @@ import (
 // those per-round ratios are steadier than ratios of medians. It prints
 // both. Set MQTTD_CLUSTER_MEASURE=1 to run it; MQTTD_CLUSTER_ROUNDS
 // (default 7) sets the rounds, MQTTD_CLUSTER_SETUPS (a comma-separated
-// subset of single,local,across) the set-ups, e.g. for a CPU profile of one.
+// subset of single,local,across,shared) the set-ups, e.g. for a CPU profile
+// of one; shared is across with each subscriber a shared group's member.
 func TestMeasureCluster(t *testing.T) {
 	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
 		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
@@ -50,11 +51,12 @@ func TestMeasureCluster(t *testing.T) {
 	type setup struct {
 		key, name string
 		pub, sub  *testNode
+		share     string // the subscribers' shared group, "" for plain ones
 	}
 	var setups []setup
 	want := os.Getenv("MQTTD_CLUSTER_SETUPS")
-	for _, sc := range []setup{{"single", "single node", single, single}, {"local", "cluster, all on node 1", c1, c1},
-		{"across", "cluster, node 1 → node 2", c1, c2}} {
+	for _, sc := range []setup{{"single", "single node", single, single, ""}, {"local", "cluster, all on node 1", c1, c1, ""},
+		{"across", "cluster, node 1 → node 2", c1, c2, ""}, {"shared", "cluster, node 1 → group on 2", c1, c2, "g"}} {
 		if want == "" || slices.Contains(strings.Split(want, ","), sc.key) {
 			setups = append(setups, sc)
 		}
@@ -74,7 +76,7 @@ func TestMeasureCluster(t *testing.T) {
 				fwd, skip = counts(sc.pub)
 			}
 			cpu0 := processCPU()
-			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), pairs, perPair)
+			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), sc.share, pairs, perPair)
 			us := float64(processCPU()-cpu0) / float64(time.Microsecond) / float64(pairs*perPair)
 			rates[sc.key] = append(rates[sc.key], r)
 			cpus[sc.key] = append(cpus[sc.key], us)
@@ -86,7 +88,7 @@ func TestMeasureCluster(t *testing.T) {
 			t.Logf("round %d %-26s %8.0f msg/s, %5.2f µs CPU/msg, lost %d (publisher's node: %d forwarded to NATS, %d kept off it)",
 				round, sc.name, r, us, lost, fwd, skip)
 		}
-		for _, q := range [][2]string{{"local", "single"}, {"across", "local"}, {"across", "single"}} {
+		for _, q := range [][2]string{{"local", "single"}, {"across", "local"}, {"across", "single"}, {"shared", "across"}} {
 			if got[q[0]] > 0 && got[q[1]] > 0 {
 				ratios[q[0]+"/"+q[1]] = append(ratios[q[0]+"/"+q[1]], got[q[0]]/got[q[1]])
 			}
@@ -106,6 +108,9 @@ func TestMeasureCluster(t *testing.T) {
 		l/s, x/l, x/s)
 	t.Logf("medians of per-round ratios: cluster local / single = %.2f; across / all on node 1 (cluster) = %.2f; across / single = %.2f",
 		med(ratios["local/single"]), med(ratios["across/local"]), med(ratios["across/single"]))
+	if len(ratios["shared/across"]) > 0 {
+		t.Logf("median of per-round ratios: shared group on node 2 / plain subscribers on node 2 = %.2f", med(ratios["shared/across"]))
+	}
 	// CPU per message is steadier than throughput when other work shares
 	// the cores: the same load generator runs in every set-up, so the
 	// difference is what the cluster adds.
@@ -122,8 +127,9 @@ func processCPU() time.Duration {
 }
 
 // run10to10 runs pairs publisher→subscriber pairs of QoS 1 and returns the
-// deliveries per second and the messages that did not arrive.
-func run10to10(t *testing.T, pubAddr, subAddr, tag string, pairs, n int) (float64, int) {
+// deliveries per second and the messages that did not arrive. With share,
+// each subscriber is the one member of a shared group of that name.
+func run10to10(t *testing.T, pubAddr, subAddr, tag, share string, pairs, n int) (float64, int) {
 	payload := make([]byte, 64)
 	var ready, done sync.WaitGroup
 	got := make([]int, pairs)
@@ -133,7 +139,11 @@ func run10to10(t *testing.T, pubAddr, subAddr, tag string, pairs, n int) (float6
 		topic := fmt.Sprintf("bench/%s/%d", tag, i)
 		sc := rawConnect(t, subAddr, fmt.Sprintf("s-%s-%d", tag, i))
 		subs[i] = sc
-		rawSubscribe(t, sc, topic)
+		if share != "" {
+			rawSubscribe(t, sc, "$share/"+share+"/"+topic)
+		} else {
+			rawSubscribe(t, sc, topic)
+		}
 		ready.Add(1)
 		done.Add(1)
 		go func() {

@@ -268,8 +268,8 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 		}
 	}
 	if done != nil {
-		// No node is known to subscribe (a shared group's, or a node not
-		// synced yet, takes it at most once), or it was not sent.
+		// No node is known to subscribe (a node not synced yet takes it
+		// at most once), or it was not sent.
 		done(nil)
 	}
 	if err != nil {

@@ -202,27 +202,6 @@ func (b *Broker) sharesLocally(r *routed) bool {
 	return b.opts.Cluster == nil || isSysTopic(r.topic)
 }
 
-// RouteShared offers a message to one member, on this node, of the shared
-// subscription id ("$share/group/filter"), which the cluster chose this node
-// for. It reports whether a member took it.
-func (b *Broker) RouteShared(m *Message, id string) bool {
-	if b.closing.Load() {
-		return false
-	}
-	r := routedFrom(m)
-	var ms []shareMatch
-	b.shared.Match(r.topic, func(k shareKey, v shareSub) {
-		if v.id == id {
-			ms = append(ms, shareMatch{k.s, v})
-		}
-	})
-	if len(ms) == 0 {
-		return false
-	}
-	slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.s.seq, b.s.seq) })
-	return b.offerShared(&r, ms, b.shareStart(id, len(ms)), nil)
-}
-
 // RouteRemote delivers a message another node accepted to this node's
 // plain subscribers, as route does, without storing it as retained (the
 // cluster keeps retained messages) and without forwarding it again. Shared

@@ -269,7 +269,9 @@ func (b *Broker) HandOver(clientID string, discard bool) (had bool) {
 		will = b.discardSession(s)
 	}
 	b.connMu.Unlock()
-	if len(orphans) > 0 {
+	if len(orphans) > 0 && !keep {
+		// A session that moves keeps its shared deliveries: they are in
+		// its stored queue, which the other node resumes now.
 		b.redeliverShared(nil, orphans)
 	}
 	b.publishWill(will)
@@ -309,6 +311,7 @@ func (b *Broker) Adopt(clientID string) bool {
 	b.publishWill(due)
 	if restored {
 		b.clusterSubscribed()
+		b.redeliverAdopted(clientID)
 	}
 	return restored
 }

@@ -67,6 +67,13 @@ func (b *Broker) recover() error {
 	if err != nil {
 		return fmt.Errorf("mqtt: recovering sessions from the store: %w", err)
 	}
+	if p.Sessions > 0 {
+		// The restored subscriptions were announced to the other nodes;
+		// until they have taken them in, a message published there can
+		// skip this node. The listeners (and readiness) wait, as a SUBACK
+		// does, bounded by the cluster's interest timeout.
+		b.clusterSubscribed()
+	}
 	err = b.disk.Retained(func(r *store.MessageRecord) error {
 		m, err := messageFrom(r)
 		if err != nil {

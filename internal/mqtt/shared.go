@@ -150,6 +150,23 @@ type shareRefusals struct{ seqs []uint64 }
 // most once more; when none takes it, the message is dropped for the
 // group, counted. It reports whether a member took it.
 func (b *Broker) offerShared(r *routed, members []shareMatch, start int, refused []uint64) bool {
+	took, noRoom := b.tryShared(r, members, start, refused)
+	switch {
+	case took:
+	case noRoom && r.qos == 0:
+		b.stats.droppedQoS0.Add(1)
+	case noRoom:
+		b.stats.droppedQueued.Add(1)
+	default:
+		b.stats.droppedShare.Add(1)
+	}
+	return took
+}
+
+// tryShared is offerShared without counting a message no member took:
+// the caller may still find a member elsewhere. noRoom says some member's
+// queue was full.
+func (b *Broker) tryShared(r *routed, members []shareMatch, start int, refused []uint64) (took, noRoom bool) {
 	var full []shareMatch // connected members whose queue was full
 	offer := func(m shareMatch, overrun bool) deliverResult {
 		d := delivery{qos: min(r.qos, m.sub.qos), retain: m.sub.rap() && r.retain, group: m.id, overrun: overrun}
@@ -161,7 +178,6 @@ func (b *Broker) offerShared(r *routed, members []shareMatch, start int, refused
 		}
 		return b.deliver(m.s, r, d)
 	}
-	noRoom := false
 	for _, online := range [2]bool{true, false} {
 		for k := range members {
 			m := members[(start+k)%len(members)]
@@ -170,7 +186,7 @@ func (b *Broker) offerShared(r *routed, members []shareMatch, start int, refused
 			}
 			switch offer(m, false) {
 			case delivered:
-				return true
+				return true, noRoom
 			case deliverNoRoom:
 				noRoom = true
 				if online {
@@ -184,19 +200,11 @@ func (b *Broker) offerShared(r *routed, members []shareMatch, start int, refused
 	if r.hold != nil {
 		for _, m := range full {
 			if offer(m, true) == delivered {
-				return true
+				return true, noRoom
 			}
 		}
 	}
-	switch {
-	case noRoom && r.qos == 0:
-		b.stats.droppedQoS0.Add(1)
-	case noRoom:
-		b.stats.droppedQueued.Add(1)
-	default:
-		b.stats.droppedShare.Add(1)
-	}
-	return false
+	return false, noRoom
 }
 
 // online reports whether s has a connection attached.
@@ -265,24 +273,94 @@ func (s *Session) takeShared() []delivery {
 }
 
 // redeliverShared hands deliveries a departed member held to other members
-// of the same group; with no other member left they are dropped (counted
-// as queue-full drops: nobody can take them).
+// of the same group, as a new message for each: connected members first,
+// on this node, then (in a cluster) on other nodes, then offline persistent
+// members, here then elsewhere. With no other member anywhere, a
+// persistent from keeps them (queued again for its return); otherwise they
+// are dropped, counted as queue-full drops. A copy for a persistent member
+// is in the store before from's stored copy is removed: a crash in between
+// leaves the message twice, never nowhere.
 func (b *Broker) redeliverShared(from *Session, ds []delivery) {
+	b.redeliverFrom(from, ds, false)
+}
+
+// redeliverFrom is redeliverShared; stored says that ds are in from's
+// stored queue and not in its memory (a session loaded from the store), so
+// one that no other member takes stays where it is.
+func (b *Broker) redeliverFrom(from *Session, ds []delivery, stored bool) {
+	sc, _ := b.opts.Cluster.(SharedCluster)
 	var ms []shareMatch
 	for _, d := range ds {
-		b.handedOff(from, &d)
 		ms = ms[:0]
 		b.shared.Match(d.msg.Topic, func(k shareKey, v shareSub) {
 			if v.id == d.group && k.s != from {
 				ms = append(ms, shareMatch{k.s, v})
 			}
 		})
-		if len(ms) == 0 {
-			b.stats.droppedQueued.Add(1)
+		slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.s.seq, b.s.seq) })
+		took := b.offerSharedHere(d.msg, ms, d.group, true) ||
+			sc != nil && sc.HandShared(d.msg, d.group, true) ||
+			b.offerSharedHere(d.msg, ms, d.group, false) ||
+			sc != nil && sc.HandShared(d.msg, d.group, false)
+		if !took && stored {
 			continue
 		}
-		slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.s.seq, b.s.seq) })
-		r := routedFrom(d.msg)
-		b.offerShared(&r, ms, b.shareStart(d.group, len(ms)), nil)
+		if !took && from != nil && b.keepsShared(from) {
+			sub, ok := from.sharedSub(d.group)
+			took = ok && b.offerSharedHere(d.msg, []shareMatch{{from, sub}}, d.group, false)
+		}
+		if !took {
+			b.stats.droppedQueued.Add(1)
+		}
+		if from != nil {
+			b.handedOff(from, &d)
+		}
 	}
+}
+
+// keepsShared reports whether from, which a shared delivery is being taken
+// from, can queue it again: persistent, and still this node's session of
+// its client id (it may have resumed meanwhile: it then gets it at once).
+func (b *Broker) keepsShared(s *Session) bool {
+	b.connMu.Lock()
+	cur, ok := b.store.Get(s.id)
+	b.connMu.Unlock()
+	if !ok || cur != s {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.clean && !s.movedAway
+}
+
+// sharedSub returns s's membership of the shared subscription id.
+func (s *Session) sharedSub(id string) (shareSub, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, ok := s.subs[id]
+	return shareSub{sub, id}, ok
+}
+
+// offerSharedHere offers m to one of members (those of the shared
+// subscription id on this node), only the connected ones when online, and
+// waits until a persistent member's copy is in the store. It reports
+// whether a member took it; one that was not taken is not counted.
+func (b *Broker) offerSharedHere(m *Message, members []shareMatch, id string, online bool) bool {
+	if online {
+		members = slices.DeleteFunc(slices.Clone(members), func(m shareMatch) bool { return !m.s.online() })
+	}
+	if len(members) == 0 {
+		return false
+	}
+	r := routedFrom(m)
+	r.persist = b.disk != nil
+	took, _ := b.tryShared(&r, members, b.shareStart(id, len(members)), nil)
+	if r.pb != nil {
+		done := make(chan error, 1)
+		b.commitBatch(r.pb, func(err error) { done <- err })
+		if err := <-done; err != nil {
+			return false
+		}
+	}
+	return took
 }

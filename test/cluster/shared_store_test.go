@@ -42,6 +42,7 @@ func TestSharedStore(t *testing.T) {
 	t.Run("subscriber's node killed under QoS 1 load", func(t *testing.T) { moved = testSubscriberNodeKilled(t, n1, n2, n3) })
 	t.Run("restarted node serves its sessions", func(t *testing.T) { testRestartedServes(t, moved, n1, n3) })
 	t.Run("publishers' node killed under QoS 1 load", func(t *testing.T) { testPublisherNodeKilled(t, n1, n2) })
+	t.Run("shared group member's node killed under QoS 1 load", func(t *testing.T) { testSharedMemberNodeKilled(t, n1, n2, n3) })
 }
 
 // persistent3 connects a 3.1.1 client with clean session 0; it reports
@@ -483,4 +484,28 @@ func testPublisherNodeKilled(t *testing.T, n1, n2 *node) {
 	waitAcks(t, "publishers acknowledged before the kill", 600, pubs...)
 	n1.kill9()
 	lossCheck(t, got, pubs...)
+}
+
+// testSharedMemberNodeKilled: a shared group with a member on node-1 that
+// acknowledges nothing (its messages pile up in flight and queued) and a
+// member on node-2; a QoS 1 publisher on node-3; node-1 is killed with
+// SIGKILL mid-run. Once its session is adopted, what it held goes to the
+// member on node-2, which gets every message the publisher had
+// acknowledged, the dead member's included.
+func testSharedMemberNodeKilled(t *testing.T, n1, n2, n3 *node) {
+	if !n1.running() {
+		n1.start()
+	}
+	held, _ := connect5(t, n1, "grp-held", true)
+	held.subscribe(t, "$share/kg/kgrp/#", 1)
+	live := connect(t, n2, "grp-live")
+	live.subscribe("$share/kg/kgrp/#", 1)
+	pubs := []*loadPub{startLoad(t, n3, "kp3", "kgrp/x", 0)}
+	waitAcks(t, "publisher acknowledged before the kill", 400, pubs...)
+	if len(held.got.all()) == 0 {
+		t.Fatal("the member on node-1 got nothing before the kill")
+	}
+	n1.kill9()
+	waitAcks(t, "publisher acknowledged after the kill", 200, pubs...)
+	lossCheck(t, live.got, pubs...)
 }
