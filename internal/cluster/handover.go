@@ -200,6 +200,10 @@ func (o *owners) adopter() {
 	}
 }
 
+// adoptGetFault, set only by tests before any node starts, makes an
+// adoption pass's read of an owner entry fail as a timeout would.
+var adoptGetFault func(node, key string, live map[string]bool) error
+
 // adoptAll claims the owner entries of nodes not in live, and this node's
 // own entries of sessions it does not hold (a previous run's), and loads
 // their sessions.
@@ -217,11 +221,30 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 	for k := range l.Keys() {
 		keys = append(keys, k)
 	}
+	// A lease renewed late under load may reappear after the looks that
+	// missed it: a node holding one now is live, whatever the looks said.
+	if now, err := o.liveNodes(ctx); err == nil {
+		live = maps.Clone(live)
+		maps.Copy(live, now)
+	}
 	self := n.opts.Name
 	silent := map[string]bool{} // nodes asked once without an answer: not asked again in this pass
+	// A key read or claim that failed for a reason other than the entry
+	// having moved on (a timeout under load, NATS briefly gone) leaves the
+	// pass incomplete: it is not reported, and the adopter scans again at
+	// its next look rather than taking the gone node's sessions as done.
+	var incomplete error
 	for _, key := range keys {
-		e, err := o.kv.Get(ctx, key)
+		kctx, cancel := context.WithTimeout(n.ctx, opTimeout) // the handover requests below may outlast ctx
+		e, err := o.kv.Get(kctx, key)
+		cancel()
+		if adoptGetFault != nil && err == nil {
+			err = adoptGetFault(self, key, live)
+		}
 		if err != nil {
+			if !errors.Is(err, jetstream.ErrKeyNotFound) {
+				incomplete = err
+			}
 			continue // released meanwhile
 		}
 		var cur ownerValue
@@ -246,8 +269,13 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 			continue
 		}
 		val, _ := json.Marshal(ownerValue{Node: self, Epoch: cur.Epoch + 1})
-		rev, err := o.kv.Update(ctx, key, val, e.Revision())
+		kctx, cancel = context.WithTimeout(n.ctx, opTimeout)
+		rev, err := o.kv.Update(kctx, key, val, e.Revision())
+		cancel()
 		if err != nil {
+			if !isCASConflict(err) {
+				incomplete = err
+			}
 			continue // another node adopted it, or its client came back
 		}
 		o.mu.Lock()
@@ -266,11 +294,17 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 		}
 		if !b.Adopt(id.String()) {
 			// Nothing stored (a clean session, or it expired now).
-			o.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+			kctx, cancel = context.WithTimeout(n.ctx, opTimeout)
+			o.kv.Delete(kctx, key, jetstream.LastRevision(rev))
+			cancel()
 			continue
 		}
 		n.stats.Adopted.Add(1)
 		n.log.Info("cluster: adopted the session of a node that is gone", "client_id", id.String(), "node", cur.Node)
+	}
+	if incomplete != nil {
+		n.log.Warn("cluster: adoption pass incomplete, scanning again", "error", incomplete)
+		return incomplete
 	}
 	// The sessions of the nodes not in live are adopted here or by another
 	// node: the others stop refusing publishes for them once every live

@@ -754,3 +754,39 @@ func TestCleanStartElsewhereDiscards(t *testing.T) {
 		t.Error("the clean connection did not stay")
 	}
 }
+
+// A read of an owner entry that fails in an adoption pass (a timeout under
+// load) does not end the pass as if the gone node's sessions were handled:
+// the survivor scans again and adopts the session.
+func TestAdoptionRetriesAFailedRead(t *testing.T) {
+	var failed atomic.Bool
+	adoptGetFault = func(node, key string, live map[string]bool) error {
+		if node == "b" && !live["a"] && failed.CompareAndSwap(false, true) {
+			return context.DeadlineExceeded
+		}
+		return nil
+	}
+	t.Cleanup(func() { adoptGetFault = nil })
+	ns := startNATS(t)
+	st := memstore.New()
+	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
+	vc, err := v5Connect(a.testNode, "orphan", &pahov5.Connect{ClientID: "orphan", KeepAlive: 30,
+		Properties: &pahov5.ConnectProperties{SessionExpiryInterval: ptr(uint32(3600))}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := vc.c.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: "q/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscription stored", func() bool {
+		r, _ := st.Session("orphan")
+		return r != nil && len(r.Subs) == 1
+	})
+	// The first read in a pass that finds a gone fails.
+	a.kill()
+	waitFor(t, "b to adopt the session after a failed read", func() bool {
+		return failed.Load() && b.broker.HasSession("orphan") && b.node.Stats().Adopted.Load() == 1
+	})
+}
