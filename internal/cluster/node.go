@@ -74,6 +74,7 @@ type Node struct {
 	stats  Stats
 
 	confirms *confirms
+	out      *outbox
 
 	warnForward, warnRetain, warnClaim, warnBad, warnUnconfirmed throttle
 }
@@ -179,6 +180,9 @@ func (n *Node) setup(ctx context.Context) error {
 	n.owners = &owners{n: n, kv: skv, revs: make(map[string]uint64)}
 	n.routes = newRouter(n)
 	n.confirms = newConfirms(n)
+	n.out = newOutbox(n)
+	n.wg.Add(1)
+	go n.out.sendLoop()
 	if err := n.confirms.listen(); err != nil {
 		return fmt.Errorf("cluster: forward confirmations: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
 // Shared subscriptions span nodes. Each node with members of a shared
@@ -54,12 +56,13 @@ func (r *router) subscribeShared(id, group, inner string) []*nats.Subscription {
 // receiveShared offers a message NATS chose this node for to one of its
 // members of the shared subscription id.
 func (r *router) receiveShared(id string, m *nats.Msg) {
-	msg, err := decodeOwned(m.Data)
+	b := r.n.broker.Load()
+	err := eachEnvelope(m.Data, func(msg *mqtt.Message) { // a batch of one topic (outbox)
+		if b != nil {
+			b.RouteShared(msg, id)
+		}
+	})
 	if err != nil {
 		r.n.stats.RemoteBad.Add(1)
-		return
-	}
-	if b := r.n.broker.Load(); b != nil {
-		b.RouteShared(msg, id)
 	}
 }
