@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"time"
+	"unsafe"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -55,7 +56,12 @@ func decodeEnvelopeIn(data []byte, copyBody bool) (*mqtt.Message, error) {
 	if k <= 0 || uint64(len(data)-k) < n {
 		return nil, errEnvelope
 	}
-	from := string(data[k : k+int(n)])
+	var from string
+	if copyBody {
+		from = string(data[k : k+int(n)])
+	} else if n > 0 {
+		from = unsafe.String(&data[k], int(n)) // data is kept, as the body is
+	}
 	data = data[k+int(n):]
 	nanos, k := binary.Varint(data)
 	if k <= 0 {

@@ -128,7 +128,9 @@ func (o *outbox) openLocked(topic string) (*outBatch, error) {
 	return b, nil
 }
 
-// sendLoop hands the open batches to NATS whenever there are some.
+// sendLoop hands the open batches to NATS whenever there are some, and
+// once more when the node closes: a closing broker's wills are forwarded
+// before the node's Close.
 func (o *outbox) sendLoop() {
 	n := o.n
 	defer n.wg.Done()
@@ -136,25 +138,41 @@ func (o *outbox) sendLoop() {
 	for {
 		select {
 		case <-n.ctx.Done():
+			o.sendOpen(batches)
 			return
 		case <-o.wake:
 		}
-		o.mu.Lock()
-		batches, o.list = o.list, batches[:0]
-		clear(o.open)
-		o.mu.Unlock()
-		for _, b := range batches {
-			o.send(b)
-		}
-		o.mu.Lock()
-		for _, b := range batches {
-			if cap(b.data) <= 2*batchTarget { // an outsized one is not kept
-				o.free = append(o.free, b)
-			}
-		}
-		o.mu.Unlock()
-		clear(batches)
+		batches = o.sendOpen(batches)
 	}
+}
+
+// maxFreeBatches bounds the batches kept for reuse (of at most twice
+// batchTarget each): a burst over many topics leaves no lasting memory.
+const maxFreeBatches = 64
+
+// sendOpen sends the open batches, using and returning batches (empty) as
+// room for the list.
+func (o *outbox) sendOpen(batches []*outBatch) []*outBatch {
+	o.mu.Lock()
+	batches, o.list = o.list, batches[:0]
+	if len(o.open) > 4*maxFreeBatches {
+		o.open = make(map[string]*outBatch) // clear would keep its size
+	} else {
+		clear(o.open)
+	}
+	o.mu.Unlock()
+	for _, b := range batches {
+		o.send(b)
+	}
+	o.mu.Lock()
+	for _, b := range batches {
+		if len(o.free) < maxFreeBatches && cap(b.data) <= 2*batchTarget {
+			o.free = append(o.free, b)
+		}
+	}
+	o.mu.Unlock()
+	clear(batches)
+	return batches[:0]
 }
 
 // send publishes one batch; its QoS 1/2 messages wait for the nodes it

@@ -1,14 +1,18 @@
 package cluster
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
+	"github.com/mqttd/mqttd/internal/store/memstore"
 )
 
 // The outbox batches messages per topic, in the order they were added,
@@ -165,5 +169,76 @@ func TestMalformedBatchCounted(t *testing.T) {
 	}
 	if m, err := answers.NextMsg(300 * time.Millisecond); err == nil {
 		t.Fatalf("a malformed batch was answered: %q", m.Data)
+	}
+}
+
+// A batch from another node is routed with one store commit, and answered
+// once that commit is durable: twenty QoS 1 messages for a persistent
+// session (which does not acknowledge them, so it writes nothing itself)
+// are one commit, and arrive in order.
+func TestBatchStoredInOneCommit(t *testing.T) {
+	ns := startNATS(t)
+	sn := startShared(t, ns, "s1", memstore.New(), 0)
+	sub, err := net.Dial("tcp", sn.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var vh []byte
+	vh = appendStr(vh, "MQTT")
+	vh = append(vh, 4, 0x00, 0, 60) // 3.1.1, clean session 0
+	vh = appendStr(vh, "keeper")
+	sub.Write(packet(0x10, vh))
+	rd := bufio.NewReader(sub)
+	if _, _, err := readPacket(rd); err != nil { // CONNACK
+		t.Fatal(err)
+	}
+	sub.Write(packet(0x82, append(appendStr([]byte{0, 1}, "sc/t"), 1)))
+	if typ, _, err := readPacket(rd); err != nil || typ != 0x90 {
+		t.Fatalf("SUBACK: %x %v", typ, err)
+	}
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	answers, err := nc.SubscribeSync("answers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte{envelopeBatch}
+	for i := range 20 {
+		at := len(data)
+		data, err = appendEnvelope(append(data, 0, 0, 0, 0), "sc/t", payload(i), 1, false, "p", time.Now(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary.BigEndian.PutUint32(data[at:], uint32(len(data)-at-batchLenSize))
+	}
+	c0 := sn.st.commits.Load()
+	if err := nc.PublishMsg(&nats.Msg{Subject: "mqttd.m.sc.t", Reply: "answers.7", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := answers.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatal("no answer:", err)
+	}
+	if string(a.Data) != "s1\n7" {
+		t.Errorf("answer %q, want %q", a.Data, "s1\n7")
+	}
+	if n := sn.st.commits.Load() - c0; n != 1 {
+		t.Errorf("%d store commits for one batch, want 1", n)
+	}
+	sub.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range 20 {
+		typ, body, err := readPacket(rd)
+		if err != nil || typ&0xf0 != 0x30 {
+			t.Fatalf("message %d: %x %v", i, typ, err)
+		}
+		tl := int(binary.BigEndian.Uint16(body))
+		if got := string(body[2+tl+2:]); got != string(payload(i)) {
+			t.Fatalf("message %d is %q, want %q", i, got, payload(i))
+		}
 	}
 }

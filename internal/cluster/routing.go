@@ -190,61 +190,46 @@ func (r *router) drain(filters []string, deadline time.Time) {
 
 // receive routes a batch of messages from another node, once (see
 // router), and answers it, when it asks, once all of it is routed and
-// stored here.
+// stored here: one store commit for the batch.
 func (r *router) receive(id uint64, m *nats.Msg) {
 	b := r.n.broker.Load()
 	if b == nil {
 		return // not started: no answer, its publishers are refused
 	}
-	// One more than the messages being routed until all are: an answer
-	// waits for the last one.
-	rb := &remoteBatch{n: r.n, reply: m.Reply}
-	rb.left.Store(1)
+	rb := b.RemoteBatch()
+	if rb == nil {
+		return // closing: no answer
+	}
 	var topic string // of the previous message: a batch has one topic
-	mine := false
+	mine, other := false, false
 	err := eachEnvelope(m.Data, func(msg *mqtt.Message) {
 		if msg.Topic != topic || topic == "" {
 			topic = msg.Topic
 			first := ^uint64(0)
 			r.canon.Match(topic, func(k uint64, _ struct{}) { first = min(first, k) })
 			// Not subscribed here any more: nothing to route, and the
-			// answer says so. Another subscription's: it routes it.
+			// answer says so. Another subscription's: it routes it, and
+			// answers.
 			mine = first == id
-			if first != ^uint64(0) && !mine {
-				rb.other = true
-			}
+			other = other || first != ^uint64(0) && !mine
 		}
-		if !mine {
-			return
+		if mine {
+			rb.Route(msg)
 		}
-		rb.left.Add(1)
-		b.RouteRemote(msg, rb.done)
 	})
 	if err != nil {
 		r.n.stats.RemoteBad.Add(1)
 		r.n.warnBad.warn(r.n.log, "cluster: dropped a malformed message from another node", "subject", m.Subject, "err", err)
-		return // no answer: its publishers are refused
 	}
-	rb.done(nil)
-}
-
-// remoteBatch counts the messages of a batch from another node that are
-// not routed (and stored) yet.
-type remoteBatch struct {
-	n      *Node
-	reply  string
-	left   atomic.Int64
-	failed atomic.Bool
-	other  bool // another subscription of this node routes it and answers
-}
-
-func (rb *remoteBatch) done(err error) {
-	if err != nil {
-		rb.failed.Store(true) // no answer: the publishers are refused
+	reply := m.Reply
+	if err != nil || other {
+		reply = "" // malformed: no answer, its publishers are refused
 	}
-	if rb.left.Add(-1) == 0 && !rb.failed.Load() && !rb.other && rb.reply != "" {
-		rb.n.confirm(rb.reply)
-	}
+	rb.Commit(func(err error) {
+		if err == nil && reply != "" { // a store error: no answer, the publishers are refused
+			r.n.confirm(reply)
+		}
+	})
 }
 
 // forwardTargets reports, in one match of topic, whether a message on it

@@ -223,28 +223,14 @@ func (b *Broker) RouteShared(m *Message, id string) bool {
 	return b.offerShared(&r, ms, b.shareStart(id, len(ms)), nil)
 }
 
-// RouteRemote delivers a message another node accepted to this node's
+// routeRemote delivers a message another node accepted to this node's
 // plain subscribers, as route does, without storing it as retained (the
 // cluster keeps retained messages) and without forwarding it again. Shared
 // subscriptions get it through RouteShared. A QoS 1/2 delivery to a
-// persistent session is written to the store first, as a local publish's
-// is: it is then in the session's stored queue, wherever the session is
-// resumed. It returns the number of sessions reached; done, if not nil,
-// is called once what it wrote to the store is durable (at once when it
-// wrote nothing), with the store's error.
-func (b *Broker) RouteRemote(m *Message, done func(error)) int {
-	if b.closing.Load() {
-		return 0 // no answer: the forwarding node refuses its publisher
-	}
-	r := routedFrom(m)
-	r.persist = b.disk != nil
-	defer func() {
-		if r.pb != nil {
-			b.commitBatch(r.pb, done)
-		} else if done != nil {
-			done(nil)
-		}
-	}()
+// persistent session is written to the store, as a local publish's is
+// (left in r.pb for the caller to commit): it is then in the session's
+// stored queue, wherever the session is resumed.
+func (b *Broker) routeRemote(r *routed) int {
 	var ms []match
 	b.subs.Match(r.topic, func(s *Session, sub subscription) { ms = append(ms, match{s, sub}) })
 	if len(ms) > 1 {
@@ -256,12 +242,56 @@ func (b *Broker) RouteRemote(m *Message, done func(error)) int {
 		for j < len(ms) && ms[j].s == ms[i].s {
 			j++
 		}
-		if b.deliverMatches(&r, ms[i:j]) {
+		if b.deliverMatches(r, ms[i:j]) {
 			n++
 		}
 		i = j
 	}
 	return n
+}
+
+// RemoteBatch routes the messages another node sent in one batch
+// (routeRemote) and commits what they write to the store in one
+// commit (a commit per message cost more than its writes). Nil when the
+// broker is closing: nothing is routed, and nobody answers.
+func (b *Broker) RemoteBatch() *RemoteBatch {
+	if b.closing.Load() {
+		return nil
+	}
+	return &RemoteBatch{b: b}
+}
+
+// RemoteBatch is a batch of messages from another node being routed. One
+// goroutine uses it.
+type RemoteBatch struct {
+	b   *Broker
+	pbs []*pubBatch
+}
+
+// Route delivers m to this node's plain subscribers (routeRemote); its
+// store writes wait for Commit. It returns the sessions reached.
+func (rb *RemoteBatch) Route(m *Message) int {
+	b := rb.b
+	r := routedFrom(m)
+	r.persist = b.disk != nil
+	n := b.routeRemote(&r)
+	if r.pb != nil {
+		rb.pbs = append(rb.pbs, r.pb)
+	}
+	return n
+}
+
+// Commit commits what the routed messages wrote to the store, in the
+// order they were routed, and calls done once it is durable (at once when
+// they wrote nothing), with the store's error.
+func (rb *RemoteBatch) Commit(done func(error)) {
+	if len(rb.pbs) == 0 {
+		done(nil)
+		return
+	}
+	pbs := rb.pbs
+	rb.pbs = nil
+	rb.b.commitPubBatches(pbs, done)
 }
 
 // ApplyRetained sets (m non-nil) or clears the retained message of topic as
