@@ -88,7 +88,7 @@ type Stats struct {
 
 	ForwardUnconfirmed atomic.Int64 // QoS 1/2 messages other nodes did not confirm in time (their publisher refused)
 
-	Forwarded        atomic.Int64 // messages handed to NATS
+	Forwarded        atomic.Int64 // messages handed to NATS (batched for it: one whose batch NATS refused counts in ForwardFailed too)
 	ForwardSkipped   atomic.Int64 // messages no other node wanted, kept off NATS
 	InterestTimeouts atomic.Int64 // nodes that did not acknowledge new interest in time
 	InterestResyncs  atomic.Int64 // lost interest announcements noticed (the sender's set fetched again)

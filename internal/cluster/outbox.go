@@ -201,8 +201,6 @@ func (o *outbox) send(b *outBatch) {
 		if id != 0 {
 			n.confirms.finish(id, mqtt.ErrForwardUnconfirmed)
 		}
-	} else {
-		n.stats.Forwarded.Add(int64(b.count))
 	}
 	b.topic, b.count = "", 0
 	clear(b.dones)

@@ -288,7 +288,9 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 			n.stats.ForwardUnconfirmed.Add(1)
 			done(mqtt.ErrForwardUnconfirmed)
 		}
+		return
 	}
+	n.stats.Forwarded.Add(1) // now, not when its batch leaves: counted before the publisher's acknowledgement
 }
 
 // StoreRetained implements mqtt.Cluster.
