@@ -35,6 +35,10 @@ type outbox struct {
 	open map[string]*outBatch // by topic: the one the next message of that topic joins
 	wake chan struct{}
 	free []*outBatch // sent, for reuse; under mu
+	// limit is the size a batch is closed at: batchTarget, or NATS's
+	// max_payload when smaller (a batch above it would be refused whole).
+	// Under mu; read again from the connection as batches are sent.
+	limit int
 }
 
 // outBatch is one NATS message being filled.
@@ -53,7 +57,17 @@ type outBatch struct {
 const batchTarget = 64 << 10
 
 func newOutbox(n *Node) *outbox {
-	return &outbox{n: n, open: make(map[string]*outBatch), wake: make(chan struct{}, 1)}
+	o := &outbox{n: n, open: make(map[string]*outBatch), wake: make(chan struct{}, 1)}
+	o.limit = o.sizeLimit()
+	return o
+}
+
+// sizeLimit is what limit should be now.
+func (o *outbox) sizeLimit() int {
+	if mp := o.n.nc.MaxPayload(); mp > 0 && mp < batchTarget {
+		return int(mp)
+	}
+	return batchTarget
 }
 
 // add appends one message to its topic's open batch, opening one when
@@ -63,7 +77,7 @@ func newOutbox(n *Node) *outbox {
 func (o *outbox) add(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties,
 	expect []string, done func(error)) error {
 	now := time.Now()
-	// A message that would take a batch past batchTarget starts the next
+	// A message that would take a batch past its limit starts the next
 	// one: a large message leaves alone, and does not make NATS refuse
 	// the messages batched with it. The envelope adds a few dozen bytes.
 	size := len(topic) + len(payload) + len(from) + 64
@@ -72,7 +86,7 @@ func (o *outbox) add(topic string, payload []byte, qos byte, retain bool, from s
 	}
 	o.mu.Lock()
 	b := o.open[topic]
-	if b != nil && (b.count > 0 && len(b.data)+size > batchTarget ||
+	if b != nil && (b.count > 0 && len(b.data)+size > o.limit ||
 		done != nil && len(b.dones) > 0 && !slices.Equal(b.expect, expect)) {
 		b = nil
 	}
@@ -153,7 +167,9 @@ const maxFreeBatches = 64
 // sendOpen sends the open batches, using and returning batches (empty) as
 // room for the list.
 func (o *outbox) sendOpen(batches []*outBatch) []*outBatch {
+	limit := o.sizeLimit() // outside mu: it takes the connection's lock
 	o.mu.Lock()
+	o.limit = limit
 	batches, o.list = o.list, batches[:0]
 	if len(o.open) > 4*maxFreeBatches {
 		o.open = make(map[string]*outBatch) // clear would keep its size

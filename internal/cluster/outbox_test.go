@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -240,5 +241,44 @@ func TestBatchStoredInOneCommit(t *testing.T) {
 		if got := string(body[2+tl+2:]); got != string(payload(i)) {
 			t.Fatalf("message %d is %q, want %q", i, got, payload(i))
 		}
+	}
+}
+
+// Batches stay within NATS's max_payload when it is smaller than the
+// batch target: a batch above it would be refused whole, and every
+// message in it with it.
+func TestOutboxBatchesFitMaxPayload(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, MaxPayload: 2048,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	tn := startNode(t, ns, "mp")
+	o := newOutbox(tn.node) // its own: no sendLoop takes these batches
+	body := bytes.Repeat([]byte{'x'}, 100)
+	for range 50 {
+		if err := o.add("mp/t", body, 0, false, "c", nil, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(o.list) < 3 {
+		t.Errorf("%d batches for 5,000 bytes of payload, want at least 3", len(o.list))
+	}
+	for i, b := range o.list {
+		if len(b.data) > 2048 {
+			t.Errorf("batch %d is %d bytes, above max_payload 2048", i, len(b.data))
+		}
+	}
+	failed := tn.node.stats.ForwardFailed.Load()
+	for _, b := range o.list {
+		o.send(b)
+	}
+	if n := tn.node.stats.ForwardFailed.Load() - failed; n != 0 {
+		t.Errorf("NATS refused %d messages", n)
 	}
 }
