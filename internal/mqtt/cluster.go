@@ -100,7 +100,8 @@ type forwardWait struct {
 	mu   sync.Mutex
 	done bool
 	err  error
-	cb   func(error)
+	c    *client // and a: the acknowledgement that waits (then)
+	a    *pendingAck
 }
 
 func (f *forwardWait) complete(err error) {
@@ -110,22 +111,23 @@ func (f *forwardWait) complete(err error) {
 		return
 	}
 	f.done, f.err = true, err
-	cb := f.cb
+	c, a := f.c, f.a
 	f.mu.Unlock()
-	if cb != nil {
-		cb(err)
+	if c != nil {
+		c.ackReady(a, err)
 	}
 }
 
-// then calls cb with the answer, now if it came already.
-func (f *forwardWait) then(cb func(error)) {
+// then marks one wait of c's acknowledgement a done with the answer (a
+// closure per message cost an allocation), now if it came already.
+func (f *forwardWait) then(c *client, a *pendingAck) {
 	f.mu.Lock()
 	if f.done {
 		f.mu.Unlock()
-		cb(f.err)
+		c.ackReady(a, f.err)
 		return
 	}
-	f.cb = cb
+	f.c, f.a = c, a
 	f.mu.Unlock()
 }
 
@@ -230,8 +232,8 @@ func (b *Broker) RouteShared(m *Message, id string) bool {
 // persistent session is written to the store, as a local publish's is
 // (left in r.pb for the caller to commit): it is then in the session's
 // stored queue, wherever the session is resumed.
-func (b *Broker) routeRemote(r *routed) int {
-	var ms []match
+func (b *Broker) routeRemote(r *routed, scratch []match) ([]match, int) {
+	ms := scratch[:0]
 	b.subs.Match(r.topic, func(s *Session, sub subscription) { ms = append(ms, match{s, sub}) })
 	if len(ms) > 1 {
 		slices.SortFunc(ms, func(a, b match) int { return cmp.Compare(a.s.seq, b.s.seq) })
@@ -247,7 +249,8 @@ func (b *Broker) routeRemote(r *routed) int {
 		}
 		i = j
 	}
-	return n
+	clear(ms)
+	return ms[:0], n
 }
 
 // RemoteBatch routes the messages another node sent in one batch
@@ -266,6 +269,7 @@ func (b *Broker) RemoteBatch() *RemoteBatch {
 type RemoteBatch struct {
 	b   *Broker
 	pbs []*pubBatch
+	ms  []match // routeRemote's scratch, reused for every message
 }
 
 // Route delivers m to this node's plain subscribers (routeRemote); its
@@ -274,7 +278,8 @@ func (rb *RemoteBatch) Route(m *Message) int {
 	b := rb.b
 	r := routedFrom(m)
 	r.persist = b.disk != nil
-	n := b.routeRemote(&r)
+	var n int
+	rb.ms, n = b.routeRemote(&r, rb.ms)
 	if r.pb != nil {
 		rb.pbs = append(rb.pbs, r.pb)
 	}
