@@ -12,7 +12,8 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
-// confirms follows this node's forwarded QoS 1/2 messages until every node
+// confirms follows this node's forwarded QoS 1/2 messages, by the batch
+// they crossed in (one wait and one answer per batch), until every node
 // known to subscribe to their topics has answered that it has them: routed
 // to its sessions, and in the store for the persistent ones. Core NATS
 // carries a message at most once, so the publisher's PUBACK or PUBREC
@@ -35,8 +36,8 @@ type confirms struct {
 
 type confirmWait struct {
 	topic    string
-	left     []string // nodes yet to answer
-	done     func(error)
+	left     []string      // nodes yet to answer
+	dones    []func(error) // of the batch's QoS 1/2 messages, in order
 	deadline time.Time
 }
 
@@ -62,16 +63,45 @@ func (c *confirms) listen() error {
 	return nil
 }
 
-// expect registers a message that nodes must confirm and returns the
-// subject they answer on, which carries its id.
-func (c *confirms) expect(topic string, nodes []string, done func(error)) string {
+// expect registers a batch of messages on topic that nodes must confirm,
+// whose publishers wait in dones, and returns the subject they answer on,
+// which carries its id. It keeps topic, nodes and dones.
+func (c *confirms) expect(topic string, nodes []string, dones []func(error)) (uint64, string) {
 	c.mu.Lock()
 	c.next++
 	id := c.next
-	c.wait[id] = &confirmWait{topic: strings.Clone(topic), left: nodes, done: done,
+	c.wait[id] = &confirmWait{topic: topic, left: nodes, dones: dones,
 		deadline: time.Now().Add(c.n.opts.ForwardTimeout)}
 	c.mu.Unlock()
-	return c.n.confirmSubject() + "." + strconv.FormatUint(id, 10)
+	// The nodes were looked up when the messages were batched: a node
+	// that has since stopped subscribing, or gone, was rechecked before
+	// this wait existed. Looked at again now, any later change has its
+	// own recheck, which finds the wait.
+	c.recheckWait(id)
+	return id, c.n.confirmSubject() + "." + strconv.FormatUint(id, 10)
+}
+
+// recheckWait looks again at the wait id as recheck does, for every node
+// it expects.
+func (c *confirms) recheckWait(id uint64) {
+	var err error
+	c.mu.Lock()
+	w := c.wait[id]
+	if w == nil {
+		c.mu.Unlock()
+		return
+	}
+	nodes, gone := c.n.routes.peers.subscribers(w.topic)
+	if gone {
+		err = mqtt.ErrForwardUnconfirmed
+	} else {
+		w.left = slices.DeleteFunc(w.left, func(node string) bool { return !slices.Contains(nodes, node) })
+	}
+	end := gone || len(w.left) == 0
+	c.mu.Unlock()
+	if end {
+		c.finish(id, err)
+	}
 }
 
 // expireLoop refuses, a few times per forward-timeout, the waits that ran
@@ -112,11 +142,13 @@ func (c *confirms) finish(id uint64, err error) {
 		return
 	}
 	if err != nil {
-		c.n.stats.ForwardUnconfirmed.Add(1)
-		c.n.warnUnconfirmed.warn(c.n.log, "cluster: other nodes did not confirm a QoS 1/2 message in time; its publisher is refused",
-			"nodes", strings.Join(w.left, ","))
+		c.n.stats.ForwardUnconfirmed.Add(int64(len(w.dones)))
+		c.n.warnUnconfirmed.warn(c.n.log, "cluster: other nodes did not confirm QoS 1/2 messages in time; their publishers are refused",
+			"nodes", strings.Join(w.left, ","), "messages", len(w.dones))
 	}
-	w.done(err)
+	for _, done := range w.dones {
+		done(err)
+	}
 }
 
 // onAnswer takes an answer: the answering node's name, a newline, and the
@@ -150,7 +182,7 @@ func (c *confirms) onAnswer(m *nats.Msg) {
 	}
 }
 
-// confirm answers a forwarded message once it is routed and stored here.
+// confirm answers a forwarded batch once it is routed and stored here.
 func (n *Node) confirm(reply string) {
 	i := strings.LastIndexByte(reply, '.')
 	if i < 0 {

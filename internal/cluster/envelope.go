@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"time"
+	"unsafe"
 
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -55,7 +56,12 @@ func decodeEnvelopeIn(data []byte, copyBody bool) (*mqtt.Message, error) {
 	if k <= 0 || uint64(len(data)-k) < n {
 		return nil, errEnvelope
 	}
-	from := string(data[k : k+int(n)])
+	var from string
+	if copyBody {
+		from = string(data[k : k+int(n)])
+	} else if n > 0 {
+		from = unsafe.String(&data[k], int(n)) // data is kept, as the body is
+	}
 	data = data[k+int(n):]
 	nanos, k := binary.Varint(data)
 	if k <= 0 {
@@ -85,4 +91,49 @@ func decodeEnvelopeIn(data []byte, copyBody bool) (*mqtt.Message, error) {
 // forwarded reports whether a decoded PUBLISH carries properties at all.
 func forwarded(p *packets.Properties) bool {
 	return p.Present() != 0 || len(p.User) > 0
+}
+
+// Messages between nodes travel in batches: a NATS message on a topic's
+// subject holds every message its publisher's node had for that topic
+// when it sent (many under load, where one NATS message each cost more
+// than the messages themselves: a publish, the server's routing, the
+// receiver's parse and hand-off to the subscription's goroutine, and an
+// answer to confirm it). A batch is the byte envelopeBatch, then per
+// message a 4-byte big-endian length and its envelope. The retained bucket
+// keeps single envelopes.
+const envelopeBatch = 2
+
+// batchLenSize is the length prefix of each envelope in a batch.
+const batchLenSize = 4
+
+// eachEnvelope calls f with every message of a batch (or of a single
+// envelope) in order. The messages keep data (decodeOwned). It stops at
+// the first malformed one and returns its error.
+func eachEnvelope(data []byte, f func(*mqtt.Message)) error {
+	if len(data) == 0 || data[0] != envelopeBatch {
+		m, err := decodeOwned(data)
+		if err != nil {
+			return err
+		}
+		f(m)
+		return nil
+	}
+	data = data[1:]
+	for len(data) > 0 {
+		if len(data) < batchLenSize {
+			return errEnvelope
+		}
+		n := binary.BigEndian.Uint32(data)
+		data = data[batchLenSize:]
+		if uint64(n) > uint64(len(data)) {
+			return errEnvelope
+		}
+		m, err := decodeOwned(data[:n:n])
+		if err != nil {
+			return err
+		}
+		f(m)
+		data = data[n:]
+	}
+	return nil
 }

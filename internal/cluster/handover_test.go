@@ -26,7 +26,8 @@ import (
 // write fail, as a killed process writes nothing more.
 type cutStore struct {
 	store.Store
-	cut atomic.Bool
+	cut     atomic.Bool
+	commits atomic.Int64 // CommitAsync calls
 }
 
 func (c *cutStore) Commit(ctx context.Context, b *store.Batch) error {
@@ -37,6 +38,7 @@ func (c *cutStore) Commit(ctx context.Context, b *store.Batch) error {
 }
 
 func (c *cutStore) CommitAsync(b *store.Batch, done func(error)) {
+	c.commits.Add(1)
 	if c.cut.Load() {
 		done(store.ErrClosed)
 		return

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,35 +183,7 @@ func (t *peerTable) wanted(topic string) bool {
 // node whose sessions may not be adopted yet had a plain one
 // (removeLocked).
 func (t *peerTable) subscribers(topic string) (nodes []string, gone bool) {
-	if t.size.Load() == 0 {
-		return nil, false
-	}
-	var shared, orphaned []string
-	t.want.Match(topic, func(k peerFilter, _ struct{}) {
-		switch {
-		case strings.HasPrefix(k.node, orphanPrefix) && strings.HasPrefix(k.filter, sharePrefix):
-			orphaned = append(orphaned, k.filter)
-		case strings.HasPrefix(k.node, orphanPrefix):
-			gone = true
-		case strings.HasPrefix(k.filter, sharePrefix):
-			if !slices.Contains(shared, k.filter) {
-				shared = append(shared, k.filter)
-			}
-		case slices.Contains(nodes, k.node):
-		default:
-			nodes = append(nodes, k.node)
-		}
-	})
-	for _, id := range orphaned {
-		// A group a gone node had members of: another node's member can
-		// take the message; with none, it waits for the adoption.
-		if !slices.Contains(shared, id) {
-			gone = true
-		}
-	}
-	for _, id := range shared {
-		nodes = append(nodes, t.shareToken(id))
-	}
+	nodes, _, gone = t.forwardTargets(topic, nil)
 	return nodes, gone
 }
 

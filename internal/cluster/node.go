@@ -74,6 +74,7 @@ type Node struct {
 	stats  Stats
 
 	confirms *confirms
+	out      *outbox
 
 	warnForward, warnRetain, warnClaim, warnBad, warnUnconfirmed throttle
 }
@@ -87,7 +88,7 @@ type Stats struct {
 
 	ForwardUnconfirmed atomic.Int64 // QoS 1/2 messages other nodes did not confirm in time (their publisher refused)
 
-	Forwarded        atomic.Int64 // messages handed to NATS
+	Forwarded        atomic.Int64 // messages handed to NATS (batched for it: one whose batch NATS refused counts in ForwardFailed too)
 	ForwardSkipped   atomic.Int64 // messages no other node wanted, kept off NATS
 	InterestTimeouts atomic.Int64 // nodes that did not acknowledge new interest in time
 	InterestResyncs  atomic.Int64 // lost interest announcements noticed (the sender's set fetched again)
@@ -179,6 +180,9 @@ func (n *Node) setup(ctx context.Context) error {
 	n.owners = &owners{n: n, kv: skv, revs: make(map[string]uint64)}
 	n.routes = newRouter(n)
 	n.confirms = newConfirms(n)
+	n.out = newOutbox(n)
+	n.wg.Add(1)
+	go n.out.sendLoop()
 	if err := n.confirms.listen(); err != nil {
 		return fmt.Errorf("cluster: forward confirmations: %w", err)
 	}

@@ -2,10 +2,11 @@ package cluster
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -33,7 +34,6 @@ type router struct {
 	nextID  uint64
 	sent    atomic.Uint64 // subscriptions sent to NATS
 	flushed atomic.Uint64 // of those, how many NATS confirmed
-	bufs    sync.Pool
 
 	peers     *peerTable
 	seq       uint64        // of this node's last announcement; under mu
@@ -51,7 +51,7 @@ type interest struct {
 
 func newRouter(n *Node) *router {
 	return &router{n: n, filters: make(map[string]*interest), canon: topics.NewTree[uint64, struct{}](),
-		bufs: sync.Pool{New: func() any { return new([]byte) }}, peers: newPeerTable(n)}
+		peers: newPeerTable(n)}
 }
 
 // Interest implements mqtt.Cluster.
@@ -188,96 +188,127 @@ func (r *router) drain(filters []string, deadline time.Time) {
 	}
 }
 
-// receive routes a message from another node, once (see router).
+// receive routes a batch of messages from another node, once (see
+// router), and answers it, when it asks, once all of it is routed and
+// stored here: one store commit for the batch.
 func (r *router) receive(id uint64, m *nats.Msg) {
-	msg, err := decodeOwned(m.Data)
+	b := r.n.broker.Load()
+	if b == nil {
+		return // not started: no answer, its publishers are refused
+	}
+	rb := b.RemoteBatch()
+	if rb == nil {
+		return // closing: no answer
+	}
+	var topic string // of the previous message: a batch has one topic
+	mine, other := false, false
+	err := eachEnvelope(m.Data, func(msg *mqtt.Message) {
+		if msg.Topic != topic || topic == "" {
+			topic = msg.Topic
+			first := ^uint64(0)
+			r.canon.Match(topic, func(k uint64, _ struct{}) { first = min(first, k) })
+			// Not subscribed here any more: nothing to route, and the
+			// answer says so. Another subscription's: it routes it, and
+			// answers.
+			mine = first == id
+			other = other || first != ^uint64(0) && !mine
+		}
+		if mine {
+			rb.Route(msg)
+		}
+	})
 	if err != nil {
 		r.n.stats.RemoteBad.Add(1)
 		r.n.warnBad.warn(r.n.log, "cluster: dropped a malformed message from another node", "subject", m.Subject, "err", err)
-		return
 	}
-	first := ^uint64(0)
-	r.canon.Match(msg.Topic, func(k uint64, _ struct{}) { first = min(first, k) })
-	if first == ^uint64(0) {
-		r.n.confirm(m.Reply) // unsubscribed meanwhile: nothing to route
-		return
+	reply := m.Reply
+	if err != nil || other {
+		reply = "" // malformed: no answer, its publishers are refused
 	}
-	if first != id {
-		return // another subscription of this node routes it
-	}
-	if b := r.n.broker.Load(); b != nil {
-		var done func(error)
-		if m.Reply != "" {
-			reply := m.Reply
-			done = func(err error) {
-				if err == nil { // else no answer: the publisher is refused
-					r.n.confirm(reply)
-				}
-			}
+	rb.Commit(func(err error) {
+		if err == nil && reply != "" { // a store error: no answer, the publishers are refused
+			r.n.confirm(reply)
 		}
-		b.RouteRemote(msg, done)
+	})
+}
+
+// forwardTargets reports, in one match of topic, whether a message on it
+// must go to NATS (peerTable.wanted), and who must confirm it
+// (peerTable.subscribers): the other nodes known to have a plain
+// subscription matching it and the tokens of the matching shared groups;
+// and whether a gone node whose sessions may not be adopted yet had one.
+func (t *peerTable) forwardTargets(topic string, nodes []string) (_ []string, wanted, gone bool) {
+	wanted = t.all.Load()
+	if t.size.Load() == 0 {
+		return nodes, wanted, false
 	}
+	var shared, orphaned []string
+	t.want.Match(topic, func(k peerFilter, _ struct{}) {
+		wanted = true
+		switch {
+		case strings.HasPrefix(k.node, orphanPrefix) && strings.HasPrefix(k.filter, sharePrefix):
+			orphaned = append(orphaned, k.filter)
+		case strings.HasPrefix(k.node, orphanPrefix):
+			gone = true
+		case strings.HasPrefix(k.filter, sharePrefix):
+			if !slices.Contains(shared, k.filter) {
+				shared = append(shared, k.filter)
+			}
+		case slices.Contains(nodes, k.node):
+		default:
+			nodes = append(nodes, k.node)
+		}
+	})
+	for _, id := range orphaned {
+		// A group a gone node had members of: another node's member can
+		// take the message; with none, it waits for the adoption.
+		if !slices.Contains(shared, id) {
+			gone = true
+		}
+	}
+	for _, id := range shared {
+		nodes = append(nodes, t.shareToken(id))
+	}
+	return nodes, wanted, gone
 }
 
 // Forward implements mqtt.Cluster: a retained message is stored for every
-// node first, then the message goes to the nodes interested in its topic.
-// One no other node wants (and no shared group) stays off NATS.
+// node first, then the message goes to the nodes interested in its topic,
+// in a batch of its topic (outbox). One no other node wants (and no
+// shared group) stays off NATS.
 func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error)) {
-	r := n.routes
-	var expect []string
-	if done != nil {
-		var gone bool
-		expect, gone = r.peers.subscribers(topic)
-		if gone {
-			n.stats.ForwardUnconfirmed.Add(1)
-			n.warnUnconfirmed.warn(n.log, "cluster: publish refused: a node that is gone subscribed to its topic, and its sessions may not be adopted yet",
-				"topic", topic)
-			done(mqtt.ErrForwardUnconfirmed)
-			done = nil // sent all the same: nodes that have it keep it
-		}
+	var buf [4]string
+	expect, wanted, gone := n.routes.peers.forwardTargets(topic, buf[:0])
+	if done != nil && gone {
+		n.stats.ForwardUnconfirmed.Add(1)
+		n.warnUnconfirmed.warn(n.log, "cluster: publish refused: a node that is gone subscribed to its topic, and its sessions may not be adopted yet",
+			"topic", topic)
+		done(mqtt.ErrForwardUnconfirmed)
+		done = nil // sent all the same: nodes that have it keep it
 	}
-	if !r.peers.wanted(topic) {
+	if !wanted {
 		n.stats.ForwardSkipped.Add(1)
 		if done != nil {
 			done(nil)
 		}
 		return
 	}
-	now := time.Now()
-	bp := r.bufs.Get().(*[]byte)
-	defer r.bufs.Put(bp)
-	buf := append((*bp)[:0], n.opts.Prefix...)
-	buf = append(buf, ".m."...)
-	buf = appendTopic(buf, topic)
-	subjLen := len(buf)
-	buf, err := appendEnvelope(buf, topic, payload, qos, retain, from, now, props)
-	*bp = buf
-	if err == nil && subjLen > maxSubject {
-		err = errSubjectTooLong
-	}
-	if err == nil {
-		// nats.go copies the subject into its write buffer before Publish
-		// returns: a view of the pooled buffer saves an allocation.
-		subj := unsafe.String(unsafe.SliceData(buf), subjLen)
-		if done != nil && len(expect) > 0 {
-			reply := n.confirms.expect(topic, expect, done)
-			done = nil
-			err = n.nc.PublishMsg(&nats.Msg{Subject: subj, Reply: reply, Data: buf[subjLen:]})
-		} else {
-			err = n.nc.Publish(subj, buf[subjLen:])
-		}
-	}
-	if done != nil {
-		// No node is known to subscribe (a node not synced yet takes it
-		// at most once), or it was not sent.
+	if done != nil && len(expect) == 0 {
+		// No node or shared group is known to subscribe (a node not
+		// synced yet takes it at most once).
 		done(nil)
+		done = nil
 	}
-	if err != nil {
+	if err := n.out.add(topic, payload, qos, retain, from, props, expect, done); err != nil {
 		n.stats.ForwardFailed.Add(1)
 		n.warnForward.warn(n.log, "cluster: message not forwarded to other nodes", "topic", topic, "err", err)
+		if done != nil {
+			n.stats.ForwardUnconfirmed.Add(1)
+			done(mqtt.ErrForwardUnconfirmed)
+		}
 		return
 	}
-	n.stats.Forwarded.Add(1)
+	n.stats.Forwarded.Add(1) // now, not when its batch leaves: counted before the publisher's acknowledgement
 }
 
 // StoreRetained implements mqtt.Cluster.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"strings"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 
@@ -62,24 +63,43 @@ func (r *router) subscribeShared(id, group, inner string) []*nats.Subscription {
 // under the group's name once a member took it: handed to a connection, or
 // in the store for a persistent session.
 func (r *router) receiveShared(id string, m *nats.Msg) {
-	msg, err := decodeOwned(m.Data)
-	if err != nil {
-		r.n.stats.RemoteBad.Add(1)
-		return
-	}
 	b := r.n.broker.Load()
+	var msgs []*mqtt.Message // a batch of one topic (outbox)
+	err := eachEnvelope(m.Data, func(msg *mqtt.Message) { msgs = append(msgs, msg) })
+	if err != nil {
+		// Malformed: what decoded is placed, but nothing is answered, so
+		// its publishers are refused and send again.
+		r.n.stats.RemoteBad.Add(1)
+	}
 	if b == nil {
 		return
 	}
 	var done func(error)
-	if m.Reply != "" {
+	if m.Reply != "" && err == nil && len(msgs) > 0 {
+		// One answer for the batch, once every message in it was taken;
+		// one not taken leaves the batch unanswered.
 		reply, token := m.Reply, r.shareToken(id)
+		var left atomic.Int64
+		var failed atomic.Bool
+		left.Store(int64(len(msgs)))
 		done = func(err error) {
-			if err == nil { // else no answer: the publisher is refused
+			if err != nil {
+				failed.Store(true)
+			}
+			if left.Add(-1) == 0 && !failed.Load() {
 				r.answerShared(reply, token)
 			}
 		}
 	}
+	for _, msg := range msgs {
+		r.placeShared(b, msg, id, done)
+	}
+}
+
+// placeShared offers one message to a connected member here, else looks
+// elsewhere (shareElsewhere). done, when set, is called once the message
+// was taken, or never.
+func (r *router) placeShared(b *mqtt.Broker, msg *mqtt.Message, id string, done func(error)) {
 	if b.RouteShared(msg, id, true, done) {
 		return
 	}

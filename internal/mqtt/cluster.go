@@ -100,7 +100,8 @@ type forwardWait struct {
 	mu   sync.Mutex
 	done bool
 	err  error
-	cb   func(error)
+	c    *client // and a: the acknowledgement that waits (then)
+	a    *pendingAck
 }
 
 func (f *forwardWait) complete(err error) {
@@ -110,22 +111,23 @@ func (f *forwardWait) complete(err error) {
 		return
 	}
 	f.done, f.err = true, err
-	cb := f.cb
+	c, a := f.c, f.a
 	f.mu.Unlock()
-	if cb != nil {
-		cb(err)
+	if c != nil {
+		c.ackReady(a, err)
 	}
 }
 
-// then calls cb with the answer, now if it came already.
-func (f *forwardWait) then(cb func(error)) {
+// then marks one wait of c's acknowledgement a done with the answer (a
+// closure per message cost an allocation), now if it came already.
+func (f *forwardWait) then(c *client, a *pendingAck) {
 	f.mu.Lock()
 	if f.done {
 		f.mu.Unlock()
-		cb(f.err)
+		c.ackReady(a, f.err)
 		return
 	}
-	f.cb = cb
+	f.c, f.a = c, a
 	f.mu.Unlock()
 }
 
@@ -202,29 +204,15 @@ func (b *Broker) sharesLocally(r *routed) bool {
 	return b.opts.Cluster == nil || isSysTopic(r.topic)
 }
 
-// RouteRemote delivers a message another node accepted to this node's
+// routeRemote delivers a message another node accepted to this node's
 // plain subscribers, as route does, without storing it as retained (the
 // cluster keeps retained messages) and without forwarding it again. Shared
 // subscriptions get it through RouteShared. A QoS 1/2 delivery to a
-// persistent session is written to the store first, as a local publish's
-// is: it is then in the session's stored queue, wherever the session is
-// resumed. It returns the number of sessions reached; done, if not nil,
-// is called once what it wrote to the store is durable (at once when it
-// wrote nothing), with the store's error.
-func (b *Broker) RouteRemote(m *Message, done func(error)) int {
-	if b.closing.Load() {
-		return 0 // no answer: the forwarding node refuses its publisher
-	}
-	r := routedFrom(m)
-	r.persist = b.disk != nil
-	defer func() {
-		if r.pb != nil {
-			b.commitBatch(r.pb, done)
-		} else if done != nil {
-			done(nil)
-		}
-	}()
-	var ms []match
+// persistent session is written to the store, as a local publish's is
+// (left in r.pb for the caller to commit): it is then in the session's
+// stored queue, wherever the session is resumed.
+func (b *Broker) routeRemote(r *routed, scratch []match) ([]match, int) {
+	ms := scratch[:0]
 	b.subs.Match(r.topic, func(s *Session, sub subscription) { ms = append(ms, match{s, sub}) })
 	if len(ms) > 1 {
 		slices.SortFunc(ms, func(a, b match) int { return cmp.Compare(a.s.seq, b.s.seq) })
@@ -235,12 +223,59 @@ func (b *Broker) RouteRemote(m *Message, done func(error)) int {
 		for j < len(ms) && ms[j].s == ms[i].s {
 			j++
 		}
-		if b.deliverMatches(&r, ms[i:j]) {
+		if b.deliverMatches(r, ms[i:j]) {
 			n++
 		}
 		i = j
 	}
+	clear(ms)
+	return ms[:0], n
+}
+
+// RemoteBatch routes the messages another node sent in one batch
+// (routeRemote) and commits what they write to the store in one
+// commit (a commit per message cost more than its writes). Nil when the
+// broker is closing: nothing is routed, and nobody answers.
+func (b *Broker) RemoteBatch() *RemoteBatch {
+	if b.closing.Load() {
+		return nil
+	}
+	return &RemoteBatch{b: b}
+}
+
+// RemoteBatch is a batch of messages from another node being routed. One
+// goroutine uses it.
+type RemoteBatch struct {
+	b   *Broker
+	pbs []*pubBatch
+	ms  []match // routeRemote's scratch, reused for every message
+}
+
+// Route delivers m to this node's plain subscribers (routeRemote); its
+// store writes wait for Commit. It returns the sessions reached.
+func (rb *RemoteBatch) Route(m *Message) int {
+	b := rb.b
+	r := routedFrom(m)
+	r.persist = b.disk != nil
+	var n int
+	rb.ms, n = b.routeRemote(&r, rb.ms)
+	if r.pb != nil {
+		rb.pbs = append(rb.pbs, r.pb)
+	}
 	return n
+}
+
+// Commit commits what the routed messages wrote to the store, in the
+// order they were routed, and calls done once it is durable (at once when
+// they wrote nothing), with the store's error.
+func (rb *RemoteBatch) Commit(done func(error)) {
+	if len(rb.pbs) == 0 {
+		done(nil)
+		return
+	}
+	pbs := rb.pbs
+	rb.pbs = nil
+	rb.b.commitPubBatches(pbs, done)
 }
 
 // ApplyRetained sets (m non-nil) or clears the retained message of topic as

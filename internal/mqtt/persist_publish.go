@@ -394,7 +394,7 @@ func (c *client) queueAck(pb *pubBatch, fw *forwardWait, t packets.Type, pid uin
 		c.deferCommit(pb, a) // committed at the end of the read batch
 	}
 	if fw != nil {
-		fw.then(func(err error) { c.ackReady(a, err) })
+		fw.then(c, a)
 	}
 	return a
 }

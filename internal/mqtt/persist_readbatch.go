@@ -51,7 +51,12 @@ func (c *client) commitRead() {
 		return
 	}
 	c.rb = nil // the callback owns rb from here
-	b := c.b
+	c.b.commitPubBatches(rb.pbs, func(err error) { c.acksReady(rb.acks, err) })
+}
+
+// commitPubBatches commits the store writes of pbs as one batch, in their
+// order, and calls done once it is durable (or refused).
+func (b *Broker) commitPubBatches(pbs []*pubBatch, done func(error)) {
 	l := &b.wlog
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -62,7 +67,7 @@ func (c *client) commitRead() {
 		putOps(bt.Ops)
 		bt.Ops = l.takePending()
 	}
-	for _, pb := range rb.pbs {
+	for _, pb := range pbs {
 		pb.dropUnstored() // see commitBatch
 		bt.Ops = append(bt.Ops, pb.b.Ops...)
 		if len(pb.ds) > 0 {
@@ -70,12 +75,12 @@ func (c *client) commitRead() {
 		}
 	}
 	b.disk.CommitAsync(bt, func(err error) {
-		for _, pb := range rb.pbs {
+		for _, pb := range pbs {
 			b.committed(pb, err)
 		}
-		putFanouts(rb.pbs)
+		putFanouts(pbs)
 		putOps(bt.Ops)
-		c.acksReady(rb.acks, err)
+		done(err)
 	})
 }
 
