@@ -58,6 +58,21 @@
 #   --profile          CPU profiles of the broker (admin.pprof) and of the
 #                      bench plugin over each load run's measured part, as
 #                      prof-*.pb.gz in the --out directory (go tool pprof)
+#   --baseline REV     also run every load variant on mqttd built from git
+#                      revision REV (from `git archive`; the work tree stays
+#                      untouched), each right after the same variant on this
+#                      tree (the other way round in even rounds); the report
+#                      gets a second table for REV, its ratios to REV's own
+#                      baseline, so both trees are measured in the same run
+#   --baseline-bin F   with --baseline: run the mqttd binary F as REV instead
+#                      of building it (REV with a local patch, say)
+#   --validate-first N the bench plugin's -validate-first for the events
+#                      variant (default 10): its first N batches are checked
+#                      against api/openapi.yaml before it answers, about
+#                      0.1-0.4 s per batch of 1,000 events on this 2-core
+#                      machine, during which that batch's lane waits
+#   --validate-every K its -validate-every (default 512): one batch in K
+#                      after those, at random
 set -euo pipefail
 
 ROUNDS=3
@@ -76,6 +91,10 @@ QUIET_WAIT=20
 MAX_OTHER=0
 OUT=""
 PROFILE=0
+BASELINE=""
+BASELINE_BIN=""
+VALIDATE_FIRST=10
+VALIDATE_EVERY=512
 
 die() { echo "plugin-bench: $*" >&2; exit 2; }
 log() { echo "plugin-bench: $*" >&2; }
@@ -98,6 +117,10 @@ while [ $# -gt 0 ]; do
 	--max-other) MAX_OTHER=${2:?}; shift 2 ;;
 	--out) OUT=${2:?}; shift 2 ;;
 	--profile) PROFILE=1; shift ;;
+	--baseline) BASELINE=${2:?}; shift 2 ;;
+	--baseline-bin) BASELINE_BIN=${2:?}; shift 2 ;;
+	--validate-first) VALIDATE_FIRST=${2:?}; shift 2 ;;
+	--validate-every) VALIDATE_EVERY=${2:?}; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
@@ -168,6 +191,25 @@ log "building mqttd and mqttbench"
 (cd "$REPO" && go build -o "$TMP/mqttd" ./cmd/mqttd && go build -o "$TMP/mqttbench" ./tools/mqttbench) ||
 	die "build failed"
 REV="$(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo "working tree")"
+BUILDS=(cur)
+declare -A BIN=([cur]="$TMP/mqttd")
+if [ -n "$BASELINE" ]; then
+	BASE_REV=$(cd "$REPO" && git rev-parse --short --verify "$BASELINE^{commit}" 2>/dev/null) ||
+		die "--baseline $BASELINE is not a commit of this repository"
+	if [ -n "$BASELINE_BIN" ]; then
+		[ -x "$BASELINE_BIN" ] || die "--baseline-bin $BASELINE_BIN is not an executable"
+		cp "$BASELINE_BIN" "$TMP/mqttd-base"
+		BASE_REV="$BASE_REV ($BASELINE_BIN)"
+	else
+		log "building mqttd at $BASE_REV (--baseline)"
+		mkdir -p "$TMP/base"
+		{ (cd "$REPO" && git archive "$BASE_REV") | tar -x -C "$TMP/base" &&
+			(cd "$TMP/base" && go build -o "$TMP/mqttd-base" ./cmd/mqttd); } >"$TMP/base-build.log" 2>&1 ||
+			die "mqttd at $BASE_REV does not build (see $TMP/base-build.log)"
+	fi
+	BIN[base]="$TMP/mqttd-base"
+	BUILDS+=(base)
+fi
 
 # start_plugin ARGS...: a fresh bench plugin on PLUGIN_PORT.
 start_plugin() {
@@ -208,13 +250,14 @@ write_config() {
 	} >"$2"
 }
 
-# start_broker CONFIG: a fresh mqttd; sets BPID once MQTT and admin listen.
+# start_broker CONFIG [BUILD]: a fresh mqttd (this tree's, or --baseline's
+# for BUILD base); sets BPID once MQTT and admin listen.
 start_broker() {
 	# From a fresh working directory: the broker's state (data/store by
 	# default) stays out of the checkout, and no run sees an earlier one's.
 	local wd
 	wd=$(mktemp -d "$TMP/wd.XXXXXX")
-	(cd "$wd" && exec "$TMP/mqttd" --config "$1") >>"$TMP/mqttd.log" 2>&1 &
+	(cd "$wd" && exec "${BIN[${2:-cur}]}" --config "$1") >>"$TMP/mqttd.log" 2>&1 &
 	BPID=$!
 	for _ in $(seq 100); do
 		if ! kill -0 "$BPID" 2>/dev/null; then
@@ -262,11 +305,14 @@ wait_quiet() {
 
 RESULTS="$TMP/results.jsonl"
 : >"$RESULTS"
+declare -A RESULTS_OF=([cur]="$RESULTS" [base]="$TMP/results-base.jsonl")
+[ -n "$BASELINE" ] && : >"${RESULTS_OF[base]}"
 FAILED=0
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 UPTIME_START=$(uptime)
 
-# record WHAT LINE RC: keep a result line and say how it went.
+# record WHAT LINE RC [FILE]: keep a result line (in FILE, default
+# results.jsonl) and say how it went.
 record() {
 	local what=$1 line=$2 rc=$3
 	if [ -z "$line" ]; then
@@ -274,7 +320,7 @@ record() {
 		FAILED=$((FAILED + 1))
 		return
 	fi
-	echo "$line" >>"$RESULTS"
+	echo "$line" >>"${4:-$RESULTS}"
 	local status=ok
 	if [ "$rc" != 0 ]; then
 		status="FAILED (exit $rc): $(grep -o '"errors":\[[^]]*\]' <<<"$line" || true)"
@@ -311,25 +357,32 @@ for round in $(seq "$ROUNDS"); do
 			title="$title at $((rate / 1000)) k msg/s"
 			rflags=(-rate "$(awk -v r="$rate" -v n="$PUBS" 'BEGIN{print r/n}')")
 		fi
+		builds=("${BUILDS[@]}")
+		if [ $((round % 2)) = 0 ] && [ ${#BUILDS[@]} = 2 ]; then builds=(base cur); fi
 		for v in "${order[@]}"; do
 			# The fixed-rate case is about events only.
 			[ "$rate" != 0 ] && [ "$v" != none ] && [ "$v" != events ] && continue
 			write_config "$v" "$TMP/$v.yaml"
-			wait_quiet
-			pflags=(-topic-cache-ttl 60)
-			[ "$v" = events ] && pflags+=(-manifest-events broker_message_received -validate-every 512)
-			prof="$TMP/prof-$v-q$q-r$round"
-			[ "$rate" != 0 ] && prof="$prof-rate"
-			[ "$PROFILE" = 1 ] && pflags+=(-cpuprofile "$prof-plugin.pb.gz")
-			start_plugin "${pflags[@]}" || { FAILED=$((FAILED + 1)); stop_all; continue; }
-			start_broker "$TMP/$v.yaml" || { FAILED=$((FAILED + 1)); stop_all; continue; }
-			[ "$PROFILE" = 1 ] && profile_broker "$prof-broker.pb.gz" &
-			rc=0
-			line=$("$TMP/mqttbench" load -json -broker "127.0.0.1:$MQTT_PORT" -pid "$BPID" -plugin "$PLUGIN_URL" \
-				-metrics "$METRICS_URL" -scenario pairs -pubs "$PUBS" -qos "$q" -size 64 -duration "$DURATION" \
-				-warmup "$WARMUP" "${rflags[@]}" -label "${LABEL[$v]}" -case "$title" 2>>"$TMP/mqttbench.log") || rc=$?
-			stop_all
-			record "round $round, $title, ${LABEL[$v]}" "$line" "$rc"
+			for build in "${builds[@]}"; do
+				wait_quiet
+				pflags=(-topic-cache-ttl 60)
+				[ "$v" = events ] && pflags+=(-manifest-events broker_message_received -validate-first "$VALIDATE_FIRST" -validate-every "$VALIDATE_EVERY")
+				prof="$TMP/prof-$v-q$q-r$round"
+				[ "$build" = base ] && prof="$TMP/prof-base-$v-q$q-r$round"
+				[ "$rate" != 0 ] && prof="$prof-rate"
+				[ "$PROFILE" = 1 ] && pflags+=(-cpuprofile "$prof-plugin.pb.gz")
+				start_plugin "${pflags[@]}" || { FAILED=$((FAILED + 1)); stop_all; continue; }
+				start_broker "$TMP/$v.yaml" "$build" || { FAILED=$((FAILED + 1)); stop_all; continue; }
+				[ "$PROFILE" = 1 ] && profile_broker "$prof-broker.pb.gz" &
+				rc=0
+				line=$("$TMP/mqttbench" load -json -broker "127.0.0.1:$MQTT_PORT" -pid "$BPID" -plugin "$PLUGIN_URL" \
+					-metrics "$METRICS_URL" -scenario pairs -pubs "$PUBS" -qos "$q" -size 64 -duration "$DURATION" \
+					-warmup "$WARMUP" "${rflags[@]}" -label "${LABEL[$v]}" -case "$title" 2>>"$TMP/mqttbench.log") || rc=$?
+				stop_all
+				what="round $round, $title, ${LABEL[$v]}"
+				[ "$build" = base ] && what="$what @$BASE_REV"
+				record "$what" "$line" "$rc" "${RESULTS_OF[$build]}"
+			done
 		done
 	done
 done
@@ -376,9 +429,16 @@ cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 	echo "- machine: $(nproc) CPUs ($cpu_model), kernel $(uname -r), $(go version | awk '{print $3}'); mqttd $REV"
 	echo "- uptime at start: ${UPTIME_START# }"
 	echo "- uptime at end:   ${UPTIME_END# }"
+	echo "- bench plugin (events variant): -validate-first $VALIDATE_FIRST -validate-every $VALIDATE_EVERY"
 	echo "- load: mqttbench pairs $PUBS→$PUBS, 64-byte payloads, closed loop (window 256), $DURATION measured after $WARMUP warm-up, $ROUNDS round(s), variants interleaved, fresh broker and plugin per run"
 	echo
 	"$TMP/mqttbench" report -baseline "${LABEL[none]}" -max-other "$MAX_OTHER" "$RESULTS"
+	if [ -n "$BASELINE" ]; then
+		echo
+		echo "mqttd at $BASE_REV (--baseline $BASELINE), each run right beside this tree's run of the same variant:"
+		echo
+		"$TMP/mqttbench" report -baseline "${LABEL[none]}" -max-other "$MAX_OTHER" "${RESULTS_OF[base]}"
+	fi
 	if [ -n "$GO_BENCH_OUT" ]; then
 		echo
 		echo '```'
@@ -391,6 +451,7 @@ cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 if [ -n "$OUT" ]; then
 	mkdir -p "$OUT"
 	cp "$TMP/results.jsonl" "$TMP/report.md" "$OUT/"
+	[ -n "$BASELINE" ] && cp "${RESULTS_OF[base]}" "$OUT/"
 	cp "$TMP"/*.log "$TMP/plugin.out" "$OUT/" 2>/dev/null || true
 	cp "$TMP"/prof-*.pb.gz "$OUT/" 2>/dev/null || true
 	log "results, report and logs kept in $OUT"

@@ -76,7 +76,7 @@ type PluginBreaker struct {
 
 // PluginQueue is the event delivery of an HTTP plugin (or event-log).
 type PluginQueue struct {
-	Size       int           `mapstructure:"size" doc:"events held; beyond it the oldest are dropped and counted"`
+	Size       int           `mapstructure:"size" doc:"events held, all lanes together (a lane with a slow batch may use what the others leave); beyond it the oldest are dropped and counted"`
 	SizeBytes  ByteSize      `mapstructure:"size-bytes" doc:"bytes of events held (encoded for http, payloads for event-log); beyond it the oldest are dropped and counted (large payloads reach it long before size)"`
 	Lanes      int           `mapstructure:"lanes" doc:"http: batches in flight at once (one client's events always share a lane)"`
 	MaxEvents  int           `mapstructure:"max-events" doc:"http: events per POST /events"`

@@ -20,7 +20,10 @@ import (
 // that formats them itself (the event-log plugin), and the HTTP plugin's
 // batch lanes, which encode each event as it is pushed and hold only the
 // bytes. What they hold differs too much to share the storage; they share
-// this rule: each pushes, then drops its oldest while Over says so.
+// this rule: each pushes, then drops its oldest while Over says so. The
+// lanes of one plugin follow it together, as one queue: a lane may hold
+// more than its share while the others hold less, and when they are full
+// together, the lanes beyond their shares give way.
 type QueueLimit struct {
 	Events int // at least 1
 	Bytes  int // 0: no bound

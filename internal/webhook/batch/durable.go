@@ -49,6 +49,7 @@ func (l *lane) spoolLocked(c *chunk) error {
 // everything queued. On an append error the lane falls back to memory
 // and the caller drops what it must.
 func (l *lane) enterSpoolLocked() error {
+	defer l.counted()
 	l.spooling = true
 	if c := l.inflight; c != nil && !c.spooled {
 		if err := l.spoolLocked(c); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/hooks"
@@ -25,18 +26,31 @@ const (
 // or collected: a pushed event costs no allocation at all, where an owned
 // copy queued for later encoding cost two and most of a core's worth of
 // garbage collection at a million events a second.
+//
+// The queue's bounds hold for all lanes together (see Pipeline.limit).
+// Each lane is sure of its share of them; beyond it a lane borrows what
+// the others leave unused, which is what lets one lane ride out a slow
+// batch, or a burst of its clients, while the rest are nearly empty. When
+// the lanes together are full, a lane beyond its share gives way: its own
+// oldest events when it pushes, and for a lane within its share, the
+// borrower's oldest (Pipeline.reclaim).
 type lane struct {
 	p     *Pipeline
-	limit hooks.QueueLimit // events and encoded bytes queued at most; the batch being sent does not count
+	share hooks.QueueLimit // the lane's part of the queue's bounds; the batch being sent does not count
 	wake  chan struct{}    // one pending wake-up for the goroutine
 	timer *time.Timer      // the linger of the oldest batch; used by the goroutine only
 
-	mu     sync.Mutex
-	queue  []*chunk // batches waiting, oldest first; only the last may still be filling
-	queued int      // events in queue
-	bytes  int      // their encoded bytes, with the commas between them
-	closed bool
-	free   []*chunk // spent batches, kept for their buffers (keepFree at most)
+	// queued and bytes as of the lane's last change, for other lanes to
+	// add up the whole queue without taking this lane's lock.
+	nEvents, nBytes atomic.Int64
+
+	mu        sync.Mutex
+	queue     []*chunk // batches waiting, oldest first; only the last may still be filling
+	queued    int      // events in queue
+	bytes     int      // their encoded bytes, with the commas between them
+	borrowing bool     // beyond its share: counted in Pipeline.borrowers
+	closed    bool
+	free      []*chunk // spent batches, kept for their buffers (keepFree at most)
 
 	// Durable lanes only (see durable.go).
 	spooling    bool               // pushed events go to the spool
@@ -83,10 +97,39 @@ func (c *chunk) live() int {
 // size is the length the body will have once sent, tail included.
 func (c *chunk) size() int { return len(head) + c.live() + len(tail) }
 
-func newLane(p *Pipeline, capacity, maxBytes int) *lane {
+func newLane(p *Pipeline, share hooks.QueueLimit) *lane {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &lane{p: p, limit: hooks.QueueLimit{Events: capacity, Bytes: maxBytes}, wake: make(chan struct{}, 1), timer: t}
+	return &lane{p: p, share: share, wake: make(chan struct{}, 1), timer: t}
+}
+
+// counted publishes the lane's counts after they changed, and whether it
+// now borrows. l.mu is held.
+func (l *lane) counted() {
+	l.nEvents.Store(int64(l.queued))
+	l.nBytes.Store(int64(l.bytes))
+	if b := l.share.Over(l.queued, l.bytes); b != l.borrowing {
+		l.borrowing = b
+		if b {
+			l.p.borrowers.Add(1)
+		} else {
+			l.p.borrowers.Add(-1)
+		}
+	}
+}
+
+// giveWay makes room for other events, the lane being beyond its share
+// while the lanes together are full: a durable lane moves its queue to
+// the spool, any other (or one the spool refuses) drops its oldest.
+// l.mu is held; wake says the goroutine has something to do (an fsync).
+func (l *lane) giveWay() (wake bool, err error) {
+	if l.p.opts.Spool != nil {
+		if err = l.enterSpoolLocked(); err == nil {
+			return true, nil
+		}
+	}
+	l.dropOldest()
+	return false, err
 }
 
 // push encodes e into the lane's open batch. It reports encode failures
@@ -133,17 +176,30 @@ func (l *lane) push(e *hooks.Event) error {
 		c.full = true
 	}
 	wake := opened || c.full // the goroutine arms a linger, or sends
-	if o.Spool != nil && l.limit.Over(l.queued, l.bytes) {
-		// Durable: the queue moves to the spool rather than losing its oldest.
-		err = l.enterSpoolLocked()
-		wake = true // to fsync
-	}
-	for l.limit.Over(l.queued, l.bytes) {
-		l.dropOldest()
+	l.counted()
+	reclaim := false
+	// Only when some lane borrows can the lanes together be full; until
+	// then a push reads nothing another lane writes.
+	if p.borrowers.Load() > 0 && p.full() {
+		// A lane beyond its share pays for its own push; one within it
+		// takes its room back from those beyond theirs.
+		for l.borrowing && p.full() {
+			w, gerr := l.giveWay()
+			wake = wake || w
+			if err == nil {
+				err = gerr
+			}
+		}
+		reclaim = p.full()
 	}
 	l.mu.Unlock()
 	if wake {
 		l.signal()
+	}
+	if reclaim {
+		if rerr := p.reclaim(); err == nil {
+			err = rerr
+		}
 	}
 	return err
 }
@@ -177,6 +233,7 @@ func (l *lane) dropOldest() {
 	if c.events() == 0 {
 		l.dropChunk(0)
 	}
+	l.counted()
 }
 
 // dropChunk removes the empty batch queue[i] and keeps its buffers.
@@ -259,6 +316,7 @@ func (l *lane) next() *chunk {
 				l.unqueue(0)
 				l.queued -= c.events()
 				l.bytes -= c.live()
+				l.counted()
 				l.inflight = c
 				l.mu.Unlock()
 				return c
@@ -356,12 +414,14 @@ func (l *lane) abandon() {
 			l.spoolOrFail(c)
 		}
 		l.queue, l.queued, l.bytes = l.queue[:0], 0, 0
+		l.counted()
 		l.mu.Unlock()
 		l.sync()
 		return
 	}
 	n := l.queued
 	l.queue, l.queued, l.bytes = l.queue[:0], 0, 0
+	l.counted()
 	l.mu.Unlock()
 	l.p.shutdown.Add(uint64(n))
 }

@@ -123,7 +123,10 @@ func checkLaneCounts(t *testing.T, l *lane) {
 	if events != l.queued || bytes != l.bytes {
 		t.Fatalf("lane counts %d events, %d bytes; its queue holds %d and %d", l.queued, l.bytes, events, bytes)
 	}
-	if l.queued > l.limit.Events || (l.bytes > l.limit.Bytes && l.queued > 1) {
-		t.Fatalf("lane holds %d events, %d bytes; bounds %d and %d", l.queued, l.bytes, l.limit.Events, l.limit.Bytes)
+	if int(l.nEvents.Load()) != l.queued || int(l.nBytes.Load()) != l.bytes {
+		t.Fatalf("lane publishes %d events, %d bytes; it holds %d and %d", l.nEvents.Load(), l.nBytes.Load(), l.queued, l.bytes)
+	}
+	if lim := l.p.limit; l.queued > lim.Events || (l.bytes > lim.Bytes && l.queued > 1) {
+		t.Fatalf("lane holds %d events, %d bytes; bounds %d and %d", l.queued, l.bytes, lim.Events, lim.Bytes)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -126,6 +127,13 @@ type Pipeline struct {
 	lanes []*lane
 	seed  maphash.Seed
 
+	// limit is QueueSize and QueueBytes: what the lanes hold together.
+	// Each lane is sure of limit/Lanes; borrowers counts the lanes
+	// holding more, the only ones that can make the whole full.
+	limit     hooks.QueueLimit
+	borrowers atomic.Int32
+	reclaimMu sync.Mutex // one reclaim at a time, so none takes more than was over
+
 	// stop ends sends and backoff waits once Close's deadline passes;
 	// until then Close lets the lanes finish on their own.
 	stop    context.Context
@@ -156,12 +164,12 @@ func New(opts Options, enc Encoder, send Sender) *Pipeline {
 		rep:  reporter{log: opts.Logger},
 	}
 	p.stop, p.abort = context.WithCancel(context.Background())
-	perLane := max(opts.QueueSize/opts.Lanes, 1)
-	perLaneBytes := max(opts.QueueBytes/opts.Lanes, 1)
+	p.limit = hooks.QueueLimit{Events: opts.QueueSize, Bytes: opts.QueueBytes}
+	share := hooks.QueueLimit{Events: max(opts.QueueSize/opts.Lanes, 1), Bytes: max(opts.QueueBytes/opts.Lanes, 1)}
 	p.lanes = make([]*lane, opts.Lanes)
 	p.running.Store(int32(opts.Lanes))
 	for i := range p.lanes {
-		p.lanes[i] = newLane(p, perLane, perLaneBytes)
+		p.lanes[i] = newLane(p, share)
 	}
 	if sp := opts.Spool; sp != nil {
 		clear := sp.Clear() // what a restart left there goes first
@@ -190,6 +198,73 @@ func (p *Pipeline) Push(e *hooks.Event) {
 	if err := p.lanes[p.laneOf(e)].push(e); err != nil {
 		p.report(err)
 	}
+}
+
+// full reports whether the lanes together hold more than the queue's
+// bounds, as of each lane's last change.
+func (p *Pipeline) full() bool {
+	var n, b int64
+	for _, l := range p.lanes {
+		n += l.nEvents.Load()
+		b += l.nBytes.Load()
+	}
+	return p.limit.Over(int(n), int(b))
+}
+
+// reclaim gives a lane within its share the room it needs back: while the
+// lanes together are full, the lane the furthest beyond its share gives
+// way. The caller holds no lane's lock.
+func (p *Pipeline) reclaim() error {
+	p.reclaimMu.Lock()
+	defer p.reclaimMu.Unlock()
+	var first error
+	for p.full() {
+		v := p.furthestBeyond()
+		if v == nil {
+			return first // nobody borrows: the shares alone pass the bounds (fewer events than lanes)
+		}
+		v.mu.Lock()
+		wake := false
+		if v.borrowing && p.full() {
+			var err error
+			if wake, err = v.giveWay(); first == nil {
+				first = err
+			}
+		}
+		v.mu.Unlock()
+		if wake {
+			v.signal()
+		}
+	}
+	return first
+}
+
+// furthestBeyond is the lane holding the most beyond its share, by the
+// bound the lanes together pass (events, else bytes); nil when no lane
+// is beyond its share.
+func (p *Pipeline) furthestBeyond() *lane {
+	var n, b int64
+	for _, l := range p.lanes {
+		n += l.nEvents.Load()
+		b += l.nBytes.Load()
+	}
+	byEvents := n > int64(p.limit.Events)
+	var v *lane
+	var most int64
+	for _, l := range p.lanes {
+		ln, lb := l.nEvents.Load(), l.nBytes.Load()
+		if !l.share.Over(int(ln), int(lb)) {
+			continue
+		}
+		beyond := lb - int64(l.share.Bytes)
+		if byEvents {
+			beyond = ln - int64(l.share.Events)
+		}
+		if v == nil || beyond > most {
+			v, most = l, beyond
+		}
+	}
+	return v
 }
 
 func (p *Pipeline) laneOf(e *hooks.Event) int {
