@@ -55,6 +55,7 @@ func (w *writer) deleteOldEntries(id string, since uint64) error {
 	if since <= 1 {
 		return nil
 	}
+	w.s.noteRead()
 	it, err := w.s.db.NewIter(&pebble.IterOptions{LowerBound: queueKey(id, 0), UpperBound: queueKey(id, since)})
 	if err != nil {
 		return err
@@ -90,6 +91,7 @@ func (w *writer) deleteOldEntries(id string, since uint64) error {
 
 // deleteStored deletes every committed key starting with prefix.
 func (w *writer) deleteStored(prefix []byte) error {
+	w.s.noteRead()
 	it, err := w.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperBound(prefix)})
 	if err != nil {
 		return err

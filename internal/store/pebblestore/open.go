@@ -38,6 +38,8 @@ type Store struct {
 	scratch scratch       // the writer's buffers, kept from one commit to the next
 	dirty   bool          // Interval: written since the last fsync
 	keys    atomic.Uint64 // key writes (sets and deletes) applied since Open
+	epoch   time.Time     // Open: what readAt counts from
+	readAt  atomic.Int64  // see noteRead
 
 	rmu     sync.RWMutex // held by readers; Close takes it to stop them first
 	rclosed bool
@@ -102,7 +104,7 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 	existed := hasManifest(dir)
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
-	s := &Store{dir: dir, opts: opts, lock: lock, queues: map[string]*queueIndex{}}
+	s := &Store{dir: dir, opts: opts, lock: lock, queues: map[string]*queueIndex{}, epoch: time.Now()}
 	db, err := pebble.Open(dir, s.pebbleOptions(cache, false))
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
@@ -118,6 +120,7 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
+	s.readAt.Store(0) // what Open read is no reason to avoid range deletions
 	s.notify = store.NewNotifier()
 	if opts.Metrics != nil {
 		opts.Metrics.attach(s)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 
@@ -47,6 +48,8 @@ func queued(t *testing.T, s *Store, client string) []string {
 // range never takes an entry still queued between the acknowledged ones,
 // whether its message is held by the entry (one session) or shared.
 func TestAckRangesKeepEntriesBetween(t *testing.T) {
+	defer func(q time.Duration) { readQuiet = q }(readQuiet)
+	readQuiet = 0
 	dir := t.TempDir()
 	s := mustOpen(t, dir, Options{Durability: store.None})
 	enqueueN(t, s, 6, "solo")
@@ -91,6 +94,8 @@ func TestAckRangesKeepEntriesBetween(t *testing.T) {
 // store and, acknowledged in order, one range deletion per commit of
 // acknowledgements, not a key per message and entry.
 func TestKeysPerDelivery(t *testing.T) {
+	defer func(q time.Duration) { readQuiet = q }(readQuiet)
+	readQuiet = 0
 	s := mustOpen(t, t.TempDir(), Options{Durability: store.None})
 	defer s.Close()
 	k0 := s.KeysWritten()
@@ -130,10 +135,43 @@ func TestKeysPerDelivery(t *testing.T) {
 	}
 }
 
+// While the store is being read, acknowledgements are deleted point by
+// point (see noteRead); once reads stop for readQuiet, in ranges again.
+func TestReadsMakePointDeletes(t *testing.T) {
+	defer func(q time.Duration) { readQuiet = q }(readQuiet)
+	readQuiet = time.Hour
+	s := mustOpen(t, t.TempDir(), Options{Durability: store.None})
+	defer s.Close()
+	ackAll := func(seqs []uint64) uint64 {
+		t.Helper()
+		k0 := s.KeysWritten()
+		var b store.Batch
+		for _, seq := range seqs {
+			b.Ack("c", seq)
+		}
+		mustCommit(t, s, &b)
+		return s.KeysWritten() - k0
+	}
+	if n := ackAll(enqueueN(t, s, 10, "c")["c"]); n != 1 {
+		t.Fatalf("no read: %d keys, want 1 range deletion", n)
+	}
+	seqs := enqueueN(t, s, 10, "c")["c"]
+	queued(t, s, "c")
+	if n := ackAll(seqs); n != 10 {
+		t.Fatalf("after a read: %d keys, want 10 point deletions", n)
+	}
+	readQuiet = 0
+	if n := ackAll(enqueueN(t, s, 10, "c")["c"]); n != 1 {
+		t.Fatalf("reads quiet: %d keys, want 1 range deletion", n)
+	}
+}
+
 // A session deleted in the batch that acknowledged some of its entries
 // and then queued again: the new entries (sequence numbers from 1 again)
 // are not taken by the acknowledgements' range.
 func TestAckThenDeleteSessionThenEnqueue(t *testing.T) {
+	defer func(q time.Duration) { readQuiet = q }(readQuiet)
+	readQuiet = 0
 	s := mustOpen(t, t.TempDir(), Options{Durability: store.None})
 	defer s.Close()
 	enqueueN(t, s, 4, "c")

@@ -16,6 +16,7 @@ func (s *Store) each(lo, hi []byte, fn func(k, v []byte) error) error {
 	if s.rclosed {
 		return store.ErrClosed
 	}
+	s.noteRead()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return s.wrap(err)
@@ -95,6 +96,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	if s.rclosed {
 		return nil, store.ErrClosed
 	}
+	s.noteRead()
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
 	qit, err := snap.NewIter(&pebble.IterOptions{
