@@ -91,7 +91,6 @@ func (w *writer) deleteOldEntries(id string, since uint64) error {
 
 // deleteStored deletes every committed key starting with prefix.
 func (w *writer) deleteStored(prefix []byte) error {
-	w.s.noteRead()
 	it, err := w.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperBound(prefix)})
 	if err != nil {
 		return err

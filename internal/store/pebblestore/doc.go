@@ -34,6 +34,10 @@
 // deletion per commit. Range deletions, unlike single deletes, stay
 // correct when a key is written again after its deletion (sequence numbers
 // start again after a session is deleted, message ids after a restart).
+// But Pebble fragments a memtable's range deletions again for the first
+// read after each new one, so for a second after a queue is read back (a
+// page of a backlog, an entry older than the index) commits delete point
+// by point (writer.go, noteRead).
 //
 // Queue heads (last sequence number, entry count) and the number of entries
 // referring to each message are not written by commits: Open rebuilds them

@@ -120,7 +120,6 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
-	s.readAt.Store(0) // what Open read is no reason to avoid range deletions
 	s.notify = store.NewNotifier()
 	if opts.Metrics != nil {
 		opts.Metrics.attach(s)

@@ -16,7 +16,6 @@ func (s *Store) each(lo, hi []byte, fn func(k, v []byte) error) error {
 	if s.rclosed {
 		return store.ErrClosed
 	}
-	s.noteRead()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return s.wrap(err)
