@@ -207,7 +207,9 @@ func (w *writer) queue(id string) *queueIndex {
 	return q
 }
 
-// ack removes entry seq of client id. Not with a single delete, though
+// ack removes entry seq of client id: an entry older than the index at
+// once, a cached one (and a message it frees) with the batch's other
+// deletions in flushDeletes. Not with a single delete, though
 // entries and messages are written once under their key while it exists:
 // a key is written again after its deletion (sequence numbers start again
 // after a session is deleted, message ids after a restart), and a flush
