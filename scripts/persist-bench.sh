@@ -20,14 +20,18 @@
 # Variants: memory (storage.type memory), pebble (storage.type pebble,
 # durability sync).
 #
-# Usage: scripts/persist-bench.sh [--rounds N] [--duration D] [--cases LIST] [--out DIR] [--src DIR]
-#   --src DIR  build mqttd from another checkout (e.g. `git archive main`);
-#              mqttbench always comes from this one
+# Usage: scripts/persist-bench.sh [--rounds N] [--duration D] [--cases LIST] [--out DIR] [--src DIR] [--base DIR]
+#   --src DIR   build mqttd from another checkout (e.g. `git archive main`);
+#               mqttbench always comes from this one
+#   --base DIR  also build mqttd from DIR (e.g. `git archive main`) and run
+#               its memory and pebble variants (labelled base-memory,
+#               base-pebble) interleaved with the others in the same
+#               rounds: a change's ratio and its base's from one run
 # Restart time, RSS and disk bytes per queued message:
 #   MQTTD_BENCH_RESTART=1 go test -run TestBenchRestartLargeStore -v -timeout 30m ./cmd/mqttd
 set -euo pipefail
 
-rounds=3 duration=8s cases="qos0,qos1,qos1-pers" out="" src=""
+rounds=3 duration=8s cases="qos0,qos1,qos1-pers" out="" src="" base=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) rounds=$2; shift 2 ;;
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
 	--cases) cases=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--src) src=$2; shift 2 ;;
+	--base) base=$2; shift 2 ;;
 	*) echo "persist-bench.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -44,6 +49,7 @@ work=${out:-$(mktemp -d /tmp/persist-bench.XXXXXX)}
 mkdir -p "$work"
 src=${src:-$root}
 (cd "$src" && go build -o "$work/mqttd" ./cmd/mqttd)
+[ -n "$base" ] && (cd "$base" && go build -o "$work/mqttd-base" ./cmd/mqttd)
 (cd "$root" && go build -o "$work/mqttbench" ./tools/mqttbench)
 results="$work/results.jsonl"
 : >"$results"
@@ -62,16 +68,19 @@ trap stop_broker EXIT
 
 # start_broker VARIANT: a fresh broker (and store) on free ports.
 start_broker() {
-	local variant=$1 dir port admin storage
+	local variant=$1 dir port admin storage bin=$work/mqttd
 	dir=$(mktemp -d "$work/run.XXXXXX")
 	port=$(free_port) admin=$(free_port)
 	case "$variant" in
+	base-*) bin=$work/mqttd-base ;;
+	esac
+	case "${variant#base-}" in
 	memory) storage="storage: {type: memory}" ;;
 	pebble) storage="storage: {type: pebble, dir: $dir/store, durability: sync}" ;;
 	esac
 	printf 'listeners:\n  default: {bind: "127.0.0.1:%s"}\nadmin: {bind: "127.0.0.1:%s"}\nsys-interval: 0\nlogging: {level: warn}\n%s\n' \
 		"$port" "$admin" "$storage" >"$dir/mqttd.yaml"
-	"$work/mqttd" --config "$dir/mqttd.yaml" >"$dir/log" 2>&1 &
+	"$bin" --config "$dir/mqttd.yaml" >"$dir/log" 2>&1 &
 	broker_pid=$!
 	broker_addr="127.0.0.1:$port"
 	for _ in $(seq 200); do
@@ -101,7 +110,12 @@ run_case() {
 IFS=, read -r -a case_list <<<"$cases"
 for round in $(seq "$rounds"); do
 	variants=(memory pebble)
-	[ $((round % 2)) -eq 0 ] && variants=(pebble memory)
+	[ -n "$base" ] && variants=(memory pebble base-memory base-pebble)
+	if [ $((round % 2)) -eq 0 ]; then
+		rev=()
+		for ((i = ${#variants[@]} - 1; i >= 0; i--)); do rev+=("${variants[i]}"); done
+		variants=("${rev[@]}")
+	fi
 	for c in "${case_list[@]}"; do
 		for v in "${variants[@]}"; do
 			run_case "$c" "$v" "$round"
@@ -109,13 +123,17 @@ for round in $(seq "$rounds"); do
 	done
 done
 
-echo "mqttd from $src, $(nproc) cores, $rounds rounds of $duration; results in $results"
-jq -rs '
+echo "mqttd from $src${base:+ (base: $base)}, $(nproc) cores, $rounds rounds of $duration; results in $results"
+for prefix in "" ${base:+base-}; do
+	[ -n "$prefix" ] && echo "base (mqttd from $base):"
+	jq -rs --arg pre "$prefix" '
   def median: sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
+  map(select(.label | ltrimstr($pre) | IN("memory", "pebble"))) | map(select(.label | startswith($pre))) |
   group_by(.case) | .[] | . as $runs | ($runs[0].case) as $c |
-  [ "memory", "pebble" ] | map(. as $v | [$runs[] | select(.label == $v)]) as [$m, $p] |
+  [ "memory", "pebble" ] | map(($pre + .) as $v | [$runs[] | select(.label == $v)]) as [$m, $p] |
   ($m | map(.delivered_per_s) | median) as $mr | ($p | map(.delivered_per_s) | median) as $pr |
   "\($c): memory \($mr|floor) msg/s, pebble \($pr|floor) msg/s, ratio \(($pr / $mr * 1000 | floor) / 1000)" +
   (if $c != "qos0" then "; ack p99 memory \($m | map(.ack_p99_us) | median | floor) µs, pebble \($p | map(.ack_p99_us) | median | floor) µs" else "" end) +
   "; not ok runs \([$runs[] | select(.ok | not)] | length); load \([$runs[].loadavg] | join(" | "))"
 ' "$results"
+done

@@ -37,12 +37,36 @@ func BenchmarkPersistentQoS1(b *testing.B) {
 				}
 				st = ps
 			}
-			benchPersistent(b, st, 10, 10, 64)
+			benchPersistent(b, st, 10, 10, 64, false)
 		})
 	}
 }
 
-func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
+// BenchmarkPersistentQoS1Pairs is BenchmarkPersistentQoS1 with one
+// subscriber per publisher (publisher i to bench/i, subscribed by
+// subscriber i only), 256 in flight each: the shape of
+// scripts/persist-bench.sh's qos1-pers case, where what a message costs
+// the store weighs as much as what a delivery does.
+func BenchmarkPersistentQoS1Pairs(b *testing.B) {
+	for _, mode := range []string{"memstore", "pebble-sync"} {
+		b.Run(mode, func(b *testing.B) {
+			var st store.Store = memstore.New()
+			if mode == "pebble-sync" {
+				ps, err := pebblestore.Open(b.TempDir(), pebblestore.Options{Durability: store.Sync})
+				if err != nil {
+					b.Fatal(err)
+				}
+				st = ps
+			}
+			benchPersistent(b, st, 10, 10, 256, true)
+		})
+	}
+}
+
+// benchPersistent runs npubs publishers and nsubs persistent subscribers;
+// with pairs, publisher i publishes to bench/i and only subscriber i
+// subscribes to it (npubs == nsubs), else every subscriber has bench/#.
+func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int, pairs bool) {
 	br, err := New(Options{
 		Listeners:   []ListenerConfig{{Name: "tcp", Type: "tcp", Bind: "127.0.0.1:0"}},
 		SysInterval: -1,
@@ -66,12 +90,20 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 	}()
 
 	total := int64(b.N)
+	perMsg := int64(nsubs) // deliveries of each message
+	if pairs {
+		perMsg = 1
+	}
 	var delivered atomic.Int64
 	allIn := make(chan struct{})
 	var subsWG sync.WaitGroup
 	for i := range nsubs {
 		conn := benchDial(b, addr, fmt.Sprintf("bsub-%d", i), false)
-		benchWrite(b, conn, &packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "bench/#", QoS: 1}}})
+		filter := "bench/#"
+		if pairs {
+			filter = fmt.Sprintf("bench/%d", i)
+		}
+		benchWrite(b, conn, &packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: filter, QoS: 1}}})
 		r := bufio.NewReader(conn)
 		if p, err := packets.ReadPacket(r, packets.V311, 1<<20); err != nil || p.Type() != packets.SUBACK {
 			b.Fatalf("SUBACK: %v %v", p, err)
@@ -89,7 +121,7 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 				if pub, ok := p.(*packets.Publish); ok {
 					ack, _ := (&packets.Puback{PacketID: pub.PacketID}).Append(nil, packets.V311)
 					w.Write(ack)
-					if delivered.Add(1) == total*int64(nsubs) {
+					if delivered.Add(1) == total*perMsg {
 						close(allIn)
 					}
 				}
@@ -116,7 +148,11 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 		go func() {
 			defer pubsWG.Done()
 			defer conn.Close()
-			lat[i] = benchPublisher(conn, n, window, payload)
+			topic := "bench/t"
+			if pairs {
+				topic = fmt.Sprintf("bench/%d", i)
+			}
+			lat[i] = benchPublisher(conn, topic, n, window, payload)
 		}()
 	}
 	pubsWG.Wait()
@@ -125,7 +161,7 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 		select {
 		case <-allIn:
 		case <-time.After(60 * time.Second):
-			b.Fatalf("delivered %d of %d", delivered.Load(), total*int64(nsubs))
+			b.Fatalf("delivered %d of %d", delivered.Load(), total*perMsg)
 		}
 	}
 	b.StopTimer()
@@ -138,13 +174,13 @@ func benchPersistent(b *testing.B, st store.Store, npubs, nsubs, window int) {
 		br.Close(context.Background()) // the writes held back are written at close
 		b.ReportMetric(float64(k.KeysWritten())/float64(total), "keys/msg")
 	}
-	b.ReportMetric(float64(total*int64(nsubs))/time.Since(start).Seconds(), "deliveries/s")
+	b.ReportMetric(float64(total*perMsg)/time.Since(start).Seconds(), "deliveries/s")
 }
 
 // benchPublisher sends n QoS 1 messages on conn keeping up to window
 // unacknowledged, and returns each one's time from leaving the client (the
 // flush that sent it) to its PUBACK. Acknowledgements come in order.
-func benchPublisher(conn net.Conn, n, window int, payload []byte) []time.Duration {
+func benchPublisher(conn net.Conn, topic string, n, window int, payload []byte) []time.Duration {
 	sent := make([]int64, n) // when each message was flushed, in ns since start
 	lat := make([]time.Duration, 0, n)
 	t0 := time.Now()
@@ -181,7 +217,7 @@ func benchPublisher(conn net.Conn, n, window int, payload []byte) []time.Duratio
 			flush(k)
 			slots <- struct{}{}
 		}
-		raw, _ := (&packets.Publish{Topic: "bench/t", Payload: payload, QoS: 1, PacketID: uint16(k%60000 + 1)}).Append(nil, packets.V311)
+		raw, _ := (&packets.Publish{Topic: topic, Payload: payload, QoS: 1, PacketID: uint16(k%60000 + 1)}).Append(nil, packets.V311)
 		w.Write(raw)
 	}
 	flush(n)

@@ -156,3 +156,37 @@ func TestSessionExpiry(t *testing.T) {
 	}
 	again.expectNothing(100 * time.Millisecond)
 }
+
+// A QoS 1 delivery left unacknowledged has its in-flight record written
+// once held past the flusher's ticks (a resumed session resends it with the
+// same packet id), and cleared by its PUBACK; one acknowledged within the
+// hold leaves nothing. Two packet ids held in different ticks, the later
+// one first acknowledged, exercise both generations of held records.
+func TestHeldSentRecordsWrittenAndCleared(t *testing.T) {
+	pb := startPersistent(t, nil)
+	sub := dialRaw(t, pb.addr)
+	sub.mustConnect("held-sub", false)
+	sub.subscribe(1, "held/#", 1)
+	pub := dialRaw(t, pb.addr)
+	pub.mustConnect("held-pub", true)
+	pub.publish1(1, "held/a", "first", false)
+	first := sub.expectPublish(2 * time.Second)
+	time.Sleep(sentDelay) // the second is held at least one tick later
+	pub.publish1(2, "held/a", "second", false)
+	second := sub.expectPublish(2 * time.Second)
+	sub.ack(second)
+	waitFor(t, "the unacknowledged delivery's record written", func() bool {
+		recs, err := pb.st.Inflight("held-sub")
+		return err == nil && len(recs) == 1 && recs[0].PacketID == first.PacketID && recs[0].State == 1
+	})
+	sub.ack(first)
+	waitFor(t, "its record cleared", func() bool {
+		recs, err := pb.st.Inflight("held-sub")
+		return err == nil && len(recs) == 0
+	})
+	// Nothing else was written meanwhile: the second's record never was.
+	time.Sleep(3 * sentDelay)
+	if recs, err := pb.st.Inflight("held-sub"); err != nil || len(recs) != 0 {
+		t.Fatalf("in-flight records left: %+v %v", recs, err)
+	}
+}

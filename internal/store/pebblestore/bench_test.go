@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mqttd/mqttd/internal/store"
 )
@@ -198,4 +199,60 @@ func mustOpenB(b *testing.B, o Options) *Store {
 		b.Fatal(err)
 	}
 	return s
+}
+
+// BenchmarkDrainBesideLiveAcks: one session drains a backlog older than
+// the index (each acknowledgement reads its entry back from Pebble) while
+// another acknowledges its fresh messages in order, one commit per op. In
+// "ranges" the live session's acknowledgements are a run (one range
+// deletion per commit, were it not for the reads: see noteRead); in
+// "points" every other one is acknowledged, so each is a point deletion.
+// A read after a range deletion makes Pebble fragment the memtable's
+// range deletions again: this shows what that would cost the drain
+// ("ranges-always" keeps range deletions despite the reads).
+func BenchmarkDrainBesideLiveAcks(b *testing.B) {
+	for _, mode := range []string{"ranges", "ranges-always", "points"} {
+		b.Run(mode, func(b *testing.B) {
+			defer func(n int, q time.Duration) { indexBudget, readQuiet = n, q }(indexBudget, readQuiet)
+			indexBudget = 1000
+			if mode == "ranges-always" {
+				readQuiet = 0
+			}
+			s := mustOpenB(b, Options{Durability: store.None})
+			defer s.Close()
+			backlog := b.N + 1
+			for i := 0; i < backlog; i += 500 {
+				var bt store.Batch
+				for range min(500, backlog-i) {
+					bt.Enqueue(&store.MessageRecord{Topic: "bench/topic", Payload: payload64, QoS: 1}, []store.Delivery{{ClientID: "old", QoS: 1}})
+				}
+				if err := s.Commit(context.Background(), &bt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				var bt store.Batch
+				ds := make([]store.Delivery, 16)
+				for j := range ds {
+					ds[j] = store.Delivery{ClientID: "live", QoS: 1}
+					bt.Enqueue(&store.MessageRecord{Topic: "bench/topic", Payload: payload64, QoS: 1}, ds[j:j+1])
+				}
+				if err := s.Commit(context.Background(), &bt); err != nil {
+					b.Fatal(err)
+				}
+				bt.Reset()
+				for j, d := range ds {
+					if mode != "points" || j%2 == 0 {
+						bt.Ack("live", d.Seq)
+					}
+				}
+				bt.Ack("old", uint64(i+1))
+				if err := s.Commit(context.Background(), &bt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -12,6 +12,12 @@ import (
 // was made), the committed state (older entries and packet ids) and the
 // operations before this one in the same batch (packet ids they set).
 func (w *writer) deleteSession(id string, before []store.Op) error {
+	// The acknowledged entries waiting to be deleted go first: the queue
+	// starts again at sequence number 1, and a range deleted after the
+	// entries this batch enqueues again could hide them.
+	if err := w.flushDeletes(); err != nil {
+		return err
+	}
 	if err := w.pb.Delete(flatKey(pSession, id), nil); err != nil {
 		return err
 	}
@@ -49,6 +55,7 @@ func (w *writer) deleteOldEntries(id string, since uint64) error {
 	if since <= 1 {
 		return nil
 	}
+	w.s.noteRead()
 	it, err := w.s.db.NewIter(&pebble.IterOptions{LowerBound: queueKey(id, 0), UpperBound: queueKey(id, since)})
 	if err != nil {
 		return err
@@ -59,13 +66,13 @@ func (w *writer) deleteOldEntries(id string, since uint64) error {
 		if _, gone := w.goneOld[string(it.Key())]; gone {
 			continue
 		}
-		r, err := decodeRef(it.Value())
+		msg, err := refMsg(it.Value())
 		if err != nil {
 			it.Close()
 			return err
 		}
 		keys = append(keys, append([]byte(nil), it.Key()...))
-		msgs = append(msgs, r.msg)
+		msgs = append(msgs, msg)
 	}
 	if err := it.Close(); err != nil {
 		return err

@@ -8,17 +8,36 @@
 // composite keys are prefixed by their 16-bit length so one client's keys
 // never run into another's.
 //
-//	0x00                          format version of the store (1 byte, now 2)
+//	0x00                          format version of the store (1 byte, now 3)
 //	's' client-id                 session record (store.AppendSession)
 //	'r' topic                     retained message (store.AppendMessage)
-//	'm' msg-id(8)                 queued message body, stored once (store.AppendMessage)
+//	'm' msg-id(8)                 message queued for several sessions, stored once (store.AppendMessage)
 //	'n' client-id                 queue's last sequence number, written at Close
-//	'q' len(2) client-id seq(8)   queue entry: msg-id and delivery options
+//	'q' len(2) client-id seq(8)   queue entry: msg-id and delivery options, or (msg-id 0) the message itself
 //	'i' len(2) client-id pid(2)   outbound in-flight packet id: seq and state
 //	'p' len(2) client-id pid(2)   inbound QoS 2 packet id awaiting PUBREL (empty value)
 //
 // Every value starts with a version byte; decoders refuse anything else
-// with an error wrapping store.ErrCorrupt.
+// with an error wrapping store.ErrCorrupt. A store in an older format is
+// refused with ErrOldFormat.
+//
+// What a delivery costs in key writes is what a persistent QoS 1 flow
+// costs in Pebble (memtable inserts, flushes, compactions), so the layout
+// keeps it small. A message for one session (the common case) is held by
+// its queue entry: one key written when it is queued. A message for N
+// sessions is one message key and N entries. Acknowledgements are not
+// deleted one key each: the entries a commit acknowledges are deleted when
+// its operations are done, a run of neighbours in one queue (separated
+// only by sequence numbers known to hold nothing) with one range deletion,
+// and the messages they freed likewise by runs of consecutive ids. A
+// subscriber acknowledging in order therefore costs about one range
+// deletion per commit. Range deletions, unlike single deletes, stay
+// correct when a key is written again after its deletion (sequence numbers
+// start again after a session is deleted, message ids after a restart).
+// But Pebble fragments a memtable's range deletions again for the first
+// read after each new one, so for a second after a queue is read back (a
+// page of a backlog, an entry older than the index) commits delete point
+// by point (writer.go, noteRead).
 //
 // Queue heads (last sequence number, entry count) and the number of entries
 // referring to each message are not written by commits: Open rebuilds them

@@ -70,6 +70,21 @@ func (q *queueIndex) remove(seq uint64) {
 	}
 }
 
+// emptyBetween tells whether q is known to hold no entry strictly
+// between sequence numbers a < b, at most maxGap apart: all of them are
+// cached (at or above since) and none is in the index.
+func (q *queueIndex) emptyBetween(a, b uint64) bool {
+	if a < q.since || b-a > maxGap {
+		return false
+	}
+	for seq := a + 1; seq < b; seq++ {
+		if _, ok := q.msgs[seq]; ok {
+			return false
+		}
+	}
+	return true
+}
+
 // uncache drops q's cached entries: from now on they are read from Pebble.
 func (q *queueIndex) uncache() {
 	q.msgs, q.peak, q.since = nil, 0, q.head.last+1

@@ -15,9 +15,11 @@ import (
 	"github.com/mqttd/mqttd/internal/store"
 )
 
-// formatV2: queue heads and reference counts are no longer stored (Open
-// rebuilds them). A version 1 store is refused as unknown.
-const formatV2 = 2
+// formatV3: a message for one session is held by its queue entry, and
+// acknowledged entries are deleted in ranges. Format 2 (queue entries that
+// always refer to a message key) and 1 (queue heads and reference counts
+// stored) are refused, as older.
+const formatV3 = 3
 
 // Store is the on-disk store.Store, on Pebble. It is safe for concurrent
 // use; Open one per directory.
@@ -36,6 +38,8 @@ type Store struct {
 	scratch scratch       // the writer's buffers, kept from one commit to the next
 	dirty   bool          // Interval: written since the last fsync
 	keys    atomic.Uint64 // key writes (sets and deletes) applied since Open
+	epoch   time.Time     // Open: what readAt counts from
+	readAt  atomic.Int64  // see noteRead
 
 	rmu     sync.RWMutex // held by readers; Close takes it to stop them first
 	rclosed bool
@@ -54,6 +58,11 @@ var _ store.Store = (*Store)(nil)
 
 // ErrCorruptStore wraps the error Open returns for a corrupt store.
 var ErrCorruptStore = errors.New("store is corrupt")
+
+// ErrOldFormat wraps the error Open returns for a store in an older
+// format: not corrupt (it is never quarantined), but not readable by this
+// version either.
+var ErrOldFormat = errors.New("store is in an older format")
 
 // Open opens the store in dir, creating dir when it does not exist. It
 // takes the directory's lock, so a second Open of the same directory fails
@@ -95,7 +104,7 @@ func openLocked(dir string, opts Options, lock *os.File) (*Store, error) {
 	existed := hasManifest(dir)
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
-	s := &Store{dir: dir, opts: opts, lock: lock, queues: map[string]*queueIndex{}}
+	s := &Store{dir: dir, opts: opts, lock: lock, queues: map[string]*queueIndex{}, epoch: time.Now()}
 	db, err := pebble.Open(dir, s.pebbleOptions(cache, false))
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
@@ -146,10 +155,12 @@ func (s *Store) recover(existed bool) error {
 	case !ok && existed:
 		return fmt.Errorf("%w: format marker missing", store.ErrCorrupt)
 	case !ok:
-		if err := s.db.Set(formatKey, []byte{formatV2}, pebble.Sync); err != nil {
+		if err := s.db.Set(formatKey, []byte{formatV3}, pebble.Sync); err != nil {
 			return err
 		}
-	case len(v) != 1 || v[0] != formatV2:
+	case len(v) == 1 && v[0] < formatV3:
+		return fmt.Errorf("%w (format %d, this mqttd reads format %d): written by an older mqttd; this one cannot read it: run the older version until its queues are drained, or move the directory away to start empty", ErrOldFormat, v[0], formatV3)
+	case len(v) != 1 || v[0] != formatV3:
 		return fmt.Errorf("%w: unknown store format %x (written by a newer mqttd?)", store.ErrCorrupt, v)
 	}
 	if err := s.Sessions(func(*store.SessionRecord) error { return nil }); err != nil {
@@ -206,7 +217,10 @@ func (s *Store) rebuildIndex() error {
 		}
 		q.head.count++
 		q.head.last = seq // keys are in sequence order
-		msgs = append(msgs, msg)
+		// 0: the entry holds its message, which has nothing to count.
+		if msg != 0 {
+			msgs = append(msgs, msg)
+		}
 		return nil
 	})
 	if err != nil {

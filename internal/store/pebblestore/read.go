@@ -95,6 +95,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	if s.rclosed {
 		return nil, store.ErrClosed
 	}
+	s.noteRead()
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
 	qit, err := snap.NewIter(&pebble.IterOptions{
@@ -133,6 +134,10 @@ func readEntry(clientID string, qit, mit *pebble.Iterator) (store.Queued, error)
 	if err != nil {
 		return store.Queued{}, err
 	}
+	d := store.Delivery{ClientID: clientID, Seq: seq, QoS: r.qos, Retain: r.retain, SubIDs: r.subIDs, Group: r.group}
+	if r.msg == 0 {
+		return store.Queued{Delivery: d, Msg: r.body}, nil
+	}
 	mk := idKey(pMessage, r.msg)
 	if !mit.SeekGE(mk) || !bytes.Equal(mit.Key(), mk) {
 		if err := mit.Error(); err != nil {
@@ -144,10 +149,7 @@ func readEntry(clientID string, qit, mit *pebble.Iterator) (store.Queued, error)
 	if err != nil {
 		return store.Queued{}, err
 	}
-	return store.Queued{
-		Delivery: store.Delivery{ClientID: clientID, Seq: seq, QoS: r.qos, Retain: r.retain, SubIDs: r.subIDs, Group: r.group},
-		Msg:      m,
-	}, nil
+	return store.Queued{Delivery: d, Msg: m}, nil
 }
 
 // QueueLen is the number of deliveries queued for clientID, from the
@@ -193,12 +195,23 @@ func (s *Store) QoS2In(clientID string) ([]uint16, error) {
 	return out, err
 }
 
-// MessageCount is the number of distinct message bodies stored for queues.
+// MessageCount is the number of distinct message bodies stored for queues:
+// those stored once for several entries and those held by their entry.
 func (s *Store) MessageCount() (int, error) {
 	n := 0
 	err := s.each([]byte{pMessage}, []byte{pMessage + 1}, func(k, v []byte) error {
 		n++
 		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	err = s.each([]byte{pQueue}, []byte{pQueue + 1}, func(k, v []byte) error {
+		msg, err := refMsg(v)
+		if msg == 0 {
+			n++
+		}
+		return err
 	})
 	return n, err
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/mqttd/mqttd/internal/store"
 )
@@ -30,16 +31,28 @@ func TestRecordsRoundTrip(t *testing.T) {
 	if got, err := refMsg(appendRef(nil, &r)); err != nil || got != r.msg {
 		t.Fatalf("ref message id: %d %v", got, err)
 	}
+	// A message for one session, held by its entry.
+	body := &store.MessageRecord{Topic: "a/b", Payload: []byte("hello"), QoS: 1, From: "c", Created: time.Unix(5, 0), Props: []byte{1, 2}}
+	in1 := ref{qos: 1, group: "g", body: body}
+	if got, err := decodeRef(appendRef(nil, &in1)); err != nil || !reflect.DeepEqual(got, in1) {
+		t.Fatalf("ref with its message: %+v %v", got, err)
+	}
+	if got, err := refMsg(appendRef(nil, &in1)); err != nil || got != 0 {
+		t.Fatalf("ref with its message, message id: %d %v", got, err)
+	}
 }
 
 func TestRecordsRejectInvalid(t *testing.T) {
 	bad := map[string]error{}
 	_, bad["inflight state 3"] = decodeInflight(1, appendInflight(nil, store.InflightRecord{Seq: 1, State: 3}))
-	_, bad["ref message id, version 2"] = refMsg([]byte{2, 1})
-	_, bad["ref message id, truncated"] = refMsg([]byte{refV1})
-	_, bad["ref qos 3"] = decodeRef(appendRef(nil, &ref{qos: 3}))
-	_, bad["ref version 2"] = decodeRef([]byte{2, 0, 0, 0, 0, 0})
-	_, bad["ref trailing"] = decodeRef(append(appendRef(nil, &ref{}), 0))
+	_, bad["ref message id, version 1"] = refMsg([]byte{1, 1})
+	_, bad["ref message id, truncated"] = refMsg([]byte{refV2})
+	_, bad["ref qos 3"] = decodeRef(appendRef(nil, &ref{msg: 1, qos: 3}))
+	_, bad["ref version 1"] = decodeRef([]byte{1, 1, 0, 0, 0, 0})
+	_, bad["ref inline message garbled"] = decodeRef([]byte{refV2, 0, 0, 0, 0, 0, 9})
+	_, bad["ref inline message missing"] = decodeRef([]byte{refV2, 0, 0, 0, 0, 0})
+	_, bad["ref inline message trailing"] = decodeRef(append(appendRef(nil, &ref{body: &store.MessageRecord{Topic: "t"}}), 0))
+	_, bad["ref trailing"] = decodeRef(append(appendRef(nil, &ref{msg: 1}), 0))
 	_, bad["empty"] = decodeRef(nil)
 	_, bad["last trailing"] = decodeLast(append(appendLast(nil, 3), 0))
 	_, bad["last version 2"] = decodeLast([]byte{2, 3})
@@ -52,7 +65,8 @@ func TestRecordsRejectInvalid(t *testing.T) {
 
 func FuzzDecodeRef(f *testing.F) {
 	f.Add(appendRef(nil, &ref{msg: 3, qos: 1, subIDs: []uint32{4}, group: "g"}))
-	f.Add([]byte{refV1, 0xff})
+	f.Add([]byte{refV2, 0xff})
+	f.Add(appendRef(nil, &ref{qos: 1, retain: true, body: &store.MessageRecord{Topic: "a/b", Payload: []byte("x"), QoS: 1, Props: []byte{1, 2}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeRef(b)
 		mustCorrupt(t, err)

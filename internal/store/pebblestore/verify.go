@@ -71,7 +71,7 @@ type verifier struct {
 func (v *verifier) key(k, val []byte) error {
 	switch k[0] {
 	case pFormat:
-		if len(k) != 1 || len(val) != 1 || val[0] != formatV2 {
+		if len(k) != 1 || len(val) != 1 || val[0] != formatV3 {
 			return fmt.Errorf("%w: bad format marker", store.ErrCorrupt)
 		}
 	case pSession:
@@ -124,7 +124,11 @@ func (v *verifier) clientKey(k, val []byte) error {
 		if err != nil {
 			return err
 		}
-		v.refs[r.msg]++
+		if r.msg == 0 {
+			v.st.Messages++ // held by the entry
+		} else {
+			v.refs[r.msg]++
+		}
 		e := v.entries[id]
 		e.count++
 		e.last = max(e.last, n)
