@@ -172,20 +172,25 @@ func (o *owners) adopter() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.opts.NodeLease / 3)
 	defer t.Stop()
-	var prev map[string]bool  // live at the last look; nil: none yet
-	var known map[string]bool // live as of the last complete scan; nil: none yet
+	var prev map[string]bool // live at the last look; nil: none yet
+	var last map[string]bool // seen at the last look; nil: none yet
+	// A scan is owed at start and whenever a node seen at one look is gone
+	// at the next, until a scan completes. It is not enough to compare
+	// with the nodes live at the last complete scan: a node restarted since
+	// then and gone again would never be missed.
+	owed := true
 	for {
 		ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 		live, err := o.liveNodes(ctx)
 		if err == nil && prev != nil {
 			seen := maps.Clone(live)
 			maps.Copy(seen, prev)
-			scan := known == nil
-			for k := range known {
-				scan = scan || !seen[k]
+			for k := range last {
+				owed = owed || !seen[k]
 			}
-			if scan && o.adoptAll(ctx, seen) == nil {
-				known = seen
+			last = seen
+			if owed && o.adoptAll(ctx, seen) == nil {
+				owed = false
 			}
 		}
 		if err == nil {

@@ -792,3 +792,40 @@ func TestAdoptionRetriesAFailedRead(t *testing.T) {
 		return failed.Load() && b.broker.HasSession("orphan") && b.node.Stats().Adopted.Load() == 1
 	})
 }
+
+// A node that is killed, restarted and killed again has its sessions
+// adopted the second time too: the survivor notices every node it saw go,
+// not only the ones live at its last complete scan.
+func TestNodeKilledTwiceSessionsAdopted(t *testing.T) {
+	ns := startNATS(t)
+	st := memstore.New()
+	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
+	a.kill()
+	// b scans once it sees a gone, and then reports it has adopted what a
+	// had: wait for that before a comes back.
+	waitFor(t, "b to finish with a's first run", func() bool {
+		b.node.routes.peers.mu.Lock()
+		defer b.node.routes.peers.mu.Unlock()
+		_, known := b.node.routes.peers.peers["a"]
+		return !known && len(b.node.routes.peers.orphans) == 0
+	})
+	a = startShared(t, ns, "a", st, 0)
+	vc, err := v5Connect(a.testNode, "twice", &pahov5.Connect{ClientID: "twice", KeepAlive: 30,
+		Properties: &pahov5.ConnectProperties{SessionExpiryInterval: ptr(uint32(3600))}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := vc.c.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: "q/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscription stored", func() bool {
+		r, _ := st.Session("twice")
+		return r != nil && len(r.Subs) == 1
+	})
+	a.kill()
+	waitFor(t, "b to adopt the session of a's second run", func() bool {
+		return b.broker.HasSession("twice")
+	})
+}
