@@ -772,20 +772,7 @@ func TestAdoptionRetriesAFailedRead(t *testing.T) {
 	ns := startNATS(t)
 	st := memstore.New()
 	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
-	vc, err := v5Connect(a.testNode, "orphan", &pahov5.Connect{ClientID: "orphan", KeepAlive: 30,
-		Properties: &pahov5.ConnectProperties{SessionExpiryInterval: ptr(uint32(3600))}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := vc.c.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: "q/#", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the subscription stored", func() bool {
-		r, _ := st.Session("orphan")
-		return r != nil && len(r.Subs) == 1
-	})
+	persistentSubscriber(t, a, st, "orphan")
 	// The first read in a pass that finds a gone fails.
 	a.kill()
 	waitFor(t, "b to adopt the session after a failed read", func() bool {
@@ -810,7 +797,19 @@ func TestNodeKilledTwiceSessionsAdopted(t *testing.T) {
 		return !known && len(b.node.routes.peers.orphans) == 0
 	})
 	a = startShared(t, ns, "a", st, 0)
-	vc, err := v5Connect(a.testNode, "twice", &pahov5.Connect{ClientID: "twice", KeepAlive: 30,
+	persistentSubscriber(t, a, st, "twice")
+	a.kill()
+	waitFor(t, "b to adopt the session of a's second run", func() bool {
+		return b.broker.HasSession("twice")
+	})
+}
+
+// persistentSubscriber connects id to n as a 5.0 client with a session
+// that outlives it, subscribed to q/# at QoS 1, and waits until st has the
+// subscription.
+func persistentSubscriber(t *testing.T, n *sharedNode, st store.Store, id string) {
+	t.Helper()
+	vc, err := v5Connect(n.testNode, id, &pahov5.Connect{ClientID: id, KeepAlive: 30,
 		Properties: &pahov5.ConnectProperties{SessionExpiryInterval: ptr(uint32(3600))}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -821,11 +820,7 @@ func TestNodeKilledTwiceSessionsAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the subscription stored", func() bool {
-		r, _ := st.Session("twice")
+		r, _ := st.Session(id)
 		return r != nil && len(r.Subs) == 1
-	})
-	a.kill()
-	waitFor(t, "b to adopt the session of a's second run", func() bool {
-		return b.broker.HasSession("twice")
 	})
 }
