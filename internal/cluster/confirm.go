@@ -27,11 +27,8 @@ type confirms struct {
 	next uint64
 	wait map[uint64]*confirmWait
 
-	// Answers this node owes other nodes, by the subject they go to: sent
-	// by answerLoop, many ids in one message under load.
-	amu  sync.Mutex
-	owed map[string][]string
-	wake chan struct{}
+	// Answers this node owes other nodes, under its own name.
+	owed *answers
 }
 
 type confirmWait struct {
@@ -42,7 +39,7 @@ type confirmWait struct {
 }
 
 func newConfirms(n *Node) *confirms {
-	return &confirms{n: n, wait: make(map[uint64]*confirmWait), owed: make(map[string][]string), wake: make(chan struct{}, 1)}
+	return &confirms{n: n, wait: make(map[uint64]*confirmWait), owed: newAnswers()}
 }
 
 func (n *Node) confirmSubject() string {
@@ -58,7 +55,7 @@ func (c *confirms) listen() error {
 	}
 	sub.SetPendingLimits(-1, -1) // a lost answer refuses a publisher
 	c.n.wg.Add(2)
-	go c.answerLoop()
+	go c.owed.loop(c.n, c.n.nc)
 	go c.expireLoop()
 	return nil
 }
@@ -183,45 +180,7 @@ func (c *confirms) onAnswer(m *nats.Msg) {
 }
 
 // confirm answers a forwarded batch once it is routed and stored here.
-func (n *Node) confirm(reply string) {
-	i := strings.LastIndexByte(reply, '.')
-	if i < 0 {
-		return
-	}
-	c := n.confirms
-	c.amu.Lock()
-	c.owed[reply[:i]] = append(c.owed[reply[:i]], reply[i+1:])
-	c.amu.Unlock()
-	poke(c.wake)
-}
-
-// answerLoop sends the answers owed, one message per node for all it owes
-// it when it wakes: under load, answers gather while it sends.
-func (c *confirms) answerLoop() {
-	defer c.n.wg.Done()
-	var buf []byte
-	for {
-		select {
-		case <-c.n.ctx.Done():
-			return
-		case <-c.wake:
-		}
-		c.amu.Lock()
-		owed := c.owed
-		c.owed = make(map[string][]string, len(owed))
-		c.amu.Unlock()
-		for subj, ids := range owed {
-			buf = append(append(buf[:0], c.n.opts.Name...), '\n')
-			for i, id := range ids {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = append(buf, id...)
-			}
-			c.n.nc.Publish(subj, buf)
-		}
-	}
-}
+func (n *Node) confirm(reply string) { n.confirms.owed.owe(reply, n.opts.Name) }
 
 // recheck looks again at the waits for node, which no longer subscribes to
 // some filter: one whose topic it no longer subscribes to at all had no

@@ -96,9 +96,7 @@ type peerTable struct {
 	// id, and where the next hand-off to another node starts.
 	tokens    sync.Map
 	shareNext atomic.Uint64
-	amu       sync.Mutex
-	owed      map[shareDest][]string // answers under tokens not sent yet
-	wake      chan struct{}
+	owed      *answers // under tokens, sent on ncShared
 
 	mu    sync.Mutex
 	peers map[string]*peer
@@ -119,7 +117,7 @@ type peerTable struct {
 func newPeerTable(n *Node) *peerTable {
 	t := &peerTable{n: n, want: topics.NewTree[peerFilter, struct{}](), peers: make(map[string]*peer),
 		orphans: make(map[string]*orphanSet), reports: make(map[string]adoptReport),
-		ackCh: make(chan struct{}), wake: make(chan struct{}, 1), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
+		ackCh: make(chan struct{}), owed: newAnswers(), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
 	t.all.Store(true) // until the peers are known
 	return t
 }
@@ -147,7 +145,7 @@ func (t *peerTable) listen() error {
 		return err
 	}
 	t.n.wg.Add(1)
-	go t.shareAnswerLoop()
+	go t.owed.loop(t.n, t.n.ncShared)
 	loaded, err := t.watchLeases()
 	if err != nil {
 		return err

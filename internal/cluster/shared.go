@@ -169,56 +169,10 @@ func (t *peerTable) shareToken(id string) string {
 const shareTokenPrefix = "$share:"
 
 // answerShared confirms a forwarded message under a shared subscription's
-// token: batched per publishing node and token by shareAnswerLoop, as the
-// node's own answers are.
-func (r *router) answerShared(reply, token string) {
-	i := strings.LastIndexByte(reply, '.')
-	if i < 0 {
-		return
-	}
-	t := r.peers
-	k := shareDest{subject: reply[:i], token: token}
-	t.amu.Lock()
-	if t.owed == nil {
-		t.owed = make(map[shareDest][]string)
-	}
-	t.owed[k] = append(t.owed[k], reply[i+1:])
-	t.amu.Unlock()
-	poke(t.wake)
-}
-
-// shareDest is where answers under one token go.
-type shareDest struct{ subject, token string }
-
-// shareAnswerLoop sends the answers owed under shared subscriptions'
-// tokens, one message per publishing node and token for all owed when it
-// wakes. They go out on the connection that hears its own node, since the
+// token, batched per publishing node and token as the node's own answers
+// are. They go out on the connection that hears its own node, since the
 // publisher may be this node.
-func (t *peerTable) shareAnswerLoop() {
-	defer t.n.wg.Done()
-	var buf []byte
-	for {
-		select {
-		case <-t.n.ctx.Done():
-			return
-		case <-t.wake:
-		}
-		t.amu.Lock()
-		owed := t.owed
-		t.owed = nil
-		t.amu.Unlock()
-		for k, ids := range owed {
-			buf = append(append(buf[:0], k.token...), '\n')
-			for i, id := range ids {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = append(buf, id...)
-			}
-			t.n.ncShared.Publish(k.subject, buf)
-		}
-	}
-}
+func (r *router) answerShared(reply, token string) { r.peers.owed.owe(reply, token) }
 
 func (n *Node) shareSubject() string { return n.subject("node", n.opts.Name, "share") }
 
