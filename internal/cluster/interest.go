@@ -161,19 +161,6 @@ func (t *peerTable) listen() error {
 	return nil
 }
 
-// wanted reports whether a message on topic must go to NATS.
-func (t *peerTable) wanted(topic string) bool {
-	if t.all.Load() {
-		return true
-	}
-	if t.size.Load() == 0 {
-		return false
-	}
-	found := false
-	t.want.Match(topic, func(peerFilter, struct{}) { found = true })
-	return found
-}
-
 // subscribers returns the other nodes known to have a plain subscription
 // matching topic, the tokens (shareToken) of the shared subscriptions known
 // on any node, this one included, whose filter matches it (the node that
@@ -256,7 +243,7 @@ func (t *peerTable) epochLocked(name string, p *peer, epoch string) {
 }
 
 // subscribe and unsubscribe change want and keep size. The size grows
-// before a filter is in the tree and shrinks after it left, so wanted never
+// before a filter is in the tree and shrinks after it left, so forwardTargets never
 // skips the tree while it holds one.
 func (t *peerTable) subscribe(filter string, k peerFilter) {
 	t.size.Add(1)

@@ -233,8 +233,9 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 }
 
 // forwardTargets reports, in one match of topic, whether a message on it
-// must go to NATS (peerTable.wanted), and who must confirm it
-// (peerTable.subscribers): the other nodes known to have a plain
+// must go to NATS (every message while some live peer's set is not known
+// here, else one some filter of another node matches), and who must
+// confirm it (subscribers calls this): the other nodes known to have a plain
 // subscription matching it and the tokens of the matching shared groups;
 // and whether a gone node whose sessions may not be adopted yet had one.
 func (t *peerTable) forwardTargets(topic string, nodes []string) (_ []string, wanted, gone bool) {
