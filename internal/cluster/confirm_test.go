@@ -16,6 +16,18 @@ import (
 // and between its death and the adoption of its sessions a publish for them
 // is refused (0x80), not acknowledged and lost.
 func TestForwardConfirmedAcrossNodeLoss(t *testing.T) {
+	testConfirmedAcrossNodeLoss(t, "fc/#", "fc/x", 15*time.Second, func(tn *testNode) *pahov5.Client {
+		pub, _ := v5(t, tn, "pub")
+		return pub
+	})
+}
+
+// testConfirmedAcrossNodeLoss subscribes a persistent session on node b to
+// filter, publishes QoS 1 to topic from node a (each publish given
+// publishTimeout for its PUBACK) before b is killed, while its session
+// waits for adoption, and after, then resumes the session on a: every
+// publish acknowledged with 0x00 must arrive; 0x80 (refused) is allowed.
+func testConfirmedAcrossNodeLoss(t *testing.T, filter, topic string, publishTimeout time.Duration, publisher func(*testNode) *pahov5.Client) {
 	ns := startNATS(t)
 	st := memstore.New()
 	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
@@ -24,19 +36,19 @@ func TestForwardConfirmedAcrossNodeLoss(t *testing.T) {
 	held := v5Persistent(t, b.testNode, "held", got)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := held.c.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: "fc/#", QoS: 1}}}); err != nil {
+	if _, err := held.c.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	synced(t, a.testNode)
-	pub, _ := v5(t, a.testNode, "pub")
+	pub := publisher(a.testNode)
 	var acked []string
 	refused := 0
 	send := func(i int) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		defer cancel()
 		m := fmt.Sprintf("m%04d", i)
-		resp, err := pub.Publish(ctx, &pahov5.Publish{Topic: "fc/x", QoS: 1, Payload: []byte(m)})
+		resp, err := pub.Publish(ctx, &pahov5.Publish{Topic: topic, QoS: 1, Payload: []byte(m)})
 		switch {
 		case resp == nil:
 			t.Fatalf("publish %s: no PUBACK: %v", m, err)

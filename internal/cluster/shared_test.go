@@ -165,63 +165,9 @@ func TestSharedOfflineMemberStoredAcrossNodes(t *testing.T) {
 // not yet adopted: every acknowledged message reaches the member once it
 // resumes on the surviving node.
 func TestSharedConfirmedAcrossNodeLoss(t *testing.T) {
-	ns := startNATS(t)
-	st := memstore.New()
-	a, b := startShared(t, ns, "a", st, 0), startShared(t, ns, "b", st, 0)
-
-	got := make(chan string, 1000) // what either connection of the session receives
-	held := v5Persistent(t, b.testNode, "held", got)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := held.c.Subscribe(ctx, &pahov5.Subscribe{Subscriptions: []pahov5.SubscribeOptions{{Topic: "$share/g/sc/#", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	synced(t, a.testNode)
-	pub := v5Patient(t, a.testNode, "pub")
-	var acked []string
-	refused := 0
-	send := func(i int) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		m := fmt.Sprintf("m%04d", i)
-		resp, err := pub.Publish(ctx, &pahov5.Publish{Topic: "sc/x", QoS: 1, Payload: []byte(m)})
-		switch {
-		case resp == nil:
-			t.Fatalf("publish %s: no PUBACK: %v", m, err)
-		case resp.ReasonCode == 0:
-			acked = append(acked, m)
-		case resp.ReasonCode == 0x80:
-			refused++
-		default:
-			t.Fatalf("publish %s: PUBACK 0x%02x", m, resp.ReasonCode)
-		}
-	}
-	i := 0
-	for ; i < 20; i++ {
-		send(i)
-	}
-	b.kill()
-	for after := 0; after < 20; i++ {
-		send(i)
-		if a.broker.HasSession("held") {
-			after++
-		}
-	}
-	v5Persistent(t, a.testNode, "held", got)
-	have := map[string]bool{}
-	for _, m := range acked {
-		deadline := time.After(20 * time.Second)
-		for !have[m] {
-			select {
-			case g := <-got:
-				have[g] = true
-			case <-deadline:
-				t.Fatalf("%s was acknowledged (0x00) and never arrived; %d acknowledged, %d refused", m, len(acked), refused)
-			}
-		}
-	}
-	t.Logf("%d acknowledged and delivered, %d refused while the session was between nodes", len(acked), refused)
+	testConfirmedAcrossNodeLoss(t, "$share/g/sc/#", "sc/x", 30*time.Second, func(tn *testNode) *pahov5.Client {
+		return v5Patient(t, tn, "pub")
+	})
 }
 
 // The only member of a shared group, a persistent session, leaves with QoS
