@@ -15,13 +15,33 @@ import (
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The port is free again once closed: the kernel may hand it to
+		// the next call, and a test taking two (MQTT and admin) would
+		// then give the broker one address twice.
+		givenMu.Lock()
+		taken := given[addr]
+		given[addr] = true
+		givenMu.Unlock()
+		if !taken {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no loopback port that this test process has not handed out already")
+	return ""
 }
+
+// given holds the addresses freePort handed out in this process.
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{}
+)
 
 // mqttConnect sends an MQTT 3.1.1 CONNECT on addr and returns the CONNACK.
 func mqttConnect(t *testing.T, addr string) []byte {
