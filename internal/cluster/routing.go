@@ -312,6 +312,32 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 	n.stats.Forwarded.Add(1) // now, not when its batch leaves: counted before the publisher's acknowledgement
 }
 
+// Keeps implements mqtt.Cluster: a message on topic goes nowhere else
+// (forwardTargets would find it wanted by none), and is counted as kept off
+// NATS. The answer may be stale by the time Forward runs, as Forward's own
+// would be: a SUBACK elsewhere waits for this node to know of its filter.
+func (n *Node) Keeps(topic string) bool {
+	if n.routes.peers.wants(topic) {
+		return false
+	}
+	n.stats.ForwardSkipped.Add(1)
+	return true
+}
+
+// wants reports whether a message on topic must go to NATS, as
+// forwardTargets does, without gathering whose answer it waits for.
+func (t *peerTable) wants(topic string) bool {
+	if t.all.Load() {
+		return true
+	}
+	if t.size.Load() == 0 {
+		return false
+	}
+	wanted := false
+	t.want.Match(topic, func(peerFilter, struct{}) { wanted = true })
+	return wanted
+}
+
 // StoreRetained implements mqtt.Cluster.
 func (n *Node) StoreRetained(topic string, payload []byte, qos byte, from string, props *packets.Properties) error {
 	return n.retained.store(topic, payload, qos, from, time.Now(), props)

@@ -28,6 +28,11 @@ type Cluster interface {
 	// sessions), with an error when they did not in time: the publisher's
 	// acknowledgement waits for it. It must not block.
 	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error))
+	// Keeps reports whether a message on topic stays on this node: no
+	// other node and no shared group is known to want it, so Forward would
+	// send it nowhere. A client's QoS 1/2 publish asks first: one that
+	// stays costs neither a wait nor its allocations.
+	Keeps(topic string) bool
 	// StoreRetained stores a retained message (an empty payload clears the
 	// topic) for every node, and applies it here, before it is routed: it
 	// is visible everywhere once the publisher has its acknowledgement. An
@@ -82,6 +87,9 @@ func (b *Broker) forwardPublished(r *routed) *forwardWait {
 	if r.qos == 0 {
 		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil)
 		return nil
+	}
+	if c.Keeps(r.topic) {
+		return nil // acknowledged as on a single node
 	}
 	fw := new(forwardWait)
 	c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, fw.complete)
