@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,17 +22,24 @@ import (
 
 // TestMeasureCluster measures, in one run, 10→10 QoS 1 (ten publishers,
 // each with its own topic and subscriber; raw sockets, 64 outstanding
-// publishes each) in three set-ups: a single node without a cluster; a
-// cluster node with everyone on it (the cost of cluster mode on local
-// traffic: with the interest table such a message stays off NATS); and
-// publishers on node 1, subscribers on node 2. The set-ups alternate within
-// each round (order reversed every other round), and each round's ratios
-// are taken within the round: on a shared, loaded machine the medians of
-// those per-round ratios are steadier than ratios of medians. It prints
-// both. Set MQTTD_CLUSTER_MEASURE=1 to run it; MQTTD_CLUSTER_ROUNDS
+// publishes each) in up to four set-ups: a single node without a cluster;
+// a cluster node with everyone on it (the cost of cluster mode on local
+// traffic: with the interest table such a message stays off NATS);
+// publishers on node 1, subscribers on node 2; and the same with each
+// subscriber a shared group's member. The load generator runs in a child
+// process (this test binary again, TestMeasureLoad), so the CPU time this
+// process spends per message is the brokers' and NATS's alone.
+//
+// The set-ups alternate within each round (order reversed every other
+// round), and each round's ratios are taken within the round: on a shared,
+// loaded machine the medians of those per-round ratios are steadier than
+// ratios of medians. It prints both, for the rate and for the CPU per
+// message. Set MQTTD_CLUSTER_MEASURE=1 to run it; MQTTD_CLUSTER_ROUNDS
 // (default 7) sets the rounds, MQTTD_CLUSTER_SETUPS (a comma-separated
 // subset of single,local,across,shared) the set-ups, e.g. for a CPU profile
-// of one; shared is across with each subscriber a shared group's member.
+// of one; MQTTD_CLUSTER_PEER_FILTERS (default 0) has node 2 hold that many
+// filters no benchmark topic matches, so the publisher's node walks a
+// populated table for every message.
 func TestMeasureCluster(t *testing.T) {
 	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
 		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
@@ -48,6 +56,11 @@ func TestMeasureCluster(t *testing.T) {
 	single := startNodeWith(t, nil, "single", lim)
 	c1, c2 := startNodeWith(t, ns, "c1", lim), startNodeWith(t, ns, "c2", lim)
 	synced(t, c1, c2)
+	if v, _ := strconv.Atoi(os.Getenv("MQTTD_CLUSTER_PEER_FILTERS")); v > 0 {
+		holdFilters(t, c2, v)
+		waitFor(t, "node 1 to hold node 2's filters", func() bool { return c1.node.routes.peers.size.Load() >= int64(v) })
+		t.Logf("node 2 holds %d filters no benchmark topic matches", v)
+	}
 	type setup struct {
 		key, name string
 		pub, sub  *testNode
@@ -62,35 +75,36 @@ func TestMeasureCluster(t *testing.T) {
 		}
 	}
 	rates := map[string][]float64{}
-	cpus := map[string][]float64{} // CPU of the whole process (load generator, brokers, NATS) per message
-	ratios := map[string][]float64{}
+	cpus := map[string][]float64{}      // CPU of this process (brokers, NATS) per message
+	ratios := map[string][]float64{}    // per round, of rates
+	cpuRatios := map[string][]float64{} // per round, of CPU per message
 	for round := range rounds {
 		order := slices.Clone(setups)
 		if round%2 == 1 {
 			slices.Reverse(order)
 		}
-		got := map[string]float64{}
+		got, gotCPU := map[string]float64{}, map[string]float64{}
 		for _, sc := range order {
 			var fwd, skip int64
 			if sc.pub.node != nil {
 				fwd, skip = counts(sc.pub)
 			}
-			cpu0 := processCPU()
-			r, lost := run10to10(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), sc.share, pairs, perPair)
-			us := float64(processCPU()-cpu0) / float64(time.Microsecond) / float64(pairs*perPair)
+			r, lost, us, loadUS := runLoad(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), sc.share, pairs, perPair)
 			rates[sc.key] = append(rates[sc.key], r)
 			cpus[sc.key] = append(cpus[sc.key], us)
-			got[sc.key] = r
+			got[sc.key], gotCPU[sc.key] = r, us
 			if sc.pub.node != nil {
 				f, s := counts(sc.pub)
 				fwd, skip = f-fwd, s-skip
 			}
-			t.Logf("round %d %-26s %8.0f msg/s, %5.2f µs CPU/msg, lost %d (publisher's node: %d forwarded to NATS, %d kept off it)",
-				round, sc.name, r, us, lost, fwd, skip)
+			t.Logf("round %d %-26s %8.0f msg/s, %5.2f µs CPU/msg (load generator %5.2f), lost %d (publisher's node: %d forwarded to NATS, %d kept off it)",
+				round, sc.name, r, us, loadUS, lost, fwd, skip)
 		}
 		for _, q := range [][2]string{{"local", "single"}, {"across", "local"}, {"across", "single"}, {"shared", "across"}} {
+			k := q[0] + "/" + q[1]
 			if got[q[0]] > 0 && got[q[1]] > 0 {
-				ratios[q[0]+"/"+q[1]] = append(ratios[q[0]+"/"+q[1]], got[q[0]]/got[q[1]])
+				ratios[k] = append(ratios[k], got[q[0]]/got[q[1]])
+				cpuRatios[k] = append(cpuRatios[k], gotCPU[q[0]]/gotCPU[q[1]])
 			}
 		}
 	}
@@ -102,21 +116,90 @@ func TestMeasureCluster(t *testing.T) {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
+	span := func(v []float64) string {
+		if len(v) == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f [%.2f..%.2f]", med(v), slices.Min(v), slices.Max(v))
+	}
 	s, l, x := med(rates["single"]), med(rates["local"]), med(rates["across"])
 	t.Logf("median msg/s: single %.0f, cluster local %.0f, cluster across %.0f", s, l, x)
 	t.Logf("ratios of medians: cluster local / single = %.2f; across / all on node 1 (cluster) = %.2f; across / single = %.2f",
 		l/s, x/l, x/s)
-	t.Logf("medians of per-round ratios: cluster local / single = %.2f; across / all on node 1 (cluster) = %.2f; across / single = %.2f",
-		med(ratios["local/single"]), med(ratios["across/local"]), med(ratios["across/single"]))
+	t.Logf("medians [min..max] of per-round rate ratios: cluster local / single = %s; across / all on node 1 (cluster) = %s; across / single = %s",
+		span(ratios["local/single"]), span(ratios["across/local"]), span(ratios["across/single"]))
 	if len(ratios["shared/across"]) > 0 {
-		t.Logf("median of per-round ratios: shared group on node 2 / plain subscribers on node 2 = %.2f", med(ratios["shared/across"]))
+		t.Logf("median [min..max] of per-round rate ratios: shared group on node 2 / plain subscribers on node 2 = %s", span(ratios["shared/across"]))
 	}
 	// CPU per message is steadier than throughput when other work shares
-	// the cores: the same load generator runs in every set-up, so the
-	// difference is what the cluster adds.
+	// the cores, and the load generator's is not in it.
 	cs, cl, cx := med(cpus["single"]), med(cpus["local"]), med(cpus["across"])
-	t.Logf("median µs CPU per message (whole process): single %.2f, cluster local %.2f, across %.2f; single / cluster local = %.2f",
-		cs, cl, cx, cs/cl)
+	t.Logf("median µs CPU per message (brokers and NATS): single %.2f, cluster local %.2f, across %.2f", cs, cl, cx)
+	t.Logf("medians [min..max] of per-round CPU ratios: cluster local / single = %s; across / local = %s; shared / across = %s",
+		span(cpuRatios["local/single"]), span(cpuRatios["across/local"]), span(cpuRatios["shared/across"]))
+}
+
+// holdFilters subscribes one client of tn to n filters that no benchmark
+// topic matches, a tenth of them with a wildcard.
+func holdFilters(t *testing.T, tn *testNode, n int) {
+	c := rawConnect(t, tn.addr, "holder")
+	t.Cleanup(func() { c.Close() })
+	for i := range n {
+		f := fmt.Sprintf("held/%d/state", i)
+		if i%10 == 0 {
+			f = fmt.Sprintf("held/%d/+", i)
+		}
+		rawSubscribe(t, c, f)
+	}
+}
+
+// runLoad runs run10to10 in a child process (TestMeasureLoad) and returns
+// its rate and lost messages, and the CPU time per message of this process
+// and of the child over the run.
+func runLoad(t *testing.T, pubAddr, subAddr, tag, share string, pairs, n int) (rate float64, lost int, us, loadUS float64) {
+	if share == "" {
+		share = "-"
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMeasureLoad$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("MQTTD_CLUSTER_LOAD=%s %s %s %s %d %d", pubAddr, subAddr, tag, share, pairs, n))
+	cmd.Stderr = os.Stderr
+	cpu0 := processCPU()
+	out, err := cmd.Output()
+	cpu := processCPU() - cpu0
+	if err != nil {
+		t.Fatalf("load generator: %v\n%s", err, out)
+	}
+	i := strings.Index(string(out), "load: ")
+	if i < 0 {
+		t.Fatalf("load generator said: %s", out)
+	}
+	if _, err := fmt.Sscanf(string(out[i:]), "load: %g %d", &rate, &lost); err != nil {
+		t.Fatalf("load generator said %q: %v", out, err)
+	}
+	msgs := float64(pairs * n)
+	child := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return rate, lost, float64(cpu) / float64(time.Microsecond) / msgs, float64(child) / float64(time.Microsecond) / msgs
+}
+
+// TestMeasureLoad is TestMeasureCluster's load generator, run by it in a
+// child process: MQTTD_CLUSTER_LOAD holds run10to10's arguments
+// (publishers' address, subscribers' address, tag, shared group or "-",
+// pairs, messages per pair); it prints "load: <msg/s> <lost>".
+func TestMeasureLoad(t *testing.T) {
+	spec := os.Getenv("MQTTD_CLUSTER_LOAD")
+	if spec == "" {
+		t.Skip("run by TestMeasureCluster")
+	}
+	var pub, sub, tag, share string
+	var pairs, n int
+	if _, err := fmt.Sscanf(spec, "%s %s %s %s %d %d", &pub, &sub, &tag, &share, &pairs, &n); err != nil {
+		t.Fatalf("MQTTD_CLUSTER_LOAD=%q: %v", spec, err)
+	}
+	if share == "-" {
+		share = ""
+	}
+	r, lost := run10to10(t, pub, sub, tag, share, pairs, n)
+	fmt.Printf("load: %g %d\n", r, lost)
 }
 
 // processCPU is the CPU time this process has used (user and system).
