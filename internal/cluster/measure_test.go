@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/mqttd/mqttd/internal/mqtt"
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
 )
@@ -26,9 +28,10 @@ import (
 // a cluster node with everyone on it (the cost of cluster mode on local
 // traffic: with the interest table such a message stays off NATS);
 // publishers on node 1, subscribers on node 2; and the same with each
-// subscriber a shared group's member. The load generator runs in a child
-// process (this test binary again, TestMeasureLoad), so the CPU time this
-// process spends per message is the brokers' and NATS's alone.
+// subscriber a shared group's member. The load generator and nats-server
+// run in child processes (this test binary again: TestMeasureLoad,
+// TestMeasureNATS), so the CPU time this process spends per message is the
+// brokers' alone, as a deployment's broker process would spend it.
 //
 // The set-ups alternate within each round (order reversed every other
 // round), and each round's ratios are taken within the round: on a shared,
@@ -49,12 +52,12 @@ func TestMeasureCluster(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("MQTTD_CLUSTER_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
-	ns := startNATS(t)
+	url := startNATSProcess(t)
 	// Queues deep enough that nothing is dropped: the broker acknowledges
 	// a publisher before its subscriber has the message.
 	lim := mqtt.Limits{MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30}
 	single := startNodeWith(t, nil, "single", lim)
-	c1, c2 := startNodeWith(t, ns, "c1", lim), startNodeWith(t, ns, "c2", lim)
+	c1, c2 := startNodeAt(t, url, "c1", lim), startNodeAt(t, url, "c2", lim)
 	synced(t, c1, c2)
 	if v, _ := strconv.Atoi(os.Getenv("MQTTD_CLUSTER_PEER_FILTERS")); v > 0 {
 		holdFilters(t, c2, v)
@@ -134,7 +137,7 @@ func TestMeasureCluster(t *testing.T) {
 	// CPU per message is steadier than throughput when other work shares
 	// the cores, and the load generator's is not in it.
 	cs, cl, cx := med(cpus["single"]), med(cpus["local"]), med(cpus["across"])
-	t.Logf("median µs CPU per message (brokers and NATS): single %.2f, cluster local %.2f, across %.2f", cs, cl, cx)
+	t.Logf("median µs CPU per message (brokers; NATS and load generator not counted): single %.2f, cluster local %.2f, across %.2f", cs, cl, cx)
 	t.Logf("medians [min..max] of per-round CPU ratios: cluster local / single = %s; across / local = %s; shared / across = %s",
 		span(cpuRatios["local/single"]), span(cpuRatios["across/local"]), span(cpuRatios["shared/across"]))
 }
@@ -151,6 +154,58 @@ func holdFilters(t *testing.T, tn *testNode, n int) {
 		}
 		rawSubscribe(t, c, f)
 	}
+}
+
+// startNATSProcess runs nats-server with JetStream in a child process
+// (TestMeasureNATS) and returns its URL; it stops with the test.
+func startNATSProcess(t *testing.T) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMeasureNATS$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "MQTTD_CLUSTER_NATS_DIR="+t.TempDir())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // it shuts down when its input ends
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "nats: ")
+	if err != nil || !ok {
+		t.Fatalf("nats-server child said %q: %v", line, err)
+	}
+	return url
+}
+
+// TestMeasureNATS is TestMeasureCluster's nats-server, run by it in a child
+// process with MQTTD_CLUSTER_NATS_DIR its JetStream directory: it prints
+// "nats: <url>" once it serves, and stops when its standard input ends.
+func TestMeasureNATS(t *testing.T) {
+	dir := os.Getenv("MQTTD_CLUSTER_NATS_DIR")
+	if dir == "" {
+		t.Skip("run by TestMeasureCluster")
+	}
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	fmt.Printf("nats: %s\n", s.ClientURL())
+	io.Copy(io.Discard, os.Stdin)
+	s.Shutdown()
+	s.WaitForShutdown()
 }
 
 // runLoad runs run10to10 in a child process (TestMeasureLoad) and returns
