@@ -41,8 +41,8 @@ import (
 // (default 7) sets the rounds, MQTTD_CLUSTER_SETUPS (a comma-separated
 // subset of single,local,across,shared) the set-ups, e.g. for a CPU profile
 // of one; MQTTD_CLUSTER_PEER_FILTERS (default 0) has node 2 hold that many
-// filters no benchmark topic matches, so the publisher's node walks a
-// populated table for every message.
+// filters no benchmark topic matches (holdFilters), so the publisher's
+// node walks a populated table for every message.
 func TestMeasureCluster(t *testing.T) {
 	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
 		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
@@ -143,14 +143,16 @@ func TestMeasureCluster(t *testing.T) {
 }
 
 // holdFilters subscribes one client of tn to n filters that no benchmark
-// topic matches, a tenth of them with a wildcard.
+// topic ("bench/<tag>/<i>") matches but that share its first level, a
+// tenth of them with a wildcard at the second, so a publish walks the
+// table's "bench" node and its '+' branch.
 func holdFilters(t *testing.T, tn *testNode, n int) {
 	c := rawConnect(t, tn.addr, "holder")
 	t.Cleanup(func() { c.Close() })
 	for i := range n {
-		f := fmt.Sprintf("held/%d/state", i)
+		f := fmt.Sprintf("bench/held%d/state", i)
 		if i%10 == 0 {
-			f = fmt.Sprintf("held/%d/+", i)
+			f = fmt.Sprintf("bench/+/held%d", i)
 		}
 		rawSubscribe(t, c, f)
 	}
