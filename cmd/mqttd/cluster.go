@@ -23,7 +23,8 @@ func openCluster(ctx context.Context, cfg *config.Config, log *slog.Logger) (*cl
 	n, err := cluster.Open(ctx, cluster.Options{
 		URLs: c.NATS, Name: cfg.Name, Prefix: c.Prefix, Replicas: c.Replicas, NodeLease: c.NodeLease,
 		Credentials: c.Credentials, NKey: c.NKey, TLSCA: c.TLS.CA, TLSCert: c.TLS.Cert, TLSKey: c.TLS.Key,
-		InterestTimeout: c.InterestTimeout, HandoverTimeout: c.HandoverTimeout, ForwardTimeout: c.ForwardTimeout, Logger: log,
+		InterestTimeout: c.InterestTimeout, HandoverTimeout: c.HandoverTimeout, ForwardTimeout: c.ForwardTimeout,
+		ReceiveQueue: c.ReceiveQueue, Logger: log,
 	})
 	if err != nil {
 		return nil, err

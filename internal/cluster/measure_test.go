@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -510,5 +511,41 @@ func TestMeasureSuback(t *testing.T) {
 	}
 	if f := c1.node.stats.InterestTimeouts.Load(); f != 0 {
 		t.Errorf("%d interest timeouts", f)
+	}
+}
+
+// TestMeasureFilterMemory measures what a node holds per distinct plain
+// filter (MQTTD_CLUSTER_FILTERS, default 100,000): heap and goroutine
+// stacks of this process, with nats-server in a child process, before and
+// after the filters are added. Set MQTTD_CLUSTER_MEASURE=1 to run it.
+func TestMeasureFilterMemory(t *testing.T) {
+	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
+		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
+	}
+	filters := 100000
+	if v, err := strconv.Atoi(os.Getenv("MQTTD_CLUSTER_FILTERS")); err == nil && v > 0 {
+		filters = v
+	}
+	url := startNATSProcess(t)
+	tn := startNodeAt(t, url, "mem", mqtt.Limits{})
+	mem := func() (heap, stacks uint64, goroutines int) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine()
+	}
+	h0, s0, g0 := mem()
+	t0 := time.Now()
+	for i := range filters {
+		tn.node.Interest(fmt.Sprintf("devices/%d/cmd", i), true)
+	}
+	tn.node.Subscribed() // NATS has them all
+	took := time.Since(t0)
+	h1, s1, g1 := mem()
+	t.Logf("%d filters in %s: heap +%.1f MiB, goroutine stacks +%.1f MiB, goroutines +%d: %.0f bytes per filter",
+		filters, took.Round(time.Millisecond), float64(h1-h0)/(1<<20), float64(s1-s0)/(1<<20), g1-g0,
+		float64(h1+s1-h0-s0)/float64(filters))
+	for i := range filters {
+		tn.node.Interest(fmt.Sprintf("devices/%d/cmd", i), false)
 	}
 }

@@ -55,6 +55,7 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 		counter("mqttd_cluster_handover_refused_total", "CONNECTs refused because the node holding the session did not let it go within cluster.handover-timeout", &s.HandoverRefused),
 		counter("mqttd_cluster_handover_duplicates_total", "messages both nodes queued while a session moved here, removed so the client gets them once", brokerCount(n, (*mqtt.Broker).HandoverDuplicates)),
 		counter("mqttd_cluster_sessions_adopted_total", "persistent sessions of dead nodes this node loaded (shared store)", &s.Adopted),
+		counter("mqttd_cluster_receive_dropped_total", "times messages from other nodes were dropped because routing them fell behind (cluster.receive-queue full)", &s.ReceiveDropped),
 		counter("mqttd_cluster_malformed_total", "messages from other nodes or the retained bucket that did not decode", &s.RemoteBad),
 	} {
 		if err := reg.Register(c); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -42,6 +43,10 @@ type Options struct {
 	// ForwardTimeout bounds how long a QoS 1/2 publish waits for the nodes
 	// subscribed to its topic to confirm it (default 5 s).
 	ForwardTimeout time.Duration
+	// ReceiveQueue bounds the messages from other nodes (NATS messages,
+	// each a batch of one topic) waiting to be routed, per inbox (one per
+	// CPU); more are dropped and counted (default 8192).
+	ReceiveQueue int
 }
 
 // opTimeout bounds one JetStream operation made on a client's behalf.
@@ -83,8 +88,12 @@ type Node struct {
 type Stats struct {
 	ForwardFailed atomic.Int64 // messages not handed to NATS (too large, subject too long, disconnected too long)
 	RemoteBad     atomic.Int64 // messages from other nodes that did not decode
-	RetainFailed  atomic.Int64 // retained messages not stored in their bucket
-	ClaimFailed   atomic.Int64 // client ids this node could not take ownership of
+	// ReceiveDropped counts the times messages from other nodes were
+	// dropped because routing them fell behind (cluster.receive-queue
+	// full, or a NATS pending limit).
+	ReceiveDropped atomic.Int64
+	RetainFailed   atomic.Int64 // retained messages not stored in their bucket
+	ClaimFailed    atomic.Int64 // client ids this node could not take ownership of
 
 	ForwardUnconfirmed atomic.Int64 // QoS 1/2 messages other nodes did not confirm in time (their publisher refused)
 
@@ -122,6 +131,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.ForwardTimeout <= 0 {
 		o.ForwardTimeout = 5 * time.Second
+	}
+	if o.ReceiveQueue <= 0 {
+		o.ReceiveQueue = 8192
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -183,6 +195,10 @@ func (n *Node) setup(ctx context.Context) error {
 	n.out = newOutbox(n)
 	n.wg.Add(1)
 	go n.out.sendLoop()
+	for _, in := range n.routes.inbox {
+		n.wg.Add(1)
+		go n.routes.dispatch(in)
+	}
 	if err := n.confirms.listen(); err != nil {
 		return fmt.Errorf("cluster: forward confirmations: %w", err)
 	}
@@ -257,6 +273,9 @@ func (n *Node) natsOptions() ([]nats.Option, error) {
 			subj := ""
 			if sub != nil {
 				subj = sub.Subject
+			}
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				n.stats.ReceiveDropped.Add(1)
 			}
 			n.log.Warn("cluster: NATS error", "subject", subj, "err", err)
 		}),

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"encoding/json"
+	"hash/maphash"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +40,16 @@ type router struct {
 	peers     *peerTable
 	seq       uint64        // of this node's last announcement; under mu
 	announced atomic.Uint64 // seq, once published
+
+	// The plain subscriptions are channel subscriptions: NATS's read loop
+	// puts their messages on one of the inboxes (picked by subject, so a
+	// subject's messages keep their order), and one goroutine per inbox
+	// routes them. An asynchronous subscription per filter would cost a
+	// goroutine and a pending list each: 100 k filters, a third of a
+	// gigabyte. plain maps a subscription to its interest and counter.
+	inbox []chan *nats.Msg
+	seed  maphash.Seed
+	plain sync.Map // *nats.Subscription → *plainSub
 }
 
 type interest struct {
@@ -49,9 +61,49 @@ type interest struct {
 	done []*atomic.Int64
 }
 
+// plainSub is one NATS subscription of a plain filter.
+type plainSub struct {
+	id   uint64 // its interest's
+	done atomic.Int64
+}
+
 func newRouter(n *Node) *router {
-	return &router{n: n, filters: make(map[string]*interest), canon: topics.NewTree[uint64, struct{}](),
-		peers: newPeerTable(n)}
+	r := &router{n: n, filters: make(map[string]*interest), canon: topics.NewTree[uint64, struct{}](),
+		peers: newPeerTable(n), seed: maphash.MakeSeed()}
+	r.inbox = make([]chan *nats.Msg, max(2, runtime.GOMAXPROCS(0)))
+	for i := range r.inbox {
+		r.inbox[i] = make(chan *nats.Msg, n.opts.ReceiveQueue)
+	}
+	return r
+}
+
+// dispatch routes the messages of one inbox until the node closes.
+func (r *router) dispatch(inbox chan *nats.Msg) {
+	defer r.n.wg.Done()
+	for {
+		select {
+		case <-r.n.ctx.Done():
+			return
+		case m := <-inbox:
+			v, ok := r.plain.Load(m.Sub)
+			if !ok {
+				// Subscribed just now (interest stores it under mu, after
+				// NATS may have delivered already), or unsubscribed since:
+				// then an id no interest has, so nobody here routes it, as
+				// the filter is gone.
+				r.mu.Lock()
+				v, ok = r.plain.Load(m.Sub)
+				r.mu.Unlock()
+			}
+			if !ok {
+				r.receive(0, m)
+				continue
+			}
+			ps := v.(*plainSub)
+			r.receive(ps.id, m)
+			ps.done.Add(1)
+		}
+	}
 }
 
 // Interest implements mqtt.Cluster.
@@ -85,6 +137,7 @@ func (r *router) interest(filter string, add bool) {
 		}
 		for _, s := range in.subs {
 			s.Unsubscribe()
+			r.plain.Delete(s)
 		}
 		delete(r.filters, filter)
 		r.canon.Unsubscribe(filter, in.id)
@@ -120,35 +173,33 @@ func (r *router) beat() {
 	n.nc.Publish(n.annSubject(), data)
 }
 
-// subscribePlain subscribes the subjects of a plain filter.
+// subscribePlain subscribes the subjects of a plain filter, each to its
+// inbox.
 func (r *router) subscribePlain(filter string, id uint64) ([]*nats.Subscription, []*atomic.Int64) {
 	var subs []*nats.Subscription
 	var dones []*atomic.Int64
 	for _, s := range filterSubjects(filter) {
-		done := new(atomic.Int64)
-		sub, err := r.n.nc.Subscribe(r.n.subject("m", s), func(m *nats.Msg) {
-			r.receive(id, m)
-			done.Add(1)
-		})
+		subj := r.n.subject("m", s)
+		ps := &plainSub{id: id}
+		sub, err := r.n.nc.ChanSubscribe(subj, r.inbox[maphash.String(r.seed, subj)%uint64(len(r.inbox))])
 		if err != nil {
 			r.n.log.Warn("cluster: cannot subscribe; messages from other nodes will not reach this filter",
 				"filter", filter, "err", err)
 			continue
 		}
+		r.plain.Store(sub, ps)
 		subs = append(subs, sub)
-		dones = append(dones, done)
+		dones = append(dones, &ps.done)
 	}
 	return subs, dones
 }
 
 // drain waits until the messages this node has received so far for the
-// plain filters given have been routed, or until deadline: NATS hands
-// each subscription's messages to its own goroutine, so a message that
-// arrived before a handover request may not have reached the session yet
-// when the request is served.
+// plain filters given have been routed, or until deadline: they wait in
+// the inboxes, so a message that arrived before a handover request may not
+// have reached the session yet when the request is served.
 func (r *router) drain(filters []string, deadline time.Time) {
 	type target struct {
-		sub  *nats.Subscription
 		done *atomic.Int64
 		want int64
 	}
@@ -159,30 +210,16 @@ func (r *router) drain(filters []string, deadline time.Time) {
 		if in == nil {
 			continue
 		}
-		for i, sub := range in.done {
-			ts = append(ts, target{sub: in.subs[i], done: sub})
+		for i, sub := range in.subs {
+			// What NATS put on the inbox so far: routed once done has it.
+			if delivered, err := sub.Delivered(); err == nil {
+				ts = append(ts, target{done: in.done[i], want: delivered})
+			}
 		}
 	}
 	r.mu.Unlock()
-	for i := range ts {
-		t := &ts[i]
-		pending, _, _ := t.sub.Pending()
-		delivered, _ := t.sub.Delivered()
-		t.want = delivered + int64(pending)
-	}
 	for _, t := range ts {
-		for {
-			done := t.done.Load()
-			if done >= t.want {
-				break
-			}
-			// Counted twice when a message moved from pending to delivered
-			// between the two reads above: idle is as good.
-			pending, _, err := t.sub.Pending()
-			delivered, _ := t.sub.Delivered()
-			if err != nil || pending == 0 && delivered == done || time.Now().After(deadline) {
-				break
-			}
+		for t.done.Load() < t.want && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 	}

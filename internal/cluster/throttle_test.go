@@ -47,7 +47,7 @@ func TestMetricsRegister(t *testing.T) {
 			got[mf.GetName()] = m.Gauge.GetValue()
 		}
 	}
-	if got["mqttd_cluster_connected"] != 1 || got["mqttd_cluster_forward_failed_total"] != 2 || len(got) != 15 {
+	if got["mqttd_cluster_connected"] != 1 || got["mqttd_cluster_forward_failed_total"] != 2 || len(got) != 16 {
 		t.Errorf("metrics %v", got)
 	}
 }

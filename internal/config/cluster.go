@@ -22,6 +22,8 @@ type Cluster struct {
 	// ForwardTimeout bounds the wait of a QoS 1/2 acknowledgement for the
 	// other nodes.
 	ForwardTimeout time.Duration `mapstructure:"forward-timeout" doc:"how long a QoS 1/2 PUBACK/PUBREC waits for the nodes subscribed to its topic to confirm they have the message (stored, for persistent sessions); past it the publisher is refused (MQTT 5: 0x80, 3.1.1: connection closed) and counted in mqttd_cluster_forward_unconfirmed_total"`
+	// ReceiveQueue bounds what waits to be routed from other nodes.
+	ReceiveQueue int `mapstructure:"receive-queue" doc:"messages from other nodes (NATS messages, each a batch of one topic) waiting to be routed, per inbox (one per CPU); past it they are dropped (a QoS 1/2 publisher elsewhere is refused after cluster.forward-timeout) and counted in mqttd_cluster_receive_dropped_total"`
 	// HandoverTimeout matters with a store the nodes share.
 	HandoverTimeout time.Duration `mapstructure:"handover-timeout" doc:"with a shared store: how long a CONNECT waits for the node holding its session to let it go; past it the client is refused (server unavailable) while that node's lease is held"`
 }
@@ -64,6 +66,7 @@ func (l *loader) validateCluster(c *Config) []error {
 	}
 	chk := bounds{l, &errs}
 	chk.intRange("cluster.replicas", cl.Replicas, 1, 5)
+	chk.intRange("cluster.receive-queue", cl.ReceiveQueue, 16, 1<<24)
 	if cl.InterestTimeout < 10*time.Millisecond {
 		add(l.errorf("cluster.interest-timeout", "%s is too short (use at least 10ms, e.g. 2s)", cl.InterestTimeout))
 	}

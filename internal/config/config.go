@@ -148,7 +148,7 @@ func Default() Config {
 		ShutdownGrace: 5 * time.Second,
 		Admin:         Admin{Bind: "127.0.0.1:9180"},
 		Logging:       Logging{Level: "info", Format: "text"},
-		Cluster:       Cluster{Replicas: 1, Prefix: "mqttd", NodeLease: 10 * time.Second, InterestTimeout: 2 * time.Second, HandoverTimeout: 5 * time.Second, ForwardTimeout: 5 * time.Second},
+		Cluster:       Cluster{Replicas: 1, Prefix: "mqttd", NodeLease: 10 * time.Second, InterestTimeout: 2 * time.Second, HandoverTimeout: 5 * time.Second, ForwardTimeout: 5 * time.Second, ReceiveQueue: 8192},
 	}
 }
 
