@@ -201,7 +201,7 @@ func TestParts(t *testing.T) {
 	for i, g := range grps {
 		msgs[i].grp = g
 	}
-	got := s.parts(msgs)
+	got := s.parts(msgs, 5)
 	want := [][2]int{{0, 4}, {4, 8}, {8, 13}, {13, 16}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("parts %v, want %v", got, want)

@@ -1,0 +1,233 @@
+package jsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqttd/mqttd/internal/store"
+)
+
+// Body records are reclaimed without reference counts. A body record is
+// written in the same atomic batch as the chunks that refer to it, after
+// them, and an atomic batch takes consecutive stream sequences: every
+// chunk referring to a body record is older in the stream than it, and
+// younger than every message of earlier publishes. So once the oldest
+// chunk left in the stream is at sequence F, no chunk refers to a body
+// record below F, and one purge of the body subjects below F removes them
+// all. Any process may do it at any time: it reads the stream alone, and
+// doing it again, or late, removes nothing more than is unreferenced.
+//
+// A session that acknowledges nothing holds F, and so every body record
+// written since, however few of them it refers to. When its oldest chunk
+// is older than LaggardAge, its chunks are written again with their
+// messages inline (unpin), which lets F move on.
+
+// reclaimer runs reclaimBodies every ReclaimInterval, and soon after a
+// commit purged chunks, until the store closes.
+func (s *Store) reclaimer() {
+	defer close(s.reclaimDone)
+	t := time.NewTicker(s.opts.ReclaimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 4*s.opts.Timeout)
+		if err := s.reclaimBodies(ctx); err != nil {
+			s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.reclaim })
+			s.opts.Logger.Warn("jsstore: reclaiming message bodies", "err", err)
+		}
+		cancel()
+	}
+}
+
+// kickReclaim asks the reclaimer to run soon (chunks were purged).
+func (s *Store) kickReclaim() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reclaimBodies purges the body records no chunk refers to: those below
+// the oldest chunk in the stream, or, with no chunk at all, every body
+// record stored before it looked.
+func (s *Store) reclaimBodies(ctx context.Context) error {
+	// Read first: whatever is published after it is after it.
+	last, err := s.lastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	subj, first, at, err := s.nextWhen(ctx, s.p+"q.>", 0)
+	if err != nil {
+		return err
+	}
+	mark := last + 1
+	if first != 0 {
+		mark = first
+		age := time.Since(at)
+		s.opts.Metrics.set(func(m *Metrics) prometheus.Gauge { return m.oldest }, age.Seconds())
+		if s.opts.LaggardAge > 0 && age > s.opts.LaggardAge {
+			if err := s.unpin(ctx, subj, first); err != nil {
+				return err
+			}
+			// Purge behind the new oldest chunk.
+			if _, first, _, err = s.nextWhen(ctx, s.p+"q.>", 0); err != nil {
+				return err
+			}
+			if mark = last + 1; first != 0 {
+				mark = first
+			}
+		}
+	} else {
+		s.opts.Metrics.set(func(m *Metrics) prometheus.Gauge { return m.oldest }, 0)
+	}
+	if mark <= 1 {
+		return nil // a purge from sequence 0 would take everything
+	}
+	return s.purge(ctx, s.p+"m.>", mark)
+}
+
+// parseChunkSubj splits a chunk subject q.T.G.B.N (after the prefix).
+func (s *Store) parseChunkSubj(subj string) (tok string, gen, bucket uint64, ok bool) {
+	f := strings.Split(strings.TrimPrefix(subj, s.p+"q."), ".")
+	if len(f) != 4 {
+		return "", 0, 0, false
+	}
+	gen, err1 := strconv.ParseUint(f[1], 10, 64)
+	bucket, err2 := strconv.ParseUint(f[2], 10, 64)
+	return f[0], gen, bucket, err1 == nil && err2 == nil
+}
+
+// unpin makes the session of chunk subj (the oldest in the stream, at
+// stream sequence seq) stop holding body records back. A chunk the
+// session no longer reads (an older generation, a bucket below its
+// floor: a purge after its commit did not happen) is purged. Otherwise
+// every chunk the session has from it on is written again, in one atomic
+// batch with its head (unchanged, compare-and-set: a concurrent writer of
+// the session makes the batch fail, and the next run looks again), each
+// under its own subject, with the messages inline and the acknowledged
+// entries left without one. A rewritten chunk replaces the old one on its
+// subject, so the session's chunks stay in sequence order in the stream
+// (they are all rewritten, in order) and Scan finds them as before; a
+// chunk too large once inline is cut in two, the second part under the
+// subject of its own first sequence number. A session too large to
+// rewrite in one atomic batch is left, counted.
+func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
+	tok, gen, bucket, ok := s.parseChunkSubj(subj)
+	if !ok {
+		return fmt.Errorf("jsstore: chunk subject %q", subj)
+	}
+	all := s.p + "q." + tok + ".>"
+	hdata, hseq, err := s.lastFor(ctx, s.p+"h."+tok)
+	if err != nil {
+		return err
+	}
+	if len(hdata) == 0 {
+		// A head is written with the chunks: none means they are
+		// unreachable.
+		return s.purge(ctx, all, seq+1)
+	}
+	h, err := decodeHead(hdata)
+	if err != nil {
+		return err
+	}
+	if gen != h.gen || bucket < h.floor/bucketSize || h.live() == 0 {
+		if h.live() == 0 {
+			return s.purge(ctx, all, hseq)
+		}
+		return s.purgeBelow(ctx, tok, h.gen, h.floor, hseq)
+	}
+	type chunk struct {
+		first uint64
+		es    []entry
+	}
+	var chunks []chunk
+	var refs []bodyRef
+	var derr error
+	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", seq, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+		first, es, err := decodeChunk(data)
+		if err != nil {
+			derr = err
+			return false
+		}
+		for i := range es {
+			e := &es[i]
+			if h.isAcked(first + uint64(i)) {
+				*e = entry{d: e.d, body: e.body, gone: true}
+				continue
+			}
+			if e.gone {
+				derr = fmt.Errorf("%w: queue chunk %s: entry %d queued but rewritten as acknowledged", store.ErrCorrupt, subj, first+uint64(i))
+				return false
+			}
+			if e.rec != "" {
+				refs = append(refs, bodyRef{e.rec, e.idx})
+			}
+		}
+		chunks = append(chunks, chunk{first, es})
+		return len(chunks) < s.opts.MaxBatch
+	})
+	if err = errors.Join(err, derr); err != nil {
+		return err
+	}
+	if len(chunks) >= s.opts.MaxBatch {
+		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggardTooBig })
+		s.opts.Logger.Warn("jsstore: a session with old unacknowledged messages holds back the reclaiming of message bodies, and has too many chunks to rewrite", "session", tok, "chunks", len(chunks))
+		return nil
+	}
+	ms, missing, err := s.resolve(ctx, refs)
+	if err != nil {
+		return err
+	}
+	if missing {
+		return nil // acknowledged or rewritten meanwhile: look again next time
+	}
+	msgs := []pubMsg{{subj: s.p + "h." + tok, data: hdata, cas: true, expect: hseq}}
+	k := 0
+	for _, c := range chunks {
+		for i := range c.es {
+			if e := &c.es[i]; e.rec != "" {
+				e.msg, e.rec, e.shared = ms[k], "", false
+				k++
+			}
+		}
+		for i := 0; i < len(c.es); {
+			n, bytes := len(c.es)-i, 0
+			for j := 0; j < n; j++ {
+				if bytes += c.es[i+j].size(); bytes > s.chunkBytes && j > 0 {
+					n = j
+					break
+				}
+			}
+			first := c.first + uint64(i)
+			msgs = append(msgs, pubMsg{subj: s.chunkSubj(tok, h.gen, first), data: appendChunk(nil, first, c.es[i:i+n])})
+			i += n
+		}
+	}
+	if len(msgs) > s.opts.MaxBatch {
+		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggardTooBig })
+		s.opts.Logger.Warn("jsstore: a session with old unacknowledged messages holds back the reclaiming of message bodies, and has too many chunks to rewrite", "session", tok, "chunks", len(msgs)-1)
+		return nil
+	}
+	last, err := s.publishBatch(ctx, msgs)
+	if errors.Is(err, errConflict) {
+		return nil // the session was written meanwhile: look again next time
+	}
+	if err != nil {
+		return err
+	}
+	s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggards })
+	// What was not rewritten (garbage below the floor's bucket, older
+	// generations) is older than the batch.
+	return s.purge(ctx, all, last+1-uint64(len(msgs)))
+}
