@@ -360,7 +360,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	}
 	// Still racing purges: the queue is being acknowledged or deleted
 	// by another process as fast as this one reads it.
-	return nil, fmt.Errorf("jsstore: scan %q: chunks missing (purged while read, three times, or lost)", clientID)
+	return nil, fmt.Errorf("jsstore: scan %q: chunks or message bodies missing (purged while read, three times, or lost)", clientID)
 }
 
 // scan is one attempt of Scan. again says that the chunks were purged
