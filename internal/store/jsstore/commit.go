@@ -394,11 +394,11 @@ func (s *Store) collect(ctx context.Context, x *tx, msgs []pubMsg, stored []uint
 			// Every chunk of the old generations is older than the
 			// head that moved past them; the new generation's are
 			// after it in the batch.
-			err = s.purge(ctx, s.p+"q."+th.tok+".>", hs)
+			err = s.purge(ctx, s.queueFilter(th.tok), hs)
 		case th.h.floor > th.jsFloor && th.h.live() == 0:
 			// Emptied: every chunk older than the head is
 			// acknowledged (a session at rest keeps nothing).
-			err = s.purge(ctx, s.p+"q."+th.tok+".>", hs)
+			err = s.purge(ctx, s.queueFilter(th.tok), hs)
 		case th.h.floor/bucketSize > th.jsFloor/bucketSize:
 			err = s.purgeBelow(ctx, th.tok, th.h.gen, th.h.floor, hs)
 		default:
@@ -428,7 +428,7 @@ func (s *Store) purgeBelow(ctx context.Context, tok string, gen, floor, headSeq 
 	if first == 0 || first > headSeq {
 		first = headSeq
 	}
-	return s.purge(ctx, s.p+"q."+tok+".>", first)
+	return s.purge(ctx, s.queueFilter(tok), first)
 }
 
 // prefetch reads, concurrently, the heads of the sessions reqs touch that
@@ -707,7 +707,9 @@ func (x *tx) messages() []pubMsg {
 			}
 			// Encoded once the publish is cut in parts (encodePart):
 			// a shared message goes in the body records of its part.
-			out = append(out, pubMsg{subj: x.s.chunkSubj(th.tok, th.h.gen, first), chunk: th.pending[i : i+n], first: first, grp: k + 1})
+			es := th.pending[i : i+n]
+			refs := slices.ContainsFunc(es, func(e entry) bool { return e.shared })
+			out = append(out, pubMsg{subj: x.s.chunkSubj(refs, th.tok, th.h.gen, first), chunk: es, first: first, grp: k + 1})
 			i += n
 		}
 	}

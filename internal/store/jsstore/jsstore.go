@@ -249,14 +249,24 @@ func (s *Store) bodiesSubj(rec string) string { return s.p + "m." + rec }
 func (s *Store) retainedSubj(topic string) string {
 	return s.p + "r." + token(topic)
 }
+
+// Chunks are q.T.G.B.N when they refer to body records, p.T.G.B.N when
+// they hold all their messages: the body records wait for the oldest q
+// chunk alone. The filters below match both (no other subject has five
+// tokens).
+func (s *Store) queueFilter(tok string) string { return s.p + "*." + tok + ".>" }
 func (s *Store) genPrefix(tok string, gen uint64) string {
-	return s.p + "q." + tok + "." + strconv.FormatUint(gen, 10) + "."
+	return s.p + "*." + tok + "." + strconv.FormatUint(gen, 10) + "."
 }
 func (s *Store) bucketPrefix(tok string, gen, bucket uint64) string {
 	return s.genPrefix(tok, gen) + strconv.FormatUint(bucket, 10) + "."
 }
-func (s *Store) chunkSubj(tok string, gen, first uint64) string {
-	return s.bucketPrefix(tok, gen, first/bucketSize) + strconv.FormatUint(first, 10)
+func (s *Store) chunkSubj(refs bool, tok string, gen, first uint64) string {
+	kind := "p."
+	if refs {
+		kind = "q."
+	}
+	return s.p + kind + tok + "." + strconv.FormatUint(gen, 10) + "." + strconv.FormatUint(first/bucketSize, 10) + "." + strconv.FormatUint(first, 10)
 }
 
 // bucketSize is how many sequence numbers share the bucket token of chunk
@@ -401,6 +411,9 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 	next := from // entries below were read (a rewritten chunk comes again later)
 	rewritten := false
 	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", start, min(limit, s.opts.ReadBatch), func(_ string, stream uint64, data []byte) bool {
+		if len(data) == 0 {
+			return true // a q chunk rewritten as a p chunk (see unpin)
+		}
 		first, es, err := decodeChunk(data)
 		if err != nil {
 			derr = err
@@ -539,6 +552,9 @@ func (s *Store) MessageCount() (int, error) {
 			continue
 		}
 		_, err := s.each(ctx, s.genPrefix(x.tok, x.h.gen)+"*.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+			if len(data) == 0 {
+				return true
+			}
 			first, es, err := decodeChunk(data)
 			if err != nil {
 				derr = err

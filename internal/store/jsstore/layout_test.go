@@ -75,7 +75,7 @@ func TestPurgeAcknowledged(t *testing.T) {
 	}
 	chunks := func() int {
 		c := 0
-		if _, err := s.each(context.Background(), s.p+"q.>", 0, 256, func(string, uint64, []byte) bool { c++; return true }); err != nil {
+		if _, err := s.each(context.Background(), s.p+"*.*.*.*.*", 0, 256, func(string, uint64, []byte) bool { c++; return true }); err != nil {
 			t.Fatal(err)
 		}
 		return c

@@ -42,7 +42,7 @@ func (s *Store) reclaimer() {
 		case <-s.kick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 4*s.opts.Timeout)
-		if err := s.reclaimBodies(ctx); err != nil {
+		if err := s.reclaimBodies(ctx, s.opts.LaggardAge); err != nil {
 			s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.reclaim })
 			s.opts.Logger.Warn("jsstore: reclaiming message bodies", "err", err)
 		}
@@ -60,8 +60,9 @@ func (s *Store) kickReclaim() {
 
 // reclaimBodies purges the body records no chunk refers to: those below
 // the oldest chunk in the stream, or, with no chunk at all, every body
-// record stored before it looked.
-func (s *Store) reclaimBodies(ctx context.Context) error {
+// record stored before it looked. A session whose oldest q chunk is
+// older than laggardAge is rewritten first (unpin).
+func (s *Store) reclaimBodies(ctx context.Context, laggardAge time.Duration) error {
 	// Read first: whatever is published after it is after it.
 	last, err := s.lastSeq(ctx)
 	if err != nil {
@@ -76,7 +77,7 @@ func (s *Store) reclaimBodies(ctx context.Context) error {
 		mark = first
 		age := time.Since(at)
 		s.opts.Metrics.set(func(m *Metrics) prometheus.Gauge { return m.oldest }, age.Seconds())
-		if s.opts.LaggardAge > 0 && age > s.opts.LaggardAge {
+		if laggardAge > 0 && age > laggardAge {
 			if err := s.unpin(ctx, subj, first); err != nil {
 				return err
 			}
@@ -97,9 +98,10 @@ func (s *Store) reclaimBodies(ctx context.Context) error {
 	return s.purge(ctx, s.p+"m.>", mark)
 }
 
-// parseChunkSubj splits a chunk subject q.T.G.B.N (after the prefix).
+// parseChunkSubj splits a chunk subject q.T.G.B.N or p.T.G.B.N (after
+// the prefix).
 func (s *Store) parseChunkSubj(subj string) (tok string, gen, bucket uint64, ok bool) {
-	f := strings.Split(strings.TrimPrefix(subj, s.p+"q."), ".")
+	f := strings.Split(strings.TrimPrefix(subj, s.p), ".")[1:]
 	if len(f) != 4 {
 		return "", 0, 0, false
 	}
@@ -127,7 +129,7 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 	if !ok {
 		return fmt.Errorf("jsstore: chunk subject %q", subj)
 	}
-	all := s.p + "q." + tok + ".>"
+	all := s.queueFilter(tok)
 	hdata, hseq, err := s.lastFor(ctx, s.p+"h."+tok)
 	if err != nil {
 		return err
@@ -148,18 +150,30 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 		return s.purgeBelow(ctx, tok, h.gen, h.floor, hseq)
 	}
 	type chunk struct {
+		subj  string
 		first uint64
 		es    []entry
 	}
 	var chunks []chunk
 	var refs []bodyRef
 	var derr error
-	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", seq, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+	next, hasRefs := uint64(0), false
+	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", seq, s.opts.ReadBatch, func(csubj string, _ uint64, data []byte) bool {
+		if len(data) == 0 {
+			return true // rewritten already
+		}
 		first, es, err := decodeChunk(data)
 		if err != nil {
 			derr = err
 			return false
 		}
+		if first < next {
+			// A chunk a rewrite that did not finish left
+			// behind: its entries come again later.
+			return true
+		}
+		next = first + uint64(len(es))
+		hasRefs = hasRefs || strings.HasPrefix(csubj, s.p+"q.")
 		for i := range es {
 			e := &es[i]
 			if h.isAcked(first + uint64(i)) {
@@ -174,7 +188,7 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 				refs = append(refs, bodyRef{e.rec, e.idx})
 			}
 		}
-		chunks = append(chunks, chunk{first, es})
+		chunks = append(chunks, chunk{csubj, first, es})
 		return len(chunks) < s.opts.MaxBatch
 	})
 	if err = errors.Join(err, derr); err != nil {
@@ -185,6 +199,9 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 		s.opts.Logger.Warn("jsstore: a session with old unacknowledged messages holds back the reclaiming of message bodies, and has too many chunks to rewrite", "session", tok, "chunks", len(chunks))
 		return nil
 	}
+	if !hasRefs {
+		return nil // all inline: it holds nothing back (a q subject just tombstoned)
+	}
 	ms, missing, err := s.resolve(ctx, refs)
 	if err != nil {
 		return err
@@ -192,7 +209,15 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 	if missing {
 		return nil // acknowledged or rewritten meanwhile: look again next time
 	}
-	msgs := []pubMsg{{subj: s.p + "h." + tok, data: hdata, cas: true, expect: hseq}}
+	// The q chunks are deleted (a tombstone replaces each), then every
+	// chunk is written again as a p chunk, in order, and the head.
+	var msgs []pubMsg
+	for _, c := range chunks {
+		if strings.HasPrefix(c.subj, s.p+"q.") {
+			msgs = append(msgs, pubMsg{subj: c.subj})
+		}
+	}
+	tombs := len(msgs)
 	k := 0
 	for _, c := range chunks {
 		for i := range c.es {
@@ -210,24 +235,22 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 				}
 			}
 			first := c.first + uint64(i)
-			msgs = append(msgs, pubMsg{subj: s.chunkSubj(tok, h.gen, first), data: appendChunk(nil, first, c.es[i:i+n])})
+			msgs = append(msgs, pubMsg{subj: s.chunkSubj(false, tok, h.gen, first), data: appendChunk(nil, first, c.es[i:i+n])})
 			i += n
 		}
 	}
+	msgs = append(msgs, pubMsg{subj: s.p + "h." + tok, data: hdata, cas: true, expect: hseq})
 	if len(msgs) > s.opts.MaxBatch {
 		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggardTooBig })
-		s.opts.Logger.Warn("jsstore: a session with old unacknowledged messages holds back the reclaiming of message bodies, and has too many chunks to rewrite", "session", tok, "chunks", len(msgs)-1)
+		s.opts.Logger.Warn("jsstore: a session with old unacknowledged messages holds back the reclaiming of message bodies, and has too many chunks to rewrite", "session", tok, "chunks", len(msgs)-1-tombs)
 		return nil
 	}
-	last, err := s.publishBatch(ctx, msgs)
+	_, err = s.publishBatch(ctx, msgs)
 	if errors.Is(err, errConflict) {
 		return nil // the session was written meanwhile: look again next time
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggards })
 	}
-	s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggards })
-	// What was not rewritten (garbage below the floor's bucket, older
-	// generations) is older than the batch.
-	return s.purge(ctx, all, last+1-uint64(len(msgs)))
+	return err
 }
