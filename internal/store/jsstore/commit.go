@@ -388,7 +388,6 @@ func (s *Store) collect(ctx context.Context, x *tx, msgs []pubMsg, stored []uint
 			continue
 		}
 		var err error
-		purged := true
 		switch {
 		case th.h.gen != th.jsGen && th.exists:
 			// Every chunk of the old generations is older than the
@@ -401,16 +400,10 @@ func (s *Store) collect(ctx context.Context, x *tx, msgs []pubMsg, stored []uint
 			err = s.purge(ctx, s.queueFilter(th.tok), hs)
 		case th.h.floor/bucketSize > th.jsFloor/bucketSize:
 			err = s.purgeBelow(ctx, th.tok, th.h.gen, th.h.floor, hs)
-		default:
-			purged = false
 		}
 		if err != nil {
 			s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.reclaim })
 			s.opts.Logger.Warn("jsstore: purging acknowledged or deleted queue entries", "client", th.id, "err", err)
-		}
-		if purged {
-			// The oldest chunk may have gone: so may the bodies.
-			s.kickReclaim()
 		}
 	}
 }

@@ -39,8 +39,7 @@ type Options struct {
 	// stays in the stream; default 10s (JetStream's minimum is 1s).
 	TombstoneTTL time.Duration
 	// ReclaimInterval is how often the store purges the message bodies
-	// no queue refers to any more (also soon after a commit purged
-	// acknowledged chunks); default 30s.
+	// no queue refers to any more; default 30s.
 	ReclaimInterval time.Duration
 	// LaggardAge bounds how long a session that acknowledges nothing
 	// holds back the reclaiming of the message bodies stored after its
@@ -113,7 +112,6 @@ type Store struct {
 
 	// The reclaimer of message bodies (see reclaimBodies).
 	quit, reclaimDone chan struct{}
-	kick              chan struct{}
 }
 
 // scanHint is a lower bound kept from the last Scan of a session: its
@@ -153,7 +151,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	s := &Store{nc: nc, opts: o, stream: o.Prefix + "_store", p: o.Prefix + ".store.",
 		wake: make(chan struct{}, 1), done: make(chan struct{}), notify: store.NewNotifier(),
 		known: map[string]known{}, hints: map[string]scanHint{},
-		quit: make(chan struct{}), reclaimDone: make(chan struct{}), kick: make(chan struct{}, 1)}
+		quit: make(chan struct{}), reclaimDone: make(chan struct{})}
 	cfg := jetstream.StreamConfig{
 		Name:        s.stream,
 		Description: "mqttd persistent sessions",

@@ -28,8 +28,10 @@ import (
 // is older than LaggardAge, its chunks are written again with their
 // messages inline (unpin), which lets F move on.
 
-// reclaimer runs reclaimBodies every ReclaimInterval, and soon after a
-// commit purged chunks, until the store closes.
+// reclaimer runs reclaimBodies every ReclaimInterval until the store
+// closes. (Not after each purge of chunks: under load that would be a
+// stream info request and two more without pause; bodies wait at most an
+// interval longer.)
 func (s *Store) reclaimer() {
 	defer close(s.reclaimDone)
 	t := time.NewTicker(s.opts.ReclaimInterval)
@@ -39,7 +41,6 @@ func (s *Store) reclaimer() {
 		case <-s.quit:
 			return
 		case <-t.C:
-		case <-s.kick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 4*s.opts.Timeout)
 		if err := s.reclaimBodies(ctx, s.opts.LaggardAge); err != nil {
@@ -47,14 +48,6 @@ func (s *Store) reclaimer() {
 			s.opts.Logger.Warn("jsstore: reclaiming message bodies", "err", err)
 		}
 		cancel()
-	}
-}
-
-// kickReclaim asks the reclaimer to run soon (chunks were purged).
-func (s *Store) kickReclaim() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
 	}
 }
 
