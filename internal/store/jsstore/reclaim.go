@@ -14,19 +14,20 @@ import (
 )
 
 // Body records are reclaimed without reference counts. A body record is
-// written in the same atomic batch as the chunks that refer to it, after
-// them, and an atomic batch takes consecutive stream sequences: every
-// chunk referring to a body record is older in the stream than it, and
-// younger than every message of earlier publishes. So once the oldest
-// chunk left in the stream is at sequence F, no chunk refers to a body
-// record below F, and one purge of the body subjects below F removes them
-// all. Any process may do it at any time: it reads the stream alone, and
-// doing it again, or late, removes nothing more than is unreferenced.
+// written in the same atomic batch as the q chunks that refer to it,
+// after them, and an atomic batch takes consecutive stream sequences:
+// every chunk referring to a body record is older in the stream than
+// it, and younger than every message of earlier publishes. So once the
+// oldest q chunk left in the stream is at sequence F, no chunk refers to
+// a body record below F, and one purge of the body subjects below F
+// removes them all. Any process may do it at any time: it reads the
+// stream alone, and doing it again, or late, removes nothing more than
+// is unreferenced. (p chunks hold their messages and do not count.)
 //
 // A session that acknowledges nothing holds F, and so every body record
-// written since, however few of them it refers to. When its oldest chunk
-// is older than LaggardAge, its chunks are written again with their
-// messages inline (unpin), which lets F move on.
+// written since, however few of them it refers to. When its oldest q
+// chunk is older than LaggardAge, its chunks are written again as p
+// chunks (unpin), which lets F move on.
 
 // reclaimer runs reclaimBodies every ReclaimInterval until the store
 // closes. (Not after each purge of chunks: under load that would be a
@@ -52,8 +53,8 @@ func (s *Store) reclaimer() {
 }
 
 // reclaimBodies purges the body records no chunk refers to: those below
-// the oldest chunk in the stream, or, with no chunk at all, every body
-// record stored before it looked. A session whose oldest q chunk is
+// the oldest q chunk in the stream, or, with no q chunk at all, every
+// body record stored before it looked. A session whose oldest q chunk is
 // older than laggardAge is rewritten first (unpin).
 func (s *Store) reclaimBodies(ctx context.Context, laggardAge time.Duration) error {
 	// Read first: whatever is published after it is after it.
@@ -103,20 +104,23 @@ func (s *Store) parseChunkSubj(subj string) (tok string, gen, bucket uint64, ok 
 	return f[0], gen, bucket, err1 == nil && err2 == nil
 }
 
-// unpin makes the session of chunk subj (the oldest in the stream, at
+// unpin makes the session of q chunk subj (the oldest in the stream, at
 // stream sequence seq) stop holding body records back. A chunk the
 // session no longer reads (an older generation, a bucket below its
 // floor: a purge after its commit did not happen) is purged. Otherwise
-// every chunk the session has from it on is written again, in one atomic
-// batch with its head (unchanged, compare-and-set: a concurrent writer of
-// the session makes the batch fail, and the next run looks again), each
-// under its own subject, with the messages inline and the acknowledged
-// entries left without one. A rewritten chunk replaces the old one on its
-// subject, so the session's chunks stay in sequence order in the stream
-// (they are all rewritten, in order) and Scan finds them as before; a
-// chunk too large once inline is cut in two, the second part under the
-// subject of its own first sequence number. A session too large to
-// rewrite in one atomic batch is left, counted.
+// every chunk the session has from it on is written again as a p chunk,
+// with the messages inline and the acknowledged entries left without
+// one, in one atomic batch with a tombstone on each q subject and the
+// session's head (unchanged, compare-and-set: a concurrent writer of the
+// session makes the batch fail, and the next run looks again; the
+// session's next commit meets it as a conflict and reads the head
+// again). A p chunk takes the sequence number, hence the subject, of the
+// chunk it replaces (an old p chunk is replaced on its subject), so the
+// session's chunks stay in sequence order in the stream (the ones before
+// seq are older, the rest are all rewritten, in order) and Scan finds
+// them as before; a chunk too large once inline is cut in two, the
+// second part under the subject of its own first sequence number. A
+// session with more chunks than one atomic batch takes is left, counted.
 func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 	tok, gen, bucket, ok := s.parseChunkSubj(subj)
 	if !ok {
