@@ -54,8 +54,9 @@ func (s *Store) reclaimer() {
 
 // reclaimBodies purges the body records no chunk refers to: those below
 // the oldest q chunk in the stream, or, with no q chunk at all, every
-// body record stored before it looked. A session whose oldest q chunk is
-// older than laggardAge is rewritten first (unpin).
+// body record stored before it looked. Sessions whose oldest q chunk is
+// older than laggardAge are rewritten first (unpin), oldest first, as
+// many as the run has time for.
 func (s *Store) reclaimBodies(ctx context.Context, laggardAge time.Duration) error {
 	// Read first: whatever is published after it is after it.
 	last, err := s.lastSeq(ctx)
@@ -66,30 +67,39 @@ func (s *Store) reclaimBodies(ctx context.Context, laggardAge time.Duration) err
 	if err != nil {
 		return err
 	}
+	// Rewrite laggards, oldest first, while that moves the oldest q
+	// chunk on and the run has time left for another.
+	for first != 0 && laggardAge > 0 && time.Since(at) > laggardAge && s.timeLeft(ctx) {
+		if err := s.unpin(ctx, subj, first); err != nil {
+			return err
+		}
+		prev := first
+		if subj, first, at, err = s.nextWhen(ctx, s.p+"q.>", 0); err != nil {
+			return err
+		}
+		if first == prev {
+			break // left as it was (written meanwhile, or too big)
+		}
+	}
+	var age time.Duration
+	if first != 0 {
+		age = time.Since(at)
+	}
+	s.opts.Metrics.set(func(m *Metrics) prometheus.Gauge { return m.oldest }, age.Seconds())
 	mark := last + 1
 	if first != 0 {
 		mark = first
-		age := time.Since(at)
-		s.opts.Metrics.set(func(m *Metrics) prometheus.Gauge { return m.oldest }, age.Seconds())
-		if laggardAge > 0 && age > laggardAge {
-			if err := s.unpin(ctx, subj, first); err != nil {
-				return err
-			}
-			// Purge behind the new oldest chunk.
-			if _, first, _, err = s.nextWhen(ctx, s.p+"q.>", 0); err != nil {
-				return err
-			}
-			if mark = last + 1; first != 0 {
-				mark = first
-			}
-		}
-	} else {
-		s.opts.Metrics.set(func(m *Metrics) prometheus.Gauge { return m.oldest }, 0)
 	}
 	if mark <= 1 {
 		return nil // a purge from sequence 0 would take everything
 	}
 	return s.purge(ctx, s.p+"m.>", mark)
+}
+
+// timeLeft says whether ctx leaves a request timeout or more.
+func (s *Store) timeLeft(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return !ok || time.Until(d) > s.opts.Timeout
 }
 
 // parseChunkSubj splits a chunk subject q.T.G.B.N or p.T.G.B.N (after
