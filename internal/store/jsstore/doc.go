@@ -107,7 +107,7 @@
 // A q chunk left unacknowledged holds back every body record written
 // after it, whether it refers to them or not. When the oldest q chunk is
 // older than LaggardAge, its session's chunks from it on are written
-// again as p chunks, every message in them (acknowledged entries without
+// again as p chunks (then the next oldest's, as long as the run has time), every message in them (acknowledged entries without
 // one), in one atomic batch with the session's head unchanged
 // (compare-and-set: a concurrent write of the session makes it fail, to
 // be tried on the next run) and a tombstone on each q subject. They take
