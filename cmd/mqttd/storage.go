@@ -86,8 +86,13 @@ func openJetStreamStore(cfg *config.Config, node *cluster.Node, log *slog.Logger
 	m := jsstore.NewMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.JetStreamTimeout)
 	defer cancel()
+	laggard := cfg.Storage.JetStreamLaggardAge
+	if laggard == 0 {
+		laggard = -1 // the store's word for never
+	}
 	st, err := jsstore.Open(ctx, nc, jsstore.Options{Prefix: prefix, Replicas: replicas,
-		Timeout: cfg.Storage.JetStreamTimeout, MaxBatch: cfg.Storage.JetStreamMaxBatch, Logger: log, Metrics: m})
+		Timeout: cfg.Storage.JetStreamTimeout, MaxBatch: cfg.Storage.JetStreamMaxBatch,
+		ReclaimInterval: cfg.Storage.JetStreamReclaimInterval, LaggardAge: laggard, Logger: log, Metrics: m})
 	if err != nil {
 		nc.Close()
 		return nil, err

@@ -17,10 +17,11 @@ type Storage struct {
 	SyncInterval  time.Duration `mapstructure:"sync-interval" doc:"durability interval: longest time between fsyncs, the loss window of a crash"`
 	OnCorrupt     string        `mapstructure:"on-corrupt" doc:"a store that cannot be read: fail (refuse to start, naming the directory) or quarantine (move it to DIR.corrupt-TIME, start empty, log an error)"`
 	RetryInterval time.Duration `mapstructure:"retry-interval" doc:"after a write error (disk full, I/O error) the store refuses writes; this often it checks whether the disk takes writes again and, once it does, reopens the store and accepts them"`
-	// JetStreamTimeout and JetStreamMaxBatch apply to storage.type
-	// jetstream only.
-	JetStreamTimeout  time.Duration `mapstructure:"jetstream-timeout" doc:"storage.type jetstream: longest wait for JetStream to store a commit (or answer a read); past it the commit fails and QoS 1/2 is not acknowledged"`
-	JetStreamMaxBatch int           `mapstructure:"jetstream-max-batch" doc:"storage.type jetstream: most messages in one atomic batch, at most the NATS servers' jetstream max_batch_size (1000 by default); a commit needing more (a message queued for hundreds of sessions) is stored in several parts"`
+	// The JetStream keys apply to storage.type jetstream only.
+	JetStreamTimeout         time.Duration `mapstructure:"jetstream-timeout" doc:"storage.type jetstream: longest wait for JetStream to store a commit (or answer a read); past it the commit fails and QoS 1/2 is not acknowledged"`
+	JetStreamMaxBatch        int           `mapstructure:"jetstream-max-batch" doc:"storage.type jetstream: most messages in one atomic batch, at most the NATS servers' jetstream max_batch_size (1000 by default); a commit needing more (a message queued for hundreds of sessions) is stored in several parts"`
+	JetStreamReclaimInterval time.Duration `mapstructure:"jetstream-reclaim-interval" doc:"storage.type jetstream: how often each node purges the stored bodies of messages queued for several sessions (each stored once) that no session queue refers to any more"`
+	JetStreamLaggardAge      time.Duration `mapstructure:"jetstream-laggard-age" doc:"storage.type jetstream: a session whose oldest queued message is older than this, and that holds back the purging of message bodies shared with other sessions, gets its queue rewritten with its own copy of each message, so that the bodies stored since can go; 0 never does (the bodies then wait until it drains)"`
 }
 
 // Storage types, durability modes and on-corrupt actions, as written in
@@ -37,7 +38,8 @@ func DefaultStorage() Storage {
 	// data/ holds all of mqttd's state: the store here, the plugins' event
 	// spools in data/events (DefaultSpoolRoot).
 	return Storage{Type: StoragePebble, Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail",
-		RetryInterval: 5 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
+		RetryInterval: 5 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000,
+		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute}
 }
 
 // validateStorage checks and normalises the storage section.
@@ -66,6 +68,12 @@ func (l *loader) validateStorage(c *Config) []error {
 	}
 	if s.JetStreamMaxBatch < 3 {
 		add(l.errorf("storage.jetstream-max-batch", "%d is too small (use at least 3, e.g. 1000)", s.JetStreamMaxBatch))
+	}
+	if s.JetStreamReclaimInterval <= 0 {
+		add(l.errorf("storage.jetstream-reclaim-interval", "%s must be positive (e.g. 30s)", s.JetStreamReclaimInterval))
+	}
+	if s.JetStreamLaggardAge < 0 {
+		add(l.errorf("storage.jetstream-laggard-age", "%s must not be negative (e.g. 10m; 0: never)", s.JetStreamLaggardAge))
 	}
 	switch s.Durability {
 	case "sync", "interval", "none":

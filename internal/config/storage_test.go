@@ -14,7 +14,8 @@ func TestStorageDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Storage{Type: "pebble", Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail",
-		RetryInterval: 5 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
+		RetryInterval: 5 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000,
+		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute}
 	if c.Storage != want {
 		t.Errorf("default storage = %+v, want %+v", c.Storage, want)
 	}
@@ -29,7 +30,8 @@ func TestStorageFromFileAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Storage{Type: "pebble", Dir: "/srv/mqttd", Durability: "interval", SyncInterval: 250 * time.Millisecond, OnCorrupt: "quarantine",
-		RetryInterval: 30 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000}
+		RetryInterval: 30 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000,
+		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute}
 	if c.Storage != want {
 		t.Errorf("storage = %+v, want %+v", c.Storage, want)
 	}
@@ -48,6 +50,8 @@ func TestStorageErrors(t *testing.T) {
 		{"storage: {type: jetstream}", `storage.type: jetstream needs cluster.nats`},
 		{"storage: {jetstream-timeout: 0s}", `storage.jetstream-timeout: 0s must be positive`},
 		{"storage: {jetstream-max-batch: 1}", `storage.jetstream-max-batch: 1 is too small`},
+		{"storage: {jetstream-reclaim-interval: 0s}", `storage.jetstream-reclaim-interval: 0s must be positive`},
+		{"storage: {jetstream-laggard-age: -1s}", `storage.jetstream-laggard-age: -1s must not be negative`},
 	} {
 		t.Run(tc.content, func(t *testing.T) {
 			isolate(t)
@@ -59,8 +63,8 @@ func TestStorageErrors(t *testing.T) {
 	}
 	t.Run("jetstream in a cluster needs no dir", func(t *testing.T) {
 		isolate(t)
-		c, err := Load(writeFile(t, t.TempDir(), "mqttd.yaml", "cluster: {nats: [\"nats://127.0.0.1:4222\"]}\nstorage: {type: JetStream, dir: \"\", jetstream-timeout: 2s, jetstream-max-batch: 500}\n"))
-		if err != nil || c.Storage.Type != StorageJetStream || c.Storage.JetStreamTimeout != 2*time.Second || c.Storage.JetStreamMaxBatch != 500 {
+		c, err := Load(writeFile(t, t.TempDir(), "mqttd.yaml", "cluster: {nats: [\"nats://127.0.0.1:4222\"]}\nstorage: {type: JetStream, dir: \"\", jetstream-timeout: 2s, jetstream-max-batch: 500, jetstream-laggard-age: 0s}\n"))
+		if err != nil || c.Storage.Type != StorageJetStream || c.Storage.JetStreamTimeout != 2*time.Second || c.Storage.JetStreamMaxBatch != 500 || c.Storage.JetStreamLaggardAge != 0 {
 			t.Errorf("Load = %+v, %v; want storage.type jetstream accepted with cluster.nats", c, err)
 		}
 	})

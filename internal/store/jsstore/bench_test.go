@@ -77,34 +77,43 @@ func BenchmarkCommitFan10(b *testing.B) {
 	}
 }
 
-// BenchmarkScan: reading a 5000-entry queue in pages of 100.
+// BenchmarkScan: reading a 5000-entry queue in pages of 100; shared: each
+// message was queued for another session too (one Enqueue).
 func BenchmarkScan(b *testing.B) {
-	benchStores(b, func(b *testing.B, s store.Store) {
-		for i := 0; i < 5000; i += 250 {
-			var bt store.Batch
-			for range 250 {
-				bt.Enqueue(&store.MessageRecord{Topic: "bench/topic", Payload: make([]byte, 64), QoS: 1}, []store.Delivery{{ClientID: "q", QoS: 1}})
-			}
-			if err := s.Commit(context.Background(), &bt); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ResetTimer()
-		n := 0
-		for range b.N {
-			from := uint64(0)
-			for {
-				q, err := s.Scan("q", from, 100)
-				if err != nil {
-					b.Fatal(err)
+	for _, shared := range []bool{false, true} {
+		b.Run(fmt.Sprint("shared=", shared), func(b *testing.B) {
+			benchStores(b, func(b *testing.B, s store.Store) {
+				for i := 0; i < 5000; i += 250 {
+					var bt store.Batch
+					for range 250 {
+						ds := []store.Delivery{{ClientID: "q", QoS: 1}}
+						if shared {
+							ds = append(ds, store.Delivery{ClientID: "other", QoS: 1})
+						}
+						bt.Enqueue(&store.MessageRecord{Topic: "bench/topic", Payload: make([]byte, 64), QoS: 1}, ds)
+					}
+					if err := s.Commit(context.Background(), &bt); err != nil {
+						b.Fatal(err)
+					}
 				}
-				if len(q) == 0 {
-					break
+				b.ResetTimer()
+				n := 0
+				for range b.N {
+					from := uint64(0)
+					for {
+						q, err := s.Scan("q", from, 100)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if len(q) == 0 {
+							break
+						}
+						n += len(q)
+						from = q[len(q)-1].Seq + 1
+					}
 				}
-				n += len(q)
-				from = q[len(q)-1].Seq + 1
-			}
-		}
-		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
-	})
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
+			})
+		})
+	}
 }

@@ -12,13 +12,17 @@ import (
 // Record encodings private to this store, in the store's wire primitives.
 // Every live record is at least one byte long, so an empty message on a
 // subject is a tombstone. Version 1 was the layout of one subject per
-// queue entry, packet id and reference count; this store refuses it (see
-// checkLayout).
+// queue entry, packet id and reference count, version 2 the layout that
+// stored a message in each chunk it was queued in; this store refuses
+// both (see checkLayout). Heads did not change from version 2.
 
 const (
 	headV2   = 2
-	chunkV2  = 2
-	layoutV2 = 2
+	chunkV2  = 2 // refused: layout 2 copied a message into each session's chunk
+	chunkV3  = 3
+	bodiesV3 = 3
+	layoutV2 = 2 // refused (see checkLayout)
+	layoutV3 = 3
 )
 
 // span is a run of acknowledged sequence numbers, lo to hi inclusive.
@@ -210,28 +214,63 @@ func decodeHead(b []byte) (head, error) {
 
 // entry is one queued delivery with its message. body names the Enqueue
 // it came from, so that the messages a queue holds can be counted once
-// however many queues hold a copy.
+// however many queues hold them. A message queued for several sessions is
+// not in the chunk but in a body record of the same publish: rec and idx
+// name it there (msg is nil until the record is read). An entry
+// acknowledged when its chunk was rewritten (see unpin) keeps its place
+// without a message: gone.
 type entry struct {
-	body string
-	msg  *store.MessageRecord
-	d    store.Delivery
+	body   string
+	msg    *store.MessageRecord
+	d      store.Delivery
+	shared bool   // queued for several sessions: stored in a body record
+	rec    string // the body record's id (subject m.<rec>), "" when inline
+	idx    int    // the message's place in that record
+	gone   bool
 }
 
 // size is about what e takes in a chunk.
 func (x *entry) size() int {
-	m := x.msg
-	return 48 + len(x.body) + len(x.d.Group) + 5*len(x.d.SubIDs) + len(m.Topic) + len(m.Payload) + len(m.From) + len(m.Props)
+	n := 48 + len(x.body) + len(x.d.Group) + 5*len(x.d.SubIDs)
+	if x.shared || x.gone {
+		return n + len(x.body) + 8
+	}
+	return n + x.msgSize()
 }
 
+// msgSize is about what e's message takes.
+func (x *entry) msgSize() int {
+	m := x.msg
+	return 16 + len(m.Topic) + len(m.Payload) + len(m.From) + len(m.Props)
+}
+
+// Kinds of chunk entries.
+const (
+	kindInline = 0 // the message follows
+	kindRef    = 1 // in a body record: its index in the chunk's table, its place there
+	kindGone   = 2 // acknowledged when the chunk was rewritten: no message
+)
+
 // A chunk is the entries one commit queued for one session within one
-// bucket: consecutive sequence numbers from first. Its message carries
-// each entry's delivery and message; an entry whose message is that of
-// an earlier entry of the chunk (one Enqueue naming the session twice)
-// refers back to it.
+// bucket: consecutive sequence numbers from first. It starts with the
+// table of the body records its entries refer to; each entry carries its
+// delivery and its message inline, a reference into a body record, or
+// (an entry of an Enqueue naming the session twice) a reference back to
+// an earlier entry of the chunk.
 func appendChunk(dst []byte, first uint64, es []entry) []byte {
 	e := store.Encoder{B: dst}
-	e.Byte(chunkV2)
+	e.Byte(chunkV3)
 	e.Uvarint(first)
+	var recs []string
+	for i := range es {
+		if r := es[i].rec; r != "" && !slices.Contains(recs, r) {
+			recs = append(recs, r)
+		}
+	}
+	e.Uvarint(uint64(len(recs)))
+	for _, r := range recs {
+		e.String(r)
+	}
 	e.Uvarint(uint64(len(es)))
 	for i := range es {
 		x := &es[i]
@@ -243,15 +282,26 @@ func appendChunk(dst []byte, first uint64, es []entry) []byte {
 		}
 		e.String(x.d.Group)
 		back := 0
-		for j := i - 1; j >= 0; j-- {
-			if es[j].body == x.body {
+		for j := i - 1; j >= 0 && !x.gone; j-- {
+			if es[j].body == x.body && !es[j].gone {
 				back = i - j
 				break
 			}
 		}
 		e.Uvarint(uint64(back))
-		if back == 0 {
-			e.String(x.body)
+		if back > 0 {
+			continue
+		}
+		e.String(x.body)
+		switch {
+		case x.gone:
+			e.Byte(kindGone)
+		case x.rec != "":
+			e.Byte(kindRef)
+			e.Uvarint(uint64(slices.Index(recs, x.rec)))
+			e.Uvarint(uint64(x.idx))
+		default:
+			e.Byte(kindInline)
 			e.Bytes(store.AppendMessage(nil, x.msg))
 		}
 	}
@@ -260,8 +310,15 @@ func appendChunk(dst []byte, first uint64, es []entry) []byte {
 
 func decodeChunk(b []byte) (uint64, []entry, error) {
 	d := store.Decoder{B: b, What: "queue chunk"}
-	d.Version(chunkV2)
+	if len(b) > 0 && b[0] == chunkV2 {
+		return 0, nil, fmt.Errorf("%w: a queue chunk of the previous layout (version 2): %s", store.ErrCorrupt, errLayoutV2)
+	}
+	d.Version(chunkV3)
 	first := d.Uvarint()
+	recs := make([]string, d.Count(1))
+	for i := range recs {
+		recs[i] = d.String()
+	}
 	es := make([]entry, d.Count(5))
 	for i := range es {
 		x := &es[i]
@@ -282,19 +339,37 @@ func decodeChunk(b []byte) (uint64, []entry, error) {
 			return 0, nil, fmt.Errorf("%w: queue chunk: entry %d refers to entry %d before the first", store.ErrCorrupt, i, int(i)-int(back))
 		}
 		if back > 0 {
-			x.body, x.msg = es[i-int(back)].body, es[i-int(back)].msg
+			y := &es[i-int(back)]
+			x.body, x.msg, x.rec, x.idx = y.body, y.msg, y.rec, y.idx
 			continue
 		}
 		x.body = d.String()
-		raw := d.Bytes()
-		if d.Err() != nil {
-			break
+		switch kind := d.Byte(); kind {
+		case kindGone:
+			x.gone = true
+		case kindRef:
+			r, idx := d.Uvarint(), d.Uvarint()
+			if d.Err() == nil && (r >= uint64(len(recs)) || idx > 1<<31) {
+				return 0, nil, fmt.Errorf("%w: queue chunk: entry %d refers to body record %d of %d", store.ErrCorrupt, i, r, len(recs))
+			}
+			if d.Err() == nil {
+				x.rec, x.idx = recs[r], int(idx)
+			}
+		case kindInline:
+			raw := d.Bytes()
+			if d.Err() != nil {
+				break
+			}
+			m, err := store.DecodeMessage(raw)
+			if err != nil {
+				return 0, nil, err
+			}
+			x.msg = m
+		default:
+			if d.Err() == nil {
+				return 0, nil, fmt.Errorf("%w: queue chunk: entry %d of kind %d", store.ErrCorrupt, i, kind)
+			}
 		}
-		m, err := store.DecodeMessage(raw)
-		if err != nil {
-			return 0, nil, err
-		}
-		x.msg = m
 	}
 	if err := d.Finish(); err != nil {
 		return 0, nil, err
@@ -303,6 +378,40 @@ func decodeChunk(b []byte) (uint64, []entry, error) {
 		return 0, nil, fmt.Errorf("%w: queue chunk from sequence number 0", store.ErrCorrupt)
 	}
 	return first, es, nil
+}
+
+// A body record holds the messages of one publish that were queued for
+// several sessions, each once; the chunks of the same publish refer to
+// them by the record's id and their place in it.
+func appendBodies(dst []byte, ms []*store.MessageRecord) []byte {
+	e := store.Encoder{B: dst}
+	e.Byte(bodiesV3)
+	e.Uvarint(uint64(len(ms)))
+	for _, m := range ms {
+		e.Bytes(store.AppendMessage(nil, m))
+	}
+	return e.B
+}
+
+func decodeBodies(b []byte) ([]*store.MessageRecord, error) {
+	d := store.Decoder{B: b, What: "body record"}
+	d.Version(bodiesV3)
+	ms := make([]*store.MessageRecord, d.Count(1))
+	for i := range ms {
+		raw := d.Bytes()
+		if d.Err() != nil {
+			break
+		}
+		m, err := store.DecodeMessage(raw)
+		if err != nil {
+			return nil, err
+		}
+		ms[i] = m
+	}
+	if err := d.Finish(); err != nil {
+		return nil, err
+	}
+	return ms, nil
 }
 
 // maxToken bounds a subject token: NATS carries the subject on the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nuid"
@@ -104,9 +105,10 @@ func (s *Store) committer() {
 // the batch limit, counting for each session its head once and the
 // chunks its entries may take (a chunk spans neither two buckets nor
 // more than chunkBytes), and one message for each session or retained
-// record written. An atomic batch over the limit would be refused whole.
+// record written, and the body records of the messages queued for
+// several sessions. An atomic batch over the limit would be refused whole.
 func (s *Store) group(reqs []*commitReq) int {
-	total := 0
+	total, bodies := 0, 0
 	type load struct{ entries, bytes int }
 	queued := map[string]load{} // by client id: queued in the group
 	perSession := func(l load) int { return 3 + l.entries/bucketSize + l.bytes/s.chunkBytes }
@@ -125,9 +127,14 @@ func (s *Store) group(reqs []*commitReq) int {
 			op := &r.b.Ops[j]
 			switch op.Kind {
 			case store.OpEnqueue:
-				for k := range op.Deliveries {
-					e := entry{body: "xxxxxxxxxxxxxxxxxxxxxx", msg: op.Msg, d: op.Deliveries[k]}
-					touch(op.Deliveries[k].ClientID, 1, e.size())
+				ds := op.Deliveries
+				shared := len(ds) > 1 && slices.ContainsFunc(ds[1:], func(d store.Delivery) bool { return d.ClientID != ds[0].ClientID })
+				for k := range ds {
+					e := entry{body: "xxxxxxxxxxxxxxxxxxxxxx", msg: op.Msg, d: ds[k], shared: shared}
+					touch(ds[k].ClientID, 1, e.size())
+				}
+				if shared {
+					bodies += (&entry{msg: op.Msg}).msgSize()
 				}
 			case store.OpPutSession, store.OpDeleteSession:
 				n++
@@ -138,7 +145,13 @@ func (s *Store) group(reqs []*commitReq) int {
 				touch(op.ClientID, 0, 0)
 			}
 		}
-		if i > 0 && total+n > s.opts.MaxBatch {
+		// The body records the group's shared messages take (as
+		// tx.records counts them).
+		recs := 0
+		if bodies > 0 {
+			recs = 1 + 2*bodies/s.chunkBytes
+		}
+		if i > 0 && total+n+recs > s.opts.MaxBatch {
 			return i
 		}
 		total += n
@@ -216,18 +229,20 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 		}
 	}
 	msgs := x.messages()
-	if len(msgs) > s.opts.MaxBatch {
+	recs := x.records()
+	if len(msgs)+recs > s.opts.MaxBatch {
 		if !split {
 			return errTooBig
 		}
 		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.split })
 	}
 	stored := make([]uint64, len(msgs)) // the stream sequence of each
-	for _, p := range s.parts(msgs) {
-		start, part := p[0], msgs[p[0]:p[1]]
+	parts := s.parts(msgs, max(s.opts.MaxBatch-recs, s.opts.MaxBatch/2))
+	for _, p := range parts {
+		start, part := p[0], s.encodePart(msgs[p[0]:p[1]])
 		var last uint64
 		var err error
-		if len(msgs) == 1 {
+		if len(part) == 1 {
 			// One message is atomic by itself, and a plain publish
 			// costs the server far less than an atomic batch.
 			last, err = s.publishOne(ctx, part[0])
@@ -244,7 +259,8 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 			}
 			return err
 		}
-		for i := range part {
+		// The part's body records come after its messages.
+		for i := range p[1] - p[0] {
 			stored[start+i] = last - uint64(len(part)-1-i)
 		}
 	}
@@ -263,15 +279,16 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 	return nil
 }
 
-// parts cuts msgs into atomic batches of at most MaxBatch messages,
+// parts cuts msgs into atomic batches of at most limit messages (to
+// which encodePart adds the body records),
 // keeping a session's head and chunks in one part: if a later part
 // fails, each session has all of the commit's writes or none of them
 // (a head counting entries whose chunk is missing would hold its floor
 // back for good).
-func (s *Store) parts(msgs []pubMsg) [][2]int {
+func (s *Store) parts(msgs []pubMsg, limit int) [][2]int {
 	var out [][2]int
 	for start := 0; start < len(msgs); {
-		end := min(start+s.opts.MaxBatch, len(msgs))
+		end := min(start+limit, len(msgs))
 		if g := msgs[min(end, len(msgs)-1)].grp; end < len(msgs) && g != 0 && msgs[end-1].grp == g {
 			b := end - 1
 			for b > start && msgs[b-1].grp == g {
@@ -285,6 +302,71 @@ func (s *Store) parts(msgs []pubMsg) [][2]int {
 		start = end
 	}
 	return out
+}
+
+// records is the most body records one part of the transaction can need
+// (see encodePart: a record is cut before a message that would take it
+// over chunkBytes, so two records in a row hold more than chunkBytes).
+func (x *tx) records() int {
+	if x.shared == 0 {
+		return 0
+	}
+	return 1 + 2*x.shared/x.s.chunkBytes
+}
+
+// encodePart encodes the chunks of one part of a publish and adds after
+// them the body records holding, once each, the messages the part queues
+// for several sessions; its chunks refer to them. A body record is
+// written in the same atomic batch as every chunk referring to it, and
+// after them: a body record is needed only while a chunk older than it
+// in the stream lives (see reclaimBodies). A message queued for sessions
+// in two parts of a split publish is stored in each part.
+func (s *Store) encodePart(msgs []pubMsg) []pubMsg {
+	out := make([]pubMsg, len(msgs), len(msgs)+1)
+	copy(out, msgs)
+	var recs []pubMsg
+	var cur []*store.MessageRecord
+	curBytes, id := 0, ""
+	placed := map[string][2]int{} // body id → record, index
+	flush := func() {
+		if len(cur) > 0 {
+			recs = append(recs, pubMsg{subj: s.bodiesSubj(id), data: appendBodies(nil, cur)})
+		}
+		cur, curBytes, id = nil, 0, ""
+	}
+	var ids []string
+	for i := range out {
+		m := &out[i]
+		if m.chunk == nil {
+			continue
+		}
+		es := slices.Clone(m.chunk)
+		for k := range es {
+			e := &es[k]
+			if !e.shared {
+				continue
+			}
+			at, ok := placed[e.body]
+			if !ok {
+				size := e.msgSize()
+				if len(cur) > 0 && curBytes+size > s.chunkBytes {
+					flush()
+				}
+				if len(cur) == 0 {
+					id = nuid.Next()
+					ids = append(ids, id)
+				}
+				at = [2]int{len(ids) - 1, len(cur)}
+				placed[e.body] = at
+				cur = append(cur, e.msg)
+				curBytes += size
+			}
+			e.rec, e.idx = ids[at[0]], at[1]
+		}
+		m.data, m.chunk = appendChunk(nil, m.first, es), nil
+	}
+	flush()
+	return append(out, recs...)
 }
 
 // collect purges what the commit left behind: a deleted session's old
@@ -311,11 +393,11 @@ func (s *Store) collect(ctx context.Context, x *tx, msgs []pubMsg, stored []uint
 			// Every chunk of the old generations is older than the
 			// head that moved past them; the new generation's are
 			// after it in the batch.
-			err = s.purge(ctx, s.p+"q."+th.tok+".>", hs)
+			err = s.purge(ctx, s.queueFilter(th.tok), hs)
 		case th.h.floor > th.jsFloor && th.h.live() == 0:
 			// Emptied: every chunk older than the head is
 			// acknowledged (a session at rest keeps nothing).
-			err = s.purge(ctx, s.p+"q."+th.tok+".>", hs)
+			err = s.purge(ctx, s.queueFilter(th.tok), hs)
 		case th.h.floor/bucketSize > th.jsFloor/bucketSize:
 			err = s.purgeBelow(ctx, th.tok, th.h.gen, th.h.floor, hs)
 		}
@@ -339,7 +421,7 @@ func (s *Store) purgeBelow(ctx context.Context, tok string, gen, floor, headSeq 
 	if first == 0 || first > headSeq {
 		first = headSeq
 	}
-	return s.purge(ctx, s.p+"q."+tok+".>", first)
+	return s.purge(ctx, s.queueFilter(tok), first)
 }
 
 // prefetch reads, concurrently, the heads of the sessions reqs touch that
@@ -449,6 +531,9 @@ type tx struct {
 	n     int
 	heads map[string]*txHead
 	order []*txHead // in the order first touched
+	// shared is about how many bytes the messages queued for several
+	// sessions take: what the body records of a publish may hold.
+	shared int
 }
 
 // put sets subj to data (nil: delete) in the transaction.
@@ -544,6 +629,11 @@ func (x *tx) enqueue(m *store.MessageRecord, ds []store.Delivery) ([]uint64, err
 		return nil, nil
 	}
 	body := nuid.Next()
+	// Queued for several sessions: stored once, in a body record.
+	shared := slices.ContainsFunc(ds[1:], func(d store.Delivery) bool { return d.ClientID != ds[0].ClientID })
+	if shared {
+		x.shared += (&entry{msg: m}).msgSize()
+	}
 	seqs := make([]uint64, len(ds))
 	for i := range ds {
 		th, err := x.head(ds[i].ClientID)
@@ -554,7 +644,7 @@ func (x *tx) enqueue(m *store.MessageRecord, ds []store.Delivery) ([]uint64, err
 		if len(th.pending) == 0 {
 			th.first = th.h.next
 		}
-		th.pending = append(th.pending, entry{body: body, msg: m, d: ds[i]})
+		th.pending = append(th.pending, entry{body: body, msg: m, d: ds[i], shared: shared})
 		th.dirty = true
 		seqs[i] = th.h.next
 	}
@@ -585,6 +675,8 @@ func (x *tx) deleteSession(id string) error {
 // messages are the transaction's writes: records in the order first
 // written, then each session's head followed by its new chunks (a chunk
 // per bucket its entries fall in, more if they take over chunkBytes).
+// The chunks are left to encode (encodePart), and the body records to
+// add, once the messages are cut in parts.
 func (x *tx) messages() []pubMsg {
 	recs := make([]pubMsg, x.n)
 	for subj, v := range x.vals {
@@ -606,7 +698,11 @@ func (x *tx) messages() []pubMsg {
 					break
 				}
 			}
-			out = append(out, pubMsg{subj: x.s.chunkSubj(th.tok, th.h.gen, first), data: appendChunk(nil, first, th.pending[i:i+n]), grp: k + 1})
+			// Encoded once the publish is cut in parts (encodePart):
+			// a shared message goes in the body records of its part.
+			es := th.pending[i : i+n]
+			refs := slices.ContainsFunc(es, func(e entry) bool { return e.shared })
+			out = append(out, pubMsg{subj: x.s.chunkSubj(refs, th.tok, th.h.gen, first), chunk: es, first: first, grp: k + 1})
 			i += n
 		}
 	}

@@ -12,28 +12,36 @@
 // the empty id '_'; a token over 128 bytes is '~' and the SHA-256 of the
 // id), G a generation, B a bucket (N/256), N a queue sequence number:
 //
-//	layout     the layout's version, written when the stream is new
+//	layout     the layout's version (3), written when the stream is new
 //	s.T        the session record
 //	h.T        the session's head: generation, last seq handed out, the
 //	           floor below which everything is acknowledged, the runs
 //	           acknowledged above it, in-flight and QoS 2 packet ids
 //	q.T.G.B.N  a chunk: the entries one commit queued for the session
-//	           from seq N on (within bucket B), each with its message
+//	           from seq N on (within bucket B), each with its message,
+//	           or with a reference into a body record for a message
+//	           queued for several sessions
+//	p.T.G.B.N  the same, with every message in the chunk
+//	m.I        a body record: the messages one publish queued for
+//	           several sessions, each once (I a unique id)
 //	r.K        the retained message of a topic (K its token, as T)
 //
 // A commit writes, per session it touches, the head (if it changed) and a
-// chunk (if it queued anything): for a broker's group of commits, two
-// stream messages per subscriber however many messages it carries.
-// Acknowledging, sending and clearing packet ids change the head alone;
-// chunks are never rewritten. A message queued for several sessions is
-// stored in each one's chunk, not shared: there is no reference count to
-// keep across sessions (and across nodes), and a chunk goes with its
-// session's acknowledgements. The entries of one Enqueue carry the same
-// id, so that the distinct messages held can still be counted.
+// chunk (if it queued anything), and one body record for the messages it
+// queued for several sessions (more if they take over chunkBytes): for a
+// broker's group of commits, two stream messages per subscriber however
+// many messages it carries, plus one, and every message's body once.
+// Acknowledging, sending and clearing packet ids change the head alone.
+// A message for one session stays in its chunk. There is no reference
+// count to keep across sessions (and across nodes): see Message bodies.
+// The entries of one Enqueue carry the same id, so that the distinct
+// messages held can be counted.
 //
-// A stream with records but no layout record was written by the earlier
-// layout (one subject per entry, packet id and reference count): Open
-// refuses it and says so.
+// A stream with records but no layout record was written by the first
+// layout (one subject per entry, packet id and reference count), one
+// whose layout record says 2 by the second (a message copied into the
+// chunk of each session it was queued for): Open refuses both and says
+// so.
 //
 // # Commits
 //
@@ -70,6 +78,9 @@
 // a process dying in between leaves garbage no read sees, removed by the
 // session's next purge.
 //
+// Chunks are in sequence order in the stream, per session and
+// generation: Scan, and the purges below, rely on it.
+//
 // Acknowledged chunks are purged a bucket at a time: when a commit moves
 // a floor into a new bucket, every chunk of the session older in the
 // stream than the first chunk of the floor's bucket goes (chunks are in
@@ -78,13 +89,45 @@
 // chunks after it until it goes; the head keeps the acknowledgements
 // after it as runs, small while they are mostly in order.
 //
+// # Message bodies
+//
+// A body record is written in the same atomic batch as the q chunks that
+// refer to it, after them, and an atomic batch takes consecutive stream
+// sequences: a body record is referred to only by q chunks just before
+// it. So when the oldest q chunk in the stream is at sequence F, no chunk
+// refers to a body record below F, and one purge of m.> below F removes
+// them all (with no q chunk, every body record stored before looking).
+// It needs no count and no coordination: any process may run it at any
+// time, again or late; each does every ReclaimInterval. A commit cut in parts writes, in each part,
+// the body records that part refers to (a message queued for sessions in
+// two parts is stored twice), so that the rule holds per batch. A crash
+// between a commit and the purge leaves body records no read sees, for
+// the next run.
+//
+// A q chunk left unacknowledged holds back every body record written
+// after it, whether it refers to them or not. When the oldest q chunk is
+// older than LaggardAge, its session's chunks from it on are written
+// again as p chunks (then the next oldest's, as long as the run has time), every message in them (acknowledged entries without
+// one), in one atomic batch with the session's head unchanged
+// (compare-and-set: a concurrent write of the session makes it fail, to
+// be tried on the next run) and a tombstone on each q subject. They take
+// their old subjects (a p chunk on a q chunk's sequence number, a chunk
+// too large once inline cut in two), after every other chunk of the
+// session in the stream, so the order above holds; a Scan running across
+// it meets entries again and skips them. A session rewritten so holds
+// nothing back and is not rewritten again (p chunks are not in the
+// reclaiming's view). A session with more chunks than one atomic batch
+// holds (MaxBatch) is left, counted; the body records then wait until it
+// is acknowledged or deleted.
+//
 // # Reads
 //
 // Reads go to the stream, never to memory. Scan reads the head, then the
 // chunks in stream order from the first chunk of the bucket of the entry
 // asked for (or from where the last Scan of the session stopped), many
-// per request, skipping what the head says is acknowledged: a page of a
-// backlog costs a few requests however long the queue. QueueLen,
+// per request, skipping what the head says is acknowledged, then the body
+// records the page refers to, many per request: a page of a backlog costs
+// a few requests however long the queue. QueueLen,
 // Inflight and QoS2In read the head alone.
 //
 // On a stream of one replica the reads are batched direct gets

@@ -38,6 +38,14 @@ type Options struct {
 	// TombstoneTTL is how long the empty message that deletes a record
 	// stays in the stream; default 10s (JetStream's minimum is 1s).
 	TombstoneTTL time.Duration
+	// ReclaimInterval is how often the store purges the message bodies
+	// no queue refers to any more; default 30s.
+	ReclaimInterval time.Duration
+	// LaggardAge bounds how long a session that acknowledges nothing
+	// holds back the reclaiming of the message bodies stored after its
+	// oldest entry: past it, its queue is rewritten with its messages
+	// inline. Default 10m; negative: never.
+	LaggardAge time.Duration
 	// Logger for failures after a commit (purging acknowledged or
 	// deleted queues); default slog.Default().
 	Logger *slog.Logger
@@ -67,6 +75,12 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.ReclaimInterval <= 0 {
+		o.ReclaimInterval = 30 * time.Second
+	}
+	if o.LaggardAge == 0 {
+		o.LaggardAge = 10 * time.Minute
+	}
 }
 
 // Store is a store.Store on a JetStream stream. All methods are safe for
@@ -95,6 +109,9 @@ type Store struct {
 
 	hintMu sync.Mutex
 	hints  map[string]scanHint // by client id
+
+	// The reclaimer of message bodies (see reclaimBodies).
+	quit, reclaimDone chan struct{}
 }
 
 // scanHint is a lower bound kept from the last Scan of a session: its
@@ -115,6 +132,10 @@ var (
 var errOldLayout = errors.New("the stream holds sessions in the layout of an earlier mqttd (one subject per queue entry), which this version does not read: " +
 	"drain the sessions with the earlier version (or export them with mqttd export), then delete the stream or use another storage.jetstream prefix")
 
+// errLayoutV2 explains why a stream of layout 2 is refused.
+var errLayoutV2 = errors.New("the stream holds sessions in the layout of an earlier mqttd (layout 2: a message copied into the queue of each session it is for), which this version does not read: " +
+	"drain the sessions with the earlier version (or export them with mqttd export), then delete the stream or use another storage.jetstream prefix")
+
 // Open creates or updates the stream and returns a Store on it. Reads go
 // through nc, which stays the caller's (Close does not close it); writes
 // through a second connection of the store's own, with nc's options.
@@ -129,7 +150,8 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	}
 	s := &Store{nc: nc, opts: o, stream: o.Prefix + "_store", p: o.Prefix + ".store.",
 		wake: make(chan struct{}, 1), done: make(chan struct{}), notify: store.NewNotifier(),
-		known: map[string]known{}, hints: map[string]scanHint{}}
+		known: map[string]known{}, hints: map[string]scanHint{},
+		quit: make(chan struct{}), reclaimDone: make(chan struct{})}
 	cfg := jetstream.StreamConfig{
 		Name:        s.stream,
 		Description: "mqttd persistent sessions",
@@ -171,6 +193,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		return nil, err
 	}
 	go s.committer()
+	go s.reclaimer()
 	return s, nil
 }
 
@@ -184,7 +207,10 @@ func (s *Store) checkLayout(ctx context.Context) error {
 			return err
 		}
 		if len(data) > 0 {
-			if len(data) != 1 || data[0] != layoutV2 {
+			if len(data) == 1 && data[0] == layoutV2 {
+				return fmt.Errorf("jsstore: stream %s: %w", s.stream, errLayoutV2)
+			}
+			if len(data) != 1 || data[0] != layoutV3 {
 				return fmt.Errorf("jsstore: stream %s: unknown layout %x", s.stream, data)
 			}
 			return nil
@@ -203,7 +229,7 @@ func (s *Store) checkLayout(ctx context.Context) error {
 		if seq != 0 {
 			return fmt.Errorf("jsstore: stream %s: %w", s.stream, errOldLayout)
 		}
-		_, err = s.publishOne(ctx, pubMsg{subj: s.layoutSubj(), data: []byte{layoutV2}, cas: true})
+		_, err = s.publishOne(ctx, pubMsg{subj: s.layoutSubj(), data: []byte{layoutV3}, cas: true})
 		if err == nil || !errors.Is(err, errConflict) {
 			return err
 		}
@@ -217,17 +243,28 @@ func (s *Store) checkLayout(ctx context.Context) error {
 func (s *Store) layoutSubj() string           { return s.p + "layout" }
 func (s *Store) sessionSubj(id string) string { return s.p + "s." + token(id) }
 func (s *Store) headSubj(id string) string    { return s.p + "h." + token(id) }
+func (s *Store) bodiesSubj(rec string) string { return s.p + "m." + rec }
 func (s *Store) retainedSubj(topic string) string {
 	return s.p + "r." + token(topic)
 }
+
+// Chunks are q.T.G.B.N when they refer to body records, p.T.G.B.N when
+// they hold all their messages: the body records wait for the oldest q
+// chunk alone. The filters below match both (no other subject has five
+// tokens).
+func (s *Store) queueFilter(tok string) string { return s.p + "*." + tok + ".>" }
 func (s *Store) genPrefix(tok string, gen uint64) string {
-	return s.p + "q." + tok + "." + strconv.FormatUint(gen, 10) + "."
+	return s.p + "*." + tok + "." + strconv.FormatUint(gen, 10) + "."
 }
 func (s *Store) bucketPrefix(tok string, gen, bucket uint64) string {
 	return s.genPrefix(tok, gen) + strconv.FormatUint(bucket, 10) + "."
 }
-func (s *Store) chunkSubj(tok string, gen, first uint64) string {
-	return s.bucketPrefix(tok, gen, first/bucketSize) + strconv.FormatUint(first, 10)
+func (s *Store) chunkSubj(refs bool, tok string, gen, first uint64) string {
+	kind := "p."
+	if refs {
+		kind = "q."
+	}
+	return s.p + kind + tok + "." + strconv.FormatUint(gen, 10) + "." + strconv.FormatUint(first/bucketSize, 10) + "." + strconv.FormatUint(first, 10)
 }
 
 // bucketSize is how many sequence numbers share the bucket token of chunk
@@ -331,7 +368,7 @@ func (s *Store) Scan(clientID string, from uint64, limit int) ([]store.Queued, e
 	}
 	// Still racing purges: the queue is being acknowledged or deleted
 	// by another process as fast as this one reads it.
-	return nil, fmt.Errorf("jsstore: scan %q: chunks missing (purged while read, three times, or lost)", clientID)
+	return nil, fmt.Errorf("jsstore: scan %q: chunks or message bodies missing (purged while read, three times, or lost)", clientID)
 }
 
 // scan is one attempt of Scan. again says that the chunks were purged
@@ -365,9 +402,16 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 		start = seq
 	}
 	var out []store.Queued
+	var refs []int   // the entries of out whose message is in a body record
+	var rs []bodyRef // where each of those is
 	var derr error
 	last := hintFor{}
+	next := from // entries below were read (a rewritten chunk comes again later)
+	rewritten := false
 	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", start, min(limit, s.opts.ReadBatch), func(_ string, stream uint64, data []byte) bool {
+		if len(data) == 0 {
+			return true // a q chunk rewritten as a p chunk (see unpin)
+		}
 		first, es, err := decodeChunk(data)
 		if err != nil {
 			derr = err
@@ -378,8 +422,14 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 			if seq > h.next {
 				return false // written after the head was read
 			}
-			if seq < from || h.isAcked(seq) {
+			if seq < next || h.isAcked(seq) {
 				continue
+			}
+			if es[i].gone {
+				// Acknowledged since the head was read, and the
+				// chunk rewritten (see unpin): read it again.
+				rewritten = true
+				return false
 			}
 			if len(out) == limit {
 				last = hintFor{seq: seq, stream: stream}
@@ -387,14 +437,37 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 			}
 			d := es[i].d
 			d.ClientID, d.Seq = clientID, seq
-			// Each Queued gets its own record, as if read separately.
-			out = append(out, store.Queued{Delivery: d, Msg: store.CloneMessage(es[i].msg)})
+			q := store.Queued{Delivery: d}
+			if es[i].rec != "" {
+				// Resolved below, many records per request.
+				refs = append(refs, len(out))
+				rs = append(rs, bodyRef{rec: es[i].rec, idx: es[i].idx})
+			} else {
+				// Each Queued gets its own record, as if read separately.
+				q.Msg = store.CloneMessage(es[i].msg)
+			}
+			out = append(out, q)
+			next = seq + 1
 			last = hintFor{seq: seq + 1, stream: stream}
 		}
 		return true
 	})
-	if err = cmp.Or(err, derr); err != nil {
-		return nil, false, err
+	if err = cmp.Or(err, derr); err != nil || rewritten {
+		return nil, rewritten && err == nil, err
+	}
+	if len(refs) > 0 {
+		ms, missing, err := s.resolve(ctx, rs)
+		if err != nil {
+			return nil, false, err
+		}
+		if missing {
+			// Purged since the chunk was read: its entries were
+			// acknowledged, or the chunk rewritten, meanwhile.
+			return nil, true, nil
+		}
+		for i, k := range refs {
+			out[k].Msg = ms[i]
+		}
 	}
 	if last.seq != 0 {
 		s.hintMu.Lock()
@@ -477,13 +550,16 @@ func (s *Store) MessageCount() (int, error) {
 			continue
 		}
 		_, err := s.each(ctx, s.genPrefix(x.tok, x.h.gen)+"*.*", 0, s.opts.ReadBatch, func(_ string, _ uint64, data []byte) bool {
+			if len(data) == 0 {
+				return true
+			}
 			first, es, err := decodeChunk(data)
 			if err != nil {
 				derr = err
 				return false
 			}
 			for i := range es {
-				if !x.h.isAcked(first + uint64(i)) {
+				if !x.h.isAcked(first+uint64(i)) && !es[i].gone {
 					bodies[es[i].body] = true
 				}
 			}
@@ -511,9 +587,72 @@ func (s *Store) Close() error {
 	default:
 	}
 	<-s.done
+	close(s.quit)
+	<-s.reclaimDone
 	s.notify.Close()
 	s.wc.Close()
 	return nil
 }
 
 var errTooBig = errors.New("jsstore: batch larger than the atomic batch limit")
+
+// bodyRef is where a message queued for several sessions is: its body
+// record and its place there.
+type bodyRef struct {
+	rec string
+	idx int
+}
+
+// resolve reads the messages refs name, each record once, many records
+// per request, and returns them in the order of refs, each a record of
+// its own. missing says that a record or message is not there (purged
+// since the chunk naming it was read, or lost).
+func (s *Store) resolve(ctx context.Context, refs []bodyRef) ([]*store.MessageRecord, bool, error) {
+	recs := map[string][]*store.MessageRecord{}
+	var subjs []string
+	for _, r := range refs {
+		if _, ok := recs[r.rec]; !ok {
+			recs[r.rec] = nil
+			subjs = append(subjs, s.bodiesSubj(r.rec))
+		}
+	}
+	for len(subjs) > 0 {
+		batch := subjs[:min(len(subjs), s.opts.ReadBatch)]
+		var derr error
+		got := 0
+		err := s.multiLast(ctx, batch, func(subj string, _ uint64, data []byte) bool {
+			ms, err := decodeBodies(data)
+			if err != nil {
+				derr = err
+				return false
+			}
+			recs[strings.TrimPrefix(subj, s.p+"m.")] = ms
+			got++
+			return true
+		})
+		if err = cmp.Or(err, derr); err != nil {
+			return nil, false, err
+		}
+		// A batch stops at the server's byte limit: ask again for
+		// the records it did not bring, until one brings none.
+		rest := batch[:0:0]
+		for _, subj := range batch {
+			if recs[strings.TrimPrefix(subj, s.p+"m.")] == nil {
+				rest = append(rest, subj)
+			}
+		}
+		if got == 0 && len(rest) > 0 {
+			return nil, true, nil
+		}
+		subjs = append(rest, subjs[len(batch):]...)
+	}
+	out := make([]*store.MessageRecord, len(refs))
+	for i, r := range refs {
+		ms := recs[r.rec]
+		if r.idx >= len(ms) {
+			return nil, true, nil
+		}
+		out[i] = store.CloneMessage(ms[r.idx])
+	}
+	return out, false, nil
+}

@@ -75,7 +75,7 @@ func TestPurgeAcknowledged(t *testing.T) {
 	}
 	chunks := func() int {
 		c := 0
-		if _, err := s.each(context.Background(), s.p+"q.>", 0, 256, func(string, uint64, []byte) bool { c++; return true }); err != nil {
+		if _, err := s.each(context.Background(), s.p+"*.*.*.*.*", 0, 256, func(string, uint64, []byte) bool { c++; return true }); err != nil {
 			t.Fatal(err)
 		}
 		return c
@@ -143,6 +143,26 @@ func TestOldLayoutRefused(t *testing.T) {
 	if info.State.Msgs != 1 {
 		t.Fatalf("the old stream holds %d messages after the refusal, want its 1", info.State.Msgs)
 	}
+	// A stream of layout 2 (a message copied into each session's
+	// chunk) is refused too, and left alone.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "v2_store", Subjects: []string{"v2.store.>"},
+		MaxMsgsPerSubject: 1, AllowDirect: true, AllowAtomicPublish: true, AllowMsgTTL: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "v2.store.layout", []byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "v2.store.q.x.1.0.1", []byte{2, 1, 0}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, nc, Options{Prefix: "v2", Logger: quiet()})
+	if err == nil || !errors.Is(err, errLayoutV2) || !strings.Contains(err.Error(), "layout 2") {
+		t.Fatalf("Open on a layout 2 stream: %v", err)
+	}
+	st, _ = js.Stream(ctx, "v2_store")
+	if info, _ := st.Info(ctx); info.State.Msgs != 2 {
+		t.Fatalf("the layout 2 stream holds %d messages after the refusal, want its 2", info.State.Msgs)
+	}
 	// A new stream is marked, and opens again.
 	s := open(t, nc, Options{Prefix: "fresh"})
 	s.Close()
@@ -201,7 +221,7 @@ func TestParts(t *testing.T) {
 	for i, g := range grps {
 		msgs[i].grp = g
 	}
-	got := s.parts(msgs)
+	got := s.parts(msgs, 5)
 	want := [][2]int{{0, 4}, {4, 8}, {8, 13}, {13, 16}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("parts %v, want %v", got, want)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -387,6 +388,58 @@ func TestMeasureBatches(t *testing.T) {
 				}
 			}
 			t.Logf("%s, atomic batches of 22, %d in flight: %v per batch", c.name, depth, time.Since(t0)/total)
+		}
+	}
+}
+
+// TestMeasureFanout measures what one message queued for 10 and for 100
+// persistent sessions (one Enqueue, one commit, sessions that already
+// have a head) adds to the stream, in bytes and messages, for a 64-byte
+// and a 4 KiB payload. Set MQTTD_JSSTORE_MEASURE=1 to run it.
+func TestMeasureFanout(t *testing.T) {
+	if os.Getenv("MQTTD_JSSTORE_MEASURE") == "" {
+		t.Skip("set MQTTD_JSSTORE_MEASURE=1 to measure")
+	}
+	ns := startNATS(t, t.TempDir(), -1)
+	nc := connect(t, ns.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{64, 4096} {
+		for _, n := range []int{10, 100} {
+			prefix := fmt.Sprint("fan", size, "x", n)
+			s := open(t, nc, Options{Prefix: prefix})
+			state := func() (uint64, uint64) {
+				st, err := js.Stream(context.Background(), prefix+"_store")
+				if err != nil {
+					t.Fatal(err)
+				}
+				info, err := st.Info(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return info.State.Msgs, info.State.Bytes
+			}
+			var ds []store.Delivery
+			for i := range n {
+				ds = append(ds, store.Delivery{ClientID: fmt.Sprint("sub-", i), QoS: 1})
+			}
+			// A first message, so that every session has its head.
+			var b store.Batch
+			b.Enqueue(&store.MessageRecord{Topic: "fan/0", Payload: make([]byte, size), QoS: 1}, slices.Clone(ds))
+			if err := s.Commit(context.Background(), &b); err != nil {
+				t.Fatal(err)
+			}
+			m0, b0 := state()
+			b.Reset()
+			b.Enqueue(&store.MessageRecord{Topic: "fan/1", Payload: make([]byte, size), QoS: 1}, slices.Clone(ds))
+			if err := s.Commit(context.Background(), &b); err != nil {
+				t.Fatal(err)
+			}
+			m1, b1 := state()
+			t.Logf("payload %d B to %d sessions: +%d stream bytes (%.1f x the payload), +%d stream messages",
+				size, n, b1-b0, float64(b1-b0)/float64(size), m1-m0)
 		}
 	}
 }

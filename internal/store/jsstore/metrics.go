@@ -9,6 +9,10 @@ type Metrics struct {
 	split     prometheus.Counter
 	failed    prometheus.Counter
 	reclaim   prometheus.Counter
+	// Reclaiming message bodies (see reclaimBodies).
+	laggards      prometheus.Counter
+	laggardTooBig prometheus.Counter
+	oldest        prometheus.Gauge
 }
 
 // NewMetrics returns the store's counters, to register and pass in
@@ -18,16 +22,26 @@ func NewMetrics() *Metrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "mqttd_store_jetstream_" + name, Help: help})
 	}
 	return &Metrics{
-		conflicts: c("conflicts_total", "commits rebuilt because another writer changed a session head they read"),
-		split:     c("split_batches_total", "commits over storage.jetstream-max-batch, stored in several atomic parts"),
-		failed:    c("commit_failures_total", "commits that failed (NATS unreachable, JetStream timeout or error): nothing in them acknowledged"),
-		reclaim:   c("reclaim_failures_total", "purges of acknowledged or deleted queue chunks that failed after their commit (left for the session's next purge; no read sees them)"),
+		conflicts:     c("conflicts_total", "commits rebuilt because another writer changed a session head they read"),
+		split:         c("split_batches_total", "commits over storage.jetstream-max-batch, stored in several atomic parts"),
+		failed:        c("commit_failures_total", "commits that failed (NATS unreachable, JetStream timeout or error): nothing in them acknowledged"),
+		reclaim:       c("reclaim_failures_total", "purges of acknowledged or deleted queue chunks, or of message bodies no queue refers to, that failed (left for the next purge; no read sees them)"),
+		laggards:      c("laggard_rewrites_total", "sessions whose queue, older than storage.jetstream-laggard-age, was rewritten with its messages inline so that the message bodies stored since could be reclaimed"),
+		laggardTooBig: c("laggard_too_big_total", "times a session older than storage.jetstream-laggard-age had too many chunks to rewrite in one atomic batch (storage.jetstream-max-batch): the message bodies stored since its oldest entry stay until it drains"),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqttd_store_jetstream_oldest_chunk_age_seconds",
+			Help: "age of the oldest queue chunk in the stream when the bodies were last reclaimed: message bodies stored since then are kept"}),
 	}
 }
 
 func (m *Metrics) inc(c func(*Metrics) prometheus.Counter) {
 	if m != nil {
 		c(m).Inc()
+	}
+}
+
+func (m *Metrics) set(g func(*Metrics) prometheus.Gauge, v float64) {
+	if m != nil {
+		g(m).Set(v)
 	}
 }
 
@@ -45,6 +59,6 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (m *Metrics) all() []prometheus.Counter {
-	return []prometheus.Counter{m.conflicts, m.split, m.failed, m.reclaim}
+func (m *Metrics) all() []prometheus.Collector {
+	return []prometheus.Collector{m.conflicts, m.split, m.failed, m.reclaim, m.laggards, m.laggardTooBig, m.oldest}
 }

@@ -87,6 +87,7 @@ const (
 	hdrSubject = "Nats-Subject"
 	hdrSeq     = "Nats-Sequence"
 	hdrPending = "Nats-Num-Pending"
+	hdrTime    = "Nats-Time-Stamp"
 	hdrStatus  = "Status"
 )
 
@@ -120,29 +121,36 @@ func (s *Store) lastFor(ctx context.Context, subj string) ([]byte, uint64, error
 // nextFor returns the subject and stream sequence of the first message at
 // or after from on a subject matching filter, or seq 0 when there is none.
 func (s *Store) nextFor(ctx context.Context, filter string, from uint64) (string, uint64, error) {
+	subj, seq, _, err := s.nextWhen(ctx, filter, from)
+	return subj, seq, err
+}
+
+// nextWhen is nextFor, with the time the message was stored.
+func (s *Store) nextWhen(ctx context.Context, filter string, from uint64) (string, uint64, time.Time, error) {
 	if s.opts.Replicas > 1 {
 		m, err := s.leaderGet(ctx, "", filter, max(from, 1))
-		return m.Subject, m.Seq, err
+		return m.Subject, m.Seq, m.Time, err
 	}
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
 	body, _ := json.Marshal(directReq{Seq: max(from, 1), NextBySubj: filter})
 	m, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.stream, body)
 	if err != nil {
-		return "", 0, fmt.Errorf("jsstore: get next %s: %w", filter, err)
+		return "", 0, time.Time{}, fmt.Errorf("jsstore: get next %s: %w", filter, err)
 	}
 	switch m.Header.Get(hdrStatus) {
 	case "":
 	case "404":
-		return "", 0, nil
+		return "", 0, time.Time{}, nil
 	default:
-		return "", 0, fmt.Errorf("jsstore: get next %s: status %s %s", filter, m.Header.Get(hdrStatus), m.Header.Get("Description"))
+		return "", 0, time.Time{}, fmt.Errorf("jsstore: get next %s: status %s %s", filter, m.Header.Get(hdrStatus), m.Header.Get("Description"))
 	}
 	seq, err := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
 	if err != nil {
-		return "", 0, fmt.Errorf("jsstore: get next %s: bad sequence header: %w", filter, err)
+		return "", 0, time.Time{}, fmt.Errorf("jsstore: get next %s: bad sequence header: %w", filter, err)
 	}
-	return m.Header.Get(hdrSubject), seq, nil
+	ts, _ := time.Parse(time.RFC3339Nano, m.Header.Get(hdrTime))
+	return m.Header.Get(hdrSubject), seq, ts, nil
 }
 
 type directReq struct {
@@ -237,6 +245,8 @@ type pubMsg struct {
 	expect uint64
 	head   *txHead // the session whose head this is, if it is one
 	grp    int     // the messages of one session share it (0: none)
+	chunk  []entry // a chunk still to encode (data nil until then)
+	first  uint64  // the chunk's first sequence number
 }
 
 type pubAck struct {
@@ -369,4 +379,28 @@ func (s *Store) reqCtx(ctx context.Context) (context.Context, context.CancelFunc
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, s.opts.Timeout)
+}
+
+// lastSeq is the stream's last sequence: every message stored from now on
+// is after it.
+func (s *Store) lastSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	r, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO."+s.stream, nil)
+	if err != nil {
+		return 0, fmt.Errorf("jsstore: stream info: %w", err)
+	}
+	var resp struct {
+		State struct {
+			LastSeq uint64 `json:"last_seq"`
+		} `json:"state"`
+		Error *apiError `json:"error"`
+	}
+	if err := json.Unmarshal(r.Data, &resp); err != nil {
+		return 0, fmt.Errorf("jsstore: stream info: %w", err)
+	}
+	if resp.Error != nil {
+		return 0, resp.Error
+	}
+	return resp.State.LastSeq, nil
 }

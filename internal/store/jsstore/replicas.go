@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 )
 
 // With replicas above one, any replica may answer a direct get, and a
@@ -19,9 +20,10 @@ import (
 // slower, but what a commit acknowledged is what the next reader sees.
 
 type storedMsg struct {
-	Subject string `json:"subject"`
-	Seq     uint64 `json:"seq"`
-	Data    []byte `json:"data"`
+	Subject string    `json:"subject"`
+	Seq     uint64    `json:"seq"`
+	Data    []byte    `json:"data"`
+	Time    time.Time `json:"time"`
 }
 
 // leaderGet reads one message through the stream leader: the last on

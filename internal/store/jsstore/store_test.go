@@ -272,6 +272,33 @@ func TestSplitBatch(t *testing.T) {
 	if n := counter(m.split); n != 1 {
 		t.Fatalf("%v split batches counted, want 1", n)
 	}
+	// Each part has the body records its chunks refer to: acknowledging
+	// the sessions of the first part does not take the second's.
+	if c := count(t, s, "m.>"); c < 2 {
+		t.Fatalf("%d body records for a commit in parts", c)
+	}
+	var b store.Batch
+	for _, id := range ids[:10] {
+		b.Ack(id, 1)
+		b.Ack(id, 2)
+	}
+	commit(t, s, &b)
+	reclaim(t, s)
+	for _, id := range ids[10:] {
+		if got, _ := payloads(t, s, id); len(got) != 2 || got[1] != "payload 1" {
+			t.Fatalf("%s: %q", id, got)
+		}
+	}
+	b.Reset()
+	for _, id := range ids[10:] {
+		b.Ack(id, 1)
+		b.Ack(id, 2)
+	}
+	commit(t, s, &b)
+	reclaim(t, s)
+	if c := count(t, s, "m.>"); c != 0 {
+		t.Fatalf("%d body records left", c)
+	}
 }
 
 // TestAsyncOrder: callbacks of concurrent CommitAsync calls run one at a
