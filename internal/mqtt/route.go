@@ -7,7 +7,6 @@ package mqtt
 import (
 	"cmp"
 	"slices"
-	"strings"
 )
 
 // match is one subscription found for a routed message.
@@ -21,7 +20,7 @@ type match struct {
 // sends to the same topic again and again, and the walk down the tree (its
 // read lock shared with every other publisher) is then done once.
 type routeCache struct {
-	topic string
+	topic []byte // a copy: the routed topic may alias the read buffer
 	gen   uint64
 	ms    []match // sorted by session, as route needs them; nil: none kept
 }
@@ -32,15 +31,15 @@ type routeCache struct {
 func (b *Broker) routeFrom(c *client, r *routed) int {
 	rc := &c.routes
 	gen := b.subs.Gen() // before the walk: a change during it invalidates the result
-	if rc.ms == nil || rc.gen != gen || rc.topic != r.topic {
+	if rc.ms == nil || rc.gen != gen || string(rc.topic) != r.topic {
 		clear(rc.ms)
 		ms := b.matchTopic(r.topic, rc.ms[:0])
 		if ms == nil {
 			ms = []match{}
 		}
-		if rc.topic != r.topic {
-			rc.topic = strings.Clone(r.topic) // r.topic may alias the read buffer
-		}
+		// The buffer is reused: a client that changes topic on every
+		// publish allocates nothing once it holds its longest topic.
+		rc.topic = append(rc.topic[:0], r.topic...)
 		rc.ms, rc.gen = ms, gen
 	}
 	n := b.deliverAll(r, rc.ms)
