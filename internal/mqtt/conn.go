@@ -36,7 +36,7 @@ type client struct {
 	pubGrant        pubGrantCache // the last publish decided by the grants
 	pub             *packets.Publish
 	received        *receivedEvent // made at the first broker_message_received
-	matches         []match
+	routes          routeCache     // what the last published topic matched (routeFrom)
 	pktsIn          int64
 	msgsIn          int64
 	keepAlive       time.Duration

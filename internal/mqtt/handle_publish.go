@@ -273,7 +273,7 @@ func (c *client) publish(p *packets.Publish) (int, *pubBatch, *forwardWait) {
 		b.setRetained(&r, &c.info)
 	}
 	var n int
-	c.matches, n = b.route(&r, c.matches)
+	n = b.routeFrom(c, &r)
 	fw := b.forwardPublished(&r)
 	return n, r.pb, fw
 }

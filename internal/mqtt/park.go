@@ -58,6 +58,7 @@ func (c *client) handOff() {
 // missed.
 func (c *client) park() error {
 	c.r.release()
+	c.routes.forget()
 	if ok, err := c.parkOnPoller(); ok {
 		return err
 	}

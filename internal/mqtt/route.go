@@ -15,20 +15,61 @@ type match struct {
 	sub subscription
 }
 
-// route delivers r to every session subscribed to its topic, once per
-// session at the highest QoS of its matching subscriptions
-// ([MQTT-3.3.5-1], [MQTT5-3.3.4-2]), and to one member of each matching
-// shared subscription group. scratch is the caller's reusable match slice, returned for the next
-// call. It reports how many sessions the message was delivered to. Routing
-// allocates nothing for QoS 0 and one shared copy of the message for QoS 1/2.
-func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
-	ms := scratch[:0]
-	b.subs.Match(r.topic, func(s *Session, sub subscription) {
+// routeCache is what a publishing client's last topic matched, kept while
+// the subscription tree has not changed: a device or a benchmark publisher
+// sends to the same topic again and again, and the walk down the tree (its
+// read lock shared with every other publisher) is then done once.
+type routeCache struct {
+	topic []byte // a copy: the routed topic may alias the read buffer
+	gen   uint64
+	ms    []match // sorted by session, as route needs them; nil: none kept
+}
+
+// routeFrom is route for a message its client published: the matches come
+// from the client's routeCache when its topic and the tree's generation are
+// the ones it was made for.
+func (b *Broker) routeFrom(c *client, r *routed) int {
+	rc := &c.routes
+	gen := b.subs.Gen() // before the walk: a change during it invalidates the result
+	if rc.ms == nil || rc.gen != gen || string(rc.topic) != r.topic {
+		clear(rc.ms)
+		ms := b.matchTopic(r.topic, rc.ms[:0])
+		if ms == nil {
+			ms = []match{}
+		}
+		// The buffer is reused: a client that changes topic on every
+		// publish allocates nothing once it holds its longest topic.
+		rc.topic = append(rc.topic[:0], r.topic...)
+		rc.ms, rc.gen = ms, gen
+	}
+	n := b.deliverAll(r, rc.ms)
+	if b.shared.Len() > 0 && b.sharesLocally(r) {
+		n = b.routeShared(r, n)
+	}
+	return n
+}
+
+// forget drops the route cache (an idle connection holds no session
+// pointers for it).
+func (rc *routeCache) forget() {
+	*rc = routeCache{}
+}
+
+// matchTopic appends the subscriptions matching topic to ms, ordered by
+// session so that one session's subscriptions are adjacent.
+func (b *Broker) matchTopic(topic string, ms []match) []match {
+	b.subs.Match(topic, func(s *Session, sub subscription) {
 		ms = append(ms, match{s, sub})
 	})
 	if len(ms) > 1 {
 		slices.SortFunc(ms, func(a, b match) int { return cmp.Compare(a.s.seq, b.s.seq) })
 	}
+	return ms
+}
+
+// deliverAll delivers r once to each session in ms (ordered by session) and
+// says to how many it went.
+func (b *Broker) deliverAll(r *routed, ms []match) int {
 	n := 0
 	for i := 0; i < len(ms); {
 		j := i + 1
@@ -40,6 +81,18 @@ func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
 		}
 		i = j
 	}
+	return n
+}
+
+// route delivers r to every session subscribed to its topic, once per
+// session at the highest QoS of its matching subscriptions
+// ([MQTT-3.3.5-1], [MQTT5-3.3.4-2]), and to one member of each matching
+// shared subscription group. scratch is the caller's reusable match slice, returned for the next
+// call. It reports how many sessions the message was delivered to. Routing
+// allocates nothing for QoS 0 and one shared copy of the message for QoS 1/2.
+func (b *Broker) route(r *routed, scratch []match) ([]match, int) {
+	ms := b.matchTopic(r.topic, scratch[:0])
+	n := b.deliverAll(r, ms)
 	clear(ms)
 	if b.shared.Len() > 0 && b.sharesLocally(r) {
 		n = b.routeShared(r, n)

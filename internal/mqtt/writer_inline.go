@@ -28,6 +28,11 @@ type inlineWriter struct {
 	buf   []byte
 	n     int
 	err   error
+	// renew is when tryWrite next moves the write deadline: half the
+	// write timeout after it last did, so that the deadline it sets is
+	// always at least half the timeout away without a runtime timer
+	// change on every write.
+	renew time.Time
 }
 
 // errWouldBlock stands for a write the kernel took nothing of.
@@ -168,8 +173,13 @@ func (c *client) tryWrite(buf []byte) int {
 		c.inl = w
 	}
 	// The deadline is the writer's: here it only has to be in the
-	// future, or RawConn.Write refuses at once.
-	c.conn.SetWriteDeadline(time.Now().Add(c.b.limits.WriteTimeout))
+	// future, or RawConn.Write refuses at once. Only deadlines later than
+	// this one are ever set (the writer's, before a blocking write).
+	if now := time.Now(); !now.Before(w.renew) {
+		wt := c.b.limits.WriteTimeout
+		c.conn.SetWriteDeadline(now.Add(wt))
+		w.renew = now.Add(wt / 2)
+	}
 	w.buf = buf
 	w.n, w.err = 0, nil
 	if err := w.raw.Write(w.write); err != nil {

@@ -1,6 +1,9 @@
 package topics
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Tree is a subscription trie: topic filters in, matching subscriptions out.
 // K identifies a subscriber (a session or client id), V is whatever the
@@ -18,9 +21,10 @@ import "sync"
 // Create one with [NewTree]; it must not be copied after first use.
 type Tree[K comparable, V any] struct {
 	mu    sync.RWMutex
-	root  node[K, V] // the level above the first: never pruned, not counted
-	subs  int        // subscriptions, for Len
-	nodes int        // nodes below root, so tests can prove pruning works
+	gen   atomic.Uint64 // moves on every Subscribe and Unsubscribe (Gen)
+	root  node[K, V]    // the level above the first: never pruned, not counted
+	subs  int           // subscriptions, for Len
+	nodes int           // nodes below root, so tests can prove pruning works
 }
 
 // indexThreshold is the number of subscriptions on one filter above which a
@@ -57,6 +61,7 @@ func NewTree[K comparable, V any]() *Tree[K, V] {
 func (t *Tree[K, V]) Subscribe(filter string, key K, val V) (isNew bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.gen.Add(1)
 	n := &t.root
 	for pos := 0; pos <= len(filter); {
 		end := levelEnd(filter, pos)
@@ -131,6 +136,7 @@ func (n *node[K, V]) empty() bool {
 func (t *Tree[K, V]) Unsubscribe(filter string, key K) (existed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.gen.Add(1)
 	if !t.unsubscribe(&t.root, filter, 0, key) {
 		return false
 	}
@@ -158,6 +164,11 @@ func (t *Tree[K, V]) unsubscribe(n *node[K, V], filter string, pos int, key K) b
 	}
 	return true
 }
+
+// Gen is a number that changes whenever a subscription is added, replaced
+// or removed: what Match found for a topic still holds while Gen has not
+// moved since before that Match began.
+func (t *Tree[K, V]) Gen() uint64 { return t.gen.Load() }
 
 // Match calls fn for every subscription whose filter matches topic name
 // topic. It holds a read lock while calling fn: fn must not call back into

@@ -267,3 +267,28 @@ func TestTreeConcurrent(t *testing.T) {
 		t.Errorf("nodes = %d after churn, want 3 (s, +, x)", n)
 	}
 }
+
+// TestGenMovesOnEveryChange: the broker's route cache trusts a match only
+// while Gen has not moved, so every subscribe, replace and unsubscribe must
+// move it.
+func TestGenMovesOnEveryChange(t *testing.T) {
+	tr := NewTree[string, int]()
+	g := tr.Gen()
+	step := func(what string, f func()) {
+		t.Helper()
+		f()
+		if n := tr.Gen(); n == g {
+			t.Fatalf("%s: Gen stayed at %d", what, g)
+		} else {
+			g = n
+		}
+	}
+	step("subscribe", func() { tr.Subscribe("a/+", "k", 1) })
+	step("replace", func() { tr.Subscribe("a/+", "k", 2) })
+	step("second key", func() { tr.Subscribe("a/b", "j", 1) })
+	step("unsubscribe", func() { tr.Unsubscribe("a/+", "k") })
+	tr.Match("a/b", func(string, int) {})
+	if tr.Gen() != g {
+		t.Fatal("Match moved Gen")
+	}
+}
