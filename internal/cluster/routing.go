@@ -37,6 +37,8 @@ type router struct {
 
 	peers     *peerTable
 	seq       uint64        // of this node's last announcement; under mu
+	rejoined  bool          // the Rejoined mark was announced; under mu
+	except    []string      // its Except; under mu
 	announced atomic.Uint64 // seq, once published
 }
 
