@@ -30,7 +30,11 @@ func startRun(t testing.TB, ns *server.Server, name string, st store.Store, shar
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Room in the queues for every message: a refused publish is still
+	// sent to the nodes that subscribe (they may keep it), and a queue
+	// that overflowed would drop acknowledged ones.
 	b, err := mqtt.New(mqtt.Options{Name: name, Logger: testLogger(), Store: sn.st, Cluster: n, SharedStore: shared,
+		Limits:    mqtt.Limits{MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30},
 		Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}})
 	if err != nil {
 		t.Fatal(err)
