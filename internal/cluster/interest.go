@@ -323,7 +323,9 @@ type runKey struct{ node, epoch string }
 // node has members of the group. Caller holds t.mu.
 func (t *peerTable) orphanLocked(name string, p *peer) {
 	if len(p.filters) == 0 {
-		go t.n.confirms.refuse(name) // the run answers nothing more
+		if p.epoch != "" {
+			go t.n.confirms.refuse(name) // the run answers nothing more
+		}
 		return
 	}
 	k := runKey{name, p.epoch}
