@@ -560,10 +560,6 @@ func (t *peerTable) onAnnounce(m *nats.Msg) {
 		t.epochLocked(a.Node, p, a.Epoch)
 	}
 	p.heard = now
-	// A Rejoined mark is acknowledged once applied (fetchOnce sends it
-	// otherwise): the sender's start waits until the others have let go of
-	// its earlier runs' filters.
-	ack := m.Reply != "" && !a.Beat && (p.synced || !a.Rejoined)
 	switch {
 	case !p.synced:
 		if !a.Beat {
@@ -585,6 +581,10 @@ func (t *peerTable) onAnnounce(m *nats.Msg) {
 	if t.peers[a.Node] == p && !p.synced {
 		t.fetchLocked(a.Node, p)
 	}
+	// A Rejoined mark is acknowledged once applied (fetchOnce sends it
+	// otherwise): the sender's start waits until the others have let go of
+	// its earlier runs' filters.
+	ack := m.Reply != "" && !a.Beat && (!a.Rejoined || p.synced && p.rejoined)
 	t.mu.Unlock()
 	if ack {
 		data, _ := json.Marshal(interestAck{Node: t.n.opts.Name, Epoch: t.n.instance, For: a.Epoch, Seq: a.Seq})
