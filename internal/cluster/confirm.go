@@ -214,6 +214,25 @@ func (c *confirms) recheck(node string) {
 	}
 }
 
+// refuse ends, refused, the waits for node's answer: a run of it that
+// is gone, or replaced by a new one, answers nothing more, and its
+// filters are now held as orphans, which may be let go of before a
+// recheck would look (the adopter finished first), as if nobody had
+// subscribed.
+func (c *confirms) refuse(node string) {
+	var ends []uint64
+	c.mu.Lock()
+	for id, w := range c.wait {
+		if slices.Contains(w.left, node) {
+			ends = append(ends, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range ends {
+		c.finish(id, mqtt.ErrForwardUnconfirmed)
+	}
+}
+
 // poke leaves a wake-up on ch unless one is waiting already.
 func poke(ch chan struct{}) {
 	select {

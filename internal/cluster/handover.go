@@ -131,7 +131,8 @@ func (o *owners) takeOver(id string, discard bool) (bool, error) {
 	n.stats.HandoverRefused.Add(1)
 	n.log.Warn("cluster: the node holding a session did not hand it over in time; the client is refused",
 		"client_id", id, "node", prev.Node, "timeout", n.opts.HandoverTimeout.String(), "err", err)
-	val, _ := json.Marshal(ownerValue{Node: prev.Node, Epoch: prev.Epoch + 2})
+	prev.Epoch += 2
+	val, _ := json.Marshal(prev)
 	if _, uerr := o.kv.Update(ctx, key, val, rev); uerr == nil {
 		o.mu.Lock()
 		if o.revs[id] == rev {
@@ -189,7 +190,7 @@ func (o *owners) adopter() {
 				owed = owed || !seen[k]
 			}
 			last = seen
-			if owed && o.adoptAll(ctx, seen) == nil {
+			if owed && o.adoptAll(ctx, seen, false) == nil {
 				owed = false
 			}
 		}
@@ -211,11 +212,13 @@ var adoptGetFault func(node, key string, live map[string]bool) error
 
 // adoptAll claims the owner entries of nodes not in live, and this node's
 // own entries of sessions it does not hold (a previous run's), and loads
-// their sessions.
-func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
+// their sessions. With own, only the latter: the pass a restarted node
+// makes while its broker starts (Recovered), before its listeners open;
+// the adopter's passes come after that, so the two never run at once.
+func (o *owners) adoptAll(ctx context.Context, live map[string]bool, own bool) error {
 	n := o.n
 	b := n.broker.Load()
-	if b == nil || !b.Ready() {
+	if b == nil || !own && !b.Ready() {
 		return errNotStarted // looked at again next time
 	}
 	l, err := o.kv.ListKeys(ctx)
@@ -234,6 +237,10 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 	}
 	self := n.opts.Name
 	silent := map[string]bool{} // nodes asked once without an answer: not asked again in this pass
+	// The earlier runs of this name whose sessions another node took (and
+	// may not have loaded yet): the others keep their filters until that
+	// node's pass is done (rejoin).
+	var except []string
 	// A key read or claim that failed for a reason other than the entry
 	// having moved on (a timeout under load, NATS briefly gone) leaves the
 	// pass incomplete: it is not reported, and the adopter scans again at
@@ -256,6 +263,14 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 		if json.Unmarshal(e.Value(), &cur) != nil {
 			continue
 		}
+		if cur.Node != self && cur.From != "" && runNode(cur.From) == self && !slices.Contains(except, cur.From) {
+			// Adopted from an earlier run of this name by another node,
+			// which may not have loaded it yet: not vouched for.
+			except = append(except, cur.From)
+		}
+		if own && cur.Node != self {
+			continue
+		}
 		var id strings.Builder
 		if decodeLevel(&id, key) != nil {
 			continue
@@ -273,13 +288,20 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 		} else if live[cur.Node] {
 			continue
 		}
-		val, _ := json.Marshal(ownerValue{Node: self, Epoch: cur.Epoch + 1})
+		val, _ := json.Marshal(ownerValue{Node: self, Epoch: cur.Epoch + 1, Run: n.instance, From: cur.Run})
 		kctx, cancel = context.WithTimeout(n.ctx, opTimeout)
 		rev, err := o.kv.Update(kctx, key, val, e.Revision())
 		cancel()
 		if err != nil {
 			if !isCASConflict(err) {
 				incomplete = err
+			} else if cur.Node == self && cur.Run == "" {
+				// An earlier run's session taken by another node, which
+				// may not have loaded it yet, and the entry does not say
+				// which run: this run vouches for none (rejoin below).
+				o.contested = true
+			} else if cur.Node == self && !slices.Contains(except, cur.Run) {
+				except = append(except, cur.Run) // as above, for that run
 			}
 			continue // another node adopted it, or its client came back
 		}
@@ -314,6 +336,16 @@ func (o *owners) adoptAll(ctx context.Context, live map[string]bool) error {
 	// The sessions of the nodes not in live are adopted here or by another
 	// node: the others stop refusing publishes for them once every live
 	// node says so (peerTable.adopted).
+	if !o.contested {
+		// Every session earlier runs of this name left is held here now,
+		// its filters announced: the others may let go of those runs'.
+		if seq := n.routes.rejoin(except); own {
+			n.routes.peers.await(seq)
+		}
+	}
+	if own {
+		return nil // other nodes' entries not looked at: no report
+	}
 	r := adoptReport{Node: self, Live: slices.Collect(maps.Keys(live))}
 	n.routes.peers.adopted(r)
 	data, _ := json.Marshal(r)

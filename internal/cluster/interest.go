@@ -40,24 +40,35 @@ import (
 type peerFilter struct{ node, filter string }
 
 // announcement is a change of a node's interest, or a heartbeat (Beat:
-// no change, Seq is its last announcement's).
+// no change, Seq is its last announcement's). Two marks are numbered in
+// the same sequence, so a node applies them after every change before
+// them: Rejoined (the sender holds every session its name's earlier runs
+// left: their filters are among those announced so far) and Bye (a clean
+// shutdown: the filters left are its persistent sessions').
 type announcement struct {
-	Node   string `json:"n"`
-	Epoch  string `json:"e"`
-	Seq    uint64 `json:"s"`
-	Filter string `json:"f,omitempty"`
-	Add    bool   `json:"a,omitempty"`
-	Beat   bool   `json:"b,omitempty"`
+	Node     string `json:"n"`
+	Epoch    string `json:"e"`
+	Seq      uint64 `json:"s"`
+	Filter   string `json:"f,omitempty"`
+	Add      bool   `json:"a,omitempty"`
+	Beat     bool   `json:"b,omitempty"`
+	Rejoined bool   `json:"r,omitempty"`
+	Bye      bool   `json:"bye,omitempty"`
+	// Except, with Rejoined: earlier runs some of whose sessions another
+	// node adopted, maybe not loaded yet: not vouched for.
+	Except []string `json:"x,omitempty"`
 }
 
 // interestSet is a node's interest as of Seq, sent on request: a page of
 // it when More (the next page starts after the last filter).
 type interestSet struct {
-	Node    string   `json:"n"`
-	Epoch   string   `json:"e"`
-	Seq     uint64   `json:"s"`
-	Filters []string `json:"f"`
-	More    bool     `json:"more,omitempty"`
+	Node     string   `json:"n"`
+	Epoch    string   `json:"e"`
+	Seq      uint64   `json:"s"`
+	Filters  []string `json:"f"`
+	More     bool     `json:"more,omitempty"`
+	Rejoined bool     `json:"r,omitempty"` // as of Seq (announcement)
+	Except   []string `json:"x,omitempty"`
 }
 
 // interestAck acknowledges the announcements of epoch For up to Seq.
@@ -78,6 +89,8 @@ type peer struct {
 	filters  map[string]struct{} // in the table's tree
 	pending  []announcement      // received while not synced
 	acked    uint64              // this node's announcements it acknowledged
+	rejoined bool                // applied its Rejoined mark (announcement)
+	except   []string            // the mark's Except
 	lease    time.Time           // its lease entry was last seen written
 	heard    time.Time           // last message of any kind from it
 }
@@ -100,14 +113,21 @@ type peerTable struct {
 
 	mu    sync.Mutex
 	peers map[string]*peer
-	// orphans holds, per node gone, the plain filters it had, until every
-	// live node has finished adopting (adopted) or two leases passed.
-	orphans map[string]*orphanSet
+	// orphans holds, per run of a node gone (or replaced by a new run of
+	// its name), the filters it had, until every live node has finished
+	// adopting (adopted), a later run of its name has taken its sessions
+	// back (rejoined), or two leases passed.
+	orphans map[runKey]*orphanSet
 	reports map[string]adoptReport // each node's last adoption pass
-	down    bool                   // NATS connection lost: what peers did meanwhile is unknown
-	ackCh   chan struct{}          // closed and replaced when an acknowledgement arrives
-	closed  bool
-	wg      sync.WaitGroup // fetches
+	// ended holds, for two leases, the runs (epochs) that said Bye or were
+	// replaced by a new run of their name: what they sent before that and
+	// arrives late (the lease watch and the announcements are not ordered
+	// with each other) is ignored, rather than taken for a newer run.
+	ended  map[string]bool
+	down   bool          // NATS connection lost: what peers did meanwhile is unknown
+	ackCh  chan struct{} // closed and replaced when an acknowledgement arrives
+	closed bool
+	wg     sync.WaitGroup // fetches
 
 	wmu   sync.Mutex // serialises (re)starting the lease watch
 	w     jetstream.KeyWatcher
@@ -116,7 +136,7 @@ type peerTable struct {
 
 func newPeerTable(n *Node) *peerTable {
 	t := &peerTable{n: n, want: topics.NewTree[peerFilter, struct{}](), peers: make(map[string]*peer),
-		orphans: make(map[string]*orphanSet), reports: make(map[string]adoptReport),
+		orphans: make(map[runKey]*orphanSet), reports: make(map[string]adoptReport), ended: make(map[string]bool),
 		ackCh: make(chan struct{}), owed: newAnswers(), tick: min(n.opts.NodeLease/3, time.Second), timeout: n.opts.InterestTimeout}
 	t.all.Store(true) // until the peers are known
 	return t
@@ -230,15 +250,18 @@ func (t *peerTable) peerLocked(name string, now time.Time) *peer {
 	return p
 }
 
-// epochLocked starts over with a new instance of p: nothing of the old
-// one's set is kept. all goes on first, so no message is skipped meanwhile.
+// epochLocked starts over with a new instance of p: its set is fetched
+// afresh. all goes on first, so no message is skipped meanwhile. The old
+// run's filters stay as orphans (orphanLocked): a run killed and restarted
+// within a lease was never counted gone, and its persistent sessions are
+// held nowhere until the new run (or a survivor) takes them.
 func (t *peerTable) epochLocked(name string, p *peer, epoch string) {
 	t.all.Store(true)
-	for f := range p.filters {
-		t.unsubscribe(treeFilter(f), peerFilter{name, f})
+	t.orphanLocked(name, p)
+	if p.epoch != "" {
+		t.endLocked(p.epoch)
 	}
-	clear(p.filters)
-	p.epoch, p.seq, p.synced, p.acked = epoch, 0, false, 0
+	p.epoch, p.seq, p.synced, p.acked, p.rejoined, p.except = epoch, 0, false, 0, false, nil
 	p.pending = slices.DeleteFunc(p.pending, func(a announcement) bool { return a.Epoch != epoch })
 }
 
@@ -283,50 +306,146 @@ func (t *peerTable) removeLocked(name string) {
 	if p == nil {
 		return
 	}
-	// Its filters stay a while as orphans: its persistent sessions are
-	// adopted by a surviving node, which subscribes for them only then.
-	// Until it has, a QoS 1/2 message for them is refused rather than
-	// acknowledged and lost (Forward); adoption happens within about a
-	// lease of the node counting as gone. A shared group's message is
-	// refused only when no live node has members of the group.
-	orphan := orphanPrefix + name
-	var orphans []string
+	t.orphanLocked(name, p)
+	delete(t.peers, name)
+}
+
+// runKey names one run of a node: its name and instance (epoch).
+type runKey struct{ node, epoch string }
+
+// orphanLocked moves the filters of p's current run, gone or replaced by
+// a new run, from the tree into an orphan set of that run. Its persistent
+// sessions are adopted by a surviving node, or taken back by a later run
+// of its name, which subscribes for them only then. Until that has
+// happened, a QoS 1/2 message for them is refused rather than acknowledged
+// and lost (Forward); adoption happens within about a lease of the node
+// counting as gone. A shared group's message is refused only when no live
+// node has members of the group. Caller holds t.mu.
+func (t *peerTable) orphanLocked(name string, p *peer) {
+	if len(p.filters) == 0 {
+		if p.epoch != "" {
+			go t.n.confirms.refuse(name) // the run answers nothing more
+		}
+		return
+	}
+	k := runKey{name, p.epoch}
+	o := t.orphans[k]
+	if o == nil {
+		o = t.orphanSetLocked(k)
+		o.seq, o.synced = p.seq, p.synced
+	} else {
+		o.synced = false // two sets merged: no longer one run's as of a sequence number
+	}
+	o.orphaned++
+	o.since = p.heard
+	if p.lease.After(o.since) {
+		o.since = p.lease
+	}
+	var tokens []string
 	for f := range p.filters {
 		t.unsubscribe(treeFilter(f), peerFilter{name, f})
-		t.subscribe(treeFilter(f), peerFilter{orphan, f})
-		orphans = append(orphans, f)
-	}
-	delete(t.peers, name)
-	go t.n.confirms.recheck(name)
-	for _, f := range orphans {
-		if _, _, shared := sharedFilter(f); shared {
-			// Its groups' messages wait under the group's name: refused
-			// now when no live node has members of the group.
-			go t.n.confirms.recheck(t.shareToken(f))
+		if t.orphanFilterLocked(o, f) {
+			tokens = append(tokens, t.shareToken(f))
 		}
 	}
-	if len(orphans) > 0 {
-		if old := t.orphans[name]; old != nil {
-			t.dropOrphansLocked(name, old)
+	clear(p.filters)
+	// The run answers nothing more: waits for it end now, refused, not
+	// rechecked (a recheck finding no orphans would take them as not
+	// wanted); a shared group's waits are looked at again (another
+	// node's members may answer). Only then may the orphans be let go
+	// of, if the run's sessions are held already.
+	go func() {
+		t.n.confirms.refuse(name)
+		for _, tok := range tokens {
+			t.n.confirms.recheck(tok)
 		}
-		o := &orphanSet{filters: orphans, since: p.heard}
-		if p.lease.After(o.since) {
-			o.since = p.lease
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		o.refused++
+		t.adoptedLocked(o)
+	}()
+}
+
+// orphanSetLocked returns a new, empty orphan set for run k, dropped
+// after two leases whatever happens meanwhile.
+func (t *peerTable) orphanSetLocked(k runKey) *orphanSet {
+	o := &orphanSet{run: k}
+	t.orphans[k] = o
+	time.AfterFunc(2*t.n.opts.NodeLease, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.dropOrphansLocked(o)
+	})
+	return o
+}
+
+// orphanFilterLocked adds f to o and the tree, and reports whether f is
+// a shared group's: its messages wait under the group's name, and are
+// refused, once looked at again, when no live node has members of it.
+func (t *peerTable) orphanFilterLocked(o *orphanSet, f string) (shared bool) {
+	if slices.Contains(o.filters, f) {
+		return false
+	}
+	o.filters = append(o.filters, f)
+	t.subscribe(treeFilter(f), peerFilter{orphanKey(o.run), f})
+	_, _, shared = sharedFilter(f)
+	return shared
+}
+
+// lateLocked applies an announcement of a run that has ended (ended) and
+// arrived after that, to the run's orphaned filters: a removal made in
+// sequence (a clean session that ended before a clean shutdown, an
+// unsubscribe) lets go of the filter; an addition is orphaned too, as the
+// run may have stored it for a persistent session. The lease watch and
+// the announcements are not ordered with each other, so the end of a run
+// may be seen before its last announcements.
+func (t *peerTable) lateLocked(a announcement) {
+	if a.Beat {
+		return
+	}
+	k := runKey{a.Node, a.Epoch}
+	o := t.orphans[k]
+	if a.Add {
+		if o == nil {
+			o = t.orphanSetLocked(k)
 		}
-		t.orphans[name] = o
-		time.AfterFunc(2*t.n.opts.NodeLease, func() {
-			t.mu.Lock()
-			defer t.mu.Unlock()
-			t.dropOrphansLocked(name, o)
-		})
-		t.adoptedLocked(name)
+		if t.orphanFilterLocked(o, a.Filter) {
+			go t.n.confirms.recheck(t.shareToken(a.Filter))
+		}
+	}
+	switch {
+	case o == nil || a.Seq <= o.seq:
+	case !o.synced || a.Seq != o.seq+1:
+		o.synced = false // one missed: nothing more is let go of
+	default:
+		o.seq = a.Seq
+		if a.Add || a.Rejoined || a.Bye {
+			break
+		}
+		if i := slices.Index(o.filters, a.Filter); i >= 0 {
+			o.filters = slices.Delete(o.filters, i, i+1)
+			t.unsubscribe(treeFilter(a.Filter), peerFilter{orphanKey(o.run), a.Filter})
+		}
+		if len(o.filters) == 0 {
+			delete(t.orphans, k)
+		}
 	}
 }
 
 type orphanSet struct {
+	run     runKey
 	filters []string
-	since   time.Time // when the node was last heard of
+	since   time.Time // when the run was last heard of
+	seq     uint64    // of the run's last announcement applied to filters
+	synced  bool      // filters are the run's set as of seq
+	// orphaned counts the times the run's filters were moved here,
+	// refused the times the waits for its answers were refused after
+	// that: until they are equal the set is kept (orphanLocked).
+	orphaned, refused int
 }
+
+// orphanKey is the node of a run's orphaned filters in want.
+func orphanKey(k runKey) string { return orphanPrefix + k.node + "\x00" + k.epoch }
 
 // adoptReport says a node finished an adoption pass: the sessions of the
 // nodes not in Live are adopted, by it or by whoever won them.
@@ -345,8 +464,8 @@ func (t *peerTable) adopted(r adoptReport) {
 	defer t.mu.Unlock()
 	r.at = time.Now()
 	t.reports[r.Node] = r
-	for name := range t.orphans {
-		t.adoptedLocked(name)
+	for _, o := range t.orphans {
+		t.adoptedLocked(o)
 	}
 }
 
@@ -357,16 +476,28 @@ func (t *peerTable) onAdopted(m *nats.Msg) {
 	}
 }
 
-// adoptedLocked drops the orphans of gone once this node and every live
-// peer finished an adoption pass, after gone was last heard of, that
-// counted it out. Caller holds t.mu.
-func (t *peerTable) adoptedLocked(gone string) {
-	o := t.orphans[gone]
-	if o == nil {
+// adoptedLocked drops the orphan set o once its sessions are held again:
+// a later run of its node's name, whose set is known here, applied its
+// Rejoined mark (it took back every session its name's earlier runs left,
+// and announced their filters before the mark); or this node and every
+// live peer finished an adoption pass, after the run was last heard of,
+// that counted its node out. Caller holds t.mu.
+func (t *peerTable) adoptedLocked(o *orphanSet) {
+	if t.orphans[o.run] != o || o.refused < o.orphaned {
+		return
+	}
+	gone := o.run.node
+	// A later run of its name that took the sessions back.
+	back := func(p *peer) bool { return p.epoch != o.run.epoch && p.synced && p.rejoined }
+	if p := t.peers[gone]; p != nil && back(p) && !slices.Contains(p.except, o.run.epoch) {
+		t.dropOrphansLocked(o)
 		return
 	}
 	now := time.Now()
 	done := func(node string) bool {
+		if p := t.peers[node]; node == gone && p != nil {
+			return back(p) // its own pass took what nobody else had
+		}
 		r, ok := t.reports[node]
 		return ok && r.at.After(o.since) && !slices.Contains(r.Live, gone)
 	}
@@ -378,16 +509,27 @@ func (t *peerTable) adoptedLocked(gone string) {
 			return
 		}
 	}
-	t.dropOrphansLocked(gone, o)
+	t.dropOrphansLocked(o)
 }
 
-func (t *peerTable) dropOrphansLocked(gone string, o *orphanSet) {
-	if t.orphans[gone] != o {
+// rejoinedLocked looks again at the orphans of name's earlier runs, after
+// its current run's set or Rejoined mark was applied here.
+func (t *peerTable) rejoinedLocked(name string) {
+	for k, o := range t.orphans {
+		if k.node == name {
+			t.adoptedLocked(o)
+		}
+	}
+}
+
+func (t *peerTable) dropOrphansLocked(o *orphanSet) {
+	if t.orphans[o.run] != o {
 		return
 	}
-	delete(t.orphans, gone)
+	delete(t.orphans, o.run)
+	key := orphanKey(o.run)
 	for _, f := range o.filters {
-		t.unsubscribe(treeFilter(f), peerFilter{orphanPrefix + gone, f})
+		t.unsubscribe(treeFilter(f), peerFilter{key, f})
 	}
 }
 
@@ -408,11 +550,16 @@ func (t *peerTable) onAnnounce(m *nats.Msg) {
 	}
 	now := time.Now()
 	t.mu.Lock()
+	if t.ended[a.Epoch] {
+		t.lateLocked(a)
+		t.mu.Unlock()
+		return
+	}
 	p := t.peerLocked(a.Node, now)
-	p.heard = now
 	if a.Epoch != p.epoch {
 		t.epochLocked(a.Node, p, a.Epoch)
 	}
+	p.heard = now
 	switch {
 	case !p.synced:
 		if !a.Beat {
@@ -425,21 +572,62 @@ func (t *peerTable) onAnnounce(m *nats.Msg) {
 		}
 	case a.Seq <= p.seq: // a duplicate
 	case a.Seq == p.seq+1:
-		t.applyLocked(a.Node, p, a.Filter, a.Add)
-		p.seq = a.Seq
+		t.nextLocked(a.Node, p, a)
 	default:
 		t.unsyncLocked(p)
 		t.n.stats.InterestResyncs.Add(1)
 		p.pending = append(p.pending, a)
 	}
-	if !p.synced {
+	if t.peers[a.Node] == p && !p.synced {
 		t.fetchLocked(a.Node, p)
 	}
+	// A Rejoined mark is acknowledged once applied (fetchOnce sends it
+	// otherwise): the sender's start waits until the others have let go of
+	// its earlier runs' filters.
+	ack := m.Reply != "" && !a.Beat && (!a.Rejoined || p.synced && p.rejoined)
 	t.mu.Unlock()
-	if m.Reply != "" && !a.Beat {
+	if ack {
 		data, _ := json.Marshal(interestAck{Node: t.n.opts.Name, Epoch: t.n.instance, For: a.Epoch, Seq: a.Seq})
 		t.n.nc.Publish(m.Reply, data)
 	}
+}
+
+// nextLocked applies a, the announcement after p.seq: a filter changed, or
+// a mark. A Bye removes p once its set is known here: the filters it has
+// left are its persistent sessions', orphaned (removeLocked).
+func (t *peerTable) nextLocked(name string, p *peer, a announcement) {
+	p.seq = a.Seq
+	switch {
+	case a.Bye:
+		if p.synced {
+			t.byeLocked(name, p)
+		}
+	case a.Rejoined:
+		p.rejoined, p.except = true, a.Except
+		t.rejoinedLocked(name)
+	default:
+		t.applyLocked(name, p, a.Filter, a.Add)
+	}
+}
+
+// byeLocked removes p, whose run said Bye.
+func (t *peerTable) byeLocked(name string, p *peer) {
+	t.endLocked(p.epoch)
+	t.removeLocked(name)
+	t.recomputeLocked(time.Now())
+}
+
+// endLocked ignores what the run epoch sends from now on, for two leases.
+func (t *peerTable) endLocked(epoch string) {
+	if t.ended[epoch] {
+		return
+	}
+	t.ended[epoch] = true
+	time.AfterFunc(2*t.n.opts.NodeLease, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		delete(t.ended, epoch)
+	})
 }
 
 // onAck records another node's acknowledgement of this node's announcements.
@@ -451,12 +639,15 @@ func (t *peerTable) onAck(m *nats.Msg) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.ended[k.Epoch] {
+		return
+	}
 	p := t.peerLocked(k.Node, now)
-	p.heard = now
 	if k.Epoch != p.epoch {
 		t.epochLocked(k.Node, p, k.Epoch)
 		t.fetchLocked(k.Node, p)
 	}
+	p.heard = now
 	p.acked = max(p.acked, k.Seq)
 	close(t.ackCh)
 	t.ackCh = make(chan struct{})
@@ -588,6 +779,9 @@ func (t *peerTable) fetchOnce(name string) bool {
 		p.silent = true
 		return false
 	}
+	if t.ended[s.Epoch] {
+		return false // answered before it left; the leases say what follows
+	}
 	if s.Epoch != p.epoch {
 		t.epochLocked(name, p, s.Epoch)
 	}
@@ -612,9 +806,9 @@ func (t *peerTable) fetchOnce(name string) bool {
 			t.applyLocked(name, p, f, true)
 		}
 	}
-	p.seq = s.Seq
+	p.seq, p.rejoined, p.except = s.Seq, s.Rejoined, s.Except
 	slices.SortFunc(p.pending, func(a, b announcement) int { return cmp.Compare(a.Seq, b.Seq) })
-	gap := false
+	gap, bye := false, false
 	for _, a := range p.pending {
 		if a.Epoch != p.epoch || a.Seq <= p.seq {
 			continue
@@ -623,14 +817,23 @@ func (t *peerTable) fetchOnce(name string) bool {
 			gap = true
 			break
 		}
-		t.applyLocked(name, p, a.Filter, a.Add)
-		p.seq = a.Seq
+		t.nextLocked(name, p, a)
+		bye = bye || a.Bye
 	}
 	p.pending = nil
 	if gap {
 		return false
 	}
 	p.synced = true
+	// Everything up to p.seq is applied: said at once, as a Rejoined mark
+	// received meanwhile was not acknowledged.
+	data, _ := json.Marshal(interestAck{Node: t.n.opts.Name, Epoch: t.n.instance, For: p.epoch, Seq: p.seq})
+	t.n.nc.Publish(t.n.subject("node", name, "interest", "ack"), data)
+	if bye {
+		t.byeLocked(name, p)
+		return true
+	}
+	t.rejoinedLocked(name)
 	t.recomputeLocked(now)
 	return true
 }
@@ -673,6 +876,46 @@ func (t *peerTable) fetchPages(name string) (interestSet, error) {
 	}
 }
 
+// rejoin announces, once, that this run holds every session its name's
+// earlier runs left (restored from its own store, or adopted from the
+// shared one), but for those of the runs in except, which another node
+// adopted, so the other nodes let go of those runs' orphaned filters once
+// they have applied everything announced before the mark. It returns the
+// mark's sequence number (0: announced already).
+func (r *router) rejoin(except []string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rejoined {
+		return 0
+	}
+	r.rejoined, r.except = true, except
+	r.mark(announcement{Rejoined: true, Except: except})
+	return r.seq
+}
+
+// bye announces a clean shutdown, after every filter removal this node
+// announced: the others orphan only the filters still announced then (its
+// persistent sessions'), rather than whatever the lease's removal finds.
+func (r *router) bye() {
+	r.mu.Lock()
+	r.mark(announcement{Bye: true})
+	r.mu.Unlock()
+	r.n.nc.FlushTimeout(opTimeout)
+}
+
+// mark announces a, numbered in the sequence of filter changes. Caller
+// holds r.mu.
+func (r *router) mark(a announcement) {
+	r.seq++
+	n := r.n
+	a.Node, a.Epoch, a.Seq = n.opts.Name, n.instance, r.seq
+	data, _ := json.Marshal(a)
+	if err := n.nc.PublishMsg(&nats.Msg{Subject: n.annSubject(), Reply: n.ackSubject(), Data: data}); err != nil {
+		n.log.Warn("cluster: interest announcement not sent", "err", err)
+	}
+	r.announced.Store(r.seq)
+}
+
 // onSetRequest answers another node's request for a page of this node's
 // set: the filters after the request's, in byte order, as many as fit half
 // of NATS's max_payload.
@@ -686,7 +929,7 @@ func (r *router) onSetRequest(m *nats.Msg) {
 		budget = 512 << 10
 	}
 	r.mu.Lock()
-	s := interestSet{Node: r.n.opts.Name, Epoch: r.n.instance, Seq: r.seq}
+	s := interestSet{Node: r.n.opts.Name, Epoch: r.n.instance, Seq: r.seq, Rejoined: r.rejoined, Except: r.except}
 	filters := make([]string, 0, len(r.filters))
 	for f := range r.filters {
 		if f > req.After {
@@ -753,17 +996,25 @@ func (t *peerTable) onLease(e jetstream.KeyValueEntry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e.Operation() != jetstream.KeyValuePut {
-		t.removeLocked(name) // given back on a clean shutdown
+		// Given back on a clean shutdown: what the run announced before
+		// and arrives later applies to its orphans only (lateLocked).
+		if p := t.peers[name]; p != nil && p.epoch != "" {
+			t.endLocked(p.epoch)
+		}
+		t.removeLocked(name)
 		t.recomputeLocked(now)
 		return
 	}
 	var v leaseValue
 	json.Unmarshal(e.Value(), &v)
+	if t.ended[v.Instance] {
+		return // written before it left
+	}
 	p := t.peerLocked(name, now)
-	p.lease = now
 	if v.Instance != "" && v.Instance != p.epoch {
 		t.epochLocked(name, p, v.Instance)
 	}
+	p.lease = now
 	if !p.synced {
 		t.fetchLocked(name, p)
 	}

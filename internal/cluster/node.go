@@ -320,6 +320,33 @@ func (n *Node) Start(ctx context.Context, b *mqtt.Broker) error {
 	return nil
 }
 
+// Recovered runs when the broker has restored its sessions from its own
+// store and the other nodes acknowledged their subscriptions, before its
+// listeners open. With a shared store, where nothing is restored, the
+// node adopts now the sessions the owner entries give to its name (an
+// earlier run's), as a restart with its own store restores them. Either
+// way this run then holds every session earlier runs of its name left,
+// and says so (router.rejoin), so the other nodes let go of those runs'
+// filters, which they hold meanwhile and refuse QoS 1/2 publishes for.
+// Like a SUBACK it waits, bounded by the interest timeout, for their
+// acknowledgement. When the adoption cannot finish now, the adopter's
+// first pass, once the listeners are open, says it instead.
+func (n *Node) Recovered() {
+	b := n.broker.Load()
+	if b == nil {
+		return
+	}
+	if !b.SharesStore() {
+		n.routes.peers.await(n.routes.rejoin(nil))
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
+	defer cancel()
+	if err := n.owners.adoptAll(ctx, map[string]bool{}, true); err != nil && n.ctx.Err() == nil {
+		n.log.Warn("cluster: could not take back this node's sessions at start; the adopter will", "err", err)
+	}
+}
+
 // Resync applies the cluster's retained messages again, over those the
 // broker recovered from its own store at Start (which may be older: set or
 // cleared on other nodes while this one was down). Call it after the
@@ -345,6 +372,9 @@ func (n *Node) Close() error {
 	n.retained.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
+	if n.lease.rev != 0 && n.nc.IsConnected() {
+		n.routes.bye()
+	}
 	n.lease.release(ctx)
 	n.nc.Close()
 	n.ncShared.Close()

@@ -24,6 +24,11 @@ type owners struct {
 	sub  *nats.Subscription
 	hsub *nats.Subscription // handovers of sessions in a shared store (handover.go)
 
+	// contested: an adoption pass lost an entry of an earlier run it
+	// cannot name to another node (handover.go). Only the adoption passes
+	// use it, one at a time.
+	contested bool
+
 	mu   sync.Mutex
 	revs map[string]uint64 // client id -> revision of the entry this node wrote
 }
@@ -31,6 +36,20 @@ type owners struct {
 type ownerValue struct {
 	Node  string `json:"node"`
 	Epoch uint64 `json:"epoch"`
+	// Run is the instance of Node that wrote the entry; From, the run an
+	// adopter took it from (a restarted node cannot vouch for those: see
+	// adoptAll).
+	Run  string `json:"run,omitempty"`
+	From string `json:"from,omitempty"`
+}
+
+// runNode is the node name of a run (instance): the name, a dash, and
+// twelve hex digits (Open).
+func runNode(run string) string {
+	if len(run) < 13 || run[len(run)-13] != '-' {
+		return ""
+	}
+	return run[:len(run)-13]
 }
 
 // takeoverWait bounds how long a CONNECT waits for the previous owner.
@@ -124,7 +143,7 @@ func (o *owners) claimOnce(ctx context.Context, key string) (prev ownerValue, re
 	self := o.n.opts.Name
 	e, err := o.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		val, _ := json.Marshal(ownerValue{Node: self, Epoch: 1})
+		val, _ := json.Marshal(ownerValue{Node: self, Epoch: 1, Run: o.n.instance})
 		rev, err = o.kv.Create(ctx, key, val)
 		return ownerValue{}, rev, err
 	}
@@ -136,7 +155,7 @@ func (o *owners) claimOnce(ctx context.Context, key string) (prev ownerValue, re
 	// Written even when this node owns the id already: a release of the
 	// previous session still on its way then fails its compare-and-set
 	// instead of deleting the new claim.
-	val, _ := json.Marshal(ownerValue{Node: self, Epoch: cur.Epoch + 1})
+	val, _ := json.Marshal(ownerValue{Node: self, Epoch: cur.Epoch + 1, Run: o.n.instance})
 	rev, err = o.kv.Update(ctx, key, val, e.Revision())
 	return cur, rev, err
 }

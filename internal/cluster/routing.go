@@ -39,6 +39,8 @@ type router struct {
 
 	peers     *peerTable
 	seq       uint64        // of this node's last announcement; under mu
+	rejoined  bool          // the Rejoined mark was announced; under mu
+	except    []string      // its Except; under mu
 	announced atomic.Uint64 // seq, once published
 
 	// The plain subscriptions are channel subscriptions: NATS's read loop

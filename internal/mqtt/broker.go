@@ -114,6 +114,11 @@ func (b *Broker) Start() error {
 		b.stopStoreLog()
 		return err
 	}
+	if c, ok := b.opts.Cluster.(interface{ Recovered() }); ok {
+		// The restored sessions are in effect: the cluster may tell the
+		// other nodes, before the listeners open.
+		c.Recovered()
+	}
 	b.started = time.Now()
 	for _, lc := range b.opts.Listeners {
 		l, err := b.listen(lc)
