@@ -27,7 +27,7 @@ type plugin struct {
 
 	auth   AuthPlugin
 	filter TopicFilter
-	inline TopicFilterNow // filter, when it can answer at once
+	inline TopicFilterNow   // filter, when it can answer at once
 	reuse  TopicFilterReuse // inline, when its answers may be kept per connection
 	sink   EventPlugin
 	borrow BorrowingEventPlugin // sink, when it takes borrowed events
@@ -59,7 +59,7 @@ type state struct {
 	// connection's repeated check may be answered from its connMemo.
 	topicsReuse bool
 	gen         uint64 // unique per state: a connMemo entry holds for its state only
-	fallback  Result    // topic-check.default: Allow or Deny
+	fallback    Result // topic-check.default: Allow or Deny
 
 	sinks []*plugin      // plugins that are EventPlugins
 	mask  mqtt.EventMask // union of the sinks' wants
