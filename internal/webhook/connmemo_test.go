@@ -3,13 +3,19 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	pahov5 "github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mqttd/mqttd/internal/hooks"
+	"github.com/mqttd/mqttd/internal/hooks/hookstest"
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
@@ -298,5 +304,126 @@ func TestConnMemoPurgeUnderConcurrentChecks(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// With two plugins the kept result is the chain's combination of both
+// answers, counted for each as if both were asked; either one's purge
+// ends it.
+func TestConnMemoTwoPlugins(t *testing.T) {
+	fa, fb := newFake(t), newFake(t)
+	fa.handle("/topic_filtering", answer(200, `{"result":"allow","cache_ttl":60}`))
+	var allowB atomic.Bool
+	fb.handle("/topic_filtering", func(w http.ResponseWriter, r *http.Request) {
+		if allowB.Load() {
+			answer(200, `{"result":"allow","cache_ttl":60}`)(w, r)
+			return
+		}
+		answer(200, `{"result":"deny","reason":"b says no","cache_ttl":60}`)(w, r)
+	})
+	a := newPlugin(t, fa.url(), func(o *Options) { o.Alias = "a" })
+	b := newPlugin(t, fb.url(), func(o *Options) { o.Alias = "b" })
+	reg := prometheus.NewRegistry()
+	m, err := hooks.New(hooks.Options{Registerer: reg,
+		Plugins: map[string]hooks.PluginSpec{"a": {Plugin: a, Type: "webhook"}, "b": {Plugin: b, Type: "webhook"}},
+		Topics:  hooks.TopicOptions{Enable: true, Plugins: []string{"a", "b"}, Default: hooks.Deny},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chk := m.Hooks().Topics
+	c := mqttClient("kept", "alice")
+	const n = 6
+	for range n {
+		if res, _ := check(chk, c, publish); res.Allow || res.Reason != "b says no" {
+			t.Fatalf("allow then deny: %+v, want b's deny", res)
+		}
+	}
+	forget(a)
+	forget(b)
+	if res, inline := check(chk, c, publish); res.Allow || !inline {
+		t.Fatalf("the kept deny did not answer in line: %+v, in line %v", res, inline)
+	}
+	for _, w := range []struct {
+		alias, name, result string
+	}{
+		{"a", "mqttd_plugin_decisions_total", "allow"},
+		{"b", "mqttd_plugin_decisions_total", "deny"},
+		{"", "mqttd_plugin_chain_decisions_total", "deny"},
+	} {
+		if got, _ := metricValue(t, reg, w.alias, w.name, map[string]string{"action": "publish", "result": w.result}); got != n+1 {
+			t.Errorf("%s{plugin=%q, result=%s} = %v, want %d", w.name, w.alias, w.result, got, n+1)
+		}
+	}
+	allowB.Store(true)
+	b.PurgeCache("", "")
+	if res, _ := check(chk, c, publish); !res.Allow {
+		t.Fatalf("after b's purge: %+v, want allow from both", res)
+	}
+}
+
+// Through a real broker and client: the broker gives the connection its
+// memo, repeated publishes are answered from it, and an admin purge
+// refuses the very next publish once the plugin has changed its mind.
+func TestConnMemoAdminPurgeWithRealClient(t *testing.T) {
+	f := newFake(t)
+	var deny atomic.Bool
+	f.handle("/topic_filtering", switchable(&deny))
+	p := newPlugin(t, f.url(), nil)
+	m, err := hooks.New(hooks.Options{
+		Plugins: map[string]hooks.PluginSpec{p.Alias(): {Plugin: p, Type: "webhook"}},
+		Auth:    hooks.AuthOptions{AllowAnonymous: true},
+		Topics:  hooks.TopicOptions{Enable: true, Plugins: []string{p.Alias()}, Default: hooks.Deny},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := hookstest.Serve(t, m)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pahov5.NewClient(pahov5.ClientConfig{Conn: conn, PacketTimeout: bound})
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if ack, err := c.Connect(ctx, &pahov5.Connect{ClientID: "pub", CleanStart: true, KeepAlive: 30}); err != nil {
+		conn.Close()
+		t.Fatalf("connect: %v (%+v)", err, ack)
+	}
+	t.Cleanup(func() { c.Disconnect(&pahov5.Disconnect{}) })
+	publish := func() byte {
+		t.Helper()
+		resp, err := c.Publish(ctx, &pahov5.Publish{Topic: "a/b", QoS: 1, Payload: []byte("x")})
+		if resp == nil {
+			t.Fatalf("publish: %v", err)
+		}
+		return resp.ReasonCode
+	}
+	for range 5 {
+		if code := publish(); code >= 0x80 {
+			t.Fatalf("publish refused with %#x while the plugin allows", code)
+		}
+	}
+	// With the plugin's memo emptied behind its back, a publish answered
+	// any other way than from the connection would fill it again.
+	forget(p)
+	if code := publish(); code >= 0x80 || p.memo.entries() != 0 {
+		t.Fatalf("a repeated publish (%#x) was not answered from the connection's memo (plugin memo entries %d)", code, p.memo.entries())
+	}
+	deny.Store(true)
+	if code := publish(); code >= 0x80 {
+		t.Fatalf("publish refused with %#x before the purge; the cached allow should stand", code)
+	}
+	admin := AdminRoutes(func() []*Plugin { return []*Plugin{p} }, nil)
+	rec := httptest.NewRecorder()
+	admin.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/"+p.Alias()+"/cache/purge", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("purge: %d %s", rec.Code, rec.Body)
+	}
+	if code := publish(); code != 0x87 {
+		t.Fatalf("the first publish after the purge got %#x, want 0x87", code)
+	}
+	if n := f.count("/topic_filtering"); n != 2 {
+		t.Fatalf("%d topic_filtering calls, want 2 (one before, one after the purge)", n)
 	}
 }
