@@ -133,7 +133,7 @@ func (t *topicMemo) item(k *memoKey, at int64) *memoItem {
 	return nil
 }
 
-// stampOf is the stamp the chain keeps with it's decision (see
+// stampOf is the stamp the chain keeps with its decision (see
 // hooks.TopicFilterReuse): it holds until the item expires or the memo's
 // generation moves on, which every purge and close makes it do before
 // they return.
