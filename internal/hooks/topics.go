@@ -142,17 +142,29 @@ func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (m
 	if !st.topicsNow {
 		return mqtt.TopicResult{}, false // a plugin cannot answer at once: none is asked
 	}
-	var cm *connMemo
 	var l *mqtt.Login
-	var stamps []Stamp
-	var sbuf [8]Stamp
-	if cm = st.memoFor(c); cm != nil {
+	cm := st.memoFor(c)
+	if cm != nil {
 		l = c.Login()
 		if res, ok := st.memoized(cm, act, l, &req); ok {
 			st.askShadowTopic(act, c, req).finish(res.Allow)
 			t.m.chains.count(act, res.Allow)
 			return res, true
 		}
+	}
+	return t.checkNowRound(st, act, c, req, cm, l)
+}
+
+// checkNowRound is CheckTopicNow's in-line round, for a check the
+// connection's memo (cm, nil when none) did not answer; l is the client's
+// Login read before. It is apart so that a kept answer does not pay for
+// this frame's buffers.
+//
+//go:noinline
+func (t *topicChain) checkNowRound(st *state, act int, c *mqtt.ClientInfo, req mqtt.TopicRequest, cm *connMemo, l *mqtt.Login) (mqtt.TopicResult, bool) {
+	var stamps []Stamp
+	var sbuf [8]Stamp
+	if cm != nil {
 		stamps = sbuf[:0]
 	}
 	round := st.newRound()
