@@ -116,6 +116,34 @@ type TopicFilterNow interface {
 	FilterTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (d Decision, ok bool)
 }
 
+// TopicFilterReuse is implemented by a TopicFilterNow whose in-line
+// answers the chain may keep for one connection and serve again, without
+// asking, while the plugin says they hold (see connMemo). A publisher
+// repeats its topic, and a subscriber gets its messages from a few, so most
+// checks repeat the connection's previous one.
+//
+// FilterTopicNowStamped is FilterTopicNow plus a stamp for the answer; a
+// zero stamp means it may not be kept. Reusable reports whether an answer
+// stamped s may be served again now: it holds until the plugin's own copy
+// expires or is purged, or the plugin closes. Reused tells the plugin that
+// one kept answer was served (it counts a hit, as a lookup would have).
+// Both run for every repeated check, on every core: no lock, no
+// allocation, no blocking.
+type TopicFilterReuse interface {
+	TopicFilterNow
+	FilterTopicNowStamped(c *mqtt.ClientInfo, req mqtt.TopicRequest) (d Decision, s Stamp, ok bool)
+	Reusable(s Stamp) bool
+	Reused()
+}
+
+// Stamp is what a TopicFilterReuse plugin needs to tell whether an answer
+// it gave still holds: a generation of its own and an expiry (Unix
+// nanoseconds). The chain only keeps it; the zero Stamp is never reusable.
+type Stamp struct {
+	Gen   uint64
+	Until int64
+}
+
 // EventPlugin is the events capability. Wants may change while the plugin
 // runs (an HTTP plugin narrows it once its manifest answers); it is read
 // for every event and by the broker every second, and events no plugin

@@ -27,7 +27,8 @@ type plugin struct {
 
 	auth   AuthPlugin
 	filter TopicFilter
-	inline TopicFilterNow // filter, when it can answer at once
+	inline TopicFilterNow   // filter, when it can answer at once
+	reuse  TopicFilterReuse // inline, when its answers may be kept per connection
 	sink   EventPlugin
 	borrow BorrowingEventPlugin // sink, when it takes borrowed events
 	wants  mqtt.EventMask
@@ -54,7 +55,11 @@ type state struct {
 	topicsOn  bool
 	topics    []*plugin // topic-check.plugins, in config order
 	topicsNow bool      // every one of them is a TopicFilterNow
-	fallback  Result    // topic-check.default: Allow or Deny
+	// topicsReuse: every one of them is a TopicFilterReuse, so a
+	// connection's repeated check may be answered from its connMemo.
+	topicsReuse bool
+	gen         uint64 // unique per state: a connMemo entry holds for its state only
+	fallback    Result // topic-check.default: Allow or Deny
 
 	sinks []*plugin      // plugins that are EventPlugins
 	mask  mqtt.EventMask // union of the sinks' wants
@@ -181,6 +186,8 @@ func (m *Manager) compile(opts Options) (*state, error) {
 	st.auth, st.shadowAuth = splitShadows(st.auth)
 	st.topics, st.shadowTopics = splitShadows(st.topics)
 	st.topicsNow = !slices.ContainsFunc(st.topics, func(p *plugin) bool { return p.inline == nil })
+	st.topicsReuse = len(st.topics) > 0 && !slices.ContainsFunc(st.topics, func(p *plugin) bool { return p.reuse == nil })
+	st.gen = stateGens.Add(1)
 	switch opts.Topics.Default {
 	case Ignore, Deny: // unset means deny (docs/design.md §3.2)
 		st.fallback = Deny
@@ -233,6 +240,7 @@ func (m *Manager) load(alias string, spec PluginSpec) (*plugin, error) {
 	p.auth, _ = spec.Plugin.(AuthPlugin)
 	if p.filter, _ = spec.Plugin.(TopicFilter); p.filter != nil {
 		p.inline, _ = p.filter.(TopicFilterNow)
+		p.reuse, _ = p.filter.(TopicFilterReuse)
 	}
 	if p.sink, _ = spec.Plugin.(EventPlugin); p.sink != nil {
 		p.wants = p.sink.Wants() // at load, before a manifest may narrow it

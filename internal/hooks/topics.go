@@ -43,6 +43,15 @@ func (t *topicChain) CheckTopic(ctx context.Context, c *mqtt.ClientInfo, req mqt
 		res = granted // counted by checkGrants
 		return res
 	}
+	if st.topicsOn && st.topicsReuse && !req.InlineMissed {
+		if cm := memoOf(c); cm != nil {
+			var ok bool
+			if res, ok = st.memoized(cm, act, c.Login(), &req); ok {
+				t.m.chains.count(act, res.Allow)
+				return res
+			}
+		}
+	}
 	res = st.checkTopic(ctx, t.m, act, c, req)
 	t.m.chains.count(act, res.Allow)
 	return res
@@ -61,10 +70,23 @@ func (st *state) checkTopic(ctx context.Context, m *Manager, act int, c *mqtt.Cl
 	inline := !req.InlineMissed
 	if inline {
 		var buf [8]Result
-		answered := st.inlineRound(&round, c, req, buf[:0])
+		var stamps []Stamp
+		var sbuf [8]Stamp
+		var l *mqtt.Login
+		cm := st.memoFor(c)
+		if cm != nil {
+			// The Login before the answers: a re-authentication during
+			// the round then leaves a result that no later check matches.
+			l, stamps = c.Login(), sbuf[:0]
+		}
+		answered, stamps := st.inlineRound(&round, c, req, buf[:0], stamps)
 		st.countInline(act, answered) // final: these plugins are not asked again
 		if round.decided(len(st.topics)) {
-			return round.result(req.Action)
+			res := round.result(req.Action)
+			if cm != nil {
+				st.remember(cm, l, &req, res, answered, stamps)
+			}
+			return res
 		}
 	}
 	held := m.acquire()
@@ -120,15 +142,43 @@ func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (m
 	if !st.topicsNow {
 		return mqtt.TopicResult{}, false // a plugin cannot answer at once: none is asked
 	}
+	var l *mqtt.Login
+	cm := st.memoFor(c)
+	if cm != nil {
+		l = c.Login()
+		if res, ok := st.memoized(cm, act, l, &req); ok {
+			st.askShadowTopic(act, c, req).finish(res.Allow)
+			t.m.chains.count(act, res.Allow)
+			return res, true
+		}
+	}
+	return t.checkNowRound(st, act, c, req, cm, l)
+}
+
+// checkNowRound is CheckTopicNow's in-line round, for a check the
+// connection's memo (cm, nil when none) did not answer; l is the client's
+// Login read before. It is apart so that a kept answer does not pay for
+// this frame's buffers.
+//
+//go:noinline
+func (t *topicChain) checkNowRound(st *state, act int, c *mqtt.ClientInfo, req mqtt.TopicRequest, cm *connMemo, l *mqtt.Login) (mqtt.TopicResult, bool) {
+	var stamps []Stamp
+	var sbuf [8]Stamp
+	if cm != nil {
+		stamps = sbuf[:0]
+	}
 	round := st.newRound()
 	var buf [8]Result
-	answered := st.inlineRound(&round, c, req, buf[:0])
+	answered, stamps := st.inlineRound(&round, c, req, buf[:0], stamps)
 	if !round.decided(len(st.topics)) {
 		// Nothing is counted: CheckTopic asks these plugins again.
 		return mqtt.TopicResult{}, false
 	}
 	st.countInline(act, answered)
 	res := round.result(req.Action)
+	if cm != nil {
+		st.remember(cm, l, &req, res, answered, stamps)
+	}
 	// Shadows are asked only about a check decided here: one that is not
 	// comes back through CheckTopic, which asks them.
 	st.askShadowTopic(act, c, req).finish(res.Allow)
@@ -147,22 +197,44 @@ func (t *topicChain) CheckTopicNow(c *mqtt.ClientInfo, req mqtt.TopicRequest) (m
 // needs the hold: TopicFilterNow answers from what the plugin holds even
 // after a Reload closed it, so a check that raced the Reload is answered
 // as if it had started just before it, which it could have.
-func (st *state) inlineRound(round *topicRound, c *mqtt.ClientInfo, req mqtt.TopicRequest, results []Result) []Result {
+//
+// With stamps not nil (st.topicsReuse), each plugin is asked for a stamp
+// too, appended to stamps alongside its answer, for the connection's memo.
+func (st *state) inlineRound(round *topicRound, c *mqtt.ClientInfo, req mqtt.TopicRequest, results []Result, stamps []Stamp) ([]Result, []Stamp) {
 	for _, p := range st.topics {
 		if p.inline == nil {
 			break
 		}
-		d, ok := p.inline.FilterTopicNow(c, req)
+		var d Decision
+		var s Stamp
+		var ok bool
+		if stamps != nil {
+			d, s, ok = p.reuse.FilterTopicNowStamped(c, req)
+		} else {
+			d, ok = p.inline.FilterTopicNow(c, req)
+		}
 		if !ok || d.Result > Deny {
 			break
 		}
 		results = append(results, d.Result)
+		if stamps != nil {
+			stamps = append(stamps, s)
+		}
 		round.answered++
 		if round.add(answer{Decision: d}); round.denied {
 			break
 		}
 	}
-	return results
+	return results, stamps
+}
+
+// memoFor is c's connMemo when st's answers may be kept per connection,
+// else nil.
+func (st *state) memoFor(c *mqtt.ClientInfo) *connMemo {
+	if !st.topicsReuse {
+		return nil
+	}
+	return memoOf(c)
 }
 
 // countInline counts the in-line answers of the first len(results) topic

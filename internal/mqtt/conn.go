@@ -142,6 +142,9 @@ func (b *Broker) openConn(conn net.Conn, l *listener) *client {
 	c.info.Listener = l.name
 	c.info.Transport = l.transport
 	c.info.RemoteAddr = conn.RemoteAddr().String()
+	if b.hooks.Topics != nil {
+		c.info.Memo = new(CheckerMemo)
+	}
 	c.ctx, c.cancel = context.WithCancel(b.ctx)
 	// Until CONNECT is accepted the reader is wary: it holds what arrived,
 	// not what a packet announces, up to the pre-authentication bound.

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"crypto/x509"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqttd/mqttd/internal/mqtt/packets"
@@ -37,7 +38,19 @@ type ClientInfo struct {
 	AuthMethod      string                 // MQTT 5 enhanced authentication method, if any
 
 	login *loginCell // grants and attributes from authentication (Login, SetLogin)
+
+	// Memo is the connection's room for the topic checker to remember its
+	// latest answers in (see CheckerMemo); the broker gives every
+	// connection one when a checker is configured. Nil: the checker keeps
+	// nothing per connection. Copies of the ClientInfo share it.
+	Memo *CheckerMemo
 }
+
+// CheckerMemo holds whatever the topic checker keeps about one connection
+// (one type per checker). A check that repeats the connection's last one
+// can then be answered from there, without a lookup in a table that every
+// connection shares. The broker never reads it.
+type CheckerMemo struct{ atomic.Value }
 
 // AuthResult is the answer to a CONNECT. ReasonCode is an MQTT 5 reason code
 // (0x86 bad user name or password, 0x87 not authorized, 0x88 server

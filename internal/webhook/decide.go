@@ -53,6 +53,29 @@ func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.
 	return d, ok
 }
 
+// FilterTopicNowStamped is FilterTopicNow with a stamp for the chain to
+// keep the decision with the connection (hooks.TopicFilterReuse): it holds
+// while the memo's copy is fresh and no purge or Close came since.
+func (p *Plugin) FilterTopicNowStamped(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, hooks.Stamp, bool) {
+	if p.memo == nil {
+		return hooks.Decision{}, hooks.Stamp{}, false
+	}
+	mk := keyOf(c, r)
+	it := p.memo.item(&mk, p.memo.readClock())
+	if it == nil {
+		return hooks.Decision{}, hooks.Stamp{}, false
+	}
+	p.hits.Inc()
+	return it.d, stampOf(it), true
+}
+
+// Reusable implements hooks.TopicFilterReuse.
+func (p *Plugin) Reusable(s hooks.Stamp) bool { return p.memo != nil && p.memo.holds(s) }
+
+// Reused implements hooks.TopicFilterReuse: a kept decision served is a
+// cache hit, as the lookup it saves would have been.
+func (p *Plugin) Reused() { p.hits.Inc() }
+
 // FilterTopic asks POST /topic_filtering, or answers from the cache, and
 // fills the memo. It starts where FilterTopicNow stopped: the chain calls it
 // only after FilterTopicNow missed for the same check (see

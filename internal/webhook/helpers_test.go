@@ -199,7 +199,7 @@ func (c *clock) Add(d time.Duration) {
 
 func mqttClient(id, user string) *mqtt.ClientInfo {
 	return &mqtt.ClientInfo{ClientID: id, Username: user, RemoteAddr: "127.0.0.1:40001", Listener: "default",
-		Transport: "tcp", ProtocolVersion: 5, CleanStart: true, KeepAlive: 60}
+		Transport: "tcp", ProtocolVersion: 5, CleanStart: true, KeepAlive: 60, Memo: new(mqtt.CheckerMemo)}
 }
 
 func auth(p *Plugin, c *mqtt.ClientInfo, password string) (hooks.Decision, error) {

@@ -72,6 +72,11 @@ type memoItem struct {
 	key     memoKey // strings owned by the item, never the broker's buffers
 	d       hooks.Decision
 	expires int64 // unix nanoseconds, copied from the cache entry
+	// gen is the memo's generation the item is known good in: the one
+	// its filler read before the cache, or a later one a purge it
+	// survived gave it. A stamp of the item (stampOf) holds only while
+	// gen is the memo's.
+	gen uint64
 }
 
 // newTopicMemo returns a memo of at most size entries (size > 0). served
@@ -111,13 +116,34 @@ func (t *topicMemo) set(k *memoKey) []atomic.Pointer[memoItem] {
 // get returns the memoized decision for k if it is still fresh at the
 // clock reading at (readClock). It does not allocate.
 func (t *topicMemo) get(k *memoKey, at int64) (hooks.Decision, bool) {
+	if it := t.item(k, at); it != nil {
+		return it.d, true
+	}
+	return hooks.Decision{}, false
+}
+
+// item is get's item, or nil.
+func (t *topicMemo) item(k *memoKey, at int64) *memoItem {
 	set := t.set(k)
 	for i := range set {
 		if it := set[i].Load(); it != nil && it.key == *k && at < it.expires {
-			return it.d, true
+			return it
 		}
 	}
-	return hooks.Decision{}, false
+	return nil
+}
+
+// stampOf is the stamp the chain keeps with its decision (see
+// hooks.TopicFilterReuse): it holds until the item expires or the memo's
+// generation moves on, which every purge and close makes it do before
+// they return.
+func stampOf(it *memoItem) hooks.Stamp {
+	return hooks.Stamp{Gen: it.gen, Until: it.expires}
+}
+
+// holds reports whether a decision stamped s may still be served.
+func (t *topicMemo) holds(s hooks.Stamp) bool {
+	return t.gen.Load() == s.Gen && t.readClock() < s.Until
 }
 
 // readClock is the time to give get, in Unix nanoseconds. It is coarse
@@ -145,7 +171,7 @@ func (t *topicMemo) put(k memoKey, gen uint64, e *cache.Entry[hooks.Decision]) {
 	if e.Expires <= t.readClock() {
 		return // get would not serve it; don't churn the slot
 	}
-	it := &memoItem{key: ownKey(k), d: e.Value, expires: e.Expires}
+	it := &memoItem{key: ownKey(k), d: e.Value, expires: e.Expires, gen: gen}
 	set := t.set(&it.key)
 	// Replace k's own older item, else an empty slot, else a random one.
 	victim := -1
@@ -187,14 +213,36 @@ func ownKey(k memoKey) memoKey {
 
 // purge removes the items match selects (all when match is nil; nothing
 // on a nil memo).
+//
+// The generation moves on first, which ends every stamp handed out
+// before (holds), so a decision a connection keeps is not served after the
+// purge returns. The items that survive are known good in the new
+// generation too (the purge is not about them), so they are replaced by
+// copies that carry it, and connections can keep them again. A slot
+// changed under the scan (an insert, another purge) is looked at again.
 func (t *topicMemo) purge(match func(*memoKey) bool) {
 	if t == nil {
 		return
 	}
-	t.gen.Add(1)
+	gen := t.gen.Add(1)
 	for i := range t.slots {
-		if it := t.slots[i].Load(); it != nil && (match == nil || match(&it.key)) {
-			t.slots[i].CompareAndSwap(it, nil)
+		for {
+			it := t.slots[i].Load()
+			if it == nil {
+				break
+			}
+			var next *memoItem
+			if match != nil && !match(&it.key) {
+				if it.gen >= gen {
+					break // inserted, or kept by a later purge, since this one began
+				}
+				cp := *it
+				cp.gen = gen
+				next = &cp
+			}
+			if t.slots[i].CompareAndSwap(it, next) {
+				break
+			}
 		}
 	}
 }
