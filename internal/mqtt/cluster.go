@@ -30,7 +30,7 @@ type Cluster interface {
 	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error))
 	// Keeps reports whether a message on topic stays on this node: no
 	// other node and no shared group is known to want it, so Forward would
-	// send it nowhere. A client's QoS 1/2 publish asks first: one that
+	// send it nowhere. A client's publish asks first: one of QoS 1/2 that
 	// stays costs neither a wait nor its allocations. memo, when not nil,
 	// is the publishing connection's KeepMemo, owned by its reader: the
 	// cluster may answer from it and keep its answer there.
@@ -86,16 +86,19 @@ func (b *Broker) forwardPublished(r *routed) *forwardWait {
 	if c == nil || isSysTopic(r.topic) {
 		return nil
 	}
-	if r.qos == 0 {
-		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil)
-		return nil
-	}
 	var memo *KeepMemo
 	if r.by != nil {
 		memo = &r.by.routes.keeps
 	}
+	// Asked for QoS 0 too: from the connection's memo, a repeating
+	// publisher's topic that stays here costs a comparison, where Forward
+	// would walk the cluster's table again to find it wanted by none.
 	if c.Keeps(r.topic, memo) {
 		return nil // acknowledged as on a single node
+	}
+	if r.qos == 0 {
+		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil)
+		return nil
 	}
 	fw := new(forwardWait)
 	c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, fw.complete)
