@@ -110,3 +110,38 @@ func TestKeepsMemoFollowsThePeerTable(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWants: what a publisher on one topic pays per message to learn
+// that no other node wants it, while another node holds 1000 filters (as
+// holdFilters): the walk (wants) and the answer from the connection's memo.
+func BenchmarkWants(b *testing.B) {
+	n := &Node{opts: Options{Name: "me", Prefix: "mqttd", NodeLease: 2 * time.Second, InterestTimeout: time.Second}}
+	n.routes = newRouter(n)
+	tb := n.routes.peers
+	tb.all.Store(false)
+	for i := range 1000 {
+		f := fmt.Sprintf("bench/held%d/state", i)
+		if i%10 == 0 {
+			f = fmt.Sprintf("bench/+/held%d", i)
+		}
+		tb.subscribe(f, peerFilter{"n2", f})
+	}
+	const topic = "bench/pair/3"
+	b.Run("walk", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if tb.wants(topic) {
+				b.Fatal("wanted")
+			}
+		}
+	})
+	b.Run("memo", func(b *testing.B) {
+		var m mqtt.KeepMemo
+		b.ReportAllocs()
+		for b.Loop() {
+			if tb.wantsMemo(topic, &m) {
+				b.Fatal("wanted")
+			}
+		}
+	})
+}
