@@ -355,8 +355,10 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from
 // (forwardTargets would find it wanted by none), and is counted as kept off
 // NATS. The answer may be stale by the time Forward runs, as Forward's own
 // would be: a SUBACK elsewhere waits for this node to know of its filter.
-func (n *Node) Keeps(topic string) bool {
-	if n.routes.peers.wants(topic) {
+// memo (the publishing connection's) spares a publisher that repeats its
+// topic the walk of the peer table while that table has not changed.
+func (n *Node) Keeps(topic string, memo *mqtt.KeepMemo) bool {
+	if n.routes.peers.wantsMemo(topic, memo) {
 		return false
 	}
 	n.stats.ForwardSkipped.Add(1)
@@ -365,17 +367,39 @@ func (n *Node) Keeps(topic string) bool {
 
 // wants reports whether a message on topic must go to NATS, as
 // forwardTargets does, without gathering whose answer it waits for.
-func (t *peerTable) wants(topic string) bool {
+func (t *peerTable) wants(topic string) bool { return t.wantsMemo(topic, nil) }
+
+// wantsMemo is wants answered from m when m holds the answer for topic at
+// the table's current generation, else found and kept in m (m may be nil).
+// Only the walk is remembered: all is read on every call (it is what
+// forwardTargets reads first too), and size is only a shortcut past an
+// empty tree. So the generation that invalidates is the tree's: every
+// filter another node announces, every one of a gone node (its orphans)
+// and every shared group is in it, and it moves on each change.
+func (t *peerTable) wantsMemo(topic string, m *mqtt.KeepMemo) bool {
 	if t.all.Load() {
 		return true
 	}
 	if t.size.Load() == 0 {
 		return false
 	}
+	gen := t.gen() // before the walk: a change during it invalidates the answer
+	if m != nil && m.Set && m.Gen == gen && string(m.Topic) == topic {
+		return !m.Keeps
+	}
 	wanted := false
 	t.want.Match(topic, func(peerFilter, struct{}) { wanted = true })
+	if m != nil {
+		m.Topic = append(m.Topic[:0], topic...)
+		m.Gen, m.Keeps, m.Set = gen, !wanted, true
+	}
 	return wanted
 }
+
+// gen moves whenever what wantsMemo walks changes: the want tree, which
+// holds the other nodes' filters, the orphans of gone nodes and the shared
+// groups.
+func (t *peerTable) gen() uint64 { return t.want.Gen() }
 
 // StoreRetained implements mqtt.Cluster.
 func (n *Node) StoreRetained(topic string, payload []byte, qos byte, from string, props *packets.Properties) error {

@@ -30,9 +30,11 @@ type Cluster interface {
 	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error))
 	// Keeps reports whether a message on topic stays on this node: no
 	// other node and no shared group is known to want it, so Forward would
-	// send it nowhere. A client's QoS 1/2 publish asks first: one that
-	// stays costs neither a wait nor its allocations.
-	Keeps(topic string) bool
+	// send it nowhere. A client's publish asks first: one of QoS 1/2 that
+	// stays costs neither a wait nor its allocations. memo, when not nil,
+	// is the publishing connection's KeepMemo, owned by its reader: the
+	// cluster may answer from it and keep its answer there.
+	Keeps(topic string, memo *KeepMemo) bool
 	// StoreRetained stores a retained message (an empty payload clears the
 	// topic) for every node, and applies it here, before it is routed: it
 	// is visible everywhere once the publisher has its acknowledgement. An
@@ -84,16 +86,36 @@ func (b *Broker) forwardPublished(r *routed) *forwardWait {
 	if c == nil || isSysTopic(r.topic) {
 		return nil
 	}
+	var memo *KeepMemo
+	if r.by != nil {
+		memo = &r.by.routes.keeps
+	}
+	// Asked for QoS 0 too: from the connection's memo, a repeating
+	// publisher's topic that stays here costs a comparison, where Forward
+	// would walk the cluster's table again to find it wanted by none.
+	if c.Keeps(r.topic, memo) {
+		return nil // acknowledged as on a single node
+	}
 	if r.qos == 0 {
 		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil)
 		return nil
 	}
-	if c.Keeps(r.topic) {
-		return nil // acknowledged as on a single node
-	}
 	fw := new(forwardWait)
 	c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, fw.complete)
 	return fw
+}
+
+// KeepMemo is one connection's last Keeps answer, kept for the Cluster,
+// which alone reads and writes its fields. A publisher repeating one topic
+// then costs the cluster a comparison instead of a walk of what the other
+// nodes subscribe to, for as long as that has not changed (Gen: the
+// cluster's own generation of it, read before the walk so that a change
+// during it invalidates the answer).
+type KeepMemo struct {
+	Topic []byte // a copy: the topic asked about may alias a read buffer
+	Gen   uint64
+	Keeps bool
+	Set   bool // Topic, Gen and Keeps hold an answer
 }
 
 // ErrForwardUnconfirmed is what a Cluster passes to Forward's done when

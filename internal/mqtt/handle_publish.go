@@ -41,7 +41,7 @@ func (c *client) onPublish(fh packets.FixedHeader, body []byte) error {
 		c.pub = new(packets.Publish)
 	}
 	p := c.pub
-	if err := p.Decode(fh, body, c.version); err != nil {
+	if err := p.DecodeSeen(fh, body, c.version, &c.routes.named); err != nil {
 		return err
 	}
 	c.msgsIn++

@@ -23,6 +23,12 @@ type routeCache struct {
 	topic []byte // a copy: the routed topic may alias the read buffer
 	gen   uint64
 	ms    []match // sorted by session, as route needs them; nil: none kept
+
+	// Two more answers a repeating publisher would otherwise pay for on
+	// every PUBLISH: named is the last topic name the decoder validated
+	// (Publish.DecodeSeen), keeps the cluster's last Keeps answer.
+	named []byte
+	keeps KeepMemo
 }
 
 // routeFrom is route for a message its client published: the matches come

@@ -33,6 +33,29 @@ func BenchmarkDecodePublish(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodePublishSeen decodes the same PUBLISH as
+// BenchmarkDecodePublish through DecodeSeen, as a connection repeating its
+// topic does: the topic is compared with the last one validated instead of
+// scanned.
+func BenchmarkDecodePublishSeen(b *testing.B) {
+	for _, v := range []Version{V311, V5} {
+		b.Run("v"+v.String(), func(b *testing.B) {
+			raw := mustEncode(b, benchPublish(v), v)
+			fh, n, _ := DecodeFixedHeader(raw)
+			body := raw[n:]
+			var p Publish
+			var seen []byte
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.DecodeSeen(fh, body, v, &seen); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkEncodePublish(b *testing.B) {
 	for _, v := range []Version{V311, V5} {
 		b.Run("v"+v.String(), func(b *testing.B) {

@@ -24,6 +24,19 @@ const (
 // Decode parses a PUBLISH body into p, reusing p's slices. It does not
 // allocate once p's property slices have grown to fit.
 func (p *Publish) Decode(fh FixedHeader, body []byte, v Version) error {
+	return p.DecodeSeen(fh, body, v, nil)
+}
+
+// DecodeSeen is Decode for a connection that publishes to the same topic
+// again and again: *seen is the last topic name it validated (a copy the
+// caller keeps between packets; nil: none), and a topic with exactly those
+// bytes is not scanned again. A topic that differs in any byte is scanned
+// as Decode does, and becomes *seen once it passes (the buffer is reused,
+// so a client changing topic on every publish allocates nothing once it
+// has held its longest). p.Topic aliases body either way, as with Decode.
+// seen may be nil. An empty topic (MQTT 5, Topic Alias only) leaves *seen
+// alone: it is not a topic name.
+func (p *Publish) DecodeSeen(fh FixedHeader, body []byte, v Version, seen *[]byte) error {
 	if err := begin(fh, body, PUBLISH); err != nil {
 		return err
 	}
@@ -66,6 +79,9 @@ func (p *Publish) Decode(fh FixedHeader, body []byte, v Version) error {
 		}
 		return nil
 	}
+	if seen != nil && len(*seen) > 0 && string(*seen) == p.Topic {
+		return nil // validated when it was last seen; the bytes are the same
+	}
 	ok, wild := scanString(p.Topic)
 	if !ok {
 		// [MQTT-3.3.2-1] the topic is a UTF-8 string ([MQTT-1.5.3-1], [MQTT-1.5.3-2]).
@@ -74,6 +90,9 @@ func (p *Publish) Decode(fh FixedHeader, body []byte, v Version) error {
 	if wild {
 		// [MQTT-3.3.2-2] a topic name has no wildcard characters.
 		return malformed("PUBLISH topic contains a wildcard")
+	}
+	if seen != nil {
+		*seen = append((*seen)[:0], p.Topic...)
 	}
 	return nil
 }
