@@ -453,8 +453,8 @@ func BenchmarkEncodeEventReference(b *testing.B) {
 }
 
 // appendString writes what encoding/json writes for every byte in every
-// position of a word, so safePrefix's word-at-a-time check lets nothing
-// through that needs escaping.
+// position of a string, so its scan for plain bytes lets nothing through
+// that needs escaping.
 func TestAppendStringEveryByteEveryPosition(t *testing.T) {
 	base := []byte("abcdefghijklmnopqrstuvwx") // three words
 	for pos := range base {
