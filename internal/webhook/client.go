@@ -171,10 +171,9 @@ func (c *client) close() { c.transport.CloseIdleConnections() }
 // dialWholeBodies wraps dial so that a request body goes to the connection
 // in one write. net/http copies a body of known length through an
 // io.LimitReader, which hides the bytes.Reader's WriteTo, so that it goes
-// in 32 KiB pieces: a batch of events of 300 KiB took eleven write calls,
-// a copy into a fresh 32 KiB buffer, and as many wake-ups of the plugin's
-// reader. Over TLS the wrapper is below the TLS connection and does
-// nothing.
+// in 32 KiB pieces: a batch of events of 300 KiB took eleven write calls
+// and a copy into a fresh 32 KiB buffer. Over TLS the wrapper is below the
+// TLS connection and does nothing.
 func dialWholeBodies(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)

@@ -359,9 +359,10 @@ const hexDigits = "0123456789abcdef"
 // utf8.RuneSelf up, where a byte starts or continues a multi-byte rune
 // that must be checked, and the ASCII bytes that are escaped. Names, ids
 // and topics are usually free of them throughout; looking eight bytes up
-// at a time and OR-ing the results finds their end in about a third of the
-// instructions of a loop that tests byte by byte, or of testing a word's
-// bytes arithmetically.
+// at a time and OR-ing the results finds their end in fewer instructions
+// than a loop over single bytes or testing a word's bytes arithmetically
+// (the four strings of a message event: 665 instructions, against 830 for
+// the word arithmetic).
 var stopByte = func() (t [256]uint8) {
 	for b := range t {
 		if b >= utf8.RuneSelf || !jsonSafe[b] {
