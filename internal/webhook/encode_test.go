@@ -2,8 +2,10 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -451,8 +453,8 @@ func BenchmarkEncodeEventReference(b *testing.B) {
 }
 
 // appendString writes what encoding/json writes for every byte in every
-// position of a word, so safePrefix's word-at-a-time check lets nothing
-// through that needs escaping.
+// position of a string, so its scan for plain bytes lets nothing through
+// that needs escaping.
 func TestAppendStringEveryByteEveryPosition(t *testing.T) {
 	base := []byte("abcdefghijklmnopqrstuvwx") // three words
 	for pos := range base {
@@ -481,4 +483,51 @@ func TestAppendTimeMatchesRFC3339Nano(t *testing.T) {
 			}
 		}
 	}
+}
+
+// appendBase64 writes what encoding/base64 writes, for every length up to
+// a few words past its fast loop's reach and any bytes, into buffers with
+// and without room.
+func TestAppendBase64MatchesEncodingBase64(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for n := range 300 {
+		for round := range 20 {
+			b := make([]byte, n)
+			for i := range b {
+				switch round {
+				case 0: // all zero
+				case 1:
+					b[i] = 0xff
+				default:
+					b[i] = byte(rnd.Uint32())
+				}
+			}
+			want := `x"` + base64.StdEncoding.EncodeToString(b) + `"`
+			for _, dst := range [][]byte{[]byte("x"), append(make([]byte, 0, 1024), 'x')} {
+				if got := appendBase64(dst, b); string(got) != want {
+					t.Fatalf("% x:\n got %s\nwant %s", b, got, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkBase64(b *testing.B) {
+	src := make([]byte, 64)
+	for i := range src {
+		src[i] = byte(i * 7)
+	}
+	buf := make([]byte, 0, 256)
+	b.Run("appendBase64", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			buf = appendBase64(buf[:0], src)
+		}
+	})
+	b.Run("encoding-base64", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			buf = append(base64.StdEncoding.AppendEncode(append(buf[:0], '"'), src), '"')
+		}
+	})
 }

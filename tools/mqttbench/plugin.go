@@ -29,8 +29,8 @@ import (
 //	GET  /manifest         name, version, authenticate and topic_filtering true, -manifest-events
 //	POST /authenticate     after -auth-delay: -auth-result with -auth-cache-ttl
 //	POST /topic_filtering  after -topic-delay: -topic-result with -topic-cache-ttl
-//	POST /events           counts every event, by type, and duplicate ids; on a sample of batches
-//	                       also checks the whole request against api/openapi.yaml; 204
+//	POST /events           counts every event, by type, and duplicate ids; 204; a sample of batches
+//	                       is also checked against api/openapi.yaml, after the answer
 //	GET  /stats            the counters below, as JSON
 //
 // It is a plain net/http server: decisions are answered from one
@@ -45,8 +45,9 @@ import (
 // full check (internal/webhook/contract: every header, field, type, format
 // and enum the spec names, and no field it does not), which costs some
 // 200 times as much, runs on the first validateFirst batches, then on
-// one batch in validateEvery, picked at random, and on any batch the fast
-// pass cannot read. A broker bug that loses, repeats or mislabels events,
+// one batch in validateEvery, picked at random (after answering, so that
+// the broker does not wait for it), and on any batch the fast pass cannot
+// read (before answering). A broker bug that loses, repeats or mislabels events,
 // or breaks the head of one, is caught on every batch; one that damages a
 // field further inside events is caught once a damaged batch is sampled.
 // BenchmarkPostEvents measures both readings and the sampled mix.
@@ -91,6 +92,7 @@ type pluginServer struct {
 	contract *contract.Validator // the full check of event batches
 	bufs     sync.Pool           // *bytes.Buffer for request bodies
 	heads    sync.Pool           // *eventHeads
+	checks   checker             // the full checks of sampled batches, after their answer
 }
 
 // eventHeads is what count needs of a batch's events. arena holds copies
@@ -128,6 +130,7 @@ func newPluginServer(cfg pluginConfig) (*pluginServer, error) {
 		byType:    map[string]*uint64{},
 		authKeys:  map[string]struct{}{},
 	}
+	s.checks.init()
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.heads.New = func() any { return new(eventHeads) }
 	return s, nil
@@ -233,6 +236,7 @@ func runPlugin(listen string, cfg pluginConfig, asJSON bool, stdout, stderr io.W
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		fmt.Fprintf(stderr, "mqttbench: plugin shutdown: %v\n", err)
 	}
+	s.closeChecks() // what was answered is checked before the verdict
 	st := s.stats()
 	if asJSON {
 		writeJSONLine(stdout, st)

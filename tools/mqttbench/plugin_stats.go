@@ -33,13 +33,14 @@ type pluginStats struct {
 	BadRequests     uint64            `json:"bad_requests"`     // bodies that are not the contract's JSON
 	ValidatedPosts  uint64            `json:"validated_posts"`  // batches checked in full
 	ValidatedEvents uint64            `json:"validated_events"` // the events in them
+	ChecksPending   uint64            `json:"checks_pending"`   // batches answered whose full check has not finished
 
 	Errors []string `json:"errors,omitempty"` // the first few problems, for humans
 }
 
 // minus is s - o for every counter (o taken earlier from the same plugin).
-// UptimeS and CPUS become the elapsed wall and CPU time; maxima and
-// errors are s's.
+// UptimeS and CPUS become the elapsed wall and CPU time; maxima, pending
+// checks and errors are s's.
 func (s pluginStats) minus(o pluginStats) pluginStats {
 	d := s
 	d.UptimeS -= o.UptimeS
@@ -88,6 +89,7 @@ func (s *pluginServer) stats() pluginStats {
 		BadRequests:     s.badRequests.Load(),
 		ValidatedPosts:  s.validated.Load(),
 		ValidatedEvents: s.validatedEvents.Load(),
+		ChecksPending:   uint64(s.checksPending()),
 	}
 	if cpu, err := procCPU(0); err == nil {
 		st.CPUS = cpu.Seconds()

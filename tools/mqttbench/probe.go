@@ -155,7 +155,8 @@ func (p probes) snap(errs *errorList) probeSnap {
 // when the broker's metrics are probed, until the broker has no event
 // queued and the plugin has every event the broker counts as accepted
 // (a batch waiting out a retry backoff stops the count for longer than
-// the stillness window). It waits at most limit and returns the last
+// the stillness window), and until the plugin has checked every sampled
+// batch it answered. It waits at most limit and returns the last
 // snapshot.
 func (p probes) settle(errs *errorList, limit time.Duration) probeSnap {
 	s := p.snap(errs)
@@ -164,7 +165,7 @@ func (p probes) settle(errs *errorList, limit time.Duration) probeSnap {
 	}
 	deadline := time.Now().Add(limit)
 	still := 0
-	for (still < 3 || !s.brokerDrained()) && time.Now().Before(deadline) {
+	for (still < 3 || !s.brokerDrained() || s.plugin.ChecksPending > 0) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		n := p.snap(errs)
 		if n.plugin.Events == s.plugin.Events && n.plugin.EventPosts == s.plugin.EventPosts {
