@@ -6,9 +6,7 @@
 package mqtt
 
 import (
-	"cmp"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 
@@ -242,22 +240,8 @@ func (b *Broker) sharesLocally(r *routed) bool {
 // (left in r.pb for the caller to commit): it is then in the session's
 // stored queue, wherever the session is resumed.
 func (b *Broker) routeRemote(r *routed, scratch []match) ([]match, int) {
-	ms := scratch[:0]
-	b.subs.Match(r.topic, func(s *Session, sub subscription) { ms = append(ms, match{s, sub}) })
-	if len(ms) > 1 {
-		slices.SortFunc(ms, func(a, b match) int { return cmp.Compare(a.s.seq, b.s.seq) })
-	}
-	n := 0
-	for i := 0; i < len(ms); {
-		j := i + 1
-		for j < len(ms) && ms[j].s == ms[i].s {
-			j++
-		}
-		if b.deliverMatches(r, ms[i:j]) {
-			n++
-		}
-		i = j
-	}
+	ms := b.matchTopic(r.topic, scratch[:0])
+	n := b.deliverAll(r, ms)
 	clear(ms)
 	return ms[:0], n
 }
