@@ -57,16 +57,24 @@ type sharedNode struct {
 // the default).
 func startShared(t testing.TB, ns *server.Server, name string, st store.Store, handover time.Duration) *sharedNode {
 	t.Helper()
+	return startStored(t, ns, name, st, Options{NodeLease: time.Second, HandoverTimeout: handover}, true, mqtt.Limits{})
+}
+
+// startStored starts a node on NATS ns with st as its store (with shared,
+// every node's), the cluster options o (URLs, name and logger filled in)
+// and the broker limits given.
+func startStored(t testing.TB, ns *server.Server, name string, st store.Store, o Options, shared bool, limits mqtt.Limits) *sharedNode {
+	t.Helper()
 	sn := &sharedNode{testNode: &testNode{name: name}, st: &cutStore{Store: st}}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := Open(ctx, Options{URLs: []string{ns.ClientURL()}, Name: name, Logger: testLogger(),
-		NodeLease: time.Second, HandoverTimeout: handover})
+	o.URLs, o.Name, o.Logger = []string{ns.ClientURL()}, name, testLogger()
+	n, err := Open(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := mqtt.New(mqtt.Options{Name: name, Logger: testLogger(), Store: sn.st, Cluster: n, SharedStore: true,
-		Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}})
+	b, err := mqtt.New(mqtt.Options{Name: name, Logger: testLogger(), Store: sn.st, Cluster: n, SharedStore: shared,
+		Limits: limits, Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,32 +22,11 @@ import (
 // for a node that died is refused soon and the next one goes out.
 func startRun(t testing.TB, ns *server.Server, name string, st store.Store, shared bool, lease time.Duration) *sharedNode {
 	t.Helper()
-	sn := &sharedNode{testNode: &testNode{name: name}, st: &cutStore{Store: st}}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	n, err := Open(ctx, Options{URLs: []string{ns.ClientURL()}, Name: name, Logger: testLogger(), NodeLease: lease,
-		ForwardTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Room in the queues for every message: a refused publish is still
 	// sent to the nodes that subscribe (they may keep it), and a queue
 	// that overflowed would drop acknowledged ones.
-	b, err := mqtt.New(mqtt.Options{Name: name, Logger: testLogger(), Store: sn.st, Cluster: n, SharedStore: shared,
-		Limits:    mqtt.Limits{MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30},
-		Listeners: []mqtt.ListenerConfig{{Name: "t", Type: "tcp", Bind: "127.0.0.1:0"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sn.node, sn.broker, sn.addr = n, b, b.Addr("t").String()
-	t.Cleanup(sn.stop)
-	return sn
+	return startStored(t, ns, name, st, Options{NodeLease: lease, ForwardTimeout: time.Second}, shared,
+		mqtt.Limits{MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30})
 }
 
 // publish1 publishes m at QoS 1 and reports whether it was acknowledged
