@@ -74,6 +74,15 @@ func testConfirmedAcrossNodeLoss(t *testing.T, filter, topic string, publishTime
 		}
 	}
 	v5Persistent(t, a.testNode, "held", got)
+	allArrive(t, got, acked, refused)
+	t.Logf("%d acknowledged and delivered, %d refused while the session was between nodes", len(acked), refused)
+}
+
+// allArrive waits for every message in acked to come out of got (each
+// within 20 s of the one before), failing with the counts when one does
+// not: acknowledged means kept.
+func allArrive(t testing.TB, got <-chan string, acked []string, refused int) {
+	t.Helper()
 	have := map[string]bool{}
 	for _, m := range acked {
 		deadline := time.After(20 * time.Second)
@@ -86,5 +95,4 @@ func testConfirmedAcrossNodeLoss(t *testing.T, filter, topic string, publishTime
 			}
 		}
 	}
-	t.Logf("%d acknowledged and delivered, %d refused while the session was between nodes", len(acked), refused)
 }

@@ -231,18 +231,7 @@ func testKilledRestarted(t *testing.T, shared bool) {
 	wg.Wait()
 	count()
 	v5Persistent(t, holder().testNode, "held", got)
-	have := map[string]bool{}
-	for _, m := range acked {
-		deadline := time.After(20 * time.Second)
-		for !have[m] {
-			select {
-			case g := <-got:
-				have[g] = true
-			case <-deadline:
-				t.Fatalf("%s was acknowledged and never arrived; %d acknowledged, %d refused", m, len(acked), refused)
-			}
-		}
-	}
+	allArrive(t, got, acked, refused)
 	t.Logf("%d acknowledged and delivered, %d refused; acknowledged again %s after the restart", len(acked), refused, resumed)
 }
 
