@@ -43,16 +43,7 @@ func (t *topicChain) CheckTopic(ctx context.Context, c *mqtt.ClientInfo, req mqt
 		res = granted // counted by checkGrants
 		return res
 	}
-	if st.topicsOn && st.topicsReuse && !req.InlineMissed {
-		if cm := memoOf(c); cm != nil {
-			var ok bool
-			if res, ok = st.memoized(cm, act, c.Login(), &req); ok {
-				t.m.chains.count(act, res.Allow)
-				return res
-			}
-		}
-	}
-	res = st.checkTopic(ctx, t.m, act, c, req)
+	res = st.checkTopic(ctx, t.m, act, c, req, true)
 	t.m.chains.count(act, res.Allow)
 	return res
 }
@@ -60,8 +51,10 @@ func (t *topicChain) CheckTopic(ctx context.Context, c *mqtt.ClientInfo, req mqt
 // checkTopic is CheckTopic on st: the in-line answers first, without a
 // hold on st (see inlineRound), then, if they did not decide, the rest of
 // the plugins under a hold. A Reload between the two starts the check over
-// on the plugins it installed.
-func (st *state) checkTopic(ctx context.Context, m *Manager, act int, c *mqtt.ClientInfo, req mqtt.TopicRequest) mqtt.TopicResult {
+// on the plugins it installed. When kept is set, a result the connection's
+// memo keeps (memoized) answers before the in-line round; the start over
+// after a Reload does not look there.
+func (st *state) checkTopic(ctx context.Context, m *Manager, act int, c *mqtt.ClientInfo, req mqtt.TopicRequest, kept bool) mqtt.TopicResult {
 	if !st.topicsOn {
 		// A Reload switched topic-check off; the broker still asks.
 		return mqtt.TopicResult{Allow: true}
@@ -69,15 +62,23 @@ func (st *state) checkTopic(ctx context.Context, m *Manager, act int, c *mqtt.Cl
 	round := st.newRound()
 	inline := !req.InlineMissed
 	if inline {
-		var buf [8]Result
-		var stamps []Stamp
-		var sbuf [8]Stamp
 		var l *mqtt.Login
 		cm := st.memoFor(c)
 		if cm != nil {
 			// The Login before the answers: a re-authentication during
 			// the round then leaves a result that no later check matches.
-			l, stamps = c.Login(), sbuf[:0]
+			l = c.Login()
+			if kept {
+				if res, ok := st.memoized(cm, act, l, &req); ok {
+					return res
+				}
+			}
+		}
+		var buf [8]Result
+		var stamps []Stamp
+		var sbuf [8]Stamp
+		if cm != nil {
+			stamps = sbuf[:0]
 		}
 		answered, stamps := st.inlineRound(&round, c, req, buf[:0], stamps)
 		st.countInline(act, answered) // final: these plugins are not asked again
@@ -92,7 +93,7 @@ func (st *state) checkTopic(ctx context.Context, m *Manager, act int, c *mqtt.Cl
 	held := m.acquire()
 	defer held.release()
 	if held != st {
-		return held.checkTopic(ctx, m, act, c, req)
+		return held.checkTopic(ctx, m, act, c, req, false)
 	}
 	for i, p := range st.topics[round.answered:] {
 		// The plugin that stopped the in-line round is not asked in line

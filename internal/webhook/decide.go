@@ -42,14 +42,7 @@ func (p *Plugin) Authenticate(ctx context.Context, req *hooks.AuthRequest) (hook
 // Close (see hooks.TopicFilterNow): it then only reads the memo, which
 // Close empties and shuts, so it misses.
 func (p *Plugin) FilterTopicNow(c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, bool) {
-	if p.memo == nil {
-		return hooks.Decision{}, false
-	}
-	mk := keyOf(c, r)
-	d, ok := p.memo.get(&mk, p.memo.readClock())
-	if ok {
-		p.hits.Inc()
-	}
+	d, _, ok := p.FilterTopicNowStamped(c, r)
 	return d, ok
 }
 

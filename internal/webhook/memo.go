@@ -103,7 +103,7 @@ func (t *topicMemo) set(k *memoKey) []atomic.Pointer[memoItem] {
 	// Only the client id, topic and action are hashed: hashing the whole
 	// key (maphash.Comparable) costs a third of a hit, and the user name
 	// and the small fields seldom tell apart keys the others do not. Keys
-	// that differ only there share a set; get still compares whole keys.
+	// that differ only there share a set; item still compares whole keys.
 	h := maphash.String(t.seed, k.topic) + 31*maphash.String(t.seed, k.clientID)
 	h ^= uint64(k.action) * 0x9e3779b97f4a7c15
 	// The high half of a 64x64 product maps the hash onto [0, sets)
@@ -113,16 +113,8 @@ func (t *topicMemo) set(k *memoKey) []atomic.Pointer[memoItem] {
 	return t.slots[base : base+t.ways]
 }
 
-// get returns the memoized decision for k if it is still fresh at the
-// clock reading at (readClock). It does not allocate.
-func (t *topicMemo) get(k *memoKey, at int64) (hooks.Decision, bool) {
-	if it := t.item(k, at); it != nil {
-		return it.d, true
-	}
-	return hooks.Decision{}, false
-}
-
-// item is get's item, or nil.
+// item returns the memoized item for k if it is still fresh at the clock
+// reading at (readClock), or nil. It does not allocate.
 func (t *topicMemo) item(k *memoKey, at int64) *memoItem {
 	set := t.set(k)
 	for i := range set {
@@ -146,7 +138,7 @@ func (t *topicMemo) holds(s hooks.Stamp) bool {
 	return t.gen.Load() == s.Gen && t.readClock() < s.Until
 }
 
-// readClock is the time to give get, in Unix nanoseconds. It is coarse
+// readClock is the time to give item, in Unix nanoseconds. It is coarse
 // (see coarseClock): a lookup must not cost a system clock read, which
 // takes as long as the rest of a hit.
 func (t *topicMemo) readClock() int64 {
@@ -169,7 +161,7 @@ func (t *topicMemo) put(k memoKey, gen uint64, e *cache.Entry[hooks.Decision]) {
 	}
 	t.clock.start()
 	if e.Expires <= t.readClock() {
-		return // get would not serve it; don't churn the slot
+		return // item would not serve it; don't churn the slot
 	}
 	it := &memoItem{key: ownKey(k), d: e.Value, expires: e.Expires, gen: gen}
 	set := t.set(&it.key)

@@ -42,7 +42,10 @@ func counted(t *testing.T, c prometheus.Metric) float64 {
 // the cache, so a test can tell a memo hit from a cache hit.
 func memoized(p *Plugin, c *mqtt.ClientInfo, r mqtt.TopicRequest) (hooks.Decision, bool) {
 	k := keyOf(c, r)
-	return p.memo.get(&k, p.clock().UnixNano())
+	if it := p.memo.item(&k, p.clock().UnixNano()); it != nil {
+		return it.d, true
+	}
+	return hooks.Decision{}, false
 }
 
 func TestTopicMemoHitIsTheCachedDecision(t *testing.T) {

@@ -298,10 +298,11 @@ const maxGap = 64
 // entry still queued; run before anything in the batch can write those
 // keys again (deleteSession, which restarts the sequence numbers).
 func (w *writer) flushDeletes() error {
-	if !w.s.rangesWanted() {
-		return w.flushPointDeletes()
-	}
-	if len(w.acked) > 1 {
+	// While the store is being read (see noteRead) runs are not merged,
+	// nor sorted to be: each entry and message gets a point deletion, in
+	// the order the batch freed them.
+	ranges := w.s.rangesWanted()
+	if ranges && len(w.acked) > 1 {
 		slices.SortFunc(w.acked, func(a, b entryID) int {
 			return cmp.Or(strings.Compare(a.client, b.client), cmp.Compare(a.seq, b.seq))
 		})
@@ -310,7 +311,7 @@ func (w *writer) flushDeletes() error {
 		e := w.acked[i]
 		q := w.s.queues[e.client]
 		j := i + 1
-		for ; j < len(w.acked) && w.acked[j].client == e.client && q.emptyBetween(w.acked[j-1].seq, w.acked[j].seq); j++ {
+		for ; ranges && j < len(w.acked) && w.acked[j].client == e.client && q.emptyBetween(w.acked[j-1].seq, w.acked[j].seq); j++ {
 		}
 		w.key = appendQueueKey(w.key[:0], e.client, e.seq)
 		if err := w.deleteRun(w.acked[j-1].seq-e.seq, func(k []byte) []byte {
@@ -322,10 +323,12 @@ func (w *writer) flushDeletes() error {
 	}
 	clear(w.acked)
 	w.acked = w.acked[:0]
-	slices.Sort(w.freed)
+	if ranges {
+		slices.Sort(w.freed)
+	}
 	for i := 0; i < len(w.freed); {
 		j := i + 1
-		for ; j < len(w.freed) && w.freed[j] == w.freed[j-1]+1; j++ {
+		for ; ranges && j < len(w.freed) && w.freed[j] == w.freed[j-1]+1; j++ {
 		}
 		w.key = appendIDKey(w.key[:0], pMessage, w.freed[i])
 		last := w.freed[j-1]
@@ -333,27 +336,6 @@ func (w *writer) flushDeletes() error {
 			return err
 		}
 		i = j
-	}
-	w.freed = w.freed[:0]
-	return nil
-}
-
-// flushPointDeletes is flushDeletes with a point deletion each, while the
-// store is being read (see noteRead).
-func (w *writer) flushPointDeletes() error {
-	for _, e := range w.acked {
-		w.key = appendQueueKey(w.key[:0], e.client, e.seq)
-		if err := w.pb.Delete(w.key, nil); err != nil {
-			return err
-		}
-	}
-	clear(w.acked)
-	w.acked = w.acked[:0]
-	for _, id := range w.freed {
-		w.key = appendIDKey(w.key[:0], pMessage, id)
-		if err := w.pb.Delete(w.key, nil); err != nil {
-			return err
-		}
 	}
 	w.freed = w.freed[:0]
 	return nil

@@ -200,14 +200,20 @@ func (p *Pipeline) Push(e *hooks.Event) {
 	}
 }
 
-// full reports whether the lanes together hold more than the queue's
-// bounds, as of each lane's last change.
-func (p *Pipeline) full() bool {
-	var n, b int64
+// totals is what the lanes together hold, events and bytes, as of each
+// lane's last change.
+func (p *Pipeline) totals() (n, b int64) {
 	for _, l := range p.lanes {
 		n += l.nEvents.Load()
 		b += l.nBytes.Load()
 	}
+	return n, b
+}
+
+// full reports whether the lanes together hold more than the queue's
+// bounds, as of each lane's last change.
+func (p *Pipeline) full() bool {
+	n, b := p.totals()
 	return p.limit.Over(int(n), int(b))
 }
 
@@ -218,8 +224,14 @@ func (p *Pipeline) reclaim() error {
 	p.reclaimMu.Lock()
 	defer p.reclaimMu.Unlock()
 	var first error
-	for p.full() {
-		v := p.furthestBeyond()
+	for {
+		// One reading serves both the test and the choice of lane; the
+		// test under v's lock reads afresh, as others may have given way.
+		n, b := p.totals()
+		if !p.limit.Over(int(n), int(b)) {
+			break
+		}
+		v := p.furthestBeyond(n)
 		if v == nil {
 			return first // nobody borrows: the shares alone pass the bounds (fewer events than lanes)
 		}
@@ -240,14 +252,9 @@ func (p *Pipeline) reclaim() error {
 }
 
 // furthestBeyond is the lane holding the most beyond its share, by the
-// bound the lanes together pass (events, else bytes); nil when no lane
-// is beyond its share.
-func (p *Pipeline) furthestBeyond() *lane {
-	var n, b int64
-	for _, l := range p.lanes {
-		n += l.nEvents.Load()
-		b += l.nBytes.Load()
-	}
+// bound the lanes together pass (events, else bytes), given n, the events
+// they hold (totals); nil when no lane is beyond its share.
+func (p *Pipeline) furthestBeyond(n int64) *lane {
 	byEvents := n > int64(p.limit.Events)
 	var v *lane
 	var most int64
