@@ -903,15 +903,21 @@ func (r *router) bye() {
 	r.n.nc.FlushTimeout(opTimeout)
 }
 
-// mark announces a, numbered in the sequence of filter changes. Caller
-// holds r.mu.
+// mark announces a (a filter change or a mark), numbered in the sequence
+// of filter changes. Caller holds r.mu.
 func (r *router) mark(a announcement) {
 	r.seq++
 	n := r.n
 	a.Node, a.Epoch, a.Seq = n.opts.Name, n.instance, r.seq
 	data, _ := json.Marshal(a)
 	if err := n.nc.PublishMsg(&nats.Msg{Subject: n.annSubject(), Reply: n.ackSubject(), Data: data}); err != nil {
-		n.log.Warn("cluster: interest announcement not sent", "err", err)
+		// The heartbeats carry the sequence: the other nodes notice the
+		// gap and fetch this node's set.
+		if a.Bye || a.Rejoined {
+			n.log.Warn("cluster: interest announcement not sent", "err", err)
+		} else {
+			n.log.Warn("cluster: interest announcement not sent", "filter", a.Filter, "err", err)
+		}
 	}
 	r.announced.Store(r.seq)
 }

@@ -155,15 +155,7 @@ func (r *router) interest(filter string, add bool) {
 // after it, so a node that has the announcement can rely on NATS having
 // the subscription. Caller holds r.mu, which orders the announcements.
 func (r *router) announce(filter string, add bool) {
-	r.seq++
-	n := r.n
-	data, _ := json.Marshal(announcement{Node: n.opts.Name, Epoch: n.instance, Seq: r.seq, Filter: filter, Add: add})
-	if err := n.nc.PublishMsg(&nats.Msg{Subject: n.annSubject(), Reply: n.ackSubject(), Data: data}); err != nil {
-		// The heartbeats carry the sequence: the other nodes notice the
-		// gap and fetch this node's set.
-		n.log.Warn("cluster: interest announcement not sent", "filter", filter, "err", err)
-	}
-	r.announced.Store(r.seq)
+	r.mark(announcement{Filter: filter, Add: add})
 }
 
 // beat sends a heartbeat: the last announcement's sequence number.
