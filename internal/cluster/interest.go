@@ -587,9 +587,15 @@ func (t *peerTable) onAnnounce(m *nats.Msg) {
 	ack := m.Reply != "" && !a.Beat && (!a.Rejoined || p.synced && p.rejoined)
 	t.mu.Unlock()
 	if ack {
-		data, _ := json.Marshal(interestAck{Node: t.n.opts.Name, Epoch: t.n.instance, For: a.Epoch, Seq: a.Seq})
-		t.n.nc.Publish(m.Reply, data)
+		t.sendAck(m.Reply, a.Epoch, a.Seq)
 	}
+}
+
+// sendAck tells, on subject, the run epoch of another node that this node
+// has applied its announcements up to seq.
+func (t *peerTable) sendAck(subject, epoch string, seq uint64) {
+	data, _ := json.Marshal(interestAck{Node: t.n.opts.Name, Epoch: t.n.instance, For: epoch, Seq: seq})
+	t.n.nc.Publish(subject, data)
 }
 
 // nextLocked applies a, the announcement after p.seq: a filter changed, or
@@ -827,8 +833,7 @@ func (t *peerTable) fetchOnce(name string) bool {
 	p.synced = true
 	// Everything up to p.seq is applied: said at once, as a Rejoined mark
 	// received meanwhile was not acknowledged.
-	data, _ := json.Marshal(interestAck{Node: t.n.opts.Name, Epoch: t.n.instance, For: p.epoch, Seq: p.seq})
-	t.n.nc.Publish(t.n.subject("node", name, "interest", "ack"), data)
+	t.sendAck(t.n.subject("node", name, "interest", "ack"), p.epoch, p.seq)
 	if bye {
 		t.byeLocked(name, p)
 		return true
@@ -903,15 +908,21 @@ func (r *router) bye() {
 	r.n.nc.FlushTimeout(opTimeout)
 }
 
-// mark announces a, numbered in the sequence of filter changes. Caller
-// holds r.mu.
+// mark announces a (a filter change or a mark), numbered in the sequence
+// of filter changes. Caller holds r.mu.
 func (r *router) mark(a announcement) {
 	r.seq++
 	n := r.n
 	a.Node, a.Epoch, a.Seq = n.opts.Name, n.instance, r.seq
 	data, _ := json.Marshal(a)
 	if err := n.nc.PublishMsg(&nats.Msg{Subject: n.annSubject(), Reply: n.ackSubject(), Data: data}); err != nil {
-		n.log.Warn("cluster: interest announcement not sent", "err", err)
+		// The heartbeats carry the sequence: the other nodes notice the
+		// gap and fetch this node's set.
+		if a.Bye || a.Rejoined {
+			n.log.Warn("cluster: interest announcement not sent", "err", err)
+		} else {
+			n.log.Warn("cluster: interest announcement not sent", "filter", a.Filter, "err", err)
+		}
 	}
 	r.announced.Store(r.seq)
 }

@@ -8,6 +8,10 @@ import (
 	"github.com/mqttd/mqttd/internal/mqtt"
 )
 
+// wants reports whether a message on topic must go to NATS, as
+// forwardTargets does, without gathering whose answer it waits for.
+func (t *peerTable) wants(topic string) bool { return t.wantsMemo(topic, nil) }
+
 // wants, which a client's QoS 1/2 publish asks before Forward, answers as
 // forwardTargets does for every kind of filter in the table: plain and
 // wildcard ones of another node, $-topics, shared groups (this node's

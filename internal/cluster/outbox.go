@@ -204,8 +204,8 @@ func (o *outbox) send(b *outBatch) {
 	if len(b.dones) > 0 {
 		var reply string
 		// The wait keeps topic, nodes and dones: the batch gets new ones.
-		id, reply = n.confirms.expect(b.topic, slices.Clone(b.expect), b.dones)
-		b.dones = nil
+		id, reply = n.confirms.expect(b.topic, b.expect, b.dones)
+		b.expect, b.dones = nil, nil
 		err = n.nc.PublishMsg(&nats.Msg{Subject: subj, Reply: reply, Data: b.data})
 	} else {
 		err = n.nc.Publish(subj, b.data)
@@ -219,6 +219,4 @@ func (o *outbox) send(b *outBatch) {
 		}
 	}
 	b.topic, b.count = "", 0
-	clear(b.dones)
-	b.dones = b.dones[:0]
 }

@@ -155,15 +155,7 @@ func (r *router) interest(filter string, add bool) {
 // after it, so a node that has the announcement can rely on NATS having
 // the subscription. Caller holds r.mu, which orders the announcements.
 func (r *router) announce(filter string, add bool) {
-	r.seq++
-	n := r.n
-	data, _ := json.Marshal(announcement{Node: n.opts.Name, Epoch: n.instance, Seq: r.seq, Filter: filter, Add: add})
-	if err := n.nc.PublishMsg(&nats.Msg{Subject: n.annSubject(), Reply: n.ackSubject(), Data: data}); err != nil {
-		// The heartbeats carry the sequence: the other nodes notice the
-		// gap and fetch this node's set.
-		n.log.Warn("cluster: interest announcement not sent", "filter", filter, "err", err)
-	}
-	r.announced.Store(r.seq)
+	r.mark(announcement{Filter: filter, Add: add})
 }
 
 // beat sends a heartbeat: the last announcement's sequence number.
@@ -365,12 +357,10 @@ func (n *Node) Keeps(topic string, memo *mqtt.KeepMemo) bool {
 	return true
 }
 
-// wants reports whether a message on topic must go to NATS, as
-// forwardTargets does, without gathering whose answer it waits for.
-func (t *peerTable) wants(topic string) bool { return t.wantsMemo(topic, nil) }
-
-// wantsMemo is wants answered from m when m holds the answer for topic at
-// the table's current generation, else found and kept in m (m may be nil).
+// wantsMemo reports whether a message on topic must go to NATS, as
+// forwardTargets does, without gathering whose answer it waits for: from m
+// when m holds the answer for topic at the table's current generation,
+// else found and kept in m (m may be nil).
 // Only the walk is remembered: all is read on every call (it is what
 // forwardTargets reads first too), and size is only a shortcut past an
 // empty tree. So the generation that invalidates is the tree's: every
@@ -383,7 +373,11 @@ func (t *peerTable) wantsMemo(topic string, m *mqtt.KeepMemo) bool {
 	if t.size.Load() == 0 {
 		return false
 	}
-	gen := t.gen() // before the walk: a change during it invalidates the answer
+	// The want tree's generation moves whenever what is walked here
+	// changes: it holds the other nodes' filters, the orphans of gone
+	// nodes and the shared groups. Read before the walk: a change during
+	// it invalidates the answer.
+	gen := t.want.Gen()
 	if m != nil && m.Set && m.Gen == gen && string(m.Topic) == topic {
 		return !m.Keeps
 	}
@@ -395,11 +389,6 @@ func (t *peerTable) wantsMemo(topic string, m *mqtt.KeepMemo) bool {
 	}
 	return wanted
 }
-
-// gen moves whenever what wantsMemo walks changes: the want tree, which
-// holds the other nodes' filters, the orphans of gone nodes and the shared
-// groups.
-func (t *peerTable) gen() uint64 { return t.want.Gen() }
 
 // StoreRetained implements mqtt.Cluster.
 func (n *Node) StoreRetained(topic string, payload []byte, qos byte, from string, props *packets.Properties) error {
