@@ -681,6 +681,18 @@ func (x *tx) deleteSession(id string) error {
 	return nil
 }
 
+// fit is how many of es, from the first, one chunk takes: all up to the
+// one that takes them over chunkBytes, and at least one.
+func (s *Store) fit(es []entry) int {
+	bytes := 0
+	for k := range es {
+		if bytes += es[k].size(); bytes > s.chunkBytes && k > 0 {
+			return k
+		}
+	}
+	return len(es)
+}
+
 // messages are the transaction's writes: records in the order first
 // written, then each session's head followed by its new chunks (a chunk
 // per bucket its entries fall in, more if they take over chunkBytes).
@@ -699,14 +711,8 @@ func (x *tx) messages() []pubMsg {
 		out = append(out, pubMsg{subj: x.s.headSubj(th.id), data: appendHead(nil, &th.h), cas: true, expect: th.seq, head: th, grp: k + 1})
 		for i := 0; i < len(th.pending); {
 			first := th.first + uint64(i)
-			n := min(len(th.pending)-i, int(bucketSize-first%bucketSize))
-			bytes := 0
-			for k := 0; k < n; k++ {
-				if bytes += th.pending[i+k].size(); bytes > x.s.chunkBytes && k > 0 {
-					n = k
-					break
-				}
-			}
+			inBucket := min(len(th.pending)-i, int(bucketSize-first%bucketSize))
+			n := x.s.fit(th.pending[i : i+inBucket])
 			// Encoded once the publish is cut in parts (encodePart):
 			// a shared message goes in the body records of its part.
 			es := th.pending[i : i+n]

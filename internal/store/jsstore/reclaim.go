@@ -234,13 +234,7 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 			}
 		}
 		for i := 0; i < len(c.es); {
-			n, bytes := len(c.es)-i, 0
-			for j := 0; j < n; j++ {
-				if bytes += c.es[i+j].size(); bytes > s.chunkBytes && j > 0 {
-					n = j
-					break
-				}
-			}
+			n := s.fit(c.es[i:])
 			first := c.first + uint64(i)
 			msgs = append(msgs, pubMsg{subj: s.chunkSubj(false, tok, h.gen, first), data: appendChunk(nil, first, c.es[i:i+n])})
 			i += n
