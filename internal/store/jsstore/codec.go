@@ -272,6 +272,9 @@ func appendChunk(dst []byte, first uint64, es []entry) []byte {
 		e.String(r)
 	}
 	e.Uvarint(uint64(len(es)))
+	// last holds, for each body, the last entry so far with it that is
+	// not acknowledged: an entry refers back to it.
+	last := make(map[string]int)
 	for i := range es {
 		x := &es[i]
 		e.Byte(x.d.QoS)
@@ -282,11 +285,11 @@ func appendChunk(dst []byte, first uint64, es []entry) []byte {
 		}
 		e.String(x.d.Group)
 		back := 0
-		for j := i - 1; j >= 0 && !x.gone; j-- {
-			if es[j].body == x.body && !es[j].gone {
+		if !x.gone {
+			if j, ok := last[x.body]; ok {
 				back = i - j
-				break
 			}
+			last[x.body] = i
 		}
 		e.Uvarint(uint64(back))
 		if back > 0 {

@@ -1,6 +1,9 @@
 package jsstore
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,3 +44,54 @@ func TestLongClientID(t *testing.T) {
 		t.Fatalf("queue %q", got)
 	}
 }
+
+// chunkEntries are a full chunk's worth of entries, many of them sharing
+// bodies (inline or in body records), some acknowledged.
+func chunkEntries() []entry {
+	es := make([]entry, 256)
+	for i := range es {
+		var body string
+		if i%7 == 0 {
+			body = fmt.Sprint("u", i)
+		} else {
+			body = fmt.Sprint("s", i*5%11)
+		}
+		k := len(body) + int(body[len(body)-1])
+		e := entry{body: body, d: store.Delivery{ClientID: "c", QoS: byte(i % 3), Retain: i%4 == 0, SubIDs: []uint32{uint32(i % 5)}[:i%2], Group: strings.Repeat("g", i%3)}}
+		switch {
+		case i%13 == 0:
+			e.gone = true
+		case body[0] == 's' && k%2 == 0:
+			e.rec, e.idx, e.shared = fmt.Sprint("r", k%3), k, true
+		default:
+			e.msg = &store.MessageRecord{Topic: "t/" + body, Payload: []byte(body), QoS: 1}
+		}
+		es[i] = e
+	}
+	return es
+}
+
+// A chunk refers back to the last earlier entry, not acknowledged, with
+// the same body: its encoding is fixed (these bytes were written before
+// the search for that entry kept an index), and decodes to its entries.
+func TestChunkBackRefs(t *testing.T) {
+	es := chunkEntries()
+	b := appendChunk(nil, 1000, es)
+	sum := sha256.Sum256(b)
+	if got := fmt.Sprintf("%d %x", len(b), sum); got != goldenChunk {
+		t.Errorf("chunk encoding changed: %s, want %s", got, goldenChunk)
+	}
+	first, got, err := decodeChunk(b)
+	if err != nil || first != 1000 || len(got) != len(es) {
+		t.Fatalf("decodeChunk: %d, %d entries, %v", first, len(got), err)
+	}
+	for i := range es {
+		w, g := &es[i], &got[i]
+		if g.body != w.body || g.gone != w.gone || g.rec != w.rec || g.idx != w.idx || !slices.Equal(g.d.SubIDs, w.d.SubIDs) ||
+			g.d.QoS != w.d.QoS || g.d.Retain != w.d.Retain || g.d.Group != w.d.Group || (w.msg == nil) != (g.msg == nil) || w.msg != nil && g.msg.Topic != w.msg.Topic {
+			t.Fatalf("entry %d: %+v, want %+v", i, *g, *w)
+		}
+	}
+}
+
+const goldenChunk = "2718 5b3b9cc3433a4fbb7c6ae7df31696f7f3577a209238bca7051caf8a7ca20a8af"

@@ -128,7 +128,7 @@ func (s *Store) group(reqs []*commitReq) int {
 			switch op.Kind {
 			case store.OpEnqueue:
 				ds := op.Deliveries
-				shared := len(ds) > 1 && slices.ContainsFunc(ds[1:], func(d store.Delivery) bool { return d.ClientID != ds[0].ClientID })
+				shared := sharedBy(ds)
 				for k := range ds {
 					e := entry{body: "xxxxxxxxxxxxxxxxxxxxxx", msg: op.Msg, d: ds[k], shared: shared}
 					touch(ds[k].ClientID, 1, e.size())
@@ -147,10 +147,7 @@ func (s *Store) group(reqs []*commitReq) int {
 		}
 		// The body records the group's shared messages take (as
 		// tx.records counts them).
-		recs := 0
-		if bodies > 0 {
-			recs = 1 + 2*bodies/s.chunkBytes
-		}
+		recs := s.bodyRecords(bodies)
 		if i > 0 && total+n+recs > s.opts.MaxBatch {
 			return i
 		}
@@ -308,10 +305,22 @@ func (s *Store) parts(msgs []pubMsg, limit int) [][2]int {
 // (see encodePart: a record is cut before a message that would take it
 // over chunkBytes, so two records in a row hold more than chunkBytes).
 func (x *tx) records() int {
-	if x.shared == 0 {
+	return x.s.bodyRecords(x.shared)
+}
+
+// bodyRecords is the most body records messages taking bytes in all can
+// need (see records).
+func (s *Store) bodyRecords(bytes int) int {
+	if bytes == 0 {
 		return 0
 	}
-	return 1 + 2*x.shared/x.s.chunkBytes
+	return 1 + 2*bytes/s.chunkBytes
+}
+
+// sharedBy says whether a message queued for ds is queued for several
+// sessions, and so stored once, in a body record.
+func sharedBy(ds []store.Delivery) bool {
+	return len(ds) > 1 && slices.ContainsFunc(ds[1:], func(d store.Delivery) bool { return d.ClientID != ds[0].ClientID })
 }
 
 // encodePart encodes the chunks of one part of a publish and adds after
@@ -630,7 +639,7 @@ func (x *tx) enqueue(m *store.MessageRecord, ds []store.Delivery) ([]uint64, err
 	}
 	body := nuid.Next()
 	// Queued for several sessions: stored once, in a body record.
-	shared := slices.ContainsFunc(ds[1:], func(d store.Delivery) bool { return d.ClientID != ds[0].ClientID })
+	shared := sharedBy(ds)
 	if shared {
 		x.shared += (&entry{msg: m}).msgSize()
 	}
@@ -672,6 +681,18 @@ func (x *tx) deleteSession(id string) error {
 	return nil
 }
 
+// fit is how many of es, from the first, one chunk takes: all up to the
+// one that takes them over chunkBytes, and at least one.
+func (s *Store) fit(es []entry) int {
+	bytes := 0
+	for k := range es {
+		if bytes += es[k].size(); bytes > s.chunkBytes && k > 0 {
+			return k
+		}
+	}
+	return len(es)
+}
+
 // messages are the transaction's writes: records in the order first
 // written, then each session's head followed by its new chunks (a chunk
 // per bucket its entries fall in, more if they take over chunkBytes).
@@ -690,14 +711,8 @@ func (x *tx) messages() []pubMsg {
 		out = append(out, pubMsg{subj: x.s.headSubj(th.id), data: appendHead(nil, &th.h), cas: true, expect: th.seq, head: th, grp: k + 1})
 		for i := 0; i < len(th.pending); {
 			first := th.first + uint64(i)
-			n := min(len(th.pending)-i, int(bucketSize-first%bucketSize))
-			bytes := 0
-			for k := 0; k < n; k++ {
-				if bytes += th.pending[i+k].size(); bytes > x.s.chunkBytes && k > 0 {
-					n = k
-					break
-				}
-			}
+			inBucket := min(len(th.pending)-i, int(bucketSize-first%bucketSize))
+			n := x.s.fit(th.pending[i : i+inBucket])
 			// Encoded once the publish is cut in parts (encodePart):
 			// a shared message goes in the body records of its part.
 			es := th.pending[i : i+n]

@@ -285,20 +285,31 @@ func (s *Store) publishOne(ctx context.Context, p pubMsg) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("jsstore: publish: %w", err)
 	}
-	var ack pubAck
-	if err := json.Unmarshal(r.Data, &ack); err != nil {
-		return 0, fmt.Errorf("jsstore: publish: bad acknowledgement %q: %w", r.Data, err)
-	}
-	if ack.Error != nil {
-		if ack.Error.ErrCode == errCodeWrongLastSeq || ack.Error.ErrCode == errCodeWrongLastSeqC {
-			return 0, fmt.Errorf("%w: %v", errConflict, ack.Error)
-		}
-		return 0, ack.Error
+	ack, err := parseAck(r.Data, "publish")
+	if err != nil {
+		return 0, err
 	}
 	if ack.Seq == 0 {
 		return 0, fmt.Errorf("jsstore: publish: acknowledgement without a sequence: %q", r.Data)
 	}
 	return ack.Seq, nil
+}
+
+// parseAck decodes the acknowledgement of a publish (what names it in
+// errors): an error JetStream returns for an expected last sequence that
+// does not match is errConflict.
+func parseAck(data []byte, what string) (pubAck, error) {
+	var ack pubAck
+	if err := json.Unmarshal(data, &ack); err != nil {
+		return pubAck{}, fmt.Errorf("jsstore: %s: bad acknowledgement %q: %w", what, data, err)
+	}
+	if ack.Error != nil {
+		if ack.Error.ErrCode == errCodeWrongLastSeq || ack.Error.ErrCode == errCodeWrongLastSeqC {
+			return pubAck{}, fmt.Errorf("%w: %v", errConflict, ack.Error)
+		}
+		return pubAck{}, ack.Error
+	}
+	return ack, nil
 }
 
 // publishBatch publishes msgs as one JetStream atomic batch: all stored or
@@ -331,15 +342,9 @@ func (s *Store) publishBatch(ctx context.Context, msgs []pubMsg) (uint64, error)
 		if err != nil {
 			return 0, fmt.Errorf("jsstore: commit: %w", err)
 		}
-		var ack pubAck
-		if err := json.Unmarshal(r.Data, &ack); err != nil {
-			return 0, fmt.Errorf("jsstore: commit: bad acknowledgement %q: %w", r.Data, err)
-		}
-		if ack.Error != nil {
-			if ack.Error.ErrCode == errCodeWrongLastSeq || ack.Error.ErrCode == errCodeWrongLastSeqC {
-				return 0, fmt.Errorf("%w: %v", errConflict, ack.Error)
-			}
-			return 0, ack.Error
+		ack, err := parseAck(r.Data, "commit")
+		if err != nil {
+			return 0, err
 		}
 		if ack.Count != len(msgs) {
 			return 0, fmt.Errorf("jsstore: commit: %d of %d messages acknowledged", ack.Count, len(msgs))

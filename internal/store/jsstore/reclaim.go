@@ -150,11 +150,15 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	if gen != h.gen || bucket < h.floor/bucketSize || h.live() == 0 {
-		if h.live() == 0 {
-			return s.purge(ctx, all, hseq)
-		}
+	switch {
+	case h.live() == 0:
+		return s.purge(ctx, all, hseq)
+	case gen != h.gen || bucket < h.floor/bucketSize:
 		return s.purgeBelow(ctx, tok, h.gen, h.floor, hseq)
+	}
+	tooBig := func(chunks int) {
+		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggardTooBig })
+		s.opts.Logger.Warn("jsstore: a session with old unacknowledged messages holds back the reclaiming of message bodies, and has too many chunks to rewrite", "session", tok, "chunks", chunks)
 	}
 	type chunk struct {
 		subj  string
@@ -202,8 +206,7 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 		return err
 	}
 	if len(chunks) >= s.opts.MaxBatch {
-		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggardTooBig })
-		s.opts.Logger.Warn("jsstore: a session with old unacknowledged messages holds back the reclaiming of message bodies, and has too many chunks to rewrite", "session", tok, "chunks", len(chunks))
+		tooBig(len(chunks))
 		return nil
 	}
 	if !hasRefs {
@@ -234,13 +237,7 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 			}
 		}
 		for i := 0; i < len(c.es); {
-			n, bytes := len(c.es)-i, 0
-			for j := 0; j < n; j++ {
-				if bytes += c.es[i+j].size(); bytes > s.chunkBytes && j > 0 {
-					n = j
-					break
-				}
-			}
+			n := s.fit(c.es[i:])
 			first := c.first + uint64(i)
 			msgs = append(msgs, pubMsg{subj: s.chunkSubj(false, tok, h.gen, first), data: appendChunk(nil, first, c.es[i:i+n])})
 			i += n
@@ -248,8 +245,7 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 	}
 	msgs = append(msgs, pubMsg{subj: s.p + "h." + tok, data: hdata, cas: true, expect: hseq})
 	if len(msgs) > s.opts.MaxBatch {
-		s.opts.Metrics.inc(func(m *Metrics) prometheus.Counter { return m.laggardTooBig })
-		s.opts.Logger.Warn("jsstore: a session with old unacknowledged messages holds back the reclaiming of message bodies, and has too many chunks to rewrite", "session", tok, "chunks", len(msgs)-1-tombs)
+		tooBig(len(msgs) - 1 - tombs)
 		return nil
 	}
 	_, err = s.publishBatch(ctx, msgs)
