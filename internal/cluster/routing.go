@@ -270,10 +270,17 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 // subscription matching it and the tokens of the matching shared groups;
 // and whether a gone node whose sessions may not be adopted yet had one.
 func (t *peerTable) forwardTargets(topic string, nodes []string) (_ []string, wanted, gone bool) {
-	wanted = t.all.Load()
+	all := t.all.Load()
 	if t.size.Load() == 0 {
-		return nodes, wanted, false
+		return nodes, all, false
 	}
+	nodes, wanted, gone = t.walkTargets(topic, nodes)
+	return nodes, all || wanted, gone
+}
+
+// walkTargets is forwardTargets' walk of the want tree: wanted says some
+// filter in it matches topic.
+func (t *peerTable) walkTargets(topic string, nodes []string) (_ []string, wanted, gone bool) {
 	var shared, orphaned []string
 	t.want.Match(topic, func(k peerFilter, _ struct{}) {
 		wanted = true
@@ -308,9 +315,9 @@ func (t *peerTable) forwardTargets(topic string, nodes []string) (_ []string, wa
 // node first, then the message goes to the nodes interested in its topic,
 // in a batch of its topic (outbox). One no other node wants (and no
 // shared group) stays off NATS.
-func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error)) {
+func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, memo *mqtt.KeepMemo, done func(error)) {
 	var buf [4]string
-	expect, wanted, gone := n.routes.peers.forwardTargets(topic, buf[:0])
+	expect, wanted, gone := n.routes.peers.targetsMemo(topic, memo, buf[:0])
 	if done != nil && gone {
 		n.stats.ForwardUnconfirmed.Add(1)
 		n.warnUnconfirmed.warn(n.log, "cluster: publish refused: a node that is gone subscribed to its topic, and its sessions may not be adopted yet",
@@ -381,13 +388,39 @@ func (t *peerTable) wantsMemo(topic string, m *mqtt.KeepMemo) bool {
 	if m != nil && m.Set && m.Gen == gen && string(m.Topic) == topic {
 		return !m.Keeps
 	}
-	wanted := false
-	t.want.Match(topic, func(peerFilter, struct{}) { wanted = true })
-	if m != nil {
-		m.Topic = append(m.Topic[:0], topic...)
-		m.Gen, m.Keeps, m.Set = gen, !wanted, true
+	if m == nil {
+		wanted := false
+		t.want.Match(topic, func(peerFilter, struct{}) { wanted = true })
+		return wanted
 	}
+	// The memo keeps whose answers a message on topic waits for, which
+	// Forward needs next: found in the same walk, at the same generation,
+	// and only when the memo is filled (a publisher's topic changes).
+	nodes, wanted, gone := t.walkTargets(topic, nil)
+	m.Topic = append(m.Topic[:0], topic...)
+	m.Gen, m.Keeps, m.Set = gen, !wanted, true
+	m.Extra = &memoTargets{nodes: nodes, gone: gone}
 	return wanted
+}
+
+// memoTargets is what a KeepMemo keeps for Forward (Extra): forwardTargets'
+// answer for the memo's topic at its generation.
+type memoTargets struct {
+	nodes []string // not to be appended to: Forward's callers share it
+	gone  bool
+}
+
+// targetsMemo is forwardTargets(topic, nodes), answered from m (the memo
+// Keeps was just given) while it holds the answer for topic at the want
+// tree's current generation. all is read on every call, as forwardTargets
+// reads it; a memo is only filled while the tree is not empty.
+func (t *peerTable) targetsMemo(topic string, m *mqtt.KeepMemo, nodes []string) (_ []string, wanted, gone bool) {
+	if m != nil && m.Set && !m.Keeps && t.size.Load() > 0 && m.Gen == t.want.Gen() && string(m.Topic) == topic {
+		if mt, ok := m.Extra.(*memoTargets); ok {
+			return mt.nodes, true, mt.gone
+		}
+	}
+	return t.forwardTargets(topic, nodes)
 }
 
 // StoreRetained implements mqtt.Cluster.
