@@ -82,11 +82,23 @@ func newRouter(n *Node) *router {
 // dispatch routes the messages of one inbox until the node closes.
 func (r *router) dispatch(inbox chan *nats.Msg) {
 	defer r.n.wg.Done()
+	// The answers for the batches this goroutine routed and committed
+	// itself (no store write to wait for), sent once the inbox is empty
+	// (or after maxInlineAnswers batches): one message for all of them,
+	// from here, with no hand-off to the node's answering goroutine.
+	owed := newAnswers()
+	var buf []byte
+	batches := 0
 	for {
+		if batches > 0 && (len(inbox) == 0 || batches >= maxInlineAnswers) {
+			buf = owed.sendOwed(r.n.nc, buf)
+			batches = 0
+		}
 		select {
 		case <-r.n.ctx.Done():
 			return
 		case m := <-inbox:
+			batches++
 			v, ok := r.plain.Load(m.Sub)
 			if !ok {
 				// Subscribed just now (interest stores it under mu, after
@@ -98,11 +110,11 @@ func (r *router) dispatch(inbox chan *nats.Msg) {
 				r.mu.Unlock()
 			}
 			if !ok {
-				r.receive(0, m)
+				r.receive(0, m, owed)
 				continue
 			}
 			ps := v.(*plainSub)
-			r.receive(ps.id, m)
+			r.receive(ps.id, m, owed)
 			ps.done.Add(1)
 		}
 	}
@@ -219,10 +231,16 @@ func (r *router) drain(filters []string, deadline time.Time) {
 	}
 }
 
+// maxInlineAnswers bounds the batches a dispatch goroutine routes before
+// it sends their answers, when its inbox does not empty.
+const maxInlineAnswers = 64
+
 // receive routes a batch of messages from another node, once (see
 // router), and answers it, when it asks, once all of it is routed and
-// stored here: one store commit for the batch.
-func (r *router) receive(id uint64, m *nats.Msg) {
+// stored here: one store commit for the batch. An answer owed as soon as
+// the commit returns (nothing to store) is left in owed, for the caller
+// to send; one owed later goes through the node's answering goroutine.
+func (r *router) receive(id uint64, m *nats.Msg, owed *answers) {
 	b := r.n.broker.Load()
 	if b == nil {
 		return // not started: no answer, its publishers are refused
@@ -256,11 +274,28 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 	if err != nil || other {
 		reply = "" // malformed: no answer, its publishers are refused
 	}
+	if reply == "" {
+		rb.Commit(func(error) {})
+		return
+	}
+	// Whether the commit is done before Commit returns decides who
+	// answers; under owed's lock, as a store's commit calls back from
+	// its own goroutine, maybe before Commit returns.
+	inline := true
 	rb.Commit(func(err error) {
-		if err == nil && reply != "" { // a store error: no answer, the publishers are refused
+		if err != nil {
+			return // a store error: no answer, the publishers are refused
+		}
+		owed.mu.Lock()
+		here := inline && owed.oweLocked(reply, r.n.opts.Name)
+		owed.mu.Unlock()
+		if !here {
 			r.n.confirm(reply)
 		}
 	})
+	owed.mu.Lock()
+	inline = false
+	owed.mu.Unlock()
 }
 
 // forwardTargets reports, in one match of topic, whether a message on it
