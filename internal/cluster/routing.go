@@ -231,9 +231,10 @@ func (r *router) drain(filters []string, deadline time.Time) {
 	}
 }
 
-// maxInlineAnswers bounds the batches a dispatch goroutine routes before
-// it sends their answers, when its inbox does not empty.
-const maxInlineAnswers = 64
+// maxInlineAnswers is how many batches a dispatch goroutine routes at
+// most before it sends their answers, when its inbox does not empty: a
+// backlog delays no confirmation by more than that much routing.
+const maxInlineAnswers = 16
 
 // receive routes a batch of messages from another node, once (see
 // router), and answers it, when it asks, once all of it is routed and
