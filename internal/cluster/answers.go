@@ -28,18 +28,37 @@ func newAnswers() *answers { return &answers{wake: make(chan struct{}, 1)} }
 // came with: the publishing node's confirmation subject and the batch's id
 // as its last token.
 func (a *answers) owe(reply, name string) {
+	a.mu.Lock()
+	ok := a.oweLocked(reply, name)
+	a.mu.Unlock()
+	if ok {
+		poke(a.wake)
+	}
+}
+
+func (a *answers) oweLocked(reply, name string) bool {
 	i := strings.LastIndexByte(reply, '.')
 	if i < 0 {
-		return
+		return false
 	}
 	k := answerDest{subject: reply[:i], name: name}
-	a.mu.Lock()
 	if a.owed == nil {
 		a.owed = make(map[answerDest][]string)
 	}
 	a.owed[k] = append(a.owed[k], reply[i+1:])
+	return true
+}
+
+// sendOwed sends what is owed now, from the caller's goroutine: a
+// dispatch goroutine answers the batches it routed itself, once its inbox
+// is empty, where a hand-off to loop put one more wake-up on the way of
+// every confirmation. buf is room for the message, returned for reuse.
+func (a *answers) sendOwed(nc *nats.Conn, buf []byte) []byte {
+	a.mu.Lock()
+	owed := a.owed
+	a.owed = nil
 	a.mu.Unlock()
-	poke(a.wake)
+	return sendAnswers(nc, owed, buf)
 }
 
 // loop sends what is owed on nc, as the name, a newline and the ids
@@ -53,19 +72,21 @@ func (a *answers) loop(n *Node, nc *nats.Conn) {
 			return
 		case <-a.wake:
 		}
-		a.mu.Lock()
-		owed := a.owed
-		a.owed = nil
-		a.mu.Unlock()
-		for k, ids := range owed {
-			buf = append(append(buf[:0], k.name...), '\n')
-			for i, id := range ids {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = append(buf, id...)
-			}
-			nc.Publish(k.subject, buf)
-		}
+		buf = a.sendOwed(nc, buf)
 	}
+}
+
+// sendAnswers publishes owed on nc, a message per destination.
+func sendAnswers(nc *nats.Conn, owed map[answerDest][]string, buf []byte) []byte {
+	for k, ids := range owed {
+		buf = append(append(buf[:0], k.name...), '\n')
+		for i, id := range ids {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, id...)
+		}
+		nc.Publish(k.subject, buf)
+	}
+	return buf
 }

@@ -146,6 +146,7 @@ func (c *confirms) finish(id uint64, err error) {
 	for _, done := range w.dones {
 		done(err)
 	}
+	putDones(w.dones)
 }
 
 // onAnswer takes an answer: the answering node's name, a newline, and the

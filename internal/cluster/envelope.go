@@ -48,13 +48,22 @@ func decodeEnvelope(data []byte) (*mqtt.Message, error) { return decodeEnvelopeI
 func decodeOwned(data []byte) (*mqtt.Message, error) { return decodeEnvelopeIn(data, false) }
 
 func decodeEnvelopeIn(data []byte, copyBody bool) (*mqtt.Message, error) {
+	m := new(mqtt.Message)
+	if err := decodeInto(m, data, copyBody); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeInto decodes a message into m.
+func decodeInto(m *mqtt.Message, data []byte, copyBody bool) error {
 	if len(data) < 1 || data[0] != envelopeV1 {
-		return nil, errEnvelope
+		return errEnvelope
 	}
 	data = data[1:]
 	n, k := binary.Uvarint(data)
 	if k <= 0 || uint64(len(data)-k) < n {
-		return nil, errEnvelope
+		return errEnvelope
 	}
 	var from string
 	if copyBody {
@@ -65,12 +74,12 @@ func decodeEnvelopeIn(data []byte, copyBody bool) (*mqtt.Message, error) {
 	data = data[k+int(n):]
 	nanos, k := binary.Varint(data)
 	if k <= 0 {
-		return nil, errEnvelope
+		return errEnvelope
 	}
 	data = data[k:]
 	fh, hn, err := packets.DecodeFixedHeader(data)
 	if err != nil || fh.Type != packets.PUBLISH || hn+fh.Remaining != len(data) {
-		return nil, errEnvelope
+		return errEnvelope
 	}
 	body := data[hn:] // the Publish aliases it
 	if copyBody {
@@ -78,14 +87,14 @@ func decodeEnvelopeIn(data []byte, copyBody bool) (*mqtt.Message, error) {
 	}
 	var p packets.Publish
 	if err := p.Decode(fh, body, packets.V5); err != nil {
-		return nil, errEnvelope
+		return errEnvelope
 	}
-	m := &mqtt.Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: from,
+	*m = mqtt.Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: from,
 		Created: time.Unix(0, nanos)}
 	if forwarded(&p.Props) {
 		m.Props = p.Props.Clone()
 	}
-	return m, nil
+	return nil
 }
 
 // forwarded reports whether a decoded PUBLISH carries properties at all.
@@ -119,6 +128,10 @@ func eachEnvelope(data []byte, f func(*mqtt.Message)) error {
 		return nil
 	}
 	data = data[1:]
+	// The batch's messages are allocated together, a slab at a time: they
+	// keep data alive anyway (their payloads alias it), and they go the
+	// same way, to the subscribers of one topic.
+	var slab []mqtt.Message
 	for len(data) > 0 {
 		if len(data) < batchLenSize {
 			return errEnvelope
@@ -128,12 +141,35 @@ func eachEnvelope(data []byte, f func(*mqtt.Message)) error {
 		if uint64(n) > uint64(len(data)) {
 			return errEnvelope
 		}
-		m, err := decodeOwned(data[:n:n])
-		if err != nil {
+		if len(slab) == 0 {
+			slab = make([]mqtt.Message, slabSize(data[n:]))
+		}
+		m := &slab[0]
+		slab = slab[1:]
+		if err := decodeInto(m, data[:n:n], false); err != nil {
 			return err
 		}
 		f(m)
 		data = data[n:]
 	}
 	return nil
+}
+
+// maxSlab bounds the messages allocated together.
+const maxSlab = 256
+
+// slabSize is how many messages to allocate together for the one about to
+// be decoded and those in rest, the batch after it: as many as rest holds,
+// counted from its length prefixes, up to maxSlab.
+func slabSize(rest []byte) int {
+	k := 1
+	for k < maxSlab && len(rest) >= batchLenSize {
+		n := binary.BigEndian.Uint32(rest)
+		if uint64(n) > uint64(len(rest)-batchLenSize) {
+			break
+		}
+		rest = rest[batchLenSize+int(n):]
+		k++
+	}
+	return k
 }

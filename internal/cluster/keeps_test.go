@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,6 +38,15 @@ func TestWantsAgreesWithForwardTargets(t *testing.T) {
 			for range 2 {
 				if got := tb.wantsMemo(topic, memos[topic]); got != wanted {
 					t.Errorf("%s: wantsMemo(%q) = %v, forwardTargets says %v", stage, topic, got, wanted)
+				}
+				// Forward, given the memo, finds the same nodes to wait
+				// for as without it.
+				nodes, w, gone := tb.forwardTargets(topic, nil)
+				mnodes, mw, mgone := tb.targetsMemo(topic, memos[topic], nil)
+				slices.Sort(nodes)
+				mnodes = slices.Sorted(slices.Values(mnodes))
+				if !slices.Equal(nodes, mnodes) || w != mw || gone != mgone {
+					t.Errorf("%s: targetsMemo(%q) = %v %v %v, forwardTargets says %v %v %v", stage, topic, mnodes, mw, mgone, nodes, w, gone)
 				}
 			}
 		}
@@ -145,6 +155,32 @@ func BenchmarkWants(b *testing.B) {
 		for b.Loop() {
 			if tb.wantsMemo(topic, &m) {
 				b.Fatal("wanted")
+			}
+		}
+	})
+	// A topic n2 subscribes to: what Forward pays to find whose answer
+	// its message waits for, walking the table again (forwardTargets) or
+	// from the memo Keeps filled (targetsMemo).
+	const wanted = "bench/held7/state"
+	b.Run("targets-walk", func(b *testing.B) {
+		var buf [4]string
+		b.ReportAllocs()
+		for b.Loop() {
+			if nodes, ok, _ := tb.forwardTargets(wanted, buf[:0]); !ok || len(nodes) != 1 {
+				b.Fatal(nodes, ok)
+			}
+		}
+	})
+	b.Run("targets-memo", func(b *testing.B) {
+		var m mqtt.KeepMemo
+		var buf [4]string
+		b.ReportAllocs()
+		for b.Loop() {
+			if !tb.wantsMemo(wanted, &m) {
+				b.Fatal("not wanted")
+			}
+			if nodes, ok, _ := tb.targetsMemo(wanted, &m, buf[:0]); !ok || len(nodes) != 1 {
+				b.Fatal(nodes, ok)
 			}
 		}
 	})

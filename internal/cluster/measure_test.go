@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,13 @@ import (
 // of one; MQTTD_CLUSTER_PEER_FILTERS (default 0) has node 2 hold that many
 // filters no benchmark topic matches (holdFilters), so the publisher's
 // node walks a populated table for every message.
+//
+// Each round's line also says what nats-server spent per message, how busy
+// the machine's cores were with the three processes (near all of them, the
+// rate is bounded by CPU; well below, by the round trips a PUBACK waits
+// for), the mean PUBACK latency that rate implies, and, across nodes, how
+// many messages a NATS message and an answer carried.
+// MQTTD_CLUSTER_NATS_PROFILE names a file for nats-server's CPU profile.
 func TestMeasureCluster(t *testing.T) {
 	if os.Getenv("MQTTD_CLUSTER_MEASURE") == "" {
 		t.Skip("set MQTTD_CLUSTER_MEASURE=1 to measure")
@@ -53,7 +61,7 @@ func TestMeasureCluster(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("MQTTD_CLUSTER_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
-	url := startNATSProcess(t)
+	url, natsPID := startNATSProcess(t)
 	// Queues deep enough that nothing is dropped: the broker acknowledges
 	// a publisher before its subscriber has the message.
 	lim := mqtt.Limits{MaxQueued: 1 << 20, MaxQueuedBytes: 1 << 30}
@@ -79,7 +87,8 @@ func TestMeasureCluster(t *testing.T) {
 		}
 	}
 	rates := map[string][]float64{}
-	cpus := map[string][]float64{}      // CPU of this process (brokers, NATS) per message
+	cpus := map[string][]float64{}      // CPU of this process (the brokers) per message
+	natsCPU := map[string][]float64{}   // of the nats-server child per message
 	ratios := map[string][]float64{}    // per round, of rates
 	cpuRatios := map[string][]float64{} // per round, of CPU per message
 	for round := range rounds {
@@ -90,19 +99,40 @@ func TestMeasureCluster(t *testing.T) {
 		got, gotCPU := map[string]float64{}, map[string]float64{}
 		for _, sc := range order {
 			var fwd, skip int64
+			var out0, ans0 uint64
 			if sc.pub.node != nil {
 				fwd, skip = counts(sc.pub)
+				out0 = sc.pub.node.nc.Stats().OutMsgs
+				ans0 = sc.sub.node.nc.Stats().OutMsgs
 			}
+			nats0 := childCPU(natsPID)
 			r, lost, us, loadUS := runLoad(t, sc.pub.addr, sc.sub.addr, fmt.Sprintf("r%d", round), sc.share, pairs, perPair)
+			natsUS := float64(childCPU(natsPID)-nats0) / float64(time.Microsecond) / float64(pairs*perPair)
+			natsCPU[sc.key] = append(natsCPU[sc.key], natsUS)
 			rates[sc.key] = append(rates[sc.key], r)
 			cpus[sc.key] = append(cpus[sc.key], us)
 			got[sc.key], gotCPU[sc.key] = r, us
+			batches := ""
 			if sc.pub.node != nil {
 				f, s := counts(sc.pub)
 				fwd, skip = f-fwd, s-skip
+				// Every NATS message node 1 sent is a batch but for a few
+				// heartbeats: how many messages cross in one.
+				// and node 2's, in answers.
+				if out := sc.pub.node.nc.Stats().OutMsgs - out0; out > 0 && fwd > 0 {
+					ans := sc.sub.node.nc.Stats().OutMsgs - ans0
+					batches = fmt.Sprintf(", %.1f messages per NATS message, %.1f per answer", float64(fwd)/float64(out), float64(fwd)/float64(max(ans, 1)))
+				}
 			}
-			t.Logf("round %d %-26s %8.0f msg/s, %5.2f µs CPU/msg (load generator %5.2f), lost %d (publisher's node: %d forwarded to NATS, %d kept off it)",
-				round, sc.name, r, us, loadUS, lost, fwd, skip)
+			// All CPU the run took (brokers, nats-server, load generator)
+			// over its time, against the machine's cores: near them, the
+			// rate is bounded by CPU, not by the round trips a PUBACK waits
+			// for. The publishers keep pairs×64 publishes outstanding, so
+			// the rate is that over their mean PUBACK latency.
+			busy := (us + loadUS + natsUS) * r / 1e6 * 100
+			t.Logf("round %d %-26s %8.0f msg/s, %5.2f µs CPU/msg (load generator %5.2f, nats-server %5.2f; all %3.0f %% of %d cores busy; mean PUBACK latency %s), lost %d (publisher's node: %d forwarded to NATS%s, %d kept off it)",
+				round, sc.name, r, us, loadUS, natsUS, busy, runtime.NumCPU(),
+				time.Duration(float64(pairs*64)/r*float64(time.Second)).Round(time.Microsecond), lost, fwd, batches, skip)
 		}
 		for _, q := range [][2]string{{"local", "single"}, {"across", "local"}, {"across", "single"}, {"shared", "across"}} {
 			k := q[0] + "/" + q[1]
@@ -139,6 +169,7 @@ func TestMeasureCluster(t *testing.T) {
 	// the cores, and the load generator's is not in it.
 	cs, cl, cx := med(cpus["single"]), med(cpus["local"]), med(cpus["across"])
 	t.Logf("median µs CPU per message (brokers; NATS and load generator not counted): single %.2f, cluster local %.2f, across %.2f", cs, cl, cx)
+	t.Logf("median µs CPU per message of nats-server: cluster local %.2f, across %.2f", med(natsCPU["local"]), med(natsCPU["across"]))
 	t.Logf("medians [min..max] of per-round CPU ratios: cluster local / single = %s; across / local = %s; across / single = %s; shared / across = %s",
 		span(cpuRatios["local/single"]), span(cpuRatios["across/local"]), span(cpuRatios["across/single"]), span(cpuRatios["shared/across"]))
 }
@@ -160,8 +191,9 @@ func holdFilters(t *testing.T, tn *testNode, n int) {
 }
 
 // startNATSProcess runs nats-server with JetStream in a child process
-// (TestMeasureNATS) and returns its URL; it stops with the test.
-func startNATSProcess(t *testing.T) string {
+// (TestMeasureNATS) and returns its URL and process id; it stops with the
+// test.
+func startNATSProcess(t *testing.T) (string, int) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMeasureNATS$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "MQTTD_CLUSTER_NATS_DIR="+t.TempDir())
 	cmd.Stderr = os.Stderr
@@ -185,7 +217,27 @@ func startNATSProcess(t *testing.T) string {
 	if err != nil || !ok {
 		t.Fatalf("nats-server child said %q: %v", line, err)
 	}
-	return url
+	return url, cmd.Process.Pid
+}
+
+// childCPU is the CPU time (user and system) a running child process has
+// used so far, from /proc (in clock ticks, taken as 100 per second); 0
+// where /proc is not there.
+func childCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses:
+	// utime and stime are the 14th and 15th of the line.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // TestMeasureNATS is TestMeasureCluster's nats-server, run by it in a child
@@ -204,6 +256,16 @@ func TestMeasureNATS(t *testing.T) {
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
+	}
+	if path := os.Getenv("MQTTD_CLUSTER_NATS_PROFILE"); path != "" {
+		// Where nats-server's own CPU goes, over the whole measurement.
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	fmt.Printf("nats: %s\n", s.ClientURL())
 	io.Copy(io.Discard, os.Stdin)
@@ -526,7 +588,7 @@ func TestMeasureFilterMemory(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("MQTTD_CLUSTER_FILTERS")); err == nil && v > 0 {
 		filters = v
 	}
-	url := startNATSProcess(t)
+	url, _ := startNATSProcess(t)
 	tn := startNodeAt(t, url, "mem", mqtt.Limits{})
 	mem := func() (heap, stacks uint64, goroutines int) {
 		runtime.GC()

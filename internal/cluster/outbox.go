@@ -49,6 +49,10 @@ type outBatch struct {
 	count  int    // messages in data
 	expect []string
 	dones  []func(error) // of the QoS 1/2 messages that wait for expect
+	// at is the time its messages entered the cluster, read once when it
+	// opened: they all join it before sendLoop next runs, and a reading of
+	// the clock per message was a good part of what forwarding one cost.
+	at time.Time
 }
 
 // batchTarget is the size a batch is closed at: large enough that a busy
@@ -76,7 +80,6 @@ func (o *outbox) sizeLimit() int {
 // kept: it is copied when a batch takes it.
 func (o *outbox) add(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties,
 	expect []string, done func(error)) error {
-	now := time.Now()
 	// A message that would take a batch past its limit starts the next
 	// one: a large message leaves alone, and does not make NATS refuse
 	// the messages batched with it. The envelope adds a few dozen bytes.
@@ -90,7 +93,8 @@ func (o *outbox) add(topic string, payload []byte, qos byte, retain bool, from s
 		done != nil && len(b.dones) > 0 && !slices.Equal(b.expect, expect)) {
 		b = nil
 	}
-	if b == nil {
+	opened := b == nil
+	if opened {
 		var err error
 		if b, err = o.openLocked(topic); err != nil {
 			o.mu.Unlock()
@@ -98,7 +102,7 @@ func (o *outbox) add(topic string, payload []byte, qos byte, retain bool, from s
 		}
 	}
 	at := len(b.data)
-	data, err := appendEnvelope(append(b.data, 0, 0, 0, 0), topic, payload, qos, retain, from, now, props)
+	data, err := appendEnvelope(append(b.data, 0, 0, 0, 0), topic, payload, qos, retain, from, b.at, props)
 	if err != nil {
 		b.data = data[:at]
 		o.mu.Unlock()
@@ -110,12 +114,60 @@ func (o *outbox) add(topic string, payload []byte, qos byte, retain bool, from s
 	if done != nil {
 		if len(b.dones) == 0 {
 			b.expect = append(b.expect[:0], expect...)
+			if b.dones == nil {
+				b.dones = getDones()
+			}
 		}
 		b.dones = append(b.dones, done)
 	}
 	o.mu.Unlock()
-	poke(o.wake)
+	// A batch found open is in the list sendLoop takes next: the wake-up
+	// its opener left (or is about to leave) brings sendLoop to it.
+	if opened {
+		poke(o.wake)
+	}
 	return nil
+}
+
+// freeDones recycles the slices of dones a batch hands to its wait (and
+// the wait drops once it has called them): grown afresh for every batch,
+// they were most of what forwarding allocated.
+var freeDones struct {
+	mu   sync.Mutex
+	list [][]func(error)
+}
+
+// maxFreeDones bounds the slices kept, and maxDonesCap their size.
+const maxFreeDones, maxDonesCap = 64, 4096
+
+// getDones returns an empty slice of dones, with room when one was given
+// back.
+func getDones() []func(error) {
+	f := &freeDones
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := len(f.list)
+	if k == 0 {
+		return nil
+	}
+	d := f.list[k-1]
+	f.list[k-1] = nil
+	f.list = f.list[:k-1]
+	return d
+}
+
+// putDones gives back a slice of dones that nothing uses any more.
+func putDones(d []func(error)) {
+	if cap(d) == 0 || cap(d) > maxDonesCap {
+		return
+	}
+	clear(d)
+	f := &freeDones
+	f.mu.Lock()
+	if len(f.list) < maxFreeDones {
+		f.list = append(f.list, d[:0])
+	}
+	f.mu.Unlock()
 }
 
 // openLocked opens a batch for topic. Caller holds o.mu.
@@ -136,6 +188,7 @@ func (o *outbox) openLocked(topic string) (*outBatch, error) {
 	}
 	b.subj = subj
 	b.topic = strings.Clone(topic)
+	b.at = time.Now()
 	b.data = append(b.data[:0], envelopeBatch)
 	o.list = append(o.list, b)
 	o.open[b.topic] = b

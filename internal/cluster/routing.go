@@ -82,11 +82,23 @@ func newRouter(n *Node) *router {
 // dispatch routes the messages of one inbox until the node closes.
 func (r *router) dispatch(inbox chan *nats.Msg) {
 	defer r.n.wg.Done()
+	// The answers for the batches this goroutine routed and committed
+	// itself (no store write to wait for), sent once the inbox is empty
+	// (or after maxInlineAnswers batches): one message for all of them,
+	// from here, with no hand-off to the node's answering goroutine.
+	owed := newAnswers()
+	var buf []byte
+	batches := 0
 	for {
+		if batches > 0 && (len(inbox) == 0 || batches >= maxInlineAnswers) {
+			buf = owed.sendOwed(r.n.nc, buf)
+			batches = 0
+		}
 		select {
 		case <-r.n.ctx.Done():
 			return
 		case m := <-inbox:
+			batches++
 			v, ok := r.plain.Load(m.Sub)
 			if !ok {
 				// Subscribed just now (interest stores it under mu, after
@@ -98,11 +110,11 @@ func (r *router) dispatch(inbox chan *nats.Msg) {
 				r.mu.Unlock()
 			}
 			if !ok {
-				r.receive(0, m)
+				r.receive(0, m, owed)
 				continue
 			}
 			ps := v.(*plainSub)
-			r.receive(ps.id, m)
+			r.receive(ps.id, m, owed)
 			ps.done.Add(1)
 		}
 	}
@@ -219,10 +231,17 @@ func (r *router) drain(filters []string, deadline time.Time) {
 	}
 }
 
+// maxInlineAnswers is how many batches a dispatch goroutine routes at
+// most before it sends their answers, when its inbox does not empty: a
+// backlog delays no confirmation by more than that much routing.
+const maxInlineAnswers = 16
+
 // receive routes a batch of messages from another node, once (see
 // router), and answers it, when it asks, once all of it is routed and
-// stored here: one store commit for the batch.
-func (r *router) receive(id uint64, m *nats.Msg) {
+// stored here: one store commit for the batch. An answer owed as soon as
+// the commit returns (nothing to store) is left in owed, for the caller
+// to send; one owed later goes through the node's answering goroutine.
+func (r *router) receive(id uint64, m *nats.Msg, owed *answers) {
 	b := r.n.broker.Load()
 	if b == nil {
 		return // not started: no answer, its publishers are refused
@@ -256,11 +275,28 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 	if err != nil || other {
 		reply = "" // malformed: no answer, its publishers are refused
 	}
+	if reply == "" {
+		rb.Commit(func(error) {})
+		return
+	}
+	// Whether the commit is done before Commit returns decides who
+	// answers; under owed's lock, as a store's commit calls back from
+	// its own goroutine, maybe before Commit returns.
+	inline := true
 	rb.Commit(func(err error) {
-		if err == nil && reply != "" { // a store error: no answer, the publishers are refused
+		if err != nil {
+			return // a store error: no answer, the publishers are refused
+		}
+		owed.mu.Lock()
+		here := inline && owed.oweLocked(reply, r.n.opts.Name)
+		owed.mu.Unlock()
+		if !here {
 			r.n.confirm(reply)
 		}
 	})
+	owed.mu.Lock()
+	inline = false
+	owed.mu.Unlock()
 }
 
 // forwardTargets reports, in one match of topic, whether a message on it
@@ -270,10 +306,17 @@ func (r *router) receive(id uint64, m *nats.Msg) {
 // subscription matching it and the tokens of the matching shared groups;
 // and whether a gone node whose sessions may not be adopted yet had one.
 func (t *peerTable) forwardTargets(topic string, nodes []string) (_ []string, wanted, gone bool) {
-	wanted = t.all.Load()
+	all := t.all.Load()
 	if t.size.Load() == 0 {
-		return nodes, wanted, false
+		return nodes, all, false
 	}
+	nodes, wanted, gone = t.walkTargets(topic, nodes)
+	return nodes, all || wanted, gone
+}
+
+// walkTargets is forwardTargets' walk of the want tree: wanted says some
+// filter in it matches topic.
+func (t *peerTable) walkTargets(topic string, nodes []string) (_ []string, wanted, gone bool) {
 	var shared, orphaned []string
 	t.want.Match(topic, func(k peerFilter, _ struct{}) {
 		wanted = true
@@ -308,9 +351,9 @@ func (t *peerTable) forwardTargets(topic string, nodes []string) (_ []string, wa
 // node first, then the message goes to the nodes interested in its topic,
 // in a batch of its topic (outbox). One no other node wants (and no
 // shared group) stays off NATS.
-func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error)) {
+func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, memo *mqtt.KeepMemo, done func(error)) {
 	var buf [4]string
-	expect, wanted, gone := n.routes.peers.forwardTargets(topic, buf[:0])
+	expect, wanted, gone := n.routes.peers.targetsMemo(topic, memo, buf[:0])
 	if done != nil && gone {
 		n.stats.ForwardUnconfirmed.Add(1)
 		n.warnUnconfirmed.warn(n.log, "cluster: publish refused: a node that is gone subscribed to its topic, and its sessions may not be adopted yet",
@@ -381,13 +424,39 @@ func (t *peerTable) wantsMemo(topic string, m *mqtt.KeepMemo) bool {
 	if m != nil && m.Set && m.Gen == gen && string(m.Topic) == topic {
 		return !m.Keeps
 	}
-	wanted := false
-	t.want.Match(topic, func(peerFilter, struct{}) { wanted = true })
-	if m != nil {
-		m.Topic = append(m.Topic[:0], topic...)
-		m.Gen, m.Keeps, m.Set = gen, !wanted, true
+	if m == nil {
+		wanted := false
+		t.want.Match(topic, func(peerFilter, struct{}) { wanted = true })
+		return wanted
 	}
+	// The memo keeps whose answers a message on topic waits for, which
+	// Forward needs next: found in the same walk, at the same generation,
+	// and only when the memo is filled (a publisher's topic changes).
+	nodes, wanted, gone := t.walkTargets(topic, nil)
+	m.Topic = append(m.Topic[:0], topic...)
+	m.Gen, m.Keeps, m.Set = gen, !wanted, true
+	m.Extra = &memoTargets{nodes: nodes, gone: gone}
 	return wanted
+}
+
+// memoTargets is what a KeepMemo keeps for Forward (Extra): forwardTargets'
+// answer for the memo's topic at its generation.
+type memoTargets struct {
+	nodes []string // not to be appended to: Forward's callers share it
+	gone  bool
+}
+
+// targetsMemo is forwardTargets(topic, nodes), answered from m (the memo
+// Keeps was just given) while it holds the answer for topic at the want
+// tree's current generation. all is read on every call, as forwardTargets
+// reads it; a memo is only filled while the tree is not empty.
+func (t *peerTable) targetsMemo(topic string, m *mqtt.KeepMemo, nodes []string) (_ []string, wanted, gone bool) {
+	if m != nil && m.Set && !m.Keeps && t.size.Load() > 0 && m.Gen == t.want.Gen() && string(m.Topic) == topic {
+		if mt, ok := m.Extra.(*memoTargets); ok {
+			return mt.nodes, true, mt.gone
+		}
+	}
+	return t.forwardTargets(topic, nodes)
 }
 
 // StoreRetained implements mqtt.Cluster.

@@ -24,8 +24,10 @@ type Cluster interface {
 	// before Forward returns, when the nodes known to subscribe to the
 	// topic confirmed they have it (in their store, for persistent
 	// sessions), with an error when they did not in time: the publisher's
-	// acknowledgement waits for it. It must not block.
-	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, done func(error))
+	// acknowledgement waits for it. It must not block. memo, when not nil,
+	// is the publishing connection's KeepMemo that Keeps was just given for
+	// this message.
+	Forward(topic string, payload []byte, qos byte, retain bool, from string, props *packets.Properties, memo *KeepMemo, done func(error))
 	// Keeps reports whether a message on topic stays on this node: no
 	// other node and no shared group is known to want it, so Forward would
 	// send it nowhere. A client's publish asks first: one of QoS 1/2 that
@@ -71,7 +73,7 @@ func (b *Broker) forward(r *routed) {
 		b.shareRetained(r.topic, r.payload, r.qos, r.from, r.props)
 	}
 	if c := b.opts.Cluster; c != nil && !isSysTopic(r.topic) {
-		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil)
+		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil, nil)
 	}
 }
 
@@ -95,11 +97,11 @@ func (b *Broker) forwardPublished(r *routed) *forwardWait {
 		return nil // acknowledged as on a single node
 	}
 	if r.qos == 0 {
-		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, nil)
+		c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, memo, nil)
 		return nil
 	}
 	fw := new(forwardWait)
-	c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, fw.complete)
+	c.Forward(r.topic, r.payload, r.qos, r.retain, r.from, r.props, memo, fw.complete)
 	return fw
 }
 
@@ -114,6 +116,9 @@ type KeepMemo struct {
 	Gen   uint64
 	Keeps bool
 	Set   bool // Topic, Gen and Keeps hold an answer
+	// Extra is the Cluster's, kept with the answer (Forward is given the
+	// memo too): what else it found out about Topic at Gen.
+	Extra any
 }
 
 // ErrForwardUnconfirmed is what a Cluster passes to Forward's done when
