@@ -46,6 +46,11 @@ type Options struct {
 	// oldest entry: past it, its queue is rewritten with its messages
 	// inline. Default 10m; negative: never.
 	LaggardAge time.Duration
+	// BodyCacheBytes bounds the body records (messages queued for
+	// several sessions) kept in memory once written or read, so that
+	// reading them again costs no request. Default 32 MiB; negative:
+	// none kept.
+	BodyCacheBytes int64
 	// Logger for failures after a commit (purging acknowledged or
 	// deleted queues); default slog.Default().
 	Logger *slog.Logger
@@ -81,7 +86,13 @@ func (o *Options) defaults() {
 	if o.LaggardAge == 0 {
 		o.LaggardAge = 10 * time.Minute
 	}
+	if o.BodyCacheBytes == 0 {
+		o.BodyCacheBytes = DefaultBodyCacheBytes
+	}
 }
+
+// DefaultBodyCacheBytes is the default of Options.BodyCacheBytes.
+const DefaultBodyCacheBytes = 32 << 20
 
 // Store is a store.Store on a JetStream stream. All methods are safe for
 // concurrent use; several Stores (in several processes) may share the
@@ -112,6 +123,9 @@ type Store struct {
 
 	// The reclaimer of message bodies (see reclaimBodies).
 	quit, reclaimDone chan struct{}
+
+	// Body records written or read lately (nil: none kept).
+	bodies *bodyCache
 }
 
 // scanHint is a lower bound kept from the last Scan of a session: its
@@ -151,7 +165,8 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	s := &Store{nc: nc, opts: o, stream: o.Prefix + "_store", p: o.Prefix + ".store.",
 		wake: make(chan struct{}, 1), done: make(chan struct{}), notify: store.NewNotifier(),
 		known: map[string]known{}, hints: map[string]scanHint{},
-		quit: make(chan struct{}), reclaimDone: make(chan struct{})}
+		quit: make(chan struct{}), reclaimDone: make(chan struct{}),
+		bodies: newBodyCache(o.BodyCacheBytes, o.Metrics)}
 	cfg := jetstream.StreamConfig{
 		Name:        s.stream,
 		Description: "mqttd persistent sessions",
@@ -456,7 +471,7 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 		return nil, rewritten && err == nil, err
 	}
 	if len(refs) > 0 {
-		ms, missing, err := s.resolve(ctx, rs)
+		ms, missing, err := s.resolve(ctx, rs, true)
 		if err != nil {
 			return nil, false, err
 		}
@@ -603,30 +618,44 @@ type bodyRef struct {
 	idx int
 }
 
-// resolve reads the messages refs name, each record once, many records
-// per request, and returns them in the order of refs, each a record of
-// its own. missing says that a record or message is not there (purged
-// since the chunk naming it was read, or lost).
-func (s *Store) resolve(ctx context.Context, refs []bodyRef) ([]*store.MessageRecord, bool, error) {
+// resolve reads the messages refs name, each record once, from the cache
+// or many records per request, and returns them in the order of refs,
+// each a record of its own. missing says that a record or message is not
+// there (purged since the chunk naming it was read, or lost). fill keeps
+// the records fetched in the cache.
+func (s *Store) resolve(ctx context.Context, refs []bodyRef, fill bool) ([]*store.MessageRecord, bool, error) {
 	recs := map[string][]*store.MessageRecord{}
 	var subjs []string
 	for _, r := range refs {
-		if _, ok := recs[r.rec]; !ok {
-			recs[r.rec] = nil
-			subjs = append(subjs, s.bodiesSubj(r.rec))
+		if _, ok := recs[r.rec]; ok {
+			continue
 		}
+		if data, ok := s.bodies.get(r.rec); ok {
+			ms, err := decodeBodies(data)
+			if err != nil {
+				return nil, false, err
+			}
+			recs[r.rec] = ms
+			continue
+		}
+		recs[r.rec] = nil
+		subjs = append(subjs, s.bodiesSubj(r.rec))
 	}
 	for len(subjs) > 0 {
 		batch := subjs[:min(len(subjs), s.opts.ReadBatch)]
 		var derr error
 		got := 0
-		err := s.multiLast(ctx, batch, func(subj string, _ uint64, data []byte) bool {
+		err := s.multiLast(ctx, batch, func(subj string, seq uint64, data []byte) bool {
 			ms, err := decodeBodies(data)
 			if err != nil {
 				derr = err
 				return false
 			}
-			recs[strings.TrimPrefix(subj, s.p+"m.")] = ms
+			rec := strings.TrimPrefix(subj, s.p+"m.")
+			recs[rec] = ms
+			if fill {
+				s.bodies.put(rec, seq, data)
+			}
 			got++
 			return true
 		})

@@ -247,6 +247,7 @@ type pubMsg struct {
 	grp    int     // the messages of one session share it (0: none)
 	chunk  []entry // a chunk still to encode (data nil until then)
 	first  uint64  // the chunk's first sequence number
+	rec    string  // the id of the body record this is, if it is one
 }
 
 type pubAck struct {
