@@ -133,8 +133,16 @@ type Store struct {
 // sequence stream or after. It stays true as entries are added and
 // acknowledged, so paging through a long queue does not look for its
 // place again.
+//
+// per is about how many live entries a chunk of the session held on the
+// last page: a chunk read costs its bytes whether or not the page needs
+// its entries, and a batched read sends every message it asks for, so
+// the next page asks for as many chunks as it should need, not for one
+// per entry (a commit queueing 250 messages for the session writes one
+// chunk of 250).
 type scanHint struct {
 	gen, seq, stream uint64
+	per              int
 }
 
 var (
@@ -404,8 +412,15 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 	s.hintMu.Lock()
 	hint, hok := s.hints[clientID]
 	s.hintMu.Unlock()
+	batch := min(limit, s.opts.ReadBatch)
 	if hok && hint.gen == h.gen && from >= hint.seq {
 		start = hint.stream
+		if hint.per > 1 {
+			// The chunk the last page stopped in, the ones the
+			// page should take, and one for good measure; more
+			// are asked for if they fall short.
+			batch = min(batch, 2+limit/hint.per)
+		}
 	} else {
 		// The first chunk of from's bucket: the chunk holding from is
 		// at or after it. The bucket is there, as from is live, unless
@@ -423,10 +438,12 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 	last := hintFor{}
 	next := from // entries below were read (a rewritten chunk comes again later)
 	rewritten := false
-	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", start, min(limit, s.opts.ReadBatch), func(_ string, stream uint64, data []byte) bool {
+	chunks := 0 // read for the page, with an entry in it or not
+	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", start, batch, func(_ string, stream uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true // a q chunk rewritten as a p chunk (see unpin)
 		}
+		chunks++
 		first, es, err := decodeChunk(data)
 		if err != nil {
 			derr = err
@@ -489,7 +506,7 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 		if len(s.hints) > 10000 {
 			clear(s.hints)
 		}
-		s.hints[clientID] = scanHint{gen: h.gen, seq: last.seq, stream: last.stream}
+		s.hints[clientID] = scanHint{gen: h.gen, seq: last.seq, stream: last.stream, per: len(out) / max(chunks, 1)}
 		s.hintMu.Unlock()
 	}
 	return out, false, nil
