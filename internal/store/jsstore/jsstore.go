@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -126,6 +127,11 @@ type Store struct {
 
 	// Body records written or read lately (nil: none kept).
 	bodies *bodyCache
+
+	// asked counts the messages batched reads by subject filter asked
+	// for: what the server sends, whether the reader uses it or not (for
+	// tests of the read's sizing).
+	asked atomic.Int64
 }
 
 // scanHint is a lower bound kept from the last Scan of a session: its
