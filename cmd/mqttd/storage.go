@@ -90,9 +90,13 @@ func openJetStreamStore(cfg *config.Config, node *cluster.Node, log *slog.Logger
 	if laggard == 0 {
 		laggard = -1 // the store's word for never
 	}
+	cache := int64(cfg.Storage.JetStreamBodyCacheBytes)
+	if cache == 0 {
+		cache = -1 // the store's word for none
+	}
 	st, err := jsstore.Open(ctx, nc, jsstore.Options{Prefix: prefix, Replicas: replicas,
 		Timeout: cfg.Storage.JetStreamTimeout, MaxBatch: cfg.Storage.JetStreamMaxBatch,
-		ReclaimInterval: cfg.Storage.JetStreamReclaimInterval, LaggardAge: laggard, Logger: log, Metrics: m})
+		ReclaimInterval: cfg.Storage.JetStreamReclaimInterval, LaggardAge: laggard, BodyCacheBytes: cache, Logger: log, Metrics: m})
 	if err != nil {
 		nc.Close()
 		return nil, err

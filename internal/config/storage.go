@@ -22,6 +22,7 @@ type Storage struct {
 	JetStreamMaxBatch        int           `mapstructure:"jetstream-max-batch" doc:"storage.type jetstream: most messages in one atomic batch, at most the NATS servers' jetstream max_batch_size (1000 by default); a commit needing more (a message queued for hundreds of sessions) is stored in several parts"`
 	JetStreamReclaimInterval time.Duration `mapstructure:"jetstream-reclaim-interval" doc:"storage.type jetstream: how often each node purges the stored bodies of messages queued for several sessions (each stored once) that no session queue refers to any more"`
 	JetStreamLaggardAge      time.Duration `mapstructure:"jetstream-laggard-age" doc:"storage.type jetstream: a session whose oldest queued message is older than this, and that holds back the purging of message bodies shared with other sessions, gets its queue rewritten with its own copy of each message, so that the bodies stored since can go; 0 never does (the bodies then wait until it drains)"`
+	JetStreamBodyCacheBytes  ByteSize      `mapstructure:"jetstream-body-cache-bytes" doc:"storage.type jetstream: bytes of the stored bodies of messages queued for several sessions that each node keeps in memory once it wrote or read them, so that sessions reading the same messages back do not fetch them again; beyond it the least recently used go (counted in mqttd_store_jetstream_body_cache_evictions_total); 0 keeps none"`
 }
 
 // Storage types, durability modes and on-corrupt actions, as written in
@@ -39,7 +40,7 @@ func DefaultStorage() Storage {
 	// spools in data/events (DefaultSpoolRoot).
 	return Storage{Type: StoragePebble, Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail",
 		RetryInterval: 5 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000,
-		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute}
+		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute, JetStreamBodyCacheBytes: 32 * MiB}
 }
 
 // validateStorage checks and normalises the storage section.

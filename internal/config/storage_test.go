@@ -15,7 +15,7 @@ func TestStorageDefaults(t *testing.T) {
 	}
 	want := Storage{Type: "pebble", Dir: "data/store", Durability: "sync", SyncInterval: 100 * time.Millisecond, OnCorrupt: "fail",
 		RetryInterval: 5 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000,
-		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute}
+		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute, JetStreamBodyCacheBytes: 32 * MiB}
 	if c.Storage != want {
 		t.Errorf("default storage = %+v, want %+v", c.Storage, want)
 	}
@@ -31,7 +31,7 @@ func TestStorageFromFileAndEnv(t *testing.T) {
 	}
 	want := Storage{Type: "pebble", Dir: "/srv/mqttd", Durability: "interval", SyncInterval: 250 * time.Millisecond, OnCorrupt: "quarantine",
 		RetryInterval: 30 * time.Second, JetStreamTimeout: 5 * time.Second, JetStreamMaxBatch: 1000,
-		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute}
+		JetStreamReclaimInterval: 30 * time.Second, JetStreamLaggardAge: 10 * time.Minute, JetStreamBodyCacheBytes: 32 * MiB}
 	if c.Storage != want {
 		t.Errorf("storage = %+v, want %+v", c.Storage, want)
 	}
@@ -52,6 +52,7 @@ func TestStorageErrors(t *testing.T) {
 		{"storage: {jetstream-max-batch: 1}", `storage.jetstream-max-batch: 1 is too small`},
 		{"storage: {jetstream-reclaim-interval: 0s}", `storage.jetstream-reclaim-interval: 0s must be positive`},
 		{"storage: {jetstream-laggard-age: -1s}", `storage.jetstream-laggard-age: -1s must not be negative`},
+		{"storage: {jetstream-body-cache-bytes: -1}", `storage.jetstream-body-cache-bytes: -1 is not a size`},
 	} {
 		t.Run(tc.content, func(t *testing.T) {
 			isolate(t)
@@ -63,8 +64,8 @@ func TestStorageErrors(t *testing.T) {
 	}
 	t.Run("jetstream in a cluster needs no dir", func(t *testing.T) {
 		isolate(t)
-		c, err := Load(writeFile(t, t.TempDir(), "mqttd.yaml", "cluster: {nats: [\"nats://127.0.0.1:4222\"]}\nstorage: {type: JetStream, dir: \"\", jetstream-timeout: 2s, jetstream-max-batch: 500, jetstream-laggard-age: 0s}\n"))
-		if err != nil || c.Storage.Type != StorageJetStream || c.Storage.JetStreamTimeout != 2*time.Second || c.Storage.JetStreamMaxBatch != 500 || c.Storage.JetStreamLaggardAge != 0 {
+		c, err := Load(writeFile(t, t.TempDir(), "mqttd.yaml", "cluster: {nats: [\"nats://127.0.0.1:4222\"]}\nstorage: {type: JetStream, dir: \"\", jetstream-timeout: 2s, jetstream-max-batch: 500, jetstream-laggard-age: 0s, jetstream-body-cache-bytes: 1MiB}\n"))
+		if err != nil || c.Storage.Type != StorageJetStream || c.Storage.JetStreamTimeout != 2*time.Second || c.Storage.JetStreamMaxBatch != 500 || c.Storage.JetStreamLaggardAge != 0 || c.Storage.JetStreamBodyCacheBytes != MiB {
 			t.Errorf("Load = %+v, %v; want storage.type jetstream accepted with cluster.nats", c, err)
 		}
 	})

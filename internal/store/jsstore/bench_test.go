@@ -62,6 +62,7 @@ func BenchmarkCommitFan10(b *testing.B) {
 					b.SetParallelism(1)
 				}
 				b.ResetTimer()
+				cpu0 := cpuTime()
 				b.RunParallel(func(pb *testing.PB) {
 					client := fmt.Sprint("w", id.Add(1))
 					for pb.Next() {
@@ -72,6 +73,7 @@ func BenchmarkCommitFan10(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+				b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/commit")
 			})
 		})
 	}
@@ -97,7 +99,7 @@ func BenchmarkScan(b *testing.B) {
 					}
 				}
 				b.ResetTimer()
-				n := 0
+				n, cpu0 := 0, cpuTime()
 				for range b.N {
 					from := uint64(0)
 					for {
@@ -113,6 +115,8 @@ func BenchmarkScan(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
+				// The process's CPU, the embedded servers' included.
+				b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(n), "cpu-ns/entry")
 			})
 		})
 	}

@@ -128,8 +128,10 @@ func TestBodiesReclaimed(t *testing.T) {
 	for seed := range 3 {
 		r := rand.New(rand.NewPCG(uint64(seed), 11))
 		prefix := fmt.Sprint("r", seed)
-		a := open(t, connect(t, ns.ClientURL()), Options{Prefix: prefix})
-		b := open(t, connect(t, ns.ClientURL()), Options{Prefix: prefix})
+		// No cache: the reads must find every body they need in the
+		// stream.
+		a := open(t, connect(t, ns.ClientURL()), Options{Prefix: prefix, BodyCacheBytes: -1})
+		b := open(t, connect(t, ns.ClientURL()), Options{Prefix: prefix, BodyCacheBytes: -1})
 		ids := []string{"x", "y", "z"}
 		const n = 300 // more than a bucket
 		for i := 0; i < n; i += 30 {
@@ -182,7 +184,7 @@ func TestBodiesReclaimed(t *testing.T) {
 // loses nothing either.
 func TestBodiesKeptForIdleSession(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), -1)
-	a := open(t, connect(t, ns.ClientURL()), Options{LaggardAge: -1})
+	a := open(t, connect(t, ns.ClientURL()), Options{LaggardAge: -1, BodyCacheBytes: -1})
 	seqs := enqueue(t, a, 0, 40, "busy", "idle")
 	enqueue(t, a, 40, 10, "idle", "other")
 	var bt store.Batch
@@ -207,7 +209,7 @@ func TestBodiesKeptForIdleSession(t *testing.T) {
 	want(a)
 	enqueue(t, a, 50, 5, "busy", "new")
 	a.Close() // a process stopping between its commits and any reclaiming
-	b := open(t, connect(t, ns.ClientURL()), Options{LaggardAge: -1})
+	b := open(t, connect(t, ns.ClientURL()), Options{LaggardAge: -1, BodyCacheBytes: -1})
 	want(b)
 	reclaim(t, b)
 	want(b)
@@ -234,8 +236,9 @@ func TestBodiesKeptForIdleSession(t *testing.T) {
 // message (a body is never purged while a chunk refers to it).
 func TestReclaimRacesCommits(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), -1)
-	w := open(t, connect(t, ns.ClientURL()), Options{})
-	gc := []*Store{open(t, connect(t, ns.ClientURL()), Options{}), open(t, connect(t, ns.ClientURL()), Options{})}
+	// No cache: every Scan reads the bodies from the stream.
+	w := open(t, connect(t, ns.ClientURL()), Options{BodyCacheBytes: -1})
+	gc := []*Store{open(t, connect(t, ns.ClientURL()), Options{BodyCacheBytes: -1}), open(t, connect(t, ns.ClientURL()), Options{BodyCacheBytes: -1})}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
@@ -298,7 +301,7 @@ func TestReclaimRacesCommits(t *testing.T) {
 func TestLaggard(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), -1)
 	m := NewMetrics()
-	s := open(t, connect(t, ns.ClientURL()), Options{LaggardAge: time.Hour, Metrics: m})
+	s := open(t, connect(t, ns.ClientURL()), Options{LaggardAge: time.Hour, Metrics: m, BodyCacheBytes: -1})
 	const n = 300
 	var seqs map[string][]uint64
 	for i := 0; i < n; i += 50 {

@@ -260,6 +260,11 @@ func (s *Store) commitOnce(reqs []*commitReq, split bool) error {
 		for i := range p[1] - p[0] {
 			stored[start+i] = last - uint64(len(part)-1-i)
 		}
+		// Stored: the sessions reading them from this node will not
+		// have to fetch them.
+		for i := p[1] - p[0]; i < len(part); i++ {
+			s.bodies.put(part[i].rec, last-uint64(len(part)-1-i), part[i].data)
+		}
 	}
 	s.learn(msgs, stored)
 	i := 0
@@ -339,7 +344,7 @@ func (s *Store) encodePart(msgs []pubMsg) []pubMsg {
 	placed := map[string][2]int{} // body id → record, index
 	flush := func() {
 		if len(cur) > 0 {
-			recs = append(recs, pubMsg{subj: s.bodiesSubj(id), data: appendBodies(nil, cur)})
+			recs = append(recs, pubMsg{subj: s.bodiesSubj(id), data: appendBodies(nil, cur), rec: id})
 		}
 		cur, curBytes, id = nil, 0, ""
 	}

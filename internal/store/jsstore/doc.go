@@ -122,13 +122,26 @@
 //
 // # Reads
 //
-// Reads go to the stream, never to memory. Scan reads the head, then the
-// chunks in stream order from the first chunk of the bucket of the entry
-// asked for (or from where the last Scan of the session stopped), many
-// per request, skipping what the head says is acknowledged, then the body
-// records the page refers to, many per request: a page of a backlog costs
-// a few requests however long the queue. QueueLen,
-// Inflight and QoS2In read the head alone.
+// Reads go to the stream, never to memory, but for body records. Scan
+// reads the head, then the chunks in stream order from the first chunk of
+// the bucket of the entry asked for (or from where the last Scan of the
+// session stopped), many per request (about as many as the page needs,
+// from the entries per chunk the last page found), skipping what the
+// head says is acknowledged, then the body records the page refers to:
+// from a cache of those this store wrote or read lately, the others many
+// per request. A page of a backlog costs a few requests however long the
+// queue. QueueLen, Inflight and QoS2In read the head alone.
+//
+// A body record never changes once written (its id is new), and a read
+// asks for one only because a chunk it read names it: serving it from
+// memory gives the session what the stream would. (A body purged after
+// its chunk was read, its entries acknowledged or rewritten inline
+// meanwhile, makes a read from the stream start over; from the cache it
+// returns the page as of the head it read, as a read a moment earlier
+// would have.) The cache is bounded in bytes (Options.BodyCacheBytes), the
+// least recently used records going first, counted; the store's own purge
+// of body records drops them from it, and those another node purges wait
+// there, asked for by no chunk, until pushed out.
 //
 // On a stream of one replica the reads are batched direct gets
 // (AllowDirect). With more, any replica may answer a direct get and a

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,6 +47,11 @@ type Options struct {
 	// oldest entry: past it, its queue is rewritten with its messages
 	// inline. Default 10m; negative: never.
 	LaggardAge time.Duration
+	// BodyCacheBytes bounds the body records (messages queued for
+	// several sessions) kept in memory once written or read, so that
+	// reading them again costs no request. Default 32 MiB; negative:
+	// none kept.
+	BodyCacheBytes int64
 	// Logger for failures after a commit (purging acknowledged or
 	// deleted queues); default slog.Default().
 	Logger *slog.Logger
@@ -81,7 +87,13 @@ func (o *Options) defaults() {
 	if o.LaggardAge == 0 {
 		o.LaggardAge = 10 * time.Minute
 	}
+	if o.BodyCacheBytes == 0 {
+		o.BodyCacheBytes = DefaultBodyCacheBytes
+	}
 }
+
+// DefaultBodyCacheBytes is the default of Options.BodyCacheBytes.
+const DefaultBodyCacheBytes = 32 << 20
 
 // Store is a store.Store on a JetStream stream. All methods are safe for
 // concurrent use; several Stores (in several processes) may share the
@@ -112,6 +124,14 @@ type Store struct {
 
 	// The reclaimer of message bodies (see reclaimBodies).
 	quit, reclaimDone chan struct{}
+
+	// Body records written or read lately (nil: none kept).
+	bodies *bodyCache
+
+	// asked counts the messages batched reads by subject filter asked
+	// for: what the server sends, whether the reader uses it or not (for
+	// tests of the read's sizing).
+	asked atomic.Int64
 }
 
 // scanHint is a lower bound kept from the last Scan of a session: its
@@ -119,8 +139,16 @@ type Store struct {
 // sequence stream or after. It stays true as entries are added and
 // acknowledged, so paging through a long queue does not look for its
 // place again.
+//
+// per is about how many live entries a chunk of the session held on the
+// last page: a chunk read costs its bytes whether or not the page needs
+// its entries, and a batched read sends every message it asks for, so
+// the next page asks for as many chunks as it should need, not for one
+// per entry (a commit queueing 250 messages for the session writes one
+// chunk of 250).
 type scanHint struct {
 	gen, seq, stream uint64
+	per              int
 }
 
 var (
@@ -151,7 +179,8 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	s := &Store{nc: nc, opts: o, stream: o.Prefix + "_store", p: o.Prefix + ".store.",
 		wake: make(chan struct{}, 1), done: make(chan struct{}), notify: store.NewNotifier(),
 		known: map[string]known{}, hints: map[string]scanHint{},
-		quit: make(chan struct{}), reclaimDone: make(chan struct{})}
+		quit: make(chan struct{}), reclaimDone: make(chan struct{}),
+		bodies: newBodyCache(o.BodyCacheBytes, o.Metrics)}
 	cfg := jetstream.StreamConfig{
 		Name:        s.stream,
 		Description: "mqttd persistent sessions",
@@ -389,8 +418,15 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 	s.hintMu.Lock()
 	hint, hok := s.hints[clientID]
 	s.hintMu.Unlock()
+	batch := min(limit, s.opts.ReadBatch)
 	if hok && hint.gen == h.gen && from >= hint.seq {
 		start = hint.stream
+		if hint.per > 1 {
+			// The chunk the last page stopped in, the ones the
+			// page should take, and one for good measure; more
+			// are asked for if they fall short.
+			batch = min(batch, 2+limit/hint.per)
+		}
 	} else {
 		// The first chunk of from's bucket: the chunk holding from is
 		// at or after it. The bucket is there, as from is live, unless
@@ -408,10 +444,12 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 	last := hintFor{}
 	next := from // entries below were read (a rewritten chunk comes again later)
 	rewritten := false
-	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", start, min(limit, s.opts.ReadBatch), func(_ string, stream uint64, data []byte) bool {
+	chunks := 0 // read for the page, with an entry in it or not
+	_, err = s.each(ctx, s.genPrefix(tok, h.gen)+"*.*", start, batch, func(_ string, stream uint64, data []byte) bool {
 		if len(data) == 0 {
 			return true // a q chunk rewritten as a p chunk (see unpin)
 		}
+		chunks++
 		first, es, err := decodeChunk(data)
 		if err != nil {
 			derr = err
@@ -456,7 +494,7 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 		return nil, rewritten && err == nil, err
 	}
 	if len(refs) > 0 {
-		ms, missing, err := s.resolve(ctx, rs)
+		ms, missing, err := s.resolve(ctx, rs, true)
 		if err != nil {
 			return nil, false, err
 		}
@@ -474,7 +512,7 @@ func (s *Store) scan(clientID string, from uint64, limit int) (_ []store.Queued,
 		if len(s.hints) > 10000 {
 			clear(s.hints)
 		}
-		s.hints[clientID] = scanHint{gen: h.gen, seq: last.seq, stream: last.stream}
+		s.hints[clientID] = scanHint{gen: h.gen, seq: last.seq, stream: last.stream, per: len(out) / max(chunks, 1)}
 		s.hintMu.Unlock()
 	}
 	return out, false, nil
@@ -603,30 +641,44 @@ type bodyRef struct {
 	idx int
 }
 
-// resolve reads the messages refs name, each record once, many records
-// per request, and returns them in the order of refs, each a record of
-// its own. missing says that a record or message is not there (purged
-// since the chunk naming it was read, or lost).
-func (s *Store) resolve(ctx context.Context, refs []bodyRef) ([]*store.MessageRecord, bool, error) {
+// resolve reads the messages refs name, each record once, from the cache
+// or many records per request, and returns them in the order of refs,
+// each a record of its own. missing says that a record or message is not
+// there (purged since the chunk naming it was read, or lost). fill keeps
+// the records fetched in the cache.
+func (s *Store) resolve(ctx context.Context, refs []bodyRef, fill bool) ([]*store.MessageRecord, bool, error) {
 	recs := map[string][]*store.MessageRecord{}
 	var subjs []string
 	for _, r := range refs {
-		if _, ok := recs[r.rec]; !ok {
-			recs[r.rec] = nil
-			subjs = append(subjs, s.bodiesSubj(r.rec))
+		if _, ok := recs[r.rec]; ok {
+			continue
 		}
+		if data, ok := s.bodies.get(r.rec); ok {
+			ms, err := decodeBodies(data)
+			if err != nil {
+				return nil, false, err
+			}
+			recs[r.rec] = ms
+			continue
+		}
+		recs[r.rec] = nil
+		subjs = append(subjs, s.bodiesSubj(r.rec))
 	}
 	for len(subjs) > 0 {
 		batch := subjs[:min(len(subjs), s.opts.ReadBatch)]
 		var derr error
 		got := 0
-		err := s.multiLast(ctx, batch, func(subj string, _ uint64, data []byte) bool {
+		err := s.multiLast(ctx, batch, func(subj string, seq uint64, data []byte) bool {
 			ms, err := decodeBodies(data)
 			if err != nil {
 				derr = err
 				return false
 			}
-			recs[strings.TrimPrefix(subj, s.p+"m.")] = ms
+			rec := strings.TrimPrefix(subj, s.p+"m.")
+			recs[rec] = ms
+			if fill {
+				s.bodies.put(rec, seq, data)
+			}
 			got++
 			return true
 		})

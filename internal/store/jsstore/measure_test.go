@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,17 +47,29 @@ func TestMeasureBroker(t *testing.T) {
 		nc := connect(t, ns.ClientURL())
 		js := open(t, nc, Options{Prefix: fmt.Sprint("measure", r)})
 		before := streamLastSeq(t, nc, js.stream)
+		cpu0 := cpuTime()
 		jsRate := measureBroker(t, js, 10, 10, perPub)
+		jsCPU := (cpuTime() - cpu0) / time.Duration(10*perPub)
 		stored := streamLastSeq(t, nc, js.stream) - before
 		ps, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Durability: store.Sync, Logger: quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
+		cpu0 = cpuTime()
 		pRate := measureBroker(t, ps, 10, 10, perPub)
+		pCPU := (cpuTime() - cpu0) / time.Duration(10*perPub)
 		ps.Close()
-		t.Logf("round %d: jetstream %.0f msgs/s, pebble %.0f msgs/s (acknowledged publishes, each to 10 sessions): jetstream/pebble %.3f; %.2f stream messages per publish",
-			r, jsRate, pRate, jsRate/pRate, float64(stored)/float64(10*perPub))
+		t.Logf("round %d: jetstream %.0f msgs/s, pebble %.0f msgs/s (acknowledged publishes, each to 10 sessions): jetstream/pebble %.3f; %.2f stream messages per publish; process CPU per publish jetstream %v, pebble %v",
+			r, jsRate, pRate, jsRate/pRate, float64(stored)/float64(10*perPub), jsCPU, pCPU)
 	}
+}
+
+// cpuTime is the CPU time the process (broker, clients and the embedded
+// nats-server alike) has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // streamLastSeq is the stream's last sequence: how many messages were
@@ -84,14 +97,21 @@ func streamLastSeq(t testing.TB, nc *nats.Conn, name string) uint64 {
 // broker on a new Store on the same stream (as a node taking the session
 // over would) restores it, and the time from the subscriber's CONNECT
 // to its last message gives the rate, which the same run measures on
-// pebblestore. Set MQTTD_JSSTORE_MEASURE=1 to run it.
+// pebblestore. MQTTD_JSSTORE_BACKLOG_SESSIONS (default 1) sessions
+// subscribe, each message queued for all of them: with more than one,
+// the messages are shared (stored once, in body records) and the
+// sessions resume the same backlog at once. Set MQTTD_JSSTORE_MEASURE=1
+// to run it.
 func TestMeasureBacklog(t *testing.T) {
 	if os.Getenv("MQTTD_JSSTORE_MEASURE") == "" {
 		t.Skip("set MQTTD_JSSTORE_MEASURE=1 to measure")
 	}
-	n := 10000
+	n, k := 10000, 1
 	if v, err := strconv.Atoi(os.Getenv("MQTTD_JSSTORE_BACKLOG")); err == nil && v > 0 {
 		n = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("MQTTD_JSSTORE_BACKLOG_SESSIONS")); err == nil && v > 0 {
+		k = v
 	}
 	ns := startNATS(t, t.TempDir(), -1)
 	jsOpen := func() store.Store { return open(t, connect(t, ns.ClientURL()), Options{Prefix: "backlog"}) }
@@ -103,12 +123,15 @@ func TestMeasureBacklog(t *testing.T) {
 		}
 		return ps
 	}
-	jsRate := measureBacklog(t, jsOpen, n)
-	pRate := measureBacklog(t, pOpen, n)
-	t.Logf("backlog of %d: jetstream %.0f msgs/s, pebble %.0f msgs/s drained into the client: jetstream/pebble %.3f", n, jsRate, pRate, jsRate/pRate)
+	jsRate, jsCPU := measureBacklog(t, jsOpen, n, k)
+	pRate, pCPU := measureBacklog(t, pOpen, n, k)
+	t.Logf("backlog of %d for %d sessions: jetstream %.0f msgs/s, pebble %.0f msgs/s drained into the clients: jetstream/pebble %.3f; process CPU per message drained jetstream %v, pebble %v",
+		n, k, jsRate, pRate, jsRate/pRate, jsCPU, pCPU)
 }
 
-func measureBacklog(t *testing.T, openStore func() store.Store, n int) float64 {
+// measureBacklog returns the messages drained per second (every
+// session's together) and the process's CPU time per message.
+func measureBacklog(t *testing.T, openStore func() store.Store, n, k int) (float64, time.Duration) {
 	newBroker := func(st store.Store) *mqtt.Broker {
 		br, err := mqtt.New(mqtt.Options{
 			Listeners:   []mqtt.ListenerConfig{{Name: "tcp", Type: "tcp", Bind: "127.0.0.1:0"}},
@@ -131,11 +154,15 @@ func measureBacklog(t *testing.T, openStore func() store.Store, n int) float64 {
 	}
 	var got atomic.Int64
 	all := make(chan struct{})
-	subscriber := func(url string) paho.Client {
-		o := paho.NewClientOptions().AddBroker(url).SetClientID("backlog-sub").
+	subscriber := func(url string, i int) paho.Client {
+		id := "backlog-sub"
+		if i > 0 {
+			id = fmt.Sprint(id, "-", i)
+		}
+		o := paho.NewClientOptions().AddBroker(url).SetClientID(id).
 			SetCleanSession(false).SetAutoReconnect(false).SetOrderMatters(false)
 		o.SetDefaultPublishHandler(func(paho.Client, paho.Message) {
-			if got.Add(1) == int64(n) {
+			if got.Add(1) == int64(n*k) {
 				close(all)
 			}
 		})
@@ -144,14 +171,16 @@ func measureBacklog(t *testing.T, openStore func() store.Store, n int) float64 {
 	st := openStore()
 	br := newBroker(st)
 	url := "tcp://" + br.Addr("tcp").String()
-	c := subscriber(url)
-	if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
-		t.Fatal("subscriber connect:", tk.Error())
+	for i := range k {
+		c := subscriber(url, i)
+		if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+			t.Fatal("subscriber connect:", tk.Error())
+		}
+		if tk := c.Subscribe("backlog/#", 1, nil); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+			t.Fatal("subscribe:", tk.Error())
+		}
+		c.Disconnect(0)
 	}
-	if tk := c.Subscribe("backlog/#", 1, nil); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
-		t.Fatal("subscribe:", tk.Error())
-	}
-	c.Disconnect(0)
 	pub := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("backlog-pub").SetAutoReconnect(false))
 	if tk := pub.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
 		t.Fatal("publisher connect:", tk.Error())
@@ -178,18 +207,27 @@ func measureBacklog(t *testing.T, openStore func() store.Store, n int) float64 {
 	st = openStore()
 	br = newBroker(st)
 	defer stop(br, st)
-	c = subscriber("tcp://" + br.Addr("tcp").String())
-	start := time.Now()
-	if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
-		t.Fatal("subscriber reconnect:", tk.Error())
+	var cs []paho.Client
+	for i := range k {
+		cs = append(cs, subscriber("tcp://"+br.Addr("tcp").String(), i))
 	}
-	defer c.Disconnect(0)
+	start, cpu0 := time.Now(), cpuTime()
+	var toks []paho.Token
+	for _, c := range cs {
+		toks = append(toks, c.Connect())
+		defer c.Disconnect(0)
+	}
+	for _, tk := range toks {
+		if !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+			t.Fatal("subscriber reconnect:", tk.Error())
+		}
+	}
 	select {
 	case <-all:
 	case <-time.After(300 * time.Second):
-		t.Fatalf("drained %d of %d", got.Load(), n)
+		t.Fatalf("drained %d of %d", got.Load(), n*k)
 	}
-	return float64(n) / time.Since(start).Seconds()
+	return float64(n*k) / time.Since(start).Seconds(), (cpuTime() - cpu0) / time.Duration(n*k)
 }
 
 // measureBroker runs one 10→10 load on a broker with st and returns the

@@ -26,14 +26,18 @@ func TestModel(t *testing.T) {
 	m := NewMetrics()
 	storetest.Run(t, cfg, func(t *testing.T, seed int) storetest.Opener {
 		prefix := "m" + strconv.Itoa(seed)
+		// The cache of body records: the default, one small enough to
+		// evict all the time, or none, by turns.
+		cache := []int64{0, 2048, -1}[seed%3]
 		return func() (store.Store, error) {
 			nc := connect(t, ns.ClientURL())
 			// The bodies are reclaimed all the time, and a session's
 			// queue rewritten once its oldest chunk is 20ms old, under
 			// the model's reads and writes.
 			return Open(context.Background(), nc, Options{Prefix: prefix, Logger: quiet(),
-				ReclaimInterval: 2 * time.Millisecond, LaggardAge: 20 * time.Millisecond, Metrics: m})
+				ReclaimInterval: 2 * time.Millisecond, LaggardAge: 20 * time.Millisecond, BodyCacheBytes: cache, Metrics: m})
 		}
 	})
-	t.Logf("%v queues rewritten, %v reclaim failures, %v conflicts", counter(m.laggards), counter(m.reclaim), counter(m.conflicts))
+	t.Logf("%v queues rewritten, %v reclaim failures, %v conflicts; body cache %v hits, %v misses, %v evictions", counter(m.laggards), counter(m.reclaim), counter(m.conflicts),
+		counter(m.bodyHits), counter(m.bodyMisses), counter(m.bodyEvictions))
 }

@@ -163,7 +163,9 @@ type directReq struct {
 // each calls fn for the messages on subjects matching filter from stream
 // sequence from on, in stream order, reading up to batch messages per
 // request, until fn returns false or the messages run out. It returns the
-// sequence to continue from.
+// sequence to continue from. A batch smaller than ReadBatch is a guess
+// (see scanHint): each request after the first asks for twice as many,
+// so that a guess too small costs a few requests, not one per batch.
 func (s *Store) each(ctx context.Context, filter string, from uint64, batch int, fn func(subj string, seq uint64, data []byte) bool) (uint64, error) {
 	batch = max(1, min(batch, s.opts.ReadBatch))
 	for {
@@ -172,6 +174,7 @@ func (s *Store) each(ctx context.Context, filter string, from uint64, batch int,
 			return next, err
 		}
 		from = next
+		batch = min(2*batch, s.opts.ReadBatch)
 	}
 }
 
@@ -186,6 +189,9 @@ func (s *Store) multiLast(ctx context.Context, subjects []string, fn func(subj s
 // matching the request were left after the last one sent; next is the
 // sequence after the last message delivered.
 func (s *Store) directBatch(ctx context.Context, req directReq, fn func(subj string, seq uint64, data []byte) bool) (n int, more bool, next uint64, stop bool, err error) {
+	if len(req.MultiLast) == 0 {
+		s.asked.Add(int64(req.Batch))
+	}
 	if s.opts.Replicas > 1 {
 		return s.leaderBatch(ctx, req, fn)
 	}
@@ -247,6 +253,7 @@ type pubMsg struct {
 	grp    int     // the messages of one session share it (0: none)
 	chunk  []entry // a chunk still to encode (data nil until then)
 	first  uint64  // the chunk's first sequence number
+	rec    string  // the id of the body record this is, if it is one
 }
 
 type pubAck struct {

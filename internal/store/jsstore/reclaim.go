@@ -93,7 +93,11 @@ func (s *Store) reclaimBodies(ctx context.Context, laggardAge time.Duration) err
 	if mark <= 1 {
 		return nil // a purge from sequence 0 would take everything
 	}
-	return s.purge(ctx, s.p+"m.>", mark)
+	if err := s.purge(ctx, s.p+"m.>", mark); err != nil {
+		return err
+	}
+	s.bodies.dropBelow(mark)
+	return nil
 }
 
 // timeLeft says whether ctx leaves a request timeout or more.
@@ -212,7 +216,9 @@ func (s *Store) unpin(ctx context.Context, subj string, seq uint64) error {
 	if !hasRefs {
 		return nil // all inline: it holds nothing back (a q subject just tombstoned)
 	}
-	ms, missing, err := s.resolve(ctx, refs)
+	// The bodies of a session that reads nothing: not worth a place in
+	// the cache.
+	ms, missing, err := s.resolve(ctx, refs, false)
 	if err != nil {
 		return err
 	}

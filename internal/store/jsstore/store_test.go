@@ -475,3 +475,66 @@ func TestDeleteQueues(t *testing.T) {
 		t.Fatalf("%d bodies after every queue went", n)
 	}
 }
+
+// TestScanReadSized: paging through a queue of large chunks (commits of
+// 250 entries for the session) asks the server for about the chunks each
+// page needs, not for one per entry wanted (which would bring every chunk
+// left, up to the page's size, on each page); then through chunks of one
+// entry each, the guess from the large ones too small, a page still
+// takes a few requests; every entry comes, in order.
+func TestScanReadSized(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	s := open(t, connect(t, ns.ClientURL()), Options{})
+	const big, small = 20 * 250, 300
+	for i := 0; i < big; i += 250 {
+		enqueue(t, s, i, 250, "q")
+	}
+	for i := big; i < big+small; i++ {
+		enqueue(t, s, i, 1, "q")
+	}
+	page := func(from uint64) ([]store.Queued, int64) {
+		t.Helper()
+		before := s.asked.Load()
+		q, err := s.Scan("q", from, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q, s.asked.Load() - before
+	}
+	from, n, pages := uint64(0), 0, 0
+	var bigAsked, smallAsked int64
+	for {
+		q, asked := page(from)
+		if len(q) == 0 {
+			break
+		}
+		for _, e := range q {
+			if string(e.Msg.Payload) != fmt.Sprint("payload ", n) {
+				t.Fatalf("entry %d: %q", n, e.Msg.Payload)
+			}
+			n++
+		}
+		pages++
+		if n <= big {
+			// Beyond the first page (no guess yet): the chunk the
+			// last page stopped in and about the page's worth (a
+			// commit's 250 entries are cut in two at each bucket
+			// boundary, so a page meets up to three chunks).
+			if pages > 1 && asked > 8 {
+				t.Fatalf("page %d of chunks of 250 entries asked for %d chunks", pages, asked)
+			}
+			bigAsked += asked
+		} else {
+			smallAsked += asked
+		}
+		from = q[len(q)-1].Seq + 1
+	}
+	if n != big+small {
+		t.Fatalf("read %d entries of %d", n, big+small)
+	}
+	// Without the guess every page of the large chunks asks for 100.
+	if bigAsked > 10*big/100 {
+		t.Fatalf("%d chunks asked for in %d pages of large chunks", bigAsked, big/100)
+	}
+	t.Logf("asked for %d chunks over the large ones (%d pages), %d over %d small ones", bigAsked, big/100, smallAsked, small)
+}
