@@ -46,6 +46,9 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 			b.stats.takeovers.Add(1)
 			prev.closeTakenOver()
 		}
+		if resume && b.opts.takingOver != nil {
+			b.opts.takingOver()
+		}
 	}
 	var s *Session
 	var will *clientWill
