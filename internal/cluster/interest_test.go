@@ -197,6 +197,19 @@ func TestTableWildcardsDollarAndShared(t *testing.T) {
 func TestLostAnnouncementIsNoticed(t *testing.T) {
 	ns := startNATS(t)
 	n1, n2 := startNode(t, ns, "n1"), startNode(t, ns, "n2")
+	// n1 must hold n2's set before the heartbeat below, or it has nothing
+	// to notice: a beat for a peer not synced yet is ignored, as the fetch
+	// under way will bring its set. synced alone is not enough, as n1 also
+	// forwards nothing extra while it has not heard of n2 at all, which on
+	// a loaded machine it may not have yet (n2's start waits for n1's
+	// acknowledgement only up to the interest timeout).
+	waitFor(t, "n1 to hold n2's set", func() bool {
+		pt := n1.node.routes.peers
+		pt.mu.Lock()
+		defer pt.mu.Unlock()
+		p := pt.peers["n2"]
+		return p != nil && p.synced && p.epoch == n2.node.instance
+	})
 	synced(t, n1)
 	// A heartbeat from n2 saying it made 5 announcements n1 never saw.
 	nc, err := nats.Connect(ns.ClientURL())

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -323,11 +322,7 @@ func TestMeasureLoad(t *testing.T) {
 }
 
 // processCPU is the CPU time this process has used (user and system).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func processCPU() time.Duration { return time.Duration(rusageCPU()) }
 
 // run10to10 runs pairs publisher→subscriber pairs of QoS 1 and returns the
 // deliveries per second and the messages that did not arrive. With share,

@@ -87,11 +87,11 @@ func (b *Broker) queueFits(s *Session, d *delivery) bool {
 	return s.queue.len() < b.limits.MaxQueued && s.queue.bytes+d.size() <= b.limits.MaxQueuedBytes
 }
 
-// queueOnline queues d for s, whose connection c is attached. When the
-// queue is full, a QoS 1/2 message from a client publish is queued past
-// the bound and the publisher is made to wait for s (overrun); anything
-// else is dropped as enqueue drops it. It reports whether d was queued.
-// Caller holds s.mu.
+// queueOnline queues d for s, whose connection c is attached (or nil while
+// a new connection is taking s over). When the queue is full, a QoS 1/2
+// message from a client publish is queued past the bound and the
+// publisher is made to wait for s (overrun); anything else is dropped as
+// enqueue drops it. It reports whether d was queued. Caller holds s.mu.
 func (b *Broker) queueOnline(s *Session, c *client, r *routed, d delivery) bool {
 	if b.queueFits(s, &d) {
 		s.queue.push(d)
@@ -111,7 +111,8 @@ func (b *Broker) queueOnline(s *Session, c *client, r *routed, d delivery) bool 
 // made to wait for s. Caller holds s.mu.
 func (b *Broker) mayOverrunLocked(s *Session, r *routed, d *delivery) bool {
 	c := s.client
-	if d.qos == 0 || r.hold == nil || (d.group != "" && !d.overrun) || c == nil || c.ctx.Err() != nil {
+	online := s.resuming || c != nil && c.ctx.Err() == nil
+	if d.qos == 0 || r.hold == nil || (d.group != "" && !d.overrun) || !online {
 		return false
 	}
 	b.stats.queueOverruns.Add(1)
@@ -145,6 +146,13 @@ func (b *Broker) addWaiterLocked(s *Session, f *flowControl) {
 	if !slices.Contains(s.waiters, f.by) {
 		s.waiters = append(s.waiters, f.by)
 	}
+	b.watchBehindLocked(s)
+}
+
+// watchBehindLocked starts watching how long s keeps its waiters waiting,
+// unless a watch runs already or s has no connection to watch (it is
+// being resumed: attachLocked starts the watch). Caller holds s.mu.
+func (b *Broker) watchBehindLocked(s *Session) {
 	if s.behind != nil || s.client == nil {
 		return
 	}

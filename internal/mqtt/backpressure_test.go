@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -586,6 +587,63 @@ func TestHeldPublisherReleasedByTakeover(t *testing.T) {
 	}
 	if len(got) != n {
 		t.Fatalf("the new connection got %d of %d", len(got), n)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The same with the takeover held open in between: the old connection is
+// closed, which releases the publisher, and the new one is not attached
+// yet. What the publisher sends meanwhile is held for the new connection,
+// not dropped past max-queued as for a session gone offline.
+func TestHeldPublisherDuringTakeover(t *testing.T) {
+	var started atomic.Pointer[testBroker]
+	var window sync.Once
+	tb := startBroker(t, func(o *Options) {
+		o.Limits.MaxInflight = 2
+		o.Limits.MaxQueued = 8
+		o.Limits.SlowSubscriberTimeout = -1
+		o.takingOver = func() {
+			window.Do(func() {
+				// Until the released publisher's next message has been
+				// routed here: overrun (held again) or dropped.
+				tb := started.Load()
+				st := tb.Stats()
+				for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+					now := tb.Stats()
+					if now.QueueOverruns > st.QueueOverruns || now.DroppedQueueFull > st.DroppedQueueFull {
+						return
+					}
+					if time.Now().After(end) {
+						t.Error("no message routed while the session changed hands")
+						return
+					}
+				}
+			})
+		}
+	})
+	started.Store(tb)
+	old := dialRaw(t, tb.addr)
+	old.mustConnect("taken", false)
+	old.subscribe(1, "take/#", 1)
+
+	const n = 60
+	done := publishAsync(tb.addr, "take-pub", "take/x", n, 32, time.Now().Add(60*time.Second))
+	waitForWithin(t, 10*time.Second, "the publisher held", func() bool { return tb.Stats().AcksHeld > 0 })
+
+	neu := dialRaw(t, tb.addr)
+	if ack := neu.mustConnect("taken", false); !ack.SessionPresent {
+		t.Fatal("session not resumed")
+	}
+	if d := tb.Stats().DroppedQueueFull; d != 0 {
+		t.Fatalf("%d messages dropped while the session changed hands", d)
+	}
+	got := map[string]bool{}
+	for len(got) < n {
+		p := neu.expectPublish(10 * time.Second)
+		neu.ack(p)
+		got[string(p.Payload)] = true
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -35,14 +35,19 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 	owner := c.identity()
 
 	old, found := b.store.Get(id)
+	resume := found && !cleanStart && !old.clean && old.owner == owner
 	if found {
 		old.mu.Lock()
 		prev := old.client
 		old.client = nil
+		old.resuming = resume
 		old.mu.Unlock()
 		if prev != nil {
 			b.stats.takeovers.Add(1)
 			prev.closeTakenOver()
+		}
+		if resume && b.opts.takingOver != nil {
+			b.opts.takingOver()
 		}
 	}
 	var s *Session
@@ -55,7 +60,7 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 		b.log.Info("session not resumed: the client id is now used by another identity",
 			"client_id", id, "username", c.info.Username, "remote", c.info.RemoteAddr, "listener", c.info.Listener)
 	}
-	if found && !cleanStart && !old.clean && old.owner == owner {
+	if resume {
 		s, present = old, true
 	} else {
 		if found {
@@ -70,6 +75,12 @@ func (c *client) attachLocked(cleanStart bool, expiry uint32, ack *packets.Prope
 
 	s.mu.Lock()
 	s.client = c
+	s.resuming = false
+	if len(s.waiters) > 0 {
+		// Publishers held while the session changed hands wait for this
+		// connection now.
+		b.watchBehindLocked(s)
+	}
 	s.clean = expiry == 0
 	s.expiry = expiry
 	s.window = b.limits.MaxInflight

@@ -181,4 +181,7 @@ type Options struct {
 	// writerLinger overrides how long an idle writer goroutine lingers
 	// before it exits (tests); 0 = the default.
 	writerLinger time.Duration
+	// takingOver runs (tests) when a connection resuming a session has
+	// closed the one it takes over, before it is attached itself.
+	takingOver func()
 }

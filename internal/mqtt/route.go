@@ -230,7 +230,9 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 		// Offline: a persistent session keeps QoS 1/2 for its return.
 		if d.qos > 0 && !s.clean {
 			d.msg = r.message()
-			if !b.enqueue(s, d) {
+			// Within max-queued; past it only while a new connection is
+			// taking the session over (mayOverrunLocked).
+			if !b.queueOnline(s, nil, r, d) {
 				return b.queuedResult(false, d)
 			}
 			if b.evMask().Has(EventRetainedMessage) {

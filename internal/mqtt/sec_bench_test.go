@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,10 +73,3 @@ type benchWillSink chan<- string
 
 func (s benchWillSink) Wants() EventMask { return EventMask(0).With(EventRetainedMessage) }
 func (s benchWillSink) Event(e *Event)   { s <- string(e.Message.Payload) }
-
-// benchCPU is the process's user and system CPU time so far, in ns.
-func benchCPU() int64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}

@@ -94,6 +94,13 @@ type Session struct {
 	// (backpressure.go).
 	waiters []*client
 	behind  *behindWatch
+	// resuming: a new connection is taking the session over. The old one
+	// is detached first, and until the new one is attached the session
+	// has no client, yet it is not offline: a publisher held back by the
+	// old connection, released as that one ends, must be held again for
+	// the new one rather than have its messages dropped past max-queued
+	// (mayOverrunLocked).
+	resuming bool
 	// unstored is set, for good, when the session's stored copy is deleted:
 	// a PUBLISH batch still to be committed then leaves it out (read
 	// without s.mu, under the pending-write lock).

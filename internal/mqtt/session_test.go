@@ -123,14 +123,17 @@ func TestKeepAlive(t *testing.T) {
 	silent := dialRaw(t, tb.addr)
 	silent.send(&packets.Connect{ProtocolName: "MQTT", ProtocolVersion: 4, ClientID: "ka-silent", CleanStart: true, KeepAlive: 1,
 		WillFlag: true, WillTopic: "ka/silent", WillPayload: []byte("timeout")})
-	silent.read(time.Second)
+	silent.read(5 * time.Second)
 
-	for range 4 { // 2 s of pings at 0.5 s: longer than 1.5 × 1 s
+	// 2 s of pings, longer than 1.5 × 1 s. One every 0.1 s leaves the
+	// alive client well inside its 1.5 s however late a loaded machine
+	// runs the loop, where at 0.5 s a stall of 1 s would cut it.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
 		alive.send(&packets.Pingreq{})
-		if _, ok := alive.read(time.Second).(*packets.Pingresp); !ok {
+		if _, ok := alive.read(5 * time.Second).(*packets.Pingresp); !ok {
 			t.Fatal("no PINGRESP")
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	silent.expectClosed(3 * time.Second)
 	if m := watch.expectPublish(2 * time.Second); m.Topic != "ka/silent" {

@@ -159,7 +159,7 @@ func (c *client) tryWrite(buf []byte) int {
 		}
 		w = &inlineWriter{raw: raw}
 		w.write = func(fd uintptr) bool {
-			n, err := syscall.Write(int(fd), w.buf)
+			n, err := writeFD(fd, w.buf)
 			switch {
 			case err == syscall.EAGAIN:
 				w.n, w.err = 0, errWouldBlock

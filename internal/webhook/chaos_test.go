@@ -36,13 +36,20 @@ func TestChaos(t *testing.T) {
 		return func(o *Options) {
 			o.Alias = "chaos-" + policy.String()
 			o.OnError = policy
-			o.Timeout = 400 * time.Millisecond // ends the slow phase's calls; shorter ones time out healthy calls on a loaded machine
-			o.Cache.TTL = time.Nanosecond      // stored but never fresh: every call asks the plugin
+			o.Timeout = bound             // see setTimeout
+			o.Cache.TTL = time.Nanosecond // stored but never fresh: every call asks the plugin
 			o.Breaker = BreakerOptions{ConsecutiveFailures: 5, OpenFor: 100 * time.Millisecond}
 		}
 	}
 	strict := newPlugin(t, "http://"+addr, edit(hooks.OnErrorDeny))
 	stale := newPlugin(t, "http://"+addr, edit(hooks.OnErrorStale))
+	// setTimeout sets both plugins' per-call timeout between phases (no
+	// call is in flight then, and neither plugin was started, so nothing
+	// else reads it). Only the slow phase needs a short one, to end its
+	// calls; in every other phase a call must not time out, and a short
+	// timeout did on a loaded machine, where a healthy call can stall for
+	// hundreds of milliseconds.
+	setTimeout := func(d time.Duration) { strict.opts.Timeout, stale.opts.Timeout = d, d }
 
 	const workers, calls = 8, 12
 	phase := func(name string, allowed ...Kind) {
@@ -90,7 +97,9 @@ func TestChaos(t *testing.T) {
 
 	phase("healthy")
 	setAll(slow)
+	setTimeout(100 * time.Millisecond)
 	phase("slow", KindTimeout, KindBreakerOpen)
+	setTimeout(bound)
 	setAll(answer(200, `{"result":`))
 	phase("garbage", KindBadAnswer, KindBreakerOpen)
 	setAll(answer(500, `oops`))

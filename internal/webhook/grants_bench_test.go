@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -135,13 +134,7 @@ func quantile(xs []float64, q float64) float64 {
 
 // processCPU returns the CPU time (user and system) this process has used,
 // in nanoseconds.
-func processCPU(b *testing.B) int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
+func processCPU(b *testing.B) int64 { return rusageCPU(b) }
 
 // BenchmarkGrantsPublish measures publish throughput, one publisher to one
 // subscriber over raw sockets, for a client whose grants cover its topics

@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -397,7 +396,7 @@ func startProc(t *testing.T, name, dir string, env []string, bin string, args ..
 	p.cmd.Dir = dir
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newProcGroup(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -421,7 +420,7 @@ func startProc(t *testing.T, name, dir string, env []string, bin string, args ..
 
 // kill sends SIGKILL to the process group and waits for the exit.
 func (p *proc) kill(t *testing.T) {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	killProcGroup(p.cmd)
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 const lockName = "mqttd.lock"
@@ -20,7 +18,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: cannot create its lock file: %w", dir, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("store %s is in use by another mqttd (its lock %s is held): stop that process or give this one another storage.dir: %w", dir, name, err)
 	}
@@ -31,6 +29,6 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 func unlockDir(f *os.File) {
-	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	unlockFile(f)
 	f.Close()
 }

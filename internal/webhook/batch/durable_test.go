@@ -182,12 +182,17 @@ func TestDurableOverflowSpoolsInsteadOfDropping(t *testing.T) {
 // TestDurableByteBound: beyond the spool's bytes the oldest events are
 // dropped and counted; what is left arrives in order.
 func TestDurableByteBound(t *testing.T) {
+	// The first pipeline's plugin is down for good and the second one's is
+	// another server: Close cuts short the spool's send in flight, and the
+	// server may still handle that request after Close returned. Had the
+	// same plugin come back up meanwhile, it would take a batch the first
+	// pipeline read from the spool before newer events pushed it out.
 	var down atomic.Bool
 	down.Store(true)
-	pl := downPlugin(t, &down)
+	gone := downPlugin(t, &down)
 	dir := t.TempDir()
 	sp := openSpool(t, dir, 2000)
-	p := New(durableOpts(sp), encode, pl.send)
+	p := New(durableOpts(sp), encode, gone.send)
 	pushRound(p, []string{"c"}, 0, 200)
 	closeWithin(t, p)
 	s := p.Stats()
@@ -198,7 +203,7 @@ func TestDurableByteBound(t *testing.T) {
 	if uint64(kept)+s.Dropped.Spool != 200 {
 		t.Fatalf("%d kept + %d dropped != 200", kept, s.Dropped.Spool)
 	}
-	down.Store(false)
+	pl := newPlugin(t, 0, nil)
 	p = New(durableOpts(sp), encode, pl.send)
 	pl.waitFor(t, "the kept events", func() bool { return distinct(pl.seqsLocked("c")) >= kept })
 	closeWithin(t, p)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure Open.
@@ -215,7 +214,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: cannot create its lock file: %w", dir, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("spool %s is in use by another mqttd (its lock %s is held): stop that process or give this one another directory: %w", dir, name, err)
 	}
@@ -223,7 +222,7 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 func unlockDir(f *os.File) {
-	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	unlockFile(f)
 	f.Close()
 }
 
