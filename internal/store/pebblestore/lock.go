@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/mqttd/mqttd/internal/filelock"
 )
 
 const lockName = "mqttd.lock"
@@ -18,7 +20,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: cannot create its lock file: %w", dir, err)
 	}
-	if err := lockFile(f); err != nil {
+	if err := filelock.Lock(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("store %s is in use by another mqttd (its lock %s is held): stop that process or give this one another storage.dir: %w", dir, name, err)
 	}
@@ -29,6 +31,6 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 func unlockDir(f *os.File) {
-	unlockFile(f)
+	filelock.Unlock(f)
 	f.Close()
 }

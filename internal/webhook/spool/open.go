@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/mqttd/mqttd/internal/filelock"
 )
 
 // Options configure Open.
@@ -214,7 +216,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: cannot create its lock file: %w", dir, err)
 	}
-	if err := lockFile(f); err != nil {
+	if err := filelock.Lock(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("spool %s is in use by another mqttd (its lock %s is held): stop that process or give this one another directory: %w", dir, name, err)
 	}
@@ -222,7 +224,7 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 func unlockDir(f *os.File) {
-	unlockFile(f)
+	filelock.Unlock(f)
 	f.Close()
 }
 
