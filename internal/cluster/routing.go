@@ -421,7 +421,7 @@ func (t *peerTable) wantsMemo(topic string, m *mqtt.KeepMemo) bool {
 	// nodes and the shared groups. Read before the walk: a change during
 	// it invalidates the answer.
 	gen := t.want.Gen()
-	if m != nil && m.Set && m.Gen == gen && string(m.Topic) == topic {
+	if memoHolds(m, topic, gen) {
 		return !m.Keeps
 	}
 	if m == nil {
@@ -439,6 +439,12 @@ func (t *peerTable) wantsMemo(topic string, m *mqtt.KeepMemo) bool {
 	return wanted
 }
 
+// memoHolds reports whether m holds the answer for topic at the want
+// tree's generation gen: what both Keeps and Forward may take from it.
+func memoHolds(m *mqtt.KeepMemo, topic string, gen uint64) bool {
+	return m != nil && m.Set && m.Gen == gen && string(m.Topic) == topic
+}
+
 // memoTargets is what a KeepMemo keeps for Forward (Extra): forwardTargets'
 // answer for the memo's topic at its generation.
 type memoTargets struct {
@@ -451,7 +457,7 @@ type memoTargets struct {
 // tree's current generation. all is read on every call, as forwardTargets
 // reads it; a memo is only filled while the tree is not empty.
 func (t *peerTable) targetsMemo(topic string, m *mqtt.KeepMemo, nodes []string) (_ []string, wanted, gone bool) {
-	if m != nil && m.Set && !m.Keeps && t.size.Load() > 0 && m.Gen == t.want.Gen() && string(m.Topic) == topic {
+	if t.size.Load() > 0 && memoHolds(m, topic, t.want.Gen()) && !m.Keeps {
 		if mt, ok := m.Extra.(*memoTargets); ok {
 			return mt.nodes, true, mt.gone
 		}
