@@ -87,12 +87,12 @@ func (b *Broker) queueFits(s *Session, d *delivery) bool {
 	return s.queue.len() < b.limits.MaxQueued && s.queue.bytes+d.size() <= b.limits.MaxQueuedBytes
 }
 
-// queueOnline queues d for s, whose connection c is attached (or nil while
-// a new connection is taking s over). When the queue is full, a QoS 1/2
-// message from a client publish is queued past the bound and the
-// publisher is made to wait for s (overrun); anything else is dropped as
-// enqueue drops it. It reports whether d was queued. Caller holds s.mu.
-func (b *Broker) queueOnline(s *Session, c *client, r *routed, d delivery) bool {
+// queueOnline queues d for s, whose connection is attached or which a new
+// connection is taking over. When the queue is full, a QoS 1/2 message
+// from a client publish is queued past the bound and the publisher is made
+// to wait for s (overrun); anything else is dropped as enqueue drops it.
+// It reports whether d was queued. Caller holds s.mu.
+func (b *Broker) queueOnline(s *Session, r *routed, d delivery) bool {
 	if b.queueFits(s, &d) {
 		s.queue.push(d)
 		return true

@@ -220,7 +220,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 	}
 	if mode == deliverQueuedChecked {
 		d.msg = r.message()
-		queued := b.queueOnline(s, c, r, d)
+		queued := b.queueOnline(s, r, d)
 		c.wakeWriterLocked()
 		return b.queuedResult(queued, d)
 	}
@@ -232,7 +232,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 			d.msg = r.message()
 			// Within max-queued; past it only while a new connection is
 			// taking the session over (mayOverrunLocked).
-			if !b.queueOnline(s, nil, r, d) {
+			if !b.queueOnline(s, r, d) {
 				return b.queuedResult(false, d)
 			}
 			if b.evMask().Has(EventRetainedMessage) {
@@ -253,7 +253,7 @@ func (b *Broker) deliver(s *Session, r *routed, d delivery) deliverResult {
 		}
 	default:
 		d.msg = r.message()
-		return b.queuedResult(b.queueOnline(s, c, r, d), d)
+		return b.queuedResult(b.queueOnline(s, r, d), d)
 	}
 	return delivered
 }
