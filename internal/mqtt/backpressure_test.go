@@ -566,30 +566,44 @@ func TestHeldPublisherReleasedByTakeover(t *testing.T) {
 		o.Limits.MaxQueued = 8
 		o.Limits.SlowSubscriberTimeout = -1
 	})
+	const n = 60
+	neu, done := takeOverHeld(t, tb, n)
+	receiveAll(t, neu, n)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// takeOverHeld has a persistent subscriber of take/# hold back a publisher
+// of n QoS 1 messages, then takes its session over with a new connection,
+// which it returns with the publisher's outcome.
+func takeOverHeld(t *testing.T, tb *testBroker, n int) (*rawClient, <-chan error) {
+	t.Helper()
 	old := dialRaw(t, tb.addr)
 	old.mustConnect("taken", false)
 	old.subscribe(1, "take/#", 1)
-
-	const n = 60
 	done := publishAsync(tb.addr, "take-pub", "take/x", n, 32, time.Now().Add(60*time.Second))
 	waitForWithin(t, 10*time.Second, "the publisher held", func() bool { return tb.Stats().AcksHeld > 0 })
-
 	neu := dialRaw(t, tb.addr)
 	if ack := neu.mustConnect("taken", false); !ack.SessionPresent {
 		t.Fatal("session not resumed")
 	}
+	return neu, done
+}
+
+// receiveAll acknowledges deliveries on c until it has had n distinct
+// payloads, and fails the test when they take longer than 30 s in all.
+func receiveAll(t *testing.T, c *rawClient, n int) {
+	t.Helper()
 	got := map[string]bool{}
 	end := time.Now().Add(30 * time.Second)
 	for len(got) < n && time.Now().Before(end) {
-		p := neu.expectPublish(10 * time.Second)
-		neu.ack(p)
+		p := c.expectPublish(10 * time.Second)
+		c.ack(p)
 		got[string(p.Payload)] = true
 	}
 	if len(got) != n {
 		t.Fatalf("the new connection got %d of %d", len(got), n)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -624,27 +638,12 @@ func TestHeldPublisherDuringTakeover(t *testing.T) {
 		}
 	})
 	started.Store(tb)
-	old := dialRaw(t, tb.addr)
-	old.mustConnect("taken", false)
-	old.subscribe(1, "take/#", 1)
-
 	const n = 60
-	done := publishAsync(tb.addr, "take-pub", "take/x", n, 32, time.Now().Add(60*time.Second))
-	waitForWithin(t, 10*time.Second, "the publisher held", func() bool { return tb.Stats().AcksHeld > 0 })
-
-	neu := dialRaw(t, tb.addr)
-	if ack := neu.mustConnect("taken", false); !ack.SessionPresent {
-		t.Fatal("session not resumed")
-	}
+	neu, done := takeOverHeld(t, tb, n)
 	if d := tb.Stats().DroppedQueueFull; d != 0 {
 		t.Fatalf("%d messages dropped while the session changed hands", d)
 	}
-	got := map[string]bool{}
-	for len(got) < n {
-		p := neu.expectPublish(10 * time.Second)
-		neu.ack(p)
-		got[string(p.Payload)] = true
-	}
+	receiveAll(t, neu, n)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
