@@ -107,20 +107,10 @@ func TestBodyCacheBound(t *testing.T) {
 func queued(t testing.TB, s *Store, id string) []string {
 	t.Helper()
 	var out []string
-	from := uint64(0)
-	for {
-		q, err := s.Scan(id, from, 7)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(q) == 0 {
-			return out
-		}
-		for _, e := range q {
-			out = append(out, fmt.Sprintf("%d %d %s %q", e.Seq, e.QoS, e.Msg.Topic, e.Msg.Payload))
-		}
-		from = q[len(q)-1].Seq + 1
-	}
+	eachQueued(t, s, id, func(e store.Queued) {
+		out = append(out, fmt.Sprintf("%d %d %s %q", e.Seq, e.QoS, e.Msg.Topic, e.Msg.Payload))
+	})
+	return out
 }
 
 // TestBodyCacheSameMessages: sessions read the same queues through a

@@ -57,6 +57,19 @@ func payloads(t testing.TB, s *Store, id string) ([]string, []uint64) {
 	t.Helper()
 	var out []string
 	var seqs []uint64
+	eachQueued(t, s, id, func(e store.Queued) {
+		if len(seqs) > 0 && e.Seq <= seqs[len(seqs)-1] {
+			t.Fatalf("%s: seq %d after %d", id, e.Seq, seqs[len(seqs)-1])
+		}
+		out = append(out, string(e.Msg.Payload))
+		seqs = append(seqs, e.Seq)
+	})
+	return out, seqs
+}
+
+// eachQueued calls f with each entry of id's queue, read in pages of 7.
+func eachQueued(t testing.TB, s *Store, id string, f func(store.Queued)) {
+	t.Helper()
 	from := uint64(0)
 	for {
 		q, err := s.Scan(id, from, 7)
@@ -64,14 +77,10 @@ func payloads(t testing.TB, s *Store, id string) ([]string, []uint64) {
 			t.Fatal(err)
 		}
 		if len(q) == 0 {
-			return out, seqs
+			return
 		}
 		for _, e := range q {
-			if len(seqs) > 0 && e.Seq <= seqs[len(seqs)-1] {
-				t.Fatalf("%s: seq %d after %d", id, e.Seq, seqs[len(seqs)-1])
-			}
-			out = append(out, string(e.Msg.Payload))
-			seqs = append(seqs, e.Seq)
+			f(e)
 		}
 		from = q[len(q)-1].Seq + 1
 	}
