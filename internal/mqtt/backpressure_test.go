@@ -567,7 +567,7 @@ func TestHeldPublisherReleasedByTakeover(t *testing.T) {
 		o.Limits.SlowSubscriberTimeout = -1
 	})
 	const n = 60
-	neu, done := takeOverHeld(t, tb, n)
+	neu, done := takeOverHeld(t, tb, n, nil)
 	receiveAll(t, neu, n)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -575,15 +575,21 @@ func TestHeldPublisherReleasedByTakeover(t *testing.T) {
 }
 
 // takeOverHeld has a persistent subscriber of take/# hold back a publisher
-// of n QoS 1 messages, then takes its session over with a new connection,
-// which it returns with the publisher's outcome.
-func takeOverHeld(t *testing.T, tb *testBroker, n int) (*rawClient, <-chan error) {
+// of n QoS 1 messages until the publisher's whole window of 32 waits for
+// its acknowledgements (so nothing more is routed), calls held then (when
+// not nil), and takes the session over with a new connection, which it
+// returns with the publisher's outcome.
+func takeOverHeld(t *testing.T, tb *testBroker, n int, held func()) (*rawClient, <-chan error) {
 	t.Helper()
+	const window = 32
 	old := dialRaw(t, tb.addr)
 	old.mustConnect("taken", false)
 	old.subscribe(1, "take/#", 1)
-	done := publishAsync(tb.addr, "take-pub", "take/x", n, 32, time.Now().Add(60*time.Second))
-	waitForWithin(t, 10*time.Second, "the publisher held", func() bool { return tb.Stats().AcksHeld > 0 })
+	done := publishAsync(tb.addr, "take-pub", "take/x", n, window, time.Now().Add(60*time.Second))
+	waitForWithin(t, 10*time.Second, "the publisher's window held", func() bool { return tb.Stats().AcksHeld >= window })
+	if held != nil {
+		held()
+	}
 	neu := dialRaw(t, tb.addr)
 	if ack := neu.mustConnect("taken", false); !ack.SessionPresent {
 		t.Fatal("session not resumed")
@@ -613,6 +619,7 @@ func receiveAll(t *testing.T, c *rawClient, n int) {
 // not dropped past max-queued as for a session gone offline.
 func TestHeldPublisherDuringTakeover(t *testing.T) {
 	var started atomic.Pointer[testBroker]
+	var before atomic.Pointer[Stats] // once nothing more is routed until the takeover
 	var window sync.Once
 	tb := startBroker(t, func(o *Options) {
 		o.Limits.MaxInflight = 2
@@ -621,9 +628,11 @@ func TestHeldPublisherDuringTakeover(t *testing.T) {
 		o.takingOver = func() {
 			window.Do(func() {
 				// Until the released publisher's next message has been
-				// routed here: overrun (held again) or dropped.
+				// routed here: overrun (held again) or dropped. Counted
+				// from before the old connection closed: the release and
+				// that message may both come before this runs.
 				tb := started.Load()
-				st := tb.Stats()
+				st := before.Load()
 				for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 					now := tb.Stats()
 					if now.QueueOverruns > st.QueueOverruns || now.DroppedQueueFull > st.DroppedQueueFull {
@@ -639,7 +648,7 @@ func TestHeldPublisherDuringTakeover(t *testing.T) {
 	})
 	started.Store(tb)
 	const n = 60
-	neu, done := takeOverHeld(t, tb, n)
+	neu, done := takeOverHeld(t, tb, n, func() { st := tb.Stats(); before.Store(&st) })
 	if d := tb.Stats().DroppedQueueFull; d != 0 {
 		t.Fatalf("%d messages dropped while the session changed hands", d)
 	}
