@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,14 @@ func TestPersistV5SessionExpiryAcrossKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	short.Disconnect(&pahov5.Disconnect{})
+	// The broker starts v5-short's expiry when it handles the DISCONNECT,
+	// which can come after Disconnect returns: a kill before that leaves
+	// the session online in the store, and its expiry starts at restart.
+	for end := time.Now().Add(10 * time.Second); !strings.Contains(b.logs(), `msg="client disconnected" client_id=v5-short`); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the broker did not log v5-short's disconnect")
+		}
+	}
 	shortGone := time.Now()
 
 	pub, _, _ := v5Client(t, b.mqttAddr, "v5-pub", 0, true)
